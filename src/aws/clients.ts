@@ -1,0 +1,47 @@
+/**
+ * AWS SDK v3 clients, configured only by the SDK's standard variables (AWS_REGION,
+ * AWS_ENDPOINT_URL_KINESIS, AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL_S3, credentials chain...).
+ * With an endpoint override (local emulators, LocalStack) a few emulator-compatibility settings apply.
+ */
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { KinesisClient } from '@aws-sdk/client-kinesis';
+import { S3Client } from '@aws-sdk/client-s3';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+
+type Env = Record<string, string | undefined>;
+
+function endpoint(env: Env, service: string): string | undefined {
+  return env[`AWS_ENDPOINT_URL_${service}`] ?? env.AWS_ENDPOINT_URL;
+}
+
+export function kinesisClient(env: Env = process.env): KinesisClient {
+  const override = endpoint(env, 'KINESIS');
+  // The emulators speak HTTP/1.1 only; deployed enhanced fan-out needs the SDK's default HTTP/2 handler.
+  return new KinesisClient(
+    override
+      ? { endpoint: override, requestHandler: new NodeHttpHandler({ connectionTimeout: 2000 }), maxAttempts: 3 }
+      : {},
+  );
+}
+
+export function dynamoClient(env: Env = process.env): DynamoDBDocumentClient {
+  const override = endpoint(env, 'DYNAMODB');
+  const base = new DynamoDBClient(override ? { endpoint: override, maxAttempts: 3 } : {});
+  return DynamoDBDocumentClient.from(base, { marshallOptions: { removeUndefinedValues: true } });
+}
+
+export function s3Client(env: Env = process.env): S3Client {
+  const override = endpoint(env, 'S3');
+  return new S3Client(
+    override
+      ? {
+          endpoint: override,
+          forcePathStyle: true,
+          // s3rver stores streamed uploads corrupted when the SDK adds its default checksums.
+          requestChecksumCalculation: 'WHEN_REQUIRED',
+          responseChecksumValidation: 'WHEN_REQUIRED',
+        }
+      : {},
+  );
+}

@@ -1,0 +1,110 @@
+/**
+ * The one place every QuoteWatch process reads and validates its settings.
+ * A bad value stops the process with a message naming the variable (ConfigError).
+ */
+import { z } from 'zod';
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(`${variable}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+const productId = z.string().regex(/^[A-Z0-9]{2,10}-[A-Z0-9]{2,10}$/, 'expected products like BTC-USD');
+
+function read<T>(env: Env, variable: string, schema: z.ZodType<T>, fallback?: string): T {
+  const raw = env[variable] ?? fallback;
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    const why = parsed.error.issues.map((i) => i.message).join('; ');
+    throw new ConfigError(variable, `invalid value ${JSON.stringify(raw)} (${why})`);
+  }
+  return parsed.data;
+}
+
+const intMs = (min: number, max: number) =>
+  z.coerce
+    .number({ message: 'expected a whole number of milliseconds' })
+    .int('expected a whole number of milliseconds')
+    .min(min, `must be >= ${min}`)
+    .max(max, `must be <= ${max}`);
+
+const symbols = z
+  .string({ message: 'required' })
+  .transform((s) =>
+    s
+      .split(',')
+      .map((p) => p.trim())
+      .filter(Boolean),
+  )
+  .pipe(z.array(productId).min(1, 'at least one product'));
+
+const modelUri = z
+  .string({ message: 'required' })
+  .regex(/^(s3:\/\/[a-z0-9.-]+(\/.*)?|file:\/\/.+)$/, 'expected s3://bucket/prefix or file:///path');
+
+const nonEmpty = z.string({ message: 'required' }).min(1, 'required');
+
+/** Market and model settings shared by every component. */
+export interface CoreConfig {
+  symbols: string[];
+  tickMs: number;
+  deltaMs: number;
+  modelUri: string;
+}
+
+export function readCoreConfig(env: Env = process.env): CoreConfig {
+  return {
+    symbols: read(env, 'SYMBOLS', symbols, 'BTC-USD,ETH-USD'),
+    tickMs: read(env, 'TICK_MS', intMs(10, 60_000), '100'),
+    deltaMs: read(env, 'DELTA_MS', intMs(10, 600_000), '500'),
+    modelUri: read(env, 'MODEL_URI', modelUri, 's3://quotewatch-models/registry'),
+  };
+}
+
+/** Physical resource names: CDK passes the generated ones; locally they default to the provisioned names. */
+export interface ResourceNames {
+  streamName: string;
+  latestTable: string;
+  registryTable: string;
+  checkpointTable: string;
+  lakeBucket: string;
+}
+
+export function readResourceNames(env: Env = process.env): ResourceNames {
+  return {
+    streamName: read(env, 'STREAM_NAME', nonEmpty, 'quotewatch-market'),
+    latestTable: read(env, 'LATEST_TABLE', nonEmpty, 'quotewatch-latest'),
+    registryTable: read(env, 'REGISTRY_TABLE', nonEmpty, 'quotewatch-registry'),
+    checkpointTable: read(env, 'CHECKPOINT_TABLE', nonEmpty, 'quotewatch-checkpoints'),
+    lakeBucket: read(env, 'LAKE_BUCKET', nonEmpty, 'quotewatch-lake'),
+  };
+}
+
+/** Where the ingestor connects: the local simulator by default, Coinbase with FEED_URL=wss://advanced-trade-ws.coinbase.com. */
+export function readFeedUrl(env: Env = process.env): string {
+  return read(env, 'FEED_URL', z.string().regex(/^wss?:\/\/.+/, 'expected ws:// or wss:// URL'), 'ws://127.0.0.1:8765');
+}
+
+export function readPort(env: Env, variable: string, fallback: number): number {
+  return read(env, variable, z.coerce.number().int().min(0).max(65535), String(fallback));
+}
+
+/** Runs a reader and turns a ConfigError into a one-line message and exit code 2: fail fast, name the variable. */
+export function orExit<T>(reader: () => T): T {
+  try {
+    return reader();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`configuration error: ${err.message}`);
+      process.exit(2);
+    }
+    throw err;
+  }
+}

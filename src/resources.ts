@@ -1,0 +1,81 @@
+/**
+ * The ONE definition of QuoteWatch's AWS resources. The CDK constructs (lib/) and the local provisioner
+ * (src/local/provision.ts) both build from it, so local and deployed resources cannot drift.
+ * Physical names: deployed, CDK generates them and passes them as the `env` variables below;
+ * locally the `localName` is used (and is also the default in src/config.ts).
+ */
+
+export type KeyType = 'S' | 'N';
+export interface KeyAttr {
+  name: string;
+  type: KeyType;
+}
+
+export interface TableDef {
+  logicalId: string;
+  localName: string;
+  env: string;
+  partitionKey: KeyAttr;
+  sortKey?: KeyAttr;
+  /** Attribute holding an epoch-seconds expiry (TTL when deployed; dynalite has no TTL API). */
+  ttlAttribute?: string;
+}
+
+export interface StreamDef {
+  logicalId: string;
+  localName: string;
+  env: string;
+  shardCount: number;
+  retentionHours: number;
+}
+
+export interface BucketDef {
+  logicalId: string;
+  localName: string;
+  env: string;
+}
+
+export const STREAM: StreamDef = {
+  logicalId: 'MarketStream',
+  localName: 'quotewatch-market',
+  env: 'STREAM_NAME',
+  shardCount: 2,
+  retentionHours: 24,
+};
+
+export const TABLES = {
+  /** pk = product, sk = "latest" for the newest snapshot or "t#<epoch ms>" for the chart history. */
+  latest: {
+    logicalId: 'LatestTable',
+    localName: 'quotewatch-latest',
+    env: 'LATEST_TABLE',
+    partitionKey: { name: 'pk', type: 'S' },
+    sortKey: { name: 'sk', type: 'S' },
+    ttlAttribute: 'expiresAt',
+  },
+  /** pk = target, sk = "active" (the pointer) or "v#<version>" (one row per registered version). */
+  registry: {
+    logicalId: 'RegistryTable',
+    localName: 'quotewatch-registry',
+    env: 'REGISTRY_TABLE',
+    partitionKey: { name: 'pk', type: 'S' },
+    sortKey: { name: 'sk', type: 'S' },
+  },
+  /** pk = "<stream>#<shardId>": the consumer's checkpoint per shard. */
+  checkpoints: {
+    logicalId: 'CheckpointTable',
+    localName: 'quotewatch-checkpoints',
+    env: 'CHECKPOINT_TABLE',
+    partitionKey: { name: 'pk', type: 'S' },
+  },
+} as const satisfies Record<string, TableDef>;
+
+export const BUCKETS = {
+  /** Parquet lake (raw / features / labels / predictions) and claim-checked book snapshots. */
+  lake: { logicalId: 'LakeBucket', localName: 'quotewatch-lake', env: 'LAKE_BUCKET' },
+  /** Model registry: <target>/<version>/{model.onnx, feature_spec.json, metrics.json}. */
+  models: { logicalId: 'ModelBucket', localName: 'quotewatch-models', env: 'MODEL_BUCKET' },
+} as const satisfies Record<string, BucketDef>;
+
+/** The MODEL_URI of the local registry. */
+export const LOCAL_MODEL_URI = `s3://${BUCKETS.models.localName}/registry`;

@@ -1,0 +1,11 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts', 'src/**/*.test.ts', 'models/**/*.test.ts', 'lambdas/**/*.test.ts'],
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+    // Tests start real emulators and processes; two cores do not benefit from more parallel files.
+    maxWorkers: 2,
+  },
+});
