@@ -1,0 +1,39 @@
+/**
+ * Contracts between the feature pipeline, the models and the outputs.
+ * The feature spec is generated from the code (src/features/) and travels with every model.
+ */
+
+export interface FeatureDef {
+  name: string;
+  type: 'float32';
+  description: string;
+}
+
+export interface FeatureSpec {
+  /** Bumped whenever a feature's definition changes; a model's spec must equal the code's to be served. */
+  version: number;
+  tickMs: number;
+  features: FeatureDef[];
+}
+
+/** One feature tick of one product, values in spec order. */
+export interface FeatureRow {
+  product: string;
+  /** Tick time on the event-time clock, epoch µs (a multiple of tickMs). */
+  tsUs: number;
+  /** Sequence number of the last feed event applied before the tick (-1 when none). */
+  seq: number;
+  bestBid: string;
+  bestAsk: string;
+  mid: number;
+  spread: number;
+  values: Float64Array;
+}
+
+/** A label, emitted once its horizon has passed, for the feature row at the same (product, tsUs). */
+export interface LabelRow {
+  product: string;
+  tsUs: number;
+  target: 'quote_change_500ms';
+  value: number;
+}

@@ -1,0 +1,31 @@
+import type { FeatureSpec } from '../features/types.js';
+
+/** Prediction targets served by QuoteWatch. */
+export type Target = 'quote_change_500ms';
+export const TARGETS: readonly Target[] = ['quote_change_500ms'];
+
+/**
+ * A model loaded in onnxruntime-node. ONNX contract: input "features" float32 [N, F] in spec order,
+ * output "probability" float32 [N, 1].
+ */
+export interface LoadedModel {
+  target: Target;
+  version: string;
+  spec: FeatureSpec;
+  /** Scores N rows packed row-major in `rows` (length N * F); returns N probabilities. */
+  predict(rows: Float32Array, n: number): Promise<Float32Array>;
+  release(): Promise<void>;
+}
+
+/** metrics.json of a model version. */
+export interface ModelMetrics {
+  target: Target;
+  version: string;
+  trainedAt: string;
+  rows: { train: number; test: number };
+  baseRate: number;
+  auc: number;
+  brier: number;
+  logLoss: number;
+  [extra: string]: unknown;
+}
