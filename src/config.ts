@@ -89,7 +89,12 @@ export function readResourceNames(env: Env = process.env): ResourceNames {
 
 /** Where the ingestor connects: the local simulator by default, Coinbase with FEED_URL=wss://advanced-trade-ws.coinbase.com. */
 export function readFeedUrl(env: Env = process.env): string {
-  return read(env, 'FEED_URL', z.string().regex(/^wss?:\/\/.+/, 'expected ws:// or wss:// URL'), 'ws://127.0.0.1:8765');
+  return read(
+    env,
+    'FEED_URL',
+    z.string().regex(/^wss?:\/\/.+/, 'expected ws:// or wss:// URL'),
+    'ws://127.0.0.1:8765',
+  );
 }
 
 export function readPort(env: Env, variable: string, fallback: number): number {
@@ -107,4 +112,22 @@ export function orExit<T>(reader: () => T): T {
     }
     throw err;
   }
+}
+
+/** Settings of the API handlers (Lambda and the local gateway). */
+export interface ApiConfig {
+  /** Commit the deployed code was built from, when the build passes it. */
+  buildSha: string | undefined;
+  /** /health reports "degraded" when the newest latest snapshot is older than this. */
+  staleAfterMs: number;
+  /** How often a warm handler re-reads the active model pointer to pick up a new version. */
+  modelCheckMs: number;
+}
+
+export function readApiConfig(env: Env = process.env): ApiConfig {
+  return {
+    buildSha: read(env, 'BUILD_SHA', z.string().min(1, 'must not be empty').optional()),
+    staleAfterMs: read(env, 'HEALTH_STALE_MS', intMs(100, 3_600_000), '10000'),
+    modelCheckMs: read(env, 'MODEL_CHECK_MS', intMs(0, 600_000), '5000'),
+  };
 }

@@ -1,0 +1,18 @@
+/** GET /version: app version, build commit and the active model version per target. */
+import middy from '@middy/core';
+import { type HttpApiEventV2, type HttpApiResultV2, json } from '../src/api/http.js';
+import { httpErrors } from '../src/api/middleware.js';
+import { readActiveVersion } from '../src/api/models.js';
+import { versionInfo } from '../src/api/version.js';
+import { dynamoClient } from '../src/aws/clients.js';
+import { readApiConfig, readResourceNames } from '../src/config.js';
+
+const { registryTable } = readResourceNames();
+const { buildSha } = readApiConfig();
+const dynamo = dynamoClient();
+
+export const handler = middy<HttpApiEventV2, HttpApiResultV2>()
+  .use(httpErrors())
+  .handler(async () =>
+    json(200, await versionInfo(buildSha, (target) => readActiveVersion(dynamo, registryTable, target))),
+  );

@@ -1,0 +1,114 @@
+/**
+ * /predict: score either a product's latest features or caller-supplied features with the active model.
+ */
+import { z } from 'zod';
+import type { LoadedModel, Target } from '../model/types.js';
+import { BadRequestError, DependencyError } from './errors.js';
+import type { LatestSnapshot } from './types.js';
+
+export const PREDICT_TARGET: Target = 'quote_change_500ms';
+
+const ByProduct = z.strictObject({
+  product: z
+    .string({ message: 'product must be a string like "BTC-USD"' })
+    .regex(/^[A-Z0-9]{2,10}-[A-Z0-9]{2,10}$/, 'product must look like BTC-USD (upper case BASE-QUOTE)'),
+});
+const ByFeatures = z.strictObject({
+  features: z.record(z.string(), z.number({ message: 'each feature value must be a finite number' }), {
+    message: 'features must be an object of {"name": number}',
+  }),
+});
+
+export type PredictRequest = z.infer<typeof ByProduct> | z.infer<typeof ByFeatures>;
+
+export interface PredictResponse {
+  target: Target;
+  modelVersion: string;
+  probability: number;
+  product?: string;
+  tsUs?: number;
+}
+
+/** Parses the raw request body; every failure is a BadRequestError saying what is wrong. */
+export function parsePredictBody(text: string | undefined): PredictRequest {
+  if (text === undefined || text.trim() === '')
+    throw new BadRequestError('request body is required: {"product": "BTC-USD"} or {"features": {...}}');
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (cause) {
+    throw new BadRequestError(`request body is not valid JSON: ${(cause as Error).message}`, { cause });
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    throw new BadRequestError('request body must be a JSON object: {"product": ...} or {"features": {...}}');
+  // Pick the schema by key so the error talks about the shape the caller meant.
+  const hasProduct = 'product' in raw;
+  const hasFeatures = 'features' in raw;
+  if (hasProduct === hasFeatures)
+    throw new BadRequestError('request body needs exactly one of "product" or "features"');
+  const parsed = (hasProduct ? ByProduct : ByFeatures).safeParse(raw);
+  if (!parsed.success) {
+    const why = parsed.error.issues
+      .map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message))
+      .join('; ');
+    throw new BadRequestError(why);
+  }
+  return parsed.data;
+}
+
+/** Orders named values by the model's feature spec; unknown or missing names are listed in the error. */
+export function featureVector(model: LoadedModel, values: Record<string, number>): Float32Array {
+  const names = model.spec.features.map((f) => f.name);
+  const known = new Set(names);
+  const unknown = Object.keys(values).filter((n) => !known.has(n));
+  const missing = names.filter((n) => !(n in values));
+  const problems: string[] = [];
+  if (unknown.length) problems.push(`unknown feature names: ${unknown.join(', ')}`);
+  if (missing.length) problems.push(`missing features: ${missing.join(', ')}`);
+  if (problems.length)
+    throw new BadRequestError(`${problems.join('; ')} (model ${model.version} expects: ${names.join(', ')})`);
+  return Float32Array.from(names, (n) => values[n]!);
+}
+
+export interface PredictDeps {
+  model: () => Promise<LoadedModel>;
+  latest: (product: string) => Promise<Pick<LatestSnapshot, 'product' | 'tsUs' | 'features'>>;
+}
+
+export async function predict(req: PredictRequest, deps: PredictDeps): Promise<PredictResponse> {
+  const model = await deps.model();
+  if ('features' in req) {
+    return {
+      target: model.target,
+      modelVersion: model.version,
+      probability: await score(model, req.features),
+    };
+  }
+  const snap = await deps.latest(req.product);
+  let probability: number;
+  try {
+    probability = await score(model, snap.features);
+  } catch (err) {
+    // The worker's features not matching the model is a deployment mismatch, not the caller's fault.
+    if (err instanceof BadRequestError)
+      throw new DependencyError(`latest features of ${req.product} do not fit model ${model.version}`, {
+        cause: err,
+      });
+    throw err;
+  }
+  return {
+    target: model.target,
+    modelVersion: model.version,
+    probability,
+    product: snap.product,
+    tsUs: snap.tsUs,
+  };
+}
+
+async function score(model: LoadedModel, values: Record<string, number>): Promise<number> {
+  const row = featureVector(model, values);
+  const out = await model.predict(row, 1);
+  const p = out[0];
+  if (p === undefined || !Number.isFinite(p)) throw new Error(`model ${model.version} returned ${p}`);
+  return p;
+}

@@ -1,0 +1,29 @@
+/**
+ * /version: what code and which models are serving.
+ */
+import pkg from '../../package.json' with { type: 'json' };
+import { TARGETS, type Target } from '../model/types.js';
+import { DependencyError } from './errors.js';
+
+export interface VersionInfo {
+  app: string;
+  version: string;
+  buildSha: string | null;
+  /** Active model version per target, null when none is active. */
+  models: Record<Target, string | null>;
+}
+
+export const APP_VERSION: string = pkg.version;
+
+export async function versionInfo(
+  buildSha: string | undefined,
+  activeVersion: (target: Target) => Promise<string | undefined>,
+): Promise<VersionInfo> {
+  const models = {} as Record<Target, string | null>;
+  try {
+    for (const t of TARGETS) models[t] = (await activeVersion(t)) ?? null;
+  } catch (cause) {
+    throw new DependencyError('model registry table is unavailable, retry later', { cause });
+  }
+  return { app: pkg.name, version: APP_VERSION, buildSha: buildSha ?? null, models };
+}
