@@ -1,0 +1,171 @@
+/**
+ * Full-depth L2 order book of one product, exact: prices and sizes are integer 1e-8 units (toUnits), so
+ * levels are matched by integer equality, never float equality.
+ *
+ * Each side is a pair of parallel sorted arrays with the BEST price at the END: most updates land near the
+ * best, so a splice there moves few elements. Asks are stored under their negated price so both sides sort
+ * ascending and share one binary search.
+ */
+import { fromUnits, toUnits } from '../marketdata/decimal.js';
+import type { Level, Side } from '../marketdata/events.js';
+
+export class BookError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'BookError';
+  }
+}
+
+class BookSide {
+  /** Ascending sort keys: price for bids, -price for asks; best = last. */
+  readonly keys: number[] = [];
+  readonly sizes: number[] = [];
+
+  constructor(private readonly sign: 1 | -1) {}
+
+  /** Index of `key`, or -(insertion point) - 1 when absent. */
+  private find(key: number): number {
+    let lo = 0;
+    let hi = this.keys.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const k = this.keys[mid]!;
+      if (k < key) lo = mid + 1;
+      else if (k > key) hi = mid - 1;
+      else return mid;
+    }
+    return -lo - 1;
+  }
+
+  set(price: number, size: number): void {
+    const key = this.sign * price;
+    const i = this.find(key);
+    if (i >= 0) {
+      if (size === 0) {
+        this.keys.splice(i, 1);
+        this.sizes.splice(i, 1);
+      } else {
+        this.sizes[i] = size;
+      }
+    } else if (size !== 0) {
+      const at = -i - 1;
+      this.keys.splice(at, 0, key);
+      this.sizes.splice(at, 0, size);
+    }
+  }
+
+  get depth(): number {
+    return this.keys.length;
+  }
+
+  /** Price of the i-th level from the best (0 = best), or NaN past the end. */
+  price(i: number): number {
+    const k = this.keys[this.keys.length - 1 - i];
+    return k === undefined ? Number.NaN : this.sign * k;
+  }
+
+  size(i: number): number {
+    return this.sizes[this.sizes.length - 1 - i] ?? Number.NaN;
+  }
+
+  clear(): void {
+    this.keys.length = 0;
+    this.sizes.length = 0;
+  }
+}
+
+export class OrderBook {
+  private readonly bids = new BookSide(1);
+  private readonly asks = new BookSide(-1);
+
+  constructor(readonly product: string) {}
+
+  private side(side: Side): BookSide {
+    return side === 'bid' ? this.bids : this.asks;
+  }
+
+  /** Replaces the whole book. Throws BookError (book left empty) on a malformed level. */
+  applySnapshot(bids: readonly Level[], asks: readonly Level[]): void {
+    this.clear();
+    try {
+      for (const [p, s] of bids) this.bids.set(toUnits(p), toUnits(s));
+      for (const [p, s] of asks) this.asks.set(toUnits(p), toUnits(s));
+    } catch (cause) {
+      this.clear();
+      throw new BookError(`bad level in snapshot of ${this.product}`, { cause });
+    }
+  }
+
+  /** Sets the absolute size at a level; size "0" removes it. */
+  applyChange(side: Side, price: string, size: string): void {
+    let p: number;
+    let s: number;
+    try {
+      p = toUnits(price);
+      s = toUnits(size);
+    } catch (cause) {
+      throw new BookError(`bad ${side} level ${price} x ${size} for ${this.product}`, { cause });
+    }
+    this.side(side).set(p, s);
+  }
+
+  /** Same as applyChange in units (for callers that already hold exact integers). */
+  setUnits(side: Side, price: number, size: number): void {
+    if (!Number.isSafeInteger(price) || !Number.isSafeInteger(size) || price < 0 || size < 0) {
+      throw new BookError(`bad ${side} level ${price} x ${size} units for ${this.product}`);
+    }
+    this.side(side).set(price, size);
+  }
+
+  /** Best bid price in units, NaN when the side is empty. */
+  bestBid(): number {
+    return this.bids.price(0);
+  }
+
+  bestAsk(): number {
+    return this.asks.price(0);
+  }
+
+  depth(side: Side): number {
+    return this.side(side).depth;
+  }
+
+  /** Price (units) of level i from the best, NaN past the end. Allocation-free. */
+  priceAt(side: Side, i: number): number {
+    return this.side(side).price(i);
+  }
+
+  /** Size (units) of level i from the best, NaN past the end. Allocation-free. */
+  sizeAt(side: Side, i: number): number {
+    return this.side(side).size(i);
+  }
+
+  /** Level i from the best as [price, size] units, or undefined past the end. */
+  level(side: Side, i: number): readonly [price: number, size: number] | undefined {
+    const s = this.side(side);
+    return i < s.depth ? [s.price(i), s.size(i)] : undefined;
+  }
+
+  /** Top n levels of a side as normalized decimal strings, best first. */
+  top(side: Side, n: number): [string, string][] {
+    const s = this.side(side);
+    const out: [string, string][] = [];
+    for (let i = 0; i < Math.min(n, s.depth); i++) out.push([fromUnits(s.price(i)), fromUnits(s.size(i))]);
+    return out;
+  }
+
+  /** Both sides non-empty and best bid below best ask: the state features can be computed from. */
+  isValid(): boolean {
+    return this.bids.depth > 0 && this.asks.depth > 0 && !this.isCrossed();
+  }
+
+  /** Best bid >= best ask (a locked book counts as crossed: it cannot rest on an exchange). */
+  isCrossed(): boolean {
+    return this.bids.depth > 0 && this.asks.depth > 0 && this.bids.price(0) >= this.asks.price(0);
+  }
+
+  clear(): void {
+    this.bids.clear();
+    this.asks.clear();
+  }
+}
