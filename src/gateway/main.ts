@@ -1,0 +1,27 @@
+/**
+ * Local gateway process: `node --import tsx src/gateway/main.ts`. Serves the API handlers and the
+ * dashboard on PORT (default 3000) until SIGTERM/SIGINT.
+ */
+import { orExit, readApiConfig, readCoreConfig, readPort, readResourceNames } from '../config.js';
+import { startGateway } from './server.js';
+
+const port = orExit(() => readPort(process.env, 'PORT', 3000));
+// The handlers read these at import; check them here so a bad value is a clean configuration error.
+orExit(() => readCoreConfig());
+orExit(() => readResourceNames());
+orExit(() => readApiConfig());
+
+const { routes } = await import('./routes.js');
+const gateway = await startGateway({ routes, port });
+console.log(JSON.stringify({ level: 'info', msg: 'gateway listening', url: gateway.url }));
+
+let stopping = false;
+async function stop(signal: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  console.log(JSON.stringify({ level: 'info', msg: 'gateway stopping', signal }));
+  await gateway.close();
+  process.exit(0);
+}
+process.on('SIGTERM', () => void stop('SIGTERM'));
+process.on('SIGINT', () => void stop('SIGINT'));

@@ -1,0 +1,226 @@
+/**
+ * The local stand-in for API Gateway (HTTP API, payload format 2.0): turns each node:http request into the
+ * same v2 event the cloud would send, calls the very handler function Lambda runs, and writes its result.
+ * GET / serves the dashboard page.
+ */
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { HttpApiEventV2, HttpApiResultV2 } from '../api/http.js';
+
+/** A Lambda handler as middy exports it: (event, context) => result. */
+export type RouteHandler = (event: HttpApiEventV2, context: never) => Promise<HttpApiResultV2>;
+
+/** Route key ("GET /latest") -> handler, as in an HTTP API's route table. */
+export type RouteTable = Record<string, RouteHandler>;
+
+export interface GatewayOptions {
+  routes: RouteTable;
+  /** The dashboard served at GET /; defaults to dashboard.html next to this file. */
+  dashboardHtml?: string;
+}
+
+/** API Gateway's own payload limit is 10 MB; nothing QuoteWatch accepts comes close to 1 MB. */
+const MAX_BODY_BYTES = 1024 * 1024;
+
+const TEXT_TYPES = /^(text\/|application\/(json|[a-z.+-]*\+json|x-www-form-urlencoded|xml|javascript))/i;
+
+export class RequestTooLargeError extends Error {
+  constructor(limit: number) {
+    super(`request body exceeds ${limit} bytes`);
+    this.name = 'RequestTooLargeError';
+  }
+}
+
+export function loadDashboard(): string {
+  return readFileSync(new URL('./dashboard.html', import.meta.url), 'utf8');
+}
+
+/** Builds the HTTP API v2 event for one request (the body already read). */
+export function toEvent(
+  req: IncomingMessage,
+  body: Buffer,
+  routeKey: string,
+  nowMs = Date.now(),
+): HttpApiEventV2 {
+  const url = new URL(req.url ?? '/', 'http://localhost');
+  const rawQueryString = (req.url ?? '').includes('?')
+    ? (req.url ?? '').slice((req.url ?? '').indexOf('?') + 1)
+    : '';
+
+  // API Gateway lowercases header names, joins repeats with "," and moves cookies to their own array.
+  const headers: Record<string, string> = {};
+  const cookies: string[] = [];
+  for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
+    const name = req.rawHeaders[i]!.toLowerCase();
+    const value = req.rawHeaders[i + 1]!;
+    if (name === 'cookie') cookies.push(...value.split(/;\s*/).filter(Boolean));
+    else headers[name] = name in headers ? `${headers[name]},${value}` : value;
+  }
+
+  let queryStringParameters: Record<string, string> | undefined;
+  for (const [k, v] of url.searchParams) {
+    queryStringParameters ??= {};
+    queryStringParameters[k] = k in queryStringParameters ? `${queryStringParameters[k]},${v}` : v;
+  }
+
+  const host = headers.host ?? 'localhost';
+  const domainName = host.replace(/:\d+$/, '');
+  const method = (req.method ?? 'GET').toUpperCase();
+  const rawPath = url.pathname;
+  const isText = TEXT_TYPES.test(headers['content-type'] ?? 'text/plain');
+
+  const event: HttpApiEventV2 = {
+    version: '2.0',
+    routeKey,
+    rawPath,
+    rawQueryString,
+    headers,
+    requestContext: {
+      accountId: 'local',
+      apiId: 'local',
+      domainName,
+      domainPrefix: domainName.split('.')[0] ?? domainName,
+      http: {
+        method,
+        path: rawPath,
+        protocol: `HTTP/${req.httpVersion}`,
+        sourceIp: (req.socket.remoteAddress ?? '127.0.0.1').replace(/^::ffff:/, ''),
+        userAgent: headers['user-agent'] ?? '',
+      },
+      requestId: randomUUID(),
+      routeKey,
+      stage: '$default',
+      time: clfTime(new Date(nowMs)),
+      timeEpoch: nowMs,
+    },
+    isBase64Encoded: body.length > 0 && !isText,
+  };
+  if (cookies.length) event.cookies = cookies;
+  if (queryStringParameters) event.queryStringParameters = queryStringParameters;
+  if (body.length > 0) event.body = isText ? body.toString('utf8') : body.toString('base64');
+  return event;
+}
+
+/** "12/Mar/2020:19:03:58 +0000", the format of requestContext.time. */
+function clfTime(d: Date): string {
+  const mon = d.toLocaleString('en-US', { month: 'short', timeZone: 'UTC' });
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${p(d.getUTCDate())}/${mon}/${d.getUTCFullYear()}:${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} +0000`;
+}
+
+function readBody(req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        reject(new RequestTooLargeError(MAX_BODY_BYTES));
+        req.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+function sendJson(res: ServerResponse, status: number, code: string, message: string): void {
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' });
+  res.end(JSON.stringify({ error: { code, message } }));
+}
+
+/** Writes a handler result the way API Gateway interprets payload 2.0 responses. */
+function writeResult(res: ServerResponse, result: HttpApiResultV2 | string | object | undefined): void {
+  // A result without statusCode is taken as a 200 JSON body, as API Gateway does.
+  if (typeof result !== 'object' || result === null || !('statusCode' in result)) {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(typeof result === 'string' ? result : JSON.stringify(result ?? null));
+    return;
+  }
+  const r = result as HttpApiResultV2 & { cookies?: string[] };
+  const headers: Record<string, string | string[]> = { ...(r.headers ?? {}) };
+  if (r.cookies?.length) headers['set-cookie'] = r.cookies;
+  res.writeHead(r.statusCode, headers);
+  const body = r.body ?? '';
+  res.end(r.isBase64Encoded ? Buffer.from(body, 'base64') : body);
+}
+
+export function createGateway(opts: GatewayOptions): Server {
+  const dashboard = opts.dashboardHtml ?? loadDashboard();
+  return createServer((req, res) => {
+    void handle(req, res).catch((err) => {
+      console.log(JSON.stringify({ level: 'error', msg: 'gateway request failed', error: String(err) }));
+      if (!res.headersSent) sendJson(res, 500, 'internal', 'internal error');
+      else res.destroy();
+    });
+  });
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const method = (req.method ?? 'GET').toUpperCase();
+    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    if (method === 'GET' && (path === '/' || path === '/index.html')) {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+      res.end(dashboard);
+      return;
+    }
+    const routeKey = `${method} ${path}`;
+    const handler = opts.routes[routeKey];
+    if (!handler) {
+      req.resume();
+      sendJson(res, 404, 'not_found', `no route for ${routeKey}`);
+      return;
+    }
+    let body: Buffer;
+    try {
+      body = await readBody(req);
+    } catch (err) {
+      if (err instanceof RequestTooLargeError) return sendJson(res, 413, 'too_large', err.message);
+      throw err;
+    }
+    let result: HttpApiResultV2;
+    try {
+      result = await handler(toEvent(req, body, routeKey), {} as never);
+    } catch (err) {
+      // A handler that throws is a Lambda invocation error; API Gateway answers 500 then.
+      console.log(JSON.stringify({ level: 'error', msg: 'handler failed', routeKey, error: String(err) }));
+      return sendJson(res, 500, 'internal', 'internal error');
+    }
+    writeResult(res, result);
+  }
+}
+
+export interface RunningGateway {
+  url: string;
+  server: Server;
+  close(): Promise<void>;
+}
+
+/** Starts the gateway on host:port (port 0 picks a free one) and resolves once it is listening. */
+export async function startGateway(
+  opts: GatewayOptions & { port: number; host?: string },
+): Promise<RunningGateway> {
+  const server = createGateway(opts);
+  const host = opts.host ?? '127.0.0.1';
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://${host}:${port}`,
+    server,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.close((err) => (err ? reject(err) : resolve()));
+        // Browsers keep polling connections open; without this close() would wait for them.
+        server.closeAllConnections();
+      }),
+  };
+}
