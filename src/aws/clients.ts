@@ -15,19 +15,49 @@ function endpoint(env: Env, service: string): string | undefined {
   return env[`AWS_ENDPOINT_URL_${service}`] ?? env.AWS_ENDPOINT_URL;
 }
 
+/**
+ * Region and static credentials from `env` too, so a client built for another env (tests, the local
+ * supervisor) does not fall back to this process's variables. With process.env this is what the SDK's default
+ * chain would pick first anyway.
+ */
+function identity(env: Env): {
+  region?: string;
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+} {
+  const region = env.AWS_REGION ?? env.AWS_DEFAULT_REGION;
+  const {
+    AWS_ACCESS_KEY_ID: accessKeyId,
+    AWS_SECRET_ACCESS_KEY: secretAccessKey,
+    AWS_SESSION_TOKEN: sessionToken,
+  } = env;
+  return {
+    ...(region ? { region } : {}),
+    ...(accessKeyId && secretAccessKey
+      ? { credentials: { accessKeyId, secretAccessKey, sessionToken } }
+      : {}),
+  };
+}
+
 export function kinesisClient(env: Env = process.env): KinesisClient {
   const override = endpoint(env, 'KINESIS');
   // The emulators speak HTTP/1.1 only; deployed enhanced fan-out needs the SDK's default HTTP/2 handler.
   return new KinesisClient(
     override
-      ? { endpoint: override, requestHandler: new NodeHttpHandler({ connectionTimeout: 2000 }), maxAttempts: 3 }
-      : {},
+      ? {
+          ...identity(env),
+          endpoint: override,
+          requestHandler: new NodeHttpHandler({ connectionTimeout: 2000 }),
+          maxAttempts: 3,
+        }
+      : identity(env),
   );
 }
 
 export function dynamoClient(env: Env = process.env): DynamoDBDocumentClient {
   const override = endpoint(env, 'DYNAMODB');
-  const base = new DynamoDBClient(override ? { endpoint: override, maxAttempts: 3 } : {});
+  const base = new DynamoDBClient(
+    override ? { ...identity(env), endpoint: override, maxAttempts: 3 } : identity(env),
+  );
   return DynamoDBDocumentClient.from(base, { marshallOptions: { removeUndefinedValues: true } });
 }
 
@@ -36,12 +66,13 @@ export function s3Client(env: Env = process.env): S3Client {
   return new S3Client(
     override
       ? {
+          ...identity(env),
           endpoint: override,
           forcePathStyle: true,
           // s3rver stores streamed uploads corrupted when the SDK adds its default checksums.
           requestChecksumCalculation: 'WHEN_REQUIRED',
           responseChecksumValidation: 'WHEN_REQUIRED',
         }
-      : {},
+      : identity(env),
   );
 }
