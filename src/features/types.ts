@@ -28,6 +28,8 @@ export interface FeatureRow {
   mid: number;
   spread: number;
   values: Float64Array;
+  /** Top levels at the tick as [price, size] strings, best first (live snapshots; absent when not asked for). */
+  top?: { bids: [string, string][]; asks: [string, string][] };
 }
 
 /** A label, emitted once its horizon has passed, for the feature row at the same (product, tsUs). */
