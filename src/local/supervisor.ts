@@ -1,0 +1,347 @@
+/**
+ * Runs the whole system locally: emulators, provisioning, then one OS process per component (simulator,
+ * ingestor, worker, gateway), restarting a component that crashes with a capped backoff. `npm start` and the
+ * end-to-end tests both use startSystem(), so tests run exactly what a developer runs.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { BUCKETS, LOCAL_MODEL_URI, STREAM, TABLES } from '../resources.js';
+import { DEFAULT_EMULATOR_PORTS, type Emulators, EXIT_WITH_PARENT, startEmulators } from './emulators.js';
+import { freePort } from './ports.js';
+import { provision } from './provision.js';
+
+export type ComponentName = 'simulator' | 'ingestor' | 'worker' | 'gateway';
+export const COMPONENT_NAMES: readonly ComponentName[] = ['simulator', 'ingestor', 'worker', 'gateway'];
+
+export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+/** Entry files, relative to the repository root. */
+export const COMPONENT_FILES: Record<ComponentName, string> = {
+  simulator: 'src/simulator/main.ts',
+  ingestor: 'containers/ingestor/main.ts',
+  worker: 'containers/worker/main.ts',
+  gateway: 'src/gateway/main.ts',
+};
+
+export const COINBASE_FEED_URL = 'wss://advanced-trade-ws.coinbase.com';
+export const DEFAULT_SIMULATOR_PORT = 8765;
+export const DEFAULT_GATEWAY_PORT = 3000;
+
+export class SystemStartError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'SystemStartError';
+  }
+}
+
+export interface SystemOptions {
+  /** Emulator data and anything else on disk (QW_DATA_DIR, default .quotewatch). */
+  dataDir: string;
+  /** Connect to Coinbase instead of starting the simulator. */
+  live?: boolean;
+  /** Every port (emulators, simulator, gateway) picked free: for tests running next to each other. */
+  freePorts?: boolean;
+  ports?: Partial<Record<'kinesis' | 'dynamodb' | 's3' | 'simulator' | 'gateway', number>>;
+  /** The components to run (default all; without the simulator when live). */
+  components?: ComponentName[];
+  /** Extra environment for the components (e.g. SYMBOLS, TICK_MS), over the computed one. */
+  env?: Record<string, string>;
+  /** Publish the baseline model when the registry has none (default true). */
+  seed?: boolean;
+  /** Where prefixed output lines go (default stdout); `quiet` drops them (they stay in logs()). */
+  log?: (line: string) => void;
+  quiet?: boolean;
+  /** How long the gateway may take to report it listens (default 60 s: tsx compiles on first start). */
+  readyTimeoutMs?: number;
+  /** Crash restarts wait initialMs, doubling up to maxMs; a run of stableMs resets the delay. */
+  backoff?: { initialMs?: number; maxMs?: number; stableMs?: number };
+  /** SIGTERM grace before SIGKILL on stop (default 5 s). */
+  stopGraceMs?: number;
+}
+
+export interface System {
+  urls: { dashboard: string; feed: string };
+  /** The environment the components get (emulator endpoints, resource names, FEED_URL, MODEL_URI...). */
+  env: Record<string, string>;
+  emulators: Emulators;
+  dataDir: string;
+  components: ComponentName[];
+  /** Stops the components (SIGTERM, SIGKILL after the grace period), then the emulators. */
+  stop(): Promise<void>;
+  /** Stops a component (SIGKILL by default) and keeps it down until restart(). */
+  kill(component: ComponentName, signal?: NodeJS.Signals): Promise<void>;
+  /** Gracefully stops a component if it runs, then starts it again. */
+  restart(component: ComponentName): Promise<void>;
+  /** SIGKILLs a component like a crash: the supervisor restarts it with its backoff. */
+  crash(component: ComponentName): Promise<void>;
+  /** The component's recent output lines (newest last). */
+  logs(component: ComponentName): string[];
+  /** Resolves with the first output line (from now on) of the component that matches. */
+  waitForLog(component: ComponentName, match: (line: string) => boolean, timeoutMs?: number): Promise<string>;
+}
+
+const require = createRequire(import.meta.url);
+const TSX_LOADER = pathToFileURL(require.resolve('tsx')).href;
+const LOG_TAIL = 500;
+
+type LineListener = (line: string) => void;
+
+/** One component: a child process the supervisor keeps running until told otherwise. */
+class Component {
+  private child: ChildProcess | undefined;
+  private exited: Promise<void> = Promise.resolve();
+  private wanted = false;
+  private failures = 0;
+  private restartTimer: NodeJS.Timeout | undefined;
+  readonly recent: string[] = [];
+  private readonly listeners = new Set<LineListener>();
+
+  constructor(
+    readonly name: ComponentName,
+    private readonly file: string,
+    private readonly env: Record<string, string>,
+    private readonly say: (line: string) => void,
+    private readonly backoff: { initialMs: number; maxMs: number; stableMs: number },
+  ) {}
+
+  get running(): boolean {
+    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  onLine(listener: LineListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  start(): void {
+    this.wanted = true;
+    clearTimeout(this.restartTimer);
+    if (this.running) return;
+    const startedAt = Date.now();
+    const child = spawn(
+      process.execPath,
+      ['--require', EXIT_WITH_PARENT, '--import', TSX_LOADER, this.file],
+      {
+        cwd: REPO_ROOT,
+        env: this.env,
+        // Own process group: a terminal Ctrl-C reaches only the supervisor, which then stops the components
+        // before the emulators they still need for a clean shutdown.
+        detached: true,
+        stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      },
+    );
+    this.child = child;
+    this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
+    this.pipe(child.stdout);
+    this.pipe(child.stderr);
+    child.once('error', (err) => this.say(`[supervisor] ${this.name} could not start: ${err.message}`));
+    child.once('exit', (code, signal) => {
+      if (!this.wanted || this.child !== child) return;
+      this.failures = Date.now() - startedAt >= this.backoff.stableMs ? 1 : this.failures + 1;
+      const delay = Math.min(this.backoff.maxMs, this.backoff.initialMs * 2 ** (this.failures - 1));
+      this.say(
+        `[supervisor] ${this.name} exited (${signal ?? `code ${code}`}); restarting in ${delay} ms ` +
+          `(attempt ${this.failures})`,
+      );
+      this.restartTimer = setTimeout(() => this.wanted && this.start(), delay);
+    });
+  }
+
+  private pipe(stream: NodeJS.ReadableStream | null): void {
+    let buffered = '';
+    stream?.setEncoding('utf8');
+    stream?.on('data', (chunk: string) => {
+      buffered += chunk;
+      const lines = buffered.split('\n');
+      buffered = lines.pop() ?? '';
+      for (const line of lines) this.emit(line);
+    });
+    stream?.on('end', () => buffered && this.emit(buffered));
+  }
+
+  private emit(line: string): void {
+    this.recent.push(line);
+    if (this.recent.length > LOG_TAIL) this.recent.shift();
+    this.say(`[${this.name}] ${line}`);
+    for (const listener of this.listeners) listener(line);
+  }
+
+  /** Stops and keeps it down: `signal` first, SIGKILL if still running after graceMs. */
+  async stop(signal: NodeJS.Signals, graceMs: number): Promise<void> {
+    this.wanted = false;
+    clearTimeout(this.restartTimer);
+    if (!this.running) return;
+    this.child?.kill(signal);
+    const timer = setTimeout(() => {
+      this.say(`[supervisor] ${this.name} still running ${graceMs} ms after ${signal}; sending SIGKILL`);
+      this.child?.kill('SIGKILL');
+    }, graceMs);
+    await this.exited;
+    clearTimeout(timer);
+  }
+
+  async crash(): Promise<void> {
+    if (!this.running) return;
+    this.child?.kill('SIGKILL');
+    await this.exited;
+  }
+
+  killNow(): void {
+    if (this.running) this.child?.kill('SIGKILL');
+  }
+}
+
+function listeningUrl(line: string): string | undefined {
+  if (!line.startsWith('{')) return undefined;
+  try {
+    const parsed = JSON.parse(line) as { msg?: unknown; url?: unknown };
+    return parsed.msg === 'gateway listening' && typeof parsed.url === 'string' ? parsed.url : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Resource names from src/resources.ts, as the variables src/config.ts reads (its defaults match anyway). */
+function resourceEnv(): Record<string, string> {
+  const defs = [STREAM, ...Object.values(TABLES), ...Object.values(BUCKETS)];
+  return Object.fromEntries(defs.map((def) => [def.env, def.localName]));
+}
+
+export async function startSystem(options: SystemOptions): Promise<System> {
+  const {
+    dataDir,
+    live = false,
+    freePorts = false,
+    seed = true,
+    quiet = false,
+    readyTimeoutMs = 60_000,
+    stopGraceMs = 5_000,
+  } = options;
+  const say = quiet ? () => {} : (options.log ?? ((line: string) => console.log(line)));
+  const backoff = { initialMs: 500, maxMs: 10_000, stableMs: 10_000, ...options.backoff };
+  const names = options.components ?? COMPONENT_NAMES.filter((n) => !(live && n === 'simulator'));
+  if (live && names.includes('simulator')) throw new SystemStartError('--live runs without the simulator');
+
+  const missing = names.filter((n) => !existsSync(`${REPO_ROOT}${COMPONENT_FILES[n]}`));
+  if (missing.length > 0) {
+    throw new SystemStartError(
+      `component entry file(s) missing: ${missing.map((n) => COMPONENT_FILES[n]).join(', ')}`,
+    );
+  }
+
+  mkdirSync(dataDir, { recursive: true });
+  const pick = async (name: keyof NonNullable<SystemOptions['ports']>, fallback: number) =>
+    options.ports?.[name] ?? (freePorts ? await freePort() : fallback);
+  const emulatorPorts = {
+    kinesis: options.ports?.kinesis ?? (freePorts ? 0 : DEFAULT_EMULATOR_PORTS.kinesis),
+    dynamodb: options.ports?.dynamodb ?? (freePorts ? 0 : DEFAULT_EMULATOR_PORTS.dynamodb),
+    s3: options.ports?.s3 ?? (freePorts ? 0 : DEFAULT_EMULATOR_PORTS.s3),
+  };
+  const simulatorPort = await pick('simulator', DEFAULT_SIMULATOR_PORT);
+  const gatewayPort = await pick('gateway', DEFAULT_GATEWAY_PORT);
+
+  say(`[supervisor] starting emulators (data in ${dataDir})`);
+  const emulators = await startEmulators({ dataDir, ports: emulatorPorts, log: say });
+  let components: Component[] = [];
+  const stopAll = async () => {
+    await Promise.all(components.map((c) => c.stop('SIGTERM', stopGraceMs)));
+    await emulators.stop();
+  };
+
+  try {
+    await provision(emulators.env, { seed, log: (line) => say(`[provision] ${line}`) });
+  } catch (err) {
+    await stopAll();
+    throw new SystemStartError(`provisioning the local resources failed: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+
+  const feed = live ? COINBASE_FEED_URL : `ws://127.0.0.1:${simulatorPort}`;
+  const env: Record<string, string> = {
+    ...resourceEnv(),
+    ...emulators.env,
+    FEED_URL: feed,
+    SIMULATOR_PORT: String(simulatorPort),
+    MODEL_URI: LOCAL_MODEL_URI,
+    ...options.env,
+  };
+  const baseEnv = Object.fromEntries(
+    Object.entries(process.env).filter((entry): entry is [string, string] => entry[1] !== undefined),
+  );
+  components = names.map((name) => {
+    const own: Record<string, string> = name === 'gateway' ? { PORT: String(gatewayPort) } : {};
+    return new Component(name, COMPONENT_FILES[name], { ...baseEnv, ...env, ...own }, say, backoff);
+  });
+  const byName = new Map(components.map((c) => [c.name, c]));
+  const component = (name: ComponentName) => {
+    const found = byName.get(name);
+    if (!found)
+      throw new Error(`component ${name} is not part of this system (running: ${names.join(', ')})`);
+    return found;
+  };
+  // A normal exit of this process kills whatever still runs (signals and crashes: see exit-with-parent.cjs).
+  const onExit = () => {
+    for (const c of components) c.killNow();
+  };
+  process.once('exit', onExit);
+
+  const waitForLog = (name: ComponentName, match: (line: string) => boolean, timeoutMs = 30_000) =>
+    new Promise<string>((resolve, reject) => {
+      const unsubscribe = component(name).onLine((line) => {
+        if (!match(line)) return;
+        clearTimeout(timer);
+        unsubscribe();
+        resolve(line);
+      });
+      const timer = setTimeout(() => {
+        unsubscribe();
+        reject(new Error(`${name}: no matching log line within ${timeoutMs} ms`));
+      }, timeoutMs);
+    });
+
+  let dashboard = `http://127.0.0.1:${gatewayPort}/`;
+  const gatewayListening = names.includes('gateway')
+    ? waitForLog('gateway', (line) => listeningUrl(line) !== undefined, readyTimeoutMs)
+    : undefined;
+  for (const c of components) c.start();
+
+  if (gatewayListening) {
+    try {
+      const url = listeningUrl(await gatewayListening)!;
+      dashboard = url.endsWith('/') ? url : `${url}/`;
+    } catch (err) {
+      await stopAll();
+      process.off('exit', onExit);
+      const tail = component('gateway').recent.slice(-10).join('\n');
+      throw new SystemStartError(
+        `the gateway did not report "gateway listening" within ${readyTimeoutMs} ms; its last lines:\n${tail}`,
+        { cause: err },
+      );
+    }
+    say(`QuoteWatch dashboard: ${dashboard}`);
+  }
+
+  let stopping: Promise<void> | undefined;
+  return {
+    urls: { dashboard, feed },
+    env,
+    emulators,
+    dataDir,
+    components: [...names],
+    stop() {
+      stopping ??= stopAll().finally(() => process.off('exit', onExit));
+      return stopping;
+    },
+    kill: (name, signal = 'SIGKILL') => component(name).stop(signal, stopGraceMs),
+    async restart(name) {
+      const c = component(name);
+      await c.stop('SIGTERM', stopGraceMs);
+      c.start();
+    },
+    crash: (name) => component(name).crash(),
+    logs: (name) => [...component(name).recent],
+    waitForLog,
+  };
+}
