@@ -131,3 +131,16 @@ export function readApiConfig(env: Env = process.env): ApiConfig {
     modelCheckMs: read(env, 'MODEL_CHECK_MS', intMs(0, 600_000), '5000'),
   };
 }
+
+/** Settings of the local runner (bin/quotewatch.ts): where emulator data lives and the gateway's port. */
+export interface LocalConfig {
+  dataDir: string;
+  gatewayPort: number;
+}
+
+export function readLocalConfig(env: Env = process.env): LocalConfig {
+  return {
+    dataDir: read(env, 'QW_DATA_DIR', nonEmpty, '.quotewatch'),
+    gatewayPort: readPort(env, 'PORT', 3000),
+  };
+}
