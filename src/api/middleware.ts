@@ -10,7 +10,11 @@ import { errorJson, type HttpApiEventV2, type HttpApiResultV2 } from './http.js'
 function describe(err: unknown): Record<string, unknown> {
   if (!(err instanceof Error)) return { error: String(err) };
   const out: Record<string, unknown> = { error: err.message, name: err.name };
-  if (err.cause !== undefined) out.cause = err.cause instanceof Error ? err.cause.message : String(err.cause);
+  // The root cause (e.g. ECONNREFUSED under two layers of wrapping) is what an operator needs.
+  const causes: string[] = [];
+  for (let c: unknown = err.cause; c !== undefined && causes.length < 5; c = (c as Error).cause)
+    causes.push(c instanceof Error ? `${c.name}: ${c.message}` : String(c));
+  if (causes.length) out.causes = causes;
   return out;
 }
 

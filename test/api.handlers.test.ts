@@ -1,0 +1,368 @@
+/**
+ * The Lambda handlers, called exactly as Lambda calls them (an HTTP API v2 event), against real dynalite and
+ * s3rver started by src/local/emulators.ts. Items are written through the storage module, like the worker does.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PutCommand } from '@aws-sdk/lib-dynamodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { exportLogisticOnnx } from '../models/export/onnx.js';
+import { type LogisticModel, predictLogistic } from '../models/train/logreg.js';
+import type { HttpApiEventV2, HttpApiResultV2 } from '../src/api/http.js';
+import { latestOf } from '../src/api/latest.js';
+import { ActiveModelCache, readActiveVersion } from '../src/api/models.js';
+import { parsePredictBody, predict } from '../src/api/predict.js';
+import type { LatestSnapshot } from '../src/api/types.js';
+import { dynamoClient } from '../src/aws/clients.js';
+import type { FeatureSpec } from '../src/features/types.js';
+import { type Emulators, startEmulators } from '../src/local/emulators.js';
+import { provision } from '../src/local/provision.js';
+import { loadModel } from '../src/model/runtime.js';
+import type { LoadedModel } from '../src/model/types.js';
+import { TABLES } from '../src/resources.js';
+import { putLatest } from '../src/storage/latest.js';
+
+type Handler = (event: HttpApiEventV2, context: never) => Promise<HttpApiResultV2>;
+
+/** An HTTP API v2 event as API Gateway builds it for this request. */
+function v2(
+  method: string,
+  path: string,
+  opts: { query?: Record<string, string>; body?: string } = {},
+): HttpApiEventV2 {
+  const rawQueryString = new URLSearchParams(opts.query ?? {}).toString();
+  const now = Date.now();
+  return {
+    version: '2.0',
+    routeKey: `${method} ${path}`,
+    rawPath: path,
+    rawQueryString,
+    headers: { host: 'test.local', 'content-type': 'application/json' },
+    ...(opts.query ? { queryStringParameters: opts.query } : {}),
+    requestContext: {
+      accountId: 'test',
+      apiId: 'test',
+      domainName: 'test.local',
+      domainPrefix: 'test',
+      http: { method, path, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'vitest' },
+      requestId: `req-${now}`,
+      routeKey: `${method} ${path}`,
+      stage: '$default',
+      time: new Date(now).toUTCString(),
+      timeEpoch: now,
+    },
+    ...(opts.body !== undefined ? { body: opts.body } : {}),
+    isBase64Encoded: false,
+  };
+}
+
+async function call(handler: Handler, event: HttpApiEventV2) {
+  const res = await handler(event, {} as never);
+  return { status: res.statusCode, headers: res.headers ?? {}, body: JSON.parse(res.body ?? 'null') };
+}
+
+const FEATURE_NAMES = ['spread_bps', 'imbalance_l1', 'mid_return_1s'];
+const SPEC: FeatureSpec = {
+  version: 1,
+  tickMs: 100,
+  features: FEATURE_NAMES.map((name) => ({ name, type: 'float32', description: name })),
+};
+
+function snapshot(
+  product: string,
+  mid: number,
+  updatedAtMs: number,
+): Omit<LatestSnapshot, 'pk' | 'sk' | 'expiresAt'> {
+  const half = mid > 1000 ? 0.005 : 0.0005;
+  return {
+    product,
+    tsUs: updatedAtMs * 1000,
+    seq: Math.floor(mid),
+    bestBid: String(+(mid - half).toFixed(4)),
+    bestAsk: String(+(mid + half).toFixed(4)),
+    mid,
+    spread: half * 2,
+    spreadBps: ((half * 2) / mid) * 10_000,
+    bids: [[String(+(mid - half).toFixed(4)), '1.5']],
+    asks: [[String(+(mid + half).toFixed(4)), '0.25']],
+    features: { spread_bps: ((half * 2) / mid) * 10_000, imbalance_l1: 0.7, mid_return_1s: 0.0001 },
+    predictions: { quote_change_500ms: { probability: 0.42, modelVersion: 'v-test' } },
+    latencyMs: 12,
+    updatedAtMs,
+  };
+}
+
+let emu: Emulators;
+let dataDir: string;
+let latest: Handler;
+let health: Handler;
+let version: Handler;
+
+beforeAll(async () => {
+  dataDir = mkdtempSync(join(tmpdir(), 'qw-api-'));
+  // The SDK takes region and credentials from process.env, also for the emulators' readiness probes.
+  Object.assign(process.env, {
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: 'S3RVER',
+    AWS_SECRET_ACCESS_KEY: 'S3RVER',
+  });
+  emu = await startEmulators({ dataDir, ports: { kinesis: 0, dynamodb: 0, s3: 0 } });
+  // The handlers read config and create clients at import, as in a Lambda container.
+  Object.assign(process.env, emu.env, {
+    SYMBOLS: 'BTC-USD,ETH-USD,SOL-USD',
+    HEALTH_STALE_MS: '5000',
+    BUILD_SHA: 'abc1234',
+  });
+  await provision(emu.env, { seed: false });
+  const now = Date.now();
+  await putLatest(snapshot('BTC-USD', 65000.125, now));
+  await putLatest(snapshot('ETH-USD', 3200.5, now));
+  latest = (await import('../lambdas/latest.js')).handler as unknown as Handler;
+  health = (await import('../lambdas/health.js')).handler as unknown as Handler;
+  version = (await import('../lambdas/version.js')).handler as unknown as Handler;
+});
+
+afterAll(async () => {
+  await emu?.stop();
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+});
+
+describe('GET /latest', () => {
+  it('lists the configured products that have a snapshot, with the values written', async () => {
+    const { status, body, headers } = await call(latest, v2('GET', '/latest'));
+    expect(status).toBe(200);
+    expect(headers['content-type']).toMatch(/application\/json/);
+    expect(body.products.map((p: { product: string }) => p.product)).toEqual(['BTC-USD', 'ETH-USD']);
+    const btc = body.products[0];
+    expect(btc.mid).toBe(65000.125);
+    expect(btc.bestBid).toBe('65000.12');
+    expect(btc.bestAsk).toBe('65000.13');
+    expect(btc.features).toEqual(snapshot('BTC-USD', 65000.125, 0).features);
+    expect(btc.ageMs).toBeGreaterThanOrEqual(0);
+    // Table keys and the TTL attribute are storage details, not part of the API.
+    expect(btc).not.toHaveProperty('pk');
+    expect(btc).not.toHaveProperty('sk');
+    expect(btc).not.toHaveProperty('expiresAt');
+  });
+
+  it('serves one product and follows new writes', async () => {
+    const first = await call(latest, v2('GET', '/latest', { query: { product: 'ETH-USD' } }));
+    expect(first.status).toBe(200);
+    expect(first.body.product).toBe('ETH-USD');
+    expect(first.body.mid).toBe(3200.5);
+
+    await putLatest(snapshot('ETH-USD', 3201.75, Date.now()));
+    const second = await call(latest, v2('GET', '/latest', { query: { product: 'ETH-USD' } }));
+    expect(second.body.mid).toBe(3201.75);
+    expect(second.body.tsUs).toBeGreaterThanOrEqual(first.body.tsUs);
+  });
+
+  it('answers 404 for a product without a snapshot', async () => {
+    const { status, body } = await call(latest, v2('GET', '/latest', { query: { product: 'DOGE-USD' } }));
+    expect(status).toBe(404);
+    expect(body.error.code).toBe('not_found');
+    expect(body.error.message).toContain('DOGE-USD');
+  });
+
+  it('answers 400 with a clear message for a malformed product', async () => {
+    const { status, body } = await call(latest, v2('GET', '/latest', { query: { product: 'btc/usd' } }));
+    expect(status).toBe(400);
+    expect(body.error).toEqual({ code: 'bad_request', message: expect.stringContaining('BTC-USD') });
+  });
+});
+
+describe('GET /health', () => {
+  it('is ok while snapshots are fresh, and reports their age', async () => {
+    const { status, body } = await call(health, v2('GET', '/health'));
+    expect(status).toBe(200);
+    expect(body.status).toBe('ok');
+    expect(body.dynamodb).toBe('ok');
+    expect(body.products.map((p: { product: string }) => p.product)).toEqual(['BTC-USD', 'ETH-USD']);
+    expect(body.newestAgeMs).toBe(Math.min(...body.products.map((p: { ageMs: number }) => p.ageMs)));
+  });
+
+  it('is degraded (503) when every snapshot is older than HEALTH_STALE_MS', async () => {
+    const old = Date.now() - 60_000;
+    await putLatest(snapshot('BTC-USD', 65000.125, old));
+    await putLatest(snapshot('ETH-USD', 3200.5, old));
+    const { status, body } = await call(health, v2('GET', '/health'));
+    expect(status).toBe(503);
+    expect(body.status).toBe('degraded');
+    expect(body.newestAgeMs).toBeGreaterThanOrEqual(60_000);
+    expect(body.reasons.join(' ')).toMatch(/newest snapshot is \d+ ms old \(limit 5000 ms\)/);
+
+    await putLatest(snapshot('ETH-USD', 3200.5, Date.now()));
+    expect((await call(health, v2('GET', '/health'))).status).toBe(200);
+  });
+});
+
+describe('GET /version', () => {
+  it('reports the package version, BUILD_SHA and the active model version', async () => {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+    const before = await call(version, v2('GET', '/version'));
+    expect(before.status).toBe(200);
+    expect(before.body).toEqual({
+      app: 'quotewatch',
+      version: pkg.version,
+      buildSha: 'abc1234',
+      models: { quote_change_500ms: null },
+    });
+
+    // The registry's active pointer (pk=<target>, sk="active") as the registry writes it.
+    await dynamoClient(emu.env).send(
+      new PutCommand({
+        TableName: TABLES.registry.localName,
+        Item: { pk: 'quote_change_500ms', sk: 'active', version: 'v20250101-1' },
+      }),
+    );
+    const after = await call(version, v2('GET', '/version'));
+    expect(after.body.models).toEqual({ quote_change_500ms: 'v20250101-1' });
+  });
+});
+
+describe('predict with a real ONNX model', () => {
+  const weights: LogisticModel = {
+    weights: [0.8, -1.2, 40],
+    bias: -0.3,
+    mean: [1, 0.5, 0],
+    std: [0.5, 0.2, 0.001],
+  };
+  let model: LoadedModel;
+
+  beforeAll(async () => {
+    const bytes = exportLogisticOnnx(weights, SPEC, { target: 'quote_change_500ms', version: 'v-a' });
+    model = await loadModel(bytes, SPEC, { target: 'quote_change_500ms', version: 'v-a' });
+  });
+  afterAll(async () => model?.release());
+
+  const deps = () => ({
+    model: async () => model,
+    latest: (product: string) => latestOf(product),
+  });
+
+  it('scores named features in spec order whatever order they arrive in', async () => {
+    const req = parsePredictBody(
+      JSON.stringify({ features: { mid_return_1s: 0.002, spread_bps: 1.5, imbalance_l1: 0.1 } }),
+    );
+    const res = await predict(req, deps());
+    expect(res.target).toBe('quote_change_500ms');
+    expect(res.modelVersion).toBe('v-a');
+    expect(res.probability).toBeCloseTo(predictLogistic(weights, [1.5, 0.1, 0.002]), 5);
+    expect(res).not.toHaveProperty('product');
+  });
+
+  it("scores a product's latest features and says which tick it scored", async () => {
+    const now = Date.now();
+    await putLatest(snapshot('BTC-USD', 65010.125, now));
+    const res = await predict(parsePredictBody('{"product":"BTC-USD"}'), deps());
+    const f = snapshot('BTC-USD', 65010.125, now).features;
+    expect(res.product).toBe('BTC-USD');
+    expect(res.tsUs).toBe(now * 1000);
+    expect(res.probability).toBeCloseTo(
+      predictLogistic(
+        weights,
+        FEATURE_NAMES.map((n) => f[n]!),
+      ),
+      5,
+    );
+  });
+
+  it('rejects unknown and missing feature names, naming them', async () => {
+    const req = parsePredictBody(JSON.stringify({ features: { spread_bps: 1, imbalance_l1: 0, bogus: 3 } }));
+    await expect(predict(req, deps())).rejects.toThrow(
+      /unknown feature names: bogus; missing features: mid_return_1s \(model v-a expects: spread_bps, imbalance_l1, mid_return_1s\)/,
+    );
+  });
+
+  it('rejects malformed bodies with messages saying what is wrong', () => {
+    const bad = (body: string | undefined) => () => parsePredictBody(body);
+    expect(bad(undefined)).toThrow(/request body is required/);
+    expect(bad('{"product": ')).toThrow(/not valid JSON/);
+    expect(bad('[1,2]')).toThrow(/must be a JSON object/);
+    expect(bad('{}')).toThrow(/exactly one of "product" or "features"/);
+    expect(bad('{"product":"BTC-USD","features":{}}')).toThrow(/exactly one of/);
+    expect(bad('{"product":"btc"}')).toThrow(/product must look like BTC-USD/);
+    expect(bad('{"product":"BTC-USD","extra":1}')).toThrow(/extra/);
+    expect(bad('{"features":{"spread_bps":"1.5"}}')).toThrow(
+      /features\.spread_bps: each feature value must be a finite number/,
+    );
+    expect(bad('{"features":[1,2]}')).toThrow(/features must be an object/);
+  });
+});
+
+describe('ActiveModelCache', () => {
+  it('loads once, then swaps when the registry pointer moves', async () => {
+    const client = dynamoClient(emu.env);
+    const table = TABLES.registry.localName;
+    const setActive = (version: string) =>
+      client.send(
+        new PutCommand({ TableName: table, Item: { pk: 'quote_change_500ms', sk: 'active', version } }),
+      );
+    const loads: string[] = [];
+    const released: string[] = [];
+    // The loader builds a real model for whatever version is active, as the registry would.
+    const load = async () => {
+      const v = (await readActiveVersion(client, table, 'quote_change_500ms'))!;
+      loads.push(v);
+      const w: LogisticModel = {
+        weights: [1, 1, 1],
+        bias: v === 'v-1' ? -5 : 5,
+        mean: [0, 0, 0],
+        std: [1, 1, 1],
+      };
+      const m = await loadModel(exportLogisticOnnx(w, SPEC), SPEC, {
+        target: 'quote_change_500ms',
+        version: v,
+      });
+      return {
+        ...m,
+        release: async () => {
+          released.push(v);
+          await m.release();
+        },
+      };
+    };
+    let clock = 0;
+    const cache = new ActiveModelCache({
+      load,
+      activeVersion: (t) => readActiveVersion(client, table, t),
+      checkEveryMs: 1000,
+      now: () => clock,
+      releaseAfterMs: 0,
+    });
+
+    await setActive('v-1');
+    const [a, b] = await Promise.all([cache.get('quote_change_500ms'), cache.get('quote_change_500ms')]);
+    expect(a.version).toBe('v-1');
+    expect(b).toBe(a);
+    await setActive('v-2');
+    clock = 999; // within the check interval: the pointer is not re-read
+    expect((await cache.get('quote_change_500ms')).version).toBe('v-1');
+    clock = 1000;
+    const swapped = await cache.get('quote_change_500ms');
+    expect(swapped.version).toBe('v-2');
+    expect(loads).toEqual(['v-1', 'v-2']);
+    const row = Float32Array.from([0, 0, 0]);
+    expect((await swapped.predict(row, 1))[0]).toBeGreaterThan(0.5);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(released).toEqual(['v-1']);
+    await swapped.release();
+  });
+});
+
+describe('when DynamoDB is down', () => {
+  it('/latest answers 503 and /health reports degraded; both recover after restart', async () => {
+    await emu.kill('dynamodb');
+    const l = await call(latest, v2('GET', '/latest'));
+    expect(l.status).toBe(503);
+    expect(l.body.error.code).toBe('unavailable');
+    const h = await call(health, v2('GET', '/health'));
+    expect(h.status).toBe(503);
+    expect(h.body).toMatchObject({ status: 'degraded', dynamodb: 'unreachable' });
+    expect(h.body.reasons[0]).toMatch(/latest table unreachable/);
+
+    await emu.restart('dynamodb');
+    expect((await call(latest, v2('GET', '/latest'))).status).toBe(200);
+  });
+});
