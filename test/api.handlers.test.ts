@@ -2,7 +2,7 @@
  * The Lambda handlers, called exactly as Lambda calls them (an HTTP API v2 event), against real dynalite and
  * s3rver started by src/local/emulators.ts. Items are written through the storage module, like the worker does.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
@@ -18,6 +18,7 @@ import { dynamoClient } from '../src/aws/clients.js';
 import type { FeatureSpec } from '../src/features/types.js';
 import { type Emulators, startEmulators } from '../src/local/emulators.js';
 import { provision } from '../src/local/provision.js';
+import { activate, publishVersion } from '../src/model/registry.js';
 import { loadModel } from '../src/model/runtime.js';
 import type { LoadedModel } from '../src/model/types.js';
 import { TABLES } from '../src/resources.js';
@@ -98,6 +99,8 @@ let dataDir: string;
 let latest: Handler;
 let health: Handler;
 let version: Handler;
+let predictHandler: Handler;
+const TARGET = 'quote_change_500ms';
 
 beforeAll(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'qw-api-'));
@@ -113,6 +116,8 @@ beforeAll(async () => {
     SYMBOLS: 'BTC-USD,ETH-USD,SOL-USD',
     HEALTH_STALE_MS: '5000',
     BUILD_SHA: 'abc1234',
+    // Re-read the active model pointer on every request so a promotion shows up at once.
+    MODEL_CHECK_MS: '0',
   });
   await provision(emu.env, { seed: false });
   const now = Date.now();
@@ -121,6 +126,7 @@ beforeAll(async () => {
   latest = (await import('../lambdas/latest.js')).handler as unknown as Handler;
   health = (await import('../lambdas/health.js')).handler as unknown as Handler;
   version = (await import('../lambdas/version.js')).handler as unknown as Handler;
+  predictHandler = (await import('../lambdas/predict.js')).handler as unknown as Handler;
 });
 
 afterAll(async () => {
@@ -197,6 +203,44 @@ describe('GET /health', () => {
   });
 });
 
+/** Publishes a real logistic ONNX model under `version` and makes it the active one, through the registry. */
+async function publishAndActivate(version: string, weights: LogisticModel): Promise<void> {
+  const dir = join(dataDir, 'models', version);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'model.onnx'), exportLogisticOnnx(weights, SPEC, { target: TARGET, version }));
+  writeFileSync(join(dir, 'feature_spec.json'), JSON.stringify(SPEC));
+  writeFileSync(join(dir, 'metrics.json'), JSON.stringify({ target: TARGET, version }));
+  await publishVersion(dir, TARGET, version);
+  await activate(TARGET, version);
+}
+
+const MODEL_A: LogisticModel = {
+  weights: [0.8, -1.2, 40],
+  bias: -0.3,
+  mean: [1, 0.5, 0],
+  std: [0.5, 0.2, 0.001],
+};
+const MODEL_B: LogisticModel = {
+  weights: [-0.5, 2, -10],
+  bias: 0.7,
+  mean: [1, 0.5, 0],
+  std: [0.5, 0.2, 0.001],
+};
+
+describe('POST /predict before any model is active', () => {
+  it('answers 503 saying the model is unavailable', async () => {
+    const { status, body } = await call(
+      predictHandler,
+      v2('POST', '/predict', { body: '{"product":"BTC-USD"}' }),
+    );
+    expect(status).toBe(503);
+    expect(body.error).toEqual({
+      code: 'unavailable',
+      message: 'model for quote_change_500ms is unavailable',
+    });
+  });
+});
+
 describe('GET /version', () => {
   it('reports the package version, BUILD_SHA and the active model version', async () => {
     const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
@@ -209,15 +253,70 @@ describe('GET /version', () => {
       models: { quote_change_500ms: null },
     });
 
-    // The registry's active pointer (pk=<target>, sk="active") as the registry writes it.
-    await dynamoClient(emu.env).send(
-      new PutCommand({
-        TableName: TABLES.registry.localName,
-        Item: { pk: 'quote_change_500ms', sk: 'active', version: 'v20250101-1' },
-      }),
-    );
+    await publishAndActivate('v-a', MODEL_A);
     const after = await call(version, v2('GET', '/version'));
-    expect(after.body.models).toEqual({ quote_change_500ms: 'v20250101-1' });
+    expect(after.body.models).toEqual({ quote_change_500ms: 'v-a' });
+  });
+});
+
+describe('POST /predict', () => {
+  const post = (body: string) => call(predictHandler, v2('POST', '/predict', { body }));
+
+  it("scores a product's latest features with the active model", async () => {
+    const now = Date.now();
+    const snap = snapshot('ETH-USD', 3205.25, now);
+    await putLatest(snap);
+    const { status, body } = await post('{"product":"ETH-USD"}');
+    expect(status).toBe(200);
+    expect(body).toMatchObject({ target: TARGET, modelVersion: 'v-a', product: 'ETH-USD', tsUs: now * 1000 });
+    const x = FEATURE_NAMES.map((n) => snap.features[n]!);
+    expect(body.probability).toBeCloseTo(predictLogistic(MODEL_A, x), 5);
+  });
+
+  it('scores caller-supplied features', async () => {
+    const { status, body } = await post(
+      JSON.stringify({ features: { mid_return_1s: -0.001, imbalance_l1: 0.9, spread_bps: 0.4 } }),
+    );
+    expect(status).toBe(200);
+    expect(body.probability).toBeCloseTo(predictLogistic(MODEL_A, [0.4, 0.9, -0.001]), 5);
+    expect(body).not.toHaveProperty('product');
+  });
+
+  it('answers 400 with a clear message for bad bodies', async () => {
+    const cases: [string, RegExp][] = [
+      ['{"product": "BTC', /request body is not valid JSON/],
+      [
+        '{"features":{"spread_bps":1,"imbalance_l1":0,"mid_return_1s":0,"vpin":2}}',
+        /unknown feature names: vpin/,
+      ],
+      [
+        '{"features":{"spread_bps":"wide"}}',
+        /features\.spread_bps: each feature value must be a finite number/,
+      ],
+      ['{"features":{"spread_bps":1}}', /missing features: imbalance_l1, mid_return_1s/],
+      ['{"product":42}', /product must be a string/],
+    ];
+    for (const [body, message] of cases) {
+      const res = await post(body);
+      expect(res.status, body).toBe(400);
+      expect(res.body.error.code).toBe('bad_request');
+      expect(res.body.error.message).toMatch(message);
+    }
+  });
+
+  it('answers 404 for a product without a snapshot', async () => {
+    const { status, body } = await post('{"product":"DOGE-USD"}');
+    expect(status).toBe(404);
+    expect(body.error.message).toContain('DOGE-USD');
+  });
+
+  it('switches to a newly activated version without a restart', async () => {
+    const features = { spread_bps: 0.4, imbalance_l1: 0.9, mid_return_1s: -0.001 };
+    await publishAndActivate('v-b', MODEL_B);
+    const { body } = await post(JSON.stringify({ features }));
+    expect(body.modelVersion).toBe('v-b');
+    expect(body.probability).toBeCloseTo(predictLogistic(MODEL_B, [0.4, 0.9, -0.001]), 5);
+    expect(body.probability).not.toBeCloseTo(predictLogistic(MODEL_A, [0.4, 0.9, -0.001]), 2);
   });
 });
 
