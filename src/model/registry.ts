@@ -1,0 +1,342 @@
+/**
+ * The model registry: immutable versions in S3 under MODEL_URI (s3://<bucket>/<prefix>) at
+ * `<prefix>/<target>/<version>/{model.onnx, feature_spec.json, metrics.json}`, and one active pointer per
+ * target in the registry table (pk=<target>, sk="active", version, activatedAt). Each published version also
+ * gets a row (pk=<target>, sk="v#<version>") holding the files' SHA-256, which is what makes versions immutable.
+ *
+ * For offline use MODEL_URI=file:///path/to/dir serves `<dir>/<target>/` directly (no S3, no DynamoDB).
+ */
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { GetObjectCommand, NoSuchKey, PutObjectCommand } from '@aws-sdk/client-s3';
+import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { dynamoClient, s3Client } from '../aws/clients.js';
+import { readCoreConfig, readResourceNames } from '../config.js';
+import type { FeatureSpec } from '../features/types.js';
+import { loadModel, ModelLoadError } from './runtime.js';
+import { type LoadedModel, type ModelMetrics, TARGETS, type Target } from './types.js';
+
+type Env = Record<string, string | undefined>;
+
+export const MODEL_FILES = ['model.onnx', 'feature_spec.json', 'metrics.json'] as const;
+export type ModelFile = (typeof MODEL_FILES)[number];
+
+export class RegistryError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'RegistryError';
+  }
+}
+
+export type ModelLocation = { kind: 's3'; bucket: string; prefix: string } | { kind: 'file'; dir: string };
+
+export function parseModelUri(uri: string): ModelLocation {
+  const s3 = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(\/.*)?$/.exec(uri);
+  if (s3) return { kind: 's3', bucket: s3[1]!, prefix: (s3[2] ?? '').replace(/^\/+|\/+$/g, '') };
+  if (uri.startsWith('file://')) {
+    try {
+      return { kind: 'file', dir: fileURLToPath(uri) };
+    } catch (err) {
+      throw new RegistryError(`MODEL_URI ${JSON.stringify(uri)}: not a valid file URL (file:///abs/path)`, {
+        cause: err,
+      });
+    }
+  }
+  throw new RegistryError(
+    `MODEL_URI ${JSON.stringify(uri)}: expected s3://<bucket>/<prefix> (bucket: 3-63 lowercase letters, digits, ` +
+      `dots, dashes) or file:///path/to/dir`,
+  );
+}
+
+const VERSION_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+function checkTarget(target: string): asserts target is Target {
+  if (!(TARGETS as readonly string[]).includes(target)) {
+    throw new RegistryError(`unknown target ${JSON.stringify(target)}; known: ${TARGETS.join(', ')}`);
+  }
+}
+
+function checkVersion(version: string): void {
+  if (!VERSION_PATTERN.test(version)) {
+    throw new RegistryError(
+      `invalid version ${JSON.stringify(version)}: letters, digits, ".", "_", "-" only`,
+    );
+  }
+}
+
+function s3Location(env: Env): { bucket: string; prefix: string } {
+  const location = parseModelUri(readCoreConfig(env).modelUri);
+  if (location.kind !== 's3')
+    throw new RegistryError('this operation needs MODEL_URI=s3://...; it is a file:// URI');
+  return location;
+}
+
+function objectKey(prefix: string, target: string, version: string, file: ModelFile): string {
+  return [prefix, target, version, file].filter(Boolean).join('/');
+}
+
+/** By name: lib-dynamodb may surface the exception from another copy of client-dynamodb than ours. */
+const isConditionFailure = (err: unknown) =>
+  (err as { name?: string }).name === 'ConditionalCheckFailedException';
+
+const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
+
+async function getObject(env: Env, bucket: string, key: string): Promise<Uint8Array | undefined> {
+  try {
+    const res = await s3Client(env).send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    return await res.Body!.transformToByteArray();
+  } catch (err) {
+    if (err instanceof NoSuchKey || (err as { name?: string }).name === 'NoSuchKey') return undefined;
+    throw err;
+  }
+}
+
+function parseJson<T>(bytes: Uint8Array, what: string): T {
+  try {
+    return JSON.parse(new TextDecoder().decode(bytes)) as T;
+  } catch (err) {
+    throw new RegistryError(`${what} is not valid JSON`, { cause: err });
+  }
+}
+
+async function readModelDir(dir: string): Promise<Record<ModelFile, Uint8Array>> {
+  const files = {} as Record<ModelFile, Uint8Array>;
+  for (const file of MODEL_FILES) {
+    try {
+      files[file] = await readFile(join(dir, file));
+    } catch (err) {
+      throw new RegistryError(`cannot read ${join(dir, file)}`, { cause: err });
+    }
+  }
+  return files;
+}
+
+export interface PublishResult {
+  uploaded: ModelFile[];
+  /** Already in the registry with identical bytes (publishing is idempotent). */
+  unchanged: ModelFile[];
+}
+
+/**
+ * Uploads `<dir>/{model.onnx, feature_spec.json, metrics.json}` as `<target>/<version>`. A version is
+ * immutable: publishing different bytes under an existing version fails with a RegistryError.
+ */
+export async function publishVersion(
+  dir: string,
+  target: string,
+  version: string,
+  env: Env = process.env,
+): Promise<PublishResult> {
+  checkTarget(target);
+  checkVersion(version);
+  const { bucket, prefix } = s3Location(env);
+  const files = await readModelDir(dir);
+  parseJson<FeatureSpec>(files['feature_spec.json'], `${dir}/feature_spec.json`);
+  const metrics = parseJson<Partial<ModelMetrics>>(files['metrics.json'], `${dir}/metrics.json`);
+  if (metrics.version !== undefined && metrics.version !== version) {
+    throw new RegistryError(`${dir}/metrics.json says version ${metrics.version}, publishing as ${version}`);
+  }
+  const hashes: Record<string, string> = {};
+  for (const file of MODEL_FILES) hashes[file] = sha256(files[file]);
+  // One string identifies the version's content in the registry row.
+  const digest = sha256(new TextEncoder().encode(MODEL_FILES.map((f) => hashes[f]).join('\n')));
+
+  const result: PublishResult = { uploaded: [], unchanged: [] };
+  for (const file of MODEL_FILES) {
+    const key = objectKey(prefix, target, version, file);
+    const existing = await getObject(env, bucket, key);
+    if (existing) {
+      if (sha256(existing) !== hashes[file]) {
+        throw new RegistryError(
+          `${target}/${version} is already published with a different ${file}; versions are immutable, ` +
+            'publish under a new version',
+        );
+      }
+      result.unchanged.push(file);
+      continue;
+    }
+    await s3Client(env).send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: files[file] }));
+    result.uploaded.push(file);
+  }
+
+  // The version row settles races between two publishers of the same version: the first one's files win.
+  const table = readResourceNames(env).registryTable;
+  const db = dynamoClient(env);
+  const row = {
+    pk: target,
+    sk: `v#${version}`,
+    version,
+    digest,
+    files: hashes,
+    publishedAt: new Date().toISOString(),
+  };
+  try {
+    await db.send(
+      new PutCommand({ TableName: table, Item: row, ConditionExpression: 'attribute_not_exists(pk)' }),
+    );
+  } catch (err) {
+    if (!isConditionFailure(err)) throw err;
+    const existing = await db.send(
+      new GetCommand({ TableName: table, Key: { pk: target, sk: `v#${version}` }, ConsistentRead: true }),
+    );
+    if (existing.Item?.digest !== digest) {
+      throw new RegistryError(`${target}/${version} was published concurrently with different files`, {
+        cause: err,
+      });
+    }
+  }
+  return result;
+}
+
+export interface ActivateOptions {
+  /** Compare-and-set: activate only if the active version is this one (null: only if none is active). */
+  ifCurrent?: string | null;
+}
+
+export class ActivationConflictError extends RegistryError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ActivationConflictError';
+  }
+}
+
+/** Points `target` at a published version (conditional put on the active pointer). */
+export async function activate(
+  target: string,
+  version: string,
+  env: Env = process.env,
+  options: ActivateOptions = {},
+): Promise<void> {
+  checkTarget(target);
+  checkVersion(version);
+  const table = readResourceNames(env).registryTable;
+  const db = dynamoClient(env);
+  const published = await db.send(
+    new GetCommand({ TableName: table, Key: { pk: target, sk: `v#${version}` }, ConsistentRead: true }),
+  );
+  if (!published.Item) throw new RegistryError(`${target}/${version} is not published; publish it first`);
+
+  const condition =
+    options.ifCurrent === undefined
+      ? {}
+      : options.ifCurrent === null
+        ? { ConditionExpression: 'attribute_not_exists(pk)' }
+        : {
+            ConditionExpression: 'version = :current',
+            ExpressionAttributeValues: { ':current': options.ifCurrent },
+          };
+  try {
+    await db.send(
+      new PutCommand({
+        TableName: table,
+        Item: { pk: target, sk: 'active', version, activatedAt: new Date().toISOString() },
+        ...condition,
+      }),
+    );
+  } catch (err) {
+    if (isConditionFailure(err)) {
+      const expected =
+        options.ifCurrent === null ? 'no active version' : `active version ${options.ifCurrent}`;
+      throw new ActivationConflictError(`${target}: expected ${expected}, but the pointer changed`, {
+        cause: err,
+      });
+    }
+    throw err;
+  }
+}
+
+/** The active version of `target`, or undefined when none was activated. */
+export async function activeVersion(target: string, env: Env = process.env): Promise<string | undefined> {
+  checkTarget(target);
+  const res = await dynamoClient(env).send(
+    new GetCommand({
+      TableName: readResourceNames(env).registryTable,
+      Key: { pk: target, sk: 'active' },
+      ConsistentRead: true,
+    }),
+  );
+  return res.Item?.version as string | undefined;
+}
+
+/**
+ * Loads the active model of `target` into onnxruntime (from S3, or from `<dir>/<target>/` for a file:// URI).
+ * Any problem (no active version, missing file, bad JSON, unloadable model) is a ModelLoadError naming the
+ * version.
+ */
+export async function loadActive(target: string, env: Env = process.env): Promise<LoadedModel> {
+  checkTarget(target);
+  const location = parseModelUri(readCoreConfig(env).modelUri);
+  let files: Record<ModelFile, Uint8Array>;
+  let version: string;
+  let where: string;
+  if (location.kind === 'file') {
+    where = join(location.dir, target);
+    files = await readModelDir(where).catch((err: unknown) => {
+      throw new ModelLoadError(`${target}: no model files in ${where}`, { cause: err });
+    });
+    const metrics = parseJson<Partial<ModelMetrics>>(files['metrics.json'], `${where}/metrics.json`);
+    version = metrics.version ?? 'local';
+  } else {
+    const active = await activeVersion(target, env);
+    if (!active) {
+      throw new ModelLoadError(
+        `${target}: no active model version in the registry (run provisioning to seed it)`,
+      );
+    }
+    version = active;
+    where = `s3://${location.bucket}/${objectKey(location.prefix, target, version, 'model.onnx').replace(/\/model\.onnx$/, '')}`;
+    files = {} as Record<ModelFile, Uint8Array>;
+    for (const file of MODEL_FILES) {
+      const bytes = await getObject(env, location.bucket, objectKey(location.prefix, target, version, file));
+      if (!bytes) throw new ModelLoadError(`${target}@${version}: ${where}/${file} is missing`);
+      files[file] = bytes;
+    }
+  }
+  let spec: FeatureSpec;
+  try {
+    spec = parseJson<FeatureSpec>(files['feature_spec.json'], `${where}/feature_spec.json`);
+  } catch (err) {
+    throw new ModelLoadError(`${target}@${version}: ${(err as Error).message}`, { cause: err });
+  }
+  if (!Array.isArray(spec.features)) {
+    throw new ModelLoadError(`${target}@${version}: ${where}/feature_spec.json has no "features" list`);
+  }
+  return loadModel(files['model.onnx'], spec, { target, version });
+}
+
+export interface SeedResult {
+  published: string[];
+  activated: string[];
+}
+
+/**
+ * Publishes each `<baselineDir>/<target>/` (version from its metrics.json) and activates it when the target
+ * has no active version. Idempotent; never replaces an active version.
+ */
+export async function seedRegistry(baselineDir: string, env: Env = process.env): Promise<SeedResult> {
+  const result: SeedResult = { published: [], activated: [] };
+  if (parseModelUri(readCoreConfig(env).modelUri).kind === 'file') return result;
+  for (const target of TARGETS) {
+    const dir = join(baselineDir, target);
+    if (!existsSync(dir)) continue;
+    const metrics = parseJson<Partial<ModelMetrics>>(
+      await readFile(join(dir, 'metrics.json')),
+      `${dir}/metrics.json`,
+    );
+    if (typeof metrics.version !== 'string') throw new RegistryError(`${dir}/metrics.json has no "version"`);
+    const published = await publishVersion(dir, target, metrics.version, env);
+    if (published.uploaded.length > 0) result.published.push(`${target}/${metrics.version}`);
+    if ((await activeVersion(target, env)) !== undefined) continue;
+    try {
+      await activate(target, metrics.version, env, { ifCurrent: null });
+      result.activated.push(`${target}/${metrics.version}`);
+    } catch (err) {
+      // Another process seeded first: that is the outcome we wanted.
+      if (!(err instanceof ActivationConflictError)) throw err;
+    }
+  }
+  return result;
+}
