@@ -144,3 +144,21 @@ export function readLocalConfig(env: Env = process.env): LocalConfig {
     gatewayPort: readPort(env, 'PORT', 3000),
   };
 }
+
+/** The local exchange simulator (src/simulator/main.ts). */
+export interface SimulatorConfig {
+  port: number;
+  seed: number;
+  mode: 'realtime' | 'fast';
+  /** NDJSON log of every frame sent; off when unset. */
+  logPath: string | undefined;
+}
+
+export function readSimulatorConfig(env: Env = process.env): SimulatorConfig {
+  return {
+    port: readPort(env, 'SIM_PORT', 8765),
+    seed: read(env, 'SIM_SEED', z.coerce.number().int('expected a whole number').min(0).max(0xffffffff), '1'),
+    mode: read(env, 'SIM_MODE', z.enum(['realtime', 'fast']), 'realtime'),
+    logPath: read(env, 'SIM_LOG', z.string().optional()),
+  };
+}

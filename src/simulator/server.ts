@@ -1,0 +1,250 @@
+/**
+ * The exchange simulator's WebSocket server (Coinbase Advanced Trade market data on 127.0.0.1).
+ *
+ * Every connection gets its own Session, so one seed gives every client the same market. Modes:
+ * - realtime: simulated time = anchor + wall time elapsed since start; frames go out when due, so
+ *   receive-minus-exchange latency is meaningful;
+ * - fast: simulated time runs as fast as the client reads (backpressure through ws send callbacks), from
+ *   a seed-derived epoch, so the same seed and the same client messages give byte-identical frames.
+ */
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { type WebSocket, WebSocketServer } from 'ws';
+import { DEFAULT_PRODUCTS, seedEpochUs } from './exchange.js';
+import type { ProductSpec } from './market.js';
+import { errorFrame, rfc3339Nano } from './protocol.js';
+import { type OutFrame, Session, type TopOfBook } from './session.js';
+
+export type SimulatorMode = 'realtime' | 'fast';
+
+export interface SimulatorOptions {
+  /** 0 picks a free port. Default 8765. */
+  port?: number;
+  host?: string;
+  seed: number;
+  products?: readonly ProductSpec[];
+  mode: SimulatorMode;
+  /** NDJSON log of every frame sent, one `{"conn","seq","frame"}` line each; off when absent. */
+  logPath?: string;
+  /** A connection that has not subscribed by then is closed (Coinbase: 5 s). */
+  subscribeTimeoutMs?: number;
+  /** Simulated time at start, epoch µs. Default: the wall clock (realtime) or a seed-derived epoch (fast). */
+  anchorUs?: number;
+  /**
+   * Fast mode: wall-clock pause after the first subscribe before time starts running, so subscribe
+   * messages sent together all take effect at the same simulated instant (keeps runs identical).
+   */
+  fastStartDelayMs?: number;
+}
+
+export interface SimulatorFaults {
+  /** Abruptly drops every open connection (no close frame, like a network failure). */
+  dropConnections(): void;
+  /** Stops sending on every connection until resume() (or for `ms`); nothing is lost, only delayed. */
+  goSilent(ms?: number): void;
+  resume(): void;
+  /** The next frame on every connection jumps `n` sequence numbers ahead. */
+  skipSequence(n?: number): void;
+  /** Sends a broken frame on every connection now, outside the sequence. */
+  sendMalformed(kind?: 'truncated' | 'garbage'): void;
+  /** Sends `{"type":"error","message"}` on every connection now. */
+  sendError(message: string): void;
+}
+
+export interface SimulatorServer {
+  url: string;
+  port: number;
+  mode: SimulatorMode;
+  faults: SimulatorFaults;
+  /** Connection ids, oldest first (1, 2, ...). */
+  connections(): number[];
+  /** The simulator's top of book after the last l2_data frame with sequence_num <= seq on connection `conn` (default: the newest). */
+  topOfBookAt(productId: string, seq: number, conn?: number): TopOfBook | undefined;
+  close(): Promise<void>;
+}
+
+interface Conn {
+  id: number;
+  ws: WebSocket;
+  session: Session;
+  inflight: number;
+  drained: (() => void) | null;
+  pumping: boolean;
+  closed: boolean;
+}
+
+const HIGH_WATER = 256;
+const LOW_WATER = 64;
+
+export async function startSimulator(options: SimulatorOptions): Promise<SimulatorServer> {
+  const mode = options.mode;
+  const products = options.products ?? DEFAULT_PRODUCTS;
+  const subscribeTimeoutMs = options.subscribeTimeoutMs ?? 5000;
+  const fastStartDelayMs = options.fastStartDelayMs ?? 20;
+  const wallStartMs = performance.now();
+  const anchorUs = options.anchorUs ?? (mode === 'realtime' ? Date.now() * 1000 : seedEpochUs(options.seed));
+  const simNowUs = () => anchorUs + Math.round((performance.now() - wallStartMs) * 1000);
+  const log: WriteStream | null = options.logPath ? createWriteStream(options.logPath, { flags: 'a' }) : null;
+
+  const conns = new Map<number, Conn>();
+  const finished = new Map<number, Session>(); // closed connections stay queryable by topOfBookAt
+  let nextConnId = 1;
+  let silent = false;
+  let silenceTimer: NodeJS.Timeout | null = null;
+
+  const wss = new WebSocketServer({ host: options.host ?? '127.0.0.1', port: options.port ?? 8765 });
+  await new Promise<void>((resolve, reject) => {
+    wss.once('listening', resolve);
+    wss.once('error', reject);
+  });
+  const address = wss.address();
+  const port = typeof address === 'object' && address ? address.port : (options.port ?? 8765);
+
+  function send(c: Conn, f: OutFrame): void {
+    if (c.closed || c.ws.readyState !== c.ws.OPEN) return;
+    c.inflight++;
+    c.ws.send(f.text, () => {
+      c.inflight--;
+      if (c.drained && c.inflight <= LOW_WATER) {
+        const wake = c.drained;
+        c.drained = null;
+        wake();
+      }
+    });
+    if (log) {
+      const line = f.seq === null ? `"malformed":${JSON.stringify(f.text)}` : `"frame":${f.text}`;
+      log.write(`{"conn":${c.id},"seq":${f.seq},${line}}\n`);
+    }
+  }
+
+  /** Fast mode: produce and send frames for as long as the client keeps reading. */
+  async function pump(c: Conn): Promise<void> {
+    if (c.pumping) return;
+    c.pumping = true;
+    await sleep(fastStartDelayMs);
+    let sinceYield = 0;
+    while (!c.closed) {
+      if (silent || !c.session.subscribed) {
+        await sleep(5);
+        continue;
+      }
+      for (const f of c.session.advanceTo(c.session.peekTimeUs())) send(c, f);
+      if (c.inflight > HIGH_WATER) {
+        await new Promise<void>((resolve) => {
+          c.drained = resolve;
+        });
+      }
+      // Let incoming messages (unsubscribe, close) and fault calls interleave.
+      if (++sinceYield >= 50) {
+        sinceYield = 0;
+        await new Promise((r) => setImmediate(r));
+      }
+    }
+  }
+
+  const ticker =
+    mode === 'realtime'
+      ? setInterval(() => {
+          if (silent) return;
+          const now = simNowUs();
+          for (const c of conns.values()) for (const f of c.session.advanceTo(now)) send(c, f);
+        }, 10)
+      : null;
+
+  wss.on('connection', (ws) => {
+    const session = new Session(products, options.seed, anchorUs);
+    // A late realtime client joins the market where it is now; the catch-up sends nothing (no subscriptions).
+    if (mode === 'realtime') session.advanceTo(simNowUs());
+    const c: Conn = {
+      id: nextConnId++,
+      ws,
+      session,
+      inflight: 0,
+      drained: null,
+      pumping: false,
+      closed: false,
+    };
+    conns.set(c.id, c);
+    const timeout = setTimeout(() => {
+      if (!c.session.subscribed) ws.close(1008, `no subscribe within ${subscribeTimeoutMs} ms`);
+    }, subscribeTimeoutMs);
+
+    ws.on('message', (data, isBinary) => {
+      const text = isBinary ? '' : data.toString();
+      // Realtime: answer at the current simulated time, after whatever became due before the message.
+      if (mode === 'realtime' && !silent) for (const f of c.session.advanceTo(simNowUs())) send(c, f);
+      for (const f of c.session.handleMessage(text)) send(c, f);
+      if (mode === 'fast' && c.session.subscribed) void pump(c);
+    });
+    ws.on('close', () => {
+      clearTimeout(timeout);
+      c.closed = true;
+      c.drained?.();
+      conns.delete(c.id);
+      finished.set(c.id, c.session);
+    });
+    ws.on('error', () => {}); // a client vanishing mid-send is normal; 'close' follows
+  });
+
+  const everyConn = (fn: (c: Conn) => void) => {
+    for (const c of conns.values()) fn(c);
+  };
+
+  const faults: SimulatorFaults = {
+    dropConnections: () => everyConn((c) => c.ws.terminate()),
+    goSilent(ms) {
+      silent = true;
+      if (silenceTimer) clearTimeout(silenceTimer);
+      silenceTimer = ms === undefined ? null : setTimeout(() => faults.resume(), ms);
+    },
+    resume() {
+      silent = false;
+      if (silenceTimer) clearTimeout(silenceTimer);
+      silenceTimer = null;
+    },
+    skipSequence: (n = 1) => everyConn((c) => c.session.skipSequence(n)),
+    sendMalformed: (kind = 'truncated') =>
+      everyConn((c) => {
+        const whole = JSON.stringify({
+          channel: 'l2_data',
+          timestamp: rfc3339Nano(c.session.timeUs),
+          sequence_num: 0,
+          events: [{ type: 'update', product_id: products[0]?.productId ?? 'BTC-USD', updates: [] }],
+        });
+        send(c, {
+          text: kind === 'truncated' ? whole.slice(0, Math.floor(whole.length / 2)) : '}{not json',
+          seq: null,
+        });
+      }),
+    sendError: (message) =>
+      everyConn((c) => send(c, { text: JSON.stringify(errorFrame(message)), seq: null })),
+  };
+
+  return {
+    url: `ws://${options.host ?? '127.0.0.1'}:${port}`,
+    port,
+    mode,
+    faults,
+    connections: () => [...new Set([...finished.keys(), ...conns.keys()])].sort((a, b) => a - b),
+    topOfBookAt(productId, seq, conn) {
+      const id = conn ?? Math.max(0, ...conns.keys(), ...finished.keys());
+      const session = conns.get(id)?.session ?? finished.get(id);
+      return session?.topOfBookAt(productId, seq);
+    },
+    async close() {
+      if (ticker) clearInterval(ticker);
+      if (silenceTimer) clearTimeout(silenceTimer);
+      for (const c of conns.values()) {
+        c.closed = true;
+        c.drained?.();
+        c.ws.terminate();
+      }
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+      if (log) await new Promise<void>((resolve) => log.end(resolve));
+    },
+  };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
