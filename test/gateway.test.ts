@@ -1,0 +1,226 @@
+/**
+ * The local gateway: real HTTP requests become API Gateway HTTP API v2 events for the very handlers Lambda runs,
+ * over real emulators; and the gateway process logs its URL and exits cleanly on SIGTERM.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { HttpApiEventV2, HttpApiResultV2 } from '../src/api/http.js';
+import type { LatestSnapshot } from '../src/api/types.js';
+import { type RunningGateway, startGateway } from '../src/gateway/server.js';
+import { type Emulators, startEmulators } from '../src/local/emulators.js';
+import { provision } from '../src/local/provision.js';
+import { putLatest } from '../src/storage/latest.js';
+
+const MAIN = fileURLToPath(new URL('../src/gateway/main.ts', import.meta.url));
+
+function snapshot(product: string, mid: number): Omit<LatestSnapshot, 'pk' | 'sk' | 'expiresAt'> {
+  const now = Date.now();
+  return {
+    product,
+    tsUs: now * 1000,
+    seq: 7,
+    bestBid: String(mid - 0.5),
+    bestAsk: String(mid + 0.5),
+    mid,
+    spread: 1,
+    spreadBps: (1 / mid) * 10_000,
+    bids: [[String(mid - 0.5), '2']],
+    asks: [[String(mid + 0.5), '3']],
+    features: { a: 1 },
+    predictions: {},
+    latencyMs: 5,
+    updatedAtMs: now,
+  };
+}
+
+let emu: Emulators;
+let dataDir: string;
+let gateway: RunningGateway;
+
+beforeAll(async () => {
+  dataDir = mkdtempSync(join(tmpdir(), 'qw-gw-'));
+  // The SDK takes region and credentials from process.env, also for the emulators' readiness probes.
+  Object.assign(process.env, {
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: 'S3RVER',
+    AWS_SECRET_ACCESS_KEY: 'S3RVER',
+  });
+  emu = await startEmulators({ dataDir, ports: { kinesis: 0, dynamodb: 0, s3: 0 } });
+  Object.assign(process.env, emu.env, { SYMBOLS: 'BTC-USD,ETH-USD' });
+  await provision(emu.env, { seed: false });
+  await putLatest(snapshot('BTC-USD', 65000.5));
+  const { routes } = await import('../src/gateway/routes.js');
+  gateway = await startGateway({ routes, port: 0 });
+});
+
+afterAll(async () => {
+  await gateway?.close();
+  await emu?.stop();
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+});
+
+describe('gateway over the real handlers', () => {
+  it('serves /latest with what the table holds', async () => {
+    const res = await fetch(`${gateway.url}/latest`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/application\/json/);
+    const body = await res.json();
+    expect(body.products).toHaveLength(1);
+    expect(body.products[0]).toMatchObject({
+      product: 'BTC-USD',
+      mid: 65000.5,
+      bestBid: '65000',
+      bestAsk: '65001',
+    });
+
+    await putLatest(snapshot('ETH-USD', 3000.5));
+    const one = await (await fetch(`${gateway.url}/latest?product=ETH-USD`)).json();
+    expect(one).toMatchObject({ product: 'ETH-USD', mid: 3000.5 });
+  });
+
+  it('passes handler errors through with their status and body', async () => {
+    const missing = await fetch(`${gateway.url}/latest?product=XRP-USD`);
+    expect(missing.status).toBe(404);
+    expect((await missing.json()).error.code).toBe('not_found');
+
+    const bad = await fetch(`${gateway.url}/predict`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{not json',
+    });
+    expect(bad.status).toBe(400);
+    expect((await bad.json()).error.message).toMatch(/not valid JSON/);
+  });
+
+  it('answers 404 for routes that do not exist, and for the wrong method', async () => {
+    for (const [method, path] of [
+      ['GET', '/nope'],
+      ['DELETE', '/latest'],
+      ['GET', '/predict'],
+    ] as const) {
+      const res = await fetch(`${gateway.url}${path}`, { method });
+      expect(res.status, `${method} ${path}`).toBe(404);
+      expect((await res.json()).error.message).toBe(`no route for ${method} ${path}`);
+    }
+  });
+
+  it('serves the dashboard at /', async () => {
+    const res = await fetch(`${gateway.url}/`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/text\/html/);
+    const html = await res.text();
+    expect(html).toContain('<title>QuoteWatch</title>');
+    // Self-contained: no scripts or styles from elsewhere.
+    expect(html).not.toMatch(/<(script|link)[^>]+(src|href)=["']https?:/);
+  });
+});
+
+describe('the v2 event the gateway builds', () => {
+  let seen: HttpApiEventV2[] = [];
+  let echo: RunningGateway;
+  beforeAll(async () => {
+    const record = async (event: HttpApiEventV2): Promise<HttpApiResultV2> => {
+      seen.push(event);
+      return {
+        statusCode: 201,
+        headers: { 'x-echo': event.routeKey },
+        body: Buffer.from('binary\u0000ok').toString('base64'),
+        isBase64Encoded: true,
+      };
+    };
+    echo = await startGateway({ routes: { 'POST /echo': record, 'GET /echo': record }, port: 0 });
+  });
+  afterAll(async () => echo?.close());
+
+  it('carries method, path, query, lowercased headers, cookies and a text body', async () => {
+    seen = [];
+    const res = await fetch(`${echo.url}/echo?a=1&b=two%20words&a=3`, {
+      method: 'POST',
+      headers: { 'X-Trace-Id': 'T-1', 'Content-Type': 'application/json', Cookie: 'k1=v1; k2=v2' },
+      body: '{"x":1}',
+    });
+    expect(res.status).toBe(201);
+    expect(res.headers.get('x-echo')).toBe('POST /echo');
+    expect(Buffer.from(await res.arrayBuffer()).toString()).toBe('binary\u0000ok');
+
+    const e = seen[0]!;
+    expect(e).toMatchObject({
+      version: '2.0',
+      routeKey: 'POST /echo',
+      rawPath: '/echo',
+      rawQueryString: 'a=1&b=two%20words&a=3',
+      queryStringParameters: { a: '1,3', b: 'two words' },
+      cookies: ['k1=v1', 'k2=v2'],
+      body: '{"x":1}',
+      isBase64Encoded: false,
+    });
+    expect(e.headers['x-trace-id']).toBe('T-1');
+    expect(e.headers).not.toHaveProperty('cookie');
+    expect(e.requestContext.http).toMatchObject({ method: 'POST', path: '/echo', sourceIp: '127.0.0.1' });
+    expect(e.requestContext.routeKey).toBe('POST /echo');
+    expect(e.requestContext.time).toMatch(/^\d{2}\/[A-Z][a-z]{2}\/\d{4}:\d{2}:\d{2}:\d{2} \+0000$/);
+  });
+
+  it('base64-encodes binary bodies and leaves out what a bodiless GET lacks', async () => {
+    seen = [];
+    const bytes = Uint8Array.from([0, 255, 1, 254]);
+    await fetch(`${echo.url}/echo`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream' },
+      body: bytes,
+    });
+    await fetch(`${echo.url}/echo`);
+    const [post, get] = seen;
+    expect(post!.isBase64Encoded).toBe(true);
+    expect(Buffer.from(post!.body!, 'base64')).toEqual(Buffer.from(bytes));
+    expect(get!.body).toBeUndefined();
+    expect(get!.queryStringParameters).toBeUndefined();
+    expect(get!.rawQueryString).toBe('');
+  });
+});
+
+describe('gateway process (src/gateway/main.ts)', () => {
+  it('logs its URL once listening, serves, and exits 0 on SIGTERM', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', MAIN], {
+      env: { ...process.env, ...emu.env, PORT: '0', SYMBOLS: 'BTC-USD' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      let url = '';
+      for await (const line of createInterface({ input: child.stdout! })) {
+        const msg = JSON.parse(line);
+        if (msg.msg === 'gateway listening') {
+          expect(msg.level).toBe('info');
+          url = msg.url;
+          break;
+        }
+      }
+      expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      const health = await (await fetch(`${url}/health`)).json();
+      expect(health.products.map((p: { product: string }) => p.product)).toEqual(['BTC-USD']);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
+  });
+
+  it('exits 2 naming the variable when the configuration is bad', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', MAIN], {
+      env: { ...process.env, PORT: 'eighty' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr!.on('data', (d) => {
+      stderr += d;
+    });
+    const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/configuration error: PORT: invalid value "eighty"/);
+  });
+});
