@@ -146,7 +146,10 @@ class EmulatorProcess {
       process.execPath,
       ['--require', EXIT_WITH_PARENT, spec.script, ...spec.args(this.port, this.dir)],
       {
+        // NODE_OPTIONS of a tsx or vitest parent has no business in an emulator (s3rver sets its own).
         env: { ...process.env, NODE_OPTIONS: '', ...spec.env },
+        // Own process group: a terminal Ctrl-C must not stop the emulators before the components using them.
+        detached: true,
         stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       },
     );

@@ -21,7 +21,16 @@ import {
 } from '@aws-sdk/client-kinesis';
 import { CreateBucketCommand, HeadBucketCommand } from '@aws-sdk/client-s3';
 import { dynamoClient, kinesisClient, s3Client } from '../aws/clients.js';
-import { BUCKETS, type BucketDef, STREAM, type StreamDef, TABLES, type TableDef } from '../resources.js';
+import { seedRegistry } from '../model/registry.js';
+import {
+  BUCKETS,
+  type BucketDef,
+  LOCAL_MODEL_URI,
+  STREAM,
+  type StreamDef,
+  TABLES,
+  type TableDef,
+} from '../resources.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -39,7 +48,7 @@ export class ProvisionError extends Error {
 export interface ProvisionOptions {
   /** Progress lines ("created table quotewatch-latest"). */
   log?: (line: string) => void;
-  /** Publish models/baseline when the registry has no active version (default true). */
+  /** Publish models/baseline via seedRegistry (src/model/registry.ts), activating where none is (default true). */
   seed?: boolean;
   baselineDir?: string;
   /** How long to wait for a stream or table to become ACTIVE. */
@@ -185,27 +194,6 @@ async function provisionBucket(env: Env, def: BucketDef, result: ProvisionResult
   }
 }
 
-/**
- * The registry's seeding step, owned by src/model/registry.ts. Loaded lazily so provisioning works (and says so)
- * before that module exists.
- */
-async function seedBaseline(env: Env, baselineDir: string, log: (line: string) => void): Promise<void> {
-  // >>> CALL SITE: seedRegistry(baselineDir, env) from src/model/registry.ts publishes models/baseline/* when no
-  // version is active. The specifier is a variable so the typecheck does not require the module to exist yet.
-  const registryModule = '../model/registry.js';
-  let seedRegistry: ((dir: string, env: Env) => Promise<void>) | undefined;
-  try {
-    ({ seedRegistry } = (await import(registryModule)) as { seedRegistry?: typeof seedRegistry });
-  } catch (err) {
-    if ((err as { code?: string }).code !== 'ERR_MODULE_NOT_FOUND') throw err;
-  }
-  if (typeof seedRegistry !== 'function') {
-    log('model registry not seeded: src/model/registry.ts has no seedRegistry() yet');
-    return;
-  }
-  await seedRegistry(baselineDir, env);
-}
-
 /** Creates what is missing (stream, tables, buckets), waits until usable, then seeds the model registry. */
 export async function provision(env: Env, options: ProvisionOptions = {}): Promise<ProvisionResult> {
   const {
@@ -222,6 +210,11 @@ export async function provision(env: Env, options: ProvisionOptions = {}): Promi
   ]);
   for (const what of result.created) log(`created ${what}`);
   if (result.existing.length > 0) log(`already there: ${result.existing.join(', ')}`);
-  if (seed) await seedBaseline(env, baselineDir, log);
+  if (seed) {
+    // The local registry lives in the models bucket provisioned above (MODEL_URI can point elsewhere).
+    const seeded = await seedRegistry(baselineDir, { MODEL_URI: LOCAL_MODEL_URI, ...env });
+    for (const version of seeded.published) log(`published model ${version}`);
+    for (const version of seeded.activated) log(`activated model ${version}`);
+  }
   return result;
 }

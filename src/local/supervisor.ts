@@ -6,6 +6,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { BUCKETS, LOCAL_MODEL_URI, STREAM, TABLES } from '../resources.js';
 import { DEFAULT_EMULATOR_PORTS, type Emulators, EXIT_WITH_PARENT, startEmulators } from './emulators.js';
@@ -45,6 +46,8 @@ export interface SystemOptions {
   ports?: Partial<Record<'kinesis' | 'dynamodb' | 's3' | 'simulator' | 'gateway', number>>;
   /** The components to run (default all; without the simulator when live). */
   components?: ComponentName[];
+  /** Replacement entry files (absolute, or relative to the repository root), e.g. stand-ins in tests. */
+  componentFiles?: Partial<Record<ComponentName, string>>;
   /** Extra environment for the components (e.g. SYMBOLS, TICK_MS), over the computed one. */
   env?: Record<string, string>;
   /** Publish the baseline model when the registry has none (default true). */
@@ -223,11 +226,10 @@ export async function startSystem(options: SystemOptions): Promise<System> {
   const names = options.components ?? COMPONENT_NAMES.filter((n) => !(live && n === 'simulator'));
   if (live && names.includes('simulator')) throw new SystemStartError('--live runs without the simulator');
 
-  const missing = names.filter((n) => !existsSync(`${REPO_ROOT}${COMPONENT_FILES[n]}`));
+  const files = { ...COMPONENT_FILES, ...options.componentFiles };
+  const missing = names.filter((n) => !existsSync(resolve(REPO_ROOT, files[n])));
   if (missing.length > 0) {
-    throw new SystemStartError(
-      `component entry file(s) missing: ${missing.map((n) => COMPONENT_FILES[n]).join(', ')}`,
-    );
+    throw new SystemStartError(`component entry file(s) missing: ${missing.map((n) => files[n]).join(', ')}`);
   }
 
   mkdirSync(dataDir, { recursive: true });
@@ -272,7 +274,7 @@ export async function startSystem(options: SystemOptions): Promise<System> {
   );
   components = names.map((name) => {
     const own: Record<string, string> = name === 'gateway' ? { PORT: String(gatewayPort) } : {};
-    return new Component(name, COMPONENT_FILES[name], { ...baseEnv, ...env, ...own }, say, backoff);
+    return new Component(name, resolve(REPO_ROOT, files[name]), { ...baseEnv, ...env, ...own }, say, backoff);
   });
   const byName = new Map(components.map((c) => [c.name, c]));
   const component = (name: ComponentName) => {

@@ -1,0 +1,138 @@
+#!/usr/bin/env -S node --import tsx
+/**
+ * quotewatch <command>: the local runner. `npm start` is `quotewatch start`.
+ * New commands (replay, baseline...) are one entry in COMMANDS.
+ */
+import { resolve } from 'node:path';
+import { orExit, readLocalConfig } from '../src/config.js';
+import { DEFAULT_EMULATOR_PORTS, emulatorEnv, startEmulators } from '../src/local/emulators.js';
+import { provision } from '../src/local/provision.js';
+import { startSystem } from '../src/local/supervisor.js';
+
+interface Command {
+  usage: string;
+  summary: string;
+  run(args: string[]): Promise<number>;
+}
+
+class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+/** Splits `--flag` arguments from the rest and rejects flags the command does not know. */
+function flags(args: string[], known: string[]): Set<string> {
+  const given = new Set(args.filter((a) => a.startsWith('--')));
+  const unknown = [...given].filter((f) => !known.includes(f));
+  if (unknown.length > 0) throw new UsageError(`unknown option ${unknown.join(', ')}`);
+  const positional = args.filter((a) => !a.startsWith('--'));
+  if (positional.length > 0) throw new UsageError(`unexpected argument ${positional.join(' ')}`);
+  return given;
+}
+
+/**
+ * Resolves on the first SIGINT/SIGTERM. A second one exits at once: the exit hooks still kill every child, but
+ * without the graceful shutdown.
+ */
+function untilSignal(): Promise<NodeJS.Signals> {
+  return new Promise((done) => {
+    let received = false;
+    const handler = (signal: NodeJS.Signals) => {
+      if (received) {
+        console.error(`[quotewatch] ${signal} again: exiting without waiting`);
+        process.exit(1);
+      }
+      received = true;
+      done(signal);
+    };
+    process.on('SIGINT', handler);
+    process.on('SIGTERM', handler);
+  });
+}
+
+function dataDir(): string {
+  return resolve(orExit(() => readLocalConfig()).dataDir);
+}
+
+const COMMANDS: Record<string, Command> = {
+  start: {
+    usage: 'start [--live]',
+    summary: 'emulators, provisioning and every component; --live reads Coinbase instead of the simulator',
+    async run(args) {
+      const live = flags(args, ['--live']).has('--live');
+      const { gatewayPort } = orExit(() => readLocalConfig());
+      const signal = untilSignal();
+      const system = await startSystem({ dataDir: dataDir(), live, ports: { gateway: gatewayPort } });
+      console.log(`[quotewatch] running (feed ${system.urls.feed}); Ctrl-C stops everything`);
+      console.log(`[quotewatch] ${await signal}: stopping`);
+      await system.stop();
+      return 0;
+    },
+  },
+  emulators: {
+    usage: 'emulators',
+    summary: `only the emulators, on ports ${Object.values(DEFAULT_EMULATOR_PORTS).join('/')}, until Ctrl-C`,
+    async run(args) {
+      flags(args, []);
+      const signal = untilSignal();
+      const emulators = await startEmulators({ dataDir: dataDir(), ports: DEFAULT_EMULATOR_PORTS });
+      console.log(`# emulators running, data in ${emulators.dataDir}; for another shell:`);
+      for (const [key, value] of Object.entries(emulators.env)) console.log(`export ${key}=${value}`);
+      await signal;
+      await emulators.stop();
+      return 0;
+    },
+  },
+  provision: {
+    usage: 'provision',
+    summary: 'create the stream, tables and buckets (idempotent) and seed the model registry',
+    async run(args) {
+      flags(args, []);
+      const hasEndpoints = Object.keys(process.env).some((key) => key.startsWith('AWS_ENDPOINT_URL'));
+      // Without endpoint variables: the local emulators on their fixed ports (never a real AWS account;
+      // deployed resources come from CDK).
+      const env = hasEndpoints ? process.env : { ...process.env, ...emulatorEnv(DEFAULT_EMULATOR_PORTS) };
+      const where = ['KINESIS', 'DYNAMODB', 'S3'].map(
+        (s) => env[`AWS_ENDPOINT_URL_${s}`] ?? env.AWS_ENDPOINT_URL,
+      );
+      console.log(`[provision] endpoints: ${where.join(', ')}`);
+      await provision(env, { log: (line) => console.log(`[provision] ${line}`) });
+      return 0;
+    },
+  },
+  help: {
+    usage: 'help',
+    summary: 'this list',
+    async run() {
+      console.log('usage: quotewatch <command>   (default: start; settings: QW_DATA_DIR, PORT)\n');
+      for (const command of Object.values(COMMANDS))
+        console.log(`  ${command.usage.padEnd(18)} ${command.summary}`);
+      return 0;
+    },
+  },
+};
+
+async function main(argv: string[]): Promise<number> {
+  // `quotewatch --live` means `quotewatch start --live`.
+  const [name = 'start', ...args] =
+    argv[0]?.startsWith('--') && argv[0] !== '--help' ? ['start', ...argv] : argv;
+  const command = COMMANDS[name === '--help' || name === '-h' ? 'help' : name];
+  if (!command) {
+    console.error(`quotewatch: unknown command "${name}" (try: quotewatch help)`);
+    return 2;
+  }
+  try {
+    return await command.run(args);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      console.error(`quotewatch ${name}: ${err.message} (usage: quotewatch ${command.usage})`);
+      return 2;
+    }
+    const error = err as Error;
+    console.error(`quotewatch ${name} failed: ${error.name}: ${error.message}`);
+    if (error.cause instanceof Error)
+      console.error(`  caused by ${error.cause.name}: ${error.cause.message}`);
+    return 1;
+  }
+}
+
+process.exit(await main(process.argv.slice(2)));
