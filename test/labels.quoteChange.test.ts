@@ -10,17 +10,17 @@ describe('QuoteChangeLabeler', () => {
   it('labels 1 when bid or ask price differs at the horizon, only once the watermark reaches it', () => {
     const l = new QuoteChangeLabeler('ETH-USD', 500);
     const out: LabelRow[] = [];
-    l.addTick(T0, 100, 101);
-    l.addTick(T0 + 100_000, 100, 101);
-    l.addTick(T0 + 200_000, 100, 101);
+    l.addTick(T0, 100, 101, 7);
+    l.addTick(T0 + 100_000, 100, 101, 8);
+    l.addTick(T0 + 200_000, 100, 101, 9);
     l.resolve(T0 + 499_999, 100, 102, true, out);
     expect(out).toEqual([]); // horizon not reached
     l.resolve(T0 + 500_000, 100, 102, true, out); // ask moved
     l.resolve(T0 + 600_000, 100, 101, true, out); // back to the same prices: no change at this horizon
     l.resolve(T0 + 700_000, 99, 101, false, out); // book invalid at the horizon: unknown, dropped
     expect(out).toEqual([
-      { product: 'ETH-USD', tsUs: T0, target: 'quote_change_500ms', value: 1 },
-      { product: 'ETH-USD', tsUs: T0 + 100_000, target: 'quote_change_500ms', value: 0 },
+      { product: 'ETH-USD', tsUs: T0, target: 'quote_change_500ms', value: 1, seq: 7 },
+      { product: 'ETH-USD', tsUs: T0 + 100_000, target: 'quote_change_500ms', value: 0, seq: 8 },
     ]);
     expect(l.dropped).toBe(1);
     expect(l.pendingCount).toBe(0);

@@ -267,7 +267,7 @@ export class FeaturePipeline {
     }
     this.rows.push(row);
     this.counters.rows++;
-    s.labeler.addTick(t, bidU, askU);
+    s.labeler.addTick(t, bidU, askU, s.lastSeq);
   }
 
   private apply(s: ProductState, ev: MarketEvent): void {

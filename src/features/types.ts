@@ -38,4 +38,6 @@ export interface LabelRow {
   tsUs: number;
   target: 'quote_change_500ms';
   value: number;
+  /** seq of the feature row at the same tick (names lake objects); absent when not known. */
+  seq?: number;
 }

@@ -13,6 +13,7 @@ interface Pending {
   tsUs: number;
   bid: number;
   ask: number;
+  seq: number;
 }
 
 export class QuoteChangeLabeler {
@@ -30,8 +31,8 @@ export class QuoteChangeLabeler {
   }
 
   /** Registers the tick at tsUs with its best bid/ask prices (exact units). Ticks must come in time order. */
-  addTick(tsUs: number, bid: number, ask: number): void {
-    this.pending.push({ tsUs, bid, ask });
+  addTick(tsUs: number, bid: number, ask: number, seq = -1): void {
+    this.pending.push({ tsUs, bid, ask, seq });
   }
 
   /**
@@ -48,7 +49,13 @@ export class QuoteChangeLabeler {
         continue;
       }
       const changed = p.bid !== bid || p.ask !== ask;
-      out.push({ product: this.product, tsUs: p.tsUs, target: QUOTE_CHANGE_TARGET, value: changed ? 1 : 0 });
+      out.push({
+        product: this.product,
+        tsUs: p.tsUs,
+        target: QUOTE_CHANGE_TARGET,
+        value: changed ? 1 : 0,
+        seq: p.seq,
+      });
     }
     // Compact now and then so the queue does not grow with the stream.
     if (this.head > 1024 && this.head * 2 > this.pending.length) {

@@ -1,0 +1,198 @@
+/**
+ * Parquet encoding of the lake's rows (features, labels, predictions): written with hyparquet-writer,
+ * SNAPPY-compressed, read back with hyparquet (+ hyparquet-compressors). Tick times are INT64
+ * TIMESTAMP(MICROS, UTC) columns named `ts`; the reader returns them as epoch µs numbers, not Dates (a Date
+ * would drop the microseconds).
+ */
+import { parquetMetadata, parquetReadObjects } from 'hyparquet';
+import { compressors } from 'hyparquet-compressors';
+import { type ColumnSource, parquetWriteBuffer, type SchemaElement } from 'hyparquet-writer';
+import { FEATURE_SPEC } from '../features/spec.js';
+import type { FeatureRow, FeatureSpec, LabelRow } from '../features/types.js';
+
+export class ParquetFormatError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ParquetFormatError';
+  }
+}
+
+/** One model score of one feature row, as stored under predictions/. */
+export interface PredictionRow {
+  product: string;
+  tsUs: number;
+  target: string;
+  modelVersion: string;
+  probability: number;
+  /** seq of the scored feature row (names lake objects). */
+  seq?: number;
+}
+
+type Kind = 'STRING' | 'TIMESTAMP_US' | 'INT64' | 'INT32' | 'DOUBLE' | 'FLOAT';
+interface Column {
+  name: string;
+  kind: Kind;
+  data: unknown[];
+}
+
+function schemaElement(c: Column): SchemaElement {
+  const base = { name: c.name, repetition_type: 'REQUIRED' as const };
+  switch (c.kind) {
+    case 'STRING':
+      return { ...base, type: 'BYTE_ARRAY', converted_type: 'UTF8' };
+    case 'TIMESTAMP_US':
+      return {
+        ...base,
+        type: 'INT64',
+        logical_type: { type: 'TIMESTAMP', isAdjustedToUTC: true, unit: 'MICROS' },
+      };
+    default:
+      return { ...base, type: c.kind };
+  }
+}
+
+function encode(columns: Column[], kv: Record<string, string> = {}): Uint8Array {
+  const n = columns[0]?.data.length ?? 0;
+  for (const c of columns) {
+    if (c.data.length !== n)
+      throw new ParquetFormatError(`column ${c.name} has ${c.data.length} values, expected ${n}`);
+  }
+  const columnData: ColumnSource[] = columns.map((c) => ({
+    name: c.name,
+    // INT64 columns take bigints; µs times are safe integers, so the conversion is exact.
+    data: c.kind === 'INT64' || c.kind === 'TIMESTAMP_US' ? c.data.map((v) => BigInt(v as number)) : c.data,
+    nullable: false,
+  }));
+  const buf = parquetWriteBuffer({
+    columnData,
+    schema: [{ name: 'root', num_children: columns.length }, ...columns.map(schemaElement)],
+    codec: 'SNAPPY',
+    kvMetadata: Object.entries(kv).map(([key, value]) => ({ key, value })),
+    createdBy: 'quotewatch',
+  });
+  return new Uint8Array(buf);
+}
+
+/** Feature rows as Parquet: product, ts, seq, best_bid, best_ask, mid, spread, then one FLOAT per feature. */
+export function encodeFeatureRows(rows: readonly FeatureRow[], spec: FeatureSpec = FEATURE_SPEC): Uint8Array {
+  const F = spec.features.length;
+  for (const r of rows) {
+    if (r.values.length !== F) {
+      throw new ParquetFormatError(`row ${r.product}@${r.tsUs} has ${r.values.length} values, spec has ${F}`);
+    }
+  }
+  const columns: Column[] = [
+    { name: 'product', kind: 'STRING', data: rows.map((r) => r.product) },
+    { name: 'ts', kind: 'TIMESTAMP_US', data: rows.map((r) => r.tsUs) },
+    { name: 'seq', kind: 'INT64', data: rows.map((r) => r.seq) },
+    { name: 'best_bid', kind: 'STRING', data: rows.map((r) => r.bestBid) },
+    { name: 'best_ask', kind: 'STRING', data: rows.map((r) => r.bestAsk) },
+    { name: 'mid', kind: 'DOUBLE', data: rows.map((r) => r.mid) },
+    { name: 'spread', kind: 'DOUBLE', data: rows.map((r) => r.spread) },
+    // FLOAT, as the model reads them (float32): training sees exactly what serving feeds.
+    ...spec.features.map((f, i) => ({
+      name: f.name,
+      kind: 'FLOAT' as const,
+      data: rows.map((r) => r.values[i]!),
+    })),
+  ];
+  return encode(columns, { 'quotewatch.kind': 'features', 'quotewatch.feature_spec': JSON.stringify(spec) });
+}
+
+export function encodeLabelRows(rows: readonly LabelRow[]): Uint8Array {
+  return encode(
+    [
+      { name: 'product', kind: 'STRING', data: rows.map((r) => r.product) },
+      { name: 'ts', kind: 'TIMESTAMP_US', data: rows.map((r) => r.tsUs) },
+      { name: 'target', kind: 'STRING', data: rows.map((r) => r.target) },
+      { name: 'value', kind: 'INT32', data: rows.map((r) => r.value) },
+    ],
+    { 'quotewatch.kind': 'labels' },
+  );
+}
+
+export function encodePredictionRows(rows: readonly PredictionRow[]): Uint8Array {
+  return encode(
+    [
+      { name: 'product', kind: 'STRING', data: rows.map((r) => r.product) },
+      { name: 'ts', kind: 'TIMESTAMP_US', data: rows.map((r) => r.tsUs) },
+      { name: 'target', kind: 'STRING', data: rows.map((r) => r.target) },
+      { name: 'model_version', kind: 'STRING', data: rows.map((r) => r.modelVersion) },
+      { name: 'probability', kind: 'FLOAT', data: rows.map((r) => r.probability) },
+    ],
+    { 'quotewatch.kind': 'predictions' },
+  );
+}
+
+function toArrayBuffer(bytes: Uint8Array): ArrayBuffer {
+  return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+}
+
+/** All rows as objects; INT64 columns as numbers, `ts` as epoch µs. */
+export async function readParquetObjects(bytes: Uint8Array): Promise<Record<string, unknown>[]> {
+  try {
+    const rows = await parquetReadObjects({
+      file: toArrayBuffer(bytes),
+      compressors,
+      parsers: { timestampFromMicroseconds: (us: bigint) => Number(us) },
+    });
+    for (const r of rows) {
+      for (const [k, v] of Object.entries(r)) if (typeof v === 'bigint') r[k] = Number(v);
+    }
+    return rows;
+  } catch (cause) {
+    throw new ParquetFormatError('not a readable Parquet file', { cause });
+  }
+}
+
+/** The file's key-value metadata (e.g. quotewatch.feature_spec). */
+export function readParquetMetadata(bytes: Uint8Array): Record<string, string> {
+  try {
+    const meta = parquetMetadata(toArrayBuffer(bytes));
+    return Object.fromEntries((meta.key_value_metadata ?? []).map((kv) => [kv.key, kv.value ?? '']));
+  } catch (cause) {
+    throw new ParquetFormatError('not a readable Parquet file', { cause });
+  }
+}
+
+/** Reads a features file back into FeatureRows (values as stored: float32 precision). */
+export async function decodeFeatureRows(
+  bytes: Uint8Array,
+): Promise<{ spec: FeatureSpec; rows: FeatureRow[] }> {
+  const specJson = readParquetMetadata(bytes)['quotewatch.feature_spec'];
+  if (!specJson) throw new ParquetFormatError('features file lacks quotewatch.feature_spec metadata');
+  const spec = JSON.parse(specJson) as FeatureSpec;
+  const objects = await readParquetObjects(bytes);
+  const rows = objects.map(
+    (o): FeatureRow => ({
+      product: o.product as string,
+      tsUs: o.ts as number,
+      seq: o.seq as number,
+      bestBid: o.best_bid as string,
+      bestAsk: o.best_ask as string,
+      mid: o.mid as number,
+      spread: o.spread as number,
+      values: Float64Array.from(spec.features, (f) => o[f.name] as number),
+    }),
+  );
+  return { spec, rows };
+}
+
+export async function decodeLabelRows(bytes: Uint8Array): Promise<LabelRow[]> {
+  return (await readParquetObjects(bytes)).map((o) => ({
+    product: o.product as string,
+    tsUs: o.ts as number,
+    target: o.target as LabelRow['target'],
+    value: o.value as number,
+  }));
+}
+
+export async function decodePredictionRows(bytes: Uint8Array): Promise<PredictionRow[]> {
+  return (await readParquetObjects(bytes)).map((o) => ({
+    product: o.product as string,
+    tsUs: o.ts as number,
+    target: o.target as string,
+    modelVersion: o.model_version as string,
+    probability: o.probability as number,
+  }));
+}
