@@ -1,0 +1,139 @@
+import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { describe, expect, it } from 'vitest';
+import { dynamoClient, s3Client } from '../src/aws/clients.js';
+import { FEATURE_SPEC } from '../src/features/spec.js';
+import type { FeatureRow } from '../src/features/types.js';
+import { BUCKETS, TABLES } from '../src/resources.js';
+import { LakeWriteError, LakeWriter } from '../src/storage/lake.js';
+import { getHistory, getLatest, listLatest, putLatest } from '../src/storage/latest.js';
+import { decodeFeatureRows, decodeLabelRows } from '../src/storage/parquet.js';
+import { withEmulators } from './support/system.js';
+
+const local = withEmulators({ provision: true });
+const T0 = 1_786_309_200_000_000; // 2026-08-09T21:00:00Z, an hour boundary
+const F = FEATURE_SPEC.features.length;
+
+function row(product: string, tick: number, seq: number): FeatureRow {
+  return {
+    product,
+    tsUs: T0 + tick * 100_000,
+    seq,
+    bestBid: '100',
+    bestAsk: '100.5',
+    mid: 100.25,
+    spread: 0.5,
+    values: Float64Array.from({ length: F }, (_, i) => tick + i / 4),
+  };
+}
+
+async function getBytes(env: Record<string, string>, bucket: string, key: string): Promise<Uint8Array> {
+  const out = await s3Client(env).send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+  return out.Body!.transformToByteArray();
+}
+
+describe('LakeWriter through s3rver', () => {
+  it('closes an object when a row of the next window arrives and reads it back intact', async () => {
+    const env = local.env;
+    const lake = new LakeWriter({
+      s3: s3Client(env),
+      bucket: BUCKETS.lake.localName,
+      shardId: 'shardId-000000000000',
+      tickMs: 100,
+      objectTicks: 10, // 1 s objects
+    });
+    const rows = Array.from({ length: 25 }, (_, i) => row('BTC-USD', i, 100 + i));
+    lake.addFeatures(rows);
+    lake.addLabels(
+      rows
+        .slice(0, 12)
+        .map((r) => ({
+          product: r.product,
+          tsUs: r.tsUs,
+          target: 'quote_change_500ms',
+          value: r.seq % 2,
+          seq: r.seq,
+        })),
+    );
+    expect(lake.openObjects).toBe(2); // features window 2 and labels window 1 still collecting
+    const written = await lake.settle();
+    const prefix = 'features/product=BTC-USD/date=2026-08-09/hour=21/';
+    expect(written.sort()).toEqual(
+      [
+        `${prefix}shardId-000000000000-100-109-${T0 / 1000}.parquet`,
+        `${prefix}shardId-000000000000-110-119-${T0 / 1000 + 1000}.parquet`,
+        `labels/product=BTC-USD/date=2026-08-09/hour=21/shardId-000000000000-100-109-${T0 / 1000}.parquet`,
+      ].sort(),
+    );
+    const listed = await s3Client(env).send(
+      new ListObjectsV2Command({ Bucket: BUCKETS.lake.localName, Prefix: prefix }),
+    );
+    expect(listed.Contents?.map((c) => c.Key).sort()).toEqual(
+      written.filter((k) => k.startsWith(prefix)).sort(),
+    );
+
+    const back = await decodeFeatureRows(
+      await getBytes(env, BUCKETS.lake.localName, written.find((k) => k.includes('-110-119-'))!),
+    );
+    expect(back.rows.map((r) => [r.tsUs, r.seq])).toEqual(rows.slice(10, 20).map((r) => [r.tsUs, r.seq]));
+    expect(back.rows[3]!.values).toEqual(rows[13]!.values); // quarter steps are exact in float32
+
+    // Shutdown writes the partial windows too.
+    const rest = await lake.close();
+    expect(rest.map((k) => k.split('/')[0]).sort()).toEqual(['features', 'labels']);
+    const labels = await decodeLabelRows(
+      await getBytes(env, BUCKETS.lake.localName, rest.find((k) => k.startsWith('labels/'))!),
+    );
+    expect(labels.map((l) => l.tsUs)).toEqual([rows[10]!.tsUs, rows[11]!.tsUs]);
+  });
+
+  it('keeps an object whose put failed and stores it on the next settle', async () => {
+    const env = local.env;
+    const bucket = 'quotewatch-lake-missing';
+    const lake = new LakeWriter({ s3: s3Client(env), bucket, shardId: 's0', tickMs: 100, objectTicks: 10 });
+    lake.addFeatures([row('ETH-USD', 0, 1), row('ETH-USD', 10, 2)]);
+    await expect(lake.settle()).rejects.toThrow(LakeWriteError); // the bucket does not exist: a real S3 error
+    await s3Client(env).send(new CreateBucketCommand({ Bucket: bucket }));
+    expect(await lake.settle()).toEqual([
+      `features/product=ETH-USD/date=2026-08-09/hour=21/s0-1-1-${T0 / 1000}.parquet`,
+    ]);
+  });
+});
+
+describe('latest table through dynalite', () => {
+  it('writes latest + history rows and reads them back for the API', async () => {
+    const opts = { client: dynamoClient(local.env), table: TABLES.latest.localName };
+    const snap = (product: string, tsUs: number, mid: number) => ({
+      product,
+      tsUs,
+      seq: 7,
+      bestBid: '100',
+      bestAsk: '101',
+      mid,
+      spread: 1,
+      spreadBps: 99.5,
+      bids: [['100', '1']] as [string, string][],
+      asks: [['101', '2']] as [string, string][],
+      features: { spread_bps: 99.5 },
+      predictions: { quote_change_500ms: { probability: 0.3, modelVersion: 'v1' } },
+      latencyMs: 12,
+      updatedAtMs: 1,
+    });
+    expect(await getLatest('BTC-USD', opts)).toBeUndefined();
+    await putLatest(snap('BTC-USD', T0, 100.5), opts);
+    await putLatest(snap('BTC-USD', T0 + 100_000, 100.6), opts);
+    await putLatest(snap('ETH-USD', T0, 10.5), opts);
+
+    const latest = await getLatest('BTC-USD', opts);
+    expect(latest).toMatchObject({ pk: 'BTC-USD', sk: 'latest', tsUs: T0 + 100_000, mid: 100.6 });
+    expect(latest?.expiresAt).toBeUndefined();
+    expect(
+      (await listLatest(['ETH-USD', 'SOL-USD', 'BTC-USD'], opts)).map((s) => [s.product, s.mid]),
+    ).toEqual([
+      ['ETH-USD', 10.5],
+      ['BTC-USD', 100.6],
+    ]);
+    const history = await getHistory('BTC-USD', T0 / 1000, 10, opts);
+    expect(history.map((h) => h.mid)).toEqual([100.5, 100.6]);
+    expect(history[0]!.expiresAt).toBeGreaterThan(T0 / 1_000_000);
+  });
+});
