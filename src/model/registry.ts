@@ -15,6 +15,7 @@ import { GetObjectCommand, NoSuchKey, PutObjectCommand } from '@aws-sdk/client-s
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { dynamoClient, s3Client } from '../aws/clients.js';
 import { readCoreConfig, readResourceNames } from '../config.js';
+import { assertSpecMatches } from '../features/spec.js';
 import type { FeatureSpec } from '../features/types.js';
 import { loadModel, ModelLoadError } from './runtime.js';
 import { type LoadedModel, type ModelMetrics, TARGETS, type Target } from './types.js';
@@ -263,10 +264,22 @@ export async function activeVersion(target: string, env: Env = process.env): Pro
 
 /**
  * Loads the active model of `target` into onnxruntime (from S3, or from `<dir>/<target>/` for a file:// URI).
- * Any problem (no active version, missing file, bad JSON, unloadable model) is a ModelLoadError naming the
- * version.
+ * Any problem (no active version, missing file, bad JSON, unloadable model, feature spec not matching the
+ * code when options.tickMs is given) is a ModelLoadError naming the version.
  */
-export async function loadActive(target: string, env: Env = process.env): Promise<LoadedModel> {
+export interface LoadOptions {
+  /**
+   * The worker's TICK_MS: when given, the model's feature spec must match the features this code computes at
+   * that tick (assertSpecMatches), so a model trained on other features is never served.
+   */
+  tickMs?: number;
+}
+
+export async function loadActive(
+  target: string,
+  env: Env = process.env,
+  options: LoadOptions = {},
+): Promise<LoadedModel> {
   checkTarget(target);
   const location = parseModelUri(readCoreConfig(env).modelUri);
   let files: Record<ModelFile, Uint8Array>;
@@ -303,6 +316,13 @@ export async function loadActive(target: string, env: Env = process.env): Promis
   }
   if (!Array.isArray(spec.features)) {
     throw new ModelLoadError(`${target}@${version}: ${where}/feature_spec.json has no "features" list`);
+  }
+  if (options.tickMs !== undefined) {
+    try {
+      assertSpecMatches(spec, options.tickMs);
+    } catch (err) {
+      throw new ModelLoadError(`${target}@${version}: ${(err as Error).message}`, { cause: err });
+    }
   }
   return loadModel(files['model.onnx'], spec, { target, version });
 }
