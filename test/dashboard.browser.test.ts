@@ -1,0 +1,177 @@
+/**
+ * The dashboard in headless Chromium, served by the local gateway over real dynalite: the numbers on the page
+ * must match /latest and follow the table as the test writes new snapshots.
+ * Runs whenever CI is set (a missing browser then fails loudly); otherwise skips without /usr/bin/chromium.
+ */
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LatestSnapshot } from '../src/api/types.js';
+import type { RunningGateway } from '../src/gateway/server.js';
+import { type Emulators, startEmulators } from '../src/local/emulators.js';
+import { provision } from '../src/local/provision.js';
+import { putLatest } from '../src/storage/latest.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const runs = Boolean(process.env.CI) || existsSync(CHROMIUM);
+if (!runs)
+  console.warn(
+    `dashboard browser test skipped: ${CHROMIUM} not found (install chromium, or set CI to force)`,
+  );
+
+function snapshot(
+  product: string,
+  bid: string,
+  ask: string,
+  probability: number,
+): Omit<LatestSnapshot, 'pk' | 'sk' | 'expiresAt'> {
+  const now = Date.now();
+  const mid = (Number(bid) + Number(ask)) / 2;
+  const spread = Number(ask) - Number(bid);
+  return {
+    product,
+    tsUs: now * 1000,
+    seq: now,
+    bestBid: bid,
+    bestAsk: ask,
+    mid,
+    spread,
+    spreadBps: (spread / mid) * 10_000,
+    bids: [[bid, '1']],
+    asks: [[ask, '1']],
+    features: {},
+    predictions: { quote_change_500ms: { probability, modelVersion: 'v-dash' } },
+    latencyMs: 23,
+    updatedAtMs: now,
+  };
+}
+
+describe.skipIf(!runs)('dashboard in a browser', () => {
+  let emu: Emulators;
+  let dataDir: string;
+  let gateway: RunningGateway;
+  let browser: Browser;
+  let page: Page;
+
+  beforeAll(async () => {
+    dataDir = mkdtempSync(join(tmpdir(), 'qw-dash-'));
+    Object.assign(process.env, {
+      AWS_REGION: 'us-east-1',
+      AWS_ACCESS_KEY_ID: 'S3RVER',
+      AWS_SECRET_ACCESS_KEY: 'S3RVER',
+    });
+    emu = await startEmulators({ dataDir, ports: { kinesis: 0, dynamodb: 0, s3: 0 } });
+    Object.assign(process.env, emu.env, { SYMBOLS: 'BTC-USD,ETH-USD,SOL-USD' });
+    await provision(emu.env, { seed: false });
+    await putLatest(snapshot('BTC-USD', '65000.12', '65000.13', 0.42));
+    await putLatest(snapshot('ETH-USD', '3200.5', '3200.7', 0.1));
+    const { routes } = await import('../src/gateway/routes.js');
+    const { startGateway } = await import('../src/gateway/server.js');
+    gateway = await startGateway({ routes, port: 0 });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    });
+    page = await browser.newPage();
+    await page.goto(gateway.url);
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await gateway?.close();
+    await emu?.stop();
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  const value = (testid: string) => page.getAttribute(`[data-testid="${testid}"]`, 'data-value');
+  const text = (testid: string) => page.textContent(`[data-testid="${testid}"]`);
+  /** Waits until the page shows `expected` as the raw value of `testid` (the dashboard polls every 500 ms). */
+  const waitForValue = (testid: string, expected: string) =>
+    page.waitForFunction(
+      ([id, v]) => document.querySelector(`[data-testid="${id}"]`)?.getAttribute('data-value') === v,
+      [testid, expected] as const,
+      { timeout: 20_000 },
+    );
+  const latest = async () =>
+    ((await (await fetch(`${gateway.url}/latest`)).json()) as { products: LatestSnapshot[] }).products;
+
+  it('shows the numbers /latest serves', async () => {
+    await waitForValue('mid-BTC-USD', '65000.125');
+    const served = await latest();
+    for (const s of served) {
+      expect(await value(`mid-${s.product}`)).toBe(String(s.mid));
+      expect(await value(`spread-${s.product}`)).toBe(String(s.spread));
+      expect(await value(`bid-${s.product}`)).toBe(s.bestBid);
+      expect(await value(`ask-${s.product}`)).toBe(s.bestAsk);
+      expect(await value(`prob-${s.product}`)).toBe(String(s.predictions.quote_change_500ms!.probability));
+    }
+    // What a person reads: one more decimal than the prices for the mid, the probability in percent.
+    expect(await text('mid-BTC-USD')).toBe('65,000.125');
+    expect(await text('bid-BTC-USD')).toBe('65,000.12');
+    expect(await text('prob-BTC-USD')).toBe('42.0%');
+    expect(await text('model-BTC-USD')).toBe('v-dash');
+    expect(await text('latency-BTC-USD')).toBe('23 ms');
+    expect(await text('mid-ETH-USD')).toBe('3,200.60');
+    expect(await page.locator('[data-testid="card-SOL-USD"]').count()).toBe(0);
+  });
+
+  it('follows new snapshots, including a product that appears later', async () => {
+    const before = await value('mid-BTC-USD');
+    const btc = snapshot('BTC-USD', '65010.5', '65011', 0.875);
+    const sol = snapshot('SOL-USD', '150.01', '150.03', 0.3);
+    await putLatest(btc);
+    await putLatest(sol);
+    await waitForValue('mid-BTC-USD', String(btc.mid));
+    await waitForValue('mid-SOL-USD', String(sol.mid));
+
+    expect(await value('mid-BTC-USD')).not.toBe(before);
+    const served = new Map((await latest()).map((s) => [s.product, s]));
+    expect(await value('mid-BTC-USD')).toBe(String(served.get('BTC-USD')!.mid));
+    expect(await value('spread-BTC-USD')).toBe(String(served.get('BTC-USD')!.spread));
+    expect(await value('prob-BTC-USD')).toBe('0.875');
+    expect(await text('prob-BTC-USD')).toBe('87.5%');
+    // Prices now carry one decimal, so the spread does too and the mid two.
+    expect(await text('spread-BTC-USD')).toBe('0.5 (0.08 bps)');
+    expect(await text('mid-BTC-USD')).toBe('65,010.75');
+    // Cards stay in product order whatever order they appeared in.
+    const order = await page.$$eval('[data-testid^="card-"]', (els) =>
+      els.map((e) => e.getAttribute('data-testid')),
+    );
+    expect(order).toEqual(['card-BTC-USD', 'card-ETH-USD', 'card-SOL-USD']);
+    // Each new tick adds a point to the sparkline.
+    const points = await page.getAttribute('[data-testid="card-BTC-USD"] polyline', 'points');
+    expect(points?.trim().split(' ')).toHaveLength(2);
+  });
+
+  it('says so when the API is unavailable, and recovers', async () => {
+    await emu.kill('dynamodb');
+    await page.waitForFunction(
+      () => document.querySelector('[data-testid="status"]')?.className === 'error',
+      null,
+      {
+        timeout: 20_000,
+      },
+    );
+    expect(await text('status')).toMatch(/API unavailable: latest table is unavailable/);
+    await emu.restart('dynamodb');
+    await page.waitForFunction(
+      () => document.querySelector('[data-testid="status"]')?.className === 'ok',
+      null,
+      {
+        timeout: 20_000,
+      },
+    );
+    expect(await text('status')).toBe('live · 3 products');
+  });
+});
