@@ -52,9 +52,13 @@ describe('trainLogisticRegression', () => {
     const scaled = X.map((x) => [x[0]! * 1000, x[1]!, x[2]!]);
     const b = trainLogisticRegression(scaled, y);
     fc.assert(
-      fc.property(fc.double({ min: 0, max: 10, noNaN: true }), fc.double({ min: -1, max: 1, noNaN: true }), (u, v) => {
-        expect(predictLogistic(b, [u * 1000, v, 3])).toBeCloseTo(predictLogistic(a, [u, v, 3]), 9);
-      }),
+      fc.property(
+        fc.double({ min: 0, max: 10, noNaN: true }),
+        fc.double({ min: -1, max: 1, noNaN: true }),
+        (u, v) => {
+          expect(predictLogistic(b, [u * 1000, v, 3])).toBeCloseTo(predictLogistic(a, [u, v, 3]), 9);
+        },
+      ),
     );
   });
 
