@@ -162,3 +162,18 @@ export function readSimulatorConfig(env: Env = process.env): SimulatorConfig {
     logPath: read(env, 'SIM_LOG', z.string().optional()),
   };
 }
+
+/** Ingestor tuning: silence watchdog, stats period, producer linger. */
+export interface IngestConfig {
+  silenceMs: number;
+  statsIntervalMs: number;
+  lingerMs: number;
+}
+
+export function readIngestConfig(env: Env = process.env): IngestConfig {
+  return {
+    silenceMs: read(env, 'FEED_SILENCE_MS', intMs(100, 600_000), '5000'),
+    statsIntervalMs: read(env, 'FEED_STATS_MS', intMs(100, 600_000), '5000'),
+    lingerMs: read(env, 'PRODUCER_LINGER_MS', intMs(0, 10_000), '50'),
+  };
+}

@@ -1,0 +1,63 @@
+/**
+ * Ingestor process: `node --import tsx containers/ingestor/main.ts`. Streams the Advanced Trade feed at
+ * FEED_URL for SYMBOLS into the Kinesis stream STREAM_NAME (snapshots via LAKE_BUCKET) until SIGTERM/SIGINT,
+ * then flushes what it buffered. Exits 1 if the stream cannot be written (e.g. it does not exist).
+ */
+import { kinesisClient, s3Client } from '../../src/aws/clients.js';
+import {
+  orExit,
+  readCoreConfig,
+  readFeedUrl,
+  readIngestConfig,
+  readResourceNames,
+} from '../../src/config.js';
+import { Ingestor } from '../../src/ingest/ingestor.js';
+import { describeError, jsonLogger } from '../../src/ingest/log.js';
+import { KinesisProducer } from '../../src/ingest/producer.js';
+import { SnapshotStore } from '../../src/ingest/snapshots.js';
+
+const { symbols } = orExit(() => readCoreConfig());
+const { streamName, lakeBucket } = orExit(() => readResourceNames());
+const feedUrl = orExit(() => readFeedUrl());
+const tuning = orExit(() => readIngestConfig());
+
+const log = jsonLogger('ingestor');
+const producer = new KinesisProducer({
+  client: kinesisClient(),
+  streamName,
+  lingerMs: tuning.lingerMs,
+  onRetry: (info) =>
+    log('warn', 'PutRecords retry', { ...info, error: info.error && describeError(info.error) }),
+});
+const ingestor = new Ingestor({
+  feedUrl,
+  products: symbols,
+  producer,
+  snapshots: new SnapshotStore(s3Client(), lakeBucket),
+  log,
+  silenceMs: tuning.silenceMs,
+  statsIntervalMs: tuning.statsIntervalMs,
+  onFatal: (err) => {
+    log('error', 'ingestor cannot publish: exiting', { error: describeError(err) });
+    process.exit(1);
+  },
+});
+
+log('info', 'ingestor starting', { feedUrl, symbols, streamName, lakeBucket, session: ingestor.session });
+ingestor.start();
+
+let stopping = false;
+async function stop(signal: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  log('info', 'ingestor stopping', { signal });
+  try {
+    await ingestor.stop();
+    process.exit(0);
+  } catch (err) {
+    log('error', 'ingestor could not flush before exit', { error: describeError(err) });
+    process.exit(1);
+  }
+}
+process.on('SIGTERM', () => void stop('SIGTERM'));
+process.on('SIGINT', () => void stop('SIGINT'));
