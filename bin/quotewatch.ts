@@ -4,7 +4,7 @@
  * New commands (replay, baseline...) are one entry in COMMANDS.
  */
 import { resolve } from 'node:path';
-import { orExit, readLocalConfig } from '../src/config.js';
+import { orExit, readLocalConfig, readSimulatorConfig } from '../src/config.js';
 import { DEFAULT_EMULATOR_PORTS, emulatorEnv, startEmulators } from '../src/local/emulators.js';
 import { provision } from '../src/local/provision.js';
 import { startSystem } from '../src/local/supervisor.js';
@@ -60,8 +60,10 @@ const COMMANDS: Record<string, Command> = {
     async run(args) {
       const live = flags(args, ['--live']).has('--live');
       const { gatewayPort } = orExit(() => readLocalConfig());
+      const simulatorPort = orExit(() => readSimulatorConfig()).port;
       const signal = untilSignal();
-      const system = await startSystem({ dataDir: dataDir(), live, ports: { gateway: gatewayPort } });
+      const ports = { gateway: gatewayPort, simulator: simulatorPort };
+      const system = await startSystem({ dataDir: dataDir(), live, ports });
       console.log(`[quotewatch] running (feed ${system.urls.feed}); Ctrl-C stops everything`);
       console.log(`[quotewatch] ${await signal}: stopping`);
       await system.stop();
@@ -103,7 +105,7 @@ const COMMANDS: Record<string, Command> = {
     usage: 'help',
     summary: 'this list',
     async run() {
-      console.log('usage: quotewatch <command>   (default: start; settings: QW_DATA_DIR, PORT)\n');
+      console.log('usage: quotewatch <command>   (default: start; settings: QW_DATA_DIR, PORT, SIM_PORT)\n');
       for (const command of Object.values(COMMANDS))
         console.log(`  ${command.usage.padEnd(18)} ${command.summary}`);
       return 0;

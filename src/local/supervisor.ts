@@ -265,7 +265,6 @@ export async function startSystem(options: SystemOptions): Promise<System> {
     ...resourceEnv(),
     ...emulators.env,
     FEED_URL: feed,
-    SIMULATOR_PORT: String(simulatorPort),
     MODEL_URI: LOCAL_MODEL_URI,
     ...options.env,
   };
@@ -273,7 +272,13 @@ export async function startSystem(options: SystemOptions): Promise<System> {
     Object.entries(process.env).filter((entry): entry is [string, string] => entry[1] !== undefined),
   );
   components = names.map((name) => {
-    const own: Record<string, string> = name === 'gateway' ? { PORT: String(gatewayPort) } : {};
+    // Listening ports go only to their own component (src/config.ts: PORT, SIM_PORT).
+    const own: Record<string, string> =
+      name === 'gateway'
+        ? { PORT: String(gatewayPort) }
+        : name === 'simulator'
+          ? { SIM_PORT: String(simulatorPort) }
+          : {};
     return new Component(name, resolve(REPO_ROOT, files[name]), { ...baseEnv, ...env, ...own }, say, backoff);
   });
   const byName = new Map(components.map((c) => [c.name, c]));
