@@ -46,13 +46,20 @@ const ingestor = new Ingestor({
 log('info', 'ingestor starting', { feedUrl, symbols, streamName, lakeBucket, session: ingestor.session });
 ingestor.start();
 
+const STOP_DEADLINE_MS = 10_000;
 let stopping = false;
 async function stop(signal: string): Promise<void> {
   if (stopping) return;
   stopping = true;
   log('info', 'ingestor stopping', { signal });
+  // If Kinesis is unreachable the flush would retry forever: give up after a while and say what is lost.
+  const deadline = setTimeout(() => {
+    log('error', 'flush did not finish: exiting with events undelivered', { ...producer.stats() });
+    process.exit(1);
+  }, STOP_DEADLINE_MS);
   try {
     await ingestor.stop();
+    clearTimeout(deadline);
     process.exit(0);
   } catch (err) {
     log('error', 'ingestor could not flush before exit', { error: describeError(err) });
