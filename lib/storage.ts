@@ -1,0 +1,126 @@
+import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { AttributeType, BillingMode, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
+import {
+  BlockPublicAccess,
+  Bucket,
+  BucketEncryption,
+  ObjectOwnership,
+  StorageClass,
+} from 'aws-cdk-lib/aws-s3';
+import { Construct } from 'constructs';
+import { BUCKETS, type KeyAttr, TABLES, type TableDef } from '../src/resources.js';
+import { requireInt } from './validate.js';
+
+export interface StorageProps {
+  /** Lake objects move to Infrequent Access after this many days. @default 30 */
+  readonly lakeInfrequentAccessDays?: number;
+  /** Lake objects expire after this many days (raw captures are re-recordable; models are not). @default 365 */
+  readonly lakeExpirationDays?: number;
+  /** Non-current model versions are kept this long (promoted versions are immutable, never overwritten). @default 90 */
+  readonly modelNoncurrentDays?: number;
+  /** @default RemovalPolicy.RETAIN: market history and models are not re-creatable on a whim. */
+  readonly removalPolicy?: RemovalPolicy;
+}
+
+type TableKey = keyof typeof TABLES;
+
+const attr = (k: KeyAttr) => ({
+  name: k.name,
+  type: k.type === 'S' ? AttributeType.STRING : AttributeType.NUMBER,
+});
+
+/** DynamoDB tables (latest snapshot, model registry, consumer checkpoints) and S3 buckets (lake, models). */
+export class Storage extends Construct {
+  readonly tables: Readonly<Record<TableKey, Table>>;
+  readonly latestTable: Table;
+  readonly registryTable: Table;
+  readonly checkpointTable: Table;
+  readonly lakeBucket: Bucket;
+  readonly modelBucket: Bucket;
+  readonly accessLogsBucket: Bucket;
+  /** MODEL_URI of the deployed registry: s3://<model bucket>/registry. */
+  readonly modelUri: string;
+
+  constructor(scope: Construct, id: string, props: StorageProps = {}) {
+    const iaDays = requireInt(
+      'Storage',
+      'lakeInfrequentAccessDays',
+      props.lakeInfrequentAccessDays ?? 30,
+      30,
+      3650,
+    );
+    const expireDays = requireInt('Storage', 'lakeExpirationDays', props.lakeExpirationDays ?? 365, 1, 36500);
+    if (expireDays <= iaDays) {
+      throw new Error(
+        `Storage: invalid prop 'lakeExpirationDays': ${expireDays} must be greater than lakeInfrequentAccessDays (${iaDays})`,
+      );
+    }
+    const noncurrentDays = requireInt(
+      'Storage',
+      'modelNoncurrentDays',
+      props.modelNoncurrentDays ?? 90,
+      1,
+      3650,
+    );
+    super(scope, id);
+    const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
+
+    const tables = {} as Record<TableKey, Table>;
+    for (const [key, def] of Object.entries(TABLES) as [TableKey, TableDef][]) {
+      tables[key] = new Table(this, def.logicalId, {
+        partitionKey: attr(def.partitionKey),
+        sortKey: def.sortKey ? attr(def.sortKey) : undefined,
+        billingMode: BillingMode.PAY_PER_REQUEST,
+        pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+        encryption: TableEncryption.AWS_MANAGED,
+        timeToLiveAttribute: def.ttlAttribute,
+        removalPolicy,
+      });
+    }
+    this.tables = tables;
+    this.latestTable = tables.latest;
+    this.registryTable = tables.registry;
+    this.checkpointTable = tables.checkpoints;
+
+    const secure = {
+      blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
+      enforceSSL: true,
+      encryption: BucketEncryption.S3_MANAGED,
+      removalPolicy,
+    };
+
+    this.accessLogsBucket = new Bucket(this, 'AccessLogsBucket', {
+      ...secure,
+      lifecycleRules: [{ expiration: Duration.days(90) }],
+    });
+    Validations.of(this.accessLogsBucket).acknowledge({
+      id: 'AwsSolutions-S1',
+      reason: 'This is the access-log bucket; logging it to itself would loop.',
+    });
+
+    this.lakeBucket = new Bucket(this, BUCKETS.lake.logicalId, {
+      ...secure,
+      serverAccessLogsBucket: this.accessLogsBucket,
+      serverAccessLogsPrefix: 'lake/',
+      lifecycleRules: [
+        {
+          transitions: [
+            { storageClass: StorageClass.INFREQUENT_ACCESS, transitionAfter: Duration.days(iaDays) },
+          ],
+          expiration: Duration.days(expireDays),
+          abortIncompleteMultipartUploadAfter: Duration.days(1),
+        },
+      ],
+    });
+
+    this.modelBucket = new Bucket(this, BUCKETS.models.logicalId, {
+      ...secure,
+      versioned: true,
+      serverAccessLogsBucket: this.accessLogsBucket,
+      serverAccessLogsPrefix: 'models/',
+      lifecycleRules: [{ noncurrentVersionExpiration: Duration.days(noncurrentDays) }],
+    });
+
+    this.modelUri = `s3://${this.modelBucket.bucketName}/registry`;
+  }
+}

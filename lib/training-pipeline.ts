@@ -1,0 +1,273 @@
+import { ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { Alarm, ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
+import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
+import { SubnetType } from 'aws-cdk-lib/aws-ec2';
+import {
+  type Cluster,
+  type ContainerImage,
+  CpuArchitecture,
+  FargateTaskDefinition,
+  LogDrivers,
+  OperatingSystemFamily,
+} from 'aws-cdk-lib/aws-ecs';
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { IBucket } from 'aws-cdk-lib/aws-s3';
+import {
+  Choice,
+  Condition,
+  DefinitionBody,
+  IntegrationPattern,
+  JsonPath,
+  LogLevel,
+  Pass,
+  StateMachine,
+  Succeed,
+} from 'aws-cdk-lib/aws-stepfunctions';
+import {
+  CallAwsService,
+  DynamoAttributeValue,
+  DynamoPutItem,
+  EcsFargateLaunchTarget,
+  EcsRunTask,
+} from 'aws-cdk-lib/aws-stepfunctions-tasks';
+import { Construct } from 'constructs';
+import { TARGETS } from '../src/model/types.js';
+import { BUCKETS, TABLES } from '../src/resources.js';
+import { ECR_AUTH_REASON } from './fargate-services.js';
+import { grantReadObjects } from './house-function.js';
+import { acknowledge, acknowledgeWildcardResource, XRAY_REASON } from './nag.js';
+import { InvalidPropError, requireInt } from './validate.js';
+
+/** The family ARN EcsRunTask grants RunTask on (same construction as aws-stepfunctions-tasks). */
+function taskDefinitionFamilyArn(scope: Construct, taskDefinitionArn: string): string {
+  const stack = Stack.of(scope);
+  const c = stack.splitArn(taskDefinitionArn, ArnFormat.SLASH_RESOURCE_NAME);
+  return stack.formatArn({
+    partition: c.partition,
+    service: c.service,
+    account: c.account,
+    region: c.region,
+    resource: c.resource,
+    arnFormat: c.arnFormat,
+    resourceName: c.resourceName?.split(':')[0],
+  });
+}
+
+export interface TrainingPipelineProps {
+  readonly cluster: Cluster;
+  /** The worker image: it carries the trainer bundle next to the worker's. */
+  readonly image: ContainerImage;
+  readonly lakeBucket: IBucket;
+  readonly modelBucket: IBucket;
+  readonly registryTable: ITable;
+  /** @default 'registry' */
+  readonly modelPrefix?: string;
+  /** The trainer CLI in the image; `train` or `evaluate` is appended. @default ['node', 'dist/train.mjs'] */
+  readonly trainerCommand?: string[];
+  /** @default 1024 */
+  readonly cpu?: number;
+  /** @default 4096 */
+  readonly memoryMiB?: number;
+  /** @default 2 hours */
+  readonly timeout?: Duration;
+  /** @default true */
+  readonly alarmsEnabled?: boolean;
+}
+
+/**
+ * Retrain -> evaluate -> promote only if better, as a Step Functions state machine.
+ *
+ * Train and Evaluate run the trainer CLI from the worker image as one-off Fargate tasks (ECS RunTask, .sync):
+ * training reads the Parquet lake and can outgrow a Lambda's 15 minutes and 10 GB, and one image keeps feature
+ * code identical between serving and training. The contract with the trainer (models/train/main.ts bundled to
+ * dist/train.mjs):
+ *   env TARGET, CANDIDATE_VERSION, MODEL_URI, LAKE_BUCKET, REGISTRY_TABLE
+ *   `train`    writes <prefix>/<target>/<version>/{model.onnx,feature_spec.json,metrics.json}
+ *   `evaluate` scores the candidate and the active model on the same newest held-out window and writes
+ *              <prefix>/<target>/<version>/evaluation.json = {"candidate":{"auc":n},"active":{"auc":n}|null}
+ * Promotion itself needs no code: the state machine reads evaluation.json and flips the registry's active
+ * pointer (pk=<target>, sk="active", version) with a DynamoDB PutItem.
+ *
+ * Start it with {"target": "<target>"}; the execution name becomes the candidate version.
+ */
+export class TrainingPipeline extends Construct {
+  readonly stateMachine: StateMachine;
+  readonly taskDefinition: FargateTaskDefinition;
+  readonly logGroup: LogGroup;
+  readonly alarms: Alarm[] = [];
+
+  constructor(scope: Construct, id: string, props: TrainingPipelineProps) {
+    const prefix = props.modelPrefix ?? 'registry';
+    if (!/^[a-z0-9][a-z0-9/_-]*$/.test(prefix)) {
+      throw new InvalidPropError('TrainingPipeline', 'modelPrefix', `invalid: ${prefix}`);
+    }
+    const command = props.trainerCommand ?? ['node', 'dist/train.mjs'];
+    if (command.length === 0)
+      throw new InvalidPropError('TrainingPipeline', 'trainerCommand', 'must not be empty');
+    const cpu = props.cpu ?? 1024;
+    if (![256, 512, 1024, 2048, 4096, 8192, 16384].includes(cpu)) {
+      throw new InvalidPropError('TrainingPipeline', 'cpu', `not a Fargate CPU size: ${cpu}`);
+    }
+    const memoryMiB = requireInt('TrainingPipeline', 'memoryMiB', props.memoryMiB ?? 4096, 512, 122_880);
+    const timeout = props.timeout ?? Duration.hours(2);
+    requireInt('TrainingPipeline', 'timeout (minutes)', timeout.toMinutes(), 1, 24 * 60);
+    super(scope, id);
+
+    this.logGroup = new LogGroup(this, 'Logs', {
+      retention: RetentionDays.ONE_MONTH,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    this.taskDefinition = new FargateTaskDefinition(this, 'TrainerTask', {
+      cpu,
+      memoryLimitMiB: memoryMiB,
+      runtimePlatform: {
+        cpuArchitecture: CpuArchitecture.ARM64,
+        operatingSystemFamily: OperatingSystemFamily.LINUX,
+      },
+    });
+    const container = this.taskDefinition.addContainer('trainer', {
+      image: props.image,
+      command: [...command, 'train'],
+      logging: LogDrivers.awsLogs({ logGroup: this.logGroup, streamPrefix: 'trainer' }),
+      environment: {
+        MODEL_URI: `s3://${props.modelBucket.bucketName}/${prefix}`,
+        [BUCKETS.lake.env]: props.lakeBucket.bucketName,
+        [TABLES.registry.env]: props.registryTable.tableName,
+      },
+    });
+    const role = this.taskDefinition.taskRole;
+    grantReadObjects(role, this.taskDefinition, props.lakeBucket, '*', 'Training reads any lake partition.');
+    grantReadObjects(
+      role,
+      this.taskDefinition,
+      props.modelBucket,
+      `${prefix}/*`,
+      'Reads the active model to compare.',
+    );
+    // Writes the candidate's files; promotion (the active pointer) is the state machine's job, not the trainer's.
+    role.addToPrincipalPolicy(
+      new PolicyStatement({
+        actions: ['s3:PutObject'],
+        resources: [props.modelBucket.arnForObjects(`${prefix}/*`)],
+      }),
+    );
+    props.registryTable.grantReadWriteData(role);
+    acknowledge(
+      this.taskDefinition,
+      'AwsSolutions-ECS2',
+      'Environment holds only resource names; there are no secrets.',
+    );
+    acknowledge(this.taskDefinition, 'AwsSolutions-IAM5[Resource::*]', ECR_AUTH_REASON);
+
+    const runTrainer = (stateId: string, subcommand: 'train' | 'evaluate') =>
+      new EcsRunTask(this, stateId, {
+        integrationPattern: IntegrationPattern.RUN_JOB,
+        cluster: props.cluster,
+        taskDefinition: this.taskDefinition,
+        launchTarget: new EcsFargateLaunchTarget(),
+        assignPublicIp: true,
+        subnets: { subnetType: SubnetType.PUBLIC },
+        containerOverrides: [
+          {
+            containerDefinition: container,
+            command: [...command, subcommand],
+            environment: [
+              { name: 'TARGET', value: JsonPath.stringAt('$.target') },
+              { name: 'CANDIDATE_VERSION', value: JsonPath.stringAt('$.version') },
+            ],
+          },
+        ],
+        resultPath: JsonPath.DISCARD,
+        taskTimeout: { seconds: timeout.toSeconds() },
+      });
+
+    const prepare = new Pass(this, 'Prepare', {
+      comment: 'The execution name is the candidate version.',
+      parameters: { 'target.$': '$.target', 'version.$': '$$.Execution.Name' },
+    });
+    const train = runTrainer('Train', 'train');
+    const evaluate = runTrainer('Evaluate', 'evaluate');
+    const readEvaluation = new CallAwsService(this, 'ReadEvaluation', {
+      service: 's3',
+      action: 'getObject',
+      parameters: {
+        Bucket: props.modelBucket.bucketName,
+        Key: JsonPath.format(
+          `${prefix}/{}/{}/evaluation.json`,
+          JsonPath.stringAt('$.target'),
+          JsonPath.stringAt('$.version'),
+        ),
+      },
+      iamResources: [props.modelBucket.arnForObjects(`${prefix}/*`)],
+      resultSelector: { 'result.$': 'States.StringToJson($.Body)' },
+      resultPath: '$.evaluation',
+    });
+    const promote = new DynamoPutItem(this, 'Promote', {
+      table: props.registryTable,
+      item: {
+        pk: DynamoAttributeValue.fromString(JsonPath.stringAt('$.target')),
+        sk: DynamoAttributeValue.fromString('active'),
+        version: DynamoAttributeValue.fromString(JsonPath.stringAt('$.version')),
+        promotedAt: DynamoAttributeValue.fromString(JsonPath.stringAt('$$.State.EnteredTime')),
+      },
+      resultPath: JsonPath.DISCARD,
+    });
+    const isBetter = new Choice(this, 'BetterThanActive?')
+      .when(
+        Condition.or(
+          Condition.isNull('$.evaluation.result.active'),
+          Condition.numberGreaterThanJsonPath(
+            '$.evaluation.result.candidate.auc',
+            '$.evaluation.result.active.auc',
+          ),
+        ),
+        promote.next(new Succeed(this, 'Promoted')),
+      )
+      .otherwise(
+        new Succeed(this, 'KeptActive', { comment: 'The candidate stays registered but inactive.' }),
+      );
+
+    this.stateMachine = new StateMachine(this, 'StateMachine', {
+      comment: `Retrain and promote-if-better for targets: ${TARGETS.join(', ')}`,
+      definitionBody: DefinitionBody.fromChainable(
+        prepare.next(train).next(evaluate).next(readEvaluation).next(isBetter),
+      ),
+      timeout: timeout.plus(Duration.minutes(30)),
+      tracingEnabled: true,
+      logs: {
+        destination: new LogGroup(this, 'ExecutionLogs', {
+          retention: RetentionDays.ONE_MONTH,
+          removalPolicy: RemovalPolicy.DESTROY,
+        }),
+        level: LogLevel.ALL,
+      },
+    });
+
+    const smRole = this.stateMachine.role;
+    acknowledge(smRole, 'AwsSolutions-IAM5[Resource::*]', XRAY_REASON);
+    acknowledgeWildcardResource(
+      smRole,
+      props.modelBucket.arnForObjects(`${prefix}/*`),
+      'GetObject of evaluation.json, whose key holds the run version.',
+    );
+    acknowledgeWildcardResource(
+      smRole,
+      `${taskDefinitionFamilyArn(this, this.taskDefinition.taskDefinitionArn)}:*`,
+      'RunTask on any revision of the trainer task family (what EcsRunTask grants).',
+    );
+
+    if (props.alarmsEnabled ?? true) {
+      this.alarms.push(
+        new Alarm(this, 'FailedAlarm', {
+          alarmDescription: 'A training run failed, timed out or was aborted',
+          metric: this.stateMachine.metricFailed({ statistic: 'Sum', period: Duration.hours(1) }),
+          threshold: 1,
+          evaluationPeriods: 1,
+          comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+          treatMissingData: TreatMissingData.NOT_BREACHING,
+        }),
+      );
+    }
+  }
+}
