@@ -1,15 +1,9 @@
 import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import { AttributeType, BillingMode, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
-import {
-  BlockPublicAccess,
-  Bucket,
-  BucketEncryption,
-  ObjectOwnership,
-  StorageClass,
-} from 'aws-cdk-lib/aws-s3';
+import { BlockPublicAccess, Bucket, BucketEncryption, StorageClass } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { BUCKETS, type KeyAttr, TABLES, type TableDef } from '../src/resources.js';
-import { requireInt } from './validate.js';
+import { InvalidPropError, requireInt } from './validate.js';
 
 export interface StorageProps {
   /** Lake objects move to Infrequent Access after this many days. @default 30 */
@@ -51,8 +45,10 @@ export class Storage extends Construct {
     );
     const expireDays = requireInt('Storage', 'lakeExpirationDays', props.lakeExpirationDays ?? 365, 1, 36500);
     if (expireDays <= iaDays) {
-      throw new Error(
-        `Storage: invalid prop 'lakeExpirationDays': ${expireDays} must be greater than lakeInfrequentAccessDays (${iaDays})`,
+      throw new InvalidPropError(
+        'Storage',
+        'lakeExpirationDays',
+        `${expireDays} must be greater than lakeInfrequentAccessDays (${iaDays})`,
       );
     }
     const noncurrentDays = requireInt(

@@ -1,7 +1,7 @@
 import { ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { Alarm, ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
-import { SubnetType } from 'aws-cdk-lib/aws-ec2';
+import { SecurityGroup, SubnetType } from 'aws-cdk-lib/aws-ec2';
 import {
   type Cluster,
   type ContainerImage,
@@ -160,6 +160,11 @@ export class TrainingPipeline extends Construct {
     );
     acknowledge(this.taskDefinition, 'AwsSolutions-IAM5[Resource::*]', ECR_AUTH_REASON);
 
+    // One security group for both trainer runs (EcsRunTask would make one per state); outbound only.
+    const securityGroup = new SecurityGroup(this, 'TrainerSecurityGroup', {
+      vpc: props.cluster.vpc,
+      description: 'QuoteWatch trainer tasks: outbound only',
+    });
     const runTrainer = (stateId: string, subcommand: 'train' | 'evaluate') =>
       new EcsRunTask(this, stateId, {
         integrationPattern: IntegrationPattern.RUN_JOB,
@@ -168,6 +173,7 @@ export class TrainingPipeline extends Construct {
         launchTarget: new EcsFargateLaunchTarget(),
         assignPublicIp: true,
         subnets: { subnetType: SubnetType.PUBLIC },
+        securityGroups: [securityGroup],
         containerOverrides: [
           {
             containerDefinition: container,

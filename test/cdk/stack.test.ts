@@ -1,0 +1,303 @@
+/**
+ * The deployed stack, checked offline: one synth per run (Lambda bundling with the local esbuild, Docker images
+ * only staged), cdk-nag's AWS Solutions pack over the same tree, then resource-level assertions built from
+ * src/resources.ts. No whole-template snapshot: each assertion names the property it protects.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { App, type CfnElement, Stack, Validations } from 'aws-cdk-lib';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import { Bucket } from 'aws-cdk-lib/aws-s3';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import type { IConstruct } from 'constructs';
+import { afterAll, describe, expect, it } from 'vitest';
+import { MarketStream } from '../../lib/market-stream.js';
+import { QuoteWatchStack } from '../../lib/quotewatch-stack.js';
+import { Storage } from '../../lib/storage.js';
+import { InvalidPropError } from '../../lib/validate.js';
+import { BUCKETS, STREAM, TABLES, type TableDef } from '../../src/resources.js';
+
+type Json = Record<string, unknown>;
+interface CfnResource {
+  Type: string;
+  Properties: Json;
+}
+
+const outdir = mkdtempSync(path.join(tmpdir(), 'qw-cdk-test-'));
+afterAll(() => rmSync(outdir, { recursive: true, force: true }));
+
+const app = new App({ outdir });
+const stack = new QuoteWatchStack(app, 'QuoteWatch');
+const nag = new AwsSolutionsChecks(app);
+Validations.of(app).addPlugins(nag);
+const template = Template.fromStack(stack);
+const resources = template.toJSON().Resources as Record<string, CfnResource>;
+
+const logicalId = (c: IConstruct) => stack.getLogicalId(c.node.defaultChild as CfnElement);
+const resourceOf = (c: IConstruct) => {
+  const r = resources[logicalId(c)];
+  if (!r) throw new Error(`no resource for ${c.node.path}`);
+  return r;
+};
+const ofType = (type: string) => Object.entries(resources).filter(([, r]) => r.Type === type);
+
+interface Statement {
+  Effect: string;
+  Action: string | string[];
+  Resource: unknown;
+}
+/** Statements of every AWS::IAM::Policy attached to the role. */
+function statementsOfRole(roleLogicalId: string): Statement[] {
+  return ofType('AWS::IAM::Policy')
+    .filter(([, p]) => JSON.stringify(p.Properties.Roles).includes(`"${roleLogicalId}"`))
+    .flatMap(([, p]) => (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement);
+}
+const actionsOf = (statements: Statement[]) => new Set(statements.flatMap((s) => [s.Action].flat()));
+
+describe('cdk-nag (AWS Solutions)', () => {
+  it('reports no unacknowledged finding on the stack', () => {
+    const report = nag.validateScope(stack);
+    const findings = report.violations.flatMap((v) =>
+      v.violatingResources.map((r) => `${v.ruleName} at ${r.constructPath}`),
+    );
+    expect(findings).toEqual([]);
+    expect(report.success).toBe(true);
+  });
+
+  it('has no error annotations from synthesis', () => {
+    expect(Annotations.fromStack(stack).findError('*', Match.anyValue())).toEqual([]);
+  });
+
+  it('does catch an unacknowledged finding (the check above can fail)', () => {
+    const probeApp = new App();
+    const probe = new Stack(probeApp, 'Probe');
+    new Bucket(probe, 'Plain');
+    const report = new AwsSolutionsChecks(probeApp).validateScope(probe);
+    expect(report.success).toBe(false);
+    expect(report.violations.map((v) => v.ruleName)).toContain('AwsSolutions-S1');
+  });
+});
+
+describe('Kinesis stream', () => {
+  it('has the shard count and retention of src/resources.ts, encrypted', () => {
+    template.resourceCountIs('AWS::Kinesis::Stream', 1);
+    template.hasResourceProperties('AWS::Kinesis::Stream', {
+      ShardCount: STREAM.shardCount,
+      RetentionPeriodHours: STREAM.retentionHours,
+      StreamEncryption: { EncryptionType: 'KMS', KeyId: 'alias/aws/kinesis' },
+    });
+  });
+});
+
+describe('DynamoDB tables', () => {
+  it('one table per TABLES entry', () => {
+    template.resourceCountIs('AWS::DynamoDB::Table', Object.keys(TABLES).length);
+  });
+  for (const [key, def] of Object.entries(TABLES) as [keyof typeof TABLES, TableDef][]) {
+    it(`${def.logicalId}: key schema, billing, PITR and TTL from TABLES.${key}`, () => {
+      const props = resourceOf(stack.storage.tables[key]).Properties;
+      const keys = [def.partitionKey, ...(def.sortKey ? [def.sortKey] : [])];
+      expect(props.KeySchema).toEqual(
+        keys.map((k, i) => ({ AttributeName: k.name, KeyType: i === 0 ? 'HASH' : 'RANGE' })),
+      );
+      expect(props.AttributeDefinitions).toEqual(
+        keys.map((k) => ({ AttributeName: k.name, AttributeType: k.type })),
+      );
+      expect(props.BillingMode).toBe('PAY_PER_REQUEST');
+      expect(props.PointInTimeRecoverySpecification).toEqual({ PointInTimeRecoveryEnabled: true });
+      expect(props.TimeToLiveSpecification).toEqual(
+        def.ttlAttribute ? { AttributeName: def.ttlAttribute, Enabled: true } : undefined,
+      );
+    });
+  }
+});
+
+describe('S3 buckets', () => {
+  it('every bucket is encrypted, blocks public access and denies non-TLS requests', () => {
+    const buckets = ofType('AWS::S3::Bucket');
+    expect(buckets.length).toBe(3);
+    for (const [id, b] of buckets) {
+      expect(b.Properties.BucketEncryption, id).toEqual({
+        ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }],
+      });
+      expect(b.Properties.PublicAccessBlockConfiguration, id).toEqual({
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      });
+      template.hasResourceProperties('AWS::S3::BucketPolicy', {
+        Bucket: { Ref: id },
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+          ]),
+        },
+      });
+    }
+  });
+
+  it('the model bucket is versioned and the lake has a lifecycle; both log access', () => {
+    const models = resourceOf(stack.storage.modelBucket).Properties;
+    const lake = resourceOf(stack.storage.lakeBucket).Properties;
+    expect(models.VersioningConfiguration).toEqual({ Status: 'Enabled' });
+    expect(lake.LifecycleConfiguration).toMatchObject({
+      Rules: [{ Status: 'Enabled', ExpirationInDays: 365, Transitions: [{ StorageClass: 'STANDARD_IA' }] }],
+    });
+    const logs = { Ref: logicalId(stack.storage.accessLogsBucket) };
+    expect(models.LoggingConfiguration).toMatchObject({ DestinationBucketName: logs });
+    expect(lake.LoggingConfiguration).toMatchObject({ DestinationBucketName: logs });
+  });
+});
+
+describe('Lambda functions', () => {
+  const ref = (c: IConstruct) => ({ Ref: logicalId(c) });
+
+  it('all run nodejs22.x on arm64 with tracing', () => {
+    const fns = ofType('AWS::Lambda::Function');
+    expect(fns.length).toBe(stack.api.functions.length);
+    for (const [id, fn] of fns) {
+      expect(fn.Properties, id).toMatchObject({
+        Runtime: 'nodejs22.x',
+        Architectures: ['arm64'],
+        TracingConfig: { Mode: 'Active' },
+      });
+    }
+  });
+
+  it('get the resource names their handlers read, as generated references', () => {
+    const envOf = (c: IConstruct) => (resourceOf(c).Properties.Environment as { Variables: Json }).Variables;
+    const core = { SYMBOLS: 'BTC-USD,ETH-USD', TICK_MS: '100', DELTA_MS: '500' };
+    const { latestFunction, predictFunction, healthFunction, versionFunction } = stack.api;
+    const { latestTable, registryTable, modelBucket } = stack.storage;
+    expect(envOf(latestFunction)).toMatchObject({ ...core, [TABLES.latest.env]: ref(latestTable) });
+    expect(envOf(healthFunction)).toMatchObject({ ...core, [TABLES.latest.env]: ref(latestTable) });
+    expect(envOf(versionFunction)).toMatchObject({ [TABLES.registry.env]: ref(registryTable) });
+    expect(envOf(predictFunction)).toMatchObject({
+      ...core,
+      [TABLES.latest.env]: ref(latestTable),
+      [TABLES.registry.env]: ref(registryTable),
+      [BUCKETS.models.env]: ref(modelBucket),
+      MODEL_URI: { 'Fn::Join': ['', ['s3://', ref(modelBucket), '/registry']] },
+    });
+  });
+
+  it('the read-only API cannot write the latest table', () => {
+    const role = logicalId(stack.api.latestFunction.role!);
+    const actions = actionsOf(statementsOfRole(role));
+    expect(actions).toContain('dynamodb:GetItem');
+    expect([...actions].filter((a) => /dynamodb:(Put|Update|Delete|BatchWrite)/.test(a))).toEqual([]);
+  });
+});
+
+describe('HTTP API', () => {
+  it('routes the four endpoints (and the dashboard page) to Lambda integrations', () => {
+    const keys = ofType('AWS::ApiGatewayV2::Route').map(([, r]) => r.Properties.RouteKey);
+    expect(keys.sort()).toEqual(['GET /', 'GET /health', 'GET /latest', 'GET /version', 'POST /predict']);
+    template.resourceCountIs('AWS::ApiGatewayV2::Integration', 5);
+    template.allResourcesProperties('AWS::ApiGatewayV2::Integration', {
+      IntegrationType: 'AWS_PROXY',
+      PayloadFormatVersion: '2.0',
+    });
+  });
+
+  it('logs access on the default stage and throttles it', () => {
+    template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      StageName: '$default',
+      AutoDeploy: true,
+      AccessLogSettings: { DestinationArn: Match.anyValue(), Format: Match.stringLikeRegexp('requestId') },
+      DefaultRouteSettings: { ThrottlingRateLimit: 50, ThrottlingBurstLimit: 100 },
+    });
+  });
+});
+
+describe('ECS services', () => {
+  it('three ARM64 Fargate task definitions: ingestor, worker, trainer', () => {
+    template.resourceCountIs('AWS::ECS::TaskDefinition', 3);
+    template.resourceCountIs('AWS::ECS::Service', 2);
+    template.allResourcesProperties('AWS::ECS::TaskDefinition', {
+      RequiresCompatibilities: ['FARGATE'],
+      RuntimePlatform: { CpuArchitecture: 'ARM64', OperatingSystemFamily: 'LINUX' },
+    });
+    const names = ofType('AWS::ECS::TaskDefinition').map(
+      ([, t]) => (t.Properties.ContainerDefinitions as { Name: string }[])[0]?.Name,
+    );
+    expect(names.sort()).toEqual(['ingestor', 'trainer', 'worker']);
+  });
+
+  it('the ingestor may only put records on the stream and objects into the lake', () => {
+    const statements = statementsOfRole(logicalId(stack.ingestor.taskDefinition.taskRole));
+    expect(actionsOf(statements)).toEqual(
+      new Set(['kinesis:PutRecord', 'kinesis:PutRecords', 's3:PutObject']),
+    );
+    const kinesis = statements.filter((s) => [s.Action].flat().some((a) => a.startsWith('kinesis:')));
+    const streamArn = { 'Fn::GetAtt': [logicalId(stack.marketStream.stream), 'Arn'] };
+    expect(kinesis.map((s) => s.Resource)).toEqual([streamArn]);
+  });
+
+  it('the worker reads the stream but cannot write to it, and writes the latest table', () => {
+    const actions = actionsOf(statementsOfRole(logicalId(stack.worker.taskDefinition.taskRole)));
+    expect(actions).toContain('kinesis:GetRecords');
+    expect(actions).toContain('dynamodb:PutItem');
+    expect([...actions].filter((a) => a.startsWith('kinesis:Put'))).toEqual([]);
+  });
+
+  it('services run in public subnets with a public IP and no NAT gateway', () => {
+    template.resourceCountIs('AWS::EC2::NatGateway', 0);
+    template.allResourcesProperties('AWS::ECS::Service', {
+      NetworkConfiguration: { AwsvpcConfiguration: { AssignPublicIp: 'ENABLED' } },
+    });
+  });
+});
+
+describe('Training state machine', () => {
+  it('trains, evaluates, then promotes only when better', () => {
+    template.resourceCountIs('AWS::StepFunctions::StateMachine', 1);
+    const sm = resourceOf(stack.training.stateMachine).Properties;
+    // The definition is a Fn::Join; tokens sit inside JSON strings, so replacing them keeps valid JSON.
+    const parts = (sm.DefinitionString as { 'Fn::Join': [string, unknown[]] })['Fn::Join'][1];
+    const definition = JSON.parse(parts.map((p) => (typeof p === 'string' ? p : 'TOKEN')).join('')) as {
+      StartAt: string;
+      States: Record<string, Json>;
+    };
+    const { States } = definition;
+    expect(definition.StartAt).toBe('Prepare');
+    expect(States.Prepare?.Next).toBe('Train');
+    expect(States.Train).toMatchObject({ Resource: 'arn:TOKEN:states:::ecs:runTask.sync', Next: 'Evaluate' });
+    expect(States.Evaluate).toMatchObject({
+      Resource: 'arn:TOKEN:states:::ecs:runTask.sync',
+      Next: 'ReadEvaluation',
+    });
+    expect(States.ReadEvaluation?.Next).toBe('BetterThanActive?');
+    const choice = States['BetterThanActive?'] as { Choices: { Next: string }[]; Default: string };
+    expect(choice.Choices.map((c) => c.Next)).toEqual(['Promote']);
+    expect(choice.Default).toBe('KeptActive');
+    expect(States.Promote).toMatchObject({
+      Resource: 'arn:TOKEN:states:::dynamodb:putItem',
+      Next: 'Promoted',
+    });
+  });
+});
+
+describe('Observability', () => {
+  it('one dashboard, and every alarm notifies the alarm topic', () => {
+    template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
+    const alarms = ofType('AWS::CloudWatch::Alarm');
+    expect(alarms.length).toBe(stack.observability.alarms.length);
+    expect(alarms.length).toBeGreaterThanOrEqual(10);
+    const topic = { Ref: logicalId(stack.observability.alarmTopic) };
+    for (const [id, a] of alarms) expect(a.Properties.AlarmActions, id).toEqual([topic]);
+  });
+});
+
+describe('props validation', () => {
+  it('rejects a bad prop naming it, before creating any resource', () => {
+    const scope = new Stack(new App(), 'Props');
+    expect(() => new MarketStream(scope, 'S', { definition: { ...STREAM, shardCount: 0 } })).toThrow(
+      /MarketStream: invalid prop 'definition\.shardCount'/,
+    );
+    expect(() => new Storage(scope, 'T', { lakeExpirationDays: 10 })).toThrow(InvalidPropError);
+    expect(scope.node.children).toEqual([]);
+  });
+});
