@@ -1,3 +1,6 @@
+import { once } from 'node:events';
+import { rmSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
 import {
   DescribeStreamSummaryCommand,
@@ -10,10 +13,10 @@ import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-s
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { dynamoClient, kinesisClient, s3Client } from '../src/aws/clients.js';
-import type { EmulatorName } from '../src/local/emulators.js';
+import { type EmulatorName, EmulatorStartError, startEmulators } from '../src/local/emulators.js';
 import { provision } from '../src/local/provision.js';
 import { BUCKETS, STREAM, TABLES, type TableDef } from '../src/resources.js';
-import { withEmulators } from './support/system.js';
+import { tempDataDir, withEmulators } from './support/system.js';
 
 const local = withEmulators();
 
@@ -118,5 +121,21 @@ describe('local emulators', () => {
     expect(await readStream(env)).toContain(record);
     expect(await readItem(env)).toEqual(item);
     expect(await readObject(env)).toEqual({ keys: [objectKey], body });
+  });
+
+  it('fails with an EmulatorStartError naming the emulator when its port is taken', async () => {
+    // A silent TCP listener: it accepts connections but never answers, so only the emulator's own exit tells.
+    const blocker = createServer().listen(0, '127.0.0.1');
+    await once(blocker, 'listening');
+    const port = (blocker.address() as AddressInfo).port;
+    const dataDir = tempDataDir();
+    try {
+      const failure = startEmulators({ dataDir, ports: { dynamodb: port } });
+      await expect(failure).rejects.toThrow(EmulatorStartError);
+      await expect(failure).rejects.toThrow(`dynamodb emulator: port ${port} is already in use`);
+    } finally {
+      blocker.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });

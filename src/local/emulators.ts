@@ -85,7 +85,7 @@ interface Spec {
   args(port: number, dir: string): string[];
   env?: Record<string, string>;
   /** One cheap real request; resolves once the emulator serves. */
-  probe(env: Record<string, string>): Promise<unknown>;
+  probe(env: Record<string, string>, abortSignal: AbortSignal): Promise<unknown>;
 }
 
 const SPECS: Record<EmulatorName, Spec> = {
@@ -96,7 +96,7 @@ const SPECS: Record<EmulatorName, Spec> = {
       ...['--port', String(port), '--path', dir, '--createStreamMs', '0', '--deleteStreamMs', '0'],
       ...['--updateStreamMs', '0', '--shardLimit', '1000'],
     ],
-    probe: (env) => kinesisClient(env).send(new ListStreamsCommand({})),
+    probe: (env, abortSignal) => kinesisClient(env).send(new ListStreamsCommand({}), { abortSignal }),
   },
   dynamodb: {
     script: require.resolve('dynalite/cli.js'),
@@ -104,7 +104,7 @@ const SPECS: Record<EmulatorName, Spec> = {
       ...['--host', '127.0.0.1', '--port', String(port), '--path', dir],
       ...['--createTableMs', '0', '--deleteTableMs', '0', '--updateTableMs', '0'],
     ],
-    probe: (env) => dynamoClient(env).send(new ListTablesCommand({})),
+    probe: (env, abortSignal) => dynamoClient(env).send(new ListTablesCommand({}), { abortSignal }),
   },
   s3: {
     script: require.resolve('s3rver/bin/s3rver.js'),
@@ -112,7 +112,7 @@ const SPECS: Record<EmulatorName, Spec> = {
     // s3rver's signature code needs OpenSSL's legacy provider on Node 17+ (paginated listings fail with 500
     // otherwise). Only its own environment gets it.
     env: { NODE_OPTIONS: '--openssl-legacy-provider' },
-    probe: (env) => s3Client(env).send(new ListBucketsCommand({})),
+    probe: (env, abortSignal) => s3Client(env).send(new ListBucketsCommand({}), { abortSignal }),
   },
 };
 
@@ -122,6 +122,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 class EmulatorProcess {
   child: ChildProcess | undefined;
   private stderrTail: string[] = [];
+  /** Set when the emulator prints its "listening" line. */
+  private listening = false;
   private exited: Promise<void> = Promise.resolve();
 
   constructor(
@@ -142,6 +144,7 @@ class EmulatorProcess {
   spawn(): void {
     const spec = SPECS[this.name];
     this.stderrTail = [];
+    this.listening = false;
     const child = spawn(
       process.execPath,
       ['--require', EXIT_WITH_PARENT, spec.script, ...spec.args(this.port, this.dir)],
@@ -164,6 +167,7 @@ class EmulatorProcess {
         buffered = lines.pop() ?? '';
         for (const line of lines) {
           if (keep) this.stderrTail = [...this.stderrTail, line].slice(-20);
+          else if (/listening/i.test(line)) this.listening = true;
           this.log(`[${this.name}] ${line}`);
         }
       });
@@ -179,13 +183,26 @@ class EmulatorProcess {
       if (!this.running) {
         await this.exited;
         const how = this.child?.exitCode ?? this.child?.signalCode;
+        if (this.tail().includes('EADDRINUSE')) {
+          throw new EmulatorStartError(
+            this.name,
+            `port ${this.port} is already in use (another QuoteWatch running?); stderr:\n${this.tail()}`,
+          );
+        }
         throw new EmulatorStartError(
           this.name,
           `exited (${how}) before serving on port ${this.port}:\n${this.tail()}`,
         );
       }
+      // Only our own process saying it listens proves the port is ours: another server (or a leftover
+      // emulator) could hold it and answer the probe while ours dies of EADDRINUSE.
+      if (!this.listening) {
+        await sleep(25);
+        continue;
+      }
       try {
-        await SPECS[this.name].probe(env);
+        const probeTimeout = AbortSignal.timeout(Math.max(1, Math.min(2_000, deadline - Date.now())));
+        await SPECS[this.name].probe(env, probeTimeout);
         return;
       } catch (err) {
         lastError = err;
