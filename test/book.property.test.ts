@@ -147,4 +147,23 @@ describe('OrderBook', () => {
     expect(() => book.applySnapshot([['abc', '1']], [])).toThrow(BookError);
     expect(book.depth('bid') + book.depth('ask')).toBe(0);
   });
+
+  it('skips levels priced beyond the exact range and clamps huge sizes, counting both', () => {
+    const book = new OrderBook('BTC-USD');
+    book.applySnapshot(
+      [['65000', '1']],
+      [
+        ['65001', '1'],
+        ['123816365', '0.5'],
+      ],
+    );
+    expect(book.depth('ask')).toBe(1);
+    expect(book.skippedLevels).toBe(1);
+    book.applyChange('ask', '123816365', '0'); // its removal is skipped the same way
+    book.applyChange('bid', '64999', '500000000'); // 5e8 coins: beyond 2^53 units
+    expect(book.sizeAt('bid', 1)).toBe(Number.MAX_SAFE_INTEGER);
+    book.applyChange('bid', '64999', '0');
+    expect(book.depth('bid')).toBe(1);
+    expect(book.skippedLevels).toBe(3);
+  });
 });

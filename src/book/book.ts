@@ -6,13 +6,31 @@
  * best, so a splice there moves few elements. Asks are stored under their negated price so both sides sort
  * ascending and share one binary search.
  */
-import { fromUnits, toUnits } from '../marketdata/decimal.js';
+import { fromUnits, toUnits, UNITS_PER_ONE } from '../marketdata/decimal.js';
 import type { Level, Side } from '../marketdata/events.js';
 
 export class BookError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'BookError';
+  }
+}
+
+/** Largest whole value exact in 1e-8 units within a double (about 90 million). */
+const MAX_WHOLE = Math.floor(Number.MAX_SAFE_INTEGER / UNITS_PER_ONE);
+
+/**
+ * Exact units, or undefined for a well-formed value too large to hold exactly. Real books carry such prices
+ * (a BTC-USD ask at 123,816,365 USD): far from any quote that matters, so the book skips those levels
+ * (adds and removals alike) and counts them. Malformed values still throw.
+ */
+function unitsOrSkip(value: string): number | undefined {
+  try {
+    return toUnits(value);
+  } catch (err) {
+    const m = /^(\d+)(?:\.\d{0,8}0*)?$/.exec(value);
+    if (m && Number(m[1]) >= MAX_WHOLE) return undefined;
+    throw err;
   }
 }
 
@@ -77,6 +95,8 @@ class BookSide {
 export class OrderBook {
   private readonly bids = new BookSide(1);
   private readonly asks = new BookSide(-1);
+  /** Level updates skipped or clamped because a price or size is beyond the exact range (see unitsOrSkip). */
+  skippedLevels = 0;
 
   constructor(readonly product: string) {}
 
@@ -88,25 +108,29 @@ export class OrderBook {
   applySnapshot(bids: readonly Level[], asks: readonly Level[]): void {
     this.clear();
     try {
-      for (const [p, s] of bids) this.bids.set(toUnits(p), toUnits(s));
-      for (const [p, s] of asks) this.asks.set(toUnits(p), toUnits(s));
+      for (const [p, s] of bids) this.setChecked(this.bids, p, s);
+      for (const [p, s] of asks) this.setChecked(this.asks, p, s);
     } catch (cause) {
       this.clear();
       throw new BookError(`bad level in snapshot of ${this.product}`, { cause });
     }
   }
 
+  private setChecked(side: BookSide, price: string, size: string): void {
+    const p = unitsOrSkip(price);
+    const s = unitsOrSkip(size);
+    if (p === undefined || s === undefined) this.skippedLevels++;
+    // A size beyond ~90 million (possible for tiny-priced coins) is clamped so the level stays in the book.
+    if (p !== undefined) side.set(p, s ?? Number.MAX_SAFE_INTEGER);
+  }
+
   /** Sets the absolute size at a level; size "0" removes it. */
   applyChange(side: Side, price: string, size: string): void {
-    let p: number;
-    let s: number;
     try {
-      p = toUnits(price);
-      s = toUnits(size);
+      this.setChecked(this.side(side), price, size);
     } catch (cause) {
       throw new BookError(`bad ${side} level ${price} x ${size} for ${this.product}`, { cause });
     }
-    this.side(side).set(p, s);
   }
 
   /** Same as applyChange in units (for callers that already hold exact integers). */

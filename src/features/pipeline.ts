@@ -165,6 +165,8 @@ export class FeaturePipeline {
       throw new FeatureInputError(`${event.type} event of ${event.product} has bad exchUs ${String(e)}`);
     }
     let s = this.products.get(event.product);
+    // A heartbeat only moves the clock of a product already seen (feed-wide heartbeats have no book).
+    if (!s && event.type === 'heartbeat') return;
     if (!s) {
       s = new ProductState(event.product, this.deltaMs, this.ringSize);
       this.products.set(event.product, s);
