@@ -44,15 +44,13 @@ describe('LakeWriter through s3rver', () => {
     const rows = Array.from({ length: 25 }, (_, i) => row('BTC-USD', i, 100 + i));
     lake.addFeatures(rows);
     lake.addLabels(
-      rows
-        .slice(0, 12)
-        .map((r) => ({
-          product: r.product,
-          tsUs: r.tsUs,
-          target: 'quote_change_500ms',
-          value: r.seq % 2,
-          seq: r.seq,
-        })),
+      rows.slice(0, 12).map((r) => ({
+        product: r.product,
+        tsUs: r.tsUs,
+        target: 'quote_change_500ms',
+        value: r.seq % 2,
+        seq: r.seq,
+      })),
     );
     expect(lake.openObjects).toBe(2); // features window 2 and labels window 1 still collecting
     const written = await lake.settle();
