@@ -49,7 +49,11 @@ export function writeResults(path: string, results: BenchResult[]): void {
 export function formatTable(results: BenchResult[]): string {
   const rows = results.map((r) => [r.name, formatValue(r.value), r.unit]);
   const widths = [0, 1, 2].map((i) => Math.max(...rows.map((row) => row[i]!.length), 4));
-  return rows.map((row) => row.map((cell, i) => (i === 1 ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!))).join('  ')).join('\n');
+  return rows
+    .map((row) =>
+      row.map((cell, i) => (i === 1 ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!))).join('  '),
+    )
+    .join('\n');
 }
 
 function formatValue(v: number): string {
