@@ -28,7 +28,7 @@ async function refreshModel(): Promise<void> {
   try {
     const active = core.modelUri.startsWith('file://') ? undefined : await activeVersion(TARGET);
     if (model && (active === undefined || active === model.version)) return;
-    const next = await loadActive(TARGET);
+    const next = await loadActive(TARGET, process.env, { tickMs: core.tickMs });
     const old = model;
     model = next;
     log('info', 'model loaded', { target: TARGET, version: next.version });
