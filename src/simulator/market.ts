@@ -70,6 +70,8 @@ export class Market {
   private tradeId: number;
   private readonly recent: SimTrade[] = [];
   private readonly regimeSpans: RegimeSpan[] = [];
+  /** Quantities before the current event, per touched level: to drop changes that cancel out. */
+  private beforeBatch = new Map<string, number>();
   /** Traded base volume since the start, units (the ticker adds it to a seed-derived 24 h volume). */
   volumeUnits = 0;
   lastTradeTicks: number;
@@ -153,9 +155,14 @@ export class Market {
     const { burst, trade } = this.rates();
     const batch: MarketBatch = { productId: this.productId, timeUs: this.nowUs, changes: [], trades: [] };
     const touched = new Map<string, SimLevelChange>();
+    const before = new Map<string, number>();
+    this.beforeBatch = before;
     if (this.rng.uniform() * (burst + trade) < burst) this.orderBurst(touched);
     else this.marketOrder(touched, batch.trades);
-    batch.changes = [...touched.values()];
+    // A level created and cancelled within one event never shows on the wire (same for net no-ops).
+    batch.changes = [...touched.values()].filter(
+      (c) => c.qtyUnits !== before.get(`${c.side}:${c.priceTicks}`),
+    );
     this.scheduleEvent();
     return batch;
   }
@@ -220,8 +227,10 @@ export class Market {
     priceTicks: number,
     qtyUnits: number,
   ): void {
+    const key = `${side}:${priceTicks}`;
+    if (!this.beforeBatch.has(key)) this.beforeBatch.set(key, this.book.get(side, priceTicks));
     this.book.set(side, priceTicks, qtyUnits);
-    touched.set(`${side}:${priceTicks}`, { side, priceTicks, qtyUnits: Math.max(qtyUnits, 0) });
+    touched.set(key, { side, priceTicks, qtyUnits: Math.max(qtyUnits, 0) });
   }
 
   /** Price `d` ticks behind the best of `side` (away from the other side). */
