@@ -93,7 +93,7 @@ describe('simulator protocol (fast mode)', () => {
     // Heartbeats count seconds: consecutive integers.
     const beats = frames.filter((f) => f.channel === 'heartbeats').map((f) => f.events[0].heartbeat_counter);
     expect(beats.length).toBeGreaterThan(3);
-    beats.forEach((b, i) => expect(b).toBe(beats[0] + i));
+    expect(beats).toEqual(beats.map((_, i) => beats[0] + i));
   });
 
   it('l2_data rebuilds the simulator book exactly: snapshot, absolute updates, "0" removes, never crossed', async () => {
