@@ -177,3 +177,24 @@ export function readIngestConfig(env: Env = process.env): IngestConfig {
     lingerMs: read(env, 'PRODUCER_LINGER_MS', intMs(0, 10_000), '50'),
   };
 }
+
+/** Worker tuning: lake object size in ticks of event time, model pointer check period. */
+export interface WorkerConfig {
+  /** Ticks per Parquet object (one event-time window); TICK_MS x this must divide one hour. */
+  lakeObjectTicks: number;
+  modelCheckMs: number;
+}
+
+export function readWorkerConfig(env: Env = process.env): WorkerConfig {
+  const tickMs = readCoreConfig(env).tickMs;
+  const ticks = read(
+    env,
+    'LAKE_OBJECT_TICKS',
+    z.coerce.number().int('expected a whole number of ticks').min(1, 'must be >= 1'),
+    String(Math.round(60_000 / tickMs)),
+  );
+  if (3_600_000 % (ticks * tickMs) !== 0) {
+    throw new ConfigError('LAKE_OBJECT_TICKS', `${ticks} ticks of ${tickMs} ms must divide one hour evenly`);
+  }
+  return { lakeObjectTicks: ticks, modelCheckMs: read(env, 'MODEL_CHECK_MS', intMs(0, 600_000), '5000') };
+}

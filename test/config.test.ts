@@ -1,6 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, readCoreConfig, readFeedUrl, readResourceNames } from '../src/config.js';
+import {
+  ConfigError,
+  readCoreConfig,
+  readFeedUrl,
+  readResourceNames,
+  readWorkerConfig,
+} from '../src/config.js';
 
 describe('config', () => {
   it('has the design defaults', () => {
@@ -41,5 +47,19 @@ describe('config', () => {
         expect(readCoreConfig({ TICK_MS: String(ms) }).tickMs).toBe(ms);
       }),
     );
+  });
+});
+
+describe('worker config', () => {
+  it('defaults to one-minute lake objects for the tick', () => {
+    expect(readWorkerConfig({}).lakeObjectTicks).toBe(600);
+    expect(readWorkerConfig({ TICK_MS: '250' }).lakeObjectTicks).toBe(240);
+  });
+
+  it('rejects object sizes that do not divide the hour, naming the variable', () => {
+    expect(() => readWorkerConfig({ LAKE_OBJECT_TICKS: '7' })).toThrow(
+      /^LAKE_OBJECT_TICKS: 7 ticks of 100 ms/,
+    );
+    expect(readWorkerConfig({ LAKE_OBJECT_TICKS: '20' }).lakeObjectTicks).toBe(20);
   });
 });

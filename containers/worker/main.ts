@@ -5,7 +5,7 @@
  */
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { dynamoClient, kinesisClient, s3Client } from '../../src/aws/clients.js';
-import { orExit, readCoreConfig, readResourceNames } from '../../src/config.js';
+import { orExit, readCoreConfig, readResourceNames, readWorkerConfig } from '../../src/config.js';
 import { describeError, jsonLogger } from '../../src/ingest/log.js';
 import { activeVersion, loadActive } from '../../src/model/registry.js';
 import type { LoadedModel } from '../../src/model/types.js';
@@ -14,10 +14,9 @@ import { KinesisConsumer } from '../../src/worker/consumer.js';
 import { Worker } from '../../src/worker/worker.js';
 
 const TARGET = 'quote_change_500ms';
-/** How often the registry's active pointer is checked (a new active version is loaded and swapped in). */
-const MODEL_CHECK_MS = 30_000;
 
 const core = orExit(() => readCoreConfig());
+const tuning = orExit(() => readWorkerConfig());
 const names = orExit(() => readResourceNames());
 const log = jsonLogger('worker');
 const s3 = s3Client();
@@ -45,6 +44,7 @@ const worker = new Worker({
   deltaMs: core.deltaMs,
   s3,
   lakeBucket: names.lakeBucket,
+  objectTicks: tuning.lakeObjectTicks,
   model: () => model,
   writeLatest: (snap) => putLatest(snap, { client: dynamo, table: names.latestTable }),
   now: () => Date.now(),
@@ -75,9 +75,9 @@ function stop(signal: string): void {
 process.on('SIGTERM', () => stop('SIGTERM'));
 process.on('SIGINT', () => stop('SIGINT'));
 
-log('info', 'worker starting', { ...core, ...names });
+log('info', 'worker starting', { ...core, ...names, ...tuning });
 await refreshModel();
-const modelTimer = setInterval(() => void refreshModel(), MODEL_CHECK_MS);
+const modelTimer = setInterval(() => void refreshModel(), tuning.modelCheckMs);
 
 let batches = 0;
 try {
