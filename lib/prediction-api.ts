@@ -121,7 +121,7 @@ export class PredictionApi extends Construct {
     // The page is one self-contained HTML file; a Lambda returning it keeps the dashboard and the API on one origin
     // (no CORS, no public bucket, no CloudFront for a single page).
     this.dashboardFunction = new QuoteWatchFunction(this, 'Dashboard', {
-      entry: 'lib/dashboard-handler.ts',
+      entry: 'lambdas/dashboard.ts',
       description: 'GET /: the dashboard page',
       memorySize: 128,
       loader: { '.html': 'text' },

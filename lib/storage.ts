@@ -1,6 +1,13 @@
-import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { Duration, FeatureFlags, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import { AttributeType, BillingMode, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
-import { BlockPublicAccess, Bucket, BucketEncryption, StorageClass } from 'aws-cdk-lib/aws-s3';
+import {
+  BlockPublicAccess,
+  Bucket,
+  BucketEncryption,
+  ObjectOwnership,
+  StorageClass,
+} from 'aws-cdk-lib/aws-s3';
+import { S3_SERVER_ACCESS_LOGS_USE_BUCKET_POLICY } from 'aws-cdk-lib/cx-api';
 import { Construct } from 'constructs';
 import { BUCKETS, type KeyAttr, TABLES, type TableDef } from '../src/resources.js';
 import { InvalidPropError, requireInt } from './validate.js';
@@ -85,8 +92,12 @@ export class Storage extends Construct {
       removalPolicy,
     };
 
+    // With @aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy (set in cdk.json) S3 log delivery is granted by bucket
+    // policy, so ACLs can be disabled here too; without the flag CDK needs the LogDeliveryWrite ACL (ObjectWriter).
+    const logsByPolicy = FeatureFlags.of(this).isEnabled(S3_SERVER_ACCESS_LOGS_USE_BUCKET_POLICY) ?? false;
     this.accessLogsBucket = new Bucket(this, 'AccessLogsBucket', {
       ...secure,
+      objectOwnership: logsByPolicy ? ObjectOwnership.BUCKET_OWNER_ENFORCED : undefined,
       lifecycleRules: [{ expiration: Duration.days(90) }],
     });
     Validations.of(this.accessLogsBucket).acknowledge({

@@ -3,9 +3,10 @@
  * only staged), cdk-nag's AWS Solutions pack over the same tree, then resource-level assertions built from
  * src/resources.ts. No whole-template snapshot: each assertion names the property it protects.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { App, type CfnElement, Stack, Validations } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { Bucket } from 'aws-cdk-lib/aws-s3';
@@ -27,7 +28,11 @@ interface CfnResource {
 const outdir = mkdtempSync(path.join(tmpdir(), 'qw-cdk-test-'));
 afterAll(() => rmSync(outdir, { recursive: true, force: true }));
 
-const app = new App({ outdir });
+// The feature flags of cdk.json, as `cdk synth` applies them: the stack under test is the one that deploys.
+const cdkJson = JSON.parse(readFileSync(path.join(import.meta.dirname, '../../cdk.json'), 'utf8')) as {
+  context: Record<string, unknown>;
+};
+const app = new App({ outdir, context: cdkJson.context });
 const stack = new QuoteWatchStack(app, 'QuoteWatch');
 const nag = new AwsSolutionsChecks(app);
 Validations.of(app).addPlugins(nag);
@@ -149,6 +154,28 @@ describe('S3 buckets', () => {
     expect(models.LoggingConfiguration).toMatchObject({ DestinationBucketName: logs });
     expect(lake.LoggingConfiguration).toMatchObject({ DestinationBucketName: logs });
   });
+
+  it('the access-log bucket disables ACLs and lets S3 logging write through its bucket policy', () => {
+    const logsId = logicalId(stack.storage.accessLogsBucket);
+    const bucket = resourceOf(stack.storage.accessLogsBucket).Properties;
+    expect(bucket.OwnershipControls).toEqual({ Rules: [{ ObjectOwnership: 'BucketOwnerEnforced' }] });
+    expect(bucket.AccessControl).toBeUndefined();
+    template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      Bucket: { Ref: logsId },
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Effect: 'Allow',
+            Principal: { Service: 'logging.s3.amazonaws.com' },
+            Action: 's3:PutObject',
+            Condition: Match.objectLike({
+              ArnLike: { 'aws:SourceArn': { 'Fn::GetAtt': [logicalId(stack.storage.lakeBucket), 'Arn'] } },
+            }),
+          }),
+        ]),
+      },
+    });
+  });
 });
 
 describe('Lambda functions', () => {
@@ -200,6 +227,21 @@ describe('HTTP API', () => {
       IntegrationType: 'AWS_PROXY',
       PayloadFormatVersion: '2.0',
     });
+  });
+
+  it('GET / serves the dashboard page from the bundled handler', async () => {
+    // The synthesized asset itself, so the .html text loader and the handler are checked as deployed.
+    const code = resourceOf(stack.api.dashboardFunction).Properties.Code as { S3Key: string };
+    const bundle = path.join(outdir, `asset.${code.S3Key.replace(/\.zip$/, '')}`, 'index.mjs');
+    const { handler } = (await import(pathToFileURL(bundle).href)) as {
+      handler: () => Promise<{ statusCode: number; headers: Record<string, string>; body: string }>;
+    };
+    const res = await handler();
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toMatch(/^text\/html/);
+    expect(res.body).toBe(
+      readFileSync(path.join(import.meta.dirname, '../../src/gateway/dashboard.html'), 'utf8'),
+    );
   });
 
   it('logs access on the default stage and throttles it', () => {
