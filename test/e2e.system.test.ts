@@ -1,0 +1,142 @@
+/**
+ * End to end, every part real: simulator (Coinbase protocol over a real WebSocket) -> ingestor process ->
+ * kinesalite -> worker process (book, features, onnxruntime) -> dynalite + s3rver -> gateway process running the
+ * Lambda handlers -> GET /latest. The simulator runs in this test's process so its book can be asked
+ * "what was your best bid/ask at sequence N"; every other component is its own OS process, as under `npm start`.
+ */
+import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LatestSnapshot } from '../src/api/types.js';
+import { s3Client } from '../src/aws/clients.js';
+import { FEATURE_SPEC } from '../src/features/spec.js';
+import { freePort } from '../src/local/ports.js';
+import { normalizeDecimal } from '../src/marketdata/decimal.js';
+import { BUCKETS } from '../src/resources.js';
+import { productSpecs } from '../src/simulator/exchange.js';
+import { type SimulatorServer, startSimulator } from '../src/simulator/server.js';
+import { decodeFeatureRows, decodePredictionRows } from '../src/storage/parquet.js';
+import { withSystem } from './support/system.js';
+
+const PRODUCTS = ['BTC-USD', 'ETH-USD'];
+const OBJECT_TICKS = 20; // 2 s lake objects, so complete objects appear within the test
+const simPort = await freePort();
+let sim: SimulatorServer;
+
+beforeAll(async () => {
+  sim = await startSimulator({ port: simPort, seed: 42, products: productSpecs(PRODUCTS), mode: 'realtime' });
+});
+afterAll(async () => {
+  await sim?.close();
+});
+
+const fixture = withSystem({
+  components: ['ingestor', 'worker', 'gateway'],
+  env: {
+    FEED_URL: `ws://127.0.0.1:${simPort}`,
+    SYMBOLS: PRODUCTS.join(','),
+    LAKE_OBJECT_TICKS: String(OBJECT_TICKS),
+  },
+});
+
+type Latest = LatestSnapshot & { ageMs: number };
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const value = await probe().catch(() => undefined);
+    if (value !== undefined) return value;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+async function latestAll(): Promise<Latest[]> {
+  const res = await fetch(`${fixture.system.urls.dashboard}latest`);
+  expect(res.status).toBe(200);
+  return ((await res.json()) as { products: Latest[] }).products;
+}
+
+function expectSimulatorTop(product: string, seq: number, bestBid: string, bestAsk: string): void {
+  const top = sim.topOfBookAt(product, seq);
+  expect(top, `simulator top of book for ${product} at seq ${seq}`).toBeDefined();
+  expect(normalizeDecimal(bestBid)).toBe(normalizeDecimal(top!.bestBid));
+  expect(normalizeDecimal(bestAsk)).toBe(normalizeDecimal(top!.bestAsk));
+}
+
+describe('the whole path, locally', () => {
+  it('serves, for every product, a scored snapshot whose best bid/ask equal the simulator book at its sequence', async () => {
+    const scored = await until('a scored snapshot of every product', async () => {
+      const all = await latestAll();
+      const ready = all.filter((s) => s.predictions.quote_change_500ms !== undefined);
+      return ready.length === PRODUCTS.length ? ready : undefined;
+    });
+    for (const snap of scored) {
+      expect(PRODUCTS).toContain(snap.product);
+      expect(snap.seq).toBeGreaterThan(0);
+      expectSimulatorTop(snap.product, snap.seq, snap.bestBid, snap.bestAsk);
+      expect(Number(snap.bestAsk)).toBeGreaterThan(Number(snap.bestBid));
+      expect(snap.mid).toBeCloseTo((Number(snap.bestBid) + Number(snap.bestAsk)) / 2, 6);
+      expect(snap.bids).toHaveLength(3);
+      expect(snap.asks).toHaveLength(3);
+      expect(Object.keys(snap.features).sort()).toEqual(FEATURE_SPEC.features.map((f) => f.name).sort());
+      const p = snap.predictions.quote_change_500ms!;
+      expect(p.probability).toBeGreaterThanOrEqual(0);
+      expect(p.probability).toBeLessThanOrEqual(1);
+      expect(p.modelVersion).toMatch(/\S/);
+      expect(snap.tsUs % 100_000).toBe(0);
+    }
+
+    // The snapshot moves on with the market: a later one has a later tick and still matches the simulator.
+    const first = new Map(scored.map((s) => [s.product, s.tsUs]));
+    const later = await until('a newer snapshot', async () => {
+      const all = await latestAll();
+      return all.every((s) => s.tsUs > (first.get(s.product) ?? Number.POSITIVE_INFINITY)) ? all : undefined;
+    });
+    for (const snap of later) expectSimulatorTop(snap.product, snap.seq, snap.bestBid, snap.bestAsk);
+  });
+
+  it('writes Parquet feature and prediction objects to S3 that read back tick by tick', async () => {
+    const s3 = s3Client(fixture.system.env);
+    const bucket = BUCKETS.lake.localName;
+    const product = 'ETH-USD';
+    const list = (zone: string) =>
+      s3
+        .send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `${zone}/product=${product}/` }))
+        .then((r) => (r.Contents ?? []).map((o) => o.Key!).sort());
+    const read = async (key: string) => {
+      const obj = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+      return obj.Body!.transformToByteArray();
+    };
+
+    // Objects close on event-time window boundaries; the first window may start mid-way, so wait for two.
+    const keys = await until('two feature objects', async () => {
+      const k = await list('features');
+      return k.length >= 2 ? k : undefined;
+    });
+    const { spec, rows } = await decodeFeatureRows(await read(keys[1]!));
+    expect(spec.features.map((f) => f.name)).toEqual(FEATURE_SPEC.features.map((f) => f.name));
+    expect(rows).toHaveLength(OBJECT_TICKS);
+    const windowUs = OBJECT_TICKS * 100_000;
+    expect(rows[0]!.tsUs % windowUs).toBe(0);
+    rows.forEach((row, i) => {
+      expect(row.product).toBe(product);
+      expect(row.tsUs).toBe(rows[0]!.tsUs + i * 100_000);
+      expect(row.values).toHaveLength(spec.features.length);
+      for (const v of row.values) expect(Number.isFinite(v)).toBe(true);
+      expectSimulatorTop(product, row.seq, row.bestBid, row.bestAsk);
+    });
+
+    // Every tick of that window was scored, with the probabilities in range and a model version.
+    const windowStartMs = rows[0]!.tsUs / 1000;
+    const predictionKey = await until('the matching prediction object', async () =>
+      (await list('predictions')).find((k) => k.endsWith(`-${windowStartMs}.parquet`)),
+    );
+    const predictions = await decodePredictionRows(await read(predictionKey));
+    expect(predictions.map((p) => p.tsUs)).toEqual(rows.map((r) => r.tsUs));
+    for (const p of predictions) {
+      expect(p.probability).toBeGreaterThanOrEqual(0);
+      expect(p.probability).toBeLessThanOrEqual(1);
+      expect(p.target).toBe('quote_change_500ms');
+    }
+  });
+});
