@@ -3,6 +3,7 @@
  * A bad value stops the process with a message naming the variable (ConfigError).
  */
 import { z } from 'zod';
+import { TARGETS, type Target } from './model/types.js';
 
 export class ConfigError extends Error {
   constructor(
@@ -197,4 +198,42 @@ export function readWorkerConfig(env: Env = process.env): WorkerConfig {
     throw new ConfigError('LAKE_OBJECT_TICKS', `${ticks} ticks of ${tickMs} ms must divide one hour evenly`);
   }
   return { lakeObjectTicks: ticks, modelCheckMs: read(env, 'MODEL_CHECK_MS', intMs(0, 600_000), '5000') };
+}
+
+/** The training job (models/train/main.ts), run by the training state machine or by hand. */
+export interface TrainingConfig {
+  target: Target;
+  /** The version the run trains, evaluates and may promote (the state machine's execution name). */
+  candidateVersion: string;
+  /** Oldest share of the labelled rows used for training; the newer rest is held out. */
+  trainFraction: number;
+  l2: number;
+  /** Fewer joined rows than this is an error, not a model. */
+  minRows: number;
+}
+
+export function readTrainingConfig(env: Env = process.env): TrainingConfig {
+  return {
+    target: read(env, 'TARGET', z.enum(TARGETS as [Target, ...Target[]]), 'quote_change_500ms'),
+    candidateVersion: read(
+      env,
+      'CANDIDATE_VERSION',
+      z
+        .string({ message: 'required' })
+        .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'letters, digits, ".", "_", "-" (at most 128)'),
+    ),
+    trainFraction: read(
+      env,
+      'TRAIN_FRACTION',
+      z.coerce.number({ message: 'expected a number' }).gt(0, 'must be > 0').lt(1, 'must be < 1'),
+      '0.7',
+    ),
+    l2: read(
+      env,
+      'TRAIN_L2',
+      z.coerce.number({ message: 'expected a number' }).min(0, 'must be >= 0'),
+      '0.001',
+    ),
+    minRows: read(env, 'TRAIN_MIN_ROWS', z.coerce.number().int('expected a whole number').min(2), '100'),
+  };
 }

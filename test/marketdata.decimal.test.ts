@@ -40,7 +40,9 @@ describe('decimal normalization', () => {
 
 describe('exchange times', () => {
   it('keeps microseconds of nanosecond ISO times', () => {
-    expect(isoToMicros('2026-08-09T21:05:48.123456789Z')).toBe(Date.UTC(2026, 7, 9, 21, 5, 48) * 1000 + 123456);
+    expect(isoToMicros('2026-08-09T21:05:48.123456789Z')).toBe(
+      Date.UTC(2026, 7, 9, 21, 5, 48) * 1000 + 123456,
+    );
     expect(isoToMicros('2026-08-09T21:05:48Z')).toBe(Date.UTC(2026, 7, 9, 21, 5, 48) * 1000);
     expect(() => isoToMicros('yesterday')).toThrow(RangeError);
   });
