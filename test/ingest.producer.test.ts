@@ -1,7 +1,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CreateStreamCommand, type KinesisClient, type PutRecordsCommand } from '@aws-sdk/client-kinesis';
+import {
+  CreateStreamCommand,
+  type KinesisClient,
+  type PutRecordsCommand,
+  waitUntilStreamExists,
+} from '@aws-sdk/client-kinesis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kinesisClient } from '../src/aws/clients.js';
 import {
@@ -38,6 +43,8 @@ afterAll(async () => {
 async function newStream(): Promise<string> {
   const name = `producer-test-${++streamCount}`;
   await client.send(new CreateStreamCommand({ StreamName: name, ShardCount: 2 }));
+  // kinesalite creates streams asynchronously even with --createStreamMs 0: wait until ACTIVE.
+  await waitUntilStreamExists({ client, maxWaitTime: 30, minDelay: 1 }, { StreamName: name });
   return name;
 }
 
