@@ -1,0 +1,137 @@
+/**
+ * Training data from the lake's rows, as pure functions: labels joined to the feature rows of the same
+ * (product, tick), put in time order, and split by time into an older training part and a newer held-out part.
+ * The S3 reading lives in main.ts; everything here is deterministic and needs no I/O.
+ */
+import type { FeatureRow, FeatureSpec, LabelRow } from '../../src/features/types.js';
+
+export class DatasetError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'DatasetError';
+  }
+}
+
+/** One labelled tick: the features the model sees (spec order) and the 0/1 outcome. */
+export interface Example {
+  product: string;
+  tsUs: number;
+  x: number[];
+  y: number;
+}
+
+/** The tick range a held-out part covers, inclusive: evaluation re-selects exactly these rows later. */
+export interface TimeWindow {
+  fromUs: number;
+  toUs: number;
+}
+
+export interface Split {
+  train: Example[];
+  holdout: Example[];
+  holdoutWindow: TimeWindow;
+}
+
+const keyOf = (product: string, tsUs: number) => `${product}@${tsUs}`;
+
+/**
+ * The feature spec every lake file was written with must be the code's: a model trained on other features
+ * could not be served. Throws DatasetError naming the first file that differs.
+ */
+export function checkSpecs(
+  files: readonly { key: string; spec: FeatureSpec }[],
+  expected: FeatureSpec,
+): void {
+  const want = JSON.stringify(expected.features.map((f) => f.name));
+  for (const { key, spec } of files) {
+    const got = JSON.stringify(spec.features.map((f) => f.name));
+    if (spec.version !== expected.version || spec.tickMs !== expected.tickMs || got !== want) {
+      throw new DatasetError(
+        `${key} was written with feature spec v${spec.version} (tick ${spec.tickMs} ms, ${got}); ` +
+          `the code has v${expected.version} (tick ${expected.tickMs} ms, ${want})`,
+      );
+    }
+  }
+}
+
+/**
+ * Labels of `target` joined to the feature row of the same (product, tsUs), sorted by time then product.
+ * Labels without a feature row are dropped (no valid book at that tick). The same row or label seen twice
+ * (an object rewritten by a reprocessing) counts once; two different values for one tick are a DatasetError.
+ */
+export function joinLabels(
+  features: readonly FeatureRow[],
+  labels: readonly LabelRow[],
+  target: string,
+): Example[] {
+  const x = new Map<string, number[]>();
+  for (const row of features) {
+    const key = keyOf(row.product, row.tsUs);
+    const values = Array.from(row.values);
+    const seen = x.get(key);
+    if (seen?.some((v, i) => v !== values[i])) {
+      throw new DatasetError(`two different feature rows for ${key}`);
+    }
+    x.set(key, values);
+  }
+  const y = new Map<string, { product: string; tsUs: number; value: number }>();
+  for (const label of labels) {
+    if (label.target !== target) continue;
+    if (label.value !== 0 && label.value !== 1) {
+      throw new DatasetError(
+        `label ${target} for ${keyOf(label.product, label.tsUs)} is ${label.value}, not 0/1`,
+      );
+    }
+    const key = keyOf(label.product, label.tsUs);
+    const seen = y.get(key);
+    if (seen && seen.value !== label.value)
+      throw new DatasetError(`two different ${target} labels for ${key}`);
+    y.set(key, label);
+  }
+  const out: Example[] = [];
+  for (const [key, label] of y) {
+    const values = x.get(key);
+    if (values) out.push({ product: label.product, tsUs: label.tsUs, x: values, y: label.value });
+  }
+  return out.sort((a, b) => a.tsUs - b.tsUs || a.product.localeCompare(b.product));
+}
+
+/**
+ * Time-ordered split, never shuffled: the oldest `trainFraction` of the rows train, the rest is held out.
+ * The cut moves forward to a tick boundary so one tick's rows (several products) are never on both sides.
+ * `examples` must be sorted by time (joinLabels output).
+ */
+export function splitByTime(examples: readonly Example[], trainFraction: number): Split {
+  if (!(trainFraction > 0 && trainFraction < 1)) {
+    throw new RangeError(`trainFraction must be in (0, 1), got ${trainFraction}`);
+  }
+  for (let i = 1; i < examples.length; i++) {
+    if (examples[i]!.tsUs < examples[i - 1]!.tsUs) throw new DatasetError('examples are not in time order');
+  }
+  let cut = Math.floor(examples.length * trainFraction);
+  while (cut > 0 && cut < examples.length && examples[cut]!.tsUs === examples[cut - 1]!.tsUs) cut++;
+  const train = examples.slice(0, cut);
+  const holdout = examples.slice(cut);
+  if (train.length === 0 || holdout.length === 0) {
+    throw new DatasetError(
+      `${examples.length} rows cannot be split ${trainFraction}/${1 - trainFraction} by time: ` +
+        `${train.length} would train, ${holdout.length} would be held out`,
+    );
+  }
+  return { train, holdout, holdoutWindow: { fromUs: holdout[0]!.tsUs, toUs: holdout.at(-1)!.tsUs } };
+}
+
+/** The rows inside a window (inclusive), in their order: the held-out part a candidate was trained beside. */
+export function selectWindow(examples: readonly Example[], window: TimeWindow): Example[] {
+  return examples.filter((e) => e.tsUs >= window.fromUs && e.tsUs <= window.toUs);
+}
+
+/** Both label classes must be present, or neither training nor AUC means anything. */
+export function assertBothClasses(examples: readonly Example[], what: string): void {
+  const positives = examples.reduce((n, e) => n + e.y, 0);
+  if (positives === 0 || positives === examples.length) {
+    throw new DatasetError(
+      `${what}: all ${examples.length} labels are ${positives === 0 ? 0 : 1}; need both classes`,
+    );
+  }
+}
