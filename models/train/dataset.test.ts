@@ -1,0 +1,113 @@
+import { describe, expect, it } from 'vitest';
+import { FEATURE_SPEC, featureSpec } from '../../src/features/spec.js';
+import type { FeatureRow, LabelRow } from '../../src/features/types.js';
+import {
+  assertBothClasses,
+  checkSpecs,
+  DatasetError,
+  type Example,
+  joinLabels,
+  selectWindow,
+  splitByTime,
+} from './dataset.js';
+
+const TARGET = 'quote_change_500ms';
+
+const row = (product: string, tsUs: number, ...values: number[]): FeatureRow => ({
+  product,
+  tsUs,
+  seq: tsUs,
+  bestBid: '1',
+  bestAsk: '2',
+  mid: 1.5,
+  spread: 1,
+  values: Float64Array.from(values),
+});
+const label = (product: string, tsUs: number, value: number, target = TARGET) =>
+  ({ product, tsUs, value, target }) as LabelRow;
+
+/** `ticks` ticks 100 ms apart, each with one row per product, labels alternating 0/1. */
+function examples(ticks: number, products = ['A', 'B']): Example[] {
+  return Array.from({ length: ticks }, (_, t) =>
+    products.map((product, p) => ({ product, tsUs: 1_000_000 + t * 100_000, x: [t, p], y: (t + p) % 2 })),
+  ).flat();
+}
+
+describe('joinLabels', () => {
+  it('pairs each label with the feature row of its (product, tick), in time order', () => {
+    const joined = joinLabels(
+      [row('B', 200, 3), row('A', 200, 2), row('A', 100, 1), row('B', 300, 9)],
+      [label('A', 200, 1), label('B', 200, 0), label('A', 100, 0), label('A', 300, 1)],
+      TARGET,
+    );
+    expect(joined).toEqual([
+      { product: 'A', tsUs: 100, x: [1], y: 0 },
+      { product: 'A', tsUs: 200, x: [2], y: 1 },
+      { product: 'B', tsUs: 200, x: [3], y: 0 },
+    ]);
+  });
+
+  it('ignores other targets and counts a repeated row or label once', () => {
+    const joined = joinLabels(
+      [row('A', 100, 1), row('A', 100, 1)],
+      [label('A', 100, 1), label('A', 100, 1), label('A', 100, 0, 'other_target')],
+      TARGET,
+    );
+    expect(joined).toEqual([{ product: 'A', tsUs: 100, x: [1], y: 1 }]);
+  });
+
+  it('rejects conflicting duplicates and non-binary labels', () => {
+    expect(() => joinLabels([row('A', 100, 1)], [label('A', 100, 1), label('A', 100, 0)], TARGET)).toThrow(
+      /two different quote_change_500ms labels for A@100/,
+    );
+    expect(() => joinLabels([row('A', 100, 1), row('A', 100, 2)], [], TARGET)).toThrow(DatasetError);
+    expect(() => joinLabels([row('A', 100, 1)], [label('A', 100, 2)], TARGET)).toThrow(/is 2, not 0\/1/);
+  });
+});
+
+describe('splitByTime', () => {
+  it('trains on the oldest rows and holds out the newest, without overlap', () => {
+    const all = examples(10);
+    const { train, holdout, holdoutWindow } = splitByTime(all, 0.7);
+    expect([...train, ...holdout]).toEqual(all);
+    expect(train.length).toBe(14);
+    expect(Math.max(...train.map((e) => e.tsUs))).toBeLessThan(holdoutWindow.fromUs);
+    expect(holdoutWindow).toEqual({ fromUs: holdout[0]!.tsUs, toUs: all.at(-1)!.tsUs });
+  });
+
+  it('moves the cut to a tick boundary so one tick is never on both sides', () => {
+    // 3 products x 5 ticks = 15 rows; 70% would cut after row 10, inside the fourth tick.
+    const { train, holdout } = splitByTime(examples(5, ['A', 'B', 'C']), 0.7);
+    expect(train.length).toBe(12);
+    expect(new Set(holdout.map((e) => e.tsUs)).size).toBe(1);
+  });
+
+  it('refuses a split that leaves one side empty, or unordered rows', () => {
+    expect(() => splitByTime(examples(1), 0.7)).toThrow(/cannot be split/);
+    expect(() => splitByTime([...examples(3)].reverse(), 0.7)).toThrow(/not in time order/);
+    expect(() => splitByTime(examples(3), 1)).toThrow(RangeError);
+  });
+
+  it('selectWindow re-selects exactly the held-out rows', () => {
+    const all = examples(20);
+    const { holdout, holdoutWindow } = splitByTime(all, 0.7);
+    expect(selectWindow(all, holdoutWindow)).toEqual(holdout);
+  });
+});
+
+describe('checks', () => {
+  it('checkSpecs accepts the code spec and names the file written with another', () => {
+    expect(() => checkSpecs([{ key: 'features/a.parquet', spec: FEATURE_SPEC }], FEATURE_SPEC)).not.toThrow();
+    expect(() => checkSpecs([{ key: 'features/b.parquet', spec: featureSpec(250) }], FEATURE_SPEC)).toThrow(
+      /features\/b\.parquet was written with feature spec v\d+ \(tick 250 ms/,
+    );
+    const renamed = { ...FEATURE_SPEC, features: FEATURE_SPEC.features.slice(1) };
+    expect(() => checkSpecs([{ key: 'k', spec: renamed }], FEATURE_SPEC)).toThrow(DatasetError);
+  });
+
+  it('assertBothClasses needs a 0 and a 1', () => {
+    expect(() => assertBothClasses(examples(2), 'rows')).not.toThrow();
+    const ones = examples(3).map((e) => ({ ...e, y: 1 }));
+    expect(() => assertBothClasses(ones, 'held-out rows')).toThrow(/held-out rows: all 6 labels are 1/);
+  });
+});
