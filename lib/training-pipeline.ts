@@ -83,11 +83,15 @@ export interface TrainingPipelineProps {
  * code identical between serving and training. The contract with the trainer (models/train/main.ts bundled to
  * dist/train.mjs):
  *   env TARGET, CANDIDATE_VERSION, MODEL_URI, LAKE_BUCKET, REGISTRY_TABLE
- *   `train`    writes <prefix>/<target>/<version>/{model.onnx,feature_spec.json,metrics.json}
- *   `evaluate` scores the candidate and the active model on the same newest held-out window and writes
- *              <prefix>/<target>/<version>/evaluation.json = {"candidate":{"auc":n},"active":{"auc":n}|null}
+ *   `train`    writes <prefix>/<target>/<version>/{model.onnx,feature_spec.json,metrics.json} and
+ *              publishes the candidate NOT active; its metrics.json records the held-out window
+ *   `evaluate` scores the candidate and the active model on that same held-out window and writes
+ *              <prefix>/<target>/<version>/evaluation.json =
+ *              {"candidate":{"version":s,"auc":n},"active":{"version":s,"auc":n}|null, ...}
  * Promotion itself needs no code: the state machine reads evaluation.json and flips the registry's active
- * pointer (pk=<target>, sk="active", version) with a DynamoDB PutItem.
+ * pointer (pk=<target>, sk="active", version, activatedAt) with a conditional DynamoDB PutItem, the same
+ * compare-and-set as the trainer's `promote` (registry activate with ifCurrent): if the pointer moved since
+ * evaluation, the comparison is stale and the execution fails instead of overwriting it.
  *
  * Start it with {"target": "<target>"}; the execution name becomes the candidate version.
  */
@@ -209,26 +213,40 @@ export class TrainingPipeline extends Construct {
       resultSelector: { 'result.$': 'States.StringToJson($.Body)' },
       resultPath: '$.evaluation',
     });
-    const promote = new DynamoPutItem(this, 'Promote', {
-      table: props.registryTable,
-      item: {
-        pk: DynamoAttributeValue.fromString(JsonPath.stringAt('$.target')),
-        sk: DynamoAttributeValue.fromString('active'),
-        version: DynamoAttributeValue.fromString(JsonPath.stringAt('$.version')),
-        promotedAt: DynamoAttributeValue.fromString(JsonPath.stringAt('$$.State.EnteredTime')),
-      },
-      resultPath: JsonPath.DISCARD,
-    });
+    // Compare-and-set on the pointer, as the registry's activate(ifCurrent) does.
+    const promoteIf = (stateId: string, condition: 'none active' | 'evaluated active') =>
+      new DynamoPutItem(this, stateId, {
+        table: props.registryTable,
+        item: {
+          pk: DynamoAttributeValue.fromString(JsonPath.stringAt('$.target')),
+          sk: DynamoAttributeValue.fromString('active'),
+          version: DynamoAttributeValue.fromString(JsonPath.stringAt('$.version')),
+          activatedAt: DynamoAttributeValue.fromString(JsonPath.stringAt('$$.State.EnteredTime')),
+        },
+        ...(condition === 'none active'
+          ? { conditionExpression: 'attribute_not_exists(pk)' }
+          : {
+              conditionExpression: 'version = :current',
+              expressionAttributeValues: {
+                ':current': DynamoAttributeValue.fromString(
+                  JsonPath.stringAt('$.evaluation.result.active.version'),
+                ),
+              },
+            }),
+        resultPath: JsonPath.DISCARD,
+      });
+    const promoted = new Succeed(this, 'Promoted');
     const isBetter = new Choice(this, 'BetterThanActive?')
       .when(
-        Condition.or(
-          Condition.isNull('$.evaluation.result.active'),
-          Condition.numberGreaterThanJsonPath(
-            '$.evaluation.result.candidate.auc',
-            '$.evaluation.result.active.auc',
-          ),
+        Condition.isNull('$.evaluation.result.active'),
+        promoteIf('PromoteFirst', 'none active').next(promoted),
+      )
+      .when(
+        Condition.numberGreaterThanJsonPath(
+          '$.evaluation.result.candidate.auc',
+          '$.evaluation.result.active.auc',
         ),
-        promote.next(new Succeed(this, 'Promoted')),
+        promoteIf('Promote', 'evaluated active').next(promoted),
       )
       .otherwise(
         new Succeed(this, 'KeptActive', { comment: 'The candidate stays registered but inactive.' }),

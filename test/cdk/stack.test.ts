@@ -312,13 +312,46 @@ describe('Training state machine', () => {
       Next: 'ReadEvaluation',
     });
     expect(States.ReadEvaluation?.Next).toBe('BetterThanActive?');
-    const choice = States['BetterThanActive?'] as { Choices: { Next: string }[]; Default: string };
-    expect(choice.Choices.map((c) => c.Next)).toEqual(['Promote']);
+    const choice = States['BetterThanActive?'] as { Choices: Json[]; Default: string };
+    expect(choice.Choices).toEqual([
+      { Variable: '$.evaluation.result.active', IsNull: true, Next: 'PromoteFirst' },
+      {
+        Variable: '$.evaluation.result.candidate.auc',
+        NumericGreaterThanPath: '$.evaluation.result.active.auc',
+        Next: 'Promote',
+      },
+    ]);
     expect(choice.Default).toBe('KeptActive');
-    expect(States.Promote).toMatchObject({
+  });
+
+  it('promotes by compare-and-set on the active pointer, as the registry does', () => {
+    const sm = resourceOf(stack.training.stateMachine).Properties;
+    const parts = (sm.DefinitionString as { 'Fn::Join': [string, unknown[]] })['Fn::Join'][1];
+    const { States } = JSON.parse(parts.map((p) => (typeof p === 'string' ? p : 'TOKEN')).join('')) as {
+      States: Record<string, Json>;
+    };
+    const item = {
+      pk: { 'S.$': '$.target' },
+      sk: { S: 'active' },
+      version: { 'S.$': '$.version' },
+      activatedAt: { 'S.$': '$$.State.EnteredTime' },
+    };
+    expect(States.PromoteFirst).toMatchObject({
       Resource: 'arn:TOKEN:states:::dynamodb:putItem',
+      Parameters: { ConditionExpression: 'attribute_not_exists(pk)' },
       Next: 'Promoted',
     });
+    expect(States.Promote).toMatchObject({
+      Resource: 'arn:TOKEN:states:::dynamodb:putItem',
+      Parameters: {
+        ConditionExpression: 'version = :current',
+        ExpressionAttributeValues: { ':current': { 'S.$': '$.evaluation.result.active.version' } },
+      },
+      Next: 'Promoted',
+    });
+    for (const state of [States.Promote, States.PromoteFirst]) {
+      expect((state?.Parameters as { Item: Json }).Item).toEqual(item);
+    }
   });
 });
 
