@@ -350,7 +350,7 @@ describe('Training state machine', () => {
       Next: 'Promoted',
     });
     for (const state of [States.Promote, States.PromoteFirst]) {
-      expect((state?.Parameters as { Item: Json }).Item).toEqual(item);
+      expect(state).toMatchObject({ Parameters: { Item: item } });
     }
   });
 });
