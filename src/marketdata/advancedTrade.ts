@@ -1,7 +1,12 @@
 /**
  * Mapper: one raw Coinbase Advanced Trade WebSocket frame (a JSON string) -> normalized MarketEvents.
- * Pure and synchronous: no I/O, no clock (the caller passes the receive time), so it is trivially testable
- * against recorded captures. The connection, sequence checking and publishing live in src/ingest/.
+ * Pure: no I/O, no clock (the caller passes the receive time), so it is trivially testable against recorded
+ * captures. The connection, sequence checking and publishing live in src/ingest/.
+ *
+ * Two entry points with identical output: mapAdvancedTradeFrame (synchronous) and mapAdvancedTradeFrameAsync,
+ * which maps a large frame in slices and yields to the event loop between them. A real BTC-USD snapshot is
+ * one ~5 MB frame with ~46k levels; mapped in one go it would hold the loop for tens of milliseconds on top of
+ * JSON.parse, delaying heartbeats, pongs and the watchdog.
  *
  * Protocol facts it relies on (checked against a real capture, see test/marketdata.advancedTrade.test.ts):
  * - every frame has `channel`, `timestamp` (ISO, ns precision) and `sequence_num`, ONE counter per connection;
@@ -120,6 +125,57 @@ class Reader {
  * Channels without market events (subscriptions, candles, unknown ones) map to no events.
  */
 export function mapAdvancedTradeFrame(raw: string, recvUs: number): MappedFrame {
+  const steps = mapFrameInSlices(raw, recvUs, Number.POSITIVE_INFINITY);
+  for (;;) {
+    const step = steps.next();
+    if (step.done) return step.value;
+  }
+}
+
+/** Frames at least this long are mapped in slices by mapAdvancedTradeFrameAsync (a snapshot is megabytes). */
+export const LARGE_FRAME_CHARS = 256 * 1024;
+/** Book levels mapped between two yields (a few milliseconds of work). */
+export const LEVELS_PER_SLICE = 4096;
+
+export interface AsyncMapOptions {
+  /** Default LARGE_FRAME_CHARS; smaller frames are mapped synchronously. */
+  largeFrameChars?: number;
+  /** Default LEVELS_PER_SLICE. */
+  levelsPerSlice?: number;
+}
+
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * Same result and errors as mapAdvancedTradeFrame, but a large frame's book levels are mapped in slices with
+ * a turn of the event loop (setImmediate) between slices, so timers, socket reads and the watchdog keep
+ * running while a multi-megabyte snapshot is mapped. JSON.parse of the frame is still one block (~20 ms for
+ * 5 MB). Small frames are mapped synchronously and cost no extra turn.
+ */
+export async function mapAdvancedTradeFrameAsync(
+  raw: string,
+  recvUs: number,
+  options: AsyncMapOptions = {},
+): Promise<MappedFrame> {
+  const { largeFrameChars = LARGE_FRAME_CHARS, levelsPerSlice = LEVELS_PER_SLICE } = options;
+  if (raw.length < largeFrameChars) return mapAdvancedTradeFrame(raw, recvUs);
+  const steps = mapFrameInSlices(raw, recvUs, Math.max(1, levelsPerSlice));
+  for (;;) {
+    const step = steps.next();
+    if (step.done) return step.value;
+    await nextTurn();
+  }
+}
+
+/**
+ * The mapping itself, as a generator that pauses (yields) after every `levelsPerSlice` book levels; the
+ * sync entry point runs it straight through, the async one waits a turn at each pause.
+ */
+function* mapFrameInSlices(
+  raw: string,
+  recvUs: number,
+  levelsPerSlice: number,
+): Generator<void, MappedFrame> {
   const r: Reader = new Reader(raw); // explicit type: lets TypeScript narrow after r.fail()
   let parsed: unknown;
   try {
@@ -138,26 +194,32 @@ export function mapAdvancedTradeFrame(raw: string, recvUs: number): MappedFrame 
   }
   const exchUs = r.time(frame, 'timestamp', 'frame');
   const items = r.arr(frame.events, 'frame.events');
-  const base = { seq, recvUs };
+  const stamp: Stamp = { seq, recvUs, exchUs };
   const events: MarketEvent[] = [];
 
-  items.forEach((item, i) => {
+  for (let i = 0; i < items.length; i++) {
     const path = `events[${i}]`;
-    const e = r.obj(item, path);
+    const e = r.obj(items[i], path);
     switch (channel) {
-      case 'l2_data':
-        events.push(mapL2(r, e, path, { ...base, exchUs }));
+      case 'l2_data': {
+        const l2 = startL2(r, e, path, stamp);
+        for (let from = 0; from < l2.updates.length; from += levelsPerSlice) {
+          if (from > 0) yield;
+          mapLevels(r, l2, from, Math.min(from + levelsPerSlice, l2.updates.length));
+        }
+        events.push(finishL2(l2));
         break;
+      }
       case 'market_trades':
-        events.push(...mapTrades(r, e, path, base));
+        events.push(...mapTrades(r, e, path, stamp));
         break;
       case 'ticker':
-        events.push(...mapTickers(r, e, path, { ...base, exchUs }));
+        events.push(...mapTickers(r, e, path, stamp));
         break;
       case 'heartbeats': {
         const counter = e.heartbeat_counter;
         if (typeof counter !== 'number') r.fail(`${path}.heartbeat_counter is not a number`);
-        const hb: HeartbeatEvent = { type: 'heartbeat', product: FEED_PRODUCT, exchUs, ...base, counter };
+        const hb: HeartbeatEvent = { type: 'heartbeat', product: FEED_PRODUCT, exchUs, seq, recvUs, counter };
         events.push(hb);
         break;
       }
@@ -165,7 +227,7 @@ export function mapAdvancedTradeFrame(raw: string, recvUs: number): MappedFrame 
         // subscriptions, candles, status...: acknowledged, nothing to normalize.
         break;
     }
-  });
+  }
   return { channel, seq, exchUs, events };
 }
 
@@ -175,40 +237,101 @@ interface Stamp {
   exchUs: number;
 }
 
-function mapL2(r: Reader, e: Json, path: string, stamp: Stamp): BookSnapshotEvent | BookChangesEvent {
-  const type = r.str(e, 'type', path);
-  const product = r.str(e, 'product_id', path);
-  const updates = r.arr(e.updates, `${path}.updates`);
-  // Exchange time of the book change is the updates' event_time (the frame timestamp is the send time).
-  // The latest one wins; all updates of a batch usually share it, so parse only when it changes.
-  let exchUs = updates.length === 0 ? stamp.exchUs : Number.NEGATIVE_INFINITY;
-  let lastTime: unknown;
-  const changes: LevelChange[] = updates.map((u, j) => {
-    const upath = `${path}.updates[${j}]`;
-    const o = r.obj(u, upath);
-    const rawSide = r.str(o, 'side', upath);
-    if (rawSide !== 'bid' && rawSide !== 'offer') r.fail(`${upath}.side is ${JSON.stringify(rawSide)}`);
-    if (o.event_time !== lastTime) {
-      exchUs = Math.max(exchUs, r.time(o, 'event_time', upath));
-      lastTime = o.event_time;
-    }
-    return {
-      side: rawSide === 'bid' ? 'bid' : 'ask',
-      price: r.decimal(o, 'price_level', upath),
-      size: r.decimal(o, 'new_quantity', upath),
-    };
-  });
-  if (type === 'snapshot') {
-    const bids: Level[] = [];
-    const asks: Level[] = [];
-    for (const c of changes) (c.side === 'bid' ? bids : asks).push([c.price, c.size]);
-    return { type: 'book_snapshot', product, ...stamp, exchUs, bids, asks };
-  }
-  if (type === 'update') return { type: 'book_changes', product, ...stamp, exchUs, changes };
-  return r.fail(`${path}.type is ${JSON.stringify(type)}`);
+/** An l2_data event being mapped: levels go straight into bids/asks (snapshot) or changes (update). */
+interface L2Progress {
+  path: string;
+  product: string;
+  stamp: Stamp;
+  updates: unknown[];
+  snapshot: boolean;
+  bids: Level[];
+  asks: Level[];
+  changes: LevelChange[];
+  /** Latest event_time seen, epoch µs. */
+  exchUs: number;
+  lastTime: unknown;
 }
 
-function mapTrades(r: Reader, e: Json, path: string, base: { seq: number; recvUs: number }): TradeEvent[] {
+/** Marks "no event_time read yet" (a missing event_time is undefined and must still be checked). */
+const NO_TIME = Symbol('no event_time yet');
+
+function startL2(r: Reader, e: Json, path: string, stamp: Stamp): L2Progress {
+  const type = r.str(e, 'type', path);
+  if (type !== 'snapshot' && type !== 'update') r.fail(`${path}.type is ${JSON.stringify(type)}`);
+  const product = r.str(e, 'product_id', path);
+  const updates = r.arr(e.updates, `${path}.updates`);
+  return {
+    path,
+    product,
+    stamp,
+    updates,
+    snapshot: type === 'snapshot',
+    bids: [],
+    asks: [],
+    changes: [],
+    // Exchange time of the book change is the updates' event_time (the frame timestamp is the send time).
+    exchUs: updates.length === 0 ? stamp.exchUs : Number.NEGATIVE_INFINITY,
+    lastTime: NO_TIME,
+  };
+}
+
+/**
+ * Maps updates[from, to). The hot loop of the mapper (tens of thousands of levels per snapshot): field paths
+ * for error messages are only built when something is wrong.
+ */
+function mapLevels(r: Reader, l2: L2Progress, from: number, to: number): void {
+  const { updates, snapshot, bids, asks, changes } = l2;
+  for (let j = from; j < to; j++) {
+    const u = updates[j];
+    if (!isObject(u)) r.fail(`${l2.path}.updates[${j}] is not an object`);
+    const side = u.side;
+    const bid = side === 'bid';
+    if (!bid && side !== 'offer') {
+      r.fail(
+        typeof side === 'string'
+          ? `${l2.path}.updates[${j}].side is ${JSON.stringify(side)}`
+          : `${l2.path}.updates[${j}].side is not a string`,
+      );
+    }
+    // The latest event_time wins; all updates of a batch usually share it, so parse only when it changes.
+    if (u.event_time !== l2.lastTime) {
+      l2.exchUs = Math.max(l2.exchUs, r.time(u, 'event_time', `${l2.path}.updates[${j}]`));
+      l2.lastTime = u.event_time;
+    }
+    const price = levelDecimal(r, l2, u, 'price_level', j);
+    const size = levelDecimal(r, l2, u, 'new_quantity', j);
+    if (snapshot) (bid ? bids : asks).push([price, size]);
+    else changes.push({ side: bid ? 'bid' : 'ask', price, size });
+  }
+}
+
+function levelDecimal(r: Reader, l2: L2Progress, o: Json, key: string, j: number): string {
+  const v = o[key];
+  if (typeof v !== 'string') return r.fail(`${l2.path}.updates[${j}].${key} is not a string`);
+  try {
+    return normalizeDecimal(v);
+  } catch (err) {
+    return r.fail(`${l2.path}.updates[${j}].${key} is not a decimal`, err);
+  }
+}
+
+function finishL2(l2: L2Progress): BookSnapshotEvent | BookChangesEvent {
+  const { product, stamp, exchUs } = l2;
+  if (l2.snapshot) {
+    return {
+      type: 'book_snapshot',
+      product,
+      seq: stamp.seq,
+      recvUs: stamp.recvUs,
+      exchUs,
+      bids: l2.bids,
+      asks: l2.asks,
+    };
+  }
+  return { type: 'book_changes', product, seq: stamp.seq, recvUs: stamp.recvUs, exchUs, changes: l2.changes };
+}
+
+function mapTrades(r: Reader, e: Json, path: string, stamp: Stamp): TradeEvent[] {
   const trades = r.arr(e.trades, `${path}.trades`).map((t, j): TradeEvent => {
     const tpath = `${path}.trades[${j}]`;
     const o = r.obj(t, tpath);
@@ -222,7 +345,8 @@ function mapTrades(r: Reader, e: Json, path: string, base: { seq: number; recvUs
       type: 'trade',
       product: r.str(o, 'product_id', tpath),
       exchUs: r.time(o, 'time', tpath),
-      ...base,
+      seq: stamp.seq,
+      recvUs: stamp.recvUs,
       tradeId: r.str(o, 'trade_id', tpath),
       price: r.decimal(o, 'price', tpath),
       size: r.decimal(o, 'size', tpath),
@@ -245,7 +369,9 @@ function mapTickers(r: Reader, e: Json, path: string, stamp: Stamp): TickerEvent
     const ticker: TickerEvent = {
       type: 'ticker',
       product: r.str(o, 'product_id', tpath),
-      ...stamp,
+      seq: stamp.seq,
+      recvUs: stamp.recvUs,
+      exchUs: stamp.exchUs,
       price: r.decimal(o, 'price', tpath),
       bestBid: r.decimal(o, 'best_bid', tpath),
       bestAsk: r.decimal(o, 'best_ask', tpath),
