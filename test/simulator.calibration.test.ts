@@ -6,6 +6,7 @@
  * way), not tight fits. The figures are copied here so the test runs without the capture.
  */
 import { describe, expect, it } from 'vitest';
+import { DEFAULT_PRODUCTS, productSpecs, SimExchange } from '../src/simulator/exchange.js';
 import { Market } from '../src/simulator/market.js';
 import { measureMarket, type RegimeStats } from '../src/simulator/measure.js';
 import type { RegimeName } from '../src/simulator/regimes.js';
@@ -39,7 +40,9 @@ const RANGES: Record<RegimeName, Record<string, Range>> = {
     spreadP90: around(14, 3),
     tradesPerSec: around(1.3, 2),
     tradeNotionalMedianUsd: around(0.051 * 1_919, 3),
-    quoteChange500ms: [0.5, 0.98], // capture: 0.782
+    // capture: 0.782. Was [0.5, 0.98]; narrowed to 0.9 because above it the quote moves whatever the book
+    // looks like, which leaves nothing to predict inside the regime (see simulator.predictability.test.ts).
+    quoteChange500ms: [0.5, 0.9],
   },
 };
 
@@ -108,5 +111,23 @@ describe('simulated market calibration (20 simulated minutes, BTC-USD at 65,000)
     );
     expect(same).toEqual(again);
     expect(other).not.toEqual(again);
+  });
+});
+
+describe('start regimes', () => {
+  const startUs = Date.UTC(2026, 0, 1) * 1000;
+  // Small books: only the first regime matters here.
+  const specs = productSpecs(['BTC-USD', 'ETH-USD', 'SOL-USD']).map((p) => ({ ...p, levelsPerSide: 20 }));
+  const startRegimes = (seed: number) =>
+    new SimExchange(specs, seed, startUs).markets.map((m) => m.regimeHistory()[0]!.regime);
+
+  it('BTC-USD starts pinned and ETH-USD busy, as in the capture, whatever the seed', () => {
+    for (const seed of [1, 2, 3, 4]) expect(startRegimes(seed).slice(0, 2)).toEqual(['pinned', 'busy']);
+    expect(DEFAULT_PRODUCTS).toEqual(productSpecs(['BTC-USD', 'ETH-USD']));
+  });
+
+  it('other products start in a seed-derived regime (both occur over a few seeds)', () => {
+    const sol = new Set([1, 2, 3, 4, 5, 6, 7, 8].map((seed) => startRegimes(seed)[2]));
+    expect([...sol].sort()).toEqual(['busy', 'pinned']);
   });
 });

@@ -3,20 +3,27 @@
  * event sequence (ties go to the product listed first, so the order is deterministic).
  */
 import { Market, type MarketBatch, type ProductSpec } from './market.js';
+import type { RegimeName } from './regimes.js';
 import { hashString } from './rng.js';
-
-/** Default products: prices near the capture's era. */
-export const DEFAULT_PRODUCTS: ProductSpec[] = [
-  { productId: 'BTC-USD', price: 65_000 },
-  { productId: 'ETH-USD', price: 3_000 },
-];
 
 const KNOWN_PRICES: Record<string, number> = { 'BTC-USD': 65_000, 'ETH-USD': 3_000, 'SOL-USD': 150 };
 
-/** Specs for product ids from config (SYMBOLS); unknown products get a seed-free default price of 100. */
+/** Start regimes as in the capture (BTC-USD pinned, ETH-USD busy), so a fresh run looks like it at once. */
+const KNOWN_REGIMES: Record<string, RegimeName> = { 'BTC-USD': 'pinned', 'ETH-USD': 'busy' };
+
+/**
+ * Specs for product ids from config (SYMBOLS); unknown products get a seed-free default price of 100 and a
+ * seed-derived start regime.
+ */
 export function productSpecs(productIds: readonly string[]): ProductSpec[] {
-  return productIds.map((productId) => ({ productId, price: KNOWN_PRICES[productId] ?? 100 }));
+  return productIds.map((productId) => {
+    const initialRegime = KNOWN_REGIMES[productId];
+    return { productId, price: KNOWN_PRICES[productId] ?? 100, ...(initialRegime ? { initialRegime } : {}) };
+  });
 }
+
+/** Default products: prices near the capture's era, each in its capture regime. */
+export const DEFAULT_PRODUCTS: ProductSpec[] = productSpecs(['BTC-USD', 'ETH-USD']);
 
 /** The simulated exchange's start time when no anchor is given: a seed-derived instant in 2026, whole ms. */
 export function seedEpochUs(seed: number): number {

@@ -249,8 +249,24 @@ export class Market {
     if (this.rng.bernoulli(p.touchCancel)) {
       const side: BookSide = this.rng.bernoulli(0.5) ? 'bid' : 'ask';
       const best = this.book.side(side).best();
-      if (best && this.book.side(side).size > 1) this.set(touched, side, best.priceTicks, 0);
+      if (best && this.book.side(side).size > 1 && this.rng.bernoulli(this.thinness(side, best.qtyUnits))) {
+        this.set(touched, side, best.priceTicks, 0);
+      }
     }
+  }
+
+  /**
+   * How likely a best level is to be pulled whole, in [0, 1]: small queues (in USD) and queues smaller than
+   * the other side's are fleeting, deep ones stay. This is what makes cancel-driven quote changes readable
+   * from the L1 queue sizes and imbalance instead of pure noise.
+   */
+  private thinness(side: BookSide, qtyUnits: number): number {
+    const p = this.params;
+    if (p.thinTouchUsd <= 0) return 1;
+    const usd = (qtyUnits / UNITS_PER_ONE) * this.midTicks() * TICK;
+    const other = (side === 'bid' ? this.book.bestAsk() : this.book.bestBid())?.qtyUnits ?? qtyUnits;
+    const share = qtyUnits + other > 0 ? qtyUnits / (qtyUnits + other) : 0.5;
+    return Math.min(1, Math.exp(-usd / p.thinTouchUsd) * 2 * (1 - share));
   }
 
   private levelChange(touched: Map<string, SimLevelChange>): void {
@@ -306,7 +322,9 @@ export class Market {
     if (!level) return;
     const best = this.book.side(side).best()!;
     const defended = this.params.defendTouch && level.priceTicks === best.priceTicks;
-    if (whole && !defended) {
+    // A whole cancel at the touch follows the same queue-size rule as touch cancels (else it is partial).
+    const atTouch = level.priceTicks === best.priceTicks;
+    if (whole && !defended && (!atTouch || this.rng.bernoulli(this.thinness(side, level.qtyUnits)))) {
       this.set(touched, side, level.priceTicks, 0);
       return;
     }
@@ -325,7 +343,8 @@ export class Market {
   /** A market order sweeps the opposite side from its best until filled; one trade per level touched. */
   private marketOrder(touched: Map<string, SimLevelChange>, trades: SimTrade[]): void {
     const p = this.params;
-    const pBuy = (1 + p.imbalanceSensitivity * this.imbalance()) / 2;
+    // Clamped: above a sensitivity of 1, a strong enough imbalance fixes the direction.
+    const pBuy = Math.min(1, Math.max(0, (1 + p.imbalanceSensitivity * this.imbalance()) / 2));
     const aggressor = this.rng.uniform() < pBuy ? 'buy' : 'sell';
     const side: BookSide = aggressor === 'buy' ? 'ask' : 'bid';
     let remaining = this.usdToUnits(sampleQuantiles(p.tradeNotionalUsd, this.rng.uniform()));
