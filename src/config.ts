@@ -179,6 +179,49 @@ export function readIngestConfig(env: Env = process.env): IngestConfig {
   };
 }
 
+export type FeedKind = 'advanced' | 'exchange';
+
+/** Which feed protocol FEED_URL speaks, and the ingestor's book-keeping periods. */
+export interface FeedConfig {
+  url: string;
+  /** FEED_KIND when set, else from the host: ws-feed.* is the legacy Exchange feed, anything else Advanced Trade. */
+  kind: FeedKind;
+  /** Full-depth book snapshot to S3 (claim-checked into the stream) this often, per product; 0 disables. */
+  snapshotIntervalMs: number;
+  /** Exchange feed: a product with heartbeats but no book update for this long is resynced; 0 disables. */
+  bookStaleMs: number;
+  /** CDP API key for Advanced Trade (both variables or neither). */
+  auth: { keyName: string; privateKey: string } | undefined;
+}
+
+export function feedKindOf(url: string): FeedKind {
+  let host = '';
+  try {
+    host = new URL(url).hostname;
+  } catch {
+    // readFeedUrl already validated the scheme; an unparsable rest falls back to the default kind.
+  }
+  return host.startsWith('ws-feed.') ? 'exchange' : 'advanced';
+}
+
+export function readFeedConfig(env: Env = process.env): FeedConfig {
+  const url = readFeedUrl(env);
+  const explicit = read(env, 'FEED_KIND', z.enum(['advanced', 'exchange']).optional());
+  const keyName = read(env, 'COINBASE_API_KEY_NAME', z.string().min(1, 'must not be empty').optional());
+  const privateKey = read(env, 'COINBASE_API_PRIVATE_KEY', z.string().min(1, 'must not be empty').optional());
+  if ((keyName === undefined) !== (privateKey === undefined)) {
+    const missing = keyName === undefined ? 'COINBASE_API_KEY_NAME' : 'COINBASE_API_PRIVATE_KEY';
+    throw new ConfigError(missing, 'required when the other COINBASE_API_* variable is set');
+  }
+  return {
+    url,
+    kind: explicit ?? feedKindOf(url),
+    snapshotIntervalMs: read(env, 'SNAPSHOT_INTERVAL_MS', intMs(0, 3_600_000), '30000'),
+    bookStaleMs: read(env, 'FEED_BOOK_STALE_MS', intMs(0, 3_600_000), '60000'),
+    auth: keyName && privateKey ? { keyName, privateKey } : undefined,
+  };
+}
+
 /** Worker tuning: lake object size in ticks of event time, model pointer check period. */
 export interface WorkerConfig {
   /** Ticks per Parquet object (one event-time window); TICK_MS x this must divide one hour. */
@@ -235,5 +278,29 @@ export function readTrainingConfig(env: Env = process.env): TrainingConfig {
       '0.001',
     ),
     minRows: read(env, 'TRAIN_MIN_ROWS', z.coerce.number().int('expected a whole number').min(2), '100'),
+  };
+}
+
+/** Raw frame archive of the ingestor (src/ingest/archive.ts): off, NDJSON file(s) locally, or S3 objects. */
+export interface ArchiveConfig {
+  mode: 'off' | 'file' | 's3';
+  /** file mode: the NDJSON file (".gz" suffix = gzip); default `<QW_DATA_DIR>/archive/<session>.ndjson.gz`. */
+  path: string | undefined;
+  /** s3 mode: an object is written once it holds this many bytes (uncompressed) or frames. */
+  rollBytes: number;
+  rollFrames: number;
+  /** s3 mode: and at the latest this long after its first frame. */
+  rollMs: number;
+}
+
+export function readArchiveConfig(env: Env = process.env): ArchiveConfig {
+  const count = (min: number) =>
+    z.coerce.number().int('expected a whole number').min(min, `must be >= ${min}`);
+  return {
+    mode: read(env, 'ARCHIVE', z.enum(['off', 'file', 's3']), 'off'),
+    path: read(env, 'ARCHIVE_PATH', z.string().min(1, 'must not be empty').optional()),
+    rollBytes: read(env, 'ARCHIVE_ROLL_BYTES', count(1024), String(16 * 1024 * 1024)),
+    rollFrames: read(env, 'ARCHIVE_ROLL_FRAMES', count(1), '100000'),
+    rollMs: read(env, 'ARCHIVE_ROLL_MS', intMs(100, 3_600_000), '300000'),
   };
 }

@@ -232,8 +232,13 @@ describe('Ingestor against a scripted Advanced Trade server, into kinesalite and
     await ingestor.stop();
 
     expect(ingestor.counters.reconnects).toBeGreaterThanOrEqual(2);
-    const disconnects = lines.filter((l) => l.msg === 'feed disconnected').map((l) => l.reason);
+    const disconnects = lines
+      .filter((l) => l.msg === 'feed state' && l.to === 'backoff')
+      .map((l) => l.reason);
     expect(disconnects.slice(0, 2)).toEqual(['remote', 'silence']);
+    expect(ingestor.metrics.get('feed.close.remote')).toBeGreaterThanOrEqual(1);
+    expect(ingestor.metrics.get('feed.close.silence')).toBeGreaterThanOrEqual(1);
+    expect(ingestor.metrics.get('feed.transition.subscribed.backoff')).toBeGreaterThanOrEqual(2);
     const btc = await eventsOf(ingestor.session, 'BTC-USD');
     const summary = btc.map((e) =>
       e.type === 'resync' ? e.reason : e.type === 'book_changes' ? `changes=${e.changes[0]!.size}` : e.type,

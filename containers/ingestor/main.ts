@@ -1,16 +1,20 @@
 /**
- * Ingestor process: `node --import tsx containers/ingestor/main.ts`. Streams the Advanced Trade feed at
- * FEED_URL for SYMBOLS into the Kinesis stream STREAM_NAME (snapshots via LAKE_BUCKET) until SIGTERM/SIGINT,
- * then flushes what it buffered. Exits 1 if the stream cannot be written (e.g. it does not exist).
+ * Ingestor process: `node --import tsx containers/ingestor/main.ts`. Streams the feed at FEED_URL (Advanced
+ * Trade, or the legacy Exchange feed: FEED_KIND or the host decides) for SYMBOLS into the Kinesis stream
+ * STREAM_NAME (snapshots via LAKE_BUCKET) until SIGTERM/SIGINT, then flushes what it buffered. With
+ * COINBASE_API_KEY_NAME + COINBASE_API_PRIVATE_KEY set, Advanced Trade subscriptions carry a CDP JWT.
+ * Exits 1 if the stream cannot be written (e.g. it does not exist), 2 on bad configuration.
  */
 import { kinesisClient, s3Client } from '../../src/aws/clients.js';
 import {
+  ConfigError,
   orExit,
   readCoreConfig,
-  readFeedUrl,
+  readFeedConfig,
   readIngestConfig,
   readResourceNames,
 } from '../../src/config.js';
+import { CdpKeyError, cdpJwtSource } from '../../src/ingest/auth.js';
 import { Ingestor } from '../../src/ingest/ingestor.js';
 import { describeError, jsonLogger } from '../../src/ingest/log.js';
 import { KinesisProducer } from '../../src/ingest/producer.js';
@@ -18,8 +22,17 @@ import { SnapshotStore } from '../../src/ingest/snapshots.js';
 
 const { symbols } = orExit(() => readCoreConfig());
 const { streamName, lakeBucket } = orExit(() => readResourceNames());
-const feedUrl = orExit(() => readFeedUrl());
+const feed = orExit(() => readFeedConfig());
 const tuning = orExit(() => readIngestConfig());
+const jwt = orExit(() => {
+  if (!feed.auth) return undefined;
+  try {
+    return cdpJwtSource(feed.auth);
+  } catch (err) {
+    if (err instanceof CdpKeyError) throw new ConfigError('COINBASE_API_PRIVATE_KEY', err.message);
+    throw err;
+  }
+});
 
 const log = jsonLogger('ingestor');
 const producer = new KinesisProducer({
@@ -30,20 +43,32 @@ const producer = new KinesisProducer({
     log('warn', 'PutRecords retry', { ...info, error: info.error && describeError(info.error) }),
 });
 const ingestor = new Ingestor({
-  feedUrl,
+  feedUrl: feed.url,
+  feedKind: feed.kind,
   products: symbols,
   producer,
   snapshots: new SnapshotStore(s3Client(), lakeBucket),
   log,
   silenceMs: tuning.silenceMs,
   statsIntervalMs: tuning.statsIntervalMs,
+  snapshotIntervalMs: feed.snapshotIntervalMs,
+  bookStaleMs: feed.bookStaleMs,
+  jwt,
   onFatal: (err) => {
     log('error', 'ingestor cannot publish: exiting', { error: describeError(err) });
     process.exit(1);
   },
 });
 
-log('info', 'ingestor starting', { feedUrl, symbols, streamName, lakeBucket, session: ingestor.session });
+log('info', 'ingestor starting', {
+  feedUrl: feed.url,
+  feedKind: feed.kind,
+  authenticated: jwt !== undefined,
+  symbols,
+  streamName,
+  lakeBucket,
+  session: ingestor.session,
+});
 ingestor.start();
 
 const STOP_DEADLINE_MS = 10_000;

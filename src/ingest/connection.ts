@@ -1,13 +1,26 @@
 /**
- * Feed: one WebSocket connection's lifetime to an Advanced Trade endpoint (Coinbase or the simulator).
- * It opens, subscribes, hands frames to an async handler strictly one at a time and in arrival order, and
- * closes on silence (watchdog), on error or on request. Reconnecting is the ingestor's job.
+ * The feed connection, in two layers:
+ *
+ * - FeedConnection: ONE WebSocket's lifetime. It opens, sends the subscribe messages at once (Coinbase drops a
+ *   connection that has not subscribed within 5 s), hands frames to an async handler strictly one at a time and
+ *   in arrival order, and closes on silence, on a missing pong, on a subscription that is never confirmed, on
+ *   error or on request.
+ * - FeedStateMachine: the connection's life across reconnects, as explicit states
+ *   Init -> Connecting -> Subscribing -> Subscribed -> Backoff -> Connecting ... -> Stopped
+ *   (TRANSITIONS lists every legal move). Each transition is logged as a JSON line and counted in Metrics.
+ *   Backoff is capped exponential with full jitter; it starts over after a connection that got subscribed.
  *
  * Backpressure: while the handler is slow (e.g. the producer's buffer is full) frames queue here; past
  * `pauseAt` queued frames the socket is paused, so TCP pushes back on the exchange instead of memory growing.
+ * Silence and pong deadlines only run while we are actually reading: a socket we paused, or an event loop
+ * blocked on a huge frame, is our own doing, not a dead exchange.
  */
+import { performance } from 'node:perf_hooks';
 import WebSocket from 'ws';
+import type { Logger } from './log.js';
+import type { Metrics } from './metrics.js';
 
+/** Advanced Trade market-data channels. */
 export const CHANNELS = ['level2', 'market_trades', 'ticker', 'heartbeats'] as const;
 export type Channel = (typeof CHANNELS)[number];
 
@@ -18,34 +31,67 @@ export class FeedConnectionError extends Error {
   }
 }
 
+/** A transition not in TRANSITIONS: a bug in the state machine, never a feed condition. */
+export class FeedStateError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'FeedStateError';
+  }
+}
+
 export interface Frame {
   raw: string;
   /** Receive time, epoch µs. */
   recvUs: number;
 }
 
+export type CloseReason =
+  | 'requested'
+  | 'silence'
+  | 'pong'
+  | 'subscribe_timeout'
+  | 'remote'
+  | 'error'
+  | 'handler';
+
 export interface CloseInfo {
-  reason: 'requested' | 'silence' | 'remote' | 'error' | 'handler';
+  reason: CloseReason;
   detail: string;
 }
 
-export interface FeedConnectionOptions {
-  url: string;
-  products: string[];
-  /** Close when no frame arrived for this long (heartbeats come every second). */
-  silenceMs: number;
-  openTimeoutMs?: number;
-  pauseAt?: number;
-  onFrame: (frame: Frame) => Promise<void>;
-  nowUs?: () => number;
-}
-
+/** Advanced Trade subscribe/unsubscribe message for one channel (optionally with a CDP JWT). */
 export function subscribeMessage(
   channel: Channel,
   products: string[],
   type: 'subscribe' | 'unsubscribe' = 'subscribe',
+  jwt?: string,
 ): string {
-  return JSON.stringify({ type, product_ids: products, channel });
+  return JSON.stringify({ type, product_ids: products, channel, ...(jwt ? { jwt } : {}) });
+}
+
+/** Capped exponential backoff with full jitter: uniform in [0, min(cap, base * 2^attempt)]. */
+export function reconnectDelay(attempt: number, baseMs: number, capMs: number, random = Math.random): number {
+  return Math.round(random() * Math.min(capMs, baseMs * 2 ** Math.min(attempt, 20)));
+}
+
+export interface FeedConnectionOptions {
+  url: string;
+  /** Messages sent as soon as the socket opens. */
+  subscribe: string[];
+  /** Close when no frame arrived for this long while reading (heartbeats come every second). */
+  silenceMs: number;
+  /** Ping period; 0 disables ping/pong. Default: silenceMs / 2. */
+  pingIntervalMs?: number;
+  /** A ping unanswered for this long while reading closes the connection. Default: silenceMs. */
+  pongTimeoutMs?: number;
+  /** The first frame (normally the subscriptions confirmation) must arrive within this. Default 5000. */
+  subscribeTimeoutMs?: number;
+  openTimeoutMs?: number;
+  pauseAt?: number;
+  onFrame: (frame: Frame) => Promise<void>;
+  /** Called once, on the first frame after subscribing. */
+  onSubscribed?: () => void;
+  nowUs?: () => number;
 }
 
 const wallUs = () => Date.now() * 1000;
@@ -60,8 +106,17 @@ export class FeedConnection {
   /** Resolves once the socket is closed AND the frame being handled (if any) is done. */
   readonly closed: Promise<CloseInfo>;
   private socketClosed = false;
+  private subscribed = false;
+  // Deadline clocks, in performance.now() ms.
+  private openedAt = 0;
+  private lastFrameAt = 0;
+  private lastCheckAt = 0;
+  private lastPingAt = 0;
+  private pingOutstandingSince: number | undefined;
   messages = 0;
   bytes = 0;
+  /** Times a watchdog check found the loop blocked or the socket paused and did not count the time. */
+  watchdogSuspensions = 0;
 
   constructor(private readonly options: FeedConnectionOptions) {
     this.closed = new Promise((resolve) => {
@@ -69,7 +124,11 @@ export class FeedConnection {
     });
   }
 
-  /** Connects and subscribes to every channel; rejects with FeedConnectionError if the socket does not open. */
+  get isSubscribed(): boolean {
+    return this.subscribed;
+  }
+
+  /** Connects and subscribes; rejects with FeedConnectionError if the socket does not open. */
   async open(): Promise<void> {
     const { url, openTimeoutMs = 10_000 } = this.options;
     const ws = new WebSocket(url, { handshakeTimeout: openTimeoutMs, perMessageDeflate: false });
@@ -86,48 +145,97 @@ export class FeedConnection {
         resolve();
       });
     });
+    if (this.closeInfo) {
+      // stop() arrived while the handshake was in flight.
+      ws.close(1000, 'client stopping');
+      return;
+    }
     ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
+    ws.on('pong', () => {
+      this.pingOutstandingSince = undefined;
+    });
     ws.on('error', (err) => this.close('error', err.message));
     ws.on('close', (code, reason) => {
       this.socketClosed = true;
       this.close('remote', `closed by peer: ${code} ${reason.toString()}`.trim());
     });
-    // Coinbase drops connections that have not subscribed within 5 s: subscribe at once.
-    for (const channel of CHANNELS) this.send(subscribeMessage(channel, this.options.products));
-    this.armWatchdog();
+    this.send(this.options.subscribe);
+    const now = performance.now();
+    this.openedAt = now;
+    this.lastFrameAt = now;
+    this.lastCheckAt = now;
+    this.lastPingAt = now;
+    this.startWatchdog();
   }
 
-  /** Asks for a fresh level2 snapshot (after a sequence gap): unsubscribe, then subscribe again. */
-  resubscribeBook(): void {
-    this.send(subscribeMessage('level2', this.options.products, 'unsubscribe'));
-    this.send(subscribeMessage('level2', this.options.products, 'subscribe'));
+  send(messages: string[]): void {
+    for (const text of messages) if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(text);
   }
 
-  close(reason: CloseInfo['reason'], detail = ''): void {
+  close(reason: CloseReason, detail = ''): void {
     if (this.closeInfo) return;
     this.closeInfo = { reason, detail };
-    clearTimeout(this.watchdog);
+    clearInterval(this.watchdog);
     this.queue.length = 0; // frames not yet handled are dropped: the next connection starts from snapshots
     const ws = this.ws;
-    if (ws && !this.socketClosed) {
+    if (ws && !this.socketClosed && ws.readyState === WebSocket.OPEN) {
       if (reason === 'requested') ws.close(1000, 'client stopping');
       else ws.terminate();
+    } else if (ws && !this.socketClosed && reason !== 'requested') {
+      ws.terminate();
     }
     this.settle();
-  }
-
-  private send(text: string): void {
-    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(text);
   }
 
   private settle(): void {
     if (this.closeInfo && !this.pumping) this.resolveClosed(this.closeInfo);
   }
 
-  private armWatchdog(): void {
-    clearTimeout(this.watchdog);
+  private startWatchdog(): void {
     const { silenceMs } = this.options;
-    this.watchdog = setTimeout(() => this.close('silence', `no frame for ${silenceMs} ms`), silenceMs);
+    const pongTimeoutMs = this.options.pongTimeoutMs ?? silenceMs;
+    const subscribeTimeoutMs = this.options.subscribeTimeoutMs ?? 5000;
+    const checkMs = Math.max(5, Math.min(250, Math.floor(Math.min(silenceMs, pongTimeoutMs) / 5)));
+    this.watchdog = setInterval(() => this.check(checkMs, pongTimeoutMs, subscribeTimeoutMs), checkMs);
+  }
+
+  /** Periodic deadline check; see the module comment for why paused or blocked time does not count. */
+  private check(checkMs: number, pongTimeoutMs: number, subscribeTimeoutMs: number): void {
+    const ws = this.ws;
+    if (!ws || this.closeInfo) return;
+    const now = performance.now();
+    const blocked = now - this.lastCheckAt > 2 * checkMs + 50;
+    this.lastCheckAt = now;
+    if (ws.isPaused || blocked) {
+      // Frames or pongs may be sitting unread in the socket; start the clocks over once we read again.
+      this.watchdogSuspensions++;
+      this.lastFrameAt = now;
+      this.openedAt = now;
+      if (this.pingOutstandingSince !== undefined) this.pingOutstandingSince = now;
+      return;
+    }
+    if (!this.subscribed && now - this.openedAt > subscribeTimeoutMs) {
+      this.close('subscribe_timeout', `no frame within ${subscribeTimeoutMs} ms of subscribing`);
+      return;
+    }
+    if (now - this.lastFrameAt > this.options.silenceMs) {
+      this.close('silence', `no frame for ${this.options.silenceMs} ms`);
+      return;
+    }
+    if (this.pingOutstandingSince !== undefined && now - this.pingOutstandingSince > pongTimeoutMs) {
+      this.close('pong', `no pong within ${pongTimeoutMs} ms`);
+      return;
+    }
+    const pingIntervalMs = this.options.pingIntervalMs ?? Math.floor(this.options.silenceMs / 2);
+    if (
+      pingIntervalMs > 0 &&
+      this.pingOutstandingSince === undefined &&
+      now - this.lastPingAt >= pingIntervalMs
+    ) {
+      this.lastPingAt = now;
+      this.pingOutstandingSince = now;
+      ws.ping();
+    }
   }
 
   private onMessage(data: WebSocket.RawData, isBinary: boolean): void {
@@ -136,7 +244,11 @@ export class FeedConnection {
     const raw = isBinary ? '' : Array.isArray(data) ? Buffer.concat(data).toString('utf8') : data.toString();
     this.messages += 1;
     this.bytes += raw.length;
-    this.armWatchdog();
+    this.lastFrameAt = performance.now();
+    if (!this.subscribed) {
+      this.subscribed = true;
+      this.options.onSubscribed?.();
+    }
     this.queue.push({ raw, recvUs });
     if (this.queue.length >= (this.options.pauseAt ?? 1000)) this.ws?.pause();
     if (!this.pumping) void this.pump();
@@ -156,5 +268,158 @@ export class FeedConnection {
     }
     this.pumping = false;
     this.settle();
+  }
+}
+
+export type FeedState = 'init' | 'connecting' | 'subscribing' | 'subscribed' | 'backoff' | 'stopped';
+
+/** Every legal move. Anything else throws FeedStateError. */
+export const TRANSITIONS: Readonly<Record<FeedState, readonly FeedState[]>> = {
+  init: ['connecting', 'stopped'],
+  connecting: ['subscribing', 'backoff', 'stopped'],
+  subscribing: ['subscribed', 'backoff', 'stopped'],
+  subscribed: ['backoff', 'stopped'],
+  backoff: ['connecting', 'stopped'],
+  stopped: [],
+};
+
+/** What a connection's frame handler can do to its own connection. */
+export interface FeedLink {
+  /** 0 for the first connection, then 1, 2, ... */
+  readonly number: number;
+  send(messages: string[]): void;
+  close(reason: CloseReason, detail: string): void;
+}
+
+export interface FeedStateMachineOptions {
+  url: string;
+  /** Subscribe messages for a new connection (called per connection: a JWT must be fresh). */
+  subscribeMessages: () => string[];
+  /** Called when a connection opens; returns that connection's frame handler. */
+  onConnection: (link: FeedLink) => (frame: Frame) => Promise<void>;
+  silenceMs: number;
+  pingIntervalMs?: number;
+  pongTimeoutMs?: number;
+  subscribeTimeoutMs?: number;
+  openTimeoutMs?: number;
+  pauseAt?: number;
+  backoffBaseMs?: number;
+  backoffCapMs?: number;
+  /** Jitter source in [0, 1); inject a seeded one for tests. */
+  random?: () => number;
+  log: Logger;
+  metrics: Metrics;
+}
+
+export class FeedStateMachine {
+  private current: FeedState = 'init';
+  private stopping = false;
+  private connection: FeedConnection | undefined;
+  private loop: Promise<void> | undefined;
+  private wakeUp: (() => void) | undefined;
+  private connections = 0;
+  private closedTotals = { messages: 0, bytes: 0 };
+
+  constructor(private readonly o: FeedStateMachineOptions) {
+    o.metrics.set('feed.connected', 0);
+  }
+
+  get state(): FeedState {
+    return this.current;
+  }
+
+  /** Frames and bytes received over every connection so far. */
+  get totals(): { messages: number; bytes: number } {
+    return {
+      messages: this.closedTotals.messages + (this.connection?.messages ?? 0),
+      bytes: this.closedTotals.bytes + (this.connection?.bytes ?? 0),
+    };
+  }
+
+  start(): void {
+    if (this.loop) return;
+    this.loop = this.run();
+  }
+
+  /** Closes the connection cleanly, waits for the frame in hand, ends in Stopped. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.connection?.close('requested', 'stopping');
+    this.wakeUp?.();
+    if (this.loop) await this.loop;
+    else if (this.current !== 'stopped') this.transition('stopped', {});
+  }
+
+  private transition(to: FeedState, fields: Record<string, unknown>): void {
+    const from = this.current;
+    if (!TRANSITIONS[from].includes(to)) throw new FeedStateError(`illegal feed transition ${from} -> ${to}`);
+    this.current = to;
+    this.o.metrics.inc(`feed.transition.${from}.${to}`);
+    this.o.metrics.set('feed.connected', to === 'subscribed' ? 1 : 0);
+    const level = to === 'backoff' ? 'warn' : 'info';
+    this.o.log(level, 'feed state', { from, to, url: this.o.url, ...fields });
+  }
+
+  private async run(): Promise<void> {
+    let failures = 0;
+    while (!this.stopping) {
+      const number = this.connections++;
+      if (number > 0) this.o.metrics.inc('feed.reconnects');
+      this.transition('connecting', { connection: number });
+      let handler: ((frame: Frame) => Promise<void>) | undefined;
+      const conn: FeedConnection = new FeedConnection({
+        url: this.o.url,
+        subscribe: this.o.subscribeMessages(),
+        silenceMs: this.o.silenceMs,
+        pingIntervalMs: this.o.pingIntervalMs,
+        pongTimeoutMs: this.o.pongTimeoutMs,
+        subscribeTimeoutMs: this.o.subscribeTimeoutMs,
+        openTimeoutMs: this.o.openTimeoutMs,
+        pauseAt: this.o.pauseAt,
+        onFrame: (frame) => (handler ? handler(frame) : Promise.resolve()),
+        onSubscribed: () => this.transition('subscribed', { connection: number }),
+      });
+      this.connection = conn;
+      handler = this.o.onConnection({
+        number,
+        send: (messages) => conn.send(messages),
+        close: (reason, detail) => conn.close(reason, detail),
+      });
+      let info: CloseInfo;
+      try {
+        await conn.open();
+        if (this.stopping) conn.close('requested', 'stopping');
+        else this.transition('subscribing', { connection: number });
+        info = await conn.closed;
+      } catch (err) {
+        conn.close('error', err instanceof Error ? err.message : String(err));
+        info = await conn.closed;
+      }
+      this.closedTotals.messages += conn.messages;
+      this.closedTotals.bytes += conn.bytes;
+      this.o.metrics.inc('feed.watchdog_suspensions', conn.watchdogSuspensions);
+      if (this.stopping) break;
+      this.o.metrics.inc(`feed.close.${info.reason}`);
+      // A connection that got subscribed was healthy: start the backoff over.
+      if (conn.isSubscribed) failures = 0;
+      const delayMs = reconnectDelay(
+        failures++,
+        this.o.backoffBaseMs ?? 250,
+        this.o.backoffCapMs ?? 10_000,
+        this.o.random,
+      );
+      this.transition('backoff', { connection: number, ...info, reconnectInMs: delayMs });
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delayMs);
+        // stop() cuts the wait short.
+        this.wakeUp = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wakeUp = undefined;
+    }
+    this.connection = undefined;
+    this.transition('stopped', {});
   }
 }

@@ -1,28 +1,51 @@
 /**
- * The ingestor: feed (connection.ts) -> mapper (marketdata/advancedTrade.ts) -> sequence check -> producer.
+ * The ingestor: feed (connection.ts state machine) -> mapper (Advanced Trade or legacy Exchange) -> integrity
+ * checks -> producer.
  *
- * Per connection: subscribe, map each frame, check the ONE per-connection sequence counter; on a gap or
- * regression publish a ResyncEvent per product, drop that product's book changes until a fresh snapshot
- * and ask for one (level2 resubscribe). Snapshots go to S3 (claim-check) and a snapshot_ref goes into the
- * stream in their place. Heartbeats only feed the watchdog and the stats. Reconnects with capped
- * exponential backoff and jitter. Every few seconds a FeedStatsEvent goes to the "_feed" partition.
+ * Integrity, per connection:
+ * - Advanced Trade numbers every frame with ONE counter per connection: a gap or regression publishes a
+ *   ResyncEvent per product, drops book changes until fresh snapshots, and resubscribes level2.
+ * - The Exchange feed's level2 has no sequence: a product whose heartbeats flow but whose book has not moved
+ *   for bookStaleMs is resynced, and so is any product whose book ends up crossed (both feeds).
+ * The ingestor keeps a book per product (src/book), fed by exactly the events it publishes. Full-depth
+ * snapshots go to S3 (claim-check) with a snapshot_ref in the stream in their place: the exchange's own, and
+ * every snapshotIntervalMs a copy of the ingestor's book (source 'periodic'), published between two frames so
+ * a consumer can start at any snapshot_ref and rebuild the book without the exchange.
+ * Heartbeats only feed the watchdog, the staleness check and the stats. Every few seconds a FeedStatsEvent
+ * (with the metrics) goes to the "_feed" partition and the metrics are logged in CloudWatch EMF.
  *
- * Event ids (idempotency keys): `eventId(<session>.<connection>, frame seq, index in frame)`; the sequence
- * restarts at 0 on every connection, hence the connection number in the session part.
+ * Event ids (idempotency keys): `eventId(<session>.<connection>, position, index in frame)`, where position is
+ * the frame's sequence_num (Advanced Trade) or its number on the connection (Exchange); both restart on every
+ * connection, hence the connection number in the session part.
  */
-import { FeedError, MalformedFrameError, mapAdvancedTradeFrame } from '../marketdata/advancedTrade.js';
-import type { MarketEvent, ResyncEvent } from '../marketdata/events.js';
+import { BookError, OrderBook } from '../book/book.js';
+import { type FeedKind, feedKindOf } from '../config.js';
+import {
+  FeedError,
+  MalformedFrameError,
+  type MappedFrame,
+  mapAdvancedTradeFrame,
+} from '../marketdata/advancedTrade.js';
+import { fromUnits } from '../marketdata/decimal.js';
+import type { BookSnapshotEvent, Level, MarketEvent, ResyncEvent } from '../marketdata/events.js';
+import { exchangeSubscribeMessage, mapExchangeFrame } from '../marketdata/exchange.js';
 import { eventId, type FeedStatsEvent, type StreamEvent } from '../stream/record.js';
-import { type CloseInfo, FeedConnection, type Frame } from './connection.js';
+import { CHANNELS, type FeedLink, FeedStateMachine, type Frame, subscribeMessage } from './connection.js';
 import { describeError, type Logger } from './log.js';
+import { Metrics } from './metrics.js';
 import type { KinesisProducer } from './producer.js';
 import { SequenceChecker } from './sequence.js';
 import type { SnapshotStore } from './snapshots.js';
 
+export { reconnectDelay } from './connection.js';
+
 export const FEED_PARTITION = '_feed';
+export const EMF_NAMESPACE = 'QuoteWatch/Ingestor';
 
 export interface IngestorOptions {
   feedUrl: string;
+  /** Default: from the URL's host (see feedKindOf). */
+  feedKind?: FeedKind;
   products: string[];
   producer: KinesisProducer;
   snapshots: SnapshotStore;
@@ -30,9 +53,22 @@ export interface IngestorOptions {
   /** Distinguishes this process's event ids from other runs'. Default: start time + random suffix. */
   session?: string;
   silenceMs?: number;
+  pingIntervalMs?: number;
+  pongTimeoutMs?: number;
+  subscribeTimeoutMs?: number;
+  pauseAt?: number;
   statsIntervalMs?: number;
   reconnectBaseMs?: number;
   reconnectCapMs?: number;
+  /** Backoff jitter source in [0, 1) (seeded in tests). */
+  random?: () => number;
+  /** Periodic full-depth snapshot period; 0 disables. Default 30000. */
+  snapshotIntervalMs?: number;
+  /** Exchange feed staleness limit; 0 disables. Default 60000. */
+  bookStaleMs?: number;
+  /** Advanced Trade: a fresh CDP JWT for each subscribe message (auth.ts), when a key is configured. */
+  jwt?: () => string;
+  metrics?: Metrics;
   /** Called when the producer fails for good (the process should exit non-zero). */
   onFatal?: (err: unknown) => void;
 }
@@ -47,18 +83,59 @@ export interface IngestorCounters {
   published: number;
   /** Book changes dropped while waiting for a fresh snapshot after a resync. */
   droppedChanges: number;
+  periodicSnapshots: number;
   lastHeartbeatUs: number;
 }
 
 const nowUs = () => Date.now() * 1000;
 
-/** Capped exponential backoff with full jitter: uniform in [0, min(cap, base * 2^attempt)]. */
-export function reconnectDelay(attempt: number, baseMs: number, capMs: number, random = Math.random): number {
-  return Math.round(random() * Math.min(capMs, baseMs * 2 ** Math.min(attempt, 20)));
+/** How one feed's protocol is spoken. */
+interface FeedProtocol {
+  map(raw: string, recvUs: number): MappedFrame;
+  subscribe(products: string[]): string[];
+  /** Messages that make the feed send fresh level2 snapshots of `products`. */
+  resubscribeBook(products: string[]): string[];
+  /** Frames carry one per-connection sequence counter to check. */
+  sequenced: boolean;
+}
+
+function protocolFor(kind: FeedKind, jwt: (() => string) | undefined): FeedProtocol {
+  if (kind === 'exchange') {
+    return {
+      map: mapExchangeFrame,
+      subscribe: (products) => [exchangeSubscribeMessage(products)],
+      resubscribeBook: (products) => [
+        exchangeSubscribeMessage(products, ['level2_batch'], 'unsubscribe'),
+        exchangeSubscribeMessage(products, ['level2_batch'], 'subscribe'),
+      ],
+      sequenced: false,
+    };
+  }
+  return {
+    map: mapAdvancedTradeFrame,
+    subscribe: (products) => CHANNELS.map((c) => subscribeMessage(c, products, 'subscribe', jwt?.())),
+    resubscribeBook: (products) => [
+      subscribeMessage('level2', products, 'unsubscribe', jwt?.()),
+      subscribeMessage('level2', products, 'subscribe', jwt?.()),
+    ],
+    sequenced: true,
+  };
+}
+
+/** What the ingestor knows of one product's book. */
+interface ProductBook {
+  book: OrderBook;
+  /** Last published book event's seq and exchange time: the position a periodic snapshot stands for. */
+  seq: number;
+  exchUs: number;
+  /** Receive time of the last book event or resync (staleness clock). */
+  touchedUs: number;
 }
 
 export class Ingestor {
   readonly session: string;
+  readonly kind: FeedKind;
+  readonly metrics: Metrics;
   readonly counters: IngestorCounters = {
     connections: 0,
     reconnects: 0,
@@ -68,36 +145,73 @@ export class Ingestor {
     feedErrors: 0,
     published: 0,
     droppedChanges: 0,
+    periodicSnapshots: 0,
     lastHeartbeatUs: 0,
   };
-  private readonly o: Required<Omit<IngestorOptions, 'onFatal'>> & Pick<IngestorOptions, 'onFatal'>;
+  private readonly o: IngestorOptions & {
+    session: string;
+    silenceMs: number;
+    statsIntervalMs: number;
+    snapshotIntervalMs: number;
+    bookStaleMs: number;
+  };
+  private readonly protocol: FeedProtocol;
+  private readonly feed: FeedStateMachine;
+  private readonly books = new Map<string, ProductBook>();
   private running = false;
-  private connection: FeedConnection | undefined;
-  private loop: Promise<void> | undefined;
   private statsTimer: NodeJS.Timeout | undefined;
+  private snapshotTimer: NodeJS.Timeout | undefined;
+  private snapshotDue = false;
   private statsCount = 0;
   private lastStats = { atUs: nowUs(), messages: 0, bytes: 0 };
-  private totals = { messages: 0, bytes: 0 };
-  private wakeUp: (() => void) | undefined;
 
   constructor(options: IngestorOptions) {
     this.o = {
       session: `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`,
       silenceMs: 5000,
       statsIntervalMs: 5000,
-      reconnectBaseMs: 250,
-      reconnectCapMs: 10_000,
+      snapshotIntervalMs: 30_000,
+      bookStaleMs: 60_000,
       ...options,
     };
     this.session = this.o.session;
+    this.kind = options.feedKind ?? feedKindOf(options.feedUrl);
+    this.metrics = options.metrics ?? new Metrics();
+    this.protocol = protocolFor(this.kind, options.jwt);
+    this.feed = new FeedStateMachine({
+      url: this.o.feedUrl,
+      subscribeMessages: () => this.protocol.subscribe(this.o.products),
+      onConnection: (link) => this.onConnection(link),
+      silenceMs: this.o.silenceMs,
+      pingIntervalMs: this.o.pingIntervalMs,
+      pongTimeoutMs: this.o.pongTimeoutMs,
+      subscribeTimeoutMs: this.o.subscribeTimeoutMs,
+      pauseAt: this.o.pauseAt,
+      backoffBaseMs: this.o.reconnectBaseMs ?? 250,
+      backoffCapMs: this.o.reconnectCapMs ?? 10_000,
+      random: this.o.random,
+      log: this.o.log,
+      metrics: this.metrics,
+    });
+  }
+
+  /** The connection state machine's current state. */
+  get state() {
+    return this.feed.state;
   }
 
   start(): void {
     if (this.running) return;
     this.running = true;
-    this.loop = this.run();
+    this.feed.start();
     // A failing put is already logged and reported through onFatal.
     this.statsTimer = setInterval(() => void this.publishStats().catch(() => {}), this.o.statsIntervalMs);
+    if (this.o.snapshotIntervalMs > 0) {
+      // Only marks the snapshot due: it is taken in the frame pump, between two frames, to stay in sequence.
+      this.snapshotTimer = setInterval(() => {
+        this.snapshotDue = true;
+      }, this.o.snapshotIntervalMs);
+    }
   }
 
   /** Closes the connection, waits for the frame in hand, publishes final stats and flushes the producer. */
@@ -105,143 +219,207 @@ export class Ingestor {
     if (!this.running) return;
     this.running = false;
     clearInterval(this.statsTimer);
-    this.connection?.close('requested', 'stopping');
-    this.wakeUp?.();
-    await this.loop;
+    clearInterval(this.snapshotTimer);
+    await this.feed.stop();
     await this.publishStats().catch(() => {});
     await this.o.producer.close();
     this.o.log('info', 'ingestor stopped', { ...this.counters, producer: this.o.producer.stats() });
   }
 
-  private async run(): Promise<void> {
-    let failures = 0;
-    while (this.running) {
-      const connNo = this.counters.connections++;
-      if (connNo > 0) this.counters.reconnects++;
-      const state = new ConnectionState(`${this.session}.${connNo}`, this.o.products, connNo > 0);
-      const conn: FeedConnection = new FeedConnection({
-        url: this.o.feedUrl,
-        products: this.o.products,
-        silenceMs: this.o.silenceMs,
-        onFrame: (frame) => this.onFrame(conn, state, frame),
-      });
-      this.connection = conn;
-      let info: CloseInfo;
-      try {
-        await conn.open();
-        this.o.log('info', 'feed connected', {
-          url: this.o.feedUrl,
-          connection: connNo,
-          products: this.o.products,
-        });
-        info = await conn.closed;
-        // A connection that delivered frames was healthy: start the backoff over.
-        if (conn.messages > 0) failures = 0;
-      } catch (err) {
-        conn.close('error', describeError(err));
-        info = await conn.closed;
-      }
-      this.totals.messages += conn.messages;
-      this.totals.bytes += conn.bytes;
-      if (!this.running) break;
-      const delayMs = reconnectDelay(failures++, this.o.reconnectBaseMs, this.o.reconnectCapMs);
-      this.o.log('warn', 'feed disconnected', { ...info, connection: connNo, reconnectInMs: delayMs });
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, delayMs);
-        // stop() cuts the wait short.
-        this.wakeUp = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
+  private bookOf(product: string): ProductBook {
+    let b = this.books.get(product);
+    if (!b) {
+      b = { book: new OrderBook(product), seq: -1, exchUs: 0, touchedUs: nowUs() };
+      this.books.set(product, b);
     }
+    return b;
   }
 
-  private async onFrame(conn: FeedConnection, state: ConnectionState, frame: Frame): Promise<void> {
+  private onConnection(link: FeedLink): (frame: Frame) => Promise<void> {
+    this.counters.connections++;
+    if (link.number > 0) this.counters.reconnects++;
+    const state = new ConnectionState(`${this.session}.${link.number}`, this.o.products, link.number > 0);
+    return (frame) => this.onFrame(link, state, frame);
+  }
+
+  private async onFrame(link: FeedLink, state: ConnectionState, frame: Frame): Promise<void> {
     this.counters.frames++;
+    this.metrics.inc('ingest.frames');
     if (!state.announced) {
       // Whatever consumers had of the books is stale until this connection's snapshots arrive. Published from
       // the frame pump so it precedes every event of the connection.
       state.announced = true;
-      await this.publishResync(state, -1, state.isReconnect ? 'reconnect' : 'connect');
+      await this.publishResync(state, this.o.products, -1, state.isReconnect ? 'reconnect' : 'connect');
     }
-    let mapped: ReturnType<typeof mapAdvancedTradeFrame>;
+    if (this.snapshotDue) {
+      this.snapshotDue = false;
+      await this.publishPeriodicSnapshots(state);
+    }
+    let mapped: MappedFrame;
     try {
-      mapped = mapAdvancedTradeFrame(frame.raw, frame.recvUs);
+      mapped = this.protocol.map(frame.raw, frame.recvUs);
     } catch (err) {
       if (err instanceof MalformedFrameError) {
         // Skipped; if it carried book data, the next frame's sequence number reveals the gap and we resync.
         this.counters.malformed++;
+        this.metrics.inc('ingest.malformed');
         this.o.log('warn', 'malformed frame skipped', { error: err.message });
         return;
       }
       if (err instanceof FeedError) {
         this.counters.feedErrors++;
+        this.metrics.inc('ingest.feed_errors');
         this.o.log('error', 'feed error', { error: err.feedMessage });
-        conn.close('error', err.message);
+        link.close('error', err.message);
         return;
       }
       throw err;
     }
+    const position = this.protocol.sequenced ? mapped.seq : state.frameNo++;
 
-    const decision = state.sequence.check(mapped.seq);
-    if (decision.kind !== 'ok') {
-      this.o.log('warn', 'sequence break: resync', { ...decision, connection: state.session });
-      await this.publishResync(
-        state,
-        mapped.seq,
-        `${decision.kind}: expected ${decision.expected}, got ${decision.got}`,
-      );
-      conn.resubscribeBook();
+    if (this.protocol.sequenced) {
+      const decision = state.sequence.check(mapped.seq);
+      if (decision.kind !== 'ok') {
+        this.o.log('warn', 'sequence break: resync', { ...decision, connection: state.session });
+        this.metrics.inc(`ingest.sequence_${decision.kind}`);
+        await this.publishResync(
+          state,
+          this.o.products,
+          mapped.seq,
+          `${decision.kind}: expected ${decision.expected}, got ${decision.got}`,
+        );
+        link.send(this.protocol.resubscribeBook(this.o.products));
+      }
     }
 
     for (const [index, event] of mapped.events.entries()) {
-      const id = eventId(state.session, mapped.seq, index);
-      await this.publishEvent(state, event, id);
+      await this.publishEvent(link, state, event, eventId(state.session, position, index));
     }
   }
 
-  private async publishEvent(state: ConnectionState, event: MarketEvent, id: string): Promise<void> {
+  private async publishEvent(link: FeedLink, state: ConnectionState, event: MarketEvent, id: string) {
     switch (event.type) {
       case 'heartbeat':
         this.counters.lastHeartbeatUs = event.recvUs;
+        if (!this.protocol.sequenced) await this.checkStale(link, state, event.product, event.recvUs);
         return;
       case 'book_snapshot': {
+        const b = this.bookOf(event.product);
+        try {
+          b.book.applySnapshot(event.bids, event.asks);
+        } catch (err) {
+          if (!(err instanceof BookError)) throw err;
+          this.o.log('warn', 'unusable snapshot: resync', {
+            product: event.product,
+            error: describeError(err),
+          });
+          await this.resyncProduct(link, state, event.product, event.seq, 'bad snapshot');
+          return;
+        }
         // S3 first: the ref must never point at a missing object.
         const ref = await this.o.snapshots.put(event, state.session);
         state.awaitingSnapshot.delete(event.product);
-        await this.put({ ...ref, id });
+        Object.assign(b, { seq: event.seq, exchUs: event.exchUs, touchedUs: event.recvUs });
+        await this.put({ ...ref, source: 'exchange', id });
         return;
       }
-      case 'book_changes':
+      case 'book_changes': {
         if (state.awaitingSnapshot.has(event.product)) {
           this.counters.droppedChanges++;
+          this.metrics.inc('ingest.dropped_changes');
           return;
         }
+        const b = this.bookOf(event.product);
+        for (const c of event.changes) b.book.applyChange(c.side, c.price, c.size);
+        Object.assign(b, { seq: event.seq, exchUs: event.exchUs, touchedUs: event.recvUs });
         await this.put({ ...event, id });
+        if (b.book.isCrossed()) {
+          const bid = fromUnits(b.book.bestBid());
+          const ask = fromUnits(b.book.bestAsk());
+          await this.resyncProduct(
+            link,
+            state,
+            event.product,
+            event.seq,
+            `crossed: bid ${bid} >= ask ${ask}`,
+          );
+        }
         return;
+      }
       default:
         await this.put({ ...event, id });
     }
   }
 
-  private async publishResync(state: ConnectionState, seq: number, reason: string): Promise<void> {
+  /** Exchange feed: heartbeats for `product` flow but its book has not moved for too long. */
+  private async checkStale(link: FeedLink, state: ConnectionState, product: string, recvUs: number) {
+    if (this.o.bookStaleMs <= 0 || !this.o.products.includes(product)) return;
+    const b = this.bookOf(product);
+    if (recvUs - b.touchedUs <= this.o.bookStaleMs * 1000) return;
+    await this.resyncProduct(link, state, product, -1, `stale: no book update for ${this.o.bookStaleMs} ms`);
+  }
+
+  private async resyncProduct(
+    link: FeedLink,
+    state: ConnectionState,
+    product: string,
+    seq: number,
+    reason: string,
+  ) {
+    this.o.log('warn', 'book resync', { product, reason, connection: state.session });
+    this.metrics.inc(`ingest.resync_${reason.split(':')[0]!.replace(/\s+/g, '_')}`);
+    await this.publishResync(state, [product], seq, reason);
+    link.send(this.protocol.resubscribeBook([product]));
+  }
+
+  private async publishResync(state: ConnectionState, products: string[], seq: number, reason: string) {
     this.counters.resyncs++;
+    this.metrics.inc('ingest.resyncs');
+    const t = nowUs();
+    const n = state.resyncCount++;
+    for (const [i, product] of products.entries()) {
+      state.awaitingSnapshot.add(product);
+      this.bookOf(product).touchedUs = t;
+      const event: ResyncEvent = { type: 'resync', product, exchUs: t, recvUs: t, seq, reason };
+      await this.put({ ...event, id: eventId(`${state.session}.resync`, n, i) });
+    }
+  }
+
+  /** Full-depth copy of every usable book to S3 and its ref into the stream, at this point of the sequence. */
+  private async publishPeriodicSnapshots(state: ConnectionState): Promise<void> {
+    const n = this.counters.periodicSnapshots++;
     const t = nowUs();
     for (const [i, product] of this.o.products.entries()) {
-      state.awaitingSnapshot.add(product);
-      const event: ResyncEvent = { type: 'resync', product, exchUs: t, recvUs: t, seq, reason };
-      await this.put({ ...event, id: eventId(`${state.session}.resync`, seq, i) });
+      const b = this.books.get(product);
+      if (!b || state.awaitingSnapshot.has(product)) continue;
+      const snapshot: BookSnapshotEvent = {
+        type: 'book_snapshot',
+        product,
+        exchUs: b.exchUs,
+        recvUs: t,
+        seq: b.seq,
+        bids: levels(b.book, 'bid'),
+        asks: levels(b.book, 'ask'),
+      };
+      const ref = await this.o.snapshots.put(snapshot, `${state.session}.p${n}`);
+      this.metrics.inc('ingest.periodic_snapshots');
+      await this.put({ ...ref, source: 'periodic', id: eventId(`${state.session}.periodic`, n, i) });
     }
   }
 
   private async publishStats(): Promise<void> {
     const t = nowUs();
-    const conn = this.connection;
-    const messages = this.totals.messages + (conn?.messages ?? 0);
-    const bytes = this.totals.bytes + (conn?.bytes ?? 0);
+    const { messages, bytes } = this.feed.totals;
     const seconds = Math.max((t - this.lastStats.atUs) / 1e6, 1e-3);
     const producer = this.o.producer.stats();
+    this.metrics.set('ingest.messages_per_s', (messages - this.lastStats.messages) / seconds);
+    this.metrics.set('ingest.bytes_per_s', (bytes - this.lastStats.bytes) / seconds);
+    this.metrics.set('ingest.producer_retries', producer.retries);
+    this.metrics.set('ingest.buffer_depth', producer.bufferDepth);
+    this.metrics.set(
+      'ingest.last_heartbeat_age_s',
+      this.counters.lastHeartbeatUs ? (t - this.counters.lastHeartbeatUs) / 1e6 : -1,
+    );
     const stats: FeedStatsEvent = {
       type: 'stats',
       product: FEED_PARTITION,
@@ -255,13 +433,16 @@ export class Ingestor {
       resyncs: this.counters.resyncs,
       producerRetries: producer.retries,
       bufferDepth: producer.bufferDepth,
+      metrics: this.metrics.snapshot(),
     };
     this.lastStats = { atUs: t, messages, bytes };
+    const { metrics: _, ...summary } = stats;
     this.o.log('info', 'feed stats', {
-      ...stats,
+      ...summary,
       frames: this.counters.frames,
       malformed: this.counters.malformed,
     });
+    this.o.log('info', 'metrics', this.metrics.emf(EMF_NAMESPACE, { Service: 'ingestor', Feed: this.kind }));
     await this.put({ ...stats, id: eventId(`${this.session}.stats`, this.statsCount++, 0) });
   }
 
@@ -277,13 +458,20 @@ export class Ingestor {
   }
 }
 
+/** Every level of one side, best first, as normalized decimal strings. */
+function levels(book: OrderBook, side: 'bid' | 'ask'): Level[] {
+  return book.top(side, book.depth(side));
+}
+
 /** What one connection needs to remember. */
 class ConnectionState {
   readonly sequence = new SequenceChecker();
   /** Products whose book changes are held back until their next snapshot. */
   readonly awaitingSnapshot: Set<string>;
-
   announced = false;
+  /** Frames mapped on this connection (the Exchange feed's event-id position). */
+  frameNo = 0;
+  resyncCount = 0;
 
   constructor(
     readonly session: string,

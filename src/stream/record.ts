@@ -20,6 +20,11 @@ export interface SnapshotRefEvent {
   bucket: string;
   key: string;
   levels: number;
+  /**
+   * 'exchange': the feed's own snapshot; 'periodic': the ingestor's copy of its book, written every
+   * SNAPSHOT_INTERVAL_MS so a consumer starting mid-stream can rebuild the book. Absent in older records.
+   */
+  source?: 'exchange' | 'periodic';
 }
 
 /** The ingestor's own health, published through the stream. */
@@ -36,6 +41,8 @@ export interface FeedStatsEvent {
   resyncs: number;
   producerRetries: number;
   bufferDepth: number;
+  /** The ingestor's metrics (state transitions, closes by reason, ...), cumulative. Absent in older records. */
+  metrics?: { counters: Record<string, number>; gauges: Record<string, number> };
 }
 
 export type StreamEvent = (MarketEvent | SnapshotRefEvent | FeedStatsEvent) & { id: string };
