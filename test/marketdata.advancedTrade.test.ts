@@ -1,135 +1,15 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   FeedError,
   MalformedFrameError,
   type MappedFrame,
   mapAdvancedTradeFrame,
+  mapAdvancedTradeFrameAsync,
 } from '../src/marketdata/advancedTrade.js';
-import { normalizeDecimal } from '../src/marketdata/decimal.js';
-import type { BookSnapshotEvent, MarketEvent, TradeEvent } from '../src/marketdata/events.js';
+import type { MarketEvent } from '../src/marketdata/events.js';
 
-const dataDir = join(import.meta.dirname, '../../shared/data/coinbase');
-const capture = join(dataDir, 'advanced-trade-btc-eth-2026-08-09.jsonl.gz');
-if (!existsSync(capture)) {
-  console.warn(
-    `skipping Advanced Trade conformance tests: ${capture} is absent (real captures live in ../shared/)`,
-  );
-}
-
-interface RawFrame {
-  raw: string;
-  recvUs: number;
-}
-
-function loadFrames(): RawFrame[] {
-  const lines = gunzipSync(readFileSync(capture)).toString('utf8').split('\n');
-  const frames: RawFrame[] = [];
-  for (const line of lines) {
-    if (!line) continue;
-    const rec = JSON.parse(line) as { t: string; ts: number; data: string };
-    if (rec.t === 'recv') frames.push({ raw: rec.data, recvUs: Math.round(rec.ts * 1e6) });
-  }
-  return frames;
-}
-
-describe.skipIf(!existsSync(capture))('Advanced Trade mapper over a real capture', () => {
-  const frames = existsSync(capture) ? loadFrames() : [];
-  const raws = frames.map((f) => JSON.parse(f.raw) as Record<string, unknown>);
-  const mapped: MappedFrame[] = frames.map((f) => mapAdvancedTradeFrame(f.raw, f.recvUs));
-
-  it('maps every frame without error', () => {
-    expect(frames.length).toBeGreaterThan(1000);
-    expect(mapped).toHaveLength(frames.length);
-  });
-
-  it('sees one sequence counter 0..N-1 across all channels', () => {
-    expect(mapped.map((m) => m.seq)).toEqual(frames.map((_, i) => i));
-    expect(new Set(mapped.map((m) => m.channel)).size).toBeGreaterThan(3);
-  });
-
-  it('keeps every snapshot level, offers as asks', () => {
-    const snapshots = mapped
-      .flatMap((m) => m.events)
-      .filter((e): e is BookSnapshotEvent => e.type === 'book_snapshot');
-    const rawSnapshots = raws.filter(
-      (r) => r.channel === 'l2_data' && (r.events as { type: string }[])[0]?.type === 'snapshot',
-    );
-    expect(snapshots.map((s) => s.product).sort()).toEqual(['BTC-USD', 'ETH-USD']);
-    for (const snap of snapshots) {
-      const raw = rawSnapshots.find(
-        (r) => (r.events as { product_id: string }[])[0]!.product_id === snap.product,
-      )!;
-      const updates = (raw.events as { updates: { side: string; price_level: string }[] }[])[0]!.updates;
-      const offers = updates.filter((u) => u.side === 'offer');
-      expect(offers.length).toBeGreaterThan(0);
-      expect(snap.asks).toHaveLength(offers.length);
-      expect(snap.bids).toHaveLength(updates.length - offers.length);
-      expect(snap.asks.map((l) => l[0])).toEqual(offers.map((u) => normalizeDecimal(u.price_level)));
-      // A sane snapshot is not crossed.
-      expect(Number(snap.bids[0]![0])).toBeLessThan(Number(snap.asks[0]![0]));
-    }
-  });
-
-  it('emits every trade of every batch, aggressor opposite to the reported maker side', () => {
-    const byId = new Map<string, TradeEvent>();
-    for (const e of mapped.flatMap((m) => m.events))
-      if (e.type === 'trade') byId.set(`${e.product}:${e.tradeId}`, e);
-    let rawCount = 0;
-    for (const r of raws.filter((x) => x.channel === 'market_trades')) {
-      for (const ev of r.events as { trades: Record<string, string>[] }[]) {
-        for (const t of ev.trades) {
-          rawCount++;
-          const got = byId.get(`${t.product_id}:${t.trade_id}`);
-          expect(got, `trade ${t.trade_id}`).toBeDefined();
-          expect(got!.aggressor).toBe(t.side === 'SELL' ? 'buy' : 'sell');
-          expect(got!.price).toBe(normalizeDecimal(t.price!));
-          expect(got!.seq).toBe(r.sequence_num);
-        }
-      }
-    }
-    expect(rawCount).toBeGreaterThan(200); // two 100-trade snapshots plus the live batches
-    expect(byId.size).toBe(rawCount);
-  });
-
-  it('orders the trades of a frame by time', () => {
-    for (const m of mapped.filter((x) => x.channel === 'market_trades')) {
-      const times = m.events.map((e) => e.exchUs);
-      expect(times).toEqual([...times].sort((a, b) => a - b));
-    }
-  });
-
-  it('maps updates to absolute level changes with "0" removals and exchange time from event_time', () => {
-    const l2 = mapped.filter((m) => m.channel === 'l2_data');
-    const changes = l2.flatMap((m) => m.events).filter((e) => e.type === 'book_changes');
-    expect(changes.length).toBeGreaterThan(700);
-    const all = changes.flatMap((e) => e.changes);
-    expect(all.some((c) => c.size === '0')).toBe(true);
-    expect(new Set(all.map((c) => c.side))).toEqual(new Set(['bid', 'ask']));
-    // The change happens before the exchange sends the frame (recorder clocks may be skewed, exchange's are not).
-    for (const m of l2) for (const e of m.events) expect(e.exchUs).toBeLessThanOrEqual(m.exchUs);
-    expect(l2.some((m) => m.events[0]!.exchUs < m.exchUs)).toBe(true);
-  });
-
-  it('maps tickers and heartbeats', () => {
-    const events = mapped.flatMap((m) => m.events);
-    const tickers = events.filter((e) => e.type === 'ticker');
-    const heartbeats = events.filter((e) => e.type === 'heartbeat');
-    expect(tickers).toHaveLength(160);
-    expect(heartbeats).toHaveLength(25);
-    const counters = heartbeats.map((h) => h.counter);
-    expect(counters.slice(1).every((c, i) => c === counters[i]! + 1)).toBe(true);
-    for (const t of tickers) expect(Number(t.bestBid)).toBeLessThan(Number(t.bestAsk));
-  });
-
-  it('maps subscriptions and candles to no events', () => {
-    const quiet = mapped.filter((m) => m.channel === 'subscriptions' || m.channel === 'candles');
-    expect(quiet.length).toBe(11);
-    expect(quiet.every((m) => m.events.length === 0)).toBe(true);
-  });
-});
+// The conformance tests over the real capture are in conformance.advancedTrade.test.ts.
 
 describe('Advanced Trade mapper: bad input', () => {
   const ok = (events: unknown[], channel = 'l2_data') =>
@@ -166,6 +46,7 @@ describe('Advanced Trade mapper: bad input', () => {
     ['unknown side', ok(update({ side: 'ask' })), 'side'],
     ['bad price', ok(update({ price_level: '1e5' })), 'price_level'],
     ['numeric size', ok(update({ new_quantity: 2 })), 'new_quantity'],
+    ['missing event_time', ok(update({ event_time: undefined })), 'updates[0].event_time'],
     ['bad trade side', ok([{ type: 'update', trades: [{ side: 'X' }] }], 'market_trades'), 'trades[0]'],
   ])('%s -> MalformedFrameError naming the problem and quoting the frame', (_name, raw, needle) => {
     let caught: unknown;
@@ -198,5 +79,119 @@ describe('Advanced Trade mapper: bad input', () => {
     const raw = JSON.stringify({ type: 'error', message: 'failure to subscribe' });
     expect(() => mapAdvancedTradeFrame(raw, 1)).toThrow(FeedError);
     expect(() => mapAdvancedTradeFrame(raw, 1)).toThrow(/failure to subscribe/);
+  });
+});
+
+describe('Advanced Trade mapper: async (sliced) path', () => {
+  const decimal = fc
+    .tuple(fc.nat({ max: 99_999 }), fc.string({ unit: fc.constantFrom(...'0123456789'), maxLength: 9 }))
+    .map(([i, f]) => (f ? `${i}.${f}` : String(i)));
+  // Mostly valid fields, sometimes a bad one, so both the results and the errors are compared.
+  const field = (valid: fc.Arbitrary<unknown>) =>
+    fc.oneof(
+      { weight: 20, arbitrary: valid },
+      { weight: 1, arbitrary: fc.constantFrom('x', 5, null, '1e3') },
+    );
+  const level = fc.record({
+    side: field(fc.constantFrom('bid', 'offer')),
+    event_time: field(
+      fc
+        .integer({ min: 0, max: 5 })
+        .map((s) => `2026-08-09T21:05:4${s}.${String(s * 137).padStart(9, '0')}Z`),
+    ),
+    price_level: field(decimal),
+    new_quantity: field(decimal),
+  });
+  const frame = fc.record({
+    channel: fc.constant('l2_data'),
+    timestamp: fc.constant('2026-08-09T21:05:49.5Z'),
+    sequence_num: fc.nat({ max: 1000 }),
+    events: fc.array(
+      fc.record({
+        type: field(fc.constantFrom('snapshot', 'update')),
+        product_id: fc.constantFrom('BTC-USD', 'ETH-USD'),
+        updates: fc.array(level, { maxLength: 40 }),
+      }),
+      { maxLength: 3 },
+    ),
+  });
+
+  type Outcome = { ok: MappedFrame } | { error: string; name: string };
+  const syncOutcome = (raw: string): Outcome => {
+    try {
+      return { ok: mapAdvancedTradeFrame(raw, 42) };
+    } catch (err) {
+      return { error: (err as Error).message, name: (err as Error).name };
+    }
+  };
+  const asyncOutcome = async (raw: string, levelsPerSlice: number): Promise<Outcome> => {
+    try {
+      return { ok: await mapAdvancedTradeFrameAsync(raw, 42, { largeFrameChars: 0, levelsPerSlice }) };
+    } catch (err) {
+      return { error: (err as Error).message, name: (err as Error).name };
+    }
+  };
+
+  it('gives exactly the sync result or error, whatever the slice size', async () => {
+    let mappedOk = 0;
+    let failed = 0;
+    await fc.assert(
+      fc.asyncProperty(frame, fc.integer({ min: 1, max: 8 }), async (f, levelsPerSlice) => {
+        const raw = JSON.stringify(f);
+        const want = syncOutcome(raw);
+        if ('ok' in want) mappedOk++;
+        else failed++;
+        expect(await asyncOutcome(raw, levelsPerSlice)).toEqual(want);
+      }),
+      { numRuns: 200 },
+    );
+    // The generator exercises both outcomes (otherwise the comparison above would prove little).
+    expect(mappedOk).toBeGreaterThan(20);
+    expect(failed).toBeGreaterThan(20);
+  });
+
+  it('maps a small frame without waiting for a turn of the event loop', async () => {
+    const raw = JSON.stringify({
+      channel: 'heartbeats',
+      timestamp: '2026-08-09T21:05:48Z',
+      sequence_num: 3,
+      events: [{ current_time: 'x', heartbeat_counter: 9 }],
+    });
+    let turned = false;
+    setImmediate(() => {
+      turned = true;
+    });
+    const m = await mapAdvancedTradeFrameAsync(raw, 1);
+    expect(turned).toBe(false);
+    expect(m).toEqual(mapAdvancedTradeFrame(raw, 1));
+  });
+
+  it('waits turns of the event loop between slices of a large frame', async () => {
+    const updates = Array.from({ length: 100 }, (_, i) => ({
+      side: i % 2 ? 'bid' : 'offer',
+      event_time: '2026-08-09T21:05:48Z',
+      price_level: String(1000 + i),
+      new_quantity: '1',
+    }));
+    const raw = JSON.stringify({
+      channel: 'l2_data',
+      timestamp: '2026-08-09T21:05:48Z',
+      sequence_num: 1,
+      events: [{ type: 'snapshot', product_id: 'BTC-USD', updates }],
+    });
+    let turns = 0;
+    let running = true;
+    const tick = () => {
+      if (running) {
+        turns++;
+        setImmediate(tick);
+      }
+    };
+    setImmediate(tick);
+    const m = await mapAdvancedTradeFrameAsync(raw, 1, { largeFrameChars: 0, levelsPerSlice: 10 });
+    running = false;
+    // 10 slices -> 9 pauses; the ticker runs once per turn.
+    expect(turns).toBeGreaterThanOrEqual(9);
+    expect(m).toEqual(mapAdvancedTradeFrame(raw, 1));
   });
 });
