@@ -85,12 +85,14 @@ export class Market {
     this.tradeId = 100_000_000 + this.rng.int(900_000_000);
     this.lastTradeTicks = Math.round(spec.price / TICK);
     this.seedBook(this.lastTradeTicks);
-    // Warm up before the start so the book, the recent trades and the spread are in a steady state.
+    // Warm up before the start so the book, the recent trades and the spread are in a steady state. No
+    // regime switch during the warm-up: the start regime is the one in force at `startUs`.
     this.nowUs = startUs - WARMUP_SECONDS * 1_000_000;
     this.regimeSpans.push({ regime, fromUs: this.nowUs });
-    this.scheduleSwitch();
+    this.nextSwitchUs = Number.POSITIVE_INFINITY;
     this.scheduleEvent();
     this.advanceTo(startUs, () => {});
+    this.scheduleSwitch();
   }
 
   get timeUs(): number {
