@@ -53,7 +53,6 @@ describe.skipIf(!existsSync(capture))('feature pipeline over the real Advanced T
     }
     expect(first.rows.every((r) => r.values.every(Number.isFinite))).toBe(true);
     expect(first.rows.every((r) => r.spread > 0)).toBe(true);
-    expect(first.pipeline.book('BTC-USD')!.skippedLevels).toBeGreaterThan(0); // the capture has an ask at 123,816,365 USD
   });
 
   it('labels agree with the quotes of the rows Δ later', () => {

@@ -96,15 +96,15 @@ describe('FeaturePipeline on a hand-made sequence', () => {
     expect(r.mid).toBeCloseTo(mid, 12);
     expect(r.spread).toBeCloseTo(0.02, 12);
     expect(feature(r, 'spread_bps')).toBeCloseTo((0.02 / mid) * 1e4, 9);
-    expect(feature(r, 'l1_imbalance')).toBeCloseTo((2 - 1) / (2 + 1), 12);
-    expect(feature(r, 'depth_imbalance_3')).toBeCloseTo((4 - 5) / (4 + 5), 12);
+    expect(feature(r, 'imbalance_l1')).toBeCloseTo((2 - 1) / (2 + 1), 12);
+    expect(feature(r, 'imbalance_l3')).toBeCloseTo((4 - 5) / (4 + 5), 12);
     const micro = (100 * 1 + 100.02 * 2) / 3;
     expect(feature(r, 'microprice_offset_bps')).toBeCloseTo(((micro - mid) / mid) * 1e4, 9);
     expect(feature(r, 'mid_log_return_1s_bps')).toBe(0); // no mid 1 s earlier
     expect(feature(r, 'time_since_quote_change_s')).toBe(QUOTE_AGE_CAP_S); // no change seen yet
     expect(feature(r, 'quote_changes_1s')).toBe(0);
     expect(feature(r, 'trade_count_1s')).toBe(2);
-    expect(feature(r, 'signed_volume_1s')).toBeCloseTo((0.5 - 0.25) / 0.75, 12);
+    expect(feature(r, 'trade_imbalance_1s')).toBeCloseTo((0.5 - 0.25) / 0.75, 12);
     expect(feature(r, 'log_volume_1s')).toBeCloseTo(Math.log(1.75), 12);
     expect(feature(r, 'book_updates_1s')).toBe(0);
     expect(r.top).toEqual({
@@ -128,11 +128,11 @@ describe('FeaturePipeline on a hand-made sequence', () => {
     expect(feature(r200, 'quote_changes_1s')).toBe(1);
     expect(feature(r200, 'book_updates_1s')).toBe(1);
     expect(feature(r200, 'trade_count_1s')).toBe(2); // trades at 50, 60 ms are within [-800, 200) ms
-    expect(feature(r200, 'l1_imbalance')).toBe(0); // 1 vs 1
+    expect(feature(r200, 'imbalance_l1')).toBe(0); // 1 vs 1
 
     const r1100 = at(1100)!;
     expect(feature(r1100, 'trade_count_1s')).toBe(0); // window [100, 1100) ms
-    expect(feature(r1100, 'signed_volume_1s')).toBe(0);
+    expect(feature(r1100, 'trade_imbalance_1s')).toBe(0);
     expect(feature(r1100, 'quote_changes_1s')).toBe(1); // the change at 150 ms is still inside
     expect(feature(r1100, 'time_since_quote_change_s')).toBeCloseTo(0.95, 12);
     expect(feature(r1100, 'mid_log_return_1s_bps')).toBeCloseTo(Math.log(100.015 / 100.01) * 1e4, 9);
@@ -193,7 +193,7 @@ describe('FeaturePipeline book validity', () => {
 
   it('the spec lists the features in the order of the row values', () => {
     expect(FEATURE_SPEC.features.map((f) => f.name)).toEqual(FEATURE_NAMES);
-    expect(FEATURE_SPEC.version).toBe(1);
+    expect(FEATURE_SPEC.version).toBe(2);
     expect(new Set(FEATURE_NAMES).size).toBe(FEATURE_NAMES.length);
   });
 });

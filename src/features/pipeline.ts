@@ -1,15 +1,26 @@
 /**
  * The event-time feature pipeline: normalized MarketEvents in (snapshot_refs already resolved to
- * book_snapshot events by the caller), FeatureRows and LabelRows out. Per product it keeps the book and
- * trailing windows, and a watermark = newest exchange time seen. Every tick boundary t (a multiple of tickMs)
- * the watermark reaches is emitted from the state as of all events with exchUs < t: before an event at time e
- * is applied, every tick t <= e is computed. No wall clock anywhere, so a replay reproduces the live rows.
+ * book_snapshot events by the caller), FeatureRows and LabelRows out. Per product it keeps the book (or the
+ * ticker's quote for a product without L2 data), trailing windows, per-second aggregates (seconds.ts) and a
+ * watermark = newest exchange time seen. Every tick boundary t (a multiple of tickMs) and every second
+ * boundary the watermark reaches is computed from the state as of all events with exchUs < t: before an event
+ * at time e is applied, every boundary <= e is done. No wall clock anywhere, so a replay reproduces the live
+ * rows.
+ *
+ * Late data: an event below its product's watermark is still applied (the book needs every update in stream
+ * order) but counts as if it happened at the watermark; ticks, seconds and labels already emitted never change.
+ * Idle products: each product's clock moves only with its own events, so a silent product emits nothing until
+ * its next event, which then emits the missed ticks. A tick more than the gap limit after the product's last
+ * event is flagged (data_gap_now = 1) and labels nothing; second boundaries in such a gap have no known quote,
+ * so windows and forward-volatility labels break there instead of bridging it.
  */
 import { BookError, OrderBook } from '../book/book.js';
 import { QuoteChangeLabeler } from '../labels/quoteChange.js';
+import { VolSpikeLabeler } from '../labels/volSpike.js';
 import { fromUnits, toUnits } from '../marketdata/decimal.js';
 import type { MarketEvent } from '../marketdata/events.js';
-import { FEATURES, type TickContext, WINDOW_US } from './spec.js';
+import { SECOND_RING, SecondSeries } from './seconds.js';
+import { DEFAULT_GAP_LIMIT_MS, FEATURES, type TickContext, WINDOW_5S_US, WINDOW_US } from './spec.js';
 import type { FeatureRow, LabelRow } from './types.js';
 
 export class FeatureInputError extends Error {
@@ -29,18 +40,27 @@ export interface PipelineOptions {
    * stats). Guards memory against a bogus far-future timestamp. Default: one hour of ticks.
    */
   maxCatchUpTicks?: number;
+  /** No event of a product for longer than this is a data gap (default DEFAULT_GAP_LIMIT_MS, config GAP_LIMIT_MS). */
+  gapLimitMs?: number;
 }
 
 export interface PipelineStats {
   events: number;
   rows: number;
   labels: number;
-  /** Ticks without a row because the book was empty, one-sided, crossed or awaiting a snapshot. */
+  /** Ticks without a row because the quote was empty, one-sided, crossed or awaiting a snapshot. */
   invalidTicks: number;
   skippedTicks: number;
   /** book_changes that arrived before any snapshot (nothing to apply them to). */
   changesBeforeSnapshot: number;
+  /** Labels of all targets that could not be decided (invalid quote or a data gap); sum of the next two. */
   droppedLabels: number;
+  droppedQuoteChangeLabels: number;
+  droppedVolSpikeLabels: number;
+  /** Rows emitted while the product's last event was older than the gap limit (data_gap_now = 1). */
+  gapTicks: number;
+  /** Events whose exchUs was below the product's watermark (applied to the next tick, see the header). */
+  lateEvents: number;
 }
 
 /** Events in [t - window, t) with a count and exact sums of positive and negative values. */
@@ -52,6 +72,8 @@ class TimeWindow {
   pos = 0;
   neg = 0;
 
+  constructor(private readonly lengthUs: number) {}
+
   push(tsUs: number, value: number): void {
     this.ts.push(tsUs);
     this.vals.push(value);
@@ -60,8 +82,9 @@ class TimeWindow {
     else this.neg -= value;
   }
 
-  /** Drops entries older than fromUs. Entries arrive in time order, so the oldest are at the head. */
-  expire(fromUs: number): void {
+  /** Drops entries older than the window before t. Entries arrive in time order, so the oldest are at the head. */
+  expire(t: number): void {
+    const fromUs = t - this.lengthUs;
     while (this.head < this.ts.length && this.ts[this.head]! < fromUs) {
       const v = this.vals[this.head]!;
       this.count--;
@@ -80,17 +103,30 @@ class TimeWindow {
 class ProductState {
   readonly book: OrderBook;
   readonly labeler: QuoteChangeLabeler;
+  readonly volLabeler: VolSpikeLabeler;
   /** A snapshot has been applied since the start or the last resync. */
   ready = false;
+  /** The product has had L2 data: the book is the quote source from then on, the ticker is ignored. */
+  hasL2 = false;
+  /** Last ticker quote in units (NaN = unknown), the quote source of a product without L2 data. */
+  tickerBid = Number.NaN;
+  tickerAsk = Number.NaN;
+  tickerBidSize = Number.NaN;
+  tickerAskSize = Number.NaN;
   nextTickUs = Number.NaN;
   watermarkUs = Number.NEGATIVE_INFINITY;
+  lastEventUs = Number.NaN;
+  lastTradeUs = Number.NaN;
   lastSeq = -1;
   lastBid = Number.NaN;
   lastAsk = Number.NaN;
   lastQuoteChangeUs = Number.NaN;
-  readonly trades = new TimeWindow();
-  readonly quoteChanges = new TimeWindow();
-  readonly bookUpdates = new TimeWindow();
+  readonly trades1s = new TimeWindow(WINDOW_US);
+  readonly trades5s = new TimeWindow(WINDOW_5S_US);
+  readonly quoteChanges1s = new TimeWindow(WINDOW_US);
+  readonly quoteChanges5s = new TimeWindow(WINDOW_5S_US);
+  readonly bookUpdates = new TimeWindow(WINDOW_US);
+  readonly seconds = new SecondSeries();
   /** Mid per tick (NaN when invalid), a ring indexed by tick number, long enough to look 1 s back. */
   readonly midRing: Float64Array;
   readonly midRingTs: Float64Array;
@@ -100,34 +136,68 @@ class ProductState {
     readonly product: string,
     deltaMs: number,
     ringSize: number,
+    gapLimitUs: number,
   ) {
     this.book = new OrderBook(product);
     this.labeler = new QuoteChangeLabeler(product, deltaMs);
+    this.volLabeler = new VolSpikeLabeler(product);
     this.midRing = new Float64Array(ringSize).fill(Number.NaN);
     this.midRingTs = new Float64Array(ringSize).fill(Number.NaN);
     this.ctx = {
       tsUs: 0,
       book: this.book,
+      fromTicker: false,
       bid: 0,
       ask: 0,
       mid: 0,
+      bidSize: 0,
+      askSize: 0,
       midOneSecondAgo: Number.NaN,
       lastQuoteChangeUs: Number.NaN,
       quoteChanges1s: 0,
+      quoteChanges5s: 0,
+      bookUpdates1s: 0,
       tradeCount1s: 0,
       buyUnits1s: 0,
       sellUnits1s: 0,
-      bookUpdates1s: 0,
+      tradeCount5s: 0,
+      buyUnits5s: 0,
+      sellUnits5s: 0,
+      lastTradeUs: Number.NaN,
+      lastEventUs: Number.NaN,
+      gapLimitUs,
+      windows: this.seconds.windows,
     };
   }
 
+  /** Best bid/ask (units) of the quote source; NaN when unknown. */
+  bid(): number {
+    return this.hasL2 ? this.book.bestBid() : this.tickerBid;
+  }
+
+  ask(): number {
+    return this.hasL2 ? this.book.bestAsk() : this.tickerAsk;
+  }
+
+  /** The quote source holds a two-sided, uncrossed quote. */
   valid(): boolean {
-    return this.ready && this.book.isValid();
+    if (this.hasL2) return this.ready && this.book.isValid();
+    return this.tickerBid < this.tickerAsk; // false when either is NaN
+  }
+
+  /** Best sizes (units) of the quote source, 0 when unknown. */
+  bidSize(): number {
+    return (this.hasL2 ? this.book.sizeAt('bid', 0) : this.tickerBidSize) || 0;
+  }
+
+  askSize(): number {
+    return (this.hasL2 ? this.book.sizeAt('ask', 0) : this.tickerAskSize) || 0;
   }
 }
 
 export class FeaturePipeline {
   readonly tickUs: number;
+  readonly gapLimitUs: number;
   private readonly deltaMs: number;
   private readonly topLevels: number;
   private readonly maxCatchUpTicks: number;
@@ -135,19 +205,23 @@ export class FeaturePipeline {
   private readonly products = new Map<string, ProductState>();
   private rows: FeatureRow[] = [];
   private labels: LabelRow[] = [];
-  private readonly counters: PipelineStats = {
+  private readonly counters = {
     events: 0,
     rows: 0,
     labels: 0,
     invalidTicks: 0,
     skippedTicks: 0,
     changesBeforeSnapshot: 0,
-    droppedLabels: 0,
+    gapTicks: 0,
+    lateEvents: 0,
   };
 
   constructor(opts: PipelineOptions) {
     if (!Number.isInteger(opts.tickMs) || opts.tickMs <= 0) throw new RangeError(`bad tickMs ${opts.tickMs}`);
+    const gapLimitMs = opts.gapLimitMs ?? DEFAULT_GAP_LIMIT_MS;
+    if (!(gapLimitMs > 0)) throw new RangeError(`bad gapLimitMs ${gapLimitMs}`);
     this.tickUs = opts.tickMs * 1000;
+    this.gapLimitUs = gapLimitMs * 1000;
     this.deltaMs = opts.deltaMs;
     this.topLevels = opts.topLevels ?? 3;
     this.maxCatchUpTicks = opts.maxCatchUpTicks ?? Math.ceil(3_600_000 / opts.tickMs);
@@ -168,11 +242,15 @@ export class FeaturePipeline {
     // A heartbeat only moves the clock of a product already seen (feed-wide heartbeats have no book).
     if (!s && event.type === 'heartbeat') return;
     if (!s) {
-      s = new ProductState(event.product, this.deltaMs, this.ringSize);
+      s = new ProductState(event.product, this.deltaMs, this.ringSize, this.gapLimitUs);
       this.products.set(event.product, s);
     }
     this.counters.events++;
-    if (Number.isNaN(s.nextTickUs)) s.nextTickUs = Math.floor(e / this.tickUs) * this.tickUs + this.tickUs;
+    if (Number.isNaN(s.nextTickUs)) {
+      s.nextTickUs = Math.floor(e / this.tickUs) * this.tickUs + this.tickUs;
+      s.seconds.start(Math.floor(e / 1e6));
+    }
+    if (e < s.watermarkUs) this.counters.lateEvents++;
     this.advance(s, e);
     this.apply(s, event);
   }
@@ -195,11 +273,21 @@ export class FeaturePipeline {
   }
 
   stats(): PipelineStats {
-    let dropped = 0;
-    for (const s of this.products.values()) dropped += s.labeler.dropped;
-    return { ...this.counters, droppedLabels: dropped };
+    let quote = 0;
+    let vol = 0;
+    for (const s of this.products.values()) {
+      quote += s.labeler.dropped;
+      vol += s.volLabeler.dropped;
+    }
+    return {
+      ...this.counters,
+      droppedLabels: quote + vol,
+      droppedQuoteChangeLabels: quote,
+      droppedVolSpikeLabels: vol,
+    };
   }
 
+  /** Emits every tick and closes every second with boundary <= e, in time order, then resolves labels. */
   private advance(s: ProductState, e: number): void {
     if (s.nextTickUs <= e) {
       const n = Math.floor((e - s.nextTickUs) / this.tickUs) + 1;
@@ -208,23 +296,59 @@ export class FeaturePipeline {
         this.counters.skippedTicks += skip;
         s.nextTickUs += skip * this.tickUs;
       }
-      for (; s.nextTickUs <= e; s.nextTickUs += this.tickUs) this.emitTick(s, s.nextTickUs);
     }
-    const valid = s.valid();
+    const sec = s.seconds;
+    // A jump longer than the second ring leaves nothing of the old seconds to keep.
+    const lastBoundary = Math.floor(e / 1e6);
+    if (lastBoundary - sec.next > SECOND_RING) sec.skip(lastBoundary - SECOND_RING - sec.next);
+    for (;;) {
+      const secondUs = (sec.next + 1) * 1e6;
+      const t = s.nextTickUs;
+      if (secondUs <= e && secondUs <= t) this.closeSecond(s, secondUs);
+      else if (t <= e) {
+        this.emitTick(s, t);
+        s.nextTickUs += this.tickUs;
+      } else break;
+    }
     const before = this.labels.length;
-    s.labeler.resolve(e, s.book.bestBid(), s.book.bestAsk(), valid, this.labels);
+    // The quote is unknown past the gap limit after the last event: such horizons are dropped, not guessed.
+    const knownUntil = s.lastEventUs + this.gapLimitUs;
+    s.labeler.resolve(e, s.bid(), s.ask(), s.valid(), this.labels, knownUntil);
     this.counters.labels += this.labels.length - before;
     if (e > s.watermarkUs) s.watermarkUs = e;
   }
 
+  /** True when the product's last event is more than the gap limit before t. */
+  private stale(s: ProductState, t: number): boolean {
+    return t - s.lastEventUs > this.gapLimitUs;
+  }
+
+  private closeSecond(s: ProductState, boundaryUs: number): void {
+    if (s.valid() && !this.stale(s, boundaryUs)) {
+      const bid = s.bid();
+      const ask = s.ask();
+      const mid = (bid + ask) / 2;
+      const qb = s.bidSize();
+      const qa = s.askSize();
+      s.seconds.close(mid / 1e8, (ask - bid) / mid, qb + qa > 0 ? (qb - qa) / (qb + qa) : 0);
+    } else {
+      s.seconds.close(Number.NaN, Number.NaN, Number.NaN);
+    }
+    const before = this.labels.length;
+    s.volLabeler.resolve(s.seconds.next, s.seconds, this.labels);
+    this.counters.labels += this.labels.length - before;
+  }
+
   private emitTick(s: ProductState, t: number): void {
-    s.trades.expire(t - WINDOW_US);
-    s.quoteChanges.expire(t - WINDOW_US);
-    s.bookUpdates.expire(t - WINDOW_US);
+    s.trades1s.expire(t);
+    s.trades5s.expire(t);
+    s.quoteChanges1s.expire(t);
+    s.quoteChanges5s.expire(t);
+    s.bookUpdates.expire(t);
 
     const valid = s.valid();
-    const bidU = s.book.bestBid();
-    const askU = s.book.bestAsk();
+    const bidU = s.bid();
+    const askU = s.ask();
     const mid = (bidU + askU) / 2 / 1e8;
 
     const tickNo = t / this.tickUs;
@@ -241,16 +365,26 @@ export class FeaturePipeline {
     }
     const c = s.ctx;
     c.tsUs = t;
+    c.fromTicker = !s.hasL2;
     c.bid = bidU / 1e8;
     c.ask = askU / 1e8;
     c.mid = mid;
+    c.bidSize = s.bidSize();
+    c.askSize = s.askSize();
     c.midOneSecondAgo = midAgo;
     c.lastQuoteChangeUs = s.lastQuoteChangeUs;
-    c.quoteChanges1s = s.quoteChanges.count;
-    c.tradeCount1s = s.trades.count;
-    c.buyUnits1s = s.trades.pos;
-    c.sellUnits1s = s.trades.neg;
+    c.quoteChanges1s = s.quoteChanges1s.count;
+    c.quoteChanges5s = s.quoteChanges5s.count;
     c.bookUpdates1s = s.bookUpdates.pos;
+    c.tradeCount1s = s.trades1s.count;
+    c.buyUnits1s = s.trades1s.pos;
+    c.sellUnits1s = s.trades1s.neg;
+    c.tradeCount5s = s.trades5s.count;
+    c.buyUnits5s = s.trades5s.pos;
+    c.sellUnits5s = s.trades5s.neg;
+    c.lastTradeUs = s.lastTradeUs;
+    c.lastEventUs = s.lastEventUs;
+    c.windows = s.seconds.aggregates();
 
     const values = new Float64Array(FEATURES.length);
     for (let i = 0; i < FEATURES.length; i++) values[i] = FEATURES[i]!.compute(c);
@@ -265,22 +399,38 @@ export class FeaturePipeline {
       values,
     };
     if (this.topLevels > 0) {
-      row.top = { bids: s.book.top('bid', this.topLevels), asks: s.book.top('ask', this.topLevels) };
+      row.top = s.hasL2
+        ? { bids: s.book.top('bid', this.topLevels), asks: s.book.top('ask', this.topLevels) }
+        : { bids: [[row.bestBid, fromUnits(c.bidSize)]], asks: [[row.bestAsk, fromUnits(c.askSize)]] };
     }
     this.rows.push(row);
     this.counters.rows++;
+    if (this.stale(s, t)) {
+      // The state is older than the gap limit: the row is flagged (data_gap_now) but no label is made
+      // from it, so no label spans a gap.
+      this.counters.gapTicks++;
+      s.labeler.dropped++;
+      s.volLabeler.dropped++;
+      return;
+    }
     s.labeler.addTick(t, bidU, askU, s.lastSeq);
+    s.volLabeler.addTick(t, s.lastSeq);
   }
 
   private apply(s: ProductState, ev: MarketEvent): void {
     const e = ev.exchUs;
+    // Late data (below the watermark) is applied in stream order but counted at the watermark: emitted ticks
+    // and closed seconds never change, and the trailing windows stay in time order.
+    const at = Math.max(e, s.watermarkUs);
+    s.lastEventUs = at;
     try {
       switch (ev.type) {
         case 'book_snapshot':
           s.ready = false;
+          s.hasL2 = true;
           s.book.applySnapshot(ev.bids, ev.asks);
           s.ready = true;
-          this.afterBookChange(s, e);
+          this.afterQuoteChange(s, at);
           break;
         case 'book_changes':
           if (!s.ready) {
@@ -288,27 +438,45 @@ export class FeaturePipeline {
             break;
           }
           for (const ch of ev.changes) s.book.applyChange(ch.side, ch.price, ch.size);
-          s.bookUpdates.push(e, ev.changes.length);
-          this.afterBookChange(s, e);
+          s.bookUpdates.push(at, ev.changes.length);
+          this.afterQuoteChange(s, at);
           break;
         case 'trade': {
           const units = toUnits(ev.size);
-          s.trades.push(e, ev.aggressor === 'buy' ? units : -units);
+          const signed = ev.aggressor === 'buy' ? units : -units;
+          s.trades1s.push(at, signed);
+          s.trades5s.push(at, signed);
+          s.seconds.addTrade(units);
+          s.lastTradeUs = at;
           break;
         }
         case 'resync':
           s.ready = false;
           s.book.clear();
+          s.tickerBid = Number.NaN;
+          s.tickerAsk = Number.NaN;
           break;
         case 'ticker':
+          // The book is the source of truth when there is one; otherwise the ticker's quote is.
+          if (!s.hasL2) {
+            s.tickerBid = toUnits(ev.bestBid);
+            s.tickerAsk = toUnits(ev.bestAsk);
+            s.tickerBidSize = ev.bestBidSize === undefined ? Number.NaN : toUnits(ev.bestBidSize);
+            s.tickerAskSize = ev.bestAskSize === undefined ? Number.NaN : toUnits(ev.bestAskSize);
+            this.afterQuoteChange(s, at);
+          }
+          break;
         case 'heartbeat':
-          break; // the book is the source of truth; these only move the watermark
+          break; // only moves the clock
       }
     } catch (cause) {
       if (cause instanceof BookError) {
         // A half-applied update leaves the book unknown: wait for the next snapshot.
         s.ready = false;
         s.book.clear();
+      } else if (ev.type === 'ticker') {
+        s.tickerBid = Number.NaN;
+        s.tickerAsk = Number.NaN;
       }
       throw new FeatureInputError(`cannot apply ${ev.type} event of ${ev.product} (seq ${ev.seq})`, {
         cause,
@@ -318,14 +486,15 @@ export class FeaturePipeline {
   }
 
   /** Records a best bid/ask price change; the first valid quote after start is not a change. */
-  private afterBookChange(s: ProductState, e: number): void {
+  private afterQuoteChange(s: ProductState, at: number): void {
     if (!s.valid()) return;
-    const bid = s.book.bestBid();
-    const ask = s.book.bestAsk();
+    const bid = s.bid();
+    const ask = s.ask();
     if (bid === s.lastBid && ask === s.lastAsk) return;
     if (!Number.isNaN(s.lastBid)) {
-      s.lastQuoteChangeUs = e;
-      s.quoteChanges.push(e, 0);
+      s.lastQuoteChangeUs = at;
+      s.quoteChanges1s.push(at, 0);
+      s.quoteChanges5s.push(at, 0);
     }
     s.lastBid = bid;
     s.lastAsk = ask;

@@ -4,32 +4,58 @@
  * Change a definition => bump FEATURE_VERSION (models trained on the old meaning must not be served).
  */
 import type { OrderBook } from '../book/book.js';
+import { WINDOWS_S, type WindowAggregates } from './seconds.js';
 import type { FeatureDef, FeatureSpec } from './types.js';
 
-export const FEATURE_VERSION = 1;
+export const FEATURE_VERSION = 2;
 export const DEFAULT_TICK_MS = 100;
-/** Length of the trailing windows ("over 1 s"): events with exchUs in [t - 1 s, t). */
+/** Length of the short trailing windows: events with exchUs in [t - 1 s, t) and [t - 5 s, t). */
 export const WINDOW_US = 1_000_000;
+export const WINDOW_5S_US = 5_000_000;
 /** time_since_quote_change_s saturates here (also its value before any change was seen). */
 export const QUOTE_AGE_CAP_S = 10;
+/** time_since_trade_s saturates here (also its value before any trade was seen). */
+export const TRADE_AGE_CAP_S = 300;
+/**
+ * No event of a product for longer than this is a data gap (config GAP_LIMIT_MS): ticks in it are flagged,
+ * second boundaries in it have no known quote, so windows and labels are broken rather than bridged.
+ */
+export const DEFAULT_GAP_LIMIT_MS = 5_000;
 
-/** Product state as of all events with exchUs < tsUs; prices are floats in quote currency. */
+/**
+ * Product state as of all events with exchUs < tsUs; prices are floats in quote currency, sizes and volumes
+ * exact 1e-8 units. The quote (bid/ask/sizes) comes from the L2 book, or from the ticker for a product that
+ * never had L2 data (fromTicker).
+ */
 export interface TickContext {
   tsUs: number;
   book: OrderBook;
+  fromTicker: boolean;
   bid: number;
   ask: number;
   mid: number;
-  /** Mid at the tick 1 s earlier, NaN when the book was not valid then (or not yet tracked). */
+  /** Best bid/ask sizes; 0 when unknown (a ticker without sizes). */
+  bidSize: number;
+  askSize: number;
+  /** Mid at the tick 1 s earlier, NaN when the quote was not valid then (or not yet tracked). */
   midOneSecondAgo: number;
   /** Exchange time of the last best bid/ask price change, NaN when none seen. */
   lastQuoteChangeUs: number;
   quoteChanges1s: number;
+  quoteChanges5s: number;
+  bookUpdates1s: number;
   tradeCount1s: number;
-  /** Taker buy / sell volume in the window, exact 1e-8 units. */
   buyUnits1s: number;
   sellUnits1s: number;
-  bookUpdates1s: number;
+  tradeCount5s: number;
+  buyUnits5s: number;
+  sellUnits5s: number;
+  /** Exchange time of the last trade / last event of any kind, NaN when none. */
+  lastTradeUs: number;
+  lastEventUs: number;
+  gapLimitUs: number;
+  /** Aggregates over the whole seconds before the tick, one per WINDOWS_S entry. */
+  windows: readonly WindowAggregates[];
 }
 
 interface FeatureImpl extends FeatureDef {
@@ -44,19 +70,33 @@ function imbalance(a: number, b: number): number {
   return a + b > 0 ? (a - b) / (a + b) : 0;
 }
 
-function depthImbalance(book: OrderBook, levels: number): number {
+/** Queue imbalance over the best `levels` levels of each side combined; 0 from a ticker beyond level 1. */
+function depthImbalance(c: TickContext, levels: number): number {
+  if (c.fromTicker) return levels === 1 ? imbalance(c.bidSize, c.askSize) : 0;
   let bid = 0;
   let ask = 0;
   for (let i = 0; i < levels; i++) {
-    bid += book.sizeAt('bid', i) || 0; // NaN past the end counts as no size
-    ask += book.sizeAt('ask', i) || 0;
+    bid += c.book.sizeAt('bid', i) || 0; // NaN past the end counts as no size
+    ask += c.book.sizeAt('ask', i) || 0;
   }
   return imbalance(bid, ask);
 }
 
+function depthUnits(c: TickContext, side: 'bid' | 'ask', levels: number): number {
+  if (c.fromTicker) return 0;
+  let sum = 0;
+  for (let i = 0; i < levels; i++) sum += c.book.sizeAt(side, i) || 0;
+  return sum;
+}
+
+/** sign(x) * ln(1 + |x|): keeps the sign of a volume and tames its scale. */
+function signedLog(x: number): number {
+  return Math.sign(x) * Math.log1p(Math.abs(x));
+}
+
 const f32 = 'float32' as const;
 
-export const FEATURES: readonly FeatureImpl[] = [
+const topOfBook: FeatureImpl[] = [
   {
     name: 'spread_bps',
     type: f32,
@@ -64,35 +104,36 @@ export const FEATURES: readonly FeatureImpl[] = [
     compute: (c) => ((c.ask - c.bid) / c.mid) * BPS,
   },
   {
-    name: 'l1_imbalance',
-    type: f32,
-    description: '(best bid size - best ask size) / (sum), in [-1, 1]',
-    compute: (c) => imbalance(c.book.sizeAt('bid', 0), c.book.sizeAt('ask', 0)),
-  },
-  {
-    name: 'depth_imbalance_3',
-    type: f32,
-    description: '(bid size - ask size) / (sum) over the best 3 levels of each side, in [-1, 1]',
-    compute: (c) => depthImbalance(c.book, 3),
-  },
-  {
     name: 'microprice_offset_bps',
     type: f32,
     description:
-      'size-weighted microprice (bid*askSize + ask*bidSize)/(bidSize+askSize) minus mid, over mid, bps',
+      'size-weighted microprice (bid*askSize + ask*bidSize)/(bidSize+askSize) minus mid, over mid, bps; ' +
+      '0 when the sizes are unknown (ticker without sizes)',
     compute: (c) => {
-      const qb = c.book.sizeAt('bid', 0);
-      const qa = c.book.sizeAt('ask', 0);
-      const micro = (c.bid * qa + c.ask * qb) / (qa + qb);
+      const q = c.bidSize + c.askSize;
+      if (!(q > 0)) return 0;
+      const micro = (c.bid * c.askSize + c.ask * c.bidSize) / q;
       return ((micro - c.mid) / c.mid) * BPS;
     },
   },
-  {
-    name: 'mid_log_return_1s_bps',
-    type: f32,
-    description: 'ln(mid / mid 1 s earlier), bps; 0 when the mid 1 s earlier is unknown',
-    compute: (c) => (Number.isFinite(c.midOneSecondAgo) ? Math.log(c.mid / c.midOneSecondAgo) * BPS : 0),
-  },
+  ...[1, 2, 3].map(
+    (n): FeatureImpl => ({
+      name: `imbalance_l${n}`,
+      type: f32,
+      description:
+        `queue imbalance (bid size - ask size) / (sum) over the best ${n} level(s) of each side combined, ` +
+        `in [-1, 1]${n === 1 ? ' (ticker: its best sizes, 0 without them)' : '; 0 from a ticker'}`,
+      compute: (c) => depthImbalance(c, n),
+    }),
+  ),
+  ...(['bid', 'ask'] as const).map(
+    (side): FeatureImpl => ({
+      name: `log_depth_${side}_3`,
+      type: f32,
+      description: `ln(1 + base size on the best 3 ${side} levels); 0 from a ticker`,
+      compute: (c) => Math.log1p(depthUnits(c, side, 3) / UNITS),
+    }),
+  ),
   {
     name: 'time_since_quote_change_s',
     type: f32,
@@ -109,31 +150,155 @@ export const FEATURES: readonly FeatureImpl[] = [
     compute: (c) => c.quoteChanges1s,
   },
   {
-    name: 'trade_count_1s',
+    name: 'quote_changes_5s',
     type: f32,
-    description: 'number of trades in the last 1 s',
-    compute: (c) => c.tradeCount1s,
+    description: 'number of best bid/ask price changes in the last 5 s',
+    compute: (c) => c.quoteChanges5s,
   },
   {
-    name: 'signed_volume_1s',
+    name: 'mid_log_return_1s_bps',
     type: f32,
-    description:
-      '(taker buy volume - taker sell volume) / (sum) over the last 1 s, in [-1, 1]; 0 without trades',
-    compute: (c) => imbalance(c.buyUnits1s, c.sellUnits1s),
-  },
-  {
-    name: 'log_volume_1s',
-    type: f32,
-    description: 'ln(1 + traded base volume in the last 1 s)',
-    compute: (c) => Math.log1p((c.buyUnits1s + c.sellUnits1s) / UNITS),
+    description: 'ln(mid / mid at the tick 1 s earlier), bps; 0 when that mid is unknown',
+    compute: (c) => (Number.isFinite(c.midOneSecondAgo) ? Math.log(c.mid / c.midOneSecondAgo) * BPS : 0),
   },
   {
     name: 'book_updates_1s',
     type: f32,
-    description: 'number of level changes (any depth) in the last 1 s',
+    description: 'number of level changes (any depth) in the last 1 s; 0 from a ticker',
     compute: (c) => c.bookUpdates1s,
   },
 ];
+
+interface TradeWindow {
+  seconds: number;
+  count(c: TickContext): number;
+  buy(c: TickContext): number;
+  sell(c: TickContext): number;
+}
+
+const TRADE_WINDOWS: TradeWindow[] = [
+  { seconds: 1, count: (c) => c.tradeCount1s, buy: (c) => c.buyUnits1s, sell: (c) => c.sellUnits1s },
+  { seconds: 5, count: (c) => c.tradeCount5s, buy: (c) => c.buyUnits5s, sell: (c) => c.sellUnits5s },
+];
+
+const tradeWindows: FeatureImpl[] = TRADE_WINDOWS.flatMap(
+  ({ seconds: w, count, buy, sell }): FeatureImpl[] => [
+    {
+      name: `trade_count_${w}s`,
+      type: f32,
+      description: `number of trades in the last ${w} s`,
+      compute: count,
+    },
+    {
+      name: `log_volume_${w}s`,
+      type: f32,
+      description: `ln(1 + traded base volume in the last ${w} s)`,
+      compute: (c) => Math.log1p((buy(c) + sell(c)) / UNITS),
+    },
+    {
+      name: `signed_log_volume_${w}s`,
+      type: f32,
+      description: `signed aggressor volume: sign(v) * ln(1 + |v|), v = taker buy - taker sell base volume in the last ${w} s`,
+      compute: (c) => signedLog((buy(c) - sell(c)) / UNITS),
+    },
+    {
+      name: `trade_imbalance_${w}s`,
+      type: f32,
+      description: `(taker buy volume - taker sell volume) / (sum) over the last ${w} s, in [-1, 1]; 0 without trades`,
+      compute: (c) => imbalance(buy(c), sell(c)),
+    },
+  ],
+);
+
+const windowed: FeatureImpl[] = WINDOWS_S.flatMap((w, i): FeatureImpl[] => {
+  const over = `over the ${w} whole seconds before the tick's last second boundary`;
+  const a = (c: TickContext) => c.windows[i]!;
+  return [
+    {
+      name: `log_return_${w}s_bps`,
+      type: f32,
+      description: `sum of the known 1 s log returns of the mid ${over}, bps (unknown seconds add nothing)`,
+      compute: (c) => a(c).logReturn * BPS,
+    },
+    {
+      name: `rv_${w}s_bps`,
+      type: f32,
+      description: `realized volatility: root mean square of the known 1 s log returns ${over}, bps; 0 when none`,
+      compute: (c) => a(c).rv * BPS,
+    },
+    {
+      name: `mean_abs_dmid_${w}s_bps`,
+      type: f32,
+      description: `mean |Δmid| per second / mid ${over}, bps; 0 when none known`,
+      compute: (c) => a(c).meanAbsDmid * BPS,
+    },
+    {
+      name: `mean_spread_${w}s_bps`,
+      type: f32,
+      description: `mean spread / mid at the known second boundaries ${over}, bps; 0 when none`,
+      compute: (c) => a(c).meanSpread * BPS,
+    },
+    {
+      name: `mean_imbalance_${w}s`,
+      type: f32,
+      description: `mean L1 queue imbalance at the known second boundaries ${over}; 0 when none`,
+      compute: (c) => a(c).meanImbalance,
+    },
+    {
+      name: `trade_rate_${w}s`,
+      type: f32,
+      description: `trade intensity: trades per second ${over}`,
+      compute: (c) => a(c).trades / w,
+    },
+    {
+      name: `log_volume_rate_${w}s`,
+      type: f32,
+      description: `volume velocity: ln(1 + traded base volume per second ${over})`,
+      compute: (c) => Math.log1p(a(c).volumeUnits / UNITS / w),
+    },
+    {
+      name: `data_gap_${w}s`,
+      type: f32,
+      description:
+        `1 when any 1 s return ${over} is unknown (a data gap longer than the gap limit, an invalid book ` +
+        'at a second boundary, or not yet enough history), else 0',
+      compute: (c) => (a(c).knownReturns < w ? 1 : 0),
+    },
+  ];
+});
+
+const status: FeatureImpl[] = [
+  {
+    name: 'time_since_trade_s',
+    type: f32,
+    description: `seconds since the last trade, capped at ${TRADE_AGE_CAP_S} (also when never)`,
+    compute: (c) =>
+      Number.isFinite(c.lastTradeUs)
+        ? Math.min((c.tsUs - c.lastTradeUs) / 1e6, TRADE_AGE_CAP_S)
+        : TRADE_AGE_CAP_S,
+  },
+  {
+    name: 'data_gap_now',
+    type: f32,
+    description:
+      "1 when the product's last event is older than the gap limit at the tick (the state is stale), else 0",
+    compute: (c) => (c.tsUs - c.lastEventUs > c.gapLimitUs ? 1 : 0),
+  },
+  {
+    name: 'source_is_ticker',
+    type: f32,
+    description:
+      '1 when the quote comes from the ticker (a product without L2 data: book-only features are 0), ' +
+      '0 when from the L2 book',
+    compute: (c) => (c.fromTicker ? 1 : 0),
+  },
+];
+
+/**
+ * Model inputs, all scale-free. The row also carries best_bid, best_ask (exact decimals), mid and spread
+ * (quote currency) as columns beside them (FeatureRow, the lake's features zone).
+ */
+export const FEATURES: readonly FeatureImpl[] = [...topOfBook, ...tradeWindows, ...windowed, ...status];
 
 export const FEATURE_NAMES: readonly string[] = FEATURES.map((f) => f.name);
 

@@ -36,7 +36,8 @@ export interface FeatureRow {
 export interface LabelRow {
   product: string;
   tsUs: number;
-  target: 'quote_change_500ms';
+  target: 'quote_change_500ms' | 'vol_spike_60s';
+  /** quote_change_500ms: 0 or 1; vol_spike_60s: the continuous forward volatility in bps (τ is the model's). */
   value: number;
   /** seq of the feature row at the same tick (names lake objects); absent when not known. */
   seq?: number;

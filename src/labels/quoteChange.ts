@@ -2,8 +2,9 @@
  * Target quote_change_500ms: for the tick at t, 1 if the best bid OR best ask PRICE as of t + Δ differs from
  * the one as of t, else 0. "As of x" means after all events with exchUs < x, the same rule as the feature
  * ticks, so a change at exactly t + Δ belongs to the next horizon. A label is emitted once the event-time
- * watermark reaches t + Δ; if the book is not valid then (e.g. resyncing) the truth is unknown and the label
- * is dropped rather than guessed.
+ * watermark reaches t + Δ; if the book is not valid then (e.g. resyncing), or the horizon lies in a data gap
+ * (no event for longer than the gap limit before it), the truth is unknown and the label is dropped rather
+ * than guessed.
  */
 import type { LabelRow } from '../features/types.js';
 
@@ -37,14 +38,22 @@ export class QuoteChangeLabeler {
 
   /**
    * Emits the labels of every pending tick whose horizon tsUs + Δ <= watermarkUs, given the current state
-   * (which must be the state as of all events before watermarkUs).
+   * (which must be the state as of all events before watermarkUs). Horizons after knownUntilUs (the last
+   * event + the gap limit) are in a data gap: dropped.
    */
-  resolve(watermarkUs: number, bid: number, ask: number, valid: boolean, out: LabelRow[]): void {
+  resolve(
+    watermarkUs: number,
+    bid: number,
+    ask: number,
+    valid: boolean,
+    out: LabelRow[],
+    knownUntilUs = Number.POSITIVE_INFINITY,
+  ): void {
     while (this.head < this.pending.length) {
       const p = this.pending[this.head]!;
       if (p.tsUs + this.deltaUs > watermarkUs) break;
       this.head++;
-      if (!valid) {
+      if (!valid || p.tsUs + this.deltaUs > knownUntilUs) {
         this.dropped++;
         continue;
       }

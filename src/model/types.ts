@@ -1,8 +1,8 @@
 import type { FeatureSpec } from '../features/types.js';
 
 /** Prediction targets served by QuoteWatch. */
-export type Target = 'quote_change_500ms';
-export const TARGETS: readonly Target[] = ['quote_change_500ms'];
+export type Target = 'quote_change_500ms' | 'vol_spike_60s';
+export const TARGETS: readonly Target[] = ['quote_change_500ms', 'vol_spike_60s'];
 
 /**
  * A model loaded in onnxruntime-node. ONNX contract: input "features" float32 [N, F] in spec order,
