@@ -4,9 +4,10 @@
  */
 import { fileURLToPath } from 'node:url';
 import { type BenchGroup, formatTable, mergeResults, readResults, writeResults } from './harness.js';
+import { ingestGroup } from './ingest.js';
 import { startupGroup } from './startup.js';
 
-const GROUPS: BenchGroup[] = [startupGroup];
+const GROUPS: BenchGroup[] = [ingestGroup, startupGroup];
 
 function parseOnly(argv: string[]): Set<string> | undefined {
   const i = argv.indexOf('--only');
