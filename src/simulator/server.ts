@@ -49,6 +49,8 @@ export interface SimulatorFaults {
   sendMalformed(kind?: 'truncated' | 'garbage'): void;
   /** Sends `{"type":"error","message"}` on every connection now. */
   sendError(message: string): void;
+  /** Sends an in-sequence level2 snapshot of `productId` padded to `levels` levels (~5 MB at 50k). */
+  sendOversizedSnapshot(productId?: string, levels?: number): void;
 }
 
 export interface SimulatorServer {
@@ -218,6 +220,11 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
       }),
     sendError: (message) =>
       everyConn((c) => send(c, { text: JSON.stringify(errorFrame(message)), seq: null })),
+    sendOversizedSnapshot: (productId = products[0]?.productId ?? 'BTC-USD', levels = 50_000) =>
+      everyConn((c) => {
+        const f = c.session.oversizedSnapshot(productId, levels);
+        if (f) send(c, f);
+      }),
   };
 
   return {

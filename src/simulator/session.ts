@@ -99,6 +99,31 @@ export class Session {
     this.seq += n;
   }
 
+  /**
+   * Fault injection: a level2 snapshot of `productId` in sequence, padded to about `levels` levels (a real
+   * BTC-USD snapshot is ~46k levels, ~5 MB). The padding lies beyond the deepest real levels (bids below,
+   * asks above), so the top of book stays the simulator's; undefined when the client has no level2 for it.
+   */
+  oversizedSnapshot(productId: string, levels: number): OutFrame | undefined {
+    const m = this.exchange.market(productId);
+    if (!m || !this.has('level2', productId)) return undefined;
+    const bids = m.levels('bid');
+    const asks = m.levels('ask');
+    const pad = Math.max(0, levels - bids.length - asks.length);
+    const lowest = Math.min(...bids.map((l) => l.priceTicks), m.lastTradeTicks);
+    const highest = Math.max(...asks.map((l) => l.priceTicks), m.lastTradeTicks);
+    const padBids: BookLevel[] = [];
+    for (let i = 1; i <= Math.ceil(pad / 2) && lowest - i > 0; i++)
+      padBids.push({ priceTicks: lowest - i, qtyUnits: 1_000_000 });
+    const padAsks: BookLevel[] = [];
+    for (let i = 1; padBids.length + padAsks.length < pad; i++)
+      padAsks.push({ priceTicks: highest + i, qtyUnits: 1_000_000 });
+    const event = l2SnapshotEvent(productId, this.nowUs, [...padBids, ...bids], [...asks, ...padAsks]);
+    const f = this.frame(FRAME_CHANNEL.level2, [event]);
+    this.recordTop(m, f.seq!);
+    return f;
+  }
+
   /** Handles one client message at the current simulated time; returns the frames it answers with. */
   handleMessage(text: string): OutFrame[] {
     try {
