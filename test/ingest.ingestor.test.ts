@@ -3,11 +3,16 @@ import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
 import { kinesisClient, s3Client } from '../src/aws/clients.js';
+import { OrderBook } from '../src/book/book.js';
+import type { FeedKind } from '../src/config.js';
 import { Ingestor } from '../src/ingest/ingestor.js';
 import type { Logger } from '../src/ingest/log.js';
 import { KinesisProducer } from '../src/ingest/producer.js';
 import { SnapshotStore } from '../src/ingest/snapshots.js';
+import { fromUnits, normalizeDecimal } from '../src/marketdata/decimal.js';
+import type { Level } from '../src/marketdata/events.js';
 import { BUCKETS, STREAM } from '../src/resources.js';
+import { type SimulatorServer, startSimulator } from '../src/simulator/server.js';
 import type { StreamEvent } from '../src/stream/record.js';
 import { readStream } from './ingest.helpers.js';
 import { withEmulators } from './support/system.js';
@@ -83,7 +88,15 @@ afterEach(async () => {
   lines.length = 0;
 });
 
-function startIngestor(url: string, options: { silenceMs?: number } = {}) {
+function startIngestor(
+  url: string,
+  options: {
+    silenceMs?: number;
+    snapshotIntervalMs?: number;
+    feedKind?: FeedKind;
+    bookStaleMs?: number;
+  } = {},
+) {
   const producer = new KinesisProducer({
     client: kinesisClient(local.env),
     streamName: STREAM.localName,
@@ -100,6 +113,9 @@ function startIngestor(url: string, options: { silenceMs?: number } = {}) {
     statsIntervalMs: 60_000,
     reconnectBaseMs: 10,
     reconnectCapMs: 50,
+    snapshotIntervalMs: options.snapshotIntervalMs ?? 0,
+    feedKind: options.feedKind,
+    bookStaleMs: options.bookStaleMs,
   });
   ingestor.start();
   cleanups.push(() => ingestor.stop());
@@ -256,5 +272,156 @@ describe('Ingestor against a scripted Advanced Trade server, into kinesalite and
     ]);
     // Sequence numbers restart per connection, ids stay unique thanks to the connection number.
     expect(new Set(btc.map((e) => e.id)).size).toBe(btc.length);
+  });
+});
+
+async function loadRef(ref: { bucket: string; key: string }): Promise<{ bids: Level[]; asks: Level[] }> {
+  const obj = await s3Client(local.env).send(new GetObjectCommand({ Bucket: ref.bucket, Key: ref.key }));
+  return JSON.parse(gunzipSync(await obj.Body!.transformToByteArray()).toString('utf8'));
+}
+
+const fullBook = (b: OrderBook) => ({
+  bids: b.top('bid', b.depth('bid')),
+  asks: b.top('ask', b.depth('ask')),
+});
+
+describe('Periodic full-depth snapshots', () => {
+  let sim: SimulatorServer | undefined;
+  afterEach(async () => {
+    await sim?.close();
+    sim = undefined;
+  });
+
+  it('let a consumer that starts at a periodic snapshot_ref rebuild the same book as a full replay', async () => {
+    sim = await startSimulator({
+      port: 0,
+      seed: 5,
+      mode: 'fast',
+      products: [
+        { productId: 'BTC-USD', price: 65_000, levelsPerSide: 100 },
+        { productId: 'ETH-USD', price: 3_000, levelsPerSide: 100 },
+      ],
+    });
+    const ingestor = startIngestor(sim.url, { snapshotIntervalMs: 100 });
+    await until('several periodic snapshots', () => ingestor.counters.periodicSnapshots >= 4);
+    await ingestor.stop();
+    const [conn] = sim.connections();
+
+    for (const product of PRODUCTS) {
+      const events = await eventsOf(ingestor.session, product);
+      const periodic = events.flatMap((e, i) =>
+        e.type === 'snapshot_ref' && e.source === 'periodic' ? [i] : [],
+      );
+      expect(periodic.length).toBeGreaterThanOrEqual(3);
+      expect(events.find((e) => e.type === 'snapshot_ref')).toMatchObject({ source: 'exchange' });
+
+      // The full replay, from the very first event, remembering the book at each periodic ref.
+      const replay = new OrderBook(product);
+      const atRef = new Map<number, ReturnType<typeof fullBook>>();
+      for (const [i, e] of events.entries()) {
+        if (e.type === 'snapshot_ref' && e.source !== 'periodic') {
+          const { bids, asks } = await loadRef(e);
+          replay.applySnapshot(bids, asks);
+        }
+        if (e.type === 'book_changes') for (const c of e.changes) replay.applyChange(c.side, c.price, c.size);
+        if (periodic.includes(i)) atRef.set(i, fullBook(replay));
+      }
+
+      // A consumer that joins in the middle: everything before the second periodic ref is skipped.
+      const start = periodic[1]!;
+      const late = new OrderBook(product);
+      let lastSeq = -1;
+      for (const e of events.slice(start)) {
+        if (e.type === 'snapshot_ref') {
+          const { bids, asks } = await loadRef(e);
+          // Every periodic snapshot equals the replayed book at that point of the stream.
+          if (e.source === 'periodic') expect({ bids, asks }).toEqual(atRef.get(events.indexOf(e)));
+          late.applySnapshot(bids, asks);
+        }
+        if (e.type === 'book_changes') for (const c of e.changes) late.applyChange(c.side, c.price, c.size);
+        if (e.type === 'snapshot_ref' || e.type === 'book_changes') lastSeq = e.seq;
+      }
+      expect(fullBook(late)).toEqual(fullBook(replay));
+      expect(late.depth('bid')).toBeGreaterThan(10);
+      const top = sim.topOfBookAt(product, lastSeq, conn);
+      expect(fromUnits(late.bestBid())).toBe(normalizeDecimal(top!.bestBid));
+      expect(fromUnits(late.bestAsk())).toBe(normalizeDecimal(top!.bestAsk));
+    }
+  });
+});
+
+describe('Ingestor on the legacy Exchange feed (scripted server)', () => {
+  it('resyncs a crossed book and a stale one (heartbeats but no updates), resubscribing only that product', async () => {
+    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    await new Promise((resolve) => wss.once('listening', resolve));
+    cleanups.push(() => new Promise((r) => wss.close(r)));
+    const received: { type: string; product_ids: string[]; channels: string[] }[] = [];
+    wss.on('connection', (ws) => {
+      const send = (frame: unknown) => ws.send(JSON.stringify(frame));
+      const snap = (product: string, bid: string, ask: string) =>
+        send({ type: 'snapshot', product_id: product, bids: [[bid, '1.00000000']], asks: [[ask, '2.0']] });
+      let heartbeats: NodeJS.Timeout | undefined;
+      ws.on('close', () => clearInterval(heartbeats));
+      ws.on('message', (data) => {
+        const msg = JSON.parse(data.toString());
+        received.push(msg);
+        if (msg.type !== 'subscribe') return;
+        if (received.length === 1) {
+          send({ type: 'subscriptions', channels: [{ name: 'level2_batch', product_ids: PRODUCTS }] });
+          snap('BTC-USD', '100.10', '100.20');
+          snap('ETH-USD', '10.10', '10.20');
+          const l2 = (price: string, side: string) =>
+            send({ type: 'l2update', product_id: 'BTC-USD', time: iso(T0), changes: [[side, price, '1.5']] });
+          l2('100.15000000', 'buy');
+          l2('100.1500', 'buy'); // same level, trailing zeros
+          l2('100.25', 'buy'); // crosses the ask at 100.2
+          let n = 0;
+          heartbeats = setInterval(
+            () => send({ type: 'heartbeat', product_id: 'ETH-USD', sequence: n++, time: iso(T0 + n) }),
+            20,
+          );
+        } else if (msg.product_ids[0] === 'BTC-USD') snap('BTC-USD', '100.00', '100.30');
+        else snap('ETH-USD', '10.00', '10.30');
+      });
+    });
+    const { port } = wss.address() as { port: number };
+    const ingestor = startIngestor(`ws://127.0.0.1:${port}`, { feedKind: 'exchange', bookStaleMs: 200 });
+    await until('the stale resync', () => ingestor.metrics.get('ingest.resync_stale') >= 1);
+    await ingestor.stop();
+
+    expect(received[0]).toEqual({
+      type: 'subscribe',
+      product_ids: PRODUCTS,
+      channels: ['level2_batch', 'matches', 'ticker', 'heartbeat'],
+    });
+    expect(received.slice(1, 3)).toEqual([
+      { type: 'unsubscribe', product_ids: ['BTC-USD'], channels: ['level2_batch'] },
+      { type: 'subscribe', product_ids: ['BTC-USD'], channels: ['level2_batch'] },
+    ]);
+    expect(received[4]).toEqual({ type: 'subscribe', product_ids: ['ETH-USD'], channels: ['level2_batch'] });
+    expect(ingestor.metrics.get('ingest.resync_crossed')).toBe(1);
+
+    const btc = await eventsOf(ingestor.session, 'BTC-USD');
+    expect(
+      btc.map((e) =>
+        e.type === 'resync'
+          ? `resync:${e.reason}`
+          : e.type === 'book_changes'
+            ? `changes:${e.changes[0]!.price}`
+            : e.type,
+      ),
+    ).toEqual([
+      'resync:connect',
+      'snapshot_ref',
+      'changes:100.15',
+      'changes:100.15',
+      'changes:100.25',
+      'resync:crossed: bid 100.25 >= ask 100.2',
+      'snapshot_ref',
+    ]);
+    const eth = await eventsOf(ingestor.session, 'ETH-USD');
+    expect(eth.filter((e) => e.type === 'resync').map((e) => e.type === 'resync' && e.reason)).toContain(
+      'stale: no book update for 200 ms',
+    );
   });
 });
