@@ -1,9 +1,14 @@
 /**
- * Polling Kinesis consumer: ListShards, one iterator per shard (TRIM_HORIZON, or AFTER the checkpoint kept per
- * shard in the checkpoint table), GetRecords in a loop with a short sleep when every shard came back empty.
- * Records are decoded (src/stream/record.ts) and events already seen (by `id`, a bounded LRU set) are dropped:
- * the producer is at-least-once. The handler's batch is checkpointed only after the handler resolved.
- * (Leases between several workers, enhanced fan-out and resharding come later.)
+ * Kinesis consumer: one reading loop per shard this worker owns, handler calls serialized across shards.
+ * - Reading: polling GetRecords (works everywhere, including kinesalite) or enhanced fan-out SubscribeToShard
+ *   (src/worker/fanout.ts, deployed latency), behind one ShardReader interface and one handler interface.
+ * - Checkpoints per shard in the checkpoint table (src/worker/checkpoints.ts), written after the handler
+ *   resolved, so a restart resumes AFTER the last handled record and never skips one.
+ * - Records are decoded (src/stream/record.ts); events already seen (by `id`, a bounded LRU set) are dropped:
+ *   the producer is at-least-once.
+ * - Leases (optional, src/worker/leases.ts) split the shards between several workers; without them this
+ *   consumer reads every shard.
+ * - Resharding: a child shard is read only once its parents were read to their end and marked `ended`.
  */
 import {
   ExpiredIteratorException,
@@ -15,8 +20,11 @@ import {
   ProvisionedThroughputExceededException,
   type Shard,
 } from '@aws-sdk/client-kinesis';
-import { type DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { decodeRecord, RecordFormatError, type StreamEvent } from '../stream/record.js';
+import { CheckpointStore, LeaseLostError } from './checkpoints.js';
+import { type FanOutOptions, FanOutReader } from './fanout.js';
+import { type LeaseOptions, LeaseTable, planLeases, readyShards } from './leases.js';
 
 export class ConsumerError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -69,18 +77,50 @@ export interface ConsumerOptions {
   dynamo: DynamoDBDocumentClient;
   streamName: string;
   checkpointTable: string;
-  /** Sleep when a round over all shards returned nothing. */
+  /** Polling: sleep of a shard whose GetRecords came back empty. */
   idleMs?: number;
   limit?: number;
   dedupCapacity?: number;
+  /** Split the shards with other workers (absent: this consumer reads every shard). */
+  leases?: LeaseOptions;
+  /** Read with enhanced fan-out instead of polling. */
+  fanOut?: FanOutOptions;
+  /** How often the shard list is re-read and leases renewed/balanced (default: leaseMs / 4, at most 2 s). */
+  syncMs?: number;
   /** A record that does not decode: handed over (to keep it) and skipped. */
   onBadRecord?: (bad: BadRecord) => Promise<void> | void;
-  /** Called after a round over all shards that returned no records (caught up). */
+  /** Called when a shard came back empty while every shard this consumer reads is caught up. */
   onIdle?: () => void;
   log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 }
 
-const sleep = (ms: number, signal?: AbortSignal) =>
+/** A record as Kinesis hands it over (GetRecords or a SubscribeToShard event). */
+export interface RawRecord {
+  SequenceNumber?: string;
+  Data?: Uint8Array;
+}
+
+/** Where a ShardReader delivers; `records` resolves once the batch is handled and checkpointed. */
+export interface ShardSink {
+  records(records: RawRecord[], millisBehindLatest: number | undefined): Promise<void>;
+  /** The shard had nothing new (caught up). */
+  empty(): void;
+}
+
+/**
+ * Reads one shard from AFTER `from` (TRIM_HORIZON when undefined) until the shard is closed and read to its end
+ * ('ended') or `signal` aborts ('stopped'). Aborting never interrupts a delivery in progress.
+ */
+export interface ShardReader {
+  read(
+    shardId: string,
+    from: string | undefined,
+    signal: AbortSignal,
+    sink: ShardSink,
+  ): Promise<'ended' | 'stopped'>;
+}
+
+export const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
     if (signal?.aborted) return resolve();
     const t = setTimeout(resolve, ms);
@@ -94,44 +134,99 @@ const sleep = (ms: number, signal?: AbortSignal) =>
     );
   });
 
-interface ShardCursor {
-  shardId: string;
-  iterator: string | undefined;
-  /** Last sequence number handed to the handler and checkpointed. */
-  checkpoint: string | undefined;
+/** The polling reader: GetRecords in a loop, a short sleep when the shard came back empty. */
+export class PollingReader implements ShardReader {
+  constructor(
+    private readonly kinesis: KinesisClient,
+    private readonly streamName: string,
+    private readonly limit = 1000,
+    private readonly idleMs = 200,
+  ) {}
+
+  private async iterator(shardId: string, after: string | undefined): Promise<string | undefined> {
+    const out = await this.kinesis.send(
+      new GetShardIteratorCommand({
+        StreamName: this.streamName,
+        ShardId: shardId,
+        ...(after
+          ? { ShardIteratorType: 'AFTER_SEQUENCE_NUMBER', StartingSequenceNumber: after }
+          : { ShardIteratorType: 'TRIM_HORIZON' }),
+      }),
+    );
+    return out.ShardIterator;
+  }
+
+  async read(shardId: string, from: string | undefined, signal: AbortSignal, sink: ShardSink) {
+    let last = from;
+    let iterator = await this.iterator(shardId, last);
+    while (!signal.aborted) {
+      // Kinesis ends a closed shard's iterator chain once every record was returned.
+      if (!iterator) return 'ended' as const;
+      let out: GetRecordsCommandOutput;
+      try {
+        out = await this.kinesis.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: this.limit }));
+      } catch (err) {
+        if (err instanceof ExpiredIteratorException) {
+          iterator = await this.iterator(shardId, last);
+          continue;
+        }
+        if (err instanceof ProvisionedThroughputExceededException) {
+          await sleep(this.idleMs * 5, signal);
+          continue;
+        }
+        throw new ConsumerError(`GetRecords on ${shardId} failed`, { cause: err });
+      }
+      const records = out.Records ?? [];
+      if (records.length > 0) {
+        await sink.records(records, out.MillisBehindLatest);
+        last = records[records.length - 1]!.SequenceNumber;
+      } else {
+        sink.empty();
+      }
+      iterator = out.NextShardIterator;
+      if (records.length === 0 && iterator) await sleep(this.idleMs, signal);
+    }
+    return 'stopped' as const;
+  }
+}
+
+interface ShardTask {
+  abort: AbortController;
+  caughtUp: boolean;
+  /** Being given back (shed) to another worker: still ours until it stops and releases. */
+  stopping: boolean;
+  done: Promise<void>;
 }
 
 export class KinesisConsumer {
   private readonly dedup: LruSet;
+  private readonly store: CheckpointStore;
+  private readonly leases: LeaseTable | undefined;
+  /** Handler calls are serialized across shards: the handler need not be re-entrant. */
+  private chain: Promise<void> = Promise.resolve();
+  /** The shards being read, while run() runs. */
+  private tasks = new Map<string, ShardTask>();
   duplicatesDropped = 0;
   badRecords = 0;
 
   constructor(private readonly opts: ConsumerOptions) {
     this.dedup = new LruSet(opts.dedupCapacity ?? 200_000);
+    this.store = new CheckpointStore(opts.dynamo, opts.checkpointTable, opts.streamName);
+    this.leases = opts.leases ? new LeaseTable(this.store, opts.leases) : undefined;
   }
 
-  private checkpointKey(shardId: string): string {
-    return `${this.opts.streamName}#${shardId}`;
+  /** Shards this consumer reads right now (leased ones, or all ready ones without leases). */
+  readingShards(): string[] {
+    return [...this.tasks].filter(([, t]) => !t.stopping).map(([id]) => id).sort();
   }
 
   async readCheckpoint(shardId: string): Promise<string | undefined> {
-    const out = await this.opts.dynamo.send(
-      new GetCommand({
-        TableName: this.opts.checkpointTable,
-        Key: { pk: this.checkpointKey(shardId) },
-        ConsistentRead: true,
-      }),
-    );
-    return out.Item?.sequenceNumber as string | undefined;
+    return (await this.store.read(shardId)).sequenceNumber;
   }
 
+  /** Unconditional (not fenced by a lease): for tools and tests; the consumer itself fences its writes. */
   async writeCheckpoint(shardId: string, sequenceNumber: string): Promise<void> {
-    await this.opts.dynamo.send(
-      new PutCommand({
-        TableName: this.opts.checkpointTable,
-        Item: { pk: this.checkpointKey(shardId), sequenceNumber, shardId, stream: this.opts.streamName },
-      }),
-    );
+    await this.store.write(shardId, sequenceNumber);
   }
 
   private async listShards(): Promise<Shard[]> {
@@ -149,21 +244,8 @@ export class KinesisConsumer {
     return shards;
   }
 
-  private async iterator(shardId: string, after: string | undefined): Promise<string | undefined> {
-    const out = await this.opts.kinesis.send(
-      new GetShardIteratorCommand({
-        StreamName: this.opts.streamName,
-        ShardId: shardId,
-        ...(after
-          ? { ShardIteratorType: 'AFTER_SEQUENCE_NUMBER', StartingSequenceNumber: after }
-          : { ShardIteratorType: 'TRIM_HORIZON' }),
-      }),
-    );
-    return out.ShardIterator;
-  }
-
   /** Decodes and de-duplicates; bad records go to onBadRecord. */
-  private async decode(shardId: string, records: { SequenceNumber?: string; Data?: Uint8Array }[]) {
+  private async decode(shardId: string, records: RawRecord[]) {
     const out: ConsumedRecord[] = [];
     for (const r of records) {
       const sequenceNumber = r.SequenceNumber ?? '';
@@ -190,61 +272,155 @@ export class KinesisConsumer {
     return out;
   }
 
+  private async serialized(fn: () => Promise<void>): Promise<void> {
+    const previous = this.chain;
+    let done!: () => void;
+    this.chain = new Promise((resolve) => {
+      done = resolve;
+    });
+    await previous;
+    try {
+      await fn();
+    } finally {
+      done();
+    }
+  }
+
   /**
-   * Polls until `signal` aborts. Each non-empty GetRecords result goes to `handler`; once it resolves the
-   * shard's checkpoint moves to the batch's last record. A handler error stops the consumer (rejects) without
-   * checkpointing that batch, so a restart reprocesses it.
+   * Reads until `signal` aborts. Each non-empty batch goes to `handler`; once it resolves the shard's checkpoint
+   * moves to the batch's last record. A handler error stops the consumer (rejects) without checkpointing that
+   * batch, so a restart reprocesses it. On stop, leases are released after the last checkpoint.
    */
   async run(handler: (batch: ShardBatch) => Promise<void>, signal: AbortSignal): Promise<void> {
-    const { idleMs = 200, limit = 1000, log } = this.opts;
-    const shards = await this.listShards();
-    const cursors: ShardCursor[] = [];
-    for (const s of shards) {
-      const shardId = s.ShardId!;
-      const checkpoint = await this.readCheckpoint(shardId);
-      cursors.push({ shardId, checkpoint, iterator: await this.iterator(shardId, checkpoint) });
-    }
+    const { log, leases: leaseOptions } = this.opts;
+    const leases = this.leases;
+    const owner = leases?.workerId;
+    const syncMs = this.opts.syncMs ?? Math.min(2000, (leases?.leaseMs ?? 8000) / 4);
+    const stopAll = new AbortController();
+    const running = AbortSignal.any([signal, stopAll.signal]);
+    const tasks = new Map<string, ShardTask>();
+    this.tasks = tasks;
+    let failure: unknown;
+    let wake = new AbortController();
+
+    const reader: ShardReader = this.opts.fanOut
+      ? await FanOutReader.create(this.opts.kinesis, this.opts.streamName, this.opts.fanOut, log)
+      : new PollingReader(this.opts.kinesis, this.opts.streamName, this.opts.limit, this.opts.idleMs);
+
+    const start = (shardId: string, from: string | undefined) => {
+      const abort = new AbortController();
+      const taskSignal = AbortSignal.any([running, abort.signal]);
+      const task: ShardTask = { abort, caughtUp: false, stopping: false, done: Promise.resolve() };
+      tasks.set(shardId, task);
+      log?.('info', 'shard started', { shardId, from: from ?? 'TRIM_HORIZON', worker: owner });
+      const sink: ShardSink = {
+        records: async (records, millisBehindLatest) => {
+          task.caughtUp = false;
+          await this.serialized(async () => {
+            const decoded = await this.decode(shardId, records);
+            await handler({ shardId, records: decoded, millisBehindLatest });
+          });
+          await this.store.write(shardId, records[records.length - 1]!.SequenceNumber!, { owner });
+        },
+        empty: () => {
+          task.caughtUp = true;
+          const active = [...tasks.values()].filter((t) => !t.stopping);
+          if (active.every((t) => t.caughtUp)) this.opts.onIdle?.();
+        },
+      };
+      task.done = (async () => {
+        let lost = false;
+        try {
+          const how = await reader.read(shardId, from, taskSignal, sink);
+          if (how === 'ended') {
+            await this.store.write(shardId, undefined, { owner, ended: true });
+            log?.('info', 'shard ended (read to its end; children may start)', { shardId });
+            wake.abort(); // re-list now so the children start without waiting a sync period
+          }
+        } catch (err) {
+          if (err instanceof LeaseLostError) {
+            lost = true;
+            log?.('warn', 'lease lost; shard left to its new owner', { shardId, worker: owner });
+          } else {
+            failure ??= err;
+            stopAll.abort();
+          }
+        } finally {
+          tasks.delete(shardId);
+          if (leases && !lost) {
+            await leases.release(shardId).catch((err: unknown) => {
+              log?.('warn', 'lease release failed (it will expire)', { shardId, error: String(err) });
+            });
+          }
+        }
+      })();
+    };
+
+    const sync = async () => {
+      const shards = await this.listShards();
+      const states = await this.store.readMany(shards.map((s) => s.ShardId!));
+      const ready = readyShards(shards, states);
+      if (!leases) {
+        for (const id of ready) if (!tasks.has(id)) start(id, states.get(id)?.sequenceNumber);
+        return;
+      }
+      await leases.heartbeat();
+      const live = await leases.liveWorkers();
+      for (const [id, task] of tasks) {
+        if (!(await leases.renew(id))) {
+          log?.('warn', 'lease could not be renewed; stopping the shard', { shardId: id, worker: owner });
+          task.abort.abort();
+        }
+      }
+      const owners = new Map<string, string>();
+      for (const id of ready) {
+        const task = tasks.get(id);
+        const st = states.get(id)!;
+        if (task?.stopping) owners.set(id, owner!);
+        else if (!task && st.leaseOwner !== undefined && st.leaseOwner !== owner && !leases.isExpired(st))
+          owners.set(id, st.leaseOwner);
+      }
+      const mine = [...tasks].filter(([, t]) => !t.stopping).map(([id]) => id);
+      const plan = planLeases({ me: owner!, ready, mine, owners, liveWorkers: live });
+      for (const id of plan.shed) {
+        const task = tasks.get(id)!;
+        task.stopping = true;
+        task.abort.abort();
+        log?.('info', 'shard given back to balance the workers', {
+          shardId: id,
+          worker: owner,
+          workers: live.length,
+        });
+      }
+      for (const id of plan.take) {
+        if (running.aborted) break;
+        if (!(await leases.take(states.get(id)!))) continue;
+        // Re-read: the previous owner may have checkpointed after our first read, until it released.
+        start(id, (await this.store.read(id)).sequenceNumber);
+      }
+    };
+
     log?.('info', 'consumer started', {
       stream: this.opts.streamName,
-      shards: cursors.map((c) => ({ shardId: c.shardId, from: c.checkpoint ?? 'TRIM_HORIZON' })),
+      reader: this.opts.fanOut ? 'fanout' : 'polling',
+      ...(leaseOptions ? { worker: owner, leaseMs: leases?.leaseMs } : {}),
     });
-
-    while (!signal.aborted) {
-      let got = 0;
-      for (const c of cursors) {
-        if (signal.aborted) break;
-        if (!c.iterator) continue; // closed shard, fully read
-        let out: GetRecordsCommandOutput;
+    try {
+      while (!running.aborted) {
         try {
-          out = await this.opts.kinesis.send(
-            new GetRecordsCommand({ ShardIterator: c.iterator, Limit: limit }),
-          );
+          await sync();
         } catch (err) {
-          if (err instanceof ExpiredIteratorException) {
-            c.iterator = await this.iterator(c.shardId, c.checkpoint);
-            continue;
-          }
-          if (err instanceof ProvisionedThroughputExceededException) {
-            await sleep(idleMs * 5, signal);
-            continue;
-          }
-          throw new ConsumerError(`GetRecords on ${c.shardId} failed`, { cause: err });
+          // A failed sync (throttling, a blip) is retried next period; running shards go on meanwhile.
+          log?.('warn', 'shard sync failed', { error: String(err) });
         }
-        const records = out.Records ?? [];
-        if (records.length > 0) {
-          got += records.length;
-          const decoded = await this.decode(c.shardId, records);
-          await handler({ shardId: c.shardId, records: decoded, millisBehindLatest: out.MillisBehindLatest });
-          const last = records[records.length - 1]!.SequenceNumber!;
-          await this.writeCheckpoint(c.shardId, last);
-          c.checkpoint = last;
-        }
-        c.iterator = out.NextShardIterator;
+        wake = new AbortController();
+        await sleep(syncMs, AbortSignal.any([running, wake.signal]));
       }
-      if (got === 0) {
-        this.opts.onIdle?.();
-        await sleep(idleMs, signal);
-      }
+    } finally {
+      stopAll.abort();
+      await Promise.all([...tasks.values()].map((t) => t.done));
+      if (leases) await leases.leave().catch(() => {});
     }
+    if (failure) throw failure;
   }
 }
