@@ -59,7 +59,8 @@ describe('LakeWriter through s3rver', () => {
       [
         `${prefix}shardId-000000000000-100-109-${T0 / 1000}.parquet`,
         `${prefix}shardId-000000000000-110-119-${T0 / 1000 + 1000}.parquet`,
-        `labels/product=BTC-USD/date=2026-08-09/hour=21/shardId-000000000000-100-109-${T0 / 1000}.parquet`,
+        // Labels are one object series per target (targets mature at different times).
+        `labels/product=BTC-USD/date=2026-08-09/hour=21/shardId-000000000000-100-109-${T0 / 1000}-quote_change_500ms.parquet`,
       ].sort(),
     );
     const listed = await s3Client(env).send(

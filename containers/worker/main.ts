@@ -1,19 +1,21 @@
 /**
  * Worker process: `node --import tsx containers/worker/main.ts`. Consumes STREAM_NAME, computes features
- * every TICK_MS of event time, scores them with the active quote_change_500ms model, writes LATEST_TABLE
- * and the Parquet lake in LAKE_BUCKET, checkpointing per shard in CHECKPOINT_TABLE, until SIGTERM/SIGINT.
+ * every TICK_MS of event time, scores them with the active model of every target (hot reload every
+ * MODEL_CHECK_MS), writes LATEST_TABLE and the Parquet lake in LAKE_BUCKET, checkpointing per shard (and its
+ * recovery state) in CHECKPOINT_TABLE, until SIGTERM/SIGINT. Live quality goes to stdout as CloudWatch EMF lines;
+ * with FEATURES_STREAM set, every tick's features also go to that Kinesis stream.
  */
+import { PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { dynamoClient, kinesisClient, s3Client } from '../../src/aws/clients.js';
 import { orExit, readCoreConfig, readResourceNames, readWorkerConfig } from '../../src/config.js';
+import { FEATURE_NAMES } from '../../src/features/spec.js';
+import type { FeatureRow } from '../../src/features/types.js';
 import { describeError, jsonLogger } from '../../src/ingest/log.js';
-import { activeVersion, loadActive } from '../../src/model/registry.js';
-import type { LoadedModel } from '../../src/model/types.js';
 import { putLatest } from '../../src/storage/latest.js';
 import { KinesisConsumer } from '../../src/worker/consumer.js';
+import { ModelSet, registrySource } from '../../src/worker/scoring.js';
 import { Worker } from '../../src/worker/worker.js';
-
-const TARGET = 'quote_change_500ms';
 
 const core = orExit(() => readCoreConfig());
 const tuning = orExit(() => readWorkerConfig());
@@ -22,20 +24,44 @@ const log = jsonLogger('worker');
 const s3 = s3Client();
 const dynamo = dynamoClient();
 
-let model: LoadedModel | undefined;
-async function refreshModel(): Promise<void> {
-  try {
-    const active = core.modelUri.startsWith('file://') ? undefined : await activeVersion(TARGET);
-    if (model && (active === undefined || active === model.version)) return;
-    const next = await loadActive(TARGET, process.env, { tickMs: core.tickMs });
-    const old = model;
-    model = next;
-    log('info', 'model loaded', { target: TARGET, version: next.version });
-    await old?.release();
-  } catch (err) {
-    log(model ? 'warn' : 'error', 'model not loaded; serving features without predictions until it is', {
-      error: describeError(err),
-    });
+const kinesis = kinesisClient();
+const models = new ModelSet(registrySource(process.env, core.tickMs), log);
+
+/** Exchange time -> DynamoDB ack latencies since the last report (logged every 10 s as p50/p99). */
+let latencies: number[] = [];
+function reportLatency(): void {
+  if (latencies.length === 0) return;
+  const sorted = latencies.sort((a, b) => a - b);
+  const q = (f: number) => sorted[Math.min(sorted.length - 1, Math.floor(f * sorted.length))]!;
+  log('info', 'latency', {
+    n: sorted.length,
+    p50Ms: q(0.5),
+    p99Ms: q(0.99),
+    maxMs: sorted[sorted.length - 1],
+  });
+  latencies = [];
+}
+
+async function publishFeatures(stream: string, rows: readonly FeatureRow[]): Promise<void> {
+  for (let i = 0; i < rows.length; i += 500) {
+    const Records = rows.slice(i, i + 500).map((r) => ({
+      PartitionKey: r.product,
+      Data: new TextEncoder().encode(
+        JSON.stringify({
+          v: 1,
+          product: r.product,
+          tsUs: r.tsUs,
+          seq: r.seq,
+          bestBid: r.bestBid,
+          bestAsk: r.bestAsk,
+          features: Object.fromEntries(FEATURE_NAMES.map((n, f) => [n, r.values[f]])),
+        }),
+      ),
+    }));
+    const out = await kinesis.send(new PutRecordsCommand({ StreamName: stream, Records }));
+    // Best effort: the features stream is a convenience for other consumers, the lake is the record.
+    if (out.FailedRecordCount)
+      log('warn', 'features stream: records not accepted', { failed: out.FailedRecordCount });
   }
 }
 
@@ -45,14 +71,27 @@ const worker = new Worker({
   s3,
   lakeBucket: names.lakeBucket,
   objectTicks: tuning.lakeObjectTicks,
-  model: () => model,
+  models: () => models.models(),
   writeLatest: (snap) => putLatest(snap, { client: dynamo, table: names.latestTable }),
+  onLatestAck: (_product, ms) => void latencies.push(ms),
   now: () => Date.now(),
   log,
+  recovery: {
+    kinesis,
+    dynamo,
+    streamName: names.streamName,
+    table: names.checkpointTable,
+    lookbackMs: tuning.recoveryLookbackMs,
+  },
+  metrics: (line) => process.stdout.write(`${JSON.stringify(line)}\n`),
+  qualityEveryMs: tuning.qualityEveryMs,
+  publishFeatures: tuning.featuresStream
+    ? (rows) => publishFeatures(tuning.featuresStream!, rows)
+    : undefined,
 });
 
 const consumer = new KinesisConsumer({
-  kinesis: kinesisClient(),
+  kinesis,
   dynamo,
   streamName: names.streamName,
   checkpointTable: names.checkpointTable,
@@ -76,8 +115,9 @@ process.on('SIGTERM', () => stop('SIGTERM'));
 process.on('SIGINT', () => stop('SIGINT'));
 
 log('info', 'worker starting', { ...core, ...names, ...tuning });
-await refreshModel();
-const modelTimer = setInterval(() => void refreshModel(), tuning.modelCheckMs);
+await models.refresh();
+const modelTimer = setInterval(() => void models.refresh(), tuning.modelCheckMs);
+const latencyTimer = setInterval(reportLatency, 10_000);
 
 let batches = 0;
 try {
@@ -95,15 +135,15 @@ try {
     }
   }, abort.signal);
   clearInterval(modelTimer);
-  const keys = await worker.close();
-  log('info', 'worker stopped', { flushedObjects: keys.length });
-  await model?.release();
+  clearInterval(latencyTimer);
+  // Open lake windows are not written here: the saved recovery state makes the next start recompute them
+  // and write them complete, under the names a partial write would not have had.
+  log('info', 'worker stopped', { replayedRecords: worker.replayedRecords });
+  await models.release();
   process.exit(0);
 } catch (err) {
   clearInterval(modelTimer);
+  clearInterval(latencyTimer);
   log('error', 'worker failed', { error: describeError(err) });
-  await worker
-    .close()
-    .catch((e: unknown) => log('error', 'could not flush the lake', { error: describeError(e) }));
   process.exit(1);
 }

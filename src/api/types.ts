@@ -17,6 +17,25 @@ export interface LatestSnapshot {
   asks: [string, string][];
   features: Record<string, number>;
   predictions: Record<string, { probability: number; modelVersion: string }>;
+  /**
+   * Rolling live quality per target of the served version (matured labels joined to the predictions of
+   * their tick); null where undefined (AUC with one class in the window). Absent until labels matured.
+   */
+  quality?: Record<
+    string,
+    { modelVersion: string; n: number; auc: number | null; brier: number | null; baseRate: number | null }
+  >;
+  /** The ingestor's newest `stats` event for this product (or the feed-wide one): feed health. */
+  feed?: {
+    exchUs: number;
+    messagesPerS: number;
+    bytesPerS: number;
+    lastHeartbeatUs: number;
+    reconnects: number;
+    resyncs: number;
+    producerRetries: number;
+    bufferDepth: number;
+  };
   /** Wall-clock write time minus the exchange time of the newest event, ms. */
   latencyMs: number;
   updatedAtMs: number;

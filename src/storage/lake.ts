@@ -1,17 +1,29 @@
 /**
- * The Parquet lake in S3: features/, labels/ and predictions/, partitioned as
+ * The Parquet lake in S3: raw/, features/, labels/ and predictions/, partitioned as
  * `<kind>/product=<p>/date=YYYY-MM-DD/hour=HH/<shardId>-<firstSeq>-<lastSeq>-<windowStartMs>.parquet`.
  * Object boundaries come from the stream only: an object holds one product's rows whose tick falls in one
  * fixed event-time window (objectTicks ticks, dividing the hour), never a wall-clock timer, so reprocessing
  * the same stream rewrites the same object names. The window start is in the name because a quiet window
  * can repeat the previous window's seq range.
+ *
+ * Windows of one (kind, product) only move forward: the newest window's start is its "frontier", rows before
+ * it are already in closed objects and are dropped. After a restart the frontiers are restored (restore()) and
+ * the replayed stream refills the open windows, which are then written under the same names as before.
  */
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { FEATURE_SPEC } from '../features/spec.js';
 import type { FeatureRow, FeatureSpec, LabelRow } from '../features/types.js';
-import { encodeFeatureRows, encodeLabelRows, encodePredictionRows, type PredictionRow } from './parquet.js';
+import {
+  encodeFeatureRows,
+  encodeLabelRows,
+  encodePredictionRows,
+  encodeRawRows,
+  type PredictionRow,
+  type RawRow,
+} from './parquet.js';
 
-export type LakeKind = 'features' | 'labels' | 'predictions';
+export type LakeKind = 'raw' | 'features' | 'labels' | 'predictions';
+export const LAKE_KINDS: readonly LakeKind[] = ['raw', 'features', 'labels', 'predictions'];
 
 export class LakeWriteError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -22,6 +34,11 @@ export class LakeWriteError extends Error {
 
 const HOUR_US = 3_600_000_000;
 
+/** "kind|product", plus "|target" for labels (each target's labels are their own object series). */
+function bufferId(kind: LakeKind, product: string, target?: string): string {
+  return target === undefined ? `${kind}|${product}` : `${kind}|${product}|${target}`;
+}
+
 export function lakeKey(
   kind: LakeKind,
   product: string,
@@ -29,11 +46,14 @@ export function lakeKey(
   shardId: string,
   firstSeq: number,
   lastSeq: number,
+  /** Labels of different targets mature at different times: one object series per target. */
+  target?: string,
 ): string {
   const iso = new Date(Math.floor(windowStartUs / 1000)).toISOString(); // YYYY-MM-DDTHH:...
   const date = iso.slice(0, 10);
   const hour = iso.slice(11, 13);
-  const name = `${shardId}-${firstSeq}-${lastSeq}-${Math.floor(windowStartUs / 1000)}.parquet`;
+  const suffix = target ? `-${target}` : '';
+  const name = `${shardId}-${firstSeq}-${lastSeq}-${Math.floor(windowStartUs / 1000)}${suffix}.parquet`;
   return `${kind}/product=${product}/date=${date}/hour=${hour}/${name}`;
 }
 
@@ -48,13 +68,15 @@ export interface LakeWriterOptions {
   spec?: FeatureSpec;
 }
 
-type Row = { product: string; tsUs: number; seq?: number };
+export type LakeRow = { product: string; tsUs: number; seq?: number; target?: string };
 
 interface Buffer {
+  id: string;
   kind: LakeKind;
   product: string;
+  target: string | undefined;
   windowStartUs: number;
-  rows: Row[];
+  rows: LakeRow[];
 }
 
 interface PendingObject {
@@ -69,6 +91,10 @@ export class LakeWriter {
   /** Objects whose put failed: kept and retried by the next settle(), so nothing is lost. */
   private failed: PendingObject[] = [];
   private readonly written: string[] = [];
+  /** Newest window start per "kind|product"; see the module comment. */
+  private readonly frontier = new Map<string, number>();
+  /** Rows dropped because their window was already closed (replayed rows, or late rows). */
+  droppedBehindFrontier = 0;
 
   constructor(private readonly opts: LakeWriterOptions) {
     const ticks = opts.objectTicks ?? Math.round(60_000 / opts.tickMs);
@@ -92,27 +118,63 @@ export class LakeWriter {
     for (const r of rows) this.add('predictions', r);
   }
 
+  addRaw(rows: readonly RawRow[]): void {
+    for (const r of rows) this.add('raw', r);
+  }
+
+  windowStartUs(tsUs: number): number {
+    return Math.floor(tsUs / this.objectUs) * this.objectUs;
+  }
+
+  /** False when a row of (kind, product) at tsUs would be dropped: its window is already closed. */
+  accepts(kind: LakeKind, product: string, tsUs: number, target?: string): boolean {
+    const f = this.frontier.get(bufferId(kind, product, target));
+    return f === undefined || this.windowStartUs(tsUs) >= f;
+  }
+
+  /** The frontier per "kind|product" (to persist with the stream position). */
+  frontiers(): Record<string, number> {
+    return Object.fromEntries(this.frontier);
+  }
+
+  /** Sets the frontiers of a previous run (before any row is added). */
+  restore(frontiers: Record<string, number>): void {
+    for (const [id, start] of Object.entries(frontiers)) this.frontier.set(id, start);
+  }
+
+  /** The first row of the open object of (kind, product), if one is collecting rows. */
+  openFirst(kind: LakeKind, product: string): LakeRow | undefined {
+    return this.open.get(bufferId(kind, product))?.rows[0];
+  }
+
   /** Rows of one (kind, product) come in tick order: a row in a later window closes the open object. */
-  private add(kind: LakeKind, row: Row): void {
-    const id = `${kind}|${row.product}`;
-    const windowStartUs = Math.floor(row.tsUs / this.objectUs) * this.objectUs;
+  private add(kind: LakeKind, row: LakeRow): void {
+    const target = kind === 'labels' ? row.target : undefined;
+    const id = bufferId(kind, row.product, target);
+    const windowStartUs = this.windowStartUs(row.tsUs);
+    const frontier = this.frontier.get(id);
+    if (frontier !== undefined && windowStartUs < frontier) {
+      this.droppedBehindFrontier++;
+      return;
+    }
+    this.frontier.set(id, windowStartUs);
     let buf = this.open.get(id);
     if (buf && buf.windowStartUs !== windowStartUs) {
       this.write(buf);
       buf = undefined;
     }
     if (!buf) {
-      buf = { kind, product: row.product, windowStartUs, rows: [] };
+      buf = { id, kind, product: row.product, target, windowStartUs, rows: [] };
       this.open.set(id, buf);
     }
     buf.rows.push(row);
   }
 
   private write(buf: Buffer): void {
-    this.open.delete(`${buf.kind}|${buf.product}`);
+    this.open.delete(buf.id);
     const first = buf.rows[0]?.seq ?? -1;
     const last = buf.rows[buf.rows.length - 1]?.seq ?? -1;
-    const key = lakeKey(buf.kind, buf.product, buf.windowStartUs, this.opts.shardId, first, last);
+    const key = lakeKey(buf.kind, buf.product, buf.windowStartUs, this.opts.shardId, first, last, buf.target);
     let body: Uint8Array;
     switch (buf.kind) {
       case 'features':
@@ -123,6 +185,9 @@ export class LakeWriter {
         break;
       case 'predictions':
         body = encodePredictionRows(buf.rows as PredictionRow[]);
+        break;
+      case 'raw':
+        body = encodeRawRows(buf.rows as RawRow[]);
         break;
     }
     this.inFlight.push(this.put({ key, body }));
@@ -159,7 +224,11 @@ export class LakeWriter {
     return this.written.splice(0);
   }
 
-  /** Closes every open object, partial windows included (shutdown), and settles. */
+  /**
+   * Closes every open object, partial windows included, and settles: for a stream that has ended for good
+   * (offline runs, tests). A live worker does not call it on shutdown: a partial object would be named by a
+   * shorter seq range than the complete one its restart writes, i.e. the rows would be stored twice.
+   */
   async close(): Promise<string[]> {
     for (const buf of [...this.open.values()]) this.write(buf);
     return this.settle();

@@ -17,6 +17,25 @@ export class ParquetFormatError extends Error {
   }
 }
 
+/**
+ * One stream event as the worker consumed it, stored under raw/: enough to recompute the features offline
+ * (snapshot_refs included: their S3 objects stay in the lake bucket). `event` is the event's full JSON.
+ */
+export interface RawRow {
+  product: string;
+  /** Stream time: the product's newest exchange time so far (never goes back; picks the lake window). */
+  tsUs: number;
+  exchUs: number;
+  recvUs: number;
+  seq: number;
+  type: string;
+  eventId: string;
+  /** Kinesis sequence number of the record that carried the event, and the event's index in it. */
+  record: string;
+  index: number;
+  event: string;
+}
+
 /** One model score of one feature row, as stored under predictions/. */
 export interface PredictionRow {
   product: string;
@@ -99,13 +118,14 @@ export function encodeFeatureRows(rows: readonly FeatureRow[], spec: FeatureSpec
   return encode(columns, { 'quotewatch.kind': 'features', 'quotewatch.feature_spec': JSON.stringify(spec) });
 }
 
+/** Label values are DOUBLE: 0/1 for quote_change_500ms, the continuous forward volatility for vol_spike_60s. */
 export function encodeLabelRows(rows: readonly LabelRow[]): Uint8Array {
   return encode(
     [
       { name: 'product', kind: 'STRING', data: rows.map((r) => r.product) },
       { name: 'ts', kind: 'TIMESTAMP_US', data: rows.map((r) => r.tsUs) },
       { name: 'target', kind: 'STRING', data: rows.map((r) => r.target) },
-      { name: 'value', kind: 'INT32', data: rows.map((r) => r.value) },
+      { name: 'value', kind: 'DOUBLE', data: rows.map((r) => r.value) },
     ],
     { 'quotewatch.kind': 'labels' },
   );
@@ -121,6 +141,24 @@ export function encodePredictionRows(rows: readonly PredictionRow[]): Uint8Array
       { name: 'probability', kind: 'FLOAT', data: rows.map((r) => r.probability) },
     ],
     { 'quotewatch.kind': 'predictions' },
+  );
+}
+
+export function encodeRawRows(rows: readonly RawRow[]): Uint8Array {
+  return encode(
+    [
+      { name: 'product', kind: 'STRING', data: rows.map((r) => r.product) },
+      { name: 'ts', kind: 'TIMESTAMP_US', data: rows.map((r) => r.tsUs) },
+      { name: 'exch_ts', kind: 'TIMESTAMP_US', data: rows.map((r) => r.exchUs) },
+      { name: 'recv_ts', kind: 'TIMESTAMP_US', data: rows.map((r) => r.recvUs) },
+      { name: 'seq', kind: 'INT64', data: rows.map((r) => r.seq) },
+      { name: 'type', kind: 'STRING', data: rows.map((r) => r.type) },
+      { name: 'event_id', kind: 'STRING', data: rows.map((r) => r.eventId) },
+      { name: 'shard_seq', kind: 'STRING', data: rows.map((r) => r.record) },
+      { name: 'record_index', kind: 'INT32', data: rows.map((r) => r.index) },
+      { name: 'event', kind: 'STRING', data: rows.map((r) => r.event) },
+    ],
+    { 'quotewatch.kind': 'raw' },
   );
 }
 
@@ -194,5 +232,20 @@ export async function decodePredictionRows(bytes: Uint8Array): Promise<Predictio
     target: o.target as string,
     modelVersion: o.model_version as string,
     probability: o.probability as number,
+  }));
+}
+
+export async function decodeRawRows(bytes: Uint8Array): Promise<RawRow[]> {
+  return (await readParquetObjects(bytes)).map((o) => ({
+    product: o.product as string,
+    tsUs: o.ts as number,
+    exchUs: o.exch_ts as number,
+    recvUs: o.recv_ts as number,
+    seq: o.seq as number,
+    type: o.type as string,
+    eventId: o.event_id as string,
+    record: o.shard_seq as string,
+    index: o.record_index as number,
+    event: o.event as string,
   }));
 }
