@@ -9,8 +9,10 @@
  *    models/baseline/quote_change_500ms/{model.onnx, feature_spec.json, metrics.json}.
  *
  * Same seed and code => byte-identical files (no wall clock: trainedAt is the simulated end of the data), so
- * re-running never produces a "new" version by accident; changing FEATURE_VERSION changes the version.
+ * re-running never produces a "new" version by accident; changing FEATURE_VERSION or the trained weights
+ * (a short hash of them is part of the version) changes the version.
  */
+import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -102,7 +104,10 @@ export function trainBaseline(opts: BaselineOptions = DEFAULT_OPTIONS) {
   const pTest = test.map((e) => predictLogistic(model, e.x));
   const trainRate = baseRate(train.map((e) => e.y));
 
-  const version = `baseline-fs${FEATURE_VERSION}-seed${opts.seed}`;
+  // The content hash makes a retrained model (new simulator, new code) a new version: the registry refuses
+  // to overwrite an existing version, so same name + different bytes would never reach a data dir.
+  const digest = createHash('sha256').update(JSON.stringify(model)).digest('hex').slice(0, 8);
+  const version = `baseline-fs${FEATURE_VERSION}-seed${opts.seed}-${digest}`;
   const metrics: ModelMetrics = {
     target: TARGET,
     version,
