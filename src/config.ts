@@ -227,6 +227,12 @@ export interface WorkerConfig {
   /** Ticks per Parquet object (one event-time window); TICK_MS x this must divide one hour. */
   lakeObjectTicks: number;
   modelCheckMs: number;
+  /** History replayed before the oldest open lake window after a restart (windowed features, label horizons). */
+  recoveryLookbackMs: number;
+  /** Live-quality metrics are published every this much event time. */
+  qualityEveryMs: number;
+  /** FEATURES_STREAM: Kinesis stream that receives every tick's features; undefined = off (the default). */
+  featuresStream: string | undefined;
 }
 
 export function readWorkerConfig(env: Env = process.env): WorkerConfig {
@@ -240,7 +246,13 @@ export function readWorkerConfig(env: Env = process.env): WorkerConfig {
   if (3_600_000 % (ticks * tickMs) !== 0) {
     throw new ConfigError('LAKE_OBJECT_TICKS', `${ticks} ticks of ${tickMs} ms must divide one hour evenly`);
   }
-  return { lakeObjectTicks: ticks, modelCheckMs: read(env, 'MODEL_CHECK_MS', intMs(0, 600_000), '5000') };
+  return {
+    lakeObjectTicks: ticks,
+    modelCheckMs: read(env, 'MODEL_CHECK_MS', intMs(0, 600_000), '5000'),
+    recoveryLookbackMs: read(env, 'RECOVERY_LOOKBACK_MS', intMs(0, 86_400_000), '420000'),
+    qualityEveryMs: read(env, 'QUALITY_EVERY_MS', intMs(100, 3_600_000), '10000'),
+    featuresStream: read(env, 'FEATURES_STREAM', z.string().min(1, 'must not be empty').optional()),
+  };
 }
 
 /** The training job (models/train/main.ts), run by the training state machine or by hand. */
