@@ -4,10 +4,14 @@
  * New commands (replay, baseline...) are one entry in COMMANDS.
  */
 import { resolve } from 'node:path';
-import { orExit, readLocalConfig, readSimulatorConfig } from '../src/config.js';
+import { orExit, readCoreConfig, readLocalConfig, readSimulatorConfig } from '../src/config.js';
+import { jsonLogger } from '../src/ingest/log.js';
 import { DEFAULT_EMULATOR_PORTS, emulatorEnv, startEmulators } from '../src/local/emulators.js';
 import { provision } from '../src/local/provision.js';
 import { startSystem } from '../src/local/supervisor.js';
+import { RECORDING_FORMATS, type RecordingFormat } from '../src/replay/readers.js';
+import { runReplay } from '../src/replay/replay.js';
+import type { ReplaySpeed } from '../src/replay/server.js';
 
 interface Command {
   usage: string;
@@ -47,6 +51,32 @@ function untilSignal(): Promise<NodeJS.Signals> {
     process.on('SIGINT', handler);
     process.on('SIGTERM', handler);
   });
+}
+
+/** `--name value` / `--name=value` options and positional arguments; unknown options are a UsageError. */
+function options(args: string[], known: string[]): { values: Map<string, string>; positional: string[] } {
+  const values = new Map<string, string>();
+  const positional: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (!arg.startsWith('--')) {
+      positional.push(arg);
+      continue;
+    }
+    const [name, inline] = arg.split(/=(.*)/s) as [string, string | undefined];
+    if (!known.includes(name)) throw new UsageError(`unknown option ${name}`);
+    const value = inline ?? args[++i];
+    if (value === undefined) throw new UsageError(`${name} needs a value`);
+    values.set(name, value);
+  }
+  return { values, positional };
+}
+
+/** The AWS endpoints: the caller's AWS_ENDPOINT_URL_* if set, else the local emulators on their fixed ports. */
+function awsEnv(): Record<string, string | undefined> {
+  const hasEndpoints = Object.keys(process.env).some((key) => key.startsWith('AWS_ENDPOINT_URL'));
+  // Never a real AWS account by accident: without endpoint variables, the local emulators.
+  return hasEndpoints ? process.env : { ...process.env, ...emulatorEnv(DEFAULT_EMULATOR_PORTS) };
 }
 
 function dataDir(): string {
@@ -89,15 +119,39 @@ const COMMANDS: Record<string, Command> = {
     summary: 'create the stream, tables and buckets (idempotent) and seed the model registry',
     async run(args) {
       flags(args, []);
-      const hasEndpoints = Object.keys(process.env).some((key) => key.startsWith('AWS_ENDPOINT_URL'));
-      // Without endpoint variables: the local emulators on their fixed ports (never a real AWS account;
-      // deployed resources come from CDK).
-      const env = hasEndpoints ? process.env : { ...process.env, ...emulatorEnv(DEFAULT_EMULATOR_PORTS) };
+      // Without endpoint variables: the local emulators (deployed resources come from CDK).
+      const env = awsEnv();
       const where = ['KINESIS', 'DYNAMODB', 'S3'].map(
         (s) => env[`AWS_ENDPOINT_URL_${s}`] ?? env.AWS_ENDPOINT_URL,
       );
       console.log(`[provision] endpoints: ${where.join(', ')}`);
       await provision(env, { log: (line) => console.log(`[provision] ${line}`) });
+      return 0;
+    },
+  },
+  replay: {
+    usage: 'replay FILE [--speed 1|N|max] [--format auto|archive|cryptofeed|exchange|volatility]',
+    summary: 'feed a recording through the ingest path into the stream (emulators must be running)',
+    async run(args) {
+      const { values, positional } = options(args, ['--speed', '--format']);
+      if (positional.length !== 1) throw new UsageError('expected exactly one FILE');
+      const speedText = values.get('--speed') ?? '1';
+      const speed: ReplaySpeed = speedText === 'max' ? 'max' : Number(speedText);
+      if (speed !== 'max' && !(speed > 0)) throw new UsageError(`--speed: expected a number > 0 or max`);
+      const format = (values.get('--format') ?? 'auto') as RecordingFormat | 'auto';
+      if (format !== 'auto' && !RECORDING_FORMATS.includes(format))
+        throw new UsageError(`--format: expected auto or one of ${RECORDING_FORMATS.join(', ')}`);
+      const env = awsEnv();
+      const symbols = env.SYMBOLS ? orExit(() => readCoreConfig(env)).symbols : undefined;
+      const summary = await runReplay({
+        path: resolve(positional[0]!),
+        speed,
+        format,
+        env,
+        ...(symbols ? { products: symbols } : {}),
+        log: jsonLogger('replay'),
+      });
+      console.log(`[replay] ${JSON.stringify(summary)}`);
       return 0;
     },
   },
