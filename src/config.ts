@@ -316,3 +316,16 @@ export function readArchiveConfig(env: Env = process.env): ArchiveConfig {
     rollMs: read(env, 'ARCHIVE_ROLL_MS', intMs(100, 3_600_000), '300000'),
   };
 }
+
+/** Feature pipeline settings (src/features/): the same in the worker, replays and training. */
+export interface FeatureConfig {
+  /**
+   * No event of a product for longer than this is a data gap: ticks in it are flagged (data_gap_now) and
+   * label nothing, and windows and forward-volatility labels break there instead of bridging it.
+   */
+  gapLimitMs: number;
+}
+
+export function readFeatureConfig(env: Env = process.env): FeatureConfig {
+  return { gapLimitMs: read(env, 'GAP_LIMIT_MS', intMs(100, 3_600_000), '5000') };
+}
