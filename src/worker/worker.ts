@@ -285,7 +285,8 @@ export class Worker {
     // Rows of windows already stored (a replay after a restart) are not scored or shown again.
     const rows = all.filter((r) => shard.lake.accepts('features', r.product, r.tsUs));
     const scored = await this.score(rows);
-    const predictions = scored.flatMap((s) => s.predictions);
+    // Row by row (all targets of a tick together): lake rows of one product must come in tick order.
+    const predictions = rows.flatMap((_, i) => scored.map((s) => s.predictions[i]!));
     for (const p of predictions) {
       this.quality.addPrediction(p.target, p.product, p.tsUs, p.probability, p.modelVersion);
     }
