@@ -324,6 +324,30 @@ describe('replay through the ingest path into Kinesis', () => {
     30_000,
   );
 
+  it.skipIf(!hasCaptures)(
+    'the legacy Exchange capture replays through the Exchange mapper: ten books by claim-check, no malformed frame',
+    async () => {
+      const path = join(captures, 'exchange-l2-10pairs-2021-04-17.txt.gz');
+      const session = `replayx${Date.now().toString(36)}`;
+      const summary = await runReplay({
+        path,
+        speed: 'max',
+        env: local.env,
+        log: quiet,
+        session,
+        lingerMs: 5,
+      });
+      expect(summary).toMatchObject({ format: 'exchange', sent: 9946, handled: 9946, malformed: 0 });
+      expect(summary.products).toHaveLength(10);
+      const records = await readStream(kinesisClient(local.env), STREAM.localName);
+      const mine = records.flatMap((r) => r.events).filter((e) => e.id.startsWith(`${session}.`));
+      const refs = mine.filter((e) => e.type === 'snapshot_ref');
+      expect(new Set(refs.map((r) => r.product))).toEqual(new Set(summary.products));
+      expect(mine.filter((e) => e.type === 'book_changes').length).toBeGreaterThan(1000);
+    },
+    30_000,
+  );
+
   it('the CLI rejects a bad speed or format with exit code 2', async () => {
     for (const args of [
       ['--speed', '0'],
