@@ -3,11 +3,12 @@
  * Prints a table and merges the figures into bench/results.json.
  */
 import { fileURLToPath } from 'node:url';
+import { featuresGroup } from './features.js';
 import { type BenchGroup, formatTable, mergeResults, readResults, writeResults } from './harness.js';
 import { ingestGroup } from './ingest.js';
 import { startupGroup } from './startup.js';
 
-const GROUPS: BenchGroup[] = [ingestGroup, startupGroup];
+const GROUPS: BenchGroup[] = [featuresGroup, ingestGroup, startupGroup];
 
 function parseOnly(argv: string[]): Set<string> | undefined {
   const i = argv.indexOf('--only');
