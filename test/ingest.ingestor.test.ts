@@ -425,3 +425,32 @@ describe('Ingestor on the legacy Exchange feed (scripted server)', () => {
     );
   });
 });
+
+describe('Sequence regression', () => {
+  it('a counter that goes backwards triggers a resync and a level2 resubscribe on the same connection', async () => {
+    const exchange = await startExchange({
+      onSubscribed(send) {
+        const s = send as typeof send & { skip(n: number): void };
+        for (const p of PRODUCTS) s('l2_data', [snapshot(p, '1', '2')]);
+        s('l2_data', [update('BTC-USD', '0.5', '1')]);
+        s.skip(-2); // the feed restarted its counter under us
+        s('l2_data', [update('BTC-USD', '0.5', '2')]);
+      },
+      onResubscribe(send) {
+        for (const p of PRODUCTS) send('l2_data', [snapshot(p, '1', '2')]);
+      },
+    });
+    cleanups.push(exchange.close);
+    const ingestor = startIngestor(exchange.url);
+    await until('the fresh snapshots', () => ingestor.counters.frames >= 6);
+    await ingestor.stop();
+    expect(ingestor.metrics.get('ingest.sequence_regression')).toBe(1);
+    expect(ingestor.metrics.get('feed.reconnects')).toBe(0);
+    expect(exchange.received[0]!.slice(4)).toEqual(['unsubscribe:level2', 'subscribe:level2']);
+    const btc = await eventsOf(ingestor.session, 'BTC-USD');
+    expect(btc.filter((e) => e.type === 'resync').map((e) => e.type === 'resync' && e.reason)).toEqual([
+      'connect',
+      'regression: expected 3, got 1',
+    ]);
+  });
+});
