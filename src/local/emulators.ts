@@ -305,3 +305,91 @@ export async function startEmulators(options: EmulatorOptions): Promise<Emulator
     },
   };
 }
+
+/**
+ * kinesis-local (kinesis-mock, the Kinesis backend LocalStack uses), an optional fourth emulator: unlike
+ * kinesalite it serves enhanced fan-out (RegisterStreamConsumer, SubscribeToShard over HTTP/1.1). Kept in memory
+ * (no data on disk) and slow at volume, so it only backs the fan-out tests and an opt-in local fan-out run.
+ */
+export interface KinesisMock {
+  endpoint: string;
+  port: number;
+  /** emulatorEnv-style SDK settings for a Kinesis client pointing at it. */
+  env: Record<string, string>;
+  stop(): Promise<void>;
+}
+
+export async function startKinesisMock(
+  options: { port?: number; startTimeoutMs?: number; log?: (line: string) => void } = {},
+): Promise<KinesisMock> {
+  const { startTimeoutMs = 30_000, log = () => {} } = options;
+  const main = require.resolve('kinesis-local/main.js');
+  const port = options.port || (await freePort());
+  const tlsPort = await freePort();
+  installExitHook();
+  const child = spawn(process.execPath, ['--require', EXIT_WITH_PARENT, main], {
+    env: {
+      ...process.env,
+      NODE_OPTIONS: '',
+      // Its self-signed certificate is looked up relative to the working directory unless named.
+      KINESIS_MOCK_CERT_PATH: join(main, '..', 'server.json'),
+      KINESIS_MOCK_PLAIN_PORT: String(port),
+      KINESIS_MOCK_TLS_PORT: String(tlsPort),
+      CREATE_STREAM_DURATION: '0ms',
+      DELETE_STREAM_DURATION: '0ms',
+      REGISTER_STREAM_CONSUMER_DURATION: '0ms',
+      DEREGISTER_STREAM_CONSUMER_DURATION: '0ms',
+      MERGE_SHARDS_DURATION: '0ms',
+      SPLIT_SHARD_DURATION: '0ms',
+      LOG_LEVEL: 'WARN',
+    },
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+  });
+  const tail: string[] = [];
+  for (const stream of [child.stdout, child.stderr]) {
+    stream?.setEncoding('utf8');
+    stream?.on('data', (chunk: string) => {
+      for (const line of chunk.split('\n').filter(Boolean)) {
+        tail.push(line);
+        if (tail.length > 20) tail.shift();
+        log(`[kinesis-local] ${line}`);
+      }
+    });
+  }
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const kill = () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  };
+  process.once('exit', kill);
+  const env = { ...emulatorEnv({ kinesis: port, dynamodb: 0, s3: 0 }) };
+  for (const k of ['AWS_ENDPOINT_URL_DYNAMODB', 'AWS_ENDPOINT_URL_S3']) delete env[k];
+  const deadline = Date.now() + startTimeoutMs;
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new EmulatorStartError('kinesis', `kinesis-local exited before serving:\n${tail.join('\n')}`);
+    }
+    try {
+      await kinesisClient(env).send(new ListStreamsCommand({}), { abortSignal: AbortSignal.timeout(2000) });
+      break;
+    } catch (err) {
+      if (Date.now() > deadline) {
+        kill();
+        throw new EmulatorStartError('kinesis', `kinesis-local did not answer on port ${port}`, {
+          cause: err,
+        });
+      }
+      await sleep(100);
+    }
+  }
+  return {
+    endpoint: env.AWS_ENDPOINT_URL_KINESIS!,
+    port,
+    env,
+    async stop() {
+      process.removeListener('exit', kill);
+      kill();
+      await exited;
+    },
+  };
+}

@@ -117,6 +117,8 @@ export interface ShardReader {
     from: string | undefined,
     signal: AbortSignal,
     sink: ShardSink,
+    /** What the shard listing said when reading started. */
+    shard?: { closed: boolean },
   ): Promise<'ended' | 'stopped'>;
 }
 
@@ -217,7 +219,10 @@ export class KinesisConsumer {
 
   /** Shards this consumer reads right now (leased ones, or all ready ones without leases). */
   readingShards(): string[] {
-    return [...this.tasks].filter(([, t]) => !t.stopping).map(([id]) => id).sort();
+    return [...this.tasks]
+      .filter(([, t]) => !t.stopping)
+      .map(([id]) => id)
+      .sort();
   }
 
   async readCheckpoint(shardId: string): Promise<string | undefined> {
@@ -307,6 +312,7 @@ export class KinesisConsumer {
       ? await FanOutReader.create(this.opts.kinesis, this.opts.streamName, this.opts.fanOut, log)
       : new PollingReader(this.opts.kinesis, this.opts.streamName, this.opts.limit, this.opts.idleMs);
 
+    const closed = new Set<string>();
     const start = (shardId: string, from: string | undefined) => {
       const abort = new AbortController();
       const taskSignal = AbortSignal.any([running, abort.signal]);
@@ -331,7 +337,7 @@ export class KinesisConsumer {
       task.done = (async () => {
         let lost = false;
         try {
-          const how = await reader.read(shardId, from, taskSignal, sink);
+          const how = await reader.read(shardId, from, taskSignal, sink, { closed: closed.has(shardId) });
           if (how === 'ended') {
             await this.store.write(shardId, undefined, { owner, ended: true });
             log?.('info', 'shard ended (read to its end; children may start)', { shardId });
@@ -358,6 +364,7 @@ export class KinesisConsumer {
 
     const sync = async () => {
       const shards = await this.listShards();
+      for (const s of shards) if (s.SequenceNumberRange?.EndingSequenceNumber) closed.add(s.ShardId!);
       const states = await this.store.readMany(shards.map((s) => s.ShardId!));
       const ready = readyShards(shards, states);
       if (!leases) {

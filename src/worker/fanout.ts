@@ -13,6 +13,8 @@
 import {
   DescribeStreamConsumerCommand,
   DescribeStreamSummaryCommand,
+  GetRecordsCommand,
+  GetShardIteratorCommand,
   type KinesisClient,
   RegisterStreamConsumerCommand,
   ResourceInUseException,
@@ -83,6 +85,7 @@ export class FanOutReader implements ShardReader {
 
   constructor(
     private readonly kinesis: KinesisClient,
+    private readonly streamName: string,
     readonly consumerArn: string,
     private readonly options: FanOutOptions,
     private readonly log?: Log,
@@ -96,10 +99,36 @@ export class FanOutReader implements ShardReader {
       options.registerTimeoutMs,
     );
     log?.('info', 'enhanced fan-out consumer ready', { consumerArn: arn });
-    return new FanOutReader(kinesis, arn, options, log);
+    return new FanOutReader(kinesis, streamName, arn, options, log);
   }
 
-  async read(shardId: string, from: string | undefined, signal: AbortSignal, sink: ShardSink) {
+  /**
+   * Whether a closed shard has nothing after `last`, asked the polling way. Kinesis ends a closed shard's
+   * subscription with an event without continuation; kinesis-local never does (it keeps sending empty events),
+   * so for a shard listed as closed an empty event is double-checked with GetRecords, which it answers properly.
+   */
+  private async readToEnd(shardId: string, last: string | undefined): Promise<boolean> {
+    const it = await this.kinesis.send(
+      new GetShardIteratorCommand({
+        StreamName: this.streamName,
+        ShardId: shardId,
+        ...(last
+          ? { ShardIteratorType: 'AFTER_SEQUENCE_NUMBER', StartingSequenceNumber: last }
+          : { ShardIteratorType: 'TRIM_HORIZON' }),
+      }),
+    );
+    if (!it.ShardIterator) return true;
+    const out = await this.kinesis.send(new GetRecordsCommand({ ShardIterator: it.ShardIterator, Limit: 1 }));
+    return (out.Records?.length ?? 0) === 0 && !out.NextShardIterator;
+  }
+
+  async read(
+    shardId: string,
+    from: string | undefined,
+    signal: AbortSignal,
+    sink: ShardSink,
+    shard?: { closed: boolean },
+  ) {
     let last = from;
     while (!signal.aborted) {
       const position: StartingPosition = last
@@ -112,6 +141,7 @@ export class FanOutReader implements ShardReader {
       const renew = this.options.renewAfterMs ? setTimeout(cut, this.options.renewAfterMs) : undefined;
       try {
         this.subscriptions++;
+        this.log?.('info', 'subscribed to shard', { shardId, from: last ?? 'TRIM_HORIZON' });
         const out = await this.kinesis.send(
           new SubscribeToShardCommand({
             ConsumerARN: this.consumerArn,
@@ -134,6 +164,7 @@ export class FanOutReader implements ShardReader {
             last = records[records.length - 1]!.SequenceNumber;
           } else {
             sink.empty();
+            if (shard?.closed && (await this.readToEnd(shardId, last))) return 'ended' as const;
           }
           // A closed shard's last event has no continuation (and names the children): read to its end.
           if (e.ContinuationSequenceNumber == null) return 'ended' as const;
