@@ -1,6 +1,7 @@
 import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import { IngestorService, ServiceCluster, WorkerService } from './fargate-services.js';
+import { LakeCatalog } from './lake-catalog.js';
 import { MarketStream } from './market-stream.js';
 import { Observability } from './observability.js';
 import { type CoreSettings, PredictionApi } from './prediction-api.js';
@@ -30,6 +31,7 @@ export class QuoteWatchStack extends Stack {
   readonly api: PredictionApi;
   readonly training: TrainingPipeline;
   readonly observability: Observability;
+  readonly lakeCatalog: LakeCatalog;
 
   constructor(scope: Construct, id: string, props: QuoteWatchStackProps = {}) {
     const core = props.core ?? DEFAULT_CORE;
@@ -41,6 +43,7 @@ export class QuoteWatchStack extends Stack {
     this.marketStream = new MarketStream(this, 'Stream');
     this.storage = new Storage(this, 'Storage');
     const { latestTable, registryTable, checkpointTable, lakeBucket, modelBucket } = this.storage;
+    this.lakeCatalog = new LakeCatalog(this, 'LakeCatalog', { lakeBucket, products: core.symbols });
     this.services = new ServiceCluster(this, 'Services');
     const cluster = this.services.cluster;
     this.ingestor = new IngestorService(this, 'Ingestor', {
