@@ -2,6 +2,7 @@
  * The one place every QuoteWatch process reads and validates its settings.
  * A bad value stops the process with a message naming the variable (ConfigError).
  */
+import { hostname } from 'node:os';
 import { z } from 'zod';
 import { TARGETS, type Target } from './model/types.js';
 
@@ -328,4 +329,35 @@ export interface FeatureConfig {
 
 export function readFeatureConfig(env: Env = process.env): FeatureConfig {
   return { gapLimitMs: read(env, 'GAP_LIMIT_MS', intMs(100, 3_600_000), '5000') };
+}
+
+/** How the worker reads the stream (src/worker/consumer.ts). */
+export interface ConsumerConfig {
+  /** polling GetRecords (everywhere, the local default) or enhanced fan-out SubscribeToShard (deployed latency). */
+  mode: 'polling' | 'fanout';
+  /** The enhanced fan-out consumer registered on the stream, shared by every worker. */
+  consumerName: string;
+  /** This worker's lease owner id; unique per live worker (default: host name and process id). */
+  workerId: string;
+  /** A shard lease not renewed for this long passes to another worker. */
+  leaseMs: number;
+}
+
+export function readConsumerConfig(env: Env = process.env): ConsumerConfig {
+  return {
+    mode: read(
+      env,
+      'CONSUMER_MODE',
+      z.enum(['polling', 'fanout'], { message: 'expected polling or fanout' }),
+      'polling',
+    ),
+    consumerName: read(
+      env,
+      'CONSUMER_NAME',
+      z.string().regex(/^[a-zA-Z0-9_.-]{1,128}$/, 'expected 1-128 letters, digits, _ . -'),
+      'quotewatch-worker',
+    ),
+    workerId: read(env, 'WORKER_ID', nonEmpty, `${hostname()}-${process.pid}`),
+    leaseMs: read(env, 'LEASE_MS', intMs(1000, 600_000), '10000'),
+  };
 }

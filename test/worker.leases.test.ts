@@ -5,9 +5,10 @@ import { pathToFileURL } from 'node:url';
 import type { Shard } from '@aws-sdk/client-kinesis';
 import { describe, expect, it } from 'vitest';
 import { dynamoClient, kinesisClient } from '../src/aws/clients.js';
+import { ConfigError, readConsumerConfig } from '../src/config.js';
 import { TABLES } from '../src/resources.js';
 import { CheckpointStore, LeaseLostError } from '../src/worker/checkpoints.js';
-import { KinesisConsumer } from '../src/worker/consumer.js';
+import { consumerOptionsFrom, KinesisConsumer } from '../src/worker/consumer.js';
 import { LeaseTable, planLeases, readyShards } from '../src/worker/leases.js';
 import { withEmulators } from './support/system.js';
 import {
@@ -63,6 +64,22 @@ describe('planLeases', () => {
       take: ['s1'],
       shed: [],
     });
+  });
+});
+
+describe('consumer configuration', () => {
+  it('defaults to polling with leases owned by a per-process id; CONSUMER_MODE=fanout selects fan-out', () => {
+    const polling = consumerOptionsFrom(readConsumerConfig({}));
+    expect(polling.fanOut).toBeUndefined();
+    expect(polling.leases?.workerId).toContain(String(process.pid));
+    expect(polling.leases?.leaseMs).toBe(10_000);
+    const fanout = consumerOptionsFrom(readConsumerConfig({ CONSUMER_MODE: 'fanout', WORKER_ID: 'w1' }));
+    expect(fanout).toEqual({
+      leases: { workerId: 'w1', leaseMs: 10_000 },
+      fanOut: { consumerName: 'quotewatch-worker' },
+    });
+    expect(() => readConsumerConfig({ CONSUMER_MODE: 'push' })).toThrow(ConfigError);
+    expect(() => readConsumerConfig({ LEASE_MS: '10' })).toThrow(/LEASE_MS/);
   });
 });
 

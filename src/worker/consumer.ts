@@ -21,6 +21,7 @@ import {
   type Shard,
 } from '@aws-sdk/client-kinesis';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { ConsumerConfig } from '../config.js';
 import { decodeRecord, RecordFormatError, type StreamEvent } from '../stream/record.js';
 import { CheckpointStore, LeaseLostError } from './checkpoints.js';
 import { type FanOutOptions, FanOutReader } from './fanout.js';
@@ -198,6 +199,14 @@ interface ShardTask {
   /** Being given back (shed) to another worker: still ours until it stops and releases. */
   stopping: boolean;
   done: Promise<void>;
+}
+
+/** The consumer options a ConsumerConfig (src/config.ts) selects: leases always, fan-out when asked. */
+export function consumerOptionsFrom(config: ConsumerConfig): Pick<ConsumerOptions, 'leases' | 'fanOut'> {
+  return {
+    leases: { workerId: config.workerId, leaseMs: config.leaseMs },
+    ...(config.mode === 'fanout' ? { fanOut: { consumerName: config.consumerName } } : {}),
+  };
 }
 
 export class KinesisConsumer {
