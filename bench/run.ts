@@ -7,8 +7,9 @@ import { featuresGroup } from './features.js';
 import { type BenchGroup, formatTable, mergeResults, readResults, writeResults } from './harness.js';
 import { ingestGroup } from './ingest.js';
 import { startupGroup } from './startup.js';
+import { workerGroup } from './worker.js';
 
-const GROUPS: BenchGroup[] = [featuresGroup, ingestGroup, startupGroup];
+const GROUPS: BenchGroup[] = [featuresGroup, ingestGroup, startupGroup, workerGroup];
 
 function parseOnly(argv: string[]): Set<string> | undefined {
   const i = argv.indexOf('--only');
