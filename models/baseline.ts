@@ -1,12 +1,17 @@
 /**
- * `npm run baseline`: builds the shipped baseline model for quote_change_500ms, reproducibly.
+ * `npm run baseline`: builds the shipped baseline models, reproducibly, for both targets:
+ * quote_change_500ms and vol_spike_60s.
  *
  * 1. Simulates a seeded market (src/simulator) and renders it as Advanced Trade WebSocket frames.
  * 2. Maps the frames with the production mapper and feeds them to THE feature pipeline (src/features), so the
  *    training rows are computed exactly as the worker computes live ones.
- * 3. Joins feature rows with their labels, splits by time (first 70% of ticks train, last 30% test), trains a
- *    logistic regression, evaluates it on the test part, and writes
- *    models/baseline/quote_change_500ms/{model.onnx, feature_spec.json, metrics.json}.
+ * 3. Joins feature rows with their labels, splits by time (first 70% of ticks train, last 30% test; training
+ *    rows whose label horizon reaches into the test part are purged), trains a logistic regression per target,
+ *    evaluates it on the test part, and writes models/baseline/<target>/{model.onnx, feature_spec.json,
+ *    metrics.json}.
+ * vol_spike_60s labels are continuous (forward 60 s realized volatility, bps); the binary target is
+ * "forward vol > τ" with τ the 90th percentile of the TRAINING part's values, stored in metrics.json
+ * (`threshold`) and in the ONNX metadata (THRESHOLD_METADATA_KEY) so serving and live quality use the same τ.
  *
  * Same seed and code => byte-identical files (no wall clock: trainedAt is the simulated end of the data), so
  * re-running never produces a "new" version by accident; changing FEATURE_VERSION or the trained weights
@@ -19,17 +24,20 @@ import { fileURLToPath } from 'node:url';
 import { FeaturePipeline } from '../src/features/pipeline.js';
 import { FEATURE_SPEC, FEATURE_VERSION } from '../src/features/spec.js';
 import { QUOTE_CHANGE_TARGET } from '../src/labels/quoteChange.js';
+import { THRESHOLD_METADATA_KEY, VOL_HORIZON_S, VOL_SPIKE_TARGET } from '../src/labels/volSpike.js';
 import { FEED_PRODUCT, mapAdvancedTradeFrame } from '../src/marketdata/advancedTrade.js';
-import type { ModelMetrics } from '../src/model/types.js';
+import type { ModelMetrics, Target } from '../src/model/types.js';
 import { DEFAULT_PRODUCTS, seedEpochUs } from '../src/simulator/exchange.js';
 import { Session } from '../src/simulator/session.js';
 import { baseRate, brierScore, logLoss, rocAuc } from './eval/metrics.js';
 import { exportLogisticOnnx } from './export/onnx.js';
+import { MessageWriter } from './export/protobuf.js';
 import { predictLogistic, trainLogisticRegression } from './train/logreg.js';
 
 export const BASELINE_DIR = fileURLToPath(new URL('./baseline', import.meta.url));
-const TARGET = QUOTE_CHANGE_TARGET;
 const DELTA_MS = 500;
+/** vol_spike_60s: τ is this quantile of the training part's forward volatility. */
+export const VOL_SPIKE_QUANTILE = 0.9;
 
 export interface BaselineOptions {
   seed: number;
@@ -37,6 +45,12 @@ export interface BaselineOptions {
   minutes: number;
   trainFraction: number;
   l2: number;
+  /**
+   * L2 penalty of the vol_spike_60s model: its rows are heavily autocorrelated (overlapping 60 s windows),
+   * so few are independent and the weak penalty of the quote-change model overfits (test Brier above the
+   * base rate's at 1e-3, measured).
+   */
+  l2Vol: number;
 }
 
 export const DEFAULT_OPTIONS: BaselineOptions = {
@@ -44,6 +58,7 @@ export const DEFAULT_OPTIONS: BaselineOptions = {
   minutes: 60,
   trainFraction: 0.7,
   l2: 1e-3,
+  l2Vol: 0.3,
 };
 
 export interface Example {
@@ -53,27 +68,42 @@ export interface Example {
   y: number;
 }
 
-/** Simulated frames -> mapper -> feature pipeline -> (features, label) pairs in time order. */
-export function buildDataset(opts: Pick<BaselineOptions, 'seed' | 'minutes'>): Example[] {
+export interface Datasets {
+  /** quote_change_500ms examples, y in {0, 1}. */
+  quoteChange: Example[];
+  /** vol_spike_60s examples, y = the continuous forward volatility (bps), before thresholding. */
+  volSpike: Example[];
+}
+
+/** Simulated frames -> mapper -> feature pipeline -> (features, label) pairs per target, in time order. */
+export function buildDatasets(opts: Pick<BaselineOptions, 'seed' | 'minutes'>): Datasets {
   const startUs = seedEpochUs(opts.seed);
   const session = new Session(DEFAULT_PRODUCTS, opts.seed, startUs);
   const productIds = DEFAULT_PRODUCTS.map((p) => p.productId);
   const pipeline = new FeaturePipeline({ tickMs: FEATURE_SPEC.tickMs, deltaMs: DELTA_MS, topLevels: 0 });
-  const rows = new Map<string, number[]>();
-  const examples: Example[] = [];
+  // Rows wait for both labels (the vol label comes ~60 s later); each label takes its own copy of x.
+  const rows = new Map<string, { x: number[]; pending: number }>();
+  const out: Datasets = { quoteChange: [], volSpike: [] };
 
   const feed = (text: string, recvUs: number) => {
     for (const event of mapAdvancedTradeFrame(text, recvUs).events) {
       if (event.product !== FEED_PRODUCT) pipeline.push(event);
     }
-    const out = pipeline.drain();
-    for (const row of out.rows) rows.set(`${row.product}@${row.tsUs}`, Array.from(row.values));
-    for (const label of out.labels) {
+    const drained = pipeline.drain();
+    for (const row of drained.rows)
+      rows.set(`${row.product}@${row.tsUs}`, { x: Array.from(row.values), pending: 2 });
+    for (const label of drained.labels) {
       const key = `${label.product}@${label.tsUs}`;
-      const x = rows.get(key);
-      if (!x) continue; // no valid feature row at that tick
-      rows.delete(key);
-      examples.push({ product: label.product, tsUs: label.tsUs, x, y: label.value });
+      const row = rows.get(key);
+      if (!row) continue; // no valid feature row at that tick
+      const list = label.target === VOL_SPIKE_TARGET ? out.volSpike : out.quoteChange;
+      list.push({ product: label.product, tsUs: label.tsUs, x: row.x, y: label.value });
+      if (--row.pending === 0) rows.delete(key);
+    }
+    // A row whose label was dropped (gap) would wait forever: forget rows older than any horizon.
+    if (rows.size > 4 * (VOL_HORIZON_S + 2) * 10 * productIds.length) {
+      const oldest = recvUs - (VOL_HORIZON_S + 5) * 1e6;
+      for (const key of rows.keys()) if (Number(key.slice(key.indexOf('@') + 1)) < oldest) rows.delete(key);
     }
   };
 
@@ -85,20 +115,76 @@ export function buildDataset(opts: Pick<BaselineOptions, 'seed' | 'minutes'>): E
   for (let t = startUs; t < endUs; t += 1_000_000) {
     for (const f of session.advanceTo(Math.min(t + 1_000_000, endUs))) feed(f.text, session.timeUs);
   }
-  return examples.sort((a, b) => a.tsUs - b.tsUs || a.product.localeCompare(b.product));
+  const byTime = (a: Example, b: Example) => a.tsUs - b.tsUs || a.product.localeCompare(b.product);
+  out.quoteChange.sort(byTime);
+  out.volSpike.sort(byTime);
+  return out;
 }
 
-export function trainBaseline(opts: BaselineOptions = DEFAULT_OPTIONS) {
-  const examples = buildDataset(opts);
-  if (examples.length < 100) throw new Error(`only ${examples.length} labelled rows; simulate more minutes`);
-  // Split by time, never shuffled: the test part lies strictly after the training part.
-  const cut = Math.floor(examples.length * opts.trainFraction);
-  const train = examples.slice(0, cut);
+/** quote_change_500ms examples only (kept for callers of the single-target builder). */
+export function buildDataset(opts: Pick<BaselineOptions, 'seed' | 'minutes'>): Example[] {
+  return buildDatasets(opts).quoteChange;
+}
+
+/**
+ * Time-ordered split: the oldest trainFraction of the ticks train, never shuffled; the cut moves to a tick
+ * boundary, and training rows whose label horizon ends after the first test tick are purged so no training
+ * label sees the test period.
+ */
+export function splitByTime(examples: readonly Example[], trainFraction: number, horizonUs: number) {
+  let cut = Math.floor(examples.length * trainFraction);
+  while (cut > 0 && cut < examples.length && examples[cut]!.tsUs === examples[cut - 1]!.tsUs) cut++;
   const test = examples.slice(cut);
+  const firstTestUs = test[0]?.tsUs ?? Number.POSITIVE_INFINITY;
+  const train = examples.slice(0, cut).filter((e) => e.tsUs + horizonUs < firstTestUs);
+  return { train, test };
+}
+
+/** The q-quantile of values by nearest rank (a value of the sample, so τ is exact in metrics.json). */
+export function nearestRankQuantile(values: readonly number[], q: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)]!;
+}
+
+/** Appends metadata_props entries (ModelProto field 14) to ONNX bytes: fields of a message may come in any order. */
+export function withOnnxMetadata(onnx: Uint8Array, entries: Record<string, string>): Uint8Array {
+  const extra = new MessageWriter();
+  for (const [key, value] of Object.entries(entries)) {
+    extra.message(14, new MessageWriter().string(1, key).string(2, value));
+  }
+  const tail = extra.finish();
+  const out = new Uint8Array(onnx.length + tail.length);
+  out.set(onnx, 0);
+  out.set(tail, onnx.length);
+  return out;
+}
+
+export function trainBaseline(
+  opts: BaselineOptions = DEFAULT_OPTIONS,
+  target: Target = QUOTE_CHANGE_TARGET,
+  datasets: Datasets = buildDatasets(opts),
+) {
+  const isVol = target === VOL_SPIKE_TARGET;
+  const examples = isVol ? datasets.volSpike : datasets.quoteChange;
+  if (examples.length < 100)
+    throw new Error(`only ${examples.length} labelled ${target} rows; simulate more minutes`);
+  const horizonUs = isVol ? (VOL_HORIZON_S + 1) * 1e6 : DELTA_MS * 1000;
+  const split = splitByTime(examples, opts.trainFraction, horizonUs);
+  // vol_spike_60s: τ from the training part only, then the binary target "forward vol > τ" on both parts.
+  const threshold = isVol
+    ? nearestRankQuantile(
+        split.train.map((e) => e.y),
+        VOL_SPIKE_QUANTILE,
+      )
+    : undefined;
+  const binary = (e: Example): Example =>
+    threshold === undefined ? e : { ...e, y: e.y > threshold ? 1 : 0 };
+  const train = split.train.map(binary);
+  const test = split.test.map(binary);
   const model = trainLogisticRegression(
     train.map((e) => e.x),
     train.map((e) => e.y),
-    { l2: opts.l2 },
+    { l2: isVol ? opts.l2Vol : opts.l2 },
   );
   const yTest = test.map((e) => e.y);
   const pTest = test.map((e) => predictLogistic(model, e.x));
@@ -109,7 +195,7 @@ export function trainBaseline(opts: BaselineOptions = DEFAULT_OPTIONS) {
   const digest = createHash('sha256').update(JSON.stringify(model)).digest('hex').slice(0, 8);
   const version = `baseline-fs${FEATURE_VERSION}-seed${opts.seed}-${digest}`;
   const metrics: ModelMetrics = {
-    target: TARGET,
+    target,
     version,
     trainedAt: new Date(Math.floor(examples.at(-1)!.tsUs / 1000)).toISOString(),
     rows: { train: train.length, test: test.length },
@@ -128,31 +214,46 @@ export function trainBaseline(opts: BaselineOptions = DEFAULT_OPTIONS) {
         yTest,
       ),
     },
+    ...(isVol
+      ? {
+          threshold,
+          thresholdDefinition: `forward 60 s realized volatility (bps) > τ = nearest-rank ${VOL_SPIKE_QUANTILE} quantile of the training part`,
+          trainBaseRate: trainRate,
+        }
+      : {}),
     data: {
       source: 'simulator',
       seed: opts.seed,
       minutes: opts.minutes,
       products: DEFAULT_PRODUCTS.map((p) => p.productId),
-      split: `time-ordered ${opts.trainFraction * 100}/${100 - opts.trainFraction * 100}`,
+      split: `time-ordered ${opts.trainFraction * 100}/${100 - opts.trainFraction * 100}, training rows with a label horizon past the cut purged`,
     },
-    training: { algorithm: 'logistic regression (Newton/IRLS, standardized features)', l2: opts.l2 },
+    training: {
+      algorithm: 'logistic regression (Newton/IRLS, standardized features)',
+      l2: isVol ? opts.l2Vol : opts.l2,
+    },
   };
-  const onnx = exportLogisticOnnx(model, FEATURE_SPEC, { target: TARGET, version });
+  const bare = exportLogisticOnnx(model, FEATURE_SPEC, { target, version });
+  const onnx =
+    threshold === undefined ? bare : withOnnxMetadata(bare, { [THRESHOLD_METADATA_KEY]: String(threshold) });
   return { model, metrics, onnx };
 }
 
 function main(): void {
   const t0 = performance.now();
-  const { metrics, onnx } = trainBaseline();
-  const dir = join(BASELINE_DIR, TARGET);
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'model.onnx'), onnx);
-  writeFileSync(join(dir, 'feature_spec.json'), `${JSON.stringify(FEATURE_SPEC, null, 2)}\n`);
-  writeFileSync(join(dir, 'metrics.json'), `${JSON.stringify(metrics, null, 2)}\n`);
-  const seconds = ((performance.now() - t0) / 1000).toFixed(1);
-  console.log(
-    JSON.stringify({ level: 'info', msg: 'baseline written', dir, seconds, ...metrics, data: undefined }),
-  );
+  const datasets = buildDatasets(DEFAULT_OPTIONS);
+  for (const target of [QUOTE_CHANGE_TARGET, VOL_SPIKE_TARGET] as const) {
+    const { metrics, onnx } = trainBaseline(DEFAULT_OPTIONS, target, datasets);
+    const dir = join(BASELINE_DIR, target);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'model.onnx'), onnx);
+    writeFileSync(join(dir, 'feature_spec.json'), `${JSON.stringify(FEATURE_SPEC, null, 2)}\n`);
+    writeFileSync(join(dir, 'metrics.json'), `${JSON.stringify(metrics, null, 2)}\n`);
+    const seconds = ((performance.now() - t0) / 1000).toFixed(1);
+    console.log(
+      JSON.stringify({ level: 'info', msg: 'baseline written', dir, seconds, ...metrics, data: undefined }),
+    );
+  }
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) main();

@@ -86,3 +86,6 @@ export function forwardVolBps(series: SecondReturns, from: number): number {
   }
   return Math.sqrt(sum2 / VOL_HORIZON_S) * 1e4;
 }
+
+/** ONNX metadata_props key holding τ of a vol_spike_60s model (also `threshold` in its metrics.json). */
+export const THRESHOLD_METADATA_KEY = 'quotewatch.threshold';
