@@ -1,0 +1,38 @@
+import { describe, expect, it } from 'vitest';
+import { auc, LiveQuality, qualityEmf } from '../src/worker/quality.js';
+
+describe('live quality', () => {
+  it('computes AUC by ranks (ties averaged), matching the pairwise definition', () => {
+    const p = [0.1, 0.4, 0.35, 0.8, 0.4, 0.9];
+    const y = [0, 0, 1, 1, 1, 0];
+    let wins = 0;
+    let pairs = 0;
+    for (let i = 0; i < p.length; i++)
+      for (let j = 0; j < p.length; j++)
+        if (y[i] === 1 && y[j] === 0) {
+          pairs++;
+          wins += p[i]! > p[j]! ? 1 : p[i] === p[j] ? 0.5 : 0;
+        }
+    expect(auc(p, y)).toBeCloseTo(wins / pairs, 12);
+    expect(auc([0.2, 0.3], [1, 1])).toBeNaN();
+  });
+
+  it('joins labels to the prediction of their tick, per version, binarizing continuous labels with τ', () => {
+    const q = new LiveQuality(3);
+    for (let t = 1; t <= 5; t++) q.addPrediction('vol', 'A', t, t / 10, 'v1');
+    expect(q.addLabel('vol', 'A', 2, 0.5, 0.3)).toBe(true); // tick 1 is skipped: never labelled
+    expect(q.addLabel('vol', 'A', 3, 0.1, 0.3)).toBe(true);
+    expect(q.addLabel('vol', 'A', 3, 0.1, 0.3)).toBe(false); // already joined
+    expect(q.addLabel('vol', 'A', 5, 0.9)).toBe(false); // continuous without τ: not scored
+    q.addPrediction('vol', 'A', 6, 0.9, 'v2');
+    expect(q.addLabel('vol', 'A', 6, 1, 0.3)).toBe(true);
+    const [v1, v2] = q.stats();
+    expect(v1).toMatchObject({ modelVersion: 'v1', n: 2, baseRate: 0.5, auc: 0 });
+    expect(v1!.brier).toBeCloseTo(((0.2 - 1) ** 2 + 0.3 ** 2) / 2, 12);
+    expect(v2).toMatchObject({ modelVersion: 'v2', n: 1, baseRate: 1 });
+    expect(v2!.auc).toBeNaN();
+    const emf = qualityEmf(v2!, 1000);
+    expect(JSON.parse(JSON.stringify(emf))).toEqual(emf); // no NaN left in the line
+    expect(emf).not.toHaveProperty('LiveAUC');
+  });
+});
