@@ -204,9 +204,19 @@ export interface IngestorServiceProps extends QuoteWatchServiceProps {
   readonly lakeBucket: IBucket;
   /** @default wss://advanced-trade-ws.coinbase.com */
   readonly feedUrl?: string;
+  /**
+   * Raw frame archive (ARCHIVE): 's3' keeps every frame as received under the lake's archive/ prefix, the only
+   * record from which a mapper bug can be corrected or a day replayed (`quotewatch replay`). Small cost: gzip
+   * objects of up to 16 MiB / 5 min, a few hundred PUTs a day, under the lake's IA/expiry lifecycle.
+   * @default 's3'
+   */
+  readonly archive?: 'off' | 's3';
 }
 
-/** Exchange WebSocket -> Kinesis. It may only put records (and claim-checked snapshots into the lake). */
+/** Object key prefixes the ingestor writes in the lake: claim-checked book snapshots and the raw archive. */
+export const INGESTOR_LAKE_PREFIXES = ['snapshots/', 'archive/'] as const;
+
+/** Exchange WebSocket -> Kinesis. It may only put records (and snapshots and the raw archive into the lake). */
 export class IngestorService extends QuoteWatchService {
   constructor(scope: Construct, id: string, props: IngestorServiceProps) {
     const feedUrl = props.feedUrl ?? 'wss://advanced-trade-ws.coinbase.com';
@@ -219,6 +229,7 @@ export class IngestorService extends QuoteWatchService {
         FEED_URL: feedUrl,
         [STREAM.env]: props.stream.streamName,
         [BUCKETS.lake.env]: props.lakeBucket.bucketName,
+        ARCHIVE: props.archive ?? 's3',
       },
       // A new task starts before the old one stops, so the feed has no gap; duplicate records from the overlap
       // carry the same event ids and the worker drops them.
@@ -232,14 +243,18 @@ export class IngestorService extends QuoteWatchService {
         resources: [props.stream.streamArn],
       }),
     );
+    // Only its own prefixes: the ingestor cannot overwrite the worker's Parquet zones.
+    const objects = INGESTOR_LAKE_PREFIXES.map((prefix) => props.lakeBucket.arnForObjects(`${prefix}*`));
     this.taskDefinition.addToTaskRolePolicy(
-      new PolicyStatement({ actions: ['s3:PutObject'], resources: [props.lakeBucket.arnForObjects('*')] }),
+      new PolicyStatement({ actions: ['s3:PutObject'], resources: objects }),
     );
-    acknowledgeWildcardResource(
-      this.taskDefinition,
-      props.lakeBucket.arnForObjects('*'),
-      'PutObject only, on lake keys generated per snapshot/archive object.',
-    );
+    for (const arn of objects) {
+      acknowledgeWildcardResource(
+        this.taskDefinition,
+        arn,
+        'PutObject only, under the prefix of keys generated per snapshot/archive object.',
+      );
+    }
   }
 }
 

@@ -3,19 +3,23 @@
  * Trade, or the legacy Exchange feed: FEED_KIND or the host decides) for SYMBOLS into the Kinesis stream
  * STREAM_NAME (snapshots via LAKE_BUCKET) until SIGTERM/SIGINT, then flushes what it buffered. With
  * COINBASE_API_KEY_NAME + COINBASE_API_PRIVATE_KEY set, Advanced Trade subscriptions carry a CDP JWT.
+ * ARCHIVE=file|s3 also keeps every raw frame (src/ingest/archive.ts) for `quotewatch replay`.
  * Exits 1 if the stream cannot be written (e.g. it does not exist), 2 on bad configuration.
  */
 import { kinesisClient, s3Client } from '../../src/aws/clients.js';
 import {
   ConfigError,
   orExit,
+  readArchiveConfig,
   readCoreConfig,
   readFeedConfig,
   readIngestConfig,
+  readLocalConfig,
   readResourceNames,
 } from '../../src/config.js';
+import { createArchive } from '../../src/ingest/archive.js';
 import { CdpKeyError, cdpJwtSource } from '../../src/ingest/auth.js';
-import { Ingestor } from '../../src/ingest/ingestor.js';
+import { Ingestor, newSession } from '../../src/ingest/ingestor.js';
 import { describeError, jsonLogger } from '../../src/ingest/log.js';
 import { KinesisProducer } from '../../src/ingest/producer.js';
 import { SnapshotStore } from '../../src/ingest/snapshots.js';
@@ -24,6 +28,7 @@ const { symbols } = orExit(() => readCoreConfig());
 const { streamName, lakeBucket } = orExit(() => readResourceNames());
 const feed = orExit(() => readFeedConfig());
 const tuning = orExit(() => readIngestConfig());
+const archiveConfig = orExit(() => readArchiveConfig());
 const jwt = orExit(() => {
   if (!feed.auth) return undefined;
   try {
@@ -35,6 +40,16 @@ const jwt = orExit(() => {
 });
 
 const log = jsonLogger('ingestor');
+// One session for the event ids and the archive's names, so archived frames and published events match up.
+const session = newSession();
+// A frame the archive cannot store is logged (and counted again at stop), but never stops the market data.
+const archive = createArchive(archiveConfig, {
+  session,
+  dataDir: orExit(() => readLocalConfig()).dataDir,
+  s3: s3Client(),
+  bucket: lakeBucket,
+  onError: (err) => log('error', 'archive write failed', { error: describeError(err) }),
+});
 const producer = new KinesisProducer({
   client: kinesisClient(),
   streamName,
@@ -49,6 +64,8 @@ const ingestor = new Ingestor({
   producer,
   snapshots: new SnapshotStore(s3Client(), lakeBucket),
   log,
+  session,
+  archive,
   silenceMs: tuning.silenceMs,
   statsIntervalMs: tuning.statsIntervalMs,
   snapshotIntervalMs: feed.snapshotIntervalMs,
@@ -68,6 +85,7 @@ log('info', 'ingestor starting', {
   streamName,
   lakeBucket,
   session: ingestor.session,
+  archive: archiveConfig.mode,
 });
 ingestor.start();
 

@@ -11,6 +11,11 @@
  * snapshots go to S3 (claim-check) with a snapshot_ref in the stream in their place: the exchange's own, and
  * every snapshotIntervalMs a copy of the ingestor's book (source 'periodic'), published between two frames so
  * a consumer can start at any snapshot_ref and rebuild the book without the exchange.
+ * The periodic clock is EXCHANGE time, not the wall clock: a snapshot is taken before the first frame whose
+ * exchange time enters a new snapshotIntervalMs bucket (buckets aligned to the epoch). So the same frames give
+ * the same snapshots at the same places of the stream whether they arrive live, from the fast simulator or
+ * from `quotewatch replay` at any speed, and a feed that says nothing (no new exchange time) costs nothing.
+ * Every frame can also go, as received, to a raw archive (archive.ts) that `quotewatch replay` reads back.
  * Heartbeats only feed the watchdog, the staleness check and the stats. Every few seconds a FeedStatsEvent
  * (with the metrics) goes to the "_feed" partition and the metrics are logged in CloudWatch EMF.
  *
@@ -24,12 +29,13 @@ import {
   FeedError,
   MalformedFrameError,
   type MappedFrame,
-  mapAdvancedTradeFrame,
+  mapAdvancedTradeFrameAsync,
 } from '../marketdata/advancedTrade.js';
 import { fromUnits } from '../marketdata/decimal.js';
 import type { BookSnapshotEvent, Level, MarketEvent, ResyncEvent } from '../marketdata/events.js';
 import { exchangeSubscribeMessage, mapExchangeFrame } from '../marketdata/exchange.js';
 import { eventId, type FeedStatsEvent, type StreamEvent } from '../stream/record.js';
+import type { FrameArchive } from './archive.js';
 import { CHANNELS, type FeedLink, FeedStateMachine, type Frame, subscribeMessage } from './connection.js';
 import { describeError, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
@@ -62,13 +68,15 @@ export interface IngestorOptions {
   reconnectCapMs?: number;
   /** Backoff jitter source in [0, 1) (seeded in tests). */
   random?: () => number;
-  /** Periodic full-depth snapshot period; 0 disables. Default 30000. */
+  /** Periodic full-depth snapshot period in EXCHANGE time (see the module comment); 0 disables. Default 30000. */
   snapshotIntervalMs?: number;
   /** Exchange feed staleness limit; 0 disables. Default 60000. */
   bookStaleMs?: number;
   /** Advanced Trade: a fresh CDP JWT for each subscribe message (auth.ts), when a key is configured. */
   jwt?: () => string;
   metrics?: Metrics;
+  /** Raw frame archive (archive.ts): every frame as received. */
+  archive?: FrameArchive;
   /** Called when the producer fails for good (the process should exit non-zero). */
   onFatal?: (err: unknown) => void;
 }
@@ -89,9 +97,14 @@ export interface IngestorCounters {
 
 const nowUs = () => Date.now() * 1000;
 
+/** A new ingestor session id (the event-id prefix): start time + random suffix. */
+export function newSession(): string {
+  return `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+}
+
 /** How one feed's protocol is spoken. */
 interface FeedProtocol {
-  map(raw: string, recvUs: number): MappedFrame;
+  map(raw: string, recvUs: number): MappedFrame | Promise<MappedFrame>;
   subscribe(products: string[]): string[];
   /** Messages that make the feed send fresh level2 snapshots of `products`. */
   resubscribeBook(products: string[]): string[];
@@ -112,7 +125,10 @@ function protocolFor(kind: FeedKind, jwt: (() => string) | undefined): FeedProto
     };
   }
   return {
-    map: mapAdvancedTradeFrame,
+    // Maps a multi-megabyte snapshot in slices, yielding to the event loop between them (same output and errors
+    // as the sync mapper). Frames stay in order: the connection's pump awaits each frame before the next.
+    // The Exchange feed above has a sync mapper only; its snapshots are smaller and arrive once per product.
+    map: (raw, recvUs) => mapAdvancedTradeFrameAsync(raw, recvUs),
     subscribe: (products) => CHANNELS.map((c) => subscribeMessage(c, products, 'subscribe', jwt?.())),
     resubscribeBook: (products) => [
       subscribeMessage('level2', products, 'unsubscribe', jwt?.()),
@@ -160,14 +176,14 @@ export class Ingestor {
   private readonly books = new Map<string, ProductBook>();
   private running = false;
   private statsTimer: NodeJS.Timeout | undefined;
-  private snapshotTimer: NodeJS.Timeout | undefined;
-  private snapshotDue = false;
+  /** Exchange-time bucket (µs / snapshotIntervalMs) of the latest frame: entering a new one makes a periodic snapshot. */
+  private snapshotBucket: number | undefined;
   private statsCount = 0;
   private lastStats = { atUs: nowUs(), messages: 0, bytes: 0 };
 
   constructor(options: IngestorOptions) {
     this.o = {
-      session: `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`,
+      session: newSession(),
       silenceMs: 5000,
       statsIntervalMs: 5000,
       snapshotIntervalMs: 30_000,
@@ -205,24 +221,25 @@ export class Ingestor {
     this.running = true;
     this.feed.start();
     // A failing put is already logged and reported through onFatal.
+    // Stats are about the process's health, so they (alone) run on the wall clock.
     this.statsTimer = setInterval(() => void this.publishStats().catch(() => {}), this.o.statsIntervalMs);
-    if (this.o.snapshotIntervalMs > 0) {
-      // Only marks the snapshot due: it is taken in the frame pump, between two frames, to stay in sequence.
-      this.snapshotTimer = setInterval(() => {
-        this.snapshotDue = true;
-      }, this.o.snapshotIntervalMs);
-    }
   }
 
-  /** Closes the connection, waits for the frame in hand, publishes final stats and flushes the producer. */
+  /**
+   * Closes the connection, waits for the frame in hand, publishes final stats, flushes the producer and then
+   * the archive (also when the producer fails: the archive is what is left to replay).
+   */
   async stop(): Promise<void> {
     if (!this.running) return;
     this.running = false;
     clearInterval(this.statsTimer);
-    clearInterval(this.snapshotTimer);
     await this.feed.stop();
     await this.publishStats().catch(() => {});
-    await this.o.producer.close();
+    try {
+      await this.o.producer.close();
+    } finally {
+      await this.o.archive?.close();
+    }
     this.o.log('info', 'ingestor stopped', { ...this.counters, producer: this.o.producer.stats() });
   }
 
@@ -243,6 +260,7 @@ export class Ingestor {
   }
 
   private async onFrame(link: FeedLink, state: ConnectionState, frame: Frame): Promise<void> {
+    this.o.archive?.write(state.session, frame.raw, frame.recvUs);
     this.counters.frames++;
     this.metrics.inc('ingest.frames');
     if (!state.announced) {
@@ -251,13 +269,9 @@ export class Ingestor {
       state.announced = true;
       await this.publishResync(state, this.o.products, -1, state.isReconnect ? 'reconnect' : 'connect');
     }
-    if (this.snapshotDue) {
-      this.snapshotDue = false;
-      await this.publishPeriodicSnapshots(state);
-    }
     let mapped: MappedFrame;
     try {
-      mapped = this.protocol.map(frame.raw, frame.recvUs);
+      mapped = await this.protocol.map(frame.raw, frame.recvUs);
     } catch (err) {
       if (err instanceof MalformedFrameError) {
         // Skipped; if it carried book data, the next frame's sequence number reveals the gap and we resync.
@@ -276,6 +290,8 @@ export class Ingestor {
       throw err;
     }
     const position = this.protocol.sequenced ? mapped.seq : state.frameNo++;
+    // Before this frame's events (and any resync it causes): the books as of the previous frame.
+    if (this.periodicSnapshotDue(mapped)) await this.publishPeriodicSnapshots(state, frame.recvUs);
 
     if (this.protocol.sequenced) {
       const decision = state.sequence.check(mapped.seq);
@@ -385,10 +401,27 @@ export class Ingestor {
     }
   }
 
+  /**
+   * Advances the exchange clock with this frame and says whether it entered a new snapshot bucket. Book
+   * snapshots do not move the clock: the Exchange feed's carry no time (the mapper stamps the receive time,
+   * which in a replay is today, not the recording's day). Neither do frames without events (subscriptions).
+   */
+  private periodicSnapshotDue(mapped: MappedFrame): boolean {
+    if (this.o.snapshotIntervalMs <= 0) return false;
+    let exchUs = Number.NEGATIVE_INFINITY;
+    for (const e of mapped.events) if (e.type !== 'book_snapshot' && e.exchUs > exchUs) exchUs = e.exchUs;
+    if (exchUs === Number.NEGATIVE_INFINITY) return false;
+    const bucket = Math.floor(exchUs / (this.o.snapshotIntervalMs * 1000));
+    const previous = this.snapshotBucket;
+    if (previous !== undefined && bucket <= previous) return false;
+    this.snapshotBucket = bucket;
+    // The first frame only starts the clock: there is no book yet to copy.
+    return previous !== undefined;
+  }
+
   /** Full-depth copy of every usable book to S3 and its ref into the stream, at this point of the sequence. */
-  private async publishPeriodicSnapshots(state: ConnectionState): Promise<void> {
+  private async publishPeriodicSnapshots(state: ConnectionState, recvUs: number): Promise<void> {
     const n = this.counters.periodicSnapshots++;
-    const t = nowUs();
     for (const [i, product] of this.o.products.entries()) {
       const b = this.books.get(product);
       if (!b || state.awaitingSnapshot.has(product)) continue;
@@ -396,7 +429,7 @@ export class Ingestor {
         type: 'book_snapshot',
         product,
         exchUs: b.exchUs,
-        recvUs: t,
+        recvUs,
         seq: b.seq,
         bids: levels(b.book, 'bid'),
         asks: levels(b.book, 'ask'),

@@ -2,9 +2,11 @@
  * `quotewatch replay`: a recording through the live ingest path. A replay server (server.ts) plays the
  * recording over a loopback WebSocket and an in-process Ingestor (src/ingest/ingestor.ts, the class the
  * ingestor container runs) connects to it and publishes into Kinesis (snapshots to S3) as it would live.
+ * Deterministic: the ingestor's periodic snapshots follow the recording's exchange time, not the wall clock,
+ * so a replay at any speed puts them at the same places of the stream as the live run did.
  */
 import { kinesisClient, s3Client } from '../aws/clients.js';
-import { readResourceNames } from '../config.js';
+import { readFeedConfig, readResourceNames } from '../config.js';
 import { Ingestor } from '../ingest/ingestor.js';
 import { describeError, type Logger } from '../ingest/log.js';
 import { KinesisProducer } from '../ingest/producer.js';
@@ -27,6 +29,8 @@ export interface ReplayOptions {
   session?: string;
   /** Producer linger, ms (default 50 like the ingestor). */
   lingerMs?: number;
+  /** Periodic snapshot period in exchange time; 0 disables. Default SNAPSHOT_INTERVAL_MS (30000) like live. */
+  snapshotIntervalMs?: number;
 }
 
 export interface ReplaySummary {
@@ -57,6 +61,7 @@ export async function runReplay(o: ReplayOptions): Promise<ReplaySummary> {
   const products = o.products ?? (await recordingProducts(o.path, format));
   if (products.length === 0) throw new ReplayError(`${o.path}: no product_id in the recording`);
   const { streamName, lakeBucket } = readResourceNames(o.env);
+  const snapshotIntervalMs = o.snapshotIntervalMs ?? readFeedConfig(o.env).snapshotIntervalMs;
   const server = await startReplayServer({
     frames: readRecording(o.path, format),
     speed: o.speed,
@@ -83,6 +88,7 @@ export async function runReplay(o: ReplayOptions): Promise<ReplaySummary> {
     // A recording may be quiet for longer than a live feed ever is (an extract, a slow replay).
     silenceMs: 600_000,
     statsIntervalMs: 5000,
+    snapshotIntervalMs,
     onFatal: (err) => {
       fatal = err;
     },
