@@ -11,6 +11,7 @@ import { s3Client } from '../src/aws/clients.js';
 import { FEATURE_SPEC } from '../src/features/spec.js';
 import { freePort } from '../src/local/ports.js';
 import { normalizeDecimal } from '../src/marketdata/decimal.js';
+import { TARGETS } from '../src/model/types.js';
 import { BUCKETS } from '../src/resources.js';
 import { productSpecs } from '../src/simulator/exchange.js';
 import { type SimulatorServer, startSimulator } from '../src/simulator/server.js';
@@ -39,6 +40,13 @@ const fixture = withSystem({
 });
 
 type Latest = LatestSnapshot & { ageMs: number };
+
+/** Lake object names end in -<windowStartMs>.parquet (optionally -<target>): order objects by event time. */
+function windowStartMs(key: string): number {
+  const m = /-(\d{13})(?:-[a-z0-9_]+)?\.parquet$/.exec(key);
+  if (!m) throw new Error(`unexpected lake key ${key}`);
+  return Number(m[1]);
+}
 
 async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -102,13 +110,15 @@ describe('the whole path, locally', () => {
     const list = (zone: string) =>
       s3
         .send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `${zone}/product=${product}/` }))
-        .then((r) => (r.Contents ?? []).map((o) => o.Key!).sort());
+        .then((r) =>
+          (r.Contents ?? []).map((o) => o.Key!).sort((a, b) => windowStartMs(a) - windowStartMs(b)),
+        );
     const read = async (key: string) => {
       const obj = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
       return obj.Body!.transformToByteArray();
     };
 
-    // Objects close on event-time window boundaries; the first window may start mid-way, so wait for two.
+    // Objects close on event-time window boundaries; the first window may start mid-way, so read the second.
     const keys = await until('two feature objects', async () => {
       const k = await list('features');
       return k.length >= 2 ? k : undefined;
@@ -127,16 +137,18 @@ describe('the whole path, locally', () => {
     });
 
     // Every tick of that window was scored, with the probabilities in range and a model version.
-    const windowStartMs = rows[0]!.tsUs / 1000;
+    const firstTickMs = rows[0]!.tsUs / 1000;
     const predictionKey = await until('the matching prediction object', async () =>
-      (await list('predictions')).find((k) => k.endsWith(`-${windowStartMs}.parquet`)),
+      (await list('predictions')).find((k) => windowStartMs(k) === firstTickMs),
     );
     const predictions = await decodePredictionRows(await read(predictionKey));
-    expect(predictions.map((p) => p.tsUs)).toEqual(rows.map((r) => r.tsUs));
+    const quoteChange = predictions.filter((p) => p.target === 'quote_change_500ms');
+    expect(quoteChange.map((p) => p.tsUs)).toEqual(rows.map((r) => r.tsUs));
     for (const p of predictions) {
+      expect(TARGETS).toContain(p.target);
       expect(p.probability).toBeGreaterThanOrEqual(0);
       expect(p.probability).toBeLessThanOrEqual(1);
-      expect(p.target).toBe('quote_change_500ms');
+      expect(p.modelVersion).toMatch(/\S/);
     }
   });
 });
