@@ -83,7 +83,10 @@ function bookOnlyRun(events: readonly MarketEvent[]): number {
   const t0 = performance.now();
   for (const e of events) {
     let b = books.get(e.product);
-    if (!b) books.set(e.product, (b = new OrderBook(e.product)));
+    if (!b) {
+      b = new OrderBook(e.product);
+      books.set(e.product, b);
+    }
     if (e.type === 'book_snapshot') b.applySnapshot(e.bids, e.asks);
     else if (e.type === 'book_changes') for (const c of e.changes) b.applyChange(c.side, c.price, c.size);
   }
