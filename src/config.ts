@@ -341,6 +341,11 @@ export interface ConsumerConfig {
   workerId: string;
   /** A shard lease not renewed for this long passes to another worker. */
   leaseMs: number;
+  /**
+   * Polling mode: pause after an empty GetRecords. 200 ms keeps within Kinesis' 5 reads/s per shard; the local
+   * emulators have no such limit, so `npm start` uses less (latency, not correctness, depends on it).
+   */
+  pollIdleMs: number;
 }
 
 export function readConsumerConfig(env: Env = process.env): ConsumerConfig {
@@ -359,5 +364,6 @@ export function readConsumerConfig(env: Env = process.env): ConsumerConfig {
     ),
     workerId: read(env, 'WORKER_ID', nonEmpty, `${hostname()}-${process.pid}`),
     leaseMs: read(env, 'LEASE_MS', intMs(1000, 600_000), '10000'),
+    pollIdleMs: read(env, 'POLL_IDLE_MS', intMs(1, 10_000), '200'),
   };
 }

@@ -73,13 +73,17 @@ describe('consumer configuration', () => {
     expect(polling.fanOut).toBeUndefined();
     expect(polling.leases?.workerId).toContain(String(process.pid));
     expect(polling.leases?.leaseMs).toBe(10_000);
+    expect(polling.idleMs).toBe(200);
+    expect(consumerOptionsFrom(readConsumerConfig({ POLL_IDLE_MS: '15' })).idleMs).toBe(15);
     const fanout = consumerOptionsFrom(readConsumerConfig({ CONSUMER_MODE: 'fanout', WORKER_ID: 'w1' }));
     expect(fanout).toEqual({
       leases: { workerId: 'w1', leaseMs: 10_000 },
+      idleMs: 200,
       fanOut: { consumerName: 'quotewatch-worker' },
     });
     expect(() => readConsumerConfig({ CONSUMER_MODE: 'push' })).toThrow(ConfigError);
     expect(() => readConsumerConfig({ LEASE_MS: '10' })).toThrow(/LEASE_MS/);
+    expect(() => readConsumerConfig({ POLL_IDLE_MS: '0' })).toThrow(/^POLL_IDLE_MS: /);
   });
 });
 

@@ -202,9 +202,12 @@ interface ShardTask {
 }
 
 /** The consumer options a ConsumerConfig (src/config.ts) selects: leases always, fan-out when asked. */
-export function consumerOptionsFrom(config: ConsumerConfig): Pick<ConsumerOptions, 'leases' | 'fanOut'> {
+export function consumerOptionsFrom(
+  config: ConsumerConfig,
+): Pick<ConsumerOptions, 'leases' | 'fanOut' | 'idleMs'> {
   return {
     leases: { workerId: config.workerId, leaseMs: config.leaseMs },
+    idleMs: config.pollIdleMs,
     ...(config.mode === 'fanout' ? { fanOut: { consumerName: config.consumerName } } : {}),
   };
 }
