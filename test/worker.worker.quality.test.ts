@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { auc, LiveQuality, qualityEmf } from '../src/worker/quality.js';
+import { auc, isSpike, LiveQuality, qualityEmf } from '../src/worker/quality.js';
 
 describe('live quality', () => {
   it('computes AUC by ranks (ties averaged), matching the pairwise definition', () => {
@@ -34,5 +34,17 @@ describe('live quality', () => {
     const emf = qualityEmf(v2!, 1000);
     expect(JSON.parse(JSON.stringify(emf))).toEqual(emf); // no NaN left in the line
     expect(emf).not.toHaveProperty('LiveAUC');
+  });
+
+  it('counts a label equal to τ as negative, strictly above as positive (the training rule)', () => {
+    expect(isSpike(0.807, 0.807)).toBe(false);
+    expect(isSpike(0.8070001, 0.807)).toBe(true);
+    const q = new LiveQuality(10);
+    const tau = 0.5;
+    for (let t = 1; t <= 3; t++) q.addPrediction('vol', 'A', t, 0.5, 'v1');
+    q.addLabel('vol', 'A', 1, tau, tau); // exactly τ: not a spike
+    q.addLabel('vol', 'A', 2, tau, tau);
+    q.addLabel('vol', 'A', 3, tau + Number.EPSILON, tau); // just above τ
+    expect(q.stats()[0]).toMatchObject({ n: 3, baseRate: 1 / 3 });
   });
 });

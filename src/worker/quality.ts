@@ -2,7 +2,8 @@
  * Rolling live quality of the served models: each matured label is joined to the prediction made at its tick
  * (same product, same tick time), and the last `window` pairs per (target, model version) give AUC, Brier
  * score and base rate. A new version starts a new window, so a drifting model shows up as its own series.
- * Continuous labels (vol_spike_60s: forward realized volatility) are made binary with the model's τ.
+ * Continuous labels (vol_spike_60s: forward realized volatility) are made binary with the model's τ, by the
+ * same strict rule as training (isSpike).
  * Published as CloudWatch Embedded Metric Format log lines and in the latest snapshot.
  */
 
@@ -23,6 +24,14 @@ interface Pending {
   tsUs: number;
   probability: number;
   version: string;
+}
+
+/**
+ * A vol spike is a value strictly above τ, as training defines it (models/baseline.ts: `y > threshold`):
+ * a label equal to τ is negative, live as in training.
+ */
+export function isSpike(value: number, tau: number): boolean {
+  return value > tau;
 }
 
 /** Fixed-size ring of (probability, label) pairs. */
@@ -90,7 +99,7 @@ export class LiveQuality {
 
   /**
    * Joins a matured label to the prediction of its tick. `threshold` turns a continuous label into 0/1
-   * (value >= τ); without one the value must already be 0 or 1. Returns whether a pair was added.
+   * (isSpike: value > τ); without one the value must already be 0 or 1. Returns whether a pair was added.
    */
   addLabel(target: string, product: string, tsUs: number, value: number, threshold?: number): boolean {
     const q = this.pending.get(`${target}|${product}`);
@@ -100,7 +109,7 @@ export class LiveQuality {
     const hit = q && i < q.length && q[i]!.tsUs === tsUs ? q[i] : undefined;
     q?.splice(0, hit ? i + 1 : i);
     let y: 0 | 1;
-    if (threshold !== undefined) y = value >= threshold ? 1 : 0;
+    if (threshold !== undefined) y = isSpike(value, threshold) ? 1 : 0;
     else if (value === 0 || value === 1) y = value;
     else return false; // continuous label and no τ: cannot be scored
     if (!hit) {

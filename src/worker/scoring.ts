@@ -19,7 +19,7 @@ type Env = Record<string, string | undefined>;
 /** A model being served, with the label threshold τ of a continuous target (from its metrics.json). */
 export interface ServingModel {
   model: LoadedModel;
-  /** Labels >= threshold count as positive for live quality; undefined = the labels are already 0/1. */
+  /** Labels > threshold (isSpike, as in training) count as positive for live quality; undefined = the labels are already 0/1. */
   threshold?: number;
 }
 
