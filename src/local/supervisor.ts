@@ -87,6 +87,11 @@ export interface System {
 const require = createRequire(import.meta.url);
 const TSX_LOADER = pathToFileURL(require.resolve('tsx')).href;
 const LOG_TAIL = 500;
+/**
+ * Settings that differ locally only because the emulators have no AWS quotas: Kinesis allows 5 GetRecords/s per
+ * shard (hence the consumer's 200 ms default pause), kinesalite has no such limit. The caller's environment wins.
+ */
+const LOCAL_TUNING: Record<string, string> = { POLL_IDLE_MS: '10' };
 
 type LineListener = (line: string) => void;
 
@@ -279,7 +284,13 @@ export async function startSystem(options: SystemOptions): Promise<System> {
         : name === 'simulator'
           ? { SIM_PORT: String(simulatorPort) }
           : {};
-    return new Component(name, resolve(REPO_ROOT, files[name]), { ...baseEnv, ...env, ...own }, say, backoff);
+    return new Component(
+      name,
+      resolve(REPO_ROOT, files[name]),
+      { ...LOCAL_TUNING, ...baseEnv, ...env, ...own },
+      say,
+      backoff,
+    );
   });
   const byName = new Map(components.map((c) => [c.name, c]));
   const component = (name: ComponentName) => {
