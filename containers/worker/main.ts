@@ -8,7 +8,13 @@
 import { PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { dynamoClient, kinesisClient, s3Client } from '../../src/aws/clients.js';
-import { orExit, readCoreConfig, readResourceNames, readWorkerConfig } from '../../src/config.js';
+import {
+  orExit,
+  readCoreConfig,
+  readFeatureConfig,
+  readResourceNames,
+  readWorkerConfig,
+} from '../../src/config.js';
 import { FEATURE_NAMES } from '../../src/features/spec.js';
 import type { FeatureRow } from '../../src/features/types.js';
 import { describeError, jsonLogger } from '../../src/ingest/log.js';
@@ -19,6 +25,7 @@ import { Worker } from '../../src/worker/worker.js';
 
 const core = orExit(() => readCoreConfig());
 const tuning = orExit(() => readWorkerConfig());
+const featureConfig = orExit(() => readFeatureConfig());
 const names = orExit(() => readResourceNames());
 const log = jsonLogger('worker');
 const s3 = s3Client();
@@ -68,6 +75,7 @@ async function publishFeatures(stream: string, rows: readonly FeatureRow[]): Pro
 const worker = new Worker({
   tickMs: core.tickMs,
   deltaMs: core.deltaMs,
+  gapLimitMs: featureConfig.gapLimitMs,
   s3,
   lakeBucket: names.lakeBucket,
   objectTicks: tuning.lakeObjectTicks,
@@ -114,7 +122,7 @@ function stop(signal: string): void {
 process.on('SIGTERM', () => stop('SIGTERM'));
 process.on('SIGINT', () => stop('SIGINT'));
 
-log('info', 'worker starting', { ...core, ...names, ...tuning });
+log('info', 'worker starting', { ...core, ...names, ...tuning, ...featureConfig });
 await models.refresh();
 const modelTimer = setInterval(() => void models.refresh(), tuning.modelCheckMs);
 const latencyTimer = setInterval(reportLatency, 10_000);

@@ -92,7 +92,10 @@ export class LiveQuality {
   addPrediction(target: string, product: string, tsUs: number, probability: number, version: string): void {
     const key = `${target}|${product}`;
     let q = this.pending.get(key);
-    if (!q) this.pending.set(key, (q = []));
+    if (!q) {
+      q = [];
+      this.pending.set(key, q);
+    }
     q.push({ tsUs, probability, version });
     if (q.length > this.maxPending) q.splice(0, q.length - this.maxPending);
   }
@@ -118,7 +121,10 @@ export class LiveQuality {
     }
     const id = `${target}|${hit.version}`;
     let win = this.windows.get(id);
-    if (!win) this.windows.set(id, (win = { target, version: hit.version, w: new PairWindow(this.window) }));
+    if (!win) {
+      win = { target, version: hit.version, w: new PairWindow(this.window) };
+      this.windows.set(id, win);
+    }
     win.w.push(hit.probability, y);
     return true;
   }

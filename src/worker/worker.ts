@@ -50,6 +50,8 @@ export class SnapshotFetchError extends Error {
 export interface WorkerOptions {
   tickMs: number;
   deltaMs: number;
+  /** The feature pipeline's data-gap limit (readFeatureConfig().gapLimitMs), the same as offline. */
+  gapLimitMs?: number;
   s3: S3Client;
   lakeBucket: string;
   /** Ticks per lake object (default one minute of ticks). */
@@ -171,7 +173,13 @@ export class Worker {
   replayedRecords = 0;
 
   constructor(private readonly opts: WorkerOptions) {
-    this.pipeline = new FeaturePipeline({ tickMs: opts.tickMs, deltaMs: opts.deltaMs, topLevels: 3 });
+    // One pipeline serves live batches and recovery replays alike, so both use the same gap limit.
+    this.pipeline = new FeaturePipeline({
+      tickMs: opts.tickMs,
+      deltaMs: opts.deltaMs,
+      topLevels: 3,
+      gapLimitMs: opts.gapLimitMs,
+    });
     this.quality = new LiveQuality(opts.qualityWindow ?? 2000);
   }
 
@@ -196,7 +204,10 @@ export class Worker {
   private async feedEvent(shard: ShardState, record: string, index: number, e: StreamEvent): Promise<void> {
     if (this.seen.seen(e.id)) return;
     let pos = shard.products.get(e.product);
-    if (!pos) shard.products.set(e.product, (pos = { first: record, snapshots: [] }));
+    if (!pos) {
+      pos = { first: record, snapshots: [] };
+      shard.products.set(e.product, pos);
+    }
     const t = Math.max(this.streamTime.get(e.product) ?? Number.NEGATIVE_INFINITY, e.exchUs);
     if (Number.isSafeInteger(t)) {
       this.streamTime.set(e.product, t);
