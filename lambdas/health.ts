@@ -1,4 +1,7 @@
-/** GET /health: 200 {status:"ok"} while the worker keeps the latest table fresh, else 503 {status:"degraded"}. */
+/**
+ * GET /health: 200 {status:"ok"} while the worker keeps the latest table fresh and the ingestor hears exchange
+ * heartbeats, else 503 {status:"degraded"} with the reasons (see src/api/health.ts).
+ */
 import middy from '@middy/core';
 import { checkHealth } from '../src/api/health.js';
 import { type HttpApiEventV2, type HttpApiResultV2, json } from '../src/api/http.js';

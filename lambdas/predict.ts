@@ -1,20 +1,22 @@
-/** POST /predict with {"product": "BTC-USD"} or {"features": {"name": value, ...}}. */
+/**
+ * POST /predict with {"product": "BTC-USD"} or {"features": {"name": value, ...}}, plus an optional
+ * "target" (default quote_change_500ms; see TARGETS).
+ */
 import middy from '@middy/core';
 import { bodyText, type HttpApiEventV2, type HttpApiResultV2, json } from '../src/api/http.js';
 import { latestOf } from '../src/api/latest.js';
 import { httpErrors } from '../src/api/middleware.js';
-import { ActiveModelCache, readActiveVersion } from '../src/api/models.js';
-import { PREDICT_TARGET, parsePredictBody, predict } from '../src/api/predict.js';
+import { ActiveModelCache, loadServed, readActiveVersion } from '../src/api/models.js';
+import { parsePredictBody, predict } from '../src/api/predict.js';
 import { dynamoClient } from '../src/aws/clients.js';
 import { readApiConfig, readResourceNames } from '../src/config.js';
-import { loadActive } from '../src/model/registry.js';
 
 const { registryTable } = readResourceNames();
 const { modelCheckMs } = readApiConfig();
 const dynamo = dynamoClient();
-// Lives as long as the container: the model loads on the first request and is swapped on promotion.
+// Lives as long as the container: each target's model loads on its first request and is swapped on promotion.
 const models = new ActiveModelCache({
-  load: (target) => loadActive(target),
+  load: (target) => loadServed(target),
   activeVersion: (target) => readActiveVersion(dynamo, registryTable, target),
   checkEveryMs: modelCheckMs,
 });
@@ -25,6 +27,6 @@ export const handler = middy<HttpApiEventV2, HttpApiResultV2>()
     const request = parsePredictBody(bodyText(event));
     return json(
       200,
-      await predict(request, { model: () => models.get(PREDICT_TARGET), latest: (p) => latestOf(p) }),
+      await predict(request, { model: (target) => models.get(target), latest: (p) => latestOf(p) }),
     );
   });

@@ -20,7 +20,7 @@ import { type Emulators, startEmulators } from '../src/local/emulators.js';
 import { provision } from '../src/local/provision.js';
 import { activate, publishVersion } from '../src/model/registry.js';
 import { loadModel } from '../src/model/runtime.js';
-import type { LoadedModel } from '../src/model/types.js';
+import { type LoadedModel, TARGETS, type Target } from '../src/model/types.js';
 import { TABLES } from '../src/resources.js';
 import { putLatest } from '../src/storage/latest.js';
 
@@ -201,22 +201,86 @@ describe('GET /health', () => {
     await putLatest(snapshot('ETH-USD', 3200.5, Date.now()));
     expect((await call(health, v2('GET', '/health'))).status).toBe(200);
   });
+
+  it("reports the ingestor's feed from the newest snapshot, degraded once heartbeats stop", async () => {
+    const withFeed = (heartbeatAgoMs: number | null) => {
+      const now = Date.now();
+      return {
+        ...snapshot('BTC-USD', 65000.125, now),
+        feed: {
+          exchUs: (now - 500) * 1000,
+          messagesPerS: 42.5,
+          bytesPerS: 9000,
+          lastHeartbeatUs: heartbeatAgoMs === null ? 0 : (now - heartbeatAgoMs) * 1000,
+          reconnects: 1,
+          resyncs: 2,
+          producerRetries: 0,
+          bufferDepth: 0,
+        },
+      };
+    };
+    await putLatest(withFeed(1000));
+    const ok = await call(health, v2('GET', '/health'));
+    expect(ok.status).toBe(200);
+    expect(ok.body.feed).toMatchObject({
+      status: 'ok',
+      product: 'BTC-USD',
+      messagesPerS: 42.5,
+      reconnects: 1,
+      resyncs: 2,
+    });
+    expect(ok.body.feed.heartbeatAgeMs).toBeGreaterThanOrEqual(1000);
+    expect(ok.body.feed.statsAgeMs).toBeGreaterThanOrEqual(500);
+
+    // Snapshots stay fresh (the worker runs) while the exchange has gone quiet: only the feed is degraded.
+    await putLatest(withFeed(60_000));
+    const quiet = await call(health, v2('GET', '/health'));
+    expect(quiet.status).toBe(503);
+    expect(quiet.body.feed.status).toBe('degraded');
+    expect(quiet.body.feed.heartbeatAgeMs).toBeGreaterThanOrEqual(60_000);
+    expect(quiet.body.reasons).toEqual([
+      expect.stringMatching(/^ingestor's last heartbeat is \d+ ms old \(limit 5000 ms\)$/),
+    ]);
+
+    await putLatest(withFeed(null));
+    const never = await call(health, v2('GET', '/health'));
+    expect(never.status).toBe(503);
+    expect(never.body.feed.heartbeatAgeMs).toBeNull();
+    expect(never.body.reasons).toEqual(['ingestor has received no heartbeat from the exchange']);
+
+    // Without stats in any snapshot the feed is unknown, which is not a failure.
+    await putLatest(snapshot('BTC-USD', 65000.125, Date.now()));
+    const unknown = await call(health, v2('GET', '/health'));
+    expect(unknown.status).toBe(200);
+    expect(unknown.body.feed).toBeNull();
+  });
 });
 
 /** Publishes a real logistic ONNX model under `version` and makes it the active one, through the registry. */
-async function publishAndActivate(version: string, weights: LogisticModel): Promise<void> {
-  const dir = join(dataDir, 'models', version);
+async function publishAndActivate(
+  version: string,
+  weights: LogisticModel,
+  target: Target = TARGET,
+  metrics: Record<string, unknown> = {},
+): Promise<void> {
+  const dir = join(dataDir, 'models', target, version);
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'model.onnx'), exportLogisticOnnx(weights, SPEC, { target: TARGET, version }));
+  writeFileSync(join(dir, 'model.onnx'), exportLogisticOnnx(weights, SPEC, { target, version }));
   writeFileSync(join(dir, 'feature_spec.json'), JSON.stringify(SPEC));
-  writeFileSync(join(dir, 'metrics.json'), JSON.stringify({ target: TARGET, version }));
-  await publishVersion(dir, TARGET, version);
-  await activate(TARGET, version);
+  writeFileSync(join(dir, 'metrics.json'), JSON.stringify({ target, version, ...metrics }));
+  await publishVersion(dir, target, version);
+  await activate(target, version);
 }
 
 const MODEL_A: LogisticModel = {
   weights: [0.8, -1.2, 40],
   bias: -0.3,
+  mean: [1, 0.5, 0],
+  std: [0.5, 0.2, 0.001],
+};
+const MODEL_VOL: LogisticModel = {
+  weights: [2, 0.5, -20],
+  bias: -2,
   mean: [1, 0.5, 0],
   std: [0.5, 0.2, 0.001],
 };
@@ -250,12 +314,12 @@ describe('GET /version', () => {
       app: 'quotewatch',
       version: pkg.version,
       buildSha: 'abc1234',
-      models: { quote_change_500ms: null },
+      models: { quote_change_500ms: null, vol_spike_60s: null },
     });
 
     await publishAndActivate('v-a', MODEL_A);
     const after = await call(version, v2('GET', '/version'));
-    expect(after.body.models).toEqual({ quote_change_500ms: 'v-a' });
+    expect(after.body.models).toEqual({ quote_change_500ms: 'v-a', vol_spike_60s: null });
   });
 });
 
@@ -308,6 +372,75 @@ describe('POST /predict', () => {
     const { status, body } = await post('{"product":"DOGE-USD"}');
     expect(status).toBe(404);
     expect(body.error.message).toContain('DOGE-USD');
+  });
+
+  it('answers 400 listing the valid targets for an unknown one', async () => {
+    for (const target of ['"vol_spike_30s"', '7']) {
+      const res = await post(`{"product":"BTC-USD","target":${target}}`);
+      expect(res.status, target).toBe(400);
+      expect(res.body.error.code).toBe('bad_request');
+      expect(res.body.error.message).toContain(`target must be`);
+      expect(res.body.error.message).toContain(TARGETS.join(', '));
+    }
+  });
+
+  it('answers 503 for a target without an active model, while the other target keeps serving', async () => {
+    const vol = await post('{"product":"ETH-USD","target":"vol_spike_60s"}');
+    expect(vol.status).toBe(503);
+    expect(vol.body.error.message).toBe('model for vol_spike_60s is unavailable');
+    expect((await post('{"product":"ETH-USD"}')).status).toBe(200);
+  });
+
+  it("scores each target with its own active model; vol_spike_60s carries τ from the model's metrics", async () => {
+    await publishAndActivate('vol-a', MODEL_VOL, 'vol_spike_60s', { threshold: 0.8125 });
+    const now = Date.now();
+    const snap = snapshot('ETH-USD', 3206.5, now);
+    await putLatest(snap);
+    const x = FEATURE_NAMES.map((n) => snap.features[n]!);
+
+    const vol = await post('{"product":"ETH-USD","target":"vol_spike_60s"}');
+    expect(vol.status).toBe(200);
+    expect(vol.body).toMatchObject({
+      target: 'vol_spike_60s',
+      modelVersion: 'vol-a',
+      threshold: 0.8125,
+      product: 'ETH-USD',
+      tsUs: now * 1000,
+    });
+    expect(vol.body.probability).toBeCloseTo(predictLogistic(MODEL_VOL, x), 5);
+
+    // Named explicitly or by default, quote_change_500ms is still the other model, without a threshold.
+    for (const body of ['{"product":"ETH-USD","target":"quote_change_500ms"}', '{"product":"ETH-USD"}']) {
+      const quote = await post(body);
+      expect(quote.body).toMatchObject({ target: TARGET, modelVersion: 'v-a' });
+      expect(quote.body.probability).toBeCloseTo(predictLogistic(MODEL_A, x), 5);
+      expect(quote.body).not.toHaveProperty('threshold');
+    }
+    expect((await call(version, v2('GET', '/version'))).body.models).toEqual({
+      quote_change_500ms: 'v-a',
+      vol_spike_60s: 'vol-a',
+    });
+  });
+
+  it('serves the shipped vol_spike_60s baseline with the τ of its metrics.json', async () => {
+    const dir = join(import.meta.dirname, '../models/baseline/vol_spike_60s');
+    const metrics = JSON.parse(readFileSync(join(dir, 'metrics.json'), 'utf8'));
+    const spec: FeatureSpec = JSON.parse(readFileSync(join(dir, 'feature_spec.json'), 'utf8'));
+    await publishVersion(dir, 'vol_spike_60s', metrics.version);
+    await activate('vol_spike_60s', metrics.version);
+    const features = Object.fromEntries(spec.features.map((f, i) => [f.name, ((i % 5) - 2) * 0.3]));
+    const res = await post(JSON.stringify({ target: 'vol_spike_60s', features }));
+    expect(res.status).toBe(200);
+    expect(res.body.modelVersion).toBe(metrics.version);
+    expect(res.body.threshold).toBe(metrics.threshold);
+    // The same bytes loaded straight into onnxruntime, bypassing registry and API, give the same answer.
+    const direct = await loadModel(readFileSync(join(dir, 'model.onnx')), spec, {
+      target: 'vol_spike_60s',
+      version: metrics.version,
+    });
+    const row = Float32Array.from(spec.features, (f) => features[f.name]!);
+    expect(res.body.probability).toBeCloseTo((await direct.predict(row, 1))[0]!, 6);
+    await direct.release();
   });
 
   it('switches to a newly activated version without a restart', async () => {

@@ -1,11 +1,30 @@
 /**
- * /health: is the latest table reachable, and is the worker still writing to it?
+ * /health: is the latest table reachable, is the worker still writing to it, and is the exchange feed alive?
+ *
+ * Feed health comes from the ingestor's stats carried in the newest snapshot that has them (`feed`): the feed
+ * is degraded when the ingestor's last exchange heartbeat is older than the same limit as snapshots
+ * (HEALTH_STALE_MS), or when it has received none. Both times are wall clock (the ingestor's receive time), so
+ * a stalled ingestor shows as a growing heartbeat age. No `feed` yet (stats not published) reports feed: null
+ * and is not a failure.
  */
 import type { LatestSnapshot } from './types.js';
 
 export interface ProductHealth {
   product: string;
   ageMs: number;
+}
+
+export interface FeedHealth {
+  status: 'ok' | 'degraded';
+  /** The snapshot the stats were read from. */
+  product: string;
+  messagesPerS: number;
+  reconnects: number;
+  resyncs: number;
+  /** Now minus the ingestor's last heartbeat, null when it has received none. */
+  heartbeatAgeMs: number | null;
+  /** Now minus the time the ingestor published these stats. */
+  statsAgeMs: number;
 }
 
 export interface HealthReport {
@@ -16,6 +35,7 @@ export interface HealthReport {
   newestAgeMs: number | null;
   staleAfterMs: number;
   products: ProductHealth[];
+  feed: FeedHealth | null;
   reasons: string[];
 }
 
@@ -45,6 +65,13 @@ export async function checkHealth(deps: HealthDeps): Promise<HealthReport> {
   if (dynamodb === 'ok' && newestAgeMs === null) reasons.push('no latest snapshot written yet');
   if (newestAgeMs !== null && newestAgeMs > deps.staleAfterMs)
     reasons.push(`newest snapshot is ${newestAgeMs} ms old (limit ${deps.staleAfterMs} ms)`);
+  const feed = feedHealth(items, checkedAtMs, deps.staleAfterMs);
+  if (feed?.status === 'degraded')
+    reasons.push(
+      feed.heartbeatAgeMs === null
+        ? 'ingestor has received no heartbeat from the exchange'
+        : `ingestor's last heartbeat is ${feed.heartbeatAgeMs} ms old (limit ${deps.staleAfterMs} ms)`,
+    );
   return {
     status: reasons.length ? 'degraded' : 'ok',
     checkedAtMs,
@@ -52,6 +79,26 @@ export async function checkHealth(deps: HealthDeps): Promise<HealthReport> {
     newestAgeMs,
     staleAfterMs: deps.staleAfterMs,
     products,
+    feed,
     reasons,
+  };
+}
+
+/** Feed health from the newest snapshot carrying the ingestor's stats; null when none does. */
+export function feedHealth(items: LatestSnapshot[], nowMs: number, limitMs: number): FeedHealth | null {
+  let newest: LatestSnapshot | undefined;
+  for (const i of items) if (i.feed && (!newest || i.updatedAtMs > newest.updatedAtMs)) newest = i;
+  const f = newest?.feed;
+  if (!newest || !f) return null;
+  const ageMs = (us: number) => Math.max(0, Math.round(nowMs - us / 1000));
+  const heartbeatAgeMs = f.lastHeartbeatUs > 0 ? ageMs(f.lastHeartbeatUs) : null;
+  return {
+    status: heartbeatAgeMs === null || heartbeatAgeMs > limitMs ? 'degraded' : 'ok',
+    product: newest.product,
+    messagesPerS: f.messagesPerS,
+    reconnects: f.reconnects,
+    resyncs: f.resyncs,
+    heartbeatAgeMs,
+    statsAgeMs: ageMs(f.exchUs),
   };
 }

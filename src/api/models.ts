@@ -3,9 +3,65 @@
  * pointer moves. The pointer (pk=<target>, sk="active", attribute `version`) is re-read at most every
  * `checkEveryMs`, so a warm handler picks up a promotion within seconds without a redeploy.
  */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { type DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
-import type { LoadedModel, Target } from '../model/types.js';
+import { s3Client } from '../aws/clients.js';
+import { readCoreConfig } from '../config.js';
+import { loadActive, parseModelUri } from '../model/registry.js';
+import type { LoadedModel, ModelMetrics, Target } from '../model/types.js';
 import { DependencyError } from './errors.js';
+
+type Env = Record<string, string | undefined>;
+
+/** A loaded model plus what the API reports about it from its metrics.json. */
+export interface ServedModel extends LoadedModel {
+  /** vol_spike_60s: τ in bps from metrics.json `threshold`; absent when the metrics carry none. */
+  threshold?: number;
+}
+
+/**
+ * metrics.json of a registry version: `<prefix>/<target>/<version>/metrics.json` in S3, or
+ * `<dir>/<target>/metrics.json` for a file:// MODEL_URI (the layout src/model/registry.ts writes).
+ */
+export async function readModelMetrics(
+  target: Target,
+  version: string,
+  env: Env = process.env,
+): Promise<Partial<ModelMetrics>> {
+  const location = parseModelUri(readCoreConfig(env).modelUri);
+  let text: string;
+  if (location.kind === 'file') {
+    text = await readFile(join(location.dir, target, 'metrics.json'), 'utf8');
+  } else {
+    const key = [location.prefix, target, version, 'metrics.json'].filter(Boolean).join('/');
+    const res = await s3Client(env).send(new GetObjectCommand({ Bucket: location.bucket, Key: key }));
+    text = await res.Body!.transformToString();
+  }
+  // Publishing checked this is JSON; a broken file only costs the extras, not the model.
+  try {
+    return JSON.parse(text) as Partial<ModelMetrics>;
+  } catch {
+    return {};
+  }
+}
+
+/** The active model of `target` with its threshold (if its metrics have one), as /predict serves it. */
+export async function loadServed(target: Target, env: Env = process.env): Promise<ServedModel> {
+  const model = await loadActive(target, env);
+  let metrics: Partial<ModelMetrics>;
+  try {
+    metrics = await readModelMetrics(target, model.version, env);
+  } catch (err) {
+    await model.release().catch(() => {});
+    throw err;
+  }
+  const threshold = metrics.threshold;
+  return typeof threshold === 'number' && Number.isFinite(threshold)
+    ? Object.assign(model, { threshold })
+    : model;
+}
 
 /** The registry's active version of `target`, or undefined when none is active. */
 export async function readActiveVersion(
@@ -18,8 +74,8 @@ export async function readActiveVersion(
   return typeof version === 'string' ? version : undefined;
 }
 
-export interface ActiveModelCacheOptions {
-  load: (target: Target) => Promise<LoadedModel>;
+export interface ActiveModelCacheOptions<M extends LoadedModel = LoadedModel> {
+  load: (target: Target) => Promise<M>;
   activeVersion: (target: Target) => Promise<string | undefined>;
   checkEveryMs: number;
   now?: () => number;
@@ -27,22 +83,23 @@ export interface ActiveModelCacheOptions {
   releaseAfterMs?: number;
 }
 
-interface Slot {
-  model?: LoadedModel;
+interface Slot<M> {
+  model?: M;
   checkedAtMs: number;
   /** The one load or pointer check in flight; concurrent callers share it. */
-  pending?: Promise<LoadedModel>;
+  pending?: Promise<M>;
 }
 
-export class ActiveModelCache {
-  private readonly slots = new Map<Target, Slot>();
+/** One slot per target: each target's model loads, refreshes and swaps independently of the others. */
+export class ActiveModelCache<M extends LoadedModel = LoadedModel> {
+  private readonly slots = new Map<Target, Slot<M>>();
   private readonly now: () => number;
 
-  constructor(private readonly opts: ActiveModelCacheOptions) {
+  constructor(private readonly opts: ActiveModelCacheOptions<M>) {
     this.now = opts.now ?? Date.now;
   }
 
-  async get(target: Target): Promise<LoadedModel> {
+  async get(target: Target): Promise<M> {
     let slot = this.slots.get(target);
     if (!slot) {
       slot = { checkedAtMs: 0 };
@@ -57,7 +114,7 @@ export class ActiveModelCache {
     return s.pending;
   }
 
-  private async loadInto(target: Target, slot: Slot): Promise<LoadedModel> {
+  private async loadInto(target: Target, slot: Slot<M>): Promise<M> {
     try {
       const model = await this.opts.load(target);
       slot.model = model;
@@ -68,7 +125,7 @@ export class ActiveModelCache {
     }
   }
 
-  private async refresh(target: Target, slot: Slot, current: LoadedModel): Promise<LoadedModel> {
+  private async refresh(target: Target, slot: Slot<M>, current: M): Promise<M> {
     let active: string | undefined;
     try {
       active = await this.opts.activeVersion(target);
@@ -82,7 +139,7 @@ export class ActiveModelCache {
     }
     slot.checkedAtMs = this.now();
     if (active === undefined || active === current.version) return current;
-    let next: LoadedModel;
+    let next: M;
     try {
       next = await this.opts.load(target);
     } catch (err) {

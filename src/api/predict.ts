@@ -1,22 +1,35 @@
 /**
- * /predict: score either a product's latest features or caller-supplied features with the active model.
+ * /predict: score either a product's latest features or caller-supplied features with the active model of
+ * the requested target (default quote_change_500ms).
  */
 import { z } from 'zod';
-import type { LoadedModel, Target } from '../model/types.js';
+import { type LoadedModel, TARGETS, type Target } from '../model/types.js';
 import { BadRequestError, DependencyError } from './errors.js';
+import type { ServedModel } from './models.js';
 import type { LatestSnapshot } from './types.js';
 
+/** The target scored when the request names none (the API's first and original target). */
 export const PREDICT_TARGET: Target = 'quote_change_500ms';
+
+const targetField = z
+  .string({ message: `target must be a string, one of: ${TARGETS.join(', ')}` })
+  .refine((t): t is Target => (TARGETS as readonly string[]).includes(t), {
+    message: `target must be one of: ${TARGETS.join(', ')}`,
+  })
+  .transform((t) => t as Target)
+  .optional();
 
 const ByProduct = z.strictObject({
   product: z
     .string({ message: 'product must be a string like "BTC-USD"' })
     .regex(/^[A-Z0-9]{2,10}-[A-Z0-9]{2,10}$/, 'product must look like BTC-USD (upper case BASE-QUOTE)'),
+  target: targetField,
 });
 const ByFeatures = z.strictObject({
   features: z.record(z.string(), z.number({ message: 'each feature value must be a finite number' }), {
     message: 'features must be an object of {"name": number}',
   }),
+  target: targetField,
 });
 
 export type PredictRequest = z.infer<typeof ByProduct> | z.infer<typeof ByFeatures>;
@@ -25,14 +38,23 @@ export interface PredictResponse {
   target: Target;
   modelVersion: string;
   probability: number;
+  /** vol_spike_60s: the model's τ in bps (a spike is forward 60 s realized volatility above it). */
+  threshold?: number;
   product?: string;
   tsUs?: number;
+}
+
+/** The target a parsed request asks for. */
+export function requestTarget(req: PredictRequest): Target {
+  return req.target ?? PREDICT_TARGET;
 }
 
 /** Parses the raw request body; every failure is a BadRequestError saying what is wrong. */
 export function parsePredictBody(text: string | undefined): PredictRequest {
   if (text === undefined || text.trim() === '')
-    throw new BadRequestError('request body is required: {"product": "BTC-USD"} or {"features": {...}}');
+    throw new BadRequestError(
+      'request body is required: {"product": "BTC-USD"} or {"features": {...}}, optionally with "target"',
+    );
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -71,19 +93,19 @@ export function featureVector(model: LoadedModel, values: Record<string, number>
 }
 
 export interface PredictDeps {
-  model: () => Promise<LoadedModel>;
+  /** The active model of a target. */
+  model: (target: Target) => Promise<ServedModel>;
   latest: (product: string) => Promise<Pick<LatestSnapshot, 'product' | 'tsUs' | 'features'>>;
 }
 
 export async function predict(req: PredictRequest, deps: PredictDeps): Promise<PredictResponse> {
-  const model = await deps.model();
-  if ('features' in req) {
-    return {
-      target: model.target,
-      modelVersion: model.version,
-      probability: await score(model, req.features),
-    };
-  }
+  const model = await deps.model(requestTarget(req));
+  const about = {
+    target: model.target,
+    modelVersion: model.version,
+    ...(model.threshold !== undefined ? { threshold: model.threshold } : {}),
+  };
+  if ('features' in req) return { ...about, probability: await score(model, req.features) };
   const snap = await deps.latest(req.product);
   let probability: number;
   try {
@@ -97,8 +119,7 @@ export async function predict(req: PredictRequest, deps: PredictDeps): Promise<P
     throw err;
   }
   return {
-    target: model.target,
-    modelVersion: model.version,
+    ...about,
     probability,
     product: snap.product,
     tsUs: snap.tsUs,
