@@ -21,6 +21,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DEFAULT_TRAIN_L2 } from '../src/config.js';
 import { FeaturePipeline } from '../src/features/pipeline.js';
 import { FEATURE_SPEC, FEATURE_VERSION } from '../src/features/spec.js';
 import { QUOTE_CHANGE_TARGET } from '../src/labels/quoteChange.js';
@@ -31,13 +32,22 @@ import { DEFAULT_PRODUCTS, seedEpochUs } from '../src/simulator/exchange.js';
 import { Session } from '../src/simulator/session.js';
 import { baseRate, brierScore, logLoss, rocAuc } from './eval/metrics.js';
 import { exportLogisticOnnx } from './export/onnx.js';
-import { MessageWriter } from './export/protobuf.js';
+import { type Example, splitByTime as purgedSplit } from './train/dataset.js';
 import { predictLogistic, trainLogisticRegression } from './train/logreg.js';
+import {
+  binarize,
+  fitThreshold,
+  labelHorizonUs,
+  THRESHOLD_DEFINITION,
+  withOnnxMetadata,
+} from './train/targets.js';
+
+export { nearestRankQuantile, VOL_SPIKE_QUANTILE, withOnnxMetadata } from './train/targets.js';
+// The rules shared with the training job live in models/train/; re-exported for this module's callers.
+export type { Example };
 
 export const BASELINE_DIR = fileURLToPath(new URL('./baseline', import.meta.url));
 const DELTA_MS = 500;
-/** vol_spike_60s: τ is this quantile of the training part's forward volatility. */
-export const VOL_SPIKE_QUANTILE = 0.9;
 
 export interface BaselineOptions {
   seed: number;
@@ -45,11 +55,7 @@ export interface BaselineOptions {
   minutes: number;
   trainFraction: number;
   l2: number;
-  /**
-   * L2 penalty of the vol_spike_60s model: its rows are heavily autocorrelated (overlapping 60 s windows),
-   * so few are independent and the weak penalty of the quote-change model overfits (test Brier above the
-   * base rate's at 1e-3, measured).
-   */
+  /** L2 penalty of the vol_spike_60s model (why it is stronger: DEFAULT_TRAIN_L2 in src/config.ts). */
   l2Vol: number;
 }
 
@@ -57,16 +63,9 @@ export const DEFAULT_OPTIONS: BaselineOptions = {
   seed: 20_240_601,
   minutes: 60,
   trainFraction: 0.7,
-  l2: 1e-3,
-  l2Vol: 0.3,
+  l2: DEFAULT_TRAIN_L2.quote_change_500ms,
+  l2Vol: DEFAULT_TRAIN_L2.vol_spike_60s,
 };
-
-export interface Example {
-  product: string;
-  tsUs: number;
-  x: number[];
-  y: number;
-}
 
 export interface Datasets {
   /** quote_change_500ms examples, y in {0, 1}. */
@@ -127,36 +126,12 @@ export function buildDataset(opts: Pick<BaselineOptions, 'seed' | 'minutes'>): E
 }
 
 /**
- * Time-ordered split: the oldest trainFraction of the ticks train, never shuffled; the cut moves to a tick
- * boundary, and training rows whose label horizon ends after the first test tick are purged so no training
- * label sees the test period.
+ * The training job's time split (models/train/dataset.ts): the oldest trainFraction of the rows train, the
+ * cut on a tick boundary, training rows whose label horizon reaches the test part purged.
  */
 export function splitByTime(examples: readonly Example[], trainFraction: number, horizonUs: number) {
-  let cut = Math.floor(examples.length * trainFraction);
-  while (cut > 0 && cut < examples.length && examples[cut]!.tsUs === examples[cut - 1]!.tsUs) cut++;
-  const test = examples.slice(cut);
-  const firstTestUs = test[0]?.tsUs ?? Number.POSITIVE_INFINITY;
-  const train = examples.slice(0, cut).filter((e) => e.tsUs + horizonUs < firstTestUs);
-  return { train, test };
-}
-
-/** The q-quantile of values by nearest rank (a value of the sample, so τ is exact in metrics.json). */
-export function nearestRankQuantile(values: readonly number[], q: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)]!;
-}
-
-/** Appends metadata_props entries (ModelProto field 14) to ONNX bytes: fields of a message may come in any order. */
-export function withOnnxMetadata(onnx: Uint8Array, entries: Record<string, string>): Uint8Array {
-  const extra = new MessageWriter();
-  for (const [key, value] of Object.entries(entries)) {
-    extra.message(14, new MessageWriter().string(1, key).string(2, value));
-  }
-  const tail = extra.finish();
-  const out = new Uint8Array(onnx.length + tail.length);
-  out.set(onnx, 0);
-  out.set(tail, onnx.length);
-  return out;
+  const { train, holdout } = purgedSplit(examples, trainFraction, horizonUs);
+  return { train, test: holdout };
 }
 
 export function trainBaseline(
@@ -168,19 +143,11 @@ export function trainBaseline(
   const examples = isVol ? datasets.volSpike : datasets.quoteChange;
   if (examples.length < 100)
     throw new Error(`only ${examples.length} labelled ${target} rows; simulate more minutes`);
-  const horizonUs = isVol ? (VOL_HORIZON_S + 1) * 1e6 : DELTA_MS * 1000;
-  const split = splitByTime(examples, opts.trainFraction, horizonUs);
+  const split = splitByTime(examples, opts.trainFraction, labelHorizonUs(target, DELTA_MS));
   // vol_spike_60s: τ from the training part only, then the binary target "forward vol > τ" on both parts.
-  const threshold = isVol
-    ? nearestRankQuantile(
-        split.train.map((e) => e.y),
-        VOL_SPIKE_QUANTILE,
-      )
-    : undefined;
-  const binary = (e: Example): Example =>
-    threshold === undefined ? e : { ...e, y: e.y > threshold ? 1 : 0 };
-  const train = split.train.map(binary);
-  const test = split.test.map(binary);
+  const threshold = fitThreshold(target, split.train);
+  const train = binarize(split.train, threshold);
+  const test = binarize(split.test, threshold);
   const model = trainLogisticRegression(
     train.map((e) => e.x),
     train.map((e) => e.y),
@@ -217,7 +184,7 @@ export function trainBaseline(
     ...(isVol
       ? {
           threshold,
-          thresholdDefinition: `forward 60 s realized volatility (bps) > τ = nearest-rank ${VOL_SPIKE_QUANTILE} quantile of the training part`,
+          thresholdDefinition: THRESHOLD_DEFINITION,
           trainBaseRate: trainRate,
         }
       : {}),

@@ -252,9 +252,31 @@ export function readWorkerConfig(env: Env = process.env): WorkerConfig {
     modelCheckMs: read(env, 'MODEL_CHECK_MS', intMs(0, 600_000), '5000'),
     recoveryLookbackMs: read(env, 'RECOVERY_LOOKBACK_MS', intMs(0, 86_400_000), '420000'),
     qualityEveryMs: read(env, 'QUALITY_EVERY_MS', intMs(100, 3_600_000), '10000'),
-    featuresStream: read(env, 'FEATURES_STREAM', z.string().min(1, 'must not be empty').optional()),
+    featuresStream: readFeaturesStream(env),
   };
 }
+
+/** FEATURES_STREAM: the optional features stream's name (src/resources.ts FEATURES_STREAM); undefined = off. */
+export function readFeaturesStream(env: Env = process.env): string | undefined {
+  return read(
+    env,
+    'FEATURES_STREAM',
+    z
+      .string()
+      .regex(/^[a-zA-Z0-9_.-]{1,128}$/, 'expected a Kinesis stream name (1-128 letters, digits, _ . -)')
+      .optional(),
+  );
+}
+
+/**
+ * TRAIN_L2 when unset, per target (the shipped baselines use the same). vol_spike_60s rows are heavily
+ * autocorrelated (overlapping 60 s windows), so few are independent and the weak penalty of the quote-change
+ * model overfits (test Brier above the base rate's at 1e-3, measured).
+ */
+export const DEFAULT_TRAIN_L2: Readonly<Record<Target, number>> = {
+  quote_change_500ms: 1e-3,
+  vol_spike_60s: 0.3,
+};
 
 /** The training job (models/train/main.ts), run by the training state machine or by hand. */
 export interface TrainingConfig {
@@ -263,14 +285,16 @@ export interface TrainingConfig {
   candidateVersion: string;
   /** Oldest share of the labelled rows used for training; the newer rest is held out. */
   trainFraction: number;
+  /** L2 penalty of the logistic regression; default DEFAULT_TRAIN_L2 of the target. */
   l2: number;
   /** Fewer joined rows than this is an error, not a model. */
   minRows: number;
 }
 
 export function readTrainingConfig(env: Env = process.env): TrainingConfig {
+  const target = read(env, 'TARGET', z.enum(TARGETS as [Target, ...Target[]]), 'quote_change_500ms');
   return {
-    target: read(env, 'TARGET', z.enum(TARGETS as [Target, ...Target[]]), 'quote_change_500ms'),
+    target,
     candidateVersion: read(
       env,
       'CANDIDATE_VERSION',
@@ -288,7 +312,7 @@ export function readTrainingConfig(env: Env = process.env): TrainingConfig {
       env,
       'TRAIN_L2',
       z.coerce.number({ message: 'expected a number' }).min(0, 'must be >= 0'),
-      '0.001',
+      String(DEFAULT_TRAIN_L2[target]),
     ),
     minRows: read(env, 'TRAIN_MIN_ROWS', z.coerce.number().int('expected a whole number').min(2), '100'),
   };

@@ -4,6 +4,7 @@
  * The S3 reading lives in main.ts; everything here is deterministic and needs no I/O.
  */
 import type { FeatureRow, FeatureSpec, LabelRow } from '../../src/features/types.js';
+import { isBinaryTarget } from './targets.js';
 
 export class DatasetError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -12,7 +13,10 @@ export class DatasetError extends Error {
   }
 }
 
-/** One labelled tick: the features the model sees (spec order) and the 0/1 outcome. */
+/**
+ * One labelled tick: the features the model sees (spec order) and the label: the 0/1 outcome, or for a
+ * thresholded target (vol_spike_60s) the continuous value until binarize() applies τ.
+ */
 export interface Example {
   product: string;
   tsUs: number;
@@ -27,7 +31,10 @@ export interface TimeWindow {
 }
 
 export interface Split {
+  /** Without the purged rows (see splitByTime). */
   train: Example[];
+  /** Training rows dropped because their label horizon reached the held-out part. */
+  purged: number;
   holdout: Example[];
   holdoutWindow: TimeWindow;
 }
@@ -75,11 +82,13 @@ export function joinLabels(
     x.set(key, values);
   }
   const y = new Map<string, { product: string; tsUs: number; value: number }>();
+  const binary = isBinaryTarget(target);
   for (const label of labels) {
     if (label.target !== target) continue;
-    if (label.value !== 0 && label.value !== 1) {
+    if (binary ? label.value !== 0 && label.value !== 1 : !(label.value >= 0 && label.value < Infinity)) {
       throw new DatasetError(
-        `label ${target} for ${keyOf(label.product, label.tsUs)} is ${label.value}, not 0/1`,
+        `label ${target} for ${keyOf(label.product, label.tsUs)} is ${label.value}, ` +
+          (binary ? 'not 0/1' : 'not a finite value >= 0'),
       );
     }
     const key = keyOf(label.product, label.tsUs);
@@ -99,9 +108,10 @@ export function joinLabels(
 /**
  * Time-ordered split, never shuffled: the oldest `trainFraction` of the rows train, the rest is held out.
  * The cut moves forward to a tick boundary so one tick's rows (several products) are never on both sides.
- * `examples` must be sorted by time (joinLabels output).
+ * Training rows whose label horizon (`horizonUs`, labelHorizonUs) ends at or after the first held-out tick
+ * are purged: their labels were computed from held-out data. `examples` must be sorted by time (joinLabels).
  */
-export function splitByTime(examples: readonly Example[], trainFraction: number): Split {
+export function splitByTime(examples: readonly Example[], trainFraction: number, horizonUs = 0): Split {
   if (!(trainFraction > 0 && trainFraction < 1)) {
     throw new RangeError(`trainFraction must be in (0, 1), got ${trainFraction}`);
   }
@@ -110,15 +120,22 @@ export function splitByTime(examples: readonly Example[], trainFraction: number)
   }
   let cut = Math.floor(examples.length * trainFraction);
   while (cut > 0 && cut < examples.length && examples[cut]!.tsUs === examples[cut - 1]!.tsUs) cut++;
-  const train = examples.slice(0, cut);
   const holdout = examples.slice(cut);
+  const firstHeldOutUs = holdout[0]?.tsUs ?? Number.POSITIVE_INFINITY;
+  const train = examples.slice(0, cut).filter((e) => e.tsUs + horizonUs < firstHeldOutUs);
   if (train.length === 0 || holdout.length === 0) {
     throw new DatasetError(
       `${examples.length} rows cannot be split ${trainFraction}/${1 - trainFraction} by time: ` +
-        `${train.length} would train, ${holdout.length} would be held out`,
+        `${train.length} would train (${cut - train.length} purged by the ${horizonUs / 1e6} s label horizon), ` +
+        `${holdout.length} would be held out`,
     );
   }
-  return { train, holdout, holdoutWindow: { fromUs: holdout[0]!.tsUs, toUs: holdout.at(-1)!.tsUs } };
+  return {
+    train,
+    purged: cut - train.length,
+    holdout,
+    holdoutWindow: { fromUs: holdout[0]!.tsUs, toUs: holdout.at(-1)!.tsUs },
+  };
 }
 
 /** The rows inside a window (inclusive), in their order: the held-out part a candidate was trained beside. */

@@ -1,0 +1,63 @@
+/**
+ * What differs between the targets when training, shared by the training job (main.ts) and the shipped
+ * baselines (models/baseline.ts) so both follow one rule:
+ *   quote_change_500ms  labels are already 0/1; horizon DELTA_MS.
+ *   vol_spike_60s       labels are the continuous forward 60 s realized volatility (bps); the 0/1 outcome is
+ *                       "value > τ", τ = nearest-rank VOL_SPIKE_QUANTILE of the TRAINING part's values, fixed
+ *                       at training and stored with the model (metrics.json `threshold`, ONNX metadata
+ *                       THRESHOLD_METADATA_KEY). Horizon VOL_HORIZON_S + 1 s (the window starts at the next
+ *                       whole second).
+ */
+import { VOL_HORIZON_S, VOL_SPIKE_TARGET } from '../../src/labels/volSpike.js';
+import { MessageWriter } from '../export/protobuf.js';
+
+/** vol_spike_60s: τ is this quantile of the training part's forward volatility. */
+export const VOL_SPIKE_QUANTILE = 0.9;
+
+/** metrics.json `thresholdDefinition` of a vol_spike_60s model. */
+export const THRESHOLD_DEFINITION = `forward 60 s realized volatility (bps) > τ = nearest-rank ${VOL_SPIKE_QUANTILE} quantile of the training part`;
+
+/** Whether the lake's labels of `target` are 0/1 already (else continuous, thresholded at training). */
+export const isBinaryTarget = (target: string): boolean => target !== VOL_SPIKE_TARGET;
+
+/**
+ * How far past its tick a label of `target` looks: training rows closer than this to the held-out part
+ * are purged (splitByTime), or their labels would be computed from held-out data.
+ */
+export function labelHorizonUs(target: string, deltaMs: number): number {
+  return target === VOL_SPIKE_TARGET ? (VOL_HORIZON_S + 1) * 1e6 : deltaMs * 1000;
+}
+
+/** The q-quantile of values by nearest rank (a value of the sample, so τ is exact in metrics.json). */
+export function nearestRankQuantile(values: readonly number[], q: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)]!;
+}
+
+/** τ of `target` from the training rows' label values; undefined for a target whose labels are 0/1. */
+export function fitThreshold(target: string, train: readonly { y: number }[]): number | undefined {
+  if (isBinaryTarget(target)) return undefined;
+  return nearestRankQuantile(
+    train.map((e) => e.y),
+    VOL_SPIKE_QUANTILE,
+  );
+}
+
+/** The 0/1 outcome: `y > threshold` (strictly), or the rows unchanged when there is no threshold. */
+export function binarize<T extends { y: number }>(rows: readonly T[], threshold: number | undefined): T[] {
+  if (threshold === undefined) return [...rows];
+  return rows.map((e) => ({ ...e, y: e.y > threshold ? 1 : 0 }));
+}
+
+/** Appends metadata_props entries (ModelProto field 14) to ONNX bytes: fields of a message may come in any order. */
+export function withOnnxMetadata(onnx: Uint8Array, entries: Record<string, string>): Uint8Array {
+  const extra = new MessageWriter();
+  for (const [key, value] of Object.entries(entries)) {
+    extra.message(14, new MessageWriter().string(1, key).string(2, value));
+  }
+  const tail = extra.finish();
+  const out = new Uint8Array(onnx.length + tail.length);
+  out.set(onnx, 0);
+  out.set(tail, onnx.length);
+  return out;
+}
