@@ -26,6 +26,7 @@ function snapshot(
   bid: string,
   ask: string,
   probability: number,
+  volProbability = probability / 4,
 ): Omit<LatestSnapshot, 'pk' | 'sk' | 'expiresAt'> {
   const now = Date.now();
   const mid = (Number(bid) + Number(ask)) / 2;
@@ -42,7 +43,10 @@ function snapshot(
     bids: [[bid, '1']],
     asks: [[ask, '1']],
     features: {},
-    predictions: { quote_change_500ms: { probability, modelVersion: 'v-dash' } },
+    predictions: {
+      quote_change_500ms: { probability, modelVersion: 'v-dash' },
+      vol_spike_60s: { probability: volProbability, modelVersion: 'vol-dash' },
+    },
     latencyMs: 23,
     updatedAtMs: now,
   };
@@ -66,7 +70,23 @@ describe.skipIf(!runs)('dashboard in a browser', () => {
     Object.assign(process.env, emu.env, { SYMBOLS: 'BTC-USD,ETH-USD,SOL-USD' });
     await provision(emu.env, { seed: false });
     await putLatest(snapshot('BTC-USD', '65000.12', '65000.13', 0.42));
-    await putLatest(snapshot('ETH-USD', '3200.5', '3200.7', 0.1));
+    await putLatest({
+      ...snapshot('ETH-USD', '3200.5', '3200.7', 0.1, 0.0625),
+      quality: {
+        quote_change_500ms: { modelVersion: 'v-dash', n: 1500, auc: 0.9125, brier: 0.0781, baseRate: 0.25 },
+        vol_spike_60s: { modelVersion: 'vol-dash', n: 1500, auc: null, brier: 0.01, baseRate: 0 },
+      },
+      feed: {
+        exchUs: Date.now() * 1000,
+        messagesPerS: 123.4,
+        bytesPerS: 50_000,
+        lastHeartbeatUs: (Date.now() - 2000) * 1000,
+        reconnects: 1,
+        resyncs: 3,
+        producerRetries: 0,
+        bufferDepth: 0,
+      },
+    });
     const { routes } = await import('../src/gateway/routes.js');
     const { startGateway } = await import('../src/gateway/server.js');
     gateway = await startGateway({ routes, port: 0 });
@@ -115,7 +135,21 @@ describe.skipIf(!runs)('dashboard in a browser', () => {
       expect(await value(`bid-${s.product}`)).toBe(s.bestBid);
       expect(await value(`ask-${s.product}`)).toBe(s.bestAsk);
       expect(await value(`prob-${s.product}`)).toBe(String(s.predictions.quote_change_500ms!.probability));
+      expect(await value(`vol-${s.product}`)).toBe(String(s.predictions.vol_spike_60s!.probability));
+      expect(await text(`volModel-${s.product}`)).toBe(s.predictions.vol_spike_60s!.modelVersion);
     }
+    expect(await text('vol-ETH-USD')).toBe('6.3%');
+    expect(await text('volModel-ETH-USD')).toBe('vol-dash');
+    // Live quality where the worker reported it; AUC undefined (one class) shows as a dash.
+    expect(await text('quality-ETH-USD')).toBe('AUC 0.913 · Brier 0.0781 · base 25.0%');
+    expect(await text('volQuality-ETH-USD')).toBe('AUC — · Brier 0.0100 · base 0.0%');
+    expect(await text('quality-BTC-USD')).toBe('live: awaiting labels');
+    // The feed line shows the ingestor's stats from the snapshot that carries them.
+    expect(await text('feed-rate')).toBe('123 msg/s');
+    expect(await text('feed-reconnects')).toBe('1 reconnect');
+    expect(await text('feed-resyncs')).toBe('3 resyncs');
+    expect(Number(await value('feed-heartbeat'))).toBeGreaterThanOrEqual(2000);
+    expect(await text('feed-heartbeat')).toMatch(/^heartbeat \d+\.\d s ago$/);
     // What a person reads: one more decimal than the prices for the mid, the probability in percent.
     expect(await text('mid-BTC-USD')).toBe('65,000.125');
     expect(await text('bid-BTC-USD')).toBe('65,000.12');
@@ -141,6 +175,10 @@ describe.skipIf(!runs)('dashboard in a browser', () => {
     expect(await value('spread-BTC-USD')).toBe(String(served.get('BTC-USD')!.spread));
     expect(await value('prob-BTC-USD')).toBe('0.875');
     expect(await text('prob-BTC-USD')).toBe('87.5%');
+    expect(await value('vol-BTC-USD')).toBe(
+      String(served.get('BTC-USD')!.predictions.vol_spike_60s!.probability),
+    );
+    expect(await text('vol-BTC-USD')).toBe('21.9%');
     // Prices now carry one decimal, so the spread does too and the mid two.
     expect(await text('spread-BTC-USD')).toBe('0.5 (0.08 bps)');
     expect(await text('mid-BTC-USD')).toBe('65,010.75');
