@@ -11,9 +11,11 @@ import { fileURLToPath } from 'node:url';
 import { CreateBucketCommand, GetObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { s3Client } from '../../src/aws/clients.js';
+import { DEFAULT_TRAIN_L2 } from '../../src/config.js';
 import { FeaturePipeline } from '../../src/features/pipeline.js';
 import { FEATURE_SPEC } from '../../src/features/spec.js';
 import type { FeatureRow, LabelRow } from '../../src/features/types.js';
+import { THRESHOLD_METADATA_KEY } from '../../src/labels/volSpike.js';
 import { type Emulators, startEmulators } from '../../src/local/emulators.js';
 import { provision } from '../../src/local/provision.js';
 import { FEED_PRODUCT, mapAdvancedTradeFrame } from '../../src/marketdata/advancedTrade.js';
@@ -25,14 +27,20 @@ import { Rng } from '../../src/simulator/rng.js';
 import { Session } from '../../src/simulator/session.js';
 import { LakeWriter } from '../../src/storage/lake.js';
 import { rocAuc } from '../eval/metrics.js';
+import { readOnnxMetadata } from '../export/onnx.js';
 import { type Evaluation, evaluate, promote, shouldPromote, train } from './main.js';
 
 const TARGET = 'quote_change_500ms';
+const VOL = 'vol_spike_60s';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const BASELINE_DIR = join(ROOT, 'models/baseline', TARGET);
-const BASELINE_VERSION = (
-  JSON.parse(readFileSync(join(BASELINE_DIR, 'metrics.json'), 'utf8')) as { version: string }
-).version;
+const baselineDir = (target: string) => join(ROOT, 'models/baseline', target);
+const baselineMetrics = (target: string) =>
+  JSON.parse(readFileSync(join(baselineDir(target), 'metrics.json'), 'utf8')) as {
+    version: string;
+    threshold?: number;
+  };
+const BASELINE_DIR = baselineDir(TARGET);
+const BASELINE_VERSION = baselineMetrics(TARGET).version;
 const SHUFFLED_LAKE = 'qw-test-lake-shuffled';
 
 /** Seeded market -> Advanced Trade frames -> production mapper -> feature pipeline (as models/baseline.ts). */
@@ -74,20 +82,50 @@ async function writeLake(
   return writer.close();
 }
 
-/** The labels' values permuted (seeded): same features, same base rate, no relation between them. */
+/**
+ * The labels' values permuted (seeded) within each target: same features, same value distribution per target,
+ * no relation between them. Across targets would give quote_change_500ms continuous volatility values.
+ */
 function shuffledLabels(labels: LabelRow[]): LabelRow[] {
-  const values = labels.map((l) => l.value);
   const rng = new Rng(7);
-  for (let i = values.length - 1; i > 0; i--) {
-    const j = Math.floor(rng.uniform() * (i + 1));
-    [values[i], values[j]] = [values[j]!, values[i]!];
+  const out = [...labels];
+  for (const target of new Set(labels.map((l) => l.target))) {
+    const at = labels.flatMap((l, i) => (l.target === target ? [i] : []));
+    const values = at.map((i) => labels[i]!.value);
+    for (let i = values.length - 1; i > 0; i--) {
+      const j = Math.floor(rng.uniform() * (i + 1));
+      [values[i], values[j]] = [values[j]!, values[i]!];
+    }
+    at.forEach((index, k) => {
+      out[index] = { ...labels[index]!, value: values[k]! };
+    });
   }
-  return labels.map((l, i) => ({ ...l, value: values[i]! }));
+  return out;
 }
 
 async function readJson<T>(env: Record<string, string>, key: string): Promise<T> {
   const res = await s3Client(env).send(new GetObjectCommand({ Bucket: BUCKETS.models.localName, Key: key }));
   return JSON.parse(await res.Body!.transformToString()) as T;
+}
+
+async function readBytes(env: Record<string, string>, key: string): Promise<Uint8Array> {
+  const res = await s3Client(env).send(new GetObjectCommand({ Bucket: BUCKETS.models.localName, Key: key }));
+  return res.Body!.transformToByteArray();
+}
+
+/** AUC of an ONNX model on rows recomputed by the test (features by (product, tick), 0/1 outcomes). */
+async function onnxAuc(
+  bytes: Uint8Array,
+  target: 'quote_change_500ms' | 'vol_spike_60s',
+  packed: Float32Array,
+  y: number[],
+): Promise<number> {
+  const model = await loadModel(bytes, FEATURE_SPEC, { target, version: 'under-test' });
+  try {
+    return rocAuc(await model.predict(packed, y.length), y);
+  } finally {
+    await model.release();
+  }
 }
 
 describe('shouldPromote', () => {
@@ -117,7 +155,9 @@ describe('training job on the local emulators', () => {
     env = { ...emulators.env, MODEL_URI: LOCAL_MODEL_URI, TARGET };
     await provision(env, { seed: true }); // the baseline becomes the active model
     await s3Client(env).send(new CreateBucketCommand({ Bucket: SHUFFLED_LAKE }));
-    data = simulate(11, 3);
+    // 5 minutes: vol_spike_60s labels cover all but the last ~61 s, and its training part loses another 61 s
+    // to the purge (label horizon) before the held-out part.
+    data = simulate(11, 5);
     await writeLake(env, BUCKETS.lake.localName, data.rows, data.labels);
     await writeLake(env, SHUFFLED_LAKE, data.rows, shuffledLabels(data.labels));
   }, 60_000);
@@ -134,10 +174,13 @@ describe('training job on the local emulators', () => {
     const trained = await train(envFor('noise-1', SHUFFLED_LAKE), silent);
     expect(trained.published).toBe(true);
     expect(await activeVersion(TARGET, env)).toBe(BASELINE_VERSION);
-    const metrics = await readJson<{ split: { holdout: { fromUs: number; toUs: number } } }>(
-      env,
-      `registry/${TARGET}/noise-1/metrics.json`,
-    );
+    const metrics = await readJson<{
+      split: { holdout: { fromUs: number; toUs: number } };
+      training: { l2: number };
+      threshold?: number;
+    }>(env, `registry/${TARGET}/noise-1/metrics.json`);
+    expect(metrics.training.l2).toBe(DEFAULT_TRAIN_L2[TARGET]);
+    expect(metrics.threshold).toBeUndefined();
 
     const evaluation = await evaluate(envFor('noise-1'), silent);
     expect(await readJson<Evaluation>(env, `registry/${TARGET}/noise-1/evaluation.json`)).toEqual(evaluation);
@@ -146,7 +189,7 @@ describe('training job on the local emulators', () => {
 
     // The held-out rows, rebuilt here from the simulated data: the newest ~30% of the labelled ticks.
     const x = new Map(data.rows.map((r) => [`${r.product}@${r.tsUs}`, Array.from(r.values)]));
-    const labelled = data.labels.filter((l) => x.has(`${l.product}@${l.tsUs}`));
+    const labelled = data.labels.filter((l) => l.target === TARGET && x.has(`${l.product}@${l.tsUs}`));
     const held = labelled.filter(
       (l) => l.tsUs >= evaluation.window.fromUs && l.tsUs <= evaluation.window.toUs,
     );
@@ -160,25 +203,10 @@ describe('training job on the local emulators', () => {
     // Both AUCs recomputed on those rows with the two ONNX models: the job scored exactly these rows.
     const packed = new Float32Array(held.flatMap((l) => x.get(`${l.product}@${l.tsUs}`)!));
     const y = held.map((l) => l.value);
-    const onnxAuc = async (bytes: Uint8Array, version: string) => {
-      const model = await loadModel(bytes, FEATURE_SPEC, { target: TARGET, version });
-      try {
-        return rocAuc(await model.predict(packed, held.length), y);
-      } finally {
-        await model.release();
-      }
-    };
-    const candidateOnnx = await s3Client(env)
-      .send(
-        new GetObjectCommand({
-          Bucket: BUCKETS.models.localName,
-          Key: `registry/${TARGET}/noise-1/model.onnx`,
-        }),
-      )
-      .then((r) => r.Body!.transformToByteArray());
-    expect(evaluation.candidate.auc).toBe(await onnxAuc(candidateOnnx, 'noise-1'));
+    const candidateOnnx = await readBytes(env, `registry/${TARGET}/noise-1/model.onnx`);
+    expect(evaluation.candidate.auc).toBe(await onnxAuc(candidateOnnx, TARGET, packed, y));
     expect(evaluation.active?.auc).toBe(
-      await onnxAuc(readFileSync(join(BASELINE_DIR, 'model.onnx')), 'baseline'),
+      await onnxAuc(readFileSync(join(BASELINE_DIR, 'model.onnx')), TARGET, packed, y),
     );
 
     expect(evaluation.candidate.auc).toBeLessThan(evaluation.active!.auc);
@@ -219,6 +247,64 @@ describe('training job on the local emulators', () => {
     await activate(TARGET, BASELINE_VERSION, env);
     await expect(promote(envFor('good-1'), silent)).rejects.toThrow(ActivationConflictError);
     expect(await activeVersion(TARGET, env)).toBe(BASELINE_VERSION);
+  }, 30_000);
+
+  it('vol_spike_60s: τ from the purged training part, in metrics.json and the ONNX metadata; evaluation on the candidate τ', async () => {
+    const volEnv = (version: string) => ({ ...envFor(version), TARGET: VOL });
+    const trained = await train(volEnv('vol-1'), silent);
+    expect(trained.published).toBe(true);
+    const metrics = await readJson<{
+      threshold: number;
+      trainBaseRate: number;
+      rows: { train: number; test: number };
+      training: { l2: number };
+      split: { trainRows: number; purgedRows: number; holdout: { fromUs: number; toUs: number } };
+    }>(env, `registry/${VOL}/vol-1/metrics.json`);
+    expect(metrics.training.l2).toBe(DEFAULT_TRAIN_L2[VOL]);
+
+    // The labelled rows recomputed from the simulation: continuous forward volatility, in time order.
+    const x = new Map(data.rows.map((r) => [`${r.product}@${r.tsUs}`, Array.from(r.values)]));
+    const labelled = data.labels
+      .filter((l) => l.target === VOL && x.has(`${l.product}@${l.tsUs}`))
+      .sort((a, b) => a.tsUs - b.tsUs || a.product.localeCompare(b.product));
+    const { fromUs, toUs } = metrics.split.holdout;
+    const held = labelled.filter((l) => l.tsUs >= fromUs && l.tsUs <= toUs);
+    // Training rows: before the held-out part by more than the 61 s label horizon (the window starts at the
+    // next whole second), so none of their labels saw held-out data.
+    const trainRows = labelled.filter((l) => l.tsUs + 61e6 < fromUs);
+    expect(metrics.rows).toEqual({ train: trainRows.length, test: held.length });
+    expect(metrics.split.purgedRows).toBe(labelled.length - held.length - trainRows.length);
+    expect(metrics.split.purgedRows).toBeGreaterThan(0);
+
+    // τ = nearest-rank 90th percentile of the training values; the model learnt "value > τ" (strictly).
+    const sorted = trainRows.map((l) => l.value).sort((a, b) => a - b);
+    const tau = sorted[Math.ceil(0.9 * sorted.length) - 1]!;
+    expect(metrics.threshold).toBe(tau);
+    expect(metrics.trainBaseRate).toBe(sorted.filter((v) => v > tau).length / sorted.length);
+    expect(metrics.trainBaseRate).toBeLessThanOrEqual(0.1);
+    const onnx = await readBytes(env, `registry/${VOL}/vol-1/model.onnx`);
+    expect(readOnnxMetadata(onnx)[THRESHOLD_METADATA_KEY]).toBe(String(tau));
+
+    // Evaluation against the active baseline, whose own τ differs: both AUCs on the labels "value > candidate τ".
+    const baseline = baselineMetrics(VOL);
+    expect(baseline.threshold).not.toBe(tau);
+    const evaluation = await evaluate(volEnv('vol-1'), silent);
+    expect(evaluation.active?.version).toBe(baseline.version);
+    expect(evaluation.threshold).toBe(tau);
+    const y = held.map((l) => (l.value > tau ? 1 : 0));
+    expect(evaluation.rows).toBe(held.length);
+    expect(evaluation.positives).toBe(y.filter((v) => v === 1).length);
+    const packed = new Float32Array(held.flatMap((l) => x.get(`${l.product}@${l.tsUs}`)!));
+    expect(evaluation.candidate.auc).toBe(await onnxAuc(onnx, VOL, packed, y));
+    expect(evaluation.active?.auc).toBe(
+      await onnxAuc(readFileSync(join(baselineDir(VOL), 'model.onnx')), VOL, packed, y),
+    );
+    expect(await promote(volEnv('vol-1'), silent)).toMatchObject({
+      promoted: shouldPromote(evaluation),
+      active: shouldPromote(evaluation) ? 'vol-1' : baseline.version,
+    });
+    // The other target's active model is untouched.
+    expect(await activeVersion(TARGET, env)).not.toBe('vol-1');
   }, 30_000);
 
   it('the CLI names what is wrong: usage, an invalid CANDIDATE_VERSION', () => {

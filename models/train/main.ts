@@ -3,11 +3,14 @@
  * dist/train.mjs <train|evaluate>` in the worker image, run by the training state machine (lib/training-pipeline.ts).
  *
  *   train     reads the lake's features/ and labels/ Parquet zones, joins them on (product, tick), trains a
- *             logistic regression on the oldest TRAIN_FRACTION of the rows and publishes it to the registry as
- *             CANDIDATE_VERSION, NOT active. metrics.json records the held-out window it left out.
+ *             logistic regression on the oldest TRAIN_FRACTION of the rows (minus those whose label horizon
+ *             reaches the held-out part) and publishes it to the registry as CANDIDATE_VERSION, NOT active.
+ *             metrics.json records the held-out window it left out. vol_spike_60s: the labels are continuous;
+ *             the model learns "value > τ", τ fixed from the training rows (targets.ts, the baselines' rule)
+ *             and stored in metrics.json `threshold` and the ONNX metadata THRESHOLD_METADATA_KEY.
  *   evaluate  scores that held-out window with the candidate and with the active model and writes
- *             <prefix>/<target>/<version>/evaluation.json =
- *             {"candidate":{"version","auc"},"active":{"version","auc"}|null,"rows","window":{fromUs,toUs}}
+ *             <prefix>/<target>/<version>/evaluation.json = {"target","candidate":{"version","auc"},
+ *             "active":{"version","auc"}|null,"rows","positives","window":{fromUs,toUs},"threshold"?}
  *   promote   activates the candidate only if its AUC beats the active one's (or none is active), as a
  *             compare-and-set on the active version it was evaluated against. Deployed, the state machine
  *             does this step itself with the same rule.
@@ -31,6 +34,7 @@ import {
 } from '../../src/config.js';
 import { featureSpec } from '../../src/features/spec.js';
 import type { FeatureRow, FeatureSpec, LabelRow } from '../../src/features/types.js';
+import { THRESHOLD_METADATA_KEY } from '../../src/labels/volSpike.js';
 import {
   activate,
   activeVersion,
@@ -42,7 +46,7 @@ import { loadModel } from '../../src/model/runtime.js';
 import type { LoadedModel, ModelMetrics } from '../../src/model/types.js';
 import { decodeFeatureRows, decodeLabelRows } from '../../src/storage/parquet.js';
 import { baseRate, brierScore, logLoss, rocAuc } from '../eval/metrics.js';
-import { exportLogisticOnnx } from '../export/onnx.js';
+import { exportLogisticOnnx, readOnnxMetadata } from '../export/onnx.js';
 import {
   assertBothClasses,
   checkSpecs,
@@ -54,6 +58,14 @@ import {
   type TimeWindow,
 } from './dataset.js';
 import { predictLogistic, trainLogisticRegression } from './logreg.js';
+import {
+  binarize,
+  fitThreshold,
+  isBinaryTarget,
+  labelHorizonUs,
+  THRESHOLD_DEFINITION,
+  withOnnxMetadata,
+} from './targets.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -76,12 +88,17 @@ export interface Evaluation {
   rows: number;
   positives: number;
   window: TimeWindow;
+  /** vol_spike_60s: the candidate's τ, which made the held-out labels 0/1 for both models. */
+  threshold?: number;
 }
 
 /** The split a candidate was trained with, kept in its metrics.json so evaluation scores the same rows. */
 interface SplitRecord {
   trainFraction: number;
   trainRows: number;
+  /** Training rows left out because their label horizon reached the held-out part. */
+  purgedRows: number;
+  horizonUs: number;
   holdout: TimeWindow;
 }
 
@@ -200,7 +217,7 @@ export interface TrainResult {
 
 export async function train(env: Env = process.env, log: Log = jsonLog): Promise<TrainResult> {
   const cfg = readTrainingConfig(env);
-  const { tickMs } = readCoreConfig(env);
+  const { tickMs, deltaMs } = readCoreConfig(env);
   registryLocation(env);
   const { target, candidateVersion: version } = cfg;
   // Versions are immutable: a retry of a finished run must not train a (slightly different) second model.
@@ -215,20 +232,35 @@ export async function train(env: Env = process.env, log: Log = jsonLog): Promise
       `only ${lake.examples.length} labelled rows of ${target} in the lake; TRAIN_MIN_ROWS is ${cfg.minRows}`,
     );
   }
-  const split = splitByTime(lake.examples, cfg.trainFraction);
-  assertBothClasses(split.train, 'training rows');
-  assertBothClasses(split.holdout, 'held-out rows');
+  const horizonUs = labelHorizonUs(target, deltaMs);
+  const split = splitByTime(lake.examples, cfg.trainFraction, horizonUs);
+  // vol_spike_60s: τ from the training rows only (the held-out ones must not shape the target), then
+  // "value > τ" on both parts. Other targets pass through unchanged.
+  const threshold = fitThreshold(target, split.train);
+  const trainRows = binarize(split.train, threshold);
+  const holdout = binarize(split.holdout, threshold);
+  assertBothClasses(trainRows, 'training rows');
+  assertBothClasses(holdout, 'held-out rows');
   const model = trainLogisticRegression(
-    split.train.map((e) => e.x),
-    split.train.map((e) => e.y),
+    trainRows.map((e) => e.x),
+    trainRows.map((e) => e.y),
     { l2: cfg.l2 },
   );
-  const metrics = holdoutMetrics(cfg, split.train, split.holdout, (x) => predictLogistic(model, x));
+  const metrics = holdoutMetrics(cfg, trainRows, holdout, (x) => predictLogistic(model, x));
   const splitRecord: SplitRecord = {
     trainFraction: cfg.trainFraction,
-    trainRows: split.train.length,
+    trainRows: trainRows.length,
+    purgedRows: split.purged,
+    horizonUs,
     holdout: split.holdoutWindow,
   };
+  if (threshold !== undefined) {
+    Object.assign(metrics, {
+      threshold,
+      thresholdDefinition: THRESHOLD_DEFINITION,
+      trainBaseRate: baseRate(trainRows.map((e) => e.y)),
+    });
+  }
   Object.assign(metrics, {
     split: splitRecord,
     data: {
@@ -236,7 +268,7 @@ export async function train(env: Env = process.env, log: Log = jsonLog): Promise
       bucket: readResourceNames(env).lakeBucket,
       featureObjects: lake.featureObjects,
       labelObjects: lake.labelObjects,
-      from: new Date(Math.floor(split.train[0]!.tsUs / 1000)).toISOString(),
+      from: new Date(Math.floor(trainRows[0]!.tsUs / 1000)).toISOString(),
       to: new Date(Math.floor(split.holdoutWindow.toUs / 1000)).toISOString(),
     },
     training: { algorithm: 'logistic regression (Newton/IRLS, standardized features)', l2: cfg.l2 },
@@ -244,7 +276,13 @@ export async function train(env: Env = process.env, log: Log = jsonLog): Promise
 
   const dir = await mkdtemp(join(tmpdir(), 'qw-train-'));
   try {
-    await writeFile(join(dir, 'model.onnx'), exportLogisticOnnx(model, spec, { target, version }));
+    const onnx = exportLogisticOnnx(model, spec, { target, version });
+    await writeFile(
+      join(dir, 'model.onnx'),
+      threshold === undefined
+        ? onnx
+        : withOnnxMetadata(onnx, { [THRESHOLD_METADATA_KEY]: String(threshold) }),
+    );
     await writeFile(join(dir, 'feature_spec.json'), `${JSON.stringify(spec, null, 2)}\n`);
     await writeFile(join(dir, 'metrics.json'), `${JSON.stringify(metrics, null, 2)}\n`);
     await publishVersion(dir, target, version, env);
@@ -256,6 +294,7 @@ export async function train(env: Env = process.env, log: Log = jsonLog): Promise
     version,
     rows: metrics.rows,
     auc: metrics.auc,
+    threshold,
     holdout: splitRecord.holdout,
   });
   return { version, published: true, metrics };
@@ -300,14 +339,40 @@ async function readCandidate(env: Env, target: string, version: string) {
     read('feature_spec.json'),
     read('metrics.json'),
   ]);
-  const metrics = parse<ModelMetrics & { split?: SplitRecord }>(metricsBytes, 'metrics.json');
+  const metrics = parse<ModelMetrics & { split?: SplitRecord; threshold?: unknown }>(
+    metricsBytes,
+    'metrics.json',
+  );
   const window = metrics.split?.holdout;
   if (!window || !Number.isSafeInteger(window.fromUs) || !Number.isSafeInteger(window.toUs)) {
     throw new TrainingJobError(
       `${target}/${version}/metrics.json has no split.holdout window; was it trained by this job?`,
     );
   }
-  return { onnx, spec: parse<FeatureSpec>(specBytes, 'feature_spec.json'), window };
+  return {
+    onnx,
+    spec: parse<FeatureSpec>(specBytes, 'feature_spec.json'),
+    window,
+    threshold: candidateThreshold(target, version, metrics.threshold, onnx),
+  };
+}
+
+/** τ of a thresholded target's candidate: metrics.json and the ONNX metadata must both hold it, equal. */
+function candidateThreshold(
+  target: string,
+  version: string,
+  inMetrics: unknown,
+  onnx: Uint8Array,
+): number | undefined {
+  if (isBinaryTarget(target)) return undefined;
+  const inOnnx = readOnnxMetadata(onnx)[THRESHOLD_METADATA_KEY];
+  if (typeof inMetrics !== 'number' || !Number.isFinite(inMetrics) || inOnnx !== String(inMetrics)) {
+    throw new TrainingJobError(
+      `${target}/${version}: threshold ${JSON.stringify(inMetrics)} in metrics.json and ` +
+        `${JSON.stringify(inOnnx)} in the ONNX metadata (${THRESHOLD_METADATA_KEY}) must be the same number`,
+    );
+  }
+  return inMetrics;
 }
 
 async function aucOf(model: LoadedModel, rows: Example[]): Promise<number> {
@@ -329,7 +394,11 @@ export async function evaluate(env: Env = process.env, log: Log = jsonLog): Prom
   const { bucket, prefix } = registryLocation(env);
   const candidateFiles = await readCandidate(env, target, version);
   const lake = await loadLakeExamples(env, target, featureSpec(tickMs));
-  const rows = selectWindow(lake.examples, candidateFiles.window);
+  // The CANDIDATE's τ labels the held-out rows for both models: AUC only compares two models on the same 0/1
+  // labels, and the question the promotion answers is "which model ranks the spikes better that we would
+  // alarm on after promoting", i.e. spikes by the candidate's τ (fixed from its training rows, before these).
+  // Each model's own τ would give each its own labels, and AUCs on different labels do not compare.
+  const rows = binarize(selectWindow(lake.examples, candidateFiles.window), candidateFiles.threshold);
   if (rows.length === 0) {
     throw new DatasetError(
       `no labelled rows of ${target} in the held-out window ${JSON.stringify(candidateFiles.window)} ` +
@@ -352,6 +421,7 @@ export async function evaluate(env: Env = process.env, log: Log = jsonLog): Prom
       rows: rows.length,
       positives: rows.reduce((n, e) => n + e.y, 0),
       window: candidateFiles.window,
+      ...(candidateFiles.threshold === undefined ? {} : { threshold: candidateFiles.threshold }),
     };
     await s3Client(env).send(
       new PutObjectCommand({
