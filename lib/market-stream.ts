@@ -14,7 +14,10 @@ export interface MarketStreamProps {
   readonly iteratorAgeThresholdMs?: number;
 }
 
-/** The market-data Kinesis stream the ingestor writes and the worker reads, with lag and throttling alarms. */
+/**
+ * The market-data Kinesis stream the ingestor writes and the worker reads, with lag and throttling alarms.
+ * With `definition: FEATURES_STREAM` it is also the optional features stream the worker writes.
+ */
 export class MarketStream extends Construct {
   readonly stream: Stream;
   readonly definition: StreamDef;

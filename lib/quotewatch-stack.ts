@@ -1,5 +1,7 @@
 import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { Construct } from 'constructs';
+import { FEATURES_STREAM } from '../src/resources.js';
 import { IngestorService, ServiceCluster, WorkerService } from './fargate-services.js';
 import { LakeCatalog } from './lake-catalog.js';
 import { MarketStream } from './market-stream.js';
@@ -17,6 +19,17 @@ export interface QuoteWatchStackProps extends StackProps {
   readonly alarmEmails?: readonly string[];
   /** Commit the API reports on GET /version. */
   readonly buildSha?: string;
+  /**
+   * Create the optional features stream (every tick's features, for other consumers) and have the worker
+   * publish to it. @default the `featuresStream` context flag (`cdk deploy -c featuresStream=true`), else false
+   */
+  readonly featuresStream?: boolean;
+}
+
+/** A context value as a flag: `-c featuresStream=true` arrives as the string "true". */
+function contextFlag(scope: Construct, key: string): boolean {
+  const v: unknown = scope.node.tryGetContext(key);
+  return v === true || v === 'true';
 }
 
 export const DEFAULT_CORE: CoreSettings = { symbols: ['BTC-USD', 'ETH-USD'], tickMs: 100, deltaMs: 500 };
@@ -32,6 +45,8 @@ export class QuoteWatchStack extends Stack {
   readonly training: TrainingPipeline;
   readonly observability: Observability;
   readonly lakeCatalog: LakeCatalog;
+  /** The optional features stream; undefined unless enabled. */
+  readonly featuresStream: MarketStream | undefined;
 
   constructor(scope: Construct, id: string, props: QuoteWatchStackProps = {}) {
     const core = props.core ?? DEFAULT_CORE;
@@ -65,6 +80,8 @@ export class QuoteWatchStack extends Stack {
       lakeBucket,
       modelBucket,
     });
+    this.featuresStream =
+      (props.featuresStream ?? contextFlag(this, 'featuresStream')) ? this.addFeaturesStream() : undefined;
     this.api = new PredictionApi(this, 'Api', {
       core,
       latestTable,
@@ -94,5 +111,28 @@ export class QuoteWatchStack extends Stack {
     });
     new CfnOutput(this, 'ModelUri', { value: this.storage.modelUri });
     new CfnOutput(this, 'TrainingStateMachine', { value: this.training.stateMachine.stateMachineArn });
+    if (this.featuresStream) {
+      new CfnOutput(this, 'FeaturesStreamName', { value: this.featuresStream.stream.streamName });
+    }
+  }
+
+  /** The features stream, written by the worker only (PutRecord(s), nothing else), named in its FEATURES_STREAM. */
+  private addFeaturesStream(): MarketStream {
+    // No alarms: nobody is required to read it, and a lagging reader is that reader's concern.
+    const features = new MarketStream(this, 'Features', {
+      definition: FEATURES_STREAM,
+      alarmsEnabled: false,
+    });
+    this.worker.taskDefinition.defaultContainer!.addEnvironment(
+      FEATURES_STREAM.env,
+      features.stream.streamName,
+    );
+    this.worker.taskDefinition.addToTaskRolePolicy(
+      new PolicyStatement({
+        actions: ['kinesis:PutRecord', 'kinesis:PutRecords'],
+        resources: [features.stream.streamArn],
+      }),
+    );
+    return features;
   }
 }

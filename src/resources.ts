@@ -43,6 +43,19 @@ export const STREAM: StreamDef = {
   retentionHours: 24,
 };
 
+/**
+ * Optional (off by default): every tick's features, for other consumers (the volatility design's
+ * `ticks.features` topic). Exists only when enabled: FEATURES_STREAM set locally (provision), the
+ * `featuresStream` stack prop or context flag deployed; the worker publishes to it when FEATURES_STREAM is set.
+ */
+export const FEATURES_STREAM: StreamDef = {
+  logicalId: 'FeaturesStream',
+  localName: 'quotewatch-features',
+  env: 'FEATURES_STREAM',
+  shardCount: 1,
+  retentionHours: 24,
+};
+
 export const TABLES = {
   /** pk = product, sk = "latest" for the newest snapshot or "t#<epoch ms>" for the chart history. */
   latest: {

@@ -5,7 +5,6 @@
  * recovery state) in CHECKPOINT_TABLE, until SIGTERM/SIGINT. Live quality goes to stdout as CloudWatch EMF lines;
  * with FEATURES_STREAM set, every tick's features also go to that Kinesis stream.
  */
-import { PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { dynamoClient, kinesisClient, s3Client } from '../../src/aws/clients.js';
 import {
@@ -15,13 +14,11 @@ import {
   readResourceNames,
   readWorkerConfig,
 } from '../../src/config.js';
-import { FEATURE_NAMES } from '../../src/features/spec.js';
-import type { FeatureRow } from '../../src/features/types.js';
 import { describeError, jsonLogger } from '../../src/ingest/log.js';
 import { putLatest } from '../../src/storage/latest.js';
 import { KinesisConsumer } from '../../src/worker/consumer.js';
 import { ModelSet, registrySource } from '../../src/worker/scoring.js';
-import { Worker } from '../../src/worker/worker.js';
+import { kinesisFeaturesPublisher, Worker } from '../../src/worker/worker.js';
 
 const core = orExit(() => readCoreConfig());
 const tuning = orExit(() => readWorkerConfig());
@@ -49,29 +46,6 @@ function reportLatency(): void {
   latencies = [];
 }
 
-async function publishFeatures(stream: string, rows: readonly FeatureRow[]): Promise<void> {
-  for (let i = 0; i < rows.length; i += 500) {
-    const Records = rows.slice(i, i + 500).map((r) => ({
-      PartitionKey: r.product,
-      Data: new TextEncoder().encode(
-        JSON.stringify({
-          v: 1,
-          product: r.product,
-          tsUs: r.tsUs,
-          seq: r.seq,
-          bestBid: r.bestBid,
-          bestAsk: r.bestAsk,
-          features: Object.fromEntries(FEATURE_NAMES.map((n, f) => [n, r.values[f]])),
-        }),
-      ),
-    }));
-    const out = await kinesis.send(new PutRecordsCommand({ StreamName: stream, Records }));
-    // Best effort: the features stream is a convenience for other consumers, the lake is the record.
-    if (out.FailedRecordCount)
-      log('warn', 'features stream: records not accepted', { failed: out.FailedRecordCount });
-  }
-}
-
 const worker = new Worker({
   tickMs: core.tickMs,
   deltaMs: core.deltaMs,
@@ -94,7 +68,7 @@ const worker = new Worker({
   metrics: (line) => process.stdout.write(`${JSON.stringify(line)}\n`),
   qualityEveryMs: tuning.qualityEveryMs,
   publishFeatures: tuning.featuresStream
-    ? (rows) => publishFeatures(tuning.featuresStream!, rows)
+    ? kinesisFeaturesPublisher(kinesis, tuning.featuresStream, log)
     : undefined,
 });
 

@@ -21,10 +21,12 @@ import {
 } from '@aws-sdk/client-kinesis';
 import { CreateBucketCommand, HeadBucketCommand } from '@aws-sdk/client-s3';
 import { dynamoClient, kinesisClient, s3Client } from '../aws/clients.js';
+import { readFeaturesStream } from '../config.js';
 import { seedRegistry } from '../model/registry.js';
 import {
   BUCKETS,
   type BucketDef,
+  FEATURES_STREAM,
   LOCAL_MODEL_URI,
   STREAM,
   type StreamDef,
@@ -194,7 +196,10 @@ async function provisionBucket(env: Env, def: BucketDef, result: ProvisionResult
   }
 }
 
-/** Creates what is missing (stream, tables, buckets), waits until usable, then seeds the model registry. */
+/**
+ * Creates what is missing (stream, tables, buckets), waits until usable, then seeds the model registry.
+ * The optional features stream is created only when `env` enables it (FEATURES_STREAM = its name).
+ */
 export async function provision(env: Env, options: ProvisionOptions = {}): Promise<ProvisionResult> {
   const {
     log = () => {},
@@ -203,8 +208,12 @@ export async function provision(env: Env, options: ProvisionOptions = {}): Promi
     activeTimeoutMs = 30_000,
   } = options;
   const result: ProvisionResult = { created: [], existing: [] };
+  const featuresStream = readFeaturesStream(env);
   await Promise.all([
     provisionStream(env, STREAM, result, activeTimeoutMs),
+    ...(featuresStream
+      ? [provisionStream(env, { ...FEATURES_STREAM, localName: featuresStream }, result, activeTimeoutMs)]
+      : []),
     ...Object.values(TABLES).map((def: TableDef) => provisionTable(env, def, result, activeTimeoutMs)),
     ...Object.values(BUCKETS).map((def: BucketDef) => provisionBucket(env, def, result)),
   ]);

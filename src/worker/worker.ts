@@ -11,7 +11,12 @@
  * by the lake frontiers, and the open windows are recomputed and later written under the same names.
  */
 import { gunzipSync } from 'node:zlib';
-import { GetRecordsCommand, GetShardIteratorCommand, type KinesisClient } from '@aws-sdk/client-kinesis';
+import {
+  GetRecordsCommand,
+  GetShardIteratorCommand,
+  type KinesisClient,
+  PutRecordsCommand,
+} from '@aws-sdk/client-kinesis';
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { type DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { LatestSnapshot } from '../api/types.js';
@@ -154,6 +159,63 @@ export async function resolveSnapshotRef(s3: S3Client, ref: SnapshotRefEvent): P
     seq: ref.seq,
     bids: book.bids as Level[],
     asks: book.asks as Level[],
+  };
+}
+
+/** One record of the optional features stream (FEATURES_STREAM): one tick of one product, v1. */
+export interface FeaturesRecord {
+  v: 1;
+  product: string;
+  tsUs: number;
+  seq: number;
+  bestBid: string;
+  bestAsk: string;
+  /** By feature name (FEATURE_NAMES); a NaN value (undefined feature) is null in the JSON. */
+  features: Record<string, number | null>;
+}
+
+export function encodeFeaturesRecord(row: FeatureRow): Uint8Array {
+  const record: FeaturesRecord = {
+    v: 1,
+    product: row.product,
+    tsUs: row.tsUs,
+    seq: row.seq,
+    bestBid: row.bestBid,
+    bestAsk: row.bestAsk,
+    features: Object.fromEntries(
+      FEATURE_NAMES.map((name, f) => [name, Number.isFinite(row.values[f]) ? row.values[f]! : null]),
+    ),
+  };
+  return new TextEncoder().encode(JSON.stringify(record));
+}
+
+export function decodeFeaturesRecord(data: Uint8Array): FeaturesRecord {
+  return JSON.parse(new TextDecoder().decode(data)) as FeaturesRecord;
+}
+
+/**
+ * publishFeatures for the features stream: PutRecords in chunks of 500 (the API's limit), partitioned by
+ * product so one product's ticks stay in order on one shard.
+ */
+export function kinesisFeaturesPublisher(
+  kinesis: KinesisClient,
+  streamName: string,
+  log: WorkerLog,
+): (rows: readonly FeatureRow[]) => Promise<void> {
+  return async (rows) => {
+    for (let i = 0; i < rows.length; i += 500) {
+      const Records = rows
+        .slice(i, i + 500)
+        .map((r) => ({ PartitionKey: r.product, Data: encodeFeaturesRecord(r) }));
+      const out = await kinesis.send(new PutRecordsCommand({ StreamName: streamName, Records }));
+      // Best effort: the features stream is a convenience for other consumers, the lake is the record.
+      if (out.FailedRecordCount) {
+        log('warn', 'features stream: records not accepted', {
+          stream: streamName,
+          failed: out.FailedRecordCount,
+        });
+      }
+    }
   };
 }
 
