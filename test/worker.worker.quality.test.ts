@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { binarize } from '../models/train/targets.js';
 import { auc, isSpike, LiveQuality, qualityEmf } from '../src/worker/quality.js';
 
 describe('live quality', () => {
@@ -46,5 +47,15 @@ describe('live quality', () => {
     q.addLabel('vol', 'A', 2, tau, tau);
     q.addLabel('vol', 'A', 3, tau + Number.EPSILON, tau); // just above τ
     expect(q.stats()[0]).toMatchObject({ n: 3, baseRate: 1 / 3 });
+  });
+
+  it('agrees with the training rule (models/train/targets.ts binarize) around τ', () => {
+    const tau = 0.807;
+    const values = [0, tau - 1e-9, tau, tau + Number.EPSILON, tau + 1e-9, 5];
+    const trained = binarize(
+      values.map((y) => ({ y })),
+      tau,
+    ).map((e) => e.y);
+    expect(values.map((v) => (isSpike(v, tau) ? 1 : 0))).toEqual(trained);
   });
 });
