@@ -2,11 +2,15 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   ConfigError,
+  DEFAULT_TRAIN_L2,
   readCoreConfig,
+  readFeatureConfig,
   readFeedUrl,
   readResourceNames,
+  readTrainingConfig,
   readWorkerConfig,
 } from '../src/config.js';
+import { DEFAULT_GAP_LIMIT_MS } from '../src/features/spec.js';
 
 describe('config', () => {
   it('has the design defaults', () => {
@@ -61,5 +65,63 @@ describe('worker config', () => {
       /^LAKE_OBJECT_TICKS: 7 ticks of 100 ms/,
     );
     expect(readWorkerConfig({ LAKE_OBJECT_TICKS: '20' }).lakeObjectTicks).toBe(20);
+  });
+});
+
+describe('feature config', () => {
+  it('defaults GAP_LIMIT_MS to the pipeline default and reads whole milliseconds', () => {
+    expect(readFeatureConfig({}).gapLimitMs).toBe(DEFAULT_GAP_LIMIT_MS);
+    expect(readFeatureConfig({ GAP_LIMIT_MS: '2500' }).gapLimitMs).toBe(2500);
+    expect(readFeatureConfig({ GAP_LIMIT_MS: '100' }).gapLimitMs).toBe(100);
+  });
+
+  it.each(['99', '3600001', '1.5', 'soon', '-5000'])(
+    'rejects GAP_LIMIT_MS=%s naming the variable',
+    (value) => {
+      const read = () => readFeatureConfig({ GAP_LIMIT_MS: value });
+      expect(read).toThrow(ConfigError);
+      expect(read).toThrow(new RegExp(`^GAP_LIMIT_MS: invalid value "${value.replace('.', '\\.')}"`));
+    },
+  );
+});
+
+describe('training config', () => {
+  const base = { CANDIDATE_VERSION: 'v-1' };
+
+  it('has the defaults, with the L2 penalty of the target', () => {
+    expect(readTrainingConfig(base)).toEqual({
+      target: 'quote_change_500ms',
+      candidateVersion: 'v-1',
+      trainFraction: 0.7,
+      l2: DEFAULT_TRAIN_L2.quote_change_500ms,
+      minRows: 100,
+    });
+    const vol = readTrainingConfig({ ...base, TARGET: 'vol_spike_60s' });
+    expect(vol.l2).toBe(DEFAULT_TRAIN_L2.vol_spike_60s);
+    expect(vol.l2).not.toBe(DEFAULT_TRAIN_L2.quote_change_500ms);
+    // An explicit TRAIN_L2 wins over the target's default.
+    expect(readTrainingConfig({ ...base, TARGET: 'vol_spike_60s', TRAIN_L2: '0' }).l2).toBe(0);
+  });
+
+  it.each([
+    ['TARGET', 'vol_spike'],
+    ['CANDIDATE_VERSION', ''],
+    ['CANDIDATE_VERSION', 'a/b'],
+    ['CANDIDATE_VERSION', 'x'.repeat(129)],
+    ['TRAIN_FRACTION', '0'],
+    ['TRAIN_FRACTION', '1'],
+    ['TRAIN_FRACTION', 'most'],
+    ['TRAIN_L2', '-0.1'],
+    ['TRAIN_L2', 'strong'],
+    ['TRAIN_MIN_ROWS', '1'],
+    ['TRAIN_MIN_ROWS', '10.5'],
+  ])('rejects %s=%s with an error naming the variable', (variable, value) => {
+    const read = () => readTrainingConfig({ ...base, [variable]: value });
+    expect(read).toThrow(ConfigError);
+    expect(read).toThrow(new RegExp(`^${variable}: invalid value`));
+  });
+
+  it('requires CANDIDATE_VERSION', () => {
+    expect(() => readTrainingConfig({})).toThrow(/^CANDIDATE_VERSION: invalid value undefined \(required\)/);
   });
 });

@@ -10,6 +10,7 @@ import {
   selectWindow,
   splitByTime,
 } from './dataset.js';
+import { binarize, fitThreshold, labelHorizonUs } from './targets.js';
 
 const TARGET = 'quote_change_500ms';
 
@@ -63,6 +64,22 @@ describe('joinLabels', () => {
     expect(() => joinLabels([row('A', 100, 1), row('A', 100, 2)], [], TARGET)).toThrow(DatasetError);
     expect(() => joinLabels([row('A', 100, 1)], [label('A', 100, 2)], TARGET)).toThrow(/is 2, not 0\/1/);
   });
+
+  it('keeps vol_spike_60s values continuous (thresholded later) and rejects negative or NaN ones', () => {
+    const vol = (tsUs: number, value: number) => label('A', tsUs, value, 'vol_spike_60s');
+    expect(
+      joinLabels([row('A', 100, 1), row('A', 200, 2)], [vol(100, 0.75), vol(200, 0)], 'vol_spike_60s'),
+    ).toEqual([
+      { product: 'A', tsUs: 100, x: [1], y: 0.75 },
+      { product: 'A', tsUs: 200, x: [2], y: 0 },
+    ]);
+    expect(() => joinLabels([row('A', 100, 1)], [vol(100, -0.5)], 'vol_spike_60s')).toThrow(
+      /vol_spike_60s for A@100 is -0.5, not a finite value >= 0/,
+    );
+    expect(() => joinLabels([row('A', 100, 1)], [vol(100, Number.NaN)], 'vol_spike_60s')).toThrow(
+      DatasetError,
+    );
+  });
 });
 
 describe('splitByTime', () => {
@@ -88,6 +105,19 @@ describe('splitByTime', () => {
     expect(() => splitByTime(examples(3), 1)).toThrow(RangeError);
   });
 
+  it('purges training rows whose label horizon reaches the held-out part', () => {
+    const all = examples(10); // ticks 100 ms apart; 70% cuts before tick 7
+    const { train, purged, holdout } = splitByTime(all, 0.7, 250_000);
+    // Ticks 5 and 6 end their 250 ms horizon at or after tick 7: purged; the held-out part is unchanged.
+    expect(train).toEqual(all.slice(0, 10));
+    expect(purged).toBe(4);
+    expect(holdout).toEqual(splitByTime(all, 0.7).holdout);
+    expect(train.at(-1)!.tsUs + 250_000).toBeLessThan(holdout[0]!.tsUs);
+    expect(() => splitByTime(all, 0.7, 10e6)).toThrow(
+      /0 would train \(14 purged by the 10 s label horizon\)/,
+    );
+  });
+
   it('selectWindow re-selects exactly the held-out rows', () => {
     const all = examples(20);
     const { holdout, holdoutWindow } = splitByTime(all, 0.7);
@@ -109,5 +139,26 @@ describe('checks', () => {
     expect(() => assertBothClasses(examples(2), 'rows')).not.toThrow();
     const ones = examples(3).map((e) => ({ ...e, y: 1 }));
     expect(() => assertBothClasses(ones, 'held-out rows')).toThrow(/held-out rows: all 6 labels are 1/);
+  });
+});
+
+describe('targets', () => {
+  it('vol_spike_60s: τ is the nearest-rank 90th percentile of the training values, labels strictly above it', () => {
+    const train = Array.from({ length: 20 }, (_, i) => ({ y: (20 - i) / 10 })); // 2.0 .. 0.1
+    const tau = fitThreshold('vol_spike_60s', train);
+    expect(tau).toBe(1.8);
+    expect(binarize([{ y: 1.8 }, { y: 1.81 }, { y: 0 }], tau).map((e) => e.y)).toEqual([0, 1, 0]);
+    expect(binarize(train, tau).filter((e) => e.y === 1)).toHaveLength(2);
+  });
+
+  it('quote_change_500ms labels are 0/1 already: no threshold, rows unchanged', () => {
+    const rows = examples(3);
+    expect(fitThreshold(TARGET, rows)).toBeUndefined();
+    expect(binarize(rows, undefined)).toEqual(rows);
+  });
+
+  it('label horizons: DELTA_MS for quote changes, 61 s for forward volatility (window from the next second)', () => {
+    expect(labelHorizonUs(TARGET, 500)).toBe(500_000);
+    expect(labelHorizonUs('vol_spike_60s', 500)).toBe(61_000_000);
   });
 });
