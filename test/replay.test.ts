@@ -316,9 +316,20 @@ describe('replay through the ingest path into Kinesis', () => {
       const records = await readStream(kinesisClient(local.env), STREAM.localName);
       const refs = records
         .flatMap((r) => r.events)
-        .filter((e) => e.id.startsWith(`${summary.session}.`) && e.type === 'snapshot_ref');
+        .filter(
+          (e): e is Extract<StreamEvent, { type: 'snapshot_ref' }> =>
+            e.id.startsWith(`${summary.session}.`) && e.type === 'snapshot_ref',
+        );
       // BTC-USD's snapshot is the ~5 MB frame with ~46k levels: far over a record, so it went to S3.
-      expect(refs.map((r) => r.product).sort()).toEqual(['BTC-USD', 'ETH-USD']);
+      const exchange = refs.filter((r) => r.source === 'exchange');
+      expect(exchange.map((r) => r.product).sort()).toEqual(['BTC-USD', 'ETH-USD']);
+      // Periodic snapshots follow the capture's exchange time: one round per 30 s boundary it crosses, as live.
+      const frames: { timestamp?: string }[] = [];
+      for await (const f of readRecording(path)) frames.push(JSON.parse(f.frame));
+      const stamps = frames.flatMap((f) => (f.timestamp ? [Date.parse(f.timestamp)] : []));
+      const boundaries = Math.floor(Math.max(...stamps) / 30_000) - Math.floor(Math.min(...stamps) / 30_000);
+      const rounds = new Set(refs.filter((r) => r.source === 'periodic').map((r) => r.id.split(':')[1]));
+      expect(rounds.size).toBe(boundaries);
       expect(Math.max(...refs.map((r) => (r as { levels: number }).levels))).toBeGreaterThan(40_000);
     },
     30_000,

@@ -91,6 +91,9 @@ export interface IngestorCounters {
   published: number;
   /** Book changes dropped while waiting for a fresh snapshot after a resync. */
   droppedChanges: number;
+  /** The exchange's book snapshots published (by claim-check). */
+  exchangeSnapshots: number;
+  /** Rounds of periodic snapshots (one ref per usable book each). */
   periodicSnapshots: number;
   lastHeartbeatUs: number;
 }
@@ -161,6 +164,7 @@ export class Ingestor {
     feedErrors: 0,
     published: 0,
     droppedChanges: 0,
+    exchangeSnapshots: 0,
     periodicSnapshots: 0,
     lastHeartbeatUs: 0,
   };
@@ -337,6 +341,7 @@ export class Ingestor {
         state.awaitingSnapshot.delete(event.product);
         Object.assign(b, { seq: event.seq, exchUs: event.exchUs, touchedUs: event.recvUs });
         await this.put({ ...ref, source: 'exchange', id });
+        this.counters.exchangeSnapshots++;
         return;
       }
       case 'book_changes': {
