@@ -1,0 +1,180 @@
+/**
+ * One side of a book: levels sorted ascending by key, held in fixed-size pages of Float64Arrays (a two-level
+ * B-tree in effect). An update binary-searches the page maxima, then the page, and shifts at most one page
+ * (PAGE elements) with copyWithin, so its cost does not grow with the distance from the best as one big
+ * sorted array's splice did (real BTC updates land a median ~11k ticks from the best).
+ *
+ * The best level is the LAST key, so top-N reads look at the last page only.
+ */
+const PAGE = 128;
+/** Two neighbours that fit in this many levels are merged, so pages stay at least ~1/4 full on average. */
+const MERGE = PAGE / 2;
+
+export class PagedSide {
+  private keys: Float64Array[] = [];
+  private sizes: Float64Array[] = [];
+  /**
+   * Level count and separator of each page, parallel to keys/sizes: maxKeys[p] is >= every key of page p
+   * and < every key of page p + 1 (it may stay above the page's last key after a removal, which is harmless).
+   */
+  private lens: number[] = [];
+  private maxKeys: number[] = [];
+  /** Freed pages, reused so steady churn allocates nothing. */
+  private spare: Float64Array[] = [];
+  private count = 0;
+
+  get depth(): number {
+    return this.count;
+  }
+
+  /** Sets the size at `key`; 0 removes the level. */
+  set(key: number, size: number): void {
+    const pages = this.maxKeys.length;
+    if (pages === 0) {
+      if (size !== 0) this.insertPage(0, key, size);
+      return;
+    }
+    // First page whose largest key is >= key; past all of them, the last page (append).
+    let lo = 0;
+    let hi = pages - 1;
+    const maxKeys = this.maxKeys;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (maxKeys[mid]! < key) lo = mid + 1;
+      else hi = mid;
+    }
+    const p = lo;
+    const keys = this.keys[p]!;
+    const len = this.lens[p]!;
+    let a = 0;
+    let b = len - 1;
+    while (a <= b) {
+      const mid = (a + b) >>> 1;
+      const k = keys[mid]!;
+      if (k < key) a = mid + 1;
+      else if (k > key) b = mid - 1;
+      else {
+        if (size === 0) this.removeAt(p, mid);
+        else this.sizes[p]![mid] = size;
+        return;
+      }
+    }
+    if (size !== 0) this.insertAt(p, a, key, size);
+  }
+
+  private insertAt(p: number, at: number, key: number, size: number): void {
+    let len = this.lens[p]!;
+    if (len === PAGE) {
+      this.split(p);
+      len = this.lens[p]!;
+      if (at > len) {
+        p++;
+        at -= len;
+        len = this.lens[p]!;
+      }
+    }
+    const keys = this.keys[p]!;
+    const sizes = this.sizes[p]!;
+    if (at < len) {
+      keys.copyWithin(at + 1, at, len);
+      sizes.copyWithin(at + 1, at, len);
+    }
+    keys[at] = key;
+    sizes[at] = size;
+    this.lens[p] = len + 1;
+    if (at === len) this.maxKeys[p] = key;
+    this.count++;
+  }
+
+  private removeAt(p: number, at: number): void {
+    const len = this.lens[p]! - 1;
+    const keys = this.keys[p]!;
+    if (at < len) {
+      keys.copyWithin(at, at + 1, len + 1);
+      this.sizes[p]!.copyWithin(at, at + 1, len + 1);
+    }
+    this.lens[p] = len;
+    this.count--;
+    if (len === 0) {
+      this.dropPage(p);
+      return;
+    }
+    if (p + 1 < this.lens.length && len + this.lens[p + 1]! <= MERGE) this.merge(p);
+    else if (p > 0 && len + this.lens[p - 1]! <= MERGE) this.merge(p - 1);
+  }
+
+  /** Moves the upper half of full page p into a new page p + 1. */
+  private split(p: number): void {
+    const half = PAGE >>> 1;
+    const keys = this.newPage();
+    const sizes = this.newPage();
+    keys.set(this.keys[p]!.subarray(half, PAGE));
+    sizes.set(this.sizes[p]!.subarray(half, PAGE));
+    this.keys.splice(p + 1, 0, keys);
+    this.sizes.splice(p + 1, 0, sizes);
+    this.lens.splice(p + 1, 0, PAGE - half);
+    this.maxKeys.splice(p + 1, 0, this.maxKeys[p]!);
+    this.lens[p] = half;
+    this.maxKeys[p] = this.keys[p]![half - 1]!;
+  }
+
+  /** Appends page p + 1 to page p and drops it. */
+  private merge(p: number): void {
+    const len = this.lens[p]!;
+    const next = this.lens[p + 1]!;
+    this.keys[p]!.set(this.keys[p + 1]!.subarray(0, next), len);
+    this.sizes[p]!.set(this.sizes[p + 1]!.subarray(0, next), len);
+    this.lens[p] = len + next;
+    this.maxKeys[p] = this.maxKeys[p + 1]!;
+    this.dropPage(p + 1);
+  }
+
+  private insertPage(p: number, key: number, size: number): void {
+    const keys = this.newPage();
+    const sizes = this.newPage();
+    keys[0] = key;
+    sizes[0] = size;
+    this.keys.splice(p, 0, keys);
+    this.sizes.splice(p, 0, sizes);
+    this.lens.splice(p, 0, 1);
+    this.maxKeys.splice(p, 0, key);
+    this.count++;
+  }
+
+  private dropPage(p: number): void {
+    this.spare.push(this.keys[p]!, this.sizes[p]!);
+    this.keys.splice(p, 1);
+    this.sizes.splice(p, 1);
+    this.lens.splice(p, 1);
+    this.maxKeys.splice(p, 1);
+  }
+
+  private newPage(): Float64Array {
+    return this.spare.pop() ?? new Float64Array(PAGE);
+  }
+
+  /**
+   * Key of the i-th level from the best (0 = best), NaN past the end. Walks pages from the best one, so
+   * it costs O(1) for the top levels and O(i / PAGE) deep in the book.
+   */
+  keyAt(i: number): number {
+    let p = this.lens.length - 1;
+    while (p >= 0 && i >= this.lens[p]!) i -= this.lens[p--]!;
+    return p < 0 || i < 0 ? Number.NaN : this.keys[p]![this.lens[p]! - 1 - i]!;
+  }
+
+  sizeAt(i: number): number {
+    let p = this.lens.length - 1;
+    while (p >= 0 && i >= this.lens[p]!) i -= this.lens[p--]!;
+    return p < 0 || i < 0 ? Number.NaN : this.sizes[p]![this.lens[p]! - 1 - i]!;
+  }
+
+  clear(): void {
+    for (let p = 0; p < this.keys.length; p++) this.spare.push(this.keys[p]!, this.sizes[p]!);
+    this.keys.length = 0;
+    this.sizes.length = 0;
+    this.lens.length = 0;
+    this.maxKeys.length = 0;
+    this.count = 0;
+  }
+}
