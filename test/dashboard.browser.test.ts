@@ -141,8 +141,8 @@ describe.skipIf(!runs)('dashboard in a browser', () => {
     expect(await text('vol-ETH-USD')).toBe('6.3%');
     expect(await text('volModel-ETH-USD')).toBe('vol-dash');
     // Live quality where the worker reported it; AUC undefined (one class) shows as a dash.
-    expect(await text('quality-ETH-USD')).toBe('AUC 0.913 · Brier 0.0781 · base 25.0%');
-    expect(await text('volQuality-ETH-USD')).toBe('AUC — · Brier 0.0100 · base 0.0%');
+    expect(await text('quality-ETH-USD')).toBe('live AUC 0.913 · Brier 0.0781 · base 25.0%');
+    expect(await text('volQuality-ETH-USD')).toBe('live AUC — · Brier 0.0100 · base 0.0%');
     expect(await text('quality-BTC-USD')).toBe('live: awaiting labels');
     // The feed line shows the ingestor's stats from the snapshot that carries them.
     expect(await text('feed-rate')).toBe('123 msg/s');

@@ -4,8 +4,9 @@
  * Feed health comes from the ingestor's stats carried in the newest snapshot that has them (`feed`): the feed
  * is degraded when the ingestor's last exchange heartbeat is older than the same limit as snapshots
  * (HEALTH_STALE_MS), or when it has received none. Both times are wall clock (the ingestor's receive time), so
- * a stalled ingestor shows as a growing heartbeat age. No `feed` yet (stats not published) reports feed: null
- * and is not a failure.
+ * a stalled ingestor shows as a growing heartbeat age. The stats arrive every FEED_STATS_MS (default 5 s), so
+ * HEALTH_STALE_MS must stay well above it. No `feed` yet (stats not published) reports feed: null and is not a
+ * failure.
  */
 import type { LatestSnapshot } from './types.js';
 
