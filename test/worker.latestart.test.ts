@@ -1,0 +1,187 @@
+/**
+ * A worker that starts late on a running stream (real processes: ingestor and worker under the supervisor,
+ * kinesalite, dynalite, s3rver; the simulator in this process so its book can be asked about any sequence).
+ * The worker is started with no checkpoint other than "the tip of each shard", as a brand-new worker starting
+ * at LATEST would be (the consumer's checkpoint is seeded with its public writeCheckpoint, the one way to pick
+ * a start today): the stream's first snapshots are behind it, so its books can only come from the ingestor's
+ * periodic snapshot_refs (SNAPSHOT_INTERVAL_MS). Asserted: every tick served equals the simulator's book at its
+ * sequence; until the first periodic snapshot_ref of its product the quote comes from the ticker (flagged
+ * source_is_ticker), and from the very next tick on from the full book.
+ */
+import {
+  GetRecordsCommand,
+  GetShardIteratorCommand,
+  type KinesisClient,
+  ListShardsCommand,
+} from '@aws-sdk/client-kinesis';
+import { DeleteCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dynamoClient, kinesisClient } from '../src/aws/clients.js';
+import { freePort } from '../src/local/ports.js';
+import { normalizeDecimal } from '../src/marketdata/decimal.js';
+import { STREAM, TABLES } from '../src/resources.js';
+import { productSpecs } from '../src/simulator/exchange.js';
+import { type SimulatorServer, startSimulator } from '../src/simulator/server.js';
+import { getHistory, getLatest } from '../src/storage/latest.js';
+import { decodeRecord, type SnapshotRefEvent } from '../src/stream/record.js';
+import { KinesisConsumer } from '../src/worker/consumer.js';
+import { withSystem } from './support/system.js';
+
+const PRODUCTS = ['BTC-USD', 'ETH-USD'];
+const SNAPSHOT_INTERVAL_MS = 2000;
+const simPort = await freePort();
+let sim: SimulatorServer;
+
+beforeAll(async () => {
+  sim = await startSimulator({ port: simPort, seed: 5, products: productSpecs(PRODUCTS), mode: 'realtime' });
+});
+afterAll(async () => {
+  await sim?.close();
+});
+
+const fixture = withSystem({
+  components: ['ingestor', 'worker'],
+  seed: false,
+  env: {
+    FEED_URL: `ws://127.0.0.1:${simPort}`,
+    SYMBOLS: PRODUCTS.join(','),
+    SNAPSHOT_INTERVAL_MS: String(SNAPSHOT_INTERVAL_MS),
+  },
+});
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const value = await probe().catch(() => undefined);
+    if (value !== undefined) return value;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/** Every record of a shard after `after` (from the start when undefined), decoded. */
+async function readShard(kinesis: KinesisClient, shardId: string, after?: string) {
+  let iterator = (
+    await kinesis.send(
+      new GetShardIteratorCommand({
+        StreamName: STREAM.localName,
+        ShardId: shardId,
+        ...(after
+          ? { ShardIteratorType: 'AFTER_SEQUENCE_NUMBER', StartingSequenceNumber: after }
+          : { ShardIteratorType: 'TRIM_HORIZON' }),
+      }),
+    )
+  ).ShardIterator;
+  const out: { sequenceNumber: string; events: ReturnType<typeof decodeRecord>['events'] }[] = [];
+  while (iterator) {
+    const page = await kinesis.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: 10_000 }));
+    for (const r of page.Records ?? []) {
+      out.push({ sequenceNumber: r.SequenceNumber!, events: decodeRecord(r.Data!).events });
+    }
+    if ((page.Records ?? []).length === 0) break;
+    iterator = page.NextShardIterator;
+  }
+  return out;
+}
+
+async function clearTable(table: string): Promise<void> {
+  const dynamo = dynamoClient(fixture.system.env);
+  const { Items = [] } = await dynamo.send(new ScanCommand({ TableName: table }));
+  const keys = TABLES.latest.localName === table ? ['pk', 'sk'] : ['pk'];
+  for (const item of Items) {
+    await dynamo.send(
+      new DeleteCommand({ TableName: table, Key: Object.fromEntries(keys.map((k) => [k, item[k]])) }),
+    );
+  }
+}
+
+describe('a worker starting late on a running stream', () => {
+  it('serves the ticker’s quote until its first periodic snapshot, the simulator’s full book from the next tick on, within one interval', async () => {
+    const env = fixture.system.env;
+    const kinesis = kinesisClient(env);
+    // The worker must not have read anything: stop it and forget whatever it did before the stream ran a while.
+    await fixture.system.kill('worker');
+    await clearTable(TABLES.checkpoints.localName);
+    await clearTable(TABLES.latest.localName);
+
+    const shards = (
+      (await kinesis.send(new ListShardsCommand({ StreamName: STREAM.localName }))).Shards ?? []
+    ).map((s) => s.ShardId!);
+    const periodic = (records: Awaited<ReturnType<typeof readShard>>) =>
+      records.flatMap((r) =>
+        r.events.filter(
+          (e): e is SnapshotRefEvent & { id: string } => e.type === 'snapshot_ref' && e.source === 'periodic',
+        ),
+      );
+    // Let the stream run until the ingestor has published a periodic snapshot: the worker comes late.
+    await until('a periodic snapshot_ref in the stream', async () => {
+      for (const id of shards) if (periodic(await readShard(kinesis, id)).length > 0) return true;
+      return undefined;
+    });
+
+    // Start at the tip of every shard (LATEST): the worker sees none of the snapshots published so far.
+    const consumer = new KinesisConsumer({
+      kinesis,
+      dynamo: dynamoClient(env),
+      streamName: STREAM.localName,
+      checkpointTable: TABLES.checkpoints.localName,
+    });
+    const startAfter = new Map<string, string>();
+    for (const id of shards) {
+      const records = await readShard(kinesis, id);
+      const tip = records.at(-1)?.sequenceNumber;
+      if (tip) {
+        startAfter.set(id, tip);
+        await consumer.writeCheckpoint(id, tip);
+      }
+    }
+    await fixture.system.restart('worker');
+
+    // The first book of each product after the start point: it must be a periodic snapshot_ref.
+    const firstRef = await until('a snapshot of every product after the start', async () => {
+      const found = new Map<string, { exchUs: number; type: string; source?: string }>();
+      for (const id of shards) {
+        for (const r of await readShard(kinesis, id, startAfter.get(id))) {
+          for (const e of r.events) {
+            if ((e.type === 'snapshot_ref' || e.type === 'book_snapshot') && !found.has(e.product)) {
+              found.set(e.product, e);
+            }
+          }
+        }
+      }
+      return PRODUCTS.every((p) => found.has(p)) ? found : undefined;
+    });
+    for (const ref of firstRef.values())
+      expect(ref).toMatchObject({ type: 'snapshot_ref', source: 'periodic' });
+
+    const store = { client: dynamoClient(env), table: TABLES.latest.localName };
+    for (const product of PRODUCTS) {
+      const ref = firstRef.get(product)!;
+      // Ticks up to the snapshot's exchange time do not include it (an event at t belongs to the next tick).
+      const fromBook = (tsUs: number) => tsUs > ref.exchUs;
+      await until(`${product}: a tick from the book of its first periodic snapshot`, async () => {
+        const l = await getLatest(product, store);
+        return l && fromBook(l.tsUs) ? l : undefined;
+      });
+      const history = await getHistory(product, 0, 10_000, store);
+      expect(history.length).toBeGreaterThan(0);
+      for (const snap of history) {
+        const top = sim.topOfBookAt(product, snap.seq);
+        expect(top, `simulator top of ${product} at seq ${snap.seq}`).toBeDefined();
+        expect(normalizeDecimal(snap.bestBid)).toBe(normalizeDecimal(top!.bestBid));
+        expect(normalizeDecimal(snap.bestAsk)).toBe(normalizeDecimal(top!.bestAsk));
+        // Before its first snapshot the worker has no book: the quote comes from the ticker, flagged as such.
+        // From the snapshot on it is the full book (three levels a side).
+        expect(snap.features.source_is_ticker, `source at ${snap.tsUs}`).toBe(fromBook(snap.tsUs) ? 0 : 1);
+        if (fromBook(snap.tsUs)) {
+          expect(snap.bids).toHaveLength(3);
+          expect(snap.asks).toHaveLength(3);
+        }
+      }
+      // Served within one snapshot interval of event time (latest items are written once per batch, not per
+      // tick, so the first one may be a few ticks later than the snapshot).
+      const firstFromBook = history.find((h) => fromBook(h.tsUs))!;
+      expect(firstFromBook.tsUs - ref.exchUs).toBeLessThan(SNAPSHOT_INTERVAL_MS * 1000);
+    }
+  });
+});
