@@ -234,6 +234,18 @@ export interface WorkerConfig {
   qualityEveryMs: number;
   /** FEATURES_STREAM: Kinesis stream that receives every tick's features; undefined = off (the default). */
   featuresStream: string | undefined;
+  /**
+   * Where a brand-new worker group starts a shard with no checkpoint (WORKER_START): `lookback` = AT_TIMESTAMP
+   * now - startLookbackMs (deployed retention is 24 h: replaying all of it would take the worker far behind),
+   * `trim_horizon` = the whole retention. The book comes from the first snapshot_ref in reach; ticks before it
+   * use the ticker's quote (flagged source_is_ticker). Honoured by the consumer (src/worker/consumer.ts).
+   */
+  start: 'lookback' | 'trim_horizon';
+  /**
+   * WORKER_START_LOOKBACK_MS: at least SNAPSHOT_INTERVAL_MS, so a periodic snapshot is in reach at once; the
+   * default (7 min) also fills the 300 s feature windows and the 60 s label horizon before "now".
+   */
+  startLookbackMs: number;
 }
 
 export function readWorkerConfig(env: Env = process.env): WorkerConfig {
@@ -253,6 +265,13 @@ export function readWorkerConfig(env: Env = process.env): WorkerConfig {
     recoveryLookbackMs: read(env, 'RECOVERY_LOOKBACK_MS', intMs(0, 86_400_000), '420000'),
     qualityEveryMs: read(env, 'QUALITY_EVERY_MS', intMs(100, 3_600_000), '10000'),
     featuresStream: readFeaturesStream(env),
+    start: read(
+      env,
+      'WORKER_START',
+      z.enum(['lookback', 'trim_horizon'], { message: 'expected lookback or trim_horizon' }),
+      'lookback',
+    ),
+    startLookbackMs: read(env, 'WORKER_START_LOOKBACK_MS', intMs(0, 7 * 86_400_000), '420000'),
   };
 }
 
