@@ -2,10 +2,10 @@
 import middy from '@middy/core';
 import { type HttpApiEventV2, type HttpApiResultV2, json } from '../src/api/http.js';
 import { httpErrors } from '../src/api/middleware.js';
-import { readActiveVersion } from '../src/api/models.js';
 import { versionInfo } from '../src/api/version.js';
 import { dynamoClient } from '../src/aws/clients.js';
 import { readApiConfig, readResourceNames } from '../src/config.js';
+import { readActiveVersion } from '../src/model/pointer.js';
 
 const { registryTable } = readResourceNames();
 const { buildSha } = readApiConfig();

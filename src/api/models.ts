@@ -6,10 +6,12 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
-import { type DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import { s3Client } from '../aws/clients.js';
 import { readCoreConfig } from '../config.js';
 import { loadActive, parseModelUri } from '../model/registry.js';
+
+export { readActiveVersion } from '../model/pointer.js';
+
 import type { LoadedModel, ModelMetrics, Target } from '../model/types.js';
 import { DependencyError } from './errors.js';
 
@@ -64,16 +66,6 @@ export async function loadServed(target: Target, env: Env = process.env): Promis
 }
 
 /** The registry's active version of `target`, or undefined when none is active. */
-export async function readActiveVersion(
-  client: DynamoDBDocumentClient,
-  table: string,
-  target: Target,
-): Promise<string | undefined> {
-  const out = await client.send(new GetCommand({ TableName: table, Key: { pk: target, sk: 'active' } }));
-  const version = out.Item?.version;
-  return typeof version === 'string' ? version : undefined;
-}
-
 export interface ActiveModelCacheOptions<M extends LoadedModel = LoadedModel> {
   load: (target: Target) => Promise<M>;
   activeVersion: (target: Target) => Promise<string | undefined>;

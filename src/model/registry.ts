@@ -17,6 +17,7 @@ import { dynamoClient, s3Client } from '../aws/clients.js';
 import { readCoreConfig, readResourceNames } from '../config.js';
 import { assertSpecMatches } from '../features/spec.js';
 import type { FeatureSpec } from '../features/types.js';
+import { readActiveVersion } from './pointer.js';
 import { loadModel, ModelLoadError } from './runtime.js';
 import { type LoadedModel, type ModelMetrics, TARGETS, type Target } from './types.js';
 
@@ -252,14 +253,7 @@ export async function activate(
 /** The active version of `target`, or undefined when none was activated. */
 export async function activeVersion(target: string, env: Env = process.env): Promise<string | undefined> {
   checkTarget(target);
-  const res = await dynamoClient(env).send(
-    new GetCommand({
-      TableName: readResourceNames(env).registryTable,
-      Key: { pk: target, sk: 'active' },
-      ConsistentRead: true,
-    }),
-  );
-  return res.Item?.version as string | undefined;
+  return readActiveVersion(dynamoClient(env), readResourceNames(env).registryTable, target);
 }
 
 /**

@@ -1,0 +1,20 @@
+/**
+ * The registry's active pointer: registry table item pk=<target>, sk="active", attribute `version`.
+ * Kept apart from registry.ts (which loads models into onnxruntime-node) so that code needing only the pointer,
+ * like the /version Lambda, does not bundle the native runtime.
+ */
+import { type DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
+
+export const ACTIVE_SK = 'active';
+
+export async function readActiveVersion(
+  client: DynamoDBDocumentClient,
+  table: string,
+  target: string,
+): Promise<string | undefined> {
+  const out = await client.send(
+    new GetCommand({ TableName: table, Key: { pk: target, sk: ACTIVE_SK }, ConsistentRead: true }),
+  );
+  const version = out.Item?.version;
+  return typeof version === 'string' ? version : undefined;
+}
