@@ -48,7 +48,10 @@ export function simStream(o: SimStreamOptions): ShardBatch[] {
   };
   const push = (e: StreamEvent) => {
     let events = open.get(e.product);
-    if (!events) open.set(e.product, (events = []));
+    if (!events) {
+      events = [];
+      open.set(e.product, events);
+    }
     events.push(e);
     if (events.length >= perRecord) flush(e.product);
   };
@@ -87,7 +90,7 @@ export function simStream(o: SimStreamOptions): ShardBatch[] {
           id: `sim:${s}:0`,
         });
       }
-      b.trades.forEach((t, i) =>
+      b.trades.forEach((t, i) => {
         push({
           type: 'trade',
           product: b.productId,
@@ -99,8 +102,8 @@ export function simStream(o: SimStreamOptions): ShardBatch[] {
           size: fromUnits(t.sizeUnits),
           aggressor: t.aggressor,
           id: `sim:${s}:${i + 1}`,
-        }),
-      );
+        });
+      });
     });
     if (until >= endUs) break;
     snapshotAll(until);
