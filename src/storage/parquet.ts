@@ -9,6 +9,7 @@ import { compressors } from 'hyparquet-compressors';
 import { type ColumnSource, parquetWriteBuffer, type SchemaElement } from 'hyparquet-writer';
 import { FEATURE_SPEC } from '../features/spec.js';
 import type { FeatureRow, FeatureSpec, LabelRow } from '../features/types.js';
+import { snappyCompress } from './snappy.js';
 
 export class ParquetFormatError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -86,6 +87,8 @@ function encode(columns: Column[], kv: Record<string, string> = {}): Uint8Array 
     columnData,
     schema: [{ name: 'root', num_children: columns.length }, ...columns.map(schemaElement)],
     codec: 'SNAPPY',
+    // Same bytes as the library's own SNAPPY compressor, faster (see snappy.ts).
+    compressors: { SNAPPY: snappyCompress },
     kvMetadata: Object.entries(kv).map(([key, value]) => ({ key, value })),
     createdBy: 'quotewatch',
   });
