@@ -1,0 +1,372 @@
+/**
+ * Cross-path determinism (issue 4, "Done when"): the same fast-simulator seed gives the same feature and
+ * prediction rows in the Parquet lake
+ * - A and A': twice through the whole live path — simulator (fast mode) -> real Ingestor (raw file archive)
+ *   -> kinesalite -> KinesisConsumer -> Worker (wired as containers/worker/main.ts, shipped baseline models
+ *   from the registry) -> s3rver — each with its own stream, lake bucket and ingestor session;
+ * - B: straight from A's raw archive, no Kinesis: readRecording -> the ingestor's mapper -> stream records
+ *   built in memory (encodeRecord/decodeRecord, exchange snapshots claim-checked to S3 by the SnapshotStore)
+ *   -> Worker.handleBatch -> its own lake bucket.
+ * Rows are compared, not objects: each live run stops at a wall-clock moment, so at a different point of the
+ * feed, and object names derive from the shard and Kinesis sequence numbers, which differ by path (and so do the
+ * first/last object boundaries of a run). Every row whose tick lies in the event-time range all runs cover must
+ * be there in every run and equal field by field. Event ids carry the ingestor session, but no row column does;
+ * `seq` is the frame's sequence_num, which restarts on every connection, so it is the same in A and A' (one
+ * connection each).
+ */
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { KinesisClient } from '@aws-sdk/client-kinesis';
+import {
+  CreateBucketCommand,
+  GetObjectCommand,
+  ListObjectsV2Command,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dynamoClient, kinesisClient, s3Client } from '../src/aws/clients.js';
+import { readFeatureConfig, readWorkerConfig } from '../src/config.js';
+import type { FeatureRow } from '../src/features/types.js';
+import { FileArchive } from '../src/ingest/archive.js';
+import { Ingestor } from '../src/ingest/ingestor.js';
+import { KinesisProducer } from '../src/ingest/producer.js';
+import { SnapshotStore } from '../src/ingest/snapshots.js';
+import { DEFAULT_BASELINE_DIR } from '../src/local/provision.js';
+import { MalformedFrameError, mapAdvancedTradeFrameAsync } from '../src/marketdata/advancedTrade.js';
+import { seedRegistry } from '../src/model/registry.js';
+import { TARGETS } from '../src/model/types.js';
+import { readRecording } from '../src/replay/readers.js';
+import { BUCKETS, TABLES } from '../src/resources.js';
+import { startSimulator } from '../src/simulator/server.js';
+import { putLatest } from '../src/storage/latest.js';
+import { decodeFeatureRows, decodePredictionRows, type PredictionRow } from '../src/storage/parquet.js';
+import { decodeRecord, encodeRecord, eventId, type StreamEvent } from '../src/stream/record.js';
+import { type ConsumedRecord, KinesisConsumer } from '../src/worker/consumer.js';
+import { ModelSet, registrySource } from '../src/worker/scoring.js';
+import { Worker } from '../src/worker/worker.js';
+import { tempDataDir, withEmulators } from './support/system.js';
+import { createStream } from './worker.consumer.support.js';
+
+const local = withEmulators({ provision: true });
+const dir = tempDataDir('qw-determinism-paths-');
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const SEED = 5;
+const PRODUCTS = ['BTC-USD', 'ETH-USD'];
+const TICK_MS = 100;
+const DELTA_MS = 500;
+const SNAPSHOT_INTERVAL_MS = 10_000;
+/** Simulated time per live run, counted in periodic snapshot rounds (exchange time). */
+const ROUNDS = 18;
+const quiet = () => {};
+/**
+ * The fast simulator's clock starts here instead of at its seed-derived 2026 epoch. The ingestor stamps its
+ * `resync` events (one per product when a connection starts) with the WALL clock as exchUs, and the feature
+ * pipeline moves the product's event-time clock with them: with exchange time behind the wall clock, every
+ * later market event is "late" and the worker emits no feature row at all (found by this test; reported).
+ * A fixed instant ahead of the wall clock keeps the runs identical and the resync harmless (it comes before
+ * any book, so no row depends on it).
+ */
+const ANCHOR_US = Date.UTC(2040, 0, 1) * 1000;
+
+let kinesis: KinesisClient;
+let s3: S3Client;
+let models: ModelSet;
+
+beforeAll(async () => {
+  kinesis = kinesisClient(local.env);
+  s3 = s3Client(local.env);
+  await seedRegistry(DEFAULT_BASELINE_DIR, local.env);
+  models = new ModelSet(registrySource(local.env, TICK_MS), quiet);
+  await models.refresh();
+});
+afterAll(async () => {
+  await models?.release();
+});
+
+async function until(what: string, check: () => boolean, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** A worker as containers/worker/main.ts builds it, writing its lake to `bucket`. */
+function newWorker(bucket: string, recovery?: { streamName: string }): Worker {
+  const tuning = readWorkerConfig({});
+  return new Worker({
+    tickMs: TICK_MS,
+    deltaMs: DELTA_MS,
+    gapLimitMs: readFeatureConfig({}).gapLimitMs,
+    s3,
+    lakeBucket: bucket,
+    objectTicks: tuning.lakeObjectTicks,
+    models: () => models.models(),
+    writeLatest: (snap) =>
+      putLatest(snap, { client: dynamoClient(local.env), table: TABLES.latest.localName }),
+    now: () => Date.now(),
+    log: quiet,
+    ...(recovery
+      ? {
+          recovery: {
+            kinesis,
+            dynamo: dynamoClient(local.env),
+            streamName: recovery.streamName,
+            table: TABLES.checkpoints.localName,
+            lookbackMs: tuning.recoveryLookbackMs,
+          },
+        }
+      : {}),
+  });
+}
+
+interface Lake {
+  features: FeatureRow[];
+  predictions: PredictionRow[];
+}
+
+async function readLake(bucket: string): Promise<Lake> {
+  const lake: Lake = { features: [], predictions: [] };
+  let token: string | undefined;
+  do {
+    const out = await s3.send(new ListObjectsV2Command({ Bucket: bucket, ContinuationToken: token }));
+    for (const o of out.Contents ?? []) {
+      const isFeatures = o.Key!.startsWith('features/');
+      if (!isFeatures && !o.Key!.startsWith('predictions/')) continue;
+      const got = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: o.Key! }));
+      const bytes = await got.Body!.transformToByteArray();
+      if (isFeatures) lake.features.push(...(await decodeFeatureRows(bytes)).rows);
+      else lake.predictions.push(...(await decodePredictionRows(bytes)));
+    }
+    token = out.NextContinuationToken;
+  } while (token);
+  return lake;
+}
+
+interface LiveRun extends Lake {
+  archive: string;
+  session: string;
+}
+
+/** Path A: simulator -> ingestor -> Kinesis -> consumer -> worker -> lake, all fresh (stream, bucket, session). */
+async function live(name: string): Promise<LiveRun> {
+  const streamName = `qw-det-${name}`;
+  const bucket = `qw-det-${name}`;
+  await createStream(kinesis, streamName, 2);
+  await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+
+  const sim = await startSimulator({
+    port: 0,
+    seed: SEED,
+    mode: 'fast',
+    anchorUs: ANCHOR_US,
+    products: [
+      { productId: 'BTC-USD', price: 65_000, levelsPerSide: 200 },
+      { productId: 'ETH-USD', price: 3_000, levelsPerSide: 200 },
+    ],
+  });
+  const archive = join(dir, `${name}.ndjson.gz`);
+  const session = `det${name}`;
+  const ingestor = new Ingestor({
+    feedUrl: sim.url,
+    products: PRODUCTS,
+    producer: new KinesisProducer({ client: kinesis, streamName, lingerMs: 5 }),
+    snapshots: new SnapshotStore(s3, BUCKETS.lake.localName),
+    log: quiet,
+    session,
+    archive: new FileArchive(archive),
+    snapshotIntervalMs: SNAPSHOT_INTERVAL_MS,
+  });
+
+  const worker = newWorker(bucket, { streamName });
+  let ingested = false;
+  const stop = new AbortController();
+  const consumer = new KinesisConsumer({
+    kinesis,
+    dynamo: dynamoClient(local.env),
+    streamName,
+    checkpointTable: TABLES.checkpoints.localName,
+    idleMs: 10,
+    onIdle: () => {
+      if (ingested) stop.abort();
+    },
+  });
+  const consuming = consumer.run(async (batch) => {
+    await worker.handleBatch(batch);
+  }, stop.signal);
+  try {
+    ingestor.start();
+    await until('simulated minutes', () => ingestor.counters.periodicSnapshots >= ROUNDS);
+    await ingestor.stop();
+  } finally {
+    await ingestor.stop();
+    await sim.close();
+    ingested = true;
+  }
+  await consuming;
+  // The stream has ended for good: write the open windows too (rows are compared, not objects).
+  await worker.close();
+  return { ...(await readLake(bucket)), archive, session };
+}
+
+/**
+ * Path B: the archive of a live run, mapped as the ingestor maps it, into the worker without Kinesis. Only
+ * market data goes in: the ingestor's own stream-maintenance events (the connect resync, periodic copies of its
+ * book, feed stats) are left out, so equal rows also show that features do not depend on them.
+ */
+async function fromArchive(path: string, name: string): Promise<Lake> {
+  const bucket = `qw-det-${name}`;
+  await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+  const snapshots = new SnapshotStore(s3, BUCKETS.lake.localName);
+  const worker = newWorker(bucket);
+  let records: ConsumedRecord[] = [];
+  let n = 0;
+  const flush = async () => {
+    if (records.length > 0) await worker.handleBatch({ shardId: 'archive', records });
+    records = [];
+  };
+  for await (const frame of readRecording(path)) {
+    let mapped: Awaited<ReturnType<typeof mapAdvancedTradeFrameAsync>>;
+    try {
+      mapped = await mapAdvancedTradeFrameAsync(frame.frame, frame.recvUs);
+    } catch (err) {
+      if (err instanceof MalformedFrameError) continue;
+      throw err;
+    }
+    const byProduct = new Map<string, StreamEvent[]>();
+    for (const [index, event] of mapped.events.entries()) {
+      if (event.type === 'heartbeat') continue; // the ingestor does not publish them either
+      const id = eventId(frame.conn, mapped.seq, index);
+      const e: StreamEvent =
+        event.type === 'book_snapshot'
+          ? { ...(await snapshots.put(event, `${frame.conn}.b`)), source: 'exchange', id }
+          : { ...event, id };
+      byProduct.set(e.product, [...(byProduct.get(e.product) ?? []), e]);
+    }
+    for (const [product, events] of byProduct) {
+      // Through the stream's own encoding, as a Kinesis record would be.
+      const decoded = decodeRecord(encodeRecord(product, events));
+      records.push({ sequenceNumber: String(++n), product, events: decoded.events });
+    }
+    if (records.length >= 500) await flush();
+  }
+  await flush();
+  await worker.close();
+  return readLake(bucket);
+}
+
+type Ranges = Map<string, { from: number; to: number }>;
+
+/** Per product, the ticks every run has rows for: from the latest first tick to the earliest last tick. */
+function commonRanges(runs: Lake[]): Ranges {
+  const ranges: Ranges = new Map();
+  for (const product of PRODUCTS) {
+    let from = Number.NEGATIVE_INFINITY;
+    let to = Number.POSITIVE_INFINITY;
+    for (const run of runs) {
+      const ts = run.features.filter((r) => r.product === product).map((r) => r.tsUs);
+      from = Math.max(from, Math.min(...ts));
+      to = Math.min(to, Math.max(...ts));
+    }
+    ranges.set(product, { from, to });
+  }
+  return ranges;
+}
+
+const within = (ranges: Ranges, r: { product: string; tsUs: number }) => {
+  const range = ranges.get(r.product);
+  return range !== undefined && r.tsUs >= range.from && r.tsUs <= range.to;
+};
+const order = <T extends { product: string; tsUs: number }>(a: T, b: T) =>
+  a.product === b.product ? a.tsUs - b.tsUs : a.product < b.product ? -1 : 1;
+
+/** The feature rows of a run inside `ranges`, in (product, tick) order, as plain comparable objects. */
+function features(run: Lake, ranges: Ranges) {
+  return run.features
+    .filter((r) => within(ranges, r))
+    .sort(order)
+    .map((r) => ({
+      product: r.product,
+      tsUs: r.tsUs,
+      seq: r.seq,
+      bestBid: r.bestBid,
+      bestAsk: r.bestAsk,
+      mid: r.mid,
+      spread: r.spread,
+      values: [...r.values],
+    }));
+}
+
+function predictions(run: Lake, ranges: Ranges) {
+  return run.predictions
+    .filter((p) => within(ranges, p))
+    .sort((a, b) => order(a, b) || (a.target < b.target ? -1 : a.target > b.target ? 1 : 0))
+    .map((p) => ({
+      product: p.product,
+      tsUs: p.tsUs,
+      target: p.target,
+      modelVersion: p.modelVersion,
+      probability: p.probability,
+    }));
+}
+
+let a: LiveRun;
+let a2: LiveRun;
+let b: Lake;
+let ranges: Ranges;
+
+describe('cross-path determinism of the lake (same simulator seed)', () => {
+  beforeAll(async () => {
+    a = await live('a');
+    a2 = await live('a2');
+    b = await fromArchive(a.archive, 'b');
+    ranges = commonRanges([a, a2, b]);
+  }, 120_000);
+
+  it('covers minutes of event time, every row scored by both shipped baselines', () => {
+    const served = models.models().map((m) => m.model);
+    expect(served.map((m) => m.target)).toEqual(TARGETS);
+    for (const product of PRODUCTS) {
+      const { from, to } = ranges.get(product)!;
+      // ROUNDS periodic snapshot rounds of exchange time ran; the common range is most of it.
+      expect(to - from, product).toBeGreaterThan((ROUNDS - 3) * SNAPSHOT_INTERVAL_MS * 1000);
+    }
+    for (const run of [a, a2, b]) {
+      const rows = features(run, ranges);
+      expect(rows.length).toBeGreaterThan(PRODUCTS.length * 1000);
+      expect(predictions(run, ranges)).toHaveLength(rows.length * served.length);
+      for (const m of served) {
+        expect(run.predictions.some((p) => p.target === m.target && p.modelVersion === m.version)).toBe(true);
+      }
+    }
+    // Two sessions of the ingestor: the same product, the same ticks, other event ids (nothing of them in rows).
+    expect(a.session).not.toBe(a2.session);
+  });
+
+  it("A and A' (the seed twice through Kinesis) hold identical feature and prediction rows", () => {
+    expect(features(a2, ranges)).toEqual(features(a, ranges));
+    expect(predictions(a2, ranges)).toEqual(predictions(a, ranges));
+  });
+
+  it('B (straight from the archive, no Kinesis) holds the same rows as A', () => {
+    const live = features(a, ranges);
+    const archived = features(b, ranges);
+    const noSeq = ({ seq: _, ...rest }: (typeof live)[number]) => rest;
+    expect(archived.map(noSeq)).toEqual(live.map(noSeq));
+    expect(predictions(b, ranges)).toEqual(predictions(a, ranges));
+    // `seq` (the newest sequence_num applied to the product) differs right after the ingestor's periodic
+    // snapshots, which only path A has: such a snapshot carries the seq of the product's last BOOK event and
+    // sets the row's seq back past a later trade/ticker of the product, until its next event (reported).
+    // Everywhere else it is equal, and where it differs A's is the older one, next to a snapshot boundary.
+    const differ = live.filter((r, i) => r.seq !== archived[i]!.seq);
+    expect(differ.length).toBeLessThan(live.length / 50);
+    for (const r of differ) {
+      const i = live.indexOf(r);
+      expect(r.seq, `${r.product}@${r.tsUs}`).toBeLessThan(archived[i]!.seq);
+      const interval = SNAPSHOT_INTERVAL_MS * 1000;
+      const offset = r.tsUs % interval;
+      expect(Math.min(offset, interval - offset), `${r.product}@${r.tsUs}`).toBeLessThanOrEqual(2_000_000);
+    }
+  });
+});
