@@ -27,6 +27,35 @@ interface Pending {
 }
 
 /**
+ * Predictions of one (target, product) awaiting labels, oldest first. Consumed from the head by an index
+ * (compacted now and then) rather than shifted on every label: a 60 s horizon keeps ~600 ticks waiting.
+ */
+class PendingQueue {
+  items: Pending[] = [];
+  head = 0;
+
+  get length(): number {
+    return this.items.length - this.head;
+  }
+
+  at(i: number): Pending | undefined {
+    return this.items[this.head + i];
+  }
+
+  push(p: Pending): void {
+    this.items.push(p);
+  }
+
+  drop(n: number): void {
+    this.head += n;
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+  }
+}
+
+/**
  * A vol spike is a value strictly above τ, as training defines it (models/baseline.ts: `y > threshold`):
  * a label equal to τ is negative, live as in training.
  */
@@ -78,7 +107,7 @@ export function auc(p: ArrayLike<number>, y: ArrayLike<number>, n = p.length): n
 
 export class LiveQuality {
   /** Predictions awaiting their label, per "target|product", in tick order. */
-  private readonly pending = new Map<string, Pending[]>();
+  private readonly pending = new Map<string, PendingQueue>();
   private readonly windows = new Map<string, { target: string; version: string; w: PairWindow }>();
   /** Labels that found no prediction of their tick (e.g. no model was served then). */
   unmatched = 0;
@@ -93,11 +122,11 @@ export class LiveQuality {
     const key = `${target}|${product}`;
     let q = this.pending.get(key);
     if (!q) {
-      q = [];
+      q = new PendingQueue();
       this.pending.set(key, q);
     }
     q.push({ tsUs, probability, version });
-    if (q.length > this.maxPending) q.splice(0, q.length - this.maxPending);
+    if (q.length > this.maxPending) q.drop(q.length - this.maxPending);
   }
 
   /**
@@ -108,9 +137,9 @@ export class LiveQuality {
     const q = this.pending.get(`${target}|${product}`);
     // Labels come in tick order per product: predictions older than this label will never be joined.
     let i = 0;
-    while (q && i < q.length && q[i]!.tsUs < tsUs) i++;
-    const hit = q && i < q.length && q[i]!.tsUs === tsUs ? q[i] : undefined;
-    q?.splice(0, hit ? i + 1 : i);
+    while (q && i < q.length && q.at(i)!.tsUs < tsUs) i++;
+    const hit = q && i < q.length && q.at(i)!.tsUs === tsUs ? q.at(i) : undefined;
+    q?.drop(hit ? i + 1 : i);
     let y: 0 | 1;
     if (threshold !== undefined) y = isSpike(value, threshold) ? 1 : 0;
     else if (value === 0 || value === 1) y = value;
