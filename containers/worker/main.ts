@@ -9,6 +9,7 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { dynamoClient, kinesisClient, s3Client } from '../../src/aws/clients.js';
 import {
   orExit,
+  readConsumerConfig,
   readCoreConfig,
   readFeatureConfig,
   readResourceNames,
@@ -16,7 +17,7 @@ import {
 } from '../../src/config.js';
 import { describeError, jsonLogger } from '../../src/ingest/log.js';
 import { putLatest } from '../../src/storage/latest.js';
-import { KinesisConsumer } from '../../src/worker/consumer.js';
+import { consumerOptionsFrom, KinesisConsumer, startPositionFrom } from '../../src/worker/consumer.js';
 import { ModelSet, registrySource } from '../../src/worker/scoring.js';
 import { kinesisFeaturesPublisher, Worker } from '../../src/worker/worker.js';
 
@@ -24,6 +25,7 @@ const core = orExit(() => readCoreConfig());
 const tuning = orExit(() => readWorkerConfig());
 const featureConfig = orExit(() => readFeatureConfig());
 const names = orExit(() => readResourceNames());
+const consumerConfig = orExit(() => readConsumerConfig());
 const log = jsonLogger('worker');
 const s3 = s3Client();
 const dynamo = dynamoClient();
@@ -77,6 +79,9 @@ const consumer = new KinesisConsumer({
   dynamo,
   streamName: names.streamName,
   checkpointTable: names.checkpointTable,
+  // Leases (several workers split the shards), polling or enhanced fan-out, and the idle pause.
+  ...consumerOptionsFrom(consumerConfig),
+  start: startPositionFrom(tuning),
   log,
   // Keep what cannot be decoded, for inspection, instead of losing it.
   onBadRecord: async (bad) => {
@@ -96,7 +101,7 @@ function stop(signal: string): void {
 process.on('SIGTERM', () => stop('SIGTERM'));
 process.on('SIGINT', () => stop('SIGINT'));
 
-log('info', 'worker starting', { ...core, ...names, ...tuning, ...featureConfig });
+log('info', 'worker starting', { ...core, ...names, ...tuning, ...featureConfig, ...consumerConfig });
 await models.refresh();
 const modelTimer = setInterval(() => void models.refresh(), tuning.modelCheckMs);
 const latencyTimer = setInterval(reportLatency, 10_000);

@@ -92,6 +92,12 @@ const LOG_TAIL = 500;
  * shard (hence the consumer's 200 ms default pause), kinesalite has no such limit. The caller's environment wins.
  */
 const LOCAL_TUNING: Record<string, string> = { POLL_IDLE_MS: '10' };
+/**
+ * The local worker's lease owner id, the same across restarts: a lease held by the same id is the worker's own
+ * (src/worker/leases.ts), so a worker restarted after a crash takes its shards back at once instead of waiting
+ * LEASE_MS for the dead process's leases to expire. One local worker only; the caller's environment wins.
+ */
+export const LOCAL_WORKER_ID = 'local-worker';
 
 type LineListener = (line: string) => void;
 
@@ -256,8 +262,13 @@ export async function startSystem(options: SystemOptions): Promise<System> {
     await emulators.stop();
   };
 
+  // The optional features stream is created when the components will be told to publish to it.
+  const featuresStream = options.env?.FEATURES_STREAM ?? process.env.FEATURES_STREAM;
   try {
-    await provision(emulators.env, { seed, log: (line) => say(`[provision] ${line}`) });
+    await provision(
+      { ...emulators.env, ...(featuresStream ? { FEATURES_STREAM: featuresStream } : {}) },
+      { seed, log: (line) => say(`[provision] ${line}`) },
+    );
   } catch (err) {
     await stopAll();
     throw new SystemStartError(`provisioning the local resources failed: ${(err as Error).message}`, {
@@ -284,10 +295,11 @@ export async function startSystem(options: SystemOptions): Promise<System> {
         : name === 'simulator'
           ? { SIM_PORT: String(simulatorPort) }
           : {};
+    const defaults = name === 'worker' ? { ...LOCAL_TUNING, WORKER_ID: LOCAL_WORKER_ID } : LOCAL_TUNING;
     return new Component(
       name,
       resolve(REPO_ROOT, files[name]),
-      { ...LOCAL_TUNING, ...baseEnv, ...env, ...own },
+      { ...defaults, ...baseEnv, ...env, ...own },
       say,
       backoff,
     );

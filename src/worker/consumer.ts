@@ -9,6 +9,9 @@
  * - Leases (optional, src/worker/leases.ts) split the shards between several workers; without them this
  *   consumer reads every shard.
  * - Resharding: a child shard is read only once its parents were read to their end and marked `ended`.
+ * - Start position: a shard with a checkpoint resumes after it; a shard of a brand-new worker group (no checkpoint,
+ *   parents without state either) starts where `start` says; a child shard created by resharding while workers
+ *   ran always starts at TRIM_HORIZON (its parents have state), so nothing between parent and child is skipped.
  */
 import {
   ExpiredIteratorException,
@@ -21,9 +24,9 @@ import {
   type Shard,
 } from '@aws-sdk/client-kinesis';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import type { ConsumerConfig } from '../config.js';
+import type { ConsumerConfig, WorkerConfig } from '../config.js';
 import { decodeRecord, RecordFormatError, type StreamEvent } from '../stream/record.js';
-import { CheckpointStore, LeaseLostError } from './checkpoints.js';
+import { CheckpointStore, LeaseLostError, type ShardState } from './checkpoints.js';
 import { type FanOutOptions, FanOutReader } from './fanout.js';
 import { type LeaseOptions, LeaseTable, planLeases, readyShards } from './leases.js';
 
@@ -73,6 +76,19 @@ export interface BadRecord {
   error: RecordFormatError;
 }
 
+/**
+ * Where a shard without any checkpoint state starts: the whole retention, or the records that arrived at most
+ * `lookbackMs` before reading started (fixed once per shard, so a retry or renewal does not move it).
+ */
+export type StartPosition = { at: 'trim_horizon' } | { at: 'timestamp'; lookbackMs: number };
+
+/** The start position WORKER_START / WORKER_START_LOOKBACK_MS (readWorkerConfig) select. */
+export function startPositionFrom(config: Pick<WorkerConfig, 'start' | 'startLookbackMs'>): StartPosition {
+  return config.start === 'trim_horizon'
+    ? { at: 'trim_horizon' }
+    : { at: 'timestamp', lookbackMs: config.startLookbackMs };
+}
+
 export interface ConsumerOptions {
   kinesis: KinesisClient;
   dynamo: DynamoDBDocumentClient;
@@ -86,6 +102,8 @@ export interface ConsumerOptions {
   leases?: LeaseOptions;
   /** Read with enhanced fan-out instead of polling. */
   fanOut?: FanOutOptions;
+  /** A brand-new worker group's start position (default TRIM_HORIZON); checkpoints always win. */
+  start?: StartPosition;
   /** How often the shard list is re-read and leases renewed/balanced (default: leaseMs / 4, at most 2 s). */
   syncMs?: number;
   /** A record that does not decode: handed over (to keep it) and skipped. */
@@ -108,9 +126,17 @@ export interface ShardSink {
   empty(): void;
 }
 
+/** How a ShardReader starts a shard beyond `from`. */
+export interface ShardStart {
+  /** What the shard listing said when reading started. */
+  closed?: boolean;
+  /** With no `from`: the first record that arrived at or after this time instead of TRIM_HORIZON. */
+  startAt?: Date;
+}
+
 /**
- * Reads one shard from AFTER `from` (TRIM_HORIZON when undefined) until the shard is closed and read to its end
- * ('ended') or `signal` aborts ('stopped'). Aborting never interrupts a delivery in progress.
+ * Reads one shard from AFTER `from` (when undefined: `shard.startAt`, else TRIM_HORIZON) until the shard is closed
+ * and read to its end ('ended') or `signal` aborts ('stopped'). Aborting never interrupts a delivery in progress.
  */
 export interface ShardReader {
   read(
@@ -118,9 +144,15 @@ export interface ShardReader {
     from: string | undefined,
     signal: AbortSignal,
     sink: ShardSink,
-    /** What the shard listing said when reading started. */
-    shard?: { closed: boolean },
+    shard?: ShardStart,
   ): Promise<'ended' | 'stopped'>;
+}
+
+/** GetShardIterator's position: after the last record read, else the start time, else the oldest record. */
+export function iteratorPosition(after: string | undefined, startAt: Date | undefined) {
+  if (after) return { ShardIteratorType: 'AFTER_SEQUENCE_NUMBER', StartingSequenceNumber: after } as const;
+  if (startAt) return { ShardIteratorType: 'AT_TIMESTAMP', Timestamp: startAt } as const;
+  return { ShardIteratorType: 'TRIM_HORIZON' } as const;
 }
 
 export const sleep = (ms: number, signal?: AbortSignal) =>
@@ -146,22 +178,30 @@ export class PollingReader implements ShardReader {
     private readonly idleMs = 200,
   ) {}
 
-  private async iterator(shardId: string, after: string | undefined): Promise<string | undefined> {
+  private async iterator(
+    shardId: string,
+    after: string | undefined,
+    startAt: Date | undefined,
+  ): Promise<string | undefined> {
     const out = await this.kinesis.send(
       new GetShardIteratorCommand({
         StreamName: this.streamName,
         ShardId: shardId,
-        ...(after
-          ? { ShardIteratorType: 'AFTER_SEQUENCE_NUMBER', StartingSequenceNumber: after }
-          : { ShardIteratorType: 'TRIM_HORIZON' }),
+        ...iteratorPosition(after, startAt),
       }),
     );
     return out.ShardIterator;
   }
 
-  async read(shardId: string, from: string | undefined, signal: AbortSignal, sink: ShardSink) {
+  async read(
+    shardId: string,
+    from: string | undefined,
+    signal: AbortSignal,
+    sink: ShardSink,
+    shard?: ShardStart,
+  ) {
     let last = from;
-    let iterator = await this.iterator(shardId, last);
+    let iterator = await this.iterator(shardId, last, shard?.startAt);
     while (!signal.aborted) {
       // Kinesis ends a closed shard's iterator chain once every record was returned.
       if (!iterator) return 'ended' as const;
@@ -170,7 +210,8 @@ export class PollingReader implements ShardReader {
         out = await this.kinesis.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: this.limit }));
       } catch (err) {
         if (err instanceof ExpiredIteratorException) {
-          iterator = await this.iterator(shardId, last);
+          // No record yet: the same start time again, not TRIM_HORIZON.
+          iterator = await this.iterator(shardId, last, shard?.startAt);
           continue;
         }
         if (err instanceof ProvisionedThroughputExceededException) {
@@ -220,6 +261,8 @@ export class KinesisConsumer {
   private chain: Promise<void> = Promise.resolve();
   /** The shards being read, while run() runs. */
   private tasks = new Map<string, ShardTask>();
+  /** Start times fixed for fresh shards (StartPosition 'timestamp'), kept across retries and lease handovers. */
+  private readonly startTimes = new Map<string, Date>();
   duplicatesDropped = 0;
   badRecords = 0;
 
@@ -244,6 +287,29 @@ export class KinesisConsumer {
   /** Unconditional (not fenced by a lease): for tools and tests; the consumer itself fences its writes. */
   async writeCheckpoint(shardId: string, sequenceNumber: string): Promise<void> {
     await this.store.write(shardId, sequenceNumber);
+  }
+
+  /**
+   * Where a shard without a checkpoint starts: the configured start position only if neither it nor its parents
+   * have any state (a brand-new group); a child of a split or merge seen by workers starts at TRIM_HORIZON.
+   */
+  private startTime(shard: Shard | undefined, states: Map<string, ShardState>): Date | undefined {
+    const start = this.opts.start;
+    if (!shard || start?.at !== 'timestamp') return undefined;
+    const stateless = (id: string | undefined) => {
+      const st = id === undefined ? undefined : states.get(id);
+      return st === undefined || (st.sequenceNumber === undefined && !st.ended);
+    };
+    const id = shard.ShardId!;
+    if (!stateless(id) || !stateless(shard.ParentShardId) || !stateless(shard.AdjacentParentShardId)) {
+      return undefined;
+    }
+    let at = this.startTimes.get(id);
+    if (!at) {
+      at = new Date(Date.now() - start.lookbackMs);
+      this.startTimes.set(id, at);
+    }
+    return at;
   }
 
   private async listShards(): Promise<Shard[]> {
@@ -325,12 +391,13 @@ export class KinesisConsumer {
       : new PollingReader(this.opts.kinesis, this.opts.streamName, this.opts.limit, this.opts.idleMs);
 
     const closed = new Set<string>();
-    const start = (shardId: string, from: string | undefined) => {
+    const start = (shardId: string, from: string | undefined, startAt: Date | undefined) => {
       const abort = new AbortController();
       const taskSignal = AbortSignal.any([running, abort.signal]);
       const task: ShardTask = { abort, caughtUp: false, stopping: false, done: Promise.resolve() };
       tasks.set(shardId, task);
-      log?.('info', 'shard started', { shardId, from: from ?? 'TRIM_HORIZON', worker: owner });
+      const position = from ?? (startAt ? `AT_TIMESTAMP ${startAt.toISOString()}` : 'TRIM_HORIZON');
+      log?.('info', 'shard started', { shardId, from: position, worker: owner });
       const sink: ShardSink = {
         records: async (records, millisBehindLatest) => {
           task.caughtUp = false;
@@ -349,7 +416,10 @@ export class KinesisConsumer {
       task.done = (async () => {
         let lost = false;
         try {
-          const how = await reader.read(shardId, from, taskSignal, sink, { closed: closed.has(shardId) });
+          const how = await reader.read(shardId, from, taskSignal, sink, {
+            closed: closed.has(shardId),
+            startAt: from === undefined ? startAt : undefined,
+          });
           if (how === 'ended') {
             await this.store.write(shardId, undefined, { owner, ended: true });
             log?.('info', 'shard ended (read to its end; children may start)', { shardId });
@@ -377,10 +447,15 @@ export class KinesisConsumer {
     const sync = async () => {
       const shards = await this.listShards();
       for (const s of shards) if (s.SequenceNumberRange?.EndingSequenceNumber) closed.add(s.ShardId!);
-      const states = await this.store.readMany(shards.map((s) => s.ShardId!));
+      // Parents too: one that aged out of the listing may still have state (then its child is no fresh start).
+      const ids = new Set(shards.flatMap((s) => [s.ShardId!, s.ParentShardId, s.AdjacentParentShardId]));
+      const states = await this.store.readMany([...ids].filter((id): id is string => id !== undefined));
+      const byId = new Map(shards.map((s) => [s.ShardId!, s]));
       const ready = readyShards(shards, states);
       if (!leases) {
-        for (const id of ready) if (!tasks.has(id)) start(id, states.get(id)?.sequenceNumber);
+        for (const id of ready) {
+          if (!tasks.has(id)) start(id, states.get(id)?.sequenceNumber, this.startTime(byId.get(id), states));
+        }
         return;
       }
       await leases.heartbeat();
@@ -415,7 +490,9 @@ export class KinesisConsumer {
         if (running.aborted) break;
         if (!(await leases.take(states.get(id)!))) continue;
         // Re-read: the previous owner may have checkpointed after our first read, until it released.
-        start(id, (await this.store.read(id)).sequenceNumber);
+        const now = await this.store.read(id);
+        states.set(id, now);
+        start(id, now.sequenceNumber, this.startTime(byId.get(id), states));
       }
     };
 

@@ -21,7 +21,14 @@ import {
   type StartingPosition,
   SubscribeToShardCommand,
 } from '@aws-sdk/client-kinesis';
-import { ConsumerError, type ShardReader, type ShardSink, sleep } from './consumer.js';
+import {
+  ConsumerError,
+  iteratorPosition,
+  type ShardReader,
+  type ShardSink,
+  type ShardStart,
+  sleep,
+} from './consumer.js';
 
 export interface FanOutOptions {
   /** The stream consumer's name (registered once per stream; every worker of the group shares it). */
@@ -107,14 +114,12 @@ export class FanOutReader implements ShardReader {
    * subscription with an event without continuation; kinesis-local never does (it keeps sending empty events),
    * so for a shard listed as closed an empty event is double-checked with GetRecords, which it answers properly.
    */
-  private async readToEnd(shardId: string, last: string | undefined): Promise<boolean> {
+  private async readToEnd(shardId: string, last: string | undefined, startAt?: Date): Promise<boolean> {
     const it = await this.kinesis.send(
       new GetShardIteratorCommand({
         StreamName: this.streamName,
         ShardId: shardId,
-        ...(last
-          ? { ShardIteratorType: 'AFTER_SEQUENCE_NUMBER', StartingSequenceNumber: last }
-          : { ShardIteratorType: 'TRIM_HORIZON' }),
+        ...iteratorPosition(last, startAt),
       }),
     );
     if (!it.ShardIterator) return true;
@@ -127,13 +132,17 @@ export class FanOutReader implements ShardReader {
     from: string | undefined,
     signal: AbortSignal,
     sink: ShardSink,
-    shard?: { closed: boolean },
+    shard?: ShardStart,
   ) {
     let last = from;
+    const startAt = shard?.startAt;
     while (!signal.aborted) {
+      // Until a record arrived, every (re)subscription starts at the same time: it was fixed once for the shard.
       const position: StartingPosition = last
         ? { Type: 'AFTER_SEQUENCE_NUMBER', SequenceNumber: last }
-        : { Type: 'TRIM_HORIZON' };
+        : startAt
+          ? { Type: 'AT_TIMESTAMP', Timestamp: startAt }
+          : { Type: 'TRIM_HORIZON' };
       // Ends this subscription (not the delivery in progress: aborting only cuts the event stream).
       const subscription = new AbortController();
       const cut = () => subscription.abort();
@@ -141,7 +150,8 @@ export class FanOutReader implements ShardReader {
       const renew = this.options.renewAfterMs ? setTimeout(cut, this.options.renewAfterMs) : undefined;
       try {
         this.subscriptions++;
-        this.log?.('info', 'subscribed to shard', { shardId, from: last ?? 'TRIM_HORIZON' });
+        const from = last ?? (startAt ? `AT_TIMESTAMP ${startAt.toISOString()}` : 'TRIM_HORIZON');
+        this.log?.('info', 'subscribed to shard', { shardId, from });
         const out = await this.kinesis.send(
           new SubscribeToShardCommand({
             ConsumerARN: this.consumerArn,
@@ -164,7 +174,7 @@ export class FanOutReader implements ShardReader {
             last = records[records.length - 1]!.SequenceNumber;
           } else {
             sink.empty();
-            if (shard?.closed && (await this.readToEnd(shardId, last))) return 'ended' as const;
+            if (shard?.closed && (await this.readToEnd(shardId, last, startAt))) return 'ended' as const;
           }
           // A closed shard's last event has no continuation (and names the children): read to its end.
           if (e.ContinuationSequenceNumber == null) return 'ended' as const;
