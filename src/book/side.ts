@@ -11,10 +11,10 @@ const PAGE = 128;
 const MERGE = PAGE / 2;
 
 export class PagedSide {
-  private keys: Float64Array[] = [];
-  private sizes: Float64Array[] = [];
+  /** Page p holds level i's key at [2i] and its size at [2i + 1]: a found key's size is on its cache line. */
+  private pages: Float64Array[] = [];
   /**
-   * Level count and separator of each page, parallel to keys/sizes: maxKeys[p] is >= every key of page p
+   * Level count and separator of each page, parallel to pages: maxKeys[p] is >= every key of page p
    * and < every key of page p + 1 (it may stay above the page's last key after a removal, which is harmless).
    */
   private lens: number[] = [];
@@ -44,18 +44,18 @@ export class PagedSide {
       else hi = mid;
     }
     const p = lo;
-    const keys = this.keys[p]!;
+    const page = this.pages[p]!;
     const len = this.lens[p]!;
     let a = 0;
     let b = len - 1;
     while (a <= b) {
       const mid = (a + b) >>> 1;
-      const k = keys[mid]!;
+      const k = page[2 * mid]!;
       if (k < key) a = mid + 1;
       else if (k > key) b = mid - 1;
       else {
         if (size === 0) this.removeAt(p, mid);
-        else this.sizes[p]![mid] = size;
+        else page[2 * mid + 1] = size;
         return;
       }
     }
@@ -73,14 +73,10 @@ export class PagedSide {
         len = this.lens[p]!;
       }
     }
-    const keys = this.keys[p]!;
-    const sizes = this.sizes[p]!;
-    if (at < len) {
-      keys.copyWithin(at + 1, at, len);
-      sizes.copyWithin(at + 1, at, len);
-    }
-    keys[at] = key;
-    sizes[at] = size;
+    const page = this.pages[p]!;
+    if (at < len) page.copyWithin(2 * at + 2, 2 * at, 2 * len);
+    page[2 * at] = key;
+    page[2 * at + 1] = size;
     this.lens[p] = len + 1;
     if (at === len) this.maxKeys[p] = key;
     this.count++;
@@ -88,11 +84,7 @@ export class PagedSide {
 
   private removeAt(p: number, at: number): void {
     const len = this.lens[p]! - 1;
-    const keys = this.keys[p]!;
-    if (at < len) {
-      keys.copyWithin(at, at + 1, len + 1);
-      this.sizes[p]!.copyWithin(at, at + 1, len + 1);
-    }
+    if (at < len) this.pages[p]!.copyWithin(2 * at, 2 * at + 2, 2 * len + 2);
     this.lens[p] = len;
     this.count--;
     if (len === 0) {
@@ -106,51 +98,44 @@ export class PagedSide {
   /** Moves the upper half of full page p into a new page p + 1. */
   private split(p: number): void {
     const half = PAGE >>> 1;
-    const keys = this.newPage();
-    const sizes = this.newPage();
-    keys.set(this.keys[p]!.subarray(half, PAGE));
-    sizes.set(this.sizes[p]!.subarray(half, PAGE));
-    this.keys.splice(p + 1, 0, keys);
-    this.sizes.splice(p + 1, 0, sizes);
+    const page = this.newPage();
+    page.set(this.pages[p]!.subarray(2 * half, 2 * PAGE));
+    this.pages.splice(p + 1, 0, page);
     this.lens.splice(p + 1, 0, PAGE - half);
     this.maxKeys.splice(p + 1, 0, this.maxKeys[p]!);
     this.lens[p] = half;
-    this.maxKeys[p] = this.keys[p]![half - 1]!;
+    this.maxKeys[p] = this.pages[p]![2 * half - 2]!;
   }
 
   /** Appends page p + 1 to page p and drops it. */
   private merge(p: number): void {
     const len = this.lens[p]!;
     const next = this.lens[p + 1]!;
-    this.keys[p]!.set(this.keys[p + 1]!.subarray(0, next), len);
-    this.sizes[p]!.set(this.sizes[p + 1]!.subarray(0, next), len);
+    this.pages[p]!.set(this.pages[p + 1]!.subarray(0, 2 * next), 2 * len);
     this.lens[p] = len + next;
     this.maxKeys[p] = this.maxKeys[p + 1]!;
     this.dropPage(p + 1);
   }
 
   private insertPage(p: number, key: number, size: number): void {
-    const keys = this.newPage();
-    const sizes = this.newPage();
-    keys[0] = key;
-    sizes[0] = size;
-    this.keys.splice(p, 0, keys);
-    this.sizes.splice(p, 0, sizes);
+    const page = this.newPage();
+    page[0] = key;
+    page[1] = size;
+    this.pages.splice(p, 0, page);
     this.lens.splice(p, 0, 1);
     this.maxKeys.splice(p, 0, key);
     this.count++;
   }
 
   private dropPage(p: number): void {
-    this.spare.push(this.keys[p]!, this.sizes[p]!);
-    this.keys.splice(p, 1);
-    this.sizes.splice(p, 1);
+    this.spare.push(this.pages[p]!);
+    this.pages.splice(p, 1);
     this.lens.splice(p, 1);
     this.maxKeys.splice(p, 1);
   }
 
   private newPage(): Float64Array {
-    return this.spare.pop() ?? new Float64Array(PAGE);
+    return this.spare.pop() ?? new Float64Array(2 * PAGE);
   }
 
   /**
@@ -160,19 +145,18 @@ export class PagedSide {
   keyAt(i: number): number {
     let p = this.lens.length - 1;
     while (p >= 0 && i >= this.lens[p]!) i -= this.lens[p--]!;
-    return p < 0 || i < 0 ? Number.NaN : this.keys[p]![this.lens[p]! - 1 - i]!;
+    return p < 0 || i < 0 ? Number.NaN : this.pages[p]![2 * (this.lens[p]! - 1 - i)]!;
   }
 
   sizeAt(i: number): number {
     let p = this.lens.length - 1;
     while (p >= 0 && i >= this.lens[p]!) i -= this.lens[p--]!;
-    return p < 0 || i < 0 ? Number.NaN : this.sizes[p]![this.lens[p]! - 1 - i]!;
+    return p < 0 || i < 0 ? Number.NaN : this.pages[p]![2 * (this.lens[p]! - 1 - i) + 1]!;
   }
 
   clear(): void {
-    for (let p = 0; p < this.keys.length; p++) this.spare.push(this.keys[p]!, this.sizes[p]!);
-    this.keys.length = 0;
-    this.sizes.length = 0;
+    for (let p = 0; p < this.pages.length; p++) this.spare.push(this.pages[p]!);
+    this.pages.length = 0;
     this.lens.length = 0;
     this.maxKeys.length = 0;
     this.count = 0;
