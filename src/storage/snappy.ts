@@ -25,6 +25,44 @@ function equals32(a: Uint8Array, i: number, j: number): boolean {
 /** Snappy's bound on the compressed size (uncompressed length varint included). */
 const maxCompressedLength = (n: number) => 32 + n + Math.floor(n / 6);
 
+/** Emits input[from, from + len) as a literal at out[op]; returns the new output position. */
+function literal(o: Uint8Array, op: number, input: Uint8Array, from: number, len: number): number {
+  if (len <= 60) {
+    o[op++] = (len - 1) << 2;
+  } else {
+    const value = len - 1;
+    const bytes = value < 0x100 ? 1 : value < 0x10000 ? 2 : value < 0x1000000 ? 3 : 4;
+    o[op++] = (59 + bytes) << 2;
+    for (let i = 0; i < bytes; i++) o[op++] = (value >>> (i * 8)) & 0xff;
+  }
+  o.set(input.subarray(from, from + len), op);
+  return op + len;
+}
+
+function copyLessThan64(o: Uint8Array, op: number, offset: number, len: number): number {
+  if (len < 12 && offset < 2048) {
+    o[op++] = 1 + ((len - 4) << 2) + ((offset >>> 8) << 5);
+    o[op++] = offset & 0xff;
+  } else {
+    o[op++] = 2 + ((len - 1) << 2);
+    o[op++] = offset & 0xff;
+    o[op++] = offset >>> 8;
+  }
+  return op;
+}
+
+function copy(o: Uint8Array, op: number, offset: number, len: number): number {
+  while (len >= 68) {
+    op = copyLessThan64(o, op, offset, 64);
+    len -= 64;
+  }
+  if (len > 64) {
+    op = copyLessThan64(o, op, offset, 60);
+    len -= 60;
+  }
+  return copyLessThan64(o, op, offset, len);
+}
+
 export function snappyCompress(input: Uint8Array): Uint8Array {
   const n = input.length;
   if (out.length < maxCompressedLength(n)) out = new Uint8Array(maxCompressedLength(n) * 2);
@@ -37,40 +75,6 @@ export function snappyCompress(input: Uint8Array): Uint8Array {
     }
     o[op++] = (v & 0x7f) | 0x80;
   }
-
-  const literal = (from: number, len: number) => {
-    if (len <= 60) {
-      o[op++] = (len - 1) << 2;
-    } else {
-      const value = len - 1;
-      const bytes = value < 0x100 ? 1 : value < 0x10000 ? 2 : value < 0x1000000 ? 3 : 4;
-      o[op++] = (59 + bytes) << 2;
-      for (let i = 0; i < bytes; i++) o[op++] = (value >>> (i * 8)) & 0xff;
-    }
-    o.set(input.subarray(from, from + len), op);
-    op += len;
-  };
-  const copyLessThan64 = (offset: number, len: number) => {
-    if (len < 12 && offset < 2048) {
-      o[op++] = 1 + ((len - 4) << 2) + ((offset >>> 8) << 5);
-      o[op++] = offset & 0xff;
-    } else {
-      o[op++] = 2 + ((len - 1) << 2);
-      o[op++] = offset & 0xff;
-      o[op++] = offset >>> 8;
-    }
-  };
-  const copy = (offset: number, len: number) => {
-    while (len >= 68) {
-      copyLessThan64(offset, 64);
-      len -= 64;
-    }
-    if (len > 64) {
-      copyLessThan64(offset, 60);
-      len -= 60;
-    }
-    copyLessThan64(offset, len);
-  };
 
   let bits = 1;
   while (1 << bits <= n && bits <= MAX_HASH_TABLE_BITS) bits++;
@@ -109,13 +113,13 @@ export function snappyCompress(input: Uint8Array): Uint8Array {
       } while (ip - candidate > MAX_OFFSET || !equals32(input, ip, candidate));
       if (!running) break;
 
-      literal(nextEmit, ip - nextEmit);
+      op = literal(o, op, input, nextEmit, ip - nextEmit);
       do {
         const base = ip;
         let matched = 4;
         while (ip + matched < n && input[ip + matched] === input[candidate + matched]) matched++;
         ip += matched;
-        copy(base - candidate, matched);
+        op = copy(o, op, base - candidate, matched);
         nextEmit = ip;
         if (ip >= ipLimit) {
           running = false;
@@ -131,6 +135,6 @@ export function snappyCompress(input: Uint8Array): Uint8Array {
       nextHash = hash(load32(input, ip), shift);
     }
   }
-  if (nextEmit < n) literal(nextEmit, n - nextEmit);
+  if (nextEmit < n) op = literal(o, op, input, nextEmit, n - nextEmit);
   return o.slice(0, op);
 }
