@@ -16,6 +16,7 @@
  */
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import {
   CreateBucketCommand,
@@ -227,7 +228,7 @@ async function fromArchive(path: string, name: string): Promise<Lake> {
     records = [];
   };
   for await (const frame of readRecording(path)) {
-    let mapped: Awaited<ReturnType<typeof mapAdvancedTradeFrameAsync>>;
+    let mapped: MappedFrame;
     try {
       mapped = await mapAdvancedTradeFrameAsync(frame.frame, frame.recvUs);
     } catch (err) {
@@ -237,6 +238,8 @@ async function fromArchive(path: string, name: string): Promise<Lake> {
     const byProduct = new Map<string, StreamEvent[]>();
     for (const [index, event] of mapped.events.entries()) {
       if (event.type === 'heartbeat') continue; // the ingestor does not publish them either
+      // The ingestor's event id (the archive keeps its connection id); the claim-checked book goes under a
+      // key of B's own, so B reads back only snapshots it stored.
       const id = eventId(frame.conn, mapped.seq, index);
       const e: StreamEvent =
         event.type === 'book_snapshot'
@@ -311,6 +314,13 @@ function predictions(run: Lake, ranges: Ranges) {
     }));
 }
 
+/** Equal row lists; a failure names the first differing row instead of diffing thousands. */
+function expectSameRows<T>(got: T[], want: T[], what: string): void {
+  const k = want.findIndex((w, i) => !isDeepStrictEqual(got[i], w));
+  if (k >= 0) expect(got[k], `${what}: first differing row (#${k} of ${want.length})`).toEqual(want[k]);
+  expect(got.length, `${what}: rows`).toBe(want.length);
+}
+
 let a: LiveRun;
 let a2: LiveRun;
 let b: Lake;
@@ -345,16 +355,16 @@ describe('cross-path determinism of the lake (same simulator seed)', () => {
   });
 
   it("A and A' (the seed twice through Kinesis) hold identical feature and prediction rows", () => {
-    expect(features(a2, ranges)).toEqual(features(a, ranges));
-    expect(predictions(a2, ranges)).toEqual(predictions(a, ranges));
+    expectSameRows(features(a2, ranges), features(a, ranges), 'features');
+    expectSameRows(predictions(a2, ranges), predictions(a, ranges), 'predictions');
   });
 
   it('B (straight from the archive, no Kinesis) holds the same rows as A', () => {
     const live = features(a, ranges);
     const archived = features(b, ranges);
     const noSeq = ({ seq: _, ...rest }: (typeof live)[number]) => rest;
-    expect(archived.map(noSeq)).toEqual(live.map(noSeq));
-    expect(predictions(b, ranges)).toEqual(predictions(a, ranges));
+    expectSameRows(archived.map(noSeq), live.map(noSeq), 'features');
+    expectSameRows(predictions(b, ranges), predictions(a, ranges), 'predictions');
     // `seq` (the newest sequence_num applied to the product) differs right after the ingestor's periodic
     // snapshots, which only path A has: such a snapshot carries the seq of the product's last BOOK event and
     // sets the row's seq back past a later trade/ticker of the product, until its next event (reported).
