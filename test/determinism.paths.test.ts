@@ -33,7 +33,11 @@ import { Ingestor } from '../src/ingest/ingestor.js';
 import { KinesisProducer } from '../src/ingest/producer.js';
 import { SnapshotStore } from '../src/ingest/snapshots.js';
 import { DEFAULT_BASELINE_DIR } from '../src/local/provision.js';
-import { MalformedFrameError, mapAdvancedTradeFrameAsync } from '../src/marketdata/advancedTrade.js';
+import {
+  MalformedFrameError,
+  type MappedFrame,
+  mapAdvancedTradeFrameAsync,
+} from '../src/marketdata/advancedTrade.js';
 import { seedRegistry } from '../src/model/registry.js';
 import { TARGETS } from '../src/model/types.js';
 import { readRecording } from '../src/replay/readers.js';
