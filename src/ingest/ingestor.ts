@@ -184,6 +184,8 @@ export class Ingestor {
   private snapshotBucket: number | undefined;
   private statsCount = 0;
   private lastStats = { atUs: nowUs(), messages: 0, bytes: 0 };
+  /** Newest exchange time of any market event seen (latestMarketTime), across connections. */
+  private exchangeClockUs = 0;
 
   constructor(options: IngestorOptions) {
     this.o = {
@@ -267,12 +269,6 @@ export class Ingestor {
     this.o.archive?.write(state.session, frame.raw, frame.recvUs);
     this.counters.frames++;
     this.metrics.inc('ingest.frames');
-    if (!state.announced) {
-      // Whatever consumers had of the books is stale until this connection's snapshots arrive. Published from
-      // the frame pump so it precedes every event of the connection.
-      state.announced = true;
-      await this.publishResync(state, this.o.products, -1, state.isReconnect ? 'reconnect' : 'connect');
-    }
     let mapped: MappedFrame;
     try {
       mapped = await this.protocol.map(frame.raw, frame.recvUs);
@@ -292,6 +288,14 @@ export class Ingestor {
         return;
       }
       throw err;
+    }
+    const frameExchUs = latestMarketTime(mapped);
+    if (frameExchUs > this.exchangeClockUs) this.exchangeClockUs = frameExchUs;
+    if (!state.announced) {
+      // Whatever consumers had of the books is stale until this connection's snapshots arrive. Published from
+      // the frame pump so it precedes every event of the connection.
+      state.announced = true;
+      await this.publishResync(state, this.o.products, -1, state.isReconnect ? 'reconnect' : 'connect');
     }
     const position = this.protocol.sequenced ? mapped.seq : state.frameNo++;
     // Before this frame's events (and any resync it causes): the books as of the previous frame.
@@ -397,11 +401,14 @@ export class Ingestor {
     this.counters.resyncs++;
     this.metrics.inc('ingest.resyncs');
     const t = nowUs();
+    // A resync happens at a point of the stream, not at a market time: it carries the newest exchange time seen
+    // so far (the receive time only before any), never the wall clock, which replays and a lagging feed do not share.
+    const exchUs = this.exchangeClockUs > 0 ? this.exchangeClockUs : t;
     const n = state.resyncCount++;
     for (const [i, product] of products.entries()) {
       state.awaitingSnapshot.add(product);
       this.bookOf(product).touchedUs = t;
-      const event: ResyncEvent = { type: 'resync', product, exchUs: t, recvUs: t, seq, reason };
+      const event: ResyncEvent = { type: 'resync', product, exchUs, recvUs: t, seq, reason };
       await this.put({ ...event, id: eventId(`${state.session}.resync`, n, i) });
     }
   }
@@ -413,8 +420,7 @@ export class Ingestor {
    */
   private periodicSnapshotDue(mapped: MappedFrame): boolean {
     if (this.o.snapshotIntervalMs <= 0) return false;
-    let exchUs = Number.NEGATIVE_INFINITY;
-    for (const e of mapped.events) if (e.type !== 'book_snapshot' && e.exchUs > exchUs) exchUs = e.exchUs;
+    const exchUs = latestMarketTime(mapped);
     if (exchUs === Number.NEGATIVE_INFINITY) return false;
     const bucket = Math.floor(exchUs / (this.o.snapshotIntervalMs * 1000));
     const previous = this.snapshotBucket;
@@ -502,6 +508,16 @@ function levels(book: OrderBook, side: 'bid' | 'ask'): Level[] {
 }
 
 /** What one connection needs to remember. */
+/**
+ * The newest exchange time among a frame's market events, -Infinity when it has none. Book snapshots are left out:
+ * the Exchange feed's carry no time (the mapper stamps the receive time, which in a replay is today).
+ */
+function latestMarketTime(mapped: MappedFrame): number {
+  let exchUs = Number.NEGATIVE_INFINITY;
+  for (const e of mapped.events) if (e.type !== 'book_snapshot' && e.exchUs > exchUs) exchUs = e.exchUs;
+  return exchUs;
+}
+
 class ConnectionState {
   readonly sequence = new SequenceChecker();
   /** Products whose book changes are held back until their next snapshot. */
