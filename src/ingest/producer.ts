@@ -50,7 +50,7 @@ export interface PutRecordsClient {
 export interface ProducerOptions {
   client: PutRecordsClient;
   streamName: string;
-  /** How long the first event of a batch waits for company. Default 50 ms. */
+  /** How long the first event of a batch waits for company. Default 10 ms (PRODUCER_LINGER_MS in src/config.ts). */
   lingerMs?: number;
   /** Buffer bound (events waiting + in flight), in encoded bytes. Default 16 MiB. */
   maxBufferBytes?: number;
@@ -148,7 +148,7 @@ export class KinesisProducer {
   constructor(options: ProducerOptions) {
     this.client = options.client;
     this.streamName = options.streamName;
-    this.lingerMs = options.lingerMs ?? 50;
+    this.lingerMs = options.lingerMs ?? 10;
     this.maxBufferBytes = options.maxBufferBytes ?? 16 * MiB;
     this.maxBatchBytes = options.maxBatchBytes ?? 5 * MiB;
     this.maxRecordBytes = Math.min(options.maxRecordBytes ?? MiB, this.maxBatchBytes);
