@@ -104,6 +104,8 @@ export interface ConsumerOptions {
   fanOut?: FanOutOptions;
   /** A brand-new worker group's start position (default TRIM_HORIZON); checkpoints always win. */
   start?: StartPosition;
+  /** Clock (epoch ms) the start time is taken from; tests may pass their own. */
+  now?: () => number;
   /** How often the shard list is re-read and leases renewed/balanced (default: leaseMs / 4, at most 2 s). */
   syncMs?: number;
   /** A record that does not decode: handed over (to keep it) and skipped. */
@@ -306,7 +308,7 @@ export class KinesisConsumer {
     }
     let at = this.startTimes.get(id);
     if (!at) {
-      at = new Date(Date.now() - start.lookbackMs);
+      at = new Date((this.opts.now ?? Date.now)() - start.lookbackMs);
       this.startTimes.set(id, at);
     }
     return at;
