@@ -173,12 +173,29 @@ describe('FeaturePipeline book validity', () => {
     p.push(snapshot(460, [['10.2', '1']], [['10.8', '1']]));
     p.push(heartbeat(500));
     const { rows } = p.drain();
-    expect(rows.map((r) => [(r.tsUs - T0) / 1000, r.bestBid])).toEqual([
-      [100, '10'],
-      [500, '10.2'],
-    ]);
+    // Tick 100 is still pending when the resync arrives; the resync does not move the clock (its time is not
+    // market time), so every tick emitted after it waits for the new snapshot: the book is unknown from there.
+    expect(rows.map((r) => [(r.tsUs - T0) / 1000, r.bestBid])).toEqual([[500, '10.2']]);
     expect(rows[0]!.top).toBeUndefined();
-    expect(p.stats()).toMatchObject({ invalidTicks: 3, changesBeforeSnapshot: 1 });
+    expect(p.stats()).toMatchObject({ invalidTicks: 4, changesBeforeSnapshot: 1 });
+  });
+
+  it('does not let a resync move the clock: its time is a stream position, not market time', () => {
+    seq = 0;
+    const p = new FeaturePipeline({ tickMs: 100, deltaMs: 500, topLevels: 0 });
+    // A replay of an old recording: the ingestor's first resync may carry today's time, years ahead.
+    p.push({ ...base(0), exchUs: ms(0) + 3e13, type: 'resync', reason: 'connect' });
+    p.push(snapshot(10, [['10', '1']], [['11', '1']]));
+    p.push({ ...base(150), exchUs: ms(150) + 3e13, type: 'resync', reason: 'reconnect' });
+    p.push(snapshot(160, [['10.1', '1']], [['11', '1']]));
+    p.push(heartbeat(300));
+    // Tick 100 was pending at the second resync, so it has no row; the clock never jumped to the resyncs' times.
+    expect(p.drain().rows.map((r) => [(r.tsUs - T0) / 1000, r.bestBid])).toEqual([
+      [200, '10.1'],
+      [300, '10.1'],
+    ]);
+    expect(p.stats().lateEvents).toBe(0);
+    expect(p.watermarkUs(P)).toBe(ms(300));
   });
 
   it('rejects a malformed level with FeatureInputError and waits for the next snapshot', () => {

@@ -246,6 +246,17 @@ export class FeaturePipeline {
       this.products.set(event.product, s);
     }
     this.counters.events++;
+    if (event.type === 'resync') {
+      // A resync marks a point of the stream, not a market time: it empties the book (rows wait for the next
+      // snapshot) but must not drive the product's clock — its time is only the ingestor's last sighting, and a
+      // replay or a lagging feed would otherwise push every later event into the past.
+      s.ready = false;
+      s.book.clear();
+      s.tickerBid = Number.NaN;
+      s.tickerAsk = Number.NaN;
+      s.lastSeq = event.seq; // sequence numbers restart with a new connection
+      return;
+    }
     if (Number.isNaN(s.nextTickUs)) {
       s.nextTickUs = Math.floor(e / this.tickUs) * this.tickUs + this.tickUs;
       s.seconds.start(Math.floor(e / 1e6));
@@ -450,12 +461,6 @@ export class FeaturePipeline {
           s.lastTradeUs = at;
           break;
         }
-        case 'resync':
-          s.ready = false;
-          s.book.clear();
-          s.tickerBid = Number.NaN;
-          s.tickerAsk = Number.NaN;
-          break;
         case 'ticker':
           // The book is the source of truth when there is one; otherwise the ticker's quote is.
           if (!s.hasL2) {
@@ -482,7 +487,9 @@ export class FeaturePipeline {
         cause,
       });
     }
-    if (ev.seq >= 0) s.lastSeq = ev.seq;
+    // A periodic snapshot carries the sequence of the book event it copies, which may precede a trade already
+    // seen: the row's seq is the furthest stream position applied (a resync starts counting again).
+    if (ev.seq > s.lastSeq) s.lastSeq = ev.seq;
   }
 
   /** Records a best bid/ask price change; the first valid quote after start is not a change. */
