@@ -1,10 +1,9 @@
 /**
  * A worker that starts late on a running stream (real processes: ingestor and worker under the supervisor,
  * kinesalite, dynalite, s3rver; the simulator in this process so its book can be asked about any sequence).
- * The worker is started with no checkpoint other than "the tip of each shard", as a brand-new worker starting
- * at LATEST would be (the consumer's checkpoint is seeded with its public writeCheckpoint, the one way to pick
- * a start today): the stream's first snapshots are behind it, so its books can only come from the ingestor's
- * periodic snapshot_refs (SNAPSHOT_INTERVAL_MS). Asserted: every tick served equals the simulator's book at its
+ * The worker is a brand-new one (no checkpoint) with its real start position, WORKER_START=lookback and
+ * WORKER_START_LOOKBACK_MS=0: it starts at AT_TIMESTAMP "now" (it logs the time), so the stream's first snapshots
+ * are behind it and its books can only come from the ingestor's periodic snapshot_refs (SNAPSHOT_INTERVAL_MS). Asserted: every tick served equals the simulator's book at its
  * sequence; until the first periodic snapshot_ref of its product the quote comes from the ticker (flagged
  * source_is_ticker), and from the very next tick on from the full book.
  */
@@ -24,7 +23,6 @@ import { productSpecs } from '../src/simulator/exchange.js';
 import { type SimulatorServer, startSimulator } from '../src/simulator/server.js';
 import { getHistory, getLatest } from '../src/storage/latest.js';
 import { decodeRecord, type SnapshotRefEvent } from '../src/stream/record.js';
-import { KinesisConsumer } from '../src/worker/consumer.js';
 import { withSystem } from './support/system.js';
 
 const PRODUCTS = ['BTC-USD', 'ETH-USD'];
@@ -46,6 +44,8 @@ const fixture = withSystem({
     FEED_URL: `ws://127.0.0.1:${simPort}`,
     SYMBOLS: PRODUCTS.join(','),
     SNAPSHOT_INTERVAL_MS: String(SNAPSHOT_INTERVAL_MS),
+    WORKER_START: 'lookback',
+    WORKER_START_LOOKBACK_MS: '0',
   },
 });
 
@@ -72,11 +72,19 @@ async function readShard(kinesis: KinesisClient, shardId: string, after?: string
       }),
     )
   ).ShardIterator;
-  const out: { sequenceNumber: string; events: ReturnType<typeof decodeRecord>['events'] }[] = [];
+  const out: {
+    sequenceNumber: string;
+    arrivedAt: Date;
+    events: ReturnType<typeof decodeRecord>['events'];
+  }[] = [];
   while (iterator) {
     const page = await kinesis.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: 10_000 }));
     for (const r of page.Records ?? []) {
-      out.push({ sequenceNumber: r.SequenceNumber!, events: decodeRecord(r.Data!).events });
+      out.push({
+        sequenceNumber: r.SequenceNumber!,
+        arrivedAt: r.ApproximateArrivalTimestamp!,
+        events: decodeRecord(r.Data!).events,
+      });
     }
     if ((page.Records ?? []).length === 0) break;
     iterator = page.NextShardIterator;
@@ -119,29 +127,28 @@ describe('a worker starting late on a running stream', () => {
       return undefined;
     });
 
-    // Start at the tip of every shard (LATEST): the worker sees none of the snapshots published so far.
-    const consumer = new KinesisConsumer({
-      kinesis,
-      dynamo: dynamoClient(env),
-      streamName: STREAM.localName,
-      checkpointTable: TABLES.checkpoints.localName,
-    });
-    const startAfter = new Map<string, string>();
-    for (const id of shards) {
-      const records = await readShard(kinesis, id);
-      const tip = records.at(-1)?.sequenceNumber;
-      if (tip) {
-        startAfter.set(id, tip);
-        await consumer.writeCheckpoint(id, tip);
+    // A brand-new worker: it starts every shard at its start time, which it logs ("AT_TIMESTAMP <iso>").
+    const startedAt = new Map<string, Date>();
+    const allStarted = fixture.system.waitForLog('worker', (line) => {
+      const parsed = line.startsWith('{')
+        ? (JSON.parse(line) as { msg?: string; shardId?: string; from?: string })
+        : {};
+      if (parsed.msg === 'shard started') {
+        expect(parsed.from).toMatch(/^AT_TIMESTAMP /);
+        startedAt.set(parsed.shardId!, new Date(parsed.from!.slice('AT_TIMESTAMP '.length)));
       }
-    }
+      return shards.every((id) => startedAt.has(id));
+    });
     await fixture.system.restart('worker');
+    await allStarted;
 
-    // The first book of each product after the start point: it must be a periodic snapshot_ref.
+    // The first book of each product the worker reads (records that arrived at or after its start time, the
+    // AT_TIMESTAMP rule): it must be a periodic snapshot_ref.
     const firstRef = await until('a snapshot of every product after the start', async () => {
       const found = new Map<string, { exchUs: number; type: string; source?: string }>();
       for (const id of shards) {
-        for (const r of await readShard(kinesis, id, startAfter.get(id))) {
+        const records = await readShard(kinesis, id);
+        for (const r of records.filter((rec) => rec.arrivedAt >= startedAt.get(id)!)) {
           for (const e of r.events) {
             if ((e.type === 'snapshot_ref' || e.type === 'book_snapshot') && !found.has(e.product)) {
               found.set(e.product, e);
