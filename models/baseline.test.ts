@@ -9,8 +9,10 @@ import {
   BASELINE_DIR,
   buildDataset,
   buildDatasets,
+  DEFAULT_OPTIONS,
   nearestRankQuantile,
   splitByTime,
+  trainBaseline,
   withOnnxMetadata,
 } from './baseline.js';
 import { exportLogisticOnnx, METADATA_KEYS, readOnnxMetadata } from './export/onnx.js';
@@ -67,6 +69,22 @@ for (const target of TARGETS) {
     }
   });
 }
+
+describe.skipIf(!TARGETS.every((t) => existsSync(join(BASELINE_DIR, t, 'model.onnx'))))(
+  'the shipped baselines are what `npm run baseline` produces',
+  () => {
+    it('retraining from the default seed gives the committed metrics and model bytes', () => {
+      const datasets = buildDatasets(DEFAULT_OPTIONS);
+      for (const target of TARGETS) {
+        const { metrics, onnx } = trainBaseline(DEFAULT_OPTIONS, target, datasets);
+        const dir = join(BASELINE_DIR, target);
+        const shipped = JSON.parse(readFileSync(join(dir, 'metrics.json'), 'utf8')) as Metrics;
+        expect(metrics, `${target}: rerun npm run baseline and commit models/baseline`).toEqual(shipped);
+        expect(Buffer.from(onnx).equals(readFileSync(join(dir, 'model.onnx')))).toBe(true);
+      }
+    }, 120_000);
+  },
+);
 
 describe('buildDatasets', () => {
   const a = buildDatasets({ seed: 7, minutes: 2 });
