@@ -3,8 +3,17 @@
  * quotewatch <command>: the local runner. `npm start` is `quotewatch start`.
  * New commands (replay, baseline...) are one entry in COMMANDS.
  */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { resolve } from 'node:path';
-import { orExit, readCoreConfig, readLocalConfig, readSimulatorConfig } from '../src/config.js';
+import { fileURLToPath } from 'node:url';
+import {
+  orExit,
+  readCoreConfig,
+  readLocalConfig,
+  readSimulatorConfig,
+  readTrainingConfig,
+} from '../src/config.js';
 import { jsonLogger } from '../src/ingest/log.js';
 import { DEFAULT_EMULATOR_PORTS, emulatorEnv, startEmulators } from '../src/local/emulators.js';
 import { provision } from '../src/local/provision.js';
@@ -18,6 +27,9 @@ interface Command {
   summary: string;
   run(args: string[]): Promise<number>;
 }
+
+const TRAINING_STEPS = ['train', 'evaluate', 'promote'] as const;
+const TRAINING_ENTRY = fileURLToPath(new URL('../models/train/main.ts', import.meta.url));
 
 class UsageError extends Error {
   override name = 'UsageError';
@@ -153,6 +165,24 @@ const COMMANDS: Record<string, Command> = {
       });
       console.log(`[replay] ${JSON.stringify(summary)}`);
       return 0;
+    },
+  },
+  train: {
+    usage: 'train train|evaluate|promote',
+    summary: 'the training job (CANDIDATE_VERSION=...) against the local emulators, or AWS_ENDPOINT_URL_*',
+    async run(args) {
+      const [step, ...rest] = args;
+      if (rest.length > 0 || !TRAINING_STEPS.some((s) => s === step))
+        throw new UsageError(`expected one of ${TRAINING_STEPS.join(', ')}`);
+      const env = awsEnv();
+      orExit(() => readTrainingConfig(env));
+      // The same entry the training state machine runs, as its own process (it brings onnxruntime).
+      const child = spawn(process.execPath, ['--import', 'tsx', TRAINING_ENTRY, step!], {
+        env,
+        stdio: 'inherit',
+      });
+      const [code] = (await once(child, 'exit')) as [number | null];
+      return code ?? 1;
     },
   },
   help: {

@@ -63,4 +63,19 @@ describe('quotewatch CLI', () => {
       expect(first.stdout).toContain(`activated model ${target}/${Item?.version}`);
     }
   });
+
+  it('train runs the training job at the same endpoints, and says clearly what is wrong', async () => {
+    const step = await quotewatch(['train', 'fit']);
+    expect(step.code).toBe(2);
+    expect(step.stderr).toContain('expected one of train, evaluate, promote');
+
+    const unset = await quotewatch(['train', 'train'], local.env);
+    expect(unset.code).toBe(2);
+    expect(unset.stderr).toContain('CANDIDATE_VERSION');
+
+    // Provisioned by the test above, but the lake holds no features yet: the job fails and names why.
+    const empty = await quotewatch(['train', 'train'], { ...local.env, CANDIDATE_VERSION: 'cli-v1' });
+    expect(empty.code).toBe(1);
+    expect(`${empty.stdout}${empty.stderr}`).toMatch(/train failed/);
+  });
 });
