@@ -1,16 +1,14 @@
-/** The latest-snapshot item the worker writes per product and the API serves (DynamoDB LatestTable). */
-export interface LatestSnapshot {
+import type { FeatureRow } from '../features/types.js';
+import type { FeedStatsEvent } from '../stream/record.js';
+
+/**
+ * The latest-snapshot item the worker writes per product and the API serves (DynamoDB LatestTable): the tick's
+ * feature row (product, tsUs, seq, best bid/ask, mid, spread) with its predictions, quality and feed health.
+ */
+export interface LatestSnapshot
+  extends Pick<FeatureRow, 'product' | 'tsUs' | 'seq' | 'bestBid' | 'bestAsk' | 'mid' | 'spread'> {
   pk: string; // product
   sk: 'latest' | `t#${string}`;
-  product: string;
-  /** Tick time, epoch µs. */
-  tsUs: number;
-  /** Feed sequence number of the last event applied to the book before this tick. */
-  seq: number;
-  bestBid: string;
-  bestAsk: string;
-  mid: number;
-  spread: number;
   spreadBps: number;
   /** Top 3 levels as [price, size] normalized decimal strings, best first. */
   bids: [string, string][];
@@ -26,16 +24,17 @@ export interface LatestSnapshot {
     { modelVersion: string; n: number; auc: number | null; brier: number | null; baseRate: number | null }
   >;
   /** The ingestor's newest `stats` event for this product (or the feed-wide one): feed health. */
-  feed?: {
-    exchUs: number;
-    messagesPerS: number;
-    bytesPerS: number;
-    lastHeartbeatUs: number;
-    reconnects: number;
-    resyncs: number;
-    producerRetries: number;
-    bufferDepth: number;
-  };
+  feed?: Pick<
+    FeedStatsEvent,
+    | 'exchUs'
+    | 'messagesPerS'
+    | 'bytesPerS'
+    | 'lastHeartbeatUs'
+    | 'reconnects'
+    | 'resyncs'
+    | 'producerRetries'
+    | 'bufferDepth'
+  >;
   /** Wall-clock write time minus the exchange time of the newest event, ms. */
   latencyMs: number;
   updatedAtMs: number;
