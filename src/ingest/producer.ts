@@ -14,6 +14,13 @@
  * - Backpressure: the buffer (including the batch in flight) holds at most maxBufferBytes. `await put()`
  *   resolves once the event is buffered; when the buffer is full it waits, first come first served, until a
  *   batch is acknowledged. A caller that awaits each put therefore slows down to the stream's pace.
+ * - Rate limit: a shard takes 1,000 records/s and 1 MiB/s. The producer does not know the shard map, only that
+ *   a partition key (product) lives on one shard, so it keeps two budgets, each "at most N in any 1 s window":
+ *   per partition key (maxRecordsPerS, maxBytesPerS: one shard's worth, 90% by default) and for the producer as
+ *   a whole (the same times shardCount; default 1 shard, i.e. conservative: all products share one shard's
+ *   budget). A record over budget stays in the buffer and keeps aggregating events (fewer, bigger records);
+ *   nothing is dropped, and the buffer bound above turns a long wait into backpressure. Retries are charged too.
+ *   A record is never bigger than maxBytesPerS, or it could never be sent.
  */
 import {
   PutRecordsCommand,
@@ -24,6 +31,21 @@ import {
 import { encodeRecord, type StreamEvent } from '../stream/record.js';
 
 const MiB = 1024 * 1024;
+
+/** 90% of a shard's write limits (1,000 records/s, 1 MiB/s): room for clock skew and other writers' bursts. */
+export const DEFAULT_MAX_RECORDS_PER_S = 900;
+export const DEFAULT_MAX_BYTES_PER_S = Math.floor(0.9 * MiB);
+
+/** Time source of the producer (linger, backoff, rate limit); tests inject a fake one. Milliseconds. */
+export interface Clock {
+  now(): number;
+  sleep(ms: number): Promise<void>;
+}
+
+export const systemClock: Clock = {
+  now: () => performance.now(),
+  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+};
 
 export class ProducerError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -60,6 +82,12 @@ export interface ProducerOptions {
   maxBatchBytes?: number;
   backoffBaseMs?: number;
   backoffCapMs?: number;
+  /** Per partition key (= one shard's budget): records and bytes (data + key) in any 1 s window. */
+  maxRecordsPerS?: number;
+  maxBytesPerS?: number;
+  /** Shards of the stream, when known: the whole producer may use shardCount x the per-key budget. Default 1. */
+  shardCount?: number;
+  clock?: Clock;
   /** Called for each retry round (for logs). */
   onRetry?: (info: { attempt: number; failedEntries: number; delayMs: number; error?: unknown }) => void;
 }
@@ -76,6 +104,11 @@ export interface ProducerStats {
   /** Events buffered or in flight. */
   bufferDepth: number;
   bufferBytes: number;
+  /** Times the producer had data but no budget and slept until some was free, and the time slept (ms). */
+  throttledWaits: number;
+  throttledMs: number;
+  /** Batches in which a product's next record stayed in the buffer because its key or the producer was out of budget. */
+  heldBack: number;
 }
 
 interface Pending {
@@ -119,7 +152,55 @@ function isRetryable(err: unknown): boolean {
 // JSON overhead of the v1 envelope around the events: {"v":1,"product":"…","events":[…]} plus commas.
 const envelopeBytes = (product: string) => Buffer.byteLength(JSON.stringify({ v: 1, product, events: [] }));
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/**
+ * Units (records or bytes) sent in the last second: "never more than `limit` in any 1 s window". A token bucket
+ * holding 1 s of budget would let up to twice the limit through in some 1 s window (a full bucket plus a second
+ * of refill); a log of the sends in the window cannot.
+ */
+class SlidingWindow {
+  private readonly sends: { at: number; n: number }[] = [];
+  private sum = 0;
+
+  constructor(
+    readonly limit: number,
+    private readonly windowMs = 1000,
+  ) {}
+
+  free(now: number): number {
+    this.expire(now);
+    return this.limit - this.sum;
+  }
+
+  add(now: number, n: number): void {
+    this.expire(now);
+    this.sends.push({ at: now, n });
+    this.sum += n;
+  }
+
+  /** Milliseconds until `n` more units fit (0: now). */
+  waitFor(now: number, n: number): number {
+    this.expire(now);
+    let excess = this.sum + n - this.limit;
+    if (excess <= 0) return 0;
+    for (const s of this.sends) {
+      excess -= s.n;
+      if (excess <= 0) return s.at + this.windowMs - now;
+    }
+    return Number.POSITIVE_INFINITY; // n > limit: the caller keeps records smaller than that
+  }
+
+  /** A send at time `at` counts in every window (now - windowMs, now] that contains it. */
+  private expire(now: number): void {
+    while (this.sends.length > 0 && this.sends[0]!.at <= now - this.windowMs)
+      this.sum -= this.sends.shift()!.n;
+  }
+}
+
+/** Records and bytes budgets of one partition key, or of the whole producer. */
+interface Budget {
+  records: SlidingWindow;
+  bytes: SlidingWindow;
+}
 
 export class KinesisProducer {
   private readonly client: PutRecordsClient;
@@ -132,16 +213,32 @@ export class KinesisProducer {
   private readonly backoffBaseMs: number;
   private readonly backoffCapMs: number;
   private readonly onRetry: NonNullable<ProducerOptions['onRetry']>;
+  private readonly clock: Clock;
+  private readonly maxRecordsPerS: number;
+  private readonly maxBytesPerS: number;
+  private readonly total: Budget;
+  private readonly perKey = new Map<string, Budget>();
 
   /** Per product, in arrival order. A product with nothing pending has no key. */
   private readonly pending = new Map<string, Pending[]>();
   private readonly waiters: Waiter[] = [];
   private idleWaiters: { resolve: () => void; reject: (err: unknown) => void }[] = [];
-  private lingerTimer: NodeJS.Timeout | undefined;
+  /** The linger in progress, if any: a number so that a linger overtaken by a send cannot fire later. */
+  private linger: number | undefined;
+  private lingers = 0;
   private sending = false;
   private closed = false;
   private failure: ProducerError | undefined;
-  private readonly counters = { records: 0, events: 0, bytes: 0, batches: 0, retries: 0 };
+  private readonly counters = {
+    records: 0,
+    events: 0,
+    bytes: 0,
+    batches: 0,
+    retries: 0,
+    throttledWaits: 0,
+    throttledMs: 0,
+    heldBack: 0,
+  };
   private bufferedBytes = 0;
   private bufferedEvents = 0;
 
@@ -151,11 +248,24 @@ export class KinesisProducer {
     this.lingerMs = options.lingerMs ?? 10;
     this.maxBufferBytes = options.maxBufferBytes ?? 16 * MiB;
     this.maxBatchBytes = options.maxBatchBytes ?? 5 * MiB;
-    this.maxRecordBytes = Math.min(options.maxRecordBytes ?? MiB, this.maxBatchBytes);
+    this.maxRecordsPerS = options.maxRecordsPerS ?? DEFAULT_MAX_RECORDS_PER_S;
+    this.maxBytesPerS = options.maxBytesPerS ?? DEFAULT_MAX_BYTES_PER_S;
+    this.maxRecordBytes = Math.min(options.maxRecordBytes ?? MiB, this.maxBatchBytes, this.maxBytesPerS);
     this.maxBatchRecords = options.maxBatchRecords ?? 500;
     this.backoffBaseMs = options.backoffBaseMs ?? 100;
     this.backoffCapMs = options.backoffCapMs ?? 5000;
     this.onRetry = options.onRetry ?? (() => {});
+    this.clock = options.clock ?? systemClock;
+    const shards = options.shardCount ?? 1;
+    if (!(this.maxRecordsPerS >= 1 && this.maxBytesPerS >= 1 && Number.isInteger(shards) && shards >= 1)) {
+      throw new ProducerError(
+        `invalid rate limit: maxRecordsPerS ${this.maxRecordsPerS}, maxBytesPerS ${this.maxBytesPerS}, shardCount ${shards}`,
+      );
+    }
+    this.total = {
+      records: new SlidingWindow(this.maxRecordsPerS * shards),
+      bytes: new SlidingWindow(this.maxBytesPerS * shards),
+    };
   }
 
   stats(): ProducerStats {
@@ -210,7 +320,13 @@ export class KinesisProducer {
     this.bufferedEvents += 1;
     if (this.sending) return;
     if (this.bufferedBytes >= this.maxBatchBytes) this.startSending();
-    else this.lingerTimer ??= setTimeout(() => this.startSending(), this.lingerMs);
+    else if (this.linger === undefined) {
+      const linger = ++this.lingers;
+      this.linger = linger;
+      void this.clock.sleep(this.lingerMs).then(() => {
+        if (this.linger === linger) this.startSending();
+      });
+    }
   }
 
   /** Admits waiting puts in order while there is room. */
@@ -223,8 +339,7 @@ export class KinesisProducer {
   }
 
   private startSending(): void {
-    clearTimeout(this.lingerTimer);
-    this.lingerTimer = undefined;
+    this.linger = undefined;
     if (this.sending || this.failure) return;
     this.sending = true;
     void this.sendLoop();
@@ -233,7 +348,14 @@ export class KinesisProducer {
   private async sendLoop(): Promise<void> {
     try {
       while (this.pending.size > 0) {
-        const { entries, items } = this.takeBatch();
+        const { entries, items, waitMs } = this.takeBatch();
+        if (entries.length === 0) {
+          // Everything pending is over budget: sleep until some frees up; events keep aggregating meanwhile.
+          this.counters.throttledWaits += 1;
+          this.counters.throttledMs += waitMs;
+          await this.clock.sleep(waitMs);
+          continue;
+        }
         await this.sendBatch(entries);
         this.counters.batches += 1;
         this.bufferedBytes -= items.bytes;
@@ -257,18 +379,61 @@ export class KinesisProducer {
     for (const w of this.idleWaiters.splice(0)) w.reject(this.failure);
   }
 
-  /** One record per product (as much of its queue as fits), within the batch limits. */
-  private takeBatch(): { entries: Entry[]; items: { bytes: number; events: number } } {
+  private budgetOf(product: string): Budget {
+    let budget = this.perKey.get(product);
+    if (!budget) {
+      budget = {
+        records: new SlidingWindow(this.maxRecordsPerS),
+        bytes: new SlidingWindow(this.maxBytesPerS),
+      };
+      this.perKey.set(product, budget);
+    }
+    return budget;
+  }
+
+  /** Milliseconds until `records` records of `bytes` bytes fit both `budgets` (0: now). */
+  private waitForBudget(budgets: Budget[], records: number, bytes: number, now: number): number {
+    return Math.max(
+      ...budgets.flatMap((b) => [b.records.waitFor(now, records), b.bytes.waitFor(now, bytes)]),
+    );
+  }
+
+  /**
+   * One record per product (as much of its queue as fits), within the batch limits and the rate budgets, which
+   * are charged here. With nothing to send, `waitMs` says when a record will fit the budgets.
+   */
+  private takeBatch(): { entries: Entry[]; items: { bytes: number; events: number }; waitMs: number } {
     const entries: Entry[] = [];
+    const now = this.clock.now();
     let batchBytes = 0;
     let takenBytes = 0;
     let takenEvents = 0;
+    let waitMs = Number.POSITIVE_INFINITY;
     // A copy of the keys: products re-inserted below must not be visited twice (one record per product).
     for (const product of [...this.pending.keys()]) {
       if (entries.length >= this.maxBatchRecords) break;
       const queue = this.pending.get(product)!;
       const keyBytes = Buffer.byteLength(product);
-      const room = Math.min(this.maxRecordBytes, this.maxBatchBytes - batchBytes) - keyBytes;
+      // The smallest record this product can send: its first event alone.
+      const smallest = envelopeBytes(product) + queue[0]!.bytes + keyBytes;
+      const key = this.budgetOf(product);
+      const keyWait = this.waitForBudget([key], 1, smallest, now);
+      const totalWait = this.waitForBudget([this.total], 1, smallest, now);
+      if (keyWait > 0 || totalWait > 0) {
+        this.counters.heldBack += 1;
+        waitMs = Math.min(waitMs, Math.max(keyWait, totalWait));
+        // Products behind this one may not take the shared budget it waits for: a big record would starve
+        // behind a stream of small ones. A product short of only its own key's budget blocks nobody.
+        if (totalWait > 0) break;
+        continue;
+      }
+      const room =
+        Math.min(
+          this.maxRecordBytes,
+          this.maxBatchBytes - batchBytes,
+          key.bytes.free(now),
+          this.total.bytes.free(now),
+        ) - keyBytes;
       let size = envelopeBytes(product);
       let n = 0;
       while (n < queue.length && size + queue[n]!.bytes + (n > 0 ? 1 : 0) <= room) {
@@ -283,13 +448,17 @@ export class KinesisProducer {
       );
       entries.push({ product, data, events: n });
       batchBytes += data.byteLength + keyBytes;
+      for (const budget of [key, this.total]) {
+        budget.records.add(now, 1);
+        budget.bytes.add(now, data.byteLength + keyBytes);
+      }
       for (const p of taken) takenBytes += p.bytes;
       takenEvents += n;
       this.pending.delete(product);
       // Re-inserting moves the product to the end: products take turns when batches are full.
       if (queue.length > 0) this.pending.set(product, queue);
     }
-    return { entries, items: { bytes: takenBytes, events: takenEvents } };
+    return { entries, items: { bytes: takenBytes, events: takenEvents }, waitMs };
   }
 
   /** Sends until every entry is acknowledged; only failed entries are sent again. */
@@ -328,7 +497,37 @@ export class KinesisProducer {
       this.counters.retries += failed.length;
       const delayMs = this.backoff(attempt);
       this.onRetry({ attempt: attempt + 1, failedEntries: failed.length, delayMs, error });
-      await sleep(delayMs);
+      await this.clock.sleep(delayMs);
+      await this.chargeRetry(todo);
+    }
+  }
+
+  /** A retry spends budget like a first send (Kinesis may have counted the failed attempt): wait until it fits. */
+  private async chargeRetry(entries: Entry[]): Promise<void> {
+    for (;;) {
+      const now = this.clock.now();
+      let waitMs = 0;
+      let totalRecords = 0;
+      let totalBytes = 0;
+      for (const e of entries) {
+        const bytes = e.data.byteLength + Buffer.byteLength(e.product);
+        waitMs = Math.max(waitMs, this.waitForBudget([this.budgetOf(e.product)], 1, bytes, now));
+        totalRecords += 1;
+        totalBytes += bytes;
+      }
+      waitMs = Math.max(waitMs, this.waitForBudget([this.total], totalRecords, totalBytes, now));
+      if (waitMs === 0) break;
+      this.counters.throttledWaits += 1;
+      this.counters.throttledMs += waitMs;
+      await this.clock.sleep(waitMs);
+    }
+    const now = this.clock.now();
+    for (const e of entries) {
+      const bytes = e.data.byteLength + Buffer.byteLength(e.product);
+      for (const budget of [this.budgetOf(e.product), this.total]) {
+        budget.records.add(now, 1);
+        budget.bytes.add(now, bytes);
+      }
     }
   }
 
