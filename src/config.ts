@@ -165,11 +165,18 @@ export function readSimulatorConfig(env: Env = process.env): SimulatorConfig {
   };
 }
 
-/** Ingestor tuning: silence watchdog, stats period, producer linger. */
+/** Ingestor tuning: silence watchdog, stats period, producer linger and rate limit. */
 export interface IngestConfig {
   silenceMs: number;
   statsIntervalMs: number;
   lingerMs: number;
+  /**
+   * Producer budget per partition key (one product = one shard) and, the shard map being unknown to the
+   * ingestor, for the whole producer too: at most this many records / bytes in any 1 s window. A shard takes
+   * 1,000 records/s and 1 MiB/s; the defaults keep 10% in reserve.
+   */
+  maxRecordsPerS: number;
+  maxBytesPerS: number;
 }
 
 export function readIngestConfig(env: Env = process.env): IngestConfig {
@@ -179,6 +186,27 @@ export function readIngestConfig(env: Env = process.env): IngestConfig {
     // 10 ms: batches still form (one in flight, one record per product each), at most ~100 records/s per product,
     // far below a shard's 1000 records/s for a handful of products; every ms of it is exchange -> DynamoDB latency.
     lingerMs: read(env, 'PRODUCER_LINGER_MS', intMs(0, 10_000), '10'),
+    maxRecordsPerS: read(
+      env,
+      'PRODUCER_MAX_RECORDS_PER_S',
+      z.coerce
+        .number({ message: 'expected a whole number' })
+        .int('expected a whole number')
+        .min(1, 'must be >= 1')
+        .max(1000, "must be <= 1000 (a shard's limit)"),
+      '900',
+    ),
+    // A record is never bigger than this budget, so it bounds the largest event too: keep it far above events.
+    maxBytesPerS: read(
+      env,
+      'PRODUCER_MAX_BYTES_PER_S',
+      z.coerce
+        .number({ message: 'expected a whole number' })
+        .int('expected a whole number')
+        .min(65_536, 'must be >= 65536')
+        .max(1_048_576, "must be <= 1048576 (a shard's limit)"),
+      '943718',
+    ),
   };
 }
 

@@ -54,6 +54,9 @@ const producer = new KinesisProducer({
   client: kinesisClient(),
   streamName,
   lingerMs: tuning.lingerMs,
+  // No shardCount: the task may only PutRecords (no DescribeStreamSummary), so all products share one shard's budget.
+  maxRecordsPerS: tuning.maxRecordsPerS,
+  maxBytesPerS: tuning.maxBytesPerS,
   onRetry: (info) =>
     log('warn', 'PutRecords retry', { ...info, error: info.error && describeError(info.error) }),
 });
