@@ -14,19 +14,19 @@
  * - market_trades `side` is the MAKER's side, so the taker (aggressor) is the opposite;
  * - an error is `{"type":"error","message":...}` without channel.
  */
-import { DecimalError, normalizeDecimal } from './decimal.js';
-import {
-  type Aggressor,
-  type BookChangesEvent,
-  type BookSnapshotEvent,
-  type HeartbeatEvent,
-  isoToMicros,
-  type Level,
-  type LevelChange,
-  type MarketEvent,
-  type TickerEvent,
-  type TradeEvent,
+import { normalizeDecimal } from './decimal.js';
+import type {
+  Aggressor,
+  BookChangesEvent,
+  BookSnapshotEvent,
+  HeartbeatEvent,
+  Level,
+  LevelChange,
+  MarketEvent,
+  TickerEvent,
+  TradeEvent,
 } from './events.js';
+import { FrameReader, isObject, type Json } from './frameReader.js';
 
 /** Product used for events that belong to the connection rather than a product (heartbeats). */
 export const FEED_PRODUCT = '_feed';
@@ -66,57 +66,6 @@ export interface MappedFrame {
   /** Frame timestamp, epoch µs. */
   exchUs: number;
   events: MarketEvent[];
-}
-
-type Json = Record<string, unknown>;
-
-function isObject(v: unknown): v is Json {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/** Field readers that fail with a path, so the error names exactly what was wrong. */
-class Reader {
-  constructor(readonly frame: string) {}
-
-  fail(reason: string, cause?: unknown): never {
-    throw new MalformedFrameError(reason, this.frame, cause === undefined ? undefined : { cause });
-  }
-
-  obj(v: unknown, path: string): Json {
-    return isObject(v) ? v : this.fail(`${path} is not an object`);
-  }
-
-  arr(v: unknown, path: string): unknown[] {
-    return Array.isArray(v) ? v : this.fail(`${path} is not an array`);
-  }
-
-  str(o: Json, key: string, path: string): string {
-    const v = o[key];
-    return typeof v === 'string' ? v : this.fail(`${path}.${key} is not a string`);
-  }
-
-  decimal(o: Json, key: string, path: string): string {
-    const v = this.str(o, key, path);
-    try {
-      return normalizeDecimal(v);
-    } catch (err) {
-      if (err instanceof DecimalError) this.fail(`${path}.${key} is not a decimal`, err);
-      throw err;
-    }
-  }
-
-  optionalDecimal(o: Json, key: string, path: string): string | undefined {
-    return o[key] === undefined || o[key] === '' ? undefined : this.decimal(o, key, path);
-  }
-
-  time(o: Json, key: string, path: string): number {
-    const v = this.str(o, key, path);
-    try {
-      return isoToMicros(v);
-    } catch (err) {
-      return this.fail(`${path}.${key} is not an ISO time`, err);
-    }
-  }
 }
 
 /**
@@ -176,7 +125,7 @@ function* mapFrameInSlices(
   recvUs: number,
   levelsPerSlice: number,
 ): Generator<void, MappedFrame> {
-  const r: Reader = new Reader(raw); // explicit type: lets TypeScript narrow after r.fail()
+  const r: FrameReader = new FrameReader(raw, MalformedFrameError); // explicit type: lets TypeScript narrow after r.fail()
   let parsed: unknown;
   try {
     parsed = JSON.parse(raw);
@@ -255,7 +204,7 @@ interface L2Progress {
 /** Marks "no event_time read yet" (a missing event_time is undefined and must still be checked). */
 const NO_TIME = Symbol('no event_time yet');
 
-function startL2(r: Reader, e: Json, path: string, stamp: Stamp): L2Progress {
+function startL2(r: FrameReader, e: Json, path: string, stamp: Stamp): L2Progress {
   const type = r.str(e, 'type', path);
   if (type !== 'snapshot' && type !== 'update') r.fail(`${path}.type is ${JSON.stringify(type)}`);
   const product = r.str(e, 'product_id', path);
@@ -279,7 +228,7 @@ function startL2(r: Reader, e: Json, path: string, stamp: Stamp): L2Progress {
  * Maps updates[from, to). The hot loop of the mapper (tens of thousands of levels per snapshot): field paths
  * for error messages are only built when something is wrong.
  */
-function mapLevels(r: Reader, l2: L2Progress, from: number, to: number): void {
+function mapLevels(r: FrameReader, l2: L2Progress, from: number, to: number): void {
   const { updates, snapshot, bids, asks, changes } = l2;
   for (let j = from; j < to; j++) {
     const u = updates[j];
@@ -305,7 +254,7 @@ function mapLevels(r: Reader, l2: L2Progress, from: number, to: number): void {
   }
 }
 
-function levelDecimal(r: Reader, l2: L2Progress, o: Json, key: string, j: number): string {
+function levelDecimal(r: FrameReader, l2: L2Progress, o: Json, key: string, j: number): string {
   const v = o[key];
   if (typeof v !== 'string') return r.fail(`${l2.path}.updates[${j}].${key} is not a string`);
   try {
@@ -331,7 +280,7 @@ function finishL2(l2: L2Progress): BookSnapshotEvent | BookChangesEvent {
   return { type: 'book_changes', product, seq: stamp.seq, recvUs: stamp.recvUs, exchUs, changes: l2.changes };
 }
 
-function mapTrades(r: Reader, e: Json, path: string, stamp: Stamp): TradeEvent[] {
+function mapTrades(r: FrameReader, e: Json, path: string, stamp: Stamp): TradeEvent[] {
   const trades = r.arr(e.trades, `${path}.trades`).map((t, j): TradeEvent => {
     const tpath = `${path}.trades[${j}]`;
     const o = r.obj(t, tpath);
@@ -362,7 +311,7 @@ function compareIds(a: string, b: string): number {
   return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
 }
 
-function mapTickers(r: Reader, e: Json, path: string, stamp: Stamp): TickerEvent[] {
+function mapTickers(r: FrameReader, e: Json, path: string, stamp: Stamp): TickerEvent[] {
   return r.arr(e.tickers, `${path}.tickers`).map((t, j) => {
     const tpath = `${path}.tickers[${j}]`;
     const o = r.obj(t, tpath);

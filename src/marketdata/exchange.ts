@@ -14,19 +14,18 @@
  */
 
 import { FeedError, MalformedFrameError, type MappedFrame } from './advancedTrade.js';
-import { DecimalError, normalizeDecimal } from './decimal.js';
-import {
-  type Aggressor,
-  type BookChangesEvent,
-  type BookSnapshotEvent,
-  type HeartbeatEvent,
-  isoToMicros,
-  type Level,
-  type LevelChange,
-  type MarketEvent,
-  type TickerEvent,
-  type TradeEvent,
+import type {
+  Aggressor,
+  BookChangesEvent,
+  BookSnapshotEvent,
+  HeartbeatEvent,
+  Level,
+  LevelChange,
+  MarketEvent,
+  TickerEvent,
+  TradeEvent,
 } from './events.js';
+import { FrameReader, isObject, type Json } from './frameReader.js';
 
 /** Public channels the ingestor subscribes to (level2 itself needs authentication today). */
 export const EXCHANGE_CHANNELS = ['level2_batch', 'matches', 'ticker', 'heartbeat'] as const;
@@ -61,58 +60,20 @@ export function exchangeSubscribeMessage(
   return JSON.stringify({ type, product_ids: products, channels });
 }
 
-type Json = Record<string, unknown>;
-
-function isObject(v: unknown): v is Json {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-class Reader {
-  constructor(readonly frame: string) {}
-
-  fail(reason: string, cause?: unknown): never {
-    throw new MalformedExchangeFrameError(reason, this.frame, cause === undefined ? undefined : { cause });
+/** The shared readers plus the Exchange feed's own shapes: price levels, optional `time`, null as absent. */
+class ExchangeReader extends FrameReader {
+  constructor(frame: string) {
+    super(frame, MalformedExchangeFrameError);
   }
 
-  arr(v: unknown, path: string): unknown[] {
-    return Array.isArray(v) ? v : this.fail(`${path} is not an array`);
-  }
-
-  str(o: Json, key: string): string {
-    const v = o[key];
-    return typeof v === 'string' ? v : this.fail(`frame.${key} is not a string`);
-  }
-
-  decimalValue(v: unknown, path: string): string {
-    if (typeof v !== 'string') this.fail(`${path} is not a string`);
-    try {
-      return normalizeDecimal(v);
-    } catch (err) {
-      if (err instanceof DecimalError) this.fail(`${path} is not a decimal`, err);
-      throw err;
-    }
-  }
-
-  decimal(o: Json, key: string): string {
-    return this.decimalValue(o[key], `frame.${key}`);
-  }
-
-  optionalDecimal(o: Json, key: string): string | undefined {
-    return o[key] === undefined || o[key] === null || o[key] === ''
-      ? undefined
-      : this.decimalValue(o[key], `frame.${key}`);
+  /** Absent, null or "" reads as undefined. */
+  override optionalDecimal(o: Json, key: string, path = 'frame'): string | undefined {
+    return o[key] === null ? undefined : super.optionalDecimal(o, key, path);
   }
 
   /** `time` when present (snapshots and some first tickers have none), else the receive time. */
-  time(o: Json, fallbackUs: number): number {
-    const v = o.time;
-    if (v === undefined || v === null) return fallbackUs;
-    if (typeof v !== 'string') this.fail('frame.time is not a string');
-    try {
-      return isoToMicros(v);
-    } catch (err) {
-      return this.fail('frame.time is not an ISO time', err);
-    }
+  timeOr(o: Json, fallbackUs: number): number {
+    return o.time === undefined || o.time === null ? fallbackUs : this.time(o, 'time');
   }
 
   levels(v: unknown, path: string): Level[] {
@@ -129,7 +90,7 @@ class Reader {
  * `subscriptions` and unknown types map to no events.
  */
 export function mapExchangeFrame(raw: string, recvUs: number): MappedFrame {
-  const r: Reader = new Reader(raw);
+  const r: ExchangeReader = new ExchangeReader(raw);
   let parsed: unknown;
   try {
     parsed = JSON.parse(raw);
@@ -148,7 +109,7 @@ export function mapExchangeFrame(raw: string, recvUs: number): MappedFrame {
   let exchUs = recvUs;
   switch (type) {
     case 'snapshot': {
-      exchUs = r.time(o, recvUs);
+      exchUs = r.timeOr(o, recvUs);
       const e: BookSnapshotEvent = {
         type: 'book_snapshot',
         product: r.str(o, 'product_id'),
@@ -162,7 +123,7 @@ export function mapExchangeFrame(raw: string, recvUs: number): MappedFrame {
       break;
     }
     case 'l2update': {
-      exchUs = r.time(o, recvUs);
+      exchUs = r.timeOr(o, recvUs);
       const changes = r.arr(o.changes, 'frame.changes').map((c, i): LevelChange => {
         const path = `frame.changes[${i}]`;
         const [side, price, size] = r.arr(c, path);
@@ -186,7 +147,7 @@ export function mapExchangeFrame(raw: string, recvUs: number): MappedFrame {
     }
     case 'match':
     case 'last_match': {
-      exchUs = r.time(o, recvUs);
+      exchUs = r.timeOr(o, recvUs);
       const makerSide = r.str(o, 'side');
       let aggressor: Aggressor;
       // The maker's side: a resting sell order was lifted by a buyer, and vice versa.
@@ -210,7 +171,7 @@ export function mapExchangeFrame(raw: string, recvUs: number): MappedFrame {
       break;
     }
     case 'ticker': {
-      exchUs = r.time(o, recvUs);
+      exchUs = r.timeOr(o, recvUs);
       const e: TickerEvent = {
         type: 'ticker',
         product: r.str(o, 'product_id'),
@@ -229,7 +190,7 @@ export function mapExchangeFrame(raw: string, recvUs: number): MappedFrame {
       break;
     }
     case 'heartbeat': {
-      exchUs = r.time(o, recvUs);
+      exchUs = r.timeOr(o, recvUs);
       const counter = o.sequence;
       if (typeof counter !== 'number') r.fail('frame.sequence is not a number');
       const e: HeartbeatEvent = {
