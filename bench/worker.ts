@@ -3,8 +3,9 @@
  * targets' models together, exchange time -> DynamoDB ack through the local emulators, Parquet encoding rate.
  *
  * worker.realtime_multiple = simulated seconds / wall seconds for the worker's whole per-batch work on a long
- * simulator stream (two products): decode each Kinesis record from its JSON bytes and drop duplicate ids (what
- * the consumer does per record, with its decodeRecord and LruSet), then Worker.handleBatch: dedup, books,
+ * simulator stream (two products): decode each Kinesis record from its JSON bytes (what the consumer does per
+ * record; the worker process turns the consumer's own dedup off, the Worker drops duplicate ids), then
+ * Worker.handleBatch: dedup, books,
  * features, labels, one onnxruntime run per model per batch, live quality, latest snapshots (built, then
  * handed to a no-op writer) and Parquet encoding of all four lake zones (raw, features, labels, predictions),
  * with S3 and DynamoDB stubbed out. Generating the stream and encoding its records to bytes happen before the
@@ -28,7 +29,7 @@ import { productSpecs } from '../src/simulator/exchange.js';
 import { startSimulator } from '../src/simulator/server.js';
 import { encodeFeatureRows } from '../src/storage/parquet.js';
 import { decodeRecord, encodeRecord } from '../src/stream/record.js';
-import { LruSet, type ShardBatch } from '../src/worker/consumer.js';
+import type { ShardBatch } from '../src/worker/consumer.js';
 import { simStream } from '../src/worker/simStream.js';
 import { Worker } from '../src/worker/worker.js';
 import { type BenchGroup, type BenchResult, machineContext, quantile } from './harness.js';
@@ -77,9 +78,8 @@ function encodeBatches(batches: ShardBatch[]): EncodedBatch[] {
   }));
 }
 
-/** Consumer-side decode and dedup, then the worker's batch: the timed unit of work. */
+/** Consumer-side decode, then the worker's batch: the timed unit of work. */
 async function runStream(batches: EncodedBatch[], loaded: LoadedModel[]): Promise<void> {
-  const dedup = new LruSet(200_000);
   const worker = new Worker({
     tickMs: 100,
     deltaMs: 500,
@@ -93,8 +93,7 @@ async function runStream(batches: EncodedBatch[], loaded: LoadedModel[]): Promis
   for (const b of batches) {
     const records = b.records.map((r) => {
       const decoded = decodeRecord(r.data);
-      const events = decoded.events.filter((e) => !dedup.seen(e.id));
-      return { sequenceNumber: r.sequenceNumber, product: decoded.product, events };
+      return { sequenceNumber: r.sequenceNumber, product: decoded.product, events: decoded.events };
     });
     await worker.handleBatch({ shardId: b.shardId, records });
   }
@@ -130,7 +129,7 @@ async function throughput(loaded: LoadedModel[]): Promise<BenchResult> {
       cpuS,
       cpuRealtimeMultiple: Math.round(seconds / cpuS),
       models: loaded.length,
-      note: 'record decode + dedup + book + features + labels + onnxruntime + quality + Parquet encoding of all zones; S3/DynamoDB stubbed; after a warm-up stream',
+      note: 'record decode + dedup (once, in the worker) + book + features + labels + onnxruntime + quality + Parquet encoding of all zones; S3/DynamoDB stubbed; after a warm-up stream',
     },
   };
 }

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { binarize } from '../models/train/targets.js';
 import { auc, isSpike, LiveQuality, qualityEmf } from '../src/worker/quality.js';
@@ -16,6 +17,32 @@ describe('live quality', () => {
         }
     expect(auc(p, y)).toBeCloseTo(wins / pairs, 12);
     expect(auc([0.2, 0.3], [1, 1])).toBeNaN();
+  });
+
+  it('equals the pairwise definition exactly on random scores with many ties (and only the first n pairs)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 8 }), fc.boolean()), { minLength: 1, maxLength: 60 }),
+        fc.nat(),
+        (pairs, cut) => {
+          const n = 1 + (cut % pairs.length);
+          const p = Float64Array.from(pairs, ([s]) => s / 8);
+          const y = Uint8Array.from(pairs, ([, l]) => (l ? 1 : 0));
+          let wins = 0;
+          let count = 0;
+          for (let i = 0; i < n; i++)
+            for (let j = 0; j < n; j++)
+              if (y[i] === 1 && y[j] === 0) {
+                count++;
+                wins += p[i]! > p[j]! ? 1 : p[i] === p[j] ? 0.5 : 0;
+              }
+          const got = auc(p, y, n);
+          if (count === 0) expect(got).toBeNaN();
+          else expect(got).toBe(wins / count);
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 
   it('joins labels to the prediction of their tick, per version, binarizing continuous labels with τ', () => {

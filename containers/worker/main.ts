@@ -82,6 +82,8 @@ const consumer = new KinesisConsumer({
   // Leases (several workers split the shards), polling or enhanced fan-out, and the idle pause.
   ...consumerOptionsFrom(consumerConfig),
   start: startPositionFrom(tuning),
+  // The Worker drops duplicate event ids itself (live and replayed events in one set): once is enough.
+  dedup: false,
   log,
   // Keep what cannot be decoded, for inspection, instead of losing it.
   onBadRecord: async (bad) => {
@@ -116,7 +118,7 @@ try {
         records: batch.records.length,
         ...r,
         millisBehindLatest: batch.millisBehindLatest,
-        duplicatesDropped: consumer.duplicatesDropped,
+        duplicatesDropped: worker.duplicatesDropped,
         ...worker.pipeline.stats(),
       });
     }

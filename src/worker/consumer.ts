@@ -3,9 +3,11 @@
  * - Reading: polling GetRecords (works everywhere, including kinesalite) or enhanced fan-out SubscribeToShard
  *   (src/worker/fanout.ts, deployed latency), behind one ShardReader interface and one handler interface.
  * - Checkpoints per shard in the checkpoint table (src/worker/checkpoints.ts), written after the handler
- *   resolved, so a restart resumes AFTER the last handled record and never skips one.
+ *   resolved, so a restart resumes AFTER the last handled record and never skips one. The write runs while the
+ *   next batch is read and handled (in order per shard; awaited before the shard ends or its lease is released):
+ *   a checkpoint in series would delay every batch behind it.
  * - Records are decoded (src/stream/record.ts); events already seen (by `id`, a bounded LRU set) are dropped:
- *   the producer is at-least-once.
+ *   the producer is at-least-once. A handler that drops duplicates itself may turn this off (`dedup: false`).
  * - Leases (optional, src/worker/leases.ts) split the shards between several workers; without them this
  *   consumer reads every shard.
  * - Resharding: a child shard is read only once its parents were read to their end and marked `ended`.
@@ -44,10 +46,28 @@ export class LruSet {
 
   /** True if `key` was already present; records it either way. */
   seen(key: string): boolean {
-    const had = this.map.delete(key);
+    if (this.map.has(key)) {
+      this.map.delete(key);
+      this.map.set(key, true);
+      return true;
+    }
     this.map.set(key, true);
-    if (this.map.size > this.capacity) this.map.delete(this.map.keys().next().value!);
-    return had;
+    if (this.map.size > this.capacity) this.evictOldest();
+    return false;
+  }
+
+  /**
+   * One long-lived keys() iterator instead of a new one per eviction: a Map iterator goes on over entries added
+   * after it was made, and every entry before its position was evicted, so its next key is always the oldest.
+   */
+  private oldest: Iterator<string> | undefined;
+  private evictOldest(): void {
+    let next = this.oldest?.next();
+    if (!next || next.done) {
+      this.oldest = this.map.keys();
+      next = this.oldest.next();
+    }
+    this.map.delete(next.value!);
   }
 
   get size(): number {
@@ -98,6 +118,8 @@ export interface ConsumerOptions {
   idleMs?: number;
   limit?: number;
   dedupCapacity?: number;
+  /** Drop events already seen (default true); false when the handler de-duplicates every event itself. */
+  dedup?: boolean;
   /** Split the shards with other workers (absent: this consumer reads every shard). */
   leases?: LeaseOptions;
   /** Read with enhanced fan-out instead of polling. */
@@ -121,7 +143,10 @@ export interface RawRecord {
   Data?: Uint8Array;
 }
 
-/** Where a ShardReader delivers; `records` resolves once the batch is handled and checkpointed. */
+/**
+ * Where a ShardReader delivers; `records` resolves once the batch is handled (its checkpoint follows in the
+ * background, in order; a failed checkpoint write rejects a later `records` call).
+ */
 export interface ShardSink {
   records(records: RawRecord[], millisBehindLatest: number | undefined): Promise<void>;
   /** The shard had nothing new (caught up). */
@@ -242,6 +267,9 @@ interface ShardTask {
   /** Being given back (shed) to another worker: still ours until it stops and releases. */
   stopping: boolean;
   done: Promise<void>;
+  /** The shard's checkpoint writes, chained in batch order; never rejects (see checkpointError). */
+  checkpoint: Promise<void>;
+  checkpointError?: unknown;
 }
 
 /** The consumer options a ConsumerConfig (src/config.ts) selects: leases always, fan-out when asked. */
@@ -337,11 +365,14 @@ export class KinesisConsumer {
       const data = r.Data ?? new Uint8Array();
       try {
         const rec = decodeRecord(data);
-        const events = rec.events.filter((e) => {
-          if (!this.dedup.seen(e.id)) return true;
-          this.duplicatesDropped++;
-          return false;
-        });
+        const events =
+          this.opts.dedup === false
+            ? rec.events
+            : rec.events.filter((e) => {
+                if (!this.dedup.seen(e.id)) return true;
+                this.duplicatesDropped++;
+                return false;
+              });
         out.push({ sequenceNumber, product: rec.product, events });
       } catch (error) {
         if (!(error instanceof RecordFormatError)) throw error;
@@ -396,18 +427,39 @@ export class KinesisConsumer {
     const start = (shardId: string, from: string | undefined, startAt: Date | undefined) => {
       const abort = new AbortController();
       const taskSignal = AbortSignal.any([running, abort.signal]);
-      const task: ShardTask = { abort, caughtUp: false, stopping: false, done: Promise.resolve() };
+      const task: ShardTask = {
+        abort,
+        caughtUp: false,
+        stopping: false,
+        done: Promise.resolve(),
+        checkpoint: Promise.resolve(),
+      };
+      /** Waits for the checkpoint writes queued so far; throws the first one that failed. */
+      const flush = async () => {
+        await task.checkpoint;
+        if (task.checkpointError !== undefined) throw task.checkpointError;
+      };
       tasks.set(shardId, task);
       const position = from ?? (startAt ? `AT_TIMESTAMP ${startAt.toISOString()}` : 'TRIM_HORIZON');
       log?.('info', 'shard started', { shardId, from: position, worker: owner });
       const sink: ShardSink = {
         records: async (records, millisBehindLatest) => {
+          if (task.checkpointError !== undefined) throw task.checkpointError;
           task.caughtUp = false;
           await this.serialized(async () => {
             const decoded = await this.decode(shardId, records);
             await handler({ shardId, records: decoded, millisBehindLatest });
           });
-          await this.store.write(shardId, records[records.length - 1]!.SequenceNumber!, { owner });
+          // Only after the handler resolved; the next batch need not wait for it (module comment).
+          const sequenceNumber = records[records.length - 1]!.SequenceNumber!;
+          task.checkpoint = task.checkpoint.then(async () => {
+            if (task.checkpointError !== undefined) return;
+            try {
+              await this.store.write(shardId, sequenceNumber, { owner });
+            } catch (err) {
+              task.checkpointError = err;
+            }
+          });
         },
         empty: () => {
           task.caughtUp = true;
@@ -422,6 +474,7 @@ export class KinesisConsumer {
             closed: closed.has(shardId),
             startAt: from === undefined ? startAt : undefined,
           });
+          await flush(); // every handled batch checkpointed before 'ended' or a release
           if (how === 'ended') {
             await this.store.write(shardId, undefined, { owner, ended: true });
             log?.('info', 'shard ended (read to its end; children may start)', { shardId });
@@ -436,6 +489,8 @@ export class KinesisConsumer {
             stopAll.abort();
           }
         } finally {
+          // A failed read still waits for its queued checkpoints: they must land while the lease is ours.
+          await task.checkpoint;
           tasks.delete(shardId);
           if (leases && !lost) {
             await leases.release(shardId).catch((err: unknown) => {

@@ -83,32 +83,47 @@ class PairWindow {
   }
 }
 
-/** AUC by the rank-sum (Mann-Whitney) formula, ties given their average rank. */
+/**
+ * AUC by the Mann-Whitney U statistic, ties counting one half (the rank-sum formula with average ranks).
+ * Each class's scores are sorted on their own as typed arrays (a native numeric sort, no comparator calls),
+ * then one merge counts, for each positive, the negatives below it and tied with it. U is a sum of halves,
+ * exact in a double, so the result does not depend on the method.
+ */
 export function auc(p: ArrayLike<number>, y: ArrayLike<number>, n = p.length): number {
-  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => p[a]! - p[b]!);
   let positives = 0;
-  let rankSum = 0;
-  for (let i = 0; i < n; ) {
-    let j = i;
-    while (j + 1 < n && p[order[j + 1]!] === p[order[i]!]) j++;
-    const rank = (i + j) / 2 + 1;
-    for (let k = i; k <= j; k++) {
-      if (y[order[k]!]) {
-        positives++;
-        rankSum += rank;
-      }
-    }
-    i = j + 1;
-  }
+  for (let i = 0; i < n; i++) if (y[i]) positives++;
   const negatives = n - positives;
   if (positives === 0 || negatives === 0) return Number.NaN;
-  return (rankSum - (positives * (positives + 1)) / 2) / (positives * negatives);
+  const pos = new Float64Array(positives);
+  const neg = new Float64Array(negatives);
+  for (let i = 0, a = 0, b = 0; i < n; i++) {
+    if (y[i]) pos[a++] = p[i]!;
+    else neg[b++] = p[i]!;
+  }
+  pos.sort();
+  neg.sort();
+  let u = 0;
+  let below = 0; // negatives strictly below the current positive score
+  for (let i = 0; i < positives; ) {
+    const v = pos[i]!;
+    let k = i;
+    while (k < positives && pos[k] === v) k++;
+    while (below < negatives && neg[below]! < v) below++;
+    let tied = below;
+    while (tied < negatives && neg[tied] === v) tied++;
+    u += (k - i) * (below + (tied - below) / 2);
+    i = k;
+  }
+  return u / (positives * negatives);
 }
 
 export class LiveQuality {
   /** Predictions awaiting their label, per "target|product", in tick order. */
   private readonly pending = new Map<string, PendingQueue>();
-  private readonly windows = new Map<string, { target: string; version: string; w: PairWindow }>();
+  private readonly windows = new Map<
+    string,
+    { target: string; version: string; w: PairWindow; stats?: QualityStats }
+  >();
   /** Labels that found no prediction of their tick (e.g. no model was served then). */
   unmatched = 0;
 
@@ -155,27 +170,33 @@ export class LiveQuality {
       this.windows.set(id, win);
     }
     win.w.push(hit.probability, y);
+    win.stats = undefined;
     return true;
   }
 
-  /** Stats of every (target, version) window, in first-seen order. */
+  /** Stats of every (target, version) window, in first-seen order (kept until the window changes). */
   stats(): QualityStats[] {
-    return [...this.windows.values()].map(({ target, version, w }) => {
-      let positives = 0;
-      let sq = 0;
-      for (let i = 0; i < w.n; i++) {
-        positives += w.y[i]!;
-        sq += (w.p[i]! - w.y[i]!) ** 2;
-      }
-      return {
-        target,
-        modelVersion: version,
-        n: w.n,
-        baseRate: w.n ? positives / w.n : Number.NaN,
-        brier: w.n ? sq / w.n : Number.NaN,
-        auc: auc(w.p, w.y, w.n),
-      };
+    return [...this.windows.values()].map((win) => {
+      win.stats ??= this.windowStats(win.target, win.version, win.w);
+      return win.stats;
     });
+  }
+
+  private windowStats(target: string, version: string, w: PairWindow): QualityStats {
+    let positives = 0;
+    let sq = 0;
+    for (let i = 0; i < w.n; i++) {
+      positives += w.y[i]!;
+      sq += (w.p[i]! - w.y[i]!) ** 2;
+    }
+    return {
+      target,
+      modelVersion: version,
+      n: w.n,
+      baseRate: w.n ? positives / w.n : Number.NaN,
+      brier: w.n ? sq / w.n : Number.NaN,
+      auc: auc(w.p, w.y, w.n),
+    };
   }
 
   /** The window of the version currently served for each target. */

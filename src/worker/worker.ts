@@ -120,6 +120,10 @@ class ShardState {
   started = false;
   readonly products = new Map<string, ProductPositions>();
   last = '';
+  /** Raw rows fed but not yet handed to the lake: they go after the latest snapshots (see emit). */
+  raw: RawRow[] = [];
+  /** The recovery state last saved, without `through` (a batch that changes nothing else skips the save). */
+  saved = '';
   constructor(readonly lake: LakeWriter) {}
 }
 
@@ -233,6 +237,8 @@ export class Worker {
   private nextQualityUs = Number.NEGATIVE_INFINITY;
   /** Rows recomputed by replays after a restart (those of closed windows are dropped by the lake). */
   replayedRecords = 0;
+  /** Events dropped because their id was already applied (producer retries, overlapping replays). */
+  duplicatesDropped = 0;
 
   constructor(private readonly opts: WorkerOptions) {
     // One pipeline serves live batches and recovery replays alike, so both use the same gap limit.
@@ -264,7 +270,10 @@ export class Worker {
 
   /** Feeds one stream event; problems with one event are logged and do not stop the batch. */
   private async feedEvent(shard: ShardState, record: string, index: number, e: StreamEvent): Promise<void> {
-    if (this.seen.seen(e.id)) return;
+    if (this.seen.seen(e.id)) {
+      this.duplicatesDropped++;
+      return;
+    }
     let pos = shard.products.get(e.product);
     if (!pos) {
       pos = { first: record, snapshots: [] };
@@ -273,20 +282,18 @@ export class Worker {
     const t = Math.max(this.streamTime.get(e.product) ?? Number.NEGATIVE_INFINITY, e.exchUs);
     if (Number.isSafeInteger(t)) {
       this.streamTime.set(e.product, t);
-      shard.lake.addRaw([
-        {
-          product: e.product,
-          tsUs: t,
-          exchUs: e.exchUs,
-          recvUs: Number.isSafeInteger(e.recvUs) ? e.recvUs : e.exchUs,
-          seq: e.seq,
-          type: e.type,
-          eventId: e.id,
-          record,
-          index,
-          event: JSON.stringify(e),
-        } satisfies RawRow,
-      ]);
+      shard.raw.push({
+        product: e.product,
+        tsUs: t,
+        exchUs: e.exchUs,
+        recvUs: Number.isSafeInteger(e.recvUs) ? e.recvUs : e.exchUs,
+        seq: e.seq,
+        type: e.type,
+        eventId: e.id,
+        record,
+        index,
+        event: JSON.stringify(e),
+      });
     }
     if (e.type === 'stats') {
       this.feed.set(e.product, e);
@@ -352,7 +359,11 @@ export class Worker {
     return result;
   }
 
-  /** Scores, joins labels, writes the latest snapshots and queues the lake rows of what was fed so far. */
+  /**
+   * Scores, joins labels, writes the latest snapshots and queues the lake rows of what was fed so far. The
+   * latest snapshots go first: they are what users see (and what the exchange -> DynamoDB latency measures),
+   * while closing a lake window encodes Parquet, which can wait a few milliseconds.
+   */
   private async emit(shard: ShardState): Promise<BatchResult> {
     const { rows: all, labels } = this.pipeline.drain();
     // Rows of windows already stored (a replay after a restart) are not scored or shown again.
@@ -368,10 +379,12 @@ export class Worker {
       if (!shard.lake.accepts('labels', l.product, l.tsUs, l.target)) continue;
       this.quality.addLabel(l.target, l.product, l.tsUs, l.value, thresholds.get(l.target));
     }
+    await this.writeLatest(rows, scored);
+    shard.lake.addRaw(shard.raw);
+    shard.raw = [];
     shard.lake.addFeatures(rows);
     shard.lake.addLabels(labels);
     shard.lake.addPredictions(predictions);
-    await this.writeLatest(rows, scored);
     await this.opts.publishFeatures?.(rows);
     this.publishQuality(rows);
     return { rows: rows.length, labels: labels.length, predictions: predictions.length, objects: [] };
@@ -578,18 +591,22 @@ export class Worker {
   private async saveState(shardId: string, shard: ShardState): Promise<void> {
     const r = this.opts.recovery!;
     const replayFrom = this.replayPoint(shard);
-    const item: RecoveryItem = {
-      pk: this.stateKey(shardId),
-      through: shard.last,
+    const state = {
       frontiers: shard.lake.frontiers(),
       products: Object.fromEntries(shard.products),
       ...(replayFrom ? { replayFrom } : {}),
     };
+    // Most batches move no frontier and see no snapshot: the saved state is then still exact (recover() does
+    // not read `through`), and skipping the put keeps a DynamoDB round trip off every batch.
+    const key = JSON.stringify(state);
+    if (key === shard.saved) return;
+    const item: RecoveryItem = { pk: this.stateKey(shardId), through: shard.last, ...state };
     try {
       await r.dynamo.send(new PutCommand({ TableName: r.table, Item: item }));
     } catch (cause) {
       throw new RecoveryError(`saving the recovery state of ${shardId} failed`, { cause });
     }
+    shard.saved = key;
   }
 
   /** After a restart: restores the lake frontiers and replays the shard from the saved point up to `before`. */
