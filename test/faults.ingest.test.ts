@@ -5,39 +5,23 @@
  * back from kinesalite holds every event the ingestor accepted exactly once after de-duplication by event id,
  * in order per product, with the book rebuilt from it equal to the simulator's at the last sequence number.
  */
-import { gunzipSync } from 'node:zlib';
-import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { kinesisClient, s3Client } from '../src/aws/clients.js';
-import { OrderBook } from '../src/book/book.js';
-import { Ingestor } from '../src/ingest/ingestor.js';
+import { kinesisClient } from '../src/aws/clients.js';
+import type { Ingestor } from '../src/ingest/ingestor.js';
 import type { Logger } from '../src/ingest/log.js';
 import { KinesisProducer } from '../src/ingest/producer.js';
-import { SnapshotStore } from '../src/ingest/snapshots.js';
 import { type FaultProxy, startFaultProxy } from '../src/local/faultProxy.js';
-import { fromUnits, normalizeDecimal } from '../src/marketdata/decimal.js';
-import type { Level } from '../src/marketdata/events.js';
-import { BUCKETS, STREAM } from '../src/resources.js';
-import { type SimulatorServer, startSimulator } from '../src/simulator/server.js';
+import { STREAM } from '../src/resources.js';
 import type { StreamEvent } from '../src/stream/record.js';
 import { readStream } from './ingest.helpers.js';
+import { expectSimulatorBook, localIngestor, PRODUCTS, until, withSimulator } from './support/ingest.js';
 import { withEmulators } from './support/system.js';
 
 const local = withEmulators({ provision: true });
-const PRODUCTS = ['BTC-USD', 'ETH-USD'];
-let sim: SimulatorServer;
+const simulator = withSimulator(11, 200);
 let proxy: FaultProxy;
 
 beforeAll(async () => {
-  sim = await startSimulator({
-    port: 0,
-    seed: 11,
-    mode: 'fast',
-    products: [
-      { productId: 'BTC-USD', price: 65_000, levelsPerSide: 200 },
-      { productId: 'ETH-USD', price: 3_000, levelsPerSide: 200 },
-    ],
-  });
   proxy = await startFaultProxy({ target: local.env.AWS_ENDPOINT_URL_KINESIS! });
 });
 // A failed test must not leave its ingestor reading the simulator while the next one runs.
@@ -48,17 +32,8 @@ afterEach(async () => {
   proxy.clear();
 });
 afterAll(async () => {
-  await sim?.close();
   await proxy?.close();
 });
-
-async function until(what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 /** The real producer, noting every event the ingestor handed it (in order) once it was accepted. */
 class ObservedProducer extends KinesisProducer {
@@ -91,15 +66,12 @@ function startIngestor(options: { silenceMs?: number } = {}): Run {
     backoffCapMs: 200,
   });
   const session = `f${runs++}${Math.random().toString(36).slice(2, 6)}`;
-  const ingestor = new Ingestor({
-    feedUrl: sim.url,
-    products: PRODUCTS,
+  const ingestor = localIngestor(local.env, {
+    feedUrl: simulator.sim.url,
     producer,
-    snapshots: new SnapshotStore(s3Client(local.env), BUCKETS.lake.localName),
     log,
     session,
     silenceMs: options.silenceMs ?? 5000,
-    statsIntervalMs: 60_000,
     reconnectBaseMs: 10,
     reconnectCapMs: 50,
   });
@@ -151,32 +123,9 @@ async function verify(run: Run): Promise<{ duplicates: number; events: Map<strin
   }
 
   // Rebuild each book as a consumer would; it must equal the simulator's book at the last sequence number.
-  const s3 = s3Client(local.env);
-  const conn = Math.max(...sim.connections());
+  const conn = Math.max(...simulator.sim.connections());
   for (const product of PRODUCTS) {
-    const book = new OrderBook(product);
-    let lastSeq = -1;
-    let usable = false;
-    for (const e of deduped.get(product) ?? []) {
-      if (e.type === 'resync') usable = false;
-      if (e.type === 'snapshot_ref') {
-        const obj = await s3.send(new GetObjectCommand({ Bucket: e.bucket, Key: e.key }));
-        const body = gunzipSync(await obj.Body!.transformToByteArray()).toString('utf8');
-        const { bids, asks } = JSON.parse(body) as { bids: Level[]; asks: Level[] };
-        expect(bids.length + asks.length).toBe(e.levels);
-        book.applySnapshot(bids, asks);
-        usable = true;
-      }
-      if (e.type === 'book_changes') {
-        expect(usable).toBe(true);
-        for (const c of e.changes) book.applyChange(c.side, c.price, c.size);
-      }
-      if (e.type === 'snapshot_ref' || e.type === 'book_changes') lastSeq = e.seq;
-    }
-    const top = sim.topOfBookAt(product, lastSeq, conn);
-    expect(top, `${product} top at seq ${lastSeq}`).toBeDefined();
-    expect(fromUnits(book.bestBid())).toBe(normalizeDecimal(top!.bestBid));
-    expect(fromUnits(book.bestAsk())).toBe(normalizeDecimal(top!.bestAsk));
+    await expectSimulatorBook(local.env, simulator.sim, conn, product, deduped.get(product) ?? []);
   }
   return { duplicates, events: deduped };
 }
@@ -185,7 +134,7 @@ describe('ingest faults: simulator -> ingestor -> fault proxy -> kinesalite', ()
   it('disconnect: reconnects, announces a resync per product, new snapshots; nothing lost or doubled', async () => {
     const run = startIngestor();
     await until('traffic', () => run.ingestor.counters.frames >= 200);
-    sim.faults.dropConnections();
+    simulator.sim.faults.dropConnections();
     const after = run.ingestor.counters.frames;
     // Frames the old connection had on the wire still count: wait for the new connection's snapshots too.
     await until(
@@ -215,11 +164,11 @@ describe('ingest faults: simulator -> ingestor -> fault proxy -> kinesalite', ()
   it('silence: the watchdog closes the quiet connection and the ingestor reconnects', async () => {
     const run = startIngestor({ silenceMs: 400 });
     await until('traffic', () => run.ingestor.counters.frames >= 200);
-    sim.faults.goSilent();
+    simulator.sim.faults.goSilent();
     await until('the watchdog', () =>
       run.logs.some((l) => l.msg === 'feed state' && l.to === 'backoff' && l.reason === 'silence'),
     );
-    sim.faults.resume();
+    simulator.sim.faults.resume();
     const after = run.ingestor.counters.frames;
     await until('traffic again', () => run.ingestor.counters.frames >= after + 200);
     await run.ingestor.stop();
@@ -235,7 +184,7 @@ describe('ingest faults: simulator -> ingestor -> fault proxy -> kinesalite', ()
   it('sequence gap: resync event in the stream, fresh snapshot, no reconnect', async () => {
     const run = startIngestor();
     await until('traffic', () => run.ingestor.counters.frames >= 200);
-    sim.faults.skipSequence(5);
+    simulator.sim.faults.skipSequence(5);
     await until(
       'resync and traffic',
       () => run.ingestor.counters.resyncs >= 2 && run.ingestor.counters.frames >= 500,
@@ -255,8 +204,8 @@ describe('ingest faults: simulator -> ingestor -> fault proxy -> kinesalite', ()
   it('malformed frames: counted and skipped, the connection and the book carry on', async () => {
     const run = startIngestor();
     await until('traffic', () => run.ingestor.counters.frames >= 200);
-    sim.faults.sendMalformed('truncated');
-    sim.faults.sendMalformed('garbage');
+    simulator.sim.faults.sendMalformed('truncated');
+    simulator.sim.faults.sendMalformed('garbage');
     await until(
       'traffic after',
       () => run.ingestor.counters.malformed >= 2 && run.ingestor.counters.frames >= 500,
@@ -319,7 +268,7 @@ describe('ingest faults: simulator -> ingestor -> fault proxy -> kinesalite', ()
   it('oversized snapshot (50k levels, ~5 MB frame): travels by claim-check, the book stays right', async () => {
     const run = startIngestor();
     await until('traffic', () => run.ingestor.counters.frames >= 200);
-    sim.faults.sendOversizedSnapshot('BTC-USD', 50_000);
+    simulator.sim.faults.sendOversizedSnapshot('BTC-USD', 50_000);
     await until(
       'the snapshot and traffic after it',
       () =>

@@ -1,22 +1,21 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
-import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { kinesisClient, s3Client } from '../src/aws/clients.js';
 import { OrderBook } from '../src/book/book.js';
 import { type ArchivedFrame, FileArchive } from '../src/ingest/archive.js';
-import { Ingestor } from '../src/ingest/ingestor.js';
 import type { Logger } from '../src/ingest/log.js';
-import { KinesisProducer } from '../src/ingest/producer.js';
-import { SnapshotStore } from '../src/ingest/snapshots.js';
-import type { Level } from '../src/marketdata/events.js';
 import { readRecording } from '../src/replay/readers.js';
 import { runReplay } from '../src/replay/replay.js';
-import { BUCKETS, STREAM } from '../src/resources.js';
-import { startSimulator } from '../src/simulator/server.js';
 import type { StreamEvent } from '../src/stream/record.js';
-import { readStream } from './ingest.helpers.js';
+import {
+  eventsOf,
+  fullBook,
+  loadRef,
+  localIngestor,
+  PRODUCTS,
+  startTwoProductSimulator,
+  until,
+} from './support/ingest.js';
 import { tempDataDir, withEmulators } from './support/system.js';
 
 // Live: simulator -> ingestor (with a raw file archive) -> kinesalite/s3rver. Then the archive goes through
@@ -25,41 +24,13 @@ import { tempDataDir, withEmulators } from './support/system.js';
 const local = withEmulators({ provision: true });
 const dir = tempDataDir('qw-ingest-archive-');
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-const PRODUCTS = ['BTC-USD', 'ETH-USD'];
 const SNAPSHOT_INTERVAL_MS = 1000;
 const quiet: Logger = () => {};
 
-async function until(what: string, check: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-async function loadRef(ref: { bucket: string; key: string }): Promise<{ bids: Level[]; asks: Level[] }> {
-  const obj = await s3Client(local.env).send(new GetObjectCommand({ Bucket: ref.bucket, Key: ref.key }));
-  return JSON.parse(gunzipSync(await obj.Body!.transformToByteArray()).toString('utf8'));
-}
-
-const fullBook = (b: OrderBook) => ({
-  bids: b.top('bid', b.depth('bid')),
-  asks: b.top('ask', b.depth('ask')),
-});
-
 /** One session's events per product, without what differs between two runs by nature. */
 async function sessionEvents(session: string) {
-  const records = await readStream(kinesisClient(local.env), STREAM.localName);
   const byProduct = new Map<string, StreamEvent[]>();
-  for (const product of PRODUCTS) {
-    byProduct.set(
-      product,
-      records
-        .filter((r) => r.partitionKey === product)
-        .flatMap((r) => r.events)
-        .filter((e) => e.id.startsWith(`${session}.`)),
-    );
-  }
+  for (const product of PRODUCTS) byProduct.set(product, await eventsOf(local.env, session, product));
   const comparable = (e: StreamEvent) => {
     // Receive times are the wall clock of each run; a resync is stamped with it; a key names the session.
     const { id, recvUs: _r, ...rest } = e;
@@ -77,7 +48,7 @@ async function books(events: StreamEvent[], product: string) {
   const atRefs: ReturnType<typeof fullBook>[] = [];
   for (const e of events) {
     if (e.type === 'snapshot_ref') {
-      const { bids, asks } = await loadRef(e);
+      const { bids, asks } = await loadRef(local.env, e);
       book.applySnapshot(bids, asks);
       atRefs.push(fullBook(book));
     }
@@ -88,31 +59,15 @@ async function books(events: StreamEvent[], product: string) {
 
 describe('raw archive and replay', () => {
   it('archives every frame the ingestor handles, and replaying the archive reproduces the same stream', async () => {
-    const sim = await startSimulator({
-      port: 0,
-      seed: 11,
-      mode: 'fast',
-      products: [
-        { productId: 'BTC-USD', price: 65_000, levelsPerSide: 50 },
-        { productId: 'ETH-USD', price: 3_000, levelsPerSide: 50 },
-      ],
-    });
+    const sim = await startTwoProductSimulator(11, 50);
     const path = join(dir, 'live.ndjson.gz');
     const archive = new FileArchive(path);
     const session = `al${Math.random().toString(36).slice(2, 8)}`;
-    const ingestor = new Ingestor({
+    const ingestor = localIngestor(local.env, {
       feedUrl: sim.url,
-      products: PRODUCTS,
-      producer: new KinesisProducer({
-        client: kinesisClient(local.env),
-        streamName: STREAM.localName,
-        lingerMs: 5,
-      }),
-      snapshots: new SnapshotStore(s3Client(local.env), BUCKETS.lake.localName),
       log: quiet,
       session,
       archive,
-      statsIntervalMs: 60_000,
       snapshotIntervalMs: SNAPSHOT_INTERVAL_MS,
     });
     try {

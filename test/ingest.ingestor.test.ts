@@ -1,26 +1,24 @@
-import { gunzipSync } from 'node:zlib';
-import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
-import { kinesisClient, s3Client } from '../src/aws/clients.js';
 import { OrderBook } from '../src/book/book.js';
 import type { FeedKind } from '../src/config.js';
-import { Ingestor } from '../src/ingest/ingestor.js';
 import type { Logger } from '../src/ingest/log.js';
-import { KinesisProducer } from '../src/ingest/producer.js';
-import { SnapshotStore } from '../src/ingest/snapshots.js';
 import { fromUnits, normalizeDecimal } from '../src/marketdata/decimal.js';
-import type { Level } from '../src/marketdata/events.js';
-import { BUCKETS, STREAM } from '../src/resources.js';
-import { type SimulatorServer, startSimulator } from '../src/simulator/server.js';
-import type { StreamEvent } from '../src/stream/record.js';
-import { readStream } from './ingest.helpers.js';
+import type { SimulatorServer } from '../src/simulator/server.js';
+import {
+  eventsOf,
+  fullBook,
+  loadRef,
+  localIngestor,
+  PRODUCTS,
+  startTwoProductSimulator,
+  until,
+} from './support/ingest.js';
 import { withEmulators } from './support/system.js';
 
 // The exchange side is a real WebSocket server speaking the Advanced Trade protocol from a script, so the test
 // decides exactly where the sequence gap and the disconnects happen.
 const local = withEmulators({ provision: true });
-const PRODUCTS = ['BTC-USD', 'ETH-USD'];
 const T0 = Date.UTC(2026, 7, 9, 21, 5, 48);
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -97,20 +95,11 @@ function startIngestor(
     bookStaleMs?: number;
   } = {},
 ) {
-  const producer = new KinesisProducer({
-    client: kinesisClient(local.env),
-    streamName: STREAM.localName,
-    lingerMs: 5,
-  });
-  const ingestor = new Ingestor({
+  const ingestor = localIngestor(local.env, {
     feedUrl: url,
-    products: PRODUCTS,
-    producer,
-    snapshots: new SnapshotStore(s3Client(local.env), BUCKETS.lake.localName),
     log,
     session: `t${Math.random().toString(36).slice(2, 8)}`,
     silenceMs: options.silenceMs ?? 5000,
-    statsIntervalMs: 60_000,
     reconnectBaseMs: 10,
     reconnectCapMs: 50,
     snapshotIntervalMs: options.snapshotIntervalMs ?? 0,
@@ -120,23 +109,6 @@ function startIngestor(
   ingestor.start();
   cleanups.push(() => ingestor.stop());
   return ingestor;
-}
-
-async function until(what: string, check: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-/** This session's events of one partition key, in stream order. */
-async function eventsOf(session: string, product: string): Promise<StreamEvent[]> {
-  const records = await readStream(kinesisClient(local.env), STREAM.localName);
-  return records
-    .filter((r) => r.partitionKey === product)
-    .flatMap((r) => r.events)
-    .filter((e) => e.id.startsWith(`${session}.`));
 }
 
 describe('Ingestor against a scripted Advanced Trade server, into kinesalite and s3rver', () => {
@@ -189,7 +161,7 @@ describe('Ingestor against a scripted Advanced Trade server, into kinesalite and
       'subscribe:level2',
     ]);
 
-    const btc = await eventsOf(ingestor.session, 'BTC-USD');
+    const btc = await eventsOf(local.env, ingestor.session, 'BTC-USD');
     expect(
       btc.map((e) =>
         e.type === 'book_changes' ? `changes:${e.changes[0]!.price}=${e.changes[0]!.size}` : e.type,
@@ -214,8 +186,7 @@ describe('Ingestor against a scripted Advanced Trade server, into kinesalite and
     const ref = btc[6]!;
     if (ref.type !== 'snapshot_ref') throw new Error('expected a snapshot_ref');
     expect(ref.levels).toBe(3);
-    const obj = await s3Client(local.env).send(new GetObjectCommand({ Bucket: ref.bucket, Key: ref.key }));
-    const book = JSON.parse(gunzipSync(await obj.Body!.transformToByteArray()).toString('utf8'));
+    const book = await loadRef(local.env, ref);
     expect(book).toEqual({
       bids: [['100', '1.5']],
       asks: [
@@ -225,10 +196,10 @@ describe('Ingestor against a scripted Advanced Trade server, into kinesalite and
     });
     expect(ref.key).toBe(`snapshots/BTC-USD/${ref.exchUs}-${ingestor.session}.0-${ref.seq}.json.gz`);
 
-    const eth = await eventsOf(ingestor.session, 'ETH-USD');
+    const eth = await eventsOf(local.env, ingestor.session, 'ETH-USD');
     expect(eth.map((e) => e.type)).toEqual(['resync', 'snapshot_ref', 'resync', 'snapshot_ref']);
     // stop() publishes a final stats event on the feed partition.
-    const feed = await eventsOf(ingestor.session, '_feed');
+    const feed = await eventsOf(local.env, ingestor.session, '_feed');
     expect(feed.at(-1)).toMatchObject({ type: 'stats', resyncs: 2, reconnects: 0 });
     expect(ingestor.counters.droppedChanges).toBe(1);
   });
@@ -258,7 +229,7 @@ describe('Ingestor against a scripted Advanced Trade server, into kinesalite and
     expect(ingestor.metrics.get('feed.close.remote')).toBeGreaterThanOrEqual(1);
     expect(ingestor.metrics.get('feed.close.silence')).toBeGreaterThanOrEqual(1);
     expect(ingestor.metrics.get('feed.transition.subscribed.backoff')).toBeGreaterThanOrEqual(2);
-    const btc = await eventsOf(ingestor.session, 'BTC-USD');
+    const btc = await eventsOf(local.env, ingestor.session, 'BTC-USD');
     const summary = btc.map((e) =>
       e.type === 'resync' ? e.reason : e.type === 'book_changes' ? `changes=${e.changes[0]!.size}` : e.type,
     );
@@ -278,16 +249,6 @@ describe('Ingestor against a scripted Advanced Trade server, into kinesalite and
   });
 });
 
-async function loadRef(ref: { bucket: string; key: string }): Promise<{ bids: Level[]; asks: Level[] }> {
-  const obj = await s3Client(local.env).send(new GetObjectCommand({ Bucket: ref.bucket, Key: ref.key }));
-  return JSON.parse(gunzipSync(await obj.Body!.transformToByteArray()).toString('utf8'));
-}
-
-const fullBook = (b: OrderBook) => ({
-  bids: b.top('bid', b.depth('bid')),
-  asks: b.top('ask', b.depth('ask')),
-});
-
 describe('Periodic full-depth snapshots', () => {
   let sim: SimulatorServer | undefined;
   afterEach(async () => {
@@ -296,22 +257,14 @@ describe('Periodic full-depth snapshots', () => {
   });
 
   it('let a consumer that starts at a periodic snapshot_ref rebuild the same book as a full replay', async () => {
-    sim = await startSimulator({
-      port: 0,
-      seed: 5,
-      mode: 'fast',
-      products: [
-        { productId: 'BTC-USD', price: 65_000, levelsPerSide: 100 },
-        { productId: 'ETH-USD', price: 3_000, levelsPerSide: 100 },
-      ],
-    });
+    sim = await startTwoProductSimulator(5, 100);
     const ingestor = startIngestor(sim.url, { snapshotIntervalMs: 100 });
     await until('several periodic snapshots', () => ingestor.counters.periodicSnapshots >= 4);
     await ingestor.stop();
     const [conn] = sim.connections();
 
     for (const product of PRODUCTS) {
-      const events = await eventsOf(ingestor.session, product);
+      const events = await eventsOf(local.env, ingestor.session, product);
       const periodic = events.flatMap((e, i) =>
         e.type === 'snapshot_ref' && e.source === 'periodic' ? [i] : [],
       );
@@ -323,7 +276,7 @@ describe('Periodic full-depth snapshots', () => {
       const atRef = new Map<number, ReturnType<typeof fullBook>>();
       for (const [i, e] of events.entries()) {
         if (e.type === 'snapshot_ref' && e.source !== 'periodic') {
-          const { bids, asks } = await loadRef(e);
+          const { bids, asks } = await loadRef(local.env, e);
           replay.applySnapshot(bids, asks);
         }
         if (e.type === 'book_changes') for (const c of e.changes) replay.applyChange(c.side, c.price, c.size);
@@ -336,7 +289,7 @@ describe('Periodic full-depth snapshots', () => {
       let lastSeq = -1;
       for (const e of events.slice(start)) {
         if (e.type === 'snapshot_ref') {
-          const { bids, asks } = await loadRef(e);
+          const { bids, asks } = await loadRef(local.env, e);
           // Every periodic snapshot equals the replayed book at that point of the stream.
           if (e.source === 'periodic') expect({ bids, asks }).toEqual(atRef.get(events.indexOf(e)));
           late.applySnapshot(bids, asks);
@@ -404,7 +357,7 @@ describe('Ingestor on the legacy Exchange feed (scripted server)', () => {
     expect(received[4]).toEqual({ type: 'subscribe', product_ids: ['ETH-USD'], channels: ['level2_batch'] });
     expect(ingestor.metrics.get('ingest.resync_crossed')).toBe(1);
 
-    const btc = await eventsOf(ingestor.session, 'BTC-USD');
+    const btc = await eventsOf(local.env, ingestor.session, 'BTC-USD');
     expect(
       btc.map((e) =>
         e.type === 'resync'
@@ -422,7 +375,7 @@ describe('Ingestor on the legacy Exchange feed (scripted server)', () => {
       'resync:crossed: bid 100.25 >= ask 100.2',
       'snapshot_ref',
     ]);
-    const eth = await eventsOf(ingestor.session, 'ETH-USD');
+    const eth = await eventsOf(local.env, ingestor.session, 'ETH-USD');
     expect(eth.filter((e) => e.type === 'resync').map((e) => e.type === 'resync' && e.reason)).toContain(
       'stale: no book update for 200 ms',
     );
@@ -450,7 +403,7 @@ describe('Sequence regression', () => {
     expect(ingestor.metrics.get('ingest.sequence_regression')).toBe(1);
     expect(ingestor.metrics.get('feed.reconnects')).toBe(0);
     expect(exchange.received[0]!.slice(4)).toEqual(['unsubscribe:level2', 'subscribe:level2']);
-    const btc = await eventsOf(ingestor.session, 'BTC-USD');
+    const btc = await eventsOf(local.env, ingestor.session, 'BTC-USD');
     expect(btc.filter((e) => e.type === 'resync').map((e) => e.type === 'resync' && e.reason)).toEqual([
       'connect',
       'regression: expected 3, got 1',

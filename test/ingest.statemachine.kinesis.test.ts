@@ -1,60 +1,28 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { kinesisClient, s3Client } from '../src/aws/clients.js';
-import { FEED_PARTITION, Ingestor } from '../src/ingest/ingestor.js';
+import { describe, expect, it } from 'vitest';
+import { kinesisClient } from '../src/aws/clients.js';
+import { FEED_PARTITION } from '../src/ingest/ingestor.js';
 import type { Logger } from '../src/ingest/log.js';
-import { KinesisProducer } from '../src/ingest/producer.js';
-import { SnapshotStore } from '../src/ingest/snapshots.js';
-import { BUCKETS, STREAM } from '../src/resources.js';
-import { type SimulatorServer, startSimulator } from '../src/simulator/server.js';
+import { STREAM } from '../src/resources.js';
 import type { StreamEvent } from '../src/stream/record.js';
 import { readStream } from './ingest.helpers.js';
+import { localIngestor, PRODUCTS, until, withSimulator } from './support/ingest.js';
 import { withEmulators } from './support/system.js';
 
 // The whole ingest path (simulator -> state machine -> mapper -> kinesalite/s3rver) through each recovery:
 // disconnect, silence and a sequence gap, with the transition counters read back from the stream's stats.
 const local = withEmulators({ provision: true });
-const PRODUCTS = ['BTC-USD', 'ETH-USD'];
-let sim: SimulatorServer;
-beforeAll(async () => {
-  sim = await startSimulator({
-    port: 0,
-    seed: 11,
-    mode: 'fast',
-    products: [
-      { productId: 'BTC-USD', price: 65_000, levelsPerSide: 100 },
-      { productId: 'ETH-USD', price: 3_000, levelsPerSide: 100 },
-    ],
-  });
-});
-afterAll(async () => {
-  await sim?.close();
-});
-
-async function until(what: string, check: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const simulator = withSimulator(11, 100);
 
 describe('Ingestor state machine paths into kinesalite', () => {
   it('disconnect, silence and gap each recover and show in the metrics of the published stats', async () => {
     const lines: Record<string, unknown>[] = [];
     const log: Logger = (level, msg, fields) => lines.push({ level, msg, ...fields });
-    const ingestor = new Ingestor({
+    const sim = simulator.sim;
+    const ingestor = localIngestor(local.env, {
       feedUrl: sim.url,
-      products: PRODUCTS,
-      producer: new KinesisProducer({
-        client: kinesisClient(local.env),
-        streamName: STREAM.localName,
-        lingerMs: 5,
-      }),
-      snapshots: new SnapshotStore(s3Client(local.env), BUCKETS.lake.localName),
       log,
       session: `sm${Math.random().toString(36).slice(2, 8)}`,
       silenceMs: 400,
-      statsIntervalMs: 60_000,
       snapshotIntervalMs: 0,
       reconnectBaseMs: 10,
       reconnectCapMs: 40,
