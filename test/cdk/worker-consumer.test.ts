@@ -4,40 +4,23 @@
  * (crash-recovery replays), and nothing more. Synthesized once; Lambda code is not bundled (test/cdk/stack.test.ts
  * covers it); cdk-nag (AWS Solutions) over the stack.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { App, type CfnElement, Validations } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
-import { AwsSolutionsChecks } from 'cdk-nag';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { QuoteWatchStack } from '../../lib/quotewatch-stack.js';
 import { readConsumerConfig } from '../../src/config.js';
+import {
+  containerEnv,
+  logicalIdIn,
+  nagFindings,
+  resourcesOf,
+  type Statement,
+  unbundledApp,
+} from './support.js';
 
-type Json = Record<string, unknown>;
-interface CfnResource {
-  Type: string;
-  Properties: Json;
-}
-interface Statement {
-  Effect: string;
-  Action: string | string[];
-  Resource: unknown;
-}
-
-const outdir = mkdtempSync(path.join(tmpdir(), 'qw-cdk-consumer-'));
-afterAll(() => rmSync(outdir, { recursive: true, force: true }));
-
-const cdkJson = JSON.parse(readFileSync(path.join(import.meta.dirname, '../../cdk.json'), 'utf8')) as {
-  context: Record<string, unknown>;
-};
-const app = new App({ outdir, context: { ...cdkJson.context, 'aws:cdk:bundling-stacks': [] } });
+const { app, nag } = unbundledApp('qw-cdk-consumer-');
 const stack = new QuoteWatchStack(app, 'QuoteWatch');
-const nag = new AwsSolutionsChecks(app);
-Validations.of(app).addPlugins(nag);
-const resources = Template.fromStack(stack).toJSON().Resources as Record<string, CfnResource>;
-const idOf = (c: { node: { defaultChild?: unknown } }) =>
-  stack.getLogicalId(c.node.defaultChild as CfnElement);
+const resources = resourcesOf(Template.fromStack(stack));
+const idOf = logicalIdIn(stack);
 
 const streamId = idOf(stack.marketStream.stream);
 const streamArn = { 'Fn::GetAtt': [streamId, 'Arn'] };
@@ -60,10 +43,7 @@ const actionsOn = (resource: unknown) =>
 describe('worker consumer (CDK)', () => {
   it('runs the worker with enhanced fan-out, as readConsumerConfig reads it', () => {
     const task = resources[idOf(stack.worker.taskDefinition)]!;
-    const [container] = task.Properties.ContainerDefinitions as {
-      Environment: { Name: string; Value: unknown }[];
-    }[];
-    const env = Object.fromEntries(container!.Environment.map((e) => [e.Name, e.Value]));
+    const env = containerEnv(task);
     expect(env.CONSUMER_MODE).toBe('fanout');
     const config = readConsumerConfig(
       Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => typeof e[1] === 'string')),
@@ -93,10 +73,6 @@ describe('worker consumer (CDK)', () => {
   });
 
   it('passes cdk-nag (AWS Solutions): the consumer ARN wildcard is acknowledged with a reason', () => {
-    const report = nag.validateScope(stack);
-    const findings = report.violations.flatMap((v) =>
-      v.violatingResources.map((r) => `${v.ruleName} at ${r.constructPath}`),
-    );
-    expect(findings).toEqual([]);
+    expect(nagFindings(nag, stack)).toEqual([]);
   });
 });
