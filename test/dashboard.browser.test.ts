@@ -3,16 +3,14 @@
  * must match /latest and follow the table as the test writes new snapshots.
  * Runs whenever CI is set (a missing browser then fails loudly); otherwise skips without /usr/bin/chromium.
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LatestSnapshot } from '../src/api/types.js';
 import type { RunningGateway } from '../src/gateway/server.js';
-import { type Emulators, startEmulators } from '../src/local/emulators.js';
-import { provision } from '../src/local/provision.js';
+import type { Emulators } from '../src/local/emulators.js';
 import { putLatest } from '../src/storage/latest.js';
+import { type LocalGateway, startLocalGateway } from './support/gateway.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const runs = Boolean(process.env.CI) || existsSync(CHROMIUM);
@@ -53,43 +51,44 @@ function snapshot(
 }
 
 describe.skipIf(!runs)('dashboard in a browser', () => {
+  let local: LocalGateway;
   let emu: Emulators;
-  let dataDir: string;
   let gateway: RunningGateway;
   let browser: Browser;
   let page: Page;
 
   beforeAll(async () => {
-    dataDir = mkdtempSync(join(tmpdir(), 'qw-dash-'));
-    Object.assign(process.env, {
-      AWS_REGION: 'us-east-1',
-      AWS_ACCESS_KEY_ID: 'S3RVER',
-      AWS_SECRET_ACCESS_KEY: 'S3RVER',
-    });
-    emu = await startEmulators({ dataDir, ports: { kinesis: 0, dynamodb: 0, s3: 0 } });
-    Object.assign(process.env, emu.env, { SYMBOLS: 'BTC-USD,ETH-USD,SOL-USD' });
-    await provision(emu.env, { seed: false });
-    await putLatest(snapshot('BTC-USD', '65000.12', '65000.13', 0.42));
-    await putLatest({
-      ...snapshot('ETH-USD', '3200.5', '3200.7', 0.1, 0.0625),
-      quality: {
-        quote_change_500ms: { modelVersion: 'v-dash', n: 1500, auc: 0.9125, brier: 0.0781, baseRate: 0.25 },
-        vol_spike_60s: { modelVersion: 'vol-dash', n: 1500, auc: null, brier: 0.01, baseRate: 0 },
+    local = await startLocalGateway({
+      tempPrefix: 'qw-dash-',
+      env: { SYMBOLS: 'BTC-USD,ETH-USD,SOL-USD' },
+      seed: async () => {
+        await putLatest(snapshot('BTC-USD', '65000.12', '65000.13', 0.42));
+        await putLatest({
+          ...snapshot('ETH-USD', '3200.5', '3200.7', 0.1, 0.0625),
+          quality: {
+            quote_change_500ms: {
+              modelVersion: 'v-dash',
+              n: 1500,
+              auc: 0.9125,
+              brier: 0.0781,
+              baseRate: 0.25,
+            },
+            vol_spike_60s: { modelVersion: 'vol-dash', n: 1500, auc: null, brier: 0.01, baseRate: 0 },
+          },
+          feed: {
+            exchUs: Date.now() * 1000,
+            messagesPerS: 123.4,
+            bytesPerS: 50_000,
+            lastHeartbeatUs: (Date.now() - 2000) * 1000,
+            reconnects: 1,
+            resyncs: 3,
+            producerRetries: 0,
+            bufferDepth: 0,
+          },
+        });
       },
-      feed: {
-        exchUs: Date.now() * 1000,
-        messagesPerS: 123.4,
-        bytesPerS: 50_000,
-        lastHeartbeatUs: (Date.now() - 2000) * 1000,
-        reconnects: 1,
-        resyncs: 3,
-        producerRetries: 0,
-        bufferDepth: 0,
-      },
     });
-    const { routes } = await import('../src/gateway/routes.js');
-    const { startGateway } = await import('../src/gateway/server.js');
-    gateway = await startGateway({ routes, port: 0 });
+    ({ emulators: emu, gateway } = local);
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: [
@@ -109,9 +108,7 @@ describe.skipIf(!runs)('dashboard in a browser', () => {
 
   afterAll(async () => {
     await browser?.close();
-    await gateway?.close();
-    await emu?.stop();
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    await local?.close();
   });
 
   const value = (testid: string) => page.getAttribute(`[data-testid="${testid}"]`, 'data-value');

@@ -3,18 +3,15 @@
  * over real emulators; and the gateway process logs its URL and exits cleanly on SIGTERM.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HttpApiEventV2, HttpApiResultV2 } from '../src/api/http.js';
 import type { LatestSnapshot } from '../src/api/types.js';
 import { type RunningGateway, startGateway } from '../src/gateway/server.js';
-import { type Emulators, startEmulators } from '../src/local/emulators.js';
-import { provision } from '../src/local/provision.js';
+import type { Emulators } from '../src/local/emulators.js';
 import { putLatest } from '../src/storage/latest.js';
+import { type LocalGateway, startLocalGateway } from './support/gateway.js';
 
 const MAIN = fileURLToPath(new URL('../src/gateway/main.ts', import.meta.url));
 
@@ -38,30 +35,21 @@ function snapshot(product: string, mid: number): Omit<LatestSnapshot, 'pk' | 'sk
   };
 }
 
+let local: LocalGateway;
 let emu: Emulators;
-let dataDir: string;
 let gateway: RunningGateway;
 
 beforeAll(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), 'qw-gw-'));
-  // The SDK takes region and credentials from process.env, also for the emulators' readiness probes.
-  Object.assign(process.env, {
-    AWS_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: 'S3RVER',
-    AWS_SECRET_ACCESS_KEY: 'S3RVER',
+  local = await startLocalGateway({
+    tempPrefix: 'qw-gw-',
+    env: { SYMBOLS: 'BTC-USD,ETH-USD' },
+    seed: () => putLatest(snapshot('BTC-USD', 65000.5)),
   });
-  emu = await startEmulators({ dataDir, ports: { kinesis: 0, dynamodb: 0, s3: 0 } });
-  Object.assign(process.env, emu.env, { SYMBOLS: 'BTC-USD,ETH-USD' });
-  await provision(emu.env, { seed: false });
-  await putLatest(snapshot('BTC-USD', 65000.5));
-  const { routes } = await import('../src/gateway/routes.js');
-  gateway = await startGateway({ routes, port: 0 });
+  ({ emulators: emu, gateway } = local);
 });
 
 afterAll(async () => {
-  await gateway?.close();
-  await emu?.stop();
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  await local?.close();
 });
 
 describe('gateway over the real handlers', () => {
