@@ -171,6 +171,30 @@ describe('KinesisProducer against kinesalite', () => {
     await expectDeliveredInOrder(stream, events);
   });
 
+  it('under a tiny rate budget still delivers every event once, aggregated into fewer records', async () => {
+    // The same paced feed twice: without a limit, and at 20 records/s per key and in total. Compared by counts.
+    const events = makeEvents(600);
+    const outcome = async (limits: { maxRecordsPerS?: number }) => {
+      const stream = await newStream();
+      const producer = new KinesisProducer({ client, streamName: stream, lingerMs: 5, ...limits });
+      for (const [i, e] of events.entries()) {
+        await producer.put(e);
+        if (i % 3 === 2) await new Promise((resolve) => setTimeout(resolve, 2)); // a live feed, not a burst
+      }
+      await producer.close();
+      await expectDeliveredInOrder(stream, events);
+      expect((await readStream(client, stream)).length).toBe(producer.stats().records);
+      return producer.stats();
+    };
+    const free = await outcome({ maxRecordsPerS: Number.POSITIVE_INFINITY });
+    const tight = await outcome({ maxRecordsPerS: 20 });
+    expect(free.throttledWaits).toBe(0);
+    expect(tight.throttledWaits).toBeGreaterThan(0);
+    expect(tight.events).toBe(free.events);
+    expect(tight.records * 2).toBeLessThan(free.records);
+    expect(tight.events / tight.records).toBeGreaterThan(2 * (free.events / free.records));
+  });
+
   it('fails clearly on a missing stream instead of retrying forever', async () => {
     const producer = new KinesisProducer({ client, streamName: 'no-such-stream', lingerMs: 1 });
     await producer.put(makeEvents(1)[0]!);
