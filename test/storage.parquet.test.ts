@@ -7,11 +7,15 @@ import {
   decodeFeatureRows,
   decodeLabelRows,
   decodePredictionRows,
+  decodeRawRows,
   encodeFeatureRows,
   encodeLabelRows,
   encodePredictionRows,
+  encodeRawRows,
   ParquetFormatError,
+  type RawRow,
 } from '../src/storage/parquet.js';
+import { simStream } from '../src/worker/simStream.js';
 
 const F = FEATURE_SPEC.features.length;
 const T = 1_786_309_548_123_456; // µs with a non-zero microsecond part
@@ -73,6 +77,42 @@ describe('Parquet encoding', () => {
     await expect(decodeLabelRows(new TextEncoder().encode('not parquet at all'))).rejects.toThrow(
       ParquetFormatError,
     );
+  });
+});
+
+describe('raw zone encoding hints', () => {
+  const rawRows = (seconds: number): RawRow[] => {
+    const rows: RawRow[] = [];
+    for (const b of simStream({ seed: 11, products: ['BTC-USD'], seconds, snapshotEveryMs: 20_000 }))
+      for (const r of b.records)
+        r.events.forEach((e, index) =>
+          rows.push({
+            product: e.product,
+            tsUs: e.exchUs,
+            exchUs: e.exchUs,
+            recvUs: e.recvUs,
+            seq: e.seq,
+            type: e.type,
+            eventId: e.id,
+            record: r.sequenceNumber,
+            index,
+            event: JSON.stringify(e),
+          }),
+        );
+    return rows;
+  };
+
+  it('gives the bytes the library chooses by itself, for distinct ids and with repeated ones', async () => {
+    const rows = rawRows(30);
+    expect(rows.length).toBeGreaterThan(100);
+    const hinted = encodeRawRows(rows);
+    expect(hinted).toEqual(encodeRawRows(rows, { hints: false }));
+    // Every row four times (few enough rows for the library to sample them all): a dictionary then more than
+    // halves the bytes, the library picks it, and the hint must not override it.
+    const some = rows.slice(0, 100);
+    const repeated = [...some, ...some, ...some, ...some];
+    expect(encodeRawRows(repeated)).toEqual(encodeRawRows(repeated, { hints: false }));
+    expect((await decodeRawRows(hinted)).map((r) => r.event)).toEqual(rows.map((r) => r.event));
   });
 });
 

@@ -53,6 +53,8 @@ interface Column {
   name: string;
   kind: Kind;
   data: unknown[];
+  /** PLAIN: the column never repeats a value, so the library would sample it and reject a dictionary anyway. */
+  plain?: boolean;
 }
 
 function schemaElement(c: Column): SchemaElement {
@@ -82,6 +84,7 @@ function encode(columns: Column[], kv: Record<string, string> = {}): Uint8Array 
     // INT64 columns take bigints; µs times are safe integers, so the conversion is exact.
     data: c.kind === 'INT64' || c.kind === 'TIMESTAMP_US' ? c.data.map((v) => BigInt(v as number)) : c.data,
     nullable: false,
+    ...(c.plain ? { encoding: 'PLAIN' as const } : {}),
   }));
   const buf = parquetWriteBuffer({
     columnData,
@@ -147,7 +150,20 @@ export function encodePredictionRows(rows: readonly PredictionRow[]): Uint8Array
   );
 }
 
-export function encodeRawRows(rows: readonly RawRow[]): Uint8Array {
+/**
+ * `event_id` and `event` (the event's JSON, which carries its id) repeat no value when the ids are distinct,
+ * as the Worker makes them (each id applied once): then hyparquet-writer's dictionary sampling would always
+ * reject a dictionary for them (it needs at least 10% repeated bytes), so they are declared PLAIN up front and
+ * the sampling of ~400-byte strings is skipped: the same bytes, less work. `hints: false` leaves it to the
+ * library (tests compare the two).
+ */
+export function encodeRawRows(rows: readonly RawRow[], options: { hints?: boolean } = {}): Uint8Array {
+  let plain = options.hints !== false;
+  if (plain) {
+    const ids = new Set<string>();
+    for (const r of rows) ids.add(r.eventId);
+    plain = ids.size === rows.length;
+  }
   return encode(
     [
       { name: 'product', kind: 'STRING', data: rows.map((r) => r.product) },
@@ -156,10 +172,10 @@ export function encodeRawRows(rows: readonly RawRow[]): Uint8Array {
       { name: 'recv_ts', kind: 'TIMESTAMP_US', data: rows.map((r) => r.recvUs) },
       { name: 'seq', kind: 'INT64', data: rows.map((r) => r.seq) },
       { name: 'type', kind: 'STRING', data: rows.map((r) => r.type) },
-      { name: 'event_id', kind: 'STRING', data: rows.map((r) => r.eventId) },
+      { name: 'event_id', kind: 'STRING', data: rows.map((r) => r.eventId), plain },
       { name: 'shard_seq', kind: 'STRING', data: rows.map((r) => r.record) },
       { name: 'record_index', kind: 'INT32', data: rows.map((r) => r.index) },
-      { name: 'event', kind: 'STRING', data: rows.map((r) => r.event) },
+      { name: 'event', kind: 'STRING', data: rows.map((r) => r.event), plain },
     ],
     { 'quotewatch.kind': 'raw' },
   );
