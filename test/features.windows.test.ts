@@ -1,8 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { FeaturePipeline } from '../src/features/pipeline.js';
 import { FEATURE_NAMES, TRADE_AGE_CAP_S } from '../src/features/spec.js';
-import type { FeatureRow, LabelRow } from '../src/features/types.js';
 import type { MarketEvent } from '../src/marketdata/events.js';
+import { midPath, quoteSnapshot, runPipeline } from './support/pipeline.js';
 
 const T0 = 1_700_000_000_000_000; // a whole second, µs
 const P = 'BTC-USD';
@@ -11,13 +10,8 @@ const at = (s: number) => T0 + Math.round(s * 1e6);
 const base = (s: number, product = P) => ({ product, exchUs: at(s), recvUs: at(s), seq: ++seq });
 
 /** Mid path: the quote set at j + 0.5 s has mid m(j), spread 1, sizes 2 (bid) / 1 (ask). */
-const m = (j: number) => 100 + ((j * j) % 7) + j / 10;
-const quote = (j: number): MarketEvent => ({
-  ...base(j + 0.5),
-  type: 'book_snapshot',
-  bids: [[(m(j) - 0.5).toFixed(2), '2']],
-  asks: [[(m(j) + 0.5).toFixed(2), '1']],
-});
+const m = midPath;
+const quote = (j: number): MarketEvent => quoteSnapshot(P, m(j), at(j + 0.5), ++seq);
 const trade = (s: number, aggressor: 'buy' | 'sell', size: string, product = P): MarketEvent => ({
   ...base(s, product),
   type: 'trade',
@@ -28,15 +22,7 @@ const trade = (s: number, aggressor: 'buy' | 'sell', size: string, product = P):
 });
 
 function run(events: MarketEvent[], opts: { gapLimitMs?: number } = {}) {
-  const p = new FeaturePipeline({ tickMs: 100, deltaMs: 500, topLevels: 1, ...opts });
-  const rows: FeatureRow[] = [];
-  const labels: LabelRow[] = [];
-  for (const e of events) {
-    p.push(e);
-    const out = p.drain();
-    rows.push(...out.rows);
-    labels.push(...out.labels);
-  }
+  const { rows, labels, stats } = runPipeline({ tickMs: 100, deltaMs: 500, topLevels: 1, ...opts }, events);
   const row = (s: number, product = P) => {
     const r = rows.find((x) => x.product === product && x.tsUs === at(s));
     if (!r) throw new Error(`no row at ${s} s`);
@@ -47,7 +33,7 @@ function run(events: MarketEvent[], opts: { gapLimitMs?: number } = {}) {
     if (i < 0) throw new Error(`no feature ${name}`);
     return row(s, product).values[i]!;
   };
-  return { rows, labels, row, f, stats: p.stats() };
+  return { rows, labels, row, f, stats };
 }
 
 describe('windowed features over whole seconds (hand-made sequence with known answers)', () => {

@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { FeaturePipeline } from '../src/features/pipeline.js';
 import { FEATURE_NAMES } from '../src/features/spec.js';
-import type { FeatureRow, LabelRow } from '../src/features/types.js';
+import type { LabelRow } from '../src/features/types.js';
 import { forwardVolBps, VOL_SPIKE_TARGET, VolSpikeLabeler } from '../src/labels/volSpike.js';
 import type { MarketEvent } from '../src/marketdata/events.js';
+import { midPath, quoteSnapshot, runPipeline } from './support/pipeline.js';
 
 const S0 = 1_700_000_000; // a whole second, epoch s
 const T0 = S0 * 1e6;
@@ -63,20 +64,9 @@ describe('VolSpikeLabeler', () => {
 
 // Through the pipeline: a snapshot every second at j s + 500 ms sets the mid to m(j), so the quote at the
 // second boundary j + 1 is m(j) and the 1 s return of second k is ln(m(k) / m(k - 1)) (k >= 1).
-const m = (j: number) => 100 + ((j * j) % 7) + j / 10;
+const m = midPath;
 let seq = 0;
-function quoteAt(j: number, atUs = T0 + j * 1e6 + 500_000): MarketEvent {
-  const mid = m(j);
-  return {
-    type: 'book_snapshot',
-    product: P,
-    exchUs: atUs,
-    recvUs: atUs,
-    seq: ++seq,
-    bids: [[(mid - 0.5).toFixed(2), '2']],
-    asks: [[(mid + 0.5).toFixed(2), '1']],
-  };
-}
+const quoteAt = (j: number, atUs = T0 + j * 1e6 + 500_000) => quoteSnapshot(P, m(j), atUs, ++seq);
 const heartbeat = (atUs: number): MarketEvent => ({
   type: 'heartbeat',
   product: P,
@@ -100,18 +90,8 @@ function expectedVol(from: number, silent: (j: number) => boolean = () => false)
   return Math.sqrt(s / 60) * 1e4;
 }
 
-function run(events: MarketEvent[]) {
-  const p = new FeaturePipeline({ tickMs: 100, deltaMs: 500, topLevels: 0, gapLimitMs: 5000 });
-  const rows: FeatureRow[] = [];
-  const labels: LabelRow[] = [];
-  for (const e of events) {
-    p.push(e);
-    const out = p.drain();
-    rows.push(...out.rows);
-    labels.push(...out.labels);
-  }
-  return { rows, labels, stats: p.stats() };
-}
+const run = (events: MarketEvent[]) =>
+  runPipeline({ tickMs: 100, deltaMs: 500, topLevels: 0, gapLimitMs: 5000 }, events);
 const vol = (labels: LabelRow[]) => labels.filter((l) => l.target === VOL_SPIKE_TARGET);
 const sec = (tsUs: number) => (tsUs - T0) / 1e6;
 
