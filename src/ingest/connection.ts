@@ -74,10 +74,8 @@ export function reconnectDelay(attempt: number, baseMs: number, capMs: number, r
   return Math.round(random() * Math.min(capMs, baseMs * 2 ** Math.min(attempt, 20)));
 }
 
-export interface FeedConnectionOptions {
-  url: string;
-  /** Messages sent as soon as the socket opens. */
-  subscribe: string[];
+/** A connection's watchdog and flow limits; the state machine hands its own to every connection. */
+export interface ConnectionLimits {
   /** Close when no frame arrived for this long while reading (heartbeats come every second). */
   silenceMs: number;
   /** Ping period; 0 disables ping/pong. Default: silenceMs / 2. */
@@ -88,6 +86,12 @@ export interface FeedConnectionOptions {
   subscribeTimeoutMs?: number;
   openTimeoutMs?: number;
   pauseAt?: number;
+}
+
+export interface FeedConnectionOptions extends ConnectionLimits {
+  url: string;
+  /** Messages sent as soon as the socket opens. */
+  subscribe: string[];
   onFrame: (frame: Frame) => Promise<void>;
   /** Called once, on the first frame after subscribing. */
   onSubscribed?: () => void;
@@ -291,18 +295,12 @@ export interface FeedLink {
   close(reason: CloseReason, detail: string): void;
 }
 
-export interface FeedStateMachineOptions {
+export interface FeedStateMachineOptions extends ConnectionLimits {
   url: string;
   /** Subscribe messages for a new connection (called per connection: a JWT must be fresh). */
   subscribeMessages: () => string[];
   /** Called when a connection opens; returns that connection's frame handler. */
   onConnection: (link: FeedLink) => (frame: Frame) => Promise<void>;
-  silenceMs: number;
-  pingIntervalMs?: number;
-  pongTimeoutMs?: number;
-  subscribeTimeoutMs?: number;
-  openTimeoutMs?: number;
-  pauseAt?: number;
   backoffBaseMs?: number;
   backoffCapMs?: number;
   /** Jitter source in [0, 1); inject a seeded one for tests. */
