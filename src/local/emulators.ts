@@ -12,6 +12,7 @@ import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { ListStreamsCommand } from '@aws-sdk/client-kinesis';
 import { ListBucketsCommand } from '@aws-sdk/client-s3';
 import { dynamoClient, kinesisClient, s3Client } from '../aws/clients.js';
+import { onLines } from './lines.js';
 import { freePort } from './ports.js';
 
 export type EmulatorName = 'kinesis' | 'dynamodb' | 's3';
@@ -158,20 +159,12 @@ class EmulatorProcess {
     );
     this.child = child;
     this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
-    const forward = (stream: NodeJS.ReadableStream | null, keep: boolean) => {
-      let buffered = '';
-      stream?.setEncoding('utf8');
-      stream?.on('data', (chunk: string) => {
-        buffered += chunk;
-        const lines = buffered.split('\n');
-        buffered = lines.pop() ?? '';
-        for (const line of lines) {
-          if (keep) this.stderrTail = [...this.stderrTail, line].slice(-20);
-          else if (/listening/i.test(line)) this.listening = true;
-          this.log(`[${this.name}] ${line}`);
-        }
+    const forward = (stream: NodeJS.ReadableStream | null, keep: boolean) =>
+      onLines(stream, (line) => {
+        if (keep) this.stderrTail = [...this.stderrTail, line].slice(-20);
+        else if (/listening/i.test(line)) this.listening = true;
+        this.log(`[${this.name}] ${line}`);
       });
-    };
     forward(child.stdout, false);
     forward(child.stderr, true);
   }

@@ -10,6 +10,7 @@ import { resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { BUCKETS, LOCAL_MODEL_URI, STREAM, TABLES } from '../resources.js';
 import { DEFAULT_EMULATOR_PORTS, type Emulators, EXIT_WITH_PARENT, startEmulators } from './emulators.js';
+import { onLines } from './lines.js';
 import { freePort } from './ports.js';
 import { provision } from './provision.js';
 
@@ -163,15 +164,7 @@ class Component {
   }
 
   private pipe(stream: NodeJS.ReadableStream | null): void {
-    let buffered = '';
-    stream?.setEncoding('utf8');
-    stream?.on('data', (chunk: string) => {
-      buffered += chunk;
-      const lines = buffered.split('\n');
-      buffered = lines.pop() ?? '';
-      for (const line of lines) this.emit(line);
-    });
-    stream?.on('end', () => buffered && this.emit(buffered));
+    onLines(stream, (line) => this.emit(line), { unterminatedLast: true });
   }
 
   private emit(line: string): void {
