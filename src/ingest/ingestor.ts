@@ -460,6 +460,10 @@ export class Ingestor {
     this.metrics.set('ingest.bytes_per_s', (bytes - this.lastStats.bytes) / seconds);
     this.metrics.set('ingest.producer_retries', producer.retries);
     this.metrics.set('ingest.buffer_depth', producer.bufferDepth);
+    // Time spent holding records back to stay under a shard's quota: sustained growth means too many products
+    // for the stream's shards.
+    this.metrics.set('ingest.producer_throttled_waits', producer.throttledWaits);
+    this.metrics.set('ingest.producer_throttled_ms', producer.throttledMs);
     this.metrics.set(
       'ingest.last_heartbeat_age_s',
       this.counters.lastHeartbeatUs ? (t - this.counters.lastHeartbeatUs) / 1e6 : -1,
