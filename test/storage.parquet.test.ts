@@ -85,7 +85,7 @@ describe('raw zone encoding hints', () => {
     const rows: RawRow[] = [];
     for (const b of simStream({ seed: 11, products: ['BTC-USD'], seconds, snapshotEveryMs: 20_000 }))
       for (const r of b.records)
-        r.events.forEach((e, index) =>
+        r.events.forEach((e, index) => {
           rows.push({
             product: e.product,
             tsUs: e.exchUs,
@@ -97,8 +97,8 @@ describe('raw zone encoding hints', () => {
             record: r.sequenceNumber,
             index,
             event: JSON.stringify(e),
-          }),
-        );
+          });
+        });
     return rows;
   };
 
