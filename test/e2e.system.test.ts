@@ -5,38 +5,21 @@
  * "what was your best bid/ask at sequence N"; every other component is its own OS process, as under `npm start`.
  */
 import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { LatestSnapshot } from '../src/api/types.js';
 import { s3Client } from '../src/aws/clients.js';
 import { FEATURE_SPEC } from '../src/features/spec.js';
-import { freePort } from '../src/local/ports.js';
-import { normalizeDecimal } from '../src/marketdata/decimal.js';
 import { TARGETS } from '../src/model/types.js';
 import { BUCKETS } from '../src/resources.js';
-import { productSpecs } from '../src/simulator/exchange.js';
-import { type SimulatorServer, startSimulator } from '../src/simulator/server.js';
 import { decodeFeatureRows, decodePredictionRows } from '../src/storage/parquet.js';
-import { withSystem } from './support/system.js';
+import { expectSimulatorTop, until, withSimulatedSystem } from './support/system.js';
 
 const PRODUCTS = ['BTC-USD', 'ETH-USD'];
 const OBJECT_TICKS = 20; // 2 s lake objects, so complete objects appear within the test
-const simPort = await freePort();
-let sim: SimulatorServer;
-
-beforeAll(async () => {
-  sim = await startSimulator({ port: simPort, seed: 42, products: productSpecs(PRODUCTS), mode: 'realtime' });
-});
-afterAll(async () => {
-  await sim?.close();
-});
-
-const fixture = withSystem({
+const fixture = await withSimulatedSystem({
+  simulator: { seed: 42, products: PRODUCTS },
   components: ['ingestor', 'worker', 'gateway'],
-  env: {
-    FEED_URL: `ws://127.0.0.1:${simPort}`,
-    SYMBOLS: PRODUCTS.join(','),
-    LAKE_OBJECT_TICKS: String(OBJECT_TICKS),
-  },
+  env: { LAKE_OBJECT_TICKS: String(OBJECT_TICKS) },
 });
 
 type Latest = LatestSnapshot & { ageMs: number };
@@ -48,27 +31,10 @@ function windowStartMs(key: string): number {
   return Number(m[1]);
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 async function latestAll(): Promise<Latest[]> {
   const res = await fetch(`${fixture.system.urls.dashboard}latest`);
   expect(res.status).toBe(200);
   return ((await res.json()) as { products: Latest[] }).products;
-}
-
-function expectSimulatorTop(product: string, seq: number, bestBid: string, bestAsk: string): void {
-  const top = sim.topOfBookAt(product, seq);
-  expect(top, `simulator top of book for ${product} at seq ${seq}`).toBeDefined();
-  expect(normalizeDecimal(bestBid)).toBe(normalizeDecimal(top!.bestBid));
-  expect(normalizeDecimal(bestAsk)).toBe(normalizeDecimal(top!.bestAsk));
 }
 
 describe('the whole path, locally', () => {
@@ -81,7 +47,7 @@ describe('the whole path, locally', () => {
     for (const snap of scored) {
       expect(PRODUCTS).toContain(snap.product);
       expect(snap.seq).toBeGreaterThan(0);
-      expectSimulatorTop(snap.product, snap.seq, snap.bestBid, snap.bestAsk);
+      expectSimulatorTop(fixture.sim, snap.product, snap.seq, snap.bestBid, snap.bestAsk);
       expect(Number(snap.bestAsk)).toBeGreaterThan(Number(snap.bestBid));
       expect(snap.mid).toBeCloseTo((Number(snap.bestBid) + Number(snap.bestAsk)) / 2, 6);
       expect(snap.bids).toHaveLength(3);
@@ -100,7 +66,8 @@ describe('the whole path, locally', () => {
       const all = await latestAll();
       return all.every((s) => s.tsUs > (first.get(s.product) ?? Number.POSITIVE_INFINITY)) ? all : undefined;
     });
-    for (const snap of later) expectSimulatorTop(snap.product, snap.seq, snap.bestBid, snap.bestAsk);
+    for (const snap of later)
+      expectSimulatorTop(fixture.sim, snap.product, snap.seq, snap.bestBid, snap.bestAsk);
   });
 
   it('writes Parquet feature and prediction objects to S3 that read back tick by tick', async () => {
@@ -133,7 +100,7 @@ describe('the whole path, locally', () => {
       expect(row.tsUs).toBe(rows[0]!.tsUs + i * 100_000);
       expect(row.values).toHaveLength(spec.features.length);
       for (const v of row.values) expect(Number.isFinite(v)).toBe(true);
-      expectSimulatorTop(product, row.seq, row.bestBid, row.bestAsk);
+      expectSimulatorTop(fixture.sim, product, row.seq, row.bestBid, row.bestAsk);
     });
 
     // Every tick of that window was scored, with the probabilities in range and a model version.

@@ -14,50 +14,25 @@ import {
   ListShardsCommand,
 } from '@aws-sdk/client-kinesis';
 import { DeleteCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { dynamoClient, kinesisClient } from '../src/aws/clients.js';
-import { freePort } from '../src/local/ports.js';
-import { normalizeDecimal } from '../src/marketdata/decimal.js';
 import { STREAM, TABLES } from '../src/resources.js';
-import { productSpecs } from '../src/simulator/exchange.js';
-import { type SimulatorServer, startSimulator } from '../src/simulator/server.js';
 import { getHistory, getLatest } from '../src/storage/latest.js';
 import { decodeRecord, type SnapshotRefEvent } from '../src/stream/record.js';
-import { withSystem } from './support/system.js';
+import { expectSimulatorTop, until, withSimulatedSystem } from './support/system.js';
 
 const PRODUCTS = ['BTC-USD', 'ETH-USD'];
 const SNAPSHOT_INTERVAL_MS = 2000;
-const simPort = await freePort();
-let sim: SimulatorServer;
-
-beforeAll(async () => {
-  sim = await startSimulator({ port: simPort, seed: 5, products: productSpecs(PRODUCTS), mode: 'realtime' });
-});
-afterAll(async () => {
-  await sim?.close();
-});
-
-const fixture = withSystem({
+const fixture = await withSimulatedSystem({
+  simulator: { seed: 5, products: PRODUCTS },
   components: ['ingestor', 'worker'],
   seed: false,
   env: {
-    FEED_URL: `ws://127.0.0.1:${simPort}`,
-    SYMBOLS: PRODUCTS.join(','),
     SNAPSHOT_INTERVAL_MS: String(SNAPSHOT_INTERVAL_MS),
     WORKER_START: 'lookback',
     WORKER_START_LOOKBACK_MS: '0',
   },
 });
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 /** Every record of a shard after `after` (from the start when undefined), decoded. */
 async function readShard(kinesis: KinesisClient, shardId: string, after?: string) {
@@ -173,10 +148,7 @@ describe('a worker starting late on a running stream', () => {
       const history = await getHistory(product, 0, 10_000, store);
       expect(history.length).toBeGreaterThan(0);
       for (const snap of history) {
-        const top = sim.topOfBookAt(product, snap.seq);
-        expect(top, `simulator top of ${product} at seq ${snap.seq}`).toBeDefined();
-        expect(normalizeDecimal(snap.bestBid)).toBe(normalizeDecimal(top!.bestBid));
-        expect(normalizeDecimal(snap.bestAsk)).toBe(normalizeDecimal(top!.bestAsk));
+        expectSimulatorTop(fixture.sim, product, snap.seq, snap.bestBid, snap.bestAsk);
         // Before its first snapshot the worker has no book: the quote comes from the ticker, flagged as such.
         // From the snapshot on it is the full book (three levels a side).
         expect(snap.features.source_is_ticker, `source at ${snap.tsUs}`).toBe(fromBook(snap.tsUs) ? 0 : 1);

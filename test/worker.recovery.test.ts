@@ -5,49 +5,24 @@
  * features and predictions alike), every raw event once, and the book after recovery must equal the simulator's.
  */
 import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { dynamoClient, s3Client } from '../src/aws/clients.js';
-import { freePort } from '../src/local/ports.js';
-import { normalizeDecimal } from '../src/marketdata/decimal.js';
 import { BUCKETS, TABLES } from '../src/resources.js';
-import { productSpecs } from '../src/simulator/exchange.js';
-import { type SimulatorServer, startSimulator } from '../src/simulator/server.js';
 import { getLatest } from '../src/storage/latest.js';
 import { decodeFeatureRows, decodeRawRows } from '../src/storage/parquet.js';
-import { withSystem } from './support/system.js';
+import { expectSimulatorTop, until as untilWithin, withSimulatedSystem } from './support/system.js';
 
 const PRODUCTS = ['BTC-USD', 'ETH-USD'];
 const OBJECT_TICKS = 10; // 1 s objects: several close before and after the crash
-const simPort = await freePort();
-let sim: SimulatorServer;
-
-beforeAll(async () => {
-  sim = await startSimulator({ port: simPort, seed: 11, products: productSpecs(PRODUCTS), mode: 'realtime' });
-});
-afterAll(async () => {
-  await sim?.close();
-});
-
-const fixture = withSystem({
+const fixture = await withSimulatedSystem({
+  simulator: { seed: 11, products: PRODUCTS },
   components: ['ingestor', 'worker'],
   seed: false,
-  env: {
-    FEED_URL: `ws://127.0.0.1:${simPort}`,
-    SYMBOLS: PRODUCTS.join(','),
-    LAKE_OBJECT_TICKS: String(OBJECT_TICKS),
-  },
+  env: { LAKE_OBJECT_TICKS: String(OBJECT_TICKS) },
   backoff: { initialMs: 200, maxMs: 400 },
 });
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 90_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+// The crash and the supervisor's restart come on top of the usual waits.
+const until = <T>(what: string, probe: () => Promise<T | undefined>) => untilWithin(what, probe, 90_000);
 
 describe('worker crash recovery', () => {
   it('leaves every tick in the lake exactly once and the book equal to the simulator after a SIGKILL', async () => {
@@ -89,10 +64,7 @@ describe('worker crash recovery', () => {
         const { rows } = await decodeFeatureRows(await read(key));
         for (const r of rows) {
           ticks.push(r.tsUs);
-          const top = sim.topOfBookAt(p, r.seq);
-          expect(top, `simulator book of ${p} at seq ${r.seq}`).toBeDefined();
-          expect(normalizeDecimal(r.bestBid)).toBe(normalizeDecimal(top!.bestBid));
-          expect(normalizeDecimal(r.bestAsk)).toBe(normalizeDecimal(top!.bestAsk));
+          expectSimulatorTop(fixture.sim, p, r.seq, r.bestBid, r.bestAsk);
         }
       }
       ticks.sort((a, b) => a - b);
@@ -121,8 +93,6 @@ describe('worker crash recovery', () => {
       });
       return snap && snap.updatedAtMs > crashedAt ? snap : undefined;
     });
-    const top = sim.topOfBookAt(product, latest.seq);
-    expect(normalizeDecimal(latest.bestBid)).toBe(normalizeDecimal(top!.bestBid));
-    expect(normalizeDecimal(latest.bestAsk)).toBe(normalizeDecimal(top!.bestAsk));
+    expectSimulatorTop(fixture.sim, product, latest.seq, latest.bestBid, latest.bestAsk);
   });
 });

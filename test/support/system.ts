@@ -1,14 +1,18 @@
 /**
- * Helpers for tests that need real local AWS: emulators (and optionally the whole system) in a temp data dir on
- * free ports, torn down after the test file.
+ * Helpers for tests that need real local AWS: emulators (and optionally the whole system, possibly fed by a
+ * simulator in the test's process) in a temp data dir on free ports, torn down after the test file.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { type Emulators, startEmulators } from '../../src/local/emulators.js';
+import { freePort } from '../../src/local/ports.js';
 import { provision } from '../../src/local/provision.js';
 import { type System, type SystemOptions, startSystem } from '../../src/local/supervisor.js';
+import { normalizeDecimal } from '../../src/marketdata/decimal.js';
+import { productSpecs } from '../../src/simulator/exchange.js';
+import { type SimulatorServer, startSimulator } from '../../src/simulator/server.js';
 
 export function tempDataDir(prefix = 'qw-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
@@ -75,4 +79,75 @@ export function withSystem(options: Omit<SystemOptions, 'dataDir'> = {}): System
     },
     dataDir,
   };
+}
+
+export interface SimulatedSystemFixture extends SystemFixture {
+  /** The simulator feeding the system; valid inside tests (after beforeAll). */
+  readonly sim: SimulatorServer;
+}
+
+/**
+ * The system fed by an exchange simulator running in the test's own process (realtime, on a free port), so a
+ * test can ask its book at any sequence. The system's FEED_URL and SYMBOLS point at it; `options.env` adds more.
+ */
+export async function withSimulatedSystem(
+  options: { simulator: { seed: number; products: readonly string[] } } & Omit<SystemOptions, 'dataDir'>,
+): Promise<SimulatedSystemFixture> {
+  const {
+    simulator: { seed, products },
+    env,
+    ...systemOptions
+  } = options;
+  const port = await freePort();
+  let sim: SimulatorServer | undefined;
+  // Registered before the system's hooks: the simulator is up before the ingestor connects, and closes after it.
+  beforeAll(async () => {
+    sim = await startSimulator({ port, seed, products: productSpecs(products), mode: 'realtime' });
+  });
+  afterAll(async () => {
+    await sim?.close();
+  });
+  const fixture = withSystem({
+    ...systemOptions,
+    env: { FEED_URL: `ws://127.0.0.1:${port}`, SYMBOLS: products.join(','), ...env },
+  });
+  return {
+    get sim() {
+      if (!sim) throw new Error('the simulator is only available inside tests (after beforeAll)');
+      return sim;
+    },
+    get system() {
+      return fixture.system;
+    },
+    dataDir: fixture.dataDir,
+  };
+}
+
+/** Expects a served best bid/ask to equal the simulator's top of book of `product` at `seq`. */
+export function expectSimulatorTop(
+  sim: SimulatorServer,
+  product: string,
+  seq: number,
+  bestBid: string,
+  bestAsk: string,
+): void {
+  const top = sim.topOfBookAt(product, seq);
+  expect(top, `simulator top of book for ${product} at seq ${seq}`).toBeDefined();
+  expect(normalizeDecimal(bestBid)).toBe(normalizeDecimal(top!.bestBid));
+  expect(normalizeDecimal(bestAsk)).toBe(normalizeDecimal(top!.bestAsk));
+}
+
+/** Polls `probe` until it returns a value (a throw counts as not yet); fails naming `what` after `timeoutMs`. */
+export async function until<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  timeoutMs = 60_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const value = await probe().catch(() => undefined);
+    if (value !== undefined) return value;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`timed out waiting for ${what}`);
 }
