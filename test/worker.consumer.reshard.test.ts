@@ -1,35 +1,23 @@
-import {
-  DescribeStreamSummaryCommand,
-  type KinesisClient,
-  MergeShardsCommand,
-  SplitShardCommand,
-} from '@aws-sdk/client-kinesis';
+import { MergeShardsCommand, SplitShardCommand } from '@aws-sdk/client-kinesis';
 import { describe, expect, it } from 'vitest';
 import { dynamoClient, kinesisClient } from '../src/aws/clients.js';
-import { TABLES } from '../src/resources.js';
 import { CheckpointStore } from '../src/worker/checkpoints.js';
-import { KinesisConsumer } from '../src/worker/consumer.js';
 import { withEmulators } from './support/system.js';
 import {
   createStream,
   exactlyOnce,
   type Handled,
   listShards,
+  localConsumer,
   outOfOrder,
   putTrades,
-  recorder,
+  runRecorded,
+  TABLE,
   until,
+  whenActive,
 } from './worker.consumer.support.js';
 
 const local = withEmulators({ provision: true });
-const TABLE = TABLES.checkpoints.localName;
-
-async function whenActive(kinesis: KinesisClient, stream: string) {
-  await until('stream ACTIVE', async () => {
-    const out = await kinesis.send(new DescribeStreamSummaryCommand({ StreamName: stream }));
-    return out.StreamDescriptionSummary?.StreamStatus === 'ACTIVE';
-  });
-}
 
 describe.each([
   ['without leases', false],
@@ -66,22 +54,13 @@ describe.each([
 
     // Only now a consumer starts: every shard exists at once, and the order must still hold.
     const log: Handled[] = [];
-    const consumer = new KinesisConsumer({
-      kinesis,
-      dynamo: dynamoClient(env),
-      streamName: stream,
-      checkpointTable: TABLE,
-      idleMs: 20,
-      syncMs: 100,
+    const consumer = localConsumer(env, stream, {
       limit: 2, // small batches: shards read side by side would interleave
-
       ...(leased ? { leases: { workerId: 'solo', leaseMs: 2000 } } : {}),
     });
-    const stop = new AbortController();
-    const running = consumer.run(recorder(log, 'solo'), stop.signal);
+    const running = runRecorded(consumer, log, 'solo');
     await until('every event handled', () => log.length >= ids.length);
-    stop.abort();
-    await running;
+    await running.stop();
 
     expect(exactlyOnce(log, ids)).toEqual({ duplicated: [], missing: [] });
     expect(outOfOrder(log)).toEqual([]);

@@ -4,24 +4,25 @@
  * starts at TRIM_HORIZON, and a start time after every record waits at the tip (kinesalite needed a fix for that:
  * src/local/launch-kinesalite.cjs).
  */
-import { DescribeStreamSummaryCommand, type KinesisClient, SplitShardCommand } from '@aws-sdk/client-kinesis';
+import { SplitShardCommand } from '@aws-sdk/client-kinesis';
 import { describe, expect, it } from 'vitest';
 import { dynamoClient, kinesisClient } from '../src/aws/clients.js';
-import { TABLES } from '../src/resources.js';
 import { CheckpointStore } from '../src/worker/checkpoints.js';
-import { type ConsumerOptions, KinesisConsumer, startPositionFrom } from '../src/worker/consumer.js';
+import { type ConsumerOptions, type KinesisConsumer, startPositionFrom } from '../src/worker/consumer.js';
 import { withEmulators } from './support/system.js';
 import {
   createStream,
   type Handled,
   listShards,
+  localConsumer,
   putTrades,
-  recorder,
+  runRecorded,
+  TABLE,
   until,
+  whenActive,
 } from './worker.consumer.support.js';
 
 const local = withEmulators({ provision: true });
-const TABLE = TABLES.checkpoints.localName;
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 type Hooks = Pick<ConsumerOptions, 'log' | 'onIdle'>;
@@ -37,19 +38,10 @@ async function consume(consumer: (hooks: Hooks) => KinesisConsumer, done: (handl
       idle = true;
     },
   });
-  const stop = new AbortController();
-  const running = c.run(recorder(handled, 'c'), stop.signal);
+  const running = runRecorded(c, handled, 'c');
   await until('consumer done', () => done(handled) && idle);
-  stop.abort();
-  await running;
+  await running.stop();
   return { handled, ids: handled.map((h) => h.id), logs };
-}
-
-async function whenActive(kinesis: KinesisClient, stream: string) {
-  await until('stream ACTIVE', async () => {
-    const out = await kinesis.send(new DescribeStreamSummaryCommand({ StreamName: stream }));
-    return out.StreamDescriptionSummary?.StreamStatus === 'ACTIVE';
-  });
 }
 
 describe('start position', () => {
@@ -75,13 +67,7 @@ describe('start position', () => {
     const recent = await putTrades(kinesis, stream, ['AA-USD'], [3, 4]);
     // The clock says `mid + 1000`, so a lookback of 1000 ms starts exactly at `mid`.
     const consumer = (streamName: string) => (hooks: Hooks) =>
-      new KinesisConsumer({
-        kinesis,
-        dynamo,
-        streamName,
-        checkpointTable: TABLE,
-        syncMs: 100,
-        idleMs: 20,
+      localConsumer(local.env, streamName, {
         start: { at: 'timestamp', lookbackMs: 1000 },
         now: () => mid + 1000,
         ...hooks,
@@ -105,28 +91,17 @@ describe('start position', () => {
 
   it('a start time after every record waits at the tip and hands over what arrives next', async () => {
     const kinesis = kinesisClient(local.env);
-    const dynamo = dynamoClient(local.env);
     const stream = 'start-at-tip';
     await createStream(kinesis, stream, 1);
     await putTrades(kinesis, stream, ['CC-USD'], [1, 2]);
     await pause(100);
     const handled: Handled[] = [];
-    const stop = new AbortController();
-    const c = new KinesisConsumer({
-      kinesis,
-      dynamo,
-      streamName: stream,
-      checkpointTable: TABLE,
-      syncMs: 100,
-      idleMs: 20,
-      start: { at: 'timestamp', lookbackMs: 0 },
-    });
-    const running = c.run(recorder(handled, 'c'), stop.signal);
+    const c = localConsumer(local.env, stream, { start: { at: 'timestamp', lookbackMs: 0 } });
+    const running = runRecorded(c, handled, 'c');
     await until('the shard is read', () => c.readingShards().length === 1);
     const next = await putTrades(kinesis, stream, ['CC-USD'], [3]);
     await until('the new record handled', () => handled.length >= 1);
-    stop.abort();
-    await running;
+    await running.stop();
     expect(handled.map((h) => h.id)).toEqual(next);
   }, 30_000);
 
@@ -153,17 +128,7 @@ describe('start position', () => {
     });
     // Start time = now: every child record is older, so only TRIM_HORIZON hands them over.
     const { ids, logs } = await consume(
-      (hooks) =>
-        new KinesisConsumer({
-          kinesis,
-          dynamo,
-          streamName: stream,
-          checkpointTable: TABLE,
-          syncMs: 100,
-          idleMs: 20,
-          start: { at: 'timestamp', lookbackMs: 0 },
-          ...hooks,
-        }),
+      (hooks) => localConsumer(local.env, stream, { start: { at: 'timestamp', lookbackMs: 0 }, ...hooks }),
       (h) => h.length >= inChildren.length,
     );
     expect([...ids].sort()).toEqual([...inChildren].sort());

@@ -1,6 +1,7 @@
 /**
  * Helpers of the consumer tests (worker.consumer*, worker.leases*, worker.fanout*): a fresh stream per test,
- * trade events whose order per product is checkable, and a handler that records what it was handed.
+ * trade events whose order per product is checkable, a consumer over the local emulators, and a handler that
+ * records what it was handed.
  */
 import {
   CreateStreamCommand,
@@ -10,8 +11,13 @@ import {
   PutRecordsCommand,
   type Shard,
 } from '@aws-sdk/client-kinesis';
+import { dynamoClient, kinesisClient } from '../src/aws/clients.js';
+import { TABLES } from '../src/resources.js';
 import { encodeRecord, type StreamEvent } from '../src/stream/record.js';
-import type { ShardBatch } from '../src/worker/consumer.js';
+import { type ConsumerOptions, KinesisConsumer, type ShardBatch } from '../src/worker/consumer.js';
+
+/** The provisioned checkpoint (and lease) table. */
+export const TABLE = TABLES.checkpoints.localName;
 
 export async function createStream(kinesis: KinesisClient, name: string, shards: number): Promise<Shard[]> {
   await kinesis.send(new CreateStreamCommand({ StreamName: name, ShardCount: shards }));
@@ -21,6 +27,14 @@ export async function createStream(kinesis: KinesisClient, name: string, shards:
     await new Promise((r) => setTimeout(r, 50));
   }
   return listShards(kinesis, name);
+}
+
+/** Waits for a stream to be ACTIVE again (after a split or merge). */
+export async function whenActive(kinesis: KinesisClient, stream: string): Promise<void> {
+  await until('stream ACTIVE', async () => {
+    const out = await kinesis.send(new DescribeStreamSummaryCommand({ StreamName: stream }));
+    return out.StreamDescriptionSummary?.StreamStatus === 'ACTIVE';
+  });
 }
 
 export async function listShards(kinesis: KinesisClient, name: string): Promise<Shard[]> {
@@ -76,6 +90,26 @@ export async function putTrades(
   return ids;
 }
 
+/**
+ * A polling consumer of `streamName` over the emulators in `env` with the checkpoint table, quick to notice an
+ * empty shard (20 ms) and shard or lease changes (100 ms); `options` adds to or overrides that.
+ */
+export function localConsumer(
+  env: Record<string, string>,
+  streamName: string,
+  options: Partial<ConsumerOptions> = {},
+): KinesisConsumer {
+  return new KinesisConsumer({
+    kinesis: kinesisClient(env),
+    dynamo: dynamoClient(env),
+    streamName,
+    checkpointTable: TABLE,
+    idleMs: 20,
+    syncMs: 100,
+    ...options,
+  });
+}
+
 export interface Handled {
   who: string;
   shardId: string;
@@ -90,6 +124,22 @@ export function recorder(log: Handled[], who: string) {
     for (const r of batch.records)
       for (const e of r.events)
         log.push({ who, shardId: batch.shardId, id: e.id, product: r.product, seq: e.seq });
+  };
+}
+
+/** Runs `consumer` with a recorder of `log` tagged `who`; `stop()` aborts it and waits until it returned. */
+export function runRecorded(
+  consumer: KinesisConsumer,
+  log: Handled[],
+  who: string,
+): { stop(): Promise<void> } {
+  const abort = new AbortController();
+  const running = consumer.run(recorder(log, who), abort.signal);
+  return {
+    stop: async () => {
+      abort.abort();
+      await running;
+    },
   };
 }
 

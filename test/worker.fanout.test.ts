@@ -1,18 +1,17 @@
 import { SplitShardCommand } from '@aws-sdk/client-kinesis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dynamoClient, kinesisClient } from '../src/aws/clients.js';
+import { kinesisClient } from '../src/aws/clients.js';
 import { type KinesisMock, startKinesisMock } from '../src/local/emulators.js';
-import { TABLES } from '../src/resources.js';
-import { KinesisConsumer } from '../src/worker/consumer.js';
 import { withEmulators } from './support/system.js';
 import {
   createStream,
   exactlyOnce,
   type Handled,
   listShards,
+  localConsumer,
   outOfOrder,
   putTrades,
-  recorder,
+  runRecorded,
   until,
 } from './worker.consumer.support.js';
 
@@ -27,7 +26,6 @@ afterAll(async () => {
   await mock?.stop();
 });
 
-const TABLE = TABLES.checkpoints.localName;
 const products = ['AA-USD', 'BB-USD', 'CC-USD', 'DD-USD'];
 
 describe('enhanced fan-out consumer (kinesis-local over HTTP/1.1)', () => {
@@ -39,27 +37,20 @@ describe('enhanced fan-out consumer (kinesis-local over HTTP/1.1)', () => {
 
   it('delivers every record once and in order, renews its subscriptions, resumes from the checkpoint', async () => {
     const kinesis = kinesisClient(mock!.env);
-    const dynamo = dynamoClient(local.env);
     const stream = 'fanout-basic';
     await createStream(kinesis, stream, 2);
     const logs: { msg: string; fields?: Record<string, unknown> }[] = [];
-    const consumer = (onIdle?: () => void) =>
-      new KinesisConsumer({
+    const consumer = () =>
+      localConsumer(local.env, stream, {
         kinesis,
-        dynamo,
-        streamName: stream,
-        checkpointTable: TABLE,
         syncMs: 200,
         fanOut: { consumerName: 'qw-test', renewAfterMs: 1500, retryMs: 200 },
-        onIdle,
         log: (_level, msg, fields) => logs.push({ msg, fields }),
       });
     const handled: Handled[] = [];
 
     const ids = await putTrades(kinesis, stream, products, [1, 2]);
-    const first = consumer();
-    const stop = new AbortController();
-    const running = first.run(recorder(handled, 'first'), stop.signal);
+    const first = runRecorded(consumer(), handled, 'first');
     await until('first round handled', () => handled.length >= ids.length);
     // Let every subscription be renewed at least once before the second round arrives.
     await until(
@@ -68,8 +59,7 @@ describe('enhanced fan-out consumer (kinesis-local over HTTP/1.1)', () => {
     );
     ids.push(...(await putTrades(kinesis, stream, products, [3, 4])));
     await until('second round handled', () => handled.length >= ids.length);
-    stop.abort();
-    await running;
+    await first.stop();
     expect(exactlyOnce(handled, ids)).toEqual({ duplicated: [], missing: [] });
     expect(outOfOrder(handled)).toEqual([]);
     // Renewals start after the last delivered record, never at TRIM_HORIZON again once something arrived.
@@ -79,12 +69,9 @@ describe('enhanced fan-out consumer (kinesis-local over HTTP/1.1)', () => {
     // A new consumer (a restart) resumes after the checkpoints: only what was put since is handed over.
     const more = await putTrades(kinesis, stream, products, [5]);
     const again: Handled[] = [];
-    const stop2 = new AbortController();
-    const second = consumer();
-    const running2 = second.run(recorder(again, 'second'), stop2.signal);
+    const second = runRecorded(consumer(), again, 'second');
     await until('restart handled the new records', () => again.length >= more.length);
-    stop2.abort();
-    await running2;
+    await second.stop();
     expect(exactlyOnce(again, more)).toEqual({ duplicated: [], missing: [] });
   }, 60_000);
 
@@ -103,19 +90,14 @@ describe('enhanced fan-out consumer (kinesis-local over HTTP/1.1)', () => {
     await until('split done', async () => (await listShards(kinesis, stream)).length === 3);
     ids.push(...(await putTrades(kinesis, stream, products, [3, 4])));
     const handled: Handled[] = [];
-    const c = new KinesisConsumer({
+    const c = localConsumer(local.env, stream, {
       kinesis,
-      dynamo: dynamoClient(local.env),
-      streamName: stream,
-      checkpointTable: TABLE,
       syncMs: 200,
       fanOut: { consumerName: 'qw-test', retryMs: 200 },
     });
-    const stop = new AbortController();
-    const running = c.run(recorder(handled, 'c'), stop.signal);
+    const running = runRecorded(c, handled, 'c');
     await until('all handled', () => handled.length >= ids.length, 30_000);
-    stop.abort();
-    await running;
+    await running.stop();
     expect(exactlyOnce(handled, ids)).toEqual({ duplicated: [], missing: [] });
     expect(outOfOrder(handled)).toEqual([]);
   }, 60_000);

@@ -6,23 +6,23 @@ import type { Shard } from '@aws-sdk/client-kinesis';
 import { describe, expect, it } from 'vitest';
 import { dynamoClient, kinesisClient } from '../src/aws/clients.js';
 import { ConfigError, readConsumerConfig } from '../src/config.js';
-import { TABLES } from '../src/resources.js';
 import { CheckpointStore, LeaseLostError } from '../src/worker/checkpoints.js';
-import { consumerOptionsFrom, KinesisConsumer } from '../src/worker/consumer.js';
+import { consumerOptionsFrom } from '../src/worker/consumer.js';
 import { LeaseTable, planLeases, readyShards } from '../src/worker/leases.js';
 import { withEmulators } from './support/system.js';
 import {
   createStream,
   exactlyOnce,
   type Handled,
+  localConsumer,
   outOfOrder,
   putTrades,
-  recorder,
+  runRecorded,
+  TABLE,
   until,
 } from './worker.consumer.support.js';
 
 const local = withEmulators({ provision: true });
-const TABLE = TABLES.checkpoints.localName;
 
 describe('planLeases', () => {
   const ready = ['s0', 's1', 's2', 's3'];
@@ -148,15 +148,7 @@ describe('lease items in dynalite', () => {
 });
 
 const consumerFor = (env: Record<string, string>, stream: string, workerId: string, leaseMs: number) =>
-  new KinesisConsumer({
-    kinesis: kinesisClient(env),
-    dynamo: dynamoClient(env),
-    streamName: stream,
-    checkpointTable: TABLE,
-    idleMs: 20,
-    syncMs: 100,
-    leases: { workerId, leaseMs },
-  });
+  localConsumer(env, stream, { leases: { workerId, leaseMs } });
 
 describe('two consumers on a 4-shard stream', () => {
   it('split the shards, hand them over cleanly on stop, and handle every event exactly once in order', async () => {
@@ -170,16 +162,14 @@ describe('two consumers on a 4-shard stream', () => {
     const ids = await putTrades(kinesis, stream, products, [1, 2, 3, 4, 5], keys);
 
     const a = consumerFor(env, stream, 'worker-a', 3000);
-    const stopA = new AbortController();
-    const runA = a.run(recorder(log, 'a'), stopA.signal);
+    const runA = runRecorded(a, log, 'a');
     await until(
       'a reads all 4 shards and handled the first events',
       () => a.readingShards().length === 4 && log.length === ids.length,
     );
 
     const b = consumerFor(env, stream, 'worker-b', 3000);
-    const stopB = new AbortController();
-    const runB = b.run(recorder(log, 'b'), stopB.signal);
+    const runB = runRecorded(b, log, 'b');
     await until(
       'the shards are split 2/2',
       () => a.readingShards().length === 2 && b.readingShards().length === 2,
@@ -192,13 +182,11 @@ describe('two consumers on a 4-shard stream', () => {
     expect(bShards).toEqual(new Set(b.readingShards()));
 
     // A stops gracefully: it checkpoints and releases, B takes its shards without waiting for expiry.
-    stopA.abort();
-    await runA;
+    await runA.stop();
     await until('b reads all 4 shards', () => b.readingShards().length === 4, 2500);
     ids.push(...(await putTrades(kinesis, stream, products, [11, 12, 13], keys)));
     await until('b handled the third round', () => log.length >= ids.length);
-    stopB.abort();
-    await runB;
+    await runB.stop();
 
     expect(exactlyOnce(log, ids)).toEqual({ duplicated: [], missing: [] });
     expect(outOfOrder(log)).toEqual([]);
@@ -267,8 +255,7 @@ await c.run(async (batch) => {
       );
 
       const b = consumerFor(env, stream, 'worker-b', leaseMs);
-      const stopB = new AbortController();
-      const runB = b.run(recorder(log, 'b'), stopB.signal);
+      const runB = runRecorded(b, log, 'b');
       await until(
         'the shards are split 2/2',
         async () =>
@@ -296,8 +283,7 @@ await c.run(async (batch) => {
 
       ids.push(...(await putTrades(kinesis, stream, products, [5, 6, 7], keys)));
       await until('b took over and handled the second round', () => log.length >= ids.length, 20_000);
-      stopB.abort();
-      await runB;
+      await runB.stop();
 
       expect(exactlyOnce(log, ids)).toEqual({ duplicated: [], missing: [] });
       expect(outOfOrder(log)).toEqual([]);
