@@ -57,6 +57,73 @@ interface Column {
   plain?: boolean;
 }
 
+/** One column of a zone's fixed schema: the Parquet column `name`, of type `kind`, holds the row's `field`. */
+interface ColumnDef<R> {
+  name: string;
+  kind: Kind;
+  field: keyof R & string;
+  /** A column whose values are all distinct when the rows' event ids are: PLAIN, see encodeRawRows. */
+  plain?: true;
+}
+
+// Each zone's columns in file order; encoding and decoding both follow these tables.
+
+/** The fixed columns of features files; after them comes one FLOAT column per feature of the spec (`values`). */
+const FEATURE_COLUMNS: readonly ColumnDef<FeatureRow>[] = [
+  { name: 'product', kind: 'STRING', field: 'product' },
+  { name: 'ts', kind: 'TIMESTAMP_US', field: 'tsUs' },
+  { name: 'seq', kind: 'INT64', field: 'seq' },
+  { name: 'best_bid', kind: 'STRING', field: 'bestBid' },
+  { name: 'best_ask', kind: 'STRING', field: 'bestAsk' },
+  { name: 'mid', kind: 'DOUBLE', field: 'mid' },
+  { name: 'spread', kind: 'DOUBLE', field: 'spread' },
+];
+
+const LABEL_COLUMNS: readonly ColumnDef<LabelRow>[] = [
+  { name: 'product', kind: 'STRING', field: 'product' },
+  { name: 'ts', kind: 'TIMESTAMP_US', field: 'tsUs' },
+  { name: 'target', kind: 'STRING', field: 'target' },
+  { name: 'value', kind: 'DOUBLE', field: 'value' },
+];
+
+const PREDICTION_COLUMNS: readonly ColumnDef<PredictionRow>[] = [
+  { name: 'product', kind: 'STRING', field: 'product' },
+  { name: 'ts', kind: 'TIMESTAMP_US', field: 'tsUs' },
+  { name: 'target', kind: 'STRING', field: 'target' },
+  { name: 'model_version', kind: 'STRING', field: 'modelVersion' },
+  { name: 'probability', kind: 'FLOAT', field: 'probability' },
+];
+
+const RAW_COLUMNS: readonly ColumnDef<RawRow>[] = [
+  { name: 'product', kind: 'STRING', field: 'product' },
+  { name: 'ts', kind: 'TIMESTAMP_US', field: 'tsUs' },
+  { name: 'exch_ts', kind: 'TIMESTAMP_US', field: 'exchUs' },
+  { name: 'recv_ts', kind: 'TIMESTAMP_US', field: 'recvUs' },
+  { name: 'seq', kind: 'INT64', field: 'seq' },
+  { name: 'type', kind: 'STRING', field: 'type' },
+  { name: 'event_id', kind: 'STRING', field: 'eventId', plain: true },
+  { name: 'shard_seq', kind: 'STRING', field: 'record' },
+  { name: 'record_index', kind: 'INT32', field: 'index' },
+  { name: 'event', kind: 'STRING', field: 'event', plain: true },
+];
+
+/** The rows as columns of `defs`; `plain`: declare the columns marked plain PLAIN. */
+function columnsOf<R>(defs: readonly ColumnDef<R>[], rows: readonly R[], plain = false): Column[] {
+  return defs.map((d) => ({
+    name: d.name,
+    kind: d.kind,
+    data: rows.map((r) => r[d.field]),
+    ...(plain && d.plain ? { plain } : {}),
+  }));
+}
+
+/** One row read back (see readParquetObjects: INT64 and timestamps as numbers) into the fields of `defs`. */
+function rowOf<R>(defs: readonly ColumnDef<R>[], o: Record<string, unknown>): R {
+  const row: Record<string, unknown> = {};
+  for (const d of defs) row[d.field] = o[d.name];
+  return row as R;
+}
+
 function schemaElement(c: Column): SchemaElement {
   const base = { name: c.name, repetition_type: 'REQUIRED' as const };
   switch (c.kind) {
@@ -107,13 +174,7 @@ export function encodeFeatureRows(rows: readonly FeatureRow[], spec: FeatureSpec
     }
   }
   const columns: Column[] = [
-    { name: 'product', kind: 'STRING', data: rows.map((r) => r.product) },
-    { name: 'ts', kind: 'TIMESTAMP_US', data: rows.map((r) => r.tsUs) },
-    { name: 'seq', kind: 'INT64', data: rows.map((r) => r.seq) },
-    { name: 'best_bid', kind: 'STRING', data: rows.map((r) => r.bestBid) },
-    { name: 'best_ask', kind: 'STRING', data: rows.map((r) => r.bestAsk) },
-    { name: 'mid', kind: 'DOUBLE', data: rows.map((r) => r.mid) },
-    { name: 'spread', kind: 'DOUBLE', data: rows.map((r) => r.spread) },
+    ...columnsOf(FEATURE_COLUMNS, rows),
     // FLOAT, as the model reads them (float32): training sees exactly what serving feeds.
     ...spec.features.map((f, i) => ({
       name: f.name,
@@ -126,28 +187,11 @@ export function encodeFeatureRows(rows: readonly FeatureRow[], spec: FeatureSpec
 
 /** Label values are DOUBLE: 0/1 for quote_change_500ms, the continuous forward volatility for vol_spike_60s. */
 export function encodeLabelRows(rows: readonly LabelRow[]): Uint8Array {
-  return encode(
-    [
-      { name: 'product', kind: 'STRING', data: rows.map((r) => r.product) },
-      { name: 'ts', kind: 'TIMESTAMP_US', data: rows.map((r) => r.tsUs) },
-      { name: 'target', kind: 'STRING', data: rows.map((r) => r.target) },
-      { name: 'value', kind: 'DOUBLE', data: rows.map((r) => r.value) },
-    ],
-    { 'quotewatch.kind': 'labels' },
-  );
+  return encode(columnsOf(LABEL_COLUMNS, rows), { 'quotewatch.kind': 'labels' });
 }
 
 export function encodePredictionRows(rows: readonly PredictionRow[]): Uint8Array {
-  return encode(
-    [
-      { name: 'product', kind: 'STRING', data: rows.map((r) => r.product) },
-      { name: 'ts', kind: 'TIMESTAMP_US', data: rows.map((r) => r.tsUs) },
-      { name: 'target', kind: 'STRING', data: rows.map((r) => r.target) },
-      { name: 'model_version', kind: 'STRING', data: rows.map((r) => r.modelVersion) },
-      { name: 'probability', kind: 'FLOAT', data: rows.map((r) => r.probability) },
-    ],
-    { 'quotewatch.kind': 'predictions' },
-  );
+  return encode(columnsOf(PREDICTION_COLUMNS, rows), { 'quotewatch.kind': 'predictions' });
 }
 
 /**
@@ -164,21 +208,7 @@ export function encodeRawRows(rows: readonly RawRow[], options: { hints?: boolea
     for (const r of rows) ids.add(r.eventId);
     plain = ids.size === rows.length;
   }
-  return encode(
-    [
-      { name: 'product', kind: 'STRING', data: rows.map((r) => r.product) },
-      { name: 'ts', kind: 'TIMESTAMP_US', data: rows.map((r) => r.tsUs) },
-      { name: 'exch_ts', kind: 'TIMESTAMP_US', data: rows.map((r) => r.exchUs) },
-      { name: 'recv_ts', kind: 'TIMESTAMP_US', data: rows.map((r) => r.recvUs) },
-      { name: 'seq', kind: 'INT64', data: rows.map((r) => r.seq) },
-      { name: 'type', kind: 'STRING', data: rows.map((r) => r.type) },
-      { name: 'event_id', kind: 'STRING', data: rows.map((r) => r.eventId), plain },
-      { name: 'shard_seq', kind: 'STRING', data: rows.map((r) => r.record) },
-      { name: 'record_index', kind: 'INT32', data: rows.map((r) => r.index) },
-      { name: 'event', kind: 'STRING', data: rows.map((r) => r.event), plain },
-    ],
-    { 'quotewatch.kind': 'raw' },
-  );
+  return encode(columnsOf(RAW_COLUMNS, rows, plain), { 'quotewatch.kind': 'raw' });
 }
 
 function toArrayBuffer(bytes: Uint8Array): ArrayBuffer {
@@ -220,51 +250,22 @@ export async function decodeFeatureRows(
   if (!specJson) throw new ParquetFormatError('features file lacks quotewatch.feature_spec metadata');
   const spec = JSON.parse(specJson) as FeatureSpec;
   const objects = await readParquetObjects(bytes);
-  const rows = objects.map(
-    (o): FeatureRow => ({
-      product: o.product as string,
-      tsUs: o.ts as number,
-      seq: o.seq as number,
-      bestBid: o.best_bid as string,
-      bestAsk: o.best_ask as string,
-      mid: o.mid as number,
-      spread: o.spread as number,
-      values: Float64Array.from(spec.features, (f) => o[f.name] as number),
-    }),
-  );
+  const rows = objects.map((o) => {
+    const row = rowOf(FEATURE_COLUMNS, o);
+    row.values = Float64Array.from(spec.features, (f) => o[f.name] as number);
+    return row;
+  });
   return { spec, rows };
 }
 
 export async function decodeLabelRows(bytes: Uint8Array): Promise<LabelRow[]> {
-  return (await readParquetObjects(bytes)).map((o) => ({
-    product: o.product as string,
-    tsUs: o.ts as number,
-    target: o.target as LabelRow['target'],
-    value: o.value as number,
-  }));
+  return (await readParquetObjects(bytes)).map((o) => rowOf(LABEL_COLUMNS, o));
 }
 
 export async function decodePredictionRows(bytes: Uint8Array): Promise<PredictionRow[]> {
-  return (await readParquetObjects(bytes)).map((o) => ({
-    product: o.product as string,
-    tsUs: o.ts as number,
-    target: o.target as string,
-    modelVersion: o.model_version as string,
-    probability: o.probability as number,
-  }));
+  return (await readParquetObjects(bytes)).map((o) => rowOf(PREDICTION_COLUMNS, o));
 }
 
 export async function decodeRawRows(bytes: Uint8Array): Promise<RawRow[]> {
-  return (await readParquetObjects(bytes)).map((o) => ({
-    product: o.product as string,
-    tsUs: o.ts as number,
-    exchUs: o.exch_ts as number,
-    recvUs: o.recv_ts as number,
-    seq: o.seq as number,
-    type: o.type as string,
-    eventId: o.event_id as string,
-    record: o.shard_seq as string,
-    index: o.record_index as number,
-    event: o.event as string,
-  }));
+  return (await readParquetObjects(bytes)).map((o) => rowOf(RAW_COLUMNS, o));
 }
