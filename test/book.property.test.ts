@@ -150,6 +150,29 @@ describe('OrderBook against a Map + sort reference', () => {
     );
   });
 
+  it('finds a level on every page, the pages next to the best and the far ones alike', () => {
+    // Sequential levels fill many pages; then every level is resized, every third removed, a gap refilled.
+    // set() walks down from the best page for a few pages and binary-searches beyond: both paths are hit.
+    const book = new OrderBook('BTC-USD');
+    const ref = new ReferenceBook();
+    const apply = (side: Side, price: bigint, size: bigint) => {
+      book.applyChange(side, str(price), str(size));
+      ref.change(side, price, size);
+    };
+    for (let t = 0n; t < 3_000n; t++) {
+      apply('bid', (100_000n - t) * CENT, ONE);
+      apply('ask', (100_001n + t) * CENT, ONE);
+    }
+    for (let t = 0n; t < 3_000n; t++) {
+      const size = t % 3n === 0n ? 0n : t + 2n;
+      apply('bid', (100_000n - t) * CENT, size);
+      apply('ask', (100_001n + t) * CENT, size);
+    }
+    for (let t = 0n; t < 3_000n; t += 7n) apply('bid', (100_000n - t) * CENT, 5n);
+    expect(levels(book, 'bid')).toEqual(ref.levels('bid'));
+    expect(levels(book, 'ask')).toEqual(ref.levels('ask'));
+  });
+
   it('stays exact on large books whose pages split, drain and merge', () => {
     const change = (zeroWeight: number) =>
       fc.tuple(

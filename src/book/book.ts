@@ -51,7 +51,9 @@ export class OrderBook {
 
   private setChecked(side: PagedSide, sign: 1 | -1, price: string, size: string): void {
     const p = parseUnits(price);
-    let s = parseUnits(size);
+    // A quarter of real updates are removals, sent as the normalized "0": skip parsing those (any other
+    // spelling of zero still parses to 0).
+    let s = size === '0' ? 0 : parseUnits(size);
     // One branch covers the common case; malformed (NaN) and inexact (< 0) values are sorted out after it.
     if (!(p >= 0 && s >= 0)) {
       if (Number.isNaN(p)) throw new DecimalError(price);

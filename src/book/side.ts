@@ -9,6 +9,8 @@
 const PAGE = 128;
 /** Two neighbours that fit in this many levels are merged, so pages stay at least ~1/4 full on average. */
 const MERGE = PAGE / 2;
+/** Pages below the best one that set() checks one by one before it binary-searches the rest. */
+const NEAR = 4;
 
 export class PagedSide {
   /** Page p holds level i's key at [2i] and its size at [2i + 1]: a found key's size is on its cache line. */
@@ -34,16 +36,22 @@ export class PagedSide {
       if (size !== 0) this.insertPage(0, key, size);
       return;
     }
-    // First page whose largest key is >= key; past all of them, the last page (append).
-    let lo = 0;
-    let hi = pages - 1;
+    // First page whose largest key is >= key; past all of them, the last page (append). Most real updates
+    // land within a few pages of the best (the last page), so walk down from it before binary searching.
     const maxKeys = this.maxKeys;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (maxKeys[mid]! < key) lo = mid + 1;
-      else hi = mid;
+    let p = pages - 1;
+    const stop = p > NEAR ? p - NEAR : 0;
+    while (p > stop && maxKeys[p - 1]! >= key) p--;
+    if (p === stop && p > 0 && maxKeys[p - 1]! >= key) {
+      let lo = 0;
+      let hi = p - 1;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (maxKeys[mid]! < key) lo = mid + 1;
+        else hi = mid;
+      }
+      p = lo;
     }
-    const p = lo;
     const page = this.pages[p]!;
     const len = this.lens[p]!;
     let a = 0;
