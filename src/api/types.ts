@@ -1,5 +1,5 @@
 import type { FeatureRow } from '../features/types.js';
-import type { FeedStatsEvent } from '../stream/record.js';
+import type { FeedHealth } from '../stream/record.js';
 
 /**
  * The latest-snapshot item the worker writes per product and the API serves (DynamoDB LatestTable): the tick's
@@ -24,17 +24,7 @@ export interface LatestSnapshot
     { modelVersion: string; n: number; auc: number | null; brier: number | null; baseRate: number | null }
   >;
   /** The ingestor's newest `stats` event for this product (or the feed-wide one): feed health. */
-  feed?: Pick<
-    FeedStatsEvent,
-    | 'exchUs'
-    | 'messagesPerS'
-    | 'bytesPerS'
-    | 'lastHeartbeatUs'
-    | 'reconnects'
-    | 'resyncs'
-    | 'producerRetries'
-    | 'bufferDepth'
-  >;
+  feed?: FeedHealth;
   /** Wall-clock write time minus the exchange time of the newest event, ms. */
   latencyMs: number;
   updatedAtMs: number;

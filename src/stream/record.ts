@@ -45,6 +45,24 @@ export interface FeedStatsEvent {
   metrics?: { counters: Record<string, number>; gauges: Record<string, number> };
 }
 
+/** The stats fields the latest snapshot carries as the feed's health (the counters stay in the stream). */
+export const FEED_HEALTH_FIELDS = [
+  'exchUs',
+  'messagesPerS',
+  'bytesPerS',
+  'lastHeartbeatUs',
+  'reconnects',
+  'resyncs',
+  'producerRetries',
+  'bufferDepth',
+] as const;
+
+export type FeedHealth = Pick<FeedStatsEvent, (typeof FEED_HEALTH_FIELDS)[number]>;
+
+export function feedHealth(stats: FeedStatsEvent): FeedHealth {
+  return Object.fromEntries(FEED_HEALTH_FIELDS.map((k) => [k, stats[k]])) as FeedHealth;
+}
+
 export type StreamEvent = (MarketEvent | SnapshotRefEvent | FeedStatsEvent) & { id: string };
 
 export interface StreamRecord {

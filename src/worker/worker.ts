@@ -31,6 +31,7 @@ import type { PredictionRow, RawRow } from '../storage/parquet.js';
 import {
   decodeRecord,
   type FeedStatsEvent,
+  feedHealth,
   RecordFormatError,
   type SnapshotRefEvent,
   type StreamEvent,
@@ -522,28 +523,7 @@ export class Worker {
         };
         if (quality) snapshot.quality = quality;
         const stats = this.feed.get(r.product) ?? this.feed.get('_feed');
-        if (stats) {
-          const {
-            exchUs,
-            messagesPerS,
-            bytesPerS,
-            lastHeartbeatUs,
-            reconnects,
-            resyncs,
-            producerRetries,
-            bufferDepth,
-          } = stats;
-          snapshot.feed = {
-            exchUs,
-            messagesPerS,
-            bytesPerS,
-            lastHeartbeatUs,
-            reconnects,
-            resyncs,
-            producerRetries,
-            bufferDepth,
-          };
-        }
+        if (stats) snapshot.feed = feedHealth(stats);
         await this.opts.writeLatest(snapshot);
         this.opts.onLatestAck?.(r.product, this.opts.now() - watermarkUs / 1000);
       }),
