@@ -50,6 +50,7 @@ import { type ConsumedRecord, KinesisConsumer } from '../src/worker/consumer.js'
 import { ModelSet, registrySource } from '../src/worker/scoring.js';
 import { Worker } from '../src/worker/worker.js';
 import { tempDataDir, withEmulators } from './support/system.js';
+import { until } from './support/until.js';
 import { createStream } from './worker.consumer.support.js';
 
 const local = withEmulators({ provision: true });
@@ -79,14 +80,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await models?.release();
 });
-
-async function until(what: string, check: () => boolean, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /** A worker as containers/worker/main.ts builds it, writing its lake to `bucket`. */
 function newWorker(bucket: string, recovery?: { streamName: string }): Worker {

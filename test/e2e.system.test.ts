@@ -12,7 +12,8 @@ import { FEATURE_SPEC } from '../src/features/spec.js';
 import { TARGETS } from '../src/model/types.js';
 import { BUCKETS } from '../src/resources.js';
 import { decodeFeatureRows, decodePredictionRows } from '../src/storage/parquet.js';
-import { expectSimulatorTop, until, withSimulatedSystem } from './support/system.js';
+import { expectSimulatorTop, withSimulatedSystem } from './support/system.js';
+import { until } from './support/until.js';
 
 const PRODUCTS = ['BTC-USD', 'ETH-USD'];
 const OBJECT_TICKS = 20; // 2 s lake objects, so complete objects appear within the test

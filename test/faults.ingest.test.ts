@@ -14,8 +14,9 @@ import { type FaultProxy, startFaultProxy } from '../src/local/faultProxy.js';
 import { STREAM } from '../src/resources.js';
 import type { StreamEvent } from '../src/stream/record.js';
 import { readStream } from './ingest.helpers.js';
-import { expectSimulatorBook, localIngestor, PRODUCTS, until, withSimulator } from './support/ingest.js';
+import { expectSimulatorBook, localIngestor, PRODUCTS, withSimulator } from './support/ingest.js';
 import { withEmulators } from './support/system.js';
+import { until } from './support/until.js';
 
 const local = withEmulators({ provision: true });
 const simulator = withSimulator(11, 200);

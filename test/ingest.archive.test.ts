@@ -14,9 +14,9 @@ import {
   localIngestor,
   PRODUCTS,
   startTwoProductSimulator,
-  until,
 } from './support/ingest.js';
 import { tempDataDir, withEmulators } from './support/system.js';
+import { until } from './support/until.js';
 
 // Live: simulator -> ingestor (with a raw file archive) -> kinesalite/s3rver. Then the archive goes through
 // `quotewatch replay` (runReplay) into the same stream under another session, and both sessions must hold the

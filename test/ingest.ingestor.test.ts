@@ -12,9 +12,9 @@ import {
   localIngestor,
   PRODUCTS,
   startTwoProductSimulator,
-  until,
 } from './support/ingest.js';
 import { withEmulators } from './support/system.js';
+import { until } from './support/until.js';
 
 // The exchange side is a real WebSocket server speaking the Advanced Trade protocol from a script, so the test
 // decides exactly where the sequence gap and the disconnects happen.

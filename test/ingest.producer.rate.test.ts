@@ -6,39 +6,9 @@
 import type { PutRecordsCommand, PutRecordsCommandOutput } from '@aws-sdk/client-kinesis';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, readIngestConfig } from '../src/config.js';
-import { type Clock, KinesisProducer, type PutRecordsClient } from '../src/ingest/producer.js';
+import { KinesisProducer, type PutRecordsClient } from '../src/ingest/producer.js';
 import { decodeRecord, eventId, type StreamEvent } from '../src/stream/record.js';
-
-/** Lets every promise chain woken so far run to its next wait. */
-const settle = () => new Promise((resolve) => setImmediate(resolve));
-
-class FakeClock implements Clock {
-  t = 0;
-  private timers: { at: number; n: number; resolve: () => void }[] = [];
-  private n = 0;
-
-  now(): number {
-    return this.t;
-  }
-
-  sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => this.timers.push({ at: this.t + Math.max(0, ms), n: this.n++, resolve }));
-  }
-
-  /** Moves time to `to`, waking sleepers in time order and letting each run before the next wakes. */
-  async advanceTo(to: number): Promise<void> {
-    for (;;) {
-      await settle();
-      const due = this.timers.filter((x) => x.at <= to).sort((a, b) => a.at - b.at || a.n - b.n)[0];
-      if (!due) break;
-      this.timers.splice(this.timers.indexOf(due), 1);
-      this.t = Math.max(this.t, due.at);
-      due.resolve();
-    }
-    this.t = to;
-    await settle();
-  }
-}
+import { FakeClock } from './support/clock.js';
 
 interface Attempt {
   at: number;

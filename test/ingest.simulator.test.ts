@@ -9,10 +9,10 @@ import {
   localIngestor,
   localProducer,
   PRODUCTS,
-  until,
   withSimulator,
 } from './support/ingest.js';
 import { withEmulators } from './support/system.js';
+import { until } from './support/until.js';
 
 const local = withEmulators({ provision: true });
 const simulator = withSimulator(7, 200);

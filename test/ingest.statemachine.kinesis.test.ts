@@ -5,8 +5,9 @@ import type { Logger } from '../src/ingest/log.js';
 import { STREAM } from '../src/resources.js';
 import type { StreamEvent } from '../src/stream/record.js';
 import { readStream } from './ingest.helpers.js';
-import { localIngestor, PRODUCTS, until, withSimulator } from './support/ingest.js';
+import { localIngestor, PRODUCTS, withSimulator } from './support/ingest.js';
 import { withEmulators } from './support/system.js';
+import { until } from './support/until.js';
 
 // The whole ingest path (simulator -> state machine -> mapper -> kinesalite/s3rver) through each recovery:
 // disconnect, silence and a sequence gap, with the transition counters read back from the stream's stats.

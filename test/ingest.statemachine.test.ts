@@ -11,6 +11,8 @@ import {
 import type { Logger } from '../src/ingest/log.js';
 import { Metrics } from '../src/ingest/metrics.js';
 import { type SimulatorServer, startSimulator } from '../src/simulator/server.js';
+import { FakeClock } from './support/clock.js';
+import { until } from './support/until.js';
 
 // The state machine against the real exchange simulator over a real WebSocket (no Kinesis needed here; the
 // ingestor-level runs with kinesalite are in ingest.statemachine.kinesis.test.ts).
@@ -44,6 +46,8 @@ function machine(
   const lines: Record<string, unknown>[] = [];
   const log: Logger = (level, msg, fields) => lines.push({ level, msg, ...fields });
   const frames: number[] = [];
+  // Virtual time for the watchdog and the backoff: a deadline fires only when the test moves the clock.
+  const clock = new FakeClock();
   const m = new FeedStateMachine({
     url: sim.url,
     subscribeMessages: advancedSubscribe,
@@ -57,19 +61,23 @@ function machine(
     random: () => 0.5,
     log,
     metrics,
+    clock,
     ...overrides,
   });
   cleanups.push(() => m.stop());
   const path = () => lines.filter((l) => l.msg === 'feed state').map((l) => `${l.from}>${l.to}`);
-  return { m, metrics, lines, frames, path };
-}
-
-async function until(what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  /** Moves virtual time in `stepMs` steps, with real I/O in between, until `check` holds. */
+  const runUntil = (what: string, check: () => boolean, stepMs = 5) =>
+    until(
+      what,
+      async () => {
+        if (check()) return true;
+        await clock.advance(stepMs);
+        return check();
+      },
+      { everyMs: 1 },
+    );
+  return { m, metrics, lines, frames, path, clock, runUntil };
 }
 
 describe('TRANSITIONS', () => {
@@ -89,11 +97,14 @@ describe('TRANSITIONS', () => {
 
 describe('FeedStateMachine against the simulator', () => {
   it('disconnect -> backoff -> reconnect -> resubscribe, then a clean stop', async () => {
-    const { m, metrics, frames, path, lines } = machine();
+    const { m, metrics, frames, path, lines, runUntil } = machine();
     m.start();
     await until('subscribed', () => m.state === 'subscribed' && (frames[0] ?? 0) > 50);
     sim.faults.dropConnections();
-    await until('resubscribed on a new connection', () => m.state === 'subscribed' && (frames[1] ?? 0) > 50);
+    await runUntil(
+      'resubscribed on a new connection',
+      () => m.state === 'subscribed' && (frames[1] ?? 0) > 50,
+    );
     await m.stop();
     expect(m.state).toBe('stopped');
     expect(path()).toEqual([
@@ -116,14 +127,15 @@ describe('FeedStateMachine against the simulator', () => {
   });
 
   it('silence -> watchdog -> reconnect', async () => {
-    const { m, metrics, frames } = machine();
+    const { m, metrics, frames, runUntil } = machine();
     m.start();
     await until('subscribed', () => (frames[0] ?? 0) > 50);
     sim.faults.goSilent();
-    await until('the watchdog', () => metrics.get('feed.close.silence') === 1).finally(() =>
+    // Frames still in flight only push the deadline out; it fires once 400 virtual ms pass without one.
+    await runUntil('the watchdog', () => metrics.get('feed.close.silence') === 1, 20).finally(() =>
       sim.faults.resume(),
     );
-    await until('a new connection with traffic', () => m.state === 'subscribed' && (frames[1] ?? 0) > 10);
+    await runUntil('a new connection with traffic', () => m.state === 'subscribed' && (frames[1] ?? 0) > 10);
     expect(metrics.get('feed.transition.subscribed.backoff')).toBe(1);
     expect(metrics.get('feed.transition.subscribing.subscribed')).toBe(2);
   });
@@ -131,7 +143,7 @@ describe('FeedStateMachine against the simulator', () => {
   it('does not fire the watchdog while our own backpressure has paused the socket', async () => {
     let release: () => void = () => {};
     let blocked = false;
-    const { m, metrics, frames } = machine({
+    const { m, metrics, frames, clock } = machine({
       pauseAt: 8,
       silenceMs: 200,
       onFrame: async () => {
@@ -145,7 +157,8 @@ describe('FeedStateMachine against the simulator', () => {
     });
     m.start();
     await until('the handler to block', () => blocked);
-    await new Promise((r) => setTimeout(r, 1000)); // 5x silenceMs with the socket paused
+    await until('the socket paused by backpressure', () => m.socketPaused);
+    await clock.advance(1000); // 5x silenceMs with the socket paused, every watchdog check run
     expect(metrics.get('feed.close.silence')).toBe(0);
     expect(m.state).toBe('subscribed');
     release();
@@ -153,7 +166,7 @@ describe('FeedStateMachine against the simulator', () => {
     await until('reading again', () => (frames[0] ?? 0) > before + 100);
     expect(frames[1]).toBeUndefined(); // still the first connection
     await m.stop();
-    expect(metrics.get('feed.watchdog_suspensions')).toBeGreaterThan(0);
+    expect(metrics.get('feed.watchdog_suspensions')).toBeGreaterThanOrEqual(1000 / 40); // one per check
   });
 });
 
@@ -185,19 +198,35 @@ describe('FeedStateMachine against scripted servers', () => {
 
   it('treats a missing pong as a dead connection even while frames flow', async () => {
     const s = await server({ autoPong: false, heartbeatEveryMs: 20 });
-    const { m, metrics } = machine({ url: s.url, silenceMs: 2000, pingIntervalMs: 50, pongTimeoutMs: 200 });
+    const { m, metrics, runUntil } = machine({
+      url: s.url,
+      silenceMs: 2000,
+      pingIntervalMs: 50,
+      pongTimeoutMs: 200,
+    });
     m.start();
-    await until('the pong deadline', () => metrics.get('feed.close.pong') >= 1);
+    await until('subscribed', () => m.state === 'subscribed');
+    await runUntil('the pong deadline', () => metrics.get('feed.close.pong') >= 1);
+    expect(m.totals.pongs).toBe(0);
     expect(metrics.get('feed.close.silence')).toBe(0);
     expect(metrics.get('feed.transition.subscribed.backoff')).toBeGreaterThanOrEqual(1);
   });
 
   it('answered pings keep a quiet-but-alive connection up; a stop closes it with 1000', async () => {
     const s = await server({ autoPong: true, heartbeatEveryMs: 20 });
-    const { m, metrics } = machine({ url: s.url, silenceMs: 2000, pingIntervalMs: 50, pongTimeoutMs: 200 });
+    const { m, metrics, clock } = machine({
+      url: s.url,
+      silenceMs: 2000,
+      pingIntervalMs: 50,
+      pongTimeoutMs: 200,
+    });
     m.start();
     await until('subscribed', () => m.state === 'subscribed');
-    await new Promise((r) => setTimeout(r, 500)); // ~10 ping/pong rounds
+    for (let round = 1; round <= 10; round++) {
+      await clock.advance(100); // a ping goes out (ping every 50 ms, checks every 40 ms)...
+      await until(`pong ${round}`, () => m.totals.pongs >= round); // ...and is answered before the next
+    }
+    await clock.advance(1000); // answered pings: no deadline runs, however long this takes in real time
     await m.stop();
     expect(metrics.get('feed.close.pong')).toBe(0);
     await until('the server to see the close', () => s.closes.length === 1);
@@ -206,18 +235,23 @@ describe('FeedStateMachine against scripted servers', () => {
 
   it('gives up on a subscription that is never confirmed', async () => {
     const s = await server({ autoPong: true });
-    const { m, metrics, path } = machine({ url: s.url, subscribeTimeoutMs: 100 });
+    const { m, metrics, path, runUntil } = machine({ url: s.url, subscribeTimeoutMs: 100 });
     m.start();
-    await until('the subscribe deadline', () => metrics.get('feed.close.subscribe_timeout') >= 1);
+    await runUntil('the subscribe deadline', () => metrics.get('feed.close.subscribe_timeout') >= 1);
     expect(path().slice(0, 3)).toEqual(['init>connecting', 'connecting>subscribing', 'subscribing>backoff']);
   });
 
   it('backs off exponentially with seeded full jitter up to the cap when it cannot connect', async () => {
     const s = await server({ autoPong: true });
     const deadUrl = s.url.replace(/:\d+$/, ':1'); // nothing listens on port 1
-    const { m, lines } = machine({ url: deadUrl, backoffBaseMs: 20, backoffCapMs: 100, random: () => 0.5 });
+    const { m, lines, runUntil } = machine({
+      url: deadUrl,
+      backoffBaseMs: 20,
+      backoffCapMs: 100,
+      random: () => 0.5,
+    });
     m.start();
-    await until('five failures', () => lines.filter((l) => l.to === 'backoff').length >= 5);
+    await runUntil('five failures', () => lines.filter((l) => l.to === 'backoff').length >= 5);
     await m.stop();
     const delays = lines.filter((l) => l.to === 'backoff').map((l) => l.reconnectInMs);
     expect(delays.slice(0, 5)).toEqual([10, 20, 40, 50, 50]);

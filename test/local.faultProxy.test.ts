@@ -11,7 +11,9 @@ import { type FaultProxy, startFaultProxy } from '../src/local/faultProxy.js';
 import { STREAM } from '../src/resources.js';
 import { encodeRecord, type StreamEvent } from '../src/stream/record.js';
 import { readStream } from './ingest.helpers.js';
+import { FakeClock } from './support/clock.js';
 import { withEmulators } from './support/system.js';
+import { until } from './support/until.js';
 
 // Real kinesalite behind the real proxy; what was (not) written is read back from kinesalite directly.
 const local = withEmulators({ provision: true });
@@ -25,11 +27,11 @@ afterAll(async () => {
 });
 
 /** A client through the proxy; `maxAttempts: 1` so the test sees each injected failure itself. */
-function viaProxy(maxAttempts = 1): KinesisClient {
+function viaProxy(maxAttempts = 1, endpoint = proxy.url): KinesisClient {
   return new KinesisClient({
     region: 'us-east-1',
     credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
-    endpoint: proxy.url,
+    endpoint,
     requestHandler: new NodeHttpHandler({ connectionTimeout: 2000 }),
     maxAttempts,
   });
@@ -113,19 +115,28 @@ describe('fault proxy in front of kinesalite', () => {
     expect(failing.hits).toBe(1);
   });
 
-  it('delays a request by at least the given time', async () => {
-    const client = viaProxy();
-    const t0 = performance.now();
-    await client.send(new ListStreamsCommand({}));
-    const plain = performance.now() - t0;
-    const rule = proxy.add({ operation: 'ListStreams', times: 1, action: { kind: 'delay', ms: 300 } });
-    const t1 = performance.now();
-    await client.send(new ListStreamsCommand({}));
-    const delayed = performance.now() - t1;
-    expect(rule.hits).toBe(1);
-    // A lower bound set by the proxy's own timer, not a speed expectation.
-    expect(delayed).toBeGreaterThanOrEqual(300);
-    expect(delayed).toBeGreaterThan(plain);
+  it('delays a request by the given time of its clock', async () => {
+    const clock = new FakeClock();
+    const slow = await startFaultProxy({ target: local.env.AWS_ENDPOINT_URL_KINESIS!, clock });
+    try {
+      const rule = slow.add({ operation: 'ListStreams', times: 1, action: { kind: 'delay', ms: 300 } });
+      const client = viaProxy(1, slow.url);
+      let answered = false;
+      const request = client.send(new ListStreamsCommand({})).then(() => {
+        answered = true;
+      });
+      await until('the proxy holds the request', () => rule.hits === 1);
+      await clock.advanceTo(299);
+      expect(answered).toBe(false); // still held: nothing is forwarded before its time
+      await clock.advanceTo(300);
+      await request;
+      expect(answered).toBe(true);
+      // `times: 1`: the next request is not delayed (no clock move needed).
+      await client.send(new ListStreamsCommand({}));
+      expect(rule.hits).toBe(1);
+    } finally {
+      await slow.close();
+    }
   });
 
   it('drops the response after the write: the record is written, and a retry writes a real duplicate', async () => {

@@ -17,7 +17,9 @@ import { startReplayServer } from '../src/replay/server.js';
 import { BUCKETS, STREAM } from '../src/resources.js';
 import type { StreamEvent } from '../src/stream/record.js';
 import { readStream } from './ingest.helpers.js';
+import { FakeClock } from './support/clock.js';
 import { tempDataDir, withEmulators } from './support/system.js';
+import { until } from './support/until.js';
 
 const captures = join(import.meta.dirname, '../../shared/data/coinbase');
 const hasCaptures = existsSync(captures);
@@ -241,30 +243,33 @@ describe('recording readers', () => {
 
 describe('replay server', () => {
   it('keeps recorded inter-frame timing scaled by speed, and renumbers an extract on request', async () => {
-    // Gaps of 100 ms then 300 ms, replayed at 2x: 50 ms then 150 ms.
+    // Gaps of 100 ms then 300 ms, replayed at 2x: sent at 0, 50 and 200 ms of the (virtual) pacing clock.
     const frames = [0, 100_000, 400_000].map((dt, i) => ({
       recvUs: 1_700_000_000_000_000 + dt,
       conn: 'c',
       frame: JSON.stringify({ channel: 'ticker', sequence_num: 10 * i, events: [] }),
     }));
-    const server = await startReplayServer({ frames: from(frames), speed: 2, renumber: true });
+    const clock = new FakeClock();
+    const server = await startReplayServer({ frames: from(frames), speed: 2, renumber: true, clock });
     const ws = new WebSocket(server.url);
-    const arrivals: { at: number; seq: number }[] = [];
-    ws.on('message', (d) =>
-      arrivals.push({ at: performance.now(), seq: JSON.parse(d.toString()).sequence_num }),
-    );
+    const arrivals: number[] = [];
+    ws.on('message', (d) => arrivals.push(JSON.parse(d.toString()).sequence_num));
     await new Promise((r) => ws.once('open', r));
     ws.send('{"type":"subscribe"}');
+    await until('the first frame', () => server.sent === 1);
+    const sentAt = async (ms: number) => {
+      await clock.advanceTo(ms);
+      return server.sent;
+    };
+    expect(await sentAt(49)).toBe(1);
+    expect(await sentAt(50)).toBe(2);
+    expect(await sentAt(199)).toBe(2);
+    expect(await sentAt(200)).toBe(3);
     expect(await server.done).toBe(3);
-    await new Promise((r) => setTimeout(r, 20));
+    await until('every frame received', () => arrivals.length === 3);
     ws.close();
     await server.close();
-    expect(arrivals.map((a) => a.seq)).toEqual([0, 1, 2]);
-    const first = arrivals[1]!.at - arrivals[0]!.at;
-    const second = arrivals[2]!.at - arrivals[1]!.at;
-    // The ratio of the gaps is kept (3:1), whatever the machine's speed.
-    expect(second / first).toBeGreaterThan(2);
-    expect(second / first).toBeLessThan(4.5);
+    expect(arrivals).toEqual([0, 1, 2]);
   });
 });
 

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { dynamoClient, kinesisClient } from '../src/aws/clients.js';
 import { CheckpointStore } from '../src/worker/checkpoints.js';
 import { withEmulators } from './support/system.js';
+import { until } from './support/until.js';
 import {
   createStream,
   exactlyOnce,
@@ -13,7 +14,6 @@ import {
   putTrades,
   runRecorded,
   TABLE,
-  until,
   whenActive,
 } from './worker.consumer.support.js';
 

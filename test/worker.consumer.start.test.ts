@@ -10,6 +10,7 @@ import { dynamoClient, kinesisClient } from '../src/aws/clients.js';
 import { CheckpointStore } from '../src/worker/checkpoints.js';
 import { type ConsumerOptions, type KinesisConsumer, startPositionFrom } from '../src/worker/consumer.js';
 import { withEmulators } from './support/system.js';
+import { until } from './support/until.js';
 import {
   createStream,
   type Handled,
@@ -18,7 +19,6 @@ import {
   putTrades,
   runRecorded,
   TABLE,
-  until,
   whenActive,
 } from './worker.consumer.support.js';
 

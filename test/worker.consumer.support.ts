@@ -15,6 +15,7 @@ import { dynamoClient, kinesisClient } from '../src/aws/clients.js';
 import { TABLES } from '../src/resources.js';
 import { encodeRecord, type StreamEvent } from '../src/stream/record.js';
 import { type ConsumerOptions, KinesisConsumer, type ShardBatch } from '../src/worker/consumer.js';
+import { until } from './support/until.js';
 
 /** The provisioned checkpoint (and lease) table. */
 export const TABLE = TABLES.checkpoints.localName;
@@ -141,14 +142,6 @@ export function runRecorded(
       await running;
     },
   };
-}
-
-export async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 20_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /** Ids handled more than once, and ids never handled. */

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kinesisClient } from '../src/aws/clients.js';
 import { type KinesisMock, startKinesisMock } from '../src/local/emulators.js';
 import { withEmulators } from './support/system.js';
+import { until } from './support/until.js';
 import {
   createStream,
   exactlyOnce,
@@ -12,7 +13,6 @@ import {
   outOfOrder,
   putTrades,
   runRecorded,
-  until,
 } from './worker.consumer.support.js';
 
 // dynalite keeps the checkpoints; kinesis-local (kinesis-mock) serves SubscribeToShard. It is slow at volume:

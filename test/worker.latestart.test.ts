@@ -19,7 +19,8 @@ import { dynamoClient, kinesisClient } from '../src/aws/clients.js';
 import { STREAM, TABLES } from '../src/resources.js';
 import { getHistory, getLatest } from '../src/storage/latest.js';
 import { decodeRecord, type SnapshotRefEvent } from '../src/stream/record.js';
-import { expectSimulatorTop, until, withSimulatedSystem } from './support/system.js';
+import { expectSimulatorTop, withSimulatedSystem } from './support/system.js';
+import { until } from './support/until.js';
 
 const PRODUCTS = ['BTC-USD', 'ETH-USD'];
 const SNAPSHOT_INTERVAL_MS = 2000;

@@ -10,6 +10,7 @@ import { CheckpointStore, LeaseLostError } from '../src/worker/checkpoints.js';
 import { consumerOptionsFrom } from '../src/worker/consumer.js';
 import { LeaseTable, planLeases, readyShards } from '../src/worker/leases.js';
 import { withEmulators } from './support/system.js';
+import { until } from './support/until.js';
 import {
   createStream,
   exactlyOnce,
@@ -19,7 +20,6 @@ import {
   putTrades,
   runRecorded,
   TABLE,
-  until,
 } from './worker.consumer.support.js';
 
 const local = withEmulators({ provision: true });
@@ -183,7 +183,12 @@ describe('two consumers on a 4-shard stream', () => {
 
     // A stops gracefully: it checkpoints and releases, B takes its shards without waiting for expiry.
     await runA.stop();
-    await until('b reads all 4 shards', () => b.readingShards().length === 4, 2500);
+    // Released on stop, not left to expire: no shard still names A once its run returned.
+    const afterStop = await new CheckpointStore(dynamoClient(env), TABLE, stream).readMany(
+      shards.map((s) => s.ShardId!),
+    );
+    expect([...afterStop.values()].filter((s) => s.leaseOwner === 'worker-a')).toEqual([]);
+    await until('b reads all 4 shards', () => b.readingShards().length === 4);
     ids.push(...(await putTrades(kinesis, stream, products, [11, 12, 13], keys)));
     await until('b handled the third round', () => log.length >= ids.length);
     await runB.stop();
@@ -220,6 +225,7 @@ describe('two consumers on a 4-shard stream', () => {
       script,
       `import { dynamoClient, kinesisClient } from ${JSON.stringify(src('src/aws/clients.ts'))};
 import { KinesisConsumer } from ${JSON.stringify(src('src/worker/consumer.ts'))};
+import { until } from './support/until.js';
 const c = new KinesisConsumer({ kinesis: kinesisClient(), dynamo: dynamoClient(), streamName: ${JSON.stringify(stream)},
   checkpointTable: ${JSON.stringify(TABLE)}, idleMs: 20, syncMs: 100, leases: { workerId: 'worker-a', leaseMs: ${leaseMs} } });
 await c.run(async (batch) => {

@@ -10,7 +10,10 @@ import { dynamoClient, s3Client } from '../src/aws/clients.js';
 import { BUCKETS, TABLES } from '../src/resources.js';
 import { getLatest } from '../src/storage/latest.js';
 import { decodeFeatureRows, decodeRawRows } from '../src/storage/parquet.js';
-import { expectSimulatorTop, until as untilWithin, withSimulatedSystem } from './support/system.js';
+import { expectSimulatorTop, withSimulatedSystem } from './support/system.js';
+import { until as untilWithin } from './support/until.js';
+
+const until = <T>(what: string, probe: () => Promise<T | undefined>) => untilWithin(what, probe, 90_000);
 
 const PRODUCTS = ['BTC-USD', 'ETH-USD'];
 const OBJECT_TICKS = 10; // 1 s objects: several close before and after the crash
@@ -22,7 +25,6 @@ const fixture = await withSimulatedSystem({
   backoff: { initialMs: 200, maxMs: 400 },
 });
 // The crash and the supervisor's restart come on top of the usual waits.
-const until = <T>(what: string, probe: () => Promise<T | undefined>) => untilWithin(what, probe, 90_000);
 
 describe('worker crash recovery', () => {
   it('leaves every tick in the lake exactly once and the book equal to the simulator after a SIGKILL', async () => {

@@ -15,8 +15,8 @@
  * Silence and pong deadlines only run while we are actually reading: a socket we paused, or an event loop
  * blocked on a huge frame, is our own doing, not a dead exchange.
  */
-import { performance } from 'node:perf_hooks';
 import WebSocket from 'ws';
+import { type Clock, systemClock } from '../clock.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 
@@ -86,6 +86,8 @@ export interface ConnectionLimits {
   subscribeTimeoutMs?: number;
   openTimeoutMs?: number;
   pauseAt?: number;
+  /** Time of the watchdog and the backoff (default: the system clock); tests run it on virtual time. */
+  clock?: Clock;
 }
 
 export interface FeedConnectionOptions extends ConnectionLimits {
@@ -104,14 +106,16 @@ export class FeedConnection {
   private ws: WebSocket | undefined;
   private readonly queue: Frame[] = [];
   private pumping = false;
-  private watchdog: NodeJS.Timeout | undefined;
+  /** Aborted when the connection closes: ends the watchdog loop. */
+  private readonly closing = new AbortController();
+  private readonly clock: Clock;
   private closeInfo: CloseInfo | undefined;
   private resolveClosed!: (info: CloseInfo) => void;
   /** Resolves once the socket is closed AND the frame being handled (if any) is done. */
   readonly closed: Promise<CloseInfo>;
   private socketClosed = false;
   private subscribed = false;
-  // Deadline clocks, in performance.now() ms.
+  // Deadlines, in this.clock ms.
   private openedAt = 0;
   private lastFrameAt = 0;
   private lastCheckAt = 0;
@@ -119,10 +123,12 @@ export class FeedConnection {
   private pingOutstandingSince: number | undefined;
   messages = 0;
   bytes = 0;
+  pongs = 0;
   /** Times a watchdog check found the loop blocked or the socket paused and did not count the time. */
   watchdogSuspensions = 0;
 
   constructor(private readonly options: FeedConnectionOptions) {
+    this.clock = options.clock ?? systemClock;
     this.closed = new Promise((resolve) => {
       this.resolveClosed = resolve;
     });
@@ -130,6 +136,11 @@ export class FeedConnection {
 
   get isSubscribed(): boolean {
     return this.subscribed;
+  }
+
+  /** True while the socket is paused for backpressure (see the module comment). */
+  get paused(): boolean {
+    return this.ws?.isPaused ?? false;
   }
 
   /** Connects and subscribes; rejects with FeedConnectionError if the socket does not open. */
@@ -156,6 +167,7 @@ export class FeedConnection {
     }
     ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
     ws.on('pong', () => {
+      this.pongs += 1;
       this.pingOutstandingSince = undefined;
     });
     ws.on('error', (err) => this.close('error', err.message));
@@ -164,7 +176,7 @@ export class FeedConnection {
       this.close('remote', `closed by peer: ${code} ${reason.toString()}`.trim());
     });
     this.send(this.options.subscribe);
-    const now = performance.now();
+    const now = this.clock.now();
     this.openedAt = now;
     this.lastFrameAt = now;
     this.lastCheckAt = now;
@@ -179,7 +191,7 @@ export class FeedConnection {
   close(reason: CloseReason, detail = ''): void {
     if (this.closeInfo) return;
     this.closeInfo = { reason, detail };
-    clearInterval(this.watchdog);
+    this.closing.abort();
     this.queue.length = 0; // frames not yet handled are dropped: the next connection starts from snapshots
     const ws = this.ws;
     if (ws && !this.socketClosed && ws.readyState === WebSocket.OPEN) {
@@ -200,14 +212,20 @@ export class FeedConnection {
     const pongTimeoutMs = this.options.pongTimeoutMs ?? silenceMs;
     const subscribeTimeoutMs = this.options.subscribeTimeoutMs ?? 5000;
     const checkMs = Math.max(5, Math.min(250, Math.floor(Math.min(silenceMs, pongTimeoutMs) / 5)));
-    this.watchdog = setInterval(() => this.check(checkMs, pongTimeoutMs, subscribeTimeoutMs), checkMs);
+    const signal = this.closing.signal;
+    void (async () => {
+      while (!signal.aborted) {
+        await this.clock.sleep(checkMs, signal);
+        if (!signal.aborted) this.check(checkMs, pongTimeoutMs, subscribeTimeoutMs);
+      }
+    })();
   }
 
   /** Periodic deadline check; see the module comment for why paused or blocked time does not count. */
   private check(checkMs: number, pongTimeoutMs: number, subscribeTimeoutMs: number): void {
     const ws = this.ws;
     if (!ws || this.closeInfo) return;
-    const now = performance.now();
+    const now = this.clock.now();
     const blocked = now - this.lastCheckAt > 2 * checkMs + 50;
     this.lastCheckAt = now;
     if (ws.isPaused || blocked) {
@@ -248,7 +266,7 @@ export class FeedConnection {
     const raw = isBinary ? '' : Array.isArray(data) ? Buffer.concat(data).toString('utf8') : data.toString();
     this.messages += 1;
     this.bytes += raw.length;
-    this.lastFrameAt = performance.now();
+    this.lastFrameAt = this.clock.now();
     if (!this.subscribed) {
       this.subscribed = true;
       this.options.onSubscribed?.();
@@ -314,9 +332,9 @@ export class FeedStateMachine {
   private stopping = false;
   private connection: FeedConnection | undefined;
   private loop: Promise<void> | undefined;
-  private wakeUp: (() => void) | undefined;
+  private readonly stopped = new AbortController();
   private connections = 0;
-  private closedTotals = { messages: 0, bytes: 0 };
+  private closedTotals = { messages: 0, bytes: 0, pongs: 0 };
 
   constructor(private readonly o: FeedStateMachineOptions) {
     o.metrics.set('feed.connected', 0);
@@ -326,12 +344,18 @@ export class FeedStateMachine {
     return this.current;
   }
 
-  /** Frames and bytes received over every connection so far. */
-  get totals(): { messages: number; bytes: number } {
+  /** Frames, bytes and pongs received over every connection so far. */
+  get totals(): { messages: number; bytes: number; pongs: number } {
     return {
       messages: this.closedTotals.messages + (this.connection?.messages ?? 0),
       bytes: this.closedTotals.bytes + (this.connection?.bytes ?? 0),
+      pongs: this.closedTotals.pongs + (this.connection?.pongs ?? 0),
     };
+  }
+
+  /** The current connection's socket is paused for backpressure. */
+  get socketPaused(): boolean {
+    return this.connection?.paused ?? false;
   }
 
   start(): void {
@@ -343,7 +367,7 @@ export class FeedStateMachine {
   async stop(): Promise<void> {
     this.stopping = true;
     this.connection?.close('requested', 'stopping');
-    this.wakeUp?.();
+    this.stopped.abort();
     if (this.loop) await this.loop;
     else if (this.current !== 'stopped') this.transition('stopped', {});
   }
@@ -374,6 +398,7 @@ export class FeedStateMachine {
         subscribeTimeoutMs: this.o.subscribeTimeoutMs,
         openTimeoutMs: this.o.openTimeoutMs,
         pauseAt: this.o.pauseAt,
+        clock: this.o.clock,
         onFrame: (frame) => (handler ? handler(frame) : Promise.resolve()),
         onSubscribed: () => this.transition('subscribed', { connection: number }),
       });
@@ -395,6 +420,7 @@ export class FeedStateMachine {
       }
       this.closedTotals.messages += conn.messages;
       this.closedTotals.bytes += conn.bytes;
+      this.closedTotals.pongs += conn.pongs;
       this.o.metrics.inc('feed.watchdog_suspensions', conn.watchdogSuspensions);
       if (this.stopping) break;
       this.o.metrics.inc(`feed.close.${info.reason}`);
@@ -407,15 +433,7 @@ export class FeedStateMachine {
         this.o.random,
       );
       this.transition('backoff', { connection: number, ...info, reconnectInMs: delayMs });
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, delayMs);
-        // stop() cuts the wait short.
-        this.wakeUp = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.wakeUp = undefined;
+      await (this.o.clock ?? systemClock).sleep(delayMs, this.stopped.signal); // stop() cuts it short
     }
     this.connection = undefined;
     this.transition('stopped', {});

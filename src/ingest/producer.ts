@@ -28,6 +28,7 @@ import {
   type PutRecordsRequestEntry,
   type PutRecordsResultEntry,
 } from '@aws-sdk/client-kinesis';
+import { type Clock, systemClock } from '../clock.js';
 import { encodeRecord, type StreamEvent } from '../stream/record.js';
 
 const MiB = 1024 * 1024;
@@ -35,17 +36,6 @@ const MiB = 1024 * 1024;
 /** 90% of a shard's write limits (1,000 records/s, 1 MiB/s): room for clock skew and other writers' bursts. */
 export const DEFAULT_MAX_RECORDS_PER_S = 900;
 export const DEFAULT_MAX_BYTES_PER_S = Math.floor(0.9 * MiB);
-
-/** Time source of the producer (linger, backoff, rate limit); tests inject a fake one. Milliseconds. */
-export interface Clock {
-  now(): number;
-  sleep(ms: number): Promise<void>;
-}
-
-export const systemClock: Clock = {
-  now: () => performance.now(),
-  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
-};
 
 export class ProducerError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {

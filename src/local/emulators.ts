@@ -3,6 +3,7 @@
  * its data on disk, so killing and restarting one keeps what it stored. Reached with the ordinary SDK clients
  * of src/aws/clients.ts through the AWS_ENDPOINT_URL_* variables in `Emulators.env`.
  */
+
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -12,6 +13,7 @@ import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { ListStreamsCommand } from '@aws-sdk/client-kinesis';
 import { ListBucketsCommand } from '@aws-sdk/client-s3';
 import { dynamoClient, kinesisClient, s3Client } from '../aws/clients.js';
+import { sleep } from '../clock.js';
 import { onLines } from './lines.js';
 import { freePort } from './ports.js';
 
@@ -116,8 +118,6 @@ const SPECS: Record<EmulatorName, Spec> = {
     probe: (env, abortSignal) => s3Client(env).send(new ListBucketsCommand({}), { abortSignal }),
   },
 };
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A running emulator child: its process, and the tail of its stderr for error messages. */
 class EmulatorProcess {

@@ -13,8 +13,10 @@
  *   written), the others the emulator's results, in request order.
  * Each rule applies to the next `times` matching requests (default: every one) and counts its hits.
  */
+
 import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { type Clock, systemClock } from '../clock.js';
 
 export class FaultProxyError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -101,7 +103,13 @@ function operationOf(req: IncomingMessage): string | undefined {
   return typeof target === 'string' ? target.slice(target.lastIndexOf('.') + 1) : undefined;
 }
 
-export async function startFaultProxy(options: { target: string; port?: number }): Promise<FaultProxy> {
+export async function startFaultProxy(options: {
+  target: string;
+  port?: number;
+  /** The clock `delay` waits on (default: the system clock). */
+  clock?: Clock;
+}): Promise<FaultProxy> {
+  const clock = options.clock ?? systemClock;
   const target = new URL(options.target);
   const agent = new http.Agent({ keepAlive: true });
   const rules: ActiveRule[] = [];
@@ -212,7 +220,7 @@ export async function startFaultProxy(options: { target: string; port?: number }
         };
         break;
       case 'delay':
-        await new Promise((r) => setTimeout(r, action.ms));
+        await clock.sleep(action.ms);
         up = await forward(req, body);
         break;
       case 'drop-after-write':

@@ -3,6 +3,7 @@
  * from src/resources.ts, the same definition the CDK stack uses, so local resources cannot drift from deployed
  * ones. Deployed resources come from CDK, never from here.
  */
+
 import { fileURLToPath } from 'node:url';
 import {
   type AttributeDefinition,
@@ -21,6 +22,7 @@ import {
 } from '@aws-sdk/client-kinesis';
 import { CreateBucketCommand, HeadBucketCommand } from '@aws-sdk/client-s3';
 import { dynamoClient, kinesisClient, s3Client } from '../aws/clients.js';
+import { sleep } from '../clock.js';
 import { readFeaturesStream } from '../config.js';
 import { seedRegistry } from '../model/registry.js';
 import {
@@ -63,8 +65,6 @@ export interface ProvisionResult {
 }
 
 export const DEFAULT_BASELINE_DIR = fileURLToPath(new URL('../../models/baseline', import.meta.url));
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function waitActive<T extends { status: string | undefined }>(
   resource: string,

@@ -5,7 +5,9 @@
  * Deterministic: the ingestor's periodic snapshots follow the recording's exchange time, not the wall clock,
  * so a replay at any speed puts them at the same places of the stream as the live run did.
  */
+
 import { kinesisClient, s3Client } from '../aws/clients.js';
+import { sleep } from '../clock.js';
 import { readFeedConfig, readResourceNames } from '../config.js';
 import { Ingestor } from '../ingest/ingestor.js';
 import { describeError, type Logger } from '../ingest/log.js';
@@ -53,8 +55,6 @@ export async function recordingProducts(path: string, format: RecordingFormat): 
   }
   return [...products].sort();
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function runReplay(o: ReplayOptions): Promise<ReplaySummary> {
   const format = !o.format || o.format === 'auto' ? await detectFormat(o.path) : o.format;

@@ -11,6 +11,7 @@
  * The position is global: a client that reconnects mid-replay continues where the previous one stopped.
  */
 import { type WebSocket, WebSocketServer } from 'ws';
+import { type Clock, systemClock } from '../clock.js';
 import type { ArchivedFrame } from '../ingest/archive.js';
 
 export type ReplaySpeed = number | 'max';
@@ -29,6 +30,8 @@ export interface ReplayServerOptions {
   renumber?: boolean;
   port?: number;
   host?: string;
+  /** The pacing clock (default: the system clock); tests pace on virtual time. */
+  clock?: Clock;
 }
 
 export interface ReplayServer {
@@ -45,6 +48,7 @@ const HIGH_WATER_BYTES = 4 * 1024 * 1024;
 
 export async function startReplayServer(options: ReplayServerOptions): Promise<ReplayServer> {
   const { speed } = options;
+  const clock = options.clock ?? systemClock;
   if (speed !== 'max' && !(speed > 0)) throw new ReplayError(`speed must be > 0 or "max", got ${speed}`);
   const wss = new WebSocketServer({ host: options.host ?? '127.0.0.1', port: options.port ?? 0 });
   await new Promise<void>((resolve, reject) => {
@@ -54,22 +58,23 @@ export async function startReplayServer(options: ReplayServerOptions): Promise<R
   const { port } = wss.address() as { port: number };
 
   let client: WebSocket | undefined;
-  let wake: (() => void) | undefined;
+  let wake: AbortController | undefined;
   let closed = false;
   let sent = 0;
   const notify = () => {
     const w = wake;
     wake = undefined;
-    w?.();
+    w?.abort();
   };
-  const waitForChange = (ms?: number) =>
-    new Promise<void>((resolve) => {
-      const timer = ms === undefined ? undefined : setTimeout(resolve, ms);
-      wake = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
+  /** Until a client comes or goes, or (with `ms`) that much clock time passed. */
+  const waitForChange = (ms = Number.POSITIVE_INFINITY) => {
+    const w = new AbortController();
+    wake = w;
+    if (Number.isFinite(ms)) return clock.sleep(ms, w.signal);
+    return new Promise<void>((resolve) =>
+      w.signal.addEventListener('abort', () => resolve(), { once: true }),
+    );
+  };
 
   wss.on('connection', (ws) => {
     ws.on('error', () => {}); // a client vanishing is normal; 'close' follows
@@ -101,13 +106,10 @@ export async function startReplayServer(options: ReplayServerOptions): Promise<R
         if (speed !== 'max') {
           // Re-anchor on every new client: a reconnect does not wait out the time it was away.
           const current =
-            anchor && anchor.ws === client
-              ? anchor
-              : { wallMs: performance.now(), recvUs: f.recvUs, ws: client! };
+            anchor && anchor.ws === client ? anchor : { wallMs: clock.now(), recvUs: f.recvUs, ws: client! };
           anchor = current;
           const dueMs = current.wallMs + (f.recvUs - current.recvUs) / 1000 / speed;
-          while (performance.now() < dueMs && usable(client) && !closed)
-            await waitForChange(dueMs - performance.now());
+          while (clock.now() < dueMs && usable(client) && !closed) await waitForChange(dueMs - clock.now());
         } else {
           while (usable(client) && client.bufferedAmount > HIGH_WATER_BYTES && !closed)
             await waitForChange(2);

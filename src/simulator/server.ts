@@ -7,9 +7,11 @@
  * - fast: simulated time runs as fast as the client reads (backpressure through ws send callbacks), from
  *   a seed-derived epoch, so the same seed and the same client messages give byte-identical frames.
  */
+
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { type WebSocket, WebSocketServer } from 'ws';
+import { sleep } from '../clock.js';
 import { DEFAULT_PRODUCTS, seedEpochUs } from './exchange.js';
 import type { ProductSpec } from './market.js';
 import { errorFrame, rfc3339Nano } from './protocol.js';
@@ -250,8 +252,4 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
       if (log) await new Promise<void>((resolve) => log.end(resolve));
     },
   };
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

@@ -26,6 +26,7 @@ import {
   type Shard,
 } from '@aws-sdk/client-kinesis';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { sleep } from '../clock.js';
 import type { ConsumerConfig, WorkerConfig } from '../config.js';
 import { decodeRecord, RecordFormatError, type StreamEvent } from '../stream/record.js';
 import { CheckpointStore, LeaseLostError, type ShardState } from './checkpoints.js';
@@ -181,20 +182,6 @@ export function iteratorPosition(after: string | undefined, startAt: Date | unde
   if (startAt) return { ShardIteratorType: 'AT_TIMESTAMP', Timestamp: startAt } as const;
   return { ShardIteratorType: 'TRIM_HORIZON' } as const;
 }
-
-export const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    if (signal?.aborted) return resolve();
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(t);
-        resolve();
-      },
-      { once: true },
-    );
-  });
 
 /** The polling reader: GetRecords in a loop, a short sleep when the shard came back empty. */
 export class PollingReader implements ShardReader {

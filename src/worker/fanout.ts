@@ -21,13 +21,13 @@ import {
   type StartingPosition,
   SubscribeToShardCommand,
 } from '@aws-sdk/client-kinesis';
+import { sleep } from '../clock.js';
 import {
   ConsumerError,
   iteratorPosition,
   type ShardReader,
   type ShardSink,
   type ShardStart,
-  sleep,
 } from './consumer.js';
 
 export interface FanOutOptions {

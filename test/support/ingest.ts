@@ -52,15 +52,6 @@ export function withSimulator(seed: number, levelsPerSide: number): { readonly s
   };
 }
 
-/** Polls `check` until it holds; fails naming `what` after `timeoutMs`. */
-export async function until(what: string, check: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 /** A producer into the local stream; `options` adds to or overrides the client and stream name. */
 export function localProducer(env: Env, options: Partial<ProducerOptions> = {}): KinesisProducer {
   return new KinesisProducer({ client: kinesisClient(env), streamName: STREAM.localName, ...options });

@@ -136,18 +136,3 @@ export function expectSimulatorTop(
   expect(normalizeDecimal(bestBid)).toBe(normalizeDecimal(top!.bestBid));
   expect(normalizeDecimal(bestAsk)).toBe(normalizeDecimal(top!.bestAsk));
 }
-
-/** Polls `probe` until it returns a value (a throw counts as not yet); fails naming `what` after `timeoutMs`. */
-export async function until<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  timeoutMs = 60_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
