@@ -15,9 +15,7 @@
  * discarded. A top-3 read is the price and size of the best 3 levels of both sides (what the features read),
  * timed the same way in batches between update batches.
  */
-import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { gunzipSync } from 'node:zlib';
 import { OrderBook } from '../src/book/book.js';
 import { parseUnits } from '../src/book/units.js';
 import { FEED_PRODUCT, mapAdvancedTradeFrame } from '../src/marketdata/advancedTrade.js';
@@ -25,11 +23,10 @@ import { toUnits } from '../src/marketdata/decimal.js';
 import type { Level, MarketEvent, Side } from '../src/marketdata/events.js';
 import { DEFAULT_PRODUCTS, seedEpochUs } from '../src/simulator/exchange.js';
 import { Session } from '../src/simulator/session.js';
+import { absentNote, capture, receivedFrames } from '../test/support/captureFiles.js';
 import { type BenchGroup, type BenchResult, machineContext, quantile } from './harness.js';
 
-const CAPTURE = fileURLToPath(
-  new URL('../../shared/data/coinbase/advanced-trade-btc-eth-2026-08-09.jsonl.gz', import.meta.url),
-);
+const CAPTURE = capture('advancedTrade');
 const BATCH = 32;
 const SYNTHETIC_SEED = 7;
 const SYNTHETIC_MINUTES = 20;
@@ -157,14 +154,9 @@ function workload(events: Iterable<MarketEvent>): Workload {
   return { products, snapshots, changes };
 }
 
-export function captureWorkload(): Workload {
-  const events: MarketEvent[] = [];
-  for (const line of gunzipSync(readFileSync(CAPTURE)).toString('utf8').split('\n')) {
-    if (!line) continue;
-    const rec = JSON.parse(line) as { t: string; ts: number; data: string };
-    if (rec.t === 'recv') events.push(...mapAdvancedTradeFrame(rec.data, Math.round(rec.ts * 1e6)).events);
-  }
-  return workload(events);
+export async function captureWorkload(): Promise<Workload> {
+  const frames = await receivedFrames(CAPTURE);
+  return workload(frames.flatMap((f) => mapAdvancedTradeFrame(f.frame, f.recvUs).events));
 }
 
 /** The simulator's default products over SYNTHETIC_MINUTES, as the worker would receive them. */
@@ -300,8 +292,8 @@ export const bookGroup: BenchGroup = {
       method: 'mean ns per update over batches of 32, timer cost subtracted',
     };
     const out: BenchResult[] = [];
-    if (existsSync(CAPTURE)) {
-      const w = captureWorkload();
+    if (CAPTURE.present) {
+      const w = await captureWorkload();
       const ctx = { ...base, source: 'advanced-trade-btc-eth-2026-08-09 l2_data', products: w.products };
       const fast = measure(w, (p) => new FastBook(p), 1_000_000);
       const naive = measure(w, () => new NaiveBook(), 200_000);
@@ -330,9 +322,7 @@ export const bookGroup: BenchGroup = {
       out.push(...results('book.naive.', naive, { ...ctx, snapshotMs: naive.snapshotMs }));
       out.push({ name: 'book.naive.top3_ns', value: quantile(naive.top3Ns, 0.5), unit: 'ns', context: ctx });
     } else {
-      console.log(
-        `note: ${CAPTURE} is absent (real captures live in ../shared/); skipping the book.* capture keys`,
-      );
+      console.log(absentNote(CAPTURE, 'the book.* capture keys'));
     }
     const w = syntheticWorkload();
     const ctx = {

@@ -11,9 +11,6 @@
  * The real capture (../shared/data/coinbase/, 46k-level BTC book) is measured the same way when present and
  * reported in the context.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
 import { OrderBook } from '../src/book/book.js';
 import { FeaturePipeline } from '../src/features/pipeline.js';
 import { FEATURE_SPEC } from '../src/features/spec.js';
@@ -21,15 +18,13 @@ import { FEED_PRODUCT, mapAdvancedTradeFrame } from '../src/marketdata/advancedT
 import type { MarketEvent } from '../src/marketdata/events.js';
 import { DEFAULT_PRODUCTS, seedEpochUs } from '../src/simulator/exchange.js';
 import { Session } from '../src/simulator/session.js';
+import { absentNote, capture, receivedFrames } from '../test/support/captureFiles.js';
 import { type BenchGroup, machineContext, quantile } from './harness.js';
 
 const SEED = 4242;
 const SIMULATED_MINUTES = 20;
 const RUNS = 5;
-const CAPTURE = join(
-  import.meta.dirname,
-  '../../shared/data/coinbase/advanced-trade-btc-eth-2026-08-09.jsonl.gz',
-);
+const CAPTURE = capture('advancedTrade');
 
 function simulatorEvents(): MarketEvent[] {
   const startUs = seedEpochUs(SEED);
@@ -50,17 +45,10 @@ function simulatorEvents(): MarketEvent[] {
   return out;
 }
 
-function captureEvents(): MarketEvent[] {
-  const out: MarketEvent[] = [];
-  for (const line of gunzipSync(readFileSync(CAPTURE)).toString('utf8').split('\n')) {
-    if (!line) continue;
-    const rec = JSON.parse(line) as { t: string; ts: number; data: string };
-    if (rec.t !== 'recv') continue;
-    for (const e of mapAdvancedTradeFrame(rec.data, Math.round(rec.ts * 1e6)).events) {
-      if (e.product !== FEED_PRODUCT) out.push(e);
-    }
-  }
-  return out;
+async function captureEvents(): Promise<MarketEvent[]> {
+  return (await receivedFrames(CAPTURE)).flatMap((f) =>
+    mapAdvancedTradeFrame(f.frame, f.recvUs).events.filter((e) => e.product !== FEED_PRODUCT),
+  );
 }
 
 function pipelineRun(events: readonly MarketEvent[]): { ms: number; ticks: number; rows: number } {
@@ -118,8 +106,8 @@ export const featuresGroup: BenchGroup = {
   description: 'feature tick µs per product through the real pipeline (simulator stream; capture in context)',
   async run() {
     const sim = measure(simulatorEvents());
-    const capture = existsSync(CAPTURE) ? measure(captureEvents()) : undefined;
-    if (!capture) console.warn(`features: ${CAPTURE} is absent, capture figures skipped`);
+    const captured = CAPTURE.present ? measure(await captureEvents()) : undefined;
+    if (!captured) console.warn(absentNote(CAPTURE, 'the features capture figures'));
     const context = {
       ...machineContext(),
       stream: `simulator seed ${SEED}, ${SIMULATED_MINUTES} min, ${DEFAULT_PRODUCTS.map((p) => p.productId).join(' + ')}`,
@@ -128,13 +116,13 @@ export const featuresGroup: BenchGroup = {
       features: FEATURE_SPEC.features.length,
       runs: RUNS,
       method: 'pipeline time / ticks computed, median of runs; includes applying the events between ticks',
-      capture: capture
+      capture: captured
         ? {
             file: 'advanced-trade-btc-eth-2026-08-09.jsonl.gz',
-            events: capture.events,
-            ticks: capture.ticks,
-            tick_us: capture.tickUs,
-            tick_only_us: capture.tickOnlyUs,
+            events: captured.events,
+            ticks: captured.ticks,
+            tick_us: captured.tickUs,
+            tick_only_us: captured.tickOnlyUs,
           }
         : 'absent',
       command: 'npm run bench -- --only features',

@@ -10,13 +10,12 @@
  * - rss_mb: peak resident memory of this process over the group.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { gunzipSync } from 'node:zlib';
 import { CreateStreamCommand, waitUntilStreamExists } from '@aws-sdk/client-kinesis';
 import WebSocket from 'ws';
 import { kinesisClient } from '../src/aws/clients.js';
@@ -31,10 +30,11 @@ import {
 import { DEFAULT_PRODUCTS, seedEpochUs } from '../src/simulator/exchange.js';
 import { Session } from '../src/simulator/session.js';
 import { eventId, type StreamEvent } from '../src/stream/record.js';
+import { absentNote, capture, receivedFrames } from '../test/support/captureFiles.js';
 import { type BenchGroup, type BenchResult, machineContext, quantile } from './harness.js';
 
 const REPO = fileURLToPath(new URL('../', import.meta.url));
-const CAPTURE = join(REPO, '../shared/data/coinbase/advanced-trade-btc-eth-2026-08-09.jsonl.gz');
+const CAPTURE = capture('advancedTrade');
 const SIM_SEED = 20_240_601;
 const SIM_MINUTES = 10;
 const REPS = 7;
@@ -51,14 +51,8 @@ interface Frame {
 const median = (xs: number[]) => quantile([...xs], 0.5);
 const round = (x: number, digits = 3) => Number(x.toPrecision(digits));
 
-function loadCapture(): Frame[] {
-  const frames: Frame[] = [];
-  for (const line of gunzipSync(readFileSync(CAPTURE)).toString('utf8').split('\n')) {
-    if (!line) continue;
-    const rec = JSON.parse(line) as { t: string; ts: number; data: string };
-    if (rec.t === 'recv') frames.push({ raw: rec.data, recvUs: Math.round(rec.ts * 1e6) });
-  }
-  return frames;
+async function loadCapture(): Promise<Frame[]> {
+  return (await receivedFrames(CAPTURE)).map((f) => ({ raw: f.frame, recvUs: f.recvUs }));
 }
 
 /** The simulator's frames for SIM_MINUTES of all channels, rendered without a socket (fast mode). */
@@ -150,7 +144,7 @@ interface BlockFigures {
 
 /** Longest gap between 1 ms interval ticks while a snapshot is received and mapped, per repetition. */
 async function snapshotBlocks(): Promise<BlockFigures> {
-  const server = spawn(process.execPath, ['-e', SERVER_SCRIPT, CAPTURE], {
+  const server = spawn(process.execPath, ['-e', SERVER_SCRIPT, CAPTURE.path], {
     cwd: REPO,
     stdio: ['pipe', 'pipe', 'inherit'],
   });
@@ -305,8 +299,8 @@ export const ingestGroup: BenchGroup = {
       ratio: round(simT.ratio),
     };
 
-    if (existsSync(CAPTURE)) {
-      const frames = loadCapture();
+    if (CAPTURE.present) {
+      const frames = await loadCapture();
       const cap = throughput(frames);
       const small = throughput(frames.filter((f) => f.raw.length < 1_000_000));
       const context = {
@@ -347,7 +341,7 @@ export const ingestGroup: BenchGroup = {
       });
     } else {
       console.log(
-        `ingest: ${CAPTURE} is absent; capture figures (parse ratio, snapshot block) come from the simulator stream / are skipped`,
+        absentNote(CAPTURE, 'the ingest capture figures (parse ratio from the simulator stream instead)'),
       );
       const context = { ...machine, input: 'simulator stream (capture absent)', ...simContext };
       results.push(

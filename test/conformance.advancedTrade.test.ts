@@ -1,12 +1,9 @@
 /**
  * Conformance of the Advanced Trade mapper (and the book built from it) against a real Coinbase capture:
- * ../shared/data/coinbase/advanced-trade-btc-eth-2026-08-09.jsonl.gz (see its README). Skipped with a
- * message when the folder is absent (a fresh clone has no shared/).
+ * ../shared/data/coinbase/advanced-trade-btc-eth-2026-08-09.jsonl.gz (see its README), through
+ * test/support/captures.ts (skipped with a message in a fresh clone, which has no shared/).
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, expect, it } from 'vitest';
 import { OrderBook } from '../src/book/book.js';
 import { SequenceChecker } from '../src/ingest/sequence.js';
 import {
@@ -16,16 +13,8 @@ import {
   mapAdvancedTradeFrameAsync,
 } from '../src/marketdata/advancedTrade.js';
 import { DecimalError, normalizeDecimal, toUnits } from '../src/marketdata/decimal.js';
-import type { BookSnapshotEvent, TickerEvent, TradeEvent } from '../src/marketdata/events.js';
-
-const dataDir = join(import.meta.dirname, '../../shared/data/coinbase');
-const capture = join(dataDir, 'advanced-trade-btc-eth-2026-08-09.jsonl.gz');
-const present = existsSync(capture);
-if (!present) {
-  console.warn(
-    `skipping Advanced Trade conformance tests: ${capture} is absent (real captures live in ../shared/)`,
-  );
-}
+import type { BookSnapshotEvent, MarketEvent, TickerEvent, TradeEvent } from '../src/marketdata/events.js';
+import { type Capture, describeCapture, receivedFrames } from './support/captures.js';
 
 /** Channels are not ordered against each other: a ticker may lead or lag the book by a few l2_data frames. */
 const TICKER_WINDOW = 5;
@@ -35,14 +24,8 @@ interface RawFrame {
   recvUs: number;
 }
 
-function loadFrames(): RawFrame[] {
-  const frames: RawFrame[] = [];
-  for (const line of gunzipSync(readFileSync(capture)).toString('utf8').split('\n')) {
-    if (!line) continue;
-    const rec = JSON.parse(line) as { t: string; ts: number; data: string };
-    if (rec.t === 'recv') frames.push({ raw: rec.data, recvUs: Math.round(rec.ts * 1e6) });
-  }
-  return frames;
+async function loadFrames(c: Capture): Promise<RawFrame[]> {
+  return (await receivedFrames(c)).map((f) => ({ raw: f.frame, recvUs: f.recvUs }));
 }
 
 interface RawUpdate {
@@ -67,11 +50,17 @@ interface Top {
   ask: number;
 }
 
-describe.skipIf(!present)('Advanced Trade conformance over a real capture', () => {
-  const frames = present ? loadFrames() : [];
-  const raws = frames.map((f) => JSON.parse(f.raw) as Record<string, unknown>);
-  const mapped: MappedFrame[] = frames.map((f) => mapAdvancedTradeFrame(f.raw, f.recvUs));
-  const events = mapped.flatMap((m) => m.events);
+describeCapture('advancedTrade', 'Advanced Trade conformance over a real capture', (c) => {
+  let frames: RawFrame[] = [];
+  let raws: Record<string, unknown>[] = [];
+  let mapped: MappedFrame[] = [];
+  let events: MarketEvent[] = [];
+  beforeAll(async () => {
+    frames = await loadFrames(c);
+    raws = frames.map((f) => JSON.parse(f.raw) as Record<string, unknown>);
+    mapped = frames.map((f) => mapAdvancedTradeFrame(f.raw, f.recvUs));
+    events = mapped.flatMap((m) => m.events);
+  });
 
   it('maps every frame without error', () => {
     expect(frames.length).toBeGreaterThan(1000);

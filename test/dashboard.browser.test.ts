@@ -1,23 +1,16 @@
 /**
  * The dashboard in headless Chromium, served by the local gateway over real dynalite: the numbers on the page
  * must match /latest and follow the table as the test writes new snapshots.
- * Runs whenever CI is set (a missing browser then fails loudly); otherwise skips without /usr/bin/chromium.
+ * Needs Chromium (test/support/browser.ts).
  */
-import { existsSync } from 'node:fs';
-import { type Browser, chromium, type Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { LatestSnapshot } from '../src/api/types.js';
 import type { RunningGateway } from '../src/gateway/server.js';
 import type { Emulators } from '../src/local/emulators.js';
 import { putLatest } from '../src/storage/latest.js';
+import { describeBrowser, launchChromium } from './support/browser.js';
 import { type LocalGateway, startLocalGateway } from './support/gateway.js';
-
-const CHROMIUM = '/usr/bin/chromium';
-const runs = Boolean(process.env.CI) || existsSync(CHROMIUM);
-if (!runs)
-  console.warn(
-    `dashboard browser test skipped: ${CHROMIUM} not found (install chromium, or set CI to force)`,
-  );
 
 function snapshot(
   product: string,
@@ -50,7 +43,7 @@ function snapshot(
   };
 }
 
-describe.skipIf(!runs)('dashboard in a browser', () => {
+describeBrowser('dashboard in a browser', () => {
   let local: LocalGateway;
   let emu: Emulators;
   let gateway: RunningGateway;
@@ -89,19 +82,7 @@ describe.skipIf(!runs)('dashboard in a browser', () => {
       },
     });
     ({ emulators: emu, gateway } = local);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
     page = await browser.newPage();
     await page.goto(gateway.url);
   });

@@ -1,30 +1,12 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, expect, it } from 'vitest';
 import { FeaturePipeline } from '../src/features/pipeline.js';
 import type { FeatureRow, LabelRow } from '../src/features/types.js';
 import { mapAdvancedTradeFrame } from '../src/marketdata/advancedTrade.js';
 import type { MarketEvent } from '../src/marketdata/events.js';
+import { type Capture, describeCapture, receivedFrames } from './support/captures.js';
 
-const capture = join(
-  import.meta.dirname,
-  '../../shared/data/coinbase/advanced-trade-btc-eth-2026-08-09.jsonl.gz',
-);
-if (!existsSync(capture)) {
-  console.warn(
-    `skipping feature tests over the real capture: ${capture} is absent (real captures live in ../shared/)`,
-  );
-}
-
-function captureEvents(): MarketEvent[] {
-  const out: MarketEvent[] = [];
-  for (const line of gunzipSync(readFileSync(capture)).toString('utf8').split('\n')) {
-    if (!line) continue;
-    const rec = JSON.parse(line) as { t: string; ts: number; data: string };
-    if (rec.t === 'recv') out.push(...mapAdvancedTradeFrame(rec.data, Math.round(rec.ts * 1e6)).events);
-  }
-  return out;
+async function captureEvents(c: Capture): Promise<MarketEvent[]> {
+  return (await receivedFrames(c)).flatMap((f) => mapAdvancedTradeFrame(f.frame, f.recvUs).events);
 }
 
 function run(events: MarketEvent[]) {
@@ -38,9 +20,13 @@ function run(events: MarketEvent[]) {
   return { ...p.drain(), crossedAfterBookEvent, stats: p.stats(), pipeline: p };
 }
 
-describe.skipIf(!existsSync(capture))('feature pipeline over the real Advanced Trade capture', () => {
-  const events = existsSync(capture) ? captureEvents() : [];
-  const first = run(events);
+describeCapture('advancedTrade', 'feature pipeline over the real Advanced Trade capture', (c) => {
+  let events: MarketEvent[] = [];
+  let first: ReturnType<typeof run>;
+  beforeAll(async () => {
+    events = await captureEvents(c);
+    first = run(events);
+  });
 
   it('keeps both books uncrossed and emits finite rows for both products', () => {
     expect(first.crossedAfterBookEvent).toBe(0);

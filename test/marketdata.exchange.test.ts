@@ -1,12 +1,10 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { OrderBook } from '../src/book/book.js';
 import { FeedError, MalformedFrameError } from '../src/marketdata/advancedTrade.js';
 import { fromUnits, normalizeDecimal, toUnits } from '../src/marketdata/decimal.js';
 import type { MarketEvent } from '../src/marketdata/events.js';
 import { exchangeSubscribeMessage, mapExchangeFrame } from '../src/marketdata/exchange.js';
+import { describeCapture, receivedFrames } from './support/captures.js';
 
 const RECV = 1_618_677_817_000_000;
 const one = (frame: unknown) => mapExchangeFrame(JSON.stringify(frame), RECV).events;
@@ -115,26 +113,16 @@ describe('mapExchangeFrame', () => {
   });
 });
 
-const dir = join(import.meta.dirname, '../../shared/data/coinbase');
-const capture = join(dir, 'exchange-l2-10pairs-2021-04-17.txt.gz');
-if (!existsSync(capture)) console.warn(`skipping Exchange capture conformance: ${capture} not found`);
-
-describe.skipIf(!existsSync(capture))('Exchange capture conformance (exchange-l2-10pairs-2021-04-17)', () => {
-  const lines = gunzipSync(readFileSync(capture)).toString('utf8').split('\n');
-  // `<epoch>: <json>` received; `wss://... <- <epoch>: <json>` sent (and `<->` connects).
-  const received = lines.flatMap((line) => {
-    const m = /^(\d+(?:\.\d+)?): (\{.*\})$/.exec(line);
-    return m ? [{ recvUs: Math.round(Number(m[1]) * 1e6), raw: m[2]! }] : [];
-  });
-
-  it('maps every received frame, builds books that are never crossed, honours removals and trailing zeros', () => {
-    expect(received.length).toBe(9946);
+describeCapture('exchange', 'Exchange capture conformance (exchange-l2-10pairs-2021-04-17)', (c) => {
+  it('maps every received frame, builds books that are never crossed, honours removals and trailing zeros', async () => {
+    const frames = await receivedFrames(c);
+    expect(frames.length).toBe(9946);
     const books = new Map<string, OrderBook>();
     const counts: Record<string, number> = {};
     let removals = 0;
     let trailingZeroHits = 0;
     let crossedChecks = 0;
-    for (const { raw, recvUs } of received) {
+    for (const { frame: raw, recvUs } of frames) {
       const events: MarketEvent[] = mapExchangeFrame(raw, recvUs).events;
       for (const e of events) counts[e.type] = (counts[e.type] ?? 0) + 1;
       const source = JSON.parse(raw) as { type: string; changes?: [string, string, string][] };

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -17,13 +17,11 @@ import { startReplayServer } from '../src/replay/server.js';
 import { BUCKETS, STREAM } from '../src/resources.js';
 import type { StreamEvent } from '../src/stream/record.js';
 import { readStream } from './ingest.helpers.js';
+import { itCapture } from './support/captures.js';
 import { FakeClock } from './support/clock.js';
 import { tempDataDir, withEmulators } from './support/system.js';
 import { until } from './support/until.js';
 
-const captures = join(import.meta.dirname, '../../shared/data/coinbase');
-const hasCaptures = existsSync(captures);
-if (!hasCaptures) console.warn(`replay tests over the real captures skipped: ${captures} is absent`);
 const local = withEmulators({ provision: true });
 const dir = tempDataDir('qw-replay-');
 const cli = fileURLToPath(new URL('../bin/quotewatch.ts', import.meta.url));
@@ -217,27 +215,33 @@ describe('recording readers', () => {
     expect(frames.every((f) => JSON.parse(f.frame).sequence_num === 3)).toBe(true);
   });
 
-  describe.skipIf(!hasCaptures)('real captures', () => {
-    it('cryptofeed Advanced Trade capture: 1,030 received frames, one sequence 0..1029', async () => {
-      const path = join(captures, 'advanced-trade-btc-eth-2026-08-09.jsonl.gz');
-      expect(await detectFormat(path)).toBe('cryptofeed');
-      const frames = await collect(readRecording(path));
-      expect(frames).toHaveLength(1030);
-      expect(frames.map((f) => JSON.parse(f.frame).sequence_num)).toEqual([...Array(1030).keys()]);
-      expect(frames[0]!.recvUs).toBe(1786309548629008); // ts 1786309548.6290078
-      expect(frames.every((f, i) => i === 0 || f.recvUs >= frames[i - 1]!.recvUs)).toBe(true);
-    });
+  describe('real captures', () => {
+    itCapture(
+      'advancedTrade',
+      'cryptofeed Advanced Trade capture: 1,030 received frames, one sequence 0..1029',
+      async ({ path }) => {
+        expect(await detectFormat(path)).toBe('cryptofeed');
+        const frames = await collect(readRecording(path));
+        expect(frames).toHaveLength(1030);
+        expect(frames.map((f) => JSON.parse(f.frame).sequence_num)).toEqual([...Array(1030).keys()]);
+        expect(frames[0]!.recvUs).toBe(1786309548629008); // ts 1786309548.6290078
+        expect(frames.every((f, i) => i === 0 || f.recvUs >= frames[i - 1]!.recvUs)).toBe(true);
+      },
+    );
 
-    it('legacy Exchange capture: 9,946 received frames, exact receive times, sent frames skipped', async () => {
-      const path = join(captures, 'exchange-l2-10pairs-2021-04-17.txt.gz');
-      expect(await detectFormat(path)).toBe('exchange');
-      const frames = await collect(readRecording(path));
-      expect(frames).toHaveLength(9946);
-      expect(frames[0]).toMatchObject({ recvUs: 1618677817061845, conn: 'exchange.1' });
-      const types = frames.map((f) => (JSON.parse(f.frame) as { type: string }).type);
-      expect(types.filter((t) => t === 'snapshot')).toHaveLength(10);
-      expect(types).not.toContain('subscribe');
-    });
+    itCapture(
+      'exchange',
+      'legacy Exchange capture: 9,946 received frames, exact receive times, sent frames skipped',
+      async ({ path }) => {
+        expect(await detectFormat(path)).toBe('exchange');
+        const frames = await collect(readRecording(path));
+        expect(frames).toHaveLength(9946);
+        expect(frames[0]).toMatchObject({ recvUs: 1618677817061845, conn: 'exchange.1' });
+        const types = frames.map((f) => (JSON.parse(f.frame) as { type: string }).type);
+        expect(types.filter((t) => t === 'snapshot')).toHaveLength(10);
+        expect(types).not.toContain('subscribe');
+      },
+    );
   });
 });
 
@@ -300,10 +304,10 @@ describe('replay through the ingest path into Kinesis', () => {
     }
   });
 
-  it.skipIf(!hasCaptures)(
+  itCapture(
+    'advancedTrade',
     'quotewatch replay CLI: the real Advanced Trade capture at full speed, snapshots by claim-check',
-    async () => {
-      const path = join(captures, 'advanced-trade-btc-eth-2026-08-09.jsonl.gz');
+    async ({ path }) => {
       const { stdout } = await promisify(execFile)(
         process.execPath,
         ['--import', 'tsx', cli, 'replay', path, '--speed', 'max'],
@@ -340,10 +344,10 @@ describe('replay through the ingest path into Kinesis', () => {
     30_000,
   );
 
-  it.skipIf(!hasCaptures)(
+  itCapture(
+    'exchange',
     'the legacy Exchange capture replays through the Exchange mapper: ten books by claim-check, no malformed frame',
-    async () => {
-      const path = join(captures, 'exchange-l2-10pairs-2021-04-17.txt.gz');
+    async ({ path }) => {
       const session = `replayx${Date.now().toString(36)}`;
       const summary = await runReplay({
         path,

@@ -2,11 +2,10 @@
  * The simulator speaks Advanced Trade market data like Coinbase: real WebSocket clients (ws) against a real
  * server on 127.0.0.1, fast mode (simulated time runs as fast as the client reads).
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { type SimulatorServer, startSimulator } from '../src/simulator/server.js';
+import { describeCapture, receivedFrames } from './support/captures.js';
 
 const CHANNELS = ['level2', 'market_trades', 'ticker', 'heartbeats'];
 const PRODUCTS = ['BTC-USD', 'ETH-USD'];
@@ -251,9 +250,6 @@ describe('simulator protocol (fast mode)', () => {
   });
 });
 
-const CAPTURE = '../shared/data/coinbase/advanced-trade-btc-eth-2026-08-09.jsonl.gz';
-if (!existsSync(CAPTURE)) console.warn(`skipping simulator shape conformance: ${CAPTURE} is absent`);
-
 /** Key signature of a frame: top-level keys, event keys, and keys of the items events carry. */
 function shape(frame: Record<string, unknown>): string {
   const events = frame.events as Record<string, unknown>[];
@@ -270,12 +266,11 @@ function shape(frame: Record<string, unknown>): string {
   ].join(' | ');
 }
 
-describe.skipIf(!existsSync(CAPTURE))('simulator frames have the real capture shapes', () => {
+describeCapture('advancedTrade', 'simulator frames have the real capture shapes', (capture) => {
   it('every (channel, event type) the simulator sends has the same keys as Coinbase sent', async () => {
     const real = new Map<string, string>();
-    for (const line of gunzipSync(readFileSync(CAPTURE)).toString().split('\n')) {
-      if (!line.includes('"t":"recv"')) continue;
-      const frame = JSON.parse(JSON.parse(line).data);
+    for (const f of await receivedFrames(capture)) {
+      const frame = JSON.parse(f.frame);
       if (frame.channel === 'candles') continue; // not simulated
       const events = frame.events as { type?: string; trades?: unknown[] }[];
       if (events[0]?.trades?.length === 0) continue;
