@@ -94,7 +94,7 @@ async function runStream(batches: EncodedBatch[], loaded: LoadedModel[]): Promis
     deltaMs: 500,
     s3: nullS3,
     lakeBucket: 'bench',
-    models: () => loaded.map((model) => ({ model })),
+    models: () => loaded,
     writeLatest: async () => {},
     now: () => 0,
     log: () => {},

@@ -14,7 +14,7 @@ import {
   readSimulatorConfig,
   readTrainingConfig,
 } from '../src/config.js';
-import { jsonLogger } from '../src/ingest/log.js';
+import { jsonLogger } from '../src/log.js';
 import { DEFAULT_EMULATOR_PORTS, emulatorEnv, startEmulators } from '../src/local/emulators.js';
 import { provision } from '../src/local/provision.js';
 import { startSystem } from '../src/local/supervisor.js';

@@ -6,18 +6,17 @@ import middy from '@middy/core';
 import { bodyText, type HttpApiEventV2, type HttpApiResultV2, json } from '../src/api/http.js';
 import { latestOf } from '../src/api/latest.js';
 import { httpErrors } from '../src/api/middleware.js';
-import { ActiveModelCache, loadServed, readActiveVersion } from '../src/api/models.js';
 import { parsePredictBody, predict } from '../src/api/predict.js';
-import { dynamoClient } from '../src/aws/clients.js';
-import { readApiConfig, readResourceNames } from '../src/config.js';
+import { readApiConfig } from '../src/config.js';
+import { jsonLogger } from '../src/log.js';
+import { registrySource } from '../src/model/registry.js';
+import { ActiveModels } from '../src/model/serving.js';
 
-const { registryTable } = readResourceNames();
 const { modelCheckMs } = readApiConfig();
-const dynamo = dynamoClient();
 // Lives as long as the container: each target's model loads on its first request and is swapped on promotion.
-const models = new ActiveModelCache({
-  load: (target) => loadServed(target),
-  activeVersion: (target) => readActiveVersion(dynamo, registryTable, target),
+const models = new ActiveModels({
+  source: registrySource(),
+  log: jsonLogger('predict'),
   checkEveryMs: modelCheckMs,
 });
 
@@ -25,8 +24,5 @@ export const handler = middy<HttpApiEventV2, HttpApiResultV2>()
   .use(httpErrors())
   .handler(async (event) => {
     const request = parsePredictBody(bodyText(event));
-    return json(
-      200,
-      await predict(request, { model: (target) => models.get(target), latest: (p) => latestOf(p) }),
-    );
+    return json(200, await predict(request, { model: (target) => models.get(target), latest: latestOf }));
   });

@@ -11,9 +11,7 @@ import { exportLogisticOnnx } from '../models/export/onnx.js';
 import { type LogisticModel, predictLogistic } from '../models/train/logreg.js';
 import type { HttpApiEventV2, HttpApiResultV2 } from '../src/api/http.js';
 import { latestOf } from '../src/api/latest.js';
-import { ActiveModelCache, readActiveVersion } from '../src/api/models.js';
 import { parsePredictBody, predict } from '../src/api/predict.js';
-import type { LatestSnapshot } from '../src/api/types.js';
 import { dynamoClient } from '../src/aws/clients.js';
 import type { FeatureSpec } from '../src/features/types.js';
 import { type Emulators, startEmulators } from '../src/local/emulators.js';
@@ -22,6 +20,7 @@ import { activate, publishVersion } from '../src/model/registry.js';
 import { loadModel } from '../src/model/runtime.js';
 import { type LoadedModel, TARGETS, type Target } from '../src/model/types.js';
 import { TABLES } from '../src/resources.js';
+import type { LatestSnapshot } from '../src/storage/latest.js';
 import { putLatest } from '../src/storage/latest.js';
 
 type Handler = (event: HttpApiEventV2, context: never) => Promise<HttpApiResultV2>;
@@ -520,66 +519,6 @@ describe('predict with a real ONNX model', () => {
       /features\.spread_bps: each feature value must be a finite number/,
     );
     expect(bad('{"features":[1,2]}')).toThrow(/features must be an object/);
-  });
-});
-
-describe('ActiveModelCache', () => {
-  it('loads once, then swaps when the registry pointer moves', async () => {
-    const client = dynamoClient(emu.env);
-    const table = TABLES.registry.localName;
-    const setActive = (version: string) =>
-      client.send(
-        new PutCommand({ TableName: table, Item: { pk: 'quote_change_500ms', sk: 'active', version } }),
-      );
-    const loads: string[] = [];
-    const released: string[] = [];
-    // The loader builds a real model for whatever version is active, as the registry would.
-    const load = async () => {
-      const v = (await readActiveVersion(client, table, 'quote_change_500ms'))!;
-      loads.push(v);
-      const w: LogisticModel = {
-        weights: [1, 1, 1],
-        bias: v === 'v-1' ? -5 : 5,
-        mean: [0, 0, 0],
-        std: [1, 1, 1],
-      };
-      const m = await loadModel(exportLogisticOnnx(w, SPEC), SPEC, {
-        target: 'quote_change_500ms',
-        version: v,
-      });
-      return {
-        ...m,
-        release: async () => {
-          released.push(v);
-          await m.release();
-        },
-      };
-    };
-    let clock = 0;
-    const cache = new ActiveModelCache({
-      load,
-      activeVersion: (t) => readActiveVersion(client, table, t),
-      checkEveryMs: 1000,
-      now: () => clock,
-      releaseAfterMs: 0,
-    });
-
-    await setActive('v-1');
-    const [a, b] = await Promise.all([cache.get('quote_change_500ms'), cache.get('quote_change_500ms')]);
-    expect(a.version).toBe('v-1');
-    expect(b).toBe(a);
-    await setActive('v-2');
-    clock = 999; // within the check interval: the pointer is not re-read
-    expect((await cache.get('quote_change_500ms')).version).toBe('v-1');
-    clock = 1000;
-    const swapped = await cache.get('quote_change_500ms');
-    expect(swapped.version).toBe('v-2');
-    expect(loads).toEqual(['v-1', 'v-2']);
-    const row = Float32Array.from([0, 0, 0]);
-    expect((await swapped.predict(row, 1))[0]).toBeGreaterThan(0.5);
-    await new Promise((r) => setTimeout(r, 20));
-    expect(released).toEqual(['v-1']);
-    await swapped.release();
   });
 });
 

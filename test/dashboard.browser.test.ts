@@ -5,9 +5,9 @@
  */
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { LatestSnapshot } from '../src/api/types.js';
 import type { RunningGateway } from '../src/gateway/server.js';
 import type { Emulators } from '../src/local/emulators.js';
+import type { LatestSnapshot } from '../src/storage/latest.js';
 import { putLatest } from '../src/storage/latest.js';
 import { describeBrowser, launchChromium } from './support/browser.js';
 import { type LocalGateway, startLocalGateway } from './support/gateway.js';

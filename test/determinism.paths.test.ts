@@ -31,23 +31,23 @@ import type { FeatureRow } from '../src/features/types.js';
 import { FileArchive } from '../src/ingest/archive.js';
 import { Ingestor } from '../src/ingest/ingestor.js';
 import { KinesisProducer } from '../src/ingest/producer.js';
-import { SnapshotStore } from '../src/ingest/snapshots.js';
 import { DEFAULT_BASELINE_DIR } from '../src/local/provision.js';
 import {
   MalformedFrameError,
   type MappedFrame,
   mapAdvancedTradeFrameAsync,
 } from '../src/marketdata/advancedTrade.js';
-import { seedRegistry } from '../src/model/registry.js';
+import { registrySource, seedRegistry } from '../src/model/registry.js';
+import { ActiveModels } from '../src/model/serving.js';
 import { TARGETS } from '../src/model/types.js';
 import { readRecording } from '../src/replay/readers.js';
 import { BUCKETS, TABLES } from '../src/resources.js';
 import { startSimulator } from '../src/simulator/server.js';
 import { putLatest } from '../src/storage/latest.js';
 import { decodeFeatureRows, decodePredictionRows, type PredictionRow } from '../src/storage/parquet.js';
+import { SnapshotStore } from '../src/stream/claimCheck.js';
 import { decodeRecord, encodeRecord, eventId, type StreamEvent } from '../src/stream/record.js';
 import { type ConsumedRecord, KinesisConsumer } from '../src/worker/consumer.js';
-import { ModelSet, registrySource } from '../src/worker/scoring.js';
 import { Worker } from '../src/worker/worker.js';
 import { tempDataDir, withEmulators } from './support/system.js';
 import { until } from './support/until.js';
@@ -68,13 +68,13 @@ const quiet = () => {};
 
 let kinesis: KinesisClient;
 let s3: S3Client;
-let models: ModelSet;
+let models: ActiveModels;
 
 beforeAll(async () => {
   kinesis = kinesisClient(local.env);
   s3 = s3Client(local.env);
   await seedRegistry(DEFAULT_BASELINE_DIR, local.env);
-  models = new ModelSet(registrySource(local.env, TICK_MS), quiet);
+  models = new ActiveModels({ source: registrySource(local.env, { tickMs: TICK_MS }), log: quiet });
   await models.refresh();
 });
 afterAll(async () => {
@@ -91,7 +91,7 @@ function newWorker(bucket: string, recovery?: { streamName: string }): Worker {
     s3,
     lakeBucket: bucket,
     objectTicks: tuning.lakeObjectTicks,
-    models: () => models.models(),
+    models: () => models.served(),
     writeLatest: (snap) =>
       putLatest(snap, { client: dynamoClient(local.env), table: TABLES.latest.localName }),
     now: () => Date.now(),
@@ -322,7 +322,7 @@ describe('cross-path determinism of the lake (same simulator seed)', () => {
   }, 120_000);
 
   it('covers minutes of event time, every row scored by both shipped baselines', () => {
-    const served = models.models().map((m) => m.model);
+    const served = models.served();
     expect(served.map((m) => m.target)).toEqual(TARGETS);
     for (const product of PRODUCTS) {
       const { from, to } = ranges.get(product)!;

@@ -22,6 +22,7 @@ import { FEATURE_NAMES, featureSpec } from '../src/features/spec.js';
 import type { FeatureRow } from '../src/features/types.js';
 import type { MarketEvent } from '../src/marketdata/events.js';
 import { loadModel } from '../src/model/runtime.js';
+import { ActiveModels } from '../src/model/serving.js';
 import { TARGETS } from '../src/model/types.js';
 import {
   decodeFeatureRows,
@@ -29,7 +30,6 @@ import {
   decodeRawRows,
   type RawRow,
 } from '../src/storage/parquet.js';
-import { ModelSet } from '../src/worker/scoring.js';
 import { simStream } from '../src/worker/simStream.js';
 import { Worker } from '../src/worker/worker.js';
 import { withEmulators } from './support/system.js';
@@ -39,15 +39,15 @@ const PRODUCTS = ['BTC-USD', 'ETH-USD'];
 const batches = simStream({ seed: 7, products: PRODUCTS, seconds: 40, snapshotEveryMs: 10_000 });
 
 let s3: S3Client;
-let models: ModelSet;
+let models: ActiveModels;
 beforeAll(async () => {
   s3 = s3Client(local.env);
   // One small logistic model per target over the code's current feature spec (the shipped baseline may lag
   // a feature-spec change); vol_spike's continuous label gets a τ, as its metrics.json would carry.
   const spec = featureSpec(100);
   const F = spec.features.length;
-  models = new ModelSet(
-    {
+  models = new ActiveModels({
+    source: {
       pointerless: true,
       activeVersion: async () => undefined,
       load: async (target) => {
@@ -56,12 +56,12 @@ beforeAll(async () => {
           { weights, bias: -0.5, mean: Array(F).fill(0), std: Array(F).fill(1) },
           spec,
         );
-        const model = await loadModel(onnx, spec, { target, version: `test-${target}` });
-        return { model, threshold: target === 'quote_change_500ms' ? undefined : 1e-4 };
+        const threshold = target === 'quote_change_500ms' ? undefined : 1e-4;
+        return loadModel(onnx, spec, { target, version: `test-${target}`, threshold });
       },
     },
-    () => {},
-  );
+    log: () => {},
+  });
   await models.refresh();
 });
 afterAll(async () => {
@@ -76,7 +76,7 @@ async function run(bucket: string): Promise<Map<string, Uint8Array>> {
     s3,
     lakeBucket: bucket,
     objectTicks: 50, // 5 s objects
-    models: () => models.models(),
+    models: () => models.served(),
     writeLatest: async () => {},
     now: () => 0,
     log: () => {},
@@ -104,7 +104,7 @@ describe('worker determinism', () => {
   it('writes byte-identical objects under identical names when the same stream is processed twice', async () => {
     first = await run('qw-determinism-a');
     second = await run('qw-determinism-b');
-    expect(models.models().map((m) => m.model.target)).toEqual(TARGETS);
+    expect(models.served().map((m) => m.target)).toEqual(TARGETS);
     for (const zone of ['raw', 'features', 'labels', 'predictions']) {
       expect(keysOf(zone).length, `${zone} objects`).toBeGreaterThan(4);
     }
@@ -132,7 +132,7 @@ describe('worker determinism', () => {
       for (let i = 1; i < ts.length; i++) expect(ts[i]! - ts[i - 1]!).toBe(100_000);
       rows += ts.length;
     }
-    expect(predictions).toBe(rows * models.models().length);
+    expect(predictions).toBe(rows * models.served().length);
   });
 });
 

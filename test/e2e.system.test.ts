@@ -6,11 +6,11 @@
  */
 import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
-import type { LatestSnapshot } from '../src/api/types.js';
 import { s3Client } from '../src/aws/clients.js';
 import { FEATURE_SPEC } from '../src/features/spec.js';
 import { TARGETS } from '../src/model/types.js';
 import { BUCKETS } from '../src/resources.js';
+import type { LatestSnapshot } from '../src/storage/latest.js';
 import { decodeFeatureRows, decodePredictionRows } from '../src/storage/parquet.js';
 import { expectSimulatorTop, withSimulatedSystem } from './support/system.js';
 import { until } from './support/until.js';

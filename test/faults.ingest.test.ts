@@ -8,9 +8,9 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { kinesisClient } from '../src/aws/clients.js';
 import type { Ingestor } from '../src/ingest/ingestor.js';
-import type { Logger } from '../src/ingest/log.js';
 import { KinesisProducer } from '../src/ingest/producer.js';
 import { type FaultProxy, startFaultProxy } from '../src/local/faultProxy.js';
+import type { Logger } from '../src/log.js';
 import { STREAM } from '../src/resources.js';
 import type { StreamEvent } from '../src/stream/record.js';
 import { readStream } from './ingest.helpers.js';

@@ -7,9 +7,9 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HttpApiEventV2, HttpApiResultV2 } from '../src/api/http.js';
-import type { LatestSnapshot } from '../src/api/types.js';
 import { type RunningGateway, startGateway } from '../src/gateway/server.js';
 import type { Emulators } from '../src/local/emulators.js';
+import type { LatestSnapshot } from '../src/storage/latest.js';
 import { putLatest } from '../src/storage/latest.js';
 import { type LocalGateway, startLocalGateway } from './support/gateway.js';
 

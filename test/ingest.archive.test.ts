@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { OrderBook } from '../src/book/book.js';
 import { type ArchivedFrame, FileArchive } from '../src/ingest/archive.js';
-import type { Logger } from '../src/ingest/log.js';
+import type { Logger } from '../src/log.js';
 import { readRecording } from '../src/replay/readers.js';
 import { runReplay } from '../src/replay/replay.js';
 import type { StreamEvent } from '../src/stream/record.js';

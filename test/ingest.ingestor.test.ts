@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
 import { OrderBook } from '../src/book/book.js';
 import type { FeedKind } from '../src/config.js';
-import type { Logger } from '../src/ingest/log.js';
+import type { Logger } from '../src/log.js';
 import { fromUnits, normalizeDecimal } from '../src/marketdata/decimal.js';
 import type { SimulatorServer } from '../src/simulator/server.js';
 import {

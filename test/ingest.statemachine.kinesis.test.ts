@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { kinesisClient } from '../src/aws/clients.js';
 import { FEED_PARTITION } from '../src/ingest/ingestor.js';
-import type { Logger } from '../src/ingest/log.js';
+import type { Logger } from '../src/log.js';
 import { STREAM } from '../src/resources.js';
 import type { StreamEvent } from '../src/stream/record.js';
 import { readStream } from './ingest.helpers.js';

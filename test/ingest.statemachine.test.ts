@@ -8,8 +8,8 @@ import {
   subscribeMessage,
   TRANSITIONS,
 } from '../src/ingest/connection.js';
-import type { Logger } from '../src/ingest/log.js';
 import { Metrics } from '../src/ingest/metrics.js';
+import type { Logger } from '../src/log.js';
 import { type SimulatorServer, startSimulator } from '../src/simulator/server.js';
 import { FakeClock } from './support/clock.js';
 import { until } from './support/until.js';

@@ -10,7 +10,7 @@ import WebSocket from 'ws';
 import { kinesisClient, s3Client } from '../src/aws/clients.js';
 import type { ArchivedFrame } from '../src/ingest/archive.js';
 import { ArchiveError, archiveKey, FileArchive, S3Archive } from '../src/ingest/archive.js';
-import type { Logger } from '../src/ingest/log.js';
+import type { Logger } from '../src/log.js';
 import { detectFormat, RecordingFormatError, readRecording } from '../src/replay/readers.js';
 import { runReplay } from '../src/replay/replay.js';
 import { startReplayServer } from '../src/replay/server.js';

@@ -15,8 +15,10 @@ import { FEATURE_NAMES } from '../src/features/spec.js';
 import type { FeatureRow } from '../src/features/types.js';
 import { provision } from '../src/local/provision.js';
 import { BUCKETS, FEATURES_STREAM } from '../src/resources.js';
+import { decodeFeaturesRecord } from '../src/stream/featuresRecord.js';
 import { simStream } from '../src/worker/simStream.js';
-import { decodeFeaturesRecord, kinesisFeaturesPublisher, Worker } from '../src/worker/worker.js';
+import { kinesisFeaturesPublisher } from '../src/worker/sinks/featuresStream.js';
+import { Worker } from '../src/worker/worker.js';
 import { withEmulators } from './support/system.js';
 
 const local = withEmulators({ provision: true });

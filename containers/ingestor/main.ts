@@ -20,9 +20,9 @@ import {
 import { createArchive } from '../../src/ingest/archive.js';
 import { CdpKeyError, cdpJwtSource } from '../../src/ingest/auth.js';
 import { Ingestor, newSession } from '../../src/ingest/ingestor.js';
-import { describeError, jsonLogger } from '../../src/ingest/log.js';
 import { KinesisProducer } from '../../src/ingest/producer.js';
-import { SnapshotStore } from '../../src/ingest/snapshots.js';
+import { describeError, jsonLogger } from '../../src/log.js';
+import { SnapshotStore } from '../../src/stream/claimCheck.js';
 
 const { symbols } = orExit(() => readCoreConfig());
 const { streamName, lakeBucket } = orExit(() => readResourceNames());

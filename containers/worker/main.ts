@@ -15,11 +15,13 @@ import {
   readResourceNames,
   readWorkerConfig,
 } from '../../src/config.js';
-import { describeError, jsonLogger } from '../../src/ingest/log.js';
+import { describeError, jsonLogger } from '../../src/log.js';
+import { registrySource } from '../../src/model/registry.js';
+import { ActiveModels } from '../../src/model/serving.js';
 import { putLatest } from '../../src/storage/latest.js';
 import { consumerOptionsFrom, KinesisConsumer, startPositionFrom } from '../../src/worker/consumer.js';
-import { ModelSet, registrySource } from '../../src/worker/scoring.js';
-import { kinesisFeaturesPublisher, Worker } from '../../src/worker/worker.js';
+import { kinesisFeaturesPublisher } from '../../src/worker/sinks/featuresStream.js';
+import { Worker } from '../../src/worker/worker.js';
 
 const core = orExit(() => readCoreConfig());
 const tuning = orExit(() => readWorkerConfig());
@@ -31,7 +33,8 @@ const s3 = s3Client();
 const dynamo = dynamoClient();
 
 const kinesis = kinesisClient();
-const models = new ModelSet(registrySource(process.env, core.tickMs), log);
+// The registry's active versions, hot-reloaded; a model whose feature spec differs from the code is not served.
+const models = new ActiveModels({ source: registrySource(process.env, { tickMs: core.tickMs }), log });
 
 /** Exchange time -> DynamoDB ack latencies since the last report (logged every 10 s as p50/p99). */
 let latencies: number[] = [];
@@ -55,7 +58,7 @@ const worker = new Worker({
   s3,
   lakeBucket: names.lakeBucket,
   objectTicks: tuning.lakeObjectTicks,
-  models: () => models.models(),
+  models: () => models.served(),
   writeLatest: (snap) => putLatest(snap, { client: dynamo, table: names.latestTable }),
   onLatestAck: (_product, ms) => void latencies.push(ms),
   now: () => Date.now(),
@@ -82,8 +85,6 @@ const consumer = new KinesisConsumer({
   // Leases (several workers split the shards), polling or enhanced fan-out, and the idle pause.
   ...consumerOptionsFrom(consumerConfig),
   start: startPositionFrom(tuning),
-  // The Worker drops duplicate event ids itself (live and replayed events in one set): once is enough.
-  dedup: false,
   log,
   // Keep what cannot be decoded, for inspection, instead of losing it.
   onBadRecord: async (bad) => {

@@ -8,7 +8,7 @@
  * HEALTH_STALE_MS must stay well above it. No `feed` yet (stats not published) reports feed: null and is not a
  * failure.
  */
-import type { LatestSnapshot } from './types.js';
+import type { LatestSnapshot } from '../storage/latest.js';
 
 export interface ProductHealth {
   product: string;

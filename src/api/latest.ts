@@ -2,9 +2,9 @@
  * /latest: the newest snapshot per product as the worker wrote it to the latest table.
  */
 import { z } from 'zod';
+import type { LatestSnapshot } from '../storage/latest.js';
 import { getLatest, listLatest } from '../storage/latest.js';
 import { BadRequestError, DependencyError, NotFoundError } from './errors.js';
-import type { LatestSnapshot } from './types.js';
 
 /** A snapshot as served: the table keys and TTL are storage details, `ageMs` is added at read time. */
 export type LatestView = Omit<LatestSnapshot, 'pk' | 'sk' | 'expiresAt'> & { ageMs: number };

@@ -3,10 +3,10 @@
  * the requested target (default quote_change_500ms).
  */
 import { z } from 'zod';
+import { ModelUnavailableError } from '../model/serving.js';
 import { type LoadedModel, TARGETS, type Target } from '../model/types.js';
+import type { LatestSnapshot } from '../storage/latest.js';
 import { BadRequestError, DependencyError } from './errors.js';
-import type { ServedModel } from './models.js';
-import type { LatestSnapshot } from './types.js';
 
 /** The target scored when the request names none (the API's first and original target). */
 export const PREDICT_TARGET: Target = 'quote_change_500ms';
@@ -93,13 +93,18 @@ export function featureVector(model: LoadedModel, values: Record<string, number>
 }
 
 export interface PredictDeps {
-  /** The active model of a target. */
-  model: (target: Target) => Promise<ServedModel>;
+  /** The active model of a target (ActiveModels.get, src/model/serving.ts). */
+  model: (target: Target) => Promise<LoadedModel>;
   latest: (product: string) => Promise<Pick<LatestSnapshot, 'product' | 'tsUs' | 'features'>>;
 }
 
 export async function predict(req: PredictRequest, deps: PredictDeps): Promise<PredictResponse> {
-  const model = await deps.model(requestTarget(req));
+  const target = requestTarget(req);
+  const model = await deps.model(target).catch((cause: unknown) => {
+    if (cause instanceof ModelUnavailableError)
+      throw new DependencyError(`model for ${target} is unavailable`, { cause });
+    throw cause;
+  });
   const about = {
     target: model.target,
     modelVersion: model.version,

@@ -17,7 +17,7 @@
  */
 import WebSocket from 'ws';
 import { type Clock, systemClock } from '../clock.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../log.js';
 import type { Metrics } from './metrics.js';
 
 /** Advanced Trade market-data channels. */

@@ -25,6 +25,7 @@
  */
 import { BookError, OrderBook } from '../book/book.js';
 import { type FeedKind, feedKindOf } from '../config.js';
+import { describeError, type Logger } from '../log.js';
 import {
   FeedError,
   MalformedFrameError,
@@ -34,14 +35,13 @@ import {
 import { fromUnits } from '../marketdata/decimal.js';
 import type { BookSnapshotEvent, Level, MarketEvent, ResyncEvent } from '../marketdata/events.js';
 import { exchangeSubscribeMessage, mapExchangeFrame } from '../marketdata/exchange.js';
+import type { SnapshotStore } from '../stream/claimCheck.js';
 import { eventId, type FeedStatsEvent, type StreamEvent } from '../stream/record.js';
 import type { FrameArchive } from './archive.js';
 import { CHANNELS, type FeedLink, FeedStateMachine, type Frame, subscribeMessage } from './connection.js';
-import { describeError, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import type { KinesisProducer } from './producer.js';
 import { SequenceChecker } from './sequence.js';
-import type { SnapshotStore } from './snapshots.js';
 
 export { reconnectDelay } from './connection.js';
 

@@ -17,8 +17,10 @@ import { dynamoClient, s3Client } from '../aws/clients.js';
 import { readCoreConfig, readResourceNames } from '../config.js';
 import { assertSpecMatches } from '../features/spec.js';
 import type { FeatureSpec } from '../features/types.js';
+import { readModelMetadata } from './metadata.js';
 import { readActiveVersion } from './pointer.js';
 import { loadModel, ModelLoadError } from './runtime.js';
+import type { ModelSource } from './serving.js';
 import { type LoadedModel, type ModelMetrics, TARGETS, type Target } from './types.js';
 
 type Env = Record<string, string | undefined>;
@@ -284,8 +286,7 @@ export async function loadActive(
     files = await readModelDir(where).catch((err: unknown) => {
       throw new ModelLoadError(`${target}: no model files in ${where}`, { cause: err });
     });
-    const metrics = parseJson<Partial<ModelMetrics>>(files['metrics.json'], `${where}/metrics.json`);
-    version = metrics.version ?? 'local';
+    version = readModelMetadata(files['metrics.json'], target, `${where}/metrics.json`).version ?? 'local';
   } else {
     const active = await activeVersion(target, env);
     if (!active) {
@@ -318,7 +319,25 @@ export async function loadActive(
       throw new ModelLoadError(`${target}@${version}: ${(err as Error).message}`, { cause: err });
     }
   }
-  return loadModel(files['model.onnx'], spec, { target, version });
+  const { threshold } = readModelMetadata(files['metrics.json'], target, `${where}/metrics.json`);
+  return loadModel(files['model.onnx'], spec, { target, version, threshold });
+}
+
+/**
+ * The registry of `env` (MODEL_URI, the registry table) as a ModelSource for ActiveModels (src/model/serving.ts).
+ * With `tickMs`, a model whose feature spec does not match the code at that tick is not served.
+ */
+export function registrySource(env: Env = process.env, options: LoadOptions = {}): ModelSource {
+  const pointerless = parseModelUri(readCoreConfig(env).modelUri).kind === 'file';
+  // One client for the pointer reads every few seconds; loads are rare and make their own.
+  const db = dynamoClient(env);
+  const table = readResourceNames(env).registryTable;
+  return {
+    pointerless,
+    activeVersion: (target) =>
+      pointerless ? Promise.resolve(undefined) : readActiveVersion(db, table, target),
+    load: (target) => loadActive(target, env, options),
+  };
 }
 
 export interface SeedResult {

@@ -1,13 +1,12 @@
 /**
  * Loads ONNX models into onnxruntime-node and checks them against the QuoteWatch model contract
- * (input "features" float32 [N, F], output "probability" float32 [N, 1]) before anything is scored.
+ * (src/model/contract.ts: input "features" float32 [N, F], output "probability" float32 [N, 1]) before anything
+ * is scored.
  */
 import * as ort from 'onnxruntime-node';
 import type { FeatureSpec } from '../features/types.js';
+import { INPUT_NAME, OUTPUT_NAME } from './contract.js';
 import type { LoadedModel, Target } from './types.js';
-
-export const INPUT_NAME = 'features';
-export const OUTPUT_NAME = 'probability';
 
 export class ModelLoadError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -26,6 +25,8 @@ export class PredictInputError extends Error {
 export interface ModelMeta {
   target: Target;
   version: string;
+  /** τ of a continuous label (from the version's metadata, src/model/metadata.ts). */
+  threshold?: number;
 }
 
 // One thread per session: the worker and Lambdas score small batches, and cores are shared with the pipeline.
@@ -64,6 +65,7 @@ export async function loadModel(bytes: Uint8Array, spec: FeatureSpec, meta: Mode
   return {
     target: meta.target,
     version: meta.version,
+    ...(meta.threshold !== undefined ? { threshold: meta.threshold } : {}),
     spec,
     async predict(rows: Float32Array, n: number): Promise<Float32Array> {
       if (!Number.isInteger(n) || n < 1)

@@ -10,9 +10,9 @@ import { kinesisClient, s3Client } from '../aws/clients.js';
 import { sleep } from '../clock.js';
 import { readFeedConfig, readResourceNames } from '../config.js';
 import { Ingestor } from '../ingest/ingestor.js';
-import { describeError, type Logger } from '../ingest/log.js';
 import { KinesisProducer } from '../ingest/producer.js';
-import { SnapshotStore } from '../ingest/snapshots.js';
+import { describeError, type Logger } from '../log.js';
+import { SnapshotStore } from '../stream/claimCheck.js';
 import { detectFormat, type RecordingFormat, readRecording } from './readers.js';
 import { ReplayError, type ReplaySpeed, startReplayServer } from './server.js';
 

@@ -1,13 +1,13 @@
 /**
- * Kinesis consumer: one reading loop per shard this worker owns, handler calls serialized across shards.
- * - Reading: polling GetRecords (works everywhere, including kinesalite) or enhanced fan-out SubscribeToShard
- *   (src/worker/fanout.ts, deployed latency), behind one ShardReader interface and one handler interface.
+ * Kinesis consumer: one reading task per shard this worker owns, handler calls serialized across shards.
+ * - Reading: readShard (src/worker/shards.ts) over polling GetRecords (works everywhere, including kinesalite) or
+ *   enhanced fan-out SubscribeToShard (src/worker/fanout.ts, deployed latency).
+ * - Records are decoded (src/worker/decode.ts); a record that does not decode goes to onBadRecord and is
+ *   skipped. Delivery is at-least-once: de-duplication is the handler's (the worker's dedup stage).
  * - Checkpoints per shard in the checkpoint table (src/worker/checkpoints.ts), written after the handler
  *   resolved, so a restart resumes AFTER the last handled record and never skips one. The write runs while the
  *   next batch is read and handled (in order per shard; awaited before the shard ends or its lease is released):
  *   a checkpoint in series would delay every batch behind it.
- * - Records are decoded (src/stream/record.ts); events already seen (by `id`, a bounded LRU set) are dropped:
- *   the producer is at-least-once. A handler that drops duplicates itself may turn this off (`dedup: false`).
  * - Leases (optional, src/worker/leases.ts) split the shards between several workers; without them this
  *   consumer reads every shard.
  * - Resharding: a child shard is read only once its parents were read to their end and marked `ended`.
@@ -15,86 +15,32 @@
  *   parents without state either) starts where `start` says; a child shard created by resharding while workers
  *   ran always starts at TRIM_HORIZON (its parents have state), so nothing between parent and child is skipped.
  */
-import {
-  ExpiredIteratorException,
-  GetRecordsCommand,
-  type GetRecordsCommandOutput,
-  GetShardIteratorCommand,
-  type KinesisClient,
-  ListShardsCommand,
-  ProvisionedThroughputExceededException,
-  type Shard,
-} from '@aws-sdk/client-kinesis';
+import { type KinesisClient, ListShardsCommand, type Shard } from '@aws-sdk/client-kinesis';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { sleep } from '../clock.js';
 import type { ConsumerConfig, WorkerConfig } from '../config.js';
-import { decodeRecord, RecordFormatError, type StreamEvent } from '../stream/record.js';
+import type { Logger } from '../log.js';
 import { CheckpointStore, LeaseLostError, type ShardState } from './checkpoints.js';
-import { type FanOutOptions, FanOutReader } from './fanout.js';
+import { type BadRecord, type ConsumedRecord, decodeRecords } from './decode.js';
+import { type FanOutOptions, FanOutSource } from './fanout.js';
 import { type LeaseOptions, LeaseTable, planLeases, readyShards } from './leases.js';
+import {
+  describePosition,
+  pollingSource,
+  readShard,
+  type ShardPosition,
+  type ShardSink,
+  type ShardSource,
+  TRIM_HORIZON,
+} from './shards.js';
 
-export class ConsumerError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'ConsumerError';
-  }
-}
-
-/** Insertion-ordered set that forgets its oldest entries past `capacity`; a hit refreshes the entry. */
-export class LruSet {
-  private readonly map = new Map<string, true>();
-  constructor(readonly capacity: number) {}
-
-  /** True if `key` was already present; records it either way. */
-  seen(key: string): boolean {
-    if (this.map.has(key)) {
-      this.map.delete(key);
-      this.map.set(key, true);
-      return true;
-    }
-    this.map.set(key, true);
-    if (this.map.size > this.capacity) this.evictOldest();
-    return false;
-  }
-
-  /**
-   * One long-lived keys() iterator instead of a new one per eviction: a Map iterator goes on over entries added
-   * after it was made, and every entry before its position was evicted, so its next key is always the oldest.
-   */
-  private oldest: Iterator<string> | undefined;
-  private evictOldest(): void {
-    let next = this.oldest?.next();
-    if (!next || next.done) {
-      this.oldest = this.map.keys();
-      next = this.oldest.next();
-    }
-    this.map.delete(next.value!);
-  }
-
-  get size(): number {
-    return this.map.size;
-  }
-}
-
-export interface ConsumedRecord {
-  sequenceNumber: string;
-  product: string;
-  /** Events not seen before (duplicates removed). */
-  events: StreamEvent[];
-}
+export type { BadRecord, ConsumedRecord } from './decode.js';
 
 export interface ShardBatch {
   shardId: string;
   records: ConsumedRecord[];
   /** How far this batch is behind the shard's tip, per Kinesis (ms). */
   millisBehindLatest?: number;
-}
-
-export interface BadRecord {
-  shardId: string;
-  sequenceNumber: string;
-  data: Uint8Array;
-  error: RecordFormatError;
 }
 
 /**
@@ -118,9 +64,6 @@ export interface ConsumerOptions {
   /** Polling: sleep of a shard whose GetRecords came back empty. */
   idleMs?: number;
   limit?: number;
-  dedupCapacity?: number;
-  /** Drop events already seen (default true); false when the handler de-duplicates every event itself. */
-  dedup?: boolean;
   /** Split the shards with other workers (absent: this consumer reads every shard). */
   leases?: LeaseOptions;
   /** Read with enhanced fan-out instead of polling. */
@@ -135,128 +78,7 @@ export interface ConsumerOptions {
   onBadRecord?: (bad: BadRecord) => Promise<void> | void;
   /** Called when a shard came back empty while every shard this consumer reads is caught up. */
   onIdle?: () => void;
-  log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
-}
-
-/** A record as Kinesis hands it over (GetRecords or a SubscribeToShard event). */
-export interface RawRecord {
-  SequenceNumber?: string;
-  Data?: Uint8Array;
-}
-
-/**
- * Where a ShardReader delivers; `records` resolves once the batch is handled (its checkpoint follows in the
- * background, in order; a failed checkpoint write rejects a later `records` call).
- */
-export interface ShardSink {
-  records(records: RawRecord[], millisBehindLatest: number | undefined): Promise<void>;
-  /** The shard had nothing new (caught up). */
-  empty(): void;
-}
-
-/** How a ShardReader starts a shard beyond `from`. */
-export interface ShardStart {
-  /** What the shard listing said when reading started. */
-  closed?: boolean;
-  /** With no `from`: the first record that arrived at or after this time instead of TRIM_HORIZON. */
-  startAt?: Date;
-}
-
-/**
- * Reads one shard from AFTER `from` (when undefined: `shard.startAt`, else TRIM_HORIZON) until the shard is closed
- * and read to its end ('ended') or `signal` aborts ('stopped'). Aborting never interrupts a delivery in progress.
- */
-export interface ShardReader {
-  read(
-    shardId: string,
-    from: string | undefined,
-    signal: AbortSignal,
-    sink: ShardSink,
-    shard?: ShardStart,
-  ): Promise<'ended' | 'stopped'>;
-}
-
-/** GetShardIterator's position: after the last record read, else the start time, else the oldest record. */
-export function iteratorPosition(after: string | undefined, startAt: Date | undefined) {
-  if (after) return { ShardIteratorType: 'AFTER_SEQUENCE_NUMBER', StartingSequenceNumber: after } as const;
-  if (startAt) return { ShardIteratorType: 'AT_TIMESTAMP', Timestamp: startAt } as const;
-  return { ShardIteratorType: 'TRIM_HORIZON' } as const;
-}
-
-/** The polling reader: GetRecords in a loop, a short sleep when the shard came back empty. */
-export class PollingReader implements ShardReader {
-  constructor(
-    private readonly kinesis: KinesisClient,
-    private readonly streamName: string,
-    private readonly limit = 1000,
-    private readonly idleMs = 200,
-  ) {}
-
-  private async iterator(
-    shardId: string,
-    after: string | undefined,
-    startAt: Date | undefined,
-  ): Promise<string | undefined> {
-    const out = await this.kinesis.send(
-      new GetShardIteratorCommand({
-        StreamName: this.streamName,
-        ShardId: shardId,
-        ...iteratorPosition(after, startAt),
-      }),
-    );
-    return out.ShardIterator;
-  }
-
-  async read(
-    shardId: string,
-    from: string | undefined,
-    signal: AbortSignal,
-    sink: ShardSink,
-    shard?: ShardStart,
-  ) {
-    let last = from;
-    let iterator = await this.iterator(shardId, last, shard?.startAt);
-    while (!signal.aborted) {
-      // Kinesis ends a closed shard's iterator chain once every record was returned.
-      if (!iterator) return 'ended' as const;
-      let out: GetRecordsCommandOutput;
-      try {
-        out = await this.kinesis.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: this.limit }));
-      } catch (err) {
-        if (err instanceof ExpiredIteratorException) {
-          // No record yet: the same start time again, not TRIM_HORIZON.
-          iterator = await this.iterator(shardId, last, shard?.startAt);
-          continue;
-        }
-        if (err instanceof ProvisionedThroughputExceededException) {
-          await sleep(this.idleMs * 5, signal);
-          continue;
-        }
-        throw new ConsumerError(`GetRecords on ${shardId} failed`, { cause: err });
-      }
-      const records = out.Records ?? [];
-      if (records.length > 0) {
-        await sink.records(records, out.MillisBehindLatest);
-        last = records[records.length - 1]!.SequenceNumber;
-      } else {
-        sink.empty();
-      }
-      iterator = out.NextShardIterator;
-      if (records.length === 0 && iterator) await sleep(this.idleMs, signal);
-    }
-    return 'stopped' as const;
-  }
-}
-
-interface ShardTask {
-  abort: AbortController;
-  caughtUp: boolean;
-  /** Being given back (shed) to another worker: still ours until it stops and releases. */
-  stopping: boolean;
-  done: Promise<void>;
-  /** The shard's checkpoint writes, chained in batch order; never rejects (see checkpointError). */
-  checkpoint: Promise<void>;
-  checkpointError?: unknown;
+  log?: Logger;
 }
 
 /** The consumer options a ConsumerConfig (src/config.ts) selects: leases always, fan-out when asked. */
@@ -270,9 +92,105 @@ export function consumerOptionsFrom(
   };
 }
 
+type Handler = (batch: ShardBatch) => Promise<void>;
+
+/** What one run() shares with its shard tasks. */
+interface Run {
+  handler: Handler;
+  source: ShardSource;
+  /** Aborts when the consumer stops (signal, or a failure). */
+  signal: AbortSignal;
+  tasks: Map<string, ShardTask>;
+  /** A task failed: remember the first error and stop everything. */
+  fail(err: unknown): void;
+  /** Re-list the shards now (a parent ended: its children may start). */
+  wake(): void;
+}
+
+/** Reading one shard: its delivery sink, its checkpoint chain, its end and its lease release. */
+class ShardTask {
+  readonly abort = new AbortController();
+  caughtUp = false;
+  /** Being given back (shed) to another worker: still ours until it stops and releases. */
+  stopping = false;
+  readonly done: Promise<void>;
+  /** The shard's checkpoint writes, chained in batch order; never rejects (see checkpointError). */
+  private checkpoint: Promise<void> = Promise.resolve();
+  private checkpointError: unknown;
+
+  constructor(
+    private readonly consumer: KinesisConsumer,
+    private readonly run: Run,
+    readonly shardId: string,
+    start: ShardPosition,
+    closed: boolean,
+  ) {
+    this.done = this.read(start, closed);
+  }
+
+  private readonly sink: ShardSink = {
+    records: async (raw, millisBehindLatest) => {
+      if (this.checkpointError !== undefined) throw this.checkpointError;
+      this.caughtUp = false;
+      await this.consumer.serialized(async () => {
+        const records = await this.consumer.decode(this.shardId, raw);
+        await this.run.handler({ shardId: this.shardId, records, millisBehindLatest });
+      });
+      // Only after the handler resolved; the next batch need not wait for it (module comment).
+      const sequenceNumber = raw[raw.length - 1]!.SequenceNumber!;
+      this.checkpoint = this.checkpoint.then(async () => {
+        if (this.checkpointError !== undefined) return;
+        try {
+          await this.consumer.store.write(this.shardId, sequenceNumber, { owner: this.consumer.owner });
+        } catch (err) {
+          this.checkpointError = err;
+        }
+      });
+    },
+    empty: () => {
+      this.caughtUp = true;
+      const active = [...this.run.tasks.values()].filter((t) => !t.stopping);
+      if (active.every((t) => t.caughtUp)) this.consumer.onIdle();
+    },
+  };
+
+  /** Waits for the checkpoint writes queued so far; throws the first one that failed. */
+  private async flush(): Promise<void> {
+    await this.checkpoint;
+    if (this.checkpointError !== undefined) throw this.checkpointError;
+  }
+
+  private async read(start: ShardPosition, closed: boolean): Promise<void> {
+    const { shardId } = this;
+    const signal = AbortSignal.any([this.run.signal, this.abort.signal]);
+    const log = this.consumer.log;
+    let lost = false;
+    try {
+      const how = await readShard(this.run.source, shardId, start, signal, this.sink, { closed });
+      await this.flush(); // every handled batch checkpointed before 'ended' or a release
+      if (how === 'ended') {
+        await this.consumer.store.write(shardId, undefined, { owner: this.consumer.owner, ended: true });
+        log?.('info', 'shard ended (read to its end; children may start)', { shardId });
+        this.run.wake();
+      }
+    } catch (err) {
+      if (err instanceof LeaseLostError) {
+        lost = true;
+        log?.('warn', 'lease lost; shard left to its new owner', { shardId, worker: this.consumer.owner });
+      } else {
+        this.run.fail(err);
+      }
+    } finally {
+      // A failed read still waits for its queued checkpoints: they must land while the lease is ours.
+      await this.checkpoint;
+      this.run.tasks.delete(shardId);
+      if (!lost) await this.consumer.release(shardId);
+    }
+  }
+}
+
 export class KinesisConsumer {
-  private readonly dedup: LruSet;
-  private readonly store: CheckpointStore;
+  readonly store: CheckpointStore;
   private readonly leases: LeaseTable | undefined;
   /** Handler calls are serialized across shards: the handler need not be re-entrant. */
   private chain: Promise<void> = Promise.resolve();
@@ -280,13 +198,23 @@ export class KinesisConsumer {
   private tasks = new Map<string, ShardTask>();
   /** Start times fixed for fresh shards (StartPosition 'timestamp'), kept across retries and lease handovers. */
   private readonly startTimes = new Map<string, Date>();
-  duplicatesDropped = 0;
   badRecords = 0;
 
   constructor(private readonly opts: ConsumerOptions) {
-    this.dedup = new LruSet(opts.dedupCapacity ?? 200_000);
     this.store = new CheckpointStore(opts.dynamo, opts.checkpointTable, opts.streamName);
     this.leases = opts.leases ? new LeaseTable(this.store, opts.leases) : undefined;
+  }
+
+  get owner(): string | undefined {
+    return this.leases?.workerId;
+  }
+
+  get log(): Logger | undefined {
+    return this.opts.log;
+  }
+
+  onIdle(): void {
+    this.opts.onIdle?.();
   }
 
   /** Shards this consumer reads right now (leased ones, or all ready ones without leases). */
@@ -306,27 +234,64 @@ export class KinesisConsumer {
     await this.store.write(shardId, sequenceNumber);
   }
 
+  /** Decodes a page; records that do not decode go to onBadRecord. */
+  async decode(shardId: string, raw: Parameters<ShardSink['records']>[0]): Promise<ConsumedRecord[]> {
+    const { records, bad } = decodeRecords(shardId, raw);
+    for (const b of bad) {
+      this.badRecords++;
+      this.opts.log?.('warn', 'undecodable record skipped', {
+        shardId,
+        sequenceNumber: b.sequenceNumber,
+        error: b.error.message,
+      });
+      await this.opts.onBadRecord?.(b);
+    }
+    return records;
+  }
+
+  async serialized(fn: () => Promise<void>): Promise<void> {
+    const previous = this.chain;
+    let done!: () => void;
+    this.chain = new Promise((resolve) => {
+      done = resolve;
+    });
+    await previous;
+    try {
+      await fn();
+    } finally {
+      done();
+    }
+  }
+
+  async release(shardId: string): Promise<void> {
+    await this.leases?.release(shardId).catch((err: unknown) => {
+      this.opts.log?.('warn', 'lease release failed (it will expire)', { shardId, error: String(err) });
+    });
+  }
+
   /**
    * Where a shard without a checkpoint starts: the configured start position only if neither it nor its parents
    * have any state (a brand-new group); a child of a split or merge seen by workers starts at TRIM_HORIZON.
    */
-  private startTime(shard: Shard | undefined, states: Map<string, ShardState>): Date | undefined {
+  private startOf(shard: Shard | undefined, states: Map<string, ShardState>): ShardPosition {
+    const id = shard?.ShardId;
+    const checkpoint = id === undefined ? undefined : states.get(id)?.sequenceNumber;
+    if (checkpoint) return { after: checkpoint };
     const start = this.opts.start;
-    if (!shard || start?.at !== 'timestamp') return undefined;
-    const stateless = (id: string | undefined) => {
-      const st = id === undefined ? undefined : states.get(id);
+    if (!shard || !id || start?.at !== 'timestamp') return TRIM_HORIZON;
+    const stateless = (shardId: string | undefined) => {
+      const st = shardId === undefined ? undefined : states.get(shardId);
       return st === undefined || (st.sequenceNumber === undefined && !st.ended);
     };
-    const id = shard.ShardId!;
     if (!stateless(id) || !stateless(shard.ParentShardId) || !stateless(shard.AdjacentParentShardId)) {
-      return undefined;
+      return TRIM_HORIZON;
     }
-    let at = this.startTimes.get(id);
-    if (!at) {
-      at = new Date((this.opts.now ?? Date.now)() - start.lookbackMs);
-      this.startTimes.set(id, at);
+    let since = this.startTimes.get(id);
+    if (!since) {
+      since = new Date((this.opts.now ?? Date.now)() - start.lookbackMs);
+      this.startTimes.set(id, since);
     }
-    return at;
+    return { since };
   }
 
   private async listShards(): Promise<Shard[]> {
@@ -344,48 +309,68 @@ export class KinesisConsumer {
     return shards;
   }
 
-  /** Decodes and de-duplicates; bad records go to onBadRecord. */
-  private async decode(shardId: string, records: RawRecord[]) {
-    const out: ConsumedRecord[] = [];
-    for (const r of records) {
-      const sequenceNumber = r.SequenceNumber ?? '';
-      const data = r.Data ?? new Uint8Array();
-      try {
-        const rec = decodeRecord(data);
-        const events =
-          this.opts.dedup === false
-            ? rec.events
-            : rec.events.filter((e) => {
-                if (!this.dedup.seen(e.id)) return true;
-                this.duplicatesDropped++;
-                return false;
-              });
-        out.push({ sequenceNumber, product: rec.product, events });
-      } catch (error) {
-        if (!(error instanceof RecordFormatError)) throw error;
-        this.badRecords++;
-        this.opts.log?.('warn', 'undecodable record skipped', {
-          shardId,
-          sequenceNumber,
-          error: error.message,
-        });
-        await this.opts.onBadRecord?.({ shardId, sequenceNumber, data, error });
-      }
-    }
-    return out;
+  private start(run: Run, shard: Shard | undefined, id: string, states: Map<string, ShardState>): void {
+    const start = this.startOf(shard, states);
+    const closed = shard?.SequenceNumberRange?.EndingSequenceNumber !== undefined;
+    this.opts.log?.('info', 'shard started', {
+      shardId: id,
+      from: describePosition(start),
+      worker: this.owner,
+    });
+    run.tasks.set(id, new ShardTask(this, run, id, start, closed));
   }
 
-  private async serialized(fn: () => Promise<void>): Promise<void> {
-    const previous = this.chain;
-    let done!: () => void;
-    this.chain = new Promise((resolve) => {
-      done = resolve;
-    });
-    await previous;
-    try {
-      await fn();
-    } finally {
-      done();
+  /** Lists the shards and starts, renews, takes and sheds them so this worker reads its share. */
+  private async sync(run: Run): Promise<void> {
+    const shards = await this.listShards();
+    // Parents too: one that aged out of the listing may still have state (then its child is no fresh start).
+    const ids = new Set(shards.flatMap((s) => [s.ShardId!, s.ParentShardId, s.AdjacentParentShardId]));
+    const states = await this.store.readMany([...ids].filter((id): id is string => id !== undefined));
+    const byId = new Map(shards.map((s) => [s.ShardId!, s]));
+    const ready = readyShards(shards, states);
+    const leases = this.leases;
+    if (!leases) {
+      for (const id of ready) if (!run.tasks.has(id)) this.start(run, byId.get(id), id, states);
+      return;
+    }
+    const owner = leases.workerId;
+    await leases.heartbeat();
+    const live = await leases.liveWorkers();
+    for (const [id, task] of run.tasks) {
+      if (!(await leases.renew(id))) {
+        this.opts.log?.('warn', 'lease could not be renewed; stopping the shard', {
+          shardId: id,
+          worker: owner,
+        });
+        task.abort.abort();
+      }
+    }
+    const owners = new Map<string, string>();
+    for (const id of ready) {
+      const task = run.tasks.get(id);
+      const st = states.get(id)!;
+      if (task?.stopping) owners.set(id, owner);
+      else if (!task && st.leaseOwner !== undefined && st.leaseOwner !== owner && !leases.isExpired(st))
+        owners.set(id, st.leaseOwner);
+    }
+    const mine = [...run.tasks].filter(([, t]) => !t.stopping).map(([id]) => id);
+    const plan = planLeases({ me: owner, ready, mine, owners, liveWorkers: live });
+    for (const id of plan.shed) {
+      const task = run.tasks.get(id)!;
+      task.stopping = true;
+      task.abort.abort();
+      this.opts.log?.('info', 'shard given back to balance the workers', {
+        shardId: id,
+        worker: owner,
+        workers: live.length,
+      });
+    }
+    for (const id of plan.take) {
+      if (run.signal.aborted) break;
+      if (!(await leases.take(states.get(id)!))) continue;
+      // Re-read: the previous owner may have checkpointed after our first read, until it released.
+      states.set(id, await this.store.read(id));
+      this.start(run, byId.get(id), id, states);
     }
   }
 
@@ -394,171 +379,49 @@ export class KinesisConsumer {
    * moves to the batch's last record. A handler error stops the consumer (rejects) without checkpointing that
    * batch, so a restart reprocesses it. On stop, leases are released after the last checkpoint.
    */
-  async run(handler: (batch: ShardBatch) => Promise<void>, signal: AbortSignal): Promise<void> {
-    const { log, leases: leaseOptions } = this.opts;
+  async run(handler: Handler, signal: AbortSignal): Promise<void> {
     const leases = this.leases;
-    const owner = leases?.workerId;
     const syncMs = this.opts.syncMs ?? Math.min(2000, (leases?.leaseMs ?? 8000) / 4);
     const stopAll = new AbortController();
-    const running = AbortSignal.any([signal, stopAll.signal]);
-    const tasks = new Map<string, ShardTask>();
-    this.tasks = tasks;
     let failure: unknown;
     let wake = new AbortController();
-
-    const reader: ShardReader = this.opts.fanOut
-      ? await FanOutReader.create(this.opts.kinesis, this.opts.streamName, this.opts.fanOut, log)
-      : new PollingReader(this.opts.kinesis, this.opts.streamName, this.opts.limit, this.opts.idleMs);
-
-    const closed = new Set<string>();
-    const start = (shardId: string, from: string | undefined, startAt: Date | undefined) => {
-      const abort = new AbortController();
-      const taskSignal = AbortSignal.any([running, abort.signal]);
-      const task: ShardTask = {
-        abort,
-        caughtUp: false,
-        stopping: false,
-        done: Promise.resolve(),
-        checkpoint: Promise.resolve(),
-      };
-      /** Waits for the checkpoint writes queued so far; throws the first one that failed. */
-      const flush = async () => {
-        await task.checkpoint;
-        if (task.checkpointError !== undefined) throw task.checkpointError;
-      };
-      tasks.set(shardId, task);
-      const position = from ?? (startAt ? `AT_TIMESTAMP ${startAt.toISOString()}` : 'TRIM_HORIZON');
-      log?.('info', 'shard started', { shardId, from: position, worker: owner });
-      const sink: ShardSink = {
-        records: async (records, millisBehindLatest) => {
-          if (task.checkpointError !== undefined) throw task.checkpointError;
-          task.caughtUp = false;
-          await this.serialized(async () => {
-            const decoded = await this.decode(shardId, records);
-            await handler({ shardId, records: decoded, millisBehindLatest });
-          });
-          // Only after the handler resolved; the next batch need not wait for it (module comment).
-          const sequenceNumber = records[records.length - 1]!.SequenceNumber!;
-          task.checkpoint = task.checkpoint.then(async () => {
-            if (task.checkpointError !== undefined) return;
-            try {
-              await this.store.write(shardId, sequenceNumber, { owner });
-            } catch (err) {
-              task.checkpointError = err;
-            }
-          });
-        },
-        empty: () => {
-          task.caughtUp = true;
-          const active = [...tasks.values()].filter((t) => !t.stopping);
-          if (active.every((t) => t.caughtUp)) this.opts.onIdle?.();
-        },
-      };
-      task.done = (async () => {
-        let lost = false;
-        try {
-          const how = await reader.read(shardId, from, taskSignal, sink, {
-            closed: closed.has(shardId),
-            startAt: from === undefined ? startAt : undefined,
-          });
-          await flush(); // every handled batch checkpointed before 'ended' or a release
-          if (how === 'ended') {
-            await this.store.write(shardId, undefined, { owner, ended: true });
-            log?.('info', 'shard ended (read to its end; children may start)', { shardId });
-            wake.abort(); // re-list now so the children start without waiting a sync period
-          }
-        } catch (err) {
-          if (err instanceof LeaseLostError) {
-            lost = true;
-            log?.('warn', 'lease lost; shard left to its new owner', { shardId, worker: owner });
-          } else {
-            failure ??= err;
-            stopAll.abort();
-          }
-        } finally {
-          // A failed read still waits for its queued checkpoints: they must land while the lease is ours.
-          await task.checkpoint;
-          tasks.delete(shardId);
-          if (leases && !lost) {
-            await leases.release(shardId).catch((err: unknown) => {
-              log?.('warn', 'lease release failed (it will expire)', { shardId, error: String(err) });
-            });
-          }
-        }
-      })();
-    };
-
-    const sync = async () => {
-      const shards = await this.listShards();
-      for (const s of shards) if (s.SequenceNumberRange?.EndingSequenceNumber) closed.add(s.ShardId!);
-      // Parents too: one that aged out of the listing may still have state (then its child is no fresh start).
-      const ids = new Set(shards.flatMap((s) => [s.ShardId!, s.ParentShardId, s.AdjacentParentShardId]));
-      const states = await this.store.readMany([...ids].filter((id): id is string => id !== undefined));
-      const byId = new Map(shards.map((s) => [s.ShardId!, s]));
-      const ready = readyShards(shards, states);
-      if (!leases) {
-        for (const id of ready) {
-          if (!tasks.has(id)) start(id, states.get(id)?.sequenceNumber, this.startTime(byId.get(id), states));
-        }
-        return;
-      }
-      await leases.heartbeat();
-      const live = await leases.liveWorkers();
-      for (const [id, task] of tasks) {
-        if (!(await leases.renew(id))) {
-          log?.('warn', 'lease could not be renewed; stopping the shard', { shardId: id, worker: owner });
-          task.abort.abort();
-        }
-      }
-      const owners = new Map<string, string>();
-      for (const id of ready) {
-        const task = tasks.get(id);
-        const st = states.get(id)!;
-        if (task?.stopping) owners.set(id, owner!);
-        else if (!task && st.leaseOwner !== undefined && st.leaseOwner !== owner && !leases.isExpired(st))
-          owners.set(id, st.leaseOwner);
-      }
-      const mine = [...tasks].filter(([, t]) => !t.stopping).map(([id]) => id);
-      const plan = planLeases({ me: owner!, ready, mine, owners, liveWorkers: live });
-      for (const id of plan.shed) {
-        const task = tasks.get(id)!;
-        task.stopping = true;
-        task.abort.abort();
-        log?.('info', 'shard given back to balance the workers', {
-          shardId: id,
-          worker: owner,
-          workers: live.length,
+    const source: ShardSource = this.opts.fanOut
+      ? await FanOutSource.create(this.opts.kinesis, this.opts.streamName, this.opts.fanOut, this.opts.log)
+      : pollingSource(this.opts.kinesis, this.opts.streamName, {
+          limit: this.opts.limit,
+          idleMs: this.opts.idleMs,
         });
-      }
-      for (const id of plan.take) {
-        if (running.aborted) break;
-        if (!(await leases.take(states.get(id)!))) continue;
-        // Re-read: the previous owner may have checkpointed after our first read, until it released.
-        const now = await this.store.read(id);
-        states.set(id, now);
-        start(id, now.sequenceNumber, this.startTime(byId.get(id), states));
-      }
+    const run: Run = {
+      handler,
+      source,
+      signal: AbortSignal.any([signal, stopAll.signal]),
+      tasks: new Map(),
+      fail: (err) => {
+        failure ??= err;
+        stopAll.abort();
+      },
+      wake: () => wake.abort(),
     };
-
-    log?.('info', 'consumer started', {
+    this.tasks = run.tasks;
+    this.opts.log?.('info', 'consumer started', {
       stream: this.opts.streamName,
       reader: this.opts.fanOut ? 'fanout' : 'polling',
-      ...(leaseOptions ? { worker: owner, leaseMs: leases?.leaseMs } : {}),
+      ...(leases ? { worker: leases.workerId, leaseMs: leases.leaseMs } : {}),
     });
     try {
-      while (!running.aborted) {
+      while (!run.signal.aborted) {
         try {
-          await sync();
+          await this.sync(run);
         } catch (err) {
           // A failed sync (throttling, a blip) is retried next period; running shards go on meanwhile.
-          log?.('warn', 'shard sync failed', { error: String(err) });
+          this.opts.log?.('warn', 'shard sync failed', { error: String(err) });
         }
         wake = new AbortController();
-        await sleep(syncMs, AbortSignal.any([running, wake.signal]));
+        await sleep(syncMs, AbortSignal.any([run.signal, wake.signal]));
       }
     } finally {
       stopAll.abort();
-      await Promise.all([...tasks.values()].map((t) => t.done));
+      await Promise.all([...run.tasks.values()].map((t) => t.done));
       if (leases) await leases.leave().catch(() => {});
     }
     if (failure) throw failure;

@@ -1,12 +1,12 @@
 /**
- * Enhanced fan-out reader (SubscribeToShard): Kinesis pushes each shard's records to a registered stream
- * consumer over a long-lived HTTP/2 event stream (~70 ms average propagation instead of ~200 ms polling).
- * Same ShardReader contract as polling, so checkpoints, leases, resharding and the handler are shared
- * (src/worker/consumer.ts). Deployed, the SDK's default HTTP/2 handler is required; locally kinesis-local
+ * Enhanced fan-out (SubscribeToShard) as a ShardSource: Kinesis pushes each shard's records to a registered
+ * stream consumer over a long-lived HTTP/2 event stream (~70 ms average propagation instead of ~200 ms polling).
+ * The loop that reads it is the same as for polling (readShard, src/worker/shards.ts), so checkpoints, leases,
+ * resharding and the handler are shared (src/worker/consumer.ts). Deployed, the SDK's default HTTP/2 handler is required; locally kinesis-local
  * (kinesis-mock) serves the event stream over HTTP/1.1, which the NodeHttpHandler of src/aws/clients.ts speaks.
  *
  * A subscription lasts at most 5 minutes: when its event stream ends (or `renewAfterMs` passed) we subscribe
- * again AFTER the last record we delivered, i.e. from the checkpoint. The event's ContinuationSequenceNumber
+ * again from readShard's position, AFTER the last record delivered, i.e. from the checkpoint. The event's ContinuationSequenceNumber
  * is not used for that: it may point past the last record, and whether AT or AFTER fits it is not specified
  * for every backend; after the last delivered record is exact and equals the checkpoint the next owner uses.
  */
@@ -18,17 +18,19 @@ import {
   type KinesisClient,
   RegisterStreamConsumerCommand,
   ResourceInUseException,
-  type StartingPosition,
   SubscribeToShardCommand,
 } from '@aws-sdk/client-kinesis';
 import { sleep } from '../clock.js';
+import type { Logger } from '../log.js';
 import {
   ConsumerError,
-  iteratorPosition,
-  type ShardReader,
-  type ShardSink,
-  type ShardStart,
-} from './consumer.js';
+  describePosition,
+  iteratorArgs,
+  type ShardPage,
+  type ShardPosition,
+  type ShardSource,
+  startingPosition,
+} from './shards.js';
 
 export interface FanOutOptions {
   /** The stream consumer's name (registered once per stream; every worker of the group shares it). */
@@ -40,8 +42,6 @@ export interface FanOutOptions {
   /** How long registration may take to become ACTIVE (default 60 s). */
   registerTimeoutMs?: number;
 }
-
-type Log = (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 
 /** Registers `consumerName` on the stream (or finds it registered) and waits until it is ACTIVE; its ARN. */
 export async function registerStreamConsumer(
@@ -79,14 +79,7 @@ export async function registerStreamConsumer(
   }
 }
 
-class SinkError extends Error {
-  constructor(cause: unknown) {
-    super('delivery failed', { cause });
-    this.name = 'SinkError';
-  }
-}
-
-export class FanOutReader implements ShardReader {
+export class FanOutSource implements ShardSource {
   /** How many subscriptions were opened (first ones and renewals), for logs and tests. */
   subscriptions = 0;
 
@@ -95,10 +88,10 @@ export class FanOutReader implements ShardReader {
     private readonly streamName: string,
     readonly consumerArn: string,
     private readonly options: FanOutOptions,
-    private readonly log?: Log,
+    private readonly log?: Logger,
   ) {}
 
-  static async create(kinesis: KinesisClient, streamName: string, options: FanOutOptions, log?: Log) {
+  static async create(kinesis: KinesisClient, streamName: string, options: FanOutOptions, log?: Logger) {
     const arn = await registerStreamConsumer(
       kinesis,
       streamName,
@@ -106,20 +99,20 @@ export class FanOutReader implements ShardReader {
       options.registerTimeoutMs,
     );
     log?.('info', 'enhanced fan-out consumer ready', { consumerArn: arn });
-    return new FanOutReader(kinesis, streamName, arn, options, log);
+    return new FanOutSource(kinesis, streamName, arn, options, log);
   }
 
   /**
-   * Whether a closed shard has nothing after `last`, asked the polling way. Kinesis ends a closed shard's
+   * Whether a closed shard has nothing after `position`, asked the polling way. Kinesis ends a closed shard's
    * subscription with an event without continuation; kinesis-local never does (it keeps sending empty events),
    * so for a shard listed as closed an empty event is double-checked with GetRecords, which it answers properly.
    */
-  private async readToEnd(shardId: string, last: string | undefined, startAt?: Date): Promise<boolean> {
+  private async readToEnd(shardId: string, position: ShardPosition): Promise<boolean> {
     const it = await this.kinesis.send(
       new GetShardIteratorCommand({
         StreamName: this.streamName,
         ShardId: shardId,
-        ...iteratorPosition(last, startAt),
+        ...iteratorArgs(position),
       }),
     );
     if (!it.ShardIterator) return true;
@@ -127,36 +120,27 @@ export class FanOutReader implements ShardReader {
     return (out.Records?.length ?? 0) === 0 && !out.NextShardIterator;
   }
 
-  async read(
+  async *pages(
     shardId: string,
-    from: string | undefined,
+    position: () => ShardPosition,
     signal: AbortSignal,
-    sink: ShardSink,
-    shard?: ShardStart,
-  ) {
-    let last = from;
-    const startAt = shard?.startAt;
+    closed: boolean,
+  ): AsyncGenerator<ShardPage> {
     while (!signal.aborted) {
-      // Until a record arrived, every (re)subscription starts at the same time: it was fixed once for the shard.
-      const position: StartingPosition = last
-        ? { Type: 'AFTER_SEQUENCE_NUMBER', SequenceNumber: last }
-        : startAt
-          ? { Type: 'AT_TIMESTAMP', Timestamp: startAt }
-          : { Type: 'TRIM_HORIZON' };
-      // Ends this subscription (not the delivery in progress: aborting only cuts the event stream).
+      // Ends this subscription (a page being delivered is not interrupted: the generator waits at its yield).
       const subscription = new AbortController();
       const cut = () => subscription.abort();
       signal.addEventListener('abort', cut, { once: true });
       const renew = this.options.renewAfterMs ? setTimeout(cut, this.options.renewAfterMs) : undefined;
       try {
         this.subscriptions++;
-        const from = last ?? (startAt ? `AT_TIMESTAMP ${startAt.toISOString()}` : 'TRIM_HORIZON');
-        this.log?.('info', 'subscribed to shard', { shardId, from });
+        const from = position();
+        this.log?.('info', 'subscribed to shard', { shardId, from: describePosition(from) });
         const out = await this.kinesis.send(
           new SubscribeToShardCommand({
             ConsumerARN: this.consumerArn,
             ShardId: shardId,
-            StartingPosition: position,
+            StartingPosition: startingPosition(from),
           }),
           { abortSignal: subscription.signal },
         );
@@ -167,23 +151,18 @@ export class FanOutReader implements ShardReader {
             throw new ConsumerError(`SubscribeToShard on ${shardId} sent ${name}`, { cause: event });
           }
           const records = e.Records ?? [];
-          if (records.length > 0) {
-            await sink.records(records, e.MillisBehindLatest).catch((err: unknown) => {
-              throw new SinkError(err);
-            });
-            last = records[records.length - 1]!.SequenceNumber;
-          } else {
-            sink.empty();
-            if (shard?.closed && (await this.readToEnd(shardId, last, startAt))) return 'ended' as const;
-          }
           // A closed shard's last event has no continuation (and names the children): read to its end.
-          if (e.ContinuationSequenceNumber == null) return 'ended' as const;
+          const end = e.ContinuationSequenceNumber == null;
+          yield { records, millisBehindLatest: e.MillisBehindLatest, end };
+          if (end) return;
+          if (records.length === 0 && closed && (await this.readToEnd(shardId, position()))) {
+            yield { records: [], end: true };
+            return;
+          }
           if (subscription.signal.aborted) break;
         }
-        // The stream ended (5-minute limit, renewal, or stop): loop and subscribe again from `last`.
+        // The stream ended (5-minute limit, renewal, or stop): loop and subscribe again from position().
       } catch (err) {
-        // The handler's or the checkpoint's failure is the consumer's to handle, not a reason to resubscribe.
-        if (err instanceof SinkError) throw err.cause;
         if (signal.aborted) break;
         if (!subscription.signal.aborted) {
           this.log?.('warn', 'subscription failed; subscribing again', { shardId, error: String(err) });
@@ -194,6 +173,5 @@ export class FanOutReader implements ShardReader {
         signal.removeEventListener('abort', cut);
       }
     }
-    return 'stopped' as const;
   }
 }

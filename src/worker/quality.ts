@@ -6,6 +6,7 @@
  * same strict rule as training (isSpike).
  * Published as CloudWatch Embedded Metric Format log lines and in the latest snapshot.
  */
+import type { LatestSnapshot } from '../storage/latest.js';
 
 export interface QualityStats {
   target: string;
@@ -233,4 +234,40 @@ export function qualityEmf(s: QualityStats, timestampMs: number): Record<string,
     ModelVersion: s.modelVersion,
     ...Object.fromEntries(Object.entries(values).filter(([, v]) => Number.isFinite(v))),
   };
+}
+
+/** The latest snapshot's `quality`: the current window per target, null where a figure is undefined. */
+export function qualityRecord(stats: readonly QualityStats[]): LatestSnapshot['quality'] | undefined {
+  if (stats.length === 0) return undefined;
+  const finite = (v: number) => (Number.isFinite(v) ? v : null);
+  return Object.fromEntries(
+    stats.map((s) => [
+      s.target,
+      {
+        modelVersion: s.modelVersion,
+        n: s.n,
+        auc: finite(s.auc),
+        brier: finite(s.brier),
+        baseRate: finite(s.baseRate),
+      },
+    ]),
+  );
+}
+
+/** Emits the quality of the served versions as EMF lines, once every `everyMs` of event time. */
+export class QualityPublisher {
+  private nextUs = Number.NEGATIVE_INFINITY;
+
+  constructor(
+    private readonly everyMs: number,
+    private readonly emit: (line: Record<string, unknown>) => void,
+  ) {}
+
+  /** `tUs`: the event time reached (the newest row's tick). */
+  publish(tUs: number, stats: readonly QualityStats[]): void {
+    if (tUs < this.nextUs) return;
+    const every = this.everyMs * 1000;
+    this.nextUs = Math.floor(tUs / every) * every + every;
+    for (const s of stats) if (s.n > 0) this.emit(qualityEmf(s, Math.floor(tUs / 1000)));
+  }
 }

@@ -10,11 +10,11 @@ import { kinesisClient, s3Client } from '../../src/aws/clients.js';
 import { OrderBook } from '../../src/book/book.js';
 import { Ingestor, type IngestorOptions } from '../../src/ingest/ingestor.js';
 import { KinesisProducer, type ProducerOptions } from '../../src/ingest/producer.js';
-import { SnapshotStore } from '../../src/ingest/snapshots.js';
 import { fromUnits, normalizeDecimal } from '../../src/marketdata/decimal.js';
 import type { Level } from '../../src/marketdata/events.js';
 import { BUCKETS, STREAM } from '../../src/resources.js';
 import { type SimulatorServer, startSimulator } from '../../src/simulator/server.js';
+import { SnapshotStore } from '../../src/stream/claimCheck.js';
 import type { StreamEvent } from '../../src/stream/record.js';
 import { readStream } from '../ingest.helpers.js';
 

@@ -1,4 +1,4 @@
-/** One JSON line per event on stdout: `{"level","msg",...fields}` (the shared log format of every component). */
+/** One JSON line per event on stdout: `{"level","msg",...fields}`, the log format of every component. */
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type Logger = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => void;
 

@@ -1,0 +1,45 @@
+/**
+ * A model version's metadata (its metrics.json), read in ONE place for every server of models (the worker,
+ * /predict) so they cannot disagree: the version it names, and τ (`threshold`) of a target with a continuous
+ * label, which is required there (a vol-spike model without its τ cannot be judged, so it is not served).
+ * Anything unreadable is a ModelLoadError naming the file; the rest of metrics.json (scores, data, training
+ * parameters) is the training job's record and passes through unchecked.
+ */
+import { z } from 'zod';
+import { ModelLoadError } from './runtime.js';
+import { type Target, THRESHOLD_TARGETS } from './types.js';
+
+const MetricsSchema = z.looseObject({
+  target: z.string().optional(),
+  version: z.string().min(1).optional(),
+  threshold: z.number().finite('threshold must be a finite number').optional(),
+});
+
+export interface ModelMetadata {
+  /** The version metrics.json names, if any (file:// registries take it as the version). */
+  version?: string;
+  threshold?: number;
+}
+
+/** Parses metrics.json bytes of `target`; `where` names the file in errors. */
+export function readModelMetadata(bytes: Uint8Array, target: Target, where: string): ModelMetadata {
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder().decode(bytes));
+  } catch (cause) {
+    throw new ModelLoadError(`${where} is not valid JSON`, { cause });
+  }
+  const parsed = MetricsSchema.safeParse(json);
+  if (!parsed.success) {
+    const why = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+    throw new ModelLoadError(`${where}: ${why}`);
+  }
+  const { target: named, version, threshold } = parsed.data;
+  if (named !== undefined && named !== target) {
+    throw new ModelLoadError(`${where} is for target ${named}, not ${target}`);
+  }
+  if (THRESHOLD_TARGETS.includes(target) && threshold === undefined) {
+    throw new ModelLoadError(`${where} has no "threshold" (τ), which ${target} needs`);
+  }
+  return { ...(version !== undefined ? { version } : {}), ...(threshold !== undefined ? { threshold } : {}) };
+}

@@ -1,0 +1,88 @@
+/**
+ * Latest sink: the newest row of each product in a batch becomes that product's latest snapshot (what /latest
+ * serves and the dashboard shows): its quote and top levels, features, every model's probability, live quality
+ * and the feed's health. Written before the lake: it is what users see and what the exchange -> DynamoDB latency
+ * measures.
+ */
+import { FEATURE_NAMES } from '../../features/spec.js';
+import type { FeatureRow } from '../../features/types.js';
+import type { LatestSnapshot } from '../../storage/latest.js';
+import type { FeedHealth } from '../../stream/record.js';
+import type { Scored } from '../score.js';
+
+export type LatestSnapshotInput = Omit<LatestSnapshot, 'pk' | 'sk' | 'expiresAt'>;
+
+export interface LatestContext {
+  quality: LatestSnapshot['quality'] | undefined;
+  feed(product: string): FeedHealth | undefined;
+  /** The product's event-time watermark (µs): its newest exchange time. */
+  watermarkUs(product: string): number | undefined;
+}
+
+export interface LatestSinkOptions {
+  write: (snapshot: LatestSnapshotInput) => Promise<void>;
+  /** Called once a snapshot is acknowledged: wall ms from the newest exchange time to the ack. */
+  onAck?: (product: string, latencyMs: number) => void;
+  /** Wall clock, ms: only for latencyMs / updatedAtMs, never for features. */
+  now: () => number;
+}
+
+/** The snapshot of row `i` of a batch. */
+export function latestSnapshot(
+  row: FeatureRow,
+  i: number,
+  scored: readonly Scored[],
+  ctx: LatestContext,
+  nowMs: number,
+): LatestSnapshotInput {
+  const features: Record<string, number> = {};
+  FEATURE_NAMES.forEach((name, f) => {
+    const v = row.values[f]!;
+    if (Number.isFinite(v)) features[name] = v;
+  });
+  const predictions: LatestSnapshot['predictions'] = {};
+  for (const s of scored) {
+    predictions[s.model.target] = { probability: s.probabilities[i]!, modelVersion: s.model.version };
+  }
+  const watermarkUs = ctx.watermarkUs(row.product) ?? row.tsUs;
+  const snapshot: LatestSnapshotInput = {
+    product: row.product,
+    tsUs: row.tsUs,
+    seq: row.seq,
+    bestBid: row.bestBid,
+    bestAsk: row.bestAsk,
+    mid: row.mid,
+    spread: row.spread,
+    spreadBps: (row.spread / row.mid) * 1e4,
+    bids: row.top?.bids ?? [],
+    asks: row.top?.asks ?? [],
+    features,
+    predictions,
+    latencyMs: Math.max(0, nowMs - watermarkUs / 1000),
+    updatedAtMs: nowMs,
+  };
+  if (ctx.quality) snapshot.quality = ctx.quality;
+  const feed = ctx.feed(row.product);
+  if (feed) snapshot.feed = feed;
+  return snapshot;
+}
+
+export class LatestSink {
+  constructor(private readonly opts: LatestSinkOptions) {}
+
+  /** Writes the newest row of each product of `rows` (all products in parallel). */
+  async write(rows: readonly FeatureRow[], scored: readonly Scored[], ctx: LatestContext): Promise<void> {
+    const newest = new Map<string, number>();
+    for (let i = 0; i < rows.length; i++) newest.set(rows[i]!.product, i);
+    if (newest.size === 0) return;
+    const now = this.opts.now();
+    await Promise.all(
+      [...newest.values()].map(async (i) => {
+        const row = rows[i]!;
+        await this.opts.write(latestSnapshot(row, i, scored, ctx, now));
+        const watermarkUs = ctx.watermarkUs(row.product) ?? row.tsUs;
+        this.opts.onAck?.(row.product, this.opts.now() - watermarkUs / 1000);
+      }),
+    );
+  }
+}
