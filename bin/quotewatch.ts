@@ -14,10 +14,10 @@ import {
   readSimulatorConfig,
   readTrainingConfig,
 } from '../src/config.js';
-import { jsonLogger } from '../src/log.js';
 import { DEFAULT_EMULATOR_PORTS, emulatorEnv, startEmulators } from '../src/local/emulators.js';
 import { provision } from '../src/local/provision.js';
 import { startSystem } from '../src/local/supervisor.js';
+import { jsonLogger } from '../src/log.js';
 import { RECORDING_FORMATS, type RecordingFormat } from '../src/replay/readers.js';
 import { runReplay } from '../src/replay/replay.js';
 import type { ReplaySpeed } from '../src/replay/server.js';

@@ -5,21 +5,18 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportLogisticOnnx } from '../models/export/onnx.js';
 import { type LogisticModel, predictLogistic } from '../models/train/logreg.js';
 import type { HttpApiEventV2, HttpApiResultV2 } from '../src/api/http.js';
 import { latestOf } from '../src/api/latest.js';
 import { parsePredictBody, predict } from '../src/api/predict.js';
-import { dynamoClient } from '../src/aws/clients.js';
 import type { FeatureSpec } from '../src/features/types.js';
 import { type Emulators, startEmulators } from '../src/local/emulators.js';
 import { provision } from '../src/local/provision.js';
 import { activate, publishVersion } from '../src/model/registry.js';
 import { loadModel } from '../src/model/runtime.js';
 import { type LoadedModel, TARGETS, type Target } from '../src/model/types.js';
-import { TABLES } from '../src/resources.js';
 import type { LatestSnapshot } from '../src/storage/latest.js';
 import { putLatest } from '../src/storage/latest.js';
 
