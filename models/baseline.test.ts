@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FEATURE_SPEC } from '../src/features/spec.js';
 import { THRESHOLD_METADATA_KEY } from '../src/labels/volSpike.js';
+import { METADATA_KEYS } from '../src/model/contract.js';
 import { loadModel } from '../src/model/runtime.js';
 import { type ModelMetrics, TARGETS } from '../src/model/types.js';
 import {
@@ -15,7 +16,7 @@ import {
   trainBaseline,
   withOnnxMetadata,
 } from './baseline.js';
-import { exportLogisticOnnx, METADATA_KEYS, readOnnxMetadata } from './export/onnx.js';
+import { exportLogisticOnnx, readOnnxMetadata } from './export/onnx.js';
 
 type Metrics = ModelMetrics & { reference: { brier: number; logLoss: number }; threshold?: number };
 

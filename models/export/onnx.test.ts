@@ -2,9 +2,10 @@ import fc from 'fast-check';
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import type { FeatureSpec } from '../../src/features/types.js';
+import { METADATA_KEYS } from '../../src/model/contract.js';
 import { loadModel, ModelLoadError } from '../../src/model/runtime.js';
 import { type LogisticModel, predictLogistic } from '../train/logreg.js';
-import { exportLogisticOnnx, METADATA_KEYS, readOnnxMetadata } from './onnx.js';
+import { exportLogisticOnnx, readOnnxMetadata } from './onnx.js';
 
 function specOf(width: number): FeatureSpec {
   return {

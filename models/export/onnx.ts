@@ -1,6 +1,7 @@
 /**
  * Exports a LogisticModel to ONNX bytes with no python and no protobuf library.
  *
+ * The contract (input/output names, metadata keys) is src/model/contract.ts, which the runtime checks.
  * Graph (opset 13, default domain):
  *   features float32 [N, F] -> Sub(mean) -> Div(std) -> MatMul(W [F, 1]) -> Add(b) -> Sigmoid -> probability [N, 1]
  *
@@ -8,24 +9,14 @@
  * little-endian float32, as the spec requires for raw tensor data.
  */
 import type { FeatureSpec } from '../../src/features/types.js';
+import { INPUT_NAME, METADATA_KEYS, OUTPUT_NAME } from '../../src/model/contract.js';
 import type { LogisticModel } from '../train/logreg.js';
 import { MessageWriter, readFields } from './protobuf.js';
 
-export const ONNX_INPUT = 'features';
-export const ONNX_OUTPUT = 'probability';
 const IR_VERSION = 8;
 const OPSET = 13;
 /** TensorProto.DataType.FLOAT */
 const FLOAT = 1;
-
-/** metadata_props keys, read back by anyone inspecting the model (e.g. Netron, onnx.load). */
-export const METADATA_KEYS = {
-  featureNames: 'quotewatch.feature_names',
-  featureSpecVersion: 'quotewatch.feature_spec_version',
-  tickMs: 'quotewatch.tick_ms',
-  target: 'quotewatch.target',
-  version: 'quotewatch.model_version',
-} as const;
 
 export interface ExportMeta {
   target?: string;
@@ -93,18 +84,18 @@ export function exportLogisticOnnx(
 
   // GraphProto: node = 1, name = 2, initializer = 5, input = 11, output = 12.
   const graph = new MessageWriter()
-    .message(1, node('Sub', [ONNX_INPUT, 'mean'], 'centered'))
+    .message(1, node('Sub', [INPUT_NAME, 'mean'], 'centered'))
     .message(1, node('Div', ['centered', 'std'], 'standardized'))
     .message(1, node('MatMul', ['standardized', 'W'], 'logit_no_bias'))
     .message(1, node('Add', ['logit_no_bias', 'b'], 'logit'))
-    .message(1, node('Sigmoid', ['logit'], ONNX_OUTPUT))
+    .message(1, node('Sigmoid', ['logit'], OUTPUT_NAME))
     .string(2, 'quotewatch_logistic')
     .message(5, floatTensor('mean', [f], model.mean))
     .message(5, floatTensor('std', [f], model.std))
     .message(5, floatTensor('W', [f, 1], model.weights))
     .message(5, floatTensor('b', [1], [model.bias]))
-    .message(11, floatValueInfo(ONNX_INPUT, ['N', f]))
-    .message(12, floatValueInfo(ONNX_OUTPUT, ['N', 1]));
+    .message(11, floatValueInfo(INPUT_NAME, ['N', f]))
+    .message(12, floatValueInfo(OUTPUT_NAME, ['N', 1]));
 
   // ModelProto: ir_version = 1, producer_name = 2, graph = 7, opset_import = 8, metadata_props = 14.
   // OperatorSetIdProto: domain = 1 (empty = default ONNX domain, so omitted), version = 2.
