@@ -1,7 +1,6 @@
 import { gzipSync } from 'node:zlib';
 import { PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
-import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { dynamoClient, kinesisClient, s3Client } from '../src/aws/clients.js';
 import { FeaturePipeline } from '../src/features/pipeline.js';
@@ -12,7 +11,6 @@ import { getLatest, putLatest } from '../src/storage/latest.js';
 import { decodeFeatureRows, decodePredictionRows } from '../src/storage/parquet.js';
 import { encodeRecord, type StreamEvent } from '../src/stream/record.js';
 import { KinesisConsumer } from '../src/worker/consumer.js';
-import { LruSet } from '../src/worker/dedup.js';
 import { Worker } from '../src/worker/worker.js';
 import { withEmulators } from './support/system.js';
 
@@ -82,31 +80,6 @@ function marketEvents(): StreamEvent[] {
   }
   return out;
 }
-
-describe('LruSet', () => {
-  it('remembers at most `capacity` keys, forgetting the least recently seen', () => {
-    const s = new LruSet(2);
-    expect([s.seen('a'), s.seen('b'), s.seen('a'), s.seen('c')]).toEqual([false, false, true, false]);
-    expect(s.seen('b')).toBe(false); // evicted by c (a was refreshed)
-    expect(s.size).toBe(2);
-  });
-
-  it('answers like a plain array-based LRU on random keys (refreshes and evictions interleaved)', () => {
-    fc.assert(
-      fc.property(fc.integer({ min: 1, max: 6 }), fc.array(fc.integer({ min: 0, max: 12 })), (cap, keys) => {
-        const s = new LruSet(cap);
-        let ref: string[] = []; // oldest first
-        for (const k of keys.map(String)) {
-          const had = ref.includes(k);
-          ref = [...ref.filter((x) => x !== k), k].slice(-cap);
-          expect(s.seen(k)).toBe(had);
-          expect(s.size).toBe(ref.length);
-        }
-      }),
-      { numRuns: 300 },
-    );
-  });
-});
 
 describe('worker over kinesalite, s3rver and dynalite', () => {
   it('consumes, de-duplicates, scores, writes latest + lake, checkpoints, and matches an offline replay', async () => {

@@ -1,0 +1,294 @@
+/**
+ * The worker's stages one by one (src/worker/): dedup, decode, score, the latest sink, the replay point of
+ * recovery, and the one shard loop over real kinesalite. The stages together are tested by the worker tests
+ * (worker.consumer, determinism.*, worker.recovery).
+ */
+import { PutRecordsCommand } from '@aws-sdk/client-kinesis';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { exportLogisticOnnx } from '../models/export/onnx.js';
+import { kinesisClient, s3Client } from '../src/aws/clients.js';
+import { featureSpec } from '../src/features/spec.js';
+import type { FeatureRow } from '../src/features/types.js';
+import type { Logger } from '../src/log.js';
+import { loadModel } from '../src/model/runtime.js';
+import type { LoadedModel } from '../src/model/types.js';
+import { LakeWriter } from '../src/storage/lake.js';
+import { encodeRecord, type StreamEvent } from '../src/stream/record.js';
+import { decodeRecords } from '../src/worker/decode.js';
+import { Deduplicator, LruSet } from '../src/worker/dedup.js';
+import { replayPoint } from '../src/worker/recovery.js';
+import { Scorer } from '../src/worker/score.js';
+import { pollingSource, readShard, type ShardSink } from '../src/worker/shards.js';
+import { latestSnapshot } from '../src/worker/sinks/latest.js';
+import { withEmulators } from './support/system.js';
+import { createStream } from './worker.consumer.support.js';
+
+const local = withEmulators({ provision: true });
+const TICK_MS = 100;
+const SPEC = featureSpec(TICK_MS);
+const F = SPEC.features.length;
+
+function recorder() {
+  const lines: { level: string; msg: string; fields?: Record<string, unknown> }[] = [];
+  const log: Logger = (level, msg, fields) => lines.push({ level, msg, fields });
+  return { lines, log };
+}
+
+function row(product: string, tsUs: number, fill = 0.5): FeatureRow {
+  return {
+    product,
+    tsUs,
+    seq: tsUs / 1000,
+    bestBid: '100',
+    bestAsk: '100.02',
+    mid: 100.01,
+    spread: 0.02,
+    values: new Float64Array(F).fill(fill),
+    top: { bids: [['100', '1']], asks: [['100.02', '2']] },
+  };
+}
+
+const model = (version: string, target: LoadedModel['target'] = 'quote_change_500ms') =>
+  loadModel(
+    exportLogisticOnnx(
+      { weights: Array(F).fill(0.1), bias: 0, mean: Array(F).fill(0), std: Array(F).fill(1) },
+      SPEC,
+    ),
+    SPEC,
+    { target, version },
+  );
+
+describe('dedup stage', () => {
+  it('LruSet forgets the oldest past capacity; a hit refreshes', () => {
+    const s = new LruSet(2);
+    expect(s.seen('a')).toBe(false);
+    expect(s.seen('b')).toBe(false);
+    expect(s.seen('a')).toBe(true); // refreshes a
+    expect(s.seen('c')).toBe(false); // evicts b
+    expect(s.seen('b')).toBe(false);
+    expect(s.size).toBe(2);
+  });
+
+  it('LruSet matches a reference model on any sequence of keys (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 8 }),
+        fc.array(fc.integer({ min: 0, max: 12 }), { maxLength: 200 }),
+        (cap, keys) => {
+          const s = new LruSet(cap);
+          let ref: string[] = [];
+          for (const n of keys) {
+            const k = String(n);
+            const had = ref.includes(k);
+            ref = [...ref.filter((x) => x !== k), k].slice(-cap);
+            expect(s.seen(k)).toBe(had);
+            expect(s.size).toBe(ref.length);
+          }
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it('Deduplicator passes each id once and counts the repeats', () => {
+    const d = new Deduplicator(10);
+    expect(['a', 'b', 'a', 'c', 'b'].map((id) => d.accept(id))).toEqual([true, true, false, true, false]);
+    expect(d.dropped).toBe(2);
+  });
+});
+
+describe('decode stage', () => {
+  it('decodes in order and sets aside what does not decode, with its bytes and the reason', () => {
+    const event: StreamEvent = {
+      type: 'heartbeat',
+      product: 'A-B',
+      exchUs: 1,
+      recvUs: 1,
+      seq: 1,
+      counter: 0,
+      id: 'x:1:0',
+    };
+    const bad = new TextEncoder().encode('{"v":9}');
+    const out = decodeRecords('shard-1', [
+      { SequenceNumber: '1', Data: encodeRecord('A-B', [event]) },
+      { SequenceNumber: '2', Data: bad },
+      { SequenceNumber: '3', Data: encodeRecord('A-B', [{ ...event, id: 'x:2:0' }]) },
+    ]);
+    expect(out.records.map((r) => [r.sequenceNumber, r.product, r.events.map((e) => e.id)])).toEqual([
+      ['1', 'A-B', ['x:1:0']],
+      ['3', 'A-B', ['x:2:0']],
+    ]);
+    expect(out.bad).toHaveLength(1);
+    expect(out.bad[0]).toMatchObject({ shardId: 'shard-1', sequenceNumber: '2', data: bad });
+    expect(out.bad[0]!.error.message).toMatch(/unsupported record version 9/);
+  });
+});
+
+describe('score stage', () => {
+  it('scores every row with ONE call per model; a failing model costs its predictions only; a spec mismatch is never served', async () => {
+    const { lines, log } = recorder();
+    const good = await model('good');
+    const calls: number[] = [];
+    const counted: LoadedModel = {
+      ...good,
+      predict: (rows, n) => {
+        calls.push(n);
+        return good.predict(rows, n);
+      },
+    };
+    const failing: LoadedModel = {
+      ...(await model('bad', 'vol_spike_60s')),
+      predict: () => Promise.reject(new Error('boom')),
+    };
+    const otherSpec = await loadModel(
+      exportLogisticOnnx(
+        { weights: [1], bias: 0, mean: [0], std: [1] },
+        { ...SPEC, features: SPEC.features.slice(0, 1) },
+      ),
+      { ...SPEC, features: SPEC.features.slice(0, 1) },
+      { target: 'vol_spike_60s', version: 'narrow' },
+    );
+    const scorer = new Scorer(TICK_MS, log);
+    const rows = [row('BTC-USD', 1_000_000), row('ETH-USD', 1_000_000), row('BTC-USD', 1_100_000)];
+    const first = await scorer.score(rows, [counted, failing, otherSpec]);
+    const second = await scorer.score(rows.slice(0, 1), [counted, failing, otherSpec]);
+    expect(first.map((s) => s.model.version)).toEqual(['good']);
+    expect(first[0]!.predictions.map((p) => [p.product, p.tsUs, p.modelVersion])).toEqual(
+      rows.map((r) => [r.product, r.tsUs, 'good']),
+    );
+    expect(Array.from(first[0]!.probabilities)).toEqual(first[0]!.predictions.map((p) => p.probability));
+    expect(second[0]!.predictions).toHaveLength(1);
+    expect(calls).toEqual([3, 1]);
+    expect(
+      lines.filter((l) => l.msg === 'model scoring failed; rows kept without its predictions'),
+    ).toHaveLength(2);
+    // The mismatch is found once per loaded model, not per batch.
+    expect(lines.filter((l) => l.msg === 'model not served: feature spec mismatch')).toHaveLength(1);
+    expect(await scorer.score([], [counted])).toEqual([]);
+    await Promise.all([good.release(), otherSpec.release()]);
+  });
+});
+
+describe('latest sink', () => {
+  it('builds a product snapshot from its row, every model, quality and feed health', async () => {
+    const m = await model('v1');
+    const r = row('BTC-USD', 5_000_000);
+    r.values[0] = Number.NaN; // an undefined feature is left out, not stored as null
+    const [scored] = await new Scorer(TICK_MS, () => {}).score([r], [m]);
+    const feed = {
+      exchUs: 4_900_000,
+      messagesPerS: 10,
+      bytesPerS: 1000,
+      lastHeartbeatUs: 4_950_000,
+      reconnects: 0,
+      resyncs: 1,
+      producerRetries: 0,
+      bufferDepth: 0,
+    };
+    const quality = {
+      quote_change_500ms: { modelVersion: 'v1', n: 10, auc: 0.6, brier: 0.2, baseRate: 0.3 },
+    };
+    const snap = latestSnapshot(
+      r,
+      0,
+      [scored!],
+      { quality, feed: () => feed, watermarkUs: () => 5_050_000 },
+      5_080,
+    );
+    expect(snap).toMatchObject({
+      product: 'BTC-USD',
+      tsUs: 5_000_000,
+      bestBid: '100',
+      bestAsk: '100.02',
+      bids: [['100', '1']],
+      asks: [['100.02', '2']],
+      predictions: { quote_change_500ms: { modelVersion: 'v1', probability: scored!.probabilities[0] } },
+      quality,
+      feed,
+      latencyMs: 30, // from the product's newest exchange time, not the tick
+      updatedAtMs: 5_080,
+    });
+    expect(snap.spreadBps).toBeCloseTo((0.02 / 100.01) * 1e4, 9);
+    expect(Object.keys(snap.features)).toHaveLength(F - 1);
+    expect(SPEC.features[0]!.name in snap.features).toBe(false);
+    await m.release();
+  });
+});
+
+describe('recovery replay point', () => {
+  it('is the oldest of: each product open raw object, and its last snapshot old enough to recompute its open windows', () => {
+    const lake = new LakeWriter({
+      s3: s3Client(local.env),
+      bucket: 'unused',
+      shardId: 's',
+      tickMs: TICK_MS,
+      objectTicks: 10,
+    });
+    const minute = 60_000_000;
+    lake.restore({ 'features|A-B': 10 * minute, 'labels|A-B|quote_change_500ms': 10 * minute });
+    const products = new Map([
+      [
+        'A-B',
+        {
+          first: '100',
+          snapshots: [
+            { exchUs: 1 * minute, record: '110' },
+            { exchUs: 2 * minute, record: '120' }, // the newest one at least 7 min before the open windows
+            { exchUs: 9 * minute, record: '190' },
+          ],
+        },
+      ],
+      ['C-D', { first: '150', snapshots: [] }], // no rows yet: from its first record
+    ]);
+    expect(replayPoint(products, lake, 7 * 60_000)).toBe('120');
+    expect(products.get('A-B')!.snapshots.map((s) => s.record)).toEqual(['120', '190']); // older ones dropped
+    products.delete('C-D');
+    expect(replayPoint(products, lake, 7 * 60_000)).toBe('120');
+    // Too short a history: nothing old enough, so from the product's first record.
+    expect(replayPoint(products, lake, 20 * 60_000)).toBe('100');
+  });
+});
+
+describe('the shard loop over kinesalite', () => {
+  it('reads up to a bound (exclusive) and reports it reached; a sink failure ends the read with its error', async () => {
+    const kinesis = kinesisClient(local.env);
+    const stream = 'shard-loop';
+    const [shard] = await createStream(kinesis, stream, 1);
+    const put = await kinesis.send(
+      new PutRecordsCommand({
+        StreamName: stream,
+        Records: Array.from({ length: 6 }, (_, i) => ({
+          PartitionKey: 'k',
+          Data: new TextEncoder().encode(`r${i}`),
+        })),
+      }),
+    );
+    const seqs = put.Records!.map((r) => r.SequenceNumber!);
+    const got: string[] = [];
+    const sink: ShardSink = {
+      records: async (records) => void got.push(...records.map((r) => new TextDecoder().decode(r.Data))),
+      empty: () => {},
+    };
+    const source = pollingSource(kinesis, stream, { limit: 2, idleMs: 5 });
+    const signal = new AbortController().signal;
+    expect(
+      await readShard(source, shard!.ShardId!, { at: seqs[1]! }, signal, sink, { until: seqs[4]! }),
+    ).toBe('reached');
+    expect(got).toEqual(['r1', 'r2', 'r3']);
+
+    const failing: ShardSink = { records: () => Promise.reject(new Error('handler down')), empty: () => {} };
+    await expect(readShard(source, shard!.ShardId!, { trimHorizon: true }, signal, failing)).rejects.toThrow(
+      'handler down',
+    );
+
+    const stop = new AbortController();
+    const rest: string[] = [];
+    const reading = readShard(source, shard!.ShardId!, { after: seqs[3]! }, stop.signal, {
+      records: async (records) => void rest.push(...records.map((r) => new TextDecoder().decode(r.Data))),
+      empty: () => stop.abort(), // caught up: stop
+    });
+    expect(await reading).toBe('stopped');
+    expect(rest).toEqual(['r4', 'r5']);
+  });
+});
