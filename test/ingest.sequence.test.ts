@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { reconnectDelay } from '../src/ingest/ingestor.js';
+import { reconnectDelay } from '../src/ingest/feedStateMachine.js';
 import { SequenceChecker } from '../src/ingest/sequence.js';
 
 describe('SequenceChecker', () => {

@@ -1,13 +1,12 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
+import { type Frame, subscribeMessage } from '../src/ingest/connection.js';
 import {
   type FeedState,
   FeedStateMachine,
   type FeedStateMachineOptions,
-  type Frame,
-  subscribeMessage,
   TRANSITIONS,
-} from '../src/ingest/connection.js';
+} from '../src/ingest/feedStateMachine.js';
 import { Metrics } from '../src/ingest/metrics.js';
 import type { Logger } from '../src/log.js';
 import { type SimulatorServer, startSimulator } from '../src/simulator/server.js';

@@ -11,10 +11,7 @@
  * snapshots go to S3 (claim-check) with a snapshot_ref in the stream in their place: the exchange's own, and
  * every snapshotIntervalMs a copy of the ingestor's book (source 'periodic'), published between two frames so
  * a consumer can start at any snapshot_ref and rebuild the book without the exchange.
- * The periodic clock is EXCHANGE time, not the wall clock: a snapshot is taken before the first frame whose
- * exchange time enters a new snapshotIntervalMs bucket (buckets aligned to the epoch). So the same frames give
- * the same snapshots at the same places of the stream whether they arrive live, from the fast simulator or
- * from `quotewatch replay` at any speed, and a feed that says nothing (no new exchange time) costs nothing.
+ * The periodic clock is EXCHANGE time (exchangeClock.ts), so replays put them exactly where the live run did.
  * Every frame can also go, as received, to a raw archive (archive.ts) that `quotewatch replay` reads back.
  * Heartbeats only feed the watchdog, the staleness check and the stats. Every few seconds a FeedStatsEvent
  * (with the metrics) goes to the "_feed" partition and the metrics are logged in CloudWatch EMF.
@@ -26,27 +23,22 @@
 import { BookError, OrderBook } from '../book/book.js';
 import { type FeedKind, feedKindOf } from '../config.js';
 import { describeError, type Logger } from '../log.js';
-import {
-  FeedError,
-  MalformedFrameError,
-  type MappedFrame,
-  mapAdvancedTradeFrameAsync,
-} from '../marketdata/advancedTrade.js';
+import { FeedError, MalformedFrameError, type MappedFrame } from '../marketdata/advancedTrade.js';
 import { fromUnits } from '../marketdata/decimal.js';
 import type { BookSnapshotEvent, Level, MarketEvent, ResyncEvent } from '../marketdata/events.js';
-import { exchangeSubscribeMessage, mapExchangeFrame } from '../marketdata/exchange.js';
 import type { SnapshotStore } from '../stream/claimCheck.js';
 import { eventId, type FeedStatsEvent, type StreamEvent } from '../stream/record.js';
 import type { FrameArchive } from './archive.js';
-import { CHANNELS, type FeedLink, FeedStateMachine, type Frame, subscribeMessage } from './connection.js';
+import type { Frame } from './connection.js';
+import { ExchangeClock } from './exchangeClock.js';
+import { type FeedProtocol, protocolFor } from './feedProtocol.js';
+import { type FeedLink, FeedStateMachine } from './feedStateMachine.js';
+import { FeedStats } from './feedStats.js';
 import { Metrics } from './metrics.js';
 import type { KinesisProducer } from './producer.js';
 import { SequenceChecker } from './sequence.js';
 
-export { reconnectDelay } from './connection.js';
-
-export const FEED_PARTITION = '_feed';
-export const EMF_NAMESPACE = 'QuoteWatch/Ingestor';
+export { EMF_NAMESPACE, FEED_PARTITION } from './feedStats.js';
 
 export interface IngestorOptions {
   feedUrl: string;
@@ -105,42 +97,6 @@ export function newSession(): string {
   return `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 }
 
-/** How one feed's protocol is spoken. */
-interface FeedProtocol {
-  map(raw: string, recvUs: number): MappedFrame | Promise<MappedFrame>;
-  subscribe(products: string[]): string[];
-  /** Messages that make the feed send fresh level2 snapshots of `products`. */
-  resubscribeBook(products: string[]): string[];
-  /** Frames carry one per-connection sequence counter to check. */
-  sequenced: boolean;
-}
-
-function protocolFor(kind: FeedKind, jwt: (() => string) | undefined): FeedProtocol {
-  if (kind === 'exchange') {
-    return {
-      map: mapExchangeFrame,
-      subscribe: (products) => [exchangeSubscribeMessage(products)],
-      resubscribeBook: (products) => [
-        exchangeSubscribeMessage(products, ['level2_batch'], 'unsubscribe'),
-        exchangeSubscribeMessage(products, ['level2_batch'], 'subscribe'),
-      ],
-      sequenced: false,
-    };
-  }
-  return {
-    // Maps a multi-megabyte snapshot in slices, yielding to the event loop between them (same output and errors
-    // as the sync mapper). Frames stay in order: the connection's pump awaits each frame before the next.
-    // The Exchange feed above has a sync mapper only; its snapshots are smaller and arrive once per product.
-    map: (raw, recvUs) => mapAdvancedTradeFrameAsync(raw, recvUs),
-    subscribe: (products) => CHANNELS.map((c) => subscribeMessage(c, products, 'subscribe', jwt?.())),
-    resubscribeBook: (products) => [
-      subscribeMessage('level2', products, 'unsubscribe', jwt?.()),
-      subscribeMessage('level2', products, 'subscribe', jwt?.()),
-    ],
-    sequenced: true,
-  };
-}
-
 /** What the ingestor knows of one product's book. */
 interface ProductBook {
   book: OrderBook;
@@ -181,11 +137,9 @@ export class Ingestor {
   private running = false;
   private statsTimer: NodeJS.Timeout | undefined;
   /** Exchange-time bucket (µs / snapshotIntervalMs) of the latest frame: entering a new one makes a periodic snapshot. */
-  private snapshotBucket: number | undefined;
-  private statsCount = 0;
-  private lastStats = { atUs: nowUs(), messages: 0, bytes: 0 };
-  /** Newest exchange time of any market event seen (latestMarketTime), across connections. */
-  private exchangeClockUs = 0;
+  private readonly stats: FeedStats;
+  /** Exchange time as the frames tell it: the periodic snapshots' clock and the resyncs' time. */
+  private readonly clock: ExchangeClock;
 
   constructor(options: IngestorOptions) {
     this.o = {
@@ -200,6 +154,13 @@ export class Ingestor {
     this.kind = options.feedKind ?? feedKindOf(options.feedUrl);
     this.metrics = options.metrics ?? new Metrics();
     this.protocol = protocolFor(this.kind, options.jwt);
+    this.clock = new ExchangeClock(this.o.snapshotIntervalMs);
+    this.stats = new FeedStats({
+      session: this.session,
+      kind: this.kind,
+      metrics: this.metrics,
+      log: this.o.log,
+    });
     this.feed = new FeedStateMachine({
       url: this.o.feedUrl,
       subscribeMessages: () => this.protocol.subscribe(this.o.products),
@@ -289,8 +250,7 @@ export class Ingestor {
       }
       throw err;
     }
-    const frameExchUs = latestMarketTime(mapped);
-    if (frameExchUs > this.exchangeClockUs) this.exchangeClockUs = frameExchUs;
+    const snapshotDue = this.clock.advance(mapped);
     if (!state.announced) {
       // Whatever consumers had of the books is stale until this connection's snapshots arrive. Published from
       // the frame pump so it precedes every event of the connection.
@@ -299,7 +259,7 @@ export class Ingestor {
     }
     const position = this.protocol.sequenced ? mapped.seq : state.frameNo++;
     // Before this frame's events (and any resync it causes): the books as of the previous frame.
-    if (this.periodicSnapshotDue(mapped)) await this.publishPeriodicSnapshots(state, frame.recvUs);
+    if (snapshotDue) await this.publishPeriodicSnapshots(state, frame.recvUs);
 
     if (this.protocol.sequenced) {
       const decision = state.sequence.check(mapped.seq);
@@ -403,7 +363,7 @@ export class Ingestor {
     const t = nowUs();
     // A resync happens at a point of the stream, not at a market time: it carries the newest exchange time seen
     // so far (the receive time only before any), never the wall clock, which replays and a lagging feed do not share.
-    const exchUs = this.exchangeClockUs > 0 ? this.exchangeClockUs : t;
+    const exchUs = this.clock.nowUs ?? t;
     const n = state.resyncCount++;
     for (const [i, product] of products.entries()) {
       state.awaitingSnapshot.add(product);
@@ -411,23 +371,6 @@ export class Ingestor {
       const event: ResyncEvent = { type: 'resync', product, exchUs, recvUs: t, seq, reason };
       await this.put({ ...event, id: eventId(`${state.session}.resync`, n, i) });
     }
-  }
-
-  /**
-   * Advances the exchange clock with this frame and says whether it entered a new snapshot bucket. Book
-   * snapshots do not move the clock: the Exchange feed's carry no time (the mapper stamps the receive time,
-   * which in a replay is today, not the recording's day). Neither do frames without events (subscriptions).
-   */
-  private periodicSnapshotDue(mapped: MappedFrame): boolean {
-    if (this.o.snapshotIntervalMs <= 0) return false;
-    const exchUs = latestMarketTime(mapped);
-    if (exchUs === Number.NEGATIVE_INFINITY) return false;
-    const bucket = Math.floor(exchUs / (this.o.snapshotIntervalMs * 1000));
-    const previous = this.snapshotBucket;
-    if (previous !== undefined && bucket <= previous) return false;
-    this.snapshotBucket = bucket;
-    // The first frame only starts the clock: there is no book yet to copy.
-    return previous !== undefined;
   }
 
   /** Full-depth copy of every usable book to S3 and its ref into the stream, at this point of the sequence. */
@@ -452,46 +395,8 @@ export class Ingestor {
   }
 
   private async publishStats(): Promise<void> {
-    const t = nowUs();
-    const { messages, bytes } = this.feed.totals;
-    const seconds = Math.max((t - this.lastStats.atUs) / 1e6, 1e-3);
-    const producer = this.o.producer.stats();
-    this.metrics.set('ingest.messages_per_s', (messages - this.lastStats.messages) / seconds);
-    this.metrics.set('ingest.bytes_per_s', (bytes - this.lastStats.bytes) / seconds);
-    this.metrics.set('ingest.producer_retries', producer.retries);
-    this.metrics.set('ingest.buffer_depth', producer.bufferDepth);
-    // Time spent holding records back to stay under a shard's quota: sustained growth means too many products
-    // for the stream's shards.
-    this.metrics.set('ingest.producer_throttled_waits', producer.throttledWaits);
-    this.metrics.set('ingest.producer_throttled_ms', producer.throttledMs);
-    this.metrics.set(
-      'ingest.last_heartbeat_age_s',
-      this.counters.lastHeartbeatUs ? (t - this.counters.lastHeartbeatUs) / 1e6 : -1,
-    );
-    const stats: FeedStatsEvent = {
-      type: 'stats',
-      product: FEED_PARTITION,
-      exchUs: t,
-      recvUs: t,
-      seq: -1,
-      messagesPerS: (messages - this.lastStats.messages) / seconds,
-      bytesPerS: (bytes - this.lastStats.bytes) / seconds,
-      lastHeartbeatUs: this.counters.lastHeartbeatUs,
-      reconnects: this.counters.reconnects,
-      resyncs: this.counters.resyncs,
-      producerRetries: producer.retries,
-      bufferDepth: producer.bufferDepth,
-      metrics: this.metrics.snapshot(),
-    };
-    this.lastStats = { atUs: t, messages, bytes };
-    const { metrics: _, ...summary } = stats;
-    this.o.log('info', 'feed stats', {
-      ...summary,
-      frames: this.counters.frames,
-      malformed: this.counters.malformed,
-    });
-    this.o.log('info', 'metrics', this.metrics.emf(EMF_NAMESPACE, { Service: 'ingestor', Feed: this.kind }));
-    await this.put({ ...stats, id: eventId(`${this.session}.stats`, this.statsCount++, 0) });
+    const stats = this.stats.next(nowUs(), this.feed.totals, this.counters, this.o.producer.stats());
+    await this.put(stats);
   }
 
   private async put(event: StreamEvent): Promise<void> {
@@ -512,16 +417,6 @@ function levels(book: OrderBook, side: 'bid' | 'ask'): Level[] {
 }
 
 /** What one connection needs to remember. */
-/**
- * The newest exchange time among a frame's market events, -Infinity when it has none. Book snapshots are left out:
- * the Exchange feed's carry no time (the mapper stamps the receive time, which in a replay is today).
- */
-function latestMarketTime(mapped: MappedFrame): number {
-  let exchUs = Number.NEGATIVE_INFINITY;
-  for (const e of mapped.events) if (e.type !== 'book_snapshot' && e.exchUs > exchUs) exchUs = e.exchUs;
-  return exchUs;
-}
-
 class ConnectionState {
   readonly sequence = new SequenceChecker();
   /** Products whose book changes are held back until their next snapshot. */

@@ -28,8 +28,10 @@ import {
   type PutRecordsRequestEntry,
   type PutRecordsResultEntry,
 } from '@aws-sdk/client-kinesis';
+import { isRetryable } from '../aws/errors.js';
 import { type Clock, systemClock } from '../clock.js';
 import { encodeRecord, type StreamEvent } from '../stream/record.js';
+import { RateBudgets } from './rateLimit.js';
 
 const MiB = 1024 * 1024;
 
@@ -118,79 +120,8 @@ interface Waiter {
   reject: (err: unknown) => void;
 }
 
-// Throttling and server-side failures heal by themselves; client errors (4xx) other than throttling do not.
-const RETRYABLE_NAMES = new Set([
-  'ProvisionedThroughputExceededException',
-  'LimitExceededException',
-  'ThrottlingException',
-  'KMSThrottlingException',
-  'InternalFailure',
-  'InternalFailureException',
-  'ServiceUnavailable',
-  'ServiceUnavailableException',
-]);
-
-function isRetryable(err: unknown): boolean {
-  const e = err as { name?: string; $metadata?: { httpStatusCode?: number }; $retryable?: unknown };
-  if (e?.name && RETRYABLE_NAMES.has(e.name)) return true;
-  if (e?.$retryable) return true;
-  const status = e?.$metadata?.httpStatusCode;
-  // No status: the request never got an answer (connection refused, reset, timeout).
-  return status === undefined || status >= 500;
-}
-
 // JSON overhead of the v1 envelope around the events: {"v":1,"product":"…","events":[…]} plus commas.
 const envelopeBytes = (product: string) => Buffer.byteLength(JSON.stringify({ v: 1, product, events: [] }));
-
-/**
- * Units (records or bytes) sent in the last second: "never more than `limit` in any 1 s window". A token bucket
- * holding 1 s of budget would let up to twice the limit through in some 1 s window (a full bucket plus a second
- * of refill); a log of the sends in the window cannot.
- */
-class SlidingWindow {
-  private readonly sends: { at: number; n: number }[] = [];
-  private sum = 0;
-
-  constructor(
-    readonly limit: number,
-    private readonly windowMs = 1000,
-  ) {}
-
-  free(now: number): number {
-    this.expire(now);
-    return this.limit - this.sum;
-  }
-
-  add(now: number, n: number): void {
-    this.expire(now);
-    this.sends.push({ at: now, n });
-    this.sum += n;
-  }
-
-  /** Milliseconds until `n` more units fit (0: now). */
-  waitFor(now: number, n: number): number {
-    this.expire(now);
-    let excess = this.sum + n - this.limit;
-    if (excess <= 0) return 0;
-    for (const s of this.sends) {
-      excess -= s.n;
-      if (excess <= 0) return s.at + this.windowMs - now;
-    }
-    return Number.POSITIVE_INFINITY; // n > limit: the caller keeps records smaller than that
-  }
-
-  /** A send at time `at` counts in every window (now - windowMs, now] that contains it. */
-  private expire(now: number): void {
-    while (this.sends.length > 0 && this.sends[0]!.at <= now - this.windowMs)
-      this.sum -= this.sends.shift()!.n;
-  }
-}
-
-/** Records and bytes budgets of one partition key, or of the whole producer. */
-interface Budget {
-  records: SlidingWindow;
-  bytes: SlidingWindow;
-}
 
 export class KinesisProducer {
   private readonly client: PutRecordsClient;
@@ -206,8 +137,7 @@ export class KinesisProducer {
   private readonly clock: Clock;
   private readonly maxRecordsPerS: number;
   private readonly maxBytesPerS: number;
-  private readonly total: Budget;
-  private readonly perKey = new Map<string, Budget>();
+  private readonly budgets: RateBudgets;
 
   /** Per product, in arrival order. A product with nothing pending has no key. */
   private readonly pending = new Map<string, Pending[]>();
@@ -252,10 +182,7 @@ export class KinesisProducer {
         `invalid rate limit: maxRecordsPerS ${this.maxRecordsPerS}, maxBytesPerS ${this.maxBytesPerS}, shardCount ${shards}`,
       );
     }
-    this.total = {
-      records: new SlidingWindow(this.maxRecordsPerS * shards),
-      bytes: new SlidingWindow(this.maxBytesPerS * shards),
-    };
+    this.budgets = new RateBudgets(this.maxRecordsPerS, this.maxBytesPerS, shards);
   }
 
   stats(): ProducerStats {
@@ -369,25 +296,6 @@ export class KinesisProducer {
     for (const w of this.idleWaiters.splice(0)) w.reject(this.failure);
   }
 
-  private budgetOf(product: string): Budget {
-    let budget = this.perKey.get(product);
-    if (!budget) {
-      budget = {
-        records: new SlidingWindow(this.maxRecordsPerS),
-        bytes: new SlidingWindow(this.maxBytesPerS),
-      };
-      this.perKey.set(product, budget);
-    }
-    return budget;
-  }
-
-  /** Milliseconds until `records` records of `bytes` bytes fit both `budgets` (0: now). */
-  private waitForBudget(budgets: Budget[], records: number, bytes: number, now: number): number {
-    return Math.max(
-      ...budgets.flatMap((b) => [b.records.waitFor(now, records), b.bytes.waitFor(now, bytes)]),
-    );
-  }
-
   /**
    * One record per product (as much of its queue as fits), within the batch limits and the rate budgets, which
    * are charged here. With nothing to send, `waitMs` says when a record will fit the budgets.
@@ -406,9 +314,9 @@ export class KinesisProducer {
       const keyBytes = Buffer.byteLength(product);
       // The smallest record this product can send: its first event alone.
       const smallest = envelopeBytes(product) + queue[0]!.bytes + keyBytes;
-      const key = this.budgetOf(product);
-      const keyWait = this.waitForBudget([key], 1, smallest, now);
-      const totalWait = this.waitForBudget([this.total], 1, smallest, now);
+      const key = this.budgets.of(product);
+      const keyWait = this.budgets.waitFor([key], 1, smallest, now);
+      const totalWait = this.budgets.waitFor([this.budgets.total], 1, smallest, now);
       if (keyWait > 0 || totalWait > 0) {
         this.counters.heldBack += 1;
         waitMs = Math.min(waitMs, Math.max(keyWait, totalWait));
@@ -422,7 +330,7 @@ export class KinesisProducer {
           this.maxRecordBytes,
           this.maxBatchBytes - batchBytes,
           key.bytes.free(now),
-          this.total.bytes.free(now),
+          this.budgets.total.bytes.free(now),
         ) - keyBytes;
       let size = envelopeBytes(product);
       let n = 0;
@@ -438,7 +346,7 @@ export class KinesisProducer {
       );
       entries.push({ product, data, events: n });
       batchBytes += data.byteLength + keyBytes;
-      for (const budget of [key, this.total]) {
+      for (const budget of [key, this.budgets.total]) {
         budget.records.add(now, 1);
         budget.bytes.add(now, data.byteLength + keyBytes);
       }
@@ -501,11 +409,11 @@ export class KinesisProducer {
       let totalBytes = 0;
       for (const e of entries) {
         const bytes = e.data.byteLength + Buffer.byteLength(e.product);
-        waitMs = Math.max(waitMs, this.waitForBudget([this.budgetOf(e.product)], 1, bytes, now));
+        waitMs = Math.max(waitMs, this.budgets.waitFor([this.budgets.of(e.product)], 1, bytes, now));
         totalRecords += 1;
         totalBytes += bytes;
       }
-      waitMs = Math.max(waitMs, this.waitForBudget([this.total], totalRecords, totalBytes, now));
+      waitMs = Math.max(waitMs, this.budgets.waitFor([this.budgets.total], totalRecords, totalBytes, now));
       if (waitMs === 0) break;
       this.counters.throttledWaits += 1;
       this.counters.throttledMs += waitMs;
@@ -514,7 +422,7 @@ export class KinesisProducer {
     const now = this.clock.now();
     for (const e of entries) {
       const bytes = e.data.byteLength + Buffer.byteLength(e.product);
-      for (const budget of [this.budgetOf(e.product), this.total]) {
+      for (const budget of [this.budgets.of(e.product), this.budgets.total]) {
         budget.records.add(now, 1);
         budget.bytes.add(now, bytes);
       }

@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { GetObjectCommand, NoSuchKey, PutObjectCommand } from '@aws-sdk/client-s3';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { dynamoClient, s3Client } from '../aws/clients.js';
+import { isConditionFailure } from '../aws/errors.js';
 import { readCoreConfig, readResourceNames } from '../config.js';
 import { assertSpecMatches } from '../features/spec.js';
 import type { FeatureSpec } from '../features/types.js';
@@ -81,10 +82,6 @@ function s3Location(env: Env): { bucket: string; prefix: string } {
 function objectKey(prefix: string, target: string, version: string, file: ModelFile): string {
   return [prefix, target, version, file].filter(Boolean).join('/');
 }
-
-/** By name: lib-dynamodb may surface the exception from another copy of client-dynamodb than ours. */
-const isConditionFailure = (err: unknown) =>
-  (err as { name?: string }).name === 'ConditionalCheckFailedException';
 
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 

@@ -13,6 +13,7 @@ import {
   GetCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
+import { isConditionFailure } from '../aws/errors.js';
 
 export class LeaseLostError extends Error {
   constructor(
@@ -34,9 +35,6 @@ export interface ShardState {
   leaseExpiresAt?: number;
   leaseCounter: number;
 }
-
-export const isConditionFailure = (err: unknown): boolean =>
-  err instanceof Error && err.name === 'ConditionalCheckFailedException';
 
 export class CheckpointStore {
   constructor(

@@ -14,7 +14,8 @@
  */
 import type { Shard } from '@aws-sdk/client-kinesis';
 import { DeleteCommand, PutCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { type CheckpointStore, isConditionFailure, type ShardState } from './checkpoints.js';
+import { isConditionFailure } from '../aws/errors.js';
+import type { CheckpointStore, ShardState } from './checkpoints.js';
 
 export interface LeaseOptions {
   /** Unique per live worker; a worker restarted with the same id gets its own leases back at once. */
