@@ -481,3 +481,5 @@ export function readConsumerConfig(env: Env = process.env): ConsumerConfig {
     pollIdleMs: read(env, 'POLL_IDLE_MS', intMs(1, 10_000), '200'),
   };
 }
+
+// Over 400 lines on purpose: the one module that reads and validates every setting; each reader is short.
