@@ -18,11 +18,11 @@ import type { IStream } from 'aws-cdk-lib/aws-kinesis';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
+import { COINBASE_FEEDS, type CoreSettings, readFeedUrl } from '../src/config.js';
 import { BUCKETS, STREAM, TABLES } from '../src/resources.js';
 import { grantReadObjects, REPO_ROOT } from './house-function.js';
 import { acknowledge, acknowledgeWildcardResource } from './nag.js';
-import type { CoreSettings } from './prediction-api.js';
-import { InvalidPropError, requireInt, requireNonEmpty } from './validate.js';
+import { InvalidPropError, requireConfig, requireCoreSettings, requireInt } from './validate.js';
 
 /** A container image built from the repository root (synth only stages the context; deploy builds it). */
 export function repoImage(dockerfile: string): ContainerImage {
@@ -101,7 +101,7 @@ abstract class QuoteWatchService extends Construct {
   readonly alarms: Alarm[] = [];
 
   protected constructor(scope: Construct, id: string, props: QuoteWatchServiceProps, shape: ServiceShape) {
-    requireNonEmpty(id, 'core.symbols', props.core.symbols);
+    const coreEnv = requireCoreSettings(id, props.core);
     const cpu = props.cpu ?? 256;
     if (![256, 512, 1024, 2048, 4096].includes(cpu)) {
       throw new InvalidPropError(id, 'cpu', `expected one of 256, 512, 1024, 2048, 4096, got ${cpu}`);
@@ -133,9 +133,7 @@ abstract class QuoteWatchService extends Construct {
       image: this.image,
       logging: LogDrivers.awsLogs({ logGroup: this.logGroup, streamPrefix: shape.name }),
       environment: {
-        SYMBOLS: props.core.symbols.join(','),
-        TICK_MS: String(props.core.tickMs),
-        DELTA_MS: String(props.core.deltaMs),
+        ...coreEnv,
         ...shape.environment,
       },
       // The processes exit cleanly on SIGTERM; give them time to flush their last batch.
@@ -202,7 +200,7 @@ abstract class QuoteWatchService extends Construct {
 export interface IngestorServiceProps extends QuoteWatchServiceProps {
   readonly stream: IStream;
   readonly lakeBucket: IBucket;
-  /** @default wss://advanced-trade-ws.coinbase.com */
+  /** @default COINBASE_FEEDS.advancedTrade (wss://advanced-trade-ws.coinbase.com) */
   readonly feedUrl?: string;
   /**
    * Raw frame archive (ARCHIVE): 's3' keeps every frame as received under the lake's archive/ prefix, the only
@@ -219,9 +217,9 @@ export const INGESTOR_LAKE_PREFIXES = ['snapshots/', 'archive/'] as const;
 /** Exchange WebSocket -> Kinesis. It may only put records (and snapshots and the raw archive into the lake). */
 export class IngestorService extends QuoteWatchService {
   constructor(scope: Construct, id: string, props: IngestorServiceProps) {
-    const feedUrl = props.feedUrl ?? 'wss://advanced-trade-ws.coinbase.com';
-    if (!/^wss?:\/\/.+/.test(feedUrl))
-      throw new InvalidPropError(id, 'feedUrl', `expected ws(s)://, got ${feedUrl}`);
+    const feedUrl = requireConfig(id, 'feedUrl', () =>
+      readFeedUrl({ FEED_URL: props.feedUrl ?? COINBASE_FEEDS.advancedTrade }),
+    );
     super(scope, id, props, {
       name: 'ingestor',
       dockerfile: 'containers/ingestor/Dockerfile',

@@ -9,9 +9,10 @@ import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { Construct, IConstruct } from 'constructs';
+import type { CoreSettings } from '../src/config.js';
 import { TABLES } from '../src/resources.js';
 import { acknowledge, acknowledgeWildcardResource, XRAY_REASON } from './nag.js';
-import { InvalidPropError, requireInt } from './validate.js';
+import { InvalidPropError, requireCoreSettings, requireInt } from './validate.js';
 
 export const REPO_ROOT = path.resolve(import.meta.dirname, '..');
 
@@ -115,12 +116,16 @@ export class QuoteWatchFunction extends NodejsFunction {
   }
 
   /** SYMBOLS, TICK_MS, DELTA_MS: settings only, no access. */
-  bindCoreConfig(core: { symbols: readonly string[]; tickMs: number; deltaMs: number }): this {
-    if (core.symbols.length === 0)
-      throw new InvalidPropError(this.node.path, 'symbols', 'expected at least one');
-    this.addEnvironment('SYMBOLS', core.symbols.join(','));
-    this.addEnvironment('TICK_MS', String(core.tickMs));
-    this.addEnvironment('DELTA_MS', String(core.deltaMs));
+  bindCoreConfig(core: CoreSettings): this {
+    for (const [name, value] of Object.entries(requireCoreSettings(this.node.path, core))) {
+      this.addEnvironment(name, value);
+    }
+    return this;
+  }
+
+  /** BUILD_SHA (when the build passes one), reported by GET /version: a setting, no access. */
+  bindApiConfig(buildSha: string | undefined): this {
+    if (buildSha !== undefined) this.addEnvironment('BUILD_SHA', buildSha);
     return this;
   }
 

@@ -97,7 +97,7 @@ export class Observability extends Construct {
       graph('API: latency (ms)', [
         api.api.metricLatency({ period: minute, statistic: 'p50' }),
         api.api.metricLatency({ period: minute, statistic: 'p99' }),
-        api.predictFunction.metricDuration({ period: minute, statistic: 'p99' }),
+        api.routeFunctions.Predict.metricDuration({ period: minute, statistic: 'p99' }),
       ]),
     );
     if (training) {

@@ -12,14 +12,10 @@ import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
+import { ROUTES, type RouteBinding, type RouteId, routeKey } from '../src/api/routes.js';
+import type { CoreSettings } from '../src/config.js';
 import { QuoteWatchFunction } from './house-function.js';
-import { InvalidPropError, requireInt, requireNonEmpty } from './validate.js';
-
-export interface CoreSettings {
-  readonly symbols: readonly string[];
-  readonly tickMs: number;
-  readonly deltaMs: number;
-}
+import { InvalidPropError, requireCoreSettings, requireInt } from './validate.js';
 
 export interface PredictionApiProps {
   readonly latestTable: ITable;
@@ -39,24 +35,22 @@ export interface PredictionApiProps {
 }
 
 /**
- * The public HTTP API: GET /latest, POST /predict, GET /health, GET /version (the same Lambda handlers the local
- * gateway serves) and GET / for the dashboard page, with access logs and 5xx / latency alarms.
+ * The public HTTP API built from the route table (src/api/routes.ts): one Lambda function and one route per
+ * entry (GET /latest, POST /predict, GET /health, GET /version and GET / for the dashboard page, the same
+ * handlers the local gateway serves), with access logs and 5xx / latency alarms.
  */
 export class PredictionApi extends Construct {
   readonly api: HttpApi;
   readonly stage: HttpStage;
   readonly accessLogs: LogGroup;
-  readonly latestFunction: QuoteWatchFunction;
-  readonly predictFunction: QuoteWatchFunction;
-  readonly healthFunction: QuoteWatchFunction;
-  readonly versionFunction: QuoteWatchFunction;
-  readonly dashboardFunction: QuoteWatchFunction;
+  /** Each route's function, by its id in the route table (e.g. `routeFunctions.Predict`). */
+  readonly routeFunctions: Readonly<Record<RouteId, QuoteWatchFunction>>;
   readonly alarms: Alarm[] = [];
   /** Base URL of the API (the dashboard is served at its root). */
   readonly url: string;
 
   constructor(scope: Construct, id: string, props: PredictionApiProps) {
-    requireNonEmpty('PredictionApi', 'core.symbols', props.core.symbols);
+    requireCoreSettings('PredictionApi', props.core);
     const latencyMs = requireInt(
       'PredictionApi',
       'latencyP99ThresholdMs',
@@ -84,48 +78,32 @@ export class PredictionApi extends Construct {
     }
     super(scope, id);
 
-    const env = props.buildSha ? { BUILD_SHA: props.buildSha } : undefined;
-    this.latestFunction = new QuoteWatchFunction(this, 'Latest', {
-      entry: 'lambdas/latest.ts',
-      description: 'GET /latest: newest snapshot per product',
-      environment: env,
-    })
-      .bindCoreConfig(props.core)
-      .bindLatestTable(props.latestTable);
-    this.predictFunction = new QuoteWatchFunction(this, 'Predict', {
-      entry: 'lambdas/predict.ts',
-      description: 'POST /predict: scores features with the active ONNX model',
-      // onnxruntime needs the memory (and the CPU share that comes with it) more than the time.
-      memorySize: 1024,
-      timeout: Duration.seconds(15),
-      withOnnxRuntime: true,
-      environment: env,
-    })
-      .bindCoreConfig(props.core)
-      .bindLatestTable(props.latestTable)
-      .bindModelRegistry(props.modelBucket, props.registryTable);
-    this.healthFunction = new QuoteWatchFunction(this, 'Health', {
-      entry: 'lambdas/health.ts',
-      description: 'GET /health: is the worker keeping the latest table fresh',
-      environment: env,
-    })
-      .bindCoreConfig(props.core)
-      .bindLatestTable(props.latestTable);
-    this.versionFunction = new QuoteWatchFunction(this, 'Version', {
-      entry: 'lambdas/version.ts',
-      description: 'GET /version: app version and active model versions',
-      environment: env,
-    })
-      .bindCoreConfig(props.core)
-      .bindModelRegistry(props.modelBucket, props.registryTable);
-    // The page is one self-contained HTML file; a Lambda returning it keeps the dashboard and the API on one origin
-    // (no CORS, no public bucket, no CloudFront for a single page).
-    this.dashboardFunction = new QuoteWatchFunction(this, 'Dashboard', {
-      entry: 'lambdas/dashboard.ts',
-      description: 'GET /: the dashboard page',
-      memorySize: 128,
-      loader: { '.html': 'text' },
-    });
+    const bind = (fn: QuoteWatchFunction, binding: RouteBinding): QuoteWatchFunction => {
+      switch (binding) {
+        case 'core':
+          return fn.bindCoreConfig(props.core);
+        case 'api':
+          return fn.bindApiConfig(props.buildSha);
+        case 'latestTable':
+          return fn.bindLatestTable(props.latestTable);
+        case 'modelRegistry':
+          return fn.bindModelRegistry(props.modelBucket, props.registryTable);
+      }
+    };
+    const functions: Partial<Record<RouteId, QuoteWatchFunction>> = {};
+    for (const route of ROUTES) {
+      const fn = new QuoteWatchFunction(this, route.id, {
+        entry: route.entry,
+        description: `${routeKey(route)}: ${route.description}`,
+        memorySize: route.memoryMiB,
+        timeout: route.timeoutS === undefined ? undefined : Duration.seconds(route.timeoutS),
+        withOnnxRuntime: route.onnxRuntime,
+        loader: route.loader,
+      });
+      for (const binding of route.bindings) bind(fn, binding);
+      functions[route.id] = fn;
+    }
+    this.routeFunctions = functions as Record<RouteId, QuoteWatchFunction>;
 
     this.api = new HttpApi(this, 'Api', {
       description: 'QuoteWatch prediction API and dashboard',
@@ -144,18 +122,11 @@ export class PredictionApi extends Construct {
     });
     this.url = this.stage.url;
 
-    const routes: [string, HttpMethod, QuoteWatchFunction][] = [
-      ['/latest', HttpMethod.GET, this.latestFunction],
-      ['/predict', HttpMethod.POST, this.predictFunction],
-      ['/health', HttpMethod.GET, this.healthFunction],
-      ['/version', HttpMethod.GET, this.versionFunction],
-      ['/', HttpMethod.GET, this.dashboardFunction],
-    ];
-    for (const [routePath, method, fn] of routes) {
+    for (const route of ROUTES) {
       this.api.addRoutes({
-        path: routePath,
-        methods: [method],
-        integration: new HttpLambdaIntegration(`${fn.node.id}Integration`, fn),
+        path: route.path,
+        methods: [HttpMethod[route.method]],
+        integration: new HttpLambdaIntegration(`${route.id}Integration`, this.routeFunctions[route.id]),
       });
     }
     Validations.of(this.api).acknowledge({
@@ -187,12 +158,6 @@ export class PredictionApi extends Construct {
   }
 
   get functions(): QuoteWatchFunction[] {
-    return [
-      this.latestFunction,
-      this.predictFunction,
-      this.healthFunction,
-      this.versionFunction,
-      this.dashboardFunction,
-    ];
+    return Object.values(this.routeFunctions);
   }
 }

@@ -1,20 +1,21 @@
 import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { Construct } from 'constructs';
+import { type CoreSettings, DEFAULT_CORE } from '../src/config.js';
 import { FEATURES_STREAM } from '../src/resources.js';
 import { IngestorService, ServiceCluster, WorkerService } from './fargate-services.js';
 import { LakeCatalog } from './lake-catalog.js';
 import { MarketStream } from './market-stream.js';
 import { Observability } from './observability.js';
-import { type CoreSettings, PredictionApi } from './prediction-api.js';
+import { PredictionApi } from './prediction-api.js';
 import { Storage } from './storage.js';
 import { TrainingPipeline } from './training-pipeline.js';
-import { requireInt, requireNonEmpty } from './validate.js';
+import { requireCoreSettings } from './validate.js';
 
 export interface QuoteWatchStackProps extends StackProps {
-  /** @default BTC-USD, ETH-USD; tick 100 ms; label horizon 500 ms (the src/config.ts defaults) */
+  /** @default DEFAULT_CORE of src/config.ts: BTC-USD, ETH-USD; tick 100 ms; label horizon 500 ms */
   readonly core?: CoreSettings;
-  /** @default wss://advanced-trade-ws.coinbase.com */
+  /** @default COINBASE_FEEDS.advancedTrade of src/config.ts */
   readonly feedUrl?: string;
   readonly alarmEmails?: readonly string[];
   /** Commit the API reports on GET /version. */
@@ -32,8 +33,6 @@ function contextFlag(scope: Construct, key: string): boolean {
   return v === true || v === 'true';
 }
 
-export const DEFAULT_CORE: CoreSettings = { symbols: ['BTC-USD', 'ETH-USD'], tickMs: 100, deltaMs: 500 };
-
 /** The whole deployed QuoteWatch: stream, storage, ingestor + worker on Fargate, API, training, observability. */
 export class QuoteWatchStack extends Stack {
   readonly marketStream: MarketStream;
@@ -50,9 +49,7 @@ export class QuoteWatchStack extends Stack {
 
   constructor(scope: Construct, id: string, props: QuoteWatchStackProps = {}) {
     const core = props.core ?? DEFAULT_CORE;
-    requireNonEmpty('QuoteWatchStack', 'core.symbols', core.symbols);
-    requireInt('QuoteWatchStack', 'core.tickMs', core.tickMs, 10, 60_000);
-    requireInt('QuoteWatchStack', 'core.deltaMs', core.deltaMs, 10, 600_000);
+    requireCoreSettings('QuoteWatchStack', core);
     super(scope, id, props);
 
     this.marketStream = new MarketStream(this, 'Stream');

@@ -2,6 +2,7 @@
  * Props checks shared by the constructs. Every construct validates its props before creating anything, so a bad
  * value fails synth with the construct and the prop named instead of a CloudFormation error at deploy time.
  */
+import { ConfigError, type CoreSettings, coreEnv, readCoreConfig } from '../src/config.js';
 
 export class InvalidPropError extends Error {
   constructor(
@@ -22,7 +23,22 @@ export function requireInt(construct: string, prop: string, value: number, min: 
   return value;
 }
 
-export function requireNonEmpty<T>(construct: string, prop: string, values: readonly T[]): readonly T[] {
-  if (values.length === 0) throw new InvalidPropError(construct, prop, 'expected at least one entry');
-  return values;
+/**
+ * Runs one of src/config.ts's readers on the values a construct is about to hand a process, so synth rejects
+ * what the process would reject at start, with the same message (ConfigError becomes InvalidPropError).
+ */
+export function requireConfig<T>(construct: string, prop: string, read: () => T): T {
+  try {
+    return read();
+  } catch (err) {
+    if (err instanceof ConfigError) throw new InvalidPropError(construct, prop, err.message, { cause: err });
+    throw err;
+  }
+}
+
+/** Core settings as the processes check them (readCoreConfig), returned as the environment that carries them. */
+export function requireCoreSettings(construct: string, core: CoreSettings): ReturnType<typeof coreEnv> {
+  const env = coreEnv(core);
+  requireConfig(construct, 'core', () => readCoreConfig(env));
+  return env;
 }

@@ -18,7 +18,47 @@ export class ConfigError extends Error {
 
 type Env = Record<string, string | undefined>;
 
-const productId = z.string().regex(/^[A-Z0-9]{2,10}-[A-Z0-9]{2,10}$/, 'expected products like BTC-USD');
+// Shared definitions: the one home of the values the processes, the local runner and CDK (lib/) all use.
+
+/** A product id as Coinbase writes it: upper-case BASE-QUOTE ("BTC-USD"). SYMBOLS, /latest and /predict check it. */
+export const PRODUCT_ID_PATTERN = /^[A-Z0-9]{2,10}-[A-Z0-9]{2,10}$/;
+
+/** Coinbase's WebSocket feeds: Advanced Trade (the deployed default, `--live`) and the legacy Exchange feed. */
+export const COINBASE_FEEDS = {
+  advancedTrade: 'wss://advanced-trade-ws.coinbase.com',
+  exchange: 'wss://ws-feed.exchange.coinbase.com',
+} as const;
+
+/** The fixed local ports: `npm start`, `quotewatch emulators` and the processes' PORT / SIM_PORT defaults. */
+export const DEFAULT_PORTS = {
+  gateway: 3000,
+  simulator: 8765,
+  kinesis: 4567,
+  dynamodb: 4568,
+  s3: 4569,
+} as const;
+
+/** The local exchange simulator's feed (FEED_URL's default). */
+export function simulatorFeedUrl(port: number = DEFAULT_PORTS.simulator): string {
+  return `ws://127.0.0.1:${port}`;
+}
+
+/** The market settings every component shares, as the stack passes them (SYMBOLS, TICK_MS, DELTA_MS). */
+export interface CoreSettings {
+  readonly symbols: readonly string[];
+  readonly tickMs: number;
+  readonly deltaMs: number;
+}
+
+/** The design's defaults: two products, a 100 ms feature tick, a 500 ms quote-change horizon. */
+export const DEFAULT_CORE: CoreSettings = { symbols: ['BTC-USD', 'ETH-USD'], tickMs: 100, deltaMs: 500 };
+
+/** The environment that carries core settings to a process; readCoreConfig reads it back. */
+export function coreEnv(core: CoreSettings): { SYMBOLS: string; TICK_MS: string; DELTA_MS: string } {
+  return { SYMBOLS: core.symbols.join(','), TICK_MS: String(core.tickMs), DELTA_MS: String(core.deltaMs) };
+}
+
+const productId = z.string().regex(PRODUCT_ID_PATTERN, 'expected products like BTC-USD');
 
 function read<T>(env: Env, variable: string, schema: z.ZodType<T>, fallback?: string): T {
   const raw = env[variable] ?? fallback;
@@ -62,10 +102,11 @@ export interface CoreConfig {
 }
 
 export function readCoreConfig(env: Env = process.env): CoreConfig {
+  const defaults = coreEnv(DEFAULT_CORE);
   return {
-    symbols: read(env, 'SYMBOLS', symbols, 'BTC-USD,ETH-USD'),
-    tickMs: read(env, 'TICK_MS', intMs(10, 60_000), '100'),
-    deltaMs: read(env, 'DELTA_MS', intMs(10, 600_000), '500'),
+    symbols: read(env, 'SYMBOLS', symbols, defaults.SYMBOLS),
+    tickMs: read(env, 'TICK_MS', intMs(10, 60_000), defaults.TICK_MS),
+    deltaMs: read(env, 'DELTA_MS', intMs(10, 600_000), defaults.DELTA_MS),
     modelUri: read(env, 'MODEL_URI', modelUri, 's3://quotewatch-models/registry'),
   };
 }
@@ -89,13 +130,13 @@ export function readResourceNames(env: Env = process.env): ResourceNames {
   };
 }
 
-/** Where the ingestor connects: the local simulator by default, Coinbase with FEED_URL=wss://advanced-trade-ws.coinbase.com. */
+/** Where the ingestor connects: the local simulator by default, Coinbase with FEED_URL=COINBASE_FEEDS.advancedTrade. */
 export function readFeedUrl(env: Env = process.env): string {
   return read(
     env,
     'FEED_URL',
     z.string().regex(/^wss?:\/\/.+/, 'expected ws:// or wss:// URL'),
-    'ws://127.0.0.1:8765',
+    simulatorFeedUrl(),
   );
 }
 
@@ -143,7 +184,7 @@ export interface LocalConfig {
 export function readLocalConfig(env: Env = process.env): LocalConfig {
   return {
     dataDir: read(env, 'QW_DATA_DIR', nonEmpty, '.quotewatch'),
-    gatewayPort: readPort(env, 'PORT', 3000),
+    gatewayPort: readPort(env, 'PORT', DEFAULT_PORTS.gateway),
   };
 }
 
@@ -158,7 +199,7 @@ export interface SimulatorConfig {
 
 export function readSimulatorConfig(env: Env = process.env): SimulatorConfig {
   return {
-    port: readPort(env, 'SIM_PORT', 8765),
+    port: readPort(env, 'SIM_PORT', DEFAULT_PORTS.simulator),
     seed: read(env, 'SIM_SEED', z.coerce.number().int('expected a whole number').min(0).max(0xffffffff), '1'),
     mode: read(env, 'SIM_MODE', z.enum(['realtime', 'fast']), 'realtime'),
     logPath: read(env, 'SIM_LOG', z.string().optional()),
@@ -440,3 +481,5 @@ export function readConsumerConfig(env: Env = process.env): ConsumerConfig {
     pollIdleMs: read(env, 'POLL_IDLE_MS', intMs(1, 10_000), '200'),
   };
 }
+
+// Over 400 lines on purpose: the one module that reads and validates every setting; each reader is short.

@@ -1,12 +1,20 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  COINBASE_FEEDS,
   ConfigError,
+  coreEnv,
+  DEFAULT_CORE,
+  DEFAULT_PORTS,
   DEFAULT_TRAIN_L2,
+  feedKindOf,
+  PRODUCT_ID_PATTERN,
   readCoreConfig,
   readFeatureConfig,
   readFeedUrl,
+  readLocalConfig,
   readResourceNames,
+  readSimulatorConfig,
   readTrainingConfig,
   readWorkerConfig,
 } from '../src/config.js';
@@ -51,6 +59,50 @@ describe('config', () => {
         expect(readCoreConfig({ TICK_MS: String(ms) }).tickMs).toBe(ms);
       }),
     );
+  });
+});
+
+describe('shared definitions', () => {
+  it('the core defaults are what a process reads when nothing is set', () => {
+    const { symbols, tickMs, deltaMs } = readCoreConfig({});
+    expect({ symbols, tickMs, deltaMs }).toEqual(DEFAULT_CORE);
+  });
+
+  it('coreEnv carries any valid core settings to a process unchanged', () => {
+    const product = fc
+      .tuple(fc.stringMatching(/^[A-Z0-9]{2,10}$/), fc.stringMatching(/^[A-Z0-9]{2,10}$/))
+      .map(([base, quote]) => `${base}-${quote}`);
+    fc.assert(
+      fc.property(
+        fc.array(product, { minLength: 1, maxLength: 5 }),
+        fc.integer({ min: 10, max: 60_000 }),
+        fc.integer({ min: 10, max: 600_000 }),
+        (symbols, tickMs, deltaMs) => {
+          const read = readCoreConfig(coreEnv({ symbols, tickMs, deltaMs }));
+          expect({ symbols: read.symbols, tickMs: read.tickMs, deltaMs: read.deltaMs }).toEqual({
+            symbols,
+            tickMs,
+            deltaMs,
+          });
+        },
+      ),
+    );
+  });
+
+  it('one product pattern for SYMBOLS (and the API, which imports it)', () => {
+    for (const ok of ['BTC-USD', 'ETH-EUR', 'USDC-USD']) expect(PRODUCT_ID_PATTERN.test(ok), ok).toBe(true);
+    for (const bad of ['btc-usd', 'BTCUSD', 'B-USD', 'BTC-USD-X', ' BTC-USD']) {
+      expect(PRODUCT_ID_PATTERN.test(bad), bad).toBe(false);
+    }
+  });
+
+  it('the feeds are told apart by their host, and the local defaults are the fixed ports', () => {
+    expect(feedKindOf(COINBASE_FEEDS.advancedTrade)).toBe('advanced');
+    expect(feedKindOf(COINBASE_FEEDS.exchange)).toBe('exchange');
+    expect(readFeedUrl({})).toBe(`ws://127.0.0.1:${DEFAULT_PORTS.simulator}`);
+    expect(readSimulatorConfig({}).port).toBe(DEFAULT_PORTS.simulator);
+    expect(readLocalConfig({}).gatewayPort).toBe(DEFAULT_PORTS.gateway);
+    expect(new Set(Object.values(DEFAULT_PORTS)).size).toBe(Object.keys(DEFAULT_PORTS).length);
   });
 });
 

@@ -3,10 +3,15 @@
  * over real emulators; and the gateway process logs its URL and exits cleanly on SIGTERM.
  */
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HttpApiEventV2, HttpApiResultV2 } from '../src/api/http.js';
+import { ROUTES, routeKey } from '../src/api/routes.js';
+import { loadRoutes, RouteLoadError } from '../src/gateway/handlers.js';
 import { type RunningGateway, startGateway } from '../src/gateway/server.js';
 import type { Emulators } from '../src/local/emulators.js';
 import type { LatestSnapshot } from '../src/storage/latest.js';
@@ -108,6 +113,31 @@ describe('gateway over the real handlers', () => {
   });
 });
 
+describe('routes from the table (src/api/routes.ts)', () => {
+  it('loads a handler for every route of the table, by its entry file', async () => {
+    const routes = await loadRoutes();
+    expect(Object.keys(routes).sort()).toEqual(ROUTES.map(routeKey).sort());
+    for (const [key, handler] of Object.entries(routes)) expect(typeof handler, key).toBe('function');
+  });
+
+  it('fails naming the route when an entry is missing or exports no handler', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'qw-routes-'));
+    try {
+      const noHandler = join(dir, 'noHandler.mjs');
+      writeFileSync(noHandler, 'export const notTheHandler = () => 1;\n');
+      const route = { method: 'GET', id: 'X', description: 'x', bindings: [] } as const;
+      await expect(loadRoutes([{ ...route, path: '/gone', entry: 'lambdas/gone.ts' }])).rejects.toThrow(
+        /^GET \/gone: cannot load lambdas\/gone\.ts/,
+      );
+      const wrong = loadRoutes([{ ...route, path: '/x', entry: noHandler }]);
+      await expect(wrong).rejects.toBeInstanceOf(RouteLoadError);
+      await expect(wrong).rejects.toThrow(`GET /x: ${noHandler} exports no handler function`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('the v2 event the gateway builds', () => {
   let seen: HttpApiEventV2[] = [];
   let echo: RunningGateway;
@@ -192,6 +222,10 @@ describe('gateway process (src/gateway/main.ts)', () => {
       expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
       const health = await (await fetch(`${url}/health`)).json();
       expect(health.products.map((p: { product: string }) => p.product)).toEqual(['BTC-USD']);
+      // The dashboard's handler imports its page through the table's text loader (a Node module hook here).
+      const page = await fetch(`${url}/`);
+      expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+      expect(await page.text()).toContain('<title>QuoteWatch</title>');
     } finally {
       child.kill('SIGTERM');
     }

@@ -2,6 +2,7 @@
  * /latest: the newest snapshot per product as the worker wrote it to the latest table.
  */
 import { z } from 'zod';
+import { PRODUCT_ID_PATTERN } from '../config.js';
 import type { LatestSnapshot } from '../storage/latest.js';
 import { getLatest, listLatest } from '../storage/latest.js';
 import { BadRequestError, DependencyError, NotFoundError } from './errors.js';
@@ -16,7 +17,7 @@ export interface LatestList {
 
 const productParam = z
   .string()
-  .regex(/^[A-Z0-9]{2,10}-[A-Z0-9]{2,10}$/, 'product must look like BTC-USD (upper case BASE-QUOTE)');
+  .regex(PRODUCT_ID_PATTERN, 'product must look like BTC-USD (upper case BASE-QUOTE)');
 
 export const LatestQuery = z.object({ product: productParam.optional() });
 

@@ -3,6 +3,7 @@
  * the requested target (default quote_change_500ms).
  */
 import { z } from 'zod';
+import { PRODUCT_ID_PATTERN } from '../config.js';
 import { ModelUnavailableError } from '../model/serving.js';
 import { type LoadedModel, TARGETS, type Target } from '../model/types.js';
 import type { LatestSnapshot } from '../storage/latest.js';
@@ -22,7 +23,7 @@ const targetField = z
 const ByProduct = z.strictObject({
   product: z
     .string({ message: 'product must be a string like "BTC-USD"' })
-    .regex(/^[A-Z0-9]{2,10}-[A-Z0-9]{2,10}$/, 'product must look like BTC-USD (upper case BASE-QUOTE)'),
+    .regex(PRODUCT_ID_PATTERN, 'product must look like BTC-USD (upper case BASE-QUOTE)'),
   target: targetField,
 });
 const ByFeatures = z.strictObject({

@@ -2,17 +2,24 @@
  * Local gateway process: `node --import tsx src/gateway/main.ts`. Serves the API handlers and the
  * dashboard on PORT (default 3000) until SIGTERM/SIGINT.
  */
-import { orExit, readApiConfig, readCoreConfig, readPort, readResourceNames } from '../config.js';
+import {
+  DEFAULT_PORTS,
+  orExit,
+  readApiConfig,
+  readCoreConfig,
+  readPort,
+  readResourceNames,
+} from '../config.js';
+import { loadRoutes } from './handlers.js';
 import { startGateway } from './server.js';
 
-const port = orExit(() => readPort(process.env, 'PORT', 3000));
-// The handlers read these at import; check them here so a bad value is a clean configuration error.
+const port = orExit(() => readPort(process.env, 'PORT', DEFAULT_PORTS.gateway));
+// The handlers read these when loaded; check them here so a bad value is a clean configuration error.
 orExit(() => readCoreConfig());
 orExit(() => readResourceNames());
 orExit(() => readApiConfig());
 
-const { routes } = await import('./routes.js');
-const gateway = await startGateway({ routes, port });
+const gateway = await startGateway({ routes: await loadRoutes(), port });
 console.log(JSON.stringify({ level: 'info', msg: 'gateway listening', url: gateway.url }));
 
 let stopping = false;

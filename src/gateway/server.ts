@@ -1,10 +1,9 @@
 /**
  * The local stand-in for API Gateway (HTTP API, payload format 2.0): turns each node:http request into the
  * same v2 event the cloud would send, calls the very handler function Lambda runs, and writes its result.
- * GET / serves the dashboard page.
+ * The routes, GET / with the dashboard page among them, come from the route table (see handlers.ts).
  */
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { HttpApiEventV2, HttpApiResultV2 } from '../api/http.js';
@@ -16,9 +15,8 @@ export type RouteHandler = (event: HttpApiEventV2, context: never) => Promise<Ht
 export type RouteTable = Record<string, RouteHandler>;
 
 export interface GatewayOptions {
+  /** Usually loadRoutes() (handlers.ts): every route of src/api/routes.ts with its handler. */
   routes: RouteTable;
-  /** The dashboard served at GET /; defaults to dashboard.html next to this file. */
-  dashboardHtml?: string;
 }
 
 /** API Gateway's own payload limit is 10 MB; nothing QuoteWatch accepts comes close to 1 MB. */
@@ -31,10 +29,6 @@ export class RequestTooLargeError extends Error {
     super(`request body exceeds ${limit} bytes`);
     this.name = 'RequestTooLargeError';
   }
-}
-
-export function loadDashboard(): string {
-  return readFileSync(new URL('./dashboard.html', import.meta.url), 'utf8');
 }
 
 /** Builds the HTTP API v2 event for one request (the body already read). */
@@ -150,7 +144,6 @@ function writeResult(res: ServerResponse, result: HttpApiResultV2 | string | obj
 }
 
 export function createGateway(opts: GatewayOptions): Server {
-  const dashboard = opts.dashboardHtml ?? loadDashboard();
   return createServer((req, res) => {
     void handle(req, res).catch((err) => {
       console.log(JSON.stringify({ level: 'error', msg: 'gateway request failed', error: String(err) }));
@@ -162,11 +155,6 @@ export function createGateway(opts: GatewayOptions): Server {
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const method = (req.method ?? 'GET').toUpperCase();
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
-    if (method === 'GET' && (path === '/' || path === '/index.html')) {
-      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
-      res.end(dashboard);
-      return;
-    }
     const routeKey = `${method} ${path}`;
     const handler = opts.routes[routeKey];
     if (!handler) {

@@ -14,17 +14,18 @@ import { ListStreamsCommand } from '@aws-sdk/client-kinesis';
 import { ListBucketsCommand } from '@aws-sdk/client-s3';
 import { dynamoClient, kinesisClient, s3Client } from '../aws/clients.js';
 import { sleep } from '../clock.js';
+import { DEFAULT_PORTS } from '../config.js';
 import { onLines } from './lines.js';
 import { freePort } from './ports.js';
 
 export type EmulatorName = 'kinesis' | 'dynamodb' | 's3';
 export const EMULATOR_NAMES: readonly EmulatorName[] = ['kinesis', 'dynamodb', 's3'];
 
-/** The fixed local ports (see the project's shared decisions). */
+/** The emulators' share of the fixed local ports (src/config.ts DEFAULT_PORTS). */
 export const DEFAULT_EMULATOR_PORTS: Record<EmulatorName, number> = {
-  kinesis: 4567,
-  dynamodb: 4568,
-  s3: 4569,
+  kinesis: DEFAULT_PORTS.kinesis,
+  dynamodb: DEFAULT_PORTS.dynamodb,
+  s3: DEFAULT_PORTS.s3,
 };
 
 export class EmulatorStartError extends Error {

@@ -8,8 +8,9 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { COINBASE_FEEDS, DEFAULT_PORTS, simulatorFeedUrl } from '../config.js';
 import { BUCKETS, LOCAL_MODEL_URI, STREAM, TABLES } from '../resources.js';
-import { DEFAULT_EMULATOR_PORTS, type Emulators, EXIT_WITH_PARENT, startEmulators } from './emulators.js';
+import { type Emulators, EXIT_WITH_PARENT, startEmulators } from './emulators.js';
 import { onLines } from './lines.js';
 import { freePort } from './ports.js';
 import { provision } from './provision.js';
@@ -25,10 +26,6 @@ export const COMPONENT_FILES: Record<ComponentName, string> = {
   worker: 'containers/worker/main.ts',
   gateway: 'src/gateway/main.ts',
 };
-
-export const COINBASE_FEED_URL = 'wss://advanced-trade-ws.coinbase.com';
-export const DEFAULT_SIMULATOR_PORT = 8765;
-export const DEFAULT_GATEWAY_PORT = 3000;
 
 export class SystemStartError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -243,12 +240,12 @@ export async function startSystem(options: SystemOptions): Promise<System> {
   const pick = async (name: keyof NonNullable<SystemOptions['ports']>, fallback: number) =>
     options.ports?.[name] ?? (freePorts ? await freePort() : fallback);
   const emulatorPorts = {
-    kinesis: options.ports?.kinesis ?? (freePorts ? 0 : DEFAULT_EMULATOR_PORTS.kinesis),
-    dynamodb: options.ports?.dynamodb ?? (freePorts ? 0 : DEFAULT_EMULATOR_PORTS.dynamodb),
-    s3: options.ports?.s3 ?? (freePorts ? 0 : DEFAULT_EMULATOR_PORTS.s3),
+    kinesis: options.ports?.kinesis ?? (freePorts ? 0 : DEFAULT_PORTS.kinesis),
+    dynamodb: options.ports?.dynamodb ?? (freePorts ? 0 : DEFAULT_PORTS.dynamodb),
+    s3: options.ports?.s3 ?? (freePorts ? 0 : DEFAULT_PORTS.s3),
   };
-  const simulatorPort = await pick('simulator', DEFAULT_SIMULATOR_PORT);
-  const gatewayPort = await pick('gateway', DEFAULT_GATEWAY_PORT);
+  const simulatorPort = await pick('simulator', DEFAULT_PORTS.simulator);
+  const gatewayPort = await pick('gateway', DEFAULT_PORTS.gateway);
 
   say(`[supervisor] starting emulators (data in ${dataDir})`);
   const emulators = await startEmulators({ dataDir, ports: emulatorPorts, log: say });
@@ -272,7 +269,7 @@ export async function startSystem(options: SystemOptions): Promise<System> {
     });
   }
 
-  const feed = live ? COINBASE_FEED_URL : `ws://127.0.0.1:${simulatorPort}`;
+  const feed = live ? COINBASE_FEEDS.advancedTrade : simulatorFeedUrl(simulatorPort);
   const env: Record<string, string> = {
     ...resourceEnv(),
     ...emulators.env,

@@ -17,6 +17,8 @@ import { MarketStream } from '../../lib/market-stream.js';
 import { QuoteWatchStack } from '../../lib/quotewatch-stack.js';
 import { Storage } from '../../lib/storage.js';
 import { InvalidPropError } from '../../lib/validate.js';
+import { ROUTES, routeKey } from '../../src/api/routes.js';
+import { DEFAULT_CORE } from '../../src/config.js';
 import { BUCKETS, STREAM, TABLES, type TableDef } from '../../src/resources.js';
 
 type Json = Record<string, unknown>;
@@ -196,12 +198,12 @@ describe('Lambda functions', () => {
   it('get the resource names their handlers read, as generated references', () => {
     const envOf = (c: IConstruct) => (resourceOf(c).Properties.Environment as { Variables: Json }).Variables;
     const core = { SYMBOLS: 'BTC-USD,ETH-USD', TICK_MS: '100', DELTA_MS: '500' };
-    const { latestFunction, predictFunction, healthFunction, versionFunction } = stack.api;
+    const { Latest, Predict, Health, Version } = stack.api.routeFunctions;
     const { latestTable, registryTable, modelBucket } = stack.storage;
-    expect(envOf(latestFunction)).toMatchObject({ ...core, [TABLES.latest.env]: ref(latestTable) });
-    expect(envOf(healthFunction)).toMatchObject({ ...core, [TABLES.latest.env]: ref(latestTable) });
-    expect(envOf(versionFunction)).toMatchObject({ [TABLES.registry.env]: ref(registryTable) });
-    expect(envOf(predictFunction)).toMatchObject({
+    expect(envOf(Latest)).toMatchObject({ ...core, [TABLES.latest.env]: ref(latestTable) });
+    expect(envOf(Health)).toMatchObject({ ...core, [TABLES.latest.env]: ref(latestTable) });
+    expect(envOf(Version)).toMatchObject({ [TABLES.registry.env]: ref(registryTable) });
+    expect(envOf(Predict)).toMatchObject({
       ...core,
       [TABLES.latest.env]: ref(latestTable),
       [TABLES.registry.env]: ref(registryTable),
@@ -211,7 +213,7 @@ describe('Lambda functions', () => {
   });
 
   it('the read-only API cannot write the latest table', () => {
-    const role = logicalId(stack.api.latestFunction.role!);
+    const role = logicalId(stack.api.routeFunctions.Latest.role!);
     const actions = actionsOf(statementsOfRole(role));
     expect(actions).toContain('dynamodb:GetItem');
     expect([...actions].filter((a) => /dynamodb:(Put|Update|Delete|BatchWrite)/.test(a))).toEqual([]);
@@ -229,9 +231,29 @@ describe('HTTP API', () => {
     });
   });
 
+  it('builds each route of the table (src/api/routes.ts): its function as described, its integration', () => {
+    const routes = ofType('AWS::ApiGatewayV2::Route');
+    const integrations = Object.fromEntries(ofType('AWS::ApiGatewayV2::Integration'));
+    expect(routes.map(([, r]) => r.Properties.RouteKey).sort()).toEqual(ROUTES.map(routeKey).sort());
+    for (const route of ROUTES) {
+      const fn = stack.api.routeFunctions[route.id];
+      expect(resourceOf(fn).Properties, route.id).toMatchObject({
+        Description: `${routeKey(route)}: ${route.description}`,
+        MemorySize: route.memoryMiB ?? 256,
+        Timeout: route.timeoutS ?? 10,
+      });
+      const [, r] = routes.find(([, r]) => r.Properties.RouteKey === routeKey(route))!;
+      const target = (r.Properties.Target as { 'Fn::Join': [string, unknown[]] })['Fn::Join'][1];
+      const integrationId = (target[1] as { Ref: string }).Ref;
+      expect(JSON.stringify(integrations[integrationId]?.Properties.IntegrationUri), route.id).toContain(
+        `"${logicalId(fn)}"`,
+      );
+    }
+  });
+
   it('GET / serves the dashboard page from the bundled handler', async () => {
     // The synthesized asset itself, so the .html text loader and the handler are checked as deployed.
-    const code = resourceOf(stack.api.dashboardFunction).Properties.Code as { S3Key: string };
+    const code = resourceOf(stack.api.routeFunctions.Dashboard).Properties.Code as { S3Key: string };
     const bundle = path.join(outdir, `asset.${code.S3Key.replace(/\.zip$/, '')}`, 'index.mjs');
     const { handler } = (await import(pathToFileURL(bundle).href)) as {
       handler: () => Promise<{ statusCode: number; headers: Record<string, string>; body: string }>;
@@ -374,5 +396,23 @@ describe('props validation', () => {
     );
     expect(() => new Storage(scope, 'T', { lakeExpirationDays: 10 })).toThrow(InvalidPropError);
     expect(scope.node.children).toEqual([]);
+  });
+
+  it('checks core settings and the feed URL with the readers the processes use (src/config.ts)', () => {
+    const app = new App();
+    const core = { ...DEFAULT_CORE, symbols: ['BTC-USD', 'btc-eur'] };
+    expect(() => new QuoteWatchStack(app, 'BadSymbols', { core })).toThrow(
+      /QuoteWatchStack: invalid prop 'core': SYMBOLS: invalid value "BTC-USD,btc-eur"/,
+    );
+    expect(() => new QuoteWatchStack(app, 'BadTick', { core: { ...DEFAULT_CORE, tickMs: 5 } })).toThrow(
+      /invalid prop 'core': TICK_MS: invalid value "5" \(must be >= 10\)/,
+    );
+    expect(() => new QuoteWatchStack(app, 'NoSymbols', { core: { ...DEFAULT_CORE, symbols: [] } })).toThrow(
+      /invalid prop 'core': SYMBOLS: /,
+    );
+    expect(app.node.children).toEqual([]);
+    expect(() => new QuoteWatchStack(app, 'BadFeed', { feedUrl: 'https://x' })).toThrow(
+      /Ingestor: invalid prop 'feedUrl': FEED_URL: invalid value "https:\/\/x"/,
+    );
   });
 });

@@ -2,6 +2,7 @@
  * The local gateway over the real handlers and real emulators, for the gateway and dashboard tests.
  */
 import { rmSync } from 'node:fs';
+import { loadRoutes } from '../../src/gateway/handlers.js';
 import { type RunningGateway, startGateway } from '../../src/gateway/server.js';
 import { type Emulators, startEmulators } from '../../src/local/emulators.js';
 import { provision } from '../../src/local/provision.js';
@@ -16,8 +17,8 @@ export interface LocalGateway {
 
 /**
  * Emulators on free ports with the resources provisioned, process.env pointed at them plus `env`, `seed` run
- * (e.g. putLatest), then the gateway on a free port. The handlers read their config and create their clients
- * from process.env when imported, as in a Lambda container, so the routes are imported only after that.
+ * (e.g. putLatest), then the gateway on a free port with every route of the table. The handlers read their config
+ * and create their clients from process.env when loaded, as in a Lambda container, so they are loaded only then.
  */
 export async function startLocalGateway(options: {
   tempPrefix: string;
@@ -43,8 +44,7 @@ export async function startLocalGateway(options: {
     Object.assign(process.env, emulators.env, options.env);
     await provision(emulators.env, { seed: false });
     await options.seed?.();
-    const { routes } = await import('../../src/gateway/routes.js');
-    gateway = await startGateway({ routes, port: 0 });
+    gateway = await startGateway({ routes: await loadRoutes(), port: 0 });
   } catch (err) {
     await close();
     throw err;

@@ -1,0 +1,79 @@
+/**
+ * The gateway's reading of the route table (src/api/routes.ts): each route's handler is loaded from the entry
+ * file the table names, by a path computed at run time. That is the contract Lambda itself uses — a function
+ * is configured with a handler file and export name, not linked to it — so the core holds no import of
+ * lambdas/ (.dependency-cruiser.mjs checks that). Loading a module runs its module-scope setup (configuration,
+ * clients) as a Lambda cold start does: set the environment first.
+ */
+import { readFileSync } from 'node:fs';
+import module from 'node:module';
+import { resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { ROUTES, type RouteDef, routeKey } from '../api/routes.js';
+import type { RouteHandler, RouteTable } from './server.js';
+
+/** The checkout the table's entries are relative to. */
+const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+export class RouteLoadError extends Error {
+  constructor(
+    readonly route: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${route}: ${message}`, options);
+    this.name = 'RouteLoadError';
+  }
+}
+
+/** Imports every route's handler module (in table order, as the stack deploys them) into a route-key table. */
+export async function loadRoutes(routes: readonly RouteDef[] = ROUTES): Promise<RouteTable> {
+  const table: RouteTable = {};
+  for (const route of routes) {
+    const key = routeKey(route);
+    for (const [extension, loader] of Object.entries(route.loader ?? {})) useLoader(key, extension, loader);
+    let loaded: { handler?: unknown };
+    try {
+      loaded = await import(pathToFileURL(resolve(REPO_ROOT, route.entry)).href);
+    } catch (err) {
+      throw new RouteLoadError(key, `cannot load ${route.entry}: ${(err as Error).message}`, { cause: err });
+    }
+    if (typeof loaded.handler !== 'function') {
+      throw new RouteLoadError(key, `${route.entry} exports no handler function`);
+    }
+    table[key] = loaded.handler as RouteHandler;
+  }
+  return table;
+}
+
+/** What esbuild's text loader makes of a file: a module whose default export is the file's text. */
+export function textModule(file: string): string {
+  return `export default ${JSON.stringify(readFileSync(file, 'utf8'))};`;
+}
+
+const textExtensions = new Set<string>();
+
+/** esbuild's loaders as the table names them, for Node: a module hook that turns such files into text modules. */
+function useLoader(route: string, extension: string, loader: string): void {
+  if (loader !== 'text')
+    throw new RouteLoadError(route, `loader ${loader} for ${extension} is not supported`);
+  if (textExtensions.size === 0) {
+    if (typeof module.registerHooks !== 'function') {
+      throw new RouteLoadError(
+        route,
+        `the ${extension} text loader needs Node >= 22.15 (module.registerHooks)`,
+      );
+    }
+    module.registerHooks({
+      load(url, context, nextLoad) {
+        if (!url.startsWith('file:')) return nextLoad(url, context);
+        const file = fileURLToPath(url);
+        for (const ext of textExtensions) {
+          if (file.endsWith(ext)) return { format: 'module', source: textModule(file), shortCircuit: true };
+        }
+        return nextLoad(url, context);
+      },
+    });
+  }
+  textExtensions.add(extension);
+}
