@@ -27,7 +27,7 @@ import { FeedError, MalformedFrameError, type MappedFrame } from '../marketdata/
 import { fromUnits } from '../marketdata/decimal.js';
 import type { BookSnapshotEvent, Level, MarketEvent, ResyncEvent } from '../marketdata/events.js';
 import type { SnapshotStore } from '../stream/claimCheck.js';
-import { eventId, type FeedStatsEvent, type StreamEvent } from '../stream/record.js';
+import { eventId, type StreamEvent } from '../stream/record.js';
 import type { FrameArchive } from './archive.js';
 import type { Frame } from './connection.js';
 import { ExchangeClock } from './exchangeClock.js';
