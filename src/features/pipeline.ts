@@ -15,6 +15,7 @@
  * so windows and forward-volatility labels break there instead of bridging it.
  */
 import { BookError, OrderBook } from '../book/book.js';
+import { QuoteWatchError } from '../errors.js';
 import { QuoteChangeLabeler } from '../labels/quoteChange.js';
 import { VolSpikeLabeler } from '../labels/volSpike.js';
 import { fromUnits, toUnits } from '../marketdata/decimal.js';
@@ -23,12 +24,7 @@ import { SECOND_RING, SecondSeries } from './seconds.js';
 import { DEFAULT_GAP_LIMIT_MS, FEATURES, type TickContext, WINDOW_5S_US, WINDOW_US } from './spec.js';
 import type { FeatureRow, LabelRow } from './types.js';
 
-export class FeatureInputError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'FeatureInputError';
-  }
-}
+export class FeatureInputError extends QuoteWatchError {}
 
 export interface PipelineOptions {
   tickMs: number;

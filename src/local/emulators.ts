@@ -14,6 +14,7 @@ import { ListStreamsCommand } from '@aws-sdk/client-kinesis';
 import { ListBucketsCommand } from '@aws-sdk/client-s3';
 import { dynamoClient, kinesisClient, s3Client } from '../aws/clients.js';
 import { sleep } from '../clock.js';
+import { QuoteWatchError } from '../errors.js';
 import { onLines } from './lines.js';
 import { freePort } from './ports.js';
 
@@ -27,14 +28,13 @@ export const DEFAULT_EMULATOR_PORTS: Record<EmulatorName, number> = {
   s3: 4569,
 };
 
-export class EmulatorStartError extends Error {
+export class EmulatorStartError extends QuoteWatchError {
   constructor(
     readonly emulator: EmulatorName,
     message: string,
     options?: { cause?: unknown },
   ) {
     super(`${emulator} emulator: ${message}`, options);
-    this.name = 'EmulatorStartError';
   }
 }
 

@@ -8,6 +8,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { QuoteWatchError } from '../errors.js';
 import { BUCKETS, LOCAL_MODEL_URI, STREAM, TABLES } from '../resources.js';
 import { DEFAULT_EMULATOR_PORTS, type Emulators, EXIT_WITH_PARENT, startEmulators } from './emulators.js';
 import { onLines } from './lines.js';
@@ -30,12 +31,7 @@ export const COINBASE_FEED_URL = 'wss://advanced-trade-ws.coinbase.com';
 export const DEFAULT_SIMULATOR_PORT = 8765;
 export const DEFAULT_GATEWAY_PORT = 3000;
 
-export class SystemStartError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'SystemStartError';
-  }
-}
+export class SystemStartError extends QuoteWatchError {}
 
 export interface SystemOptions {
   /** Emulator data and anything else on disk (QW_DATA_DIR, default .quotewatch). */
