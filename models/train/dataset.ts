@@ -1,7 +1,7 @@
 /**
  * Training data from the lake's rows, as pure functions: labels joined to the feature rows of the same
  * (product, tick), put in time order, and split by time into an older training part and a newer held-out part.
- * The S3 reading lives in main.ts; everything here is deterministic and needs no I/O.
+ * The S3 reading lives in lakeDataset.ts; everything here is deterministic and needs no I/O.
  */
 
 import { QuoteWatchError } from '../../src/errors.js';
