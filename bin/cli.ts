@@ -20,26 +20,30 @@ type Parsed<O extends ParseArgsOptionsConfig> = ReturnType<
   typeof parseArgs<{ options: O; allowPositionals: true; strict: true }>
 >;
 
-export interface CommandArgs<O extends ParseArgsOptionsConfig> {
+type Names = readonly string[];
+
+export interface CommandArgs<O extends ParseArgsOptionsConfig, P extends Names = Names> {
   /** By option name (without the dashes); a string option has a string, a boolean one true, absent undefined. */
   values: Parsed<O>['values'];
-  positionals: string[];
+  /** One string per declared positional name, in order. */
+  positionals: { -readonly [K in keyof P]: string };
 }
 
-export interface CommandSpec<O extends ParseArgsOptionsConfig> {
+export interface CommandSpec<O extends ParseArgsOptionsConfig, P extends Names = Names> {
   usage: string;
   summary: string;
   /** parseArgs options, e.g. `{ speed: { type: 'string', default: '1' }, live: { type: 'boolean' } }`. */
   options?: O;
   /** The positional arguments, all required, by the names usage errors give them: `['FILE']`. */
-  positionals?: readonly string[];
-  run(args: CommandArgs<O>): Promise<number>;
+  positionals?: P;
+  run(args: CommandArgs<O, P>): Promise<number>;
 }
 
 /** A command whose run() gets its declared arguments parsed and checked. */
-export function defineCommand<const O extends ParseArgsOptionsConfig = Record<never, never>>(
-  spec: CommandSpec<O>,
-): Command {
+export function defineCommand<
+  const O extends ParseArgsOptionsConfig = Record<never, never>,
+  const P extends Names = [],
+>(spec: CommandSpec<O, P>): Command {
   return {
     usage: spec.usage,
     summary: spec.summary,
@@ -48,10 +52,10 @@ export function defineCommand<const O extends ParseArgsOptionsConfig = Record<ne
 }
 
 /** parseArgs with the command's declarations; anything else is a UsageError. */
-export function parseCommandArgs<const O extends ParseArgsOptionsConfig>(
+export function parseCommandArgs<const O extends ParseArgsOptionsConfig, const P extends Names = []>(
   args: readonly string[],
-  spec: Pick<CommandSpec<O>, 'options' | 'positionals'>,
-): CommandArgs<O> {
+  spec: Pick<CommandSpec<O, P>, 'options' | 'positionals'>,
+): CommandArgs<O, P> {
   const options = spec.options ?? ({} as O);
   let parsed: Parsed<O>;
   try {
@@ -61,7 +65,7 @@ export function parseCommandArgs<const O extends ParseArgsOptionsConfig>(
     if (typeof code !== 'string' || !code.startsWith('ERR_PARSE_ARGS_')) throw err;
     throw new UsageError(parseErrorMessage(code, err as Error, args, options), { cause: err });
   }
-  const names = spec.positionals ?? [];
+  const names: Names = spec.positionals ?? [];
   const { positionals } = parsed;
   if (positionals.length > names.length) {
     throw new UsageError(`unexpected argument ${positionals.slice(names.length).join(' ')}`);
@@ -69,7 +73,7 @@ export function parseCommandArgs<const O extends ParseArgsOptionsConfig>(
   if (positionals.length < names.length) {
     throw new UsageError(`missing ${names.slice(positionals.length).join(' ')}`);
   }
-  return { values: parsed.values, positionals };
+  return { values: parsed.values, positionals: positionals as CommandArgs<O, P>['positionals'] };
 }
 
 function parseErrorMessage(

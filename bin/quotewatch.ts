@@ -114,7 +114,7 @@ const COMMANDS: Record<string, Command> = {
       const env = awsEnv();
       const symbols = env.SYMBOLS ? orExit(() => readCoreConfig(env)).symbols : undefined;
       const summary = await runReplay({
-        path: resolve(file!),
+        path: resolve(file),
         speed,
         format,
         env,
@@ -130,7 +130,7 @@ const COMMANDS: Record<string, Command> = {
     summary: 'a training job step (CANDIDATE_VERSION=...) against the local emulators, or AWS_ENDPOINT_URL_*',
     positionals: ['STEP'],
     async run({ positionals: [name] }) {
-      const step = oneOf('STEP', name!, TRAINING_STEPS);
+      const step = oneOf('STEP', name, TRAINING_STEPS);
       const env = awsEnv();
       orExit(() => readTrainingConfig(env));
       // The same entry the training state machine runs, as its own process (it brings onnxruntime).
