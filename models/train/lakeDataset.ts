@@ -33,20 +33,20 @@ export async function loadLakeExamples(env: Env, target: string, spec: FeatureSp
     );
   }
   // An object that does not decode is bad data, named by its key.
-  const explained =
-    <T>(decode: (bytes: Uint8Array) => Promise<T>) =>
-    async (bytes: Uint8Array, key: string): Promise<T> => {
-      try {
-        return await decode(bytes);
-      } catch (err) {
-        throw new DatasetError(`s3://${bucket}/${key}: ${(err as Error).message}`, { cause: err });
-      }
-    };
+  const decodeOrExplain = async <T>(key: string, decode: () => Promise<T>): Promise<T> => {
+    try {
+      return await decode();
+    } catch (err) {
+      throw new DatasetError(`s3://${bucket}/${key}: ${(err as Error).message}`, { cause: err });
+    }
+  };
   const featureFiles = await readLakeObjects(s3, bucket, featureKeys, async (bytes, key) => ({
     key,
-    ...(await explained(decodeFeatureRows)(bytes, key)),
+    ...(await decodeOrExplain(key, () => decodeFeatureRows(bytes))),
   }));
-  const labelFiles = await readLakeObjects(s3, bucket, labelKeys, explained(decodeLabelRows));
+  const labelFiles = await readLakeObjects(s3, bucket, labelKeys, (bytes, key) =>
+    decodeOrExplain(key, () => decodeLabelRows(bytes)),
+  );
   checkSpecs(featureFiles, spec);
   return {
     examples: joinLabels(
