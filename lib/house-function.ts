@@ -94,6 +94,8 @@ export class QuoteWatchFunction extends NodejsFunction {
         mainFields: ['module', 'main'],
         banner: REQUIRE_SHIM,
         minify: true,
+        // Error classes are named after their class (QuoteWatchError): minifying must not rename them.
+        keepNames: true,
         sourceMap: true,
         bundleAwsSDK: true,
         forceDockerBundling: false,

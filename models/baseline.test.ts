@@ -2,7 +2,6 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FEATURE_SPEC } from '../src/features/spec.js';
-import { THRESHOLD_METADATA_KEY } from '../src/labels/volSpike.js';
 import { METADATA_KEYS } from '../src/model/contract.js';
 import { loadModel } from '../src/model/runtime.js';
 import { type ModelMetrics, TARGETS } from '../src/model/types.js';
@@ -62,7 +61,7 @@ for (const target of TARGETS) {
         const m = metrics();
         expect(m.threshold).toBeGreaterThan(0);
         const meta = readOnnxMetadata(new Uint8Array(read('model.onnx')));
-        expect(Number(meta[THRESHOLD_METADATA_KEY])).toBe(m.threshold);
+        expect(Number(meta[METADATA_KEYS.threshold])).toBe(m.threshold);
         // τ is the 90th percentile of the training part: about 10% of training rows are spikes.
         expect(m.trainBaseRate).toBeGreaterThan(0.05);
         expect(m.trainBaseRate).toBeLessThanOrEqual(0.1);
@@ -127,10 +126,10 @@ describe('baseline helpers', () => {
     const F = FEATURE_SPEC.features.length;
     const model = { weights: Array(F).fill(0.1), bias: 0, mean: Array(F).fill(0), std: Array(F).fill(1) };
     const bytes = withOnnxMetadata(exportLogisticOnnx(model, FEATURE_SPEC, { target: 'vol_spike_60s' }), {
-      [THRESHOLD_METADATA_KEY]: '1.25',
+      [METADATA_KEYS.threshold]: '1.25',
     });
     const meta = readOnnxMetadata(bytes);
-    expect(meta[THRESHOLD_METADATA_KEY]).toBe('1.25');
+    expect(meta[METADATA_KEYS.threshold]).toBe('1.25');
     expect(meta[METADATA_KEYS.target]).toBe('vol_spike_60s');
   });
 });

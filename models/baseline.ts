@@ -11,12 +11,13 @@
  *    metrics.json}.
  * vol_spike_60s labels are continuous (forward 60 s realized volatility, bps); the binary target is
  * "forward vol > τ" with τ the 90th percentile of the TRAINING part's values, stored in metrics.json
- * (`threshold`) and in the ONNX metadata (THRESHOLD_METADATA_KEY) so serving and live quality use the same τ.
+ * (`threshold`) and in the ONNX metadata (METADATA_KEYS.threshold) so serving and live quality use the same τ.
  *
  * Same seed and code => byte-identical files (no wall clock: trainedAt is the simulated end of the data), so
  * re-running never produces a "new" version by accident; changing FEATURE_VERSION or the trained weights
  * (a short hash of them is part of the version) changes the version.
  */
+
 import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -25,8 +26,9 @@ import { DEFAULT_TRAIN_L2 } from '../src/config.js';
 import { FeaturePipeline } from '../src/features/pipeline.js';
 import { FEATURE_SPEC, FEATURE_VERSION } from '../src/features/spec.js';
 import { QUOTE_CHANGE_TARGET } from '../src/labels/quoteChange.js';
-import { THRESHOLD_METADATA_KEY, VOL_HORIZON_S, VOL_SPIKE_TARGET } from '../src/labels/volSpike.js';
+import { VOL_HORIZON_S, VOL_SPIKE_TARGET } from '../src/labels/volSpike.js';
 import { FEED_PRODUCT, mapAdvancedTradeFrame } from '../src/marketdata/advancedTrade.js';
+import { METADATA_KEYS } from '../src/model/contract.js';
 import type { ModelMetrics, Target } from '../src/model/types.js';
 import { DEFAULT_PRODUCTS, seedEpochUs } from '../src/simulator/exchange.js';
 import { Session } from '../src/simulator/session.js';
@@ -202,7 +204,7 @@ export function trainBaseline(
   };
   const bare = exportLogisticOnnx(model, FEATURE_SPEC, { target, version });
   const onnx =
-    threshold === undefined ? bare : withOnnxMetadata(bare, { [THRESHOLD_METADATA_KEY]: String(threshold) });
+    threshold === undefined ? bare : withOnnxMetadata(bare, { [METADATA_KEYS.threshold]: String(threshold) });
   return { model, metrics, onnx };
 }
 

@@ -2,17 +2,18 @@
  * The one place every QuoteWatch process reads and validates its settings.
  * A bad value stops the process with a message naming the variable (ConfigError).
  */
+
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { QuoteWatchError } from './errors.js';
 import { TARGETS, type Target } from './model/types.js';
 
-export class ConfigError extends Error {
+export class ConfigError extends QuoteWatchError {
   constructor(
     readonly variable: string,
     message: string,
   ) {
     super(`${variable}: ${message}`);
-    this.name = 'ConfigError';
   }
 }
 

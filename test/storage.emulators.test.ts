@@ -1,10 +1,16 @@
-import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
-import { describe, expect, it } from 'vitest';
+import {
+  CreateBucketCommand,
+  GetObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+} from '@aws-sdk/client-s3';
+import { describe, expect, it, vi } from 'vitest';
 import { dynamoClient, s3Client } from '../src/aws/clients.js';
 import { FEATURE_SPEC } from '../src/features/spec.js';
 import type { FeatureRow } from '../src/features/types.js';
 import { BUCKETS, TABLES } from '../src/resources.js';
 import { LakeWriteError, LakeWriter } from '../src/storage/lake.js';
+import { LakeReadError, listLakeObjects, readLakeObjects } from '../src/storage/lakeReader.js';
 import { getHistory, getLatest, listLatest, putLatest } from '../src/storage/latest.js';
 import { decodeFeatureRows, decodeLabelRows } from '../src/storage/parquet.js';
 import { withEmulators } from './support/system.js';
@@ -134,5 +140,57 @@ describe('latest table through dynalite', () => {
     const history = await getHistory('BTC-USD', T0 / 1000, 10, opts);
     expect(history.map((h) => h.mid)).toEqual([100.5, 100.6]);
     expect(history[0]!.expiresAt).toBeGreaterThan(T0 / 1_000_000);
+  });
+});
+
+describe('lake reader through s3rver', () => {
+  const bucket = 'qw-test-lake-reader';
+  const zone = (hour: string, name: string) =>
+    `features/product=BTC-USD/date=2026-08-09/hour=${hour}/${name}`;
+  const objects = [
+    zone('21', 'shardId-000000000000-5-9-1786309260000.parquet'),
+    zone('20', 'shardId-000000000000-1-4-1786305600000.parquet'),
+    zone('21', 'shardId-000000000000-10-12-1786309320000.parquet'),
+    zone('21', 'notes.txt'), // not Parquet: not listed
+    'labels/product=BTC-USD/date=2026-08-09/hour=21/shardId-000000000000-1-4-1786309200000-x.parquet',
+    'features-old/product=BTC-USD/x.parquet', // another zone that shares the prefix's spelling
+  ];
+
+  it('lists one zone across pages, sorted, Parquet only, and reads objects back in key order', async () => {
+    const s3 = s3Client(local.env);
+    await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+    for (const key of objects) await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: key }));
+
+    const send = vi.spyOn(s3, 'send'); // counts the requests, and makes them
+    const keys = await listLakeObjects(s3, bucket, 'features', { pageSize: 2 });
+    expect(keys).toEqual([objects[1], objects[2], objects[0]]);
+    expect(send.mock.calls.length).toBe(2); // 4 objects under features/ (one not Parquet), 2 a page
+    send.mockRestore();
+    expect(await listLakeObjects(s3, bucket, 'labels')).toEqual([objects[4]]);
+    expect(await listLakeObjects(s3, bucket, 'predictions')).toEqual([]);
+
+    const decoded = await readLakeObjects(s3, bucket, keys, (bytes, key) => ({
+      key,
+      body: new TextDecoder().decode(bytes),
+    }));
+    expect(decoded).toEqual(keys.map((key) => ({ key, body: key })));
+  });
+
+  it('names the object or zone it cannot read; a decode error passes through as thrown', async () => {
+    const s3 = s3Client(local.env);
+    const missing = zone('22', 'gone.parquet');
+    const read = readLakeObjects(s3, bucket, [objects[1]!, missing], (b) => b.length);
+    await expect(read).rejects.toThrow(LakeReadError);
+    await expect(read).rejects.toThrow(`cannot read s3://${bucket}/${missing}`);
+    await expect(read).rejects.toHaveProperty('cause.name', 'NoSuchKey');
+
+    const badDecode = readLakeObjects(s3, bucket, [objects[1]!], () => {
+      throw new RangeError('not Parquet');
+    });
+    await expect(badDecode).rejects.toThrow(RangeError);
+
+    const noBucket = listLakeObjects(s3, 'qw-test-no-such-bucket', 'features');
+    await expect(noBucket).rejects.toThrow(LakeReadError);
+    await expect(noBucket).rejects.toThrow('cannot list s3://qw-test-no-such-bucket/features/');
   });
 });

@@ -1,17 +1,14 @@
 /**
  * Training data from the lake's rows, as pure functions: labels joined to the feature rows of the same
  * (product, tick), put in time order, and split by time into an older training part and a newer held-out part.
- * The S3 reading lives in main.ts; everything here is deterministic and needs no I/O.
+ * The S3 reading lives in lakeDataset.ts; everything here is deterministic and needs no I/O.
  */
+
+import { QuoteWatchError } from '../../src/errors.js';
 import type { FeatureRow, FeatureSpec, LabelRow } from '../../src/features/types.js';
 import { isBinaryTarget } from './targets.js';
 
-export class DatasetError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'DatasetError';
-  }
-}
+export class DatasetError extends QuoteWatchError {}
 
 /**
  * One labelled tick: the features the model sees (spec order) and the label: the 0/1 outcome, or for a

@@ -5,6 +5,7 @@
  * baked into the ONNX graph (Sub -> Div -> MatMul -> Add -> Sigmoid) and the caller never standardizes by hand.
  * No randomness anywhere: same data in, same model out.
  */
+import { QuoteWatchError } from '../../src/errors.js';
 
 export interface LogisticModel {
   weights: number[];
@@ -24,12 +25,7 @@ export interface TrainOptions {
   l2?: number;
 }
 
-export class TrainingDataError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'TrainingDataError';
-  }
-}
+export class TrainingDataError extends QuoteWatchError {}
 
 /** A tiny ridge on the bias keeps the Hessian invertible when every label is the same. */
 const BIAS_RIDGE = 1e-9;

@@ -1,24 +1,26 @@
 /**
  * The training job against real local AWS (s3rver, dynalite): a lake written by the project's own LakeWriter from
  * a seeded simulated market run through THE feature pipeline, then train -> evaluate -> promote as the state
- * machine runs them, with the baseline seeded as the active model.
+ * machine runs them (the step modules, and the entry main.ts as a process), with the baseline seeded as the
+ * active model.
  */
+
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CreateBucketCommand, GetObjectCommand } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { s3Client } from '../../src/aws/clients.js';
 import { DEFAULT_TRAIN_L2 } from '../../src/config.js';
 import { FeaturePipeline } from '../../src/features/pipeline.js';
 import { FEATURE_SPEC } from '../../src/features/spec.js';
 import type { FeatureRow, LabelRow } from '../../src/features/types.js';
-import { THRESHOLD_METADATA_KEY } from '../../src/labels/volSpike.js';
 import { type Emulators, startEmulators } from '../../src/local/emulators.js';
 import { provision } from '../../src/local/provision.js';
 import { FEED_PRODUCT, mapAdvancedTradeFrame } from '../../src/marketdata/advancedTrade.js';
+import { METADATA_KEYS } from '../../src/model/contract.js';
 import { ActivationConflictError, activate, activeVersion } from '../../src/model/registry.js';
 import { loadModel } from '../../src/model/runtime.js';
 import { BUCKETS, LOCAL_MODEL_URI } from '../../src/resources.js';
@@ -28,7 +30,12 @@ import { Session } from '../../src/simulator/session.js';
 import { LakeWriter } from '../../src/storage/lake.js';
 import { rocAuc } from '../eval/metrics.js';
 import { readOnnxMetadata } from '../export/onnx.js';
-import { type Evaluation, evaluate, promote, shouldPromote, train } from './main.js';
+import type { Evaluation } from './candidate.js';
+import { DatasetError } from './dataset.js';
+import { evaluate } from './evaluate.js';
+import { loadLakeExamples } from './lakeDataset.js';
+import { promote, shouldPromote } from './promote.js';
+import { train } from './train.js';
 
 const TARGET = 'quote_change_500ms';
 const VOL = 'vol_spike_60s';
@@ -127,16 +134,6 @@ async function onnxAuc(
     await model.release();
   }
 }
-
-describe('shouldPromote', () => {
-  it('promotes on a strictly better AUC or when nothing is active', () => {
-    const candidate = { version: 'c', auc: 0.7 };
-    expect(shouldPromote({ candidate, active: null })).toBe(true);
-    expect(shouldPromote({ candidate, active: { version: 'a', auc: 0.69 } })).toBe(true);
-    expect(shouldPromote({ candidate, active: { version: 'a', auc: 0.7 } })).toBe(false);
-    expect(shouldPromote({ candidate, active: { version: 'a', auc: 0.8 } })).toBe(false);
-  });
-});
 
 describe('training job on the local emulators', () => {
   let root: string;
@@ -283,7 +280,7 @@ describe('training job on the local emulators', () => {
     expect(metrics.trainBaseRate).toBe(sorted.filter((v) => v > tau).length / sorted.length);
     expect(metrics.trainBaseRate).toBeLessThanOrEqual(0.1);
     const onnx = await readBytes(env, `registry/${VOL}/vol-1/model.onnx`);
-    expect(readOnnxMetadata(onnx)[THRESHOLD_METADATA_KEY]).toBe(String(tau));
+    expect(readOnnxMetadata(onnx)[METADATA_KEYS.threshold]).toBe(String(tau));
 
     // Evaluation against the active baseline, whose own τ differs: both AUCs on the labels "value > candidate τ".
     const baseline = baselineMetrics(VOL);
@@ -305,6 +302,22 @@ describe('training job on the local emulators', () => {
     });
     // The other target's active model is untouched.
     expect(await activeVersion(TARGET, env)).not.toBe('vol-1');
+  }, 30_000);
+
+  it('names what is wrong with the lake: nothing in it, an object that is not Parquet', async () => {
+    const bucket = 'qw-test-lake-bad';
+    await s3Client(env).send(new CreateBucketCommand({ Bucket: bucket }));
+    const lakeEnv = { ...env, LAKE_BUCKET: bucket };
+    const empty = loadLakeExamples(lakeEnv, TARGET, FEATURE_SPEC);
+    await expect(empty).rejects.toThrow(DatasetError);
+    await expect(empty).rejects.toThrow(`s3://${bucket} has 0 features/ and 0 labels/ objects`);
+
+    await writeLake(env, bucket, data.rows.slice(0, 50), data.labels.slice(0, 50));
+    const bad = 'features/product=BTC-USD/date=2026-01-01/hour=00/not-parquet.parquet';
+    await s3Client(env).send(new PutObjectCommand({ Bucket: bucket, Key: bad, Body: 'not parquet' }));
+    const undecodable = loadLakeExamples(lakeEnv, TARGET, FEATURE_SPEC);
+    await expect(undecodable).rejects.toThrow(DatasetError);
+    await expect(undecodable).rejects.toThrow(`s3://${bucket}/${bad}: `);
   }, 30_000);
 
   it('the CLI names what is wrong: usage, an invalid CANDIDATE_VERSION', () => {

@@ -5,9 +5,10 @@
  *   vol_spike_60s       labels are the continuous forward 60 s realized volatility (bps); the 0/1 outcome is
  *                       "value > τ", τ = nearest-rank VOL_SPIKE_QUANTILE of the TRAINING part's values, fixed
  *                       at training and stored with the model (metrics.json `threshold`, ONNX metadata
- *                       THRESHOLD_METADATA_KEY). Horizon VOL_HORIZON_S + 1 s (the window starts at the next
+ *                       METADATA_KEYS.threshold). Horizon VOL_HORIZON_S + 1 s (the window starts at the next
  *                       whole second).
  */
+
 import { VOL_HORIZON_S, VOL_SPIKE_TARGET } from '../../src/labels/volSpike.js';
 import { MessageWriter } from '../export/protobuf.js';
 

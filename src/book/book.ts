@@ -6,17 +6,14 @@
  * negated price so both sides sort ascending and share one implementation. Decimal strings are converted
  * by parseUnits, a one-pass parser: it is on every update's path.
  */
+
+import { QuoteWatchError } from '../errors.js';
 import { DecimalError } from '../marketdata/decimal.js';
 import type { Level, Side } from '../marketdata/events.js';
 import { PagedSide } from './side.js';
 import { formatUnits, NOT_EXACT, nearestUnits, parseUnits } from './units.js';
 
-export class BookError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'BookError';
-  }
-}
+export class BookError extends QuoteWatchError {}
 
 export class OrderBook {
   /** Keys are prices. */

@@ -15,6 +15,7 @@
  * so windows and forward-volatility labels break there instead of bridging it.
  */
 import { BookError, type OrderBook } from '../book/book.js';
+import { QuoteWatchError } from '../errors.js';
 import { fromUnits, toUnits } from '../marketdata/decimal.js';
 import type { MarketEvent } from '../marketdata/events.js';
 import { ProductState } from './productState.js';
@@ -22,12 +23,7 @@ import { SECOND_RING } from './seconds.js';
 import { DEFAULT_GAP_LIMIT_MS, FEATURES, WINDOW_US } from './spec.js';
 import type { FeatureRow, LabelRow } from './types.js';
 
-export class FeatureInputError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'FeatureInputError';
-  }
-}
+export class FeatureInputError extends QuoteWatchError {}
 
 export interface PipelineOptions {
   tickMs: number;

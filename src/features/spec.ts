@@ -3,7 +3,9 @@
  * so a model's feature_spec.json can be compared with the code that will feed it.
  * Change a definition => bump FEATURE_VERSION (models trained on the old meaning must not be served).
  */
+
 import type { OrderBook } from '../book/book.js';
+import { QuoteWatchError } from '../errors.js';
 import { WINDOWS_S, type WindowAggregates } from './seconds.js';
 import type { FeatureDef, FeatureSpec } from './types.js';
 
@@ -313,12 +315,7 @@ export function featureSpec(tickMs: number = DEFAULT_TICK_MS): FeatureSpec {
 /** The spec of the code at the default tick; use featureSpec(tickMs) when TICK_MS is configured. */
 export const FEATURE_SPEC: FeatureSpec = featureSpec();
 
-export class FeatureSpecMismatchError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'FeatureSpecMismatchError';
-  }
-}
+export class FeatureSpecMismatchError extends QuoteWatchError {}
 
 /** Throws unless `spec` (e.g. a model's) describes exactly the features this code computes at `tickMs`. */
 export function assertSpecMatches(spec: FeatureSpec, tickMs: number): void {

@@ -12,7 +12,6 @@
  */
 
 import type { LabelRow } from '../features/types.js';
-import { METADATA_KEYS } from '../model/contract.js';
 
 export const VOL_SPIKE_TARGET = 'vol_spike_60s' as const;
 export const VOL_HORIZON_S = 60;
@@ -90,5 +89,3 @@ export function forwardVolBps(series: SecondReturns, from: number): number {
 }
 
 /** ONNX metadata_props key holding τ of a vol_spike_60s model (also `threshold` in its metrics.json). */
-/** @deprecated the contract's METADATA_KEYS.threshold (src/model/contract.ts); kept until the trainer moves to it. */
-export const THRESHOLD_METADATA_KEY = METADATA_KEYS.threshold;

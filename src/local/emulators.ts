@@ -15,6 +15,7 @@ import { ListBucketsCommand } from '@aws-sdk/client-s3';
 import { dynamoClient, kinesisClient, s3Client } from '../aws/clients.js';
 import { sleep } from '../clock.js';
 import { DEFAULT_PORTS } from '../config.js';
+import { QuoteWatchError } from '../errors.js';
 import { onLines } from './lines.js';
 import { freePort } from './ports.js';
 
@@ -28,14 +29,13 @@ export const DEFAULT_EMULATOR_PORTS: Record<EmulatorName, number> = {
   s3: DEFAULT_PORTS.s3,
 };
 
-export class EmulatorStartError extends Error {
+export class EmulatorStartError extends QuoteWatchError {
   constructor(
     readonly emulator: EmulatorName,
     message: string,
     options?: { cause?: unknown },
   ) {
     super(`${emulator} emulator: ${message}`, options);
-    this.name = 'EmulatorStartError';
   }
 }
 

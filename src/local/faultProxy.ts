@@ -17,13 +17,9 @@
 import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type Clock, systemClock } from '../clock.js';
+import { QuoteWatchError } from '../errors.js';
 
-export class FaultProxyError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'FaultProxyError';
-  }
-}
+export class FaultProxyError extends QuoteWatchError {}
 
 export interface PutRecordsEntry {
   index: number;

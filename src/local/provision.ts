@@ -24,6 +24,7 @@ import { CreateBucketCommand, HeadBucketCommand } from '@aws-sdk/client-s3';
 import { dynamoClient, kinesisClient, s3Client } from '../aws/clients.js';
 import { sleep } from '../clock.js';
 import { readFeaturesStream } from '../config.js';
+import { QuoteWatchError } from '../errors.js';
 import { seedRegistry } from '../model/registry.js';
 import {
   BUCKETS,
@@ -38,14 +39,13 @@ import {
 
 type Env = Record<string, string | undefined>;
 
-export class ProvisionError extends Error {
+export class ProvisionError extends QuoteWatchError {
   constructor(
     readonly resource: string,
     message: string,
     options?: { cause?: unknown },
   ) {
     super(`${resource}: ${message}`, options);
-    this.name = 'ProvisionError';
   }
 }
 

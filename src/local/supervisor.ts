@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { COINBASE_FEEDS, DEFAULT_PORTS, simulatorFeedUrl } from '../config.js';
+import { QuoteWatchError } from '../errors.js';
 import { BUCKETS, LOCAL_MODEL_URI, STREAM, TABLES } from '../resources.js';
 import { type Emulators, EXIT_WITH_PARENT, startEmulators } from './emulators.js';
 import { onLines } from './lines.js';
@@ -27,12 +28,7 @@ export const COMPONENT_FILES: Record<ComponentName, string> = {
   gateway: 'src/gateway/main.ts',
 };
 
-export class SystemStartError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'SystemStartError';
-  }
-}
+export class SystemStartError extends QuoteWatchError {}
 
 export interface SystemOptions {
   /** Emulator data and anything else on disk (QW_DATA_DIR, default .quotewatch). */

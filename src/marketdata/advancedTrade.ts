@@ -14,6 +14,7 @@
  * - market_trades `side` is the MAKER's side, so the taker (aggressor) is the opposite;
  * - an error is `{"type":"error","message":...}` without channel.
  */
+import { QuoteWatchError } from '../errors.js';
 import { normalizeDecimal } from './decimal.js';
 import type {
   Aggressor,
@@ -34,7 +35,7 @@ export const FEED_PRODUCT = '_feed';
 const PREVIEW_CHARS = 200;
 
 /** The frame is not what the protocol promises (bad JSON, missing field, bad number). */
-export class MalformedFrameError extends Error {
+export class MalformedFrameError extends QuoteWatchError {
   constructor(
     reason: string,
     readonly frame: string,
@@ -44,18 +45,16 @@ export class MalformedFrameError extends Error {
       `malformed Advanced Trade frame: ${reason}; frame starts ${JSON.stringify(frame.slice(0, PREVIEW_CHARS))}`,
       options,
     );
-    this.name = 'MalformedFrameError';
   }
 }
 
 /** The exchange reported an error (e.g. a rejected subscription); the connection should be re-established. */
-export class FeedError extends Error {
+export class FeedError extends QuoteWatchError {
   constructor(
     readonly feedMessage: string,
     readonly frame: string,
   ) {
     super(`Advanced Trade feed error: ${feedMessage}`);
-    this.name = 'FeedError';
   }
 }
 

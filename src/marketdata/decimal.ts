@@ -2,11 +2,11 @@
  * Decimal strings from the exchange, normalized so equal values are equal strings, and converted to exact
  * integers of 1e-8 units for the book (never compare floats for equality).
  */
+import { QuoteWatchError } from '../errors.js';
 
-export class DecimalError extends Error {
+export class DecimalError extends QuoteWatchError {
   constructor(value: unknown) {
     super(`not a decimal number: ${JSON.stringify(value)}`);
-    this.name = 'DecimalError';
   }
 }
 

@@ -38,7 +38,6 @@ export class MalformedExchangeFrameError extends MalformedFrameError {
   constructor(reason: string, frame: string, options?: { cause?: unknown }) {
     super(reason, frame, options);
     this.message = `malformed Exchange frame: ${reason}; frame starts ${JSON.stringify(frame.slice(0, PREVIEW_CHARS))}`;
-    this.name = 'MalformedExchangeFrameError';
   }
 }
 
@@ -47,7 +46,6 @@ export class ExchangeFeedError extends FeedError {
   constructor(feedMessage: string, frame: string) {
     super(feedMessage, frame);
     this.message = `Exchange feed error: ${feedMessage}`;
-    this.name = 'ExchangeFeedError';
   }
 }
 

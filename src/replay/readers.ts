@@ -10,18 +10,20 @@
  *               string); ingest_time an ISO time or epoch seconds/ms/µs.
  * Files may be gzip (detected by content, not name).
  */
+
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
+import { QuoteWatchError } from '../errors.js';
 import type { ArchivedFrame } from '../ingest/archive.js';
 import { isoToMicros } from '../marketdata/events.js';
 
 export const RECORDING_FORMATS = ['archive', 'cryptofeed', 'exchange', 'volatility'] as const;
 export type RecordingFormat = (typeof RECORDING_FORMATS)[number];
 
-export class RecordingFormatError extends Error {
+export class RecordingFormatError extends QuoteWatchError {
   constructor(
     readonly path: string,
     readonly line: number,
@@ -29,7 +31,6 @@ export class RecordingFormatError extends Error {
     options?: { cause?: unknown },
   ) {
     super(`${path}${line > 0 ? `:${line}` : ''}: ${message}`, options);
-    this.name = 'RecordingFormatError';
   }
 }
 

@@ -12,16 +12,12 @@
  */
 import { type WebSocket, WebSocketServer } from 'ws';
 import { type Clock, systemClock } from '../clock.js';
+import { QuoteWatchError } from '../errors.js';
 import type { ArchivedFrame } from '../ingest/archive.js';
 
 export type ReplaySpeed = number | 'max';
 
-export class ReplayError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'ReplayError';
-  }
-}
+export class ReplayError extends QuoteWatchError {}
 
 export interface ReplayServerOptions {
   frames: AsyncIterable<ArchivedFrame>;

@@ -11,6 +11,7 @@
  * the replayed stream refills the open windows, which are then written under the same names as before.
  */
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { QuoteWatchError } from '../errors.js';
 import { FEATURE_SPEC } from '../features/spec.js';
 import type { FeatureRow, FeatureSpec, LabelRow } from '../features/types.js';
 import {
@@ -25,12 +26,7 @@ import {
 export type LakeKind = 'raw' | 'features' | 'labels' | 'predictions';
 export const LAKE_KINDS: readonly LakeKind[] = ['raw', 'features', 'labels', 'predictions'];
 
-export class LakeWriteError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'LakeWriteError';
-  }
-}
+export class LakeWriteError extends QuoteWatchError {}
 
 const HOUR_US = 3_600_000_000;
 

@@ -13,6 +13,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { dynamoClient } from '../aws/clients.js';
 import { readCoreConfig, readResourceNames } from '../config.js';
+import { QuoteWatchError } from '../errors.js';
 import type { FeatureRow } from '../features/types.js';
 import type { FeedHealth } from '../stream/record.js';
 
@@ -55,12 +56,7 @@ export interface LatestStoreOptions {
 /** How long a history row lives (TTL when deployed; locally nothing expires them). */
 export const HISTORY_TTL_S = 3600;
 
-export class LatestStoreError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'LatestStoreError';
-  }
-}
+export class LatestStoreError extends QuoteWatchError {}
 
 let defaultClient: DynamoDBDocumentClient | undefined;
 function resolve(opts: LatestStoreOptions): { client: DynamoDBDocumentClient; table: string } {

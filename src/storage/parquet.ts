@@ -7,16 +7,12 @@
 import { parquetMetadata, parquetReadObjects } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import { type ColumnSource, parquetWriteBuffer, type SchemaElement } from 'hyparquet-writer';
+import { QuoteWatchError } from '../errors.js';
 import { FEATURE_SPEC } from '../features/spec.js';
 import type { FeatureRow, FeatureSpec, LabelRow } from '../features/types.js';
 import { snappyCompress } from './snappy.js';
 
-export class ParquetFormatError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'ParquetFormatError';
-  }
-}
+export class ParquetFormatError extends QuoteWatchError {}
 
 /**
  * One stream event as the worker consumed it, stored under raw/: enough to recompute the features offline

@@ -1,0 +1,159 @@
+/**
+ * A candidate in the model registry, as the training job's steps see it: where its files are, whether it is
+ * already published, the files train leaves for evaluate (model.onnx, feature_spec.json, and the held-out window
+ * and τ in metrics.json) and the evaluation.json evaluate leaves for promote and the state machine.
+ * Publishing and activation are the registry's (src/model/registry.ts).
+ */
+
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import { dynamoClient, s3Client } from '../../src/aws/clients.js';
+import { readCoreConfig, readResourceNames } from '../../src/config.js';
+import { QuoteWatchError } from '../../src/errors.js';
+import type { FeatureSpec } from '../../src/features/types.js';
+import { METADATA_KEYS } from '../../src/model/contract.js';
+import { parseModelUri } from '../../src/model/registry.js';
+import type { ModelMetrics } from '../../src/model/types.js';
+import { readOnnxMetadata } from '../export/onnx.js';
+import type { TimeWindow } from './dataset.js';
+import { isBinaryTarget } from './targets.js';
+
+type Env = Record<string, string | undefined>;
+
+export class TrainingJobError extends QuoteWatchError {}
+
+/** The split a candidate was trained with, kept in its metrics.json (`split`) so evaluation scores the same rows. */
+export interface SplitRecord {
+  trainFraction: number;
+  trainRows: number;
+  /** Training rows left out because their label horizon reached the held-out part. */
+  purgedRows: number;
+  horizonUs: number;
+  holdout: TimeWindow;
+}
+
+/** evaluation.json: what the state machine's Choice state and `promote` read. */
+export interface Evaluation {
+  target: string;
+  candidate: { version: string; auc: number };
+  active: { version: string; auc: number } | null;
+  /** Held-out rows both models scored. */
+  rows: number;
+  positives: number;
+  window: TimeWindow;
+  /** vol_spike_60s: the candidate's τ, which made the held-out labels 0/1 for both models. */
+  threshold?: number;
+}
+
+/** s3://bucket/prefix of the registry; training needs the S3 registry (a file:// MODEL_URI has no versions). */
+export function registryLocation(env: Env): { bucket: string; prefix: string } {
+  const location = parseModelUri(readCoreConfig(env).modelUri);
+  if (location.kind !== 's3') throw new TrainingJobError('training needs MODEL_URI=s3://<bucket>/<prefix>');
+  return location;
+}
+
+const versionKey = (prefix: string, target: string, version: string, file: string) =>
+  [prefix, target, version, file].filter(Boolean).join('/');
+
+async function readFile(env: Env, target: string, version: string, file: string): Promise<Uint8Array> {
+  const { bucket, prefix } = registryLocation(env);
+  const key = versionKey(prefix, target, version, file);
+  try {
+    const res = await s3Client(env).send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    return await res.Body!.transformToByteArray();
+  } catch (err) {
+    throw new TrainingJobError(`cannot read s3://${bucket}/${key}`, { cause: err });
+  }
+}
+
+function parseJson<T>(bytes: Uint8Array, what: string): T {
+  try {
+    return JSON.parse(new TextDecoder().decode(bytes)) as T;
+  } catch (err) {
+    throw new TrainingJobError(`${what} is not valid JSON`, { cause: err });
+  }
+}
+
+/** Versions are immutable: the registry table has a row for every published one. */
+export async function isPublished(env: Env, target: string, version: string): Promise<boolean> {
+  const res = await dynamoClient(env).send(
+    new GetCommand({
+      TableName: readResourceNames(env).registryTable,
+      Key: { pk: target, sk: `v#${version}` },
+      ConsistentRead: true,
+    }),
+  );
+  return res.Item !== undefined;
+}
+
+export interface CandidateFiles {
+  onnx: Uint8Array;
+  spec: FeatureSpec;
+  /** The held-out window it was trained beside. */
+  window: TimeWindow;
+  /** Thresholded targets (vol_spike_60s): τ, equal in metrics.json and the ONNX metadata. */
+  threshold: number | undefined;
+}
+
+/** What evaluate needs of a candidate `train` published; a TrainingJobError when a file is missing or wrong. */
+export async function readCandidate(env: Env, target: string, version: string): Promise<CandidateFiles> {
+  const [onnx, specBytes, metricsBytes] = await Promise.all([
+    readFile(env, target, version, 'model.onnx'),
+    readFile(env, target, version, 'feature_spec.json'),
+    readFile(env, target, version, 'metrics.json'),
+  ]);
+  const metrics = parseJson<ModelMetrics & { split?: SplitRecord; threshold?: unknown }>(
+    metricsBytes,
+    `${target}/${version}/metrics.json`,
+  );
+  const window = metrics.split?.holdout;
+  if (!window || !Number.isSafeInteger(window.fromUs) || !Number.isSafeInteger(window.toUs)) {
+    throw new TrainingJobError(
+      `${target}/${version}/metrics.json has no split.holdout window; was it trained by this job?`,
+    );
+  }
+  return {
+    onnx,
+    spec: parseJson<FeatureSpec>(specBytes, `${target}/${version}/feature_spec.json`),
+    window,
+    threshold: candidateThreshold(target, version, metrics.threshold, onnx),
+  };
+}
+
+/** τ of a thresholded target's candidate: metrics.json and the ONNX metadata must both hold it, equal. */
+function candidateThreshold(
+  target: string,
+  version: string,
+  inMetrics: unknown,
+  onnx: Uint8Array,
+): number | undefined {
+  if (isBinaryTarget(target)) return undefined;
+  const inOnnx = readOnnxMetadata(onnx)[METADATA_KEYS.threshold];
+  if (typeof inMetrics !== 'number' || !Number.isFinite(inMetrics) || inOnnx !== String(inMetrics)) {
+    throw new TrainingJobError(
+      `${target}/${version}: threshold ${JSON.stringify(inMetrics)} in metrics.json and ` +
+        `${JSON.stringify(inOnnx)} in the ONNX metadata (${METADATA_KEYS.threshold}) must be the same number`,
+    );
+  }
+  return inMetrics;
+}
+
+/** <prefix>/<target>/<candidate version>/evaluation.json */
+export async function writeEvaluation(env: Env, evaluation: Evaluation): Promise<void> {
+  const { bucket, prefix } = registryLocation(env);
+  await s3Client(env).send(
+    new PutObjectCommand({
+      Bucket: bucket,
+      Key: versionKey(prefix, evaluation.target, evaluation.candidate.version, 'evaluation.json'),
+      Body: `${JSON.stringify(evaluation, null, 2)}\n`,
+      ContentType: 'application/json',
+    }),
+  );
+}
+
+export async function readEvaluation(env: Env, target: string, version: string): Promise<Evaluation> {
+  return parseJson<Evaluation>(
+    await readFile(env, target, version, 'evaluation.json'),
+    `${target}/${version}/evaluation.json`,
+  );
+}
