@@ -11,6 +11,7 @@
 /** What the CDK constructs (lib/) may read from the core: definitions, never the runtime behind them. */
 const CDK_READS = [
   'src/resources.ts', // streams, tables, buckets and their environment variables
+  'src/errors.ts', // the error base (QuoteWatchError) the constructs' own errors extend
   'src/config.ts', // shared defaults (core settings, ports, feed URLs) and the readers CDK validates with
   'src/api/routes.ts', // the route table: one Lambda function and one API route per entry
   'src/features/spec.ts', // the feature spec: the lake's Glue table columns

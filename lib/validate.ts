@@ -2,9 +2,11 @@
  * Props checks shared by the constructs. Every construct validates its props before creating anything, so a bad
  * value fails synth with the construct and the prop named instead of a CloudFormation error at deploy time.
  */
-import { ConfigError, type CoreSettings, coreEnv, readCoreConfig } from '../src/config.js';
 
-export class InvalidPropError extends Error {
+import { ConfigError, type CoreSettings, coreEnv, readCoreConfig } from '../src/config.js';
+import { QuoteWatchError } from '../src/errors.js';
+
+export class InvalidPropError extends QuoteWatchError {
   constructor(
     readonly construct: string,
     readonly prop: string,
@@ -12,7 +14,6 @@ export class InvalidPropError extends Error {
     options?: { cause?: unknown },
   ) {
     super(`${construct}: invalid prop '${prop}': ${message}`, options);
-    this.name = 'InvalidPropError';
   }
 }
 

@@ -2,14 +2,11 @@
  * Errors the API domain throws, each carrying its HTTP status and a stable code. Anything else that
  * escapes a handler is a bug and becomes a 500 (see middleware.ts).
  */
+import { QuoteWatchError } from '../errors.js';
 
-export abstract class ApiError extends Error {
+export abstract class ApiError extends QuoteWatchError {
   abstract readonly status: number;
   abstract readonly code: string;
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = new.target.name;
-  }
 }
 
 /** The request is malformed: the message tells the caller what to fix. */

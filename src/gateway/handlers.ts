@@ -5,24 +5,25 @@
  * lambdas/ (.dependency-cruiser.mjs checks that). Loading a module runs its module-scope setup (configuration,
  * clients) as a Lambda cold start does: set the environment first.
  */
+
 import { readFileSync } from 'node:fs';
 import module from 'node:module';
 import { resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ROUTES, type RouteDef, routeKey } from '../api/routes.js';
+import { QuoteWatchError } from '../errors.js';
 import type { RouteHandler, RouteTable } from './server.js';
 
 /** The checkout the table's entries are relative to. */
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
-export class RouteLoadError extends Error {
+export class RouteLoadError extends QuoteWatchError {
   constructor(
     readonly route: string,
     message: string,
     options?: { cause?: unknown },
   ) {
     super(`${route}: ${message}`, options);
-    this.name = 'RouteLoadError';
   }
 }
 

@@ -3,10 +3,12 @@
  * same v2 event the cloud would send, calls the very handler function Lambda runs, and writes its result.
  * The routes, GET / with the dashboard page among them, come from the route table (see handlers.ts).
  */
+
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { HttpApiEventV2, HttpApiResultV2 } from '../api/http.js';
+import { QuoteWatchError } from '../errors.js';
 
 /** A Lambda handler as middy exports it: (event, context) => result. */
 export type RouteHandler = (event: HttpApiEventV2, context: never) => Promise<HttpApiResultV2>;
@@ -24,10 +26,9 @@ const MAX_BODY_BYTES = 1024 * 1024;
 
 const TEXT_TYPES = /^(text\/|application\/(json|[a-z.+-]*\+json|x-www-form-urlencoded|xml|javascript))/i;
 
-export class RequestTooLargeError extends Error {
+export class RequestTooLargeError extends QuoteWatchError {
   constructor(limit: number) {
     super(`request body exceeds ${limit} bytes`);
-    this.name = 'RequestTooLargeError';
   }
 }
 

@@ -9,21 +9,18 @@
  *   object's first frame, UTC), written when an object reaches a size, a frame count or an age, or the hour
  *   changes. close() writes what is left, so stopping loses nothing.
  */
+
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { createGzip, type Gzip, gzip } from 'node:zlib';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { ArchiveConfig } from '../config.js';
+import { QuoteWatchError } from '../errors.js';
 
 const gzipAsync = promisify(gzip);
 
-export class ArchiveError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'ArchiveError';
-  }
-}
+export class ArchiveError extends QuoteWatchError {}
 
 /** One archived frame (also what the replay readers yield). */
 export interface ArchivedFrame {

@@ -4,16 +4,13 @@
  * { iss: "cdp", sub: <key name>, nbf: now, exp: now + 120 }; WebSocket JWTs carry no `uri` claim.
  * A JWT lives 2 minutes, so one is made per (re)connection. node:crypto only, no JWT library.
  */
+
 import { createPrivateKey, type KeyObject, randomBytes, sign } from 'node:crypto';
+import { QuoteWatchError } from '../errors.js';
 
 export const JWT_LIFETIME_S = 120;
 
-export class CdpKeyError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'CdpKeyError';
-  }
-}
+export class CdpKeyError extends QuoteWatchError {}
 
 export interface CdpCredentials {
   /** "organizations/{org_id}/apiKeys/{key_id}" */

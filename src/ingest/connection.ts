@@ -15,19 +15,16 @@
  * Silence and pong deadlines only run while we are actually reading: a socket we paused, or an event loop
  * blocked on a huge frame, is our own doing, not a dead exchange.
  */
+
 import WebSocket from 'ws';
 import { type Clock, systemClock } from '../clock.js';
+import { QuoteWatchError } from '../errors.js';
 
 /** Advanced Trade market-data channels. */
 export const CHANNELS = ['level2', 'market_trades', 'ticker', 'heartbeats'] as const;
 export type Channel = (typeof CHANNELS)[number];
 
-export class FeedConnectionError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'FeedConnectionError';
-  }
-}
+export class FeedConnectionError extends QuoteWatchError {}
 
 export interface Frame {
   raw: string;

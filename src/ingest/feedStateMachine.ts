@@ -4,7 +4,9 @@
  * (TRANSITIONS lists every legal move). Each transition is logged and counted in Metrics. Backoff is capped
  * exponential with full jitter, on the injected clock; it starts over after a connection that got subscribed.
  */
+
 import { systemClock } from '../clock.js';
+import { QuoteWatchError } from '../errors.js';
 import type { Logger } from '../log.js';
 import {
   type CloseInfo,
@@ -16,10 +18,9 @@ import {
 import type { Metrics } from './metrics.js';
 
 /** A transition not in TRANSITIONS: a bug in the state machine, never a feed condition. */
-export class FeedStateError extends Error {
+export class FeedStateError extends QuoteWatchError {
   constructor(message: string) {
     super(message);
-    this.name = 'FeedStateError';
   }
 }
 

@@ -22,6 +22,7 @@
  *   nothing is dropped, and the buffer bound above turns a long wait into backpressure. Retries are charged too.
  *   A record is never bigger than maxBytesPerS, or it could never be sent.
  */
+
 import {
   PutRecordsCommand,
   type PutRecordsCommandOutput,
@@ -30,6 +31,7 @@ import {
 } from '@aws-sdk/client-kinesis';
 import { isRetryable } from '../aws/errors.js';
 import { type Clock, systemClock } from '../clock.js';
+import { QuoteWatchError } from '../errors.js';
 import { encodeRecord, type StreamEvent } from '../stream/record.js';
 import { RateBudgets } from './rateLimit.js';
 
@@ -39,20 +41,14 @@ const MiB = 1024 * 1024;
 export const DEFAULT_MAX_RECORDS_PER_S = 900;
 export const DEFAULT_MAX_BYTES_PER_S = Math.floor(0.9 * MiB);
 
-export class ProducerError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'ProducerError';
-  }
-}
+export class ProducerError extends QuoteWatchError {}
 
 /** A single event too large for a Kinesis record: a caller bug (snapshots go to S3), rejected at put(). */
-export class RecordTooLargeError extends Error {
+export class RecordTooLargeError extends QuoteWatchError {
   constructor(event: StreamEvent, bytes: number, limit: number) {
     super(
       `event ${event.id} (${event.type}, ${event.product}) is ${bytes} bytes, over the ${limit}-byte record limit`,
     );
-    this.name = 'RecordTooLargeError';
   }
 }
 

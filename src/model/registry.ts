@@ -6,6 +6,7 @@
  *
  * For offline use MODEL_URI=file:///path/to/dir serves `<dir>/<target>/` directly (no S3, no DynamoDB).
  */
+
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -16,6 +17,7 @@ import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { dynamoClient, s3Client } from '../aws/clients.js';
 import { isConditionFailure } from '../aws/errors.js';
 import { readCoreConfig, readResourceNames } from '../config.js';
+import { QuoteWatchError } from '../errors.js';
 import { assertSpecMatches } from '../features/spec.js';
 import type { FeatureSpec } from '../features/types.js';
 import { readModelMetadata } from './metadata.js';
@@ -29,12 +31,7 @@ type Env = Record<string, string | undefined>;
 export const MODEL_FILES = ['model.onnx', 'feature_spec.json', 'metrics.json'] as const;
 export type ModelFile = (typeof MODEL_FILES)[number];
 
-export class RegistryError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'RegistryError';
-  }
-}
+export class RegistryError extends QuoteWatchError {}
 
 export type ModelLocation = { kind: 's3'; bucket: string; prefix: string } | { kind: 'file'; dir: string };
 
@@ -197,12 +194,7 @@ export interface ActivateOptions {
   ifCurrent?: string | null;
 }
 
-export class ActivationConflictError extends RegistryError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'ActivationConflictError';
-  }
-}
+export class ActivationConflictError extends RegistryError {}
 
 /** Points `target` at a published version (conditional put on the active pointer). */
 export async function activate(

@@ -3,24 +3,16 @@
  * (src/model/contract.ts: input "features" float32 [N, F], output "probability" float32 [N, 1]) before anything
  * is scored.
  */
+
 import * as ort from 'onnxruntime-node';
+import { QuoteWatchError } from '../errors.js';
 import type { FeatureSpec } from '../features/types.js';
 import { INPUT_NAME, OUTPUT_NAME } from './contract.js';
 import type { LoadedModel, Target } from './types.js';
 
-export class ModelLoadError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'ModelLoadError';
-  }
-}
+export class ModelLoadError extends QuoteWatchError {}
 
-export class PredictInputError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'PredictInputError';
-  }
-}
+export class PredictInputError extends QuoteWatchError {}
 
 export interface ModelMeta {
   target: Target;

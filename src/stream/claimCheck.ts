@@ -7,27 +7,19 @@
  * Compression runs on libuv's thread pool (zlib.gzip), not the event loop: gzipSync of a BTC-USD book held
  * the loop for 37-111 ms, on top of the frame's JSON.parse.
  */
+
 import { promisify } from 'node:util';
 import { gunzipSync, gzip } from 'node:zlib';
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { QuoteWatchError } from '../errors.js';
 import type { BookSnapshotEvent, Level } from '../marketdata/events.js';
 import type { SnapshotRefEvent } from './record.js';
 
 const gzipAsync = promisify(gzip);
 
-export class SnapshotFetchError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'SnapshotFetchError';
-  }
-}
+export class SnapshotFetchError extends QuoteWatchError {}
 
-export class SnapshotStoreError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'SnapshotStoreError';
-  }
-}
+export class SnapshotStoreError extends QuoteWatchError {}
 
 /** `snapshots/<product>/<exchUs>-<session>-<seq>.json.gz`: sortable by time per product, unique per session. */
 export function snapshotKey(product: string, exchUs: number, session: string, seq: number): string {

@@ -6,6 +6,7 @@
  * Full-depth book snapshots travel by claim-check: the book goes to S3 and the stream carries a
  * `snapshot_ref` in sequence.
  */
+import { QuoteWatchError } from '../errors.js';
 import type { MarketEvent } from '../marketdata/events.js';
 
 export const RECORD_VERSION = 1;
@@ -71,12 +72,7 @@ export interface StreamRecord {
   events: StreamEvent[];
 }
 
-export class RecordFormatError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'RecordFormatError';
-  }
-}
+export class RecordFormatError extends QuoteWatchError {}
 
 /** Idempotency key: ingestor session + feed sequence + position within the frame. */
 export function eventId(session: string, seq: number, index: number): string {

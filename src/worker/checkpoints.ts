@@ -6,6 +6,7 @@
  * Checkpoint and lease live in the SAME item so a checkpoint write can be fenced by the lease (a condition on
  * leaseOwner): a worker that lost its lease cannot move a checkpoint the new owner relies on.
  */
+
 import {
   BatchGetCommand,
   type BatchGetCommandOutput,
@@ -14,15 +15,15 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { isConditionFailure } from '../aws/errors.js';
+import { QuoteWatchError } from '../errors.js';
 
-export class LeaseLostError extends Error {
+export class LeaseLostError extends QuoteWatchError {
   constructor(
     readonly shardId: string,
     readonly workerId: string,
     options?: { cause?: unknown },
   ) {
     super(`lease on ${shardId} is no longer held by ${workerId}`, options);
-    this.name = 'LeaseLostError';
   }
 }
 

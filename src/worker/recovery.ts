@@ -8,8 +8,10 @@
  * snapshots, rows of already-closed windows are dropped by the lake frontiers, and the open windows are
  * recomputed and later written under the same names.
  */
+
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import { type DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { QuoteWatchError } from '../errors.js';
 import type { LakeWriter } from '../storage/lake.js';
 import type { RawRow } from '../storage/parquet.js';
 import { type ConsumedRecord, decodeRecords } from './decode.js';
@@ -25,12 +27,7 @@ export interface RecoveryOptions {
   lookbackMs?: number;
 }
 
-export class RecoveryError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'RecoveryError';
-  }
-}
+export class RecoveryError extends QuoteWatchError {}
 
 /** Per product of a shard: its first record, and the records of its recent snapshots (replay points). */
 export interface ProductPositions {

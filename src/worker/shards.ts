@@ -4,6 +4,7 @@
  * from (a ShardSource: GetRecords here, SubscribeToShard in fanout.ts); the loop owns the position (after the last
  * record delivered), delivery, the end of a closed shard and an optional upper bound.
  */
+
 import {
   ExpiredIteratorException,
   GetRecordsCommand,
@@ -15,13 +16,9 @@ import {
   type StartingPosition,
 } from '@aws-sdk/client-kinesis';
 import { sleep } from '../clock.js';
+import { QuoteWatchError } from '../errors.js';
 
-export class ConsumerError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'ConsumerError';
-  }
-}
+export class ConsumerError extends QuoteWatchError {}
 
 /** A record as Kinesis hands it over (GetRecords or a SubscribeToShard event). */
 export interface RawRecord {

@@ -4,8 +4,10 @@
  * with absentNote's message when it is missing (tests through captures.ts's describeCapture/itCapture, which the
  * skip audit recognizes by the NEEDS_CAPTURES mark). No vitest here: the benchmarks import this module too.
  */
+
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { QuoteWatchError } from '../../src/errors.js';
 import type { ArchivedFrame } from '../../src/ingest/archive.js';
 import { readRecording } from '../../src/replay/readers.js';
 
@@ -22,10 +24,9 @@ export type CaptureName = keyof typeof CAPTURE_FILES;
 /** In the title of every suite or test that needs a capture. */
 export const NEEDS_CAPTURES = '[needs ../shared]';
 
-export class CaptureMissingError extends Error {
+export class CaptureMissingError extends QuoteWatchError {
   constructor(path: string) {
     super(`${path} is absent: read captures only inside tests declared with describeCapture/itCapture`);
-    this.name = 'CaptureMissingError';
   }
 }
 
