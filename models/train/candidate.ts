@@ -5,14 +5,15 @@
  * Publishing and activation are the registry's (src/model/registry.ts).
  */
 
-import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import { GetCommand } from '@aws-sdk/lib-dynamodb';
-import { dynamoClient, s3Client } from '../../src/aws/clients.js';
-import { readCoreConfig, readResourceNames } from '../../src/config.js';
 import { QuoteWatchError } from '../../src/errors.js';
 import type { FeatureSpec } from '../../src/features/types.js';
 import { METADATA_KEYS } from '../../src/model/contract.js';
-import { parseModelUri } from '../../src/model/registry.js';
+import {
+  readVersionFile,
+  isPublished as registryIsPublished,
+  s3Location,
+  writeVersionRecord,
+} from '../../src/model/registry.js';
 import type { ModelMetrics } from '../../src/model/types.js';
 import { readOnnxMetadata } from '../export/onnx.js';
 import type { TimeWindow } from './dataset.js';
@@ -47,22 +48,18 @@ export interface Evaluation {
 
 /** s3://bucket/prefix of the registry; training needs the S3 registry (a file:// MODEL_URI has no versions). */
 export function registryLocation(env: Env): { bucket: string; prefix: string } {
-  const location = parseModelUri(readCoreConfig(env).modelUri);
-  if (location.kind !== 's3') throw new TrainingJobError('training needs MODEL_URI=s3://<bucket>/<prefix>');
-  return location;
+  try {
+    return s3Location(env);
+  } catch (cause) {
+    throw new TrainingJobError('training needs MODEL_URI=s3://<bucket>/<prefix>', { cause });
+  }
 }
 
-const versionKey = (prefix: string, target: string, version: string, file: string) =>
-  [prefix, target, version, file].filter(Boolean).join('/');
-
 async function readFile(env: Env, target: string, version: string, file: string): Promise<Uint8Array> {
-  const { bucket, prefix } = registryLocation(env);
-  const key = versionKey(prefix, target, version, file);
   try {
-    const res = await s3Client(env).send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-    return await res.Body!.transformToByteArray();
-  } catch (err) {
-    throw new TrainingJobError(`cannot read s3://${bucket}/${key}`, { cause: err });
+    return await readVersionFile(target, version, file, env);
+  } catch (cause) {
+    throw new TrainingJobError((cause as Error).message, { cause });
   }
 }
 
@@ -75,16 +72,8 @@ function parseJson<T>(bytes: Uint8Array, what: string): T {
 }
 
 /** Versions are immutable: the registry table has a row for every published one. */
-export async function isPublished(env: Env, target: string, version: string): Promise<boolean> {
-  const res = await dynamoClient(env).send(
-    new GetCommand({
-      TableName: readResourceNames(env).registryTable,
-      Key: { pk: target, sk: `v#${version}` },
-      ConsistentRead: true,
-    }),
-  );
-  return res.Item !== undefined;
-}
+export const isPublished = (env: Env, target: string, version: string) =>
+  registryIsPublished(target, version, env);
 
 export interface CandidateFiles {
   onnx: Uint8Array;
@@ -140,14 +129,13 @@ function candidateThreshold(
 
 /** <prefix>/<target>/<candidate version>/evaluation.json */
 export async function writeEvaluation(env: Env, evaluation: Evaluation): Promise<void> {
-  const { bucket, prefix } = registryLocation(env);
-  await s3Client(env).send(
-    new PutObjectCommand({
-      Bucket: bucket,
-      Key: versionKey(prefix, evaluation.target, evaluation.candidate.version, 'evaluation.json'),
-      Body: `${JSON.stringify(evaluation, null, 2)}\n`,
-      ContentType: 'application/json',
-    }),
+  const { target, candidate } = evaluation;
+  await writeVersionRecord(
+    target,
+    candidate.version,
+    'evaluation.json',
+    `${JSON.stringify(evaluation, null, 2)}\n`,
+    env,
   );
 }
 

@@ -69,14 +69,16 @@ function checkVersion(version: string): void {
   }
 }
 
-function s3Location(env: Env): { bucket: string; prefix: string } {
+/** The S3 registry of `env` (its bucket and prefix); a RegistryError for a file:// MODEL_URI, which has no versions. */
+export function s3Location(env: Env): { bucket: string; prefix: string } {
   const location = parseModelUri(readCoreConfig(env).modelUri);
   if (location.kind !== 's3')
     throw new RegistryError('this operation needs MODEL_URI=s3://...; it is a file:// URI');
   return location;
 }
 
-function objectKey(prefix: string, target: string, version: string, file: ModelFile): string {
+/** A version's files are `<prefix>/<target>/<version>/<file>`; besides MODEL_FILES, training writes its records there. */
+function objectKey(prefix: string, target: string, version: string, file: string): string {
   return [prefix, target, version, file].filter(Boolean).join('/');
 }
 
@@ -189,6 +191,67 @@ export async function publishVersion(
   return result;
 }
 
+/** Versions are immutable: the registry table has a row for every published one. */
+export async function isPublished(target: string, version: string, env: Env = process.env): Promise<boolean> {
+  const out = await dynamoClient(env).send(
+    new GetCommand({
+      TableName: readResourceNames(env).registryTable,
+      Key: { pk: target, sk: `v#${version}` },
+      ConsistentRead: true,
+    }),
+  );
+  return out.Item !== undefined;
+}
+
+/** One file of a version (a model file, or a record training left beside them); a RegistryError when absent. */
+export async function readVersionFile(
+  target: string,
+  version: string,
+  file: string,
+  env: Env = process.env,
+): Promise<Uint8Array> {
+  const { bucket, prefix } = s3Location(env);
+  const key = objectKey(prefix, target, version, file);
+  let bytes: Uint8Array | undefined;
+  try {
+    bytes = await getObject(env, bucket, key);
+  } catch (cause) {
+    throw new RegistryError(`cannot read s3://${bucket}/${key}`, { cause });
+  }
+  if (!bytes) throw new RegistryError(`s3://${bucket}/${key} does not exist`);
+  return bytes;
+}
+
+/**
+ * Writes a record beside a version's files (evaluation.json, run records). The model files themselves are only
+ * ever written by publishVersion, which keeps them immutable.
+ */
+export async function writeVersionRecord(
+  target: string,
+  version: string,
+  file: string,
+  body: string | Uint8Array,
+  env: Env = process.env,
+): Promise<void> {
+  if ((MODEL_FILES as readonly string[]).includes(file)) {
+    throw new RegistryError(`${file} is a model file: publish it with publishVersion`);
+  }
+  const { bucket, prefix } = s3Location(env);
+  const contentType = file.endsWith('.json')
+    ? 'application/json'
+    : file.endsWith('.html')
+      ? 'text/html'
+      : undefined;
+  await s3Client(env).send(
+    new PutObjectCommand({
+      Bucket: bucket,
+      Key: objectKey(prefix, target, version, file),
+      Body: body,
+      ...(contentType ? { ContentType: contentType } : {}),
+    }),
+  );
+}
+
 export interface ActivateOptions {
   /** Compare-and-set: activate only if the active version is this one (null: only if none is active). */
   ifCurrent?: string | null;
@@ -207,10 +270,8 @@ export async function activate(
   checkVersion(version);
   const table = readResourceNames(env).registryTable;
   const db = dynamoClient(env);
-  const published = await db.send(
-    new GetCommand({ TableName: table, Key: { pk: target, sk: `v#${version}` }, ConsistentRead: true }),
-  );
-  if (!published.Item) throw new RegistryError(`${target}/${version} is not published; publish it first`);
+  if (!(await isPublished(target, version, env)))
+    throw new RegistryError(`${target}/${version} is not published; publish it first`);
 
   const condition =
     options.ifCurrent === undefined
