@@ -8,12 +8,7 @@
 import { QuoteWatchError } from '../../src/errors.js';
 import type { FeatureSpec } from '../../src/features/types.js';
 import { METADATA_KEYS } from '../../src/model/contract.js';
-import {
-  readVersionFile,
-  isPublished as registryIsPublished,
-  s3Location,
-  writeVersionRecord,
-} from '../../src/model/registry.js';
+import { readVersionFile, s3Location, writeVersionRecord } from '../../src/model/registry.js';
 import type { ModelMetrics } from '../../src/model/types.js';
 import { readOnnxMetadata } from '../export/onnx.js';
 import type { TimeWindow } from './dataset.js';
@@ -70,10 +65,6 @@ function parseJson<T>(bytes: Uint8Array, what: string): T {
     throw new TrainingJobError(`${what} is not valid JSON`, { cause: err });
   }
 }
-
-/** Versions are immutable: the registry table has a row for every published one. */
-export const isPublished = (env: Env, target: string, version: string) =>
-  registryIsPublished(target, version, env);
 
 export interface CandidateFiles {
   onnx: Uint8Array;

@@ -18,11 +18,11 @@ import {
 import { featureSpec } from '../../src/features/spec.js';
 import { jsonLogger, type Logger } from '../../src/log.js';
 import { METADATA_KEYS } from '../../src/model/contract.js';
-import { publishVersion } from '../../src/model/registry.js';
+import { isPublished, publishVersion } from '../../src/model/registry.js';
 import type { ModelMetrics } from '../../src/model/types.js';
 import { baseRate, brierScore, logLoss, rocAuc } from '../eval/metrics.js';
 import { exportLogisticOnnx } from '../export/onnx.js';
-import { isPublished, registryLocation, type SplitRecord } from './candidate.js';
+import { registryLocation, type SplitRecord } from './candidate.js';
 import { assertBothClasses, DatasetError, type Example, splitByTime } from './dataset.js';
 import { loadLakeExamples } from './lakeDataset.js';
 import { predictLogistic, trainLogisticRegression } from './logreg.js';
@@ -46,7 +46,7 @@ export async function train(
   registryLocation(env);
   const { target, candidateVersion: version } = cfg;
   // Versions are immutable: a retry of a finished run must not train a (slightly different) second model.
-  if (await isPublished(env, target, version)) {
+  if (await isPublished(target, version, env)) {
     log('info', 'candidate already published, not retraining', { target, version });
     return { version, published: false };
   }
