@@ -9,8 +9,8 @@ import { httpErrors } from '../src/api/middleware.js';
 import { parsePredictBody, predict } from '../src/api/predict.js';
 import { readApiConfig } from '../src/config.js';
 import { jsonLogger } from '../src/log.js';
-import { registrySource } from '../src/model/registry.js';
 import { ActiveModels } from '../src/model/serving.js';
+import { registrySource } from '../src/model/source.js';
 
 const { modelCheckMs } = readApiConfig();
 // Lives as long as the container: each target's model loads on its first request and is swapped on promotion.

@@ -37,8 +37,9 @@ import {
   type MappedFrame,
   mapAdvancedTradeFrameAsync,
 } from '../src/marketdata/advancedTrade.js';
-import { registrySource, seedRegistry } from '../src/model/registry.js';
+import { seedRegistry } from '../src/model/registry.js';
 import { ActiveModels } from '../src/model/serving.js';
+import { registrySource } from '../src/model/source.js';
 import { TARGETS } from '../src/model/types.js';
 import { readRecording } from '../src/replay/readers.js';
 import { BUCKETS, TABLES } from '../src/resources.js';

@@ -10,8 +10,9 @@ import { exportLogisticOnnx } from '../models/export/onnx.js';
 import type { LogisticModel } from '../models/train/logreg.js';
 import type { FeatureSpec } from '../src/features/types.js';
 import type { Logger } from '../src/log.js';
-import { activate, publishVersion, registrySource } from '../src/model/registry.js';
+import { activate, publishVersion } from '../src/model/registry.js';
 import { ActiveModels, ModelUnavailableError } from '../src/model/serving.js';
+import { registrySource } from '../src/model/source.js';
 import type { LoadedModel, Target } from '../src/model/types.js';
 import { withEmulators } from './support/system.js';
 

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { dynamoClient, kinesisClient, s3Client } from '../src/aws/clients.js';
 import { FeaturePipeline } from '../src/features/pipeline.js';
 import type { Level, MarketEvent } from '../src/marketdata/events.js';
-import { loadActive } from '../src/model/registry.js';
+import { loadActive } from '../src/model/source.js';
 import { BUCKETS, STREAM, TABLES } from '../src/resources.js';
 import { getLatest, putLatest } from '../src/storage/latest.js';
 import { decodeFeatureRows, decodePredictionRows } from '../src/storage/parquet.js';

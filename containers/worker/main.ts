@@ -16,8 +16,8 @@ import {
   readWorkerConfig,
 } from '../../src/config.js';
 import { describeError, jsonLogger } from '../../src/log.js';
-import { registrySource } from '../../src/model/registry.js';
 import { ActiveModels } from '../../src/model/serving.js';
+import { registrySource } from '../../src/model/source.js';
 import { putLatest } from '../../src/storage/latest.js';
 import { consumerOptionsFrom, KinesisConsumer, startPositionFrom } from '../../src/worker/consumer.js';
 import { kinesisFeaturesPublisher } from '../../src/worker/sinks/featuresStream.js';

@@ -6,8 +6,9 @@
 import { readCoreConfig, readTrainingConfig } from '../../src/config.js';
 import { featureSpec } from '../../src/features/spec.js';
 import { jsonLogger, type Logger } from '../../src/log.js';
-import { activeVersion, loadActive } from '../../src/model/registry.js';
+import { activeVersion } from '../../src/model/registry.js';
 import { loadModel } from '../../src/model/runtime.js';
+import { loadActive } from '../../src/model/source.js';
 import type { LoadedModel } from '../../src/model/types.js';
 import { rocAuc } from '../eval/metrics.js';
 import { type Evaluation, readCandidate, writeEvaluation } from './candidate.js';

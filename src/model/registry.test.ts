@@ -15,13 +15,13 @@ import {
   ActivationConflictError,
   activate,
   activeVersion,
-  loadActive,
   parseModelUri,
   publishVersion,
   RegistryError,
   seedRegistry,
 } from './registry.js';
 import { ModelLoadError } from './runtime.js';
+import { loadActive } from './source.js';
 
 const TARGET = 'quote_change_500ms';
 const spec: FeatureSpec = {

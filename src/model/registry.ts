@@ -18,13 +18,9 @@ import { dynamoClient, s3Client } from '../aws/clients.js';
 import { isConditionFailure } from '../aws/errors.js';
 import { readCoreConfig, readResourceNames } from '../config.js';
 import { QuoteWatchError } from '../errors.js';
-import { assertSpecMatches } from '../features/spec.js';
 import type { FeatureSpec } from '../features/types.js';
-import { readModelMetadata } from './metadata.js';
 import { readActiveVersion } from './pointer.js';
-import { loadModel, ModelLoadError } from './runtime.js';
-import type { ModelSource } from './serving.js';
-import { type LoadedModel, type ModelMetrics, TARGETS, type Target } from './types.js';
+import { type ModelMetrics, TARGETS, type Target } from './types.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -55,7 +51,7 @@ export function parseModelUri(uri: string): ModelLocation {
 
 const VERSION_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
-function checkTarget(target: string): asserts target is Target {
+export function checkTarget(target: string): asserts target is Target {
   if (!(TARGETS as readonly string[]).includes(target)) {
     throw new RegistryError(`unknown target ${JSON.stringify(target)}; known: ${TARGETS.join(', ')}`);
   }
@@ -94,7 +90,7 @@ async function getObject(env: Env, bucket: string, key: string): Promise<Uint8Ar
   }
 }
 
-function parseJson<T>(bytes: Uint8Array, what: string): T {
+export function parseJson<T>(bytes: Uint8Array, what: string): T {
   try {
     return JSON.parse(new TextDecoder().decode(bytes)) as T;
   } catch (err) {
@@ -102,7 +98,8 @@ function parseJson<T>(bytes: Uint8Array, what: string): T {
   }
 }
 
-async function readModelDir(dir: string): Promise<Record<ModelFile, Uint8Array>> {
+/** A version's files in a local folder (a file:// registry, or a model about to be published). */
+export async function readModelDir(dir: string): Promise<Record<ModelFile, Uint8Array>> {
   const files = {} as Record<ModelFile, Uint8Array>;
   for (const file of MODEL_FILES) {
     try {
@@ -306,88 +303,6 @@ export async function activate(
 export async function activeVersion(target: string, env: Env = process.env): Promise<string | undefined> {
   checkTarget(target);
   return readActiveVersion(dynamoClient(env), readResourceNames(env).registryTable, target);
-}
-
-/**
- * Loads the active model of `target` into onnxruntime (from S3, or from `<dir>/<target>/` for a file:// URI).
- * Any problem (no active version, missing file, bad JSON, unloadable model, feature spec not matching the
- * code when options.tickMs is given) is a ModelLoadError naming the version.
- */
-export interface LoadOptions {
-  /**
-   * The worker's TICK_MS: when given, the model's feature spec must match the features this code computes at
-   * that tick (assertSpecMatches), so a model trained on other features is never served.
-   */
-  tickMs?: number;
-}
-
-export async function loadActive(
-  target: string,
-  env: Env = process.env,
-  options: LoadOptions = {},
-): Promise<LoadedModel> {
-  checkTarget(target);
-  const location = parseModelUri(readCoreConfig(env).modelUri);
-  let files: Record<ModelFile, Uint8Array>;
-  let version: string;
-  let where: string;
-  if (location.kind === 'file') {
-    where = join(location.dir, target);
-    files = await readModelDir(where).catch((err: unknown) => {
-      throw new ModelLoadError(`${target}: no model files in ${where}`, { cause: err });
-    });
-    version = readModelMetadata(files['metrics.json'], target, `${where}/metrics.json`).version ?? 'local';
-  } else {
-    const active = await activeVersion(target, env);
-    if (!active) {
-      throw new ModelLoadError(
-        `${target}: no active model version in the registry (run provisioning to seed it)`,
-      );
-    }
-    version = active;
-    where = `s3://${location.bucket}/${objectKey(location.prefix, target, version, 'model.onnx').replace(/\/model\.onnx$/, '')}`;
-    files = {} as Record<ModelFile, Uint8Array>;
-    for (const file of MODEL_FILES) {
-      const bytes = await getObject(env, location.bucket, objectKey(location.prefix, target, version, file));
-      if (!bytes) throw new ModelLoadError(`${target}@${version}: ${where}/${file} is missing`);
-      files[file] = bytes;
-    }
-  }
-  let spec: FeatureSpec;
-  try {
-    spec = parseJson<FeatureSpec>(files['feature_spec.json'], `${where}/feature_spec.json`);
-  } catch (err) {
-    throw new ModelLoadError(`${target}@${version}: ${(err as Error).message}`, { cause: err });
-  }
-  if (!Array.isArray(spec.features)) {
-    throw new ModelLoadError(`${target}@${version}: ${where}/feature_spec.json has no "features" list`);
-  }
-  if (options.tickMs !== undefined) {
-    try {
-      assertSpecMatches(spec, options.tickMs);
-    } catch (err) {
-      throw new ModelLoadError(`${target}@${version}: ${(err as Error).message}`, { cause: err });
-    }
-  }
-  const { threshold } = readModelMetadata(files['metrics.json'], target, `${where}/metrics.json`);
-  return loadModel(files['model.onnx'], spec, { target, version, threshold });
-}
-
-/**
- * The registry of `env` (MODEL_URI, the registry table) as a ModelSource for ActiveModels (src/model/serving.ts).
- * With `tickMs`, a model whose feature spec does not match the code at that tick is not served.
- */
-export function registrySource(env: Env = process.env, options: LoadOptions = {}): ModelSource {
-  const pointerless = parseModelUri(readCoreConfig(env).modelUri).kind === 'file';
-  // One client for the pointer reads every few seconds; loads are rare and make their own.
-  const db = dynamoClient(env);
-  const table = readResourceNames(env).registryTable;
-  return {
-    pointerless,
-    activeVersion: (target) =>
-      pointerless ? Promise.resolve(undefined) : readActiveVersion(db, table, target),
-    load: (target) => loadActive(target, env, options),
-  };
 }
 
 export interface SeedResult {
