@@ -19,7 +19,7 @@ import {
 import { DEFAULT_EMULATOR_PORTS, emulatorEnv, startEmulators } from '../src/local/emulators.js';
 import { provision } from '../src/local/provision.js';
 import { startSystem } from '../src/local/supervisor.js';
-import { jsonLogger } from '../src/log.js';
+import { componentLogger } from '../src/log.js';
 import { RECORDING_FORMATS } from '../src/replay/readers.js';
 import { runReplay } from '../src/replay/replay.js';
 import type { ReplaySpeed } from '../src/replay/server.js';
@@ -119,7 +119,7 @@ const COMMANDS: Record<string, Command> = {
         format,
         env,
         ...(symbols ? { products: symbols } : {}),
-        log: jsonLogger('replay'),
+        log: componentLogger('replay'),
       });
       console.log(`[replay] ${JSON.stringify(summary)}`);
       return 0;

@@ -8,7 +8,7 @@ import { latestOf } from '../src/api/latest.js';
 import { httpErrors } from '../src/api/middleware.js';
 import { parsePredictBody, predict } from '../src/api/predict.js';
 import { readApiConfig } from '../src/config.js';
-import { jsonLogger } from '../src/log.js';
+import { componentLogger } from '../src/log.js';
 import { ActiveModels } from '../src/model/serving.js';
 import { registrySource } from '../src/model/source.js';
 
@@ -16,7 +16,7 @@ const { modelCheckMs } = readApiConfig();
 // Lives as long as the container: each target's model loads on its first request and is swapped on promotion.
 const models = new ActiveModels({
   source: registrySource(),
-  log: jsonLogger('predict'),
+  log: componentLogger('predict'),
   checkEveryMs: modelCheckMs,
 });
 

@@ -484,3 +484,30 @@ export function readConsumerConfig(env: Env = process.env): ConsumerConfig {
 }
 
 // Over 400 lines on purpose: the one module that reads and validates every setting; each reader is short.
+
+/** Where each component's metrics go (src/telemetry/): see README "Observability". */
+export interface TelemetryConfig {
+  /**
+   * METRICS_SINK: `emf` (EMF lines on stdout: Lambda, whose logs CloudWatch extracts), `cloudwatch`
+   * (PutMetricData: the Fargate tasks) or `none` (local runs: Prometheus only). Default: `emf` inside Lambda,
+   * else `none`.
+   */
+  sink: 'emf' | 'cloudwatch' | 'none';
+  /** How often a long-running component hands its metrics to the sink (CloudWatch's resolution is 1 min). */
+  flushMs: number;
+  /** OPS_PORT: a local HTTP port serving /metrics (Prometheus) and /healthz; 0 = none. */
+  opsPort: number;
+}
+
+export function readTelemetryConfig(env: Env = process.env): TelemetryConfig {
+  return {
+    sink: read(
+      env,
+      'METRICS_SINK',
+      z.enum(['emf', 'cloudwatch', 'none'], { message: 'expected emf, cloudwatch or none' }),
+      env.AWS_LAMBDA_FUNCTION_NAME ? 'emf' : 'none',
+    ),
+    flushMs: read(env, 'METRICS_FLUSH_MS', intMs(1000, 3_600_000), '60000'),
+    opsPort: readPort(env, 'OPS_PORT', 0),
+  };
+}

@@ -21,7 +21,7 @@ import { createArchive } from '../../src/ingest/archive.js';
 import { CdpKeyError, cdpJwtSource } from '../../src/ingest/auth.js';
 import { Ingestor, newSession } from '../../src/ingest/ingestor.js';
 import { KinesisProducer } from '../../src/ingest/producer.js';
-import { describeError, jsonLogger } from '../../src/log.js';
+import { describeError, componentLogger } from '../../src/log.js';
 import { SnapshotStore } from '../../src/stream/claimCheck.js';
 
 const { symbols } = orExit(() => readCoreConfig());
@@ -39,7 +39,7 @@ const jwt = orExit(() => {
   }
 });
 
-const log = jsonLogger('ingestor');
+const log = componentLogger('ingestor');
 // One session for the event ids and the archive's names, so archived frames and published events match up.
 const session = newSession();
 // A frame the archive cannot store is logged (and counted again at stop), but never stops the market data.

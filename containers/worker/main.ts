@@ -15,7 +15,7 @@ import {
   readResourceNames,
   readWorkerConfig,
 } from '../../src/config.js';
-import { describeError, jsonLogger } from '../../src/log.js';
+import { describeError, componentLogger } from '../../src/log.js';
 import { ActiveModels } from '../../src/model/serving.js';
 import { registrySource } from '../../src/model/source.js';
 import { putLatest } from '../../src/storage/latest.js';
@@ -28,7 +28,7 @@ const tuning = orExit(() => readWorkerConfig());
 const featureConfig = orExit(() => readFeatureConfig());
 const names = orExit(() => readResourceNames());
 const consumerConfig = orExit(() => readConsumerConfig());
-const log = jsonLogger('worker');
+const log = componentLogger('worker');
 const s3 = s3Client();
 const dynamo = dynamoClient();
 

@@ -5,7 +5,7 @@
  */
 import { readCoreConfig, readTrainingConfig } from '../../src/config.js';
 import { featureSpec } from '../../src/features/spec.js';
-import { jsonLogger, type Logger } from '../../src/log.js';
+import { componentLogger, type Logger } from '../../src/log.js';
 import { activeVersion } from '../../src/model/registry.js';
 import { loadModel } from '../../src/model/runtime.js';
 import { loadActive } from '../../src/model/source.js';
@@ -33,7 +33,7 @@ async function aucOf(model: LoadedModel, rows: Example[]): Promise<number> {
 
 export async function evaluate(
   env: Env = process.env,
-  log: Logger = jsonLogger('trainer'),
+  log: Logger = componentLogger('trainer'),
 ): Promise<Evaluation> {
   const { target, candidateVersion: version } = readTrainingConfig(env);
   const { tickMs } = readCoreConfig(env);

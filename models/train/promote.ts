@@ -4,7 +4,7 @@
  * itself with the same rule (lib/training-pipeline.ts).
  */
 import { readTrainingConfig } from '../../src/config.js';
-import { jsonLogger, type Logger } from '../../src/log.js';
+import { componentLogger, type Logger } from '../../src/log.js';
 import { activate } from '../../src/model/registry.js';
 import { type Evaluation, readEvaluation } from './candidate.js';
 
@@ -24,7 +24,7 @@ export interface PromoteResult {
 
 export async function promote(
   env: Env = process.env,
-  log: Logger = jsonLogger('trainer'),
+  log: Logger = componentLogger('trainer'),
 ): Promise<PromoteResult> {
   const { target, candidateVersion: version } = readTrainingConfig(env);
   const evaluation = await readEvaluation(env, target, version);

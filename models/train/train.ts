@@ -16,7 +16,7 @@ import {
   type TrainingConfig,
 } from '../../src/config.js';
 import { featureSpec } from '../../src/features/spec.js';
-import { jsonLogger, type Logger } from '../../src/log.js';
+import { componentLogger, type Logger } from '../../src/log.js';
 import { METADATA_KEYS } from '../../src/model/contract.js';
 import { isPublished, publishVersion } from '../../src/model/registry.js';
 import type { ModelMetrics } from '../../src/model/types.js';
@@ -39,7 +39,7 @@ export interface TrainResult {
 
 export async function train(
   env: Env = process.env,
-  log: Logger = jsonLogger('trainer'),
+  log: Logger = componentLogger('trainer'),
 ): Promise<TrainResult> {
   const cfg = readTrainingConfig(env);
   const { tickMs, deltaMs } = readCoreConfig(env);

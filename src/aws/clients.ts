@@ -1,8 +1,10 @@
 /**
  * AWS SDK v3 clients, configured only by the SDK's standard variables (AWS_REGION,
- * AWS_ENDPOINT_URL_KINESIS, AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL_S3, credentials chain...).
+ * AWS_ENDPOINT_URL_KINESIS, AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL_CLOUDWATCH,
+ * credentials chain...).
  * With an endpoint override (local emulators, LocalStack) a few emulator-compatibility settings apply.
  */
+import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { KinesisClient } from '@aws-sdk/client-kinesis';
 import { S3Client } from '@aws-sdk/client-s3';
@@ -74,5 +76,13 @@ export function s3Client(env: Env = process.env): S3Client {
           responseChecksumValidation: 'WHEN_REQUIRED',
         }
       : identity(env),
+  );
+}
+
+/** CloudWatch metrics (PutMetricData from the Fargate tasks, src/telemetry/cloudwatch.ts). */
+export function cloudWatchClient(env: Env = process.env): CloudWatchClient {
+  const override = endpoint(env, 'CLOUDWATCH');
+  return new CloudWatchClient(
+    override ? { ...identity(env), endpoint: override, maxAttempts: 3 } : identity(env),
   );
 }

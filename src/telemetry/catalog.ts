@@ -1,0 +1,169 @@
+/**
+ * Every metric QuoteWatch emits, once: its name, unit, dimensions and meaning. The code emits only these
+ * (src/telemetry/telemetry.ts takes a catalog entry, never a bare name), the CloudWatch dashboard and alarms
+ * (lib/observability.ts) graph only these, and test/telemetry.contract.test.ts checks that every metric a widget
+ * or alarm uses is one the running system really emits, with the same namespace, name and dimensions.
+ *
+ * Each distinct combination of dimension values is one CloudWatch custom metric (priced per month), so
+ * dimensions are few and bounded: no product, shard or request id among them.
+ */
+
+export const NAMESPACE = 'QuoteWatch';
+
+export type MetricKind =
+  /** A count of events in the period: summed (CloudWatch Sum), a monotonic counter in Prometheus. */
+  | 'counter'
+  /** A level at a moment (rates, depths, ages): last value in Prometheus, Average/Max in CloudWatch. */
+  | 'gauge'
+  /** A duration in milliseconds: a histogram in Prometheus, percentiles in CloudWatch. */
+  | 'timing';
+
+export interface MetricDef<D extends string = string> {
+  readonly name: string;
+  readonly kind: MetricKind;
+  readonly unit: 'Count' | 'Milliseconds' | 'Seconds' | 'None' | 'Count/Second' | 'Bytes/Second';
+  readonly dimensions: readonly D[];
+  readonly description: string;
+}
+
+const counter = <D extends string>(
+  name: string,
+  dimensions: readonly D[],
+  description: string,
+): MetricDef<D> => ({
+  name,
+  kind: 'counter',
+  unit: 'Count',
+  dimensions,
+  description,
+});
+const gauge = <D extends string>(
+  name: string,
+  unit: MetricDef['unit'],
+  dimensions: readonly D[],
+  description: string,
+): MetricDef<D> => ({ name, kind: 'gauge', unit, dimensions, description });
+const timing = <D extends string>(
+  name: string,
+  dimensions: readonly D[],
+  description: string,
+): MetricDef<D> => ({
+  name,
+  kind: 'timing',
+  unit: 'Milliseconds',
+  dimensions,
+  description,
+});
+
+/** The feed, as the ingestor sees it. */
+export const FEED = {
+  frames: counter('FeedFrames', [], 'frames received from the exchange'),
+  malformed: counter('FeedMalformedFrames', [], 'frames that did not parse (skipped)'),
+  errors: counter('FeedErrors', [], 'error messages sent by the exchange (the connection is closed)'),
+  transitions: counter('FeedTransitions', ['From', 'To'], 'moves of the connection state machine'),
+  closes: counter(
+    'FeedCloses',
+    ['Reason'],
+    'connections closed, by reason (silence, pong, remote, error, ...)',
+  ),
+  reconnects: counter('FeedReconnects', [], 'connections after the first'),
+  connected: gauge('FeedConnected', 'None', [], '1 while subscribed, else 0'),
+  watchdogSuspensions: counter(
+    'FeedWatchdogSuspensions',
+    [],
+    'watchdog checks skipped: socket paused or loop blocked',
+  ),
+  resyncs: counter(
+    'FeedResyncs',
+    ['Reason'],
+    'book resyncs published, by reason (gap, regression, crossed, ...)',
+  ),
+  droppedChanges: counter(
+    'FeedDroppedChanges',
+    [],
+    'book changes dropped while waiting for a fresh snapshot',
+  ),
+  periodicSnapshots: counter('FeedPeriodicSnapshots', [], 'periodic full-depth snapshots published'),
+  messagesPerSecond: gauge(
+    'FeedMessagesPerSecond',
+    'Count/Second',
+    [],
+    'frames per second since the last report',
+  ),
+  bytesPerSecond: gauge('FeedBytesPerSecond', 'Bytes/Second', [], 'bytes per second since the last report'),
+  heartbeatAge: gauge(
+    'FeedHeartbeatAgeSeconds',
+    'Seconds',
+    [],
+    'age of the newest exchange heartbeat (-1: none yet)',
+  ),
+  producerRetries: counter('ProducerRetries', [], 'PutRecords entries retried (throttling, failures)'),
+  bufferDepth: gauge('ProducerBufferDepth', 'None', [], 'events waiting in the producer buffer'),
+  throttledMs: counter(
+    'ProducerThrottledMs',
+    [],
+    'ms spent holding records back to stay under a shard quota',
+  ),
+} as const;
+
+/** The worker: stream position, ticks, inference, live quality. */
+export const WORKER = {
+  records: counter('WorkerRecords', [], 'stream records handled'),
+  duplicates: counter(
+    'WorkerDuplicateEvents',
+    [],
+    'events dropped as already applied (at-least-once delivery)',
+  ),
+  badRecords: counter('WorkerBadRecords', [], 'records that did not decode (kept in the dead-letter prefix)'),
+  millisBehindLatest: gauge(
+    'WorkerMillisBehindLatest',
+    'Milliseconds',
+    [],
+    'how far the newest batch is behind the stream tip (GetRecords and SubscribeToShardEvent alike)',
+  ),
+  ticks: counter('WorkerTicks', [], 'feature rows computed (ticks x products)'),
+  batchMs: timing('WorkerBatchMs', [], 'time to handle one batch (book, features, scoring, sinks)'),
+  inferenceMs: timing('WorkerInferenceMs', ['Target'], 'one onnxruntime run over a batch, per model'),
+  latencyMs: timing(
+    'WorkerLatencyMs',
+    [],
+    'exchange time of the newest event to the latest item acknowledged',
+  ),
+  predictions: counter('WorkerPredictions', ['Target', 'ModelVersion'], 'ticks scored, per model'),
+  liveAuc: gauge('LiveAUC', 'None', ['Target', 'ModelVersion'], 'rolling ROC-AUC of matured labels'),
+  liveBrier: gauge('LiveBrier', 'None', ['Target', 'ModelVersion'], 'rolling Brier score of matured labels'),
+  liveBaseRate: gauge('LiveBaseRate', 'None', ['Target', 'ModelVersion'], 'rolling share of positive labels'),
+  liveLabels: gauge(
+    'LiveLabels',
+    'Count',
+    ['Target', 'ModelVersion'],
+    'matured labels in the rolling window',
+  ),
+} as const;
+
+/** The HTTP API (Lambda handlers, and the local gateway running them). */
+export const API = {
+  requests: counter('ApiRequests', ['Route', 'Status'], 'requests answered, by route key and status code'),
+  latencyMs: timing('ApiLatencyMs', ['Route'], 'handler time per request'),
+  predictions: counter('ApiPredictions', ['Target', 'ModelVersion'], 'vectors scored by /predict'),
+  predictionMs: timing('ApiPredictionMs', ['Target'], 'one /predict model run (a single vector or a batch)'),
+} as const;
+
+/** The training pipeline. */
+export const TRAINING = {
+  runs: counter(
+    'TrainingRuns',
+    ['Target', 'Decision'],
+    'training runs by outcome (promoted, rejected, failed)',
+  ),
+  durationS: gauge('TrainingDurationSeconds', 'Seconds', ['Target'], 'duration of the last training run'),
+} as const;
+
+export const CATALOG: readonly MetricDef[] = [
+  ...Object.values(FEED),
+  ...Object.values(WORKER),
+  ...Object.values(API),
+  ...Object.values(TRAINING),
+];
+
+export type DimensionsOf<M> = M extends MetricDef<infer D> ? { readonly [K in D]: string } : never;

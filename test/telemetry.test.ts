@@ -1,0 +1,208 @@
+/**
+ * The metrics kit (src/telemetry/): one record, two sinks. The EMF documents Powertools builds, their
+ * PutMetricData form on the wire (AWS JSON 1.0, as @aws-sdk/client-cloudwatch sends it), the Prometheus text of
+ * one component and of several aggregated, and the ops port.
+ *
+ * No CloudWatch emulator runs here (LocalStack needs Docker), so PutMetricData goes to a small capture endpoint
+ * that answers as CloudWatch does; what is asserted is the request the real SDK client put on the wire.
+ */
+import { createServer, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cloudWatchClient } from '../src/aws/clients.js';
+import { ConfigError, readTelemetryConfig } from '../src/config.js';
+import { API, FEED, NAMESPACE, WORKER } from '../src/telemetry/catalog.js';
+import { CloudWatchSink, emfToDatums } from '../src/telemetry/cloudwatch.js';
+import { aggregateMetrics, startOpsServer } from '../src/telemetry/ops.js';
+import { prometheusName, Telemetry } from '../src/telemetry/telemetry.js';
+
+describe('Telemetry', () => {
+  it('aggregates a period into one EMF document per dimension set: counters summed, gauges last, timings listed', () => {
+    const t = new Telemetry({ service: 'test', now: () => 1_786_000_000_000 });
+    t.count(FEED.frames);
+    t.count(FEED.frames, 4);
+    t.gauge(FEED.bufferDepth, 7);
+    t.gauge(FEED.bufferDepth, 3);
+    t.count(FEED.closes, 1, { Reason: 'silence' });
+    t.timing(API.latencyMs, 12, { Route: 'GET /latest' });
+    t.timing(API.latencyMs, 30, { Route: 'GET /latest' });
+    const records = t.flush();
+    expect(records).toHaveLength(3);
+    const plain = records.find((r) => r.FeedFrames !== undefined)!;
+    expect(plain._aws).toEqual({
+      Timestamp: 1_786_000_000_000,
+      CloudWatchMetrics: [
+        {
+          Namespace: NAMESPACE,
+          Dimensions: [[]],
+          Metrics: [
+            { Name: 'FeedFrames', Unit: 'Count' },
+            { Name: 'ProducerBufferDepth', Unit: 'None' },
+          ],
+        },
+      ],
+    });
+    expect(plain).toMatchObject({ FeedFrames: 5, ProducerBufferDepth: 3 });
+    expect(records.find((r) => r.FeedCloses !== undefined)).toMatchObject({
+      Reason: 'silence',
+      FeedCloses: 1,
+    });
+    expect(records.find((r) => r.ApiLatencyMs !== undefined)).toMatchObject({
+      Route: 'GET /latest',
+      ApiLatencyMs: [12, 30],
+    });
+    expect(t.flush()).toEqual([]); // nothing new since
+  });
+
+  it('refuses dimensions the catalog does not declare', () => {
+    const t = new Telemetry({ service: 'test' });
+    expect(() => t.count(FEED.closes, 1, {} as never)).toThrow(
+      /FeedCloses: dimensions must be exactly \[Reason\]/,
+    );
+    expect(() => t.count(FEED.frames, 1, { Extra: 'x' } as never)).toThrow(/dimensions must be exactly \[\]/);
+  });
+
+  it('keeps the cumulative values in Prometheus: value() and the text exposition', async () => {
+    const t = new Telemetry({ service: 'ingestor' });
+    t.count(FEED.transitions, 1, { From: 'subscribed', To: 'backoff' });
+    t.count(FEED.transitions, 2, { From: 'backoff', To: 'connecting' });
+    t.flush(); // flushing hands the period to CloudWatch; the totals stay
+    t.count(FEED.transitions, 1, { From: 'subscribed', To: 'backoff' });
+    t.timing(WORKER.batchMs, 3);
+    t.gauge(FEED.connected, 1);
+    expect(await t.value(FEED.transitions, { From: 'subscribed', To: 'backoff' })).toBe(2);
+    expect(await t.value(FEED.transitions)).toBe(4);
+    expect(await t.value(WORKER.batchMs)).toBe(1);
+    expect(await t.value(FEED.reconnects)).toBe(0);
+    const text = await t.registry.metrics();
+    expect(text).toContain(
+      `${prometheusName(FEED.transitions)}{From="subscribed",To="backoff",service="ingestor"} 2`,
+    );
+    expect(text).toContain('quotewatch_worker_batch_ms_bucket{le="5",service="ingestor"} 1');
+    expect(await t.snapshot()).toMatchObject({
+      'FeedTransitions{From=subscribed,To=backoff}': 2,
+      FeedConnected: 1,
+      WorkerBatchMs: 1,
+    });
+  });
+
+  it('an ops port serves /metrics, /metrics.json and /healthz; the gateway aggregates several', async () => {
+    const worker = new Telemetry({ service: 'worker' });
+    worker.count(WORKER.ticks, 10);
+    let healthy = true;
+    const ops = await startOpsServer({
+      port: 0,
+      telemetry: worker,
+      health: () => ({ ok: healthy, loop: 'ok' }),
+    });
+    try {
+      const text = await (await fetch(`${ops.url}/metrics`)).text();
+      expect(text).toContain('quotewatch_worker_ticks_total{service="worker"} 10');
+      expect((await fetch(`${ops.url}/healthz`)).status).toBe(200);
+      healthy = false;
+      const down = await fetch(`${ops.url}/healthz`);
+      expect(down.status).toBe(503);
+      expect(await down.json()).toEqual({ service: 'worker', ok: false, loop: 'ok' });
+      const gateway = new Telemetry({ service: 'gateway' });
+      gateway.count(API.requests, 1, { Route: 'GET /latest', Status: '200' });
+      const all = await aggregateMetrics(gateway, [ops.url, 'http://127.0.0.1:1']);
+      expect(all).toContain('# unreachable: http://127.0.0.1:1');
+      expect(all).toContain('quotewatch_worker_ticks_total{service="worker"} 10');
+      expect(all).toContain(
+        'quotewatch_api_requests_total{Route="GET /latest",Status="200",service="gateway"} 1',
+      );
+    } finally {
+      await ops.close();
+    }
+  });
+
+  it('METRICS_SINK, METRICS_FLUSH_MS and OPS_PORT are read and checked in src/config.ts', () => {
+    expect(readTelemetryConfig({})).toEqual({ sink: 'none', flushMs: 60_000, opsPort: 0 });
+    expect(readTelemetryConfig({ AWS_LAMBDA_FUNCTION_NAME: 'f' }).sink).toBe('emf');
+    expect(() => readTelemetryConfig({ METRICS_SINK: 'statsd' })).toThrow(ConfigError);
+  });
+});
+
+describe('CloudWatch from the Fargate tasks: PutMetricData', () => {
+  const requests: { target: string; body: Record<string, unknown> }[] = [];
+  let fail = false;
+  let url = '';
+  const server = createServer((req: IncomingMessage, res) => {
+    let body = '';
+    req.on('data', (c) => {
+      body += c;
+    });
+    req.on('end', () => {
+      if (fail) {
+        res.writeHead(500, { 'content-type': 'application/x-amz-json-1.0' });
+        res.end(JSON.stringify({ __type: 'InternalServiceFault', message: 'down' }));
+        return;
+      }
+      requests.push({ target: String(req.headers['x-amz-target']), body: JSON.parse(body) });
+      res.writeHead(200, { 'content-type': 'application/x-amz-json-1.0' });
+      res.end('{}');
+    });
+  });
+  beforeAll(async () => {
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+  it('sends each EMF metric as a datum with its dimensions, unit and values; keeps them through a failed call', async () => {
+    const client = cloudWatchClient({
+      AWS_ENDPOINT_URL_CLOUDWATCH: url,
+      AWS_REGION: 'us-east-1',
+      AWS_ACCESS_KEY_ID: 'x',
+      AWS_SECRET_ACCESS_KEY: 'x',
+    });
+    const logs: string[] = [];
+    const cw = new CloudWatchSink({ client, log: (_l, msg) => logs.push(msg) });
+    const t = new Telemetry({ service: 'worker', sinks: [cw.sink], now: () => Date.UTC(2026, 11, 5, 12) });
+    t.count(WORKER.predictions, 600, { Target: 'vol_spike_60s', ModelVersion: 'v7' });
+    t.timing(WORKER.latencyMs, 18);
+    t.timing(WORKER.latencyMs, 31);
+    t.flush();
+    fail = true;
+    await cw.send();
+    expect(logs).toEqual(['PutMetricData failed; datums kept for the next flush']);
+    fail = false;
+    await cw.send();
+    expect(requests.map((r) => r.target)).toEqual(['GraniteServiceVersion20100801.PutMetricData']);
+    const body = requests[0]!.body as { Namespace: string; MetricData: Record<string, unknown>[] };
+    expect(body.Namespace).toBe(NAMESPACE);
+    const timestamp = Date.UTC(2026, 11, 5, 12) / 1000;
+    expect(body.MetricData).toEqual(
+      expect.arrayContaining([
+        {
+          MetricName: 'WorkerPredictions',
+          Dimensions: [
+            { Name: 'Target', Value: 'vol_spike_60s' },
+            { Name: 'ModelVersion', Value: 'v7' },
+          ],
+          Timestamp: timestamp,
+          Unit: 'Count',
+          Values: [600],
+        },
+        {
+          MetricName: 'WorkerLatencyMs',
+          Dimensions: [],
+          Timestamp: timestamp,
+          Unit: 'Milliseconds',
+          Values: [18, 31],
+        },
+      ]),
+    );
+    await cw.send(); // nothing left
+    expect(requests).toHaveLength(1);
+  });
+
+  it('splits long value lists by the API limit', () => {
+    const t = new Telemetry({ service: 'w' });
+    for (let i = 0; i < 99; i++) t.timing(WORKER.batchMs, i);
+    const [record] = t.flush();
+    const values = Array.from({ length: 400 }, (_, i) => i);
+    const [directive] = emfToDatums({ ...record!, WorkerBatchMs: values });
+    expect(directive!.datums.map((d) => d.Values!.length)).toEqual([150, 150, 100]);
+  });
+});
