@@ -5,6 +5,7 @@
  * back from kinesalite holds every event the ingestor accepted exactly once after de-duplication by event id,
  * in order per product, with the book rebuilt from it equal to the simulator's at the last sequence number.
  */
+
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { kinesisClient } from '../src/aws/clients.js';
 import type { Ingestor } from '../src/ingest/ingestor.js';
@@ -13,6 +14,7 @@ import { type FaultProxy, startFaultProxy } from '../src/local/faultProxy.js';
 import type { Logger } from '../src/log.js';
 import { STREAM } from '../src/resources.js';
 import type { StreamEvent } from '../src/stream/record.js';
+import { FEED } from '../src/telemetry/catalog.js';
 import { readStream } from './ingest.helpers.js';
 import { expectSimulatorBook, localIngestor, PRODUCTS, withSimulator } from './support/ingest.js';
 import { withEmulators } from './support/system.js';
@@ -151,7 +153,7 @@ describe('ingest faults: simulator -> ingestor -> fault proxy -> kinesalite', ()
     expect(run.logs.find((l) => l.msg === 'feed state' && l.to === 'backoff')).toMatchObject({
       reason: 'remote',
     });
-    expect(run.ingestor.metrics.get('feed.close.remote')).toBe(1);
+    expect(run.ingestor.telemetry.value(FEED.closes, { Reason: 'remote' })).toBe(1);
     const { events } = await verify(run);
     for (const product of PRODUCTS) {
       const resyncs = events.get(product)!.filter((e) => e.type === 'resync');
@@ -175,7 +177,7 @@ describe('ingest faults: simulator -> ingestor -> fault proxy -> kinesalite', ()
     await run.ingestor.stop();
 
     expect(run.ingestor.counters.reconnects).toBeGreaterThanOrEqual(1);
-    expect(run.ingestor.metrics.get('feed.close.silence')).toBeGreaterThanOrEqual(1);
+    expect(run.ingestor.telemetry.value(FEED.closes, { Reason: 'silence' })).toBeGreaterThanOrEqual(1);
     const { events } = await verify(run);
     expect(events.get('BTC-USD')!.filter((e) => e.type === 'resync').length).toBe(
       1 + run.ingestor.counters.reconnects,

@@ -5,6 +5,7 @@ import type { FeedKind } from '../src/config.js';
 import type { Logger } from '../src/log.js';
 import { fromUnits, normalizeDecimal } from '../src/marketdata/decimal.js';
 import type { SimulatorServer } from '../src/simulator/server.js';
+import { FEED } from '../src/telemetry/catalog.js';
 import {
   eventsOf,
   fullBook,
@@ -226,9 +227,11 @@ describe('Ingestor against a scripted Advanced Trade server, into kinesalite and
       .filter((l) => l.msg === 'feed state' && l.to === 'backoff')
       .map((l) => l.reason);
     expect(disconnects.slice(0, 2)).toEqual(['remote', 'silence']);
-    expect(ingestor.metrics.get('feed.close.remote')).toBeGreaterThanOrEqual(1);
-    expect(ingestor.metrics.get('feed.close.silence')).toBeGreaterThanOrEqual(1);
-    expect(ingestor.metrics.get('feed.transition.subscribed.backoff')).toBeGreaterThanOrEqual(2);
+    expect(ingestor.telemetry.value(FEED.closes, { Reason: 'remote' })).toBeGreaterThanOrEqual(1);
+    expect(ingestor.telemetry.value(FEED.closes, { Reason: 'silence' })).toBeGreaterThanOrEqual(1);
+    expect(
+      ingestor.telemetry.value(FEED.transitions, { From: 'subscribed', To: 'backoff' }),
+    ).toBeGreaterThanOrEqual(2);
     const btc = await eventsOf(local.env, ingestor.session, 'BTC-USD');
     const summary = btc.map((e) =>
       e.type === 'resync' ? e.reason : e.type === 'book_changes' ? `changes=${e.changes[0]!.size}` : e.type,
@@ -342,7 +345,7 @@ describe('Ingestor on the legacy Exchange feed (scripted server)', () => {
     });
     const { port } = wss.address() as { port: number };
     const ingestor = startIngestor(`ws://127.0.0.1:${port}`, { feedKind: 'exchange', bookStaleMs: 200 });
-    await until('the stale resync', () => ingestor.metrics.get('ingest.resync_stale') >= 1);
+    await until('the stale resync', () => ingestor.telemetry.value(FEED.resyncs, { Reason: 'stale' }) >= 1);
     await ingestor.stop();
 
     expect(received[0]).toEqual({
@@ -355,7 +358,7 @@ describe('Ingestor on the legacy Exchange feed (scripted server)', () => {
       { type: 'subscribe', product_ids: ['BTC-USD'], channels: ['level2_batch'] },
     ]);
     expect(received[4]).toEqual({ type: 'subscribe', product_ids: ['ETH-USD'], channels: ['level2_batch'] });
-    expect(ingestor.metrics.get('ingest.resync_crossed')).toBe(1);
+    expect(ingestor.telemetry.value(FEED.resyncs, { Reason: 'crossed' })).toBe(1);
 
     const btc = await eventsOf(local.env, ingestor.session, 'BTC-USD');
     expect(
@@ -400,8 +403,8 @@ describe('Sequence regression', () => {
     const ingestor = startIngestor(exchange.url);
     await until('the fresh snapshots', () => ingestor.counters.frames >= 6);
     await ingestor.stop();
-    expect(ingestor.metrics.get('ingest.sequence_regression')).toBe(1);
-    expect(ingestor.metrics.get('feed.reconnects')).toBe(0);
+    expect(ingestor.telemetry.value(FEED.resyncs, { Reason: 'regression' })).toBe(1);
+    expect(ingestor.telemetry.value(FEED.reconnects)).toBe(0);
     expect(exchange.received[0]!.slice(4)).toEqual(['unsubscribe:level2', 'subscribe:level2']);
     const btc = await eventsOf(local.env, ingestor.session, 'BTC-USD');
     expect(btc.filter((e) => e.type === 'resync').map((e) => e.type === 'resync' && e.reason)).toEqual([

@@ -4,6 +4,7 @@ import { FEED_PARTITION } from '../src/ingest/ingestor.js';
 import type { Logger } from '../src/log.js';
 import { STREAM } from '../src/resources.js';
 import type { StreamEvent } from '../src/stream/record.js';
+import { FEED } from '../src/telemetry/catalog.js';
 import { readStream } from './ingest.helpers.js';
 import { localIngestor, PRODUCTS, withSimulator } from './support/ingest.js';
 import { withEmulators } from './support/system.js';
@@ -29,7 +30,7 @@ describe('Ingestor state machine paths into kinesalite', () => {
       reconnectCapMs: 40,
       random: () => 0.5,
     });
-    const m = ingestor.metrics;
+    const m = ingestor.telemetry;
     ingestor.start();
     try {
       const traffic = async (what: string) => {
@@ -38,24 +39,26 @@ describe('Ingestor state machine paths into kinesalite', () => {
       };
       await traffic('first traffic');
       sim.faults.dropConnections();
-      await until('the drop', () => m.get('feed.close.remote') === 1);
+      await until('the drop', () => m.value(FEED.closes, { Reason: 'remote' }) === 1);
       await traffic('traffic after the reconnect');
       sim.faults.goSilent();
-      await until('the watchdog', () => m.get('feed.close.silence') === 1).finally(() => sim.faults.resume());
+      await until('the watchdog', () => m.value(FEED.closes, { Reason: 'silence' }) === 1).finally(() =>
+        sim.faults.resume(),
+      );
       await traffic('traffic after the silence');
       sim.faults.skipSequence(3);
-      await until('the gap resync', () => m.get('ingest.sequence_gap') === 1);
+      await until('the gap resync', () => m.value(FEED.resyncs, { Reason: 'gap' }) === 1);
       await traffic('traffic after the resync');
     } finally {
       await ingestor.stop();
     }
-    expect(m.get('feed.reconnects')).toBe(2);
-    expect(m.get('feed.transition.subscribed.backoff')).toBe(2);
-    expect(m.get('feed.transition.backoff.connecting')).toBe(2);
-    expect(m.get('feed.transition.subscribing.subscribed')).toBe(3);
-    expect(m.get('feed.transition.subscribed.stopped')).toBe(1);
+    expect(m.value(FEED.reconnects)).toBe(2);
+    expect(m.value(FEED.transitions, { From: 'subscribed', To: 'backoff' })).toBe(2);
+    expect(m.value(FEED.transitions, { From: 'backoff', To: 'connecting' })).toBe(2);
+    expect(m.value(FEED.transitions, { From: 'subscribing', To: 'subscribed' })).toBe(3);
+    expect(m.value(FEED.transitions, { From: 'subscribed', To: 'stopped' })).toBe(1);
     // connect + 2 reconnects + the gap
-    expect(m.get('ingest.resyncs')).toBe(4);
+    expect(m.value(FEED.resyncs)).toBe(4);
 
     const records = await readStream(kinesisClient(local.env), STREAM.localName);
     const mine = (e: StreamEvent) => e.id.startsWith(`${ingestor.session}.`);
@@ -66,11 +69,11 @@ describe('Ingestor state machine paths into kinesalite', () => {
       .at(-1);
     if (stats?.type !== 'stats') throw new Error('expected the final stats event');
     expect(stats).toMatchObject({ reconnects: 2, resyncs: 4 });
-    expect(stats.metrics?.counters).toMatchObject({
-      'feed.close.remote': 1,
-      'feed.close.silence': 1,
-      'ingest.sequence_gap': 1,
-      'feed.transition.subscribed.backoff': 2,
+    expect(stats.metrics).toMatchObject({
+      'FeedCloses{Reason=remote}': 1,
+      'FeedCloses{Reason=silence}': 1,
+      'FeedResyncs{Reason=gap}': 1,
+      'FeedTransitions{From=subscribed,To=backoff}': 2,
     });
     // Each product's stream restarts from a snapshot after every resync.
     for (const product of PRODUCTS) {
@@ -89,11 +92,12 @@ describe('Ingestor state machine paths into kinesalite', () => {
         expect(next?.type).toBe('snapshot_ref');
       });
     }
-    // The same figures went out as a CloudWatch EMF log line.
-    const emf = lines.filter((l) => l.msg === 'metrics').at(-1) as Record<string, unknown> & {
-      _aws: { CloudWatchMetrics: { Namespace: string; Metrics: { Name: string }[] }[] };
-    };
-    expect(emf._aws.CloudWatchMetrics[0]!.Namespace).toBe('QuoteWatch/Ingestor');
-    expect(emf._aws.CloudWatchMetrics[0]!.Metrics.map((d) => d.Name)).toContain('feed.close.silence');
+    // The same figures go to CloudWatch: the period's EMF records carry the closes by reason.
+    const closes = m.flush().filter((r) => r.FeedCloses !== undefined);
+    expect(closes.map((r) => [r.Reason, r.FeedCloses]).sort()).toEqual([
+      ['remote', 1],
+      ['silence', 1],
+    ]);
+    expect(closes[0]!._aws.CloudWatchMetrics[0]!.Namespace).toBe('QuoteWatch');
   });
 });

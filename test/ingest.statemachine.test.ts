@@ -7,9 +7,10 @@ import {
   type FeedStateMachineOptions,
   TRANSITIONS,
 } from '../src/ingest/feedStateMachine.js';
-import { Metrics } from '../src/ingest/metrics.js';
 import type { Logger } from '../src/log.js';
 import { type SimulatorServer, startSimulator } from '../src/simulator/server.js';
+import { FEED } from '../src/telemetry/catalog.js';
+import { Telemetry } from '../src/telemetry/telemetry.js';
 import { FakeClock } from './support/clock.js';
 import { until } from './support/until.js';
 
@@ -41,7 +42,7 @@ const advancedSubscribe = () =>
 function machine(
   overrides: Partial<FeedStateMachineOptions> & { onFrame?: (f: Frame) => Promise<void> } = {},
 ) {
-  const metrics = new Metrics();
+  const metrics = new Telemetry({ service: 'ingestor' });
   const lines: Record<string, unknown>[] = [];
   const log: Logger = (level, msg, fields) => lines.push({ level, msg, ...fields });
   const frames: number[] = [];
@@ -59,7 +60,7 @@ function machine(
     backoffCapMs: 40,
     random: () => 0.5,
     log,
-    metrics,
+    telemetry: metrics,
     clock,
     ...overrides,
   });
@@ -116,11 +117,11 @@ describe('FeedStateMachine against the simulator', () => {
       'subscribing>subscribed',
       'subscribed>stopped',
     ]);
-    expect(metrics.get('feed.transition.subscribed.backoff')).toBe(1);
-    expect(metrics.get('feed.transition.backoff.connecting')).toBe(1);
-    expect(metrics.get('feed.close.remote')).toBe(1);
-    expect(metrics.get('feed.reconnects')).toBe(1);
-    expect(metrics.get('feed.connected')).toBe(0);
+    expect(metrics.value(FEED.transitions, { From: 'subscribed', To: 'backoff' })).toBe(1);
+    expect(metrics.value(FEED.transitions, { From: 'backoff', To: 'connecting' })).toBe(1);
+    expect(metrics.value(FEED.closes, { Reason: 'remote' })).toBe(1);
+    expect(metrics.value(FEED.reconnects)).toBe(1);
+    expect(metrics.value(FEED.connected)).toBe(0);
     // Seeded jitter: the first retry waits half of the base.
     expect(lines.find((l) => l.to === 'backoff')?.reconnectInMs).toBe(5);
   });
@@ -131,12 +132,14 @@ describe('FeedStateMachine against the simulator', () => {
     await until('subscribed', () => (frames[0] ?? 0) > 50);
     sim.faults.goSilent();
     // Frames still in flight only push the deadline out; it fires once 400 virtual ms pass without one.
-    await runUntil('the watchdog', () => metrics.get('feed.close.silence') === 1, 20).finally(() =>
-      sim.faults.resume(),
-    );
+    await runUntil(
+      'the watchdog',
+      () => metrics.value(FEED.closes, { Reason: 'silence' }) === 1,
+      20,
+    ).finally(() => sim.faults.resume());
     await runUntil('a new connection with traffic', () => m.state === 'subscribed' && (frames[1] ?? 0) > 10);
-    expect(metrics.get('feed.transition.subscribed.backoff')).toBe(1);
-    expect(metrics.get('feed.transition.subscribing.subscribed')).toBe(2);
+    expect(metrics.value(FEED.transitions, { From: 'subscribed', To: 'backoff' })).toBe(1);
+    expect(metrics.value(FEED.transitions, { From: 'subscribing', To: 'subscribed' })).toBe(2);
   });
 
   it('does not fire the watchdog while our own backpressure has paused the socket', async () => {
@@ -158,14 +161,14 @@ describe('FeedStateMachine against the simulator', () => {
     await until('the handler to block', () => blocked);
     await until('the socket paused by backpressure', () => m.socketPaused);
     await clock.advance(1000); // 5x silenceMs with the socket paused, every watchdog check run
-    expect(metrics.get('feed.close.silence')).toBe(0);
+    expect(metrics.value(FEED.closes, { Reason: 'silence' })).toBe(0);
     expect(m.state).toBe('subscribed');
     release();
     const before = frames[0] ?? 0;
     await until('reading again', () => (frames[0] ?? 0) > before + 100);
     expect(frames[1]).toBeUndefined(); // still the first connection
     await m.stop();
-    expect(metrics.get('feed.watchdog_suspensions')).toBeGreaterThanOrEqual(1000 / 40); // one per check
+    expect(metrics.value(FEED.watchdogSuspensions)).toBeGreaterThanOrEqual(1000 / 40); // one per check
   });
 });
 
@@ -205,10 +208,12 @@ describe('FeedStateMachine against scripted servers', () => {
     });
     m.start();
     await until('subscribed', () => m.state === 'subscribed');
-    await runUntil('the pong deadline', () => metrics.get('feed.close.pong') >= 1);
+    await runUntil('the pong deadline', () => metrics.value(FEED.closes, { Reason: 'pong' }) >= 1);
     expect(m.totals.pongs).toBe(0);
-    expect(metrics.get('feed.close.silence')).toBe(0);
-    expect(metrics.get('feed.transition.subscribed.backoff')).toBeGreaterThanOrEqual(1);
+    expect(metrics.value(FEED.closes, { Reason: 'silence' })).toBe(0);
+    expect(metrics.value(FEED.transitions, { From: 'subscribed', To: 'backoff' })).toBeGreaterThanOrEqual(
+      1,
+    );
   });
 
   it('answered pings keep a quiet-but-alive connection up; a stop closes it with 1000', async () => {
@@ -227,7 +232,7 @@ describe('FeedStateMachine against scripted servers', () => {
     }
     await clock.advance(1000); // answered pings: no deadline runs, however long this takes in real time
     await m.stop();
-    expect(metrics.get('feed.close.pong')).toBe(0);
+    expect(metrics.value(FEED.closes, { Reason: 'pong' })).toBe(0);
     await until('the server to see the close', () => s.closes.length === 1);
     expect(s.closes).toEqual([1000]);
   });
@@ -236,7 +241,10 @@ describe('FeedStateMachine against scripted servers', () => {
     const s = await server({ autoPong: true });
     const { m, metrics, path, runUntil } = machine({ url: s.url, subscribeTimeoutMs: 100 });
     m.start();
-    await runUntil('the subscribe deadline', () => metrics.get('feed.close.subscribe_timeout') >= 1);
+    await runUntil(
+      'the subscribe deadline',
+      () => metrics.value(FEED.closes, { Reason: 'subscribe_timeout' }) >= 1,
+    );
     expect(path().slice(0, 3)).toEqual(['init>connecting', 'connecting>subscribing', 'subscribing>backoff']);
   });
 

@@ -7,7 +7,7 @@
  *   error or on request.
  * - FeedStateMachine: the connection's life across reconnects, as explicit states
  *   Init -> Connecting -> Subscribing -> Subscribed -> Backoff -> Connecting ... -> Stopped
- *   (TRANSITIONS lists every legal move). Each transition is logged as a JSON line and counted in Metrics.
+ *   (TRANSITIONS lists every legal move). Each transition is logged and counted.
  *   Backoff is capped exponential with full jitter; it starts over after a connection that got subscribed.
  *
  * Backpressure: while the handler is slow (e.g. the producer's buffer is full) frames queue here; past

@@ -1,13 +1,15 @@
 /**
  * The feed connection's life across reconnects (the WebSocket itself is connection.ts's FeedConnection), as
  * explicit states Init -> Connecting -> Subscribing -> Subscribed -> Backoff -> Connecting ... -> Stopped
- * (TRANSITIONS lists every legal move). Each transition is logged and counted in Metrics. Backoff is capped
+ * (TRANSITIONS lists every legal move). Each transition is logged and counted (FEED.transitions). Backoff is capped
  * exponential with full jitter, on the injected clock; it starts over after a connection that got subscribed.
  */
 
 import { systemClock } from '../clock.js';
 import { QuoteWatchError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { FEED } from '../telemetry/catalog.js';
+import type { Telemetry } from '../telemetry/telemetry.js';
 import {
   type CloseInfo,
   type CloseReason,
@@ -15,7 +17,6 @@ import {
   FeedConnection,
   type Frame,
 } from './connection.js';
-import type { Metrics } from './metrics.js';
 
 /** A transition not in TRANSITIONS: a bug in the state machine, never a feed condition. */
 export class FeedStateError extends QuoteWatchError {
@@ -60,7 +61,7 @@ export interface FeedStateMachineOptions extends ConnectionLimits {
   /** Jitter source in [0, 1); inject a seeded one for tests. */
   random?: () => number;
   log: Logger;
-  metrics: Metrics;
+  telemetry: Telemetry;
 }
 
 export class FeedStateMachine {
@@ -73,7 +74,7 @@ export class FeedStateMachine {
   private closedTotals = { messages: 0, bytes: 0, pongs: 0 };
 
   constructor(private readonly o: FeedStateMachineOptions) {
-    o.metrics.set('feed.connected', 0);
+    o.telemetry.gauge(FEED.connected, 0);
   }
 
   get state(): FeedState {
@@ -112,8 +113,8 @@ export class FeedStateMachine {
     const from = this.current;
     if (!TRANSITIONS[from].includes(to)) throw new FeedStateError(`illegal feed transition ${from} -> ${to}`);
     this.current = to;
-    this.o.metrics.inc(`feed.transition.${from}.${to}`);
-    this.o.metrics.set('feed.connected', to === 'subscribed' ? 1 : 0);
+    this.o.telemetry.count(FEED.transitions, 1, { From: from, To: to });
+    this.o.telemetry.gauge(FEED.connected, to === 'subscribed' ? 1 : 0);
     const level = to === 'backoff' ? 'warn' : 'info';
     this.o.log(level, 'feed state', { from, to, url: this.o.url, ...fields });
   }
@@ -122,7 +123,7 @@ export class FeedStateMachine {
     let failures = 0;
     while (!this.stopping) {
       const number = this.connections++;
-      if (number > 0) this.o.metrics.inc('feed.reconnects');
+      if (number > 0) this.o.telemetry.count(FEED.reconnects);
       this.transition('connecting', { connection: number });
       let handler: ((frame: Frame) => Promise<void>) | undefined;
       const conn: FeedConnection = new FeedConnection({
@@ -157,9 +158,10 @@ export class FeedStateMachine {
       this.closedTotals.messages += conn.messages;
       this.closedTotals.bytes += conn.bytes;
       this.closedTotals.pongs += conn.pongs;
-      this.o.metrics.inc('feed.watchdog_suspensions', conn.watchdogSuspensions);
+      if (conn.watchdogSuspensions > 0)
+        this.o.telemetry.count(FEED.watchdogSuspensions, conn.watchdogSuspensions);
       if (this.stopping) break;
-      this.o.metrics.inc(`feed.close.${info.reason}`);
+      this.o.telemetry.count(FEED.closes, 1, { Reason: info.reason });
       // A connection that got subscribed was healthy: start the backoff over.
       if (conn.isSubscribed) failures = 0;
       const delayMs = reconnectDelay(

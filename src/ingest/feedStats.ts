@@ -1,21 +1,21 @@
 /**
  * The ingestor's own health, every few seconds: rates since the last report, the producer's retries, buffer and
- * throttling, the heartbeat age, as gauges of the ingestor's Metrics, one summary log line and one CloudWatch EMF
- * line, and a FeedStatsEvent for the stream's "_feed" partition (the worker shows it as the feed's health).
+ * throttling, the heartbeat age, as metrics of the telemetry kit, one summary log line, and a FeedStatsEvent for
+ * the stream's "_feed" partition (the worker shows it as the feed's health).
  */
 import type { FeedKind } from '../config.js';
 import type { Logger } from '../log.js';
 import { eventId, type FeedStatsEvent, type StreamEvent } from '../stream/record.js';
-import type { Metrics } from './metrics.js';
+import { FEED } from '../telemetry/catalog.js';
+import type { Telemetry } from '../telemetry/telemetry.js';
 import type { ProducerStats } from './producer.js';
 
 export const FEED_PARTITION = '_feed';
-export const EMF_NAMESPACE = 'QuoteWatch/Ingestor';
 
 export interface FeedStatsOptions {
   session: string;
   kind: FeedKind;
-  metrics: Metrics;
+  telemetry: Telemetry;
   log: Logger;
 }
 
@@ -29,7 +29,7 @@ export interface FeedCounters {
 }
 
 export class FeedStats {
-  private last: { atUs: number; messages: number; bytes: number };
+  private last: { atUs: number; messages: number; bytes: number; retries: number; throttledMs: number };
   private count = 0;
 
   /** `startUs`: when counting started (the first report's rates are over the time since). */
@@ -37,33 +37,29 @@ export class FeedStats {
     private readonly o: FeedStatsOptions,
     startUs = Date.now() * 1000,
   ) {
-    this.last = { atUs: startUs, messages: 0, bytes: 0 };
+    this.last = { atUs: startUs, messages: 0, bytes: 0, retries: 0, throttledMs: 0 };
   }
 
-  /** The report of time `t` (µs): sets the gauges, logs, and returns the stream event to publish. */
+  /** The report of time `t` (µs): records the feed's gauges, logs a summary, returns the stream event to publish. */
   next(
     t: number,
     totals: { messages: number; bytes: number },
     counters: FeedCounters,
     producer: ProducerStats,
   ): StreamEvent {
-    const { metrics } = this.o;
+    const { telemetry } = this.o;
     const last = this.last;
     const seconds = Math.max((t - last.atUs) / 1e6, 1e-3);
     const messagesPerS = (totals.messages - last.messages) / seconds;
     const bytesPerS = (totals.bytes - last.bytes) / seconds;
-    metrics.set('ingest.messages_per_s', messagesPerS);
-    metrics.set('ingest.bytes_per_s', bytesPerS);
-    metrics.set('ingest.producer_retries', producer.retries);
-    metrics.set('ingest.buffer_depth', producer.bufferDepth);
+    telemetry.gauge(FEED.messagesPerSecond, messagesPerS);
+    telemetry.gauge(FEED.bytesPerSecond, bytesPerS);
+    telemetry.count(FEED.producerRetries, producer.retries - last.retries);
+    telemetry.gauge(FEED.bufferDepth, producer.bufferDepth);
     // Time spent holding records back to stay under a shard's quota: sustained growth means too many products
     // for the stream's shards.
-    metrics.set('ingest.producer_throttled_waits', producer.throttledWaits);
-    metrics.set('ingest.producer_throttled_ms', producer.throttledMs);
-    metrics.set(
-      'ingest.last_heartbeat_age_s',
-      counters.lastHeartbeatUs ? (t - counters.lastHeartbeatUs) / 1e6 : -1,
-    );
+    telemetry.count(FEED.throttledMs, producer.throttledMs - last.throttledMs);
+    telemetry.gauge(FEED.heartbeatAge, counters.lastHeartbeatUs ? (t - counters.lastHeartbeatUs) / 1e6 : -1);
     const stats: FeedStatsEvent = {
       type: 'stats',
       product: FEED_PARTITION,
@@ -77,12 +73,11 @@ export class FeedStats {
       resyncs: counters.resyncs,
       producerRetries: producer.retries,
       bufferDepth: producer.bufferDepth,
-      metrics: metrics.snapshot(),
+      metrics: telemetry.snapshot(),
     };
-    this.last = { atUs: t, ...totals };
+    this.last = { atUs: t, ...totals, retries: producer.retries, throttledMs: producer.throttledMs };
     const { metrics: _, ...summary } = stats;
     this.o.log('info', 'feed stats', { ...summary, frames: counters.frames, malformed: counters.malformed });
-    this.o.log('info', 'metrics', metrics.emf(EMF_NAMESPACE, { Service: 'ingestor', Feed: this.o.kind }));
     return { ...stats, id: eventId(`${this.o.session}.stats`, this.count++, 0) };
   }
 }

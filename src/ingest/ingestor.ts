@@ -14,7 +14,7 @@
  * The periodic clock is EXCHANGE time (exchangeClock.ts), so replays put them exactly where the live run did.
  * Every frame can also go, as received, to a raw archive (archive.ts) that `quotewatch replay` reads back.
  * Heartbeats only feed the watchdog, the staleness check and the stats. Every few seconds a FeedStatsEvent
- * (with the metrics) goes to the "_feed" partition and the metrics are logged in CloudWatch EMF.
+ * (with the metrics) goes to the "_feed" partition; the metrics themselves go through the telemetry kit.
  *
  * Event ids (idempotency keys): `eventId(<session>.<connection>, position, index in frame)`, where position is
  * the frame's sequence_num (Advanced Trade) or its number on the connection (Exchange); both restart on every
@@ -28,17 +28,18 @@ import { fromUnits } from '../marketdata/decimal.js';
 import type { BookSnapshotEvent, Level, MarketEvent, ResyncEvent } from '../marketdata/events.js';
 import type { SnapshotStore } from '../stream/claimCheck.js';
 import { eventId, type StreamEvent } from '../stream/record.js';
+import { FEED } from '../telemetry/catalog.js';
+import { Telemetry } from '../telemetry/telemetry.js';
 import type { FrameArchive } from './archive.js';
 import type { Frame } from './connection.js';
 import { ExchangeClock } from './exchangeClock.js';
 import { type FeedProtocol, protocolFor } from './feedProtocol.js';
 import { type FeedLink, FeedStateMachine } from './feedStateMachine.js';
 import { FeedStats } from './feedStats.js';
-import { Metrics } from './metrics.js';
 import type { KinesisProducer } from './producer.js';
 import { SequenceChecker } from './sequence.js';
 
-export { EMF_NAMESPACE, FEED_PARTITION } from './feedStats.js';
+export { FEED_PARTITION } from './feedStats.js';
 
 export interface IngestorOptions {
   feedUrl: string;
@@ -66,7 +67,8 @@ export interface IngestorOptions {
   bookStaleMs?: number;
   /** Advanced Trade: a fresh CDP JWT for each subscribe message (auth.ts), when a key is configured. */
   jwt?: () => string;
-  metrics?: Metrics;
+  /** Where the ingestor's metrics go (default: a Telemetry of its own, Prometheus only). */
+  telemetry?: Telemetry;
   /** Raw frame archive (archive.ts): every frame as received. */
   archive?: FrameArchive;
   /** Called when the producer fails for good (the process should exit non-zero). */
@@ -110,7 +112,7 @@ interface ProductBook {
 export class Ingestor {
   readonly session: string;
   readonly kind: FeedKind;
-  readonly metrics: Metrics;
+  readonly telemetry: Telemetry;
   readonly counters: IngestorCounters = {
     connections: 0,
     reconnects: 0,
@@ -152,13 +154,13 @@ export class Ingestor {
     };
     this.session = this.o.session;
     this.kind = options.feedKind ?? feedKindOf(options.feedUrl);
-    this.metrics = options.metrics ?? new Metrics();
+    this.telemetry = options.telemetry ?? new Telemetry({ service: 'ingestor' });
     this.protocol = protocolFor(this.kind, options.jwt);
     this.clock = new ExchangeClock(this.o.snapshotIntervalMs);
     this.stats = new FeedStats({
       session: this.session,
       kind: this.kind,
-      metrics: this.metrics,
+      telemetry: this.telemetry,
       log: this.o.log,
     });
     this.feed = new FeedStateMachine({
@@ -174,7 +176,7 @@ export class Ingestor {
       backoffCapMs: this.o.reconnectCapMs ?? 10_000,
       random: this.o.random,
       log: this.o.log,
-      metrics: this.metrics,
+      telemetry: this.telemetry,
     });
   }
 
@@ -229,7 +231,7 @@ export class Ingestor {
   private async onFrame(link: FeedLink, state: ConnectionState, frame: Frame): Promise<void> {
     this.o.archive?.write(state.session, frame.raw, frame.recvUs);
     this.counters.frames++;
-    this.metrics.inc('ingest.frames');
+    this.telemetry.count(FEED.frames);
     let mapped: MappedFrame;
     try {
       mapped = await this.protocol.map(frame.raw, frame.recvUs);
@@ -237,13 +239,13 @@ export class Ingestor {
       if (err instanceof MalformedFrameError) {
         // Skipped; if it carried book data, the next frame's sequence number reveals the gap and we resync.
         this.counters.malformed++;
-        this.metrics.inc('ingest.malformed');
+        this.telemetry.count(FEED.malformed);
         this.o.log('warn', 'malformed frame skipped', { error: err.message });
         return;
       }
       if (err instanceof FeedError) {
         this.counters.feedErrors++;
-        this.metrics.inc('ingest.feed_errors');
+        this.telemetry.count(FEED.errors);
         this.o.log('error', 'feed error', { error: err.feedMessage });
         link.close('error', err.message);
         return;
@@ -265,7 +267,6 @@ export class Ingestor {
       const decision = state.sequence.check(mapped.seq);
       if (decision.kind !== 'ok') {
         this.o.log('warn', 'sequence break: resync', { ...decision, connection: state.session });
-        this.metrics.inc(`ingest.sequence_${decision.kind}`);
         await this.publishResync(
           state,
           this.o.products,
@@ -311,7 +312,7 @@ export class Ingestor {
       case 'book_changes': {
         if (state.awaitingSnapshot.has(event.product)) {
           this.counters.droppedChanges++;
-          this.metrics.inc('ingest.dropped_changes');
+          this.telemetry.count(FEED.droppedChanges);
           return;
         }
         const b = this.bookOf(event.product);
@@ -352,14 +353,13 @@ export class Ingestor {
     reason: string,
   ) {
     this.o.log('warn', 'book resync', { product, reason, connection: state.session });
-    this.metrics.inc(`ingest.resync_${reason.split(':')[0]!.replace(/\s+/g, '_')}`);
     await this.publishResync(state, [product], seq, reason);
     link.send(this.protocol.resubscribeBook([product]));
   }
 
   private async publishResync(state: ConnectionState, products: string[], seq: number, reason: string) {
     this.counters.resyncs++;
-    this.metrics.inc('ingest.resyncs');
+    this.telemetry.count(FEED.resyncs, 1, { Reason: resyncReason(reason) });
     const t = nowUs();
     // A resync happens at a point of the stream, not at a market time: it carries the newest exchange time seen
     // so far (the receive time only before any), never the wall clock, which replays and a lagging feed do not share.
@@ -389,7 +389,7 @@ export class Ingestor {
         asks: levels(b.book, 'ask'),
       };
       const ref = await this.o.snapshots.put(snapshot, `${state.session}.p${n}`);
-      this.metrics.inc('ingest.periodic_snapshots');
+      this.telemetry.count(FEED.periodicSnapshots);
       await this.put({ ...ref, source: 'periodic', id: eventId(`${state.session}.periodic`, n, i) });
     }
   }
@@ -414,6 +414,11 @@ export class Ingestor {
 /** Every level of one side, best first, as normalized decimal strings. */
 function levels(book: OrderBook, side: 'bid' | 'ask'): Level[] {
   return book.top(side, book.depth(side));
+}
+
+/** The metric dimension of a resync reason: "gap: expected 5, got 9" -> "gap", "bad snapshot" -> "bad_snapshot". */
+export function resyncReason(reason: string): string {
+  return reason.split(':')[0]!.trim().replace(/\s+/g, '_');
 }
 
 /** What one connection needs to remember. */

@@ -42,8 +42,11 @@ export interface FeedStatsEvent {
   resyncs: number;
   producerRetries: number;
   bufferDepth: number;
-  /** The ingestor's metrics (state transitions, closes by reason, ...), cumulative. Absent in older records. */
-  metrics?: { counters: Record<string, number>; gauges: Record<string, number> };
+  /**
+   * The ingestor's metrics since it started, by "Name{dim=value}" (src/telemetry/catalog.ts FEED: transitions,
+   * closes and resyncs by reason, ...). Absent in older records.
+   */
+  metrics?: Record<string, number>;
 }
 
 /** The stats fields the latest snapshot carries as the feed's health (the counters stay in the stream). */

@@ -38,10 +38,13 @@ interface Series {
   def: MetricDef;
   dims: Record<string, string>;
   groupKey: string;
+  /** This period (for CloudWatch): the sum, the last value, the timings. */
   sum: number;
   last: number;
   values: number[];
   touched: boolean;
+  /** Since the process started: counter total, gauge value, timing count (what Prometheus shows too). */
+  total: number;
 }
 
 type PromMetric = Counter<string> | Gauge<string> | Histogram<string>;
@@ -77,6 +80,7 @@ export class Telemetry {
   count<M extends MetricDef>(def: M, value = 1, dims?: DimensionsOf<M>): void {
     const s = this.seriesOf(def, dims);
     s.sum += value;
+    s.total += value;
     s.touched = true;
     (this.promOf(def) as Counter<string>).inc(s.dims, value);
   }
@@ -85,6 +89,7 @@ export class Telemetry {
     if (!Number.isFinite(value)) return; // CloudWatch and JSON have no NaN; an undefined figure is not sent
     const s = this.seriesOf(def, dims);
     s.last = value;
+    s.total = value;
     s.touched = true;
     (this.promOf(def) as Gauge<string>).set(s.dims, value);
   }
@@ -93,40 +98,31 @@ export class Telemetry {
     if (!Number.isFinite(ms)) return;
     const s = this.seriesOf(def, dims);
     s.values.push(ms);
+    s.total += 1;
     s.touched = true;
     (this.promOf(def) as Histogram<string>).observe(s.dims, ms);
     if (s.values.length >= MAX_VALUES) this.flush();
   }
 
   /**
-   * Counter total, gauge value or timing count of `def` (summed over the dimension values not given), as
-   * Prometheus holds it since the process started.
+   * Counter total, gauge value or timing count of `def` since the process started, summed over the dimension
+   * values not given (the same figures the Prometheus registry exposes).
    */
-  async value<M extends MetricDef>(def: M, dims?: Partial<DimensionsOf<M>>): Promise<number> {
-    const entry = this.prom.get(def.name);
-    if (!entry) return 0;
-    const { values } = await entry.metric.get();
+  value<M extends MetricDef>(def: M, dims?: Partial<DimensionsOf<M>>): number {
     const want = Object.entries(dims ?? {});
     let total = 0;
-    for (const v of values) {
-      if (def.kind === 'timing' && !(v as { metricName?: string }).metricName?.endsWith('_count')) continue;
-      const labels = v.labels as Record<string, unknown>;
-      if (want.every(([k, x]) => labels[k] === x)) total += v.value;
+    for (const s of this.series.values()) {
+      if (s.def === def && want.every(([k, v]) => s.dims[k] === v)) total += s.total;
     }
     return total;
   }
 
-  /** Every series' current Prometheus value, by "Name{dim=value,...}" (for the ingestor's stats event). */
-  async snapshot(): Promise<Record<string, number>> {
+  /** Every series by "Name{dim=value,...}" (for the ingestor's stats event). */
+  snapshot(): Record<string, number> {
     const out: Record<string, number> = {};
-    for (const [name, { def, metric }] of this.prom) {
-      for (const v of (await metric.get()).values) {
-        if (def.kind === 'timing' && !(v as { metricName?: string }).metricName?.endsWith('_count')) continue;
-        const labels = Object.entries(v.labels as Record<string, unknown>)
-          .filter(([k]) => k !== 'service' && k !== 'le')
-          .map(([k, x]) => `${k}=${String(x)}`);
-        out[labels.length ? `${name}{${labels.join(',')}}` : name] = v.value;
-      }
+    for (const s of this.series.values()) {
+      const dims = Object.entries(s.dims).map(([k, v]) => `${k}=${v}`);
+      out[dims.length ? `${s.def.name}{${dims.join(',')}}` : s.def.name] = s.total;
     }
     return out;
   }
@@ -187,6 +183,7 @@ export class Telemetry {
         last: Number.NaN,
         values: [],
         touched: false,
+        total: 0,
       };
       this.series.set(key, s);
     }
