@@ -132,11 +132,9 @@ describe('FeedStateMachine against the simulator', () => {
     await until('subscribed', () => (frames[0] ?? 0) > 50);
     sim.faults.goSilent();
     // Frames still in flight only push the deadline out; it fires once 400 virtual ms pass without one.
-    await runUntil(
-      'the watchdog',
-      () => metrics.value(FEED.closes, { Reason: 'silence' }) === 1,
-      20,
-    ).finally(() => sim.faults.resume());
+    await runUntil('the watchdog', () => metrics.value(FEED.closes, { Reason: 'silence' }) === 1, 20).finally(
+      () => sim.faults.resume(),
+    );
     await runUntil('a new connection with traffic', () => m.state === 'subscribed' && (frames[1] ?? 0) > 10);
     expect(metrics.value(FEED.transitions, { From: 'subscribed', To: 'backoff' })).toBe(1);
     expect(metrics.value(FEED.transitions, { From: 'subscribing', To: 'subscribed' })).toBe(2);
@@ -211,9 +209,7 @@ describe('FeedStateMachine against scripted servers', () => {
     await runUntil('the pong deadline', () => metrics.value(FEED.closes, { Reason: 'pong' }) >= 1);
     expect(m.totals.pongs).toBe(0);
     expect(metrics.value(FEED.closes, { Reason: 'silence' })).toBe(0);
-    expect(metrics.value(FEED.transitions, { From: 'subscribed', To: 'backoff' })).toBeGreaterThanOrEqual(
-      1,
-    );
+    expect(metrics.value(FEED.transitions, { From: 'subscribed', To: 'backoff' })).toBeGreaterThanOrEqual(1);
   });
 
   it('answered pings keep a quiet-but-alive connection up; a stop closes it with 1000', async () => {

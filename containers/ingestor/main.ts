@@ -21,7 +21,7 @@ import { createArchive } from '../../src/ingest/archive.js';
 import { CdpKeyError, cdpJwtSource } from '../../src/ingest/auth.js';
 import { Ingestor, newSession } from '../../src/ingest/ingestor.js';
 import { KinesisProducer } from '../../src/ingest/producer.js';
-import { describeError, componentLogger } from '../../src/log.js';
+import { componentLogger, describeError } from '../../src/log.js';
 import { SnapshotStore } from '../../src/stream/claimCheck.js';
 
 const { symbols } = orExit(() => readCoreConfig());

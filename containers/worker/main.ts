@@ -15,7 +15,7 @@ import {
   readResourceNames,
   readWorkerConfig,
 } from '../../src/config.js';
-import { describeError, componentLogger } from '../../src/log.js';
+import { componentLogger, describeError } from '../../src/log.js';
 import { ActiveModels } from '../../src/model/serving.js';
 import { registrySource } from '../../src/model/source.js';
 import { putLatest } from '../../src/storage/latest.js';

@@ -13,7 +13,7 @@
  * configuration error. Importing this module runs it: import the step modules instead.
  */
 import { orExit, readCoreConfig, readResourceNames, readTrainingConfig } from '../../src/config.js';
-import { describeError, componentLogger, type Logger } from '../../src/log.js';
+import { componentLogger, describeError, type Logger } from '../../src/log.js';
 import { evaluate } from './evaluate.js';
 import { promote } from './promote.js';
 import { isTrainingStep, TRAINING_STEPS, type TrainingStep } from './steps.js';
