@@ -343,7 +343,7 @@ async function endToEnd(): Promise<BenchResult[]> {
     },
   });
   try {
-    const isReport = (l: string) => l.includes('"msg":"latency"');
+    const isReport = (l: string) => l.includes('"message":"latency"');
     // The first 10 s report includes start-up (catching up from TRIM_HORIZON): record from just after it.
     await system.waitForLog('worker', isReport, 90_000);
     const firstLog = system.logs('worker').length;
@@ -398,7 +398,7 @@ async function endToEnd(): Promise<BenchResult[]> {
 
 /** The worker's read mode and idle pause as it logged them at start. */
 function startConfig(lines: string[]): Record<string, unknown> {
-  const start = lines.find((l) => l.includes('"msg":"worker starting"'));
+  const start = lines.find((l) => l.includes('"message":"worker starting"'));
   const c = start ? JSON.parse(start.slice(start.indexOf('{'))) : {};
   return { mode: c.mode, pollIdleMs: c.pollIdleMs };
 }

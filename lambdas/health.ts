@@ -2,19 +2,16 @@
  * GET /health: 200 {status:"ok"} while the worker keeps the latest table fresh and the ingestor hears exchange
  * heartbeats, else 503 {status:"degraded"} with the reasons (see src/api/health.ts).
  */
-import middy from '@middy/core';
 import { checkHealth } from '../src/api/health.js';
-import { type HttpApiEventV2, type HttpApiResultV2, json } from '../src/api/http.js';
-import { httpErrors } from '../src/api/middleware.js';
+import { json } from '../src/api/http.js';
+import { apiHandler } from '../src/api/middleware.js';
 import { readApiConfig, readCoreConfig } from '../src/config.js';
 import { listLatest } from '../src/storage/latest.js';
 
 const { symbols } = readCoreConfig();
 const { staleAfterMs } = readApiConfig();
 
-export const handler = middy<HttpApiEventV2, HttpApiResultV2>()
-  .use(httpErrors())
-  .handler(async () => {
-    const report = await checkHealth({ listLatest: () => listLatest(symbols), staleAfterMs });
-    return json(report.status === 'ok' ? 200 : 503, report);
-  });
+export const handler = apiHandler(async () => {
+  const report = await checkHealth({ listLatest: () => listLatest(symbols), staleAfterMs });
+  return json(report.status === 'ok' ? 200 : 503, report);
+});

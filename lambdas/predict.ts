@@ -2,10 +2,9 @@
  * POST /predict with {"product": "BTC-USD"} or {"features": {"name": value, ...}}, plus an optional
  * "target" (default quote_change_500ms; see TARGETS).
  */
-import middy from '@middy/core';
-import { bodyText, type HttpApiEventV2, type HttpApiResultV2, json } from '../src/api/http.js';
+import { bodyText, json } from '../src/api/http.js';
 import { latestOf } from '../src/api/latest.js';
-import { httpErrors } from '../src/api/middleware.js';
+import { apiHandler } from '../src/api/middleware.js';
 import { parsePredictBody, predict } from '../src/api/predict.js';
 import { readApiConfig } from '../src/config.js';
 import { componentLogger } from '../src/log.js';
@@ -20,9 +19,7 @@ const models = new ActiveModels({
   checkEveryMs: modelCheckMs,
 });
 
-export const handler = middy<HttpApiEventV2, HttpApiResultV2>()
-  .use(httpErrors())
-  .handler(async (event) => {
-    const request = parsePredictBody(bodyText(event));
-    return json(200, await predict(request, { model: (target) => models.get(target), latest: latestOf }));
-  });
+export const handler = apiHandler(async (event) => {
+  const request = parsePredictBody(bodyText(event));
+  return json(200, await predict(request, { model: (target) => models.get(target), latest: latestOf }));
+});

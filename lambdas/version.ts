@@ -1,7 +1,6 @@
 /** GET /version: app version, build commit and the active model version per target. */
-import middy from '@middy/core';
-import { type HttpApiEventV2, type HttpApiResultV2, json } from '../src/api/http.js';
-import { httpErrors } from '../src/api/middleware.js';
+import { json } from '../src/api/http.js';
+import { apiHandler } from '../src/api/middleware.js';
 import { versionInfo } from '../src/api/version.js';
 import { dynamoClient } from '../src/aws/clients.js';
 import { readApiConfig, readResourceNames } from '../src/config.js';
@@ -11,8 +10,6 @@ const { registryTable } = readResourceNames();
 const { buildSha } = readApiConfig();
 const dynamo = dynamoClient();
 
-export const handler = middy<HttpApiEventV2, HttpApiResultV2>()
-  .use(httpErrors())
-  .handler(async () =>
-    json(200, await versionInfo(buildSha, (target) => readActiveVersion(dynamo, registryTable, target))),
-  );
+export const handler = apiHandler(async () =>
+  json(200, await versionInfo(buildSha, (target) => readActiveVersion(dynamo, registryTable, target))),
+);

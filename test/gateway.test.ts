@@ -213,8 +213,8 @@ describe('gateway process (src/gateway/main.ts)', () => {
       let url = '';
       for await (const line of createInterface({ input: child.stdout! })) {
         const msg = JSON.parse(line);
-        if (msg.msg === 'gateway listening') {
-          expect(msg.level).toBe('info');
+        if (msg.message === 'gateway listening') {
+          expect(msg.level).toBe('INFO');
           url = msg.url;
           break;
         }

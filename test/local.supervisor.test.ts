@@ -37,7 +37,7 @@ describe('supervisor', () => {
     const { system } = local;
     expect(output).toContain(`QuoteWatch dashboard: ${system.urls.dashboard}`);
     expect(
-      output.some((line) => line.startsWith('[gateway] {"level":"info","msg":"gateway listening"')),
+      output.some((line) => line.startsWith('[gateway] {"level":"INFO","message":"gateway listening"')),
     ).toBe(true);
 
     const seen = (await (await fetch(system.urls.dashboard)).json()) as Record<string, unknown>;

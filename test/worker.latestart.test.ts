@@ -107,9 +107,9 @@ describe('a worker starting late on a running stream', () => {
     const startedAt = new Map<string, Date>();
     const allStarted = fixture.system.waitForLog('worker', (line) => {
       const parsed = line.startsWith('{')
-        ? (JSON.parse(line) as { msg?: string; shardId?: string; from?: string })
+        ? (JSON.parse(line) as { message?: string; shardId?: string; from?: string })
         : {};
-      if (parsed.msg === 'shard started') {
+      if (parsed.message === 'shard started') {
         expect(parsed.from).toMatch(/^AT_TIMESTAMP /);
         startedAt.set(parsed.shardId!, new Date(parsed.from!.slice('AT_TIMESTAMP '.length)));
       }

@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { binarize } from '../models/train/targets.js';
-import { auc, isSpike, LiveQuality, qualityEmf } from '../src/worker/quality.js';
+import { Telemetry } from '../src/telemetry/telemetry.js';
+import { auc, isSpike, LiveQuality, QualityPublisher } from '../src/worker/quality.js';
 
 describe('live quality', () => {
   it('computes AUC by ranks (ties averaged), matching the pairwise definition', () => {
@@ -59,9 +60,12 @@ describe('live quality', () => {
     expect(v1!.brier).toBeCloseTo(((0.2 - 1) ** 2 + 0.3 ** 2) / 2, 12);
     expect(v2).toMatchObject({ modelVersion: 'v2', n: 1, baseRate: 1 });
     expect(v2!.auc).toBeNaN();
-    const emf = qualityEmf(v2!, 1000);
-    expect(JSON.parse(JSON.stringify(emf))).toEqual(emf); // no NaN left in the line
+    const telemetry = new Telemetry({ service: 'worker' });
+    new QualityPublisher(10_000, telemetry).publish(1000, [v2!]);
+    const [emf] = telemetry.flush();
+    expect(JSON.parse(JSON.stringify(emf))).toEqual(emf); // no NaN left in the record
     expect(emf).not.toHaveProperty('LiveAUC');
+    expect(emf).toMatchObject({ Target: 'vol', ModelVersion: 'v2', LiveLabels: 1, LiveBaseRate: 1 });
   });
 
   it('counts a label equal to τ as negative, strictly above as positive (the training rule)', () => {

@@ -6,6 +6,7 @@
  * ARCHIVE=file|s3 also keeps every raw frame (src/ingest/archive.ts) for `quotewatch replay`.
  * Exits 1 if the stream cannot be written (e.g. it does not exist), 2 on bad configuration.
  */
+
 import { kinesisClient, s3Client } from '../../src/aws/clients.js';
 import {
   ConfigError,
@@ -23,6 +24,7 @@ import { Ingestor, newSession } from '../../src/ingest/ingestor.js';
 import { KinesisProducer } from '../../src/ingest/producer.js';
 import { componentLogger, describeError } from '../../src/log.js';
 import { SnapshotStore } from '../../src/stream/claimCheck.js';
+import { componentTelemetry } from '../../src/telemetry/setup.js';
 
 const { symbols } = orExit(() => readCoreConfig());
 const { streamName, lakeBucket } = orExit(() => readResourceNames());
@@ -40,6 +42,12 @@ const jwt = orExit(() => {
 });
 
 const log = componentLogger('ingestor');
+let stopping = false;
+// Metrics: PutMetricData when deployed (METRICS_SINK=cloudwatch), /metrics and /healthz on OPS_PORT.
+let ingestor: Ingestor | undefined;
+const { telemetry, stop: stopTelemetry } = await componentTelemetry('ingestor', log, {
+  health: () => ({ ok: !stopping, state: ingestor?.state }),
+});
 // One session for the event ids and the archive's names, so archived frames and published events match up.
 const session = newSession();
 // A frame the archive cannot store is logged (and counted again at stop), but never stops the market data.
@@ -60,8 +68,9 @@ const producer = new KinesisProducer({
   onRetry: (info) =>
     log('warn', 'PutRecords retry', { ...info, error: info.error && describeError(info.error) }),
 });
-const ingestor = new Ingestor({
+ingestor = new Ingestor({
   feedUrl: feed.url,
+  telemetry,
   feedKind: feed.kind,
   products: symbols,
   producer,
@@ -93,7 +102,6 @@ log('info', 'ingestor starting', {
 ingestor.start();
 
 const STOP_DEADLINE_MS = 10_000;
-let stopping = false;
 async function stop(signal: string): Promise<void> {
   if (stopping) return;
   stopping = true;
@@ -104,7 +112,8 @@ async function stop(signal: string): Promise<void> {
     process.exit(1);
   }, STOP_DEADLINE_MS);
   try {
-    await ingestor.stop();
+    await ingestor?.stop();
+    await stopTelemetry();
     clearTimeout(deadline);
     process.exit(0);
   } catch (err) {

@@ -5,6 +5,7 @@
  * recovery state) in CHECKPOINT_TABLE, until SIGTERM/SIGINT. Live quality goes to stdout as CloudWatch EMF lines;
  * with FEATURES_STREAM set, every tick's features also go to that Kinesis stream.
  */
+
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { dynamoClient, kinesisClient, s3Client } from '../../src/aws/clients.js';
 import {
@@ -19,6 +20,7 @@ import { componentLogger, describeError } from '../../src/log.js';
 import { ActiveModels } from '../../src/model/serving.js';
 import { registrySource } from '../../src/model/source.js';
 import { putLatest } from '../../src/storage/latest.js';
+import { componentTelemetry } from '../../src/telemetry/setup.js';
 import { consumerOptionsFrom, KinesisConsumer, startPositionFrom } from '../../src/worker/consumer.js';
 import { kinesisFeaturesPublisher } from '../../src/worker/sinks/featuresStream.js';
 import { Worker } from '../../src/worker/worker.js';
@@ -33,6 +35,13 @@ const s3 = s3Client();
 const dynamo = dynamoClient();
 
 const kinesis = kinesisClient();
+let stopping = false;
+let batches = 0;
+let lastBatchAt = Date.now();
+// Metrics: PutMetricData when deployed (METRICS_SINK=cloudwatch), /metrics and /healthz on OPS_PORT.
+const { telemetry, stop: stopTelemetry } = await componentTelemetry('worker', log, {
+  health: () => ({ ok: !stopping, batches, lastBatchAgeMs: Date.now() - lastBatchAt }),
+});
 // The registry's active versions, hot-reloaded; a model whose feature spec differs from the code is not served.
 const models = new ActiveModels({ source: registrySource(process.env, { tickMs: core.tickMs }), log });
 
@@ -70,7 +79,7 @@ const worker = new Worker({
     table: names.checkpointTable,
     lookbackMs: tuning.recoveryLookbackMs,
   },
-  metrics: (line) => process.stdout.write(`${JSON.stringify(line)}\n`),
+  telemetry,
   qualityEveryMs: tuning.qualityEveryMs,
   publishFeatures: tuning.featuresStream
     ? kinesisFeaturesPublisher(kinesis, tuning.featuresStream, log)
@@ -94,7 +103,6 @@ const consumer = new KinesisConsumer({
 });
 
 const abort = new AbortController();
-let stopping = false;
 function stop(signal: string): void {
   if (stopping) return;
   stopping = true;
@@ -109,10 +117,10 @@ await models.refresh();
 const modelTimer = setInterval(() => void models.refresh(), tuning.modelCheckMs);
 const latencyTimer = setInterval(reportLatency, 10_000);
 
-let batches = 0;
 try {
   await consumer.run(async (batch) => {
     const r = await worker.handleBatch(batch);
+    lastBatchAt = Date.now();
     if (++batches % 100 === 1 || r.objects.length > 0) {
       log('info', 'batch', {
         shardId: batch.shardId,
@@ -130,6 +138,7 @@ try {
   // and write them complete, under the names a partial write would not have had.
   log('info', 'worker stopped', { replayedRecords: worker.replayedRecords });
   await models.release();
+  await stopTelemetry();
   process.exit(0);
 } catch (err) {
   clearInterval(modelTimer);

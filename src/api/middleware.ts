@@ -1,39 +1,76 @@
 /**
- * middy middleware shared by the API handlers: turns thrown errors into `{"error": {code, message}}` JSON
- * responses. Expected errors (ApiError) keep their status; anything else is logged and becomes an opaque 500
- * so internals never leak to callers.
+ * The middy middleware every API handler runs (apiHandler):
+ * - httpMetrics: ApiRequests by route and status and ApiLatencyMs by route (src/telemetry/catalog.ts API), then a
+ *   flush, so each invocation's EMF reaches CloudWatch through Lambda's logs;
+ * - httpErrors: thrown errors become `{"error": {code, message}}` JSON responses. Expected errors (ApiError)
+ *   keep their status; anything else is logged and becomes an opaque 500, so internals never leak to callers.
+ * The handlers of one process share one logger and one Telemetry (apiLog, apiTelemetry): the local gateway runs
+ * them all in one process, whose /metrics shows their requests together.
  */
-import type { MiddlewareObj } from '@middy/core';
+import middy, { type MiddlewareObj } from '@middy/core';
+import { componentLogger, describeError, type Logger } from '../log.js';
+import { API } from '../telemetry/catalog.js';
+import { lambdaTelemetry } from '../telemetry/setup.js';
+import type { Telemetry } from '../telemetry/telemetry.js';
 import { ApiError } from './errors.js';
 import { errorJson, type HttpApiEventV2, type HttpApiResultV2 } from './http.js';
 
-function describe(err: unknown): Record<string, unknown> {
-  if (!(err instanceof Error)) return { error: String(err) };
-  const out: Record<string, unknown> = { error: err.message, name: err.name };
-  // The root cause (e.g. ECONNREFUSED under two layers of wrapping) is what an operator needs.
-  const causes: string[] = [];
-  for (let c: unknown = err.cause; c !== undefined && causes.length < 5; c = (c as Error).cause)
-    causes.push(c instanceof Error ? `${c.name}: ${c.message}` : String(c));
-  if (causes.length) out.causes = causes;
-  return out;
+let telemetry: Telemetry | undefined;
+let log: Logger | undefined;
+
+/** This process's API telemetry (created on first use, from METRICS_SINK). */
+export function apiTelemetry(): Telemetry {
+  telemetry ??= lambdaTelemetry('api');
+  return telemetry;
 }
 
-export function httpErrors(): MiddlewareObj<HttpApiEventV2, HttpApiResultV2> {
+export function apiLog(): Logger {
+  log ??= componentLogger('api');
+  return log;
+}
+
+type Middleware = MiddlewareObj<HttpApiEventV2, HttpApiResultV2>;
+
+export function httpMetrics(): Middleware {
+  const started = new WeakMap<object, number>();
+  const record = (request: { event: HttpApiEventV2; response?: HttpApiResultV2 | null }) => {
+    const t = apiTelemetry();
+    const route = request.event?.routeKey ?? 'unknown';
+    const status = String(request.response?.statusCode ?? 500);
+    t.count(API.requests, 1, { Route: route, Status: status });
+    const at = started.get(request.event);
+    if (at !== undefined) t.timing(API.latencyMs, performance.now() - at, { Route: route });
+    t.flush();
+  };
   return {
-    name: 'httpErrors',
+    before: (request) => {
+      if (request.event) started.set(request.event, performance.now());
+    },
+    after: record,
+    onError: record,
+  };
+}
+
+export function httpErrors(): Middleware {
+  return {
     onError: (request) => {
       const err = request.error;
       const route = request.event?.routeKey;
       if (err instanceof ApiError) {
         if (err.status >= 500)
-          console.log(
-            JSON.stringify({ level: 'warn', msg: 'dependency unavailable', route, ...describe(err) }),
-          );
+          apiLog()('warn', 'dependency unavailable', { route, error: describeError(err) });
         request.response = errorJson(err.status, err.code, err.message);
         return;
       }
-      console.log(JSON.stringify({ level: 'error', msg: 'unhandled error', route, ...describe(err) }));
+      apiLog()('error', 'unhandled error', { route, error: describeError(err) });
       request.response = errorJson(500, 'internal', 'internal error');
     },
   };
+}
+
+/** A handler with the house middleware: metrics outermost (it sees the final status), then error mapping. */
+export function apiHandler(
+  fn: (event: HttpApiEventV2) => Promise<HttpApiResultV2>,
+): middy.MiddyfiedHandler<HttpApiEventV2, HttpApiResultV2> {
+  return middy<HttpApiEventV2, HttpApiResultV2>().use(httpMetrics()).use(httpErrors()).handler(fn);
 }

@@ -10,6 +10,7 @@ import {
   readPort,
   readResourceNames,
 } from '../config.js';
+import { componentLogger } from '../log.js';
 import { loadRoutes } from './handlers.js';
 import { startGateway } from './server.js';
 
@@ -19,14 +20,16 @@ orExit(() => readCoreConfig());
 orExit(() => readResourceNames());
 orExit(() => readApiConfig());
 
-const gateway = await startGateway({ routes: await loadRoutes(), port });
-console.log(JSON.stringify({ level: 'info', msg: 'gateway listening', url: gateway.url }));
+const log = componentLogger('gateway');
+const gateway = await startGateway({ routes: await loadRoutes(), port, log });
+// The supervisor waits for this line (listeningUrl in src/local/supervisor.ts).
+log('info', 'gateway listening', { url: gateway.url });
 
 let stopping = false;
 async function stop(signal: string): Promise<void> {
   if (stopping) return;
   stopping = true;
-  console.log(JSON.stringify({ level: 'info', msg: 'gateway stopping', signal }));
+  log('info', 'gateway stopping', { signal });
   await gateway.close();
   process.exit(0);
 }

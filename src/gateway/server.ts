@@ -9,6 +9,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { HttpApiEventV2, HttpApiResultV2 } from '../api/http.js';
 import { QuoteWatchError } from '../errors.js';
+import { componentLogger, describeError, type Logger } from '../log.js';
 
 /** A Lambda handler as middy exports it: (event, context) => result. */
 export type RouteHandler = (event: HttpApiEventV2, context: never) => Promise<HttpApiResultV2>;
@@ -19,6 +20,7 @@ export type RouteTable = Record<string, RouteHandler>;
 export interface GatewayOptions {
   /** Usually loadRoutes() (handlers.ts): every route of src/api/routes.ts with its handler. */
   routes: RouteTable;
+  log?: Logger;
 }
 
 /** API Gateway's own payload limit is 10 MB; nothing QuoteWatch accepts comes close to 1 MB. */
@@ -145,9 +147,10 @@ function writeResult(res: ServerResponse, result: HttpApiResultV2 | string | obj
 }
 
 export function createGateway(opts: GatewayOptions): Server {
+  const log = opts.log ?? componentLogger('gateway');
   return createServer((req, res) => {
     void handle(req, res).catch((err) => {
-      console.log(JSON.stringify({ level: 'error', msg: 'gateway request failed', error: String(err) }));
+      log('error', 'gateway request failed', { error: describeError(err) });
       if (!res.headersSent) sendJson(res, 500, 'internal', 'internal error');
       else res.destroy();
     });
@@ -175,7 +178,7 @@ export function createGateway(opts: GatewayOptions): Server {
       result = await handler(toEvent(req, body, routeKey), {} as never);
     } catch (err) {
       // A handler that throws is a Lambda invocation error; API Gateway answers 500 then.
-      console.log(JSON.stringify({ level: 'error', msg: 'handler failed', routeKey, error: String(err) }));
+      log('error', 'handler failed', { routeKey, error: describeError(err) });
       return sendJson(res, 500, 'internal', 'internal error');
     }
     writeResult(res, result);

@@ -198,8 +198,8 @@ class Component {
 function listeningUrl(line: string): string | undefined {
   if (!line.startsWith('{')) return undefined;
   try {
-    const parsed = JSON.parse(line) as { msg?: unknown; url?: unknown };
-    return parsed.msg === 'gateway listening' && typeof parsed.url === 'string' ? parsed.url : undefined;
+    const parsed = JSON.parse(line) as { message?: unknown; url?: unknown };
+    return parsed.message === 'gateway listening' && typeof parsed.url === 'string' ? parsed.url : undefined;
   } catch {
     return undefined;
   }

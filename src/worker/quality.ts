@@ -4,9 +4,11 @@
  * score and base rate. A new version starts a new window, so a drifting model shows up as its own series.
  * Continuous labels (vol_spike_60s: forward realized volatility) are made binary with the model's τ, by the
  * same strict rule as training (isSpike).
- * Published as CloudWatch Embedded Metric Format log lines and in the latest snapshot.
+ * Published as metrics (QualityPublisher, through the telemetry kit) and in the latest snapshot.
  */
 import type { LatestSnapshot } from '../storage/latest.js';
+import { WORKER } from '../telemetry/catalog.js';
+import type { Telemetry } from '../telemetry/telemetry.js';
 
 export interface QualityStats {
   target: string;
@@ -206,36 +208,6 @@ export class LiveQuality {
   }
 }
 
-/**
- * One CloudWatch Embedded Metric Format line (namespace QuoteWatch, dimensions Target x ModelVersion):
- * CloudWatch Logs extracts LiveAUC / LiveBrier / LiveBaseRate / LiveLabels from it. Non-finite values are
- * left out (JSON has no NaN, and an AUC with one class in the window is undefined).
- */
-export function qualityEmf(s: QualityStats, timestampMs: number): Record<string, unknown> {
-  const values: Record<string, number> = {
-    LiveAUC: s.auc,
-    LiveBrier: s.brier,
-    LiveBaseRate: s.baseRate,
-    LiveLabels: s.n,
-  };
-  const metrics = Object.entries(values)
-    .filter(([, v]) => Number.isFinite(v))
-    .map(([name]) => ({ Name: name, Unit: name === 'LiveLabels' ? 'Count' : 'None' }));
-  return {
-    level: 'info',
-    msg: 'live quality',
-    _aws: {
-      Timestamp: timestampMs,
-      CloudWatchMetrics: [
-        { Namespace: 'QuoteWatch', Dimensions: [['Target', 'ModelVersion']], Metrics: metrics },
-      ],
-    },
-    Target: s.target,
-    ModelVersion: s.modelVersion,
-    ...Object.fromEntries(Object.entries(values).filter(([, v]) => Number.isFinite(v))),
-  };
-}
-
 /** The latest snapshot's `quality`: the current window per target, null where a figure is undefined. */
 export function qualityRecord(stats: readonly QualityStats[]): LatestSnapshot['quality'] | undefined {
   if (stats.length === 0) return undefined;
@@ -254,13 +226,17 @@ export function qualityRecord(stats: readonly QualityStats[]): LatestSnapshot['q
   );
 }
 
-/** Emits the quality of the served versions as EMF lines, once every `everyMs` of event time. */
+/**
+ * Records the quality of the served versions (LiveAUC, LiveBrier, LiveBaseRate, LiveLabels by Target and
+ * ModelVersion) once every `everyMs` of event time. Undefined figures (an AUC with one class in the window) are
+ * left out.
+ */
 export class QualityPublisher {
   private nextUs = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly everyMs: number,
-    private readonly emit: (line: Record<string, unknown>) => void,
+    private readonly telemetry: Telemetry,
   ) {}
 
   /** `tUs`: the event time reached (the newest row's tick). */
@@ -268,6 +244,13 @@ export class QualityPublisher {
     if (tUs < this.nextUs) return;
     const every = this.everyMs * 1000;
     this.nextUs = Math.floor(tUs / every) * every + every;
-    for (const s of stats) if (s.n > 0) this.emit(qualityEmf(s, Math.floor(tUs / 1000)));
+    for (const s of stats) {
+      if (s.n === 0) continue;
+      const dims = { Target: s.target, ModelVersion: s.modelVersion };
+      this.telemetry.gauge(WORKER.liveAuc, s.auc, dims);
+      this.telemetry.gauge(WORKER.liveBrier, s.brier, dims);
+      this.telemetry.gauge(WORKER.liveBaseRate, s.baseRate, dims);
+      this.telemetry.gauge(WORKER.liveLabels, s.n, dims);
+    }
   }
 }

@@ -23,6 +23,8 @@ export class Scorer {
   constructor(
     private readonly tickMs: number,
     private readonly log: Logger,
+    /** Told how long each model's run over a batch took. */
+    private readonly onRun: (target: string, ms: number) => void = () => {},
   ) {}
 
   async score(rows: readonly FeatureRow[], models: readonly LoadedModel[]): Promise<Scored[]> {
@@ -38,7 +40,9 @@ export class Scorer {
       }
       let probabilities: Float32Array;
       try {
+        const started = performance.now();
         probabilities = await model.predict(input, rows.length);
+        this.onRun(model.target, performance.now() - started);
       } catch (err) {
         this.log('error', 'model scoring failed; rows kept without its predictions', {
           target: model.target,

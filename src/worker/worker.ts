@@ -17,6 +17,8 @@ import type { LoadedModel } from '../model/types.js';
 import { LakeWriter } from '../storage/lake.js';
 import type { RawRow } from '../storage/parquet.js';
 import type { StreamEvent } from '../stream/record.js';
+import { WORKER } from '../telemetry/catalog.js';
+import { Telemetry } from '../telemetry/telemetry.js';
 import type { ConsumedRecord, ShardBatch } from './consumer.js';
 import { Deduplicator } from './dedup.js';
 import { MarketStage } from './market.js';
@@ -52,8 +54,8 @@ export interface WorkerOptions {
   log: Logger;
   /** Crash recovery (see recovery.ts); without it a restart starts from the consumer's checkpoint only. */
   recovery?: RecoveryOptions;
-  /** Receives the live-quality EMF lines (every `qualityEveryMs` of event time). */
-  metrics?: (line: Record<string, unknown>) => void;
+  /** Where the worker's metrics go (batches, ticks, inference, latency, live quality). */
+  telemetry?: Telemetry;
   qualityEveryMs?: number;
   /** Rolling live-quality window, in matured labels per (target, version). */
   qualityWindow?: number;
@@ -86,7 +88,8 @@ export class Worker {
   private readonly dedup = new Deduplicator();
   private readonly scorer: Scorer;
   private readonly latest: LatestSink;
-  private readonly qualityOut: QualityPublisher | undefined;
+  readonly telemetry: Telemetry;
+  private readonly qualityOut: QualityPublisher;
   private readonly recovery: RecoveryStore | undefined;
   private readonly shards = new Map<string, ShardState>();
   /** Records replayed after restarts (rows of closed windows are dropped by the lake). */
@@ -102,11 +105,19 @@ export class Worker {
       log: opts.log,
     });
     this.quality = new LiveQuality(opts.qualityWindow ?? 2000);
-    this.scorer = new Scorer(opts.tickMs, opts.log);
-    this.latest = new LatestSink({ write: opts.writeLatest, onAck: opts.onLatestAck, now: opts.now });
-    this.qualityOut = opts.metrics
-      ? new QualityPublisher(opts.qualityEveryMs ?? 10_000, opts.metrics)
-      : undefined;
+    this.telemetry = opts.telemetry ?? new Telemetry({ service: 'worker' });
+    this.scorer = new Scorer(opts.tickMs, opts.log, (target, ms) =>
+      this.telemetry.timing(WORKER.inferenceMs, ms, { Target: target }),
+    );
+    this.latest = new LatestSink({
+      write: opts.writeLatest,
+      onAck: (product, ms) => {
+        this.telemetry.timing(WORKER.latencyMs, ms);
+        opts.onLatestAck?.(product, ms);
+      },
+      now: opts.now,
+    });
+    this.qualityOut = new QualityPublisher(opts.qualityEveryMs ?? 10_000, this.telemetry);
     this.recovery = opts.recovery ? new RecoveryStore(opts.recovery) : undefined;
   }
 
@@ -121,6 +132,8 @@ export class Worker {
   }
 
   async handleBatch(batch: ShardBatch): Promise<BatchResult> {
+    const started = performance.now();
+    const duplicates = this.dedup.dropped;
     const shard = this.shard(batch.shardId);
     if (!shard.started) {
       shard.started = true;
@@ -131,6 +144,12 @@ export class Worker {
     const result = await this.emit(shard);
     result.objects = await shard.lake.settle();
     if (shard.last) await this.saveState(batch.shardId, shard);
+    const t = this.telemetry;
+    t.count(WORKER.records, batch.records.length);
+    t.count(WORKER.duplicates, this.dedup.dropped - duplicates);
+    t.count(WORKER.ticks, result.rows);
+    if (batch.millisBehindLatest !== undefined) t.gauge(WORKER.millisBehindLatest, batch.millisBehindLatest);
+    t.timing(WORKER.batchMs, performance.now() - started);
     return result;
   }
 
@@ -185,6 +204,10 @@ export class Worker {
     const scored = await this.scorer.score(rows, models);
     // Row by row (all targets of a tick together): lake rows of one product must come in tick order.
     const predictions = rows.flatMap((_, i) => scored.map((s) => s.predictions[i]!));
+    for (const s of scored) {
+      const dims = { Target: s.model.target, ModelVersion: s.model.version };
+      this.telemetry.count(WORKER.predictions, s.predictions.length, dims);
+    }
     for (const p of predictions) {
       this.quality.addPrediction(p.target, p.product, p.tsUs, p.probability, p.modelVersion);
     }
@@ -205,7 +228,7 @@ export class Worker {
     shard.lake.addLabels(labels);
     shard.lake.addPredictions(predictions);
     await this.opts.publishFeatures?.(rows);
-    if (rows.length > 0) this.qualityOut?.publish(rows[rows.length - 1]!.tsUs, quality);
+    if (rows.length > 0) this.qualityOut.publish(rows[rows.length - 1]!.tsUs, quality);
     return { rows: rows.length, labels: labels.length, predictions: predictions.length, objects: [] };
   }
 
