@@ -4,22 +4,23 @@
  */
 import { bodyText, json } from '../src/api/http.js';
 import { latestOf } from '../src/api/latest.js';
-import { apiHandler } from '../src/api/middleware.js';
+import { apiHandler, apiLog, apiTelemetry } from '../src/api/middleware.js';
 import { parsePredictBody, predict } from '../src/api/predict.js';
 import { readApiConfig } from '../src/config.js';
-import { componentLogger } from '../src/log.js';
 import { ActiveModels } from '../src/model/serving.js';
 import { registrySource } from '../src/model/source.js';
+import type { Target } from '../src/model/types.js';
 
 const { modelCheckMs } = readApiConfig();
 // Lives as long as the container: each target's model loads on its first request and is swapped on promotion.
 const models = new ActiveModels({
   source: registrySource(),
-  log: componentLogger('predict'),
+  log: apiLog(),
   checkEveryMs: modelCheckMs,
 });
 
 export const handler = apiHandler(async (event) => {
   const request = parsePredictBody(bodyText(event));
-  return json(200, await predict(request, { model: (target) => models.get(target), latest: latestOf }));
+  const deps = { model: (target: Target) => models.get(target), latest: latestOf, telemetry: apiTelemetry() };
+  return json(200, await predict(request, deps));
 });

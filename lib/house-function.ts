@@ -9,7 +9,7 @@ import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { Construct, IConstruct } from 'constructs';
-import type { CoreSettings } from '../src/config.js';
+import { type CoreSettings, type HistorySettings, historyEnv } from '../src/config.js';
 import { TABLES } from '../src/resources.js';
 import { acknowledge, acknowledgeWildcardResource, XRAY_REASON } from './nag.js';
 import { InvalidPropError, requireCoreSettings, requireInt } from './validate.js';
@@ -128,6 +128,12 @@ export class QuoteWatchFunction extends NodejsFunction {
   /** BUILD_SHA (when the build passes one), reported by GET /version: a setting, no access. */
   bindApiConfig(buildSha: string | undefined): this {
     if (buildSha !== undefined) this.addEnvironment('BUILD_SHA', buildSha);
+    return this;
+  }
+
+  /** HISTORY_WRITE_MS, HISTORY_TTL_S: whether (and how often) the worker writes the history /history serves. */
+  bindHistoryConfig(history: HistorySettings): this {
+    for (const [name, value] of Object.entries(historyEnv(history))) this.addEnvironment(name, value);
     return this;
   }
 

@@ -12,8 +12,15 @@ import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { ROUTES, type RouteBinding, type RouteId, routeKey } from '../src/api/routes.js';
-import type { CoreSettings } from '../src/config.js';
+import {
+  type DeployedRouteId,
+  METHOD_NOT_ALLOWED,
+  ROUTES,
+  type RouteBinding,
+  type RouteId,
+  routeKey,
+} from '../src/api/routes.js';
+import { type CoreSettings, DEFAULT_HISTORY, type HistorySettings } from '../src/config.js';
 import { QuoteWatchFunction } from './house-function.js';
 import { InvalidPropError, requireCoreSettings, requireInt } from './validate.js';
 
@@ -24,6 +31,8 @@ export interface PredictionApiProps {
   readonly core: CoreSettings;
   /** Commit the handlers were built from, reported by GET /version. */
   readonly buildSha?: string;
+  /** The worker's history cadence, so /history knows whether there is any. @default DEFAULT_HISTORY */
+  readonly history?: HistorySettings;
   /** Stage-wide throttle: the API is public, this caps what a runaway client can cost. @default 50 rps, burst 100 */
   readonly throttle?: ThrottleSettings;
   /** @default true */
@@ -36,15 +45,18 @@ export interface PredictionApiProps {
 
 /**
  * The public HTTP API built from the route table (src/api/routes.ts): one Lambda function and one route per
- * entry (GET /latest, POST /predict, GET /health, GET /version and GET / for the dashboard page, the same
- * handlers the local gateway serves), with access logs and 5xx / latency alarms.
+ * deployed entry (the same handlers the local gateway serves), an ANY route per path answering 405 with Allow,
+ * access logs and 5xx / latency alarms.
  */
 export class PredictionApi extends Construct {
   readonly api: HttpApi;
   readonly stage: HttpStage;
   readonly accessLogs: LogGroup;
   /** Each route's function, by its id in the route table (e.g. `routeFunctions.Predict`). */
-  readonly routeFunctions: Readonly<Record<RouteId, QuoteWatchFunction>>;
+  /** One function per deployed route (local-only routes have none). */
+  readonly routeFunctions: Readonly<Record<DeployedRouteId, QuoteWatchFunction>>;
+  /** Behind an ANY route on every path: 405 with Allow. */
+  readonly methodNotAllowedFunction: QuoteWatchFunction;
   readonly alarms: Alarm[] = [];
   /** Base URL of the API (the dashboard is served at its root). */
   readonly url: string;
@@ -88,10 +100,13 @@ export class PredictionApi extends Construct {
           return fn.bindLatestTable(props.latestTable);
         case 'modelRegistry':
           return fn.bindModelRegistry(props.modelBucket, props.registryTable);
+        case 'history':
+          return fn.bindHistoryConfig(props.history ?? DEFAULT_HISTORY);
       }
     };
     const functions: Partial<Record<RouteId, QuoteWatchFunction>> = {};
-    for (const route of ROUTES) {
+    const deployed = ROUTES.filter((route) => !route.localOnly);
+    for (const route of deployed) {
       const fn = new QuoteWatchFunction(this, route.id, {
         entry: route.entry,
         description: `${routeKey(route)}: ${route.description}`,
@@ -103,7 +118,7 @@ export class PredictionApi extends Construct {
       for (const binding of route.bindings) bind(fn, binding);
       functions[route.id] = fn;
     }
-    this.routeFunctions = functions as Record<RouteId, QuoteWatchFunction>;
+    this.routeFunctions = functions as Record<DeployedRouteId, QuoteWatchFunction>;
 
     this.api = new HttpApi(this, 'Api', {
       description: 'QuoteWatch prediction API and dashboard',
@@ -122,12 +137,22 @@ export class PredictionApi extends Construct {
     });
     this.url = this.stage.url;
 
-    for (const route of ROUTES) {
+    for (const route of deployed) {
       this.api.addRoutes({
         path: route.path,
         methods: [HttpMethod[route.method]],
-        integration: new HttpLambdaIntegration(`${route.id}Integration`, this.routeFunctions[route.id]),
+        integration: new HttpLambdaIntegration(`${route.id}Integration`, functions[route.id]!),
       });
+    }
+    // Any other method on a known path: 405 with Allow (API Gateway prefers the method routes above).
+    this.methodNotAllowedFunction = new QuoteWatchFunction(this, METHOD_NOT_ALLOWED.id, {
+      entry: METHOD_NOT_ALLOWED.entry,
+      description: METHOD_NOT_ALLOWED.description,
+      memorySize: 128,
+    });
+    const fallback = new HttpLambdaIntegration('MethodNotAllowedIntegration', this.methodNotAllowedFunction);
+    for (const path of new Set(deployed.map((r) => r.path))) {
+      this.api.addRoutes({ path, methods: [HttpMethod.ANY], integration: fallback });
     }
     Validations.of(this.api).acknowledge({
       id: 'AwsSolutions-APIG4',
@@ -158,6 +183,6 @@ export class PredictionApi extends Construct {
   }
 
   get functions(): QuoteWatchFunction[] {
-    return Object.values(this.routeFunctions);
+    return [...Object.values(this.routeFunctions), this.methodNotAllowedFunction];
   }
 }

@@ -37,6 +37,9 @@ export const DEFAULT_PORTS = {
   kinesis: 4567,
   dynamodb: 4568,
   s3: 4569,
+  /** The ingestor's and the worker's ops ports (/metrics, /healthz) under `npm start`. */
+  ingestorOps: 9101,
+  workerOps: 9102,
 } as const;
 
 /** The local exchange simulator's feed (FEED_URL's default). */
@@ -497,6 +500,8 @@ export interface TelemetryConfig {
   flushMs: number;
   /** OPS_PORT: a local HTTP port serving /metrics (Prometheus) and /healthz; 0 = none. */
   opsPort: number;
+  /** METRICS_TARGETS: ops ports (http://host:port, comma-separated) whose metrics the gateway's /metrics adds. */
+  targets: string[];
 }
 
 export function readTelemetryConfig(env: Env = process.env): TelemetryConfig {
@@ -509,5 +514,58 @@ export function readTelemetryConfig(env: Env = process.env): TelemetryConfig {
     ),
     flushMs: read(env, 'METRICS_FLUSH_MS', intMs(1000, 3_600_000), '60000'),
     opsPort: readPort(env, 'OPS_PORT', 0),
+    targets: read(
+      env,
+      'METRICS_TARGETS',
+      z
+        .string()
+        .transform((s) =>
+          s
+            .split(',')
+            .map((t) => t.trim())
+            .filter(Boolean),
+        )
+        .pipe(z.array(z.string().regex(/^https?:\/\/[^/]+$/, 'expected http://host:port entries'))),
+      '',
+    ),
+  };
+}
+
+/**
+ * The dashboard's history (the latest table's "t#" rows, served by GET /history): one row per product every
+ * HISTORY_WRITE_MS of exchange time (0 = off: no rows, and /history answers 404), kept HISTORY_TTL_S.
+ */
+export interface HistorySettings {
+  readonly writeMs: number;
+  readonly ttlS: number;
+}
+
+export const DEFAULT_HISTORY: HistorySettings = { writeMs: 1000, ttlS: 6 * 3600 };
+
+/** The environment that carries history settings to the worker and the API (readHistoryConfig reads it back). */
+export function historyEnv(h: HistorySettings): { HISTORY_WRITE_MS: string; HISTORY_TTL_S: string } {
+  return { HISTORY_WRITE_MS: String(h.writeMs), HISTORY_TTL_S: String(h.ttlS) };
+}
+
+export function readHistoryConfig(env: Env = process.env): HistorySettings {
+  const writeMs = read(env, 'HISTORY_WRITE_MS', intMs(0, 3_600_000), String(DEFAULT_HISTORY.writeMs));
+  if (writeMs > 0 && 3_600_000 % writeMs !== 0) {
+    throw new ConfigError(
+      'HISTORY_WRITE_MS',
+      `${writeMs} must divide one hour evenly (rows on whole multiples)`,
+    );
+  }
+  return {
+    writeMs,
+    ttlS: read(
+      env,
+      'HISTORY_TTL_S',
+      z.coerce
+        .number({ message: 'expected whole seconds' })
+        .int('expected whole seconds')
+        .min(60)
+        .max(30 * 86_400),
+      String(DEFAULT_HISTORY.ttlS),
+    ),
   };
 }

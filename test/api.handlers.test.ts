@@ -10,7 +10,7 @@ import { exportLogisticOnnx } from '../models/export/onnx.js';
 import { type LogisticModel, predictLogistic } from '../models/train/logreg.js';
 import type { HttpApiEventV2, HttpApiResultV2 } from '../src/api/http.js';
 import { latestOf } from '../src/api/latest.js';
-import { parsePredictBody, predict } from '../src/api/predict.js';
+import { type PredictResponse, parsePredictBody, predict } from '../src/api/predict.js';
 import type { FeatureSpec } from '../src/features/types.js';
 import { type Emulators, startEmulators } from '../src/local/emulators.js';
 import { provision } from '../src/local/provision.js';
@@ -473,7 +473,7 @@ describe('predict with a real ONNX model', () => {
     const req = parsePredictBody(
       JSON.stringify({ features: { mid_return_1s: 0.002, spread_bps: 1.5, imbalance_l1: 0.1 } }),
     );
-    const res = await predict(req, deps());
+    const res = (await predict(req, deps())) as PredictResponse;
     expect(res.target).toBe('quote_change_500ms');
     expect(res.modelVersion).toBe('v-a');
     expect(res.probability).toBeCloseTo(predictLogistic(weights, [1.5, 0.1, 0.002]), 5);
@@ -483,7 +483,7 @@ describe('predict with a real ONNX model', () => {
   it("scores a product's latest features and says which tick it scored", async () => {
     const now = Date.now();
     await putLatest(snapshot('BTC-USD', 65010.125, now));
-    const res = await predict(parsePredictBody('{"product":"BTC-USD"}'), deps());
+    const res = (await predict(parsePredictBody('{"product":"BTC-USD"}'), deps())) as PredictResponse;
     const f = snapshot('BTC-USD', 65010.125, now).features;
     expect(res.product).toBe('BTC-USD');
     expect(res.tsUs).toBe(now * 1000);
@@ -508,7 +508,7 @@ describe('predict with a real ONNX model', () => {
     expect(bad(undefined)).toThrow(/request body is required/);
     expect(bad('{"product": ')).toThrow(/not valid JSON/);
     expect(bad('[1,2]')).toThrow(/must be a JSON object/);
-    expect(bad('{}')).toThrow(/exactly one of "product" or "features"/);
+    expect(bad('{}')).toThrow(/exactly one of "product", "features" or "vectors"/);
     expect(bad('{"product":"BTC-USD","features":{}}')).toThrow(/exactly one of/);
     expect(bad('{"product":"btc"}')).toThrow(/product must look like BTC-USD/);
     expect(bad('{"product":"BTC-USD","extra":1}')).toThrow(/extra/);

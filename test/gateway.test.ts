@@ -90,15 +90,22 @@ describe('gateway over the real handlers', () => {
     expect((await bad.json()).error.message).toMatch(/not valid JSON/);
   });
 
-  it('answers 404 for routes that do not exist, and for the wrong method', async () => {
-    for (const [method, path] of [
-      ['GET', '/nope'],
-      ['DELETE', '/latest'],
-      ['GET', '/predict'],
+  it('answers 404 for paths that do not exist, and 405 with Allow for a known path asked with another method', async () => {
+    const res = await fetch(`${gateway.url}/nope`);
+    expect(res.status).toBe(404);
+    expect((await res.json()).error.message).toBe('no route for GET /nope');
+    for (const [method, path, allow] of [
+      ['DELETE', '/latest', 'GET'],
+      ['GET', '/predict', 'POST'],
+      ['PUT', '/history', 'GET'],
     ] as const) {
-      const res = await fetch(`${gateway.url}${path}`, { method });
-      expect(res.status, `${method} ${path}`).toBe(404);
-      expect((await res.json()).error.message).toBe(`no route for ${method} ${path}`);
+      const wrong = await fetch(`${gateway.url}${path}`, { method });
+      expect(wrong.status, `${method} ${path}`).toBe(405);
+      expect(wrong.headers.get('allow')).toBe(allow);
+      expect((await wrong.json()).error).toEqual({
+        code: 'method_not_allowed',
+        message: `${method} is not served on ${path}; use ${allow}`,
+      });
     }
   });
 
@@ -116,7 +123,8 @@ describe('gateway over the real handlers', () => {
 describe('routes from the table (src/api/routes.ts)', () => {
   it('loads a handler for every route of the table, by its entry file', async () => {
     const routes = await loadRoutes();
-    expect(Object.keys(routes).sort()).toEqual(ROUTES.map(routeKey).sort());
+    const anyRoutes = [...new Set(ROUTES.map((r) => `ANY ${r.path}`))];
+    expect(Object.keys(routes).sort()).toEqual([...ROUTES.map(routeKey), ...anyRoutes].sort());
     for (const [key, handler] of Object.entries(routes)) expect(typeof handler, key).toBe('function');
   });
 

@@ -11,7 +11,16 @@ import type { FeatureRow } from '../src/features/types.js';
 import { BUCKETS, TABLES } from '../src/resources.js';
 import { LakeWriteError, LakeWriter } from '../src/storage/lake.js';
 import { LakeReadError, listLakeObjects, readLakeObjects } from '../src/storage/lakeReader.js';
-import { getHistory, getLatest, listLatest, putLatest } from '../src/storage/latest.js';
+import {
+  getHistory,
+  getLatest,
+  type HistoryItem,
+  historyKey,
+  listLatest,
+  putHistory,
+  putHistoryLabel,
+  putLatest,
+} from '../src/storage/latest.js';
 import { decodeFeatureRows, decodeLabelRows } from '../src/storage/parquet.js';
 import { withEmulators } from './support/system.js';
 
@@ -105,7 +114,7 @@ describe('LakeWriter through s3rver', () => {
 });
 
 describe('latest table through dynalite', () => {
-  it('writes latest + history rows and reads them back for the API', async () => {
+  it('writes latest items and history rows (with labels added later) and reads them back for the API', async () => {
     const opts = { client: dynamoClient(local.env), table: TABLES.latest.localName };
     const snap = (product: string, tsUs: number, mid: number) => ({
       product,
@@ -137,9 +146,46 @@ describe('latest table through dynalite', () => {
       ['ETH-USD', 10.5],
       ['BTC-USD', 100.6],
     ]);
-    const history = await getHistory('BTC-USD', T0 / 1000, 10, opts);
-    expect(history.map((h) => h.mid)).toEqual([100.5, 100.6]);
-    expect(history[0]!.expiresAt).toBeGreaterThan(T0 / 1_000_000);
+    expect(await getHistory('BTC-USD', T0 / 1000, T0 / 1000 + 10_000, 10, opts)).toEqual({ items: [] });
+
+    const row = (tsUs: number, mid: number): HistoryItem => ({
+      pk: 'BTC-USD',
+      sk: historyKey(tsUs),
+      tsUs,
+      seq: 7,
+      bestBid: '100',
+      bestAsk: '101',
+      bid: 100,
+      ask: 101,
+      mid,
+      spread: 1,
+      source: 'book',
+      predictions: { quote_change_500ms: { probability: 0.3, modelVersion: 'v1' } },
+      latencyMs: 12,
+      expiresAt: tsUs / 1_000_000 + 3600,
+    });
+    for (let i = 0; i < 5; i++) await putHistory(row(T0 + i * 1_000_000, 100 + i), opts);
+    await putHistoryLabel('BTC-USD', T0 + 1_000_000, 'quote_change_500ms', 1, T0 / 1_000_000 + 3601, opts);
+    await putHistoryLabel('BTC-USD', T0 + 1_000_000, 'vol_spike_60s', 0.91, T0 / 1_000_000 + 3601, opts);
+    const first = await getHistory('BTC-USD', T0 / 1000, T0 / 1000 + 3_000, 2, opts);
+    expect(first.items.map((h) => h.mid)).toEqual([100, 101]);
+    expect(first.items[1]).toMatchObject({
+      label_quote_change_500ms: 1,
+      label_vol_spike_60s: 0.91,
+      expiresAt: row(T0 + 1_000_000, 0).expiresAt,
+    });
+    expect(first.next).toBe(String(T0 / 1000 + 1000));
+    const second = await getHistory('BTC-USD', T0 / 1000, T0 / 1000 + 3_000, 2, {
+      ...opts,
+      afterMs: Number(first.next),
+    });
+    expect(second.items.map((h) => h.mid)).toEqual([102, 103]); // to is inclusive: the row at +3 s is in range
+    expect(second.next).toBeDefined();
+    const third = await getHistory('BTC-USD', T0 / 1000, T0 / 1000 + 3_000, 2, {
+      ...opts,
+      afterMs: Number(second.next),
+    });
+    expect(third).toEqual({ items: [] });
   });
 });
 

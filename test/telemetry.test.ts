@@ -117,7 +117,11 @@ describe('Telemetry', () => {
   });
 
   it('METRICS_SINK, METRICS_FLUSH_MS and OPS_PORT are read and checked in src/config.ts', () => {
-    expect(readTelemetryConfig({})).toEqual({ sink: 'none', flushMs: 60_000, opsPort: 0 });
+    expect(readTelemetryConfig({})).toEqual({ sink: 'none', flushMs: 60_000, opsPort: 0, targets: [] });
+    expect(
+      readTelemetryConfig({ METRICS_TARGETS: 'http://127.0.0.1:9001, http://127.0.0.1:9002' }).targets,
+    ).toEqual(['http://127.0.0.1:9001', 'http://127.0.0.1:9002']);
+    expect(() => readTelemetryConfig({ METRICS_TARGETS: 'localhost:9001' })).toThrow(/METRICS_TARGETS/);
     expect(readTelemetryConfig({ AWS_LAMBDA_FUNCTION_NAME: 'f' }).sink).toBe('emf');
     expect(() => readTelemetryConfig({ METRICS_SINK: 'statsd' })).toThrow(ConfigError);
   });

@@ -142,24 +142,25 @@ describe('a worker starting late on a running stream', () => {
       const ref = firstRef.get(product)!;
       // Ticks up to the snapshot's exchange time do not include it (an event at t belongs to the next tick).
       const fromBook = (tsUs: number) => tsUs > ref.exchUs;
-      await until(`${product}: a tick from the book of its first periodic snapshot`, async () => {
-        const l = await getLatest(product, store);
-        return l && fromBook(l.tsUs) ? l : undefined;
-      });
-      const history = await getHistory(product, 0, 10_000, store);
+      const latest = await until(
+        `${product}: a tick from the book of its first periodic snapshot`,
+        async () => {
+          const l = await getLatest(product, store);
+          return l && fromBook(l.tsUs) ? l : undefined;
+        },
+      );
+      // From the snapshot on the quote is the full book (three levels a side).
+      expect(latest.bids).toHaveLength(3);
+      expect(latest.asks).toHaveLength(3);
+      // The history rows (one a second of exchange time) tell where each tick's quote came from.
+      const { items: history } = await getHistory(product, 0, Date.now() + 3_600_000, 1000, store);
       expect(history.length).toBeGreaterThan(0);
       for (const snap of history) {
         expectSimulatorTop(fixture.sim, product, snap.seq, snap.bestBid, snap.bestAsk);
         // Before its first snapshot the worker has no book: the quote comes from the ticker, flagged as such.
-        // From the snapshot on it is the full book (three levels a side).
-        expect(snap.features.source_is_ticker, `source at ${snap.tsUs}`).toBe(fromBook(snap.tsUs) ? 0 : 1);
-        if (fromBook(snap.tsUs)) {
-          expect(snap.bids).toHaveLength(3);
-          expect(snap.asks).toHaveLength(3);
-        }
+        expect(snap.source, `source at ${snap.tsUs}`).toBe(fromBook(snap.tsUs) ? 'book' : 'ticker');
       }
-      // Served within one snapshot interval of event time (latest items are written once per batch, not per
-      // tick, so the first one may be a few ticks later than the snapshot).
+      // Served within one snapshot interval of event time (history rows come once a second of exchange time).
       const firstFromBook = history.find((h) => fromBook(h.tsUs))!;
       expect(firstFromBook.tsUs - ref.exchUs).toBeLessThan(SNAPSHOT_INTERVAL_MS * 1000);
     }

@@ -13,13 +13,14 @@ import {
   readConsumerConfig,
   readCoreConfig,
   readFeatureConfig,
+  readHistoryConfig,
   readResourceNames,
   readWorkerConfig,
 } from '../../src/config.js';
 import { componentLogger, describeError } from '../../src/log.js';
 import { ActiveModels } from '../../src/model/serving.js';
 import { registrySource } from '../../src/model/source.js';
-import { putLatest } from '../../src/storage/latest.js';
+import { putHistory, putHistoryLabel, putLatest } from '../../src/storage/latest.js';
 import { componentTelemetry } from '../../src/telemetry/setup.js';
 import { consumerOptionsFrom, KinesisConsumer, startPositionFrom } from '../../src/worker/consumer.js';
 import { kinesisFeaturesPublisher } from '../../src/worker/sinks/featuresStream.js';
@@ -35,6 +36,8 @@ const s3 = s3Client();
 const dynamo = dynamoClient();
 
 const kinesis = kinesisClient();
+const history = orExit(() => readHistoryConfig());
+const latestStore = { client: dynamo, table: names.latestTable };
 let stopping = false;
 let batches = 0;
 let lastBatchAt = Date.now();
@@ -68,7 +71,13 @@ const worker = new Worker({
   lakeBucket: names.lakeBucket,
   objectTicks: tuning.lakeObjectTicks,
   models: () => models.served(),
-  writeLatest: (snap) => putLatest(snap, { client: dynamo, table: names.latestTable }),
+  writeLatest: (snap) => putLatest(snap, latestStore),
+  history: {
+    ...history,
+    put: (item) => putHistory(item, latestStore),
+    label: (product, tsUs, target, value, expiresAt) =>
+      putHistoryLabel(product, tsUs, target, value, expiresAt, latestStore),
+  },
   onLatestAck: (_product, ms) => void latencies.push(ms),
   now: () => Date.now(),
   log,

@@ -9,36 +9,10 @@
  * failure.
  */
 import type { LatestSnapshot } from '../storage/latest.js';
+import type { HealthReportView } from './schemas.js';
 
-export interface ProductHealth {
-  product: string;
-  ageMs: number;
-}
-
-export interface FeedHealth {
-  status: 'ok' | 'degraded';
-  /** The snapshot the stats were read from. */
-  product: string;
-  messagesPerS: number;
-  reconnects: number;
-  resyncs: number;
-  /** Now minus the ingestor's last heartbeat, null when it has received none. */
-  heartbeatAgeMs: number | null;
-  /** Now minus the time the ingestor published these stats. */
-  statsAgeMs: number;
-}
-
-export interface HealthReport {
-  status: 'ok' | 'degraded';
-  checkedAtMs: number;
-  dynamodb: 'ok' | 'unreachable';
-  /** Age of the newest snapshot across products, null when there is none. */
-  newestAgeMs: number | null;
-  staleAfterMs: number;
-  products: ProductHealth[];
-  feed: FeedHealth | null;
-  reasons: string[];
-}
+export type HealthReport = HealthReportView;
+export type FeedHealth = NonNullable<HealthReport['feed']>;
 
 export interface HealthDeps {
   listLatest: () => Promise<LatestSnapshot[]>;

@@ -1,25 +1,14 @@
 /**
  * /latest: the newest snapshot per product as the worker wrote it to the latest table.
  */
-import { z } from 'zod';
-import { PRODUCT_ID_PATTERN } from '../config.js';
 import type { LatestSnapshot } from '../storage/latest.js';
 import { getLatest, listLatest } from '../storage/latest.js';
 import { BadRequestError, DependencyError, NotFoundError } from './errors.js';
+import { type LatestListView, LatestQuery, type SnapshotView } from './schemas.js';
 
-/** A snapshot as served: the table keys and TTL are storage details, `ageMs` is added at read time. */
-export type LatestView = Omit<LatestSnapshot, 'pk' | 'sk' | 'expiresAt'> & { ageMs: number };
-
-export interface LatestList {
-  products: LatestView[];
-  serverTimeMs: number;
-}
-
-const productParam = z
-  .string()
-  .regex(PRODUCT_ID_PATTERN, 'product must look like BTC-USD (upper case BASE-QUOTE)');
-
-export const LatestQuery = z.object({ product: productParam.optional() });
+/** A snapshot as served (schemas.ts Snapshot): the table keys and TTL are storage details, `ageMs` is added at read time. */
+export type LatestView = SnapshotView;
+export type LatestList = LatestListView;
 
 export function parseLatestQuery(query: Record<string, string> | undefined): { product?: string } {
   const parsed = LatestQuery.safeParse(query ?? {});

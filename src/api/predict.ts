@@ -2,48 +2,26 @@
  * /predict: score either a product's latest features or caller-supplied features with the active model of
  * the requested target (default quote_change_500ms).
  */
-import { z } from 'zod';
-import { PRODUCT_ID_PATTERN } from '../config.js';
 import { ModelUnavailableError } from '../model/serving.js';
-import { type LoadedModel, TARGETS, type Target } from '../model/types.js';
+import type { LoadedModel, Target } from '../model/types.js';
 import type { LatestSnapshot } from '../storage/latest.js';
+import { API } from '../telemetry/catalog.js';
+import type { Telemetry } from '../telemetry/telemetry.js';
 import { BadRequestError, DependencyError } from './errors.js';
+import {
+  type PredictAnswer,
+  PredictBatch,
+  type PredictBatchAnswer,
+  PredictByFeatures,
+  PredictByProduct,
+  type PredictRequestBody,
+} from './schemas.js';
 
 /** The target scored when the request names none (the API's first and original target). */
 export const PREDICT_TARGET: Target = 'quote_change_500ms';
 
-const targetField = z
-  .string({ message: `target must be a string, one of: ${TARGETS.join(', ')}` })
-  .refine((t): t is Target => (TARGETS as readonly string[]).includes(t), {
-    message: `target must be one of: ${TARGETS.join(', ')}`,
-  })
-  .transform((t) => t as Target)
-  .optional();
-
-const ByProduct = z.strictObject({
-  product: z
-    .string({ message: 'product must be a string like "BTC-USD"' })
-    .regex(PRODUCT_ID_PATTERN, 'product must look like BTC-USD (upper case BASE-QUOTE)'),
-  target: targetField,
-});
-const ByFeatures = z.strictObject({
-  features: z.record(z.string(), z.number({ message: 'each feature value must be a finite number' }), {
-    message: 'features must be an object of {"name": number}',
-  }),
-  target: targetField,
-});
-
-export type PredictRequest = z.infer<typeof ByProduct> | z.infer<typeof ByFeatures>;
-
-export interface PredictResponse {
-  target: Target;
-  modelVersion: string;
-  probability: number;
-  /** vol_spike_60s: the model's τ in bps (a spike is forward 60 s realized volatility above it). */
-  threshold?: number;
-  product?: string;
-  tsUs?: number;
-}
+export type PredictRequest = PredictRequestBody;
+export type PredictResponse = PredictAnswer;
 
 /** The target a parsed request asks for. */
 export function requestTarget(req: PredictRequest): Target {
@@ -54,7 +32,8 @@ export function requestTarget(req: PredictRequest): Target {
 export function parsePredictBody(text: string | undefined): PredictRequest {
   if (text === undefined || text.trim() === '')
     throw new BadRequestError(
-      'request body is required: {"product": "BTC-USD"} or {"features": {...}}, optionally with "target"',
+      'request body is required: {"product": "BTC-USD"}, {"features": {...}} or {"vectors": [{...}, ...]}, ' +
+        'optionally with "target"',
     );
   let raw: unknown;
   try {
@@ -63,13 +42,19 @@ export function parsePredictBody(text: string | undefined): PredictRequest {
     throw new BadRequestError(`request body is not valid JSON: ${(cause as Error).message}`, { cause });
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
-    throw new BadRequestError('request body must be a JSON object: {"product": ...} or {"features": {...}}');
+    throw new BadRequestError(
+      'request body must be a JSON object: {"product": ...}, {"features": {...}} or {"vectors": [...]}',
+    );
   // Pick the schema by key so the error talks about the shape the caller meant.
-  const hasProduct = 'product' in raw;
-  const hasFeatures = 'features' in raw;
-  if (hasProduct === hasFeatures)
-    throw new BadRequestError('request body needs exactly one of "product" or "features"');
-  const parsed = (hasProduct ? ByProduct : ByFeatures).safeParse(raw);
+  const shapes = [
+    ['product', PredictByProduct],
+    ['features', PredictByFeatures],
+    ['vectors', PredictBatch],
+  ] as const;
+  const given = shapes.filter(([key]) => key in raw);
+  if (given.length !== 1)
+    throw new BadRequestError('request body needs exactly one of "product", "features" or "vectors"');
+  const parsed = given[0]![1].safeParse(raw);
   if (!parsed.success) {
     const why = parsed.error.issues
       .map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message))
@@ -80,7 +65,7 @@ export function parsePredictBody(text: string | undefined): PredictRequest {
 }
 
 /** Orders named values by the model's feature spec; unknown or missing names are listed in the error. */
-export function featureVector(model: LoadedModel, values: Record<string, number>): Float32Array {
+export function featureVector(model: LoadedModel, values: Record<string, number>, where = ''): Float32Array {
   const names = model.spec.features.map((f) => f.name);
   const known = new Set(names);
   const unknown = Object.keys(values).filter((n) => !known.has(n));
@@ -89,7 +74,9 @@ export function featureVector(model: LoadedModel, values: Record<string, number>
   if (unknown.length) problems.push(`unknown feature names: ${unknown.join(', ')}`);
   if (missing.length) problems.push(`missing features: ${missing.join(', ')}`);
   if (problems.length)
-    throw new BadRequestError(`${problems.join('; ')} (model ${model.version} expects: ${names.join(', ')})`);
+    throw new BadRequestError(
+      `${where}${problems.join('; ')} (model ${model.version} expects: ${names.join(', ')})`,
+    );
   return Float32Array.from(names, (n) => values[n]!);
 }
 
@@ -97,9 +84,14 @@ export interface PredictDeps {
   /** The active model of a target (ActiveModels.get, src/model/serving.ts). */
   model: (target: Target) => Promise<LoadedModel>;
   latest: (product: string) => Promise<Pick<LatestSnapshot, 'product' | 'tsUs' | 'features'>>;
+  telemetry?: Telemetry;
 }
 
-export async function predict(req: PredictRequest, deps: PredictDeps): Promise<PredictResponse> {
+/** Scores a request: one product's latest features, one vector, or a batch in ONE model run. */
+export async function predict(
+  req: PredictRequest,
+  deps: PredictDeps,
+): Promise<PredictResponse | PredictBatchAnswer> {
   const target = requestTarget(req);
   const model = await deps.model(target).catch((cause: unknown) => {
     if (cause instanceof ModelUnavailableError)
@@ -111,11 +103,18 @@ export async function predict(req: PredictRequest, deps: PredictDeps): Promise<P
     modelVersion: model.version,
     ...(model.threshold !== undefined ? { threshold: model.threshold } : {}),
   };
-  if ('features' in req) return { ...about, probability: await score(model, req.features) };
+  if ('vectors' in req) {
+    const rows = new Float32Array(req.vectors.length * model.spec.features.length);
+    req.vectors.forEach((v, i) => {
+      rows.set(featureVector(model, v, `vectors.${i}: `), i * model.spec.features.length);
+    });
+    return { ...about, probabilities: Array.from(await run(model, rows, req.vectors.length, deps)) };
+  }
+  if ('features' in req) return { ...about, probability: await score(model, req.features, deps) };
   const snap = await deps.latest(req.product);
   let probability: number;
   try {
-    probability = await score(model, snap.features);
+    probability = await score(model, snap.features, deps);
   } catch (err) {
     // The worker's features not matching the model is a deployment mismatch, not the caller's fault.
     if (err instanceof BadRequestError)
@@ -124,18 +123,25 @@ export async function predict(req: PredictRequest, deps: PredictDeps): Promise<P
       });
     throw err;
   }
-  return {
-    ...about,
-    probability,
-    product: snap.product,
-    tsUs: snap.tsUs,
-  };
+  return { ...about, probability, product: snap.product, tsUs: snap.tsUs };
 }
 
-async function score(model: LoadedModel, values: Record<string, number>): Promise<number> {
-  const row = featureVector(model, values);
-  const out = await model.predict(row, 1);
-  const p = out[0];
-  if (p === undefined || !Number.isFinite(p)) throw new Error(`model ${model.version} returned ${p}`);
-  return p;
+async function score(model: LoadedModel, values: Record<string, number>, deps: PredictDeps): Promise<number> {
+  const [p] = await run(model, featureVector(model, values), 1, deps);
+  return p!;
+}
+
+/** One model run, timed and counted (ApiPredictionMs, ApiPredictions); every probability must be finite. */
+async function run(
+  model: LoadedModel,
+  rows: Float32Array,
+  n: number,
+  deps: PredictDeps,
+): Promise<Float32Array> {
+  const started = performance.now();
+  const out = await model.predict(rows, n);
+  deps.telemetry?.timing(API.predictionMs, performance.now() - started, { Target: model.target });
+  deps.telemetry?.count(API.predictions, n, { Target: model.target, ModelVersion: model.version });
+  for (const p of out) if (!Number.isFinite(p)) throw new Error(`model ${model.version} returned ${p}`);
+  return out;
 }

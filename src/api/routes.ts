@@ -12,8 +12,9 @@
  * - `api`: BUILD_SHA (when the build passes one)
  * - `latestTable`: LATEST_TABLE + read access
  * - `modelRegistry`: MODEL_URI, MODEL_BUCKET, REGISTRY_TABLE + read access
+ * - `history`: HISTORY_WRITE_MS, HISTORY_TTL_S (whether the worker writes history rows)
  */
-export type RouteBinding = 'core' | 'api' | 'latestTable' | 'modelRegistry';
+export type RouteBinding = 'core' | 'api' | 'latestTable' | 'modelRegistry' | 'history';
 
 export interface RouteDef<Id extends string = string> {
   readonly method: 'GET' | 'POST';
@@ -33,6 +34,8 @@ export interface RouteDef<Id extends string = string> {
   readonly onnxRuntime?: boolean;
   /** Loaders the entry needs by file extension: esbuild's for the bundle, the gateway's equivalent locally. */
   readonly loader?: Readonly<Record<string, 'text'>>;
+  /** Served by the local gateway only (deployed, what it shows lives in CloudWatch): no function, no route. */
+  readonly localOnly?: boolean;
 }
 
 const TABLE = [
@@ -73,6 +76,48 @@ const TABLE = [
     bindings: ['api', 'core', 'modelRegistry'],
   },
   {
+    method: 'GET',
+    path: '/history',
+    id: 'History',
+    entry: 'lambdas/history.ts',
+    description: "a product's recent series: quote, probabilities, matured labels, quality, feed, latency",
+    bindings: ['api', 'core', 'latestTable', 'history'],
+  },
+  {
+    method: 'GET',
+    path: '/models',
+    id: 'Models',
+    entry: 'lambdas/models.ts',
+    description: 'active and recent model versions with their metrics and run records',
+    bindings: ['api', 'core', 'modelRegistry'],
+  },
+  {
+    method: 'GET',
+    path: '/models/report',
+    id: 'ModelReport',
+    entry: 'lambdas/modelReport.ts',
+    description: "the HTML report of a version's training run",
+    bindings: ['api', 'core', 'modelRegistry'],
+  },
+  {
+    method: 'GET',
+    path: '/openapi.json',
+    id: 'OpenApi',
+    entry: 'lambdas/openapi.ts',
+    description: 'this API as an OpenAPI 3.1 document',
+    bindings: [],
+  },
+  {
+    // Prometheus text of every local component (their ops ports, METRICS_TARGETS) and the gateway itself.
+    method: 'GET',
+    path: '/metrics',
+    id: 'Metrics',
+    entry: 'lambdas/metrics.ts',
+    description: 'Prometheus metrics of the local components',
+    bindings: [],
+    localOnly: true,
+  },
+  {
     // One self-contained HTML page, inlined by the text loader: the dashboard and the API share one origin
     // (no CORS, no public bucket, no CloudFront for a single page).
     method: 'GET',
@@ -87,8 +132,25 @@ const TABLE = [
 ] as const satisfies readonly RouteDef[];
 
 export type RouteId = (typeof TABLE)[number]['id'];
+/** The routes that get a function and an API route when deployed. */
+export type DeployedRouteId = Exclude<(typeof TABLE)[number], { localOnly: true }>['id'];
 
 export const ROUTES: readonly RouteDef<RouteId>[] = TABLE;
+
+/**
+ * Answers a known path asked with a method it does not serve: 405 with `Allow`. Deployed, one function behind an
+ * `ANY <path>` route per path (API Gateway prefers the method routes); locally, the gateway's fallback.
+ */
+export const METHOD_NOT_ALLOWED = {
+  id: 'MethodNotAllowed',
+  entry: 'lambdas/methodNotAllowed.ts',
+  description: 'a known path asked with another method: 405 with Allow',
+} as const;
+
+/** The methods `path` is served with, in table order; empty for an unknown path. */
+export function allowedMethods(path: string, routes: readonly RouteDef[] = ROUTES): string[] {
+  return routes.filter((r) => r.path === path).map((r) => r.method);
+}
 
 /** "GET /latest": the key of a route in an HTTP API's route table. */
 export function routeKey(route: Pick<RouteDef, 'method' | 'path'>): string {

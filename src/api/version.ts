@@ -4,14 +4,9 @@
 import pkg from '../../package.json' with { type: 'json' };
 import { TARGETS, type Target } from '../model/types.js';
 import { DependencyError } from './errors.js';
+import type { VersionInfoView } from './schemas.js';
 
-export interface VersionInfo {
-  app: string;
-  version: string;
-  buildSha: string | null;
-  /** Active model version per target, null when none is active. */
-  models: Record<Target, string | null>;
-}
+export type VersionInfo = VersionInfoView;
 
 export const APP_VERSION: string = pkg.version;
 

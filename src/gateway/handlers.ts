@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import module from 'node:module';
 import { resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { ROUTES, type RouteDef, routeKey } from '../api/routes.js';
+import { METHOD_NOT_ALLOWED, ROUTES, type RouteDef, routeKey } from '../api/routes.js';
 import { QuoteWatchError } from '../errors.js';
 import type { RouteHandler, RouteTable } from './server.js';
 
@@ -27,24 +27,32 @@ export class RouteLoadError extends QuoteWatchError {
   }
 }
 
-/** Imports every route's handler module (in table order, as the stack deploys them) into a route-key table. */
+/**
+ * Imports every route's handler module (in table order, as the stack deploys them) into a route-key table, and
+ * the 405 handler under `ANY <path>` of every path, as the deployed API routes the other methods.
+ */
 export async function loadRoutes(routes: readonly RouteDef[] = ROUTES): Promise<RouteTable> {
   const table: RouteTable = {};
   for (const route of routes) {
     const key = routeKey(route);
     for (const [extension, loader] of Object.entries(route.loader ?? {})) useLoader(key, extension, loader);
-    let loaded: { handler?: unknown };
-    try {
-      loaded = await import(pathToFileURL(resolve(REPO_ROOT, route.entry)).href);
-    } catch (err) {
-      throw new RouteLoadError(key, `cannot load ${route.entry}: ${(err as Error).message}`, { cause: err });
-    }
-    if (typeof loaded.handler !== 'function') {
-      throw new RouteLoadError(key, `${route.entry} exports no handler function`);
-    }
-    table[key] = loaded.handler as RouteHandler;
+    table[key] = await loadHandler(key, route.entry);
   }
+  const fallback = await loadHandler(METHOD_NOT_ALLOWED.id, METHOD_NOT_ALLOWED.entry);
+  for (const route of routes) table[`ANY ${route.path}`] = fallback;
   return table;
+}
+
+async function loadHandler(key: string, entry: string): Promise<RouteHandler> {
+  let loaded: { handler?: unknown };
+  try {
+    loaded = await import(pathToFileURL(resolve(REPO_ROOT, entry)).href);
+  } catch (err) {
+    throw new RouteLoadError(key, `cannot load ${entry}: ${(err as Error).message}`, { cause: err });
+  }
+  if (typeof loaded.handler !== 'function')
+    throw new RouteLoadError(key, `${entry} exports no handler function`);
+  return loaded.handler as RouteHandler;
 }
 
 /** What esbuild's text loader makes of a file: a module whose default export is the file's text. */

@@ -159,11 +159,13 @@ export function createGateway(opts: GatewayOptions): Server {
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const method = (req.method ?? 'GET').toUpperCase();
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
-    const routeKey = `${method} ${path}`;
+    // A method route first, then the path's ANY route, as API Gateway matches.
+    const exact = `${method} ${path}`;
+    const routeKey = opts.routes[exact] ? exact : `ANY ${path}`;
     const handler = opts.routes[routeKey];
     if (!handler) {
       req.resume();
-      sendJson(res, 404, 'not_found', `no route for ${routeKey}`);
+      sendJson(res, 404, 'not_found', `no route for ${exact}`);
       return;
     }
     let body: Buffer;

@@ -37,7 +37,9 @@ export interface SystemOptions {
   live?: boolean;
   /** Every port (emulators, simulator, gateway) picked free: for tests running next to each other. */
   freePorts?: boolean;
-  ports?: Partial<Record<'kinesis' | 'dynamodb' | 's3' | 'simulator' | 'gateway', number>>;
+  ports?: Partial<
+    Record<'kinesis' | 'dynamodb' | 's3' | 'simulator' | 'gateway' | 'ingestorOps' | 'workerOps', number>
+  >;
   /** The components to run (default all; without the simulator when live). */
   components?: ComponentName[];
   /** Replacement entry files (absolute, or relative to the repository root), e.g. stand-ins in tests. */
@@ -242,6 +244,14 @@ export async function startSystem(options: SystemOptions): Promise<System> {
   };
   const simulatorPort = await pick('simulator', DEFAULT_PORTS.simulator);
   const gatewayPort = await pick('gateway', DEFAULT_PORTS.gateway);
+  const opsPorts = {
+    ingestor: await pick('ingestorOps', DEFAULT_PORTS.ingestorOps),
+    worker: await pick('workerOps', DEFAULT_PORTS.workerOps),
+  };
+  // The gateway's /metrics adds the ops ports of the components that run here.
+  const metricsTargets = (['ingestor', 'worker'] as const)
+    .filter((n) => names.includes(n))
+    .map((n) => `http://127.0.0.1:${opsPorts[n]}`);
 
   say(`[supervisor] starting emulators (data in ${dataDir})`);
   const emulators = await startEmulators({ dataDir, ports: emulatorPorts, log: say });
@@ -280,10 +290,12 @@ export async function startSystem(options: SystemOptions): Promise<System> {
     // Listening ports go only to their own component (src/config.ts: PORT, SIM_PORT).
     const own: Record<string, string> =
       name === 'gateway'
-        ? { PORT: String(gatewayPort) }
+        ? { PORT: String(gatewayPort), METRICS_TARGETS: metricsTargets.join(',') }
         : name === 'simulator'
           ? { SIM_PORT: String(simulatorPort) }
-          : {};
+          : name === 'ingestor' || name === 'worker'
+            ? { OPS_PORT: String(opsPorts[name]) }
+            : {};
     const defaults = name === 'worker' ? { ...LOCAL_TUNING, WORKER_ID: LOCAL_WORKER_ID } : LOCAL_TUNING;
     return new Component(
       name,

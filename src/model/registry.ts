@@ -13,7 +13,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GetObjectCommand, NoSuchKey, PutObjectCommand } from '@aws-sdk/client-s3';
-import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { dynamoClient, s3Client } from '../aws/clients.js';
 import { isConditionFailure } from '../aws/errors.js';
 import { readCoreConfig, readResourceNames } from '../config.js';
@@ -198,6 +198,48 @@ export async function isPublished(target: string, version: string, env: Env = pr
     }),
   );
   return out.Item !== undefined;
+}
+
+export interface PublishedVersion {
+  version: string;
+  publishedAt: string | null;
+}
+
+/** The published versions of `target`, newest first (at most `limit`), from the registry table's rows. */
+export async function listVersions(
+  target: string,
+  limit = 20,
+  env: Env = process.env,
+): Promise<PublishedVersion[]> {
+  checkTarget(target);
+  const out = await dynamoClient(env).send(
+    new QueryCommand({
+      TableName: readResourceNames(env).registryTable,
+      KeyConditionExpression: 'pk = :t AND begins_with(sk, :v)',
+      ExpressionAttributeValues: { ':t': target, ':v': 'v#' },
+    }),
+  );
+  return (out.Items ?? [])
+    .map((i) => ({
+      version: String(i.version),
+      publishedAt: typeof i.publishedAt === 'string' ? i.publishedAt : null,
+    }))
+    .sort(
+      (a, b) =>
+        (b.publishedAt ?? '').localeCompare(a.publishedAt ?? '') || b.version.localeCompare(a.version),
+    )
+    .slice(0, limit);
+}
+
+/** A version's file if it exists (records training may or may not have left), undefined when absent. */
+export async function findVersionFile(
+  target: string,
+  version: string,
+  file: string,
+  env: Env = process.env,
+): Promise<Uint8Array | undefined> {
+  const { bucket, prefix } = s3Location(env);
+  return getObject(env, bucket, objectKey(prefix, target, version, file));
 }
 
 /** One file of a version (a model file, or a record training left beside them); a RegistryError when absent. */

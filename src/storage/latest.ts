@@ -1,6 +1,7 @@
 /**
- * The latest table: one "latest" item per product (what /latest serves) plus short-lived history rows
- * "t#<epoch ms>" for the dashboard chart. The worker writes, the API lambdas read.
+ * The latest table: one "latest" item per product (what /latest serves) plus the dashboard's history rows
+ * "t#<epoch ms>" (HistoryItem, one per HISTORY_WRITE_MS, expiring after HISTORY_TTL_S). The worker writes, the
+ * API lambdas read.
  */
 
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
@@ -10,6 +11,7 @@ import {
   GetCommand,
   PutCommand,
   QueryCommand,
+  UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { dynamoClient } from '../aws/clients.js';
 import { readCoreConfig, readResourceNames } from '../config.js';
@@ -53,9 +55,6 @@ export interface LatestStoreOptions {
   table?: string;
 }
 
-/** How long a history row lives (TTL when deployed; locally nothing expires them). */
-export const HISTORY_TTL_S = 3600;
-
 export class LatestStoreError extends QuoteWatchError {}
 
 let defaultClient: DynamoDBDocumentClient | undefined;
@@ -70,26 +69,15 @@ export function historyKey(tsUs: number): `t#${string}` {
   return `t#${String(Math.floor(tsUs / 1000)).padStart(14, '0')}`;
 }
 
-/**
- * Writes the snapshot as the product's "latest" item and as a history row with expiresAt.
- * `snapshot` may carry any sk; both keys are set here.
- */
+/** Writes the snapshot as the product's "latest" item (what /latest serves). */
 export async function putLatest(
   snapshot: Omit<LatestSnapshot, 'pk' | 'sk' | 'expiresAt'>,
   opts: LatestStoreOptions = {},
 ): Promise<void> {
   const { client, table } = resolve(opts);
   const latest: LatestSnapshot = { ...snapshot, pk: snapshot.product, sk: 'latest' };
-  const history: LatestSnapshot = {
-    ...latest,
-    sk: historyKey(snapshot.tsUs),
-    expiresAt: Math.floor(snapshot.tsUs / 1_000_000) + HISTORY_TTL_S,
-  };
   try {
-    await Promise.all([
-      client.send(new PutCommand({ TableName: table, Item: latest })),
-      client.send(new PutCommand({ TableName: table, Item: history })),
-    ]);
+    await client.send(new PutCommand({ TableName: table, Item: latest }));
   } catch (cause) {
     throw new LatestStoreError(`writing latest snapshot of ${snapshot.product} to ${table} failed`, {
       cause,
@@ -142,24 +130,109 @@ export async function listLatest(
   return products.flatMap((p) => found.get(p) ?? []);
 }
 
-/** History rows of `product` with tick time >= sinceMs, oldest first (at most `limit`). */
+/**
+ * One row of the dashboard's history: a tick every HISTORY_WRITE_MS of exchange time (readHistoryConfig), what
+ * the charts draw — quote, probabilities with their model, matured labels (added when they mature), live quality,
+ * feed health and latency. Compact on purpose: a product writes one a second.
+ */
+export interface HistoryItem {
+  pk: string; // product
+  sk: `t#${string}`;
+  tsUs: number;
+  seq: number;
+  bestBid: string;
+  bestAsk: string;
+  bid: number;
+  ask: number;
+  mid: number;
+  spread: number;
+  /** Where the quote came from: the L2 book, or the ticker before the first snapshot (no L2 data). */
+  source: 'book' | 'ticker';
+  predictions: Record<string, { probability: number; modelVersion: string; threshold?: number }>;
+  /** Matured labels of this tick, one attribute per target (labelAttribute): the vol label is the forward
+   * volatility in bps, a spike is above the row's τ. */
+  [label: `label_${string}`]: number;
+  quality?: LatestSnapshot['quality'];
+  feed?: { messagesPerS: number; reconnects: number; resyncs: number; heartbeatAgeMs: number | null };
+  latencyMs: number;
+  /** Epoch seconds: DynamoDB's TTL attribute. */
+  expiresAt: number;
+}
+
+/** Writes a history row. */
+export async function putHistory(item: HistoryItem, opts: LatestStoreOptions = {}): Promise<void> {
+  const { client, table } = resolve(opts);
+  try {
+    await client.send(new PutCommand({ TableName: table, Item: item }));
+  } catch (cause) {
+    throw new LatestStoreError(`writing history of ${item.pk} to ${table} failed`, { cause });
+  }
+}
+
+/** The attribute a matured label of `target` is stored under in its tick's history row. */
+export const labelAttribute = (target: string) => `label_${target}` as const;
+
+/**
+ * Adds a matured label to the history row of its tick: one attribute per target, so it is a single write (a
+ * row not written yet gets just the label and its expiry).
+ */
+export async function putHistoryLabel(
+  product: string,
+  tsUs: number,
+  target: string,
+  value: number,
+  expiresAt: number,
+  opts: LatestStoreOptions = {},
+): Promise<void> {
+  const { client, table } = resolve(opts);
+  try {
+    await client.send(
+      new UpdateCommand({
+        TableName: table,
+        Key: { pk: product, sk: historyKey(tsUs) },
+        UpdateExpression: 'SET #label = :value, expiresAt = if_not_exists(expiresAt, :exp)',
+        ExpressionAttributeNames: { '#label': labelAttribute(target) },
+        ExpressionAttributeValues: { ':value': value, ':exp': expiresAt },
+      }),
+    );
+  } catch (cause) {
+    throw new LatestStoreError(`writing a label of ${product} to ${table} failed`, { cause });
+  }
+}
+
+export interface HistoryPageResult {
+  items: HistoryItem[];
+  /** The sort key to continue after, when more rows are in range. */
+  next?: string;
+}
+
+/**
+ * History rows of `product` with tick time in [fromMs, toMs], oldest first, at most `limit`, after the row whose
+ * tick is `afterMs` when given (paging).
+ */
 export async function getHistory(
   product: string,
-  sinceMs: number,
+  fromMs: number,
+  toMs: number,
   limit = 600,
-  opts: LatestStoreOptions = {},
-): Promise<LatestSnapshot[]> {
+  opts: LatestStoreOptions & { afterMs?: number } = {},
+): Promise<HistoryPageResult> {
   const { client, table } = resolve(opts);
+  const startMs = opts.afterMs !== undefined ? opts.afterMs + 1 : fromMs;
+  if (startMs > toMs) return { items: [] };
+  const from = historyKey(startMs * 1000);
   try {
     const out = await client.send(
       new QueryCommand({
         TableName: table,
         KeyConditionExpression: 'pk = :p AND sk BETWEEN :from AND :to',
-        ExpressionAttributeValues: { ':p': product, ':from': historyKey(sinceMs * 1000), ':to': 't#~' },
+        ExpressionAttributeValues: { ':p': product, ':from': from, ':to': historyKey(toMs * 1000) },
         Limit: limit,
       }),
     );
-    return (out.Items ?? []) as LatestSnapshot[];
+    const items = (out.Items ?? []) as HistoryItem[];
+    const last = out.LastEvaluatedKey?.sk;
+    return { items, ...(typeof last === 'string' ? { next: String(Number(last.slice(2))) } : {}) };
   } catch (cause) {
     throw new LatestStoreError(`reading history of ${product} from ${table} failed`, { cause });
   }

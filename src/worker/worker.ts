@@ -3,8 +3,8 @@
  * src/worker/decode.ts):
  *
  *   de-duplicate (dedup.ts) -> book & features (market.ts) -> score (score.ts) -> live quality (quality.ts)
- *     -> sinks: latest snapshot (sinks/latest.ts), Parquet lake (src/storage/lake.ts),
- *               features stream (sinks/featuresStream.ts)
+ *     -> sinks: latest snapshot (sinks/latest.ts), history rows (sinks/history.ts), Parquet lake
+ *               (src/storage/lake.ts), features stream (sinks/featuresStream.ts)
  *
  * This module only wires them and keeps the per-shard state: the shard's lake writer, the replay positions of
  * its products and the raw rows not yet handed to the lake. Crash recovery (recovery.ts) saves that state after
@@ -32,6 +32,7 @@ import {
 } from './recovery.js';
 import { Scorer } from './score.js';
 import { seqLess } from './shards.js';
+import { HistorySink, type HistorySinkOptions } from './sinks/history.js';
 import { LatestSink, type LatestSinkOptions } from './sinks/latest.js';
 
 export { RecoveryError, type RecoveryOptions } from './recovery.js';
@@ -48,6 +49,8 @@ export interface WorkerOptions {
   /** The models to score with, asked once per batch (so a reloaded model takes over): ActiveModels.served. */
   models?: () => readonly LoadedModel[];
   writeLatest: LatestSinkOptions['write'];
+  /** The dashboard's history rows (sinks/history.ts); absent or writeMs 0 = off. */
+  history?: Omit<HistorySinkOptions, 'now'>;
   onLatestAck?: LatestSinkOptions['onAck'];
   /** Wall clock, ms: only for the snapshot's latencyMs/updatedAtMs, never for features. */
   now: () => number;
@@ -88,6 +91,7 @@ export class Worker {
   private readonly dedup = new Deduplicator();
   private readonly scorer: Scorer;
   private readonly latest: LatestSink;
+  private readonly history: HistorySink | undefined;
   readonly telemetry: Telemetry;
   private readonly qualityOut: QualityPublisher;
   private readonly recovery: RecoveryStore | undefined;
@@ -118,6 +122,7 @@ export class Worker {
       now: opts.now,
     });
     this.qualityOut = new QualityPublisher(opts.qualityEveryMs ?? 10_000, this.telemetry);
+    this.history = opts.history ? new HistorySink({ ...opts.history, now: opts.now }) : undefined;
     this.recovery = opts.recovery ? new RecoveryStore(opts.recovery) : undefined;
   }
 
@@ -217,11 +222,18 @@ export class Worker {
       this.quality.addLabel(l.target, l.product, l.tsUs, l.value, thresholds.get(l.target));
     }
     const quality = this.quality.current(servedVersions(models));
-    await this.latest.write(rows, scored, {
+    const ctx = {
       quality: qualityRecord(quality),
-      feed: (p) => this.market.feedHealth(p),
-      watermarkUs: (p) => this.market.watermarkUs(p),
-    });
+      feed: (p: string) => this.market.feedHealth(p),
+      watermarkUs: (p: string) => this.market.watermarkUs(p),
+    };
+    await this.latest.write(rows, scored, ctx);
+    await this.history?.write(
+      rows,
+      scored,
+      ctx,
+      labels.filter((l) => shard.lake.accepts('labels', l.product, l.tsUs, l.target)),
+    );
     shard.lake.addRaw(shard.raw);
     shard.raw = [];
     shard.lake.addFeatures(rows);

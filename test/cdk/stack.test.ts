@@ -17,7 +17,7 @@ import { MarketStream } from '../../lib/market-stream.js';
 import { QuoteWatchStack } from '../../lib/quotewatch-stack.js';
 import { Storage } from '../../lib/storage.js';
 import { InvalidPropError } from '../../lib/validate.js';
-import { ROUTES, routeKey } from '../../src/api/routes.js';
+import { type DeployedRouteId, ROUTES, routeKey } from '../../src/api/routes.js';
 import { DEFAULT_CORE } from '../../src/config.js';
 import { BUCKETS, STREAM, TABLES, type TableDef } from '../../src/resources.js';
 
@@ -222,9 +222,26 @@ describe('Lambda functions', () => {
 
 describe('HTTP API', () => {
   it('routes the four endpoints (and the dashboard page) to Lambda integrations', () => {
-    const keys = ofType('AWS::ApiGatewayV2::Route').map(([, r]) => r.Properties.RouteKey);
-    expect(keys.sort()).toEqual(['GET /', 'GET /health', 'GET /latest', 'GET /version', 'POST /predict']);
-    template.resourceCountIs('AWS::ApiGatewayV2::Integration', 5);
+    const keys = ofType('AWS::ApiGatewayV2::Route').map(([, r]) => r.Properties.RouteKey as string);
+    const methods = keys.filter((k) => !k.startsWith('ANY ')).sort();
+    expect(methods).toEqual(
+      [
+        'GET /',
+        'GET /health',
+        'GET /history',
+        'GET /latest',
+        'GET /models',
+        'GET /models/report',
+        'GET /openapi.json',
+        'GET /version',
+        'POST /predict',
+      ].sort(),
+    );
+    // Every other method of a known path: the 405 function (one integration for all of them).
+    expect(keys.filter((k) => k.startsWith('ANY ')).sort()).toEqual(
+      methods.map((k) => `ANY ${k.split(' ')[1]}`).sort(),
+    );
+    template.resourceCountIs('AWS::ApiGatewayV2::Integration', methods.length + 1);
     template.allResourcesProperties('AWS::ApiGatewayV2::Integration', {
       IntegrationType: 'AWS_PROXY',
       PayloadFormatVersion: '2.0',
@@ -234,9 +251,17 @@ describe('HTTP API', () => {
   it('builds each route of the table (src/api/routes.ts): its function as described, its integration', () => {
     const routes = ofType('AWS::ApiGatewayV2::Route');
     const integrations = Object.fromEntries(ofType('AWS::ApiGatewayV2::Integration'));
-    expect(routes.map(([, r]) => r.Properties.RouteKey).sort()).toEqual(ROUTES.map(routeKey).sort());
-    for (const route of ROUTES) {
-      const fn = stack.api.routeFunctions[route.id];
+    const deployed = ROUTES.filter((r) => !r.localOnly) as (typeof ROUTES)[number][] &
+      { id: DeployedRouteId }[];
+    expect(
+      routes
+        .map(([, r]) => r.Properties.RouteKey as string)
+        .filter((k) => !k.startsWith('ANY '))
+        .sort(),
+    ).toEqual(deployed.map(routeKey).sort());
+    expect(ROUTES.filter((r) => r.localOnly).map(routeKey)).toEqual(['GET /metrics']); // CloudWatch has them deployed
+    for (const route of deployed) {
+      const fn = stack.api.routeFunctions[route.id as DeployedRouteId];
       expect(resourceOf(fn).Properties, route.id).toMatchObject({
         Description: `${routeKey(route)}: ${route.description}`,
         MemorySize: route.memoryMiB ?? 256,
