@@ -18,8 +18,16 @@ import type { IStream } from 'aws-cdk-lib/aws-kinesis';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { COINBASE_FEEDS, type CoreSettings, readFeedUrl } from '../src/config.js';
+import {
+  COINBASE_FEEDS,
+  type CoreSettings,
+  DEFAULT_HISTORY,
+  type HistorySettings,
+  historyEnv,
+  readFeedUrl,
+} from '../src/config.js';
 import { BUCKETS, STREAM, TABLES } from '../src/resources.js';
+import { NAMESPACE } from '../src/telemetry/catalog.js';
 import { grantReadObjects, REPO_ROOT } from './house-function.js';
 import { acknowledge, acknowledgeWildcardResource } from './nag.js';
 import { InvalidPropError, requireConfig, requireCoreSettings, requireInt } from './validate.js';
@@ -134,11 +142,21 @@ abstract class QuoteWatchService extends Construct {
       logging: LogDrivers.awsLogs({ logGroup: this.logGroup, streamPrefix: shape.name }),
       environment: {
         ...coreEnv,
+        // Metrics reach CloudWatch by PutMetricData (src/telemetry/cloudwatch.ts): awslogs does not mark EMF.
+        METRICS_SINK: 'cloudwatch',
         ...shape.environment,
       },
       // The processes exit cleanly on SIGTERM; give them time to flush their last batch.
       stopTimeout: Duration.seconds(30),
     });
+    this.taskDefinition.addToTaskRolePolicy(
+      new PolicyStatement({
+        actions: ['cloudwatch:PutMetricData'],
+        // PutMetricData has no resource ARN; the namespace condition keeps the task to QuoteWatch's metrics.
+        resources: ['*'],
+        conditions: { StringEquals: { 'cloudwatch:namespace': NAMESPACE } },
+      }),
+    );
     this.service = new FargateService(this, 'Service', {
       cluster: props.cluster,
       taskDefinition: this.taskDefinition,
@@ -257,6 +275,8 @@ export class IngestorService extends QuoteWatchService {
 }
 
 export interface WorkerServiceProps extends QuoteWatchServiceProps {
+  /** The dashboard's history cadence (HISTORY_WRITE_MS, HISTORY_TTL_S). @default DEFAULT_HISTORY */
+  readonly history?: HistorySettings;
   readonly stream: IStream;
   readonly latestTable: ITable;
   readonly checkpointTable: ITable;
@@ -295,6 +315,7 @@ export class WorkerService extends QuoteWatchService {
         // Deployed latency: SubscribeToShard pushes records (~70 ms) where polling averages ~200 ms.
         CONSUMER_MODE: 'fanout',
         CONSUMER_NAME: consumerName,
+        ...historyEnv(props.history ?? DEFAULT_HISTORY),
       },
       // One consumer at a time: two workers would race on the shard checkpoints, so the old task stops first.
       minHealthyPercent: 0,

@@ -315,11 +315,13 @@ describe('ECS services', () => {
     expect(names.sort()).toEqual(['ingestor', 'trainer', 'worker']);
   });
 
-  it('the ingestor may only put records on the stream and objects into the lake', () => {
+  it('the ingestor may only put records on the stream, objects into the lake, and QuoteWatch metrics', () => {
     const statements = statementsOfRole(logicalId(stack.ingestor.taskDefinition.taskRole));
     expect(actionsOf(statements)).toEqual(
-      new Set(['kinesis:PutRecord', 'kinesis:PutRecords', 's3:PutObject']),
+      new Set(['kinesis:PutRecord', 'kinesis:PutRecords', 's3:PutObject', 'cloudwatch:PutMetricData']),
     );
+    const metrics = statements.find((s) => [s.Action].flat().includes('cloudwatch:PutMetricData'));
+    expect(metrics?.Condition).toEqual({ StringEquals: { 'cloudwatch:namespace': 'QuoteWatch' } });
     const kinesis = statements.filter((s) => [s.Action].flat().some((a) => a.startsWith('kinesis:')));
     const streamArn = { 'Fn::GetAtt': [logicalId(stack.marketStream.stream), 'Arn'] };
     expect(kinesis.map((s) => s.Resource)).toEqual([streamArn]);
