@@ -10,12 +10,12 @@ export interface MarketStreamProps {
   readonly definition?: StreamDef;
   /** @default true */
   readonly alarmsEnabled?: boolean;
-  /** Consumer lag (GetRecords.IteratorAgeMilliseconds) that raises the alarm. @default 60_000 */
-  readonly iteratorAgeThresholdMs?: number;
 }
 
 /**
- * The market-data Kinesis stream the ingestor writes and the worker reads, with lag and throttling alarms.
+ * The market-data Kinesis stream the ingestor writes and the worker reads, with a throttling alarm. (The worker's
+ * lag is alarmed on its own MillisBehindLatest, lib/observability.ts: with enhanced fan-out GetRecords'
+ * IteratorAgeMilliseconds never arrives.)
  * With `definition: FEATURES_STREAM` it is also the optional features stream the worker writes.
  */
 export class MarketStream extends Construct {
@@ -28,13 +28,6 @@ export class MarketStream extends Construct {
     requireInt('MarketStream', 'definition.shardCount', def.shardCount, 1, 500);
     // Kinesis accepts 24 h .. 365 days.
     requireInt('MarketStream', 'definition.retentionHours', def.retentionHours, 24, 8760);
-    const iteratorAgeMs = requireInt(
-      'MarketStream',
-      'iteratorAgeThresholdMs',
-      props.iteratorAgeThresholdMs ?? 60_000,
-      1_000,
-      7 * 24 * 3_600_000,
-    );
     super(scope, id);
     this.definition = def;
 
@@ -47,18 +40,6 @@ export class MarketStream extends Construct {
 
     if (props.alarmsEnabled ?? true) {
       this.alarms.push(
-        new Alarm(this, 'IteratorAgeAlarm', {
-          alarmDescription: `Worker is more than ${iteratorAgeMs} ms behind the market stream`,
-          metric: this.stream.metricGetRecordsIteratorAgeMilliseconds({
-            statistic: 'Maximum',
-            period: Duration.minutes(1),
-          }),
-          threshold: iteratorAgeMs,
-          evaluationPeriods: 3,
-          comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
-          // No consumer reading means no datapoints: the worker's running-task alarm covers that case.
-          treatMissingData: TreatMissingData.NOT_BREACHING,
-        }),
         new Alarm(this, 'WriteThrottledAlarm', {
           alarmDescription: 'Ingestor writes are throttled: the stream needs more shards',
           metric: this.stream.metricWriteProvisionedThroughputExceeded({

@@ -1,14 +1,26 @@
 import { Duration } from 'aws-cdk-lib';
-import { type Alarm, Dashboard, GraphWidget, type IMetric, TextWidget } from 'aws-cdk-lib/aws-cloudwatch';
+import {
+  Alarm,
+  ComparisonOperator,
+  Dashboard,
+  GraphWidget,
+  type IMetric,
+  MathExpression,
+  Metric,
+  TextWidget,
+  TreatMissingData,
+} from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
+import { TARGETS } from '../src/model/types.js';
+import { API, FEED, type MetricDef, NAMESPACE, TRAINING, WORKER } from '../src/telemetry/catalog.js';
 import type { IngestorService, WorkerService } from './fargate-services.js';
 import type { MarketStream } from './market-stream.js';
 import type { PredictionApi } from './prediction-api.js';
 import type { TrainingPipeline } from './training-pipeline.js';
-import { InvalidPropError } from './validate.js';
+import { InvalidPropError, requireInt } from './validate.js';
 
 export interface ObservabilityProps {
   readonly stream: MarketStream;
@@ -18,9 +30,53 @@ export interface ObservabilityProps {
   readonly training?: TrainingPipeline;
   /** Email addresses subscribed to the alarm topic. @default none */
   readonly alarmEmails?: readonly string[];
+  /** @default true */
+  readonly alarmsEnabled?: boolean;
+  /** The feed counts as silent when the newest exchange heartbeat is older than this. @default 30 */
+  readonly feedSilentAfterS?: number;
+  /** The worker counts as behind when its newest batch is this far behind the stream tip. @default 60_000 */
+  readonly behindMs?: number;
+  /** No prediction of a target for this many minutes raises an alarm. @default 3 */
+  readonly noPredictionMinutes?: number;
+  /** Live ROC-AUC below the model's test interval for this many minutes raises an alarm. @default 30 */
+  readonly qualityMinutes?: number;
 }
 
-/** One CloudWatch dashboard for the whole path and one SNS topic every alarm notifies. */
+const minute = Duration.minutes(1);
+
+/** A catalog metric with known dimension values (src/telemetry/catalog.ts): what the code emits, by name. */
+export function catalogMetric(
+  def: MetricDef,
+  statistic: string,
+  dimensions: Record<string, string> = {},
+  label?: string,
+): Metric {
+  return new Metric({
+    namespace: NAMESPACE,
+    metricName: def.name,
+    dimensionsMap: dimensions,
+    statistic,
+    period: minute,
+    ...(label ? { label } : {}),
+  });
+}
+
+/** Every series of a catalog metric whatever its dimension values (a SEARCH: one line per value set). */
+export function catalogSearch(def: MetricDef, statistic: string, label: string): MathExpression {
+  const schema = [NAMESPACE, ...def.dimensions].join(',');
+  return new MathExpression({
+    expression: `SEARCH('{${schema}} MetricName="${def.name}"', '${statistic}', 60)`,
+    label,
+    period: minute,
+    usingMetrics: {},
+  });
+}
+
+/**
+ * One CloudWatch dashboard for the whole path, the alarms on what the code emits (src/telemetry/catalog.ts; every
+ * widget and alarm metric is checked against the running system's records by test/telemetry.contract.test.ts),
+ * and one SNS topic every alarm notifies.
+ */
 export class Observability extends Construct {
   readonly dashboard: Dashboard;
   readonly alarmTopic: Topic;
@@ -32,6 +88,16 @@ export class Observability extends Construct {
         throw new InvalidPropError('Observability', 'alarmEmails', `not an email address: ${email}`);
       }
     }
+    const silentS = requireInt('Observability', 'feedSilentAfterS', props.feedSilentAfterS ?? 30, 5, 3600);
+    const behindMs = requireInt('Observability', 'behindMs', props.behindMs ?? 60_000, 1000, 86_400_000);
+    const quietMin = requireInt(
+      'Observability',
+      'noPredictionMinutes',
+      props.noPredictionMinutes ?? 3,
+      1,
+      60,
+    );
+    const qualityMin = requireInt('Observability', 'qualityMinutes', props.qualityMinutes ?? 30, 5, 1440);
     super(scope, id);
     const { stream, ingestor, worker, api, training } = props;
 
@@ -41,12 +107,15 @@ export class Observability extends Construct {
       this.alarmTopic.addSubscription(new EmailSubscription(email));
     }
 
+    const own =
+      props.alarmsEnabled === false ? [] : this.pathAlarms({ silentS, behindMs, quietMin, qualityMin });
     this.alarms = [
       ...stream.alarms,
       ...ingestor.alarms,
       ...worker.alarms,
       ...api.alarms,
       ...(training?.alarms ?? []),
+      ...own,
     ];
     const action = new SnsAction(this.alarmTopic);
     for (const alarm of this.alarms) {
@@ -54,25 +123,72 @@ export class Observability extends Construct {
       alarm.addOkAction(action);
     }
 
-    const minute = Duration.minutes(1);
     const graph = (title: string, left: IMetric[], right: IMetric[] = []) =>
       new GraphWidget({ title, left, right, width: 12, height: 6 });
     const s = stream.stream;
     this.dashboard = new Dashboard(this, 'Dashboard', { defaultInterval: Duration.hours(3) });
     this.dashboard.addWidgets(
       new TextWidget({
-        markdown: `# QuoteWatch\nexchange -> ingestor -> Kinesis -> worker -> DynamoDB / S3 -> API. API: ${api.url}`,
+        markdown:
+          `# QuoteWatch\nexchange -> ingestor -> Kinesis -> worker -> DynamoDB / S3 -> API. API: ${api.url}\n` +
+          `Alarms: feed silent > ${silentS} s, worker behind > ${behindMs} ms, no prediction for ${quietMin} min, ` +
+          `live ROC-AUC below the model's test interval for ${qualityMin} min, API 5xx.`,
         width: 24,
         height: 2,
       }),
     );
     this.dashboard.addWidgets(
       graph(
-        'Stream: records in / out',
-        [s.metricIncomingRecords({ period: minute }), s.metricGetRecordsSuccess({ period: minute })],
-        [s.metricWriteProvisionedThroughputExceeded({ period: minute })],
+        'Feed: messages/s, heartbeat age (s)',
+        [catalogMetric(FEED.messagesPerSecond, 'Average', {}, 'messages/s')],
+        [catalogMetric(FEED.heartbeatAge, 'Maximum', {}, 'heartbeat age s')],
       ),
-      graph('Stream: consumer lag (ms)', [s.metricGetRecordsIteratorAgeMilliseconds({ period: minute })]),
+      graph(
+        'Feed: reconnects, resyncs by reason, producer retries, buffer',
+        [
+          catalogMetric(FEED.reconnects, 'Sum', {}, 'reconnects'),
+          catalogSearch(FEED.resyncs, 'Sum', 'resyncs'),
+          catalogMetric(FEED.producerRetries, 'Sum', {}, 'producer retries'),
+        ],
+        [catalogMetric(FEED.bufferDepth, 'Maximum', {}, 'buffer depth')],
+      ),
+    );
+    this.dashboard.addWidgets(
+      graph(
+        'Worker: behind the stream tip (ms), ticks/min',
+        [catalogMetric(WORKER.millisBehindLatest, 'Maximum', {}, 'ms behind')],
+        [catalogMetric(WORKER.ticks, 'Sum', {}, 'ticks')],
+      ),
+      graph('Worker: exchange -> DynamoDB, batch and inference (ms)', [
+        catalogMetric(WORKER.latencyMs, 'p50', {}, 'latency p50'),
+        catalogMetric(WORKER.latencyMs, 'p99', {}, 'latency p99'),
+        catalogMetric(WORKER.batchMs, 'p99', {}, 'batch p99'),
+        catalogSearch(WORKER.inferenceMs, 'p99', 'inference p99'),
+      ]),
+    );
+    this.dashboard.addWidgets(
+      graph(
+        'Live quality: ROC-AUC by model version',
+        [catalogSearch(WORKER.liveAuc, 'Average', 'AUC')],
+        [catalogSearch(WORKER.liveAucShortfall, 'Maximum', 'below test interval')],
+      ),
+      graph(
+        'Live quality: Brier, base rate',
+        [catalogSearch(WORKER.liveBrier, 'Average', 'Brier')],
+        [catalogSearch(WORKER.liveBaseRate, 'Average', 'base rate')],
+      ),
+    );
+    this.dashboard.addWidgets(
+      graph(
+        'API: requests / errors',
+        [api.api.metricCount({ period: minute })],
+        [api.api.metricClientError({ period: minute }), api.api.metricServerError({ period: minute })],
+      ),
+      graph('API: latency (ms)', [
+        api.api.metricLatency({ period: minute, statistic: 'p50' }),
+        api.api.metricLatency({ period: minute, statistic: 'p99' }),
+        catalogSearch(API.predictionMs, 'p99', '/predict model p99'),
+      ]),
     );
     this.dashboard.addWidgets(
       graph('Services: CPU %', [
@@ -85,29 +201,73 @@ export class Observability extends Construct {
           ingestor.service.metricMemoryUtilization({ period: minute }),
           worker.service.metricMemoryUtilization({ period: minute }),
         ],
-        [ingestor.metricRunningTasks(), worker.metricRunningTasks()],
+        [
+          ingestor.metricRunningTasks(),
+          worker.metricRunningTasks(),
+          s.metricIncomingRecords({ period: minute }),
+        ],
       ),
-    );
-    this.dashboard.addWidgets(
-      graph(
-        'API: requests / errors',
-        [api.api.metricCount({ period: minute })],
-        [api.api.metricClientError({ period: minute }), api.api.metricServerError({ period: minute })],
-      ),
-      graph('API: latency (ms)', [
-        api.api.metricLatency({ period: minute, statistic: 'p50' }),
-        api.api.metricLatency({ period: minute, statistic: 'p99' }),
-        api.routeFunctions.Predict.metricDuration({ period: minute, statistic: 'p99' }),
-      ]),
     );
     if (training) {
       const sm = training.stateMachine;
       this.dashboard.addWidgets(
-        graph('Training runs', [
-          sm.metricSucceeded({ period: Duration.hours(1) }),
-          sm.metricFailed({ period: Duration.hours(1) }),
-        ]),
+        graph(
+          'Training: runs by decision, duration (s)',
+          [catalogSearch(TRAINING.runs, 'Sum', 'runs'), sm.metricFailed({ period: Duration.hours(1) })],
+          [catalogSearch(TRAINING.durationS, 'Maximum', 'duration s')],
+        ),
       );
     }
+  }
+
+  /** The alarms on the path's own metrics; each threshold is a prop (README "Observability"). */
+  private pathAlarms(t: {
+    silentS: number;
+    behindMs: number;
+    quietMin: number;
+    qualityMin: number;
+  }): Alarm[] {
+    const alarms = [
+      new Alarm(this, 'FeedSilentAlarm', {
+        alarmDescription: `No exchange heartbeat for more than ${t.silentS} s (or no feed stats at all)`,
+        metric: catalogMetric(FEED.heartbeatAge, 'Maximum'),
+        threshold: t.silentS,
+        evaluationPeriods: 3,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+        // No stats means no ingestor: as bad as silence.
+        treatMissingData: TreatMissingData.BREACHING,
+      }),
+      new Alarm(this, 'WorkerBehindAlarm', {
+        alarmDescription: `The worker is more than ${t.behindMs} ms behind the stream tip (fan-out MillisBehindLatest)`,
+        metric: catalogMetric(WORKER.millisBehindLatest, 'Maximum'),
+        threshold: t.behindMs,
+        evaluationPeriods: 5,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+        treatMissingData: TreatMissingData.NOT_BREACHING,
+      }),
+    ];
+    for (const target of TARGETS) {
+      const name = target.replace(/(^|_)(\w)/g, (_, __, c: string) => c.toUpperCase());
+      alarms.push(
+        new Alarm(this, `NoPredictions${name}Alarm`, {
+          alarmDescription: `No ${target} prediction for ${t.quietMin} minutes`,
+          metric: catalogMetric(WORKER.predictions, 'Sum', { Target: target }),
+          threshold: 1,
+          evaluationPeriods: t.quietMin,
+          comparisonOperator: ComparisonOperator.LESS_THAN_THRESHOLD,
+          treatMissingData: TreatMissingData.BREACHING,
+        }),
+        new Alarm(this, `LiveQuality${name}Alarm`, {
+          alarmDescription: `Live ${target} ROC-AUC below the served model's test interval for ${t.qualityMin} minutes`,
+          metric: catalogMetric(WORKER.liveAucShortfall, 'Minimum', { Target: target }),
+          threshold: 0,
+          evaluationPeriods: t.qualityMin,
+          comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+          // No figure yet (too few labels, or a model without an interval) is not a failure.
+          treatMissingData: TreatMissingData.NOT_BREACHING,
+        }),
+      );
+    }
+    return alarms;
   }
 }

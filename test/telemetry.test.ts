@@ -163,7 +163,7 @@ describe('CloudWatch from the Fargate tasks: PutMetricData', () => {
     const logs: string[] = [];
     const cw = new CloudWatchSink({ client, log: (_l, msg) => logs.push(msg) });
     const t = new Telemetry({ service: 'worker', sinks: [cw.sink], now: () => Date.UTC(2026, 11, 5, 12) });
-    t.count(WORKER.predictions, 600, { Target: 'vol_spike_60s', ModelVersion: 'v7' });
+    t.count(WORKER.predictions, 600, { Target: 'vol_spike_60s' });
     t.timing(WORKER.latencyMs, 18);
     t.timing(WORKER.latencyMs, 31);
     t.flush();
@@ -180,10 +180,7 @@ describe('CloudWatch from the Fargate tasks: PutMetricData', () => {
       expect.arrayContaining([
         {
           MetricName: 'WorkerPredictions',
-          Dimensions: [
-            { Name: 'Target', Value: 'vol_spike_60s' },
-            { Name: 'ModelVersion', Value: 'v7' },
-          ],
+          Dimensions: [{ Name: 'Target', Value: 'vol_spike_60s' }],
           Timestamp: timestamp,
           Unit: 'Count',
           Values: [600],

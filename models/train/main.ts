@@ -14,8 +14,11 @@
  */
 import { orExit, readCoreConfig, readResourceNames, readTrainingConfig } from '../../src/config.js';
 import { componentLogger, describeError, type Logger } from '../../src/log.js';
+import { TRAINING } from '../../src/telemetry/catalog.js';
+import { componentTelemetry } from '../../src/telemetry/setup.js';
+import type { Evaluation } from './candidate.js';
 import { evaluate } from './evaluate.js';
-import { promote } from './promote.js';
+import { promote, shouldPromote } from './promote.js';
 import { isTrainingStep, TRAINING_STEPS, type TrainingStep } from './steps.js';
 import { train } from './train.js';
 
@@ -35,12 +38,25 @@ async function main(args: string[]): Promise<number> {
     return readResourceNames();
   });
   const log = componentLogger('trainer');
+  const { target } = readTrainingConfig();
+  // Deployed (METRICS_SINK=cloudwatch) the step's metrics go out by PutMetricData before the process exits.
+  const { telemetry, stop } = await componentTelemetry('trainer', log);
+  const started = performance.now();
   try {
-    await STEPS[step](process.env, log);
+    const result = await STEPS[step](process.env, log);
+    if (step === 'train')
+      telemetry.gauge(TRAINING.durationS, (performance.now() - started) / 1000, { Target: target });
+    if (step === 'evaluate') {
+      const decision = shouldPromote(result as Evaluation) ? 'promote' : 'keep';
+      telemetry.count(TRAINING.runs, 1, { Target: target, Decision: decision });
+    }
     return 0;
   } catch (err) {
     log('error', `${step} failed`, { error: describeError(err) });
+    telemetry.count(TRAINING.runs, 1, { Target: target, Decision: 'failed' });
     return 1;
+  } finally {
+    await stop();
   }
 }
 

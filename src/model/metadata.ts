@@ -13,12 +13,15 @@ const MetricsSchema = z.looseObject({
   target: z.string().optional(),
   version: z.string().min(1).optional(),
   threshold: z.number().finite('threshold must be a finite number').optional(),
+  rocAucLow: z.number().min(0).max(1).optional(),
 });
 
 export interface ModelMetadata {
   /** The version metrics.json names, if any (file:// registries take it as the version). */
   version?: string;
   threshold?: number;
+  /** The low end of the test ROC-AUC interval (`rocAucLow`): live quality below it raises an alarm. */
+  rocAucLow?: number;
 }
 
 /** Parses metrics.json bytes of `target`; `where` names the file in errors. */
@@ -34,12 +37,16 @@ export function readModelMetadata(bytes: Uint8Array, target: Target, where: stri
     const why = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
     throw new ModelLoadError(`${where}: ${why}`);
   }
-  const { target: named, version, threshold } = parsed.data;
+  const { target: named, version, threshold, rocAucLow } = parsed.data;
   if (named !== undefined && named !== target) {
     throw new ModelLoadError(`${where} is for target ${named}, not ${target}`);
   }
   if (THRESHOLD_TARGETS.includes(target) && threshold === undefined) {
     throw new ModelLoadError(`${where} has no "threshold" (τ), which ${target} needs`);
   }
-  return { ...(version !== undefined ? { version } : {}), ...(threshold !== undefined ? { threshold } : {}) };
+  return {
+    ...(version !== undefined ? { version } : {}),
+    ...(threshold !== undefined ? { threshold } : {}),
+    ...(rocAucLow !== undefined ? { rocAucLow } : {}),
+  };
 }

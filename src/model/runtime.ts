@@ -19,6 +19,7 @@ export interface ModelMeta {
   version: string;
   /** τ of a continuous label (from the version's metadata, src/model/metadata.ts). */
   threshold?: number;
+  rocAucLow?: number;
 }
 
 // One thread per session: the worker and Lambdas score small batches, and cores are shared with the pipeline.
@@ -58,6 +59,7 @@ export async function loadModel(bytes: Uint8Array, spec: FeatureSpec, meta: Mode
     target: meta.target,
     version: meta.version,
     ...(meta.threshold !== undefined ? { threshold: meta.threshold } : {}),
+    ...(meta.rocAucLow !== undefined ? { rocAucLow: meta.rocAucLow } : {}),
     spec,
     async predict(rows: Float32Array, n: number): Promise<Float32Array> {
       if (!Number.isInteger(n) || n < 1)

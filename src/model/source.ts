@@ -87,8 +87,8 @@ export async function loadActive(
       throw new ModelLoadError(`${target}@${version}: ${(err as Error).message}`, { cause: err });
     }
   }
-  const { threshold } = readModelMetadata(files['metrics.json'], target, `${where}/metrics.json`);
-  return loadModel(files['model.onnx'], spec, { target, version, threshold });
+  const { threshold, rocAucLow } = readModelMetadata(files['metrics.json'], target, `${where}/metrics.json`);
+  return loadModel(files['model.onnx'], spec, { target, version, threshold, rocAucLow });
 }
 
 /**

@@ -20,6 +20,8 @@ export interface LoadedModel {
    * for /predict's answer. Read from the version's metrics.json (src/model/metadata.ts), the one place.
    */
   threshold?: number;
+  /** The low end of its test ROC-AUC interval, when its metrics.json has one (the live-quality alarm's floor). */
+  rocAucLow?: number;
   /** Scores N rows packed row-major in `rows` (length N * F); returns N probabilities. */
   predict(rows: Float32Array, n: number): Promise<Float32Array>;
   release(): Promise<void>;

@@ -129,7 +129,11 @@ export const WORKER = {
     [],
     'exchange time of the newest event to the latest item acknowledged',
   ),
-  predictions: counter('WorkerPredictions', ['Target', 'ModelVersion'], 'ticks scored, per model'),
+  predictions: counter(
+    'WorkerPredictions',
+    ['Target'],
+    'ticks scored, per target (its model version: Live*)',
+  ),
   liveAuc: gauge('LiveAUC', 'None', ['Target', 'ModelVersion'], 'rolling ROC-AUC of matured labels'),
   liveBrier: gauge('LiveBrier', 'None', ['Target', 'ModelVersion'], 'rolling Brier score of matured labels'),
   liveBaseRate: gauge('LiveBaseRate', 'None', ['Target', 'ModelVersion'], 'rolling share of positive labels'),
@@ -138,6 +142,12 @@ export const WORKER = {
     'Count',
     ['Target', 'ModelVersion'],
     'matured labels in the rolling window',
+  ),
+  liveAucShortfall: gauge(
+    'LiveAUCShortfall',
+    'None',
+    ['Target'],
+    "how far live ROC-AUC is below the low end of the served model's test interval (0: within it)",
   ),
 } as const;
 
@@ -154,9 +164,9 @@ export const TRAINING = {
   runs: counter(
     'TrainingRuns',
     ['Target', 'Decision'],
-    'training runs by outcome (promoted, rejected, failed)',
+    'evaluated candidates by gate decision (promote, keep), and failed steps (failed)',
   ),
-  durationS: gauge('TrainingDurationSeconds', 'Seconds', ['Target'], 'duration of the last training run'),
+  durationS: gauge('TrainingDurationSeconds', 'Seconds', ['Target'], 'duration of the last train step'),
 } as const;
 
 export const CATALOG: readonly MetricDef[] = [

@@ -231,6 +231,9 @@ export function qualityRecord(stats: readonly QualityStats[]): LatestSnapshot['q
  * ModelVersion) once every `everyMs` of event time. Undefined figures (an AUC with one class in the window) are
  * left out.
  */
+/** Fewer matured labels than this say too little to alarm on. */
+export const MIN_LABELS_FOR_ALARM = 200;
+
 export class QualityPublisher {
   private nextUs = Number.NEGATIVE_INFINITY;
 
@@ -239,8 +242,15 @@ export class QualityPublisher {
     private readonly telemetry: Telemetry,
   ) {}
 
-  /** `tUs`: the event time reached (the newest row's tick). */
-  publish(tUs: number, stats: readonly QualityStats[]): void {
+  /**
+   * `tUs`: the event time reached (the newest row's tick); `floors`: per target, the low end of the served
+   * model's test ROC-AUC interval (LiveAUCShortfall is how far below it the live AUC is, once enough labels).
+   */
+  publish(
+    tUs: number,
+    stats: readonly QualityStats[],
+    floors: ReadonlyMap<string, number> = new Map(),
+  ): void {
     if (tUs < this.nextUs) return;
     const every = this.everyMs * 1000;
     this.nextUs = Math.floor(tUs / every) * every + every;
@@ -251,6 +261,10 @@ export class QualityPublisher {
       this.telemetry.gauge(WORKER.liveBrier, s.brier, dims);
       this.telemetry.gauge(WORKER.liveBaseRate, s.baseRate, dims);
       this.telemetry.gauge(WORKER.liveLabels, s.n, dims);
+      const floor = floors.get(s.target);
+      if (floor !== undefined && s.n >= MIN_LABELS_FOR_ALARM && Number.isFinite(s.auc)) {
+        this.telemetry.gauge(WORKER.liveAucShortfall, Math.max(0, floor - s.auc), { Target: s.target });
+      }
     }
   }
 }

@@ -210,8 +210,7 @@ export class Worker {
     // Row by row (all targets of a tick together): lake rows of one product must come in tick order.
     const predictions = rows.flatMap((_, i) => scored.map((s) => s.predictions[i]!));
     for (const s of scored) {
-      const dims = { Target: s.model.target, ModelVersion: s.model.version };
-      this.telemetry.count(WORKER.predictions, s.predictions.length, dims);
+      this.telemetry.count(WORKER.predictions, s.predictions.length, { Target: s.model.target });
     }
     for (const p of predictions) {
       this.quality.addPrediction(p.target, p.product, p.tsUs, p.probability, p.modelVersion);
@@ -240,7 +239,12 @@ export class Worker {
     shard.lake.addLabels(labels);
     shard.lake.addPredictions(predictions);
     await this.opts.publishFeatures?.(rows);
-    if (rows.length > 0) this.qualityOut.publish(rows[rows.length - 1]!.tsUs, quality);
+    if (rows.length > 0) {
+      const floors = new Map(
+        models.flatMap((m) => (m.rocAucLow === undefined ? [] : [[m.target as string, m.rocAucLow]])),
+      );
+      this.qualityOut.publish(rows[rows.length - 1]!.tsUs, quality, floors);
+    }
     return { rows: rows.length, labels: labels.length, predictions: predictions.length, objects: [] };
   }
 

@@ -321,7 +321,9 @@ describe('ECS services', () => {
       new Set(['kinesis:PutRecord', 'kinesis:PutRecords', 's3:PutObject', 'cloudwatch:PutMetricData']),
     );
     const metrics = statements.find((s) => [s.Action].flat().includes('cloudwatch:PutMetricData'));
-    expect(metrics?.Condition).toEqual({ StringEquals: { 'cloudwatch:namespace': 'QuoteWatch' } });
+    expect((metrics as { Condition?: unknown } | undefined)?.Condition).toEqual({
+      StringEquals: { 'cloudwatch:namespace': 'QuoteWatch' },
+    });
     const kinesis = statements.filter((s) => [s.Action].flat().some((a) => a.startsWith('kinesis:')));
     const streamArn = { 'Fn::GetAtt': [logicalId(stack.marketStream.stream), 'Arn'] };
     expect(kinesis.map((s) => s.Resource)).toEqual([streamArn]);
