@@ -52,6 +52,10 @@ describe('Telemetry', () => {
       ApiLatencyMs: [12, 30],
     });
     expect(t.flush()).toEqual([]); // nothing new since
+    t.declare(FEED.reconnects);
+    const [declared] = t.flush(); // a declared counter is reported as 0 when nothing happened
+    expect(declared).toMatchObject({ FeedReconnects: 0 });
+    expect(t.flush()[0]).toMatchObject({ FeedReconnects: 0 });
   });
 
   it('refuses dimensions the catalog does not declare', () => {

@@ -227,9 +227,10 @@ describe('training job on the local emulators', () => {
     );
     expect(cli.stderr).toBe('');
     expect(cli.status).toBe(0);
-    expect(JSON.parse(cli.stdout.trim().split('\n').at(-1)!)).toMatchObject({
-      level: 'info',
-      msg: 'candidate published (not active)',
+    const lines = cli.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.find((l) => l.message === 'candidate published (not active)')).toMatchObject({
+      level: 'INFO',
+      message: 'candidate published (not active)',
       version: 'good-1',
     });
     expect(await activeVersion(TARGET, env)).toBe('noise-1');

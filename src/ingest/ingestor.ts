@@ -155,6 +155,9 @@ export class Ingestor {
     this.session = this.o.session;
     this.kind = options.feedKind ?? feedKindOf(options.feedUrl);
     this.telemetry = options.telemetry ?? new Telemetry({ service: 'ingestor' });
+    for (const def of [FEED.frames, FEED.malformed, FEED.errors, FEED.reconnects, FEED.droppedChanges]) {
+      this.telemetry.declare(def);
+    }
     this.protocol = protocolFor(this.kind, options.jwt);
     this.clock = new ExchangeClock(this.o.snapshotIntervalMs);
     this.stats = new FeedStats({

@@ -45,6 +45,8 @@ interface Series {
   touched: boolean;
   /** Since the process started: counter total, gauge value, timing count (what Prometheus shows too). */
   total: number;
+  /** A declared counter: reported every period, as 0 when nothing happened (not as missing data). */
+  always: boolean;
 }
 
 type PromMetric = Counter<string> | Gauge<string> | Histogram<string>;
@@ -75,6 +77,16 @@ export class Telemetry {
 
   get service(): string {
     return this.opts.service;
+  }
+
+  /**
+   * Declares counters that are reported every period, as 0 when nothing happened: an alarm or a graph then sees
+   * "none" rather than missing data (reconnects, malformed frames, ...).
+   */
+  declare<M extends MetricDef>(def: M, dims?: DimensionsOf<M>): void {
+    if (def.kind !== 'counter') throw new TypeError(`${def.name}: only counters are declared`);
+    this.seriesOf(def, dims).always = true;
+    (this.promOf(def) as Counter<string>).inc(this.seriesOf(def, dims).dims, 0);
   }
 
   count<M extends MetricDef>(def: M, value = 1, dims?: DimensionsOf<M>): void {
@@ -131,7 +143,7 @@ export class Telemetry {
   flush(): EmfRecord[] {
     const groups = new Map<string, Series[]>();
     for (const s of this.series.values()) {
-      if (!s.touched) continue;
+      if (!s.touched && !s.always) continue;
       const group = groups.get(s.groupKey) ?? [];
       group.push(s);
       groups.set(s.groupKey, group);
@@ -184,6 +196,7 @@ export class Telemetry {
         values: [],
         touched: false,
         total: 0,
+        always: false,
       };
       this.series.set(key, s);
     }
