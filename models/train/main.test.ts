@@ -227,7 +227,10 @@ describe('training job on the local emulators', () => {
     );
     expect(cli.stderr).toBe('');
     expect(cli.status).toBe(0);
-    const lines = cli.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = cli.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines.find((l) => l.message === 'candidate published (not active)')).toMatchObject({
       level: 'INFO',
       message: 'candidate published (not active)',
