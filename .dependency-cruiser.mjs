@@ -16,6 +16,7 @@ const CDK_READS = [
   'src/api/routes.ts', // the route table: one Lambda function and one API route per entry
   'src/features/spec.ts', // the feature spec: the lake's Glue table columns
   'src/model/types.ts', // the model targets: one training run per target
+  'src/gateway/dashboard/build.ts', // the dashboard's browser code, written beside its function's bundle
   'src/telemetry/catalog.ts', // the metrics the code emits: the dashboard and alarms graph only these
 ];
 

@@ -1,8 +1,29 @@
-/** GET / on the deployed HTTP API: the dashboard page, inlined into the bundle by esbuild's text loader. */
-import html from '../src/gateway/dashboard.html';
+/** GET /: the dashboard page, with this deployment's products and limits (src/gateway/dashboard/). */
+import { apiHandler } from '../src/api/middleware.js';
+import { readApiConfig, readCoreConfig, readHistoryConfig } from '../src/config.js';
+import { dashboardAssets, renderDashboard } from '../src/gateway/dashboard/assets.js';
+import { VOL_HORIZON_S } from '../src/labels/volSpike.js';
 
-export const handler = async () => ({
-  statusCode: 200,
-  headers: { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-cache' },
-  body: html,
+const core = readCoreConfig();
+const history = readHistoryConfig();
+const settings = {
+  products: core.symbols,
+  deltaMs: core.deltaMs,
+  volHorizonS: VOL_HORIZON_S,
+  pollMs: 300,
+  refreshMs: 10_000,
+  // Half an hour of chart, or what history keeps when that is less.
+  historyMinutes: Math.min(30, Math.floor(history.ttlS / 60)),
+  staleMs: readApiConfig().staleAfterMs,
+};
+
+let page: string | undefined;
+
+export const handler = apiHandler(async () => {
+  page ??= renderDashboard(await dashboardAssets(), settings);
+  return {
+    statusCode: 200,
+    headers: { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-cache' },
+    body: page,
+  };
 });

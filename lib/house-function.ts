@@ -35,6 +35,8 @@ export interface QuoteWatchFunctionProps {
   readonly withOnnxRuntime?: boolean;
   /** esbuild loaders by extension, e.g. { '.html': 'text' }. */
   readonly loader?: Record<string, string>;
+  /** Shell commands that add files to the bundle's directory after esbuild (e.g. the dashboard's script). */
+  readonly afterBundling?: (outputDir: string) => string[];
   readonly environment?: Record<string, string>;
 }
 
@@ -101,10 +103,13 @@ export class QuoteWatchFunction extends NodejsFunction {
         forceDockerBundling: false,
         externalModules: onnx ? ['onnxruntime-node'] : [],
         loader: props.loader,
-        commandHooks: onnx && {
+        commandHooks: (onnx || props.afterBundling) && {
           beforeBundling: () => [],
           beforeInstall: () => [],
-          afterBundling: (_input: string, output: string) => onnx(output),
+          afterBundling: (_input: string, output: string) => [
+            ...(onnx?.(output) ?? []),
+            ...(props.afterBundling?.(output) ?? []),
+          ],
         },
       },
     });

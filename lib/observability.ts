@@ -168,8 +168,11 @@ export class Observability extends Construct {
     );
     this.dashboard.addWidgets(
       graph(
-        'Live quality: ROC-AUC by model version',
-        [catalogSearch(WORKER.liveAuc, 'Average', 'AUC')],
+        'Live quality: ROC-AUC and PR-AUC by model version',
+        [
+          catalogSearch(WORKER.liveAuc, 'Average', 'ROC-AUC'),
+          catalogSearch(WORKER.livePrAuc, 'Average', 'PR-AUC'),
+        ],
         [catalogSearch(WORKER.liveAucShortfall, 'Maximum', 'below test interval')],
       ),
       graph(

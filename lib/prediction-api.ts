@@ -21,6 +21,7 @@ import {
   routeKey,
 } from '../src/api/routes.js';
 import { type CoreSettings, DEFAULT_HISTORY, type HistorySettings } from '../src/config.js';
+import { dashboardBuildCommands } from '../src/gateway/dashboard/build.js';
 import { QuoteWatchFunction } from './house-function.js';
 import { InvalidPropError, requireCoreSettings, requireInt } from './validate.js';
 
@@ -114,6 +115,7 @@ export class PredictionApi extends Construct {
         timeout: route.timeoutS === undefined ? undefined : Duration.seconds(route.timeoutS),
         withOnnxRuntime: route.onnxRuntime,
         loader: route.loader,
+        afterBundling: route.dashboardAssets ? dashboardBuildCommands : undefined,
       });
       for (const binding of route.bindings) bind(fn, binding);
       functions[route.id] = fn;

@@ -9,8 +9,8 @@
  * own book; the real feature pipeline is src/features/.
  */
 import { describe, expect, it } from 'vitest';
-import { rocAuc } from '../models/eval/metrics.js';
 import { predictLogistic, trainLogisticRegression } from '../models/train/logreg.js';
+import { rocAuc } from '../src/model/metrics.js';
 import { Market } from '../src/simulator/market.js';
 import type { RegimeName } from '../src/simulator/regimes.js';
 import { Rng } from '../src/simulator/rng.js';

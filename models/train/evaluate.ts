@@ -6,11 +6,11 @@
 import { readCoreConfig, readTrainingConfig } from '../../src/config.js';
 import { featureSpec } from '../../src/features/spec.js';
 import { componentLogger, type Logger } from '../../src/log.js';
+import { rocAuc } from '../../src/model/metrics.js';
 import { activeVersion } from '../../src/model/registry.js';
 import { loadModel } from '../../src/model/runtime.js';
 import { loadActive } from '../../src/model/source.js';
 import type { LoadedModel } from '../../src/model/types.js';
-import { rocAuc } from '../eval/metrics.js';
 import { type Evaluation, readCandidate, writeEvaluation } from './candidate.js';
 import { assertBothClasses, DatasetError, type Example, selectWindow } from './dataset.js';
 import { loadLakeExamples } from './lakeDataset.js';

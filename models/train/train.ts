@@ -18,9 +18,9 @@ import {
 import { featureSpec } from '../../src/features/spec.js';
 import { componentLogger, type Logger } from '../../src/log.js';
 import { METADATA_KEYS } from '../../src/model/contract.js';
+import { baseRate, brierScore, logLoss, rocAuc } from '../../src/model/metrics.js';
 import { isPublished, publishVersion } from '../../src/model/registry.js';
 import type { ModelMetrics } from '../../src/model/types.js';
-import { baseRate, brierScore, logLoss, rocAuc } from '../eval/metrics.js';
 import { exportLogisticOnnx } from '../export/onnx.js';
 import { registryLocation, type SplitRecord } from './candidate.js';
 import { assertBothClasses, DatasetError, type Example, splitByTime } from './dataset.js';

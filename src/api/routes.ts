@@ -34,6 +34,11 @@ export interface RouteDef<Id extends string = string> {
   readonly onnxRuntime?: boolean;
   /** Loaders the entry needs by file extension: esbuild's for the bundle, the gateway's equivalent locally. */
   readonly loader?: Readonly<Record<string, 'text'>>;
+  /**
+   * Ships the dashboard's browser code (dashboard.js, dashboard.css; src/gateway/dashboard/build.ts) beside the
+   * bundle. Locally the gateway's handler builds it on first use instead.
+   */
+  readonly dashboardAssets?: boolean;
   /** Served by the local gateway only (deployed, what it shows lives in CloudWatch): no function, no route. */
   readonly localOnly?: boolean;
 }
@@ -118,16 +123,17 @@ const TABLE = [
     localOnly: true,
   },
   {
-    // One self-contained HTML page, inlined by the text loader: the dashboard and the API share one origin
+    // One self-contained HTML page (script and CSS inline): the dashboard and the API share one origin
     // (no CORS, no public bucket, no CloudFront for a single page).
     method: 'GET',
     path: '/',
     id: 'Dashboard',
     entry: 'lambdas/dashboard.ts',
     description: 'the dashboard page',
-    bindings: [],
+    bindings: ['api', 'core', 'history'],
     memoryMiB: 128,
     loader: { '.html': 'text' },
+    dashboardAssets: true,
   },
 ] as const satisfies readonly RouteDef[];
 

@@ -34,7 +34,8 @@ export const Quality = z
     z.object({
       modelVersion: z.string(),
       n: z.number(),
-      auc: z.number().nullable(),
+      auc: z.number().nullable().meta({ description: 'ROC-AUC' }),
+      prAuc: z.number().nullable().optional().meta({ description: 'PR-AUC (average precision)' }),
       brier: z.number().nullable(),
       baseRate: z.number().nullable(),
     }),

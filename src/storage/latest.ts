@@ -39,7 +39,14 @@ export interface LatestSnapshot
    */
   quality?: Record<
     string,
-    { modelVersion: string; n: number; auc: number | null; brier: number | null; baseRate: number | null }
+    {
+      modelVersion: string;
+      n: number;
+      auc: number | null;
+      prAuc?: number | null;
+      brier: number | null;
+      baseRate: number | null;
+    }
   >;
   /** The ingestor's newest `stats` event for this product (or the feed-wide one): feed health. */
   feed?: FeedHealth;

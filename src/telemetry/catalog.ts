@@ -135,6 +135,12 @@ export const WORKER = {
     'ticks scored, per target (its model version: Live*)',
   ),
   liveAuc: gauge('LiveAUC', 'None', ['Target', 'ModelVersion'], 'rolling ROC-AUC of matured labels'),
+  livePrAuc: gauge(
+    'LivePRAUC',
+    'None',
+    ['Target', 'ModelVersion'],
+    'rolling PR-AUC (average precision) of matured labels',
+  ),
   liveBrier: gauge('LiveBrier', 'None', ['Target', 'ModelVersion'], 'rolling Brier score of matured labels'),
   liveBaseRate: gauge('LiveBaseRate', 'None', ['Target', 'ModelVersion'], 'rolling share of positive labels'),
   liveLabels: gauge(

@@ -1,11 +1,12 @@
 /**
  * Rolling live quality of the served models: each matured label is joined to the prediction made at its tick
- * (same product, same tick time), and the last `window` pairs per (target, model version) give AUC, Brier
- * score and base rate. A new version starts a new window, so a drifting model shows up as its own series.
+ * (same product, same tick time), and the last `window` pairs per (target, model version) give ROC-AUC, PR-AUC,
+ * Brier score and base rate. A new version starts a new window, so a drifting model shows up as its own series.
  * Continuous labels (vol_spike_60s: forward realized volatility) are made binary with the model's τ, by the
  * same strict rule as training (isSpike).
  * Published as metrics (QualityPublisher, through the telemetry kit) and in the latest snapshot.
  */
+import { averagePrecision, rocAuc } from '../model/metrics.js';
 import type { LatestSnapshot } from '../storage/latest.js';
 import { WORKER } from '../telemetry/catalog.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
@@ -21,6 +22,8 @@ export interface QualityStats {
   brier: number;
   /** Area under the ROC curve; NaN unless both classes are in the window. */
   auc: number;
+  /** Average precision (PR-AUC); NaN without a positive. Its chance level is the base rate. */
+  prAuc: number;
 }
 
 interface Pending {
@@ -84,40 +87,6 @@ class PairWindow {
     this.next = (this.next + 1) % this.p.length;
     if (this.n < this.p.length) this.n++;
   }
-}
-
-/**
- * AUC by the Mann-Whitney U statistic, ties counting one half (the rank-sum formula with average ranks).
- * Each class's scores are sorted on their own as typed arrays (a native numeric sort, no comparator calls),
- * then one merge counts, for each positive, the negatives below it and tied with it. U is a sum of halves,
- * exact in a double, so the result does not depend on the method.
- */
-export function auc(p: ArrayLike<number>, y: ArrayLike<number>, n = p.length): number {
-  let positives = 0;
-  for (let i = 0; i < n; i++) if (y[i]) positives++;
-  const negatives = n - positives;
-  if (positives === 0 || negatives === 0) return Number.NaN;
-  const pos = new Float64Array(positives);
-  const neg = new Float64Array(negatives);
-  for (let i = 0, a = 0, b = 0; i < n; i++) {
-    if (y[i]) pos[a++] = p[i]!;
-    else neg[b++] = p[i]!;
-  }
-  pos.sort();
-  neg.sort();
-  let u = 0;
-  let below = 0; // negatives strictly below the current positive score
-  for (let i = 0; i < positives; ) {
-    const v = pos[i]!;
-    let k = i;
-    while (k < positives && pos[k] === v) k++;
-    while (below < negatives && neg[below]! < v) below++;
-    let tied = below;
-    while (tied < negatives && neg[tied] === v) tied++;
-    u += (k - i) * (below + (tied - below) / 2);
-    i = k;
-  }
-  return u / (positives * negatives);
 }
 
 export class LiveQuality {
@@ -198,7 +167,8 @@ export class LiveQuality {
       n: w.n,
       baseRate: w.n ? positives / w.n : Number.NaN,
       brier: w.n ? sq / w.n : Number.NaN,
-      auc: auc(w.p, w.y, w.n),
+      auc: w.n ? rocAuc(w.p, w.y, w.n) : Number.NaN,
+      prAuc: w.n ? averagePrecision(w.p, w.y, w.n) : Number.NaN,
     };
   }
 
@@ -219,6 +189,7 @@ export function qualityRecord(stats: readonly QualityStats[]): LatestSnapshot['q
         modelVersion: s.modelVersion,
         n: s.n,
         auc: finite(s.auc),
+        prAuc: finite(s.prAuc),
         brier: finite(s.brier),
         baseRate: finite(s.baseRate),
       },
@@ -227,7 +198,7 @@ export function qualityRecord(stats: readonly QualityStats[]): LatestSnapshot['q
 }
 
 /**
- * Records the quality of the served versions (LiveAUC, LiveBrier, LiveBaseRate, LiveLabels by Target and
+ * Records the quality of the served versions (LiveAUC, LivePRAUC, LiveBrier, LiveBaseRate, LiveLabels by Target and
  * ModelVersion) once every `everyMs` of event time. Undefined figures (an AUC with one class in the window) are
  * left out.
  */
@@ -258,6 +229,7 @@ export class QualityPublisher {
       if (s.n === 0) continue;
       const dims = { Target: s.target, ModelVersion: s.modelVersion };
       this.telemetry.gauge(WORKER.liveAuc, s.auc, dims);
+      this.telemetry.gauge(WORKER.livePrAuc, s.prAuc, dims);
       this.telemetry.gauge(WORKER.liveBrier, s.brier, dims);
       this.telemetry.gauge(WORKER.liveBaseRate, s.baseRate, dims);
       this.telemetry.gauge(WORKER.liveLabels, s.n, dims);

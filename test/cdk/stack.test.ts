@@ -3,6 +3,7 @@
  * only staged), cdk-nag's AWS Solutions pack over the same tree, then resource-level assertions built from
  * src/resources.ts. No whole-template snapshot: each assertion names the property it protects.
  */
+
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -19,6 +20,8 @@ import { Storage } from '../../lib/storage.js';
 import { InvalidPropError } from '../../lib/validate.js';
 import { type DeployedRouteId, ROUTES, routeKey } from '../../src/api/routes.js';
 import { DEFAULT_CORE } from '../../src/config.js';
+import { buildDashboard } from '../../src/gateway/dashboard/build.js';
+import { DASHBOARD_FILES } from '../../src/gateway/dashboard/files.js';
 import { BUCKETS, STREAM, TABLES, type TableDef } from '../../src/resources.js';
 
 type Json = Record<string, unknown>;
@@ -276,19 +279,33 @@ describe('HTTP API', () => {
     }
   });
 
-  it('GET / serves the dashboard page from the bundled handler', async () => {
-    // The synthesized asset itself, so the .html text loader and the handler are checked as deployed.
-    const code = resourceOf(stack.api.routeFunctions.Dashboard).Properties.Code as { S3Key: string };
-    const bundle = path.join(outdir, `asset.${code.S3Key.replace(/\.zip$/, '')}`, 'index.mjs');
-    const { handler } = (await import(pathToFileURL(bundle).href)) as {
-      handler: () => Promise<{ statusCode: number; headers: Record<string, string>; body: string }>;
+  it('GET / serves the dashboard page from the bundled handler, its script built beside the bundle', async () => {
+    // The synthesized asset itself, so the text loader, the synth-time build and the handler are checked as deployed.
+    const props = resourceOf(stack.api.routeFunctions.Dashboard).Properties;
+    const dir = path.join(outdir, `asset.${(props.Code as { S3Key: string }).S3Key.replace(/\.zip$/, '')}`);
+    const built = buildDashboard();
+    expect(readFileSync(path.join(dir, DASHBOARD_FILES.script), 'utf8')).toBe(built.script);
+    expect(readFileSync(path.join(dir, DASHBOARD_FILES.css), 'utf8')).toBe(built.css);
+    // The bundle reads them; the builder (and esbuild) stay out of it.
+    expect(readFileSync(path.join(dir, 'index.mjs'), 'utf8')).not.toContain('buildSync');
+
+    // The handler reads its settings from the function's environment when loaded, as in Lambda.
+    const env = (props.Environment as { Variables: Record<string, string> }).Variables;
+    Object.assign(process.env, env);
+    const { handler } = (await import(pathToFileURL(path.join(dir, 'index.mjs')).href)) as {
+      handler: (
+        event: unknown,
+        context: unknown,
+      ) => Promise<{ statusCode: number; headers: Record<string, string>; body: string }>;
     };
-    const res = await handler();
+    const res = await handler({ routeKey: 'GET /', rawPath: '/', headers: {} }, {});
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toMatch(/^text\/html/);
-    expect(res.body).toBe(
-      readFileSync(path.join(import.meta.dirname, '../../src/gateway/dashboard.html'), 'utf8'),
+    expect(res.body).toContain(built.script.slice(0, 2000));
+    const config = JSON.parse(
+      /<script id="qw-config" type="application\/json">(.*?)<\/script>/s.exec(res.body)![1]!,
     );
+    expect(config).toMatchObject({ products: env.SYMBOLS!.split(','), deltaMs: Number(env.DELTA_MS) });
   });
 
   it('logs access on the default stage and throttles it', () => {

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { baseRate, brierScore, logLoss, rocAuc } from './metrics.js';
+import { averagePrecision, baseRate, brierScore, logLoss, rocAuc } from '../src/model/metrics.js';
 
 /** AUC by definition: P(score of a random positive > score of a random negative), ties count half. */
 function pairwiseAuc(scores: number[], labels: number[]): number {
@@ -34,6 +34,23 @@ describe('rocAuc', () => {
         } else {
           expect(rocAuc(scores, labels)).toBeNaN();
         }
+      }),
+    );
+  });
+
+  it('evaluates only the first n rows when asked (a ring buffer not yet full)', () => {
+    fc.assert(
+      fc.property(rows, fc.nat(), (r, cut) => {
+        const n = 1 + (cut % r.length);
+        const scores = Float64Array.from(r, ([s]) => s / 7);
+        const labels = Uint8Array.from(r, ([, l]) => l);
+        const head = r.slice(0, n);
+        const expected = rocAuc(
+          head.map(([s]) => s / 7),
+          head.map(([, l]) => l),
+        );
+        if (Number.isNaN(expected)) expect(rocAuc(scores, labels, n)).toBeNaN();
+        else expect(rocAuc(scores, labels, n)).toBe(expected);
       }),
     );
   });
@@ -89,5 +106,67 @@ describe('brierScore, logLoss, baseRate', () => {
     const miss = logLoss([0, 1], [1, 0]);
     expect(Number.isFinite(miss)).toBe(true);
     expect(miss).toBeGreaterThan(30);
+  });
+});
+
+/** Average precision by its definition: for each distinct threshold, high to low, precision × recall gained. */
+function referenceAp(scores: number[], labels: number[]): number {
+  const positives = labels.filter((l) => l === 1).length;
+  const thresholds = [...new Set(scores)].sort((a, b) => b - a);
+  let ap = 0;
+  let previousRecall = 0;
+  for (const t of thresholds) {
+    const chosen = scores.map((s, i) => [s, labels[i]!] as const).filter(([s]) => s >= t);
+    const tp = chosen.filter(([, l]) => l === 1).length;
+    const recall = tp / positives;
+    ap += (recall - previousRecall) * (tp / chosen.length);
+    previousRecall = recall;
+  }
+  return ap;
+}
+
+describe('averagePrecision (PR-AUC)', () => {
+  it('equals the threshold-by-threshold definition, tied scores entering together', () => {
+    fc.assert(
+      fc.property(rows, (r) => {
+        const scores = r.map(([s]) => s / 7);
+        const labels = r.map(([, l]) => l);
+        if (labels.includes(1)) {
+          expect(averagePrecision(scores, labels)).toBeCloseTo(referenceAp(scores, labels), 12);
+        } else {
+          expect(averagePrecision(scores, labels)).toBeNaN();
+        }
+      }),
+    );
+  });
+
+  it('is 1 for a perfect ranking and the base rate for a constant scorer', () => {
+    expect(averagePrecision([0.9, 0.8, 0.2, 0.1], [1, 1, 0, 0])).toBe(1);
+    const labels = [0, 1, 0, 0, 1, 0, 0, 0];
+    expect(
+      averagePrecision(
+        labels.map(() => 0.3),
+        labels,
+      ),
+    ).toBe(baseRate(labels));
+    // The worst ranking still scores above 0: the last threshold takes every positive.
+    expect(averagePrecision([0.1, 0.2, 0.8, 0.9], [1, 1, 0, 0])).toBeCloseTo(
+      (1 / 2) * (1 / 3) + (1 / 2) * (2 / 4),
+      12,
+    );
+  });
+
+  it('depends only on the order of the scores', () => {
+    fc.assert(
+      fc.property(rows, (r) => {
+        const scores = r.map(([s]) => s);
+        const labels = r.map(([, l]) => l);
+        const squashed = scores.map((s) => 1 / (1 + Math.exp(-s)));
+        const a = averagePrecision(squashed, labels);
+        const b = averagePrecision(scores, labels);
+        if (Number.isNaN(b)) expect(a).toBeNaN();
+        else expect(a).toBe(b);
+      }),
+    );
   });
 });
