@@ -11,15 +11,10 @@ import type { HistoryPageView } from '../src/api/schemas.js';
 import type { RunningGateway } from '../src/gateway/server.js';
 import type { Emulators } from '../src/local/emulators.js';
 import { seedRegistry } from '../src/model/registry.js';
-import {
-  type HistoryItem,
-  historyKey,
-  type LatestSnapshot,
-  putHistory,
-  putLatest,
-} from '../src/storage/latest.js';
+import { type LatestSnapshot, putLatest } from '../src/storage/latest.js';
 import { artifactPath, describeBrowser, launchChromium } from './support/browser.js';
 import { type LocalGateway, startLocalGateway } from './support/gateway.js';
+import { seedHistory } from './support/history.js';
 
 const QUOTE = 'quote_change_500ms';
 const VOL = 'vol_spike_60s';
@@ -76,44 +71,6 @@ function feedStats(): NonNullable<LatestSnapshot['feed']> {
 }
 
 const HISTORY_S = 120;
-/** Two minutes of one-second history rows: a random walk, labels matured where their horizon has passed, and a
- * model version switch half way (so the quality chart marks one). */
-async function seedHistory(product: string, base: number): Promise<void> {
-  const nowS = Math.floor(Date.now() / 1000);
-  let mid = base;
-  for (let i = HISTORY_S; i >= 2; i--) {
-    const tsUs = (nowS - i) * 1e6;
-    mid += Math.sin(i / 7) * base * 1e-5;
-    const version = i > HISTORY_S / 2 ? 'v-old' : 'v-dash';
-    const item: HistoryItem = {
-      pk: product,
-      sk: historyKey(tsUs),
-      tsUs,
-      seq: tsUs,
-      bestBid: (mid - 0.005).toFixed(3),
-      bestAsk: (mid + 0.005).toFixed(3),
-      bid: mid - 0.005,
-      ask: mid + 0.005,
-      mid,
-      spread: 0.01,
-      source: 'book',
-      predictions: {
-        [QUOTE]: { probability: 0.3 + 0.2 * Math.sin(i / 5), modelVersion: version },
-        [VOL]: { probability: 0.1 + 0.05 * Math.cos(i / 9), modelVersion: 'vol-dash', threshold: 1.5 },
-      },
-      quality: {
-        [QUOTE]: { modelVersion: version, n: 500 + i, auc: 0.8, prAuc: 0.6, brier: 0.15, baseRate: 0.3 },
-        [VOL]: { modelVersion: 'vol-dash', n: 500, auc: 0.7, prAuc: 0.3, brier: 0.08, baseRate: 0.1 },
-      },
-      feed: { messagesPerS: 100 + i, reconnects: 0, resyncs: i < 30 ? 1 : 0, heartbeatAgeMs: 400 },
-      latencyMs: 20 + (i % 7),
-      expiresAt: nowS + 3600,
-      [`label_${QUOTE}`]: i % 3 === 0 ? 1 : 0,
-      ...(i > 61 ? { [`label_${VOL}`]: i % 11 === 0 ? 2.5 : 0.5 } : {}),
-    };
-    await putHistory(item);
-  }
-}
 
 describeBrowser('dashboard in a browser', () => {
   let local: LocalGateway;
@@ -128,8 +85,8 @@ describeBrowser('dashboard in a browser', () => {
       env: { SYMBOLS: 'BTC-USD,ETH-USD,SOL-USD' },
       seed: async () => {
         await seedRegistry(path.resolve(import.meta.dirname, '../models/baseline'));
-        await seedHistory('BTC-USD', 65_000);
-        await seedHistory('ETH-USD', 3200);
+        await seedHistory('BTC-USD', 65_000, HISTORY_S);
+        await seedHistory('ETH-USD', 3200, HISTORY_S);
         await putLatest(snapshot('BTC-USD', '65000.12', '65000.13', 0.42));
         await putLatest({
           ...snapshot('ETH-USD', '3200.5', '3200.7', 0.1, 0.0625),

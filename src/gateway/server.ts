@@ -34,6 +34,15 @@ export class RequestTooLargeError extends QuoteWatchError {
   }
 }
 
+/**
+ * The request target as a URL. Prefixed, not resolved: `new URL('//x', base)` reads "//x" as a host (and throws on
+ * some), while HTTP means the path "//x".
+ */
+function requestUrl(target: string | undefined): URL {
+  const t = target ?? '/';
+  return new URL(`http://localhost${t.startsWith('/') ? t : `/${t}`}`);
+}
+
 /** Builds the HTTP API v2 event for one request (the body already read). */
 export function toEvent(
   req: IncomingMessage,
@@ -41,7 +50,7 @@ export function toEvent(
   routeKey: string,
   nowMs = Date.now(),
 ): HttpApiEventV2 {
-  const url = new URL(req.url ?? '/', 'http://localhost');
+  const url = requestUrl(req.url);
   const rawQueryString = (req.url ?? '').includes('?')
     ? (req.url ?? '').slice((req.url ?? '').indexOf('?') + 1)
     : '';
@@ -158,7 +167,7 @@ export function createGateway(opts: GatewayOptions): Server {
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const method = (req.method ?? 'GET').toUpperCase();
-    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    const path = requestUrl(req.url).pathname;
     // A method route first, then the path's ANY route, as API Gateway matches.
     const exact = `${method} ${path}`;
     const routeKey = opts.routes[exact] ? exact : `ANY ${path}`;
