@@ -3,6 +3,7 @@
  * Prints a table and merges the figures into bench/results.json.
  */
 import { fileURLToPath } from 'node:url';
+import { apiGroup } from './api.js';
 import { bookGroup } from './book.js';
 import { featuresGroup } from './features.js';
 import { type BenchGroup, formatTable, mergeResults, readResults, writeResults } from './harness.js';
@@ -10,7 +11,7 @@ import { ingestGroup } from './ingest.js';
 import { startupGroup } from './startup.js';
 import { workerGroup } from './worker.js';
 
-const GROUPS: BenchGroup[] = [bookGroup, featuresGroup, ingestGroup, startupGroup, workerGroup];
+const GROUPS: BenchGroup[] = [bookGroup, featuresGroup, ingestGroup, startupGroup, workerGroup, apiGroup];
 
 function parseOnly(argv: string[]): Set<string> | undefined {
   const i = argv.indexOf('--only');

@@ -1,7 +1,9 @@
 /** GET /models: per target, the active version and the registry's versions with their metrics and run records. */
+
+import { cached } from '../src/api/cache.js';
 import { json } from '../src/api/http.js';
 import { apiHandler } from '../src/api/middleware.js';
-import { cached, listModels } from '../src/api/models.js';
+import { listModels } from '../src/api/models.js';
 
 // Versions change at promotion: a few seconds of staleness spares the registry on every dashboard load.
 const models = cached(15_000, () => listModels());

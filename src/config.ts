@@ -4,7 +4,7 @@
  */
 
 import { hostname } from 'node:os';
-import { z } from 'zod';
+import * as z from 'zod';
 import { QuoteWatchError } from './errors.js';
 import { TARGETS, type Target } from './model/types.js';
 
@@ -169,6 +169,8 @@ export interface ApiConfig {
   staleAfterMs: number;
   /** How often a warm handler re-reads the active model pointer to pick up a new version. */
   modelCheckMs: number;
+  /** How long /latest keeps a read of the latest table (0: every request reads it). */
+  latestCacheMs: number;
 }
 
 export function readApiConfig(env: Env = process.env): ApiConfig {
@@ -176,6 +178,7 @@ export function readApiConfig(env: Env = process.env): ApiConfig {
     buildSha: read(env, 'BUILD_SHA', z.string().min(1, 'must not be empty').optional()),
     staleAfterMs: read(env, 'HEALTH_STALE_MS', intMs(100, 3_600_000), '10000'),
     modelCheckMs: read(env, 'MODEL_CHECK_MS', intMs(0, 600_000), '5000'),
+    latestCacheMs: read(env, 'LATEST_CACHE_MS', intMs(0, 10_000), '100'),
   };
 }
 

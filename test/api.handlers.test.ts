@@ -19,40 +19,10 @@ import { loadModel } from '../src/model/runtime.js';
 import { type LoadedModel, TARGETS, type Target } from '../src/model/types.js';
 import type { LatestSnapshot } from '../src/storage/latest.js';
 import { putLatest } from '../src/storage/latest.js';
+import { v2 } from './support/events.js';
+import { until } from './support/until.js';
 
 type Handler = (event: HttpApiEventV2, context: never) => Promise<HttpApiResultV2>;
-
-/** An HTTP API v2 event as API Gateway builds it for this request. */
-function v2(
-  method: string,
-  path: string,
-  opts: { query?: Record<string, string>; body?: string } = {},
-): HttpApiEventV2 {
-  const rawQueryString = new URLSearchParams(opts.query ?? {}).toString();
-  const now = Date.now();
-  return {
-    version: '2.0',
-    routeKey: `${method} ${path}`,
-    rawPath: path,
-    rawQueryString,
-    headers: { host: 'test.local', 'content-type': 'application/json' },
-    ...(opts.query ? { queryStringParameters: opts.query } : {}),
-    requestContext: {
-      accountId: 'test',
-      apiId: 'test',
-      domainName: 'test.local',
-      domainPrefix: 'test',
-      http: { method, path, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'vitest' },
-      requestId: `req-${now}`,
-      routeKey: `${method} ${path}`,
-      stage: '$default',
-      time: new Date(now).toUTCString(),
-      timeEpoch: now,
-    },
-    ...(opts.body !== undefined ? { body: opts.body } : {}),
-    isBase64Encoded: false,
-  };
-}
 
 async function call(handler: Handler, event: HttpApiEventV2) {
   const res = await handler(event, {} as never);
@@ -148,15 +118,17 @@ describe('GET /latest', () => {
     expect(btc).not.toHaveProperty('expiresAt');
   });
 
-  it('serves one product and follows new writes', async () => {
+  it('serves one product and follows new writes (once LATEST_CACHE_MS has passed)', async () => {
     const first = await call(latest, v2('GET', '/latest', { query: { product: 'ETH-USD' } }));
     expect(first.status).toBe(200);
     expect(first.body.product).toBe('ETH-USD');
     expect(first.body.mid).toBe(3200.5);
 
     await putLatest(snapshot('ETH-USD', 3201.75, Date.now()));
-    const second = await call(latest, v2('GET', '/latest', { query: { product: 'ETH-USD' } }));
-    expect(second.body.mid).toBe(3201.75);
+    const second = await until('the new ETH-USD snapshot', async () => {
+      const r = await call(latest, v2('GET', '/latest', { query: { product: 'ETH-USD' } }));
+      return r.body.mid === 3201.75 && r;
+    });
     expect(second.body.tsUs).toBeGreaterThanOrEqual(first.body.tsUs);
   });
 

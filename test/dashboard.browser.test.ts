@@ -82,7 +82,8 @@ describeBrowser('dashboard in a browser', () => {
   beforeAll(async () => {
     local = await startLocalGateway({
       tempPrefix: 'qw-dash-',
-      env: { SYMBOLS: 'BTC-USD,ETH-USD,SOL-USD' },
+      // A long staleness limit: however slow the machine, only the outage the last test makes is a health problem.
+      env: { SYMBOLS: 'BTC-USD,ETH-USD,SOL-USD', HEALTH_STALE_MS: '600000' },
       seed: async () => {
         await seedRegistry(path.resolve(import.meta.dirname, '../models/baseline'));
         await seedHistory('BTC-USD', 65_000, HISTORY_S);

@@ -3,6 +3,7 @@
  */
 import type { LatestSnapshot } from '../storage/latest.js';
 import { getLatest, listLatest } from '../storage/latest.js';
+import { cached, cachedByKey } from './cache.js';
 import { BadRequestError, DependencyError, NotFoundError } from './errors.js';
 import { type LatestListView, LatestQuery, type SnapshotView } from './schemas.js';
 
@@ -28,10 +29,26 @@ export async function latestOf(product: string, nowMs = Date.now()): Promise<Lat
   return toView(item, nowMs);
 }
 
-/** The newest snapshot of every configured product that has one. */
-export async function latestAll(products: readonly string[], nowMs = Date.now()): Promise<LatestList> {
-  const items = await readOrUnavailable(() => listLatest(products));
-  return { products: items.map((i) => toView(i, nowMs)), serverTimeMs: nowMs };
+/**
+ * /latest's reads, each kept `cacheMs` (LATEST_CACHE_MS): under load, one table read serves every request of that
+ * window instead of one each (the table is read at most ~1/cacheMs times per container). The age a view reports is
+ * computed when it is served, so a cached snapshot says how old it is.
+ */
+export function latestReader(products: readonly string[], cacheMs: number, now: () => number = Date.now) {
+  const all = cached(cacheMs, () => readOrUnavailable(() => listLatest(products)), now);
+  const one = cachedByKey(cacheMs, (product) => readOrUnavailable(() => getLatest(product)), now);
+  return {
+    async all(): Promise<LatestList> {
+      const items = await all();
+      const nowMs = now();
+      return { products: items.map((i) => toView(i, nowMs)), serverTimeMs: nowMs };
+    },
+    async of(product: string): Promise<LatestView> {
+      const item = await one(product);
+      if (!item) throw new NotFoundError(`no snapshot for product ${product}`);
+      return toView(item, now());
+    },
+  };
 }
 
 async function readOrUnavailable<T>(read: () => Promise<T>): Promise<T> {

@@ -74,23 +74,3 @@ export async function runReport(target: Target, version: string, env: Env = proc
   if (!bytes) throw new NotFoundError(`no report for ${target}/${version}`);
   return new TextDecoder().decode(bytes);
 }
-
-/** A small time-based cache of one value (per Lambda container). */
-export function cached<T>(
-  ttlMs: number,
-  load: () => Promise<T>,
-  now: () => number = Date.now,
-): () => Promise<T> {
-  let value: { at: number; v: Promise<T> } | undefined;
-  return () => {
-    const t = now();
-    if (!value || t - value.at >= ttlMs) {
-      const v = load();
-      value = { at: t, v };
-      v.catch(() => {
-        value = undefined; // never keep a failure
-      });
-    }
-    return value.v;
-  };
-}

@@ -4,7 +4,7 @@
  * checks it), and the tests validate every route's real answers against the generated document.
  */
 import { OpenAPIRegistry, OpenApiGeneratorV31, type RouteConfig } from '@asteasolutions/zod-to-openapi';
-import { z } from 'zod';
+import * as z from 'zod';
 import pkg from '../../package.json' with { type: 'json' };
 import { allowedMethods, ROUTES, type RouteDef, routeKey } from './routes.js';
 import {

@@ -3,7 +3,7 @@
  * domain's answer types are inferred from them, GET /openapi.json is generated from them (openapi.ts), and the
  * tests validate every route's real answers against that document.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { PRODUCT_ID_PATTERN } from '../config.js';
 import { TARGETS, type Target } from '../model/types.js';
 

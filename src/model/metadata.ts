@@ -5,7 +5,7 @@
  * Anything unreadable is a ModelLoadError naming the file; the rest of metrics.json (scores, data, training
  * parameters) is the training job's record and passes through unchecked.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { ModelLoadError } from './runtime.js';
 import { type Target, THRESHOLD_TARGETS } from './types.js';
 

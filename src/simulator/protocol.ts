@@ -3,7 +3,7 @@
  * ../shared/data/coinbase/advanced-trade-btc-eth-2026-08-09.jsonl.gz): frame builders, number and time
  * formatting, and parsing of the client's subscribe messages.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { fromUnits } from '../marketdata/decimal.js';
 import type { BookLevel, BookSide } from './book.js';
 import type { SimLevelChange, SimTrade } from './market.js';

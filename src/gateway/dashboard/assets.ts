@@ -54,12 +54,13 @@ function inElement(text: string, element: 'script' | 'style'): string {
 export function renderDashboard(a: DashboardAssets, settings: DashboardSettings): string {
   const parts: Record<string, string> = {
     '/*UPLOT_CSS*/': inElement(a.css, 'style'),
-    '/*CONFIG*/': JSON.stringify(settings).replace(/</g, '\\u003c'),
+    '"__CONFIG__"': JSON.stringify(settings).replace(/</g, '\\u003c'),
     '/*SCRIPT*/': inElement(a.script, 'script'),
   };
   // A function replacement: the minified script is full of `$` sequences a replacement string would interpret.
   return page.replace(
-    /\/\*(UPLOT_CSS|CONFIG|SCRIPT)\*\//g,
+    // Placeholders valid where they stand (a CSS comment, a JSON string, a JS comment): page.html stays lintable.
+    /\/\*UPLOT_CSS\*\/|"__CONFIG__"|\/\*SCRIPT\*\//g,
     (placeholder) => parts[placeholder] ?? placeholder,
   );
 }

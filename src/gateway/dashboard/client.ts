@@ -556,7 +556,7 @@ async function refreshModels(): Promise<void> {
         ? ` · <a href="${esc(active.report)}" target="_blank" rel="noopener" data-testid="report-${esc(t.target)}">run report</a>`
         : '';
       const testAuc = typeof auc === 'number' ? ` · test AUC ${fmt(auc, 3)}` : '';
-      return `<tr data-testid="model-${esc(t.target)}"><td><b>${esc(t.target)}</b><br><span class="version">${esc(t.active ?? 'no active model')}</span>${testAuc}${report}</td></tr>`;
+      return `<tr data-testid="model-${esc(t.target)}"><td><span class="target-name">${esc(t.target)}</span><br><span class="version">${esc(t.active ?? 'no active model')}</span>${testAuc}${report}</td></tr>`;
     });
     $('models').querySelector('tbody')!.innerHTML = rows.join('');
   } catch {
