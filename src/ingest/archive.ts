@@ -15,6 +15,7 @@ import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { createGzip, type Gzip, gzip } from 'node:zlib';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { sleep } from '../clock.js';
 import type { ArchiveConfig } from '../config.js';
 import { QuoteWatchError } from '../errors.js';
 
@@ -154,7 +155,7 @@ export class S3Archive implements FrameArchive {
       const body = await gzipAsync(chunk.lines.join(''));
       let stored = false;
       for (let attempt = 0; attempt < (this.o.attempts ?? 5) && !stored; attempt++) {
-        if (attempt > 0) await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
+        if (attempt > 0) await sleep(100 * 2 ** attempt);
         try {
           await this.o.s3.send(
             new PutObjectCommand({
