@@ -10,6 +10,7 @@ import {
 } from '../src/ingest/connection.js';
 import type { Logger } from '../src/ingest/log.js';
 import { Metrics } from '../src/ingest/metrics.js';
+import { productSpecs } from '../src/simulator/exchange.js';
 import { type SimulatorServer, startSimulator } from '../src/simulator/server.js';
 
 // The state machine against the real exchange simulator over a real WebSocket (no Kinesis needed here; the
@@ -21,7 +22,7 @@ beforeAll(async () => {
     port: 0,
     seed: 3,
     mode: 'fast',
-    products: [{ productId: 'BTC-USD', price: 65_000, levelsPerSide: 50 }],
+    products: productSpecs(['BTC-USD'], undefined, { levelsPerSide: 50 }),
   });
 });
 afterAll(async () => {

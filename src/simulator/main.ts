@@ -1,6 +1,6 @@
 /**
  * Simulator process: `node --import tsx src/simulator/main.ts`. Settings: SYMBOLS, SIM_PORT, SIM_SEED,
- * SIM_MODE (realtime | fast), SIM_LOG (see src/config.ts).
+ * SIM_MODE (realtime | fast), SIM_LOG, SIM_PROFILE (see src/config.ts).
  */
 import { orExit, readCoreConfig, readSimulatorConfig } from '../config.js';
 import { productSpecs } from './exchange.js';
@@ -13,7 +13,7 @@ const sim = await startSimulator({
   port: cfg.port,
   seed: cfg.seed,
   mode: cfg.mode,
-  products: productSpecs(core.symbols),
+  products: productSpecs(core.symbols, cfg.profile),
   ...(cfg.logPath ? { logPath: cfg.logPath } : {}),
 });
 console.log(
