@@ -21,6 +21,7 @@ import { startSystem } from '../src/local/supervisor.js';
 import { RECORDING_FORMATS, type RecordingFormat } from '../src/replay/readers.js';
 import { runReplay } from '../src/replay/replay.js';
 import type { ReplaySpeed } from '../src/replay/server.js';
+import { calibrateCommand } from '../src/simulator/calibrate.js';
 
 interface Command {
   usage: string;
@@ -166,6 +167,11 @@ const COMMANDS: Record<string, Command> = {
       console.log(`[replay] ${JSON.stringify(summary)}`);
       return 0;
     },
+  },
+  calibrate: {
+    usage: 'calibrate RECORDING [--out FILE] [--format F] [--seed N] [--products P,...]',
+    summary: 'fit a simulator profile (SIM_PROFILE) to a recording; prints recording and simulation side by side',
+    run: (args) => calibrateCommand(args),
   },
   train: {
     usage: 'train train|evaluate|promote',

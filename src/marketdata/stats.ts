@@ -48,13 +48,13 @@ export const STAT_DEFS = [
   },
   {
     key: 'fwd_rv_q90_over_q50_30min',
-    label: 'forward 60 s realized vol q90/q50 within 30 min (median of blocks)',
+    label: 'forward 60 s realized vol q90/q50 within 30 min (median)',
     min: 1860,
     needs: 'quote',
   },
   {
     key: 'fwd_rv_q90_over_q50',
-    label: 'forward 60 s realized vol q90/q50 over the whole span',
+    label: 'forward 60 s realized vol q90/q50 over the span',
     min: 660,
     needs: 'quote',
   },
@@ -137,6 +137,8 @@ export interface ProductReport {
   seconds: number;
   /** Price increment the spread is counted in (given, or inferred from the decimals of the prices seen). */
   tick: number;
+  /** The first mid on the grid (quote currency), NaN when there is none. */
+  firstMid: number;
   figures: Partial<Record<StatKey, number>>;
   /** Why a figure is absent (too short, or the recording lacks the data). */
   missing: Partial<Record<StatKey, string>>;
@@ -658,7 +660,17 @@ export class MarketStats {
       set('trade_size_p99', quantileSorted(z, 0.99));
     }
     if (want('trade_sign_acf_lag1')) set('trade_sign_acf_lag1', autocorrelation(s.tradeSigns.view(), 1));
-    return { product: s.product, source, seconds, tick, figures, missing, hours };
+    const firstMid = mids.find((m) => !Number.isNaN(m));
+    return {
+      product: s.product,
+      source,
+      seconds,
+      tick,
+      firstMid: firstMid === undefined ? Number.NaN : firstMid / UNITS,
+      figures,
+      missing,
+      hours,
+    };
   }
 
   /** Absolute 1 min mids (NaN where unknown), keyed by minute index since the epoch. */

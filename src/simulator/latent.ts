@@ -10,7 +10,7 @@
  * - moves arrive as Poisson processes: common moves (every product at once, with its factorLoading) at a
  *   market-wide rate, and the product's own moves. Rates scale with volatility^moveRateVolExponent and
  *   sizes carry the rest of the variance, so the variance per second is sigma(t)^2 on average whatever the
- *   exponent; sizes are log-normal (moveSizeTail) for heavy tails.
+ *   exponent; sizes are log-normal (the product's moveSizeTail) for heavy tails.
  * Every Market computes the common part itself from the same seed-derived stream, so products agree on it
  * without sharing state, and one product simulated alone sees the same common moves as in company.
  */
@@ -75,6 +75,7 @@ export class LatentPrice {
   /** The same for the common part only (it drives the common move rate). */
   private readonly logNormCommon: number;
   private readonly tickSize: number;
+  private readonly tail: number;
   private readonly shockNorm: number;
   /** ln(price in USD). */
   private logPrice: number;
@@ -115,7 +116,8 @@ export class LatentPrice {
     this.logNorm = varAll + diurnal;
     this.logNormCommon = varCommon + diurnal;
     this.tickSize = p.tick;
-    this.shockNorm = logShockNorm(m.moveSizeTail);
+    this.tail = p.moveSizeTail;
+    this.shockNorm = logShockNorm(p.moveSizeTail);
     this.logPrice = Math.log(p.price);
     this.nextStepUs = startUs;
     this.sigmaBps = p.volBps;
@@ -145,60 +147,58 @@ export class LatentPrice {
     this.volRatio = ratio;
     this.sigmaBps = this.p.volBps * ratio;
     const gamma = m.moveRateVolExponent;
-    const tail = m.moveSizeTail;
-    let r = 0;
     // Common moves: timing and shock from the common stream (identical in every product), scaled per product.
     const rateC = m.commonMovesPerSecond * ratioCommon ** gamma;
-    const nC = poisson(this.common.rng, rateC * STEP_S);
-    if (nC > 0) {
-      // Each move's variance: loading^2 sigma^2 / rate (in bps^2), so the rate does not change the variance.
-      const scale = (this.p.factorLoading * this.sigmaBps) / Math.sqrt(rateC);
-      for (let j = 0; j < nC; j++) r += scale * shock(this.common.rng, tail, this.shockNorm);
-    }
+    const scaleC = (this.p.factorLoading * this.sigmaBps) / Math.sqrt(rateC);
+    let r = scaleC * this.moves(this.common.rng, rateC);
     const rateOwn = this.p.movesPerSecond * ratio ** gamma;
-    const nOwn = poisson(this.rng, rateOwn * STEP_S);
-    if (nOwn > 0) {
-      const scale = (Math.sqrt(1 - this.p.factorLoading ** 2) * this.sigmaBps) / Math.sqrt(rateOwn);
-      for (let j = 0; j < nOwn; j++) r += scale * shock(this.rng, tail, this.shockNorm);
-    }
+    const scaleOwn = (Math.sqrt(1 - this.p.factorLoading ** 2) * this.sigmaBps) / Math.sqrt(rateOwn);
+    r += scaleOwn * this.moves(this.rng, rateOwn);
     this.logPrice += r * 1e-4;
     this.nextStepUs += LATENT_STEP_US;
   }
+
+  /**
+   * The sum of this step's moves (unit-variance shocks) of a Poisson process of `rate` per second. Every step
+   * takes the same number of draws from `rng` whatever the rate, so a profile that differs a little gives a
+   * path that differs a little from the same seed (common random numbers: what calibrate's search relies on).
+   */
+  private moves(rng: Rng, rate: number): number {
+    const n = poisson(rng.uniform(), rate * STEP_S);
+    let sum = 0;
+    for (let j = 0; j < MAX_MOVES_PER_STEP; j++) {
+      const z = Math.min(Math.max(rng.normal(), -CLAMP_Z), CLAMP_Z);
+      const sign = rng.uniform() < 0.5 ? -1 : 1;
+      if (j < n) sum += sign * Math.exp(this.tail * z - this.shockNorm);
+    }
+    return sum;
+  }
 }
 
-/** Log-normal magnitudes use a normal truncated here: heavy tails, but no single move of 50 sigma. */
-const TRUNCATE_Z = 3;
+/** Moves per step beyond this are dropped (at the busiest rates here, about one step in a million has 4). */
+const MAX_MOVES_PER_STEP = 3;
+/** Log-normal magnitudes from a normal clamped here: heavy tails, but no single move of 50 sigma. */
+const CLAMP_Z = 3;
 
 /** Standard normal CDF (Abramowitz-Stegun 7.1.26 erf, error < 1.5e-7). */
 function normalCdf(x: number): number {
   const z = Math.abs(x) / Math.SQRT2;
   const t = 1 / (1 + 0.3275911 * z);
-  const erf =
-    1 -
-    ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) *
-      t *
-      Math.exp(-z * z);
+  const poly =
+    ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t;
+  const erf = 1 - poly * Math.exp(-z * z);
   return x >= 0 ? (1 + erf) / 2 : (1 - erf) / 2;
 }
 
-/** log sqrt(E[exp(2 tail Z)]) for Z standard normal truncated to |Z| <= TRUNCATE_Z: makes shocks unit-variance. */
+/** log sqrt(E[exp(2 tail Z)]) for Z standard normal clamped to ±CLAMP_Z: makes the shocks unit-variance. */
 function logShockNorm(tail: number): number {
-  const mass = normalCdf(TRUNCATE_Z) - normalCdf(-TRUNCATE_Z);
-  const tilted = normalCdf(TRUNCATE_Z - 2 * tail) - normalCdf(-TRUNCATE_Z - 2 * tail);
-  return tail * tail + Math.log(tilted / mass) / 2;
+  const inside = Math.exp(2 * tail * tail) * (normalCdf(CLAMP_Z - 2 * tail) - normalCdf(-CLAMP_Z - 2 * tail));
+  const edges = normalCdf(-CLAMP_Z) * (Math.exp(2 * tail * CLAMP_Z) + Math.exp(-2 * tail * CLAMP_Z));
+  return Math.log(inside + edges) / 2;
 }
 
-/** A unit-variance symmetric shock with a (truncated) log-normal magnitude. */
-function shock(rng: Rng, tail: number, logNorm: number): number {
-  let z = rng.normal();
-  while (Math.abs(z) > TRUNCATE_Z) z = rng.normal();
-  const size = Math.exp(tail * z - logNorm);
-  return rng.uniform() < 0.5 ? -size : size;
-}
-
-/** Poisson count by inversion (means here are far below 1). */
-function poisson(rng: Rng, mean: number): number {
-  let u = rng.uniform();
+/** Poisson count for uniform `u` by inversion (means here are far below 1). */
+function poisson(u: number, mean: number): number {
   let p = Math.exp(-mean);
   let k = 0;
   while (u > p && k < 100) {

@@ -46,6 +46,8 @@ export const productProfileSchema = z.strictObject({
   movesPerSecond: positive(50),
   /** Loading on the common factor: the correlation of two products' returns is about the product of theirs. */
   factorLoading: share,
+  /** Log-sd of the sizes of the product's moves (its share of common moves too): larger, heavier tails. */
+  moveSizeTail: z.number().min(0, 'must be >= 0').max(2, 'must be <= 2'),
   // --- quoting around the efficient price ---
   /** Makers quote about this far from the efficient price, ticks (spread about twice this, at least 1 tick). */
   halfSpreadTicks: z.number().min(0.5, 'must be >= 0.5').max(100_000, 'must be <= 100000'),
@@ -112,8 +114,6 @@ export const marketProfileSchema = z.strictObject({
   commonMovesPerSecond: positive(50),
   /** Move rates scale with (volatility / its mean) to this power (the rest of the variance is in the move size). */
   moveRateVolExponent: z.number().min(0, 'must be >= 0').max(2, 'must be <= 2'),
-  /** Log-sd of move sizes: the larger, the heavier the tails of returns. */
-  moveSizeTail: z.number().min(0, 'must be >= 0').max(2, 'must be <= 2'),
 });
 
 export type MarketProfile = z.infer<typeof marketProfileSchema>;
