@@ -22,6 +22,7 @@ import { RECORDING_FORMATS, type RecordingFormat } from '../src/replay/readers.j
 import { runReplay } from '../src/replay/replay.js';
 import type { ReplaySpeed } from '../src/replay/server.js';
 import { calibrateCommand } from '../src/simulator/calibrate.js';
+import { simulateCommand } from '../src/simulator/longrun.js';
 
 interface Command {
   usage: string;
@@ -170,8 +171,15 @@ const COMMANDS: Record<string, Command> = {
   },
   calibrate: {
     usage: 'calibrate RECORDING [--out FILE] [--format F] [--seed N] [--products P,...]',
-    summary: 'fit a simulator profile (SIM_PROFILE) to a recording; prints recording and simulation side by side',
+    summary:
+      'fit a simulator profile (SIM_PROFILE) to a recording; prints recording and simulation side by side',
     run: (args) => calibrateCommand(args),
+  },
+  simulate: {
+    usage: 'simulate --hours N [--products P,...] [--seed S]',
+    summary:
+      'fill the lake with N hours of simulated market (mapper, record codec, worker; starts emulators if none run)',
+    run: (args) => simulateCommand(args),
   },
   train: {
     usage: 'train train|evaluate|promote',

@@ -1,0 +1,332 @@
+/**
+ * `quotewatch simulate --hours N [--products P,...] [--seed S]`: fills the lake with N hours of simulated
+ * market, as fast as the machine allows.
+ *
+ * The documented in-process path: the simulator's Advanced Trade frames (the channels the ingestor subscribes
+ * to) go through the production mapper (mapAdvancedTradeFrame), become records of the stream's format v1
+ * (encodeRecord, then decodeRecord as the consumer does), and shard batches of them go to the worker's own
+ * code (Worker.handleBatch: books, features, labels, scoring with the registry's active models, the Parquet
+ * lake in S3). Book snapshots are claim-checked in S3 with the ingestor's SnapshotStore, at the start and
+ * every SNAPSHOT_INTERVAL_MS of exchange time, as the ingestor does. What it leaves out: WebSocket,
+ * Kinesis, sequence checks (the simulator has no gaps), feed stats, the latest-snapshot table (a history fill
+ * is not "latest") and checkpoints. Same seed, products and profile: the same lake objects.
+ */
+import { parseArgs } from 'node:util';
+import { HeadBucketCommand, type S3Client } from '@aws-sdk/client-s3';
+import { s3Client } from '../aws/clients.js';
+import {
+  ConfigError,
+  readCoreConfig,
+  readFeatureConfig,
+  readFeedConfig,
+  readLocalConfig,
+  readResourceNames,
+  readSimulatorConfig,
+  readWorkerConfig,
+} from '../config.js';
+import { SnapshotStore } from '../ingest/snapshots.js';
+import { DEFAULT_EMULATOR_PORTS, emulatorEnv, startEmulators } from '../local/emulators.js';
+import { provision } from '../local/provision.js';
+import { mapAdvancedTradeFrame } from '../marketdata/advancedTrade.js';
+import { decodeRecord, encodeRecord, eventId, type StreamEvent } from '../stream/record.js';
+import type { ConsumedRecord } from '../worker/consumer.js';
+import { ModelSet, registrySource, type ServingModel } from '../worker/scoring.js';
+import { Worker, type WorkerLog } from '../worker/worker.js';
+import { snapshotEvent } from './events.js';
+import { productSpecs, seedEpochUs } from './exchange.js';
+import type { Profile } from './profile.js';
+import { NO_PROGRESS, type Progress, progressBar } from './progress.js';
+import { Session } from './session.js';
+
+type Env = Record<string, string | undefined>;
+
+/** Simulated time per shard batch handed to the worker. */
+const BATCH_US = 10_000_000;
+const SHARD_ID = 'shardId-000000000000';
+
+export interface SimulateOptions {
+  hours: number;
+  products: readonly string[];
+  seed: number;
+  profile?: Profile;
+  s3: S3Client;
+  lakeBucket: string;
+  tickMs: number;
+  deltaMs: number;
+  gapLimitMs?: number;
+  objectTicks?: number;
+  /** Periodic book snapshots in exchange time (0: only the first). */
+  snapshotIntervalMs: number;
+  models: () => readonly ServingModel[];
+  progress?: Progress;
+  log?: WorkerLog;
+}
+
+export interface SimulateSummary {
+  simulatedHours: number;
+  products: string[];
+  seed: number;
+  frames: number;
+  events: number;
+  records: number;
+  featureRows: number;
+  labels: number;
+  predictions: number;
+  /** Lake objects written (snapshots not counted). */
+  objects: number;
+  snapshots: number;
+  wallSeconds: number;
+  simulatedHoursPerWallMinute: number;
+  fromUs: number;
+  toUs: number;
+}
+
+export async function simulateToLake(o: SimulateOptions): Promise<SimulateSummary> {
+  const t0 = performance.now();
+  const progress = o.progress ?? NO_PROGRESS;
+  const log = o.log ?? (() => {});
+  const startUs = seedEpochUs(o.seed);
+  const endUs = startUs + Math.round(o.hours * 3600e6);
+  const specs = productSpecs(o.products, o.profile);
+  const session = new Session(specs, o.seed, startUs);
+  const snapshots = new SnapshotStore(o.s3, o.lakeBucket);
+  const idPrefix = `sim${o.seed}.1`;
+  const worker = new Worker({
+    tickMs: o.tickMs,
+    deltaMs: o.deltaMs,
+    gapLimitMs: o.gapLimitMs,
+    s3: o.s3,
+    lakeBucket: o.lakeBucket,
+    objectTicks: o.objectTicks,
+    models: o.models,
+    writeLatest: async () => {},
+    now: () => 0,
+    log,
+  });
+  const summary: SimulateSummary = {
+    simulatedHours: o.hours,
+    products: [...o.products],
+    seed: o.seed,
+    frames: 0,
+    events: 0,
+    records: 0,
+    featureRows: 0,
+    labels: 0,
+    predictions: 0,
+    objects: 0,
+    snapshots: 0,
+    wallSeconds: 0,
+    simulatedHoursPerWallMinute: 0,
+    fromUs: startUs,
+    toUs: endUs,
+  };
+
+  let recordNo = 0;
+  const open = new Map<string, StreamEvent[]>();
+  const push = (e: StreamEvent) => {
+    let list = open.get(e.product);
+    if (!list) open.set(e.product, (list = []));
+    list.push(e);
+    summary.events++;
+  };
+  let snapshotNo = 0;
+  /** The books as the ingestor would store them: claim-checked in S3, a ref in the stream. */
+  const publishSnapshots = async (atUs: number, source: 'exchange' | 'periodic') => {
+    for (const m of session.exchange.markets) {
+      const n = snapshotNo++;
+      const ref = await snapshots.put(snapshotEvent(m, atUs, n), idPrefix);
+      push({
+        ...ref,
+        ...(source === 'periodic' ? { source } : {}),
+        id: eventId(`${idPrefix}.periodic`, n, 0),
+      });
+      summary.snapshots++;
+    }
+  };
+  const feed = (text: string, recvUs: number) => {
+    summary.frames++;
+    const mapped = mapAdvancedTradeFrame(text, recvUs);
+    mapped.events.forEach((e, i) => {
+      // The first level2 frame of each product is its snapshot: the claim-checked copy stands for it.
+      if (e.type === 'book_snapshot') return;
+      push({ ...e, id: eventId(idPrefix, mapped.seq, i) });
+    });
+  };
+  /** The open records as one shard batch, through the record codec both ways (producer, then consumer). */
+  const takeBatch = (): ConsumedRecord[] => {
+    const records: ConsumedRecord[] = [];
+    for (const [product, events] of open) {
+      if (events.length === 0) continue;
+      const decoded = decodeRecord(encodeRecord(product, events));
+      records.push({
+        sequenceNumber: String(10n ** 20n + BigInt(++recordNo)),
+        product: decoded.product,
+        events: decoded.events,
+      });
+      open.set(product, []);
+    }
+    summary.records += records.length;
+    return records;
+  };
+  // One batch in the worker at a time, while the next one is simulated: the lake's S3 puts of one batch
+  // overlap the simulation of the next (the emulator runs in its own process).
+  let inWorker: Promise<void> = Promise.resolve();
+  const handOver = async (records: ConsumedRecord[]) => {
+    await inWorker;
+    if (records.length === 0) return;
+    inWorker = worker.handleBatch({ shardId: SHARD_ID, records }).then((r) => {
+      summary.featureRows += r.rows;
+      summary.labels += r.labels;
+      summary.predictions += r.predictions;
+      summary.objects += r.objects.length;
+    });
+  };
+
+  for (const channel of ['level2', 'market_trades', 'ticker']) {
+    const subscribe = { type: 'subscribe', channel, product_ids: o.products };
+    for (const f of session.handleMessage(JSON.stringify(subscribe))) feed(f.text, startUs);
+  }
+  await publishSnapshots(startUs, 'exchange');
+  const everyUs = o.snapshotIntervalMs * 1000;
+  let nextSnapshotUs = everyUs > 0 ? startUs + everyUs : Number.POSITIVE_INFINITY;
+  for (let t = startUs; t < endUs; ) {
+    t = Math.min(t + BATCH_US, endUs);
+    for (const f of session.advanceTo(t)) feed(f.text, session.timeUs);
+    if (t >= nextSnapshotUs) {
+      await publishSnapshots(t, 'periodic');
+      while (nextSnapshotUs <= t) nextSnapshotUs += everyUs;
+    }
+    await handOver(takeBatch());
+    const wallMin = (performance.now() - t0) / 60_000;
+    const simHours = (t - startUs) / 3600e6;
+    progress.update((t - startUs) / (endUs - startUs), `${(simHours / wallMin).toFixed(1)} simulated h/min`);
+  }
+  await handOver(takeBatch());
+  await inWorker;
+  summary.objects += (await worker.close()).length;
+  summary.wallSeconds = (performance.now() - t0) / 1000;
+  summary.simulatedHoursPerWallMinute = o.hours / (summary.wallSeconds / 60);
+  progress.end(`${summary.simulatedHoursPerWallMinute.toFixed(1)} simulated h/min`);
+  return summary;
+}
+
+// --- the command ---------------------------------------------------------------------------------------
+
+const USAGE = 'simulate --hours N [--products P,...] [--seed S]';
+
+export class SimulateUsageError extends Error {
+  override name = 'SimulateUsageError';
+}
+
+function parseSimulateArgs(args: string[], env: Env) {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { hours: { type: 'string' }, products: { type: 'string' }, seed: { type: 'string' } },
+  });
+  if (positionals.length > 0) throw new SimulateUsageError(`unexpected argument ${positionals.join(' ')}`);
+  const hours = Number(values.hours);
+  if (values.hours === undefined || !(hours > 0) || hours > 24 * 365)
+    throw new SimulateUsageError('--hours: expected a number of hours > 0');
+  const seed = values.seed === undefined ? readSimulatorConfig(env).seed : Number(values.seed);
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff)
+    throw new SimulateUsageError('--seed: expected a whole number');
+  const products = values.products
+    ? readCoreConfig({ ...env, SYMBOLS: values.products }).symbols
+    : readCoreConfig(env).symbols;
+  return { hours, seed, products };
+}
+
+/** Is the lake bucket there? false when nothing answers at the S3 endpoint. */
+async function lakeReachable(s3: S3Client, bucket: string): Promise<boolean> {
+  try {
+    await s3.send(new HeadBucketCommand({ Bucket: bucket }));
+    return true;
+  } catch (err) {
+    const code =
+      (err as { code?: string; cause?: { code?: string } }).code ??
+      (err as { cause?: { code?: string } }).cause?.code;
+    if (code === 'ECONNREFUSED') return false;
+    return true; // reachable: provisioning below creates what is missing
+  }
+}
+
+/**
+ * The CLI entry. Uses the emulators of a running `npm start` / `quotewatch emulators` (or AWS_ENDPOINT_URL_*);
+ * when none answer, starts the local emulators on their usual ports with QW_DATA_DIR, provisions, and stops
+ * them at the end. Exit code 2 on bad arguments or configuration.
+ */
+export async function simulateCommand(args: string[], baseEnv: Env = process.env): Promise<number> {
+  const hasEndpoints = Object.keys(baseEnv).some((k) => k.startsWith('AWS_ENDPOINT_URL'));
+  let env: Env = hasEndpoints ? baseEnv : { ...baseEnv, ...emulatorEnv(DEFAULT_EMULATOR_PORTS) };
+  let parsed: ReturnType<typeof parseSimulateArgs>;
+  let config: {
+    core: ReturnType<typeof readCoreConfig>;
+    profile: Profile | undefined;
+    names: ReturnType<typeof readResourceNames>;
+  };
+  try {
+    parsed = parseSimulateArgs(args, env);
+    config = {
+      core: readCoreConfig(env),
+      profile: readSimulatorConfig(env).profile,
+      names: readResourceNames(env),
+    };
+  } catch (err) {
+    if (
+      err instanceof SimulateUsageError ||
+      err instanceof ConfigError ||
+      (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')
+    ) {
+      console.error(`quotewatch simulate: ${(err as Error).message} (usage: quotewatch ${USAGE})`);
+      return 2;
+    }
+    throw err;
+  }
+  let s3 = s3Client(env);
+  let stopEmulators: (() => Promise<void>) | undefined;
+  if (!(await lakeReachable(s3, config.names.lakeBucket))) {
+    if (hasEndpoints) {
+      console.error(
+        `quotewatch simulate: nothing answers at ${env.AWS_ENDPOINT_URL_S3 ?? env.AWS_ENDPOINT_URL}`,
+      );
+      return 1;
+    }
+    const dataDir = readLocalConfig(env).dataDir;
+    console.error(`[simulate] no emulators running: starting them (data in ${dataDir})`);
+    const emulators = await startEmulators({ dataDir, ports: DEFAULT_EMULATOR_PORTS });
+    env = { ...env, ...emulators.env };
+    s3 = s3Client(env);
+    stopEmulators = () => emulators.stop();
+  }
+  try {
+    await provision(env, { log: (line) => console.error(`[provision] ${line}`) });
+    const log: WorkerLog = (level, msg, fields) => {
+      if (level === 'warn' || level === 'error') console.error(JSON.stringify({ level, msg, ...fields }));
+    };
+    const models = new ModelSet(registrySource(env, config.core.tickMs), log);
+    await models.refresh();
+    const served = models.models().map((m) => `${m.model.target}=${m.model.version}`);
+    console.error(
+      `[simulate] ${parsed.hours} h of ${parsed.products.join(', ')} (seed ${parsed.seed}) into s3://${config.names.lakeBucket}; models: ${served.join(', ') || 'none'}`,
+    );
+    const summary = await simulateToLake({
+      ...parsed,
+      ...(config.profile ? { profile: config.profile } : {}),
+      s3,
+      lakeBucket: config.names.lakeBucket,
+      tickMs: config.core.tickMs,
+      deltaMs: config.core.deltaMs,
+      gapLimitMs: readFeatureConfig(env).gapLimitMs,
+      objectTicks: readWorkerConfig(env).lakeObjectTicks,
+      snapshotIntervalMs: readFeedConfig(env).snapshotIntervalMs,
+      models: () => models.models(),
+      progress: progressBar('simulate'),
+      log,
+    });
+    console.log(JSON.stringify(summary));
+    return 0;
+  } finally {
+    await stopEmulators?.();
+  }
+}
