@@ -124,8 +124,8 @@ export async function simulateToLake(o: SimulateOptions): Promise<SimulateSummar
   let recordNo = 0;
   const open = new Map<string, StreamEvent[]>();
   const push = (e: StreamEvent) => {
-    let list = open.get(e.product);
-    if (!list) open.set(e.product, (list = []));
+    const list = open.get(e.product) ?? [];
+    if (list.length === 0) open.set(e.product, list);
     list.push(e);
     summary.events++;
   };
