@@ -7,10 +7,11 @@ import { bookGroup } from './book.js';
 import { featuresGroup } from './features.js';
 import { type BenchGroup, formatTable, mergeResults, readResults, writeResults } from './harness.js';
 import { ingestGroup } from './ingest.js';
+import { simGroup } from './sim.js';
 import { startupGroup } from './startup.js';
 import { workerGroup } from './worker.js';
 
-const GROUPS: BenchGroup[] = [bookGroup, featuresGroup, ingestGroup, startupGroup, workerGroup];
+const GROUPS: BenchGroup[] = [bookGroup, featuresGroup, ingestGroup, simGroup, startupGroup, workerGroup];
 
 function parseOnly(argv: string[]): Set<string> | undefined {
   const i = argv.indexOf('--only');

@@ -515,8 +515,8 @@ export class MarketStats {
 
   private report(s: ProductState): ProductReport {
     // Pending samples at the end have an incomplete horizon: dropped.
-    const tick = this.options.tick?.(s.product) ?? 10 ** -Math.min(s.maxDecimals, 8);
-    const tickUnits = tick * UNITS;
+    const tick = this.options.tick?.(s.product) ?? Number(`1e-${Math.min(s.maxDecimals, 8)}`);
+    const tickUnits = Math.round(tick * UNITS);
     const source = s.hasBook ? 'book' : s.hasTicker ? 'ticker' : 'none';
     const figures: Partial<Record<StatKey, number>> = {};
     const missing: Partial<Record<StatKey, string>> = {};

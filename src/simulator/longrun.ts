@@ -260,18 +260,11 @@ export async function simulateCommand(args: string[], baseEnv: Env = process.env
   const hasEndpoints = Object.keys(baseEnv).some((k) => k.startsWith('AWS_ENDPOINT_URL'));
   let env: Env = hasEndpoints ? baseEnv : { ...baseEnv, ...emulatorEnv(DEFAULT_EMULATOR_PORTS) };
   let parsed: ReturnType<typeof parseSimulateArgs>;
-  let config: {
-    core: ReturnType<typeof readCoreConfig>;
-    profile: Profile | undefined;
-    names: ReturnType<typeof readResourceNames>;
-  };
+  let lakeBucket: string;
   try {
     parsed = parseSimulateArgs(args, env);
-    config = {
-      core: readCoreConfig(env),
-      profile: readSimulatorConfig(env).profile,
-      names: readResourceNames(env),
-    };
+    readSimulatorConfig(env); // SIM_PROFILE, validated before anything starts
+    lakeBucket = readResourceNames(env).lakeBucket;
   } catch (err) {
     if (
       err instanceof SimulateUsageError ||
@@ -283,9 +276,9 @@ export async function simulateCommand(args: string[], baseEnv: Env = process.env
     }
     throw err;
   }
-  let s3 = s3Client(env);
+  const s3 = s3Client(env);
   let stopEmulators: (() => Promise<void>) | undefined;
-  if (!(await lakeReachable(s3, config.names.lakeBucket))) {
+  if (!(await lakeReachable(s3, lakeBucket))) {
     if (hasEndpoints) {
       console.error(
         `quotewatch simulate: nothing answers at ${env.AWS_ENDPOINT_URL_S3 ?? env.AWS_ENDPOINT_URL}`,
@@ -296,37 +289,51 @@ export async function simulateCommand(args: string[], baseEnv: Env = process.env
     console.error(`[simulate] no emulators running: starting them (data in ${dataDir})`);
     const emulators = await startEmulators({ dataDir, ports: DEFAULT_EMULATOR_PORTS });
     env = { ...env, ...emulators.env };
-    s3 = s3Client(env);
     stopEmulators = () => emulators.stop();
   }
   try {
-    await provision(env, { log: (line) => console.error(`[provision] ${line}`) });
-    const log: WorkerLog = (level, msg, fields) => {
-      if (level === 'warn' || level === 'error') console.error(JSON.stringify({ level, msg, ...fields }));
-    };
-    const models = new ModelSet(registrySource(env, config.core.tickMs), log);
-    await models.refresh();
-    const served = models.models().map((m) => `${m.model.target}=${m.model.version}`);
-    console.error(
-      `[simulate] ${parsed.hours} h of ${parsed.products.join(', ')} (seed ${parsed.seed}) into s3://${config.names.lakeBucket}; models: ${served.join(', ') || 'none'}`,
-    );
-    const summary = await simulateToLake({
-      ...parsed,
-      ...(config.profile ? { profile: config.profile } : {}),
-      s3,
-      lakeBucket: config.names.lakeBucket,
-      tickMs: config.core.tickMs,
-      deltaMs: config.core.deltaMs,
-      gapLimitMs: readFeatureConfig(env).gapLimitMs,
-      objectTicks: readWorkerConfig(env).lakeObjectTicks,
-      snapshotIntervalMs: readFeedConfig(env).snapshotIntervalMs,
-      models: () => models.models(),
-      progress: progressBar('simulate'),
-      log,
-    });
+    const summary = await simulateWithEnv(parsed, env, progressBar('simulate'));
     console.log(JSON.stringify(summary));
     return 0;
   } finally {
     await stopEmulators?.();
   }
+}
+
+/**
+ * Provisions (idempotent; seeds the registry with the baseline if it has no active model), loads the active
+ * models as the worker does, and fills the lake of `env` (SIM_PROFILE and the worker's settings from it too).
+ */
+export async function simulateWithEnv(
+  run: { hours: number; products: readonly string[]; seed: number },
+  env: Env,
+  progress: Progress = NO_PROGRESS,
+): Promise<SimulateSummary> {
+  const core = readCoreConfig(env);
+  const lakeBucket = readResourceNames(env).lakeBucket;
+  const profile = readSimulatorConfig(env).profile;
+  await provision(env, { log: (line) => console.error(`[provision] ${line}`) });
+  const log: WorkerLog = (level, msg, fields) => {
+    if (level === 'warn' || level === 'error') console.error(JSON.stringify({ level, msg, ...fields }));
+  };
+  const models = new ModelSet(registrySource(env, core.tickMs), log);
+  await models.refresh();
+  const served = models.models().map((m) => `${m.model.target}=${m.model.version}`);
+  console.error(
+    `[simulate] ${run.hours} h of ${run.products.join(', ')} (seed ${run.seed}) into s3://${lakeBucket}; models: ${served.join(', ') || 'none'}`,
+  );
+  return simulateToLake({
+    ...run,
+    ...(profile ? { profile } : {}),
+    s3: s3Client(env),
+    lakeBucket,
+    tickMs: core.tickMs,
+    deltaMs: core.deltaMs,
+    gapLimitMs: readFeatureConfig(env).gapLimitMs,
+    objectTicks: readWorkerConfig(env).lakeObjectTicks,
+    snapshotIntervalMs: readFeedConfig(env).snapshotIntervalMs,
+    models: () => models.models(),
+    progress,
+    log,
+  });
 }

@@ -49,7 +49,10 @@ export const productProfileSchema = z.strictObject({
   /** Log-sd of the sizes of the product's moves (its share of common moves too): larger, heavier tails. */
   moveSizeTail: z.number().min(0, 'must be >= 0').max(2, 'must be <= 2'),
   // --- quoting around the efficient price ---
-  /** Makers quote about this far from the efficient price, ticks (spread about twice this, at least 1 tick). */
+  /**
+   * Makers quote about this far from the efficient price, ticks: a new quote goes 2 x this (at least 1 tick) from
+   * the other side's target; small moves leave narrower spreads behind, so the median spread ends up below.
+   */
   halfSpreadTicks: z.number().min(0.5, 'must be >= 0.5').max(100_000, 'must be <= 100000'),
   /** Rate per second at which makers move a best quote that is off the efficient price back to it. */
   requotePerSecond: positive(1000),
@@ -122,10 +125,11 @@ export const profileSchema = z.strictObject({
   version: z.literal(PROFILE_VERSION, { message: `must be ${PROFILE_VERSION}` }),
   description: z.string().optional(),
   market: marketProfileSchema,
-  products: z.record(
-    z.string().regex(/^[A-Z0-9]{2,10}-[A-Z0-9]{2,10}$/, 'expected products like BTC-USD'),
-    productProfileSchema,
-  ),
+  products: z.record(z.string(), productProfileSchema).superRefine((products, ctx) => {
+    for (const id of Object.keys(products))
+      if (!/^[A-Z0-9]{2,10}-[A-Z0-9]{2,10}$/.test(id))
+        ctx.addIssue({ code: 'custom', path: [id], message: 'expected products like BTC-USD' });
+  }),
 });
 
 export type Profile = z.infer<typeof profileSchema>;
@@ -189,7 +193,8 @@ export const GENERIC_PRICE = 100;
  * 1.5 bps), the ladder (0.5 bps), limit-order distances (the ETH-USD capture's, in bps) and order sizes.
  */
 export function genericProfile(price = GENERIC_PRICE): ProductProfile {
-  const tick = Math.min(0.01, 10 ** Math.round(Math.log10(price * 0.5e-4)));
+  // Number('1e-5'), not 10 ** -5 (0.000009999999999999999): the tick must be the exact decimal.
+  const tick = Math.min(0.01, Number(`1e${Math.round(Math.log10(price * 0.5e-4))}`));
   const bpsToTicks = (bps: number) => (bps * 1e-4 * price) / tick;
   const eth = defaultProfile().products['ETH-USD']!;
   const ethBpsPerTick = 1e4 * (eth.tick / eth.price);
