@@ -88,7 +88,7 @@ export async function simulateToLake(o: SimulateOptions): Promise<SimulateSummar
   const startUs = seedEpochUs(o.seed);
   const endUs = startUs + Math.round(o.hours * 3600e6);
   const specs = productSpecs(o.products, o.profile);
-  const session = new Session(specs, o.seed, startUs);
+  const session = new Session(specs, o.seed, startUs, 0);
   const snapshots = new SnapshotStore(o.s3, o.lakeBucket);
   const idPrefix = `sim${o.seed}.1`;
   const worker = new Worker({

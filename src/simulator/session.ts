@@ -56,10 +56,16 @@ export class Session {
   private readonly pendingTrades = new Map<string, ReturnType<typeof tradeJson>[]>();
   private readonly stats = new Map<string, TickerStats>();
   private readonly lastTop = new Map<string, string>();
-  /** Per product, the top of book after every l2_data frame, in sequence order. */
+  /** Per product, the top of book after every recent l2_data frame, in sequence order (see keepTops). */
   readonly tops = new Map<string, TopOfBook[]>();
+  private readonly keepTops: number;
 
-  constructor(products: readonly ProductSpec[], seed: number, startUs: number) {
+  /**
+   * `keepTops`: how many of the latest tops per product topOfBookAt can answer for (tests compare what a
+   * client built with them); older ones are dropped so a long run does not grow without bound. 0: none.
+   */
+  constructor(products: readonly ProductSpec[], seed: number, startUs: number, keepTops = 100_000) {
+    this.keepTops = keepTops;
     this.startUs = startUs;
     this.nowUs = startUs;
     this.exchange = new SimExchange(products, seed, startUs);
@@ -247,9 +253,12 @@ export class Session {
   }
 
   private recordTop(m: Market, seq: number): void {
+    if (this.keepTops === 0) return;
     const b = m.bestBid();
     const a = m.bestAsk();
-    this.tops.get(m.productId)!.push({
+    const list = this.tops.get(m.productId)!;
+    if (list.length >= 2 * this.keepTops) list.splice(0, list.length - this.keepTops);
+    list.push({
       seq,
       timeUs: this.nowUs,
       bestBid: b ? formatPrice(b.priceTicks, m.tickUnits) : '',

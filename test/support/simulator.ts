@@ -14,7 +14,7 @@ export async function recordSimulation(
   seconds: number,
 ): Promise<void> {
   const startUs = seedEpochUs(seed);
-  const session = new Session(products, seed, startUs);
+  const session = new Session(products, seed, startUs, 0);
   const archive = new FileArchive(path);
   const ids = products.map((p) => p.productId);
   for (const channel of ['heartbeats', 'level2', 'market_trades', 'ticker']) {
