@@ -6,7 +6,7 @@
  * to) go through the production mapper (mapAdvancedTradeFrame), become records of the stream's format v1
  * (encodeRecord, then decodeRecord as the consumer does), and shard batches of them go to the worker's own
  * code (Worker.handleBatch: books, features, labels, scoring with the registry's active models, the Parquet
- * lake in S3). Book snapshots are claim-checked in S3 with the ingestor's SnapshotStore, at the start and
+ * lake in S3), one shard and one worker per product. Book snapshots are claim-checked in S3 with the ingestor's SnapshotStore, at the start and
  * every SNAPSHOT_INTERVAL_MS of exchange time, as the ingestor does. What it leaves out: WebSocket,
  * Kinesis, sequence checks (the simulator has no gaps), feed stats, the latest-snapshot table (a history fill
  * is not "latest") and checkpoints. Same seed, products and profile: the same lake objects.
@@ -42,7 +42,6 @@ type Env = Record<string, string | undefined>;
 
 /** Simulated time per shard batch handed to the worker. */
 const BATCH_US = 10_000_000;
-const SHARD_ID = 'shardId-000000000000';
 
 export interface SimulateOptions {
   hours: number;
@@ -91,18 +90,28 @@ export async function simulateToLake(o: SimulateOptions): Promise<SimulateSummar
   const session = new Session(specs, o.seed, startUs, 0);
   const snapshots = new SnapshotStore(o.s3, o.lakeBucket);
   const idPrefix = `sim${o.seed}.1`;
-  const worker = new Worker({
-    tickMs: o.tickMs,
-    deltaMs: o.deltaMs,
-    gapLimitMs: o.gapLimitMs,
-    s3: o.s3,
-    lakeBucket: o.lakeBucket,
-    objectTicks: o.objectTicks,
-    models: o.models,
-    writeLatest: async () => {},
-    now: () => 0,
-    log,
-  });
+  // One shard per product and a worker per shard, as when several workers split the shards by lease: their
+  // batches run side by side, so one worker's waits (S3, onnxruntime) overlap another's work.
+  const workers = new Map(
+    o.products.map((product, i) => [
+      product,
+      {
+        shardId: `shardId-${String(i).padStart(12, '0')}`,
+        worker: new Worker({
+          tickMs: o.tickMs,
+          deltaMs: o.deltaMs,
+          gapLimitMs: o.gapLimitMs,
+          s3: o.s3,
+          lakeBucket: o.lakeBucket,
+          objectTicks: o.objectTicks,
+          models: o.models,
+          writeLatest: async () => {},
+          now: () => 0,
+          log,
+        }),
+      },
+    ]),
+  );
   const summary: SimulateSummary = {
     simulatedHours: o.hours,
     products: [...o.products],
@@ -168,17 +177,19 @@ export async function simulateToLake(o: SimulateOptions): Promise<SimulateSummar
     summary.records += records.length;
     return records;
   };
-  // One batch in the worker at a time, while the next one is simulated: the lake's S3 puts of one batch
-  // overlap the simulation of the next (the emulator runs in its own process).
-  let inWorker: Promise<void> = Promise.resolve();
+  // One batch per worker at a time, while the next ones are simulated: the lake's S3 puts of one batch overlap
+  // the simulation of the next (the emulator runs in its own process).
+  let inWorkers: Promise<void>[] = [];
   const handOver = async (records: ConsumedRecord[]) => {
-    await inWorker;
-    if (records.length === 0) return;
-    inWorker = worker.handleBatch({ shardId: SHARD_ID, records }).then((r) => {
-      summary.featureRows += r.rows;
-      summary.labels += r.labels;
-      summary.predictions += r.predictions;
-      summary.objects += r.objects.length;
+    await Promise.all(inWorkers);
+    inWorkers = records.map((record) => {
+      const { worker, shardId } = workers.get(record.product)!;
+      return worker.handleBatch({ shardId, records: [record] }).then((r) => {
+        summary.featureRows += r.rows;
+        summary.labels += r.labels;
+        summary.predictions += r.predictions;
+        summary.objects += r.objects.length;
+      });
     });
   };
 
@@ -202,8 +213,8 @@ export async function simulateToLake(o: SimulateOptions): Promise<SimulateSummar
     progress.update((t - startUs) / (endUs - startUs), `${(simHours / wallMin).toFixed(1)} simulated h/min`);
   }
   await handOver(takeBatch());
-  await inWorker;
-  summary.objects += (await worker.close()).length;
+  await Promise.all(inWorkers);
+  for (const { worker } of workers.values()) summary.objects += (await worker.close()).length;
   summary.wallSeconds = (performance.now() - t0) / 1000;
   summary.simulatedHoursPerWallMinute = o.hours / (summary.wallSeconds / 60);
   progress.end(`${summary.simulatedHoursPerWallMinute.toFixed(1)} simulated h/min`);
