@@ -11,6 +11,7 @@
  * moves every product at once; the visible book follows it through order flow.
  */
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 
 export const PROFILE_VERSION = 1;
@@ -180,7 +181,7 @@ let defaults: Profile | undefined;
 
 /** The shipped default profile (BTC-USD, ETH-USD, SOL-USD). */
 export function defaultProfile(): Profile {
-  defaults ??= loadProfile(DEFAULT_PROFILE_PATH.pathname);
+  defaults ??= loadProfile(fileURLToPath(DEFAULT_PROFILE_PATH));
   return defaults;
 }
 
