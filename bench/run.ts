@@ -8,10 +8,19 @@ import { bookGroup } from './book.js';
 import { featuresGroup } from './features.js';
 import { type BenchGroup, formatTable, mergeResults, readResults, writeResults } from './harness.js';
 import { ingestGroup } from './ingest.js';
+import { simGroup } from './sim.js';
 import { startupGroup } from './startup.js';
 import { workerGroup } from './worker.js';
 
-const GROUPS: BenchGroup[] = [bookGroup, featuresGroup, ingestGroup, startupGroup, workerGroup, apiGroup];
+const GROUPS: BenchGroup[] = [
+  bookGroup,
+  featuresGroup,
+  ingestGroup,
+  simGroup,
+  startupGroup,
+  workerGroup,
+  apiGroup,
+];
 
 function parseOnly(argv: string[]): Set<string> | undefined {
   const i = argv.indexOf('--only');

@@ -23,6 +23,8 @@ import { componentLogger } from '../src/log.js';
 import { RECORDING_FORMATS } from '../src/replay/readers.js';
 import { runReplay } from '../src/replay/replay.js';
 import type { ReplaySpeed } from '../src/replay/server.js';
+import { calibrateCommand } from '../src/simulator/calibrate.js';
+import { simulateCommand } from '../src/simulator/longrun.js';
 import { type Command, defineCommand, oneOf, runCli, UsageError } from './cli.js';
 
 const TRAINING_ENTRY = fileURLToPath(new URL('../models/train/main.ts', import.meta.url));
@@ -52,6 +54,16 @@ function awsEnv(): Record<string, string | undefined> {
   const hasEndpoints = Object.keys(process.env).some((key) => key.startsWith('AWS_ENDPOINT_URL'));
   // Never a real AWS account by accident: without endpoint variables, the local emulators.
   return hasEndpoints ? process.env : { ...process.env, ...emulatorEnv(DEFAULT_EMULATOR_PORTS) };
+}
+
+/** A simulator seed given on the command line: a whole number that fits 32 bits. */
+function seedArg(value: string): number {
+  const seed = Number(value);
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff)
+    throw new UsageError(
+      `--seed: expected a whole number from 0 to ${0xffffffff}; got ${JSON.stringify(value)}`,
+    );
+  return seed;
 }
 
 function dataDir(): string {
@@ -123,6 +135,45 @@ const COMMANDS: Record<string, Command> = {
       });
       console.log(`[replay] ${JSON.stringify(summary)}`);
       return 0;
+    },
+  }),
+  calibrate: defineCommand({
+    usage: `calibrate RECORDING [--out FILE] [--format auto|${RECORDING_FORMATS.join('|')}] [--seed N] [--products P,...]`,
+    summary:
+      'fit a simulator profile (SIM_PROFILE) to a recording; prints recording and simulation side by side',
+    options: {
+      out: { type: 'string' },
+      format: { type: 'string', default: 'auto' },
+      seed: { type: 'string', default: '1' },
+      products: { type: 'string' },
+    },
+    positionals: ['RECORDING'],
+    async run({ values, positionals: [recording] }) {
+      return calibrateCommand({
+        path: recording,
+        format: oneOf('--format', values.format, ['auto', ...RECORDING_FORMATS]),
+        seed: seedArg(values.seed),
+        ...(values.out ? { out: values.out } : {}),
+        ...(values.products ? { products: values.products.split(',').map((p) => p.trim()) } : {}),
+      });
+    },
+  }),
+  simulate: defineCommand({
+    usage: 'simulate --hours N [--products P,...] [--seed S]',
+    summary:
+      'fill the lake with N hours of simulated market (mapper, record codec, worker; starts emulators if none run)',
+    options: { hours: { type: 'string' }, products: { type: 'string' }, seed: { type: 'string' } },
+    async run({ values }) {
+      const hours = Number(values.hours);
+      if (values.hours === undefined || !(hours > 0) || hours > 24 * 365)
+        throw new UsageError('--hours: expected a number of hours > 0');
+      const env = awsEnv();
+      const seed =
+        values.seed === undefined ? orExit(() => readSimulatorConfig(env)).seed : seedArg(values.seed);
+      const products = orExit(() =>
+        readCoreConfig(values.products ? { ...env, SYMBOLS: values.products } : env),
+      ).symbols;
+      return simulateCommand({ hours, seed, products }, env);
     },
   }),
   train: defineCommand({

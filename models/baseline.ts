@@ -27,6 +27,7 @@ import { FeaturePipeline } from '../src/features/pipeline.js';
 import { FEATURE_SPEC, FEATURE_VERSION } from '../src/features/spec.js';
 import { QUOTE_CHANGE_TARGET } from '../src/labels/quoteChange.js';
 import { VOL_HORIZON_S, VOL_SPIKE_TARGET } from '../src/labels/volSpike.js';
+import { componentLogger } from '../src/log.js';
 import { FEED_PRODUCT, mapAdvancedTradeFrame } from '../src/marketdata/advancedTrade.js';
 import { METADATA_KEYS } from '../src/model/contract.js';
 import { baseRate, brierScore, logLoss, rocAuc } from '../src/model/metrics.js';
@@ -209,6 +210,7 @@ export function trainBaseline(
 }
 
 function main(): void {
+  const log = componentLogger('baseline');
   const t0 = performance.now();
   const datasets = buildDatasets(DEFAULT_OPTIONS);
   for (const target of [QUOTE_CHANGE_TARGET, VOL_SPIKE_TARGET] as const) {
@@ -219,9 +221,7 @@ function main(): void {
     writeFileSync(join(dir, 'feature_spec.json'), `${JSON.stringify(FEATURE_SPEC, null, 2)}\n`);
     writeFileSync(join(dir, 'metrics.json'), `${JSON.stringify(metrics, null, 2)}\n`);
     const seconds = ((performance.now() - t0) / 1000).toFixed(1);
-    console.log(
-      JSON.stringify({ level: 'info', msg: 'baseline written', dir, seconds, ...metrics, data: undefined }),
-    );
+    log('info', 'baseline written', { dir, seconds, ...metrics, data: undefined });
   }
 }
 

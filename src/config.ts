@@ -7,6 +7,7 @@ import { hostname } from 'node:os';
 import * as z from 'zod';
 import { QuoteWatchError } from './errors.js';
 import { TARGETS, type Target } from './model/types.js';
+import { loadProfile, type Profile, ProfileError } from './simulator/profile.js';
 
 export class ConfigError extends QuoteWatchError {
   constructor(
@@ -202,14 +203,25 @@ export interface SimulatorConfig {
   mode: 'realtime' | 'fast';
   /** NDJSON log of every frame sent; off when unset. */
   logPath: string | undefined;
+  /** SIM_PROFILE: the market's parameters (src/simulator/profile.ts), validated; the shipped defaults when unset. */
+  profile: Profile | undefined;
 }
 
 export function readSimulatorConfig(env: Env = process.env): SimulatorConfig {
+  const profilePath = read(env, 'SIM_PROFILE', z.string().min(1, 'must not be empty').optional());
+  let profile: Profile | undefined;
+  try {
+    profile = profilePath === undefined ? undefined : loadProfile(profilePath);
+  } catch (err) {
+    if (err instanceof ProfileError) throw new ConfigError('SIM_PROFILE', err.message);
+    throw err;
+  }
   return {
     port: readPort(env, 'SIM_PORT', DEFAULT_PORTS.simulator),
     seed: read(env, 'SIM_SEED', z.coerce.number().int('expected a whole number').min(0).max(0xffffffff), '1'),
     mode: read(env, 'SIM_MODE', z.enum(['realtime', 'fast']), 'realtime'),
     logPath: read(env, 'SIM_LOG', z.string().optional()),
+    profile,
   };
 }
 

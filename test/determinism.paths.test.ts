@@ -43,6 +43,7 @@ import { registrySource } from '../src/model/source.js';
 import { TARGETS } from '../src/model/types.js';
 import { readRecording } from '../src/replay/readers.js';
 import { BUCKETS, TABLES } from '../src/resources.js';
+import { productSpecs } from '../src/simulator/exchange.js';
 import { startSimulator } from '../src/simulator/server.js';
 import { putLatest } from '../src/storage/latest.js';
 import { decodeFeatureRows, decodePredictionRows, type PredictionRow } from '../src/storage/parquet.js';
@@ -150,10 +151,7 @@ async function live(name: string): Promise<LiveRun> {
     port: 0,
     seed: SEED,
     mode: 'fast',
-    products: [
-      { productId: 'BTC-USD', price: 65_000, levelsPerSide: 200 },
-      { productId: 'ETH-USD', price: 3_000, levelsPerSide: 200 },
-    ],
+    products: productSpecs(['BTC-USD', 'ETH-USD'], undefined, { levelsPerSide: 200 }),
   });
   const archive = join(dir, `${name}.ndjson.gz`);
   const session = `det${name}`;

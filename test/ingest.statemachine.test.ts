@@ -8,6 +8,7 @@ import {
   TRANSITIONS,
 } from '../src/ingest/feedStateMachine.js';
 import type { Logger } from '../src/log.js';
+import { productSpecs } from '../src/simulator/exchange.js';
 import { type SimulatorServer, startSimulator } from '../src/simulator/server.js';
 import { FEED } from '../src/telemetry/catalog.js';
 import { Telemetry } from '../src/telemetry/telemetry.js';
@@ -23,7 +24,7 @@ beforeAll(async () => {
     port: 0,
     seed: 3,
     mode: 'fast',
-    products: [{ productId: 'BTC-USD', price: 65_000, levelsPerSide: 50 }],
+    products: productSpecs(['BTC-USD'], undefined, { levelsPerSide: 50 }),
   });
 });
 afterAll(async () => {

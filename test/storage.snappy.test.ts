@@ -38,7 +38,7 @@ describe('snappyCompress', () => {
   });
 
   it('equals the library compressor on a stream JSON of the simulator (the raw zone pages)', () => {
-    const [batch] = simStream({ seed: 2, products: ['BTC-USD'], seconds: 5 });
+    const [batch] = simStream({ seed: 2, products: ['BTC-USD'], seconds: 10, recordsPerBatch: 100 });
     const text = JSON.stringify(batch!.records);
     const input = new TextEncoder().encode(text);
     expect(input.length).toBeGreaterThan(100_000); // past the largest hash table and 64 KiB offsets

@@ -45,8 +45,10 @@ async function isGzip(path: string): Promise<boolean> {
 }
 
 async function* lines(path: string): AsyncGenerator<string> {
+  // Checked before the stream opens: a missing file then fails here, not as an unhandled stream error.
+  const gzip = await isGzip(path);
   let input: Readable = createReadStream(path);
-  if (await isGzip(path)) input = input.pipe(createGunzip());
+  if (gzip) input = input.pipe(createGunzip());
   // readline copes with multi-megabyte lines (a BTC-USD snapshot is ~5 MB).
   yield* createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
 }

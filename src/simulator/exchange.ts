@@ -3,26 +3,28 @@
  * event sequence (ties go to the product listed first, so the order is deterministic).
  */
 import { Market, type MarketBatch, type ProductSpec } from './market.js';
-import type { RegimeName } from './regimes.js';
+import { defaultProfile, type ProductProfile, type Profile, productProfile } from './profile.js';
 import { hashString } from './rng.js';
 
-const KNOWN_PRICES: Record<string, number> = { 'BTC-USD': 65_000, 'ETH-USD': 3_000, 'SOL-USD': 150 };
-
-/** Start regimes as in the capture (BTC-USD pinned, ETH-USD busy), so a fresh run looks like it at once. */
-const KNOWN_REGIMES: Record<string, RegimeName> = { 'BTC-USD': 'pinned', 'ETH-USD': 'busy' };
-
 /**
- * Specs for product ids from config (SYMBOLS); unknown products get a seed-free default price of 100 and a
- * seed-derived start regime.
+ * Specs for product ids from config (SYMBOLS): each product's entry in `profile` (SIM_PROFILE), else in the
+ * shipped default profile, else the generic profile; the market-wide part from `profile` or the default.
+ * `overrides` apply to every product (tests use small books: `{ levelsPerSide: 50 }`).
  */
-export function productSpecs(productIds: readonly string[]): ProductSpec[] {
-  return productIds.map((productId) => {
-    const initialRegime = KNOWN_REGIMES[productId];
-    return { productId, price: KNOWN_PRICES[productId] ?? 100, ...(initialRegime ? { initialRegime } : {}) };
-  });
+export function productSpecs(
+  productIds: readonly string[],
+  profile?: Profile,
+  overrides: Partial<ProductProfile> = {},
+): ProductSpec[] {
+  const market = (profile ?? defaultProfile()).market;
+  return productIds.map((productId) => ({
+    productId,
+    profile: { ...productProfile(productId, profile), ...overrides },
+    market,
+  }));
 }
 
-/** Default products: prices near the capture's era, each in its capture regime. */
+/** Default products. */
 export const DEFAULT_PRODUCTS: ProductSpec[] = productSpecs(['BTC-USD', 'ETH-USD']);
 
 /** The simulated exchange's start time when no anchor is given: a seed-derived instant in 2026, whole ms. */
@@ -55,7 +57,7 @@ export class SimExchange {
     return t;
   }
 
-  /** Applies the single earliest event; null when it was a regime switch. */
+  /** Applies the single earliest event; null when it was an efficient-price step. */
   step(): MarketBatch | null {
     let next = this.markets[0]!;
     for (const m of this.markets) if (m.peekTimeUs() < next.peekTimeUs()) next = m;

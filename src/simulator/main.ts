@@ -1,8 +1,9 @@
 /**
  * Simulator process: `node --import tsx src/simulator/main.ts`. Settings: SYMBOLS, SIM_PORT, SIM_SEED,
- * SIM_MODE (realtime | fast), SIM_LOG (see src/config.ts).
+ * SIM_MODE (realtime | fast), SIM_LOG, SIM_PROFILE (see src/config.ts).
  */
 import { orExit, readCoreConfig, readSimulatorConfig } from '../config.js';
+import { componentLogger } from '../log.js';
 import { productSpecs } from './exchange.js';
 import { startSimulator } from './server.js';
 
@@ -13,19 +14,18 @@ const sim = await startSimulator({
   port: cfg.port,
   seed: cfg.seed,
   mode: cfg.mode,
-  products: productSpecs(core.symbols),
+  products: productSpecs(core.symbols, cfg.profile),
   ...(cfg.logPath ? { logPath: cfg.logPath } : {}),
 });
-console.log(
-  JSON.stringify({ level: 'info', msg: 'simulator listening', url: sim.url, mode: cfg.mode, seed: cfg.seed }),
-);
+const log = componentLogger('simulator');
+log('info', 'simulator listening', { url: sim.url, mode: cfg.mode, seed: cfg.seed });
 
 let stopping = false;
 const stop = async (signal: string) => {
   if (stopping) return;
   stopping = true;
   await sim.close();
-  console.log(JSON.stringify({ level: 'info', msg: 'simulator stopped', signal }));
+  log('info', 'simulator stopped', { signal });
   process.exit(0);
 };
 process.on('SIGTERM', () => void stop('SIGTERM'));

@@ -1,30 +1,31 @@
 /**
- * A seeded stochastic order-flow market for one product, in simulated exchange time only.
+ * A seeded order-flow market for one product, in simulated exchange time only.
  *
- * Events are competing Poisson processes whose rates depend on the current state (valid because the state
- * only changes at events and exponential waits are memoryless, so the next wait is redrawn after each one):
- * - update events: bursts of limit orders and cancels at power-law-ish distances from the best, the way
- *   one exchange batch carries several level changes at one event_time;
- * - market orders: rate and direction driven by the L1 queue imbalance, so short-horizon quote changes are
- *   partly predictable, as in real books;
- * - regime switches (Markov, exponential dwell times) between "pinned" and "busy" (see regimes.ts).
+ * The visible book follows an efficient price (latent.ts) through order flow, never by teleporting:
+ * - makers re-quote: when a best quote is off the efficient price (or a side is empty) they post a new best
+ *   about halfSpreadTicks from it, and fill the gap behind it with a short ladder of levels;
+ * - stale quotes (an ask below the efficient price, a bid above it) fade: makers cancel them, or
+ *   arbitrageurs hit them (trades whose side reveals where the price went: order-flow imbalance follows
+ *   the mid, with a lag that spills a little into the next second);
+ * - liquidity traders send market orders of the capture's sizes, with persistent signs (order splitting);
+ * - limit orders and cancels arrive in bursts at the capture's distances from the best, keeping the deep
+ *   book in its shape.
+ * Events are competing Poisson processes whose rates depend on the state (book vs efficient price,
+ * volatility), redrawn after every event and every efficient-price step (valid: exponential waits are
+ * memoryless). Event rates rise with volatility (activityVolExponent).
  */
 import { Book, type BookLevel, type BookSide } from './book.js';
-import { REGIMES, type RegimeName, type RegimeParams, sampleQuantiles } from './regimes.js';
+import { LatentPrice } from './latent.js';
+import { type MarketProfile, type ProductProfile, sampleQuantiles } from './profile.js';
 import { Rng } from './rng.js';
 
-export const TICK = 0.01;
 /** Quantities are integer units of 1e-8 (Coinbase's base increment for BTC and ETH). */
 export const UNITS_PER_ONE = 100_000_000;
 
 export interface ProductSpec {
   productId: string;
-  /** Starting price, USD. */
-  price: number;
-  /** Target number of levels per side (the book's size stays around it). */
-  levelsPerSide?: number;
-  /** Regime at the start; by default drawn from the seed. */
-  initialRegime?: RegimeName;
+  profile: ProductProfile;
+  market: MarketProfile;
 }
 
 export interface SimLevelChange {
@@ -51,70 +52,76 @@ export interface MarketBatch {
   trades: SimTrade[];
 }
 
-export interface RegimeSpan {
-  regime: RegimeName;
-  fromUs: number;
-}
-
 const WARMUP_SECONDS = 120;
+/** Log-sd of the size of a maker's new best quote around touchDepthUsd. */
+const TOUCH_SIGMA = 0.7;
+/** Most levels a maker adds behind a new best quote. */
+const LADDER_LEVELS = 8;
 
 export class Market {
   readonly productId: string;
+  /** Price increment, USD, and in 1e-8 units (how the protocol formats prices). */
+  readonly tick: number;
+  readonly tickUnits: number;
+  private readonly p: ProductProfile;
   private readonly rng: Rng;
   private readonly book = new Book();
-  private readonly levelsPerSide: number;
-  private params: RegimeParams;
+  private readonly latent: LatentPrice;
   private nowUs: number;
   private nextEventUs = 0;
-  private nextSwitchUs = 0;
   private tradeId: number;
+  private lastNoiseSign: 'buy' | 'sell' = 'buy';
   private readonly recent: SimTrade[] = [];
-  private readonly regimeSpans: RegimeSpan[] = [];
+  /** Target spread in ticks and the tolerances around the efficient price (see rates()). */
+  private readonly width: number;
+  private readonly staleTol: number;
+  private readonly farTol: number;
+  /** Ticks behind the best that the makers' ladder covers. */
+  private readonly ladderSpan: number;
   /** Quantities before the current event, per touched level: to drop changes that cancel out. */
   private beforeBatch = new Map<string, number>();
+  private touched = new Map<string, SimLevelChange>();
+  // Rates at the last redraw (what the next event is drawn from).
+  private rBurst = 0;
+  private rTrade = 0;
+  private rFade = 0;
+  private rRequote = 0;
   /** Traded base volume since the start, units (the ticker adds it to a seed-derived 24 h volume). */
   volumeUnits = 0;
   lastTradeTicks: number;
 
   constructor(spec: ProductSpec, seed: number, startUs: number) {
     this.productId = spec.productId;
+    this.p = spec.profile;
+    this.tick = spec.profile.tick;
+    this.tickUnits = Math.round(spec.profile.tick * UNITS_PER_ONE);
     this.rng = Rng.derive(seed, `market:${spec.productId}`);
-    this.levelsPerSide = spec.levelsPerSide ?? 1500;
-    const regime = spec.initialRegime ?? (this.rng.bernoulli(0.5) ? 'pinned' : 'busy');
-    this.params = REGIMES[regime];
     this.tradeId = 100_000_000 + this.rng.int(900_000_000);
-    this.lastTradeTicks = Math.round(spec.price / TICK);
-    this.seedBook(this.lastTradeTicks);
-    // Warm up before the start so the book, the recent trades and the spread are in a steady state. No
-    // regime switch during the warm-up: the start regime is the one in force at `startUs`.
+    this.width = Math.max(1, Math.round(2 * this.p.halfSpreadTicks));
+    this.staleTol = 0.5 + 0.25 * this.p.halfSpreadTicks;
+    this.farTol = 0.5 + 0.5 * this.p.halfSpreadTicks;
+    this.ladderSpan = LADDER_LEVELS * this.p.ladderTicks;
+    // Warm up before the start so the book, the recent trades and the volatility are in a steady state.
     this.nowUs = startUs - WARMUP_SECONDS * 1_000_000;
-    this.regimeSpans.push({ regime, fromUs: this.nowUs });
-    this.nextSwitchUs = Number.POSITIVE_INFINITY;
+    this.latent = new LatentPrice(seed, spec.productId, spec.profile, spec.market, this.nowUs);
+    this.lastTradeTicks = Math.round(this.latent.ticks);
+    this.seedBook();
     this.scheduleEvent();
     this.advanceTo(startUs, () => {});
-    this.scheduleSwitch();
   }
 
   get timeUs(): number {
     return this.nowUs;
   }
 
-  get regime(): RegimeName {
-    return this.params.name;
+  /** The efficient price, ticks (never on the wire; for tests and measurements). */
+  get efficientTicks(): number {
+    return this.latent.ticks;
   }
 
-  /** The regime in force at exchange time `timeUs` (for tests: label windows by regime). */
-  regimeAt(timeUs: number): RegimeName {
-    let found = this.regimeSpans[0]!.regime;
-    for (const span of this.regimeSpans) {
-      if (span.fromUs > timeUs) break;
-      found = span.regime;
-    }
-    return found;
-  }
-
-  regimeHistory(): readonly RegimeSpan[] {
-    return this.regimeSpans;
+  /** Current volatility of the efficient price, bps per sqrt(s). */
+  get volBps(): number {
+    return this.latent.sigmaBps;
   }
 
   bestBid(): BookLevel | undefined {
@@ -138,33 +145,31 @@ export class Market {
     return this.recent.slice(-n).reverse();
   }
 
-  /** Exchange time of the next event (an order-flow event or a regime switch). */
+  /** Exchange time of the next event (an order-flow event or an efficient-price step). */
   peekTimeUs(): number {
-    return Math.min(this.nextEventUs, this.nextSwitchUs);
+    return Math.min(this.nextEventUs, this.latent.nextStepUs);
   }
 
-  /** Applies the next event; returns what it did, or null for a regime switch (no book change). */
+  /** Applies the next event; returns what it did, or null for an efficient-price step (no book change). */
   step(): MarketBatch | null {
-    if (this.nextSwitchUs <= this.nextEventUs) {
-      this.nowUs = this.nextSwitchUs;
-      this.params = REGIMES[this.params.name === 'pinned' ? 'busy' : 'pinned'];
-      this.regimeSpans.push({ regime: this.params.name, fromUs: this.nowUs });
-      this.scheduleSwitch();
+    if (this.latent.nextStepUs <= this.nextEventUs) {
+      this.nowUs = this.latent.nextStepUs;
+      this.latent.step();
       this.scheduleEvent(); // rates changed: redraw (memoryless)
       return null;
     }
     this.nowUs = this.nextEventUs;
-    const { burst, trade } = this.rates();
     const batch: MarketBatch = { productId: this.productId, timeUs: this.nowUs, changes: [], trades: [] };
-    const touched = new Map<string, SimLevelChange>();
-    const before = new Map<string, number>();
-    this.beforeBatch = before;
-    if (this.rng.uniform() * (burst + trade) < burst) this.orderBurst(touched);
-    else this.marketOrder(touched, batch.trades);
+    this.touched = new Map();
+    this.beforeBatch = new Map();
+    // Which process fired: each with probability rate / total.
+    const u = this.rng.uniform() * (this.rBurst + this.rTrade + this.rFade + this.rRequote);
+    if (u < this.rFade) this.fade(batch.trades);
+    else if (u < this.rFade + this.rRequote) this.requote();
+    else if (u < this.rFade + this.rRequote + this.rTrade) this.noiseTrade(batch.trades);
+    else this.orderBurst();
     // A level created and cancelled within one event never shows on the wire (same for net no-ops).
-    batch.changes = [...touched.values()].filter(
-      (c) => c.qtyUnits !== before.get(`${c.side}:${c.priceTicks}`),
-    );
+    for (const [key, c] of this.touched) if (c.qtyUnits !== this.beforeBatch.get(key)) batch.changes.push(c);
     this.scheduleEvent();
     return batch;
   }
@@ -178,15 +183,6 @@ export class Market {
     this.nowUs = Math.max(this.nowUs, timeUs);
   }
 
-  private rates(): { burst: number; trade: number } {
-    const p = this.params;
-    const imbalance = Math.abs(this.imbalance());
-    // Normalized so the average over a uniform |I| stays near the calibrated rate.
-    const trade =
-      (p.marketOrderRate * (1 + p.imbalanceSensitivity * imbalance)) / (1 + p.imbalanceSensitivity / 2);
-    return { burst: p.burstRate, trade };
-  }
-
   /** L1 queue imbalance in [-1, 1]: positive when the bid queue is larger. */
   imbalance(): number {
     const b = this.book.bestBid()?.qtyUnits ?? 0;
@@ -194,45 +190,70 @@ export class Market {
     return b + a > 0 ? (b - a) / (b + a) : 0;
   }
 
-  private scheduleEvent(): void {
-    const { burst, trade } = this.rates();
-    this.nextEventUs = this.nowUs + Math.max(1, Math.round(this.rng.exponential(burst + trade) * 1e6));
+  // --- where the book stands against the efficient price ---
+
+  /** Where makers want the best bid now (the ask is `width` ticks above it). */
+  private bidTarget(): number {
+    return Math.max(1, Math.round(this.latent.ticks - this.width / 2));
   }
 
-  private scheduleSwitch(): void {
-    this.nextSwitchUs = this.nowUs + Math.round(this.rng.exponential(1 / this.params.meanDwellSeconds) * 1e6);
+  private staleSide(): BookSide | undefined {
+    const p = this.latent.ticks;
+    const bid = this.book.bestBid()?.priceTicks;
+    const ask = this.book.bestAsk()?.priceTicks;
+    const askStale = ask !== undefined && ask < p - this.staleTol ? p - ask : 0;
+    const bidStale = bid !== undefined && bid > p + this.staleTol ? bid - p : 0;
+    if (askStale === 0 && bidStale === 0) return undefined;
+    return askStale >= bidStale ? 'ask' : 'bid';
   }
+
+  private isFar(side: BookSide): boolean {
+    const p = this.latent.ticks;
+    const h = this.width / 2;
+    if (side === 'bid') {
+      const bid = this.book.bestBid()?.priceTicks;
+      return bid === undefined || bid < p - h - this.farTol;
+    }
+    const ask = this.book.bestAsk()?.priceTicks;
+    return ask === undefined || ask > p + h + this.farTol;
+  }
+
+  private scheduleEvent(): void {
+    const act = this.latent.volRatio ** this.p.activityVolExponent;
+    this.rBurst = this.p.updateEventsPerSecond * act;
+    this.rTrade = this.p.tradesPerSecond * act;
+    this.rFade = this.staleSide() ? this.p.fadePerSecond : 0;
+    this.rRequote = this.isFar('bid') || this.isFar('ask') ? this.p.requotePerSecond : 0;
+    const total = this.rBurst + this.rTrade + this.rFade + this.rRequote;
+    this.nextEventUs = this.nowUs + Math.max(1, Math.round(this.rng.exponential(total) * 1e6));
+  }
+
+  // --- helpers ---
 
   private midTicks(): number {
     const b = this.book.bestBid()?.priceTicks;
     const a = this.book.bestAsk()?.priceTicks;
     if (b !== undefined && a !== undefined) return (a + b) / 2;
-    return b ?? a ?? this.lastTradeTicks;
+    return this.latent.ticks;
   }
 
   private usdToUnits(usd: number): number {
-    const price = this.midTicks() * TICK;
-    return Math.max(1, Math.round((usd / price) * UNITS_PER_ONE));
+    return Math.max(1, Math.round((usd / (this.midTicks() * this.tick)) * UNITS_PER_ONE));
   }
 
   private orderUnits(): number {
-    return this.usdToUnits(this.params.orderNotionalUsd * Math.exp(1.5 * this.rng.normal()));
+    return this.usdToUnits(this.p.orderNotionalUsd * Math.exp(1.5 * this.rng.normal()));
   }
 
   private distance(): number {
-    return Math.round(sampleQuantiles(this.params.distanceTicks, this.rng.uniform()));
+    return Math.round(sampleQuantiles(this.p.distanceTicks, this.rng.uniform()));
   }
 
-  private set(
-    touched: Map<string, SimLevelChange>,
-    side: BookSide,
-    priceTicks: number,
-    qtyUnits: number,
-  ): void {
+  private set(side: BookSide, priceTicks: number, qtyUnits: number): void {
     const key = `${side}:${priceTicks}`;
     if (!this.beforeBatch.has(key)) this.beforeBatch.set(key, this.book.get(side, priceTicks));
     this.book.set(side, priceTicks, qtyUnits);
-    touched.set(key, { side, priceTicks, qtyUnits: Math.max(qtyUnits, 0) });
+    this.touched.set(key, { side, priceTicks, qtyUnits: Math.max(qtyUnits, 0) });
   }
 
   /** Price `d` ticks behind the best of `side` (away from the other side). */
@@ -242,66 +263,123 @@ export class Market {
     return side === 'bid' ? Math.max(1, ref - d) : ref + d;
   }
 
-  private orderBurst(touched: Map<string, SimLevelChange>): void {
-    const p = this.params;
-    // Geometric burst size with the calibrated mean, at least one change.
-    const n = 1 + Math.floor(Math.log(1 - this.rng.uniform()) / Math.log(1 - 1 / p.meanBurst));
-    for (let i = 0; i < n; i++) this.levelChange(touched);
-    if (p.defendTouch && this.rng.bernoulli(p.touchRefill)) this.refillTouch(touched);
-    if (this.rng.bernoulli(p.touchCancel)) {
-      const side: BookSide = this.rng.bernoulli(0.5) ? 'bid' : 'ask';
-      const best = this.book.side(side).best();
-      if (best && this.book.side(side).size > 1 && this.rng.bernoulli(this.thinness(side, best.qtyUnits))) {
-        this.set(touched, side, best.priceTicks, 0);
-      }
+  // --- makers and arbitrageurs ---
+
+  /**
+   * Stale quotes go, in one exchange batch: maybe an arbitrageur hits the best stale level first (a trade of
+   * an ordinary size, toward where the price went), then the makers cancel every stale level and post their
+   * quote on that side again at the efficient price (cancel/replace).
+   */
+  private fade(trades: SimTrade[]): void {
+    const side = this.staleSide();
+    if (!side) return;
+    const p = this.latent.ticks;
+    const stale = (price: number) => (side === 'ask' ? price < p - this.staleTol : price > p + this.staleTol);
+    const book = this.book.side(side);
+    if (this.rng.bernoulli(this.p.pickOffShare)) {
+      const best = book.best()!;
+      const size = this.usdToUnits(sampleQuantiles(this.p.tradeNotionalUsd, this.rng.uniform()));
+      this.fill(side, best, Math.min(size, best.qtyUnits), side === 'ask' ? 'buy' : 'sell', trades);
+    }
+    for (let best = book.best(); best && stale(best.priceTicks); best = book.best()) {
+      this.set(side, best.priceTicks, 0);
+    }
+    this.post(side);
+  }
+
+  /** Makers post a new best near the efficient price on every side that is far from it (or empty). */
+  private requote(): void {
+    for (const side of ['bid', 'ask'] as const) if (this.isFar(side)) this.post(side);
+  }
+
+  /** A maker's quote `width / 2` from the efficient price on `side`, and a short ladder behind it. */
+  private post(side: BookSide): void {
+    const bidT = this.bidTarget();
+    const other = (side === 'bid' ? this.book.bestAsk() : this.book.bestBid())?.priceTicks;
+    let price = side === 'bid' ? bidT : bidT + this.width;
+    // Never cross (or lock) the other side: it may be stale and about to go.
+    if (other !== undefined) price = side === 'bid' ? Math.min(price, other - 1) : Math.max(price, other + 1);
+    if (price < 1) return;
+    const oldBest = this.book.side(side).best()?.priceTicks;
+    // Log-normal: mostly deep quotes, some thin ones that an ordinary market order takes out (the spread opens).
+    const size = this.usdToUnits(this.p.touchDepthUsd * Math.exp(TOUCH_SIGMA * this.rng.normal()));
+    this.set(side, price, this.book.get(side, price) + size);
+    // The ladder fills the gap to the old best, so a moving price leaves no hole right behind the touch.
+    const gap = oldBest === undefined ? LADDER_LEVELS * this.p.ladderTicks : Math.abs(price - oldBest);
+    let d = 0;
+    for (let i = 0; i < LADDER_LEVELS; i++) {
+      d += Math.max(1, Math.round(this.rng.exponential(1 / this.p.ladderTicks)));
+      if (d >= gap) break;
+      const at = side === 'bid' ? price - d : price + d;
+      if (at < 1) break;
+      this.set(side, at, this.book.get(side, at) + this.orderUnits());
     }
   }
 
-  /**
-   * How likely a best level is to be pulled whole, in [0, 1]: small queues (in USD) and queues smaller than
-   * the other side's are fleeting, deep ones stay. This is what makes cancel-driven quote changes readable
-   * from the L1 queue sizes and imbalance instead of pure noise.
-   */
-  private thinness(side: BookSide, qtyUnits: number): number {
-    const p = this.params;
-    if (p.thinTouchUsd <= 0) return 1;
-    const usd = (qtyUnits / UNITS_PER_ONE) * this.midTicks() * TICK;
-    const other = (side === 'bid' ? this.book.bestAsk() : this.book.bestBid())?.qtyUnits ?? qtyUnits;
-    const share = qtyUnits + other > 0 ? qtyUnits / (qtyUnits + other) : 0.5;
-    return Math.min(1, Math.exp(-usd / p.thinTouchUsd) * 2 * (1 - share));
+  // --- liquidity traders ---
+
+  /** A market order sweeps the opposite side from its best until filled; one trade per level touched. */
+  private noiseTrade(trades: SimTrade[]): void {
+    const keep = this.rng.bernoulli(this.p.tradeSignPersistence);
+    const aggressor = keep ? this.lastNoiseSign : this.lastNoiseSign === 'buy' ? 'sell' : 'buy';
+    this.lastNoiseSign = aggressor;
+    const side: BookSide = aggressor === 'buy' ? 'ask' : 'bid';
+    let remaining = this.usdToUnits(sampleQuantiles(this.p.tradeNotionalUsd, this.rng.uniform()));
+    // A marketable limit order: it stops a ladder's span beyond the best instead of emptying the side.
+    const start = this.book.side(side).best()?.priceTicks ?? 0;
+    const limit = this.width + this.ladderSpan;
+    while (remaining > 0) {
+      const best = this.book.side(side).best();
+      if (!best || Math.abs(best.priceTicks - start) > limit) break;
+      const fill = Math.min(remaining, best.qtyUnits);
+      remaining -= fill;
+      this.fill(side, best, fill, aggressor, trades);
+    }
   }
 
-  private levelChange(touched: Map<string, SimLevelChange>): void {
-    const p = this.params;
+  private fill(side: BookSide, level: BookLevel, qty: number, aggressor: 'buy' | 'sell', trades: SimTrade[]) {
+    this.set(side, level.priceTicks, level.qtyUnits - qty);
+    const trade: SimTrade = {
+      tradeId: this.tradeId++,
+      priceTicks: level.priceTicks,
+      sizeUnits: qty,
+      aggressor,
+      timeUs: this.nowUs,
+    };
+    trades.push(trade);
+    this.recent.push(trade);
+    if (this.recent.length > 400) this.recent.splice(0, this.recent.length - 100);
+    this.volumeUnits += qty;
+    this.lastTradeTicks = level.priceTicks;
+  }
+
+  /** Limit orders and cancels at the capture's distances from the best, several per exchange batch. */
+  private orderBurst(): void {
+    const n =
+      1 + Math.floor(Math.log(1 - this.rng.uniform()) / Math.log(1 - 1 / Math.max(this.p.meanBurst, 1.0001)));
+    for (let i = 0; i < n; i++) this.levelChange();
+  }
+
+  private levelChange(): void {
     const side: BookSide = this.rng.bernoulli(0.5) ? 'bid' : 'ask';
     const count = this.book.side(side).size;
     // Creations and removals balance at the target size: removals get likelier as the book grows.
-    const removeShare = count / (count + this.levelsPerSide);
-    const u = this.rng.uniform();
-    if (u < p.structuralShare) {
-      if (this.rng.uniform() < removeShare) this.cancel(touched, side, true);
-      else this.newLevel(touched, side);
+    const removeShare = count / (count + this.p.levelsPerSide);
+    if (this.rng.uniform() < this.p.structuralShare) {
+      if (this.rng.uniform() < removeShare) this.cancel(side, true);
+      else this.newLevel(side);
     } else if (this.rng.bernoulli(0.5)) {
-      this.topUp(touched, side);
+      const level = this.pickLevel(side);
+      if (level) this.set(side, level.priceTicks, level.qtyUnits + this.orderUnits());
+      else this.newLevel(side);
     } else {
-      this.cancel(touched, side, false);
+      this.cancel(side, false);
     }
   }
 
-  private newLevel(touched: Map<string, SimLevelChange>, side: BookSide): void {
-    const bid = this.book.bestBid()?.priceTicks;
-    const ask = this.book.bestAsk()?.priceTicks;
-    let price: number;
-    // Wider spreads attract more quote-improving orders: this keeps the spread stable.
-    const spread = bid !== undefined && ask !== undefined ? ask - bid : 0;
-    if (spread > 1 && this.rng.bernoulli(Math.min(0.9, this.params.insideSpread * (spread - 1)))) {
-      // Improve the quote: anywhere strictly inside the spread.
-      const inside = 1 + this.rng.int(spread - 1);
-      price = side === 'bid' ? bid! + inside : ask! - inside;
-    } else {
-      price = this.behindBest(side, this.distance());
-    }
-    this.set(touched, side, price, this.book.get(side, price) + this.orderUnits());
+  private newLevel(side: BookSide): void {
+    const price = this.behindBest(side, this.distance());
+    this.set(side, price, this.book.get(side, price) + this.orderUnits());
   }
 
   /** An existing level near a sampled distance from the best. */
@@ -309,82 +387,34 @@ export class Market {
     return this.book.side(side).atOrWorse(this.behindBest(side, this.distance()));
   }
 
-  private topUp(touched: Map<string, SimLevelChange>, side: BookSide): void {
-    const level = this.pickLevel(side);
-    if (!level) {
-      this.newLevel(touched, side);
-      return;
-    }
-    this.set(touched, side, level.priceTicks, level.qtyUnits + this.orderUnits());
-  }
-
   /** Cancels are proportional to queue size: a random share of what rests there, or all of it. */
-  private cancel(touched: Map<string, SimLevelChange>, side: BookSide, whole: boolean): void {
+  private cancel(side: BookSide, whole: boolean): void {
     const level = this.pickLevel(side);
     if (!level) return;
-    const best = this.book.side(side).best()!;
-    const defended = this.params.defendTouch && level.priceTicks === best.priceTicks;
-    // A whole cancel at the touch follows the same queue-size rule as touch cancels (else it is partial).
-    const atTouch = level.priceTicks === best.priceTicks;
-    if (whole && !defended && (!atTouch || this.rng.bernoulli(this.thinness(side, level.qtyUnits)))) {
-      this.set(touched, side, level.priceTicks, 0);
+    // The best level and the ladder right behind it are the makers' (fade and requote move them): noise only
+    // resizes them, so random cancels never dig a hole behind the touch.
+    const best = this.book.side(side).best()!.priceTicks;
+    if (whole && Math.abs(level.priceTicks - best) > this.ladderSpan) {
+      this.set(side, level.priceTicks, 0);
       return;
     }
-    const keep = defended ? 0.6 + 0.4 * this.rng.uniform() : 0.15 + 0.7 * this.rng.uniform();
-    this.set(touched, side, level.priceTicks, Math.max(1, Math.round(level.qtyUnits * keep)));
+    const keep = 0.15 + 0.7 * this.rng.uniform();
+    this.set(side, level.priceTicks, Math.max(1, Math.round(level.qtyUnits * keep)));
   }
 
-  private refillTouch(touched: Map<string, SimLevelChange>): void {
-    const side: BookSide = this.rng.bernoulli(0.5) ? 'bid' : 'ask';
-    const best = this.book.side(side).best();
-    if (!best) return;
-    const target = this.usdToUnits(this.params.touchDepthUsd * (0.5 + this.rng.uniform()));
-    if (best.qtyUnits < target) this.set(touched, side, best.priceTicks, target);
-  }
-
-  /** A market order sweeps the opposite side from its best until filled; one trade per level touched. */
-  private marketOrder(touched: Map<string, SimLevelChange>, trades: SimTrade[]): void {
-    const p = this.params;
-    // Clamped: above a sensitivity of 1, a strong enough imbalance fixes the direction.
-    const pBuy = Math.min(1, Math.max(0, (1 + p.imbalanceSensitivity * this.imbalance()) / 2));
-    const aggressor = this.rng.uniform() < pBuy ? 'buy' : 'sell';
-    const side: BookSide = aggressor === 'buy' ? 'ask' : 'bid';
-    let remaining = this.usdToUnits(sampleQuantiles(p.tradeNotionalUsd, this.rng.uniform()));
-    while (remaining > 0) {
-      const best = this.book.side(side).best();
-      if (!best) break;
-      const fill = Math.min(remaining, best.qtyUnits);
-      remaining -= fill;
-      this.set(touched, side, best.priceTicks, best.qtyUnits - fill);
-      const trade: SimTrade = {
-        tradeId: this.tradeId++,
-        priceTicks: best.priceTicks,
-        sizeUnits: fill,
-        aggressor,
-        timeUs: this.nowUs,
-      };
-      trades.push(trade);
-      this.recent.push(trade);
-      this.volumeUnits += fill;
-      this.lastTradeTicks = best.priceTicks;
-    }
-    if (this.recent.length > 400) this.recent.splice(0, this.recent.length - 100);
-  }
-
-  /** An initial book: levels at calibrated distances around the start price, one tick wide. */
-  private seedBook(priceTicks: number): void {
+  /** An initial book around the efficient price: the makers' quotes and ladders, then the deep book. */
+  private seedBook(): void {
+    const bidT = this.bidTarget();
+    this.post('bid');
+    this.post('ask');
     for (const side of ['bid', 'ask'] as const) {
-      this.book.set(side, side === 'bid' ? priceTicks : priceTicks + 1, this.orderUnitsAt(priceTicks) * 20);
-      for (let i = 0; i < this.levelsPerSide; i++) {
+      for (let i = 0; i < this.p.levelsPerSide; i++) {
         const d = 1 + this.distance();
-        const price = side === 'bid' ? Math.max(1, priceTicks - d) : priceTicks + 1 + d;
-        this.book.set(side, price, this.book.get(side, price) + this.orderUnitsAt(priceTicks));
+        const price = side === 'bid' ? Math.max(1, bidT - d) : bidT + this.width + d;
+        this.book.set(side, price, this.book.get(side, price) + this.orderUnits());
       }
     }
-  }
-
-  private orderUnitsAt(priceTicks: number): number {
-    const usd = this.params.orderNotionalUsd * Math.exp(1.5 * this.rng.normal());
-    return Math.max(1, Math.round((usd / (priceTicks * TICK)) * UNITS_PER_ONE));
+    this.touched = new Map();
+    this.beforeBatch = new Map();
   }
 }

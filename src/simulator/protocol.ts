@@ -72,9 +72,12 @@ export function errorFrame(message: string): { type: 'error'; message: string } 
 
 // --- numbers and times ---------------------------------------------------------------------------------
 
-/** Ticks of 0.01 -> "65083.67", "1925" (trailing zeros dropped, as Coinbase writes them). */
-export function formatPrice(ticks: number): string {
-  return fromUnits(ticks * 1_000_000);
+/** Price increment 0.01 in 1e-8 units (BTC-USD's, and the default). */
+export const CENT_TICK_UNITS = 1_000_000;
+
+/** Ticks -> "65083.67", "1925" (trailing zeros dropped, as Coinbase writes them); tickUnits = tick in 1e-8. */
+export function formatPrice(ticks: number, tickUnits = CENT_TICK_UNITS): string {
+  return fromUnits(ticks * tickUnits);
 }
 
 /** Units of 1e-8 -> "0.00583". */
@@ -114,39 +117,50 @@ export function goTimeString(us: number, monotonicUs: number): string {
 
 const wireSide = (side: BookSide): 'bid' | 'offer' => (side === 'bid' ? 'bid' : 'offer');
 
-export function l2SnapshotEvent(productId: string, timeUs: number, bids: BookLevel[], asks: BookLevel[]) {
+export function l2SnapshotEvent(
+  productId: string,
+  timeUs: number,
+  bids: BookLevel[],
+  asks: BookLevel[],
+  tickUnits = CENT_TICK_UNITS,
+) {
   const eventTime = rfc3339Nano(timeUs);
   const updates = [
-    ...bids.map((l) => level('bid', l.priceTicks, l.qtyUnits, eventTime)),
-    ...asks.map((l) => level('ask', l.priceTicks, l.qtyUnits, eventTime)),
+    ...bids.map((l) => level('bid', l.priceTicks, l.qtyUnits, eventTime, tickUnits)),
+    ...asks.map((l) => level('ask', l.priceTicks, l.qtyUnits, eventTime, tickUnits)),
   ];
   return { type: 'snapshot', product_id: productId, updates };
 }
 
-export function l2UpdateEvent(productId: string, timeUs: number, changes: SimLevelChange[]) {
+export function l2UpdateEvent(
+  productId: string,
+  timeUs: number,
+  changes: SimLevelChange[],
+  tickUnits = CENT_TICK_UNITS,
+) {
   const eventTime = rfc3339Nano(timeUs);
   return {
     type: 'update',
     product_id: productId,
-    updates: changes.map((c) => level(c.side, c.priceTicks, c.qtyUnits, eventTime)),
+    updates: changes.map((c) => level(c.side, c.priceTicks, c.qtyUnits, eventTime, tickUnits)),
   };
 }
 
-function level(side: BookSide, priceTicks: number, qtyUnits: number, eventTime: string) {
+function level(side: BookSide, priceTicks: number, qtyUnits: number, eventTime: string, tickUnits: number) {
   return {
     side: wireSide(side),
     event_time: eventTime,
-    price_level: formatPrice(priceTicks),
+    price_level: formatPrice(priceTicks, tickUnits),
     new_quantity: formatQty(qtyUnits),
   };
 }
 
 /** Coinbase reports the MAKER's side: a buyer lifting the offer is a "SELL" trade. */
-export function tradeJson(productId: string, t: SimTrade) {
+export function tradeJson(productId: string, t: SimTrade, tickUnits = CENT_TICK_UNITS) {
   return {
     product_id: productId,
     trade_id: String(t.tradeId),
-    price: formatPrice(t.priceTicks),
+    price: formatPrice(t.priceTicks, tickUnits),
     size: formatQty(t.sizeUnits),
     time: rfc3339Nano(t.timeUs),
     side: t.aggressor === 'buy' ? 'SELL' : 'BUY',
@@ -168,19 +182,21 @@ export function tickerJson(
   s: TickerStats,
   bid: BookLevel | undefined,
   ask: BookLevel | undefined,
+  tickUnits = CENT_TICK_UNITS,
 ) {
+  const price = (ticks: number) => formatPrice(ticks, tickUnits);
   return {
     type: 'ticker',
     product_id: productId,
-    price: formatPrice(s.lastTicks),
+    price: price(s.lastTicks),
     volume_24_h: formatQty(s.volumeUnits),
-    low_24_h: formatPrice(s.low24Ticks),
-    high_24_h: formatPrice(s.high24Ticks),
-    low_52_w: formatPrice(s.low52wTicks),
-    high_52_w: formatPrice(s.high52wTicks),
+    low_24_h: price(s.low24Ticks),
+    high_24_h: price(s.high24Ticks),
+    low_52_w: price(s.low52wTicks),
+    high_52_w: price(s.high52wTicks),
     price_percent_chg_24_h: formatNumber(((s.lastTicks - s.open24Ticks) / s.open24Ticks) * 100),
-    best_bid: bid ? formatPrice(bid.priceTicks) : '',
-    best_ask: ask ? formatPrice(ask.priceTicks) : '',
+    best_bid: bid ? price(bid.priceTicks) : '',
+    best_ask: ask ? price(ask.priceTicks) : '',
     best_bid_quantity: bid ? formatQty(bid.qtyUnits) : '',
     best_ask_quantity: ask ? formatQty(ask.qtyUnits) : '',
   };

@@ -56,10 +56,16 @@ export class Session {
   private readonly pendingTrades = new Map<string, ReturnType<typeof tradeJson>[]>();
   private readonly stats = new Map<string, TickerStats>();
   private readonly lastTop = new Map<string, string>();
-  /** Per product, the top of book after every l2_data frame, in sequence order. */
+  /** Per product, the top of book after every recent l2_data frame, in sequence order (see keepTops). */
   readonly tops = new Map<string, TopOfBook[]>();
+  private readonly keepTops: number;
 
-  constructor(products: readonly ProductSpec[], seed: number, startUs: number) {
+  /**
+   * `keepTops`: how many of the latest tops per product topOfBookAt can answer for (tests compare what a
+   * client built with them); older ones are dropped so a long run does not grow without bound. 0: none.
+   */
+  constructor(products: readonly ProductSpec[], seed: number, startUs: number, keepTops = 100_000) {
+    this.keepTops = keepTops;
     this.startUs = startUs;
     this.nowUs = startUs;
     this.exchange = new SimExchange(products, seed, startUs);
@@ -118,7 +124,13 @@ export class Session {
     const padAsks: BookLevel[] = [];
     for (let i = 1; padBids.length + padAsks.length < pad; i++)
       padAsks.push({ priceTicks: highest + i, qtyUnits: 1_000_000 });
-    const event = l2SnapshotEvent(productId, this.nowUs, [...padBids, ...bids], [...asks, ...padAsks]);
+    const event = l2SnapshotEvent(
+      productId,
+      this.nowUs,
+      [...padBids, ...bids],
+      [...asks, ...padAsks],
+      m.tickUnits,
+    );
     const f = this.frame(FRAME_CHANNEL.level2, [event]);
     this.recordTop(m, f.seq!);
     return f;
@@ -220,13 +232,13 @@ export class Session {
     const m = this.exchange.market(productId)!;
     switch (channel) {
       case 'level2': {
-        const event = l2SnapshotEvent(productId, this.nowUs, m.levels('bid'), m.levels('ask'));
+        const event = l2SnapshotEvent(productId, this.nowUs, m.levels('bid'), m.levels('ask'), m.tickUnits);
         const f = this.frame(FRAME_CHANNEL.level2, [event]);
         this.recordTop(m, f.seq!);
         return [f];
       }
       case 'market_trades': {
-        const trades = m.recentTrades(100).map((t) => tradeJson(productId, t));
+        const trades = m.recentTrades(100).map((t) => tradeJson(productId, t, m.tickUnits));
         return [this.frame('market_trades', [{ type: 'snapshot', trades }])];
       }
       case 'ticker':
@@ -237,17 +249,20 @@ export class Session {
   }
 
   private ticker(m: Market) {
-    return tickerJson(m.productId, this.stats.get(m.productId)!, m.bestBid(), m.bestAsk());
+    return tickerJson(m.productId, this.stats.get(m.productId)!, m.bestBid(), m.bestAsk(), m.tickUnits);
   }
 
   private recordTop(m: Market, seq: number): void {
+    if (this.keepTops === 0) return;
     const b = m.bestBid();
     const a = m.bestAsk();
-    this.tops.get(m.productId)!.push({
+    const list = this.tops.get(m.productId)!;
+    if (list.length >= 2 * this.keepTops) list.splice(0, list.length - this.keepTops);
+    list.push({
       seq,
       timeUs: this.nowUs,
-      bestBid: b ? formatPrice(b.priceTicks) : '',
-      bestAsk: a ? formatPrice(a.priceTicks) : '',
+      bestBid: b ? formatPrice(b.priceTicks, m.tickUnits) : '',
+      bestAsk: a ? formatPrice(a.priceTicks, m.tickUnits) : '',
       bestBidQuantity: b ? formatQty(b.qtyUnits) : '',
       bestAskQuantity: a ? formatQty(a.qtyUnits) : '',
     });
@@ -262,10 +277,12 @@ export class Session {
       s.volumeUnits += t.sizeUnits;
       s.low24Ticks = Math.min(s.low24Ticks, t.priceTicks);
       s.high24Ticks = Math.max(s.high24Ticks, t.priceTicks);
-      if (this.has('market_trades', id)) this.pendingTrades.get(id)!.push(tradeJson(id, t));
+      if (this.has('market_trades', id)) this.pendingTrades.get(id)!.push(tradeJson(id, t, m.tickUnits));
     }
     if (batch.changes.length > 0 && this.has('level2', id)) {
-      const f = this.frame(FRAME_CHANNEL.level2, [l2UpdateEvent(id, batch.timeUs, batch.changes)]);
+      const f = this.frame(FRAME_CHANNEL.level2, [
+        l2UpdateEvent(id, batch.timeUs, batch.changes, m.tickUnits),
+      ]);
       this.recordTop(m, f.seq!);
       out.push(f);
     }

@@ -4,10 +4,8 @@
  * per product at the start and every `snapshotEveryMs`. For worker tests and benchmarks that must not depend on
  * I/O; the same seed always gives the same batches.
  */
-import { fromUnits } from '../marketdata/decimal.js';
-import type { Level } from '../marketdata/events.js';
+import { batchEvents, snapshotEvent } from '../simulator/events.js';
 import { productSpecs, SimExchange, seedEpochUs } from '../simulator/exchange.js';
-import type { Market } from '../simulator/market.js';
 import type { StreamEvent } from '../stream/record.js';
 import type { ConsumedRecord, ShardBatch } from './consumer.js';
 
@@ -20,12 +18,6 @@ export interface SimStreamOptions {
   eventsPerRecord?: number;
   recordsPerBatch?: number;
   shardId?: string;
-}
-
-const price = (ticks: number) => fromUnits(ticks * 1_000_000);
-
-function snapshotLevels(m: Market, side: 'bid' | 'ask'): Level[] {
-  return m.levels(side).map((l) => [price(l.priceTicks), fromUnits(l.qtyUnits)] as const);
 }
 
 export function simStream(o: SimStreamOptions): ShardBatch[] {
@@ -57,16 +49,8 @@ export function simStream(o: SimStreamOptions): ShardBatch[] {
   };
   const snapshotAll = (atUs: number) => {
     for (const m of exchange.markets) {
-      push({
-        type: 'book_snapshot',
-        product: m.productId,
-        exchUs: atUs,
-        recvUs: atUs,
-        seq: ++seq,
-        bids: snapshotLevels(m, 'bid'),
-        asks: snapshotLevels(m, 'ask'),
-        id: `sim:${seq}:0`,
-      });
+      const s = ++seq;
+      push({ ...snapshotEvent(m, atUs, s), id: `sim:${s}:0` });
     }
   };
   snapshotAll(startUs);
@@ -75,34 +59,10 @@ export function simStream(o: SimStreamOptions): ShardBatch[] {
     const until = Math.min(next, endUs);
     exchange.advanceTo(until, (b) => {
       const s = ++seq;
-      if (b.changes.length > 0) {
-        push({
-          type: 'book_changes',
-          product: b.productId,
-          exchUs: b.timeUs,
-          recvUs: b.timeUs,
-          seq: s,
-          changes: b.changes.map((c) => ({
-            side: c.side,
-            price: price(c.priceTicks),
-            size: fromUnits(c.qtyUnits),
-          })),
-          id: `sim:${s}:0`,
-        });
-      }
-      b.trades.forEach((t, i) => {
-        push({
-          type: 'trade',
-          product: b.productId,
-          exchUs: t.timeUs,
-          recvUs: t.timeUs,
-          seq: s,
-          tradeId: String(t.tradeId),
-          price: price(t.priceTicks),
-          size: fromUnits(t.sizeUnits),
-          aggressor: t.aggressor,
-          id: `sim:${s}:${i + 1}`,
-        });
+      const [changes, trades] = batchEvents(b, exchange.market(b.productId)!.tickUnits, s);
+      if (changes) push({ ...changes, id: `sim:${s}:0` });
+      trades.forEach((t, i) => {
+        push({ ...t, id: `sim:${s}:${i + 1}` });
       });
     });
     if (until >= endUs) break;

@@ -13,6 +13,7 @@ import { KinesisProducer, type ProducerOptions } from '../../src/ingest/producer
 import { fromUnits, normalizeDecimal } from '../../src/marketdata/decimal.js';
 import type { Level } from '../../src/marketdata/events.js';
 import { BUCKETS, STREAM } from '../../src/resources.js';
+import { productSpecs } from '../../src/simulator/exchange.js';
 import { type SimulatorServer, startSimulator } from '../../src/simulator/server.js';
 import { SnapshotStore } from '../../src/stream/claimCheck.js';
 import type { StreamEvent } from '../../src/stream/record.js';
@@ -28,10 +29,7 @@ export function startTwoProductSimulator(seed: number, levelsPerSide: number): P
     port: 0,
     seed,
     mode: 'fast',
-    products: [
-      { productId: 'BTC-USD', price: 65_000, levelsPerSide },
-      { productId: 'ETH-USD', price: 3_000, levelsPerSide },
-    ],
+    products: productSpecs(PRODUCTS, undefined, { levelsPerSide }),
   });
 }
 
