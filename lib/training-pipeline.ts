@@ -33,7 +33,7 @@ import {
 } from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import { TARGETS } from '../src/model/types.js';
-import { BUCKETS, TABLES } from '../src/resources.js';
+import { ACTIVE_PARTITION_PREFIX, BUCKETS, REGISTRY_KEYS, TABLES } from '../src/resources.js';
 import { ECR_AUTH_REASON } from './fargate-services.js';
 import { grantReadObjects } from './house-function.js';
 import { acknowledge, acknowledgeWildcardResource, XRAY_REASON } from './nag.js';
@@ -89,7 +89,7 @@ export interface TrainingPipelineProps {
  *              <prefix>/<target>/<version>/evaluation.json =
  *              {"candidate":{"version":s,"auc":n},"active":{"version":s,"auc":n}|null, ...}
  * Promotion itself needs no code: the state machine reads evaluation.json and flips the registry's active
- * pointer (pk=<target>, sk="active", version, activatedAt) with a conditional DynamoDB PutItem, the same
+ * pointer (pk="active#<target>", sk="active", version, activatedAt) with a conditional DynamoDB PutItem, the same
  * compare-and-set as the trainer's `promote` (registry activate with ifCurrent): if the pointer moved since
  * evaluation, the comparison is stale and the execution fails instead of overwriting it.
  *
@@ -218,8 +218,11 @@ export class TrainingPipeline extends Construct {
       new DynamoPutItem(this, stateId, {
         table: props.registryTable,
         item: {
-          pk: DynamoAttributeValue.fromString(JsonPath.stringAt('$.target')),
-          sk: DynamoAttributeValue.fromString('active'),
+          // REGISTRY_KEYS.active(target): the pointer's own partition, "active#<target>".
+          pk: DynamoAttributeValue.fromString(
+            JsonPath.format(`${ACTIVE_PARTITION_PREFIX}{}`, JsonPath.stringAt('$.target')),
+          ),
+          sk: DynamoAttributeValue.fromString(REGISTRY_KEYS.active('').sk),
           version: DynamoAttributeValue.fromString(JsonPath.stringAt('$.version')),
           activatedAt: DynamoAttributeValue.fromString(JsonPath.stringAt('$$.State.EnteredTime')),
         },

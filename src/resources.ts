@@ -66,7 +66,7 @@ export const TABLES = {
     sortKey: { name: 'sk', type: 'S' },
     ttlAttribute: 'expiresAt',
   },
-  /** pk = target, sk = "active" (the pointer) or "v#<version>" (one row per registered version). */
+  /** See REGISTRY_KEYS: version rows pk = <target>, the active pointer pk = "active#<target>". */
   registry: {
     logicalId: 'RegistryTable',
     localName: 'quotewatch-registry',
@@ -82,6 +82,18 @@ export const TABLES = {
     partitionKey: { name: 'pk', type: 'S' },
   },
 } as const satisfies Record<string, TableDef>;
+
+/**
+ * The registry table's items. Each published version has a row in its target's partition; the active pointer
+ * lives in a partition of its own, so IAM can tell them apart (dynamodb:LeadingKeys names partition keys only):
+ * the trainer may publish version rows but never move the pointer, which only the training state machine's
+ * Promote state writes (lib/training-pipeline.ts).
+ */
+export const REGISTRY_KEYS = {
+  version: (target: string, version: string) => ({ pk: target, sk: `v#${version}` }),
+  active: (target: string) => ({ pk: `${ACTIVE_PARTITION_PREFIX}${target}`, sk: 'active' }),
+} as const;
+export const ACTIVE_PARTITION_PREFIX = 'active#';
 
 export const BUCKETS = {
   /** Parquet lake (raw / features / labels / predictions) and claim-checked book snapshots. */

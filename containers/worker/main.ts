@@ -12,13 +12,14 @@ import {
   readConsumerConfig,
   readCoreConfig,
   readFeatureConfig,
+  readLatestWriteConfig,
   readResourceNames,
   readWorkerConfig,
 } from '../../src/config.js';
 import { describeError, jsonLogger } from '../../src/log.js';
 import { registrySource } from '../../src/model/registry.js';
 import { ActiveModels } from '../../src/model/serving.js';
-import { putLatest } from '../../src/storage/latest.js';
+import { LatestWriter } from '../../src/storage/latest.js';
 import { consumerOptionsFrom, KinesisConsumer, startPositionFrom } from '../../src/worker/consumer.js';
 import { kinesisFeaturesPublisher } from '../../src/worker/sinks/featuresStream.js';
 import { Worker } from '../../src/worker/worker.js';
@@ -28,6 +29,7 @@ const tuning = orExit(() => readWorkerConfig());
 const featureConfig = orExit(() => readFeatureConfig());
 const names = orExit(() => readResourceNames());
 const consumerConfig = orExit(() => readConsumerConfig());
+const latestWrites = orExit(() => readLatestWriteConfig());
 const log = jsonLogger('worker');
 const s3 = s3Client();
 const dynamo = dynamoClient();
@@ -38,6 +40,9 @@ const models = new ActiveModels({ source: registrySource(process.env, { tickMs: 
 
 /** Exchange time -> DynamoDB ack latencies since the last report (logged every 10 s as p50/p99). */
 let latencies: number[] = [];
+// The latest item is written at its cadence (LATEST_WRITE_MS): only snapshots really written count as acks.
+const latestWriter = new LatestWriter({ client: dynamo, table: names.latestTable, ...latestWrites });
+const wroteLatest = new Map<string, boolean>();
 function reportLatency(): void {
   if (latencies.length === 0) return;
   const sorted = latencies.sort((a, b) => a - b);
@@ -59,8 +64,10 @@ const worker = new Worker({
   lakeBucket: names.lakeBucket,
   objectTicks: tuning.lakeObjectTicks,
   models: () => models.served(),
-  writeLatest: (snap) => putLatest(snap, { client: dynamo, table: names.latestTable }),
-  onLatestAck: (_product, ms) => void latencies.push(ms),
+  writeLatest: async (snap) => void wroteLatest.set(snap.product, await latestWriter.put(snap)),
+  onLatestAck: (product, ms) => {
+    if (wroteLatest.get(product)) latencies.push(ms);
+  },
   now: () => Date.now(),
   log,
   recovery: {
@@ -104,7 +111,14 @@ function stop(signal: string): void {
 process.on('SIGTERM', () => stop('SIGTERM'));
 process.on('SIGINT', () => stop('SIGINT'));
 
-log('info', 'worker starting', { ...core, ...names, ...tuning, ...featureConfig, ...consumerConfig });
+log('info', 'worker starting', {
+  ...core,
+  ...names,
+  ...tuning,
+  ...featureConfig,
+  ...consumerConfig,
+  ...latestWrites,
+});
 await models.refresh();
 const modelTimer = setInterval(() => void models.refresh(), tuning.modelCheckMs);
 const latencyTimer = setInterval(reportLatency, 10_000);

@@ -1,18 +1,18 @@
 /**
- * The latest table: one "latest" item per product (what /latest serves) plus short-lived history rows
- * "t#<epoch ms>" for the dashboard chart. The worker writes, the API lambdas read.
+ * The latest table: per product one "latest" item (what /latest serves), one "status" item (live quality and feed
+ * health, which change every few seconds) and short-lived history rows "t#<epoch ms>" for the dashboard chart.
+ * The worker writes (LatestWriter: at the cadences of src/config.ts readLatestWriteConfig), the API lambdas read.
+ *
+ * Items are compact because DynamoDB bills writes per started KB: the features are stored as float32 in spec
+ * order (4 bytes each, the models' own input precision) instead of a name -> decimal map, and quality/feed live
+ * in the status item, written only when they change. A latest item stays under 1 KB (one write unit).
  */
 
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import {
-  BatchGetCommand,
-  type BatchGetCommandOutput,
-  GetCommand,
-  PutCommand,
-  QueryCommand,
-} from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, type BatchGetCommandOutput, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { dynamoClient } from '../aws/clients.js';
-import { readCoreConfig, readResourceNames } from '../config.js';
+import { type LatestWriteConfig, readCoreConfig, readResourceNames } from '../config.js';
+import { FEATURE_NAMES, FEATURE_VERSION } from '../features/spec.js';
 import type { FeatureRow } from '../features/types.js';
 import type { FeedHealth } from '../stream/record.js';
 
@@ -47,12 +47,88 @@ export interface LatestSnapshot
   expiresAt?: number;
 }
 
+/** What the worker hands over: a snapshot without the table's keys. */
+type LatestSnapshotInput = Omit<LatestSnapshot, 'pk' | 'sk' | 'expiresAt'>;
+
+/** The stored form of a latest item or history row: features packed, quality and feed moved to the status item. */
+type StoredSnapshot = Omit<LatestSnapshot, 'features' | 'quality' | 'feed'> & {
+  /** FEATURE_NAMES order, float32 little-endian; NaN where a feature is undefined. */
+  f: Uint8Array;
+  /** FEATURE_VERSION the packing follows: another version's bytes are not read as this one's features. */
+  fv: number;
+};
+
+interface StatusItem {
+  pk: string;
+  sk: 'status';
+  quality?: LatestSnapshot['quality'];
+  feed?: FeedHealth;
+}
+
+/** Packs features in FEATURE_NAMES order as float32 (absent or non-finite: NaN). */
+export function packFeatures(features: Readonly<Record<string, number>>): Uint8Array {
+  const values = new Float32Array(FEATURE_NAMES.length);
+  FEATURE_NAMES.forEach((name, i) => {
+    const v = features[name];
+    values[i] = v !== undefined && Number.isFinite(v) ? v : Number.NaN;
+  });
+  return new Uint8Array(values.buffer);
+}
+
+/** The features of packFeatures' bytes, each as the shortest decimal that is the same float32; NaN left out. */
+export function unpackFeatures(bytes: Uint8Array): Record<string, number> {
+  const copy = new Uint8Array(bytes); // aligned, whatever the SDK handed us
+  const values = new Float32Array(copy.buffer, 0, Math.floor(copy.byteLength / 4));
+  const features: Record<string, number> = {};
+  FEATURE_NAMES.forEach((name, i) => {
+    const v = values[i];
+    if (v !== undefined && Number.isFinite(v)) features[name] = shortestFloat32(v);
+  });
+  return features;
+}
+
+function shortestFloat32(v: number): number {
+  for (let digits = 6; digits < 9; digits++) {
+    const candidate = Number(v.toPrecision(digits));
+    if (Math.fround(candidate) === v) return candidate;
+  }
+  return Number(v.toPrecision(9));
+}
+
+function toStored(
+  snapshot: LatestSnapshotInput,
+  sk: LatestSnapshot['sk'],
+  expiresAt?: number,
+): StoredSnapshot {
+  const { features, quality: _q, feed: _f, ...rest } = snapshot;
+  return {
+    ...rest,
+    pk: snapshot.product,
+    sk,
+    f: packFeatures(features),
+    fv: FEATURE_VERSION,
+    ...(expiresAt === undefined ? {} : { expiresAt }),
+  };
+}
+
+function fromStored(item: Record<string, unknown>, status?: Record<string, unknown>): LatestSnapshot {
+  const { f, fv, ...rest } = item as StoredSnapshot;
+  const snapshot = {
+    ...rest,
+    // Another feature version's bytes mean other features: serve none rather than mislabelled ones.
+    features: fv === FEATURE_VERSION && f instanceof Uint8Array ? unpackFeatures(f) : {},
+  } as LatestSnapshot;
+  if (status?.quality) snapshot.quality = status.quality as LatestSnapshot['quality'];
+  if (status?.feed) snapshot.feed = status.feed as FeedHealth;
+  return snapshot;
+}
+
 export interface LatestStoreOptions {
   client?: DynamoDBDocumentClient;
   table?: string;
 }
 
-/** How long a history row lives (TTL when deployed; locally nothing expires them). */
+/** How long a history row lives by default (TTL when deployed; locally nothing expires them). */
 export const HISTORY_TTL_S = 3600;
 
 export class LatestStoreError extends Error {
@@ -74,30 +150,95 @@ export function historyKey(tsUs: number): `t#${string}` {
   return `t#${String(Math.floor(tsUs / 1000)).padStart(14, '0')}`;
 }
 
+const LATEST = 'latest';
+const STATUS = 'status';
+
+async function put(client: DynamoDBDocumentClient, table: string, item: object, what: string): Promise<void> {
+  try {
+    await client.send(new PutCommand({ TableName: table, Item: item as Record<string, unknown> }));
+  } catch (cause) {
+    throw new LatestStoreError(`writing ${what} to ${table} failed`, { cause });
+  }
+}
+
+function statusOf(snapshot: LatestSnapshotInput): StatusItem {
+  const status: StatusItem = { pk: snapshot.product, sk: STATUS };
+  if (snapshot.quality) status.quality = snapshot.quality;
+  if (snapshot.feed) status.feed = snapshot.feed;
+  return status;
+}
+
 /**
- * Writes the snapshot as the product's "latest" item and as a history row with expiresAt.
- * `snapshot` may carry any sk; both keys are set here.
+ * Writes the snapshot as the product's "latest" item, its status item and a history row that expires after
+ * `historyTtlS`: everything, every call (LatestWriter applies the cadences).
  */
 export async function putLatest(
-  snapshot: Omit<LatestSnapshot, 'pk' | 'sk' | 'expiresAt'>,
-  opts: LatestStoreOptions = {},
+  snapshot: LatestSnapshotInput,
+  opts: LatestStoreOptions & { historyTtlS?: number } = {},
 ): Promise<void> {
   const { client, table } = resolve(opts);
-  const latest: LatestSnapshot = { ...snapshot, pk: snapshot.product, sk: 'latest' };
-  const history: LatestSnapshot = {
-    ...latest,
-    sk: historyKey(snapshot.tsUs),
-    expiresAt: Math.floor(snapshot.tsUs / 1_000_000) + HISTORY_TTL_S,
-  };
-  try {
-    await Promise.all([
-      client.send(new PutCommand({ TableName: table, Item: latest })),
-      client.send(new PutCommand({ TableName: table, Item: history })),
-    ]);
-  } catch (cause) {
-    throw new LatestStoreError(`writing latest snapshot of ${snapshot.product} to ${table} failed`, {
-      cause,
-    });
+  const expiresAt = Math.floor(snapshot.tsUs / 1_000_000) + (opts.historyTtlS ?? HISTORY_TTL_S);
+  const what = `latest snapshot of ${snapshot.product}`;
+  await Promise.all([
+    put(client, table, toStored(snapshot, LATEST), what),
+    put(client, table, toStored(snapshot, historyKey(snapshot.tsUs), expiresAt), what),
+    put(client, table, statusOf(snapshot), what),
+  ]);
+}
+
+/**
+ * The worker's writer: per product the latest item at most once per `latestWriteMs` of event time (0: every
+ * call), a history row per `historyWriteMs` slot (0: none), the status item when quality or feed changed.
+ * Event time, not the wall clock: a replay writes the same rows, and a worker catching up writes no more
+ * than a live one.
+ */
+export class LatestWriter {
+  private readonly products = new Map<
+    string,
+    { latestSlot: number; historySlot: number; status: string | undefined }
+  >();
+
+  constructor(private readonly opts: LatestStoreOptions & LatestWriteConfig) {}
+
+  /** Writes what is due for this snapshot; resolves true when the latest item was written. */
+  async put(snapshot: LatestSnapshotInput): Promise<boolean> {
+    const { client, table } = resolve(this.opts);
+    const { latestWriteMs, historyWriteMs, historyTtlS } = this.opts;
+    let state = this.products.get(snapshot.product);
+    if (!state) {
+      state = { latestSlot: -1, historySlot: -1, status: undefined };
+      this.products.set(snapshot.product, state);
+    }
+    const tsMs = Math.floor(snapshot.tsUs / 1000);
+    const writes: Promise<void>[] = [];
+    const what = `latest snapshot of ${snapshot.product}`;
+    const latestSlot = latestWriteMs > 0 ? Math.floor(tsMs / latestWriteMs) : tsMs;
+    const latestDue = latestWriteMs === 0 || latestSlot > state.latestSlot;
+    if (latestDue) {
+      state.latestSlot = latestSlot;
+      writes.push(put(client, table, toStored(snapshot, LATEST), what));
+    }
+    if (historyWriteMs > 0) {
+      const slot = Math.floor(tsMs / historyWriteMs);
+      if (slot > state.historySlot) {
+        state.historySlot = slot;
+        const expiresAt = Math.floor(tsMs / 1000) + historyTtlS;
+        writes.push(put(client, table, toStored(snapshot, historyKey(snapshot.tsUs), expiresAt), what));
+      }
+    }
+    const status = statusOf(snapshot);
+    const statusJson = JSON.stringify(status);
+    if (statusJson !== state.status && (status.quality || status.feed)) {
+      state.status = statusJson;
+      writes.push(
+        put(client, table, status, `status of ${snapshot.product}`).catch((err: unknown) => {
+          state.status = undefined; // written again with the next snapshot
+          throw err;
+        }),
+      );
+    }
+    await Promise.all(writes);
+    return latestDue;
   }
 }
 
@@ -106,13 +247,8 @@ export async function getLatest(
   product: string,
   opts: LatestStoreOptions = {},
 ): Promise<LatestSnapshot | undefined> {
-  const { client, table } = resolve(opts);
-  try {
-    const out = await client.send(new GetCommand({ TableName: table, Key: { pk: product, sk: 'latest' } }));
-    return out.Item as LatestSnapshot | undefined;
-  } catch (cause) {
-    throw new LatestStoreError(`reading latest snapshot of ${product} from ${table} failed`, { cause });
-  }
+  const [snapshot] = await listLatest([product], opts);
+  return snapshot;
 }
 
 /** The newest snapshot of every product (SYMBOLS by default) that has one, in the order asked. */
@@ -122,12 +258,13 @@ export async function listLatest(
 ): Promise<LatestSnapshot[]> {
   const { client, table } = resolve(opts);
   if (products.length === 0) return [];
-  const found = new Map<string, LatestSnapshot>();
-  // BatchGet takes at most 100 keys and may return some unprocessed: loop until none are left.
-  for (let i = 0; i < products.length; i += 100) {
-    let keys: Record<string, unknown>[] | undefined = products
-      .slice(i, i + 100)
-      .map((p) => ({ pk: p, sk: 'latest' }));
+  const found = new Map<string, Record<string, unknown>>();
+  // Two items per product (latest, status); BatchGet takes at most 100 keys and may return some unprocessed.
+  for (let i = 0; i < products.length; i += 50) {
+    let keys: Record<string, unknown>[] | undefined = products.slice(i, i + 50).flatMap((p) => [
+      { pk: p, sk: LATEST },
+      { pk: p, sk: STATUS },
+    ]);
     for (let attempt = 0; keys && keys.length > 0; attempt++) {
       if (attempt > 5)
         throw new LatestStoreError(`reading latest snapshots from ${table}: keys left unprocessed`);
@@ -135,18 +272,20 @@ export async function listLatest(
         const out: BatchGetCommandOutput = await client.send(
           new BatchGetCommand({ RequestItems: { [table]: { Keys: keys } } }),
         );
-        for (const item of out.Responses?.[table] ?? [])
-          found.set(item.product as string, item as LatestSnapshot);
+        for (const item of out.Responses?.[table] ?? []) found.set(`${item.pk}#${item.sk}`, item);
         keys = out.UnprocessedKeys?.[table]?.Keys;
       } catch (cause) {
         throw new LatestStoreError(`reading latest snapshots from ${table} failed`, { cause });
       }
     }
   }
-  return products.flatMap((p) => found.get(p) ?? []);
+  return products.flatMap((p) => {
+    const latest = found.get(`${p}#${LATEST}`);
+    return latest ? [fromStored(latest, found.get(`${p}#${STATUS}`))] : [];
+  });
 }
 
-/** History rows of `product` with tick time >= sinceMs, oldest first (at most `limit`). */
+/** History rows of `product` with tick time >= sinceMs, oldest first (at most `limit`), without status. */
 export async function getHistory(
   product: string,
   sinceMs: number,
@@ -163,7 +302,7 @@ export async function getHistory(
         Limit: limit,
       }),
     );
-    return (out.Items ?? []) as LatestSnapshot[];
+    return (out.Items ?? []).map((item) => fromStored(item));
   } catch (cause) {
     throw new LatestStoreError(`reading history of ${product} from ${table} failed`, { cause });
   }

@@ -353,7 +353,7 @@ describe('Training state machine', () => {
       States: Record<string, Json>;
     };
     const item = {
-      pk: { 'S.$': '$.target' },
+      pk: { 'S.$': "States.Format('active#{}', $.target)" },
       sk: { S: 'active' },
       version: { 'S.$': '$.version' },
       activatedAt: { 'S.$': '$$.State.EnteredTime' },
