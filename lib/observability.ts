@@ -1,6 +1,8 @@
-import { Duration } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import { type Alarm, Dashboard, GraphWidget, type IMetric, TextWidget } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
+import { PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Key } from 'aws-cdk-lib/aws-kms';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
@@ -24,6 +26,8 @@ export interface ObservabilityProps {
 export class Observability extends Construct {
   readonly dashboard: Dashboard;
   readonly alarmTopic: Topic;
+  /** The alarm topic's encryption key. */
+  readonly alarmKey: Key;
   readonly alarms: readonly Alarm[];
 
   constructor(scope: Construct, id: string, props: ObservabilityProps) {
@@ -35,8 +39,26 @@ export class Observability extends Construct {
     super(scope, id);
     const { stream, ingestor, worker, api, training } = props;
 
-    // Topic policy requiring TLS satisfies cdk-nag SNS3; the default AWS-managed key satisfies SNS2.
-    this.alarmTopic = new Topic(this, 'AlarmTopic', { displayName: 'QuoteWatch alarms', enforceSSL: true });
+    // Encrypted at rest with a customer-managed key: CloudWatch alarms cannot publish to a topic under the
+    // AWS-managed SNS key (its policy cannot be changed to let cloudwatch.amazonaws.com use it). The topic
+    // policy requiring TLS satisfies cdk-nag SNS3, the key SNS2.
+    this.alarmKey = new Key(this, 'AlarmTopicKey', {
+      description: 'QuoteWatch alarm topic',
+      enableKeyRotation: true,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    this.alarmKey.addToResourcePolicy(
+      new PolicyStatement({
+        principals: [new ServicePrincipal('cloudwatch.amazonaws.com')],
+        actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+        resources: ['*'],
+      }),
+    );
+    this.alarmTopic = new Topic(this, 'AlarmTopic', {
+      displayName: 'QuoteWatch alarms',
+      enforceSSL: true,
+      masterKey: this.alarmKey,
+    });
     for (const email of props.alarmEmails ?? []) {
       this.alarmTopic.addSubscription(new EmailSubscription(email));
     }

@@ -451,6 +451,11 @@ export interface ConsumerConfig {
   mode: 'polling' | 'fanout';
   /** The enhanced fan-out consumer registered on the stream, shared by every worker. */
   consumerName: string;
+  /**
+   * CONSUMER_ARN: the consumer registered ahead (deployed, a CloudFormation resource); the worker then neither
+   * registers nor needs the right to. Unset: the worker registers CONSUMER_NAME itself (or finds it registered).
+   */
+  consumerArn: string | undefined;
   /** This worker's lease owner id; unique per live worker (default: host name and process id). */
   workerId: string;
   /** A shard lease not renewed for this long passes to another worker. */
@@ -475,6 +480,17 @@ export function readConsumerConfig(env: Env = process.env): ConsumerConfig {
       'CONSUMER_NAME',
       z.string().regex(/^[a-zA-Z0-9_.-]{1,128}$/, 'expected 1-128 letters, digits, _ . -'),
       'quotewatch-worker',
+    ),
+    consumerArn: read(
+      env,
+      'CONSUMER_ARN',
+      z
+        .string()
+        .regex(
+          /^arn:aws[a-z-]*:kinesis:[a-z0-9-]+:\d{12}:stream\/[^/]+\/consumer\/[^/:]+:\d+$/,
+          'expected a Kinesis stream consumer ARN',
+        )
+        .optional(),
     ),
     workerId: read(env, 'WORKER_ID', nonEmpty, `${hostname()}-${process.pid}`),
     leaseMs: read(env, 'LEASE_MS', intMs(1000, 600_000), '10000'),
@@ -530,6 +546,13 @@ export const FARGATE_SIZES: Readonly<Record<number, readonly number[]>> = {
  * cost.ingestor_vcpu_per_product and cost.worker_vcpu_per_product). The default task sizes follow from them.
  */
 export const MEASURED_VCPU_PER_PRODUCT = { ingestor: 0.02, worker: 0.04 } as const;
+/**
+ * Measured training cost on one vCPU (bench/cost.ts writes cost.train_cpu_us_per_row): Parquet decode, label join
+ * and the logistic regression's Newton iterations to convergence, per joined row; and the heap a row takes
+ * while training (its feature array and the standardized copy). The trainer's task timeout follows from them.
+ */
+export const MEASURED_TRAINING = { cpuUsPerRow: 30, bytesPerRow: 1200 } as const;
+
 /** Default task sizes keep the measured load at or below this share of the task's vCPU (bursts, recovery). */
 export const TARGET_CPU_UTILIZATION = 0.5;
 /** The worker's memory floor: two onnxruntime sessions, full-depth books and the open lake windows. */

@@ -102,5 +102,23 @@ export const BUCKETS = {
   models: { logicalId: 'ModelBucket', localName: 'quotewatch-models', env: 'MODEL_BUCKET' },
 } as const satisfies Record<string, BucketDef>;
 
+/**
+ * Key prefixes of the lake bucket, by writer: IAM scopes each task to its own prefixes and the lifecycle rules
+ * keep each as long as it is useful. The worker's Parquet zones are src/storage/lake.ts LAKE_KINDS.
+ */
+export const LAKE_PREFIXES = {
+  /** Ingestor: claim-checked full-depth books (src/stream/claimCheck.ts); the worker reads them back. */
+  snapshots: 'snapshots/',
+  /** Ingestor: the raw frame archive (src/ingest/archive.ts, ARCHIVE=s3). */
+  archive: 'archive/',
+  /** Worker: the Parquet zones (src/storage/lake.ts). */
+  raw: 'raw/',
+  features: 'features/',
+  labels: 'labels/',
+  predictions: 'predictions/',
+  /** Worker: records it could not decode (containers/worker/main.ts). */
+  deadletter: 'deadletter/',
+} as const;
+
 /** The MODEL_URI of the local registry. */
 export const LOCAL_MODEL_URI = `s3://${BUCKETS.models.localName}/registry`;

@@ -15,6 +15,19 @@
  */
 export type RouteBinding = 'core' | 'api' | 'latestTable' | 'modelRegistry';
 
+/**
+ * Who may call a route:
+ * - `protected`: always behind the API's authorizer (IAM or JWT, `-c apiAuth`): it costs compute per call;
+ * - `read`: read-only market data, public unless `-c publicReads=false` puts it behind the same authorizer.
+ */
+export type RouteAccess = 'protected' | 'read';
+
+/** A route's own throttle (API Gateway route settings): steady requests per second and burst. */
+export interface RouteThrottle {
+  readonly rateLimit: number;
+  readonly burstLimit: number;
+}
+
 export interface RouteDef<Id extends string = string> {
   readonly method: 'GET' | 'POST';
   readonly path: string;
@@ -25,6 +38,14 @@ export interface RouteDef<Id extends string = string> {
   /** What the route answers (the function's description is "<method> <path>: <this>"). */
   readonly description: string;
   readonly bindings: readonly RouteBinding[];
+  readonly access: RouteAccess;
+  /** Every route has its own limit, so one route's traffic cannot use up another's. */
+  readonly throttle: RouteThrottle;
+  /**
+   * Reserved concurrency of the route's function: caps what it can cost and keeps it from starving the others
+   * (`-c reservedConcurrency=false` drops it on accounts whose concurrency quota is too low to reserve any).
+   */
+  readonly reservedConcurrency?: number;
   /** @default 256 */
   readonly memoryMiB?: number;
   /** @default 10 */
@@ -43,6 +64,9 @@ const TABLE = [
     entry: 'lambdas/latest.ts',
     description: 'newest snapshot per product',
     bindings: ['api', 'core', 'latestTable'],
+    access: 'read',
+    // A dashboard viewer polls every 300 ms (~3.3/s): room for a few dozen viewers.
+    throttle: { rateLimit: 100, burstLimit: 200 },
   },
   {
     method: 'POST',
@@ -51,6 +75,10 @@ const TABLE = [
     entry: 'lambdas/predict.ts',
     description: 'scores features with the active ONNX model',
     bindings: ['api', 'core', 'latestTable', 'modelRegistry'],
+    access: 'protected',
+    throttle: { rateLimit: 20, burstLimit: 40 },
+    // 1 GB functions: at most 5 at once (a warm one answers in milliseconds, so 5 carry the rate above).
+    reservedConcurrency: 5,
     // onnxruntime needs the memory (and the CPU share that comes with it) more than the time.
     memoryMiB: 1024,
     timeoutS: 15,
@@ -63,6 +91,8 @@ const TABLE = [
     entry: 'lambdas/health.ts',
     description: 'is the worker keeping the latest table fresh',
     bindings: ['api', 'core', 'latestTable'],
+    access: 'read',
+    throttle: { rateLimit: 10, burstLimit: 20 },
   },
   {
     method: 'GET',
@@ -71,6 +101,8 @@ const TABLE = [
     entry: 'lambdas/version.ts',
     description: 'app version and active model versions',
     bindings: ['api', 'core', 'modelRegistry'],
+    access: 'read',
+    throttle: { rateLimit: 10, burstLimit: 20 },
   },
   {
     // One self-contained HTML page, inlined by the text loader: the dashboard and the API share one origin
@@ -81,6 +113,8 @@ const TABLE = [
     entry: 'lambdas/dashboard.ts',
     description: 'the dashboard page',
     bindings: [],
+    access: 'read',
+    throttle: { rateLimit: 10, burstLimit: 20 },
     memoryMiB: 128,
     loader: { '.html': 'text' },
   },
