@@ -2,7 +2,8 @@
  * The one place every QuoteWatch process reads and validates its settings.
  * A bad value stops the process with a message naming the variable (ConfigError).
  */
-import { hostname } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { z } from 'zod';
 import { TARGETS, type Target } from './model/types.js';
 
@@ -524,6 +525,33 @@ export function readLatestWriteConfig(env: Env = process.env): LatestWriteConfig
         .max(31 * 86_400),
       '3600',
     ),
+  };
+}
+
+/** The container liveness file (src/health/liveness.ts) of a component, and how the health check reads it. */
+export interface LivenessConfig {
+  /** LIVENESS_FILE, default `<tmpdir>/quotewatch-<component>.alive`. */
+  path: string;
+  /** LIVENESS_EVERY_MS: how often the file is written. */
+  everyMs: number;
+  /** LIVENESS_STUCK_MS: a loop that has not progressed this long is stuck. */
+  stuckAfterMs: number;
+  /** LIVENESS_MAX_AGE_MS: an older file means a blocked or dead process (default 3 writes). */
+  maxAgeMs: number;
+}
+
+export const LIVENESS_COMPONENTS = ['ingestor', 'worker'] as const;
+
+export function readLivenessConfig(
+  component: (typeof LIVENESS_COMPONENTS)[number],
+  env: Env = process.env,
+): LivenessConfig {
+  const everyMs = read(env, 'LIVENESS_EVERY_MS', intMs(100, 60_000), '5000');
+  return {
+    path: read(env, 'LIVENESS_FILE', nonEmpty, join(tmpdir(), `quotewatch-${component}.alive`)),
+    everyMs,
+    stuckAfterMs: read(env, 'LIVENESS_STUCK_MS', intMs(1000, 3_600_000), '60000'),
+    maxAgeMs: read(env, 'LIVENESS_MAX_AGE_MS', intMs(everyMs, 3_600_000), String(3 * everyMs)),
   };
 }
 

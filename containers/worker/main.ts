@@ -13,9 +13,11 @@ import {
   readCoreConfig,
   readFeatureConfig,
   readLatestWriteConfig,
+  readLivenessConfig,
   readResourceNames,
   readWorkerConfig,
 } from '../../src/config.js';
+import { Liveness } from '../../src/health/liveness.js';
 import { describeError, jsonLogger } from '../../src/log.js';
 import { registrySource } from '../../src/model/registry.js';
 import { ActiveModels } from '../../src/model/serving.js';
@@ -84,6 +86,9 @@ const worker = new Worker({
     : undefined,
 });
 
+// Healthy while batches are handled or the stream is found idle (src/health/liveness.ts).
+const liveness = new Liveness(orExit(() => readLivenessConfig('worker'))).start();
+
 const consumer = new KinesisConsumer({
   kinesis,
   dynamo,
@@ -92,6 +97,7 @@ const consumer = new KinesisConsumer({
   // Leases (several workers split the shards), polling or enhanced fan-out, and the idle pause.
   ...consumerOptionsFrom(consumerConfig),
   start: startPositionFrom(tuning),
+  onIdle: () => liveness.beat(),
   log,
   // Keep what cannot be decoded, for inspection, instead of losing it.
   onBadRecord: async (bad) => {
@@ -106,6 +112,7 @@ function stop(signal: string): void {
   if (stopping) return;
   stopping = true;
   log('info', 'worker stopping', { signal });
+  liveness.stop();
   abort.abort();
 }
 process.on('SIGTERM', () => stop('SIGTERM'));
@@ -127,6 +134,7 @@ let batches = 0;
 try {
   await consumer.run(async (batch) => {
     const r = await worker.handleBatch(batch);
+    liveness.beat();
     if (++batches % 100 === 1 || r.objects.length > 0) {
       log('info', 'batch', {
         shardId: batch.shardId,
