@@ -56,10 +56,7 @@ describe('Dockerfiles', () => {
     it(`${image}: builds with containers/build.mjs for TARGETARCH and runs dist/${image}.mjs from /app`, () => {
       const lines = instructions(image);
       expect(lines).toContain('ARG BASE_IMAGE=node:22-slim');
-      expect(lines.filter((l) => l.startsWith('FROM '))).toEqual([
-        'FROM ${BASE_IMAGE} AS build',
-        'FROM ${BASE_IMAGE}',
-      ]);
+      expect(lines.filter((l) => l.startsWith('FROM '))).toEqual([`FROM ${BASE} AS build`, `FROM ${BASE}`]);
       expect(lines).toContain(`RUN node containers/build.mjs ${image} /out --arch "\${TARGETARCH:-arm64}"`);
       const runtime = lines.slice(lines.indexOf(`FROM ${BASE}`));
       expect(runtime).toContain('WORKDIR /app');
