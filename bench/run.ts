@@ -4,13 +4,14 @@
  */
 import { fileURLToPath } from 'node:url';
 import { bookGroup } from './book.js';
+import { costGroup } from './cost.js';
 import { featuresGroup } from './features.js';
 import { type BenchGroup, formatTable, mergeResults, readResults, writeResults } from './harness.js';
 import { ingestGroup } from './ingest.js';
 import { startupGroup } from './startup.js';
 import { workerGroup } from './worker.js';
 
-const GROUPS: BenchGroup[] = [bookGroup, featuresGroup, ingestGroup, startupGroup, workerGroup];
+const GROUPS: BenchGroup[] = [bookGroup, costGroup, featuresGroup, ingestGroup, startupGroup, workerGroup];
 
 function parseOnly(argv: string[]): Set<string> | undefined {
   const i = argv.indexOf('--only');

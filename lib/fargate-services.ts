@@ -27,6 +27,7 @@ import {
   type DeploymentSettings,
   FARGATE_SIZES,
   readFeedUrl,
+  readWorkerConfig,
 } from '../src/config.js';
 import { BUCKETS, LAKE_PREFIXES, STREAM, TABLES } from '../src/resources.js';
 import { grantReadObjects, REPO_ROOT } from './house-function.js';
@@ -401,6 +402,11 @@ export class WorkerService extends QuoteWatchService {
     if (!/^[a-z0-9][a-z0-9/_-]*$/.test(prefix))
       throw new InvalidPropError(id, 'modelPrefix', `invalid: ${prefix}`);
     const d = props.deployment;
+    const lakeObjectTicks = String((d.lakeObjectMinutes * 60_000) / props.core.tickMs);
+    // The worker's own reader: the window must be whole ticks that divide the hour.
+    requireConfig(id, 'lakeObjectMinutes', () =>
+      readWorkerConfig({ TICK_MS: String(props.core.tickMs), LAKE_OBJECT_TICKS: lakeObjectTicks }),
+    );
     if ((d.consumer === 'fanout') !== (props.consumer !== undefined)) {
       throw new InvalidPropError(id, 'consumer', `a stream consumer is needed exactly when consumer=fanout`);
     }
@@ -419,6 +425,7 @@ export class WorkerService extends QuoteWatchService {
         [BUCKETS.models.env]: props.modelBucket.bucketName,
         MODEL_URI: `s3://${props.modelBucket.bucketName}/${prefix}`,
         LATEST_WRITE_MS: String(d.latestWriteMs),
+        LAKE_OBJECT_TICKS: lakeObjectTicks,
         HISTORY_WRITE_MS: String(d.historyWriteMs),
         // polling: GetRecords (~200 ms average propagation); fanout: SubscribeToShard (~70 ms) at a price.
         CONSUMER_MODE: d.consumer,

@@ -108,7 +108,7 @@ export class Storage extends Construct {
         timeToLiveAttribute: def.ttlAttribute,
         removalPolicy,
       });
-      if (capacity) {
+      if (capacity?.autoScaling) {
         // The computed capacity is the floor; auto scaling keeps PROVISIONED_UTILIZATION above it (viewers,
         // more products than planned) up to 10x.
         const target = Math.round(PROVISIONED_UTILIZATION * 100);

@@ -573,13 +573,14 @@ export const FARGATE_SIZES: Readonly<Record<number, readonly number[]>> = {
  * DynamoDB/S3 path on the local emulators, CPU time of each process over a minute (bench/cost.ts writes them as
  * cost.ingestor_vcpu_per_product and cost.worker_vcpu_per_product). The default task sizes follow from them.
  */
-export const MEASURED_VCPU_PER_PRODUCT = { ingestor: 0.02, worker: 0.04 } as const;
+export const MEASURED_VCPU_PER_PRODUCT = { ingestor: 0.043, worker: 0.053 } as const;
 /**
- * Measured training cost on one vCPU (bench/cost.ts writes cost.train_cpu_us_per_row): Parquet decode, label join
- * and the logistic regression's Newton iterations to convergence, per joined row; and the heap a row takes
- * while training (its feature array and the standardized copy). The trainer's task timeout follows from them.
+ * Measured training cost on one vCPU (bench/cost.ts writes cost.train_cpu_us_per_row and
+ * cost.train_heap_bytes_per_row): Parquet decode and the logistic regression's Newton iterations to
+ * convergence, per row, and the heap a row holds while training (decoded row, feature array, standardized
+ * copy). The trainer's task timeout follows from them (lib/training-pipeline.ts trainerTaskTimeout).
  */
-export const MEASURED_TRAINING = { cpuUsPerRow: 30, bytesPerRow: 1200 } as const;
+export const MEASURED_TRAINING = { cpuUsPerRow: 76, bytesPerRow: 1200 } as const;
 
 /** Default task sizes keep the measured load at or below this share of the task's vCPU (bursts, recovery). */
 export const TARGET_CPU_UTILIZATION = 0.5;
@@ -623,6 +624,12 @@ export interface TableCapacity {
   readUnitsPerS: number;
   writeUnits: number;
   readUnits: number;
+  /**
+   * Auto scaling above the computed floor: for the latest table, whose reads follow the API's viewers. The
+   * checkpoint table's rates are set by the shard count and the consumer mode alone: fixed capacity, no
+   * scaling policies (each keeps two CloudWatch alarms, $0.20 a month).
+   */
+  autoScaling: boolean;
 }
 
 /** Auto scaling target and the provisioned floor: the steady rate is this share of the provisioned capacity. */
@@ -630,15 +637,15 @@ export const PROVISIONED_UTILIZATION = 0.8;
 /**
  * The steady request rates the deployment puts on DynamoDB, per unit:
  * - latest table: a latest item (compact, < 1 KB: one write unit; test/storage.emulators.test.ts checks the size)
- *   per product every latestWriteMs, a history row every historyWriteMs, the status item when the feed stats
- *   (every FEED_STATS_MS = 5 s) or the live quality (every QUALITY_EVERY_MS = 10 s) change;
+ *   per product every latestWriteMs, a history row every historyWriteMs, the status item (feed health, live
+ *   quality) at most every 5 s (src/storage/latest.ts STATUS_WRITE_MS);
  * - checkpoint table: a checkpoint per consumed batch and shard (polling: GetRecords allows 5 calls a second per
  *   shard and each non-empty call is a batch; fan-out: a SubscribeToShard event about every 100 ms), the lease
  *   heartbeat and renewals every 2 s (src/worker/consumer.ts), the recovery state (2 units) about twice a minute.
  */
 export const DYNAMO_RATES = {
   latestItemWriteUnits: 1,
-  statusWritesPerSPerProduct: 1 / 5 + 1 / 10,
+  statusWritesPerSPerProduct: 1 / 5,
   checkpointsPerSPerShard: { polling: 5, fanout: 10 },
   leaseWritesPerSPerTask: 0.5,
   recoveryWriteUnitsPerSPerShard: (2 * 2) / 60,
@@ -652,8 +659,9 @@ export const DYNAMO_RATES = {
   latestReadUnitsPerS: 0,
 } as const;
 
-function capacity(writeUnitsPerS: number, readUnitsPerS: number): TableCapacity {
+function capacity(writeUnitsPerS: number, readUnitsPerS: number, autoScaling: boolean): TableCapacity {
   return {
+    autoScaling,
     writeUnitsPerS,
     readUnitsPerS,
     writeUnits: Math.max(1, Math.ceil(writeUnitsPerS / PROVISIONED_UTILIZATION)),
@@ -681,8 +689,8 @@ export function dynamoCapacity(
     (d.workers + d.shards) * r.leaseWritesPerSPerTask +
     d.shards * r.recoveryWriteUnitsPerSPerShard;
   return {
-    latest: capacity(latestWrites, r.latestReadUnitsPerS),
-    checkpoints: capacity(checkpointWrites, d.workers * r.checkpointReadUnitsPerSPerWorker),
+    latest: capacity(latestWrites, r.latestReadUnitsPerS, true),
+    checkpoints: capacity(checkpointWrites, d.workers * r.checkpointReadUnitsPerSPerWorker, false),
   };
 }
 
@@ -712,6 +720,11 @@ export interface DeploymentSettings {
   archiveRetentionDays: number;
   /** The Parquet zones (and everything else in the lake). */
   lakeRetentionDays: number;
+  /**
+   * Event time per lake object (the worker's LAKE_OBJECT_TICKS): S3 bills per PUT and per lifecycle transition,
+   * and Standard-IA has a 128 KB minimum, so few larger objects cost less than many small ones.
+   */
+  lakeObjectMinutes: number;
   containerInsights: boolean;
   api: ApiAccessSettings;
   /** Base image of both container images (Docker build arg BASE_IMAGE). */
@@ -752,6 +765,7 @@ export const DEPLOYMENT_CONTEXT_KEYS = [
   'archive',
   'archiveRetentionDays',
   'lakeRetentionDays',
+  'lakeObjectMinutes',
   'containerInsights',
   'apiAuth',
   'jwtIssuer',
@@ -925,6 +939,13 @@ export function readDeploymentContext(context: Readonly<Record<string, unknown>>
     archive: get('archive', z.enum(['off', 's3'], { message: 'expected off or s3' }), 's3'),
     archiveRetentionDays: get('archiveRetentionDays', whole(1, 36_500), '30'),
     lakeRetentionDays: get('lakeRetentionDays', whole(31, 36_500), '365'),
+    lakeObjectMinutes: get(
+      'lakeObjectMinutes',
+      z.coerce.number().refine((m) => [1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60].includes(m), {
+        message: 'expected a whole number of minutes that divides the hour',
+      }),
+      '5',
+    ),
     containerInsights: get('containerInsights', flag, 'false'),
     api: {
       auth: apiAuth,

@@ -128,6 +128,12 @@ export interface LatestStoreOptions {
   table?: string;
 }
 
+/**
+ * The status item (live quality, feed health) is written at most once per this much event time, when it
+ * changed: quality moves with every matured label, but is published every QUALITY_EVERY_MS (10 s) anyway.
+ */
+export const STATUS_WRITE_MS = 5000;
+
 /** How long a history row lives by default (TTL when deployed; locally nothing expires them). */
 export const HISTORY_TTL_S = 3600;
 
@@ -188,14 +194,15 @@ export async function putLatest(
 
 /**
  * The worker's writer: per product the latest item at most once per `latestWriteMs` of event time (0: every
- * call), a history row per `historyWriteMs` slot (0: none), the status item when quality or feed changed.
+ * call), a history row per `historyWriteMs` slot (0: none), the status item when quality or feed changed, at
+ * most once per STATUS_WRITE_MS.
  * Event time, not the wall clock: a replay writes the same rows, and a worker catching up writes no more
  * than a live one.
  */
 export class LatestWriter {
   private readonly products = new Map<
     string,
-    { latestSlot: number; historySlot: number; status: string | undefined }
+    { latestSlot: number; historySlot: number; statusSlot: number; status: string | undefined }
   >();
 
   constructor(private readonly opts: LatestStoreOptions & LatestWriteConfig) {}
@@ -206,7 +213,7 @@ export class LatestWriter {
     const { latestWriteMs, historyWriteMs, historyTtlS } = this.opts;
     let state = this.products.get(snapshot.product);
     if (!state) {
-      state = { latestSlot: -1, historySlot: -1, status: undefined };
+      state = { latestSlot: -1, historySlot: -1, statusSlot: -1, status: undefined };
       this.products.set(snapshot.product, state);
     }
     const tsMs = Math.floor(snapshot.tsUs / 1000);
@@ -228,7 +235,9 @@ export class LatestWriter {
     }
     const status = statusOf(snapshot);
     const statusJson = JSON.stringify(status);
-    if (statusJson !== state.status && (status.quality || status.feed)) {
+    const statusSlot = Math.floor(tsMs / STATUS_WRITE_MS);
+    if (statusSlot > state.statusSlot && statusJson !== state.status && (status.quality || status.feed)) {
+      state.statusSlot = statusSlot;
       state.status = statusJson;
       writes.push(
         put(client, table, status, `status of ${snapshot.product}`).catch((err: unknown) => {
