@@ -120,7 +120,8 @@ export async function measureUsage(log: (line: string) => void = () => {}): Prom
       };
       const op = target.split('.').pop() ?? '';
       const table = tableOf(body.TableName ?? '?');
-      const t = (usage.dynamo[table] ??= { writes: 0, writeUnits: 0, reads: 0 });
+      usage.dynamo[table] ??= { writes: 0, writeUnits: 0, reads: 0 };
+      const t = usage.dynamo[table];
       if (op === 'PutItem' && body.Item) {
         t.writes++;
         t.writeUnits += writeUnits(body.Item);
@@ -132,7 +133,9 @@ export async function measureUsage(log: (line: string) => void = () => {}): Prom
     } else if (x.service === 's3' && x.method === 'PUT') {
       const path = decodeURIComponent(x.url.split('?')[0] ?? '');
       const key = path.split('/').slice(2).join('/');
-      const s = (usage.s3[prefixOf(key)] ??= { puts: 0, bytes: 0 });
+      const prefix = prefixOf(key);
+      usage.s3[prefix] ??= { puts: 0, bytes: 0 };
+      const s = usage.s3[prefix];
       s.puts++;
       s.bytes += x.body.byteLength;
     }
