@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runSmokeCommand } from '../src/api/smoke.js';
 import {
   orExit,
   readCoreConfig,
@@ -14,6 +15,7 @@ import {
   readSimulatorConfig,
   readTrainingConfig,
 } from '../src/config.js';
+import { runCostCommand } from '../src/cost/report.js';
 import { DEFAULT_EMULATOR_PORTS, emulatorEnv, startEmulators } from '../src/local/emulators.js';
 import { provision } from '../src/local/provision.js';
 import { startSystem } from '../src/local/supervisor.js';
@@ -184,6 +186,16 @@ const COMMANDS: Record<string, Command> = {
       const [code] = (await once(child, 'exit')) as [number | null];
       return code ?? 1;
     },
+  },
+  cost: {
+    usage: 'cost [-c key=value ...] [--viewers N] [--requests N] [--json]',
+    summary: 'the monthly AWS cost of the deployment cdk.json and -c describe, polling vs fan-out',
+    run: (args) => runCostCommand(args, fileURLToPath(new URL('..', import.meta.url))),
+  },
+  smoke: {
+    usage: 'smoke --api URL [--auth none|iam|jwt] [--token JWT] [--wait S]',
+    summary: 'after a deploy: health, version, latest, predict (with auth) against the API',
+    run: (args) => runSmokeCommand(args),
   },
   help: {
     usage: 'help',

@@ -176,6 +176,59 @@ export function readApiConfig(env: Env = process.env): ApiConfig {
   };
 }
 
+/**
+ * The local gateway's stand-in for the deployed API's authorizer (src/gateway/auth.ts), off by default:
+ * API_AUTH=iam accepts requests SigV4-signed (execute-api, AWS_REGION) with the gateway's own AWS_ACCESS_KEY_ID /
+ * AWS_SECRET_ACCESS_KEY; API_AUTH=jwt accepts a Bearer JWT of JWT_ISSUER (keys from its OpenID discovery) for
+ * JWT_AUDIENCE, as the deployed JWT authorizer checks it. The protected routes (and, with PUBLIC_READS=false,
+ * the read routes) of src/api/routes.ts need it, as deployed.
+ */
+export interface GatewayAuthConfig {
+  mode: 'none' | 'iam' | 'jwt';
+  publicReads: boolean;
+  region: string;
+  credentials: { accessKeyId: string; secretAccessKey: string } | undefined;
+  jwtIssuer: string | undefined;
+  jwtAudience: string[];
+}
+
+export function readGatewayAuthConfig(env: Env = process.env): GatewayAuthConfig {
+  const mode = read(
+    env,
+    'API_AUTH',
+    z.enum(['none', 'iam', 'jwt'], { message: 'expected none, iam or jwt' }),
+    'none',
+  );
+  const accessKeyId = env.AWS_ACCESS_KEY_ID;
+  const secretAccessKey = env.AWS_SECRET_ACCESS_KEY;
+  const config: GatewayAuthConfig = {
+    mode,
+    publicReads: read(env, 'PUBLIC_READS', z.enum(['true', 'false']), 'true') === 'true',
+    region: read(env, 'AWS_REGION', nonEmpty, 'us-east-1'),
+    credentials: accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey } : undefined,
+    jwtIssuer: read(
+      env,
+      'JWT_ISSUER',
+      z
+        .string()
+        .regex(/^https?:\/\/\S+$/, 'expected the issuer URL')
+        .optional(),
+    ),
+    jwtAudience:
+      read(env, 'JWT_AUDIENCE', z.string().optional())
+        ?.split(',')
+        .map((a) => a.trim())
+        .filter(Boolean) ?? [],
+  };
+  if (mode === 'iam' && !config.credentials) {
+    throw new ConfigError('AWS_ACCESS_KEY_ID', 'API_AUTH=iam needs the credentials requests are signed with');
+  }
+  if (mode === 'jwt' && (!config.jwtIssuer || config.jwtAudience.length === 0)) {
+    throw new ConfigError(config.jwtIssuer ? 'JWT_AUDIENCE' : 'JWT_ISSUER', 'required with API_AUTH=jwt');
+  }
+  return config;
+}
+
 /** Settings of the local runner (bin/quotewatch.ts): where emulator data lives and the gateway's port. */
 export interface LocalConfig {
   dataDir: string;

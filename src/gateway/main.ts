@@ -1,15 +1,20 @@
 /**
  * Local gateway process: `node --import tsx src/gateway/main.ts`. Serves the API handlers and the
- * dashboard on PORT (default 3000) until SIGTERM/SIGINT.
+ * dashboard on PORT (default 3000) until SIGTERM/SIGINT; with API_AUTH=iam|jwt the protected routes need what
+ * the deployed authorizer checks (src/gateway/auth.ts).
  */
+
+import { ROUTES } from '../api/routes.js';
 import {
   DEFAULT_PORTS,
   orExit,
   readApiConfig,
   readCoreConfig,
+  readGatewayAuthConfig,
   readPort,
   readResourceNames,
 } from '../config.js';
+import { routeAuthorizer } from './auth.js';
 import { loadRoutes } from './handlers.js';
 import { startGateway } from './server.js';
 
@@ -19,8 +24,22 @@ orExit(() => readCoreConfig());
 orExit(() => readResourceNames());
 orExit(() => readApiConfig());
 
-const gateway = await startGateway({ routes: await loadRoutes(), port });
-console.log(JSON.stringify({ level: 'info', msg: 'gateway listening', url: gateway.url }));
+const auth = orExit(() => readGatewayAuthConfig());
+
+const gateway = await startGateway({
+  routes: await loadRoutes(),
+  port,
+  ...(auth.mode === 'none' ? {} : { authorize: routeAuthorizer(ROUTES, auth) }),
+});
+console.log(
+  JSON.stringify({
+    level: 'info',
+    msg: 'gateway listening',
+    url: gateway.url,
+    auth: auth.mode,
+    publicReads: auth.publicReads,
+  }),
+);
 
 let stopping = false;
 async function stop(signal: string): Promise<void> {
