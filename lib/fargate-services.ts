@@ -50,7 +50,10 @@ export function repoImage(dockerfile: string, baseImage: string = DEFAULT_BASE_I
 export const ECR_AUTH_REASON =
   'Execution role: ecr:GetAuthorizationToken supports no resource-level permissions (image pulls are scoped).';
 
-/** The container health check both services run: the process's liveness file is fresh (src/health/liveness.ts). */
+/**
+ * The container health check both services run, with the component's name appended: its liveness file is fresh
+ * (src/health/liveness.ts, containers/healthcheck.ts).
+ */
 export const HEALTH_CHECK = {
   command: ['CMD', 'node', 'dist/healthcheck.mjs'],
   interval: Duration.seconds(30),
@@ -202,7 +205,7 @@ abstract class QuoteWatchService extends Construct {
       // A hung loop stops refreshing the liveness file: ECS marks the container unhealthy and replaces the task.
       healthCheck: {
         ...HEALTH_CHECK,
-        command: [...HEALTH_CHECK.command],
+        command: [...HEALTH_CHECK.command, shape.name],
         startPeriod: shape.healthStartPeriod,
       },
       // The processes exit cleanly on SIGTERM; give them time to flush their last batch.

@@ -77,10 +77,9 @@ export const STATE_MACHINE_WILDCARD_ACTIONS = [
 ] as const;
 
 const STATE_MACHINE_WILDCARD_REASON =
-  'No resource-level permissions for: X-Ray tracing (PutTraceSegments, PutTelemetryRecords, GetSamplingRules, ' +
-  'GetSamplingTargets); CloudWatch Logs vended-log delivery of the execution logs (Create/Get/Update/Delete/List ' +
-  'LogDelivery, PutResourcePolicy, DescribeResourcePolicies, DescribeLogGroups); ecs:DescribeTasks and ' +
-  'ecs:StopTask of the .sync RunTask integration, whose task ARNs exist only at run time.';
+  `No resource-level permissions for ${STATE_MACHINE_WILDCARD_ACTIONS.join(', ')}: X-Ray tracing, CloudWatch ` +
+  'Logs vended-log delivery of the execution logs, and the .sync RunTask integration watching and stopping ' +
+  'trainer tasks whose ARNs exist only at run time.';
 
 export interface TrainingPipelineProps {
   readonly cluster: Cluster;
