@@ -933,9 +933,9 @@ export function readDeploymentContext(context: Readonly<Record<string, unknown>>
     );
   }
 
-  const snapshotRetentionDays = get('snapshotRetentionDays', whole(1, 3650), '2');
   // A snapshot must outlive every stream record that refers to it, plus a worker's recovery look-back.
   const minSnapshotDays = Math.ceil(streamRetentionHours / 24) + 1;
+  const snapshotRetentionDays = get('snapshotRetentionDays', whole(1, 3650), String(minSnapshotDays));
   if (snapshotRetentionDays < minSnapshotDays) {
     throw new ConfigError(
       '-c snapshotRetentionDays',
