@@ -76,6 +76,7 @@ export class QuoteWatchStack extends Stack {
             streamConsumerName: WORKER_CONSUMER_NAME,
           })
         : undefined;
+    this.streamConsumer?.applyRemovalPolicy(RemovalPolicy.DESTROY);
     this.storage = new Storage(this, 'Storage', { deployment });
     const { latestTable, registryTable, checkpointTable, lakeBucket, modelBucket } = this.storage;
     this.lakeCatalog = new LakeCatalog(this, 'LakeCatalog', { lakeBucket, products: core.symbols });

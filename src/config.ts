@@ -712,13 +712,19 @@ export const DYNAMO_RATES = {
   latestReadUnitsPerS: 0,
 } as const;
 
+/**
+ * Provisioned units for steady rates: at PROVISIONED_UTILIZATION when auto scaling follows the load, at the
+ * rates themselves when they are upper bounds (the checkpoint table: Kinesis' 5 reads a second per shard bound
+ * its checkpoints; DynamoDB's burst capacity absorbs the seconds above).
+ */
 function capacity(writeUnitsPerS: number, readUnitsPerS: number, autoScaling: boolean): TableCapacity {
+  const utilization = autoScaling ? PROVISIONED_UTILIZATION : 1;
   return {
     autoScaling,
     writeUnitsPerS,
     readUnitsPerS,
-    writeUnits: Math.max(1, Math.ceil(writeUnitsPerS / PROVISIONED_UTILIZATION)),
-    readUnits: Math.max(1, Math.ceil(readUnitsPerS / PROVISIONED_UTILIZATION)),
+    writeUnits: Math.max(1, Math.ceil(writeUnitsPerS / utilization)),
+    readUnits: Math.max(1, Math.ceil(readUnitsPerS / utilization)),
   };
 }
 

@@ -154,7 +154,7 @@ export function monthlyCost(
       'DynamoDB',
       'provisioned writes',
       wcu * HOURS * p.dynamodb.wcuHour,
-      `${wcu} WCU (latest ${latest.writeUnitsPerS.toFixed(1)}/s, checkpoints ${checkpoints.writeUnitsPerS.toFixed(1)}/s at 80%)`,
+      `${wcu} WCU (latest ${latest.writeUnitsPerS.toFixed(1)} units/s at 80%, checkpoints ${checkpoints.writeUnitsPerS.toFixed(1)}/s at most)`,
     );
     add(
       'DynamoDB',
