@@ -3,9 +3,9 @@
  * health, which change every few seconds) and short-lived history rows "t#<epoch ms>" for the dashboard chart.
  * The worker writes (LatestWriter: at the cadences of src/config.ts readLatestWriteConfig), the API lambdas read.
  *
- * Items are compact because DynamoDB bills writes per started KB: the features are stored as float32 in spec
- * order (4 bytes each, the models' own input precision) instead of a name -> decimal map, and quality/feed live
- * in the status item, written only when they change. A latest item stays under 1 KB (one write unit).
+ * Items are compact because DynamoDB bills writes per started KB: the features are stored as float64 in spec
+ * order (8 bytes each, exact) instead of a name -> decimal map, and quality/feed live in the status item, written
+ * only when they change. A latest item stays under 1 KB (one write unit).
  */
 
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
@@ -52,8 +52,10 @@ type LatestSnapshotInput = Omit<LatestSnapshot, 'pk' | 'sk' | 'expiresAt'>;
 
 /** The stored form of a latest item or history row: features packed, quality and feed moved to the status item. */
 type StoredSnapshot = Omit<LatestSnapshot, 'features' | 'quality' | 'feed'> & {
-  /** FEATURE_NAMES order, float32 little-endian; NaN where a feature is undefined. */
+  /** FEATURE_NAMES order, float64 little-endian; NaN where a feature is undefined. */
   f: Uint8Array;
+  /** Features the spec does not name, by name (none from the worker). */
+  fx?: Record<string, number>;
   /** FEATURE_VERSION the packing follows: another version's bytes are not read as this one's features. */
   fv: number;
 };
@@ -65,34 +67,45 @@ interface StatusItem {
   feed?: FeedHealth;
 }
 
-/** Packs features in FEATURE_NAMES order as float32 (absent or non-finite: NaN). */
-export function packFeatures(features: Readonly<Record<string, number>>): Uint8Array {
-  const values = new Float32Array(FEATURE_NAMES.length);
-  FEATURE_NAMES.forEach((name, i) => {
-    const v = features[name];
-    values[i] = v !== undefined && Number.isFinite(v) ? v : Number.NaN;
-  });
-  return new Uint8Array(values.buffer);
+/**
+ * Packs features in FEATURE_NAMES order as float64 (absent or non-finite: NaN): 8 bytes a feature instead of its
+ * name and a decimal, exact. Features the spec does not name (a model of another spec) go to the `extra` map.
+ */
+export function packFeatures(features: Readonly<Record<string, number>>): {
+  packed: Uint8Array;
+  extra: Record<string, number>;
+} {
+  const values = new Float64Array(FEATURE_NAMES.length).fill(Number.NaN);
+  const index = featureIndex();
+  const extra: Record<string, number> = {};
+  for (const [name, v] of Object.entries(features)) {
+    if (!Number.isFinite(v)) continue;
+    const i = index.get(name);
+    if (i === undefined) extra[name] = v;
+    else values[i] = v;
+  }
+  return { packed: new Uint8Array(values.buffer), extra };
 }
 
-/** The features of packFeatures' bytes, each as the shortest decimal that is the same float32; NaN left out. */
-export function unpackFeatures(bytes: Uint8Array): Record<string, number> {
+/** The features of packFeatures' bytes (NaN left out), with the extra ones. */
+export function unpackFeatures(
+  bytes: Uint8Array,
+  extra: Readonly<Record<string, number>> = {},
+): Record<string, number> {
   const copy = new Uint8Array(bytes); // aligned, whatever the SDK handed us
-  const values = new Float32Array(copy.buffer, 0, Math.floor(copy.byteLength / 4));
+  const values = new Float64Array(copy.buffer, 0, Math.floor(copy.byteLength / 8));
   const features: Record<string, number> = {};
   FEATURE_NAMES.forEach((name, i) => {
     const v = values[i];
-    if (v !== undefined && Number.isFinite(v)) features[name] = shortestFloat32(v);
+    if (v !== undefined && Number.isFinite(v)) features[name] = v;
   });
-  return features;
+  return { ...features, ...extra };
 }
 
-function shortestFloat32(v: number): number {
-  for (let digits = 6; digits < 9; digits++) {
-    const candidate = Number(v.toPrecision(digits));
-    if (Math.fround(candidate) === v) return candidate;
-  }
-  return Number(v.toPrecision(9));
+let indexCache: Map<string, number> | undefined;
+function featureIndex(): Map<string, number> {
+  indexCache ??= new Map(FEATURE_NAMES.map((name, i) => [name, i]));
+  return indexCache;
 }
 
 function toStored(
@@ -101,22 +114,24 @@ function toStored(
   expiresAt?: number,
 ): StoredSnapshot {
   const { features, quality: _q, feed: _f, ...rest } = snapshot;
+  const { packed, extra } = packFeatures(features);
   return {
     ...rest,
     pk: snapshot.product,
     sk,
-    f: packFeatures(features),
+    f: packed,
+    ...(Object.keys(extra).length ? { fx: extra } : {}),
     fv: FEATURE_VERSION,
     ...(expiresAt === undefined ? {} : { expiresAt }),
   };
 }
 
 function fromStored(item: Record<string, unknown>, status?: Record<string, unknown>): LatestSnapshot {
-  const { f, fv, ...rest } = item as StoredSnapshot;
+  const { f, fx, fv, ...rest } = item as StoredSnapshot;
   const snapshot = {
     ...rest,
     // Another feature version's bytes mean other features: serve none rather than mislabelled ones.
-    features: fv === FEATURE_VERSION && f instanceof Uint8Array ? unpackFeatures(f) : {},
+    features: fv === FEATURE_VERSION && f instanceof Uint8Array ? unpackFeatures(f, fx) : {},
   } as LatestSnapshot;
   if (status?.quality) snapshot.quality = status.quality as LatestSnapshot['quality'];
   if (status?.feed) snapshot.feed = status.feed as FeedHealth;
