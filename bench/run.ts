@@ -5,6 +5,7 @@
 import { fileURLToPath } from 'node:url';
 import { apiGroup } from './api.js';
 import { bookGroup } from './book.js';
+import { costGroup } from './cost.js';
 import { featuresGroup } from './features.js';
 import { type BenchGroup, formatTable, mergeResults, readResults, writeResults } from './harness.js';
 import { ingestGroup } from './ingest.js';
@@ -20,6 +21,7 @@ const GROUPS: BenchGroup[] = [
   startupGroup,
   workerGroup,
   apiGroup,
+  costGroup,
 ];
 
 function parseOnly(argv: string[]): Set<string> | undefined {

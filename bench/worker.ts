@@ -225,8 +225,8 @@ function parquet(): BenchResult {
  * Exchange time -> DynamoDB ack, observed from outside the worker process. The worker only logs p50/p99 per
  * 10 s window (about 16 samples/s for two products, so a window's p99 is its second-highest sample), and window
  * quantiles cannot be pooled. So the worker's DynamoDB endpoint is a pass-through HTTP tap in this process: for
- * every snapshot (its "latest" and history PutItem pair) it records the time both dynalite responses are in
- * minus the snapshot's watermark (updatedAtMs - latencyMs, the exchange time of the newest event the worker
+ * every latest item (PutItem with sk "latest"; history rows and status items follow their own cadences) it records
+ * the time dynalite's response is in minus the snapshot's watermark (updatedAtMs - latencyMs, the exchange time of the newest event the worker
  * had). It differs from the worker's own onLatestAck figure by the loopback hop through the tap (which every
  * DynamoDB call of the run pays) and, the other way, by the worker's own delay in taking the response; the
  * worker's window reports over the same span are kept in the context as a cross-check and per-window spread.
@@ -250,7 +250,6 @@ interface DynamoTap {
 
 async function dynamoTap(upstreamPort: number): Promise<DynamoTap> {
   const agent = new Agent({ keepAlive: true });
-  const pending = new Map<string, { watermarkMs: number; acks: number }>();
   const tap: DynamoTap = { url: '', samples: [], times: [], recording: false, close: async () => {} };
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -291,21 +290,10 @@ async function dynamoTap(upstreamPort: number): Promise<DynamoTap> {
       Item: Record<string, { S?: string; N?: string }>;
     };
     const item = put.Item;
-    // Only snapshots (LATEST_TABLE) carry both.
-    if (!item.updatedAtMs?.N || !item.latencyMs?.N) return;
-    // Both items of one snapshot carry the same product, tick and wall time.
-    const key = `${item.product?.S}|${item.tsUs?.N}|${item.updatedAtMs.N}`;
-    const seen = pending.get(key) ?? {
-      watermarkMs: Number(item.updatedAtMs.N) - Number(item.latencyMs.N),
-      acks: 0,
-    };
-    if (++seen.acks < 2) {
-      pending.set(key, seen);
-      return;
-    }
-    pending.delete(key);
+    // The latest item is what /latest serves (history rows and status items come at their own cadences).
+    if (item.sk?.S !== 'latest' || !item.updatedAtMs?.N || !item.latencyMs?.N) return;
     if (!tap.recording) return;
-    tap.samples.push(ackMs - seen.watermarkMs);
+    tap.samples.push(ackMs - (Number(item.updatedAtMs.N) - Number(item.latencyMs.N)));
     tap.times.push(ackMs);
   };
   await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
@@ -382,7 +370,7 @@ async function endToEnd(): Promise<BenchResult[]> {
       consumer: startConfig(system.logs('worker')),
       // The supervisor's local settings, where the caller's environment does not override them.
       localTuning: Object.fromEntries(Object.entries(LOCAL_TUNING).map(([k, v]) => [k, process.env[k] ?? v])),
-      note: "exchange time of the newest event -> both DynamoDB puts acked, every snapshot of the span (HTTP tap in front of dynalite, one extra loopback hop); workerWindows: the worker's own 10 s reports over the span",
+      note: "exchange time of the newest event -> the latest item's put acked, every latest item of the span (HTTP tap in front of dynalite, one extra loopback hop); workerWindows: the worker's own 10 s reports over the span",
     };
     return [
       { name: 'latency.exchange_to_ddb_p50_ms', value: quantile(s, 0.5), unit: 'ms', context },

@@ -9,6 +9,7 @@ import { once } from 'node:events';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TRAINING_STEPS } from '../models/train/steps.js';
+import { regionOf, type SmokeAuth, smokeCommand } from '../src/api/smoke.js';
 import {
   orExit,
   readCoreConfig,
@@ -16,6 +17,7 @@ import {
   readSimulatorConfig,
   readTrainingConfig,
 } from '../src/config.js';
+import { CostUsageError, costCommand } from '../src/cost/report.js';
 import { DEFAULT_EMULATOR_PORTS, emulatorEnv, startEmulators } from '../src/local/emulators.js';
 import { provision } from '../src/local/provision.js';
 import { startSystem } from '../src/local/supervisor.js';
@@ -56,15 +58,16 @@ function awsEnv(): Record<string, string | undefined> {
   return hasEndpoints ? process.env : { ...process.env, ...emulatorEnv(DEFAULT_EMULATOR_PORTS) };
 }
 
-/** A simulator seed given on the command line: a whole number that fits 32 bits. */
-function seedArg(value: string): number {
-  const seed = Number(value);
-  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff)
-    throw new UsageError(
-      `--seed: expected a whole number from 0 to ${0xffffffff}; got ${JSON.stringify(value)}`,
-    );
-  return seed;
+/** A whole number from 0 to `max` given for option `what`, else a UsageError. */
+function wholeNumberArg(what: string, value: string, max = Number.MAX_SAFE_INTEGER): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isInteger(n) || n < 0 || n > max)
+    throw new UsageError(`${what}: expected a whole number from 0 to ${max}; got ${JSON.stringify(value)}`);
+  return n;
 }
+
+/** A simulator seed given on the command line: 32 bits. */
+const seedArg = (value: string) => wholeNumberArg('--seed', value, 0xffffffff);
 
 function dataDir(): string {
   return resolve(orExit(() => readLocalConfig()).dataDir);
@@ -191,6 +194,58 @@ const COMMANDS: Record<string, Command> = {
       });
       const [code] = (await once(child, 'exit')) as [number | null];
       return code ?? 1;
+    },
+  }),
+  cost: defineCommand({
+    usage: 'cost [-c key=value ...] [--viewers N] [--requests N] [--json]',
+    summary: 'the monthly AWS cost of the deployment cdk.json and -c describe, polling vs fan-out',
+    options: {
+      context: { type: 'string', short: 'c', multiple: true },
+      requests: { type: 'string', default: '0' },
+      viewers: { type: 'string', default: '0' },
+      json: { type: 'boolean', default: false },
+    },
+    async run({ values }) {
+      const options = {
+        context: values.context ?? [],
+        requests: wholeNumberArg('--requests', values.requests),
+        viewers: wholeNumberArg('--viewers', values.viewers),
+        json: values.json,
+      };
+      try {
+        return orExit(() => costCommand(options, fileURLToPath(new URL('..', import.meta.url))));
+      } catch (err) {
+        if (err instanceof CostUsageError) throw new UsageError(err.message, { cause: err });
+        throw err;
+      }
+    },
+  }),
+  smoke: defineCommand({
+    usage: 'smoke --api URL [--auth none|iam|jwt] [--token JWT] [--region R] [--wait S]',
+    summary: 'after a deploy: health, version, latest, predict (with auth) against the API',
+    options: {
+      api: { type: 'string' },
+      auth: { type: 'string', default: 'none' },
+      token: { type: 'string' },
+      region: { type: 'string' },
+      wait: { type: 'string', default: '0' },
+    },
+    async run({ values }) {
+      const api = values.api;
+      if (!api || !/^https?:\/\//.test(api))
+        throw new UsageError('--api URL is required (http:// or https://)');
+      const mode = oneOf('--auth', values.auth, ['none', 'iam', 'jwt']);
+      let auth: SmokeAuth = { mode: 'none' };
+      if (mode === 'jwt') {
+        const token = values.token ?? process.env.QW_API_TOKEN;
+        if (!token) throw new UsageError('--auth jwt needs --token or QW_API_TOKEN');
+        auth = { mode, token };
+      } else if (mode === 'iam') {
+        const region = values.region ?? regionOf(api) ?? process.env.AWS_REGION;
+        if (!region) throw new UsageError('--auth iam needs --region (or an execute-api URL, or AWS_REGION)');
+        auth = { mode, region };
+      }
+      return smokeCommand({ api, auth, waitS: wholeNumberArg('--wait', values.wait) });
     },
   }),
   help: defineCommand({

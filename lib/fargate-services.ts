@@ -8,41 +8,70 @@ import {
   ContainerImage,
   ContainerInsights,
   CpuArchitecture,
+  Secret as EcsSecret,
   FargateService,
   FargateTaskDefinition,
   LogDrivers,
   OperatingSystemFamily,
 } from 'aws-cdk-lib/aws-ecs';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
-import type { IStream } from 'aws-cdk-lib/aws-kinesis';
-import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { IStream, IStreamConsumer } from 'aws-cdk-lib/aws-kinesis';
+import { LogGroup } from 'aws-cdk-lib/aws-logs';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
+import { type ISecret, Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import {
   COINBASE_FEEDS,
   type CoreSettings,
-  DEFAULT_HISTORY,
-  type HistorySettings,
+  DEFAULT_BASE_IMAGE,
+  type DeploymentSettings,
+  deploymentHistory,
+  FARGATE_SIZES,
   historyEnv,
   readFeedUrl,
+  readWorkerConfig,
 } from '../src/config.js';
-import { BUCKETS, STREAM, TABLES } from '../src/resources.js';
+import { BUCKETS, LAKE_PREFIXES, STREAM, TABLES } from '../src/resources.js';
 import { NAMESPACE } from '../src/telemetry/catalog.js';
 import { grantReadObjects, REPO_ROOT } from './house-function.js';
 import { acknowledge, acknowledgeWildcardResource } from './nag.js';
 import { InvalidPropError, requireConfig, requireCoreSettings, requireInt } from './validate.js';
 
-/** A container image built from the repository root (synth only stages the context; deploy builds it). */
-export function repoImage(dockerfile: string): ContainerImage {
-  return ContainerImage.fromAsset(REPO_ROOT, { file: dockerfile, platform: Platform.LINUX_ARM64 });
+/**
+ * A container image built from the repository root for linux/arm64 (synth only stages the context; deploy builds
+ * it, with buildx/QEMU on an x86 host). BASE_IMAGE is the Dockerfiles' base (`-c baseImage`, pinned by digest
+ * in production).
+ */
+export function repoImage(dockerfile: string, baseImage: string = DEFAULT_BASE_IMAGE): ContainerImage {
+  return ContainerImage.fromAsset(REPO_ROOT, {
+    file: dockerfile,
+    platform: Platform.LINUX_ARM64,
+    buildArgs: { BASE_IMAGE: baseImage },
+  });
 }
 
 export const ECR_AUTH_REASON =
   'Execution role: ecr:GetAuthorizationToken supports no resource-level permissions (image pulls are scoped).';
 
+/**
+ * The container health check both services run, with the component's name appended: its liveness file is fresh
+ * (src/health/liveness.ts, containers/healthcheck.ts).
+ */
+export const HEALTH_CHECK = {
+  command: ['CMD', 'node', 'dist/healthcheck.mjs'],
+  interval: Duration.seconds(30),
+  timeout: Duration.seconds(5),
+  retries: 3,
+} as const;
+
 export interface ServiceClusterProps {
   /** @default 2 */
   readonly maxAzs?: number;
+  /**
+   * Container Insights (per-task metrics, RunningTaskCount): custom metrics billed per month. Without it the
+   * alarms use the free AWS/ECS service metrics. @default false
+   */
+  readonly containerInsights?: boolean;
 }
 
 /**
@@ -56,10 +85,12 @@ export interface ServiceClusterProps {
 export class ServiceCluster extends Construct {
   readonly vpc: Vpc;
   readonly cluster: Cluster;
+  readonly containerInsights: boolean;
 
   constructor(scope: Construct, id: string, props: ServiceClusterProps = {}) {
     const maxAzs = requireInt('ServiceCluster', 'maxAzs', props.maxAzs ?? 2, 1, 6);
     super(scope, id);
+    this.containerInsights = props.containerInsights ?? false;
     this.vpc = new Vpc(this, 'Vpc', {
       maxAzs,
       natGateways: 0,
@@ -72,19 +103,24 @@ export class ServiceCluster extends Construct {
     });
     this.cluster = new Cluster(this, 'Cluster', {
       vpc: this.vpc,
-      // Needed for the RunningTaskCount metric the service alarms watch.
-      containerInsightsV2: ContainerInsights.ENABLED,
+      containerInsightsV2: this.containerInsights ? ContainerInsights.ENABLED : ContainerInsights.DISABLED,
     });
+    if (!this.containerInsights) {
+      acknowledge(
+        this.cluster,
+        'AwsSolutions-ECS4',
+        'Container Insights is opt-in (-c containerInsights=true): its per-task metrics are billed as custom ' +
+          'metrics; the services alarm on the free AWS/ECS CPU and memory metrics, and on their absence.',
+      );
+    }
   }
 }
 
 export interface QuoteWatchServiceProps {
   readonly cluster: Cluster;
   readonly core: CoreSettings;
-  /** @default 256 (.25 vCPU) */
-  readonly cpu?: number;
-  /** @default 512 */
-  readonly memoryMiB?: number;
+  /** Task sizes, counts, base image, log retention. @default the deployment of an empty context */
+  readonly deployment: DeploymentSettings;
   /** @default true */
   readonly alarmsEnabled?: boolean;
   /** CPU and memory utilization (%) that raise the alarms. @default 80 */
@@ -94,27 +130,49 @@ export interface QuoteWatchServiceProps {
 interface ServiceShape {
   readonly name: string;
   readonly dockerfile: string;
+  readonly cpu: number;
+  readonly memoryMiB: number;
+  readonly desiredCount: number;
   readonly environment: Record<string, string>;
+  readonly secrets?: Record<string, EcsSecret>;
+  /** Time the process may take to start before failed health checks count (the worker replays its recovery). */
+  readonly healthStartPeriod: Duration;
   // Deployment bounds: see the two services for why they differ.
   readonly minHealthyPercent: number;
   readonly maxHealthyPercent: number;
 }
 
-/** One Fargate service (ARM64, one task) with logs, a least-privilege task role and CPU/memory/task-count alarms. */
+/**
+ * One Fargate service (ARM64) with logs, a container health check, a least-privilege task role and
+ * CPU/memory/no-task alarms.
+ */
 abstract class QuoteWatchService extends Construct {
   readonly taskDefinition: FargateTaskDefinition;
   readonly service: FargateService;
   readonly logGroup: LogGroup;
   readonly image: ContainerImage;
   readonly alarms: Alarm[] = [];
+  readonly desiredCount: number;
+  private readonly containerInsights: boolean;
 
   protected constructor(scope: Construct, id: string, props: QuoteWatchServiceProps, shape: ServiceShape) {
     const coreEnv = requireCoreSettings(id, props.core);
-    const cpu = props.cpu ?? 256;
-    if (![256, 512, 1024, 2048, 4096].includes(cpu)) {
-      throw new InvalidPropError(id, 'cpu', `expected one of 256, 512, 1024, 2048, 4096, got ${cpu}`);
+    const memories = FARGATE_SIZES[shape.cpu];
+    if (!memories) {
+      throw new InvalidPropError(
+        id,
+        'cpu',
+        `expected one of ${Object.keys(FARGATE_SIZES).join(', ')}, got ${shape.cpu}`,
+      );
     }
-    const memoryMiB = requireInt(id, 'memoryMiB', props.memoryMiB ?? 512, 512, 30_720);
+    if (!memories.includes(shape.memoryMiB)) {
+      throw new InvalidPropError(
+        id,
+        'memoryMiB',
+        `with cpu ${shape.cpu} expected one of ${memories.join(', ')}`,
+      );
+    }
+    requireInt(id, 'desiredCount', shape.desiredCount, 1, 100);
     const threshold = requireInt(
       id,
       'utilizationThresholdPercent',
@@ -123,15 +181,17 @@ abstract class QuoteWatchService extends Construct {
       100,
     );
     super(scope, id);
+    this.desiredCount = shape.desiredCount;
+    this.containerInsights = props.deployment.containerInsights;
 
-    this.image = repoImage(shape.dockerfile);
+    this.image = repoImage(shape.dockerfile, props.deployment.baseImage);
     this.logGroup = new LogGroup(this, 'Logs', {
-      retention: RetentionDays.ONE_MONTH,
+      retention: props.deployment.logRetentionDays,
       removalPolicy: RemovalPolicy.DESTROY,
     });
     this.taskDefinition = new FargateTaskDefinition(this, 'Task', {
-      cpu,
-      memoryLimitMiB: memoryMiB,
+      cpu: shape.cpu,
+      memoryLimitMiB: shape.memoryMiB,
       runtimePlatform: {
         cpuArchitecture: CpuArchitecture.ARM64,
         operatingSystemFamily: OperatingSystemFamily.LINUX,
@@ -145,6 +205,13 @@ abstract class QuoteWatchService extends Construct {
         // Metrics reach CloudWatch by PutMetricData (src/telemetry/cloudwatch.ts): awslogs does not mark EMF.
         METRICS_SINK: 'cloudwatch',
         ...shape.environment,
+      },
+      secrets: shape.secrets,
+      // A hung loop stops refreshing the liveness file: ECS marks the container unhealthy and replaces the task.
+      healthCheck: {
+        ...HEALTH_CHECK,
+        command: [...HEALTH_CHECK.command, shape.name],
+        startPeriod: shape.healthStartPeriod,
       },
       // The processes exit cleanly on SIGTERM; give them time to flush their last batch.
       stopTimeout: Duration.seconds(30),
@@ -160,7 +227,7 @@ abstract class QuoteWatchService extends Construct {
     this.service = new FargateService(this, 'Service', {
       cluster: props.cluster,
       taskDefinition: this.taskDefinition,
-      desiredCount: 1,
+      desiredCount: shape.desiredCount,
       assignPublicIp: true,
       vpcSubnets: { subnetType: SubnetType.PUBLIC },
       minHealthyPercent: shape.minHealthyPercent,
@@ -170,7 +237,7 @@ abstract class QuoteWatchService extends Construct {
     acknowledge(
       this.taskDefinition,
       'AwsSolutions-ECS2',
-      'Environment holds only resource names and settings; there are no secrets.',
+      'Environment holds only resource names and settings; the CDP key arrives as container secrets.',
     );
     acknowledge(this.taskDefinition, 'AwsSolutions-IAM5[Resource::*]', ECR_AUTH_REASON);
 
@@ -192,26 +259,46 @@ abstract class QuoteWatchService extends Construct {
           comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
         }),
         new Alarm(this, 'RunningTasksAlarm', {
-          alarmDescription: `${shape.name} has no running task`,
+          alarmDescription: this.containerInsights
+            ? `${shape.name} runs fewer than ${shape.desiredCount} task(s)`
+            : `${shape.name} has no running task (no CPU datapoint)`,
           metric: this.metricRunningTasks({ period }),
-          threshold: 1,
+          threshold: this.containerInsights ? shape.desiredCount : 1,
           evaluationPeriods: 3,
           comparisonOperator: ComparisonOperator.LESS_THAN_THRESHOLD,
-          // No datapoint means Container Insights sees no task at all.
+          // No datapoint means no task reports at all.
           treatMissingData: TreatMissingData.BREACHING,
         }),
       );
     }
   }
 
+  /**
+   * Running tasks: Container Insights' RunningTaskCount when it is on; otherwise the sample count of the free
+   * service CPU metric, which is 0 (no datapoint) exactly when no task runs.
+   */
   metricRunningTasks(opts: { period?: Duration } = {}): Metric {
-    return new Metric({
-      namespace: 'ECS/ContainerInsights',
-      metricName: 'RunningTaskCount',
-      dimensionsMap: { ClusterName: this.service.cluster.clusterName, ServiceName: this.service.serviceName },
-      statistic: 'Minimum',
-      period: opts.period ?? Duration.minutes(1),
-    });
+    const period = opts.period ?? Duration.minutes(1);
+    const dimensionsMap = {
+      ClusterName: this.service.cluster.clusterName,
+      ServiceName: this.service.serviceName,
+    };
+    return this.containerInsights
+      ? new Metric({
+          namespace: 'ECS/ContainerInsights',
+          metricName: 'RunningTaskCount',
+          dimensionsMap,
+          statistic: 'Minimum',
+          period,
+        })
+      : new Metric({
+          namespace: 'AWS/ECS',
+          metricName: 'CPUUtilization',
+          dimensionsMap,
+          statistic: 'SampleCount',
+          period,
+          label: 'CPU samples (0 = no task)',
+        });
   }
 }
 
@@ -220,38 +307,60 @@ export interface IngestorServiceProps extends QuoteWatchServiceProps {
   readonly lakeBucket: IBucket;
   /** @default COINBASE_FEEDS.advancedTrade (wss://advanced-trade-ws.coinbase.com) */
   readonly feedUrl?: string;
-  /**
-   * Raw frame archive (ARCHIVE): 's3' keeps every frame as received under the lake's archive/ prefix, the only
-   * record from which a mapper bug can be corrected or a day replayed (`quotewatch replay`). Small cost: gzip
-   * objects of up to 16 MiB / 5 min, a few hundred PUTs a day, under the lake's IA/expiry lifecycle.
-   * @default 's3'
-   */
-  readonly archive?: 'off' | 's3';
 }
 
 /** Object key prefixes the ingestor writes in the lake: claim-checked book snapshots and the raw archive. */
-export const INGESTOR_LAKE_PREFIXES = ['snapshots/', 'archive/'] as const;
+export const INGESTOR_LAKE_PREFIXES = [LAKE_PREFIXES.snapshots, LAKE_PREFIXES.archive] as const;
+
+/** The CDP API key secret's JSON fields, injected as the two variables readFeedConfig reads. */
+export const COINBASE_SECRET_FIELDS = {
+  COINBASE_API_KEY_NAME: 'name',
+  COINBASE_API_PRIVATE_KEY: 'privateKey',
+} as const;
 
 /** Exchange WebSocket -> Kinesis. It may only put records (and snapshots and the raw archive into the lake). */
 export class IngestorService extends QuoteWatchService {
+  /** The CDP API key secret (`-c coinbaseKeySecret`), when the feed is authenticated. */
+  readonly coinbaseKey: ISecret | undefined;
+
   constructor(scope: Construct, id: string, props: IngestorServiceProps) {
     const feedUrl = requireConfig(id, 'feedUrl', () =>
       readFeedUrl({ FEED_URL: props.feedUrl ?? COINBASE_FEEDS.advancedTrade }),
     );
+    const d = props.deployment;
+    // Created in the parent scope: `this` does not exist before super(), and the secrets go into the container.
+    const coinbaseKey = d.coinbaseKeySecret
+      ? d.coinbaseKeySecret.startsWith('arn:')
+        ? Secret.fromSecretCompleteArn(scope, `${id}CoinbaseKey`, d.coinbaseKeySecret)
+        : Secret.fromSecretNameV2(scope, `${id}CoinbaseKey`, d.coinbaseKeySecret)
+      : undefined;
     super(scope, id, props, {
       name: 'ingestor',
       dockerfile: 'containers/ingestor/Dockerfile',
+      cpu: d.ingestorTask.cpu,
+      memoryMiB: d.ingestorTask.memoryMiB,
+      desiredCount: d.ingestors,
       environment: {
         FEED_URL: feedUrl,
         [STREAM.env]: props.stream.streamName,
         [BUCKETS.lake.env]: props.lakeBucket.bucketName,
-        ARCHIVE: props.archive ?? 's3',
+        // The raw frame archive: the only record from which a mapper bug can be corrected or a day replayed.
+        ARCHIVE: d.archive,
       },
-      // A new task starts before the old one stops, so the feed has no gap; duplicate records from the overlap
-      // carry the same event ids and the worker drops them.
+      secrets: coinbaseKey
+        ? Object.fromEntries(
+            Object.entries(COINBASE_SECRET_FIELDS).map(([variable, field]) => [
+              variable,
+              EcsSecret.fromSecretsManager(coinbaseKey, field),
+            ]),
+          )
+        : undefined,
+      healthStartPeriod: Duration.seconds(60),
+      // A new task starts before the old one stops, so the feed has no gap; the worker drops what it already has.
       minHealthyPercent: 100,
       maxHealthyPercent: 200,
     });
+    this.coinbaseKey = coinbaseKey;
     // Spelled out instead of stream.grantWrite(), which would also allow ListShards and the KMS key.
     this.taskDefinition.addToTaskRolePolicy(
       new PolicyStatement({
@@ -275,9 +384,9 @@ export class IngestorService extends QuoteWatchService {
 }
 
 export interface WorkerServiceProps extends QuoteWatchServiceProps {
-  /** The dashboard's history cadence (HISTORY_WRITE_MS, HISTORY_TTL_S). @default DEFAULT_HISTORY */
-  readonly history?: HistorySettings;
   readonly stream: IStream;
+  /** The enhanced fan-out consumer (a CloudFormation resource) when the worker reads by fan-out. */
+  readonly consumer?: IStreamConsumer;
   readonly latestTable: ITable;
   readonly checkpointTable: ITable;
   readonly registryTable: ITable;
@@ -285,25 +394,44 @@ export interface WorkerServiceProps extends QuoteWatchServiceProps {
   readonly modelBucket: IBucket;
   /** @default 'registry' */
   readonly modelPrefix?: string;
-  /** The enhanced fan-out stream consumer the worker registers and reads through. @default 'quotewatch-worker' */
-  readonly consumerName?: string;
 }
 
-/** Kinesis (enhanced fan-out) -> book -> features -> model -> latest table + Parquet lake. */
-export class WorkerService extends QuoteWatchService {
-  /** The enhanced fan-out stream consumer's name (CONSUMER_NAME in the container). */
-  readonly consumerName: string;
+/** The enhanced fan-out consumer's name on the market stream (CONSUMER_NAME's default in src/config.ts too). */
+export const WORKER_CONSUMER_NAME = 'quotewatch-worker';
 
+/** Lake prefixes the worker writes (the Parquet zones, undecodable records) and reads (claim-checked books). */
+export const WORKER_LAKE_PREFIXES = {
+  writes: [
+    LAKE_PREFIXES.raw,
+    LAKE_PREFIXES.features,
+    LAKE_PREFIXES.labels,
+    LAKE_PREFIXES.predictions,
+    LAKE_PREFIXES.deadletter,
+  ],
+  reads: [LAKE_PREFIXES.snapshots],
+} as const;
+
+/** Kinesis (polling or enhanced fan-out) -> book -> features -> model -> latest table + Parquet lake. */
+export class WorkerService extends QuoteWatchService {
   constructor(scope: Construct, id: string, props: WorkerServiceProps) {
     const prefix = props.modelPrefix ?? 'registry';
     if (!/^[a-z0-9][a-z0-9/_-]*$/.test(prefix))
       throw new InvalidPropError(id, 'modelPrefix', `invalid: ${prefix}`);
-    const consumerName = props.consumerName ?? 'quotewatch-worker';
-    if (!/^[a-zA-Z0-9_.-]{1,128}$/.test(consumerName))
-      throw new InvalidPropError(id, 'consumerName', `invalid: ${consumerName}`);
+    const d = props.deployment;
+    const lakeObjectTicks = String((d.lakeObjectMinutes * 60_000) / props.core.tickMs);
+    // The worker's own reader: the window must be whole ticks that divide the hour.
+    requireConfig(id, 'lakeObjectMinutes', () =>
+      readWorkerConfig({ TICK_MS: String(props.core.tickMs), LAKE_OBJECT_TICKS: lakeObjectTicks }),
+    );
+    if ((d.consumer === 'fanout') !== (props.consumer !== undefined)) {
+      throw new InvalidPropError(id, 'consumer', `a stream consumer is needed exactly when consumer=fanout`);
+    }
     super(scope, id, props, {
       name: 'worker',
       dockerfile: 'containers/worker/Dockerfile',
+      cpu: d.workerTask.cpu,
+      memoryMiB: d.workerTask.memoryMiB,
+      desiredCount: d.workers,
       environment: {
         [STREAM.env]: props.stream.streamName,
         [TABLES.latest.env]: props.latestTable.tableName,
@@ -312,19 +440,29 @@ export class WorkerService extends QuoteWatchService {
         [BUCKETS.lake.env]: props.lakeBucket.bucketName,
         [BUCKETS.models.env]: props.modelBucket.bucketName,
         MODEL_URI: `s3://${props.modelBucket.bucketName}/${prefix}`,
-        // Deployed latency: SubscribeToShard pushes records (~70 ms) where polling averages ~200 ms.
-        CONSUMER_MODE: 'fanout',
-        CONSUMER_NAME: consumerName,
-        ...historyEnv(props.history ?? DEFAULT_HISTORY),
+        LATEST_WRITE_MS: String(d.latestWriteMs),
+        LAKE_OBJECT_TICKS: lakeObjectTicks,
+        ...historyEnv(deploymentHistory(d)),
+        // polling: GetRecords (~200 ms average propagation); fanout: SubscribeToShard (~70 ms) at a price.
+        CONSUMER_MODE: d.consumer,
+        ...(props.consumer
+          ? {
+              CONSUMER_NAME: WORKER_CONSUMER_NAME,
+              CONSUMER_ARN: props.consumer.streamConsumerArn,
+            }
+          : {}),
       },
-      // One consumer at a time: two workers would race on the shard checkpoints, so the old task stops first.
+      // A restart replays up to RECOVERY_LOOKBACK_MS of the stream before the loop runs at the live edge.
+      healthStartPeriod: Duration.seconds(180),
+      // Several workers split the shards by lease; during a deployment the old tasks stop first so that two
+      // generations do not trade leases back and forth.
       minHealthyPercent: 0,
       maxHealthyPercent: 100,
     });
     const role = this.taskDefinition.taskRole;
-    // Spelled out instead of stream.grantRead() (which adds DescribeStream and ListStreams and names the stream,
-    // not the consumer, for SubscribeToShard). Polling reads stay: crash-recovery replays and the end-of-shard
-    // check use GetShardIterator/GetRecords. The stream uses the AWS-managed key: no KMS grant needed.
+    // Spelled out instead of stream.grantRead() (which adds DescribeStream and ListStreams). Polling reads stay
+    // with fan-out too: crash-recovery replays and the end-of-shard check use GetShardIterator/GetRecords. The
+    // stream uses the AWS-managed key: no KMS grant needed.
     role.addToPrincipalPolicy(
       new PolicyStatement({
         actions: [
@@ -332,44 +470,41 @@ export class WorkerService extends QuoteWatchService {
           'kinesis:ListShards',
           'kinesis:GetShardIterator',
           'kinesis:GetRecords',
-          'kinesis:RegisterStreamConsumer',
         ],
         resources: [props.stream.streamArn],
       }),
     );
-    // A consumer's ARN ends in its creation time (`<stream-arn>/consumer/<name>:<epoch>`), unknown before it is
-    // registered at run time: only that suffix is a wildcard.
-    const consumerArn = `${props.stream.streamArn}/consumer/${consumerName}:*`;
-    role.addToPrincipalPolicy(
-      new PolicyStatement({
-        actions: ['kinesis:DescribeStreamConsumer', 'kinesis:SubscribeToShard'],
-        resources: [consumerArn],
-      }),
-    );
-    acknowledgeWildcardResource(
-      this.taskDefinition,
-      consumerArn,
-      'The stream consumer ARN ends in its registration time, known only once the worker registered it.',
-    );
-    this.consumerName = consumerName;
+    if (props.consumer) {
+      // The consumer is a CloudFormation resource: its exact ARN, nothing to register at run time.
+      role.addToPrincipalPolicy(
+        new PolicyStatement({
+          actions: ['kinesis:DescribeStreamConsumer', 'kinesis:SubscribeToShard'],
+          resources: [props.consumer.streamConsumerArn],
+        }),
+      );
+    }
     props.latestTable.grantReadWriteData(role);
     props.checkpointTable.grantReadWriteData(role);
     props.registryTable.grantReadData(role);
-    // Reads back the snapshots the ingestor claim-checked; writes Parquet. No delete, no bucket settings.
-    role.addToPrincipalPolicy(
-      new PolicyStatement({
-        actions: ['s3:GetObject', 's3:PutObject'],
-        resources: [props.lakeBucket.arnForObjects('*')],
-      }),
-    );
-    role.addToPrincipalPolicy(
-      new PolicyStatement({ actions: ['s3:ListBucket'], resources: [props.lakeBucket.bucketArn] }),
-    );
-    acknowledgeWildcardResource(
-      this.taskDefinition,
-      props.lakeBucket.arnForObjects('*'),
-      'Get/PutObject on lake keys partitioned by product and time.',
-    );
+    // Its own lake prefixes only: it cannot touch the archive, and reads back only the ingestor's snapshots.
+    const writes = WORKER_LAKE_PREFIXES.writes.map((p) => props.lakeBucket.arnForObjects(`${p}*`));
+    const reads = WORKER_LAKE_PREFIXES.reads.map((p) => props.lakeBucket.arnForObjects(`${p}*`));
+    role.addToPrincipalPolicy(new PolicyStatement({ actions: ['s3:PutObject'], resources: writes }));
+    role.addToPrincipalPolicy(new PolicyStatement({ actions: ['s3:GetObject'], resources: reads }));
+    for (const arn of writes) {
+      acknowledgeWildcardResource(
+        this.taskDefinition,
+        arn,
+        'PutObject of lake objects the worker names per product, time window and shard under its own prefix.',
+      );
+    }
+    for (const arn of reads) {
+      acknowledgeWildcardResource(
+        this.taskDefinition,
+        arn,
+        'GetObject of the claim-checked book snapshots whose keys arrive in the stream.',
+      );
+    }
     grantReadObjects(
       role,
       this.taskDefinition,

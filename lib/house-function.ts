@@ -33,6 +33,8 @@ export interface QuoteWatchFunctionProps {
    * @default false
    */
   readonly withOnnxRuntime?: boolean;
+  /** Reserved concurrency (the function's own share of the account's; also its ceiling). @default none */
+  readonly reservedConcurrency?: number;
   /** esbuild loaders by extension, e.g. { '.html': 'text' }. */
   readonly loader?: Record<string, string>;
   /** Shell commands that add files to the bundle's directory after esbuild (e.g. the dashboard's script). */
@@ -84,6 +86,7 @@ export class QuoteWatchFunction extends NodejsFunction {
       architecture: Architecture.ARM_64,
       memorySize,
       timeout,
+      reservedConcurrentExecutions: props.reservedConcurrency,
       tracing: Tracing.ACTIVE,
       logGroup,
       role,

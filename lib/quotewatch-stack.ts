@@ -1,41 +1,44 @@
-import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { StreamConsumer } from 'aws-cdk-lib/aws-kinesis';
 import type { Construct } from 'constructs';
-import { type CoreSettings, DEFAULT_CORE } from '../src/config.js';
-import { FEATURES_STREAM } from '../src/resources.js';
-import { IngestorService, ServiceCluster, WorkerService } from './fargate-services.js';
+import {
+  type CoreSettings,
+  DEFAULT_CORE,
+  type DeploymentSettings,
+  readDeploymentContext,
+} from '../src/config.js';
+import { FEATURES_STREAM, STREAM } from '../src/resources.js';
+import { IngestorService, ServiceCluster, WORKER_CONSUMER_NAME, WorkerService } from './fargate-services.js';
 import { LakeCatalog } from './lake-catalog.js';
 import { MarketStream } from './market-stream.js';
 import { Observability } from './observability.js';
 import { PredictionApi } from './prediction-api.js';
 import { Storage } from './storage.js';
 import { TrainingPipeline } from './training-pipeline.js';
-import { requireCoreSettings } from './validate.js';
+import { requireConfig, requireCoreSettings } from './validate.js';
 
 export interface QuoteWatchStackProps extends StackProps {
-  /** @default DEFAULT_CORE of src/config.ts: BTC-USD, ETH-USD; tick 100 ms; label horizon 500 ms */
+  /**
+   * The deployment's choices and sizes. @default read from CDK context (`-c products=... -c shards=...`, cdk.json)
+   * by readDeploymentContext in src/config.ts, the same reader `quotewatch cost` prices.
+   */
+  readonly deployment?: DeploymentSettings;
+  /** @default DEFAULT_CORE of src/config.ts with the deployment's products */
   readonly core?: CoreSettings;
   /** @default COINBASE_FEEDS.advancedTrade of src/config.ts */
   readonly feedUrl?: string;
   readonly alarmEmails?: readonly string[];
   /** Commit the API reports on GET /version. */
   readonly buildSha?: string;
-  /**
-   * Create the optional features stream (every tick's features, for other consumers) and have the worker
-   * publish to it. @default the `featuresStream` context flag (`cdk deploy -c featuresStream=true`), else false
-   */
-  readonly featuresStream?: boolean;
-}
-
-/** A context value as a flag: `-c featuresStream=true` arrives as the string "true". */
-function contextFlag(scope: Construct, key: string): boolean {
-  const v: unknown = scope.node.tryGetContext(key);
-  return v === true || v === 'true';
 }
 
 /** The whole deployed QuoteWatch: stream, storage, ingestor + worker on Fargate, API, training, observability. */
 export class QuoteWatchStack extends Stack {
+  readonly deployment: DeploymentSettings;
   readonly marketStream: MarketStream;
+  /** The enhanced fan-out consumer the workers read through; undefined when they poll. */
+  readonly streamConsumer: StreamConsumer | undefined;
   readonly storage: Storage;
   readonly services: ServiceCluster;
   readonly ingestor: IngestorService;
@@ -44,23 +47,45 @@ export class QuoteWatchStack extends Stack {
   readonly training: TrainingPipeline;
   readonly observability: Observability;
   readonly lakeCatalog: LakeCatalog;
-  /** The optional features stream; undefined unless enabled. */
+  /** The optional features stream; undefined unless enabled (`-c featuresStream=true`). */
   readonly featuresStream: MarketStream | undefined;
 
   constructor(scope: Construct, id: string, props: QuoteWatchStackProps = {}) {
-    const core = props.core ?? DEFAULT_CORE;
+    const deployment =
+      props.deployment ??
+      requireConfig('QuoteWatchStack', 'context', () => readDeploymentContext(scope.node.getAllContext()));
+    const core = props.core ?? { ...DEFAULT_CORE, symbols: deployment.products };
     requireCoreSettings('QuoteWatchStack', core);
     super(scope, id, props);
+    this.deployment = deployment;
 
-    this.marketStream = new MarketStream(this, 'Stream');
-    this.storage = new Storage(this, 'Storage');
+    // The stream holds at most streamRetentionHours of what the lake keeps anyway: it goes with the stack.
+    this.marketStream = new MarketStream(this, 'Stream', {
+      definition: {
+        ...STREAM,
+        shardCount: deployment.shards,
+        retentionHours: deployment.streamRetentionHours,
+      },
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    // Registered by CloudFormation, not by the worker at run time: `cdk destroy` removes it with the stream.
+    this.streamConsumer =
+      deployment.consumer === 'fanout'
+        ? new StreamConsumer(this, 'WorkerConsumer', {
+            stream: this.marketStream.stream,
+            streamConsumerName: WORKER_CONSUMER_NAME,
+          })
+        : undefined;
+    this.streamConsumer?.applyRemovalPolicy(RemovalPolicy.DESTROY);
+    this.storage = new Storage(this, 'Storage', { deployment });
     const { latestTable, registryTable, checkpointTable, lakeBucket, modelBucket } = this.storage;
     this.lakeCatalog = new LakeCatalog(this, 'LakeCatalog', { lakeBucket, products: core.symbols });
-    this.services = new ServiceCluster(this, 'Services');
+    this.services = new ServiceCluster(this, 'Services', { containerInsights: deployment.containerInsights });
     const cluster = this.services.cluster;
     this.ingestor = new IngestorService(this, 'Ingestor', {
       cluster,
       core,
+      deployment,
       stream: this.marketStream.stream,
       lakeBucket,
       feedUrl: props.feedUrl,
@@ -68,23 +93,27 @@ export class QuoteWatchStack extends Stack {
     this.worker = new WorkerService(this, 'Worker', {
       cluster,
       core,
-      cpu: 512,
-      memoryMiB: 1024,
+      deployment,
       stream: this.marketStream.stream,
+      consumer: this.streamConsumer,
       latestTable,
       checkpointTable,
       registryTable,
       lakeBucket,
       modelBucket,
     });
-    this.featuresStream =
-      (props.featuresStream ?? contextFlag(this, 'featuresStream')) ? this.addFeaturesStream() : undefined;
+    this.marketStream.watchConsumer(
+      this.streamConsumer ? { mode: 'fanout', consumer: this.streamConsumer } : { mode: 'polling' },
+    );
+    this.featuresStream = deployment.featuresStream ? this.addFeaturesStream(deployment) : undefined;
     this.api = new PredictionApi(this, 'Api', {
       core,
+      access: deployment.api,
       latestTable,
       registryTable,
       modelBucket,
       buildSha: props.buildSha,
+      logRetentionDays: deployment.logRetentionDays,
     });
     this.training = new TrainingPipeline(this, 'Training', {
       cluster,
@@ -92,6 +121,7 @@ export class QuoteWatchStack extends Stack {
       lakeBucket,
       modelBucket,
       registryTable,
+      logRetentionDays: deployment.logRetentionDays,
     });
     this.observability = new Observability(this, 'Observability', {
       stream: this.marketStream,
@@ -108,17 +138,22 @@ export class QuoteWatchStack extends Stack {
     });
     new CfnOutput(this, 'ModelUri', { value: this.storage.modelUri });
     new CfnOutput(this, 'TrainingStateMachine', { value: this.training.stateMachine.stateMachineArn });
+    new CfnOutput(this, 'LakeBucket', { value: lakeBucket.bucketName });
+    new CfnOutput(this, 'ModelBucket', { value: modelBucket.bucketName });
+    new CfnOutput(this, 'RegistryTable', { value: registryTable.tableName });
+    new CfnOutput(this, 'DashboardName', { value: this.observability.dashboard.dashboardName });
     if (this.featuresStream) {
       new CfnOutput(this, 'FeaturesStreamName', { value: this.featuresStream.stream.streamName });
     }
   }
 
   /** The features stream, written by the worker only (PutRecord(s), nothing else), named in its FEATURES_STREAM. */
-  private addFeaturesStream(): MarketStream {
+  private addFeaturesStream(deployment: DeploymentSettings): MarketStream {
     // No alarms: nobody is required to read it, and a lagging reader is that reader's concern.
     const features = new MarketStream(this, 'Features', {
-      definition: FEATURES_STREAM,
+      definition: { ...FEATURES_STREAM, retentionHours: deployment.streamRetentionHours },
       alarmsEnabled: false,
+      removalPolicy: RemovalPolicy.DESTROY,
     });
     this.worker.taskDefinition.defaultContainer!.addEnvironment(
       FEATURES_STREAM.env,

@@ -9,13 +9,25 @@ import {
 } from 'aws-cdk-lib/aws-s3';
 import { S3_SERVER_ACCESS_LOGS_USE_BUCKET_POLICY } from 'aws-cdk-lib/cx-api';
 import { Construct } from 'constructs';
-import { BUCKETS, type KeyAttr, TABLES, type TableDef } from '../src/resources.js';
+import { type DeploymentSettings, PROVISIONED_UTILIZATION, type TableCapacity } from '../src/config.js';
+import { BUCKETS, type KeyAttr, LAKE_PREFIXES, TABLES, type TableDef } from '../src/resources.js';
 import { InvalidPropError, requireInt } from './validate.js';
 
 export interface StorageProps {
+  /**
+   * Billing of the steadily written tables (latest, checkpoints) with their capacity, and the lake's retention
+   * (snapshots, archive, Parquet zones). @default none: on-demand tables, lake kept lakeExpirationDays
+   */
+  readonly deployment?: Pick<
+    DeploymentSettings,
+    'dynamoCapacity' | 'tables' | 'snapshotRetentionDays' | 'archiveRetentionDays' | 'lakeRetentionDays'
+  >;
   /** Lake objects move to Infrequent Access after this many days. @default 30 */
   readonly lakeInfrequentAccessDays?: number;
-  /** Lake objects expire after this many days (raw captures are re-recordable; models are not). @default 365 */
+  /**
+   * Lake objects expire after this many days (raw captures are re-recordable; models are not).
+   * @default deployment.lakeRetentionDays, else 365
+   */
   readonly lakeExpirationDays?: number;
   /** Non-current model versions are kept this long (promoted versions are immutable, never overwritten). @default 90 */
   readonly modelNoncurrentDays?: number;
@@ -50,7 +62,13 @@ export class Storage extends Construct {
       30,
       3650,
     );
-    const expireDays = requireInt('Storage', 'lakeExpirationDays', props.lakeExpirationDays ?? 365, 1, 36500);
+    const expireDays = requireInt(
+      'Storage',
+      'lakeExpirationDays',
+      props.lakeExpirationDays ?? props.deployment?.lakeRetentionDays ?? 365,
+      1,
+      36500,
+    );
     if (expireDays <= iaDays) {
       throw new InvalidPropError(
         'Storage',
@@ -68,17 +86,43 @@ export class Storage extends Construct {
     super(scope, id);
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
 
+    // The latest and checkpoint tables take a steady, computed write rate: provisioned capacity with auto scaling
+    // costs a fraction of on-demand for it. The registry is written a few times a day: on demand.
+    const provisioned: Partial<Record<TableKey, TableCapacity>> =
+      props.deployment?.dynamoCapacity === 'provisioned' ? props.deployment.tables : {};
     const tables = {} as Record<TableKey, Table>;
     for (const [key, def] of Object.entries(TABLES) as [TableKey, TableDef][]) {
-      tables[key] = new Table(this, def.logicalId, {
+      const capacity = provisioned[key];
+      const table = new Table(this, def.logicalId, {
         partitionKey: attr(def.partitionKey),
         sortKey: def.sortKey ? attr(def.sortKey) : undefined,
-        billingMode: BillingMode.PAY_PER_REQUEST,
+        ...(capacity
+          ? {
+              billingMode: BillingMode.PROVISIONED,
+              writeCapacity: capacity.writeUnits,
+              readCapacity: capacity.readUnits,
+            }
+          : { billingMode: BillingMode.PAY_PER_REQUEST }),
         pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
         encryption: TableEncryption.AWS_MANAGED,
         timeToLiveAttribute: def.ttlAttribute,
         removalPolicy,
       });
+      if (capacity?.autoScaling) {
+        // The computed capacity is the floor; auto scaling keeps PROVISIONED_UTILIZATION above it (viewers,
+        // more products than planned) up to 10x.
+        const target = Math.round(PROVISIONED_UTILIZATION * 100);
+        table
+          .autoScaleWriteCapacity({ minCapacity: capacity.writeUnits, maxCapacity: capacity.writeUnits * 10 })
+          .scaleOnUtilization({ targetUtilizationPercent: target });
+        table
+          .autoScaleReadCapacity({
+            minCapacity: capacity.readUnits,
+            maxCapacity: Math.max(100, capacity.readUnits * 10),
+          })
+          .scaleOnUtilization({ targetUtilizationPercent: target });
+      }
+      tables[key] = table;
     }
     this.tables = tables;
     this.latestTable = tables.latest;
@@ -111,12 +155,29 @@ export class Storage extends Construct {
       serverAccessLogsPrefix: 'lake/',
       lifecycleRules: [
         {
+          id: 'zones',
           transitions: [
             { storageClass: StorageClass.INFREQUENT_ACCESS, transitionAfter: Duration.days(iaDays) },
           ],
           expiration: Duration.days(expireDays),
           abortIncompleteMultipartUploadAfter: Duration.days(1),
         },
+        // Full-depth books (~1 MB gzip each, two a minute per product) matter only while the stream still holds
+        // refs to them: the largest and least useful objects in the lake.
+        ...(props.deployment
+          ? [
+              {
+                id: 'snapshots',
+                prefix: LAKE_PREFIXES.snapshots,
+                expiration: Duration.days(props.deployment.snapshotRetentionDays),
+              },
+              {
+                id: 'archive',
+                prefix: LAKE_PREFIXES.archive,
+                expiration: Duration.days(props.deployment.archiveRetentionDays),
+              },
+            ]
+          : []),
       ],
     });
 

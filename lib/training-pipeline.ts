@@ -32,11 +32,12 @@ import {
   EcsRunTask,
 } from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
+import { MEASURED_TRAINING } from '../src/config.js';
 import { TARGETS } from '../src/model/types.js';
-import { BUCKETS, TABLES } from '../src/resources.js';
+import { ACTIVE_PARTITION_PREFIX, BUCKETS, LAKE_PREFIXES, REGISTRY_KEYS, TABLES } from '../src/resources.js';
 import { ECR_AUTH_REASON } from './fargate-services.js';
 import { grantReadObjects } from './house-function.js';
-import { acknowledge, acknowledgeWildcardResource, XRAY_REASON } from './nag.js';
+import { acknowledge, acknowledgeWildcardResource } from './nag.js';
 import { InvalidPropError, requireInt } from './validate.js';
 
 /** The family ARN EcsRunTask grants RunTask on (same construction as aws-stepfunctions-tasks). */
@@ -54,6 +55,32 @@ function taskDefinitionFamilyArn(scope: Construct, taskDefinitionArn: string): s
   });
 }
 
+/**
+ * What the state machine role's `Resource: *` statements allow, every action of them named (test/cdk checks the
+ * list against the synthesized policy): none of these support resource-level permissions.
+ */
+export const STATE_MACHINE_WILDCARD_ACTIONS = [
+  'ecs:DescribeTasks',
+  'ecs:StopTask',
+  'logs:CreateLogDelivery',
+  'logs:DeleteLogDelivery',
+  'logs:DescribeLogGroups',
+  'logs:DescribeResourcePolicies',
+  'logs:GetLogDelivery',
+  'logs:ListLogDeliveries',
+  'logs:PutResourcePolicy',
+  'logs:UpdateLogDelivery',
+  'xray:GetSamplingRules',
+  'xray:GetSamplingTargets',
+  'xray:PutTelemetryRecords',
+  'xray:PutTraceSegments',
+] as const;
+
+const STATE_MACHINE_WILDCARD_REASON =
+  `No resource-level permissions for ${STATE_MACHINE_WILDCARD_ACTIONS.join(', ')}: X-Ray tracing, CloudWatch ` +
+  'Logs vended-log delivery of the execution logs, and the .sync RunTask integration watching and stopping ' +
+  'trainer tasks whose ARNs exist only at run time.';
+
 export interface TrainingPipelineProps {
   readonly cluster: Cluster;
   /** The worker image: it carries the trainer bundle next to the worker's. */
@@ -69,10 +96,34 @@ export interface TrainingPipelineProps {
   readonly cpu?: number;
   /** @default 4096 */
   readonly memoryMiB?: number;
-  /** @default 2 hours */
-  readonly timeout?: Duration;
+  /**
+   * Each trainer task's (Train, Evaluate) timeout. @default trainerTaskTimeout(cpu, memoryMiB): a multiple of
+   * the measured time to train as many rows as the task's memory holds
+   */
+  readonly taskTimeout?: Duration;
+  /**
+   * Attempts per trainer task the state machine definition may make (its Retry's MaxAttempts + 1): the state
+   * machine's timeout covers both tasks times this. @default 3
+   */
+  readonly taskAttempts?: number;
+  /** @default one month */
+  readonly logRetentionDays?: RetentionDays;
   /** @default true */
   readonly alarmsEnabled?: boolean;
+}
+
+/** Time for the state machine's own steps besides the two tasks: reading evaluation.json, promoting. */
+export const TRAINING_OVERHEAD = Duration.minutes(10);
+
+/**
+ * The trainer task's timeout, from the measured training cost (MEASURED_TRAINING): the largest job the task's
+ * memory can hold (70% of it for rows), on its vCPUs, times 5 for Fargate start-up, S3 reads and a slower CPU;
+ * at least 15 minutes; rounded up to 5 minutes.
+ */
+export function trainerTaskTimeout(cpu: number, memoryMiB: number): Duration {
+  const rows = (memoryMiB * 1024 * 1024 * 0.7) / MEASURED_TRAINING.bytesPerRow;
+  const seconds = (5 * rows * MEASURED_TRAINING.cpuUsPerRow) / 1e6 / Math.max(1, cpu / 1024);
+  return Duration.minutes(Math.max(15, Math.ceil(seconds / 300) * 5));
 }
 
 /**
@@ -89,7 +140,7 @@ export interface TrainingPipelineProps {
  *              <prefix>/<target>/<version>/evaluation.json =
  *              {"candidate":{"version":s,"auc":n},"active":{"version":s,"auc":n}|null, ...}
  * Promotion itself needs no code: the state machine reads evaluation.json and flips the registry's active
- * pointer (pk=<target>, sk="active", version, activatedAt) with a conditional DynamoDB PutItem, the same
+ * pointer (pk="active#<target>", sk="active", version, activatedAt) with a conditional DynamoDB PutItem, the same
  * compare-and-set as the trainer's `promote` (registry activate with ifCurrent): if the pointer moved since
  * evaluation, the comparison is stale and the execution fails instead of overwriting it.
  *
@@ -100,6 +151,8 @@ export class TrainingPipeline extends Construct {
   readonly taskDefinition: FargateTaskDefinition;
   readonly logGroup: LogGroup;
   readonly alarms: Alarm[] = [];
+  readonly taskTimeout: Duration;
+  readonly taskAttempts: number;
 
   constructor(scope: Construct, id: string, props: TrainingPipelineProps) {
     const prefix = props.modelPrefix ?? 'registry';
@@ -114,12 +167,16 @@ export class TrainingPipeline extends Construct {
       throw new InvalidPropError('TrainingPipeline', 'cpu', `not a Fargate CPU size: ${cpu}`);
     }
     const memoryMiB = requireInt('TrainingPipeline', 'memoryMiB', props.memoryMiB ?? 4096, 512, 122_880);
-    const timeout = props.timeout ?? Duration.hours(2);
-    requireInt('TrainingPipeline', 'timeout (minutes)', timeout.toMinutes(), 1, 24 * 60);
+    const timeout = props.taskTimeout ?? trainerTaskTimeout(cpu, memoryMiB);
+    requireInt('TrainingPipeline', 'taskTimeout (minutes)', timeout.toMinutes(), 1, 12 * 60);
+    const attempts = requireInt('TrainingPipeline', 'taskAttempts', props.taskAttempts ?? 3, 1, 10);
+    const retention = props.logRetentionDays ?? RetentionDays.ONE_MONTH;
     super(scope, id);
+    this.taskTimeout = timeout;
+    this.taskAttempts = attempts;
 
     this.logGroup = new LogGroup(this, 'Logs', {
-      retention: RetentionDays.ONE_MONTH,
+      retention,
       removalPolicy: RemovalPolicy.DESTROY,
     });
     this.taskDefinition = new FargateTaskDefinition(this, 'TrainerTask', {
@@ -141,7 +198,15 @@ export class TrainingPipeline extends Construct {
       },
     });
     const role = this.taskDefinition.taskRole;
-    grantReadObjects(role, this.taskDefinition, props.lakeBucket, '*', 'Training reads any lake partition.');
+    for (const zone of [LAKE_PREFIXES.features, LAKE_PREFIXES.labels]) {
+      grantReadObjects(
+        role,
+        this.taskDefinition,
+        props.lakeBucket,
+        `${zone}*`,
+        `Training reads every partition of the lake's ${zone} zone.`,
+      );
+    }
     grantReadObjects(
       role,
       this.taskDefinition,
@@ -156,7 +221,17 @@ export class TrainingPipeline extends Construct {
         resources: [props.modelBucket.arnForObjects(`${prefix}/*`)],
       }),
     );
-    props.registryTable.grantReadWriteData(role);
+    // Reads the registry (versions, the active pointer); writes only version rows, whose partition key is a target
+    // (REGISTRY_KEYS): the active pointer's partition "active#<target>" is out of its reach. Only the state
+    // machine's Promote states move the pointer.
+    props.registryTable.grantReadData(role);
+    role.addToPrincipalPolicy(
+      new PolicyStatement({
+        actions: ['dynamodb:PutItem'],
+        resources: [props.registryTable.tableArn],
+        conditions: { 'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': [...TARGETS] } },
+      }),
+    );
     acknowledge(
       this.taskDefinition,
       'AwsSolutions-ECS2',
@@ -218,8 +293,11 @@ export class TrainingPipeline extends Construct {
       new DynamoPutItem(this, stateId, {
         table: props.registryTable,
         item: {
-          pk: DynamoAttributeValue.fromString(JsonPath.stringAt('$.target')),
-          sk: DynamoAttributeValue.fromString('active'),
+          // REGISTRY_KEYS.active(target): the pointer's own partition, "active#<target>".
+          pk: DynamoAttributeValue.fromString(
+            JsonPath.format(`${ACTIVE_PARTITION_PREFIX}{}`, JsonPath.stringAt('$.target')),
+          ),
+          sk: DynamoAttributeValue.fromString(REGISTRY_KEYS.active('').sk),
           version: DynamoAttributeValue.fromString(JsonPath.stringAt('$.version')),
           activatedAt: DynamoAttributeValue.fromString(JsonPath.stringAt('$$.State.EnteredTime')),
         },
@@ -257,11 +335,12 @@ export class TrainingPipeline extends Construct {
       definitionBody: DefinitionBody.fromChainable(
         prepare.next(train).next(evaluate).next(readEvaluation).next(isBetter),
       ),
-      timeout: timeout.plus(Duration.minutes(30)),
+      // Both tasks at their timeout on every attempt, plus the steps around them.
+      timeout: Duration.seconds(2 * attempts * timeout.toSeconds()).plus(TRAINING_OVERHEAD),
       tracingEnabled: true,
       logs: {
         destination: new LogGroup(this, 'ExecutionLogs', {
-          retention: RetentionDays.ONE_MONTH,
+          retention,
           removalPolicy: RemovalPolicy.DESTROY,
         }),
         level: LogLevel.ALL,
@@ -269,7 +348,7 @@ export class TrainingPipeline extends Construct {
     });
 
     const smRole = this.stateMachine.role;
-    acknowledge(smRole, 'AwsSolutions-IAM5[Resource::*]', XRAY_REASON);
+    acknowledge(smRole, 'AwsSolutions-IAM5[Resource::*]', STATE_MACHINE_WILDCARD_REASON);
     acknowledgeWildcardResource(
       smRole,
       props.modelBucket.arnForObjects(`${prefix}/*`),

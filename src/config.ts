@@ -2,8 +2,8 @@
  * The one place every QuoteWatch process reads and validates its settings.
  * A bad value stops the process with a message naming the variable (ConfigError).
  */
-
-import { hostname } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as z from 'zod';
 import { QuoteWatchError } from './errors.js';
 import { TARGETS, type Target } from './model/types.js';
@@ -181,6 +181,59 @@ export function readApiConfig(env: Env = process.env): ApiConfig {
     modelCheckMs: read(env, 'MODEL_CHECK_MS', intMs(0, 600_000), '5000'),
     latestCacheMs: read(env, 'LATEST_CACHE_MS', intMs(0, 10_000), '100'),
   };
+}
+
+/**
+ * The local gateway's stand-in for the deployed API's authorizer (src/gateway/auth.ts), off by default:
+ * API_AUTH=iam accepts requests SigV4-signed (execute-api, AWS_REGION) with the gateway's own AWS_ACCESS_KEY_ID /
+ * AWS_SECRET_ACCESS_KEY; API_AUTH=jwt accepts a Bearer JWT of JWT_ISSUER (keys from its OpenID discovery) for
+ * JWT_AUDIENCE, as the deployed JWT authorizer checks it. The protected routes (and, with PUBLIC_READS=false,
+ * the read routes) of src/api/routes.ts need it, as deployed.
+ */
+export interface GatewayAuthConfig {
+  mode: 'none' | 'iam' | 'jwt';
+  publicReads: boolean;
+  region: string;
+  credentials: { accessKeyId: string; secretAccessKey: string } | undefined;
+  jwtIssuer: string | undefined;
+  jwtAudience: string[];
+}
+
+export function readGatewayAuthConfig(env: Env = process.env): GatewayAuthConfig {
+  const mode = read(
+    env,
+    'API_AUTH',
+    z.enum(['none', 'iam', 'jwt'], { message: 'expected none, iam or jwt' }),
+    'none',
+  );
+  const accessKeyId = env.AWS_ACCESS_KEY_ID;
+  const secretAccessKey = env.AWS_SECRET_ACCESS_KEY;
+  const config: GatewayAuthConfig = {
+    mode,
+    publicReads: read(env, 'PUBLIC_READS', z.enum(['true', 'false']), 'true') === 'true',
+    region: read(env, 'AWS_REGION', nonEmpty, 'us-east-1'),
+    credentials: accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey } : undefined,
+    jwtIssuer: read(
+      env,
+      'JWT_ISSUER',
+      z
+        .string()
+        .regex(/^https?:\/\/\S+$/, 'expected the issuer URL')
+        .optional(),
+    ),
+    jwtAudience:
+      read(env, 'JWT_AUDIENCE', z.string().optional())
+        ?.split(',')
+        .map((a) => a.trim())
+        .filter(Boolean) ?? [],
+  };
+  if (mode === 'iam' && !config.credentials) {
+    throw new ConfigError('AWS_ACCESS_KEY_ID', 'API_AUTH=iam needs the credentials requests are signed with');
+  }
+  if (mode === 'jwt' && (!config.jwtIssuer || config.jwtAudience.length === 0)) {
+    throw new ConfigError(config.jwtIssuer ? 'JWT_AUDIENCE' : 'JWT_ISSUER', 'required with API_AUTH=jwt');
+  }
+  return config;
 }
 
 /** Settings of the local runner (bin/quotewatch.ts): where emulator data lives and the gateway's port. */
@@ -470,6 +523,11 @@ export interface ConsumerConfig {
   mode: 'polling' | 'fanout';
   /** The enhanced fan-out consumer registered on the stream, shared by every worker. */
   consumerName: string;
+  /**
+   * CONSUMER_ARN: the consumer registered ahead (deployed, a CloudFormation resource); the worker then neither
+   * registers nor needs the right to. Unset: the worker registers CONSUMER_NAME itself (or finds it registered).
+   */
+  consumerArn: string | undefined;
   /** This worker's lease owner id; unique per live worker (default: host name and process id). */
   workerId: string;
   /** A shard lease not renewed for this long passes to another worker. */
@@ -495,9 +553,482 @@ export function readConsumerConfig(env: Env = process.env): ConsumerConfig {
       z.string().regex(/^[a-zA-Z0-9_.-]{1,128}$/, 'expected 1-128 letters, digits, _ . -'),
       'quotewatch-worker',
     ),
+    consumerArn: read(
+      env,
+      'CONSUMER_ARN',
+      z
+        .string()
+        .regex(
+          /^arn:aws[a-z-]*:kinesis:[a-z0-9-]+:\d{12}:stream\/[^/]+\/consumer\/[^/:]+:\d+$/,
+          'expected a Kinesis stream consumer ARN',
+        )
+        .optional(),
+    ),
     workerId: read(env, 'WORKER_ID', nonEmpty, `${hostname()}-${process.pid}`),
     leaseMs: read(env, 'LEASE_MS', intMs(1000, 600_000), '10000'),
     pollIdleMs: read(env, 'POLL_IDLE_MS', intMs(1, 10_000), '200'),
+  };
+}
+
+/**
+ * How often the latest item is written (src/storage/latest.ts LatestWriter), in event time: every LATEST_WRITE_MS
+ * (the dashboard polls every 300 ms: writing more often is paid for and never seen). With the history rows
+ * (readHistoryConfig) this cadence is most of the deployed DynamoDB cost (`quotewatch cost`).
+ */
+export interface LatestWriteConfig {
+  latestWriteMs: number;
+}
+
+export function readLatestWriteConfig(env: Env = process.env): LatestWriteConfig {
+  return { latestWriteMs: read(env, 'LATEST_WRITE_MS', intMs(0, 60_000), '300') };
+}
+
+/** The container liveness file (src/health/liveness.ts) of a component, and how the health check reads it. */
+export interface LivenessConfig {
+  /** LIVENESS_FILE, default `<tmpdir>/quotewatch-<component>.alive`. */
+  path: string;
+  /** LIVENESS_EVERY_MS: how often the file is written. */
+  everyMs: number;
+  /** LIVENESS_STUCK_MS: a loop that has not progressed this long is stuck. */
+  stuckAfterMs: number;
+  /** LIVENESS_MAX_AGE_MS: an older file means a blocked or dead process (default 3 writes). */
+  maxAgeMs: number;
+}
+
+export const LIVENESS_COMPONENTS = ['ingestor', 'worker'] as const;
+
+export function readLivenessConfig(
+  component: (typeof LIVENESS_COMPONENTS)[number],
+  env: Env = process.env,
+): LivenessConfig {
+  const everyMs = read(env, 'LIVENESS_EVERY_MS', intMs(100, 60_000), '5000');
+  return {
+    path: read(env, 'LIVENESS_FILE', nonEmpty, join(tmpdir(), `quotewatch-${component}.alive`)),
+    everyMs,
+    stuckAfterMs: read(env, 'LIVENESS_STUCK_MS', intMs(1000, 3_600_000), '60000'),
+    maxAgeMs: read(env, 'LIVENESS_MAX_AGE_MS', intMs(everyMs, 3_600_000), String(3 * everyMs)),
+  };
+}
+
+// The deployment: CDK context (`cdk synth -c key=value`, cdk.json "context") read by the stack (bin/app.ts,
+// lib/quotewatch-stack.ts) and by `quotewatch cost` (src/cost/), so the price is the price of what deploys.
+
+/** Fargate task sizes: CPU units -> the memory (MiB) Fargate accepts with them. */
+export const FARGATE_SIZES: Readonly<Record<number, readonly number[]>> = {
+  256: [512, 1024, 2048],
+  512: [1024, 2048, 3072, 4096],
+  1024: Array.from({ length: 7 }, (_, i) => 2048 + i * 1024),
+  2048: Array.from({ length: 13 }, (_, i) => 4096 + i * 1024),
+  4096: Array.from({ length: 23 }, (_, i) => 8192 + i * 1024),
+};
+
+/**
+ * Measured load of one followed product, as a share of one vCPU, at the deployed tuning (polling every 200 ms,
+ * producer linger 10 ms, latest item every 300 ms): the real simulator -> ingestor -> Kinesis -> worker ->
+ * DynamoDB/S3 path on the local emulators, CPU time of each process over a minute (bench/cost.ts writes them as
+ * cost.ingestor_vcpu_per_product and cost.worker_vcpu_per_product). The default task sizes follow from them.
+ */
+export const MEASURED_VCPU_PER_PRODUCT = { ingestor: 0.043, worker: 0.053 } as const;
+/**
+ * Measured training cost on one vCPU (bench/cost.ts writes cost.train_cpu_us_per_row and
+ * cost.train_heap_bytes_per_row): Parquet decode and the logistic regression's Newton iterations to
+ * convergence, per row (66-76 µs on this machine's Xeon), and the heap a row holds while training (decoded row,
+ * feature array, standardized copy: ~4.3 KB). The trainer's task timeout follows from them
+ * (lib/training-pipeline.ts trainerTaskTimeout).
+ */
+export const MEASURED_TRAINING = { cpuUsPerRow: 76, bytesPerRow: 4400 } as const;
+
+/** Default task sizes keep the measured load at or below this share of the task's vCPU (bursts, recovery). */
+export const TARGET_CPU_UTILIZATION = 0.5;
+/** The worker's memory floor: two onnxruntime sessions, full-depth books and the open lake windows. */
+export const WORKER_MIN_MEMORY_MIB = 1024;
+
+export interface TaskSize {
+  cpu: number;
+  memoryMiB: number;
+}
+
+/** The smallest Fargate size whose vCPU keeps `vcpu` of load at TARGET_CPU_UTILIZATION, with its least memory. */
+export function taskSizeFor(vcpu: number, minMemoryMiB = 512): TaskSize {
+  for (const [cpuText, memories] of Object.entries(FARGATE_SIZES)) {
+    const cpu = Number(cpuText);
+    if (vcpu > (cpu / 1024) * TARGET_CPU_UTILIZATION) continue;
+    const memoryMiB = memories.find((m) => m >= minMemoryMiB);
+    if (memoryMiB !== undefined) return { cpu, memoryMiB };
+  }
+  return { cpu: 4096, memoryMiB: Math.max(8192, Math.ceil(minMemoryMiB / 1024) * 1024) };
+}
+
+/** Who may call the API's routes (src/api/routes.ts `access`). */
+export interface ApiAccessSettings {
+  /** The authorizer of the protected routes: IAM (SigV4-signed requests) or a JWT authorizer for an issuer. */
+  auth: 'iam' | 'jwt';
+  jwtIssuer: string | undefined;
+  jwtAudience: string[];
+  /** The read routes (`access: 'read'`) answer without authorization; false puts them behind `auth` too. */
+  publicReads: boolean;
+  /** Reserved concurrency of the routes that ask for it (POST /predict); false = none (low account limits). */
+  reservedConcurrency: boolean;
+}
+
+/**
+ * DynamoDB capacity of a table: its steady write and read rates (units per second, from the cadences below) and
+ * the provisioned capacity that carries them at PROVISIONED_UTILIZATION (auto scaling's floor and target).
+ */
+export interface TableCapacity {
+  writeUnitsPerS: number;
+  readUnitsPerS: number;
+  writeUnits: number;
+  readUnits: number;
+  /**
+   * Auto scaling above the computed floor: for the latest table, whose reads follow the API's viewers. The
+   * checkpoint table's rates are set by the shard count and the consumer mode alone: fixed capacity, no
+   * scaling policies (each keeps two CloudWatch alarms, $0.20 a month).
+   */
+  autoScaling: boolean;
+}
+
+/** Auto scaling target and the provisioned floor: the steady rate is this share of the provisioned capacity. */
+export const PROVISIONED_UTILIZATION = 0.8;
+/**
+ * The steady request rates the deployment puts on DynamoDB, per unit:
+ * - latest table: a latest item (compact, < 1 KB: one write unit; test/storage.emulators.test.ts checks the size)
+ *   per product every latestWriteMs, a history row every historyWriteMs plus one label update per target when
+ *   its label matures (src/worker/sinks/history.ts), the status item (feed health, live quality) at most every
+ *   5 s (src/storage/latest.ts STATUS_WRITE_MS);
+ * - checkpoint table: a checkpoint per consumed batch and shard (polling: GetRecords allows 5 calls a second per
+ *   shard and each non-empty call is a batch; fan-out: a SubscribeToShard event about every 100 ms), the lease
+ *   heartbeat and renewals every 2 s (src/worker/consumer.ts), the recovery state (2 units) about twice a minute.
+ */
+export const DYNAMO_RATES = {
+  latestItemWriteUnits: 1,
+  /** A history row (one unit) and its matured labels, one UpdateItem per target. */
+  historyWriteUnitsPerRow: 1 + TARGETS.length,
+  statusWritesPerSPerProduct: 1 / 5,
+  checkpointsPerSPerShard: { polling: 5, fanout: 10 },
+  leaseWritesPerSPerTask: 0.5,
+  recoveryWriteUnitsPerSPerShard: (2 * 2) / 60,
+  /** The worker's lease table scan every 2 s (one read unit: a few small items). */
+  checkpointReadUnitsPerSPerWorker: 0.5,
+  /**
+   * Reads on the latest table come from the API only (priced per request by `quotewatch cost`): the floor is
+   * one unit and auto scaling follows viewers (a first dashboard viewer, ~7 units/s at two products, runs on
+   * burst capacity for about a minute, then may be throttled for a minute or two until the capacity is raised).
+   */
+  latestReadUnitsPerS: 0,
+} as const;
+
+/**
+ * Provisioned units for steady rates: at PROVISIONED_UTILIZATION when auto scaling follows the load, at the
+ * rates themselves when they are upper bounds (the checkpoint table: Kinesis' 5 reads a second per shard bound
+ * its checkpoints; DynamoDB's burst capacity absorbs the seconds above).
+ */
+function capacity(writeUnitsPerS: number, readUnitsPerS: number, autoScaling: boolean): TableCapacity {
+  const utilization = autoScaling ? PROVISIONED_UTILIZATION : 1;
+  return {
+    autoScaling,
+    writeUnitsPerS,
+    readUnitsPerS,
+    writeUnits: Math.max(1, Math.ceil(writeUnitsPerS / utilization)),
+    readUnits: Math.max(1, Math.ceil(readUnitsPerS / utilization)),
+  };
+}
+
+/** The latest and checkpoint tables' capacity for a deployment (the registry table stays on demand). */
+export function dynamoCapacity(
+  d: Pick<
+    DeploymentSettings,
+    'products' | 'shards' | 'workers' | 'consumer' | 'latestWriteMs' | 'historyWriteMs'
+  >,
+  tickMs: number = DEFAULT_CORE.tickMs,
+): { latest: TableCapacity; checkpoints: TableCapacity } {
+  const r = DYNAMO_RATES;
+  const n = d.products.length;
+  const perS = (ms: number) => 1000 / Math.max(ms, tickMs);
+  const latestWrites =
+    n * perS(d.latestWriteMs) * r.latestItemWriteUnits +
+    (d.historyWriteMs > 0 ? n * perS(d.historyWriteMs) * r.historyWriteUnitsPerRow : 0) +
+    n * r.statusWritesPerSPerProduct;
+  const checkpointWrites =
+    d.shards * r.checkpointsPerSPerShard[d.consumer] +
+    (d.workers + d.shards) * r.leaseWritesPerSPerTask +
+    d.shards * r.recoveryWriteUnitsPerSPerShard;
+  return {
+    latest: capacity(latestWrites, r.latestReadUnitsPerS, true),
+    checkpoints: capacity(checkpointWrites, d.workers * r.checkpointReadUnitsPerSPerWorker, false),
+  };
+}
+
+/** Every deployment choice, resolved: defaults applied and derived sizes computed. */
+export interface DeploymentSettings {
+  products: string[];
+  /** Market stream shards (default one per PRODUCTS_PER_SHARD products). */
+  shards: number;
+  consumer: 'polling' | 'fanout';
+  /** Worker tasks; they split the shards by lease, so at most one per shard is useful. */
+  workers: number;
+  /** One ingestor holds the feed: a second would publish every event again under other ids. */
+  ingestors: 1;
+  ingestorTask: TaskSize;
+  workerTask: TaskSize;
+  latestWriteMs: number;
+  historyWriteMs: number;
+  dynamoCapacity: 'provisioned' | 'on-demand';
+  /** The capacity provisioned (or, on demand, the rates paid for) of the latest and checkpoint tables. */
+  tables: { latest: TableCapacity; checkpoints: TableCapacity };
+  streamRetentionHours: number;
+  logRetentionDays: number;
+  /** Claim-checked full-depth book snapshots (lake `snapshots/`): only needed while the stream holds their refs. */
+  snapshotRetentionDays: number;
+  archive: 'off' | 's3';
+  /** The raw frame archive (lake `archive/`). */
+  archiveRetentionDays: number;
+  /** The Parquet zones (and everything else in the lake). */
+  lakeRetentionDays: number;
+  /**
+   * Event time per lake object (the worker's LAKE_OBJECT_TICKS): S3 bills per PUT and per lifecycle transition,
+   * and Standard-IA has a 128 KB minimum, so few larger objects cost less than many small ones.
+   */
+  lakeObjectMinutes: number;
+  containerInsights: boolean;
+  api: ApiAccessSettings;
+  /** Base image of both container images (Docker build arg BASE_IMAGE). */
+  baseImage: string;
+  /** A production synth: the base image must be pinned by digest. */
+  prod: boolean;
+  /** Secrets Manager secret holding the CDP API key ({"name": ..., "privateKey": ...}); unset = no key. */
+  coinbaseKeySecret: string | undefined;
+  featuresStream: boolean;
+}
+
+/** A shard takes 1,000 records/s and 1 MiB/s; a product's feed uses a few percent of that (`quotewatch cost`). */
+export const PRODUCTS_PER_SHARD = 4;
+export const DEFAULT_BASE_IMAGE = 'node:22-slim';
+/** `name@sha256:<64 hex>`: an image pinned by its digest. */
+export const PINNED_IMAGE_PATTERN = /^[a-z0-9][a-z0-9._/:-]*@sha256:[a-f0-9]{64}$/;
+/** CloudWatch Logs accepts only these retention periods (days). */
+export const LOG_RETENTION_DAYS = [
+  1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+] as const;
+
+/** The context keys the deployment reads; any other plain key is a typo and fails synth. */
+export const DEPLOYMENT_CONTEXT_KEYS = [
+  'products',
+  'shards',
+  'consumer',
+  'workers',
+  'ingestorCpu',
+  'ingestorMemory',
+  'workerCpu',
+  'workerMemory',
+  'latestWriteMs',
+  'historyWriteMs',
+  'dynamoCapacity',
+  'streamRetentionHours',
+  'logRetentionDays',
+  'snapshotRetentionDays',
+  'archive',
+  'archiveRetentionDays',
+  'lakeRetentionDays',
+  'lakeObjectMinutes',
+  'containerInsights',
+  'apiAuth',
+  'jwtIssuer',
+  'jwtAudience',
+  'publicReads',
+  'reservedConcurrency',
+  'baseImage',
+  'prod',
+  'coinbaseKeySecret',
+  'featuresStream',
+] as const;
+
+/**
+ * Reads the deployment from CDK context values (`-c key=value` arrives as a string, cdk.json may hold JSON
+ * values). A bad value is a ConfigError naming the key as `-c <key>`, so synth fails with it.
+ */
+export function readDeploymentContext(context: Readonly<Record<string, unknown>>): DeploymentSettings {
+  const known = new Set<string>(DEPLOYMENT_CONTEXT_KEYS);
+  for (const key of Object.keys(context)) {
+    // CDK's own keys contain ':' or start with '@'; a plain unknown key is a typo that would be ignored.
+    if (/^[a-zA-Z][a-zA-Z0-9]*$/.test(key) && !known.has(key)) {
+      throw new ConfigError(
+        `-c ${key}`,
+        `unknown context key (known: ${DEPLOYMENT_CONTEXT_KEYS.join(', ')})`,
+      );
+    }
+  }
+  const env: Env = {};
+  for (const key of DEPLOYMENT_CONTEXT_KEYS) {
+    const v = context[key];
+    if (v === undefined || v === null) continue;
+    env[`-c ${key}`] = Array.isArray(v) ? v.join(',') : String(v);
+  }
+  const get = <T>(key: (typeof DEPLOYMENT_CONTEXT_KEYS)[number], schema: z.ZodType<T>, fallback?: string) =>
+    read(env, `-c ${key}`, schema, fallback);
+  const whole = (min: number, max: number) =>
+    z.coerce
+      .number({ message: 'expected a whole number' })
+      .int('expected a whole number')
+      .min(min, `must be >= ${min}`)
+      .max(max, `must be <= ${max}`);
+  const flag = z
+    .enum(['true', 'false'], { message: 'expected true or false' })
+    .transform((v) => v === 'true');
+
+  const products = get('products', symbols, DEFAULT_CORE.symbols.join(','));
+  const shards = get('shards', whole(1, 500), String(Math.ceil(products.length / PRODUCTS_PER_SHARD)));
+  const workers = get('workers', whole(1, shards), String(shards));
+  const streamRetentionHours = get('streamRetentionHours', whole(24, 8760), '24');
+
+  const task = (
+    cpuKey: 'ingestorCpu' | 'workerCpu',
+    memoryKey: 'ingestorMemory' | 'workerMemory',
+    measured: TaskSize,
+  ): TaskSize => {
+    const cpu = get(
+      cpuKey,
+      z.coerce
+        .number()
+        .refine((c) => c in FARGATE_SIZES, `expected one of ${Object.keys(FARGATE_SIZES).join(', ')}`),
+      String(measured.cpu),
+    );
+    const memories = FARGATE_SIZES[cpu]!;
+    const fallback = cpu === measured.cpu ? measured.memoryMiB : Math.max(memories[0]!, measured.memoryMiB);
+    const memoryMiB = get(
+      memoryKey,
+      z.coerce
+        .number()
+        .refine((m) => memories.includes(m), `with ${cpuKey}=${cpu} expected one of ${memories.join(', ')}`),
+      String(memories.includes(fallback) ? fallback : memories[memories.length - 1]),
+    );
+    return { cpu, memoryMiB };
+  };
+  const ingestorTask = task(
+    'ingestorCpu',
+    'ingestorMemory',
+    taskSizeFor(products.length * MEASURED_VCPU_PER_PRODUCT.ingestor),
+  );
+  const workerTask = task(
+    'workerCpu',
+    'workerMemory',
+    taskSizeFor(
+      Math.ceil(products.length / workers) * MEASURED_VCPU_PER_PRODUCT.worker,
+      WORKER_MIN_MEMORY_MIB,
+    ),
+  );
+
+  const apiAuth = get('apiAuth', z.enum(['iam', 'jwt'], { message: 'expected iam or jwt' }), 'iam');
+  const jwtIssuer = get(
+    'jwtIssuer',
+    z
+      .string()
+      .regex(/^https:\/\/\S+$/, 'expected the issuer URL (https://...)')
+      .optional(),
+  );
+  const jwtAudience = get(
+    'jwtAudience',
+    z
+      .string()
+      .transform((s) =>
+        s
+          .split(',')
+          .map((a) => a.trim())
+          .filter(Boolean),
+      )
+      .optional(),
+  );
+  if (apiAuth === 'jwt' && (!jwtIssuer || !jwtAudience?.length)) {
+    throw new ConfigError(
+      jwtIssuer ? '-c jwtAudience' : '-c jwtIssuer',
+      'required with -c apiAuth=jwt (the JWT authorizer checks iss and aud)',
+    );
+  }
+
+  // A snapshot must outlive every stream record that refers to it, plus a worker's recovery look-back.
+  const minSnapshotDays = Math.ceil(streamRetentionHours / 24) + 1;
+  const snapshotRetentionDays = get('snapshotRetentionDays', whole(1, 3650), String(minSnapshotDays));
+  if (snapshotRetentionDays < minSnapshotDays) {
+    throw new ConfigError(
+      '-c snapshotRetentionDays',
+      `${snapshotRetentionDays} is shorter than the stream retention (${streamRetentionHours} h) + 1 day: ` +
+        `the stream would hold refs to deleted snapshots (use >= ${minSnapshotDays})`,
+    );
+  }
+  const baseImage = get(
+    'baseImage',
+    z.string().regex(/^[a-z0-9][a-z0-9._/:@-]*$/, 'expected an image reference like node:22-slim'),
+    DEFAULT_BASE_IMAGE,
+  );
+  const prod = get('prod', flag, 'false');
+  if (prod && !PINNED_IMAGE_PATTERN.test(baseImage)) {
+    throw new ConfigError(
+      '-c baseImage',
+      `a production synth (-c prod=true) needs the base image pinned by digest (name@sha256:<64 hex>), got ` +
+        `"${baseImage}" (README "Deploying": docker buildx imagetools inspect ${baseImage})`,
+    );
+  }
+
+  const consumer = get(
+    'consumer',
+    z.enum(['polling', 'fanout'], { message: 'expected polling or fanout' }),
+    'polling',
+  );
+  const latestWriteMs = get('latestWriteMs', intMs(0, 60_000), '300');
+  const historyWriteMs = get('historyWriteMs', intMs(0, 3_600_000), '1000');
+  return {
+    products,
+    shards,
+    consumer,
+    workers,
+    ingestors: 1,
+    ingestorTask,
+    workerTask,
+    latestWriteMs,
+    historyWriteMs,
+    tables: dynamoCapacity({ products, shards, workers, consumer, latestWriteMs, historyWriteMs }),
+    dynamoCapacity: get(
+      'dynamoCapacity',
+      z.enum(['provisioned', 'on-demand'], { message: 'expected provisioned or on-demand' }),
+      'provisioned',
+    ),
+    streamRetentionHours,
+    logRetentionDays: get(
+      'logRetentionDays',
+      z.coerce.number().refine((d) => (LOG_RETENTION_DAYS as readonly number[]).includes(d), {
+        message: `expected one of ${LOG_RETENTION_DAYS.join(', ')}`,
+      }),
+      '30',
+    ),
+    snapshotRetentionDays,
+    archive: get('archive', z.enum(['off', 's3'], { message: 'expected off or s3' }), 's3'),
+    archiveRetentionDays: get('archiveRetentionDays', whole(1, 36_500), '30'),
+    lakeRetentionDays: get('lakeRetentionDays', whole(31, 36_500), '365'),
+    lakeObjectMinutes: get(
+      'lakeObjectMinutes',
+      z.coerce.number().refine((m) => [1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60].includes(m), {
+        message: 'expected a whole number of minutes that divides the hour',
+      }),
+      '5',
+    ),
+    containerInsights: get('containerInsights', flag, 'false'),
+    api: {
+      auth: apiAuth,
+      jwtIssuer,
+      jwtAudience: jwtAudience ?? [],
+      publicReads: get('publicReads', flag, 'true'),
+      reservedConcurrency: get('reservedConcurrency', flag, 'true'),
+    },
+    baseImage,
+    prod,
+    coinbaseKeySecret: get(
+      'coinbaseKeySecret',
+      z
+        .string()
+        .regex(/^[A-Za-z0-9/_+=.@:-]{1,512}$/, 'expected a Secrets Manager secret name or ARN')
+        .optional(),
+    ),
+    featuresStream: get('featuresStream', flag, 'false'),
   };
 }
 
@@ -560,6 +1091,11 @@ export const DEFAULT_HISTORY: HistorySettings = { writeMs: 1000, ttlS: 6 * 3600 
 /** The environment that carries history settings to the worker and the API (readHistoryConfig reads it back). */
 export function historyEnv(h: HistorySettings): { HISTORY_WRITE_MS: string; HISTORY_TTL_S: string } {
   return { HISTORY_WRITE_MS: String(h.writeMs), HISTORY_TTL_S: String(h.ttlS) };
+}
+
+/** The history a deployment writes: its cadence (context `historyWriteMs`), the default lifetime. */
+export function deploymentHistory(d: Pick<DeploymentSettings, 'historyWriteMs'>): HistorySettings {
+  return { writeMs: d.historyWriteMs, ttlS: DEFAULT_HISTORY.ttlS };
 }
 
 export function readHistoryConfig(env: Env = process.env): HistorySettings {

@@ -66,7 +66,7 @@ export const TABLES = {
     sortKey: { name: 'sk', type: 'S' },
     ttlAttribute: 'expiresAt',
   },
-  /** pk = target, sk = "active" (the pointer) or "v#<version>" (one row per registered version). */
+  /** See REGISTRY_KEYS: version rows pk = <target>, the active pointer pk = "active#<target>". */
   registry: {
     logicalId: 'RegistryTable',
     localName: 'quotewatch-registry',
@@ -83,12 +83,42 @@ export const TABLES = {
   },
 } as const satisfies Record<string, TableDef>;
 
+/**
+ * The registry table's items. Each published version has a row in its target's partition; the active pointer
+ * lives in a partition of its own, so IAM can tell them apart (dynamodb:LeadingKeys names partition keys only):
+ * the trainer may publish version rows but never move the pointer, which only the training state machine's
+ * Promote state writes (lib/training-pipeline.ts).
+ */
+export const REGISTRY_KEYS = {
+  version: (target: string, version: string) => ({ pk: target, sk: `v#${version}` }),
+  active: (target: string) => ({ pk: `${ACTIVE_PARTITION_PREFIX}${target}`, sk: 'active' }),
+} as const;
+export const ACTIVE_PARTITION_PREFIX = 'active#';
+
 export const BUCKETS = {
   /** Parquet lake (raw / features / labels / predictions) and claim-checked book snapshots. */
   lake: { logicalId: 'LakeBucket', localName: 'quotewatch-lake', env: 'LAKE_BUCKET' },
   /** Model registry: <target>/<version>/{model.onnx, feature_spec.json, metrics.json}. */
   models: { logicalId: 'ModelBucket', localName: 'quotewatch-models', env: 'MODEL_BUCKET' },
 } as const satisfies Record<string, BucketDef>;
+
+/**
+ * Key prefixes of the lake bucket, by writer: IAM scopes each task to its own prefixes and the lifecycle rules
+ * keep each as long as it is useful. The worker's Parquet zones are src/storage/lake.ts LAKE_KINDS.
+ */
+export const LAKE_PREFIXES = {
+  /** Ingestor: claim-checked full-depth books (src/stream/claimCheck.ts); the worker reads them back. */
+  snapshots: 'snapshots/',
+  /** Ingestor: the raw frame archive (src/ingest/archive.ts, ARCHIVE=s3). */
+  archive: 'archive/',
+  /** Worker: the Parquet zones (src/storage/lake.ts). */
+  raw: 'raw/',
+  features: 'features/',
+  labels: 'labels/',
+  predictions: 'predictions/',
+  /** Worker: records it could not decode (containers/worker/main.ts). */
+  deadletter: 'deadletter/',
+} as const;
 
 /** The MODEL_URI of the local registry. */
 export const LOCAL_MODEL_URI = `s3://${BUCKETS.models.localName}/registry`;

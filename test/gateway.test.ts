@@ -129,7 +129,14 @@ describe('routes from the table (src/api/routes.ts)', () => {
     try {
       const noHandler = join(dir, 'noHandler.mjs');
       writeFileSync(noHandler, 'export const notTheHandler = () => 1;\n');
-      const route = { method: 'GET', id: 'X', description: 'x', bindings: [] } as const;
+      const route = {
+        method: 'GET',
+        id: 'X',
+        description: 'x',
+        bindings: [],
+        access: 'read',
+        throttle: { rateLimit: 1, burstLimit: 1 },
+      } as const;
       await expect(loadRoutes([{ ...route, path: '/gone', entry: 'lambdas/gone.ts' }])).rejects.toThrow(
         /^GET \/gone: cannot load lambdas\/gone\.ts/,
       );

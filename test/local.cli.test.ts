@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { dynamoClient } from '../src/aws/clients.js';
 import { DEFAULT_BASELINE_DIR } from '../src/local/provision.js';
 import { TARGETS } from '../src/model/types.js';
-import { TABLES } from '../src/resources.js';
+import { REGISTRY_KEYS, TABLES } from '../src/resources.js';
 import { withEmulators } from './support/system.js';
 
 const cli = fileURLToPath(new URL('../bin/quotewatch.ts', import.meta.url));
@@ -57,7 +57,7 @@ describe('quotewatch CLI', () => {
     expect(shipped.length).toBeGreaterThan(0);
     for (const target of shipped) {
       const { Item } = await dynamoClient(local.env).send(
-        new GetCommand({ TableName: TABLES.registry.localName, Key: { pk: target, sk: 'active' } }),
+        new GetCommand({ TableName: TABLES.registry.localName, Key: REGISTRY_KEYS.active(target) }),
       );
       expect(Item?.version, target).toEqual(expect.any(String));
       expect(first.stdout).toContain(`activated model ${target}/${Item?.version}`);

@@ -139,7 +139,6 @@ describe('latest table through dynalite', () => {
 
     const latest = await getLatest('BTC-USD', opts);
     expect(latest).toMatchObject({ pk: 'BTC-USD', sk: 'latest', tsUs: T0 + 100_000, mid: 100.6 });
-    expect(latest?.expiresAt).toBeUndefined();
     expect(
       (await listLatest(['ETH-USD', 'SOL-USD', 'BTC-USD'], opts)).map((s) => [s.product, s.mid]),
     ).toEqual([

@@ -15,9 +15,11 @@ import {
   readCoreConfig,
   readFeedConfig,
   readIngestConfig,
+  readLivenessConfig,
   readLocalConfig,
   readResourceNames,
 } from '../../src/config.js';
+import { Liveness } from '../../src/health/liveness.js';
 import { createArchive } from '../../src/ingest/archive.js';
 import { CdpKeyError, cdpJwtSource } from '../../src/ingest/auth.js';
 import { Ingestor, newSession } from '../../src/ingest/ingestor.js';
@@ -45,8 +47,14 @@ const log = componentLogger('ingestor');
 let stopping = false;
 // Metrics: PutMetricData when deployed (METRICS_SINK=cloudwatch), /metrics and /healthz on OPS_PORT.
 let ingestor: Ingestor | undefined;
+let liveness: Liveness | undefined;
+// /healthz says what the container's health check reads (the liveness file's record).
 const { telemetry, stop: stopTelemetry } = await componentTelemetry('ingestor', log, {
-  health: () => ({ ok: !stopping, state: ingestor?.state }),
+  health: () => ({
+    ...liveness?.last(),
+    ok: !stopping && (liveness?.last()?.ok ?? true),
+    state: ingestor?.state,
+  }),
 });
 // One session for the event ids and the archive's names, so archived frames and published events match up.
 const session = newSession();
@@ -100,12 +108,24 @@ log('info', 'ingestor starting', {
   archive: archiveConfig.mode,
 });
 ingestor.start();
+// Healthy while frames arrive, or while the feed state machine is (re)connecting: a connection that stays
+// "subscribed" with no frame for LIVENESS_STUCK_MS means the watchdog itself is stuck.
+let framesSeen = -1;
+liveness = new Liveness({
+  ...orExit(() => readLivenessConfig('ingestor')),
+  progress: () => {
+    const moved = ingestor!.counters.frames !== framesSeen || ingestor!.state !== 'subscribed';
+    framesSeen = ingestor!.counters.frames;
+    return moved;
+  },
+}).start();
 
 const STOP_DEADLINE_MS = 10_000;
 async function stop(signal: string): Promise<void> {
   if (stopping) return;
   stopping = true;
   log('info', 'ingestor stopping', { signal });
+  liveness?.stop();
   // If Kinesis is unreachable the flush would retry forever: give up after a while and say what is lost.
   const deadline = setTimeout(() => {
     log('error', 'flush did not finish: exiting with events undelivered', { ...producer.stats() });

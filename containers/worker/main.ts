@@ -14,13 +14,16 @@ import {
   readCoreConfig,
   readFeatureConfig,
   readHistoryConfig,
+  readLatestWriteConfig,
+  readLivenessConfig,
   readResourceNames,
   readWorkerConfig,
 } from '../../src/config.js';
+import { Liveness } from '../../src/health/liveness.js';
 import { componentLogger, describeError } from '../../src/log.js';
 import { ActiveModels } from '../../src/model/serving.js';
 import { registrySource } from '../../src/model/source.js';
-import { putHistory, putHistoryLabel, putLatest } from '../../src/storage/latest.js';
+import { LatestWriter, putHistory, putHistoryLabel } from '../../src/storage/latest.js';
 import { componentTelemetry } from '../../src/telemetry/setup.js';
 import { consumerOptionsFrom, KinesisConsumer, startPositionFrom } from '../../src/worker/consumer.js';
 import { kinesisFeaturesPublisher } from '../../src/worker/sinks/featuresStream.js';
@@ -31,6 +34,7 @@ const tuning = orExit(() => readWorkerConfig());
 const featureConfig = orExit(() => readFeatureConfig());
 const names = orExit(() => readResourceNames());
 const consumerConfig = orExit(() => readConsumerConfig());
+const latestWrites = orExit(() => readLatestWriteConfig());
 const log = componentLogger('worker');
 const s3 = s3Client();
 const dynamo = dynamoClient();
@@ -40,11 +44,16 @@ const history = orExit(() => readHistoryConfig());
 const latestStore = { client: dynamo, table: names.latestTable };
 let stopping = false;
 let batches = 0;
-let lastBatchAt = Date.now();
+// Healthy while batches are handled or the stream is found idle (src/health/liveness.ts): the container's
+// health check reads its file, the ops port's /healthz the same record.
+const liveness = new Liveness(orExit(() => readLivenessConfig('worker'))).start();
 // Metrics: PutMetricData when deployed (METRICS_SINK=cloudwatch), /metrics and /healthz on OPS_PORT.
 const { telemetry, stop: stopTelemetry } = await componentTelemetry('worker', log, {
-  health: () => ({ ok: !stopping, batches, lastBatchAgeMs: Date.now() - lastBatchAt }),
+  health: () => ({ ...liveness.last(), ok: !stopping && (liveness.last()?.ok ?? true), batches }),
 });
+// The latest item is written at its cadence (LATEST_WRITE_MS): only snapshots really written count as acks.
+const latestWriter = new LatestWriter({ client: dynamo, table: names.latestTable, ...latestWrites });
+const wroteLatest = new Map<string, boolean>();
 // The registry's active versions, hot-reloaded; a model whose feature spec differs from the code is not served.
 const models = new ActiveModels({ source: registrySource(process.env, { tickMs: core.tickMs }), log });
 
@@ -71,14 +80,16 @@ const worker = new Worker({
   lakeBucket: names.lakeBucket,
   objectTicks: tuning.lakeObjectTicks,
   models: () => models.served(),
-  writeLatest: (snap) => putLatest(snap, latestStore),
+  writeLatest: async (snap) => void wroteLatest.set(snap.product, await latestWriter.put(snap)),
   history: {
     ...history,
     put: (item) => putHistory(item, latestStore),
     label: (product, tsUs, target, value, expiresAt) =>
       putHistoryLabel(product, tsUs, target, value, expiresAt, latestStore),
   },
-  onLatestAck: (_product, ms) => void latencies.push(ms),
+  onLatestAck: (product, ms) => {
+    if (wroteLatest.get(product)) latencies.push(ms);
+  },
   now: () => Date.now(),
   log,
   recovery: {
@@ -104,6 +115,7 @@ const consumer = new KinesisConsumer({
   ...consumerOptionsFrom(consumerConfig),
   start: startPositionFrom(tuning),
   log,
+  onIdle: () => liveness.beat(),
   // Keep what cannot be decoded, for inspection, instead of losing it.
   onBadRecord: async (bad) => {
     const key = `deadletter/shard=${bad.shardId}/${bad.sequenceNumber}.bin`;
@@ -115,13 +127,21 @@ const abort = new AbortController();
 function stop(signal: string): void {
   if (stopping) return;
   stopping = true;
+  liveness.stop();
   log('info', 'worker stopping', { signal });
   abort.abort();
 }
 process.on('SIGTERM', () => stop('SIGTERM'));
 process.on('SIGINT', () => stop('SIGINT'));
 
-log('info', 'worker starting', { ...core, ...names, ...tuning, ...featureConfig, ...consumerConfig });
+log('info', 'worker starting', {
+  ...core,
+  ...names,
+  ...tuning,
+  ...featureConfig,
+  ...consumerConfig,
+  ...latestWrites,
+});
 await models.refresh();
 const modelTimer = setInterval(() => void models.refresh(), tuning.modelCheckMs);
 const latencyTimer = setInterval(reportLatency, 10_000);
@@ -129,7 +149,7 @@ const latencyTimer = setInterval(reportLatency, 10_000);
 try {
   await consumer.run(async (batch) => {
     const r = await worker.handleBatch(batch);
-    lastBatchAt = Date.now();
+    liveness.beat();
     if (++batches % 100 === 1 || r.objects.length > 0) {
       log('info', 'batch', {
         shardId: batch.shardId,

@@ -18,7 +18,7 @@ export function parseLatestQuery(query: Record<string, string> | undefined): { p
 }
 
 export function toView(item: LatestSnapshot, nowMs: number): LatestView {
-  const { pk: _pk, sk: _sk, expiresAt: _expiresAt, ...rest } = item;
+  const { pk: _pk, sk: _sk, ...rest } = item;
   return { ...rest, ageMs: Math.max(0, nowMs - item.updatedAtMs) };
 }
 

@@ -16,6 +16,19 @@
  */
 export type RouteBinding = 'core' | 'api' | 'latestTable' | 'modelRegistry' | 'history';
 
+/**
+ * Who may call a route:
+ * - `protected`: always behind the API's authorizer (IAM or JWT, `-c apiAuth`): it costs compute per call;
+ * - `read`: read-only market data, public unless `-c publicReads=false` puts it behind the same authorizer.
+ */
+export type RouteAccess = 'protected' | 'read';
+
+/** A route's own throttle (API Gateway route settings): steady requests per second and burst. */
+export interface RouteThrottle {
+  readonly rateLimit: number;
+  readonly burstLimit: number;
+}
+
 export interface RouteDef<Id extends string = string> {
   readonly method: 'GET' | 'POST';
   readonly path: string;
@@ -26,6 +39,14 @@ export interface RouteDef<Id extends string = string> {
   /** What the route answers (the function's description is "<method> <path>: <this>"). */
   readonly description: string;
   readonly bindings: readonly RouteBinding[];
+  readonly access: RouteAccess;
+  /** Every route has its own limit, so one route's traffic cannot use up another's. */
+  readonly throttle: RouteThrottle;
+  /**
+   * Reserved concurrency of the route's function: caps what it can cost and keeps it from starving the others
+   * (`-c reservedConcurrency=false` drops it on accounts whose concurrency quota is too low to reserve any).
+   */
+  readonly reservedConcurrency?: number;
   /** @default 256 */
   readonly memoryMiB?: number;
   /** @default 10 */
@@ -51,6 +72,9 @@ const TABLE = [
     entry: 'lambdas/latest.ts',
     description: 'newest snapshot per product',
     bindings: ['api', 'core', 'latestTable'],
+    access: 'read',
+    // A dashboard viewer polls every 300 ms (~3.3/s): room for a few dozen viewers.
+    throttle: { rateLimit: 100, burstLimit: 200 },
   },
   {
     method: 'POST',
@@ -59,6 +83,10 @@ const TABLE = [
     entry: 'lambdas/predict.ts',
     description: 'scores features with the active ONNX model',
     bindings: ['api', 'core', 'latestTable', 'modelRegistry'],
+    access: 'protected',
+    throttle: { rateLimit: 20, burstLimit: 40 },
+    // 1 GB functions: at most 5 at once (a warm one answers in milliseconds, so 5 carry the rate above).
+    reservedConcurrency: 5,
     // onnxruntime needs the memory (and the CPU share that comes with it) more than the time.
     memoryMiB: 1024,
     timeoutS: 15,
@@ -71,6 +99,8 @@ const TABLE = [
     entry: 'lambdas/health.ts',
     description: 'is the worker keeping the latest table fresh',
     bindings: ['api', 'core', 'latestTable'],
+    access: 'read',
+    throttle: { rateLimit: 10, burstLimit: 20 },
   },
   {
     method: 'GET',
@@ -79,6 +109,8 @@ const TABLE = [
     entry: 'lambdas/version.ts',
     description: 'app version and active model versions',
     bindings: ['api', 'core', 'modelRegistry'],
+    access: 'read',
+    throttle: { rateLimit: 10, burstLimit: 20 },
   },
   {
     method: 'GET',
@@ -87,6 +119,9 @@ const TABLE = [
     entry: 'lambdas/history.ts',
     description: "a product's recent series: quote, probabilities, matured labels, quality, feed, latency",
     bindings: ['api', 'core', 'latestTable', 'history'],
+    access: 'read',
+    // A viewer reads up to 30 min on load (2 pages) and the last 90 s every 10 s.
+    throttle: { rateLimit: 20, burstLimit: 40 },
   },
   {
     method: 'GET',
@@ -95,6 +130,8 @@ const TABLE = [
     entry: 'lambdas/models.ts',
     description: 'active and recent model versions with their metrics and run records',
     bindings: ['api', 'core', 'modelRegistry'],
+    access: 'read',
+    throttle: { rateLimit: 5, burstLimit: 10 },
   },
   {
     method: 'GET',
@@ -103,6 +140,8 @@ const TABLE = [
     entry: 'lambdas/modelReport.ts',
     description: "the HTML report of a version's training run",
     bindings: ['api', 'core', 'modelRegistry'],
+    access: 'read',
+    throttle: { rateLimit: 5, burstLimit: 10 },
   },
   {
     method: 'GET',
@@ -111,6 +150,8 @@ const TABLE = [
     entry: 'lambdas/openapi.ts',
     description: 'this API as an OpenAPI 3.1 document',
     bindings: [],
+    access: 'read',
+    throttle: { rateLimit: 5, burstLimit: 10 },
   },
   {
     // Prometheus text of every local component (their ops ports, METRICS_TARGETS) and the gateway itself.
@@ -120,6 +161,9 @@ const TABLE = [
     entry: 'lambdas/metrics.ts',
     description: 'Prometheus metrics of the local components',
     bindings: [],
+    // Not deployed: access and throttle only keep the table uniform.
+    access: 'read',
+    throttle: { rateLimit: 10, burstLimit: 20 },
     localOnly: true,
   },
   {
@@ -131,6 +175,8 @@ const TABLE = [
     entry: 'lambdas/dashboard.ts',
     description: 'the dashboard page',
     bindings: ['api', 'core', 'history'],
+    access: 'read',
+    throttle: { rateLimit: 10, burstLimit: 20 },
     memoryMiB: 128,
     loader: { '.html': 'text' },
     dashboardAssets: true,
@@ -142,6 +188,10 @@ export type RouteId = (typeof TABLE)[number]['id'];
 export type DeployedRouteId = Exclude<(typeof TABLE)[number], { localOnly: true }>['id'];
 
 export const ROUTES: readonly RouteDef<RouteId>[] = TABLE;
+/** The routes that are deployed (each gets a function and an API route); local-only ones left out. */
+export const DEPLOYED_ROUTES = TABLE.filter(
+  (route): route is Extract<(typeof TABLE)[number], { id: DeployedRouteId }> => !('localOnly' in route),
+) as readonly RouteDef<DeployedRouteId>[];
 
 /**
  * Answers a known path asked with a method it does not serve: 405 with `Allow`. Deployed, one function behind an

@@ -13,7 +13,22 @@ import { NodeHttpHandler } from '@smithy/node-http-handler';
 
 type Env = Record<string, string | undefined>;
 
-function endpoint(env: Env, service: string): string | undefined {
+/** The services QuoteWatch calls, as the SDK names their endpoint variables (AWS_ENDPOINT_URL_<SERVICE>). */
+export const CLIENT_SERVICES = ['KINESIS', 'DYNAMODB', 'S3', 'CLOUDWATCH'] as const;
+
+/**
+ * Every variable these clients read themselves (localstack/env.sh sets them; test/local.edgeRouter.test.ts checks
+ * that it sets exactly these, plus the SDK's own checksum settings). AWS_ENDPOINT_URL (all services) and
+ * AWS_DEFAULT_REGION are read as fallbacks.
+ */
+export const CLIENT_VARIABLES = [
+  ...CLIENT_SERVICES.map((s) => `AWS_ENDPOINT_URL_${s}` as const),
+  'AWS_REGION',
+  'AWS_ACCESS_KEY_ID',
+  'AWS_SECRET_ACCESS_KEY',
+] as const;
+
+function endpoint(env: Env, service: (typeof CLIENT_SERVICES)[number]): string | undefined {
   return env[`AWS_ENDPOINT_URL_${service}`] ?? env.AWS_ENDPOINT_URL;
 }
 

@@ -1,16 +1,21 @@
 /**
  * Local gateway process: `node --import tsx src/gateway/main.ts`. Serves the API handlers and the
- * dashboard on PORT (default 3000) until SIGTERM/SIGINT.
+ * dashboard on PORT (default 3000) until SIGTERM/SIGINT; with API_AUTH=iam|jwt the protected routes need what
+ * the deployed authorizer checks (src/gateway/auth.ts).
  */
+
+import { ROUTES } from '../api/routes.js';
 import {
   DEFAULT_PORTS,
   orExit,
   readApiConfig,
   readCoreConfig,
+  readGatewayAuthConfig,
   readPort,
   readResourceNames,
 } from '../config.js';
 import { componentLogger } from '../log.js';
+import { routeAuthorizer } from './auth.js';
 import { loadRoutes } from './handlers.js';
 import { startGateway } from './server.js';
 
@@ -20,10 +25,16 @@ orExit(() => readCoreConfig());
 orExit(() => readResourceNames());
 orExit(() => readApiConfig());
 
+const auth = orExit(() => readGatewayAuthConfig());
 const log = componentLogger('gateway');
-const gateway = await startGateway({ routes: await loadRoutes(), port, log });
+const gateway = await startGateway({
+  routes: await loadRoutes(),
+  port,
+  log,
+  ...(auth.mode === 'none' ? {} : { authorize: routeAuthorizer(ROUTES, auth) }),
+});
 // The supervisor waits for this line (listeningUrl in src/local/supervisor.ts).
-log('info', 'gateway listening', { url: gateway.url });
+log('info', 'gateway listening', { url: gateway.url, auth: auth.mode, publicReads: auth.publicReads });
 
 let stopping = false;
 async function stop(signal: string): Promise<void> {

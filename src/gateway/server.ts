@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import type { HttpApiEventV2, HttpApiResultV2 } from '../api/http.js';
 import { QuoteWatchError } from '../errors.js';
 import { componentLogger, describeError, type Logger } from '../log.js';
+import type { Authorizer } from './auth.js';
 
 /** A Lambda handler as middy exports it: (event, context) => result. */
 export type RouteHandler = (event: HttpApiEventV2, context: never) => Promise<HttpApiResultV2>;
@@ -21,6 +22,8 @@ export interface GatewayOptions {
   /** Usually loadRoutes() (handlers.ts): every route of src/api/routes.ts with its handler. */
   routes: RouteTable;
   log?: Logger;
+  /** The routes' authorizer, as the deployed API has (auth.ts routeAuthorizer); none: every route is open. */
+  authorize?: Authorizer;
 }
 
 /** API Gateway's own payload limit is 10 MB; nothing QuoteWatch accepts comes close to 1 MB. */
@@ -183,6 +186,22 @@ export function createGateway(opts: GatewayOptions): Server {
     } catch (err) {
       if (err instanceof RequestTooLargeError) return sendJson(res, 413, 'too_large', err.message);
       throw err;
+    }
+    if (opts.authorize) {
+      const verdict = await opts.authorize(routeKey, {
+        method,
+        url: req.url ?? '/',
+        headers: req.headers,
+        body,
+      });
+      if (!verdict.ok) {
+        return sendJson(
+          res,
+          verdict.status,
+          verdict.status === 401 ? 'unauthorized' : 'forbidden',
+          verdict.message,
+        );
+      }
     }
     let result: HttpApiResultV2;
     try {

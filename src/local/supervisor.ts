@@ -89,8 +89,14 @@ const LOG_TAIL = 500;
  * Measured with bench/worker.ts (exchange -> DynamoDB, 4 products): POLL_IDLE_MS 5 instead of 10 gained nothing
  * at p50 and costs idle CPU (kinesalite + worker about 38% of a core instead of 25%); a 2 ms producer linger
  * instead of 10 takes p50 from about 26 to 18 ms for about one more % of ingestor CPU (0 ms measured no better).
+ * LATEST_WRITE_MS 0: the latest item every tick, since local writes cost nothing (deployed: every 300 ms, the
+ * dashboard's poll, because DynamoDB bills each write).
  */
-export const LOCAL_TUNING: Readonly<Record<string, string>> = { POLL_IDLE_MS: '10', PRODUCER_LINGER_MS: '2' };
+export const LOCAL_TUNING: Readonly<Record<string, string>> = {
+  POLL_IDLE_MS: '10',
+  PRODUCER_LINGER_MS: '2',
+  LATEST_WRITE_MS: '0',
+};
 /**
  * The local worker's lease owner id, the same across restarts: a lease held by the same id is the worker's own
  * (src/worker/leases.ts), so a worker restarted after a crash takes its shards back at once instead of waiting

@@ -1,11 +1,11 @@
 /**
- * The registry's active pointer: registry table item pk=<target>, sk="active", attribute `version`.
+ * The registry's active pointer: registry table item REGISTRY_KEYS.active(target) (pk "active#<target>"), attribute
+ * `version`.
  * Kept apart from registry.ts (which loads models into onnxruntime-node) so that code needing only the pointer,
  * like the /version Lambda, does not bundle the native runtime.
  */
 import { type DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
-
-export const ACTIVE_SK = 'active';
+import { REGISTRY_KEYS } from '../resources.js';
 
 export async function readActiveVersion(
   client: DynamoDBDocumentClient,
@@ -13,7 +13,7 @@ export async function readActiveVersion(
   target: string,
 ): Promise<string | undefined> {
   const out = await client.send(
-    new GetCommand({ TableName: table, Key: { pk: target, sk: ACTIVE_SK }, ConsistentRead: true }),
+    new GetCommand({ TableName: table, Key: REGISTRY_KEYS.active(target), ConsistentRead: true }),
   );
   const version = out.Item?.version;
   return typeof version === 'string' ? version : undefined;

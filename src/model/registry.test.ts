@@ -11,6 +11,7 @@ import { readResourceNames } from '../config.js';
 import type { FeatureSpec } from '../features/types.js';
 import { type Emulators, startEmulators } from '../local/emulators.js';
 import { provision } from '../local/provision.js';
+import { REGISTRY_KEYS } from '../resources.js';
 import {
   ActivationConflictError,
   activate,
@@ -158,7 +159,7 @@ describe('registry on the local emulators', () => {
     await dynamoClient(seedEnv).send(
       new DeleteCommand({
         TableName: readResourceNames(seedEnv).registryTable,
-        Key: { pk: TARGET, sk: 'active' },
+        Key: REGISTRY_KEYS.active(TARGET),
       }),
     );
 

@@ -1,8 +1,8 @@
 /**
  * The model registry: immutable versions in S3 under MODEL_URI (s3://<bucket>/<prefix>) at
  * `<prefix>/<target>/<version>/{model.onnx, feature_spec.json, metrics.json}`, and one active pointer per
- * target in the registry table (pk=<target>, sk="active", version, activatedAt). Each published version also
- * gets a row (pk=<target>, sk="v#<version>") holding the files' SHA-256, which is what makes versions immutable.
+ * target in the registry table (pk="active#<target>", sk="active", version, activatedAt: REGISTRY_KEYS in
+ * src/resources.ts). Each published version also gets a row (pk=<target>, sk="v#<version>") holding the files' SHA-256, which is what makes versions immutable.
  *
  * For offline use MODEL_URI=file:///path/to/dir serves `<dir>/<target>/` directly (no S3, no DynamoDB).
  */
@@ -19,6 +19,8 @@ import { isConditionFailure } from '../aws/errors.js';
 import { readCoreConfig, readResourceNames } from '../config.js';
 import { QuoteWatchError } from '../errors.js';
 import type { FeatureSpec } from '../features/types.js';
+import { REGISTRY_KEYS } from '../resources.js';
+import { readModelMetadata } from './metadata.js';
 import { readActiveVersion } from './pointer.js';
 import { type ModelMetrics, TARGETS, type Target } from './types.js';
 
@@ -325,7 +327,7 @@ export async function activate(
     await db.send(
       new PutCommand({
         TableName: table,
-        Item: { pk: target, sk: 'active', version, activatedAt: new Date().toISOString() },
+        Item: { ...REGISTRY_KEYS.active(target), version, activatedAt: new Date().toISOString() },
         ...condition,
       }),
     );

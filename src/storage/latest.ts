@@ -1,21 +1,26 @@
 /**
- * The latest table: one "latest" item per product (what /latest serves) plus the dashboard's history rows
- * "t#<epoch ms>" (HistoryItem, one per HISTORY_WRITE_MS, expiring after HISTORY_TTL_S). The worker writes, the
- * API lambdas read.
+ * The latest table: per product one "latest" item (what /latest serves), one "status" item (live quality and feed
+ * health, which change every few seconds) and the dashboard's history rows "t#<epoch ms>" (HistoryItem, one per
+ * HISTORY_WRITE_MS, expiring after HISTORY_TTL_S). The worker writes (LatestWriter at LATEST_WRITE_MS for the
+ * latest and status items; worker/sinks/history.ts for the history rows), the API lambdas read.
+ *
+ * Items are compact because DynamoDB bills writes per started KB: the features are stored as float64 in spec
+ * order (8 bytes each, exact) instead of a name -> decimal map, and quality/feed live in the status item, written
+ * only when they change. A latest item stays under 1 KB (one write unit).
  */
 
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import {
   BatchGetCommand,
   type BatchGetCommandOutput,
-  GetCommand,
   PutCommand,
   QueryCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { dynamoClient } from '../aws/clients.js';
-import { readCoreConfig, readResourceNames } from '../config.js';
+import { type LatestWriteConfig, readCoreConfig, readResourceNames } from '../config.js';
 import { QuoteWatchError } from '../errors.js';
+import { FEATURE_NAMES, FEATURE_VERSION } from '../features/spec.js';
 import type { FeatureRow } from '../features/types.js';
 import type { FeedHealth } from '../stream/record.js';
 
@@ -26,7 +31,7 @@ import type { FeedHealth } from '../stream/record.js';
 export interface LatestSnapshot
   extends Pick<FeatureRow, 'product' | 'tsUs' | 'seq' | 'bestBid' | 'bestAsk' | 'mid' | 'spread'> {
   pk: string; // product
-  sk: 'latest' | `t#${string}`;
+  sk: 'latest';
   spreadBps: number;
   /** Top 3 levels as [price, size] normalized decimal strings, best first. */
   bids: [string, string][];
@@ -53,14 +58,104 @@ export interface LatestSnapshot
   /** Wall-clock write time minus the exchange time of the newest event, ms. */
   latencyMs: number;
   updatedAtMs: number;
-  /** Epoch seconds; TTL attribute for history rows when deployed. */
-  expiresAt?: number;
+}
+
+/** What the worker hands over: a snapshot without the table's keys. */
+export type LatestSnapshotInput = Omit<LatestSnapshot, 'pk' | 'sk'>;
+
+/** The stored form of a latest item: features packed, quality and feed moved to the status item. */
+type StoredSnapshot = Omit<LatestSnapshot, 'features' | 'quality' | 'feed'> & {
+  /** FEATURE_NAMES order, float64 little-endian; NaN where a feature is undefined. */
+  f: Uint8Array;
+  /** Features the spec does not name, by name (none from the worker). */
+  fx?: Record<string, number>;
+  /** FEATURE_VERSION the packing follows: another version's bytes are not read as this one's features. */
+  fv: number;
+};
+
+interface StatusItem {
+  pk: string;
+  sk: 'status';
+  quality?: LatestSnapshot['quality'];
+  feed?: FeedHealth;
+}
+
+/**
+ * Packs features in FEATURE_NAMES order as float64 (absent or non-finite: NaN): 8 bytes a feature instead of its
+ * name and a decimal, exact. Features the spec does not name (a model of another spec) go to the `extra` map.
+ */
+export function packFeatures(features: Readonly<Record<string, number>>): {
+  packed: Uint8Array;
+  extra: Record<string, number>;
+} {
+  const values = new Float64Array(FEATURE_NAMES.length).fill(Number.NaN);
+  const index = featureIndex();
+  const extra: Record<string, number> = {};
+  for (const [name, v] of Object.entries(features)) {
+    if (!Number.isFinite(v)) continue;
+    const i = index.get(name);
+    if (i === undefined) extra[name] = v;
+    else values[i] = v;
+  }
+  return { packed: new Uint8Array(values.buffer), extra };
+}
+
+/** The features of packFeatures' bytes (NaN left out), with the extra ones. */
+export function unpackFeatures(
+  bytes: Uint8Array,
+  extra: Readonly<Record<string, number>> = {},
+): Record<string, number> {
+  const copy = new Uint8Array(bytes); // aligned, whatever the SDK handed us
+  const values = new Float64Array(copy.buffer, 0, Math.floor(copy.byteLength / 8));
+  const features: Record<string, number> = {};
+  FEATURE_NAMES.forEach((name, i) => {
+    const v = values[i];
+    if (v !== undefined && Number.isFinite(v)) features[name] = v;
+  });
+  return { ...features, ...extra };
+}
+
+let indexCache: Map<string, number> | undefined;
+function featureIndex(): Map<string, number> {
+  indexCache ??= new Map(FEATURE_NAMES.map((name, i) => [name, i]));
+  return indexCache;
+}
+
+function toStored(snapshot: LatestSnapshotInput, sk: LatestSnapshot['sk']): StoredSnapshot {
+  const { features, quality: _q, feed: _f, ...rest } = snapshot;
+  const { packed, extra } = packFeatures(features);
+  return {
+    ...rest,
+    pk: snapshot.product,
+    sk,
+    f: packed,
+    ...(Object.keys(extra).length ? { fx: extra } : {}),
+    fv: FEATURE_VERSION,
+  };
+}
+
+function fromStored(item: Record<string, unknown>, status?: Record<string, unknown>): LatestSnapshot {
+  const { f, fx, fv, ...rest } = item as StoredSnapshot;
+  const snapshot = {
+    ...rest,
+    // Another feature version's bytes mean other features: serve none rather than mislabelled ones.
+    features: fv === FEATURE_VERSION && f instanceof Uint8Array ? unpackFeatures(f, fx) : {},
+  } as LatestSnapshot;
+  if (status?.quality) snapshot.quality = status.quality as LatestSnapshot['quality'];
+  if (status?.feed) snapshot.feed = status.feed as FeedHealth;
+  return snapshot;
 }
 
 export interface LatestStoreOptions {
   client?: DynamoDBDocumentClient;
   table?: string;
 }
+
+/**
+ * The status item (live quality, feed health) is written at most once per this much event time, when it
+ * changed: quality moves with every matured label, but is published every QUALITY_EVERY_MS (10 s) anyway.
+ */
+export const STATUS_WRITE_MS = 5000;
 
 export class LatestStoreError extends QuoteWatchError {}
 
@@ -76,19 +171,81 @@ export function historyKey(tsUs: number): `t#${string}` {
   return `t#${String(Math.floor(tsUs / 1000)).padStart(14, '0')}`;
 }
 
-/** Writes the snapshot as the product's "latest" item (what /latest serves). */
-export async function putLatest(
-  snapshot: Omit<LatestSnapshot, 'pk' | 'sk' | 'expiresAt'>,
-  opts: LatestStoreOptions = {},
-): Promise<void> {
-  const { client, table } = resolve(opts);
-  const latest: LatestSnapshot = { ...snapshot, pk: snapshot.product, sk: 'latest' };
+const LATEST = 'latest';
+const STATUS = 'status';
+
+async function put(client: DynamoDBDocumentClient, table: string, item: object, what: string): Promise<void> {
   try {
-    await client.send(new PutCommand({ TableName: table, Item: latest }));
+    await client.send(new PutCommand({ TableName: table, Item: item as Record<string, unknown> }));
   } catch (cause) {
-    throw new LatestStoreError(`writing latest snapshot of ${snapshot.product} to ${table} failed`, {
-      cause,
-    });
+    throw new LatestStoreError(`writing ${what} to ${table} failed`, { cause });
+  }
+}
+
+function statusOf(snapshot: LatestSnapshotInput): StatusItem {
+  const status: StatusItem = { pk: snapshot.product, sk: STATUS };
+  if (snapshot.quality) status.quality = snapshot.quality;
+  if (snapshot.feed) status.feed = snapshot.feed;
+  return status;
+}
+
+/** Writes the snapshot as the product's "latest" item and its status item: both, every call. */
+export async function putLatest(snapshot: LatestSnapshotInput, opts: LatestStoreOptions = {}): Promise<void> {
+  const { client, table } = resolve(opts);
+  const what = `latest snapshot of ${snapshot.product}`;
+  await Promise.all([
+    put(client, table, toStored(snapshot, LATEST), what),
+    put(client, table, statusOf(snapshot), what),
+  ]);
+}
+
+/**
+ * The worker's writer: per product the latest item at most once per `latestWriteMs` of event time (0: every
+ * call), the status item when quality or feed changed, at most once per STATUS_WRITE_MS.
+ * Event time, not the wall clock: a replay writes the same rows, and a worker catching up writes no more
+ * than a live one.
+ */
+export class LatestWriter {
+  private readonly products = new Map<
+    string,
+    { latestSlot: number; statusSlot: number; status: string | undefined }
+  >();
+
+  constructor(private readonly opts: LatestStoreOptions & LatestWriteConfig) {}
+
+  /** Writes what is due for this snapshot; resolves true when the latest item was written. */
+  async put(snapshot: LatestSnapshotInput): Promise<boolean> {
+    const { client, table } = resolve(this.opts);
+    const { latestWriteMs } = this.opts;
+    let state = this.products.get(snapshot.product);
+    if (!state) {
+      state = { latestSlot: -1, statusSlot: -1, status: undefined };
+      this.products.set(snapshot.product, state);
+    }
+    const tsMs = Math.floor(snapshot.tsUs / 1000);
+    const writes: Promise<void>[] = [];
+    const what = `latest snapshot of ${snapshot.product}`;
+    const latestSlot = latestWriteMs > 0 ? Math.floor(tsMs / latestWriteMs) : tsMs;
+    const latestDue = latestWriteMs === 0 || latestSlot > state.latestSlot;
+    if (latestDue) {
+      state.latestSlot = latestSlot;
+      writes.push(put(client, table, toStored(snapshot, LATEST), what));
+    }
+    const status = statusOf(snapshot);
+    const statusJson = JSON.stringify(status);
+    const statusSlot = Math.floor(tsMs / STATUS_WRITE_MS);
+    if (statusSlot > state.statusSlot && statusJson !== state.status && (status.quality || status.feed)) {
+      state.statusSlot = statusSlot;
+      state.status = statusJson;
+      writes.push(
+        put(client, table, status, `status of ${snapshot.product}`).catch((err: unknown) => {
+          state.status = undefined; // written again with the next snapshot
+          throw err;
+        }),
+      );
+    }
+    await Promise.all(writes);
+    return latestDue;
   }
 }
 
@@ -97,13 +254,8 @@ export async function getLatest(
   product: string,
   opts: LatestStoreOptions = {},
 ): Promise<LatestSnapshot | undefined> {
-  const { client, table } = resolve(opts);
-  try {
-    const out = await client.send(new GetCommand({ TableName: table, Key: { pk: product, sk: 'latest' } }));
-    return out.Item as LatestSnapshot | undefined;
-  } catch (cause) {
-    throw new LatestStoreError(`reading latest snapshot of ${product} from ${table} failed`, { cause });
-  }
+  const [snapshot] = await listLatest([product], opts);
+  return snapshot;
 }
 
 /** The newest snapshot of every product (SYMBOLS by default) that has one, in the order asked. */
@@ -113,12 +265,13 @@ export async function listLatest(
 ): Promise<LatestSnapshot[]> {
   const { client, table } = resolve(opts);
   if (products.length === 0) return [];
-  const found = new Map<string, LatestSnapshot>();
-  // BatchGet takes at most 100 keys and may return some unprocessed: loop until none are left.
-  for (let i = 0; i < products.length; i += 100) {
-    let keys: Record<string, unknown>[] | undefined = products
-      .slice(i, i + 100)
-      .map((p) => ({ pk: p, sk: 'latest' }));
+  const found = new Map<string, Record<string, unknown>>();
+  // Two items per product (latest, status); BatchGet takes at most 100 keys and may return some unprocessed.
+  for (let i = 0; i < products.length; i += 50) {
+    let keys: Record<string, unknown>[] | undefined = products.slice(i, i + 50).flatMap((p) => [
+      { pk: p, sk: LATEST },
+      { pk: p, sk: STATUS },
+    ]);
     for (let attempt = 0; keys && keys.length > 0; attempt++) {
       if (attempt > 5)
         throw new LatestStoreError(`reading latest snapshots from ${table}: keys left unprocessed`);
@@ -126,15 +279,17 @@ export async function listLatest(
         const out: BatchGetCommandOutput = await client.send(
           new BatchGetCommand({ RequestItems: { [table]: { Keys: keys } } }),
         );
-        for (const item of out.Responses?.[table] ?? [])
-          found.set(item.product as string, item as LatestSnapshot);
+        for (const item of out.Responses?.[table] ?? []) found.set(`${item.pk}#${item.sk}`, item);
         keys = out.UnprocessedKeys?.[table]?.Keys;
       } catch (cause) {
         throw new LatestStoreError(`reading latest snapshots from ${table} failed`, { cause });
       }
     }
   }
-  return products.flatMap((p) => found.get(p) ?? []);
+  return products.flatMap((p) => {
+    const latest = found.get(`${p}#${LATEST}`);
+    return latest ? [fromStored(latest, found.get(`${p}#${STATUS}`))] : [];
+  });
 }
 
 /**

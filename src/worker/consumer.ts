@@ -83,7 +83,9 @@ export function consumerOptionsFrom(
   return {
     leases: { workerId: config.workerId, leaseMs: config.leaseMs },
     idleMs: config.pollIdleMs,
-    ...(config.mode === 'fanout' ? { fanOut: { consumerName: config.consumerName } } : {}),
+    ...(config.mode === 'fanout'
+      ? { fanOut: { consumerName: config.consumerName, consumerArn: config.consumerArn } }
+      : {}),
   };
 }
 

@@ -35,6 +35,8 @@ import {
 export interface FanOutOptions {
   /** The stream consumer's name (registered once per stream; every worker of the group shares it). */
   consumerName: string;
+  /** A consumer registered ahead (a CloudFormation resource): used as is, nothing is registered. */
+  consumerArn?: string;
   /** Subscribe again after this long even if the stream did not end yet (default: when Kinesis ends it). */
   renewAfterMs?: number;
   /** Pause before subscribing again after an error (default 1 s; Kinesis refuses a new subscription to the same shard within 5 s). */
@@ -63,16 +65,24 @@ export async function registerStreamConsumer(
       throw new ConsumerError(`could not register stream consumer ${consumerName}`, { cause: err });
     }
   }
+  return awaitConsumerActive(kinesis, { StreamARN: streamArn, ConsumerName: consumerName }, timeoutMs);
+}
+
+/** Waits until the consumer (by ARN, or by stream ARN and name) is ACTIVE; its ARN. */
+async function awaitConsumerActive(
+  kinesis: KinesisClient,
+  consumer: { ConsumerARN: string } | { StreamARN: string; ConsumerName: string },
+  timeoutMs = 60_000,
+): Promise<string> {
+  const name = 'ConsumerARN' in consumer ? consumer.ConsumerARN : consumer.ConsumerName;
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const out = await kinesis.send(
-      new DescribeStreamConsumerCommand({ StreamARN: streamArn, ConsumerName: consumerName }),
-    );
+    const out = await kinesis.send(new DescribeStreamConsumerCommand(consumer));
     const d = out.ConsumerDescription;
     if (d?.ConsumerStatus === 'ACTIVE' && d.ConsumerARN) return d.ConsumerARN;
     if (Date.now() > deadline) {
       throw new ConsumerError(
-        `stream consumer ${consumerName} not ACTIVE after ${timeoutMs} ms (${d?.ConsumerStatus})`,
+        `stream consumer ${name} not ACTIVE after ${timeoutMs} ms (${d?.ConsumerStatus})`,
       );
     }
     await sleep(250);
@@ -92,12 +102,9 @@ export class FanOutSource implements ShardSource {
   ) {}
 
   static async create(kinesis: KinesisClient, streamName: string, options: FanOutOptions, log?: Logger) {
-    const arn = await registerStreamConsumer(
-      kinesis,
-      streamName,
-      options.consumerName,
-      options.registerTimeoutMs,
-    );
+    const arn = options.consumerArn
+      ? await awaitConsumerActive(kinesis, { ConsumerARN: options.consumerArn }, options.registerTimeoutMs)
+      : await registerStreamConsumer(kinesis, streamName, options.consumerName, options.registerTimeoutMs);
     log?.('info', 'enhanced fan-out consumer ready', { consumerArn: arn });
     return new FanOutSource(kinesis, streamName, arn, options, log);
   }

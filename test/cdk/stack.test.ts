@@ -90,12 +90,17 @@ describe('cdk-nag (AWS Solutions)', () => {
 });
 
 describe('Kinesis stream', () => {
-  it('has the shard count and retention of src/resources.ts, encrypted', () => {
+  it("has the deployment's shard count and retention, encrypted, and goes with the stack", () => {
     template.resourceCountIs('AWS::Kinesis::Stream', 1);
-    template.hasResourceProperties('AWS::Kinesis::Stream', {
-      ShardCount: STREAM.shardCount,
-      RetentionPeriodHours: STREAM.retentionHours,
-      StreamEncryption: { EncryptionType: 'KMS', KeyId: 'alias/aws/kinesis' },
+    // Two products, four per shard by default: one shard.
+    expect(stack.deployment.shards).toBe(1);
+    template.hasResource('AWS::Kinesis::Stream', {
+      Properties: {
+        ShardCount: stack.deployment.shards,
+        RetentionPeriodHours: STREAM.retentionHours,
+        StreamEncryption: { EncryptionType: 'KMS', KeyId: 'alias/aws/kinesis' },
+      },
+      DeletionPolicy: 'Delete',
     });
   });
 });
@@ -114,7 +119,18 @@ describe('DynamoDB tables', () => {
       expect(props.AttributeDefinitions).toEqual(
         keys.map((k) => ({ AttributeName: k.name, AttributeType: k.type })),
       );
-      expect(props.BillingMode).toBe('PAY_PER_REQUEST');
+      // The steadily written tables on provisioned capacity (src/config.ts dynamoCapacity), the registry on demand.
+      const capacity = key === 'registry' ? undefined : stack.deployment.tables[key];
+      if (capacity) {
+        expect(props.BillingMode).toBeUndefined(); // PROVISIONED is CloudFormation's default
+        expect(props.ProvisionedThroughput).toEqual({
+          ReadCapacityUnits: capacity.readUnits,
+          WriteCapacityUnits: capacity.writeUnits,
+        });
+      } else {
+        expect(props.BillingMode).toBe('PAY_PER_REQUEST');
+      }
+      expect(resources[logicalId(stack.storage.tables[key])]!).toMatchObject({ DeletionPolicy: 'Retain' });
       expect(props.PointInTimeRecoverySpecification).toEqual({ PointInTimeRecoveryEnabled: true });
       expect(props.TimeToLiveSpecification).toEqual(
         def.ttlAttribute ? { AttributeName: def.ttlAttribute, Enabled: true } : undefined,
@@ -152,8 +168,23 @@ describe('S3 buckets', () => {
     const models = resourceOf(stack.storage.modelBucket).Properties;
     const lake = resourceOf(stack.storage.lakeBucket).Properties;
     expect(models.VersioningConfiguration).toEqual({ Status: 'Enabled' });
-    expect(lake.LifecycleConfiguration).toMatchObject({
-      Rules: [{ Status: 'Enabled', ExpirationInDays: 365, Transitions: [{ StorageClass: 'STANDARD_IA' }] }],
+    const d = stack.deployment;
+    expect(lake.LifecycleConfiguration).toEqual({
+      Rules: [
+        expect.objectContaining({
+          Id: 'zones',
+          Status: 'Enabled',
+          ExpirationInDays: d.lakeRetentionDays,
+          Transitions: [{ StorageClass: 'STANDARD_IA', TransitionInDays: 30 }],
+        }),
+        {
+          Id: 'snapshots',
+          Prefix: 'snapshots/',
+          Status: 'Enabled',
+          ExpirationInDays: d.snapshotRetentionDays,
+        },
+        { Id: 'archive', Prefix: 'archive/', Status: 'Enabled', ExpirationInDays: d.archiveRetentionDays },
+      ],
     });
     const logs = { Ref: logicalId(stack.storage.accessLogsBucket) };
     expect(models.LoggingConfiguration).toMatchObject({ DestinationBucketName: logs });
@@ -308,12 +339,18 @@ describe('HTTP API', () => {
     expect(config).toMatchObject({ products: env.SYMBOLS!.split(','), deltaMs: Number(env.DELTA_MS) });
   });
 
-  it('logs access on the default stage and throttles it', () => {
+  it('logs access on the default stage and throttles each route with its own limit from the route table', () => {
     template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
       StageName: '$default',
       AutoDeploy: true,
       AccessLogSettings: { DestinationArn: Match.anyValue(), Format: Match.stringLikeRegexp('requestId') },
-      DefaultRouteSettings: { ThrottlingRateLimit: 50, ThrottlingBurstLimit: 100 },
+      DefaultRouteSettings: { ThrottlingRateLimit: 10, ThrottlingBurstLimit: 20 },
+      RouteSettings: Object.fromEntries(
+        ROUTES.map((r) => [
+          routeKey(r),
+          { ThrottlingRateLimit: r.throttle.rateLimit, ThrottlingBurstLimit: r.throttle.burstLimit },
+        ]),
+      ),
     });
   });
 });
@@ -399,7 +436,7 @@ describe('Training state machine', () => {
       States: Record<string, Json>;
     };
     const item = {
-      pk: { 'S.$': '$.target' },
+      pk: { 'S.$': "States.Format('active#{}', $.target)" },
       sk: { S: 'active' },
       version: { 'S.$': '$.version' },
       activatedAt: { 'S.$': '$$.State.EnteredTime' },

@@ -1,0 +1,130 @@
+/**
+ * The local gateway's authorizers, checking what the deployed API's do (lib/prediction-api.ts), for the routes
+ * the route table protects (`access: 'protected'`, and `read` ones when reads are not public):
+ * - IAM: the request is SigV4-signed for execute-api in the configured region with the configured credentials;
+ *   checked by signing it again and comparing signatures (and the clock within 5 minutes, as AWS does);
+ * - JWT: `Authorization: Bearer <jwt>` signed (RS256 / ES256) by a key of the issuer's JWKS (OpenID discovery),
+ *   `iss` equal to the issuer, `aud` (or `client_id`) one of the audiences, not expired, not before `nbf`.
+ * Failures answer as API Gateway does: 401 for a missing or bad JWT, 403 for a missing or bad signature.
+ */
+import { createPublicKey, type JsonWebKey, type KeyObject, verify } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { RouteDef } from '../api/routes.js';
+import { routeKey } from '../api/routes.js';
+import { executeApiSigner, signRequest } from '../aws/sigv4.js';
+import type { GatewayAuthConfig } from '../config.js';
+
+export interface AuthRequest {
+  method: string;
+  /** Path and query as sent. */
+  url: string;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+}
+
+export type AuthVerdict = { ok: true } | { ok: false; status: 401 | 403; message: string };
+
+export type Authorizer = (routeKey: string, request: AuthRequest) => Promise<AuthVerdict>;
+
+const MAX_CLOCK_SKEW_MS = 5 * 60_000;
+
+/** The authorizer for these routes under `config`; routes it does not protect pass. */
+export function routeAuthorizer(
+  routes: readonly Pick<RouteDef, 'method' | 'path' | 'access'>[],
+  config: GatewayAuthConfig,
+  now: () => number = Date.now,
+): Authorizer {
+  const guarded = new Set(
+    routes.filter((r) => r.access === 'protected' || !config.publicReads).map((r) => routeKey(r)),
+  );
+  const check =
+    config.mode === 'iam' ? iamCheck(config, now) : config.mode === 'jwt' ? jwtCheck(config, now) : undefined;
+  return async (key, request) => (check && guarded.has(key) ? check(request) : { ok: true });
+}
+
+function iamCheck(config: GatewayAuthConfig, now: () => number) {
+  const credentials = config.credentials!;
+  const signer = executeApiSigner(credentials, config.region);
+  const forbidden = (message: string): AuthVerdict => ({ ok: false, status: 403, message });
+  return async (request: AuthRequest): Promise<AuthVerdict> => {
+    const auth = String(request.headers.authorization ?? '');
+    const m =
+      /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request, ?SignedHeaders=([^,]+), ?Signature=([0-9a-f]+)$/.exec(
+        auth,
+      );
+    if (!m) return forbidden('missing or malformed SigV4 Authorization header');
+    const [, keyId, , region, service] = m;
+    if (keyId !== credentials.accessKeyId) return forbidden(`unknown access key ${keyId}`);
+    if (region !== config.region || service !== 'execute-api')
+      return forbidden(`signed for ${service} in ${region}, expected execute-api in ${config.region}`);
+    const amzDate = String(request.headers['x-amz-date'] ?? '');
+    const signedAt = Date.parse(
+      amzDate.replace(/^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/, '$1-$2-$3T$4:$5:$6Z'),
+    );
+    if (!Number.isFinite(signedAt)) return forbidden('missing or malformed X-Amz-Date');
+    if (Math.abs(now() - signedAt) > MAX_CLOCK_SKEW_MS)
+      return forbidden('signature expired or from the future');
+    const url = new URL(request.url, `http://${request.headers.host ?? 'localhost'}`);
+    const body = request.body.length ? request.body.toString('utf8') : undefined;
+    const expected = await signRequest(signer, url, request.method, body, new Date(signedAt));
+    return expected.authorization === auth ? { ok: true } : forbidden('signature does not match');
+  };
+}
+
+interface Jwks {
+  keys: (JsonWebKey & { kid?: string; alg?: string })[];
+}
+
+function jwtCheck(config: GatewayAuthConfig, now: () => number) {
+  const issuer = config.jwtIssuer!;
+  let keys: Promise<Map<string, KeyObject>> | undefined;
+  const loadKeys = async () => {
+    const discovery = (await (
+      await fetch(`${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`)
+    ).json()) as {
+      jwks_uri?: string;
+    };
+    if (!discovery.jwks_uri) throw new Error(`${issuer} publishes no jwks_uri`);
+    const jwks = (await (await fetch(discovery.jwks_uri)).json()) as Jwks;
+    return new Map(jwks.keys.map((k, i) => [k.kid ?? String(i), createPublicKey({ key: k, format: 'jwk' })]));
+  };
+  const unauthorized = (message: string): AuthVerdict => ({ ok: false, status: 401, message });
+  return async (request: AuthRequest): Promise<AuthVerdict> => {
+    const token = /^Bearer (.+)$/i.exec(String(request.headers.authorization ?? ''))?.[1];
+    if (!token) return unauthorized('missing Bearer token');
+    const parts = token.split('.');
+    if (parts.length !== 3) return unauthorized('malformed JWT');
+    let header: { alg?: string; kid?: string };
+    let claims: Record<string, unknown>;
+    try {
+      header = JSON.parse(Buffer.from(parts[0]!, 'base64url').toString('utf8'));
+      claims = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8'));
+    } catch {
+      return unauthorized('malformed JWT');
+    }
+    keys ??= loadKeys().catch((err: unknown) => {
+      keys = undefined; // fetched again on the next request
+      throw err;
+    });
+    const byKid = await keys;
+    const key = header.kid !== undefined ? byKid.get(header.kid) : [...byKid.values()][0];
+    if (!key) return unauthorized(`no key ${header.kid} in the issuer's JWKS`);
+    const data = Buffer.from(`${parts[0]}.${parts[1]}`);
+    const signature = Buffer.from(parts[2]!, 'base64url');
+    const valid =
+      header.alg === 'RS256'
+        ? verify('sha256', data, key, signature)
+        : header.alg === 'ES256'
+          ? verify('sha256', data, { key, dsaEncoding: 'ieee-p1363' }, signature)
+          : false;
+    if (!valid) return unauthorized(`bad signature (alg ${header.alg})`);
+    if (claims.iss !== issuer) return unauthorized(`iss ${String(claims.iss)} is not ${issuer}`);
+    const audiences = [claims.aud, claims.client_id].flat().filter((a): a is string => typeof a === 'string');
+    if (!audiences.some((a) => config.jwtAudience.includes(a)))
+      return unauthorized('aud / client_id not accepted');
+    const nowS = now() / 1000;
+    if (typeof claims.exp !== 'number' || claims.exp <= nowS) return unauthorized('token expired');
+    if (typeof claims.nbf === 'number' && claims.nbf > nowS) return unauthorized('token not yet valid');
+    return { ok: true };
+  };
+}
