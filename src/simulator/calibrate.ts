@@ -17,6 +17,7 @@
  *    columns side by side.
  */
 import { writeFileSync } from 'node:fs';
+import { QuoteWatchError } from '../errors.js';
 import { FeedError, MalformedFrameError, mapAdvancedTradeFrame } from '../marketdata/advancedTrade.js';
 import type { MarketEvent } from '../marketdata/events.js';
 import { mapExchangeFrame } from '../marketdata/exchange.js';
@@ -44,12 +45,7 @@ import {
 } from './profile.js';
 import { NO_PROGRESS, type Progress, progressBar } from './progress.js';
 
-export class CalibrateError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'CalibrateError';
-  }
-}
+export class CalibrateError extends QuoteWatchError {}
 
 /** The shortest simulation calibrate runs, and the longest one a search round runs. */
 export const MIN_SIMULATED_S = 600;

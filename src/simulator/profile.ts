@@ -13,6 +13,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as z from 'zod';
+import { QuoteWatchError } from '../errors.js';
 
 export const PROFILE_VERSION = 1;
 
@@ -135,12 +136,7 @@ export const profileSchema = z.strictObject({
 
 export type Profile = z.infer<typeof profileSchema>;
 
-export class ProfileError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'ProfileError';
-  }
-}
+export class ProfileError extends QuoteWatchError {}
 
 /** Validates a parsed profile; a ProfileError names every bad field (`products.BTC-USD.volBps: must be > 0`). */
 export function parseProfile(raw: unknown, source = 'profile'): Profile {

@@ -4,6 +4,7 @@
  * formatting, and parsing of the client's subscribe messages.
  */
 import * as z from 'zod';
+import { QuoteWatchError } from '../errors.js';
 import { fromUnits } from '../marketdata/decimal.js';
 import type { BookLevel, BookSide } from './book.js';
 import type { SimLevelChange, SimTrade } from './market.js';
@@ -27,12 +28,7 @@ export interface Frame {
   events: unknown[];
 }
 
-export class ClientMessageError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'ClientMessageError';
-  }
-}
+export class ClientMessageError extends QuoteWatchError {}
 
 const clientMessage = z.object({
   type: z.enum(['subscribe', 'unsubscribe']),
