@@ -45,12 +45,19 @@ export interface ObservabilityProps {
 const minute = Duration.minutes(1);
 
 /** A catalog metric with known dimension values (src/telemetry/catalog.ts): what the code emits, by name. */
+/** A local-only metric never reaches CloudWatch: a widget or alarm on it would show nothing. */
+function notLocal(def: MetricDef): void {
+  if (def.localOnly)
+    throw new InvalidPropError('Observability', def.name, 'is local-only (catalog): not in CloudWatch');
+}
+
 export function catalogMetric(
   def: MetricDef,
   statistic: string,
   dimensions: Record<string, string> = {},
   label?: string,
 ): Metric {
+  notLocal(def);
   return new Metric({
     namespace: NAMESPACE,
     metricName: def.name,
@@ -63,6 +70,7 @@ export function catalogMetric(
 
 /** Every series of a catalog metric whatever its dimension values (a SEARCH: one line per value set). */
 export function catalogSearch(def: MetricDef, statistic: string, label: string): MathExpression {
+  notLocal(def);
   const schema = [NAMESPACE, ...def.dimensions].join(',');
   return new MathExpression({
     expression: `SEARCH('{${schema}} MetricName="${def.name}"', '${statistic}', 60)`,
@@ -167,15 +175,21 @@ export class Observability extends Construct {
           catalogMetric(FEED.reconnects, 'Sum', {}, 'reconnects'),
           catalogSearch(FEED.resyncs, 'Sum', 'resyncs'),
           catalogMetric(FEED.producerRetries, 'Sum', {}, 'producer retries'),
+          catalogMetric(FEED.malformed, 'Sum', {}, 'malformed frames'),
+          catalogMetric(FEED.errors, 'Sum', {}, 'exchange errors'),
         ],
         [catalogMetric(FEED.bufferDepth, 'Maximum', {}, 'buffer depth')],
       ),
     );
     this.dashboard.addWidgets(
       graph(
-        'Worker: behind the stream tip (ms), ticks/min',
+        'Worker: behind the stream tip (ms); ticks, duplicates and bad records per minute',
         [catalogMetric(WORKER.millisBehindLatest, 'Maximum', {}, 'ms behind')],
-        [catalogMetric(WORKER.ticks, 'Sum', {}, 'ticks')],
+        [
+          catalogMetric(WORKER.ticks, 'Sum', {}, 'ticks'),
+          catalogMetric(WORKER.duplicates, 'Sum', {}, 'duplicate events'),
+          catalogMetric(WORKER.badRecords, 'Sum', {}, 'bad records (dead-lettered)'),
+        ],
       ),
       graph('Worker: exchange -> DynamoDB, batch and inference (ms)', [
         catalogMetric(WORKER.latencyMs, 'p50', {}, 'latency p50'),

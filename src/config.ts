@@ -693,17 +693,17 @@ export const PROVISIONED_UTILIZATION = 0.8;
 /**
  * The steady request rates the deployment puts on DynamoDB, per unit:
  * - latest table: a latest item (compact, < 1 KB: one write unit; test/storage.emulators.test.ts checks the size)
- *   per product every latestWriteMs, a history row every historyWriteMs plus one label update per target when
- *   its label matures (src/worker/sinks/history.ts), the status item (feed health, live quality) at most every
- *   5 s (src/storage/latest.ts STATUS_WRITE_MS);
+ *   per product every latestWriteMs, a history row every historyWriteMs and one labels item per
+ *   LABEL_BUCKET_ROWS rows (src/worker/sinks/history.ts), the status item (feed health, live quality) at most
+ *   every 5 s (src/storage/latest.ts STATUS_WRITE_MS);
  * - checkpoint table: a checkpoint per consumed batch and shard (polling: GetRecords allows 5 calls a second per
  *   shard and each non-empty call is a batch; fan-out: a SubscribeToShard event about every 100 ms), the lease
  *   heartbeat and renewals every 2 s (src/worker/consumer.ts), the recovery state (2 units) about twice a minute.
  */
 export const DYNAMO_RATES = {
   latestItemWriteUnits: 1,
-  /** A history row (one unit) and its matured labels, one UpdateItem per target. */
-  historyWriteUnitsPerRow: 1 + TARGETS.length,
+  /** A history row (one unit) and its share of a labels item (one unit per LABEL_BUCKET_ROWS rows). */
+  historyWriteUnitsPerRow: 1 + 1 / 10,
   statusWritesPerSPerProduct: 1 / 5,
   checkpointsPerSPerShard: { polling: 5, fanout: 10 },
   leaseWritesPerSPerTask: 0.5,
@@ -1034,6 +1034,9 @@ export function readDeploymentContext(context: Readonly<Record<string, unknown>>
 
 // Over 400 lines on purpose: the one module that reads and validates every setting; each reader is short.
 
+/** How often a long-running process flushes its metrics (and the Fargate tasks call PutMetricData). */
+export const DEFAULT_TELEMETRY_FLUSH_MS = 60_000;
+
 /** Where each component's metrics go (src/telemetry/): see README "Observability". */
 export interface TelemetryConfig {
   /**
@@ -1058,7 +1061,7 @@ export function readTelemetryConfig(env: Env = process.env): TelemetryConfig {
       z.enum(['emf', 'cloudwatch', 'none'], { message: 'expected emf, cloudwatch or none' }),
       env.AWS_LAMBDA_FUNCTION_NAME ? 'emf' : 'none',
     ),
-    flushMs: read(env, 'METRICS_FLUSH_MS', intMs(1000, 3_600_000), '60000'),
+    flushMs: read(env, 'METRICS_FLUSH_MS', intMs(1000, 3_600_000), String(DEFAULT_TELEMETRY_FLUSH_MS)),
     opsPort: readPort(env, 'OPS_PORT', 0),
     targets: read(
       env,

@@ -5,11 +5,13 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  deploymentHistory,
   FARGATE_SIZES,
   MEASURED_VCPU_PER_PRODUCT,
   PRODUCTS_PER_SHARD,
   PROVISIONED_UTILIZATION,
   readDeploymentContext,
+  readHistoryConfig,
   readLatestWriteConfig,
   TARGET_CPU_UTILIZATION,
   taskSizeFor,
@@ -87,18 +89,17 @@ describe('deployment context', () => {
     expect(taskSizeFor(0.9, 1024)).toEqual({ cpu: 2048, memoryMiB: 4096 });
   });
 
-  it('reads the worker write cadences: latest every 300 ms, history every 1 s, 1 h TTL', () => {
-    expect(readLatestWriteConfig({})).toEqual({
-      latestWriteMs: 300,
-      historyWriteMs: 1000,
-      historyTtlS: 3600,
-    });
-    expect(readLatestWriteConfig({ LATEST_WRITE_MS: '0', HISTORY_WRITE_MS: '0' })).toMatchObject({
-      latestWriteMs: 0,
-      historyWriteMs: 0,
-    });
+  it('reads the worker write cadences: latest every 300 ms, history every 1 s kept 6 h', () => {
+    expect(readLatestWriteConfig({})).toEqual({ latestWriteMs: 300 });
+    expect(readLatestWriteConfig({ LATEST_WRITE_MS: '0' })).toEqual({ latestWriteMs: 0 });
     expect(() => readLatestWriteConfig({ LATEST_WRITE_MS: 'fast' })).toThrow(
       /^LATEST_WRITE_MS: invalid value "fast"/,
     );
+    expect(readHistoryConfig({})).toEqual({ writeMs: 1000, ttlS: 21_600 });
+    // The deployment's history: its context cadence, the default lifetime.
+    expect(deploymentHistory(readDeploymentContext({ historyWriteMs: '5000' }))).toEqual({
+      writeMs: 5000,
+      ttlS: 21_600,
+    });
   });
 });

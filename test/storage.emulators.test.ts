@@ -16,9 +16,10 @@ import {
   getLatest,
   type HistoryItem,
   historyKey,
+  labelBucketMs,
   listLatest,
   putHistory,
-  putHistoryLabel,
+  putHistoryLabels,
   putLatest,
 } from '../src/storage/latest.js';
 import { decodeFeatureRows, decodeLabelRows } from '../src/storage/parquet.js';
@@ -164,13 +165,21 @@ describe('latest table through dynalite', () => {
       expiresAt: tsUs / 1_000_000 + 3600,
     });
     for (let i = 0; i < 5; i++) await putHistory(row(T0 + i * 1_000_000, 100 + i), opts);
-    await putHistoryLabel('BTC-USD', T0 + 1_000_000, 'quote_change_500ms', 1, T0 / 1_000_000 + 3601, opts);
-    await putHistoryLabel('BTC-USD', T0 + 1_000_000, 'vol_spike_60s', 0.91, T0 / 1_000_000 + 3601, opts);
+    // The labels of a bucket of ten rows, one item; each row gets its own tick's.
+    const bucket = labelBucketMs(1000);
+    const tick = T0 / 1000 + 1000;
+    await putHistoryLabels(
+      'BTC-USD',
+      Math.floor(tick / bucket) * bucket,
+      { [tick]: { quote_change_500ms: 1, vol_spike_60s: 0.91 } },
+      T0 / 1_000_000 + 3601,
+      opts,
+    );
     const first = await getHistory('BTC-USD', T0 / 1000, T0 / 1000 + 3_000, 2, opts);
     expect(first.items.map((h) => h.mid)).toEqual([100, 101]);
+    expect(first.items[0]!.labels).toBeUndefined();
     expect(first.items[1]).toMatchObject({
-      label_quote_change_500ms: 1,
-      label_vol_spike_60s: 0.91,
+      labels: { quote_change_500ms: 1, vol_spike_60s: 0.91 },
       expiresAt: row(T0 + 1_000_000, 0).expiresAt,
     });
     expect(first.next).toBe(String(T0 / 1000 + 1000));

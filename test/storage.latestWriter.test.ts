@@ -18,11 +18,12 @@ import {
   getLatest,
   type HistoryItem,
   historyKey,
+  LABEL_BUCKET_ROWS,
   LatestWriter,
   listLatest,
   packFeatures,
   putHistory,
-  putHistoryLabel,
+  putHistoryLabels,
   putLatest,
   STATUS_WRITE_MS,
   unpackFeatures,
@@ -144,15 +145,22 @@ function countingClient() {
 }
 
 describe('compact items', () => {
-  it('a full latest item, the status item and a full history row each take one write unit', async () => {
+  it('a full latest item, the status item, a full history row and a bucket of labels each take one write unit', async () => {
     const { client, puts } = countingClient();
-    await putLatest(snapshot('BTC-USD', T0), { client, table: TABLES.latest.localName });
-    await putHistory(historyRow('BTC-USD', T0), { client, table: TABLES.latest.localName });
-    expect(puts.map((p) => (p.sk.startsWith('t#') ? 'history' : p.sk)).sort()).toEqual([
-      'history',
-      'latest',
-      'status',
-    ]);
+    const table = TABLES.latest.localName;
+    await putLatest(snapshot('BTC-USD', T0), { client, table });
+    await putHistory(historyRow('BTC-USD', T0), { client, table });
+    // The longest bucket: LABEL_BUCKET_ROWS ticks, every target's label, full-precision values.
+    const labels = Object.fromEntries(
+      Array.from({ length: LABEL_BUCKET_ROWS }, (_, i) => [
+        String(T0 / 1000 + i * 1000),
+        { quote_change_500ms: 1, vol_spike_60s: 1.2345678901234567 + i },
+      ]),
+    );
+    await putHistoryLabels('BTC-USD', T0 / 1000, labels, Math.floor(T0 / 1e6) + 21_600, { client, table });
+    expect(
+      puts.map((p) => (p.sk.startsWith('t#') ? 'history' : p.sk.startsWith('l#') ? 'labels' : p.sk)).sort(),
+    ).toEqual(['history', 'labels', 'latest', 'status']);
     for (const p of puts) {
       expect(p.units, p.sk).toBe(1);
       // Our billing arithmetic (used by `quotewatch cost`) agrees, with room to spare.
@@ -177,10 +185,16 @@ describe('compact items', () => {
       expect(Math.fround(read!.features[name]!), name).toBe(Math.fround(written.features[name]!));
     const row = historyRow('ETH-USD', T0);
     await putHistory(row, store);
-    await putHistoryLabel('ETH-USD', T0, 'quote_change_500ms', 1, row.expiresAt, store);
-    await putHistoryLabel('ETH-USD', T0, 'vol_spike_60s', 2.5, row.expiresAt, store);
+    // T0 is on a whole 10 s: the first tick of its labels bucket.
+    await putHistoryLabels(
+      'ETH-USD',
+      T0 / 1000,
+      { [T0 / 1000]: { quote_change_500ms: 1, vol_spike_60s: 2.5 } },
+      row.expiresAt,
+      store,
+    );
     const { items } = await getHistory('ETH-USD', T0 / 1000, T0 / 1000, 10, store);
-    expect(items).toEqual([{ ...row, label_quote_change_500ms: 1, label_vol_spike_60s: 2.5 }]);
+    expect(items).toEqual([{ ...row, labels: { quote_change_500ms: 1, vol_spike_60s: 2.5 } }]);
     expect((await getLatest('ETH-USD', store))?.bids).toEqual(written.bids);
   });
 

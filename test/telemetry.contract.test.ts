@@ -1,7 +1,8 @@
 /**
  * The metric contract: every QuoteWatch metric that a widget of the CloudWatch dashboard or an alarm uses
  * (lib/observability.ts) is one the running code really emits, in the same namespace, under the same name and
- * with the same dimension names. The emitted side is read from the real components: the whole local system
+ * with the same dimension names; and every metric the code sends to CloudWatch is one a widget or alarm uses (the
+ * rest is local-only: Prometheus /metrics). The billed count is what the cost model prices. The emitted side is read from the real components: the whole local system
  * (simulator -> ingestor -> Kinesis -> worker; the gateway serving /latest and /predict) and the training job,
  * each printing its EMF records (METRICS_SINK=emf), as Lambda's logs carry them to CloudWatch.
  */
@@ -14,6 +15,7 @@ import { Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QuoteWatchStack } from '../lib/quotewatch-stack.js';
 import { exportLogisticOnnx } from '../models/export/onnx.js';
+import { USAGE } from '../src/cost/usage.js';
 import { featureSpec } from '../src/features/spec.js';
 import { activate, publishVersion } from '../src/model/registry.js';
 import { NAMESPACE } from '../src/telemetry/catalog.js';
@@ -102,6 +104,19 @@ function emittedKeys(recs: readonly EmfRecord[]): Set<string> {
   return out;
 }
 
+/** The billed series: "Name|Dim=value,..." (dimension names sorted). */
+function series(recs: readonly EmfRecord[]): Set<string> {
+  const out = new Set<string>();
+  for (const r of recs) {
+    for (const d of r._aws.CloudWatchMetrics) {
+      if (d.Namespace !== NAMESPACE) continue;
+      const dims = [...(d.Dimensions[0] ?? [])].sort().map((k) => `${k}=${String(r[k])}`);
+      for (const m of d.Metrics) out.add(`${m.Name}|${dims.join(',')}`);
+    }
+  }
+  return out;
+}
+
 let root: string;
 beforeAll(() => {
   root = mkdtempSync(join(tmpdir(), 'qw-contract-'));
@@ -164,5 +179,14 @@ describe('metric contract', () => {
     const used = referenced();
     expect(used.size).toBeGreaterThanOrEqual(15);
     expect([...used].filter((u) => !emitted.has(u)).sort()).toEqual([]);
+    // And CloudWatch is sent only what it graphs or alarms on (each metric is billed by the month).
+    expect([...emitted].filter((e) => !used.has(e)).sort()).toEqual([]);
+
+    // What CloudWatch bills: one custom metric per name and dimension values. The cost model prices at least as
+    // many as this run makes (one served version per target; a promotion adds a version's live-quality series
+    // for the month, which the model's margin covers).
+    const billed = series([...system_(), ...trainer]);
+    expect(USAGE.metrics.series, [...billed].sort().join('\n')).toBeGreaterThanOrEqual(billed.size);
+    expect(USAGE.metrics.series).toBeLessThanOrEqual(billed.size * 2);
   }, 240_000);
 });

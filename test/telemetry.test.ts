@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cloudWatchClient } from '../src/aws/clients.js';
 import { ConfigError, readTelemetryConfig } from '../src/config.js';
-import { API, FEED, NAMESPACE, WORKER } from '../src/telemetry/catalog.js';
+import { API, CATALOG, FEED, NAMESPACE, WORKER } from '../src/telemetry/catalog.js';
 import { CloudWatchSink, emfToDatums } from '../src/telemetry/cloudwatch.js';
 import { aggregateMetrics, startOpsServer } from '../src/telemetry/ops.js';
 import { prometheusName, Telemetry } from '../src/telemetry/telemetry.js';
@@ -19,16 +19,16 @@ import { prometheusName, Telemetry } from '../src/telemetry/telemetry.js';
 describe('Telemetry', () => {
   it('aggregates a period into one EMF document per dimension set: counters summed, gauges last, timings listed', () => {
     const t = new Telemetry({ service: 'test', now: () => 1_786_000_000_000 });
-    t.count(FEED.frames);
-    t.count(FEED.frames, 4);
+    t.count(FEED.malformed);
+    t.count(FEED.malformed, 4);
     t.gauge(FEED.bufferDepth, 7);
     t.gauge(FEED.bufferDepth, 3);
-    t.count(FEED.closes, 1, { Reason: 'silence' });
-    t.timing(API.latencyMs, 12, { Route: 'GET /latest' });
-    t.timing(API.latencyMs, 30, { Route: 'GET /latest' });
+    t.count(FEED.resyncs, 1, { Reason: 'gap' });
+    t.timing(WORKER.inferenceMs, 12, { Target: 'quote_change_500ms' });
+    t.timing(WORKER.inferenceMs, 30, { Target: 'quote_change_500ms' });
     const records = t.flush();
     expect(records).toHaveLength(3);
-    const plain = records.find((r) => r.FeedFrames !== undefined)!;
+    const plain = records.find((r) => r.FeedMalformedFrames !== undefined)!;
     expect(plain._aws).toEqual({
       Timestamp: 1_786_000_000_000,
       CloudWatchMetrics: [
@@ -36,20 +36,20 @@ describe('Telemetry', () => {
           Namespace: NAMESPACE,
           Dimensions: [[]],
           Metrics: [
-            { Name: 'FeedFrames', Unit: 'Count' },
+            { Name: 'FeedMalformedFrames', Unit: 'Count' },
             { Name: 'ProducerBufferDepth', Unit: 'None' },
           ],
         },
       ],
     });
-    expect(plain).toMatchObject({ FeedFrames: 5, ProducerBufferDepth: 3 });
-    expect(records.find((r) => r.FeedCloses !== undefined)).toMatchObject({
-      Reason: 'silence',
-      FeedCloses: 1,
+    expect(plain).toMatchObject({ FeedMalformedFrames: 5, ProducerBufferDepth: 3 });
+    expect(records.find((r) => r.FeedResyncs !== undefined)).toMatchObject({
+      Reason: 'gap',
+      FeedResyncs: 1,
     });
-    expect(records.find((r) => r.ApiLatencyMs !== undefined)).toMatchObject({
-      Route: 'GET /latest',
-      ApiLatencyMs: [12, 30],
+    expect(records.find((r) => r.WorkerInferenceMs !== undefined)).toMatchObject({
+      Target: 'quote_change_500ms',
+      WorkerInferenceMs: [12, 30],
     });
     expect(t.flush()).toEqual([]); // nothing new since
     t.declare(FEED.reconnects);
@@ -64,6 +64,23 @@ describe('Telemetry', () => {
       /FeedCloses: dimensions must be exactly \[Reason\]/,
     );
     expect(() => t.count(FEED.frames, 1, { Extra: 'x' } as never)).toThrow(/dimensions must be exactly \[\]/);
+  });
+
+  it('keeps local-only metrics out of CloudWatch: Prometheus counts them, EMF never carries them', async () => {
+    const t = new Telemetry({ service: 'api' });
+    t.count(API.requests, 1, { Route: 'GET /latest', Status: '200' });
+    t.timing(API.latencyMs, 4, { Route: 'GET /latest' });
+    t.timing(API.predictionMs, 2, { Target: 'quote_change_500ms' });
+    const names = t
+      .flush()
+      .flatMap((r) => r._aws.CloudWatchMetrics.flatMap((m) => m.Metrics.map((x) => x.Name)));
+    expect(names).toEqual([API.predictionMs.name]);
+    expect(await t.value(API.requests)).toBe(1);
+    expect(await t.value(API.latencyMs)).toBe(1);
+    // API Gateway's own request metrics cover these deployed.
+    expect(CATALOG.filter((d) => d.localOnly).map((d) => d.name)).toEqual(
+      expect.arrayContaining(['ApiRequests', 'ApiLatencyMs']),
+    );
   });
 
   it('keeps the cumulative values in Prometheus: value() and the text exposition', async () => {

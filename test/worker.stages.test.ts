@@ -1,5 +1,5 @@
 /**
- * The worker's stages one by one (src/worker/): dedup, decode, score, the latest sink, the replay point of
+ * The worker's stages one by one (src/worker/): dedup, decode, score, the latest and history sinks, the replay point of
  * recovery, and the one shard loop over real kinesalite. The stages together are tested by the worker tests
  * (worker.consumer, determinism.*, worker.recovery).
  */
@@ -7,19 +7,22 @@ import { PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { exportLogisticOnnx } from '../models/export/onnx.js';
-import { kinesisClient, s3Client } from '../src/aws/clients.js';
+import { dynamoClient, kinesisClient, s3Client } from '../src/aws/clients.js';
 import { featureSpec } from '../src/features/spec.js';
-import type { FeatureRow } from '../src/features/types.js';
+import type { FeatureRow, LabelRow } from '../src/features/types.js';
 import type { Logger } from '../src/log.js';
 import { loadModel } from '../src/model/runtime.js';
 import type { LoadedModel } from '../src/model/types.js';
+import { TABLES } from '../src/resources.js';
 import { LakeWriter } from '../src/storage/lake.js';
+import { getHistory, putHistory, putHistoryLabels } from '../src/storage/latest.js';
 import { encodeRecord, type StreamEvent } from '../src/stream/record.js';
 import { decodeRecords } from '../src/worker/decode.js';
 import { Deduplicator, LruSet } from '../src/worker/dedup.js';
 import { replayPoint } from '../src/worker/recovery.js';
 import { Scorer } from '../src/worker/score.js';
 import { pollingSource, readShard, type ShardSink } from '../src/worker/shards.js';
+import { HistorySink } from '../src/worker/sinks/history.js';
 import { latestSnapshot } from '../src/worker/sinks/latest.js';
 import { withEmulators } from './support/system.js';
 import { createStream } from './worker.consumer.support.js';
@@ -213,6 +216,80 @@ describe('latest sink', () => {
     expect(Object.keys(snap.features)).toHaveLength(F - 1);
     expect(SPEC.features[0]!.name in snap.features).toBe(false);
     await m.release();
+  });
+});
+
+describe('history sink (against dynalite)', () => {
+  const label = (product: string, tsUs: number, target: string, value: number) =>
+    ({ product, tsUs, target, value }) as LabelRow;
+  const ctx = { quality: undefined, feed: () => undefined, watermarkUs: () => undefined };
+
+  it('writes a row per boundary tick, and the labels of ten rows as one item once their last horizon has passed', async () => {
+    const store = { client: dynamoClient(local.env), table: TABLES.latest.localName };
+    const writes: string[] = [];
+    const sink = new HistorySink({
+      writeMs: 1000,
+      ttlS: 3600,
+      holdMs: 65_000,
+      put: (item) => {
+        writes.push(`row ${item.tsUs}`);
+        return putHistory(item, store);
+      },
+      labels: (product, startMs, labels, expiresAt) => {
+        writes.push(`labels ${startMs} ${Object.keys(labels).length}`);
+        return putHistoryLabels(product, startMs, labels, expiresAt, store);
+      },
+      now: () => 10_000,
+    });
+    const m = await model('v1');
+    const T = 1_000_000_000; // a whole 10 s: the start of a bucket
+    const rows = [row('SOL-USD', T), row('SOL-USD', T + 100_000), row('SOL-USD', T + 1_000_000)];
+    const scored = await new Scorer(TICK_MS, () => {}).score(rows, [m]);
+    await sink.write(rows, scored, ctx, []);
+    expect(writes).toEqual([`row ${T}`, `row ${T + 1_000_000}`]); // boundaries only
+    // Quote labels mature first (an off-boundary tick's is not kept); a minute later the vol labels.
+    await sink.write([], [], ctx, [
+      label('SOL-USD', T, 'quote_change_500ms', 1),
+      label('SOL-USD', T + 100_000, 'quote_change_500ms', 0),
+      label('SOL-USD', T + 1_000_000, 'quote_change_500ms', 0),
+    ]);
+    await sink.write([], [], ctx, [
+      label('SOL-USD', T, 'vol_spike_60s', 2.5),
+      label('SOL-USD', T + 1_000_000, 'vol_spike_60s', 0.4),
+    ]);
+    expect(writes).toHaveLength(2);
+    expect(sink.heldBuckets).toBe(1);
+    // Due once the product's event time is past the bucket (10 s) and the hold (65 s): one write for both rows.
+    const due = row('SOL-USD', T + 75_000_000);
+    await sink.write([due], await new Scorer(TICK_MS, () => {}).score([due], [m]), ctx, []);
+    expect(writes.slice(2)).toEqual([`row ${T + 75_000_000}`, `labels ${T / 1000} 2`]);
+    expect(sink.heldBuckets).toBe(0);
+    const { items } = await getHistory('SOL-USD', T / 1000, T / 1000 + 1000, 10, store);
+    expect(items.map((i) => i.labels)).toEqual([
+      { quote_change_500ms: 1, vol_spike_60s: 2.5 },
+      { quote_change_500ms: 0, vol_spike_60s: 0.4 },
+    ]);
+    await m.release();
+  });
+
+  it("waits for the product's own event time: another product's does not release its labels", async () => {
+    const written: [number, number][] = [];
+    const sink = new HistorySink({
+      writeMs: 1000,
+      ttlS: 3600,
+      holdMs: 65_000,
+      put: async () => {},
+      labels: async (_p, startMs, labels) => void written.push([startMs, Object.keys(labels).length]),
+      now: () => 0,
+    });
+    const T = 2_000_000_000;
+    await sink.write([], [], ctx, [label('ADA-USD', T, 'quote_change_500ms', 0)]);
+    await sink.write([row('XRP-USD', T + 100_000_000)], [], ctx, []);
+    expect(written).toEqual([]);
+    await sink.write([row('ADA-USD', T + 74_900_000)], [], ctx, []);
+    expect(written).toEqual([]);
+    await sink.write([row('ADA-USD', T + 75_000_000)], [], ctx, []);
+    expect(written).toEqual([[T / 1000, 1]]);
   });
 });
 

@@ -23,7 +23,7 @@ import { Liveness } from '../../src/health/liveness.js';
 import { componentLogger, describeError } from '../../src/log.js';
 import { ActiveModels } from '../../src/model/serving.js';
 import { registrySource } from '../../src/model/source.js';
-import { LatestWriter, putHistory, putHistoryLabel } from '../../src/storage/latest.js';
+import { LatestWriter, putHistory, putHistoryLabels } from '../../src/storage/latest.js';
 import { componentTelemetry } from '../../src/telemetry/setup.js';
 import { consumerOptionsFrom, KinesisConsumer, startPositionFrom } from '../../src/worker/consumer.js';
 import { kinesisFeaturesPublisher } from '../../src/worker/sinks/featuresStream.js';
@@ -84,8 +84,8 @@ const worker = new Worker({
   history: {
     ...history,
     put: (item) => putHistory(item, latestStore),
-    label: (product, tsUs, target, value, expiresAt) =>
-      putHistoryLabel(product, tsUs, target, value, expiresAt, latestStore),
+    labels: (product, tsUs, labels, expiresAt) =>
+      putHistoryLabels(product, tsUs, labels, expiresAt, latestStore),
   },
   onLatestAck: (product, ms) => {
     if (wroteLatest.get(product)) latencies.push(ms);
@@ -115,6 +115,7 @@ const consumer = new KinesisConsumer({
   ...consumerOptionsFrom(consumerConfig),
   start: startPositionFrom(tuning),
   log,
+  telemetry,
   onIdle: () => liveness.beat(),
   // Keep what cannot be decoded, for inspection, instead of losing it.
   onBadRecord: async (bad) => {

@@ -6,7 +6,7 @@
  * (HISTORY_WRITE_MS=0) the route answers 404.
  */
 import type { HistorySettings } from '../config.js';
-import { getHistory, type HistoryItem, labelAttribute } from '../storage/latest.js';
+import { getHistory, type HistoryRowItem, labelBucketMs } from '../storage/latest.js';
 import { BadRequestError, DependencyError, NotFoundError } from './errors.js';
 import { type HistoryPageView, HistoryQuery, type HistoryRowView } from './schemas.js';
 
@@ -41,11 +41,11 @@ export function parseHistoryQuery(query: Record<string, string> | undefined, now
   return { product: q.product, fromMs, toMs, limit: q.limit ?? 1000, ...(q.next ? { next: q.next } : {}) };
 }
 
-/** The row as served: storage keys out, labels gathered under `labels`. */
-export function toHistoryRow(item: HistoryItem, targets: readonly string[]): HistoryRowView {
+/** The row as served: storage keys out, the labels of the targets served. */
+export function toHistoryRow(item: HistoryRowItem, targets: readonly string[]): HistoryRowView {
   const labels: Record<string, number> = {};
   for (const t of targets) {
-    const v = item[labelAttribute(t)];
+    const v = item.labels?.[t];
     if (typeof v === 'number') labels[t] = v;
   }
   return {
@@ -71,6 +71,7 @@ export async function historyOf(
   let page: Awaited<ReturnType<typeof getHistory>>;
   try {
     page = await getHistory(req.product, req.fromMs, req.toMs, req.limit, {
+      bucketMs: labelBucketMs(settings.writeMs),
       ...(req.next ? { afterMs: Number(req.next) } : {}),
     });
   } catch (cause) {
@@ -80,8 +81,7 @@ export async function historyOf(
     product: req.product,
     fromMs: req.fromMs,
     toMs: req.toMs,
-    // A label that matured for a tick with no row yet makes a partial item: only full rows are served.
-    rows: page.items.filter((i) => typeof i.mid === 'number').map((i) => toHistoryRow(i, targets)),
+    rows: page.items.map((i) => toHistoryRow(i, targets)),
     ...(page.next ? { next: page.next } : {}),
   };
 }

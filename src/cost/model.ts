@@ -9,6 +9,7 @@
  */
 import {
   DEFAULT_CORE,
+  DEFAULT_TELEMETRY_FLUSH_MS,
   type DeploymentSettings,
   dynamoCapacity,
   readApiConfig,
@@ -72,9 +73,10 @@ const fmt = (n: number, digits = 0) =>
 
 /**
  * The stack's own alarms: the stream's (write throttling, records and bytes near capacity, consumer lag), three
- * per service (CPU, memory, no running task), the API's two (5xx, latency) and the training pipeline's one.
+ * per service (CPU, memory, no running task), the API's two (5xx, latency), the training pipeline's one, and the
+ * path's (feed silent; per target: no predictions, live quality below the test interval).
  */
-export const STACK_ALARMS = 4 + 3 * 2 + 2 + 1;
+export const STACK_ALARMS = 4 + 3 * 2 + 2 + 1 + (1 + 2 * TARGETS.length);
 
 export function inventory(d: DeploymentSettings): Inventory {
   const scaled =
@@ -92,7 +94,7 @@ export function inventory(d: DeploymentSettings): Inventory {
     dashboards: 1,
     kmsKeys: 1,
     secrets: d.coinbaseKeySecret ? 1 : 0,
-    customMetrics: USAGE.metrics.ingestor + USAGE.metrics.perTarget * TARGETS.length,
+    customMetrics: USAGE.metrics.series,
   };
 }
 
@@ -217,7 +219,16 @@ export function monthlyCost(
     'CloudWatch',
     'custom metrics',
     inv.customMetrics * p.cloudwatch.metricMonth,
-    `${inv.customMetrics} metrics (${USAGE.metrics.ingestor} feed, ${USAGE.metrics.perTarget} live quality x ${TARGETS.length} targets)`,
+    `${inv.customMetrics} metrics (name x dimension values, as a run of the system emits them)`,
+  );
+  // Each long-running task flushes its metrics with PutMetricData once per METRICS_FLUSH_MS (one request: a
+  // flush holds far fewer than the API's 1,000 datums).
+  const putMetricData = runningTasks * (SECONDS / (DEFAULT_TELEMETRY_FLUSH_MS / 1000));
+  add(
+    'CloudWatch',
+    'PutMetricData',
+    (putMetricData / 1000) * p.cloudwatch.apiRequestsPerThousand,
+    `${fmt(putMetricData)} requests/month (${runningTasks} task(s), one flush per ${DEFAULT_TELEMETRY_FLUSH_MS / 1000} s)`,
   );
   const logGb = (n * USAGE.logBytesPerSPerProduct * SECONDS + USAGE.flowLogBytesPerDay * (HOURS / 24)) / GB;
   add(

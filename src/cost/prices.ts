@@ -30,6 +30,8 @@ export const PRICES = {
   publicIpv4Hour: 0.005,
   cloudwatch: {
     metricMonth: 0.3,
+    /** PutMetricData (and other metric API) requests, per 1,000. */
+    apiRequestsPerThousand: 0.01,
     dashboardMonth: 3,
     alarmMonth: 0.1,
     logsIngestPerGb: 0.5,

@@ -31,10 +31,14 @@ export const USAGE = {
   /** Log lines of the two tasks (bench: 356 B/s ingestor + 195 B/s worker for two products). */
   logBytesPerSPerProduct: 275,
   /**
-   * CloudWatch metrics the tasks define (bench: the EMF lines' distinct metrics): 14 of the ingestor (one feed
-   * dimension set) and 4 live-quality metrics per target for the served version.
+   * CloudWatch custom metrics (one per name and dimension values) the system emits: counted on a run of the whole
+   * system and the training job by test/telemetry.contract.test.ts, which fails when this is below that count.
+   * The API's request counts and latency stay out of CloudWatch (API Gateway's own metrics cover them).
    */
-  metrics: { ingestor: 14, perTarget: 4 },
+  // Measured 26 with one target's model swapped mid-run; at steady state: feed 10 (resyncs by reason), worker 12,
+  // live quality 4 per target and served version (8, and 8 more in a month with a promotion), /predict's model
+  // time per target 2, training runs by decision and duration per target 8: 40.
+  metrics: { series: 40 },
   /** Rejected-traffic VPC flow logs (scanners knocking on the tasks' public IPs); an estimate. */
   flowLogBytesPerDay: 5_000_000,
   /** Both images in ECR (node:22-slim ~ 75 MB compressed each, the worker's onnxruntime 25 MB). */

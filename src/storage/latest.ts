@@ -1,8 +1,9 @@
 /**
  * The latest table: per product one "latest" item (what /latest serves), one "status" item (live quality and feed
- * health, which change every few seconds) and the dashboard's history rows "t#<epoch ms>" (HistoryItem, one per
- * HISTORY_WRITE_MS, expiring after HISTORY_TTL_S). The worker writes (LatestWriter at LATEST_WRITE_MS for the
- * latest and status items; worker/sinks/history.ts for the history rows), the API lambdas read.
+ * health, which change every few seconds), the dashboard's history rows "t#<epoch ms>" (HistoryItem, one per
+ * HISTORY_WRITE_MS) and their matured labels "l#<epoch ms>" (one item per LABEL_BUCKET_ROWS rows), both expiring
+ * after HISTORY_TTL_S. The worker writes (LatestWriter at LATEST_WRITE_MS for the latest and status items;
+ * worker/sinks/history.ts for the history), the API lambdas read.
  *
  * Items are compact because DynamoDB bills writes per started KB: the features are stored as float64 in spec
  * order (8 bytes each, exact) instead of a name -> decimal map, and quality/feed live in the status item, written
@@ -10,13 +11,7 @@
  */
 
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import {
-  BatchGetCommand,
-  type BatchGetCommandOutput,
-  PutCommand,
-  QueryCommand,
-  UpdateCommand,
-} from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, type BatchGetCommandOutput, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { dynamoClient } from '../aws/clients.js';
 import { type LatestWriteConfig, readCoreConfig, readResourceNames } from '../config.js';
 import { QuoteWatchError } from '../errors.js';
@@ -294,8 +289,8 @@ export async function listLatest(
 
 /**
  * One row of the dashboard's history: a tick every HISTORY_WRITE_MS of exchange time (readHistoryConfig), what
- * the charts draw — quote, probabilities with their model, matured labels (added when they mature), live quality,
- * feed health and latency. Compact on purpose: a product writes one a second.
+ * the charts draw — quote, probabilities with their model, live quality, feed health and latency; getHistory adds
+ * its matured labels. Compact on purpose: a product writes one a second.
  */
 export interface HistoryItem {
   pk: string; // product
@@ -311,15 +306,16 @@ export interface HistoryItem {
   /** Where the quote came from: the L2 book, or the ticker before the first snapshot (no L2 data). */
   source: 'book' | 'ticker';
   predictions: Record<string, { probability: number; modelVersion: string; threshold?: number }>;
-  /** Matured labels of this tick, one attribute per target (labelAttribute): the vol label is the forward
-   * volatility in bps, a spike is above the row's τ. */
-  [label: `label_${string}`]: number;
   quality?: LatestSnapshot['quality'];
   feed?: { messagesPerS: number; reconnects: number; resyncs: number; heartbeatAgeMs: number | null };
   latencyMs: number;
   /** Epoch seconds: DynamoDB's TTL attribute. */
   expiresAt: number;
 }
+
+/** A history row as read: with the matured labels of its tick, by target (the vol label is the forward
+ * volatility in bps; a spike is above the row's τ). */
+export type HistoryRowItem = HistoryItem & { labels?: Record<string, number> };
 
 /** Writes a history row. */
 export async function putHistory(item: HistoryItem, opts: LatestStoreOptions = {}): Promise<void> {
@@ -331,68 +327,92 @@ export async function putHistory(item: HistoryItem, opts: LatestStoreOptions = {
   }
 }
 
-/** The attribute a matured label of `target` is stored under in its tick's history row. */
-export const labelAttribute = (target: string) => `label_${target}` as const;
-
 /**
- * Adds a matured label to the history row of its tick: one attribute per target, so it is a single write (a
- * row not written yet gets just the label and its expiry).
+ * Matured labels are stored for this many history rows together, one item per bucket: a label matures up to a
+ * minute after its row, and an update per row would double the history's writes (DynamoDB bills each by the KB).
+ * Ten rows' labels are ~0.5 KB: one write unit.
  */
-export async function putHistoryLabel(
+export const LABEL_BUCKET_ROWS = 10;
+
+/** The span of exchange time one labels item covers, for history rows every `writeMs`. */
+export const labelBucketMs = (writeMs: number) => writeMs * LABEL_BUCKET_ROWS;
+
+/** Sort key of the labels item whose bucket starts at `startMs`. */
+export function labelsKey(startMs: number): `l#${string}` {
+  return `l#${String(Math.floor(startMs)).padStart(14, '0')}`;
+}
+
+/** Matured labels by tick (epoch ms, as a string key) and target. */
+export type BucketLabels = Record<string, Record<string, number>>;
+
+/** Writes the labels of one bucket of history rows (a bucket is written once, when its labels have matured). */
+export async function putHistoryLabels(
   product: string,
-  tsUs: number,
-  target: string,
-  value: number,
+  bucketStartMs: number,
+  labels: BucketLabels,
   expiresAt: number,
   opts: LatestStoreOptions = {},
 ): Promise<void> {
+  if (Object.keys(labels).length === 0) return;
   const { client, table } = resolve(opts);
   try {
     await client.send(
-      new UpdateCommand({
+      new PutCommand({
         TableName: table,
-        Key: { pk: product, sk: historyKey(tsUs) },
-        UpdateExpression: 'SET #label = :value, expiresAt = if_not_exists(expiresAt, :exp)',
-        ExpressionAttributeNames: { '#label': labelAttribute(target) },
-        ExpressionAttributeValues: { ':value': value, ':exp': expiresAt },
+        Item: { pk: product, sk: labelsKey(bucketStartMs), labels, expiresAt },
       }),
     );
   } catch (cause) {
-    throw new LatestStoreError(`writing a label of ${product} to ${table} failed`, { cause });
+    throw new LatestStoreError(`writing labels of ${product} to ${table} failed`, { cause });
   }
 }
 
 export interface HistoryPageResult {
-  items: HistoryItem[];
+  items: HistoryRowItem[];
   /** The sort key to continue after, when more rows are in range. */
   next?: string;
 }
 
 /**
  * History rows of `product` with tick time in [fromMs, toMs], oldest first, at most `limit`, after the row whose
- * tick is `afterMs` when given (paging).
+ * tick is `afterMs` when given (paging), each with its matured labels (from the labels items of buckets of
+ * `bucketMs`, labelBucketMs of the history cadence).
  */
 export async function getHistory(
   product: string,
   fromMs: number,
   toMs: number,
   limit = 600,
-  opts: LatestStoreOptions & { afterMs?: number } = {},
+  opts: LatestStoreOptions & { afterMs?: number; bucketMs?: number } = {},
 ): Promise<HistoryPageResult> {
   const { client, table } = resolve(opts);
   const startMs = opts.afterMs !== undefined ? opts.afterMs + 1 : fromMs;
   if (startMs > toMs) return { items: [] };
-  const from = historyKey(startMs * 1000);
-  try {
-    const out = await client.send(
+  const query = (from: string, to: string, max?: number) =>
+    client.send(
       new QueryCommand({
         TableName: table,
         KeyConditionExpression: 'pk = :p AND sk BETWEEN :from AND :to',
-        ExpressionAttributeValues: { ':p': product, ':from': from, ':to': historyKey(toMs * 1000) },
-        Limit: limit,
+        ExpressionAttributeValues: { ':p': product, ':from': from, ':to': to },
+        ...(max ? { Limit: max } : {}),
       }),
     );
-    const items = (out.Items ?? []) as HistoryItem[];
+  try {
+    const out = await query(historyKey(startMs * 1000), historyKey(toMs * 1000), limit);
+    const items = (out.Items ?? []) as HistoryRowItem[];
+    if (items.length > 0) {
+      const firstMs = Math.floor(items[0]!.tsUs / 1000);
+      const lastMs = Math.floor(items.at(-1)!.tsUs / 1000);
+      const span = opts.bucketMs ?? labelBucketMs(1000);
+      const buckets = await query(labelsKey(firstMs - span + 1), labelsKey(lastMs));
+      const byTick = new Map<string, Record<string, number>>();
+      for (const b of buckets.Items ?? [])
+        for (const [tick, labels] of Object.entries(b.labels as BucketLabels)) byTick.set(tick, labels);
+      for (const item of items) {
+        const labels = byTick.get(String(Math.floor(item.tsUs / 1000)));
+        if (labels) item.labels = labels;
+      }
+    }
     const last = out.LastEvaluatedKey?.sk;
     return { items, ...(typeof last === 'string' ? { next: String(Number(last.slice(2))) } : {}) };
   } catch (cause) {

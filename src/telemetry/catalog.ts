@@ -24,6 +24,8 @@ export interface MetricDef<D extends string = string> {
   readonly unit: 'Count' | 'Milliseconds' | 'Seconds' | 'None' | 'Count/Second' | 'Bytes/Second';
   readonly dimensions: readonly D[];
   readonly description: string;
+  /** Kept out of CloudWatch (Prometheus /metrics only): see `local` below. */
+  readonly localOnly?: true;
 }
 
 const counter = <D extends string>(
@@ -55,42 +57,45 @@ const timing = <D extends string>(
   description,
 });
 
+/**
+ * A metric kept out of CloudWatch (Prometheus /metrics only): CloudWatch bills every custom metric by the month,
+ * so it gets what its dashboard or an alarm uses (test/telemetry.contract.test.ts checks both ways), and the
+ * detail behind those stays local.
+ */
+const local = <D extends string>(def: MetricDef<D>): MetricDef<D> => ({ ...def, localOnly: true });
+
 /** The feed, as the ingestor sees it. */
 export const FEED = {
-  frames: counter('FeedFrames', [], 'frames received from the exchange'),
+  frames: local(counter('FeedFrames', [], 'frames received from the exchange')),
   malformed: counter('FeedMalformedFrames', [], 'frames that did not parse (skipped)'),
   errors: counter('FeedErrors', [], 'error messages sent by the exchange (the connection is closed)'),
-  transitions: counter('FeedTransitions', ['From', 'To'], 'moves of the connection state machine'),
-  closes: counter(
-    'FeedCloses',
-    ['Reason'],
-    'connections closed, by reason (silence, pong, remote, error, ...)',
+  transitions: local(counter('FeedTransitions', ['From', 'To'], 'moves of the connection state machine')),
+  closes: local(
+    counter('FeedCloses', ['Reason'], 'connections closed, by reason (silence, pong, remote, error, ...)'),
   ),
   reconnects: counter('FeedReconnects', [], 'connections after the first'),
-  connected: gauge('FeedConnected', 'None', [], '1 while subscribed, else 0'),
-  watchdogSuspensions: counter(
-    'FeedWatchdogSuspensions',
-    [],
-    'watchdog checks skipped: socket paused or loop blocked',
+  connected: local(gauge('FeedConnected', 'None', [], '1 while subscribed, else 0')),
+  watchdogSuspensions: local(
+    counter('FeedWatchdogSuspensions', [], 'watchdog checks skipped: socket paused or loop blocked'),
   ),
   resyncs: counter(
     'FeedResyncs',
     ['Reason'],
     'book resyncs published, by reason (gap, regression, crossed, ...)',
   ),
-  droppedChanges: counter(
-    'FeedDroppedChanges',
-    [],
-    'book changes dropped while waiting for a fresh snapshot',
+  droppedChanges: local(
+    counter('FeedDroppedChanges', [], 'book changes dropped while waiting for a fresh snapshot'),
   ),
-  periodicSnapshots: counter('FeedPeriodicSnapshots', [], 'periodic full-depth snapshots published'),
+  periodicSnapshots: local(counter('FeedPeriodicSnapshots', [], 'periodic full-depth snapshots published')),
   messagesPerSecond: gauge(
     'FeedMessagesPerSecond',
     'Count/Second',
     [],
     'frames per second since the last report',
   ),
-  bytesPerSecond: gauge('FeedBytesPerSecond', 'Bytes/Second', [], 'bytes per second since the last report'),
+  bytesPerSecond: local(
+    gauge('FeedBytesPerSecond', 'Bytes/Second', [], 'bytes per second since the last report'),
+  ),
   heartbeatAge: gauge(
     'FeedHeartbeatAgeSeconds',
     'Seconds',
@@ -99,16 +104,14 @@ export const FEED = {
   ),
   producerRetries: counter('ProducerRetries', [], 'PutRecords entries retried (throttling, failures)'),
   bufferDepth: gauge('ProducerBufferDepth', 'None', [], 'events waiting in the producer buffer'),
-  throttledMs: counter(
-    'ProducerThrottledMs',
-    [],
-    'ms spent holding records back to stay under a shard quota',
+  throttledMs: local(
+    counter('ProducerThrottledMs', [], 'ms spent holding records back to stay under a shard quota'),
   ),
 } as const;
 
 /** The worker: stream position, ticks, inference, live quality. */
 export const WORKER = {
-  records: counter('WorkerRecords', [], 'stream records handled'),
+  records: local(counter('WorkerRecords', [], 'stream records handled')),
   duplicates: counter(
     'WorkerDuplicateEvents',
     [],
@@ -143,11 +146,8 @@ export const WORKER = {
   ),
   liveBrier: gauge('LiveBrier', 'None', ['Target', 'ModelVersion'], 'rolling Brier score of matured labels'),
   liveBaseRate: gauge('LiveBaseRate', 'None', ['Target', 'ModelVersion'], 'rolling share of positive labels'),
-  liveLabels: gauge(
-    'LiveLabels',
-    'Count',
-    ['Target', 'ModelVersion'],
-    'matured labels in the rolling window',
+  liveLabels: local(
+    gauge('LiveLabels', 'Count', ['Target', 'ModelVersion'], 'matured labels in the rolling window'),
   ),
   liveAucShortfall: gauge(
     'LiveAUCShortfall',
@@ -159,9 +159,12 @@ export const WORKER = {
 
 /** The HTTP API (Lambda handlers, and the local gateway running them). */
 export const API = {
-  requests: counter('ApiRequests', ['Route', 'Status'], 'requests answered, by route key and status code'),
-  latencyMs: timing('ApiLatencyMs', ['Route'], 'handler time per request'),
-  predictions: counter('ApiPredictions', ['Target', 'ModelVersion'], 'vectors scored by /predict'),
+  // API Gateway's own Count / 4XXError / 5XXError / Latency cover these deployed (the dashboard graphs them).
+  requests: local(
+    counter('ApiRequests', ['Route', 'Status'], 'requests answered, by route key and status code'),
+  ),
+  latencyMs: local(timing('ApiLatencyMs', ['Route'], 'handler time per request')),
+  predictions: local(counter('ApiPredictions', ['Target', 'ModelVersion'], 'vectors scored by /predict')),
   predictionMs: timing('ApiPredictionMs', ['Target'], 'one /predict model run (a single vector or a batch)'),
 } as const;
 

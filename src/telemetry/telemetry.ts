@@ -139,11 +139,21 @@ export class Telemetry {
     return out;
   }
 
-  /** Hands the period's aggregates to the EMF sinks, one record per dimension set; returns the records. */
+  /**
+   * Hands the period's aggregates to the EMF sinks, one record per dimension set (local-only metrics left out);
+   * returns the records.
+   */
   flush(): EmfRecord[] {
     const groups = new Map<string, Series[]>();
     for (const s of this.series.values()) {
       if (!s.touched && !s.always) continue;
+      if (s.def.localOnly) {
+        // Prometheus has it already (recorded as it happened); the period starts over.
+        s.sum = 0;
+        s.values = [];
+        s.touched = false;
+        continue;
+      }
       const group = groups.get(s.groupKey) ?? [];
       group.push(s);
       groups.set(s.groupKey, group);

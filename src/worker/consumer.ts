@@ -20,6 +20,8 @@ import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { sleep } from '../clock.js';
 import type { ConsumerConfig, WorkerConfig } from '../config.js';
 import type { Logger } from '../log.js';
+import { WORKER } from '../telemetry/catalog.js';
+import type { Telemetry } from '../telemetry/telemetry.js';
 import { CheckpointStore, type ShardState } from './checkpoints.js';
 import { type BadRecord, type ConsumedRecord, decodeRecords } from './decode.js';
 import { type FanOutOptions, FanOutSource } from './fanout.js';
@@ -74,6 +76,8 @@ export interface ConsumerOptions {
   /** Called when a shard came back empty while every shard this consumer reads is caught up. */
   onIdle?: () => void;
   log?: Logger;
+  /** Where WorkerBadRecords is counted (declared, so it reports 0 while none come). */
+  telemetry?: Telemetry;
 }
 
 /** The consumer options a ConsumerConfig (src/config.ts) selects: leases always, fan-out when asked. */
@@ -103,6 +107,7 @@ export class KinesisConsumer implements TaskHost {
   constructor(private readonly opts: ConsumerOptions) {
     this.store = new CheckpointStore(opts.dynamo, opts.checkpointTable, opts.streamName);
     this.leases = opts.leases ? new LeaseTable(this.store, opts.leases) : undefined;
+    opts.telemetry?.declare(WORKER.badRecords);
   }
 
   get owner(): string | undefined {
@@ -139,6 +144,7 @@ export class KinesisConsumer implements TaskHost {
     const { records, bad } = decodeRecords(shardId, raw);
     for (const b of bad) {
       this.badRecords++;
+      this.opts.telemetry?.count(WORKER.badRecords);
       this.opts.log?.('warn', 'undecodable record skipped', {
         shardId,
         sequenceNumber: b.sequenceNumber,

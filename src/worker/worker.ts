@@ -110,6 +110,7 @@ export class Worker {
     });
     this.quality = new LiveQuality(opts.qualityWindow ?? 2000);
     this.telemetry = opts.telemetry ?? new Telemetry({ service: 'worker' });
+    this.telemetry.declare(WORKER.duplicates);
     this.scorer = new Scorer(opts.tickMs, opts.log, (target, ms) =>
       this.telemetry.timing(WORKER.inferenceMs, ms, { Target: target }),
     );

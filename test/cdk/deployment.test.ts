@@ -22,6 +22,7 @@ import { DEPLOYED_ROUTES as ROUTES, routeKey } from '../../src/api/routes.js';
 import { readDeploymentContext } from '../../src/config.js';
 import { inventory } from '../../src/cost/model.js';
 import { TARGETS } from '../../src/model/types.js';
+import { NAMESPACE } from '../../src/telemetry/catalog.js';
 import {
   type CfnResource,
   type Json,
@@ -165,35 +166,53 @@ describe('least privilege: every role names only the resources it needs', () => 
     st.storage.checkpointTable,
   ].map(s.id);
 
-  const expectResources = (roleId: string, allowed: string[]) => {
-    const refs = s.statements(roleId).flatMap(resourceRefs);
+  /**
+   * The role names only `allowed` resources; a long-running task may also PutMetricData, whose only resource is
+   * "*" (the action has no ARN), held to QuoteWatch's namespace by a condition.
+   */
+  const expectResources = (roleId: string, allowed: string[], metrics = false) => {
+    const all = s.statements(roleId);
+    const isMetrics = (x: (typeof all)[number]) => actions([x]).join() === 'cloudwatch:PutMetricData';
+    const refs = all.filter((x) => !isMetrics(x)).flatMap(resourceRefs);
     expect([...new Set(refs)].sort()).toEqual([...new Set(allowed)].sort());
+    const metricStatements = all.filter(isMetrics);
+    expect(metricStatements, 'PutMetricData').toHaveLength(metrics ? 1 : 0);
+    for (const x of metricStatements) {
+      expect(x).toMatchObject({
+        Resource: '*',
+        Condition: { StringEquals: { 'cloudwatch:namespace': NAMESPACE } },
+      });
+    }
   };
 
   it('ingestor: PutRecords on the stream, PutObject under snapshots/ and archive/', () => {
-    expectResources(s.id(st.ingestor.taskDefinition.taskRole), [
-      stream,
-      `${lake}/snapshots/*`,
-      `${lake}/archive/*`,
-    ]);
+    expectResources(
+      s.id(st.ingestor.taskDefinition.taskRole),
+      [stream, `${lake}/snapshots/*`, `${lake}/archive/*`],
+      true,
+    );
   });
 
   it('worker: reads the stream, writes its lake zones, reads snapshots/, reads models and the registry', () => {
     const role = s.id(st.worker.taskDefinition.taskRole);
-    expectResources(role, [
-      stream,
-      latest!,
-      checkpoints!,
-      registry!,
-      `${lake}/raw/*`,
-      `${lake}/features/*`,
-      `${lake}/labels/*`,
-      `${lake}/predictions/*`,
-      `${lake}/deadletter/*`,
-      `${lake}/snapshots/*`,
-      `${models}/registry/*`,
-      models,
-    ]);
+    expectResources(
+      role,
+      [
+        stream,
+        latest!,
+        checkpoints!,
+        registry!,
+        `${lake}/raw/*`,
+        `${lake}/features/*`,
+        `${lake}/labels/*`,
+        `${lake}/predictions/*`,
+        `${lake}/deadletter/*`,
+        `${lake}/snapshots/*`,
+        `${models}/registry/*`,
+        models,
+      ],
+      true,
+    );
     const s3 = s.statements(role).filter((x) => actions([x]).some((a) => a.startsWith('s3:')));
     const onSnapshots = s3.filter((x) => resourceRefs(x).includes(`${lake}/snapshots/*`));
     expect(actions(onSnapshots)).toEqual(['s3:GetObject']);

@@ -18,7 +18,7 @@ import { MarketStream } from '../../lib/market-stream.js';
 import { QuoteWatchStack } from '../../lib/quotewatch-stack.js';
 import { Storage } from '../../lib/storage.js';
 import { InvalidPropError } from '../../lib/validate.js';
-import { type DeployedRouteId, ROUTES, routeKey } from '../../src/api/routes.js';
+import { DEPLOYED_ROUTES, type DeployedRouteId, ROUTES, routeKey } from '../../src/api/routes.js';
 import { DEFAULT_CORE } from '../../src/config.js';
 import { buildDashboard } from '../../src/gateway/dashboard/build.js';
 import { DASHBOARD_FILES } from '../../src/gateway/dashboard/files.js';
@@ -285,8 +285,7 @@ describe('HTTP API', () => {
   it('builds each route of the table (src/api/routes.ts): its function as described, its integration', () => {
     const routes = ofType('AWS::ApiGatewayV2::Route');
     const integrations = Object.fromEntries(ofType('AWS::ApiGatewayV2::Integration'));
-    const deployed = ROUTES.filter((r) => !r.localOnly) as (typeof ROUTES)[number][] &
-      { id: DeployedRouteId }[];
+    const deployed = DEPLOYED_ROUTES;
     expect(
       routes
         .map(([, r]) => r.Properties.RouteKey as string)
@@ -295,7 +294,7 @@ describe('HTTP API', () => {
     ).toEqual(deployed.map(routeKey).sort());
     expect(ROUTES.filter((r) => r.localOnly).map(routeKey)).toEqual(['GET /metrics']); // CloudWatch has them deployed
     for (const route of deployed) {
-      const fn = stack.api.routeFunctions[route.id as DeployedRouteId];
+      const fn = stack.api.routeFunctions[route.id];
       expect(resourceOf(fn).Properties, route.id).toMatchObject({
         Description: `${routeKey(route)}: ${route.description}`,
         MemorySize: route.memoryMiB ?? 256,
@@ -345,12 +344,17 @@ describe('HTTP API', () => {
       AutoDeploy: true,
       AccessLogSettings: { DestinationArn: Match.anyValue(), Format: Match.stringLikeRegexp('requestId') },
       DefaultRouteSettings: { ThrottlingRateLimit: 10, ThrottlingBurstLimit: 20 },
-      RouteSettings: Object.fromEntries(
-        ROUTES.map((r) => [
+      RouteSettings: Object.fromEntries([
+        ...DEPLOYED_ROUTES.map((r) => [
           routeKey(r),
           { ThrottlingRateLimit: r.throttle.rateLimit, ThrottlingBurstLimit: r.throttle.burstLimit },
         ]),
-      ),
+        // The 405 answer of every path: the smallest limit.
+        ...[...new Set(DEPLOYED_ROUTES.map((r) => r.path))].map((path) => [
+          `ANY ${path}`,
+          { ThrottlingRateLimit: 5, ThrottlingBurstLimit: 10 },
+        ]),
+      ]),
     });
   });
 });

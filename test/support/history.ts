@@ -1,5 +1,12 @@
 /** History rows for the API and dashboard tests, written through the storage module as the worker writes them. */
-import { type HistoryItem, historyKey, putHistory } from '../../src/storage/latest.js';
+import {
+  type BucketLabels,
+  type HistoryItem,
+  historyKey,
+  labelBucketMs,
+  putHistory,
+  putHistoryLabels,
+} from '../../src/storage/latest.js';
 
 const QUOTE = 'quote_change_500ms';
 const VOL = 'vol_spike_60s';
@@ -12,6 +19,8 @@ const VOL = 'vol_spike_60s';
 export async function seedHistory(product: string, base: number, seconds: number): Promise<number[]> {
   const nowS = Math.floor(Date.now() / 1000);
   const ticks: number[] = [];
+  const bucketMs = labelBucketMs(1000);
+  const buckets: Record<number, BucketLabels> = {};
   let mid = base;
   for (let i = seconds; i >= 2; i--) {
     const tsUs = (nowS - i) * 1e6;
@@ -40,11 +49,17 @@ export async function seedHistory(product: string, base: number, seconds: number
       feed: { messagesPerS: 100 + i, reconnects: 0, resyncs: i < 30 ? 1 : 0, heartbeatAgeMs: 400 },
       latencyMs: 20 + (i % 7),
       expiresAt: nowS + 3600,
-      [`label_${QUOTE}`]: i % 3 === 0 ? 1 : 0,
-      ...(i > 61 ? { [`label_${VOL}`]: i % 11 === 0 ? 2.5 : 0.5 } : {}),
     };
     await putHistory(item);
     ticks.push(tsUs);
+    // Matured labels, in their buckets as the worker writes them: the quote label on every row, the vol label
+    // where its minute has passed.
+    const tick = tsUs / 1000;
+    const start = Math.floor(tick / bucketMs) * bucketMs;
+    const bucket = (buckets[start] ??= {});
+    bucket[tick] = { [QUOTE]: i % 3 === 0 ? 1 : 0, ...(i > 61 ? { [VOL]: i % 11 === 0 ? 2.5 : 0.5 } : {}) };
   }
+  for (const [start, labels] of Object.entries(buckets))
+    await putHistoryLabels(product, Number(start), labels, nowS + 3600);
   return ticks;
 }
