@@ -11,9 +11,9 @@ import {
   ListObjectsV2Command,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { s3Client } from '../src/aws/clients.js';
-import { simulateCommand, simulateToLake } from '../src/simulator/longrun.js';
+import { simulateToLake } from '../src/simulator/longrun.js';
 import { decodeFeatureRows } from '../src/storage/parquet.js';
 import { withEmulators } from './support/system.js';
 

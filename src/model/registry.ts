@@ -20,7 +20,6 @@ import { readCoreConfig, readResourceNames } from '../config.js';
 import { QuoteWatchError } from '../errors.js';
 import type { FeatureSpec } from '../features/types.js';
 import { REGISTRY_KEYS } from '../resources.js';
-import { readModelMetadata } from './metadata.js';
 import { readActiveVersion } from './pointer.js';
 import { type ModelMetrics, TARGETS, type Target } from './types.js';
 

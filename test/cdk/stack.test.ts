@@ -18,7 +18,7 @@ import { MarketStream } from '../../lib/market-stream.js';
 import { QuoteWatchStack } from '../../lib/quotewatch-stack.js';
 import { Storage } from '../../lib/storage.js';
 import { InvalidPropError } from '../../lib/validate.js';
-import { DEPLOYED_ROUTES, type DeployedRouteId, ROUTES, routeKey } from '../../src/api/routes.js';
+import { DEPLOYED_ROUTES, ROUTES, routeKey } from '../../src/api/routes.js';
 import { DEFAULT_CORE } from '../../src/config.js';
 import { buildDashboard } from '../../src/gateway/dashboard/build.js';
 import { DASHBOARD_FILES } from '../../src/gateway/dashboard/files.js';

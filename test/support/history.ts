@@ -56,7 +56,8 @@ export async function seedHistory(product: string, base: number, seconds: number
     // where its minute has passed.
     const tick = tsUs / 1000;
     const start = Math.floor(tick / bucketMs) * bucketMs;
-    const bucket = (buckets[start] ??= {});
+    const bucket = buckets[start] ?? {};
+    buckets[start] = bucket;
     bucket[tick] = { [QUOTE]: i % 3 === 0 ? 1 : 0, ...(i > 61 ? { [VOL]: i % 11 === 0 ? 2.5 : 0.5 } : {}) };
   }
   for (const [start, labels] of Object.entries(buckets))
