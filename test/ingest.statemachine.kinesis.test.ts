@@ -92,12 +92,18 @@ describe('Ingestor state machine paths into kinesalite', () => {
         expect(next?.type).toBe('snapshot_ref');
       });
     }
-    // The same figures go to CloudWatch: the period's EMF records carry the closes by reason.
-    const closes = m.flush().filter((r) => r.FeedCloses !== undefined);
-    expect(closes.map((r) => [r.Reason, r.FeedCloses]).sort()).toEqual([
-      ['remote', 1],
-      ['silence', 1],
-    ]);
-    expect(closes[0]!._aws.CloudWatchMetrics[0]!.Namespace).toBe('QuoteWatch');
+    // The same records count the closes by reason (local-only: Prometheus /metrics), and CloudWatch gets the
+    // resyncs by reason its dashboard graphs.
+    expect(await m.value(FEED.closes, { Reason: 'remote' })).toBe(1);
+    expect(await m.value(FEED.closes, { Reason: 'silence' })).toBe(1);
+    const emf = m.flush();
+    expect(emf.filter((r) => r.FeedCloses !== undefined)).toEqual([]);
+    expect(
+      emf
+        .filter((r) => r.FeedResyncs !== undefined)
+        .map((r) => r.Reason)
+        .sort(),
+    ).toEqual(expect.arrayContaining(['gap', 'reconnect']));
+    expect(emf[0]!._aws.CloudWatchMetrics[0]!.Namespace).toBe('QuoteWatch');
   });
 });

@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { binarize } from '../models/train/targets.js';
+import { WORKER } from '../src/telemetry/catalog.js';
 import { Telemetry } from '../src/telemetry/telemetry.js';
 import { isSpike, LiveQuality, QualityPublisher } from '../src/worker/quality.js';
 
 describe('live quality', () => {
-  it('joins labels to the prediction of their tick, per version, binarizing continuous labels with τ', () => {
+  it('joins labels to the prediction of their tick, per version, binarizing continuous labels with τ', async () => {
     const q = new LiveQuality(3);
     for (let t = 1; t <= 5; t++) q.addPrediction('vol', 'A', t, t / 10, 'v1');
     expect(q.addLabel('vol', 'A', 2, 0.5, 0.3)).toBe(true); // tick 1 is skipped: never labelled
@@ -23,7 +24,10 @@ describe('live quality', () => {
     const [emf] = telemetry.flush();
     expect(JSON.parse(JSON.stringify(emf))).toEqual(emf); // no NaN left in the record
     expect(emf).not.toHaveProperty('LiveAUC');
-    expect(emf).toMatchObject({ Target: 'vol', ModelVersion: 'v2', LiveLabels: 1, LiveBaseRate: 1 });
+    expect(emf).toMatchObject({ Target: 'vol', ModelVersion: 'v2', LiveBaseRate: 1 });
+    // The label count stays local (Prometheus): no widget or alarm graphs it.
+    expect(emf).not.toHaveProperty('LiveLabels');
+    expect(await telemetry.value(WORKER.liveLabels, { Target: 'vol', ModelVersion: 'v2' })).toBe(1);
   });
 
   it('counts a label equal to τ as negative, strictly above as positive (the training rule)', () => {
