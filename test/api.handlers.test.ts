@@ -171,15 +171,16 @@ describe('GET /health', () => {
   });
 
   it("reports the ingestor's feed from the newest snapshot, degraded once heartbeats stop", async () => {
-    const withFeed = (heartbeatAgoMs: number | null) => {
+    /** Stats made `reportAgoMs` ago, when the last heartbeat was `heartbeatAgoMs` old. */
+    const withFeed = (heartbeatAgoMs: number | null, reportAgoMs = 500) => {
       const now = Date.now();
       return {
         ...snapshot('BTC-USD', 65000.125, now),
         feed: {
-          exchUs: (now - 500) * 1000,
+          exchUs: (now - reportAgoMs) * 1000,
           messagesPerS: 42.5,
           bytesPerS: 9000,
-          lastHeartbeatUs: heartbeatAgoMs === null ? 0 : (now - heartbeatAgoMs) * 1000,
+          lastHeartbeatUs: heartbeatAgoMs === null ? 0 : (now - reportAgoMs - heartbeatAgoMs) * 1000,
           reconnects: 1,
           resyncs: 2,
           producerRetries: 0,
@@ -207,7 +208,20 @@ describe('GET /health', () => {
     expect(quiet.body.feed.status).toBe('degraded');
     expect(quiet.body.feed.heartbeatAgeMs).toBeGreaterThanOrEqual(60_000);
     expect(quiet.body.reasons).toEqual([
-      expect.stringMatching(/^ingestor's last heartbeat is \d+ ms old \(limit 5000 ms\)$/),
+      expect.stringMatching(/^ingestor heard no exchange heartbeat for 60000 ms \(limit 5000 ms\)$/),
+    ]);
+
+    // Stats reach the table up to ~10 s after they are made (report period + status cadence): a heartbeat that
+    // was 1 s old at the report is fine though 12 s old by now; stats that stopped coming are not.
+    await putLatest(withFeed(1000, 11_000));
+    const lagging = await call(health, v2('GET', '/health'));
+    expect(lagging.body.feed.heartbeatAgeMs).toBeGreaterThanOrEqual(12_000);
+    expect(lagging.status).toBe(200);
+    await putLatest(withFeed(1000, 16_000));
+    const stopped = await call(health, v2('GET', '/health'));
+    expect(stopped.status).toBe(503);
+    expect(stopped.body.reasons).toEqual([
+      expect.stringMatching(/^ingestor's newest stats are \d+ ms old \(limit 15000 ms\)$/),
     ]);
 
     await putLatest(withFeed(null));

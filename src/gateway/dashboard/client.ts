@@ -10,6 +10,7 @@
  * /history when it returns. Raw values travel in data-value attributes so tests can compare them with the API.
  */
 import uPlot from 'uplot';
+import { feedVerdict } from '../../api/feedVerdict.js';
 
 interface Config {
   products: string[];
@@ -49,7 +50,13 @@ interface Snapshot {
   asks: [string, string][];
   predictions: Record<string, Prediction>;
   quality?: Quality;
-  feed?: { messagesPerS: number; reconnects: number; resyncs: number; lastHeartbeatUs: number };
+  feed?: {
+    exchUs: number;
+    messagesPerS: number;
+    reconnects: number;
+    resyncs: number;
+    lastHeartbeatUs: number;
+  };
   latencyMs: number;
   updatedAtMs: number;
   ageMs: number;
@@ -73,8 +80,6 @@ const TARGETS = [
   { target: VOL, prob: 'vol', bar: 'volBar', model: 'volModel', quality: 'volQuality', label: 'vol' },
 ] as const;
 const COLORS = { bid: '#3fb950', ask: '#f85149', mid: '#58a6ff', vol: '#d29922', muted: '#8b98a5' };
-// The ingestor publishes its stats every few seconds: warn past /health's default limit.
-const FEED_STALE_MS = 10_000;
 
 const config = JSON.parse(document.getElementById('qw-config')!.textContent!) as Config;
 const $ = (id: string) => document.getElementById(id)!;
@@ -404,8 +409,12 @@ function render(s: Snapshot, fetchedAt: number): void {
   }
 }
 
-let feed: { stats: NonNullable<Snapshot['feed']>; heartbeatAgeMs: number | null; fetchedAt: number } | null =
-  null;
+let feed: {
+  stats: NonNullable<Snapshot['feed']>;
+  heartbeatAgeMs: number | null;
+  serverTimeMs: number;
+  fetchedAt: number;
+} | null = null;
 
 function setFeed(field: HTMLElement, value: unknown, before: string, strong: string, after: string): void {
   const b = document.createElement('b');
@@ -437,7 +446,10 @@ function renderFeed(now: number): void {
   const hb = feed.heartbeatAgeMs === null ? null : feed.heartbeatAgeMs + (now - feed.fetchedAt);
   if (hb === null) setFeed(fields.heartbeat!, '', 'heartbeat ', 'none yet', '');
   else setFeed(fields.heartbeat!, Math.round(hb), 'heartbeat ', `${(hb / 1000).toFixed(1)} s`, ' ago');
-  $feed.classList.toggle('degraded', hb === null || hb > FEED_STALE_MS);
+  // Judged as /health judges it (the wall age above also counts the stats' way to the table).
+  const verdict = feedVerdict(s, feed.serverTimeMs + (now - feed.fetchedAt), config.staleMs);
+  $feed.classList.toggle('degraded', !verdict.ok);
+  $feed.title = verdict.reason ?? '';
   $feed.hidden = false;
 }
 
@@ -491,6 +503,7 @@ async function poll(): Promise<void> {
       feed = {
         stats: newest.feed,
         fetchedAt,
+        serverTimeMs: body.serverTimeMs,
         heartbeatAgeMs: hb > 0 ? Math.max(0, body.serverTimeMs - hb / 1000) : null,
       };
       renderFeed(fetchedAt);
