@@ -11,6 +11,7 @@ import { S3_SERVER_ACCESS_LOGS_USE_BUCKET_POLICY } from 'aws-cdk-lib/cx-api';
 import { Construct } from 'constructs';
 import { type DeploymentSettings, PROVISIONED_UTILIZATION, type TableCapacity } from '../src/config.js';
 import { BUCKETS, type KeyAttr, LAKE_PREFIXES, TABLES, type TableDef } from '../src/resources.js';
+import { acknowledge } from './nag.js';
 import { InvalidPropError, requireInt } from './validate.js';
 
 export interface StorageProps {
@@ -48,6 +49,8 @@ export class Storage extends Construct {
   readonly latestTable: Table;
   readonly registryTable: Table;
   readonly checkpointTable: Table;
+  /** The WebSocket API's open connections (push). */
+  readonly connectionsTable: Table;
   readonly lakeBucket: Bucket;
   readonly modelBucket: Bucket;
   readonly accessLogsBucket: Bucket;
@@ -103,11 +106,19 @@ export class Storage extends Construct {
               readCapacity: capacity.readUnits,
             }
           : { billingMode: BillingMode.PAY_PER_REQUEST }),
-        pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+        // An ephemeral table (open WebSocket connections) has nothing worth restoring or keeping.
+        pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: !def.ephemeral },
         encryption: TableEncryption.AWS_MANAGED,
         timeToLiveAttribute: def.ttlAttribute,
-        removalPolicy,
+        removalPolicy: def.ephemeral ? RemovalPolicy.DESTROY : removalPolicy,
       });
+      if (def.ephemeral) {
+        acknowledge(
+          table,
+          'AwsSolutions-DDB3',
+          'Holds only open WebSocket connections, each gone within hours: nothing to recover to a point in time.',
+        );
+      }
       if (capacity?.autoScaling) {
         // The computed capacity is the floor; auto scaling keeps PROVISIONED_UTILIZATION above it (viewers,
         // more products than planned) up to 10x.
@@ -128,6 +139,7 @@ export class Storage extends Construct {
     this.latestTable = tables.latest;
     this.registryTable = tables.registry;
     this.checkpointTable = tables.checkpoints;
+    this.connectionsTable = tables.connections;
 
     const secure = {
       blockPublicAccess: BlockPublicAccess.BLOCK_ALL,

@@ -41,6 +41,8 @@ export const DEFAULT_PORTS = {
   /** The ingestor's and the worker's ops ports (/metrics, /healthz) under `npm start`. */
   ingestorOps: 9101,
   workerOps: 9102,
+  /** The local gateway's WebSocket API and its management endpoint (`/@connections/{id}`). */
+  websocket: 3001,
 } as const;
 
 /** The local exchange simulator's feed (FEED_URL's default). */
@@ -123,10 +125,13 @@ export interface ResourceNames {
   registryTable: string;
   checkpointTable: string;
   lakeBucket: string;
+  /** The WebSocket API's connections (src/storage/connections.ts). */
+  connectionsTable: string;
 }
 
 export function readResourceNames(env: Env = process.env): ResourceNames {
   return {
+    connectionsTable: read(env, 'CONNECTIONS_TABLE', nonEmpty, 'quotewatch-connections'),
     streamName: read(env, 'STREAM_NAME', nonEmpty, 'quotewatch-market'),
     latestTable: read(env, 'LATEST_TABLE', nonEmpty, 'quotewatch-latest'),
     registryTable: read(env, 'REGISTRY_TABLE', nonEmpty, 'quotewatch-registry'),
@@ -826,6 +831,15 @@ export interface DeploymentSettings {
   /** Secrets Manager secret holding the CDP API key ({"name": ..., "privateKey": ...}); unset = no key. */
   coinbaseKeySecret: string | undefined;
   featuresStream: boolean;
+  /** The dashboard's push: the WebSocket API, its connections table and the worker's publisher. */
+  push: PushSettings;
+}
+
+/** The WebSocket API's choices (`-c push`, `-c maxConnections`, `-c maxConnectionsPerIp`). */
+export interface PushSettings {
+  enabled: boolean;
+  maxConnections: number;
+  maxConnectionsPerIp: number;
 }
 
 /** A shard takes 1,000 records/s and 1 MiB/s; a product's feed uses a few percent of that (`quotewatch cost`). */
@@ -869,6 +883,9 @@ export const DEPLOYMENT_CONTEXT_KEYS = [
   'prod',
   'coinbaseKeySecret',
   'featuresStream',
+  'push',
+  'maxConnections',
+  'maxConnectionsPerIp',
 ] as const;
 
 /**
@@ -1058,6 +1075,11 @@ export function readDeploymentContext(context: Readonly<Record<string, unknown>>
         .optional(),
     ),
     featuresStream: get('featuresStream', flag, 'false'),
+    push: {
+      enabled: get('push', flag, 'true'),
+      maxConnections: get('maxConnections', whole(1, 1_000_000), '1000'),
+      maxConnectionsPerIp: get('maxConnectionsPerIp', whole(1, 100_000), '20'),
+    },
   };
 }
 
@@ -1151,4 +1173,123 @@ export function readHistoryConfig(env: Env = process.env): HistorySettings {
       String(DEFAULT_HISTORY.ttlS),
     ),
   };
+}
+
+// Push: the WebSocket API (lambdas/ws/, the local gateway's src/gateway/websocket.ts) and the worker's publisher
+// (src/worker/sinks/push.ts). README "The dashboard" and "Push".
+
+/** The limits API Gateway's WebSocket APIs enforce (its quotas page); the local gateway applies the same. */
+export const WEBSOCKET_LIMITS = {
+  idleMs: 10 * 60_000,
+  maxConnectionMs: 2 * 3_600_000,
+  frameBytes: 32 * 1024,
+  messageBytes: 128 * 1024,
+  newConnectionsPerS: 500,
+} as const;
+
+/** The local gateway's WebSocket API: its port and API Gateway's limits, each shortened in tests. */
+export interface WebSocketGatewayConfig {
+  port: number;
+  idleMs: number;
+  maxConnectionMs: number;
+  frameBytes: number;
+  messageBytes: number;
+  newConnectionsPerS: number;
+}
+
+export function readWebSocketGatewayConfig(env: Env = process.env): WebSocketGatewayConfig {
+  const L = WEBSOCKET_LIMITS;
+  const bytes = (min: number) =>
+    z.coerce.number().int('expected a whole number of bytes').min(min, `must be >= ${min}`);
+  return {
+    port: readPort(env, 'WS_PORT', DEFAULT_PORTS.websocket),
+    idleMs: read(env, 'WS_IDLE_MS', intMs(100, 86_400_000), String(L.idleMs)),
+    maxConnectionMs: read(env, 'WS_MAX_CONNECTION_MS', intMs(100, 86_400_000), String(L.maxConnectionMs)),
+    frameBytes: read(env, 'WS_MAX_FRAME_BYTES', bytes(125), String(L.frameBytes)),
+    messageBytes: read(env, 'WS_MAX_MESSAGE_BYTES', bytes(125), String(L.messageBytes)),
+    newConnectionsPerS: read(
+      env,
+      'WS_CONNECTS_PER_S',
+      z.coerce.number().int('expected a whole number').min(1, 'must be >= 1'),
+      String(L.newConnectionsPerS),
+    ),
+  };
+}
+
+/** The WebSocket route handlers ($connect and subscribe): who may connect, and how many. */
+export interface WebSocketApiConfig {
+  /** MAX_CONNECTIONS: open connections at most (the connections table's counter). */
+  maxConnections: number;
+  /** MAX_CONNECTIONS_PER_IP: open connections per source address (no WAF can sit before a WebSocket API). */
+  maxConnectionsPerIp: number;
+  /** WS_ORIGINS: the browser origins $connect accepts (the dashboard's); empty = any (a local default). */
+  origins: string[];
+  /** Products one subscribe may name at most (every configured product fits). */
+  maxProducts: number;
+}
+
+export function readWebSocketApiConfig(env: Env = process.env): WebSocketApiConfig {
+  const count = (max: number) =>
+    z.coerce
+      .number({ message: 'expected a whole number' })
+      .int('expected a whole number')
+      .min(1, 'must be >= 1')
+      .max(max, `must be <= ${max}`);
+  return {
+    maxConnections: read(env, 'MAX_CONNECTIONS', count(1_000_000), '1000'),
+    maxConnectionsPerIp: read(env, 'MAX_CONNECTIONS_PER_IP', count(100_000), '20'),
+    origins: read(env, 'WS_ORIGINS', corsOrigins),
+    maxProducts: 50,
+  };
+}
+
+/** The JWT a WebSocket REQUEST authorizer checks (the same issuer and audience as the HTTP API's). */
+export function readJwtConfig(env: Env = process.env): { issuer: string; audience: string[] } {
+  const issuer = read(env, 'JWT_ISSUER', z.string().regex(/^https?:\/\/\S+$/, 'expected the issuer URL'));
+  const audience = read(env, 'JWT_AUDIENCE', nonEmpty)
+    .split(',')
+    .map((a) => a.trim())
+    .filter(Boolean);
+  return { issuer, audience };
+}
+
+/** The worker's publisher (src/worker/sinks/push.ts); off unless PUSH_ENDPOINT names a management endpoint. */
+export interface PushConfig {
+  /** The WebSocket API's management endpoint (`https://{api}.execute-api.{region}.amazonaws.com/{stage}`). */
+  endpoint: string | undefined;
+  /** A connection gets at most one message per this long. */
+  minIntervalMs: number;
+  /** Posts in flight at once, over every connection. */
+  concurrency: number;
+  /** How often the subscriptions are re-read from the connections table. */
+  refreshMs: number;
+  /** A post that takes longer is abandoned (the next snapshot goes instead). */
+  timeoutMs: number;
+}
+
+export function readPushConfig(env: Env = process.env): PushConfig {
+  return {
+    endpoint: read(
+      env,
+      'PUSH_ENDPOINT',
+      z
+        .string()
+        .regex(/^https?:\/\/[^\s]+$/, 'expected the management endpoint, http(s)://host[:port][/stage]')
+        .optional(),
+    ),
+    minIntervalMs: read(env, 'PUSH_MIN_MS', intMs(0, 60_000), '250'),
+    concurrency: read(
+      env,
+      'PUSH_CONCURRENCY',
+      z.coerce.number().int('expected a whole number').min(1, 'must be >= 1').max(1024, 'must be <= 1024'),
+      '64',
+    ),
+    refreshMs: read(env, 'PUSH_REFRESH_MS', intMs(100, 600_000), '1000'),
+    timeoutMs: read(env, 'PUSH_TIMEOUT_MS', intMs(100, 60_000), '3000'),
+  };
+}
+
+/** The dashboard's WebSocket URL (WS_URL: `wss://{api}.execute-api.{region}.amazonaws.com/{stage}`); unset = poll. */
+export function readDashboardPushUrl(env: Env = process.env): string | undefined {
+  return read(env, 'WS_URL', z.string().regex(/^wss?:\/\/\S+$/, 'expected ws:// or wss:// URL').optional());
 }

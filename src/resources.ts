@@ -19,6 +19,11 @@ export interface TableDef {
   sortKey?: KeyAttr;
   /** Attribute holding an epoch-seconds expiry (TTL when deployed; dynalite has no TTL API). */
   ttlAttribute?: string;
+  /**
+   * Holds only what lives as long as a connection: on demand, no point-in-time recovery, destroyed with the
+   * stack (the other tables are kept).
+   */
+  ephemeral?: boolean;
 }
 
 export interface StreamDef {
@@ -80,6 +85,19 @@ export const TABLES = {
     localName: 'quotewatch-checkpoints',
     env: 'CHECKPOINT_TABLE',
     partitionKey: { name: 'pk', type: 'S' },
+  },
+  /**
+   * The WebSocket API's open connections (src/storage/connections.ts): pk = "c#<connectionId>" with its products
+   * and `expiresAt` a little past API Gateway's 2-hour limit (TTL deletes lazily: readers ignore expired items),
+   * and the connection counters $connect checks, pk = "n#all" and "n#ip#<address>".
+   */
+  connections: {
+    logicalId: 'ConnectionsTable',
+    localName: 'quotewatch-connections',
+    env: 'CONNECTIONS_TABLE',
+    partitionKey: { name: 'pk', type: 'S' },
+    ttlAttribute: 'expiresAt',
+    ephemeral: true,
   },
 } as const satisfies Record<string, TableDef>;
 

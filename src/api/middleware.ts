@@ -74,3 +74,32 @@ export function apiHandler(
 ): middy.MiddyfiedHandler<HttpApiEventV2, HttpApiResultV2> {
   return middy<HttpApiEventV2, HttpApiResultV2>().use(httpMetrics()).use(httpErrors()).handler(fn);
 }
+
+/**
+ * A WebSocket route's handler with the same house rules: ApiRequests / ApiLatencyMs under the route key
+ * ("WS subscribe"), flushed per invocation; a thrown error is logged and answered as an opaque error message
+ * (a 500 on $connect refuses the handshake).
+ */
+export function webSocketHandler<E extends { requestContext: { routeKey: string } }>(
+  fn: (event: E) => Promise<{ statusCode: number; body?: string }>,
+): (event: E) => Promise<{ statusCode: number; body?: string }> {
+  return async (event) => {
+    const started = performance.now();
+    const route = `WS ${event.requestContext?.routeKey ?? 'unknown'}`;
+    let result: { statusCode: number; body?: string };
+    try {
+      result = await fn(event);
+    } catch (err) {
+      apiLog()('error', 'unhandled error', { route, error: describeError(err) });
+      result = {
+        statusCode: 500,
+        body: JSON.stringify({ type: 'error', code: 'internal', message: 'internal error' }),
+      };
+    }
+    const t = apiTelemetry();
+    t.count(API.requests, 1, { Route: route, Status: String(result.statusCode) });
+    t.timing(API.latencyMs, performance.now() - started, { Route: route });
+    t.flush();
+    return result;
+  };
+}

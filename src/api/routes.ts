@@ -194,10 +194,6 @@ export const DEPLOYED_ROUTES = TABLE.filter(
 ) as readonly RouteDef<DeployedRouteId>[];
 
 /**
- * Answers a known path asked with a method it does not serve: 405 with `Allow`. Deployed, one function behind an
- * `ANY <path>` route per path (API Gateway prefers the method routes); locally, the gateway's fallback.
- */
-/**
  * Cross-origin calls, when origins are allowed (`-c corsOrigins` deployed, CORS_ORIGINS locally): the methods and
  * request headers a browser on another origin may use (IAM signing and JWT included), and how long it may cache a
  * preflight. The dashboard itself is served from the API's own origin and needs none.
@@ -214,6 +210,10 @@ export const CORS_POLICY = {
   maxAgeS: 600,
 } as const;
 
+/**
+ * Answers a known path asked with a method it does not serve: 405 with `Allow`. Deployed, one function behind an
+ * `ANY <path>` route per path (API Gateway prefers the method routes); locally, the gateway's fallback.
+ */
 export const METHOD_NOT_ALLOWED = {
   id: 'MethodNotAllowed',
   entry: 'lambdas/methodNotAllowed.ts',
@@ -229,3 +229,91 @@ export function allowedMethods(path: string, routes: readonly RouteDef[] = ROUTE
 export function routeKey(route: Pick<RouteDef, 'method' | 'path'>): string {
   return `${route.method} ${route.path}`;
 }
+
+/**
+ * What a WebSocket route's function is given (QuoteWatchFunction bind*() calls, as for the HTTP routes):
+ * - `core`: SYMBOLS, TICK_MS, DELTA_MS
+ * - `latestTable`: LATEST_TABLE + read access (subscribe answers with the current snapshots)
+ * - `connections`: CONNECTIONS_TABLE + read/write access
+ * - `webSocketApi`: MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP, WS_ORIGINS
+ */
+export type WebSocketBinding = 'core' | 'latestTable' | 'connections' | 'webSocketApi';
+
+export interface WebSocketRouteDef {
+  /** `$connect`, `$disconnect`, `$default`, or the `action` a message names. */
+  readonly routeKey: string;
+  readonly id: string;
+  readonly entry: string;
+  readonly description: string;
+  readonly bindings: readonly WebSocketBinding[];
+  /** A two-way route: the handler's `body` goes back to the client (a route response). */
+  readonly returnResponse: boolean;
+  /** @default 256 */
+  readonly memoryMiB?: number;
+}
+
+/** The WebSocket API's route selection: the `action` field of a JSON message. */
+export const WEBSOCKET_ROUTE_SELECTION = '$request.body.action';
+
+/**
+ * The WebSocket API's routes (push, README "The dashboard"): the CDK makes one function and one route of each
+ * (lib/push-api.ts), the local gateway serves them on WS_PORT (src/gateway/websocket.ts). Who may connect follows
+ * the read routes (`-c publicReads`), checked on $connect only, as API Gateway does.
+ */
+export const WEBSOCKET_ROUTES = [
+  {
+    routeKey: '$connect',
+    id: 'WsConnect',
+    entry: 'lambdas/ws/connect.ts',
+    description: 'checks Origin and the connection caps, records the connection',
+    bindings: ['connections', 'webSocketApi'],
+    returnResponse: false,
+  },
+  {
+    routeKey: '$disconnect',
+    id: 'WsDisconnect',
+    entry: 'lambdas/ws/disconnect.ts',
+    description: 'forgets the connection',
+    bindings: ['connections'],
+    returnResponse: false,
+  },
+  {
+    routeKey: 'subscribe',
+    id: 'WsSubscribe',
+    entry: 'lambdas/ws/subscribe.ts',
+    description: 'adds products to the connection, answers with their current snapshots',
+    bindings: ['core', 'latestTable', 'connections', 'webSocketApi'],
+    returnResponse: true,
+  },
+  {
+    routeKey: 'unsubscribe',
+    id: 'WsUnsubscribe',
+    entry: 'lambdas/ws/unsubscribe.ts',
+    description: 'removes products (all when none named) from the connection',
+    bindings: ['connections', 'webSocketApi'],
+    returnResponse: true,
+  },
+  {
+    routeKey: '$default',
+    id: 'WsDefault',
+    entry: 'lambdas/ws/default.ts',
+    description: 'answers a message no route takes with a clear error',
+    bindings: [],
+    returnResponse: true,
+    memoryMiB: 128,
+  },
+] as const satisfies readonly WebSocketRouteDef[];
+
+/** The query parameter a browser passes its JWT in (it cannot set headers on a WebSocket handshake). */
+export const TOKEN_PARAMETER = 'token';
+
+/**
+ * With `-c apiAuth=jwt -c publicReads=false`: a Lambda REQUEST authorizer on $connect checking the same JWT as the
+ * HTTP API's authorizer, from the `token` query parameter (the stage's access log format leaves the query out).
+ */
+export const WEBSOCKET_AUTHORIZER = {
+  id: 'WsAuthorizer',
+  entry: 'lambdas/ws/authorize.ts',
+  description: 'checks the JWT of the token query parameter on $connect',
+  identitySource: `route.request.querystring.${TOKEN_PARAMETER}`,
+} as const;

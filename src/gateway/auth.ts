@@ -7,8 +7,8 @@
  *   `iss` equal to the issuer, `aud` (or `client_id`) one of the audiences, not expired, not before `nbf`.
  * Failures answer as API Gateway does: 401 for a missing or bad JWT, 403 for a missing or bad signature.
  */
-import { createPublicKey, type JsonWebKey, type KeyObject, verify } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
+import { jwtVerifier } from '../api/jwt.js';
 import type { RouteDef } from '../api/routes.js';
 import { routeKey } from '../api/routes.js';
 import { executeApiSigner, signRequest } from '../aws/sigv4.js';
@@ -71,60 +71,12 @@ function iamCheck(config: GatewayAuthConfig, now: () => number) {
   };
 }
 
-interface Jwks {
-  keys: (JsonWebKey & { kid?: string; alg?: string })[];
-}
-
 function jwtCheck(config: GatewayAuthConfig, now: () => number) {
-  const issuer = config.jwtIssuer!;
-  let keys: Promise<Map<string, KeyObject>> | undefined;
-  const loadKeys = async () => {
-    const discovery = (await (
-      await fetch(`${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`)
-    ).json()) as {
-      jwks_uri?: string;
-    };
-    if (!discovery.jwks_uri) throw new Error(`${issuer} publishes no jwks_uri`);
-    const jwks = (await (await fetch(discovery.jwks_uri)).json()) as Jwks;
-    return new Map(jwks.keys.map((k, i) => [k.kid ?? String(i), createPublicKey({ key: k, format: 'jwk' })]));
-  };
-  const unauthorized = (message: string): AuthVerdict => ({ ok: false, status: 401, message });
+  const check = jwtVerifier({ issuer: config.jwtIssuer!, audience: config.jwtAudience }, now);
   return async (request: AuthRequest): Promise<AuthVerdict> => {
     const token = /^Bearer (.+)$/i.exec(String(request.headers.authorization ?? ''))?.[1];
-    if (!token) return unauthorized('missing Bearer token');
-    const parts = token.split('.');
-    if (parts.length !== 3) return unauthorized('malformed JWT');
-    let header: { alg?: string; kid?: string };
-    let claims: Record<string, unknown>;
-    try {
-      header = JSON.parse(Buffer.from(parts[0]!, 'base64url').toString('utf8'));
-      claims = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8'));
-    } catch {
-      return unauthorized('malformed JWT');
-    }
-    keys ??= loadKeys().catch((err: unknown) => {
-      keys = undefined; // fetched again on the next request
-      throw err;
-    });
-    const byKid = await keys;
-    const key = header.kid !== undefined ? byKid.get(header.kid) : [...byKid.values()][0];
-    if (!key) return unauthorized(`no key ${header.kid} in the issuer's JWKS`);
-    const data = Buffer.from(`${parts[0]}.${parts[1]}`);
-    const signature = Buffer.from(parts[2]!, 'base64url');
-    const valid =
-      header.alg === 'RS256'
-        ? verify('sha256', data, key, signature)
-        : header.alg === 'ES256'
-          ? verify('sha256', data, { key, dsaEncoding: 'ieee-p1363' }, signature)
-          : false;
-    if (!valid) return unauthorized(`bad signature (alg ${header.alg})`);
-    if (claims.iss !== issuer) return unauthorized(`iss ${String(claims.iss)} is not ${issuer}`);
-    const audiences = [claims.aud, claims.client_id].flat().filter((a): a is string => typeof a === 'string');
-    if (!audiences.some((a) => config.jwtAudience.includes(a)))
-      return unauthorized('aud / client_id not accepted');
-    const nowS = now() / 1000;
-    if (typeof claims.exp !== 'number' || claims.exp <= nowS) return unauthorized('token expired');
-    if (typeof claims.nbf === 'number' && claims.nbf > nowS) return unauthorized('token not yet valid');
-    return { ok: true };
+    if (!token) return { ok: false, status: 401, message: 'missing Bearer token' };
+    const verdict = await check(token);
+    return verdict.ok ? { ok: true } : { ok: false, status: 401, message: verdict.message };
   };
 }

@@ -120,7 +120,8 @@ describe('DynamoDB tables', () => {
         keys.map((k) => ({ AttributeName: k.name, AttributeType: k.type })),
       );
       // The steadily written tables on provisioned capacity (src/config.ts dynamoCapacity), the registry on demand.
-      const capacity = key === 'registry' ? undefined : stack.deployment.tables[key];
+      const capacity =
+        key === 'registry' || key === 'connections' ? undefined : stack.deployment.tables[key];
       if (capacity) {
         expect(props.BillingMode).toBeUndefined(); // PROVISIONED is CloudFormation's default
         expect(props.ProvisionedThroughput).toEqual({
@@ -130,8 +131,12 @@ describe('DynamoDB tables', () => {
       } else {
         expect(props.BillingMode).toBe('PAY_PER_REQUEST');
       }
-      expect(resources[logicalId(stack.storage.tables[key])]!).toMatchObject({ DeletionPolicy: 'Retain' });
-      expect(props.PointInTimeRecoverySpecification).toEqual({ PointInTimeRecoveryEnabled: true });
+      // Connections live for hours at most: destroyed with the stack, nothing to recover; the rest is kept.
+      const ephemeral = def.ephemeral === true;
+      expect(resources[logicalId(stack.storage.tables[key])]!).toMatchObject({
+        DeletionPolicy: ephemeral ? 'Delete' : 'Retain',
+      });
+      expect(props.PointInTimeRecoverySpecification).toEqual({ PointInTimeRecoveryEnabled: !ephemeral });
       expect(props.TimeToLiveSpecification).toEqual(
         def.ttlAttribute ? { AttributeName: def.ttlAttribute, Enabled: true } : undefined,
       );
