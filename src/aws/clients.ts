@@ -4,6 +4,10 @@
  * credentials chain...).
  * With an endpoint override (local emulators, LocalStack) a few emulator-compatibility settings apply.
  */
+
+import { Agent as HttpAgent } from 'node:http';
+import { Agent } from 'node:https';
+import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
 import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { KinesisClient } from '@aws-sdk/client-kinesis';
@@ -100,4 +104,29 @@ export function cloudWatchClient(env: Env = process.env): CloudWatchClient {
   return new CloudWatchClient(
     override ? { ...identity(env), endpoint: override, maxAttempts: 3 } : identity(env),
   );
+}
+
+/**
+ * The WebSocket API's management API (PostToConnection, the worker's publisher). Its endpoint is the API's own
+ * (`https://{api-id}.execute-api.{region}.amazonaws.com/{stage}`, or the local gateway's WS_PORT): PUSH_ENDPOINT,
+ * read by src/config.ts. Keep-alive sockets, as many as posts may run at once, and a per-request timeout so a
+ * stuck post gives its slot back.
+ */
+export function apiGatewayManagementClient(
+  endpoint: string,
+  options: { maxSockets: number; timeoutMs: number },
+  env: Env = process.env,
+): ApiGatewayManagementApiClient {
+  const agentOptions = { keepAlive: true, maxSockets: options.maxSockets };
+  return new ApiGatewayManagementApiClient({
+    ...identity(env),
+    endpoint,
+    maxAttempts: 1,
+    requestHandler: new NodeHttpHandler({
+      httpAgent: new HttpAgent(agentOptions),
+      httpsAgent: new Agent(agentOptions),
+      connectionTimeout: options.timeoutMs,
+      requestTimeout: options.timeoutMs,
+    }),
+  });
 }
