@@ -10,9 +10,19 @@ import { readFileSync } from 'node:fs';
 import module from 'node:module';
 import { resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { METHOD_NOT_ALLOWED, ROUTES, type RouteDef, routeKey } from '../api/routes.js';
+import type { AuthorizerResult, WebSocketAuthorizerEvent } from '../api/push.js';
+import {
+  METHOD_NOT_ALLOWED,
+  ROUTES,
+  type RouteDef,
+  routeKey,
+  WEBSOCKET_AUTHORIZER,
+  WEBSOCKET_ROUTES,
+  type WebSocketRouteDef,
+} from '../api/routes.js';
 import { QuoteWatchError } from '../errors.js';
 import type { RouteHandler, RouteTable } from './server.js';
+import type { WebSocketHandler, WebSocketRoutes } from './websocket.js';
 
 /** The checkout the table's entries are relative to. */
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -41,6 +51,24 @@ export async function loadRoutes(routes: readonly RouteDef[] = ROUTES): Promise<
   const fallback = await loadHandler(METHOD_NOT_ALLOWED.id, METHOD_NOT_ALLOWED.entry);
   for (const route of routes) table[`ANY ${route.path}`] = fallback;
   return table;
+}
+
+/** The WebSocket API's handlers by route key (src/api/routes.ts WEBSOCKET_ROUTES), and its two-way routes. */
+export async function loadWebSocketRoutes(
+  routes: readonly WebSocketRouteDef[] = WEBSOCKET_ROUTES,
+): Promise<WebSocketRoutes> {
+  const handlers: Record<string, WebSocketHandler> = {};
+  for (const route of routes) {
+    handlers[route.routeKey] = (await loadHandler(`WS ${route.routeKey}`, route.entry)) as never;
+  }
+  return { handlers, twoWay: new Set(routes.filter((r) => r.returnResponse).map((r) => r.routeKey)) };
+}
+
+/** The WebSocket API's REQUEST authorizer function (loaded like a route's handler). */
+export async function loadWebSocketAuthorizer(): Promise<
+  (event: WebSocketAuthorizerEvent) => Promise<AuthorizerResult>
+> {
+  return (await loadHandler(WEBSOCKET_AUTHORIZER.id, WEBSOCKET_AUTHORIZER.entry)) as never;
 }
 
 async function loadHandler(key: string, entry: string): Promise<RouteHandler> {

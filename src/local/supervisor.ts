@@ -38,7 +38,10 @@ export interface SystemOptions {
   /** Every port (emulators, simulator, gateway) picked free: for tests running next to each other. */
   freePorts?: boolean;
   ports?: Partial<
-    Record<'kinesis' | 'dynamodb' | 's3' | 'simulator' | 'gateway' | 'ingestorOps' | 'workerOps', number>
+    Record<
+      'kinesis' | 'dynamodb' | 's3' | 'simulator' | 'gateway' | 'websocket' | 'ingestorOps' | 'workerOps',
+      number
+    >
   >;
   /** The components to run (default all; without the simulator when live). */
   components?: ComponentName[];
@@ -60,7 +63,8 @@ export interface SystemOptions {
 }
 
 export interface System {
-  urls: { dashboard: string; feed: string };
+  /** The dashboard, the feed, and the WebSocket API (its management endpoint is the same host and port). */
+  urls: { dashboard: string; feed: string; websocket: string };
   /** The environment the components get (emulator endpoints, resource names, FEED_URL, MODEL_URI...). */
   env: Record<string, string>;
   emulators: Emulators;
@@ -250,6 +254,8 @@ export async function startSystem(options: SystemOptions): Promise<System> {
   };
   const simulatorPort = await pick('simulator', DEFAULT_PORTS.simulator);
   const gatewayPort = await pick('gateway', DEFAULT_PORTS.gateway);
+  const websocketPort = await pick('websocket', DEFAULT_PORTS.websocket);
+  const websocket = `ws://127.0.0.1:${websocketPort}`;
   const opsPorts = {
     ingestor: await pick('ingestorOps', DEFAULT_PORTS.ingestorOps),
     worker: await pick('workerOps', DEFAULT_PORTS.workerOps),
@@ -294,14 +300,27 @@ export async function startSystem(options: SystemOptions): Promise<System> {
   );
   components = names.map((name) => {
     // Listening ports go only to their own component (src/config.ts: PORT, SIM_PORT).
+    // Push: the gateway serves the WebSocket API (the dashboard learns its URL, and only the dashboard's origin may
+    // open one), the worker posts to its management endpoint.
     const own: Record<string, string> =
       name === 'gateway'
-        ? { PORT: String(gatewayPort), METRICS_TARGETS: metricsTargets.join(',') }
+        ? {
+            PORT: String(gatewayPort),
+            METRICS_TARGETS: metricsTargets.join(','),
+            WS_PORT: String(websocketPort),
+            WS_URL: websocket,
+            WS_ORIGINS: `http://127.0.0.1:${gatewayPort},http://localhost:${gatewayPort}`,
+          }
         : name === 'simulator'
           ? { SIM_PORT: String(simulatorPort) }
-          : name === 'ingestor' || name === 'worker'
-            ? { OPS_PORT: String(opsPorts[name]) }
-            : {};
+          : name === 'worker'
+            ? {
+                OPS_PORT: String(opsPorts[name]),
+                ...(names.includes('gateway') ? { PUSH_ENDPOINT: `http://127.0.0.1:${websocketPort}` } : {}),
+              }
+            : name === 'ingestor'
+              ? { OPS_PORT: String(opsPorts[name]) }
+              : {};
     const defaults = name === 'worker' ? { ...LOCAL_TUNING, WORKER_ID: LOCAL_WORKER_ID } : LOCAL_TUNING;
     return new Component(
       name,
@@ -362,7 +381,7 @@ export async function startSystem(options: SystemOptions): Promise<System> {
 
   let stopping: Promise<void> | undefined;
   return {
-    urls: { dashboard, feed },
+    urls: { dashboard, feed, websocket },
     env,
     emulators,
     dataDir,
