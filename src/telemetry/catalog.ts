@@ -168,6 +168,23 @@ export const API = {
   predictionMs: timing('ApiPredictionMs', ['Target'], 'one /predict model run (a single vector or a batch)'),
 } as const;
 
+/** Push: the worker's publisher (src/worker/sinks/push.ts) posting to the WebSocket API's connections. */
+export const PUSH = {
+  posts: local(counter('PushPosts', [], 'messages posted to connections (PostToConnection answered 2xx)')),
+  failedPosts: counter(
+    'PushFailedPosts',
+    [],
+    'posts that failed other than 410 Gone (throttled, timed out, refused): the alarm watches these',
+  ),
+  gone: local(
+    counter('PushGoneConnections', [], 'connections removed because the API called them gone (410)'),
+  ),
+  connections: local(
+    gauge('PushConnections', 'Count', [], 'connections the publisher holds with a subscription'),
+  ),
+  postMs: local(timing('PushPostMs', [], 'one PostToConnection round trip')),
+} as const;
+
 /** The training pipeline. */
 export const TRAINING = {
   runs: counter(
@@ -182,6 +199,7 @@ export const CATALOG: readonly MetricDef[] = [
   ...Object.values(FEED),
   ...Object.values(WORKER),
   ...Object.values(API),
+  ...Object.values(PUSH),
   ...Object.values(TRAINING),
 ];
 
