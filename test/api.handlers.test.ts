@@ -66,6 +66,7 @@ let latest: Handler;
 let health: Handler;
 let version: Handler;
 let predictHandler: Handler;
+let historyHandler: Handler;
 const TARGET = 'quote_change_500ms';
 
 beforeAll(async () => {
@@ -84,6 +85,8 @@ beforeAll(async () => {
     BUILD_SHA: 'abc1234',
     // Re-read the active model pointer on every request so a promotion shows up at once.
     MODEL_CHECK_MS: '0',
+    // A deployment without history (test/api.routes.test.ts serves it).
+    HISTORY_WRITE_MS: '0',
   });
   await provision(emu.env, { seed: false });
   const now = Date.now();
@@ -93,6 +96,7 @@ beforeAll(async () => {
   health = (await import('../lambdas/health.js')).handler as unknown as Handler;
   version = (await import('../lambdas/version.js')).handler as unknown as Handler;
   predictHandler = (await import('../lambdas/predict.js')).handler as unknown as Handler;
+  historyHandler = (await import('../lambdas/history.js')).handler as unknown as Handler;
 });
 
 afterAll(async () => {
@@ -143,6 +147,17 @@ describe('GET /latest', () => {
     const { status, body } = await call(latest, v2('GET', '/latest', { query: { product: 'btc/usd' } }));
     expect(status).toBe(400);
     expect(body.error).toEqual({ code: 'bad_request', message: expect.stringContaining('BTC-USD') });
+  });
+});
+
+describe('GET /history with history off (HISTORY_WRITE_MS=0)', () => {
+  it('answers 404 saying so (the dashboard then starts empty and fills from /latest)', async () => {
+    const { status, body } = await call(
+      historyHandler,
+      v2('GET', '/history', { query: { product: 'BTC-USD' } }),
+    );
+    expect(status).toBe(404);
+    expect(body.error).toEqual({ code: 'not_found', message: 'history is off (HISTORY_WRITE_MS=0)' });
   });
 });
 

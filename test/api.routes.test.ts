@@ -12,8 +12,8 @@ import { MAX_BATCH } from '../src/api/schemas.js';
 import type { FeatureSpec } from '../src/features/types.js';
 import type { RunningGateway } from '../src/gateway/server.js';
 import { activeVersion, seedRegistry, writeVersionRecord } from '../src/model/registry.js';
-import { type LatestSnapshot, putLatest } from '../src/storage/latest.js';
-import { type LocalGateway, startLocalGateway } from './support/gateway.js';
+import { putLatest } from '../src/storage/latest.js';
+import { type LocalGateway, snapshotAt, startLocalGateway } from './support/gateway.js';
 import { seedHistory } from './support/history.js';
 import { type Answer, type Check, openApiCheck } from './support/openapi.js';
 
@@ -27,25 +27,7 @@ function vector(seed: number): Record<string, number> {
   return Object.fromEntries(spec.features.map((f, i) => [f.name, Math.sin(seed * 31 + i) * 0.5]));
 }
 
-function snapshot(product: string, mid: number): Omit<LatestSnapshot, 'pk' | 'sk' | 'expiresAt'> {
-  const now = Date.now();
-  return {
-    product,
-    tsUs: now * 1000,
-    seq: now,
-    bestBid: String(mid - 0.5),
-    bestAsk: String(mid + 0.5),
-    mid,
-    spread: 1,
-    spreadBps: (1 / mid) * 10_000,
-    bids: [[String(mid - 0.5), '2']],
-    asks: [[String(mid + 0.5), '3']],
-    features: vector(1),
-    predictions: {},
-    latencyMs: 5,
-    updatedAtMs: now,
-  };
-}
+const snapshot = (product: string, mid: number) => snapshotAt(product, mid, vector(1));
 
 let local: LocalGateway;
 let gateway: RunningGateway;

@@ -15,31 +15,12 @@ import { readCorsConfig } from '../src/config.js';
 import { loadRoutes, RouteLoadError } from '../src/gateway/handlers.js';
 import { type RunningGateway, startGateway } from '../src/gateway/server.js';
 import type { Emulators } from '../src/local/emulators.js';
-import type { LatestSnapshot } from '../src/storage/latest.js';
 import { putLatest } from '../src/storage/latest.js';
-import { type LocalGateway, startLocalGateway } from './support/gateway.js';
+import { type LocalGateway, snapshotAt, startLocalGateway } from './support/gateway.js';
 
 const MAIN = fileURLToPath(new URL('../src/gateway/main.ts', import.meta.url));
 
-function snapshot(product: string, mid: number): Omit<LatestSnapshot, 'pk' | 'sk' | 'expiresAt'> {
-  const now = Date.now();
-  return {
-    product,
-    tsUs: now * 1000,
-    seq: 7,
-    bestBid: String(mid - 0.5),
-    bestAsk: String(mid + 0.5),
-    mid,
-    spread: 1,
-    spreadBps: (1 / mid) * 10_000,
-    bids: [[String(mid - 0.5), '2']],
-    asks: [[String(mid + 0.5), '3']],
-    features: { a: 1 },
-    predictions: {},
-    latencyMs: 5,
-    updatedAtMs: now,
-  };
-}
+const snapshot = (product: string, mid: number) => snapshotAt(product, mid);
 
 let local: LocalGateway;
 let emu: Emulators;

@@ -11,67 +11,13 @@
  */
 import uPlot from 'uplot';
 import { feedVerdict } from '../../api/feedVerdict.js';
+import type { HistoryRowView, SnapshotView } from '../../api/schemas.js';
+import type { DashboardSettings } from './assets.js';
 
-interface Config {
-  products: string[];
-  deltaMs: number;
-  volHorizonS: number;
-  pollMs: number;
-  refreshMs: number;
-  historyMinutes: number;
-  staleMs: number;
-}
-
-interface Prediction {
-  probability: number;
-  modelVersion: string;
-  threshold?: number;
-}
-type Quality = Record<
-  string,
-  {
-    modelVersion: string;
-    n: number;
-    auc: number | null;
-    prAuc?: number | null;
-    brier: number | null;
-    baseRate: number | null;
-  }
->;
-interface Snapshot {
-  product: string;
-  tsUs: number;
-  bestBid: string;
-  bestAsk: string;
-  mid: number;
-  spread: number;
-  spreadBps: number;
-  bids: [string, string][];
-  asks: [string, string][];
-  predictions: Record<string, Prediction>;
-  quality?: Quality;
-  feed?: {
-    exchUs: number;
-    messagesPerS: number;
-    reconnects: number;
-    resyncs: number;
-    lastHeartbeatUs: number;
-  };
-  latencyMs: number;
-  updatedAtMs: number;
-  ageMs: number;
-}
-interface HistoryRow {
-  tsUs: number;
-  bid: number;
-  ask: number;
-  mid: number;
-  predictions: Record<string, Prediction>;
-  labels?: Record<string, number>;
-  quality?: Quality;
-  feed?: { messagesPerS: number; reconnects: number; resyncs: number; heartbeatAgeMs: number | null };
-  latencyMs: number;
-}
+// The API's own answer types (type-only: erased from the browser bundle), so the page reads what the API serves.
+type Snapshot = SnapshotView;
+type HistoryRow = HistoryRowView;
+type Quality = NonNullable<Snapshot['quality']>;
 
 const QUOTE = 'quote_change_500ms';
 const VOL = 'vol_spike_60s';
@@ -81,7 +27,7 @@ const TARGETS = [
 ] as const;
 const COLORS = { bid: '#3fb950', ask: '#f85149', mid: '#58a6ff', vol: '#d29922', muted: '#8b98a5' };
 
-const config = JSON.parse(document.getElementById('qw-config')!.textContent!) as Config;
+const config = JSON.parse(document.getElementById('qw-config')!.textContent!) as DashboardSettings;
 const $ = (id: string) => document.getElementById(id)!;
 
 /** One point of a product's chart: a history row (1 s) or a live snapshot (every poll). */
