@@ -1291,5 +1291,12 @@ export function readPushConfig(env: Env = process.env): PushConfig {
 
 /** The dashboard's WebSocket URL (WS_URL: `wss://{api}.execute-api.{region}.amazonaws.com/{stage}`); unset = poll. */
 export function readDashboardPushUrl(env: Env = process.env): string | undefined {
-  return read(env, 'WS_URL', z.string().regex(/^wss?:\/\/\S+$/, 'expected ws:// or wss:// URL').optional());
+  return read(
+    env,
+    'WS_URL',
+    z
+      .string()
+      .regex(/^wss?:\/\/\S+$/, 'expected ws:// or wss:// URL')
+      .optional(),
+  );
 }
