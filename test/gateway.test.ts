@@ -249,14 +249,16 @@ describe('the v2 event the gateway builds', () => {
 describe('gateway process (src/gateway/main.ts)', () => {
   it('logs its URL once listening, serves, and exits 0 on SIGTERM', async () => {
     const child = spawn(process.execPath, ['--import', 'tsx', MAIN], {
-      env: { ...process.env, ...emu.env, PORT: '0', SYMBOLS: 'BTC-USD' },
+      env: { ...process.env, ...emu.env, PORT: '0', WS_PORT: '0', SYMBOLS: 'BTC-USD' },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     try {
       let url = '';
+      let ws = '';
       for await (const line of createInterface({ input: child.stdout! })) {
         const msg = JSON.parse(line);
+        if (msg.message === 'websocket listening') ws = msg.url;
         if (msg.message === 'gateway listening') {
           expect(msg.level).toBe('INFO');
           url = msg.url;
@@ -264,6 +266,8 @@ describe('gateway process (src/gateway/main.ts)', () => {
         }
       }
       expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      // The WebSocket API listens before the gateway says so (the supervisor waits for that line).
+      expect(ws).toMatch(/^ws:\/\/127\.0\.0\.1:\d+$/);
       const health = await (await fetch(`${url}/health`)).json();
       expect(health.products.map((p: { product: string }) => p.product)).toEqual(['BTC-USD']);
       // The dashboard's handler imports its page through the table's text loader (a Node module hook here).

@@ -308,9 +308,10 @@ export async function startWebSocketApi(
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(
         JSON.stringify({
-          ConnectedAt: new Date(conn.connectedAt).toISOString(),
-          Identity: { SourceIp: conn.ip, UserAgent: conn.userAgent },
-          LastActiveAt: new Date(conn.lastActiveAt).toISOString(),
+          // The wire names are camelCase (the SDK maps them to ConnectedAt, Identity.SourceIp...).
+          connectedAt: new Date(conn.connectedAt).toISOString(),
+          identity: { sourceIp: conn.ip, userAgent: conn.userAgent },
+          lastActiveAt: new Date(conn.lastActiveAt).toISOString(),
         }),
       );
       return;

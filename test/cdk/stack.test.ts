@@ -120,8 +120,7 @@ describe('DynamoDB tables', () => {
         keys.map((k) => ({ AttributeName: k.name, AttributeType: k.type })),
       );
       // The steadily written tables on provisioned capacity (src/config.ts dynamoCapacity), the registry on demand.
-      const capacity =
-        key === 'registry' || key === 'connections' ? undefined : stack.deployment.tables[key];
+      const capacity = key === 'registry' || key === 'connections' ? undefined : stack.deployment.tables[key];
       if (capacity) {
         expect(props.BillingMode).toBeUndefined(); // PROVISIONED is CloudFormation's default
         expect(props.ProvisionedThroughput).toEqual({

@@ -2,8 +2,14 @@
  * The local gateway over the real handlers and real emulators, for the gateway and dashboard tests.
  */
 import { rmSync } from 'node:fs';
-import { loadRoutes } from '../../src/gateway/handlers.js';
+import { WEBSOCKET_LIMITS } from '../../src/config.js';
+import { loadRoutes, loadWebSocketRoutes } from '../../src/gateway/handlers.js';
 import { type RunningGateway, startGateway } from '../../src/gateway/server.js';
+import {
+  type RunningWebSocketApi,
+  startWebSocketApi,
+  type WebSocketApiOptions,
+} from '../../src/gateway/websocket.js';
 import { type Emulators, startEmulators } from '../../src/local/emulators.js';
 import { provision } from '../../src/local/provision.js';
 import type { LatestSnapshotInput } from '../../src/storage/latest.js';
@@ -12,6 +18,8 @@ import { tempDataDir } from './system.js';
 export interface LocalGateway {
   emulators: Emulators;
   gateway: RunningGateway;
+  /** The WebSocket API and its management endpoint, when asked for (`websocket`). */
+  websocket?: RunningWebSocketApi;
   /** Closes the gateway, stops the emulators and deletes their data. */
   close(): Promise<void>;
 }
@@ -25,6 +33,8 @@ export async function startLocalGateway(options: {
   tempPrefix: string;
   env: Record<string, string>;
   seed?: () => Promise<void>;
+  /** Also serve the WebSocket API, with API Gateway's limits overridden by these (shortened in tests). */
+  websocket?: Partial<WebSocketApiOptions['limits']> & Pick<WebSocketApiOptions, 'maxBufferedBytes'>;
 }): Promise<LocalGateway> {
   const dataDir = tempDataDir(options.tempPrefix);
   // The SDK takes region and credentials from process.env, also for the emulators' readiness probes.
@@ -35,7 +45,9 @@ export async function startLocalGateway(options: {
   });
   let emulators: Emulators | undefined;
   let gateway: RunningGateway | undefined;
+  let websocket: RunningWebSocketApi | undefined;
   const close = async () => {
+    await websocket?.close();
     await gateway?.close();
     await emulators?.stop();
     rmSync(dataDir, { recursive: true, force: true });
@@ -46,11 +58,20 @@ export async function startLocalGateway(options: {
     await provision(emulators.env, { seed: false });
     await options.seed?.();
     gateway = await startGateway({ routes: await loadRoutes(), port: 0 });
+    if (options.websocket) {
+      const { maxBufferedBytes, ...limits } = options.websocket;
+      websocket = await startWebSocketApi({
+        routes: await loadWebSocketRoutes(),
+        port: 0,
+        limits: { ...WEBSOCKET_LIMITS, ...limits },
+        ...(maxBufferedBytes ? { maxBufferedBytes } : {}),
+      });
+    }
   } catch (err) {
     await close();
     throw err;
   }
-  return { emulators, gateway, close };
+  return { emulators, gateway, ...(websocket ? { websocket } : {}), close };
 }
 
 /** A fresh latest snapshot of `product` at `mid` (one level a side, no predictions), written as the worker would. */
