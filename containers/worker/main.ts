@@ -7,7 +7,7 @@
  */
 
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { dynamoClient, kinesisClient, s3Client } from '../../src/aws/clients.js';
+import { apiGatewayManagementClient, dynamoClient, kinesisClient, s3Client } from '../../src/aws/clients.js';
 import {
   orExit,
   readConsumerConfig,
@@ -16,6 +16,7 @@ import {
   readHistoryConfig,
   readLatestWriteConfig,
   readLivenessConfig,
+  readPushConfig,
   readResourceNames,
   readWorkerConfig,
 } from '../../src/config.js';
@@ -25,9 +26,11 @@ import { ActiveModels } from '../../src/model/serving.js';
 import { registrySource } from '../../src/model/source.js';
 import { putHistory, putHistoryLabels } from '../../src/storage/history.js';
 import { LatestWriter } from '../../src/storage/latest.js';
+import { ConnectionsStore } from '../../src/storage/connections.js';
 import { componentTelemetry } from '../../src/telemetry/setup.js';
 import { consumerOptionsFrom, KinesisConsumer, startPositionFrom } from '../../src/worker/consumer.js';
 import { kinesisFeaturesPublisher } from '../../src/worker/sinks/featuresStream.js';
+import { PushSink } from '../../src/worker/sinks/push.js';
 import { Worker } from '../../src/worker/worker.js';
 
 const core = orExit(() => readCoreConfig());
@@ -73,6 +76,24 @@ function reportLatency(): void {
   latencies = [];
 }
 
+// Push to the dashboards' WebSocket connections (src/worker/sinks/push.ts), when PUSH_ENDPOINT names the API.
+const pushConfig = orExit(() => readPushConfig());
+const push = pushConfig.endpoint
+  ? new PushSink({
+      client: apiGatewayManagementClient(pushConfig.endpoint, {
+        maxSockets: pushConfig.concurrency,
+        timeoutMs: pushConfig.timeoutMs,
+      }),
+      store: new ConnectionsStore({ client: dynamo, table: names.connectionsTable }),
+      tickMs: core.tickMs,
+      minIntervalMs: pushConfig.minIntervalMs,
+      concurrency: pushConfig.concurrency,
+      refreshMs: pushConfig.refreshMs,
+      telemetry,
+      log,
+    }).start()
+  : undefined;
+
 const worker = new Worker({
   tickMs: core.tickMs,
   deltaMs: core.deltaMs,
@@ -91,6 +112,7 @@ const worker = new Worker({
   onLatestAck: (product, ms) => {
     if (wroteLatest.get(product)) latencies.push(ms);
   },
+  ...(push ? { push } : {}),
   now: () => Date.now(),
   log,
   recovery: {
@@ -143,6 +165,7 @@ log('info', 'worker starting', {
   ...featureConfig,
   ...consumerConfig,
   ...latestWrites,
+  push: pushConfig,
 });
 await models.refresh();
 const modelTimer = setInterval(() => void models.refresh(), tuning.modelCheckMs);
@@ -167,6 +190,7 @@ try {
   clearInterval(latencyTimer);
   // Open lake windows are not written here: the saved recovery state makes the next start recompute them
   // and write them complete, under the names a partial write would not have had.
+  await push?.stop();
   log('info', 'worker stopped', { replayedRecords: worker.replayedRecords });
   await models.release();
   await stopTelemetry();

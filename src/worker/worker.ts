@@ -3,8 +3,8 @@
  * src/worker/decode.ts):
  *
  *   de-duplicate (dedup.ts) -> book & features (market.ts) -> score (score.ts) -> live quality (quality.ts)
- *     -> sinks: latest snapshot (sinks/latest.ts), history rows (sinks/history.ts), Parquet lake
- *               (src/storage/lake.ts), features stream (sinks/featuresStream.ts)
+ *     -> sinks: latest snapshot (sinks/latest.ts) and its push (sinks/push.ts), history rows (sinks/history.ts),
+ *               Parquet lake (src/storage/lake.ts), features stream (sinks/featuresStream.ts)
  *
  * This module only wires them and keeps the per-shard state: the shard's lake writer, the replay positions of
  * its products and the raw rows not yet handed to the lake. Crash recovery (recovery.ts) saves that state after
@@ -52,6 +52,8 @@ export interface WorkerOptions {
   /** The dashboard's history rows (sinks/history.ts); absent or writeMs 0 = off. */
   history?: Omit<HistorySinkOptions, 'now'>;
   onLatestAck?: LatestSinkOptions['onAck'];
+  /** The dashboards' push (sinks/push.ts PushSink): offered every latest snapshot; absent = off. */
+  push?: { offer: NonNullable<LatestSinkOptions['offer']> };
   /** Wall clock, ms: only for the snapshot's latencyMs/updatedAtMs, never for features. */
   now: () => number;
   log: Logger;
@@ -121,6 +123,7 @@ export class Worker {
         opts.onLatestAck?.(product, ms);
       },
       now: opts.now,
+      ...(opts.push ? { offer: (snapshot) => opts.push!.offer(snapshot) } : {}),
     });
     this.qualityOut = new QualityPublisher(opts.qualityEveryMs ?? 10_000, this.telemetry);
     this.history = opts.history ? new HistorySink({ ...opts.history, now: opts.now }) : undefined;

@@ -21,6 +21,8 @@ export interface LatestContext {
 
 export interface LatestSinkOptions {
   write: (snapshot: LatestSnapshotInput) => Promise<void>;
+  /** Push (sinks/push.ts): each snapshot is offered before its write (O(1); the posts run off the batch). */
+  offer?: (snapshot: LatestSnapshotInput) => void;
   /** Called once a snapshot is acknowledged: wall ms from the newest exchange time to the ack. */
   onAck?: (product: string, latencyMs: number) => void;
   /** Wall clock, ms: only for latencyMs / updatedAtMs, never for features. */
@@ -79,7 +81,9 @@ export class LatestSink {
     await Promise.all(
       [...newest.values()].map(async (i) => {
         const row = rows[i]!;
-        await this.opts.write(latestSnapshot(row, i, scored, ctx, now));
+        const snapshot = latestSnapshot(row, i, scored, ctx, now);
+        this.opts.offer?.(snapshot);
+        await this.opts.write(snapshot);
         const watermarkUs = ctx.watermarkUs(row.product) ?? row.tsUs;
         this.opts.onAck?.(row.product, this.opts.now() - watermarkUs / 1000);
       }),
