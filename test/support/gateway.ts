@@ -57,7 +57,6 @@ export async function startLocalGateway(options: {
     Object.assign(process.env, emulators.env, options.env);
     await provision(emulators.env, { seed: false });
     await options.seed?.();
-    gateway = await startGateway({ routes: await loadRoutes(), port: 0 });
     if (options.websocket) {
       const { maxBufferedBytes, ...limits } = options.websocket;
       websocket = await startWebSocketApi({
@@ -66,7 +65,10 @@ export async function startLocalGateway(options: {
         limits: { ...WEBSOCKET_LIMITS, ...limits },
         ...(maxBufferedBytes ? { maxBufferedBytes } : {}),
       });
+      // The dashboard is told where to subscribe, as the supervisor tells the gateway (WS_URL).
+      process.env.WS_URL = websocket.url;
     }
+    gateway = await startGateway({ routes: await loadRoutes(), port: 0 });
   } catch (err) {
     await close();
     throw err;

@@ -21,6 +21,10 @@ export interface DashboardSettings {
   historyMinutes: number;
   /** A card turns stale when its snapshot is older than this (/health's limit). */
   staleMs: number;
+  /** The WebSocket API the page subscribes to (WS_URL); absent: it polls /latest. */
+  wsUrl?: string;
+  /** The feature tick (a push entry's `n` counts these). */
+  tickMs: number;
 }
 
 // A variable, not a literal: esbuild must not follow it into the Lambda bundle (build.ts needs esbuild itself).

@@ -6,16 +6,24 @@
  * end-to-end latency.
  *
  * Data: /history fills the charts on load (so a reload keeps the picture) and every `refreshMs` (labels mature
- * later); /latest is polled every `pollMs` for the live values; a gap while the API was down is refilled from
- * /history when it returns. Raw values travel in data-value attributes so tests can compare them with the API.
+ * later). The live values come by push when the page is given the WebSocket API (`wsUrl`): it subscribes to its
+ * products and renders each pushed entry, dropping one whose tick counter `n` is not above the shown one; the
+ * socket goes connecting -> subscribed -> reconnecting -> backoff (jittered, capped) -> connecting..., it
+ * unsubscribes while the tab is hidden, and while it is down /latest is polled every `pollMs` (the only mode
+ * without `wsUrl`). The seconds missed while the API was down or the socket lost are refilled from /history
+ * (a jump in `n` alone is no gap: the publisher skips ticks that look the same).
+ * Raw values travel in data-value attributes so tests can compare them with the API.
  */
 import uPlot from 'uplot';
 import { feedVerdict } from '../../api/feedVerdict.js';
+import type { PushEntry, ServerMessage } from '../../api/push.js';
 import type { HistoryRowView, SnapshotView } from '../../api/schemas.js';
 import type { DashboardSettings } from './assets.js';
 
 // The API's own answer types (type-only: erased from the browser bundle), so the page reads what the API serves.
 type Snapshot = SnapshotView;
+/** What a card shows: a polled snapshot, or a pushed entry (no features) with its age when sent. */
+type Shown = Omit<Snapshot, 'features' | 'seq'>;
 type HistoryRow = HistoryRowView;
 type Quality = NonNullable<Snapshot['quality']>;
 
@@ -48,8 +56,10 @@ interface Card {
   points: Map<number, Point>;
   price: uPlot;
   prob: uPlot;
-  snapshot: Snapshot | null;
+  snapshot: Shown | null;
   fetchedAt: number;
+  /** The tick counter of the values shown (tsUs / tickMs): a pushed entry not above it is stale. */
+  n: number;
 }
 
 const cards = new Map<string, Card>();
@@ -151,7 +161,7 @@ function cardFor(product: string): Card {
     { p: { range: [-0.05, 1.05] } },
     130,
   );
-  const card: Card = { el, fields, points: new Map(), price, prob, snapshot: null, fetchedAt: 0 };
+  const card: Card = { el, fields, points: new Map(), price, prob, snapshot: null, fetchedAt: 0, n: -1 };
   cards.set(product, card);
   return card;
 }
@@ -307,12 +317,18 @@ function renderQuality(field: HTMLElement, q: Quality[string] | undefined): void
   field.title = `live quality over the last ${q.n} matured labels of ${q.modelVersion}, all products`;
 }
 
-function render(s: Snapshot, fetchedAt: number): void {
+function render(s: Shown, fetchedAt: number): void {
   const card = cardFor(s.product);
+  const n = Math.round(s.tsUs / 1000 / config.tickMs);
+  // Older than what is shown (a poll answered after a newer push): stale.
+  if (n < card.n) return;
   const f = card.fields;
   card.snapshot = s;
   card.fetchedAt = fetchedAt;
+  card.n = n;
   card.el.dataset.tsUs = String(s.tsUs);
+  card.el.dataset.n = String(card.n);
+  lastUpdateAt = fetchedAt;
   const digits = Math.max(decimalsOf(s.bestBid), decimalsOf(s.bestAsk));
   set(f.mid!, fmt(s.mid, digits + 1), s.mid);
   set(f.bid!, fmt(s.bestBid, digits), s.bestBid);
@@ -413,6 +429,7 @@ function tickAges(): void {
     card.el.classList.toggle('stale', down || age > config.staleMs);
   }
   renderFeed(now);
+  renderMode(now);
 }
 
 async function getJson<T>(path: string): Promise<T> {
@@ -438,6 +455,11 @@ let lastOkMs = 0;
 let down = false;
 
 async function poll(): Promise<void> {
+  if (pushUp()) {
+    // Push carries the live values: no /latest while the socket is up.
+    setTimeout(() => void poll(), config.pollMs);
+    return;
+  }
   try {
     const body = await getJson<{ products: Snapshot[]; serverTimeMs: number }>('/latest');
     const fetchedAt = performance.now();
@@ -454,16 +476,7 @@ async function poll(): Promise<void> {
       };
       renderFeed(fetchedAt);
     }
-    $('empty').hidden = body.products.length > 0;
-    $('status').className = 'ok';
-    $('status').textContent =
-      `live · ${body.products.length} product${body.products.length === 1 ? '' : 's'}`;
-    if (down) {
-      down = false;
-      void refreshHealth();
-      for (const product of cards.keys()) void loadHistory(product, lastOkMs - 5000).catch(() => {});
-    }
-    lastOkMs = Date.now();
+    live(body.products.length);
   } catch (err) {
     // The health panel says why at once rather than at its next refresh.
     if (!down) void refreshHealth();
@@ -473,6 +486,136 @@ async function poll(): Promise<void> {
     for (const card of cards.values()) card.el.classList.add('stale');
   } finally {
     setTimeout(() => void poll(), config.pollMs);
+  }
+}
+
+/** The API answered (a poll, or a push subscription): the status says so, and a gap while it was down is refilled. */
+function live(products: number): void {
+  $('empty').hidden = products > 0;
+  $('status').className = 'ok';
+  $('status').textContent = `live · ${products} product${products === 1 ? '' : 's'}`;
+  if (down) {
+    down = false;
+    void refreshHealth();
+    for (const product of cards.keys()) void loadHistory(product, lastOkMs - 5000).catch(() => {});
+  }
+  lastOkMs = Date.now();
+}
+
+// Push: the WebSocket API (config.wsUrl) and its client states.
+type PushState = 'off' | 'connecting' | 'subscribed' | 'reconnecting' | 'backoff';
+let pushState: PushState = 'off';
+let socket: WebSocket | undefined;
+/** Failed connects in a row (the backoff's exponent). */
+let attempts = 0;
+/** When push was lost (Date.now()): the seconds after it are refilled from /history once it is back. */
+let lostAtMs = 0;
+/** performance.now() of the last values shown, by either path. */
+let lastUpdateAt = 0;
+let dropped = 0;
+const BACKOFF_BASE_MS = 500;
+const BACKOFF_MAX_MS = 8000;
+
+const pushUp = () => pushState === 'subscribed' && socket?.readyState === WebSocket.OPEN;
+
+function setPushState(state: PushState): void {
+  pushState = state;
+  renderMode(performance.now());
+}
+
+function renderMode(now: number): void {
+  const el = $('mode');
+  const mode = pushUp() ? 'push' : 'poll';
+  el.dataset.mode = mode;
+  el.dataset.state = pushState;
+  const age = lastUpdateAt ? ` · last update ${((now - lastUpdateAt) / 1000).toFixed(1)} s ago` : '';
+  el.textContent =
+    mode === 'push'
+      ? `push${age}`
+      : config.wsUrl
+        ? `polling /latest (push ${pushState === 'backoff' ? 'waiting to reconnect' : pushState})${age}`
+        : `polling /latest${age}`;
+}
+
+function connectPush(): void {
+  const ws = new WebSocket(config.wsUrl!);
+  socket = ws;
+  if (pushState !== 'reconnecting') setPushState('connecting');
+  ws.onopen = () => {
+    if (!document.hidden) subscribe();
+  };
+  ws.onmessage = (e) => {
+    let message: ServerMessage;
+    try {
+      message = JSON.parse(String(e.data)) as ServerMessage;
+    } catch {
+      return;
+    }
+    onPush(message);
+  };
+  ws.onclose = () => {
+    if (socket !== ws) return;
+    socket = undefined;
+    if (lostAtMs === 0) lostAtMs = Date.now();
+    attempts++;
+    // The first retry at once (a cut at API Gateway's limits is normal), then jittered, capped backoff.
+    if (attempts === 1) {
+      setPushState('reconnecting');
+      connectPush();
+      return;
+    }
+    const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (attempts - 2)) * (0.5 + Math.random() / 2);
+    setPushState('backoff');
+    setTimeout(() => {
+      setPushState('reconnecting');
+      connectPush();
+    }, delay);
+  };
+}
+
+function subscribe(): void {
+  socket?.send(JSON.stringify({ action: 'subscribe', products: config.products }));
+}
+
+function onPush(message: ServerMessage): void {
+  if (message.type === 'subscribed') {
+    attempts = 0;
+    setPushState('subscribed');
+    show(message.snapshots, message.sentAtMs);
+    if (lostAtMs > 0) {
+      for (const product of cards.keys()) void loadHistory(product, lostAtMs - 5000).catch(() => {});
+      lostAtMs = 0;
+    }
+    live(cards.size);
+  } else if (message.type === 'snapshot') {
+    show(message.snapshots, message.sentAtMs);
+    if (down) live(cards.size);
+  }
+  // 'unsubscribed' (the tab is hidden) keeps the state: the socket is up, nothing is polled meanwhile.
+}
+
+/** Pushed entries: one whose counter is not above the shown one is stale and dropped. */
+function show(entries: readonly PushEntry[], sentAtMs: number): void {
+  const at = performance.now();
+  for (const e of entries) {
+    const card = cards.get(e.product);
+    if (card && e.n <= card.n) {
+      dropped++;
+      $('mode').dataset.dropped = String(dropped);
+      continue;
+    }
+    render({ ...e, ageMs: Math.max(0, sentAtMs - e.updatedAtMs) }, at);
+  }
+}
+
+/** A hidden tab needs no pushes: it unsubscribes, and subscribes again (with the current values) when shown. */
+function onVisibility(): void {
+  if (socket?.readyState !== WebSocket.OPEN) return;
+  if (document.hidden) {
+    if (pushState === 'subscribed' && lostAtMs === 0) lostAtMs = Date.now();
+    socket.send(JSON.stringify({ action: 'unsubscribe' }));
+  } else {
+    subscribe();
   }
 }
 
@@ -532,6 +675,11 @@ async function start(): Promise<void> {
   }
   const fromMs = Date.now() - config.historyMinutes * 60_000;
   await Promise.all(config.products.map((p) => loadHistory(p, fromMs).catch(() => {})));
+  if (config.wsUrl) {
+    connectPush();
+    document.addEventListener('visibilitychange', onVisibility);
+  }
+  renderMode(performance.now());
   void poll();
   void refreshHealth();
   void refreshModels();
