@@ -17,10 +17,11 @@ import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
 import { TARGETS } from '../src/model/types.js';
-import { API, FEED, type MetricDef, NAMESPACE, TRAINING, WORKER } from '../src/telemetry/catalog.js';
+import { API, FEED, type MetricDef, NAMESPACE, PUSH, TRAINING, WORKER } from '../src/telemetry/catalog.js';
 import type { IngestorService, WorkerService } from './fargate-services.js';
 import type { MarketStream } from './market-stream.js';
 import type { PredictionApi } from './prediction-api.js';
+import type { PushApi } from './push-api.js';
 import type { TrainingPipeline } from './training-pipeline.js';
 import { InvalidPropError, requireInt } from './validate.js';
 
@@ -30,6 +31,10 @@ export interface ObservabilityProps {
   readonly worker: WorkerService;
   readonly api: PredictionApi;
   readonly training?: TrainingPipeline;
+  /** The dashboard's push: its failed posts are alarmed. */
+  readonly push?: PushApi;
+  /** Failed posts (not 410 Gone) per minute that raise the push alarm, 3 minutes out of 5. @default 20 */
+  readonly failedPostsPerMinute?: number;
   /** Email addresses subscribed to the alarm topic. @default none */
   readonly alarmEmails?: readonly string[];
   /** @default true */
@@ -107,6 +112,13 @@ export class Observability extends Construct {
       60,
     );
     const qualityMin = requireInt('Observability', 'qualityMinutes', props.qualityMinutes ?? 30, 5, 1440);
+    const failedPosts = requireInt(
+      'Observability',
+      'failedPostsPerMinute',
+      props.failedPostsPerMinute ?? 20,
+      1,
+      1_000_000,
+    );
     super(scope, id);
     const { stream, ingestor, worker, api, training } = props;
 
@@ -142,6 +154,7 @@ export class Observability extends Construct {
       ...api.alarms,
       ...(training?.alarms ?? []),
       ...own,
+      ...(props.push && props.alarmsEnabled !== false ? [this.pushAlarm(failedPosts)] : []),
     ];
     const action = new SnsAction(this.alarmTopic);
     for (const alarm of this.alarms) {
@@ -243,6 +256,18 @@ export class Observability extends Construct {
         ],
       ),
     );
+    if (props.push) {
+      this.dashboard.addWidgets(
+        graph(
+          'Push: posts that failed (not 410 Gone); WebSocket API messages, connects',
+          [catalogMetric(PUSH.failedPosts, 'Sum', {}, 'failed posts')],
+          [
+            props.push.api.metric('MessageCount', { period: minute, statistic: 'Sum' }),
+            props.push.api.metric('ConnectCount', { period: minute, statistic: 'Sum' }),
+          ],
+        ),
+      );
+    }
     if (training) {
       const sm = training.stateMachine;
       this.dashboard.addWidgets(
@@ -253,6 +278,19 @@ export class Observability extends Construct {
         ),
       );
     }
+  }
+
+  /** Posts to dashboards failing (throttled, timed out, refused; a gone connection is normal, not counted). */
+  private pushAlarm(perMinute: number): Alarm {
+    return new Alarm(this, 'PushFailedPostsAlarm', {
+      alarmDescription: `Push: more than ${perMinute} posts a minute failed, 3 minutes out of 5`,
+      metric: catalogMetric(PUSH.failedPosts, 'Sum'),
+      threshold: perMinute,
+      evaluationPeriods: 5,
+      datapointsToAlarm: 3,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+      treatMissingData: TreatMissingData.NOT_BREACHING,
+    });
   }
 
   /** The alarms on the path's own metrics; each threshold is a prop (README "Observability"). */

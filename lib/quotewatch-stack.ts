@@ -8,12 +8,13 @@ import {
   type DeploymentSettings,
   readDeploymentContext,
 } from '../src/config.js';
-import { FEATURES_STREAM, STREAM } from '../src/resources.js';
+import { FEATURES_STREAM, STREAM, TABLES } from '../src/resources.js';
 import { IngestorService, ServiceCluster, WORKER_CONSUMER_NAME, WorkerService } from './fargate-services.js';
 import { LakeCatalog } from './lake-catalog.js';
 import { MarketStream } from './market-stream.js';
 import { Observability } from './observability.js';
 import { PredictionApi } from './prediction-api.js';
+import { PushApi } from './push-api.js';
 import { Storage } from './storage.js';
 import { TrainingPipeline } from './training-pipeline.js';
 import { requireConfig, requireCoreSettings } from './validate.js';
@@ -49,6 +50,8 @@ export class QuoteWatchStack extends Stack {
   readonly lakeCatalog: LakeCatalog;
   /** The optional features stream; undefined unless enabled (`-c featuresStream=true`). */
   readonly featuresStream: MarketStream | undefined;
+  /** The dashboard's push (WebSocket API); undefined with `-c push=false`. */
+  readonly push: PushApi | undefined;
 
   constructor(scope: Construct, id: string, props: QuoteWatchStackProps = {}) {
     const deployment =
@@ -115,6 +118,7 @@ export class QuoteWatchStack extends Stack {
       buildSha: props.buildSha,
       logRetentionDays: deployment.logRetentionDays,
     });
+    this.push = deployment.push.enabled ? this.addPush(deployment, core) : undefined;
     this.training = new TrainingPipeline(this, 'Training', {
       cluster,
       image: this.worker.image,
@@ -129,6 +133,7 @@ export class QuoteWatchStack extends Stack {
       worker: this.worker,
       api: this.api,
       training: this.training,
+      push: this.push,
       alarmEmails: props.alarmEmails,
     });
 
@@ -145,6 +150,33 @@ export class QuoteWatchStack extends Stack {
     if (this.featuresStream) {
       new CfnOutput(this, 'FeaturesStreamName', { value: this.featuresStream.stream.streamName });
     }
+    if (this.push) new CfnOutput(this, 'PushUrl', { value: this.push.url });
+  }
+
+  /**
+   * The WebSocket API the dashboard subscribes to (its URL in the Dashboard function's WS_URL), the connections
+   * table its handlers write, and the worker's publisher: PUSH_ENDPOINT, the table, and POST on @connections only.
+   */
+  private addPush(deployment: DeploymentSettings, core: CoreSettings): PushApi {
+    const stack = Stack.of(this);
+    const dashboardOrigin = `https://${this.api.api.apiId}.execute-api.${stack.region}.${stack.urlSuffix}`;
+    const push = new PushApi(this, 'Push', {
+      core,
+      connectionsTable: this.storage.connectionsTable,
+      latestTable: this.storage.latestTable,
+      access: deployment.api,
+      push: deployment.push,
+      origins: [dashboardOrigin, ...deployment.api.corsOrigins],
+      logRetentionDays: deployment.logRetentionDays,
+    });
+    this.api.routeFunctions.Dashboard.addEnvironment('WS_URL', push.url);
+    const container = this.worker.taskDefinition.defaultContainer!;
+    container.addEnvironment('PUSH_ENDPOINT', push.callbackUrl);
+    container.addEnvironment(TABLES.connections.env, this.storage.connectionsTable.tableName);
+    // The publisher scans the table and deletes connections API Gateway calls gone (giving back their counts).
+    this.storage.connectionsTable.grantReadWriteData(this.worker.taskDefinition.taskRole);
+    push.grantPost(this.worker.taskDefinition.taskRole, this.worker.taskDefinition);
+    return push;
   }
 
   /** The features stream, written by the worker only (PutRecord(s), nothing else), named in its FEATURES_STREAM. */

@@ -90,7 +90,8 @@ export function inventory(d: DeploymentSettings): Inventory {
     ],
     // Target tracking on reads and writes of each auto-scaled table; each policy keeps two alarms.
     autoScalingPolicies: scaled * 2,
-    alarms: STACK_ALARMS + scaled * 2 * 2,
+    // The push's failed-posts alarm (src/worker/sinks/push.ts) when the WebSocket API is deployed.
+    alarms: STACK_ALARMS + (d.push.enabled ? 1 : 0) + scaled * 2 * 2,
     dashboards: 1,
     kmsKeys: 1,
     secrets: d.coinbaseKeySecret ? 1 : 0,
@@ -213,7 +214,7 @@ export function monthlyCost(
     'CloudWatch',
     'alarms',
     inv.alarms * p.cloudwatch.alarmMonth,
-    `${inv.alarms} alarms (${STACK_ALARMS} of the stack, ${inv.alarms - STACK_ALARMS} of DynamoDB auto scaling)`,
+    `${inv.alarms} alarms (${STACK_ALARMS} of the stack, ${inv.alarms - STACK_ALARMS} of push and DynamoDB auto scaling)`,
   );
   add(
     'CloudWatch',

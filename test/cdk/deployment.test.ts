@@ -95,7 +95,8 @@ describe('API protection', () => {
   });
 
   it('acknowledges APIG4 exactly on the public routes, each reason naming its route and limit', () => {
-    const all = acknowledgements(s.stack).filter((a) => a.id === 'AwsSolutions-APIG4');
+    // The HTTP API's (the WebSocket API's are test/cdk/push-api.test.ts's).
+    const all = acknowledgements(s.stack.api).filter((a) => a.id === 'AwsSolutions-APIG4');
     const anyRoutes = all.filter((a) => a.reason.startsWith('ANY '));
     expect(anyRoutes.map((a) => a.reason.split(' ')[1]).sort()).toEqual([...PATHS].sort());
     const apig4 = all.filter((a) => !a.reason.startsWith('ANY '));
@@ -139,7 +140,11 @@ describe('API protection', () => {
       publicReads: 'false',
       reservedConcurrency: 'false',
     });
-    const authorizers = jwt.ofType('AWS::ApiGatewayV2::Authorizer');
+    // The HTTP API's (the WebSocket API's REQUEST authorizer: test/cdk/push-api.test.ts).
+    const httpApi = { Ref: jwt.id(jwt.stack.api.api) };
+    const ofHttpApi = (type: string) =>
+      jwt.ofType(type).filter(([, r]) => JSON.stringify(r.Properties.ApiId) === JSON.stringify(httpApi));
+    const authorizers = ofHttpApi('AWS::ApiGatewayV2::Authorizer');
     expect(authorizers).toHaveLength(1);
     const [authorizerId, authorizer] = authorizers[0] as [string, CfnResource];
     expect(authorizer.Properties).toMatchObject({
@@ -147,11 +152,11 @@ describe('API protection', () => {
       IdentitySource: ['$request.header.Authorization'],
       JwtConfiguration: { Issuer: 'https://auth.example.com/', Audience: ['quotewatch', 'dashboard'] },
     });
-    const routes = jwt.ofType('AWS::ApiGatewayV2::Route').map(([, r]) => r.Properties);
+    const routes = ofHttpApi('AWS::ApiGatewayV2::Route').map(([, r]) => r.Properties);
     expect(routes).toHaveLength(ROUTES.length + PATHS.length);
     for (const r of routes)
       expect(r).toMatchObject({ AuthorizationType: 'JWT', AuthorizerId: { Ref: authorizerId } });
-    expect(acknowledgements(jwt.stack).filter((a) => a.id === 'AwsSolutions-APIG4')).toEqual([]);
+    expect(acknowledgements(jwt.stack.api).filter((a) => a.id === 'AwsSolutions-APIG4')).toEqual([]);
     for (const [, fn] of jwt.ofType('AWS::Lambda::Function'))
       expect(fn.Properties.ReservedConcurrentExecutions).toBeUndefined();
     expect(nagFindings(jwt.nag, jwt.stack)).toEqual([]);
@@ -223,6 +228,9 @@ describe('least privilege: every role names only the resources it needs', () => 
         `${lake}/snapshots/*`,
         `${models}/registry/*`,
         models,
+        // Push: the connections table, and POST on this WebSocket API's @connections (test/cdk/push-api.test.ts).
+        s.id(st.storage.connectionsTable),
+        `${s.id(st.push!.api)}/live/POST/@connections/*`,
       ],
       true,
     );
