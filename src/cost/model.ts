@@ -368,6 +368,36 @@ export function apiCostPerMillion(
   };
 }
 
+/**
+ * An always-open dashboard tab by push, per month, at one message per `cadenceMs` (the poll's cadence by default,
+ * so the two compare like for like; the publisher sends at most one per PUSH_MIN_MS, and only when values
+ * changed): API Gateway's WebSocket messages (32 KB units) and connection minutes, the reconnect every 2 hours
+ * (three Lambda calls: $connect, subscribe, $disconnect, and their connections-table writes), the publisher's
+ * share of the worker's CPU, and its share of the connections-table Scan every PUSH_REFRESH_MS.
+ */
+export function pushViewerCostPerMonth(
+  cadenceMs: number = LATENCY_ASSUMPTIONS.dashboardPollMs,
+  usage: { workerCpuUsPerPost: number } = USAGE.push,
+  prices: Prices = PRICES,
+): { messages: number; usd: number; parts: Record<string, number> } {
+  const p = prices;
+  const messages = (SECONDS * 1000) / cadenceMs;
+  const units = messages * Math.ceil(USAGE.push.messageBytes / p.webSocketApi.messageUnitBytes);
+  const reconnects = HOURS / USAGE.push.connectionHours;
+  const parts = {
+    messages: (units / 1e6) * p.webSocketApi.messagesPerMillion,
+    connectionMinutes: ((HOURS * 60) / 1e6) * p.webSocketApi.connectionMinutesPerMillion,
+    // Three warm calls at 256 MB (~30 ms) and ~3 write units each.
+    reconnects:
+      reconnects * 3 * (p.lambda.requestsPerMillion / 1e6 + 0.25 * 0.03 * p.lambda.gbSecond) +
+      (reconnects * 3 * 3 * p.dynamodb.writeUnitsPerMillion) / 1e6,
+    workerCpu: ((messages * usage.workerCpuUsPerPost) / 1e6 / 3600) * p.fargate.vcpuHour,
+    // One ~100-byte item in a Scan once a second: 100 / 4096 of half a read unit (eventually consistent).
+    connectionsScan: (((SECONDS * 100) / 4096) * 0.5 * p.dynamodb.readUnitsPerMillion) / 1e6,
+  };
+  return { messages, usd: Object.values(parts).reduce((s, v) => s + v, 0), parts };
+}
+
 /** An always-open dashboard tab polling GET /latest every 300 ms, per month. */
 export function viewerCostPerMonth(d: Pick<DeploymentSettings, 'products'>, prices: Prices = PRICES) {
   const requests = (SECONDS * 1000) / LATENCY_ASSUMPTIONS.dashboardPollMs;

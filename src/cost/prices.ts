@@ -47,6 +47,11 @@ export const PRICES = {
   },
   /** HTTP API, first 300 million requests a month. */
   httpApi: { requestsPerMillion: 1.0 },
+  /**
+   * WebSocket API, first billion messages a month: messages (either way; counted in 32 KB units) and connection
+   * minutes.
+   */
+  webSocketApi: { messagesPerMillion: 1.0, messageUnitBytes: 32 * 1024, connectionMinutesPerMillion: 0.25 },
   /** Lambda, ARM64. */
   lambda: { requestsPerMillion: 0.2, gbSecond: 0.0000133334 },
   kms: { keyMonth: 1.0 },

@@ -12,6 +12,7 @@ import {
   type CostReport,
   latencyEstimate,
   monthlyCost,
+  pushViewerCostPerMonth,
   type Service,
   trainingRunCost,
   viewerCostPerMonth,
@@ -48,6 +49,8 @@ export interface CostTable {
   fanout: CostReport;
   apiPerMillion: ReturnType<typeof apiCostPerMillion>;
   viewer: ReturnType<typeof viewerCostPerMonth>;
+  /** The same tab by push, at the same cadence. */
+  pushViewer: ReturnType<typeof pushViewerCostPerMonth>;
   trainingRun: ReturnType<typeof trainingRunCost>;
   extra: { requests: number; viewers: number; usd: number };
 }
@@ -61,6 +64,7 @@ export function costTable(deployment: DeploymentSettings, traffic = { requests: 
     fanout: monthlyCost(deployment, 'fanout'),
     apiPerMillion,
     viewer,
+    pushViewer: pushViewerCostPerMonth(),
     trainingRun: trainingRunCost(),
     extra: {
       ...traffic,
@@ -141,6 +145,10 @@ export function formatCostTable(t: CostTable): string {
     `API traffic: ${money(a.read)} per million read requests (/latest, /health, /version, /), ${money(a.predict)} per million POST /predict`,
     `  (${a.basis})`,
     `A dashboard tab open all month polls /latest every 300 ms: ${(t.viewer.requests / 1e6).toFixed(1)} M requests, ${money(t.viewer.usd)} a month.`,
+    `By push at the same cadence: ${(t.pushViewer.messages / 1e6).toFixed(1)} M WebSocket messages, ${money(t.pushViewer.usd)} a month ` +
+      `(${Object.entries(t.pushViewer.parts)
+        .map(([k, v]) => `${k} ${money(v)}`)
+        .join(', ')}); the publisher sends only when values change, so this is the most it costs.`,
     `A training run (both targets): ${money(t.trainingRun.usd)} (${t.trainingRun.basis}); times the runs the schedule makes.`,
     '',
     'Latency, modelled (averages from published figures, not measured here):',

@@ -49,6 +49,18 @@ export const USAGE = {
     /** Step Functions state transitions per run and target. */
     transitionsPerRun: 8,
   },
+  push: {
+    /**
+     * The worker's CPU per PostToConnection (µs), the publisher's whole share: building the message, the SDK's
+     * signing and its HTTP request (bench: push.worker_cpu_us_per_post, 1,000 subscribers on the local
+     * management endpoint).
+     */
+    workerCpuUsPerPost: 150,
+    /** A message of two products (~1 KB each, src/api/push.ts PushEntry): one 32 KB unit. */
+    messageBytes: 2_200,
+    /** A socket lives at most 2 hours: a reconnect ($connect, subscribe, $disconnect) that often. */
+    connectionHours: 2,
+  },
   api: {
     /** Warm handler duration (ms) by route memory class: the read routes and /predict (onnxruntime). */
     readMs: 30,
