@@ -37,8 +37,8 @@ export const USAGE = {
    */
   // Measured 26 with one target's model swapped mid-run; at steady state: feed 10 (resyncs by reason), worker 12,
   // live quality 4 per target and served version (8, and 8 more in a month with a promotion), /predict's model
-  // time per target 2, training runs by decision and duration per target 8: 40.
-  metrics: { series: 40 },
+  // time per target 2, training runs by decision and duration per target 8, push's failed posts 1: 41.
+  metrics: { series: 41 },
   /** Rejected-traffic VPC flow logs (scanners knocking on the tasks' public IPs); an estimate. */
   flowLogBytesPerDay: 5_000_000,
   /** Both images in ECR (node:22-slim ~ 75 MB compressed each, the worker's onnxruntime 25 MB). */
