@@ -21,12 +21,13 @@ import {
   readWorkerConfig,
 } from '../../src/config.js';
 import { Liveness } from '../../src/health/liveness.js';
+import { collectGarbageOnSignal } from '../../src/local/gcSignal.js';
 import { componentLogger, describeError } from '../../src/log.js';
 import { ActiveModels } from '../../src/model/serving.js';
 import { registrySource } from '../../src/model/source.js';
+import { ConnectionsStore } from '../../src/storage/connections.js';
 import { putHistory, putHistoryLabels } from '../../src/storage/history.js';
 import { LatestWriter } from '../../src/storage/latest.js';
-import { ConnectionsStore } from '../../src/storage/connections.js';
 import { componentTelemetry } from '../../src/telemetry/setup.js';
 import { consumerOptionsFrom, KinesisConsumer, startPositionFrom } from '../../src/worker/consumer.js';
 import { kinesisFeaturesPublisher } from '../../src/worker/sinks/featuresStream.js';
@@ -156,6 +157,7 @@ function stop(signal: string): void {
   abort.abort();
 }
 process.on('SIGTERM', () => stop('SIGTERM'));
+collectGarbageOnSignal();
 process.on('SIGINT', () => stop('SIGINT'));
 
 log('info', 'worker starting', {

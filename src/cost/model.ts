@@ -379,7 +379,11 @@ export function pushViewerCostPerMonth(
   cadenceMs: number = LATENCY_ASSUMPTIONS.dashboardPollMs,
   usage: { workerCpuUsPerPost: number } = USAGE.push,
   prices: Prices = PRICES,
-): { messages: number; usd: number; parts: Record<string, number> } {
+): {
+  messages: number;
+  usd: number;
+  parts: Record<'messages' | 'connectionMinutes' | 'reconnects' | 'workerCpu' | 'connectionsScan', number>;
+} {
   const p = prices;
   const messages = (SECONDS * 1000) / cadenceMs;
   const units = messages * Math.ceil(USAGE.push.messageBytes / p.webSocketApi.messageUnitBytes);

@@ -18,6 +18,7 @@ import {
   readWebSocketApiConfig,
   readWebSocketGatewayConfig,
 } from '../config.js';
+import { collectGarbageOnSignal } from '../local/gcSignal.js';
 import { componentLogger } from '../log.js';
 import { routeAuthorizer, webSocketAuthorizer } from './auth.js';
 import { loadRoutes, loadWebSocketAuthorizer, loadWebSocketRoutes } from './handlers.js';
@@ -62,4 +63,5 @@ async function stop(signal: string): Promise<void> {
   process.exit(0);
 }
 process.on('SIGTERM', () => void stop('SIGTERM'));
+collectGarbageOnSignal();
 process.on('SIGINT', () => void stop('SIGINT'));
