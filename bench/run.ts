@@ -14,6 +14,7 @@ import { costGroup } from './cost.js';
 import { featuresGroup } from './features.js';
 import { type BenchGroup, formatTable, mergeResults, readResults, writeResults } from './harness.js';
 import { ingestGroup } from './ingest.js';
+import { pushGroup } from './push.js';
 import { simGroup } from './sim.js';
 import { startupGroup } from './startup.js';
 import { workerGroup } from './worker.js';
@@ -26,6 +27,7 @@ const GROUPS: BenchGroup[] = [
   startupGroup,
   workerGroup,
   apiGroup,
+  pushGroup,
   costGroup,
 ];
 
@@ -46,9 +48,13 @@ async function main(): Promise<void> {
   const selected = GROUPS.filter((g) => !only || only.has(g.name));
   if (selected.length > 1) {
     for (const group of selected) {
-      const child = spawnSync(process.execPath, [...process.execArgv, process.argv[1]!, '--only', group.name], {
-        stdio: 'inherit',
-      });
+      const child = spawnSync(
+        process.execPath,
+        [...process.execArgv, process.argv[1]!, '--only', group.name],
+        {
+          stdio: 'inherit',
+        },
+      );
       if (child.status !== 0) throw new Error(`bench group ${group.name} failed (exit ${child.status})`);
     }
     return;

@@ -19,22 +19,25 @@ interface LatestBody {
 export interface RunningSystem {
   /** When the command was launched (Date.now()). */
   startedAt: number;
+  /** The supervisor's process id (the components are its children). */
+  pid: number;
   /** Resolves with the first product /latest serves with a prediction. */
   firstPrediction(): Promise<string>;
   stop(): Promise<void>;
 }
 
-export function startSystem(prefix: string): RunningSystem {
+export function startSystem(prefix: string, env: Record<string, string> = {}): RunningSystem {
   const dataDir = mkdtempSync(join(tmpdir(), prefix));
   const startedAt = Date.now();
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'bin/quotewatch.ts', 'start'], {
     cwd: REPO,
-    env: { ...process.env, QW_DATA_DIR: dataDir },
+    env: { ...process.env, ...env, QW_DATA_DIR: dataDir },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   const exited = new Promise<void>((done) => child.once('exit', () => done()));
   return {
     startedAt,
+    pid: child.pid!,
     async firstPrediction() {
       const deadline = startedAt + LIMIT_MS;
       while (Date.now() < deadline) {

@@ -53,9 +53,9 @@ export const USAGE = {
     /**
      * The worker's CPU per PostToConnection (µs), the publisher's whole share: building the message, the SDK's
      * signing and its HTTP request (bench: push.worker_cpu_us_per_post, 1,000 subscribers on the local
-     * management endpoint).
+     * management endpoint, 328 µs on 2 shared cores).
      */
-    workerCpuUsPerPost: 150,
+    workerCpuUsPerPost: 330,
     /** A message of two products (~1 KB each, src/api/push.ts PushEntry): one 32 KB unit. */
     messageBytes: 2_200,
     /** A socket lives at most 2 hours: a reconnect ($connect, subscribe, $disconnect) that often. */
