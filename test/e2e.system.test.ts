@@ -6,6 +6,7 @@
  */
 import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
+import type { PushEntry } from '../src/api/push.js';
 import { s3Client } from '../src/aws/clients.js';
 import { FEATURE_SPEC } from '../src/features/spec.js';
 import { TARGETS } from '../src/model/types.js';
@@ -14,6 +15,7 @@ import type { LatestSnapshot } from '../src/storage/latest.js';
 import { decodeFeatureRows, decodePredictionRows } from '../src/storage/parquet.js';
 import { expectSimulatorTop, withSimulatedSystem } from './support/system.js';
 import { until } from './support/until.js';
+import { connect } from './support/wsClient.js';
 
 const PRODUCTS = ['BTC-USD', 'ETH-USD'];
 const OBJECT_TICKS = 20; // 2 s lake objects, so complete objects appear within the test
@@ -39,6 +41,30 @@ async function latestAll(): Promise<Latest[]> {
 }
 
 describe('the whole path, locally', () => {
+  it("pushes the worker's scored snapshots to a subscribed WebSocket, each product's counter rising", async () => {
+    const c = await connect(fixture.system.urls.websocket);
+    c.send({ action: 'subscribe', products: PRODUCTS });
+    expect(await c.next()).toMatchObject({ type: 'subscribed', products: PRODUCTS });
+    type Push = { type: string; snapshots: PushEntry[] };
+    const pushed = () =>
+      c.received.flatMap((m) => ((m as Push).type === 'snapshot' ? (m as Push).snapshots : []));
+    await until('three scored pushes of every product', () =>
+      PRODUCTS.every(
+        (p) => pushed().filter((e) => e.product === p && e.predictions.quote_change_500ms).length >= 3,
+      ),
+    );
+    for (const product of PRODUCTS) {
+      const ns = pushed()
+        .filter((e) => e.product === product)
+        .map((e) => e.n);
+      expect(ns).toEqual([...new Set(ns)].sort((a, b) => a - b));
+      const e = pushed().find((x) => x.product === product)!;
+      expect(Number(e.bestAsk)).toBeGreaterThan(Number(e.bestBid));
+      expect(e.n).toBe(Math.round(e.tsUs / 1000 / 100));
+    }
+    await c.close();
+  });
+
   it('serves, for every product, a scored snapshot whose best bid/ask equal the simulator book at its sequence', async () => {
     const scored = await until('a scored snapshot of every product', async () => {
       const all = await latestAll();
