@@ -4,6 +4,8 @@
  * PUSH_MIN_MS carrying the newest values (never a stale one in between), nothing for a tick that looks the same,
  * 410 Gone removing the connection, and a slow post never delaying the others.
  */
+import { createServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PushEntry } from '../src/api/push.js';
@@ -191,6 +193,39 @@ describe('push sink', () => {
     }
     expect(new Set(written.map((w) => w.product))).toEqual(new Set(['BTC-USD', 'ETH-USD']));
     expect(offered).toEqual(written);
+  });
+
+  it('a post that never answers times out (PUSH_TIMEOUT_MS): counted as failed, its slot given back', async () => {
+    // A management endpoint that accepts the request and never answers: a real server, the fault it makes.
+    const stalled: ServerResponse[] = [];
+    const server = createServer((req, res) => {
+      req.resume();
+      stalled.push(res);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const client = apiGatewayManagementClient(`http://127.0.0.1:${port}`, { maxSockets: 1, timeoutMs: 200 });
+    const telemetry = new Telemetry({ service: 'worker' });
+    await subscriber(['BTC-USD']);
+    const one = {
+      list: async () => ({
+        live: (await store.list()).live.filter((c) => c.products.includes('BTC-USD')).slice(0, 1),
+        expired: [],
+      }),
+      close: async () => true,
+    };
+    const s = sink({ client, store: one, telemetry, concurrency: 1, minIntervalMs: 0 });
+    await s.refresh();
+    expect(s.connections).toBe(1);
+    s.offer(tick('BTC-USD', 5000, 61000));
+    await until('the first post timed out', () => telemetry.value(PUSH.failedPosts) === 1);
+    // The one slot is free again: the next snapshot is posted (and times out too).
+    s.offer(tick('BTC-USD', 5001, 61001));
+    await until('the second post timed out', () => telemetry.value(PUSH.failedPosts) === 2);
+    expect(stalled.length).toBe(2);
+    client.destroy();
+    for (const res of stalled) res.destroy();
+    server.close();
   });
 
   // Last: it ends every connection of the table.

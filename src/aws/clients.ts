@@ -127,6 +127,8 @@ export function apiGatewayManagementClient(
       httpsAgent: new Agent(agentOptions),
       connectionTimeout: options.timeoutMs,
       requestTimeout: options.timeoutMs,
+      // Without it the timeout only logs a warning and the post keeps its slot.
+      throwOnRequestTimeout: true,
     }),
   });
 }
