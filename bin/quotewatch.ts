@@ -84,7 +84,9 @@ const COMMANDS: Record<string, Command> = {
       const signal = untilSignal();
       const ports = { gateway: gatewayPort, simulator: simulatorPort };
       const system = await startSystem({ dataDir: dataDir(), live: values.live ?? false, ports });
-      console.log(`[quotewatch] running (feed ${system.urls.feed}); Ctrl-C stops everything`);
+      console.log(
+        `[quotewatch] running (feed ${system.urls.feed}, push ${system.urls.websocket}); Ctrl-C stops everything`,
+      );
       console.log(`[quotewatch] ${await signal}: stopping`);
       await system.stop();
       return 0;
