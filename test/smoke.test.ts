@@ -94,10 +94,13 @@ describe('quotewatch smoke against the local gateway', () => {
       ['GET /version', true],
       ['GET /latest', true],
       ['POST /predict (auth jwt)', true],
+      // The system's gateway serves the WebSocket API and the page names it.
+      ['WebSocket push', true],
       ['POST /predict without auth is refused', true],
     ]);
     expect(checks[3]!.detail).toMatch(/^200 BTC-USD: p=0\.\d{4} model /);
-    expect(checks[4]!.detail).toMatch(/^401/);
+    expect(checks[4]!.detail).toMatch(/^subscribed to BTC-USD in \d+ ms, then a push$/);
+    expect(checks[5]!.detail).toMatch(/^401/);
   });
 
   it('fails /predict, naming it, with an expired token, a foreign audience or another key', async () => {
@@ -126,7 +129,7 @@ describe('quotewatch smoke against the local gateway', () => {
         (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, out: e.stdout + e.stderr }),
       );
     const ok = await run(['--api', system.urls.dashboard, '--auth', 'jwt'], { QW_API_TOKEN: token() });
-    expect(ok.out).toContain('smoke: all 5 checks passed');
+    expect(ok.out).toContain('smoke: all 6 checks passed');
     expect(ok.code).toBe(0);
     // Without auth the protected route answers 401: the check fails and says so.
     const unsigned = await run(['--api', system.urls.dashboard]);

@@ -6,11 +6,14 @@
  *   POST /predict {"product": ...}  200, a probability in [0, 1], signed as the API's authorizer wants it:
  *     --auth iam  SigV4 for execute-api with the default AWS credential chain (region from the URL or AWS_REGION)
  *     --auth jwt  `Authorization: Bearer <--token, or QW_API_TOKEN>`
- *   and with --auth iam|jwt: the same POST unsigned is refused (401/403), so the authorizer is really on.
+ *   and with --auth iam|jwt: the same POST unsigned is refused (401/403), so the authorizer is really on;
+ *   push, when the dashboard (GET /) names a WebSocket API: a subscribe answered at once, then a pushed snapshot
+ *     (the JWT as `?token=`, or the URL SigV4-presigned, as $connect's authorizer wants them).
  * Every request carries the auth (read routes ignore it when public). --wait S retries until all pass or S
  * seconds went by (a fresh stack needs a minute of data). Exit 0 when everything passed, 1 otherwise.
  */
 import { defaultProvider } from '@aws-sdk/credential-provider-node';
+import WebSocket from 'ws';
 import { executeApiSigner, signRequest } from '../aws/sigv4.js';
 import { sleep } from '../clock.js';
 import { TARGETS } from '../model/types.js';
@@ -132,6 +135,9 @@ export async function smoke(api: string, auth: SmokeAuth): Promise<SmokeCheck[]>
       r.ms,
     ];
   });
+  const page = await call(api, 'GET', '', auth).catch(() => undefined);
+  const wsUrl = /"wsUrl":"(wss?:\/\/[^"]+)"/.exec(typeof page?.body === 'string' ? page.body : '')?.[1];
+  if (wsUrl) await check('WebSocket push', () => pushCheck(wsUrl, auth, product ?? 'BTC-USD'));
   if (auth.mode !== 'none') {
     await check('POST /predict without auth is refused', async () => {
       const r = await call(api, 'POST', 'predict', { mode: 'none' }, { product: product ?? 'BTC-USD' });
@@ -139,6 +145,58 @@ export async function smoke(api: string, auth: SmokeAuth): Promise<SmokeCheck[]>
     });
   }
   return checks;
+}
+
+/** Subscribes to `product` and waits for the answer, then for a pushed snapshot (10 s at most). */
+async function pushCheck(
+  wsUrl: string,
+  auth: SmokeAuth,
+  product: string,
+): Promise<[boolean, string, number]> {
+  let url = new URL(wsUrl);
+  if (auth.mode === 'jwt') url.searchParams.set('token', auth.token);
+  if (auth.mode === 'iam') {
+    const signer = executeApiSigner(auth.credentials ?? defaultProvider(), auth.region);
+    const presigned = await signer.presign(
+      {
+        method: 'GET',
+        protocol: url.protocol,
+        hostname: url.hostname,
+        ...(url.port ? { port: Number(url.port) } : {}),
+        path: url.pathname,
+        query: {},
+        headers: { host: url.host },
+      },
+      { expiresIn: 60 },
+    );
+    url = new URL(
+      `${url.origin}${url.pathname}?${new URLSearchParams(presigned.query as Record<string, string>)}`,
+    );
+  }
+  const started = performance.now();
+  return new Promise((resolve) => {
+    const ws = new WebSocket(url);
+    let subscribedMs = 0;
+    const done = (ok: boolean, detail: string) => {
+      clearTimeout(timer);
+      ws.terminate();
+      resolve([ok, detail, performance.now() - started]);
+    };
+    const timer = setTimeout(
+      () => done(false, subscribedMs ? 'subscribed, but no push within 10 s' : 'no answer within 10 s'),
+      10_000,
+    );
+    ws.on('unexpected-response', (_req, res) => done(false, `${res.statusCode} refused the connection`));
+    ws.on('error', (err) => done(false, err.message));
+    ws.on('open', () => ws.send(JSON.stringify({ action: 'subscribe', products: [product] })));
+    ws.on('message', (data) => {
+      const m = JSON.parse(data.toString()) as { type?: string; message?: string };
+      if (m.type === 'subscribed') subscribedMs = performance.now() - started;
+      else if (m.type === 'snapshot')
+        done(true, `subscribed to ${product} in ${Math.round(subscribedMs)} ms, then a push`);
+      else if (m.type === 'error') done(false, `error: ${m.message}`);
+    });
+  });
 }
 
 export function formatChecks(checks: readonly SmokeCheck[]): string {
