@@ -228,6 +228,43 @@ describe('push sink', () => {
     server.close();
   });
 
+  it('an endpoint that refuses every post: each counted, logged once per 10 s, the connection kept', async () => {
+    // A real server answering every post with API Gateway's 500 (a management API in trouble).
+    const server = createServer((req, res) => {
+      req.resume();
+      res.writeHead(500, {
+        'content-type': 'application/json',
+        'x-amzn-errortype': 'InternalServerErrorException',
+      });
+      res.end('{"message":"internal error"}');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const client = apiGatewayManagementClient(`http://127.0.0.1:${port}`, { maxSockets: 4, timeoutMs: 2000 });
+    const telemetry = new Telemetry({ service: 'worker' });
+    const lines: { message: string; fields: Record<string, unknown> | undefined }[] = [];
+    await subscriber(['ETH-USD']);
+    const s = sink({
+      client,
+      telemetry,
+      minIntervalMs: 0,
+      log: (_level, message, fields) => void lines.push({ message, fields }),
+    });
+    await s.refresh();
+    const held = s.connections;
+    for (let n = 6000; n < 6005; n++) {
+      s.offer(tick('ETH-USD', n, 3000 + n));
+      const failed = telemetry.value(PUSH.failedPosts);
+      await until('the posts of this tick failed', () => telemetry.value(PUSH.failedPosts) > failed);
+    }
+    const failures = lines.filter((l) => l.message === 'push: post failed');
+    expect(failures).toHaveLength(1);
+    expect(failures[0]!.fields).toMatchObject({ failedSinceLastLine: 1 });
+    expect(s.connections).toBe(held);
+    client.destroy();
+    server.close();
+  });
+
   // Last: it ends every connection of the table.
   it('drops and deletes connections past their expiry (TTL deletes lazily)', async () => {
     const live = (await store.list()).live.length;

@@ -27,6 +27,8 @@ import { PUSH } from '../../telemetry/catalog.js';
 import type { Telemetry } from '../../telemetry/telemetry.js';
 import type { LatestSnapshotInput } from './latest.js';
 
+const FAILURE_LOG_MS = 10_000;
+
 export interface PushSinkOptions {
   client: Pick<ApiGatewayManagementApiClient, 'send'>;
   store: Pick<ConnectionsStore, 'list' | 'close'>;
@@ -70,6 +72,9 @@ export class PushSink {
   private stopped = false;
   /** Posts since start, for tests and the bench. */
   posted = 0;
+  /** Failed posts not logged yet (one line per FAILURE_LOG_MS: an unreachable API fails every post). */
+  private unlogged = 0;
+  private loggedAt = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly opts: PushSinkOptions) {
     this.clock = opts.clock ?? systemClock;
@@ -238,6 +243,20 @@ export class PushSink {
     return { body: JSON.stringify({ type: 'snapshot', sentAtMs: this.now(), snapshots }), sent };
   }
 
+  /** The first failure at once, then one line per FAILURE_LOG_MS with how many failed since. */
+  private failureLog(connectionId: string, err: unknown): void {
+    this.unlogged++;
+    const now = this.clock.now();
+    if (now - this.loggedAt < FAILURE_LOG_MS) return;
+    this.opts.log('warn', 'push: post failed', {
+      connectionId,
+      failedSinceLastLine: this.unlogged,
+      error: describeError(err),
+    });
+    this.unlogged = 0;
+    this.loggedAt = now;
+  }
+
   private async post(sub: Subscriber): Promise<void> {
     const message = this.message(sub);
     if (!message) {
@@ -270,7 +289,7 @@ export class PushSink {
         );
       } else {
         t.count(PUSH.failedPosts);
-        this.opts.log('warn', 'push: post failed', { connectionId: sub.id, error: describeError(err) });
+        this.failureLog(sub.id, err);
       }
     } finally {
       this.active--;
