@@ -265,6 +265,25 @@ describe('push sink', () => {
     server.close();
   });
 
+  it('offer() returns before any post: the fan-out runs on a later turn, off the batch', async () => {
+    await subscriber(['BTC-USD']);
+    let sent = 0;
+    const s = sink({
+      minIntervalMs: 0,
+      client: {
+        send: ((command: never) => {
+          sent++;
+          return mgmt.send(command);
+        }) as never,
+      },
+    });
+    await s.refresh();
+    s.offer(tick('BTC-USD', 7000, 62000));
+    s.offer(tick('ETH-USD', 7000, 3100));
+    expect(sent).toBe(0);
+    await until('the posts, later', () => sent > 0);
+  });
+
   // Last: it ends every connection of the table.
   it('drops and deletes connections past their expiry (TTL deletes lazily)', async () => {
     const live = (await store.list()).live.length;
