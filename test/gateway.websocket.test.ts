@@ -236,7 +236,7 @@ describe("API Gateway's time and rate limits (shortened)", () => {
     short = await startWebSocketApi({
       routes: await loadWebSocketRoutes(),
       port: 0,
-      limits: { ...WEBSOCKET_LIMITS, idleMs: 300, maxConnectionMs: 900 },
+      limits: { ...WEBSOCKET_LIMITS, idleMs: 300 },
     });
   });
   afterAll(async () => {
@@ -254,13 +254,20 @@ describe("API Gateway's time and rate limits (shortened)", () => {
   });
 
   it('cuts a busy connection at the maximum duration (1001)', async () => {
-    const c = await client(short.url);
+    // Its own API: an idle timeout long enough that only the maximum duration can cut, however slow the machine.
+    const long = await startWebSocketApi({
+      routes: await loadWebSocketRoutes(),
+      port: 0,
+      limits: { ...WEBSOCKET_LIMITS, idleMs: 60_000, maxConnectionMs: 900 },
+    });
+    const c = await client(long.url);
     // Busy: a message every 100 ms keeps the idle timeout away.
     const timer = setInterval(() => c.send({ action: 'unsubscribe' }), 100);
     const cut = await c.closed;
     clearInterval(timer);
     expect(cut).toEqual({ code: 1001, reason: 'Going away: maximum connection duration' });
-    expect(c.received.length).toBeGreaterThan(3);
+    expect(c.received.length).toBeGreaterThan(0); // it was answered while busy
+    await long.close();
   });
 
   it('refuses more new connections a second than the limit (429)', async () => {
