@@ -123,8 +123,8 @@ describeBrowser('dashboard by push in a browser', () => {
     expect([...byKey.keys()].some((k) => k.startsWith('/history'))).toBe(true);
     for (const [key, times] of byKey) {
       for (let i = 1; i < times.length; i++) {
-        // A timer's jitter aside, 10 s apart.
-        expect(times[i]! - times[i - 1]!, key).toBeGreaterThan(9_000);
+        // 10 s apart, less what a timer may slip on a loaded machine (a page asking every 5 s fails).
+        expect(times[i]! - times[i - 1]!, key).toBeGreaterThan(7_000);
       }
     }
   });
