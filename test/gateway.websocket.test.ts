@@ -270,6 +270,30 @@ describe("API Gateway's time and rate limits (shortened)", () => {
     await long.close();
   });
 
+  it('1,000 connects at once at the real limits: each opened or refused (429: the rate, then the address cap), no crash', async () => {
+    const api1000 = await startWebSocketApi({
+      routes: await loadWebSocketRoutes(),
+      port: 0,
+      limits: WEBSOCKET_LIMITS,
+    });
+    await until('no connection left', async () => (await store.count({ ip: '127.0.0.1' })) === 0);
+    const results = await Promise.allSettled(
+      Array.from({ length: 1000 }, () => connect(api1000.url, { handshakeTimeout: 60_000 })),
+    );
+    const opened = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    const refused = results.flatMap((r) => (r.status === 'rejected' ? [String(r.reason)] : []));
+    // 500 a second pass the rate limit, then $connect's per-address cap keeps PER_IP of them.
+    expect(opened.length).toBeLessThanOrEqual(PER_IP);
+    expect(opened.length + refused.length).toBe(1000);
+    for (const reason of refused) expect(reason).toMatch(/429/);
+    expect(api1000.connections()).toBe(opened.length);
+    opened[0]?.send({ action: 'subscribe', products: ['BTC-USD'] });
+    if (opened[0]) expect(await opened[0].next()).toMatchObject({ type: 'subscribed' });
+    await Promise.all(opened.map((c) => c.close()));
+    await api1000.close();
+    await until('the counts given back', async () => (await store.count({ ip: '127.0.0.1' })) === 0);
+  });
+
   it('refuses more new connections a second than the limit (429)', async () => {
     const limited = await startWebSocketApi({
       routes: await loadWebSocketRoutes(),
