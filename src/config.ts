@@ -375,6 +375,11 @@ export interface WorkerConfig {
   recoveryLookbackMs: number;
   /** Live-quality metrics are published every this much event time. */
   qualityEveryMs: number;
+  /** Live-quality windows: their span of event time and the matured labels a figure needs to be shown. */
+  qualityWindowMs: number;
+  qualityMinLabels: number;
+  /** Feature drift: PSI of a model's inputs over the last hour above this flags the product. */
+  driftPsiLimit: number;
   /** FEATURES_STREAM: Kinesis stream that receives every tick's features; undefined = off (the default). */
   featuresStream: string | undefined;
   /**
@@ -407,6 +412,19 @@ export function readWorkerConfig(env: Env = process.env): WorkerConfig {
     modelCheckMs: read(env, 'MODEL_CHECK_MS', intMs(0, 600_000), '5000'),
     recoveryLookbackMs: read(env, 'RECOVERY_LOOKBACK_MS', intMs(0, 86_400_000), '420000'),
     qualityEveryMs: read(env, 'QUALITY_EVERY_MS', intMs(100, 3_600_000), '10000'),
+    qualityWindowMs: read(env, 'QUALITY_WINDOW_MS', intMs(60_000, 86_400_000), '1800000'),
+    qualityMinLabels: read(
+      env,
+      'QUALITY_MIN_LABELS',
+      z.coerce.number().int('expected a whole number').min(1),
+      '200',
+    ),
+    driftPsiLimit: read(
+      env,
+      'DRIFT_PSI_LIMIT',
+      z.coerce.number({ message: 'expected a number' }).gt(0, 'must be > 0'),
+      '0.25',
+    ),
     featuresStream: readFeaturesStream(env),
     start: read(
       env,
