@@ -66,7 +66,11 @@ const UINT8 = 2;
 
 /** TensorProto of raw uint8 values. */
 function uint8Tensor(name: string, values: ArrayLike<number>): MessageWriter {
-  return new MessageWriter().int(1, values.length).int(2, UINT8).string(8, name).bytes(9, Uint8Array.from(values));
+  return new MessageWriter()
+    .int(1, values.length)
+    .int(2, UINT8)
+    .string(8, name)
+    .bytes(9, Uint8Array.from(values));
 }
 
 /**
@@ -171,7 +175,8 @@ export function exportTreeOnnx(model: TreeModel, spec: FeatureSpec, meta: Export
         leafOf.set(i, leafWeights.length);
         leafWeights.push(tree.value[i]!);
       } else {
-        if (tree.feature[i]! >= f) throw new RangeError(`tree ${t} node ${i} splits on feature ${tree.feature[i]}`);
+        if (tree.feature[i]! >= f)
+          throw new RangeError(`tree ${t} node ${i} splits on feature ${tree.feature[i]}`);
         nodeOf.set(i, featureIds.length + nodeOf.size);
       }
     }
@@ -210,13 +215,22 @@ export function exportTreeOnnx(model: TreeModel, spec: FeatureSpec, meta: Export
     .string(4, 'TreeEnsemble')
     .message(5, attribute.int('aggregate_function', 1))
     .message(5, attribute.ints('leaf_targetids', new Array(leafWeights.length).fill(0)))
-    .message(5, attribute.tensor('leaf_weights', floatTensor('leaf_weights', [leafWeights.length], leafWeights)))
+    .message(
+      5,
+      attribute.tensor('leaf_weights', floatTensor('leaf_weights', [leafWeights.length], leafWeights)),
+    )
     .message(5, attribute.int('n_targets', 1))
     .message(5, attribute.ints('nodes_falseleafs', falseLeafs))
     .message(5, attribute.ints('nodes_falsenodeids', falseIds))
     .message(5, attribute.ints('nodes_featureids', featureIds))
     .message(5, attribute.ints('nodes_missing_value_tracks_true', missingTrue))
-    .message(5, attribute.tensor('nodes_modes', uint8Tensor('nodes_modes', new Array(featureIds.length).fill(BRANCH_LEQ))))
+    .message(
+      5,
+      attribute.tensor(
+        'nodes_modes',
+        uint8Tensor('nodes_modes', new Array(featureIds.length).fill(BRANCH_LEQ)),
+      ),
+    )
     .message(5, attribute.tensor('nodes_splits', floatTensor('nodes_splits', [splits.length], splits)))
     .message(5, attribute.ints('nodes_trueleafs', trueLeafs))
     .message(5, attribute.ints('nodes_truenodeids', trueIds))

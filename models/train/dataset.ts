@@ -5,6 +5,7 @@
  */
 
 import { QuoteWatchError } from '../../src/errors.js';
+import { FEATURE_NAMES, type FeatureSet, isCompleteRow, MODEL_FEATURES } from '../../src/features/spec.js';
 import type { FeatureRow, FeatureSpec, LabelRow } from '../../src/features/types.js';
 import { isBinaryTarget } from './targets.js';
 
@@ -148,4 +149,22 @@ export function assertBothClasses(examples: readonly Example[], what: string): v
       `${what}: all ${examples.length} labels are ${positives === 0 ? 0 : 1}; need both classes`,
     );
   }
+}
+
+/**
+ * The rows a model of feature set `set` learns from and is evaluated on: complete rows only (fresh state,
+ * full trailing windows: isCompleteRow), each cut to the set's inputs in spec order.
+ */
+export function modelRows(examples: readonly Example[], set: FeatureSet): Example[] {
+  const columns = MODEL_FEATURES[set].map((name) => FEATURE_NAMES.indexOf(name));
+  const out: Example[] = [];
+  for (const e of examples) {
+    if (e.x.length !== FEATURE_NAMES.length) {
+      throw new DatasetError(
+        `a row of ${e.product} has ${e.x.length} values; the spec has ${FEATURE_NAMES.length}`,
+      );
+    }
+    if (isCompleteRow(e.x)) out.push({ ...e, x: columns.map((c) => e.x[c]!) });
+  }
+  return out;
 }

@@ -36,7 +36,7 @@ export function histogramWorker(): void {
   let scratch = new Uint32Array(0);
 
   const binOf = (e: Float32Array, v: number): number => {
-    if (v !== v) return MISSING; // NaN
+    if (Number.isNaN(v)) return MISSING;
     let a = 0;
     let b = e.length;
     while (a < b) {
@@ -61,7 +61,7 @@ export function histogramWorker(): void {
       let m = 0;
       for (let r = 0; r < rows; r += step) {
         const v = values[r * F + f]!;
-        if (v === v) sample[m++] = v;
+        if (!Number.isNaN(v)) sample[m++] = v;
       }
       const sorted = sample.subarray(0, m).sort();
       const e: number[] = [];
