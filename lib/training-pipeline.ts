@@ -127,7 +127,7 @@ export function trainerTaskTimeout(cpu: number, memoryMiB: number): Duration {
 }
 
 /**
- * Retrain -> evaluate -> promote only if better, as a Step Functions state machine.
+ * Retrain -> evaluate -> promote only if the gate passes (better beyond noise), as a Step Functions state machine.
  *
  * Train and Evaluate run the trainer CLI from the worker image as one-off Fargate tasks (ECS RunTask, .sync):
  * training reads the Parquet lake and can outgrow a Lambda's 15 minutes and 10 GB, and one image keeps feature
@@ -138,7 +138,7 @@ export function trainerTaskTimeout(cpu: number, memoryMiB: number): Duration {
  *              publishes the candidate NOT active; its metrics.json records the held-out window
  *   `evaluate` scores the candidate and the active model on that same held-out window and writes
  *              <prefix>/<target>/<version>/evaluation.json =
- *              {"candidate":{"version":s,"auc":n},"active":{"version":s,"auc":n}|null, ...}
+ *              {"candidate":{"version":s,...},"active":{"version":s,...}|null,"decision":{"promote":b,...}, ...}
  * Promotion itself needs no code: the state machine reads evaluation.json and flips the registry's active
  * pointer (pk="active#<target>", sk="active", version, activatedAt) with a conditional DynamoDB PutItem, the same
  * compare-and-set as the trainer's `promote` (registry activate with ifCurrent): if the pointer moved since
@@ -314,20 +314,19 @@ export class TrainingPipeline extends Construct {
         resultPath: JsonPath.DISCARD,
       });
     const promoted = new Succeed(this, 'Promoted');
-    const isBetter = new Choice(this, 'BetterThanActive?')
+    // The promotion rule itself is the evaluate step's (models/eval/gate.ts): it writes the decision, with its
+    // figures and reasons, into evaluation.json; this state only follows it.
+    const passes = Condition.booleanEquals('$.evaluation.result.decision.promote', true);
+    const isBetter = new Choice(this, 'PassesGate?')
       .when(
-        Condition.isNull('$.evaluation.result.active'),
+        Condition.and(passes, Condition.isNull('$.evaluation.result.active')),
         promoteIf('PromoteFirst', 'none active').next(promoted),
       )
-      .when(
-        Condition.numberGreaterThanJsonPath(
-          '$.evaluation.result.candidate.auc',
-          '$.evaluation.result.active.auc',
-        ),
-        promoteIf('Promote', 'evaluated active').next(promoted),
-      )
+      .when(passes, promoteIf('Promote', 'evaluated active').next(promoted))
       .otherwise(
-        new Succeed(this, 'KeptActive', { comment: 'The candidate stays registered but inactive.' }),
+        new Succeed(this, 'KeptActive', {
+          comment: 'The candidate stays registered but inactive; evaluation.json says why.',
+        }),
       );
 
     this.stateMachine = new StateMachine(this, 'StateMachine', {

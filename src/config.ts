@@ -523,6 +523,34 @@ export function readTrainingConfig(env: Env = process.env): TrainingConfig {
   };
 }
 
+/** The promotion rule's settings (models/eval/gate.ts), recorded with every decision. */
+export interface PromotionConfig {
+  /** The candidate's gain in the main metric must have its lower bound above this. */
+  margin: number;
+  /** Most expected calibration error a promoted candidate may have. */
+  maxCalibrationError: number;
+  /** Least independent label horizons (test time span / horizon) per fold. */
+  minHorizons: number;
+  /** Least positives per fold. */
+  minPositives: number;
+  /** Bootstrap block length, seconds (at least the label horizon is used). */
+  blockS: number;
+  resamples: number;
+}
+
+export function readPromotionConfig(env: Env = process.env): PromotionConfig {
+  const number = z.coerce.number({ message: 'expected a number' });
+  const count = z.coerce.number().int('expected a whole number');
+  return {
+    margin: read(env, 'PROMOTE_MARGIN', number.min(0, 'must be >= 0'), '0'),
+    maxCalibrationError: read(env, 'PROMOTE_MAX_ECE', number.gt(0).max(1), '0.05'),
+    minHorizons: read(env, 'PROMOTE_MIN_HORIZONS', count.min(1), '30'),
+    minPositives: read(env, 'PROMOTE_MIN_POSITIVES', count.min(1), '20'),
+    blockS: read(env, 'PROMOTE_BLOCK_S', number.gt(0), '60'),
+    resamples: read(env, 'PROMOTE_RESAMPLES', count.min(100).max(100_000), '1000'),
+  };
+}
+
 /** Raw frame archive of the ingestor (src/ingest/archive.ts): off, NDJSON file(s) locally, or S3 objects. */
 export interface ArchiveConfig {
   mode: 'off' | 'file' | 's3';

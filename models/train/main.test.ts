@@ -152,9 +152,9 @@ describe('training job on the local emulators', () => {
     env = { ...emulators.env, MODEL_URI: LOCAL_MODEL_URI, TARGET };
     await provision(env, { seed: true }); // the baseline becomes the active model
     await s3Client(env).send(new CreateBucketCommand({ Bucket: SHUFFLED_LAKE }));
-    // 5 minutes: vol_spike_60s labels cover all but the last ~61 s, and its training part loses another 61 s
-    // to the purge (label horizon) before the held-out part.
-    data = simulate(11, 5);
+    // 20 minutes: enough held-out rows (6 min) for the promotion gate to tell a model from noise; vol_spike_60s
+    // labels cover all but the last ~61 s, and its training part loses another 61 s to the purge.
+    data = simulate(11, 20);
     await writeLake(env, BUCKETS.lake.localName, data.rows, data.labels);
     await writeLake(env, SHUFFLED_LAKE, data.rows, shuffledLabels(data.labels));
   }, 60_000);
@@ -238,9 +238,13 @@ describe('training job on the local emulators', () => {
     });
     expect(await activeVersion(TARGET, env)).toBe('noise-1');
 
-    const evaluation = await evaluate(envFor('good-1'), silent);
+    // 20 simulated minutes hold out 6: 10 s bootstrap blocks (≥ the 0.5 s horizon) instead of the default 60 s.
+    const evaluation = await evaluate({ ...envFor('good-1'), PROMOTE_BLOCK_S: '10' }, silent);
     expect(evaluation.active?.version).toBe('noise-1');
     expect(evaluation.candidate.auc).toBeGreaterThan(evaluation.active!.auc);
+    expect(evaluation.decision.reasons).toEqual([]);
+    expect(evaluation.decision).toMatchObject({ promote: true, reference: 'active', mainMetric: 'logLoss' });
+    expect(evaluation.decision.gain.lo).toBeGreaterThan(0);
     expect(await promote(envFor('good-1'), silent)).toMatchObject({ promoted: true, active: 'good-1' });
     expect(await activeVersion(TARGET, env)).toBe('good-1');
 

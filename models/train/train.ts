@@ -79,13 +79,10 @@ export async function train(
     horizonUs,
     holdout: split.holdoutWindow,
   };
-  if (threshold !== undefined) {
-    Object.assign(metrics, {
-      threshold,
-      thresholdDefinition: THRESHOLD_DEFINITION,
-      trainBaseRate: baseRate(trainRows.map((e) => e.y)),
-    });
-  }
+  Object.assign(metrics, {
+    ...(threshold === undefined ? {} : { threshold, thresholdDefinition: THRESHOLD_DEFINITION }),
+    trainBaseRate: baseRate(trainRows.map((e) => e.y)),
+  });
   Object.assign(metrics, {
     split: splitRecord,
     data: {

@@ -403,7 +403,7 @@ describe('ECS services', () => {
 });
 
 describe('Training state machine', () => {
-  it('trains, evaluates, then promotes only when better', () => {
+  it('trains, evaluates, then promotes only when the gate passed', () => {
     template.resourceCountIs('AWS::StepFunctions::StateMachine', 1);
     const sm = resourceOf(stack.training.stateMachine).Properties;
     // The definition is a Fn::Join; tokens sit inside JSON strings, so replacing them keeps valid JSON.
@@ -420,15 +420,12 @@ describe('Training state machine', () => {
       Resource: 'arn:TOKEN:states:::ecs:runTask.sync',
       Next: 'ReadEvaluation',
     });
-    expect(States.ReadEvaluation?.Next).toBe('BetterThanActive?');
-    const choice = States['BetterThanActive?'] as { Choices: Json[]; Default: string };
+    expect(States.ReadEvaluation?.Next).toBe('PassesGate?');
+    const choice = States['PassesGate?'] as { Choices: Json[]; Default: string };
+    const passes = { Variable: '$.evaluation.result.decision.promote', BooleanEquals: true };
     expect(choice.Choices).toEqual([
-      { Variable: '$.evaluation.result.active', IsNull: true, Next: 'PromoteFirst' },
-      {
-        Variable: '$.evaluation.result.candidate.auc',
-        NumericGreaterThanPath: '$.evaluation.result.active.auc',
-        Next: 'Promote',
-      },
+      { And: [passes, { Variable: '$.evaluation.result.active', IsNull: true }], Next: 'PromoteFirst' },
+      { ...passes, Next: 'Promote' },
     ]);
     expect(choice.Default).toBe('KeptActive');
   });
