@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { formatRuns, listRuns } from '../models/eval/runRecord.js';
 import { TRAINING_STEPS } from '../models/train/steps.js';
 import { regionOf, type SmokeAuth, smokeCommand } from '../src/api/smoke.js';
 import {
@@ -22,6 +23,7 @@ import { DEFAULT_EMULATOR_PORTS, emulatorEnv, startEmulators } from '../src/loca
 import { provision } from '../src/local/provision.js';
 import { startSystem } from '../src/local/supervisor.js';
 import { componentLogger } from '../src/log.js';
+import { TARGETS } from '../src/model/types.js';
 import { RECORDING_FORMATS } from '../src/replay/readers.js';
 import { runReplay } from '../src/replay/replay.js';
 import type { ReplaySpeed } from '../src/replay/server.js';
@@ -194,6 +196,17 @@ const COMMANDS: Record<string, Command> = {
       });
       const [code] = (await once(child, 'exit')) as [number | null];
       return code ?? 1;
+    },
+  }),
+  runs: defineCommand({
+    usage: 'runs [--target T] [--json]',
+    summary: "the training runs' records (passed, rejected, failed), newest first, from the model registry",
+    options: { target: { type: 'string' }, json: { type: 'boolean', default: false } },
+    async run({ values }) {
+      const targets = values.target === undefined ? TARGETS : [oneOf('--target', values.target, TARGETS)];
+      const runs = await listRuns(awsEnv(), targets);
+      console.log(values.json ? JSON.stringify(runs, null, 2) : formatRuns(runs));
+      return 0;
     },
   }),
   cost: defineCommand({

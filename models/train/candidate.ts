@@ -88,6 +88,9 @@ export interface CandidateFiles {
   threshold: number | undefined;
   /** Positive rate of its training rows: the no-skill forecast the gate compares a first model with. */
   trainBaseRate: number;
+  trainRows: number;
+  /** Seconds the train step took, when recorded. */
+  trainingS: number | undefined;
 }
 
 /** What evaluate needs of a candidate `train` published; a TrainingJobError when a file is missing or wrong. */
@@ -117,6 +120,8 @@ export async function readCandidate(env: Env, target: string, version: string): 
     spec: parseJson<FeatureSpec>(specBytes, `${target}/${version}/feature_spec.json`),
     window,
     trainBaseRate: rate,
+    trainRows: metrics.split!.trainRows,
+    trainingS: (metrics.training as { durationS?: number } | undefined)?.durationS,
     threshold: candidateThreshold(target, version, metrics.threshold, onnx),
   };
 }

@@ -13,6 +13,7 @@ import { loadActive } from '../../src/model/source.js';
 import type { LoadedModel } from '../../src/model/types.js';
 import { ScoredRows } from '../eval/bootstrap.js';
 import { decidePromotion } from '../eval/gate.js';
+import { curvesOf, gitSha, specHash, writeRunRecord } from '../eval/runRecord.js';
 import { mainMetric } from '../eval/walkForward.js';
 import { type EvaluatedModel, type Evaluation, readCandidate, writeEvaluation } from './candidate.js';
 import { assertBothClasses, DatasetError, type Example, selectWindow } from './dataset.js';
@@ -100,6 +101,32 @@ export async function evaluate(
       ...(candidateFiles.threshold === undefined ? {} : { threshold: candidateFiles.threshold }),
     };
     await writeEvaluation(env, evaluation);
+    await writeRunRecord(
+      {
+        target,
+        version,
+        status: decision.promote ? 'passed' : 'rejected',
+        recordedAt: new Date().toISOString(),
+        gitSha: gitSha(),
+        featureSpecHash: specHash(candidateFiles.spec),
+        parameters: { training: readTrainingConfig(env), promotion: decision.config },
+        data: {
+          window: candidateFiles.window,
+          rows: { train: candidateFiles.trainRows, test: rows.length },
+          positives: evaluation.positives,
+          ...(candidateFiles.threshold === undefined ? {} : { threshold: candidateFiles.threshold }),
+        },
+        ...(candidateFiles.trainingS === undefined ? {} : { trainingS: candidateFiles.trainingS }),
+        candidate: evaluation.candidate,
+        active: evaluation.active,
+        decision,
+        curves: {
+          candidate: curvesOf(pCandidate, y),
+          ...(pActive ? { active: curvesOf(pActive, y) } : {}),
+        },
+      },
+      env,
+    );
     log('info', 'candidate evaluated', { ...evaluation });
     return evaluation;
   } finally {

@@ -29,12 +29,14 @@ import { DEFAULT_PRODUCTS, seedEpochUs } from '../../src/simulator/exchange.js';
 import { Rng } from '../../src/simulator/rng.js';
 import { Session } from '../../src/simulator/session.js';
 import { LakeWriter } from '../../src/storage/lake.js';
+import { formatRuns, listRuns, type RunRecord } from '../eval/runRecord.js';
 import { readOnnxMetadata } from '../export/onnx.js';
 import type { Evaluation } from './candidate.js';
 import { DatasetError } from './dataset.js';
 import { evaluate } from './evaluate.js';
 import { loadLakeExamples } from './lakeDataset.js';
 import { promote, shouldPromote } from './promote.js';
+import { runStep } from './run.js';
 import { train } from './train.js';
 
 const TARGET = 'quote_change_500ms';
@@ -312,6 +314,27 @@ describe('training job on the local emulators', () => {
     expect(await activeVersion(TARGET, env)).not.toBe('vol-1');
   }, 30_000);
 
+  it('every evaluated run leaves a run record and a report page; `quotewatch runs` lists them', async () => {
+    const runs = await listRuns(env);
+    const byVersion = new Map(runs.map((r) => [r.version, r]));
+    expect(byVersion.get('noise-1')).toMatchObject({ target: TARGET, status: 'rejected' });
+    expect(byVersion.get('good-1')).toMatchObject({ target: TARGET, status: 'passed' });
+    expect(byVersion.get('vol-1')?.target).toBe(VOL);
+    const good = byVersion.get('good-1')!;
+    const evaluation = await readJson<Evaluation>(env, `registry/${TARGET}/good-1/evaluation.json`);
+    expect(good.decision).toEqual(evaluation.decision);
+    expect(good.candidate).toEqual(evaluation.candidate);
+    expect(good.data?.rows.test).toBe(evaluation.rows);
+    expect(good.parameters.promotion?.blockS).toBe(10);
+    expect(good.featureSpecHash).toMatch(/^[0-9a-f]{16}$/);
+    expect(good.trainingS).toBeGreaterThan(0);
+    expect(good.curves?.candidate.roc[0]).toEqual([0, 0]);
+    const html = new TextDecoder().decode(await readBytes(env, `registry/${TARGET}/good-1/report.html`));
+    expect(html.match(/<svg /g)).toHaveLength(3);
+    expect(html).toContain('Decision: promote');
+    expect(formatRuns(runs)).toMatch(/quote_change_500ms\s+noise-1\s+rejected\s+logLoss -?\d/);
+  });
+
   it('names what is wrong with the lake: nothing in it, an object that is not Parquet', async () => {
     const bucket = 'qw-test-lake-bad';
     await s3Client(env).send(new CreateBucketCommand({ Bucket: bucket }));
@@ -319,6 +342,15 @@ describe('training job on the local emulators', () => {
     const empty = loadLakeExamples(lakeEnv, TARGET, FEATURE_SPEC);
     await expect(empty).rejects.toThrow(DatasetError);
     await expect(empty).rejects.toThrow(`s3://${bucket} has 0 features/ and 0 labels/ objects`);
+    // The step, as the entry runs it, fails with the same error and leaves a failed run record.
+    await expect(runStep('train', { ...lakeEnv, CANDIDATE_VERSION: 'empty-1' }, silent)).rejects.toThrow(
+      DatasetError,
+    );
+    expect(await readJson<RunRecord>(env, `registry/${TARGET}/empty-1/run.json`)).toMatchObject({
+      status: 'failed',
+      version: 'empty-1',
+      error: { step: 'train', name: 'DatasetError', message: expect.stringMatching(/has 0 features/) },
+    });
 
     await writeLake(env, bucket, data.rows.slice(0, 50), data.labels.slice(0, 50));
     const bad = 'features/product=BTC-USD/date=2026-01-01/hour=00/not-parquet.parquet';

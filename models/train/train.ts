@@ -41,6 +41,7 @@ export async function train(
   env: Env = process.env,
   log: Logger = componentLogger('trainer'),
 ): Promise<TrainResult> {
+  const started = performance.now();
   const cfg = readTrainingConfig(env);
   const { tickMs, deltaMs } = readCoreConfig(env);
   registryLocation(env);
@@ -93,7 +94,11 @@ export async function train(
       from: new Date(Math.floor(trainRows[0]!.tsUs / 1000)).toISOString(),
       to: new Date(Math.floor(split.holdoutWindow.toUs / 1000)).toISOString(),
     },
-    training: { algorithm: 'logistic regression (Newton/IRLS, standardized features)', l2: cfg.l2 },
+    training: {
+      algorithm: 'logistic regression (Newton/IRLS, standardized features)',
+      l2: cfg.l2,
+      durationS: (performance.now() - started) / 1000,
+    },
   });
 
   const dir = await mkdtemp(join(tmpdir(), 'qw-train-'));

@@ -12,7 +12,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { GetObjectCommand, NoSuchKey, PutObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, NoSuchKey, PutObjectCommand } from '@aws-sdk/client-s3';
 import { GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { dynamoClient, s3Client } from '../aws/clients.js';
 import { isConditionFailure } from '../aws/errors.js';
@@ -248,6 +248,35 @@ export async function findVersionFile(
 ): Promise<Uint8Array | undefined> {
   const { bucket, prefix } = s3Location(env);
   return getObject(env, bucket, objectKey(prefix, target, version, file));
+}
+
+/**
+ * The versions of `target` that have a record `file` beside them (run.json of every run, published or not: a run
+ * that failed before publishing still leaves its record), in key order.
+ */
+export async function versionsWithRecord(
+  target: string,
+  file: string,
+  env: Env = process.env,
+): Promise<string[]> {
+  checkTarget(target);
+  const { bucket, prefix } = s3Location(env);
+  const base = `${objectKey(prefix, target, '', '')}/`;
+  const versions: string[] = [];
+  let token: string | undefined;
+  do {
+    const page = await s3Client(env).send(
+      new ListObjectsV2Command({ Bucket: bucket, Prefix: base, ContinuationToken: token }),
+    );
+    for (const o of page.Contents ?? []) {
+      const rest = o.Key?.slice(base.length) ?? '';
+      if (rest.endsWith(`/${file}`) && !rest.slice(0, -file.length - 1).includes('/')) {
+        versions.push(rest.slice(0, -file.length - 1));
+      }
+    }
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+  return versions;
 }
 
 /** One file of a version (a model file, or a record training left beside them); a RegistryError when absent. */
