@@ -157,7 +157,7 @@ export function formatRuns(runs: readonly RunRecord[]): string {
     .join('\n');
 }
 
-const escape = (s: string) =>
+const escapeHtml = (s: string) =>
   s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 interface Series {
@@ -174,21 +174,21 @@ function plot(title: string, xLabel: string, yLabel: string, series: Series[], d
   const lines = series
     .map(
       (s) =>
-        `<polyline fill="none" stroke="${s.color}" stroke-width="2" points="${s.points.map(at).join(' ')}"><title>${escape(s.name)}</title></polyline>`,
+        `<polyline fill="none" stroke="${s.color}" stroke-width="2" points="${s.points.map(at).join(' ')}"><title>${escapeHtml(s.name)}</title></polyline>`,
     )
     .join('');
   const legend = series
-    .map((s, i) => `<text x="${M + 8}" y="${M + 16 + i * 16}" fill="${s.color}">${escape(s.name)}</text>`)
+    .map((s, i) => `<text x="${M + 8}" y="${M + 16 + i * 16}" fill="${s.color}">${escapeHtml(s.name)}</text>`)
     .join('');
   return (
-    `<figure><svg width="${S + 2 * M}" height="${S + 2 * M}" role="img" aria-label="${escape(title)}">` +
+    `<figure><svg width="${S + 2 * M}" height="${S + 2 * M}" role="img" aria-label="${escapeHtml(title)}">` +
     `<rect x="${M}" y="${M}" width="${S}" height="${S}" fill="none" stroke="#999"/>` +
     (diagonal
       ? `<line x1="${M}" y1="${M + S}" x2="${M + S}" y2="${M}" stroke="#ccc" stroke-dasharray="4"/>`
       : '') +
-    `${lines}${legend}<text x="${M + S / 2}" y="${S + 2 * M - 6}" text-anchor="middle">${escape(xLabel)}</text>` +
-    `<text x="12" y="${M + S / 2}" transform="rotate(-90 12 ${M + S / 2})" text-anchor="middle">${escape(yLabel)}</text>` +
-    `</svg><figcaption>${escape(title)}</figcaption></figure>`
+    `${lines}${legend}<text x="${M + S / 2}" y="${S + 2 * M - 6}" text-anchor="middle">${escapeHtml(xLabel)}</text>` +
+    `<text x="12" y="${M + S / 2}" transform="rotate(-90 12 ${M + S / 2})" text-anchor="middle">${escapeHtml(yLabel)}</text>` +
+    `</svg><figcaption>${escapeHtml(title)}</figcaption></figure>`
   );
 }
 
@@ -206,19 +206,19 @@ export function renderReport(r: RunRecord): string {
   };
   const figures = (m: EvaluatedModel | null | undefined, name: string) =>
     m
-      ? `<tr><td>${escape(name)} ${escape(m.version)}</td><td>${num(m.prAuc)}</td><td>${num(m.auc)}</td><td>${num(m.brier)}</td><td>${num(m.logLoss)}</td><td>${num(m.calibrationError)}</td></tr>`
+      ? `<tr><td>${escapeHtml(name)} ${escapeHtml(m.version)}</td><td>${num(m.prAuc)}</td><td>${num(m.auc)}</td><td>${num(m.brier)}</td><td>${num(m.logLoss)}</td><td>${num(m.calibrationError)}</td></tr>`
       : '';
   const d = r.decision;
   const maxGain = Math.max(1e-12, ...(r.importance ?? []).map((f) => f.gain));
   return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>QuoteWatch run ${escape(r.target)} ${escape(r.version)}</title>
+<html lang="en"><head><meta charset="utf-8"><title>QuoteWatch run ${escapeHtml(r.target)} ${escapeHtml(r.version)}</title>
 <style>body{font:14px system-ui,sans-serif;margin:2em;max-width:1000px}table{border-collapse:collapse}td,th{padding:2px 10px;border-bottom:1px solid #ddd;text-align:left}figure{display:inline-block;margin:0 1em 1em 0}.bar{background:#1f77b4;height:10px;display:inline-block}</style>
 </head><body>
-<h1>${escape(r.target)} · ${escape(r.version)} · ${escape(r.status)}</h1>
-<p>recorded ${escape(r.recordedAt)} · git ${escape(r.gitSha ?? 'unknown')} · feature spec ${escape(r.featureSpecHash ?? '—')}${r.trainingS === undefined ? '' : ` · trained in ${num(r.trainingS, 1)} s`}</p>
-${r.error ? `<p><strong>failed in ${escape(r.error.step)}</strong>: ${escape(r.error.name)}: ${escape(r.error.message)}</p>` : ''}
-${d ? `<h2>Decision: ${d.promote ? 'promote' : 'keep the active model'}</h2><p>${escape(d.mainMetric)} gain over ${d.reference === 'active' ? 'the active model' : 'the base rate'}: ${num(d.gain.value)} [${num(d.gain.lo)}, ${num(d.gain.hi)}] (paired block bootstrap, ${num(d.blockUs / 1e6, 1)} s blocks)</p>${d.reasons.length ? `<ul>${d.reasons.map((x) => `<li>${escape(x)}</li>`).join('')}</ul>` : ''}` : ''}
-${r.data ? `<p>held-out rows ${r.data.rows.test} (${r.data.positives} positive)${r.data.rows.train === undefined ? '' : `, training rows ${r.data.rows.train}`}, ${escape(new Date(r.data.window.fromUs / 1000).toISOString())} – ${escape(new Date(r.data.window.toUs / 1000).toISOString())}${r.data.threshold === undefined ? '' : `, τ ${num(r.data.threshold)}`}</p>` : ''}
+<h1>${escapeHtml(r.target)} · ${escapeHtml(r.version)} · ${escapeHtml(r.status)}</h1>
+<p>recorded ${escapeHtml(r.recordedAt)} · git ${escapeHtml(r.gitSha ?? 'unknown')} · feature spec ${escapeHtml(r.featureSpecHash ?? '—')}${r.trainingS === undefined ? '' : ` · trained in ${num(r.trainingS, 1)} s`}</p>
+${r.error ? `<p><strong>failed in ${escapeHtml(r.error.step)}</strong>: ${escapeHtml(r.error.name)}: ${escapeHtml(r.error.message)}</p>` : ''}
+${d ? `<h2>Decision: ${d.promote ? 'promote' : 'keep the active model'}</h2><p>${escapeHtml(d.mainMetric)} gain over ${d.reference === 'active' ? 'the active model' : 'the base rate'}: ${num(d.gain.value)} [${num(d.gain.lo)}, ${num(d.gain.hi)}] (paired block bootstrap, ${num(d.blockUs / 1e6, 1)} s blocks)</p>${d.reasons.length ? `<ul>${d.reasons.map((x) => `<li>${escapeHtml(x)}</li>`).join('')}</ul>` : ''}` : ''}
+${r.data ? `<p>held-out rows ${r.data.rows.test} (${r.data.positives} positive)${r.data.rows.train === undefined ? '' : `, training rows ${r.data.rows.train}`}, ${escapeHtml(new Date(r.data.window.fromUs / 1000).toISOString())} – ${escapeHtml(new Date(r.data.window.toUs / 1000).toISOString())}${r.data.threshold === undefined ? '' : `, τ ${num(r.data.threshold)}`}</p>` : ''}
 ${r.candidate ? `<table><tr><th>model</th><th>PR-AUC</th><th>ROC-AUC</th><th>Brier</th><th>log loss</th><th>ECE</th></tr>${figures(r.candidate, 'candidate')}${figures(r.active, 'active')}</table>` : ''}
 ${
   r.curves
@@ -245,8 +245,8 @@ ${
       )
     : ''
 }
-${r.importance?.length ? `<h2>Feature importance (split gain)</h2><table>${r.importance.map((f) => `<tr><td>${escape(f.feature)}</td><td><span class="bar" style="width:${((200 * f.gain) / maxGain).toFixed(0)}px"></span> ${num(f.gain, 1)}</td></tr>`).join('')}</table>` : ''}
-<h2>Parameters</h2><pre>${escape(JSON.stringify(r.parameters, null, 2))}</pre>
+${r.importance?.length ? `<h2>Feature importance (split gain)</h2><table>${r.importance.map((f) => `<tr><td>${escapeHtml(f.feature)}</td><td><span class="bar" style="width:${((200 * f.gain) / maxGain).toFixed(0)}px"></span> ${num(f.gain, 1)}</td></tr>`).join('')}</table>` : ''}
+<h2>Parameters</h2><pre>${escapeHtml(JSON.stringify(r.parameters, null, 2))}</pre>
 </body></html>
 `;
 }
