@@ -16,6 +16,7 @@ import { type BenchGroup, formatTable, mergeResults, readResults, writeResults }
 import { ingestGroup } from './ingest.js';
 import { simGroup } from './sim.js';
 import { startupGroup } from './startup.js';
+import { qualityGroup, trainGroup } from './train.js';
 import { workerGroup } from './worker.js';
 
 const GROUPS: BenchGroup[] = [
@@ -27,6 +28,8 @@ const GROUPS: BenchGroup[] = [
   workerGroup,
   apiGroup,
   costGroup,
+  trainGroup,
+  qualityGroup,
 ];
 
 function parseOnly(argv: string[]): Set<string> | undefined {

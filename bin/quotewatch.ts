@@ -27,6 +27,7 @@ import { TARGETS } from '../src/model/types.js';
 import { RECORDING_FORMATS } from '../src/replay/readers.js';
 import { runReplay } from '../src/replay/replay.js';
 import type { ReplaySpeed } from '../src/replay/server.js';
+import { LOCAL_MODEL_URI } from '../src/resources.js';
 import { calibrateCommand } from '../src/simulator/calibrate.js';
 import { simulateCommand } from '../src/simulator/longrun.js';
 import { type Command, defineCommand, oneOf, runCli, UsageError } from './cli.js';
@@ -196,6 +197,29 @@ const COMMANDS: Record<string, Command> = {
       });
       const [code] = (await once(child, 'exit')) as [number | null];
       return code ?? 1;
+    },
+  }),
+  pipeline: defineCommand({
+    usage: 'pipeline [--target T] [--version V]',
+    summary:
+      "the training state machine (the CDK app's definition) run locally: train, evaluate, gate, promote or keep",
+    options: { target: { type: 'string' }, version: { type: 'string' } },
+    async run({ values }) {
+      const targets = values.target === undefined ? TARGETS : [oneOf('--target', values.target, TARGETS)];
+      const env = { MODEL_URI: LOCAL_MODEL_URI, ...awsEnv() };
+      const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '');
+      // Loaded on demand: the CDK app and the local Step Functions interpreter are this command's alone.
+      const { runTrainingStateMachine } = await import('./localTraining.js');
+      let failed = 0;
+      for (const target of targets) {
+        const version = values.version ?? `run-${stamp}`;
+        const run = await runTrainingStateMachine(target, version, env);
+        console.log(
+          `${target} ${version}: ${run.status} via ${run.states.join(' → ')}${run.error ? ` (${run.error})` : ''}`,
+        );
+        if (run.status !== 'SUCCEEDED') failed++;
+      }
+      return failed === 0 ? 0 : 1;
     },
   }),
   runs: defineCommand({

@@ -17,6 +17,7 @@ import {
   Choice,
   Condition,
   DefinitionBody,
+  Fail,
   IntegrationPattern,
   JsonPath,
   LogLevel,
@@ -273,6 +274,23 @@ export class TrainingPipeline extends Construct {
     });
     const train = runTrainer('Train', 'train');
     const evaluate = runTrainer('Evaluate', 'evaluate');
+    // A failed task (the trainer exits 1 having written a failed run record; or ECS could not start it) is
+    // retried with backoff, up to taskAttempts in all; then the execution fails naming the error and cause.
+    const failed = new Fail(this, 'TrainingFailed', {
+      errorPath: JsonPath.stringAt('$.failure.Error'),
+      causePath: JsonPath.stringAt('$.failure.Cause'),
+    });
+    for (const task of [train, evaluate]) {
+      if (attempts > 1) {
+        task.addRetry({
+          errors: ['States.TaskFailed', 'ECS.AmazonECSException', 'States.Timeout'],
+          interval: Duration.seconds(30),
+          backoffRate: 2,
+          maxAttempts: attempts - 1,
+        });
+      }
+      task.addCatch(failed, { errors: ['States.ALL'], resultPath: '$.failure' });
+    }
     const readEvaluation = new CallAwsService(this, 'ReadEvaluation', {
       service: 's3',
       action: 'getObject',
@@ -288,6 +306,13 @@ export class TrainingPipeline extends Construct {
       resultSelector: { 'result.$': 'States.StringToJson($.Body)' },
       resultPath: '$.evaluation',
     });
+    readEvaluation.addRetry({
+      errors: ['States.TaskFailed', 'S3.SdkClientException'],
+      interval: Duration.seconds(5),
+      backoffRate: 2,
+      maxAttempts: 2,
+    });
+    readEvaluation.addCatch(failed, { errors: ['States.ALL'], resultPath: '$.failure' });
     // Compare-and-set on the pointer, as the registry's activate(ifCurrent) does.
     const promoteIf = (stateId: string, condition: 'none active' | 'evaluated active') =>
       new DynamoPutItem(this, stateId, {

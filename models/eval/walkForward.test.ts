@@ -97,8 +97,21 @@ describe('walkForward on the simulated market', () => {
   it('says clearly when a fold has one class or the rows are not of the spec', async () => {
     const flat = data.quoteChange.map((e) => ({ ...e, y: 0 }));
     await expect(walkForward(flat, { target: 'quote_change_500ms', set: 'l2', folds: 2 })).rejects.toThrow(
-      /fold 1 training rows: all \d+ labels are 0/,
+      /no fold could be evaluated: fold 1 training rows: all \d+ labels are 0; need both classes; fold 2 training/,
     );
+    // No positive in the first half hour: the folds that learn only from it are skipped and say so.
+    const t0 = data.quoteChange[0]!.tsUs;
+    const calmStart = data.quoteChange.map((e) => (e.tsUs - t0 < 20 * 60e6 ? { ...e, y: 0 } : e));
+    const { report } = await walkForward(calmStart, {
+      target: 'quote_change_500ms',
+      set: 'l2',
+      folds: 3,
+      l2Grid: [1],
+      gbdt: GBDT,
+      bootstrap: { resamples: 20 },
+    });
+    expect(report.skipped[0]).toMatch(/^fold 1 (training|validation) rows: all \d+ labels are 0/);
+    expect(report.folds.map((f) => f.index)).toEqual([3]);
     const narrow = data.quoteChange.map((e) => ({ ...e, x: e.x.slice(1) }));
     await expect(walkForward(narrow, { target: 'quote_change_500ms', set: 'l2' })).rejects.toThrow(
       DatasetError,

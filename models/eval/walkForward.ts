@@ -101,6 +101,8 @@ export interface WalkForwardReport {
   embargoUs: number;
   blockUs: number;
   folds: FoldReport[];
+  /** Folds left out, and why (a training or validation part with one class). */
+  skipped: string[];
   /** Pooled test rows of all folds. */
   test: { rows: number; positives: number; baseRate: number; blocks: number };
   overall: Record<ModelName, MetricIntervals>;
@@ -134,11 +136,12 @@ function matrix(rows: readonly Example[]): Matrix {
 const labels = (rows: readonly Example[]) => Uint8Array.from(rows, (e) => e.y);
 const positivesOf = (rows: readonly Example[]) => rows.reduce((n, e) => n + e.y, 0);
 
-function requireBothClasses(rows: readonly Example[], what: string): void {
+/** Why `rows` cannot train or validate (one class only), or undefined. */
+function oneClass(rows: readonly Example[], what: string): string | undefined {
   const pos = positivesOf(rows);
-  if (pos === 0 || pos === rows.length) {
-    throw new DatasetError(`${what}: all ${rows.length} labels are ${pos === 0 ? 0 : 1}; need both classes`);
-  }
+  return pos === 0 || pos === rows.length
+    ? `${what}: all ${rows.length} labels are ${pos === 0 ? 0 : 1}; need both classes`
+    : undefined;
 }
 
 function score(p: Float64Array, rows: readonly Example[], rate: number): MetricValues {
@@ -177,6 +180,7 @@ export async function walkForward(
   };
   const gainByFeature = new Float64Array(features.length);
   const reports: FoldReport[] = [];
+  const skipped: string[] = [];
   for (const fold of folds) {
     const raw = {
       train: rows.slice(...fold.train),
@@ -187,8 +191,14 @@ export async function walkForward(
     const train = binarizeByProduct(raw.train, thresholds);
     const validation = binarizeByProduct(raw.validation, thresholds);
     const test = binarizeByProduct(raw.test, thresholds);
-    requireBothClasses(train, `fold ${fold.index} training rows`);
-    requireBothClasses(validation, `fold ${fold.index} validation rows`);
+    // A calm stretch can leave a part without a spike: that fold is skipped and said so, not silently bridged.
+    const unusable =
+      oneClass(train, `fold ${fold.index} training rows`) ??
+      oneClass(validation, `fold ${fold.index} validation rows`);
+    if (unusable) {
+      skipped.push(unusable);
+      continue;
+    }
     const rate = positivesOf(train) / train.length;
     const X = train.map((e) => e.x);
     const y = train.map((e) => e.y);
@@ -245,6 +255,7 @@ export async function walkForward(
     });
   }
 
+  if (reports.length === 0) throw new DatasetError(`no fold could be evaluated: ${skipped.join('; ')}`);
   const predictions: TestPredictions = {
     tsUs: Float64Array.from(pooled.rows, (e) => e.tsUs),
     product: pooled.rows.map((e) => e.product),
@@ -267,6 +278,7 @@ export async function walkForward(
     embargoUs: foldOptions.embargoUs,
     blockUs,
     folds: reports,
+    skipped,
     test: {
       rows: predictions.y.length,
       positives: positivesOf(pooled.rows),

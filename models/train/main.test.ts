@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runTrainingStateMachine, synthesizeTrainingDefinition } from '../../bin/localTraining.js';
 import { s3Client } from '../../src/aws/clients.js';
 import { DEFAULT_TRAIN_L2 } from '../../src/config.js';
 import { FeaturePipeline } from '../../src/features/pipeline.js';
@@ -334,6 +335,62 @@ describe('training job on the local emulators', () => {
     expect(html).toContain('Decision: promote');
     expect(formatRuns(runs)).toMatch(/quote_change_500ms\s+noise-1\s+rejected\s+logLoss -?\d/);
   });
+
+  it('the state machine of the CDK app, run locally: a better candidate is promoted, a worse one kept', async () => {
+    await activate(TARGET, 'noise-1', env);
+    const progress: string[] = [];
+    const synth = synthesizeTrainingDefinition();
+    const good = await runTrainingStateMachine(
+      TARGET,
+      'sm-good',
+      { ...env, PROMOTE_BLOCK_S: '10' },
+      (line) => progress.push(line),
+      synth,
+    );
+    expect(good.error).toBeUndefined();
+    expect(good.states).toEqual([
+      'Prepare',
+      'Train',
+      'Evaluate',
+      'ReadEvaluation',
+      'PassesGate?',
+      'Promote',
+      'Promoted',
+    ]);
+    expect(await activeVersion(TARGET, env)).toBe('sm-good');
+    expect(progress).toContain(`[${TARGET} sm-good] Train`);
+    expect(progress.some((l) => l.startsWith('  train | ') && l.includes('candidate published'))).toBe(true);
+
+    // A deliberately worse configuration (an L2 penalty that flattens the model): rejected, pointer unchanged.
+    const worse = await runTrainingStateMachine(
+      TARGET,
+      'sm-worse',
+      { ...env, TRAIN_L2: '1000' },
+      () => {},
+      synth,
+    );
+    expect(worse.status).toBe('SUCCEEDED');
+    expect(worse.states.slice(-2)).toEqual(['PassesGate?', 'KeptActive']);
+    expect(await activeVersion(TARGET, env)).toBe('sm-good');
+    const runs = new Map((await listRuns(env, [TARGET])).map((r) => [r.version, r.status]));
+    expect(runs.get('sm-good')).toBe('passed');
+    expect(runs.get('sm-worse')).toBe('rejected');
+
+    // A failing task: retried, then the execution fails naming the trainer's error; nothing promoted.
+    const failing = await runTrainingStateMachine(
+      TARGET,
+      'sm-empty',
+      { ...env, LAKE_BUCKET: 'qw-test-lake-missing' },
+      () => {},
+      synth,
+    );
+    expect(failing.status).toBe('FAILED');
+    expect(failing.retries).toBe(2); // taskAttempts 3 in all
+    expect(failing.states.at(-1)).toBe('TrainingFailed');
+    expect(failing.error).toMatch(/trainer train exited 1/);
+    expect(await activeVersion(TARGET, env)).toBe('sm-good');
+    expect((await readJson<RunRecord>(env, `registry/${TARGET}/sm-empty/run.json`)).status).toBe('failed');
+  }, 240_000);
 
   it('names what is wrong with the lake: nothing in it, an object that is not Parquet', async () => {
     const bucket = 'qw-test-lake-bad';

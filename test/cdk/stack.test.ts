@@ -14,6 +14,7 @@ import { Bucket } from 'aws-cdk-lib/aws-s3';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { afterAll, describe, expect, it } from 'vitest';
+import { resolveDefinition, trainingDefinition } from '../../bin/localTraining.js';
 import { MarketStream } from '../../lib/market-stream.js';
 import { QuoteWatchStack } from '../../lib/quotewatch-stack.js';
 import { Storage } from '../../lib/storage.js';
@@ -428,6 +429,23 @@ describe('Training state machine', () => {
       { ...passes, Next: 'Promote' },
     ]);
     expect(choice.Default).toBe('KeptActive');
+  });
+
+  it('`npm run train` runs this very definition: the one in the template, references aside', () => {
+    const sm = resourceOf(stack.training.stateMachine).Properties;
+    const parts = (sm.DefinitionString as { 'Fn::Join': [string, unknown[]] })['Fn::Join'][1];
+    const deployed = JSON.parse(parts.map((p) => (typeof p === 'string' ? p : 'REF')).join('')) as Json;
+    // The local runner's reading of the template (bin/localTraining.ts synthesizes the same stack and reads it so).
+    const local = trainingDefinition(stack, template.toJSON());
+    expect(resolveDefinition(local.parts, () => 'REF')).toEqual(deployed);
+    expect(local.parts.filter((p) => typeof p !== 'string').length).toBeGreaterThan(0);
+    // Each failing trainer task is retried with backoff up to taskAttempts in all, then caught.
+    const states = deployed.States as Record<string, Json>;
+    expect(states.Train).toMatchObject({
+      Retry: [{ ErrorEquals: expect.arrayContaining(['States.TaskFailed']), MaxAttempts: 2, BackoffRate: 2 }],
+      Catch: [{ ErrorEquals: ['States.ALL'], Next: 'TrainingFailed', ResultPath: '$.failure' }],
+    });
+    expect(states.TrainingFailed).toMatchObject({ Type: 'Fail', ErrorPath: '$.failure.Error' });
   });
 
   it('promotes by compare-and-set on the active pointer, as the registry does', () => {
