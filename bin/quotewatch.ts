@@ -23,7 +23,8 @@ import { DEFAULT_EMULATOR_PORTS, emulatorEnv, startEmulators } from '../src/loca
 import { provision } from '../src/local/provision.js';
 import { startSystem } from '../src/local/supervisor.js';
 import { componentLogger } from '../src/log.js';
-import { TARGETS } from '../src/model/types.js';
+import { rollback } from '../src/model/registry.js';
+import { MODEL_SETS, TARGETS } from '../src/model/types.js';
 import { RECORDING_FORMATS } from '../src/replay/readers.js';
 import { runReplay } from '../src/replay/replay.js';
 import type { ReplaySpeed } from '../src/replay/server.js';
@@ -220,6 +221,24 @@ const COMMANDS: Record<string, Command> = {
         if (run.status !== 'SUCCEEDED') failed++;
       }
       return failed === 0 ? 0 : 1;
+    },
+  }),
+  models: defineCommand({
+    usage: 'models rollback TARGET [--set l2|ticker] [--version V]',
+    summary:
+      'activate the version active before the current one (or --version), compare-and-set on the pointer',
+    positionals: ['ACTION', 'TARGET'],
+    options: { set: { type: 'string', default: 'l2' }, version: { type: 'string' } },
+    async run({ values, positionals: [action, target] }) {
+      oneOf('ACTION', action, ['rollback'] as const);
+      const { from, to } = await rollback(
+        oneOf('TARGET', target, TARGETS),
+        oneOf('--set', values.set, MODEL_SETS),
+        values.version,
+        { MODEL_URI: LOCAL_MODEL_URI, ...awsEnv() },
+      );
+      console.log(`${target}: ${from} -> ${to}`);
+      return 0;
     },
   }),
   runs: defineCommand({
