@@ -7,7 +7,7 @@
  *   ecs:runTask.sync        the trainer entry (models/train/main.ts <step>) as a child process, with the
  *                           container override's command and environment (what the Fargate task would get)
  *   aws-sdk:s3:getObject    GetObject on the local S3 (src/aws/clients.ts)
- *   dynamodb:putItem        PutItem on the local DynamoDB, its condition included (the compare-and-set promotion)
+ *   dynamodb:putItem/updateItem  on the local DynamoDB, conditions included (the compare-and-set promotion)
  *
  * Progress: each state as it is entered and left, and the trainer's log lines.
  */
@@ -21,6 +21,7 @@ import {
   type AttributeValue,
   ConditionalCheckFailedException,
   PutItemCommand,
+  UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { App, type CfnResource, Stack } from 'aws-cdk-lib';
@@ -145,18 +146,26 @@ async function getObject(input: Json, env: Env): Promise<Json> {
   return { Body: await res.Body!.transformToString() };
 }
 
-async function putItem(input: Json, env: Env): Promise<Json> {
+/** PutItem or UpdateItem with the state's parameters (the SDK's names, as the service integration takes them). */
+async function writeItem(kind: 'put' | 'update', input: Json, env: Env): Promise<Json> {
+  const common = {
+    TableName: String(input.TableName),
+    ConditionExpression: input.ConditionExpression as string | undefined,
+    ExpressionAttributeValues: input.ExpressionAttributeValues as Record<string, AttributeValue> | undefined,
+  };
   try {
-    await dynamoClient(env).send(
-      new PutItemCommand({
-        TableName: String(input.TableName),
-        Item: input.Item as Record<string, AttributeValue>,
-        ConditionExpression: input.ConditionExpression as string | undefined,
-        ExpressionAttributeValues: input.ExpressionAttributeValues as
-          | Record<string, AttributeValue>
-          | undefined,
-      }),
-    );
+    const db = dynamoClient(env);
+    if (kind === 'put') {
+      await db.send(new PutItemCommand({ ...common, Item: input.Item as Record<string, AttributeValue> }));
+    } else {
+      await db.send(
+        new UpdateItemCommand({
+          ...common,
+          Key: input.Key as Record<string, AttributeValue>,
+          UpdateExpression: String(input.UpdateExpression),
+        }),
+      );
+    }
     return {};
   } catch (err) {
     if (err instanceof ConditionalCheckFailedException) {
@@ -182,7 +191,9 @@ export function taskHandlers(
     if (resource.endsWith(':ecs:runTask.sync'))
       handlers[name] = (input) => runTrainerTask(input, env, progress);
     else if (resource.endsWith(':aws-sdk:s3:getObject')) handlers[name] = (input) => getObject(input, env);
-    else if (resource.endsWith(':dynamodb:putItem')) handlers[name] = (input) => putItem(input, env);
+    else if (resource.endsWith(':dynamodb:putItem')) handlers[name] = (input) => writeItem('put', input, env);
+    else if (resource.endsWith(':dynamodb:updateItem'))
+      handlers[name] = (input) => writeItem('update', input, env);
     else throw new LocalTrainingError(`state ${name}: no local binding for ${resource}`);
   }
   return handlers;

@@ -29,6 +29,7 @@ import {
   CallAwsService,
   DynamoAttributeValue,
   DynamoPutItem,
+  DynamoUpdateItem,
   EcsFargateLaunchTarget,
   EcsRunTask,
 } from 'aws-cdk-lib/aws-stepfunctions-tasks';
@@ -314,30 +315,45 @@ export class TrainingPipeline extends Construct {
     });
     readEvaluation.addCatch(failed, { errors: ['States.ALL'], resultPath: '$.failure' });
     // Compare-and-set on the pointer, as the registry's activate(ifCurrent) does.
-    const promoteIf = (stateId: string, condition: 'none active' | 'evaluated active') =>
-      new DynamoPutItem(this, stateId, {
-        table: props.registryTable,
-        item: {
-          // REGISTRY_KEYS.active(target): the pointer's own partition, "active#<target>".
-          pk: DynamoAttributeValue.fromString(
-            JsonPath.format(`${ACTIVE_PARTITION_PREFIX}{}`, JsonPath.stringAt('$.target')),
-          ),
-          sk: DynamoAttributeValue.fromString(REGISTRY_KEYS.active('').sk),
-          version: DynamoAttributeValue.fromString(JsonPath.stringAt('$.version')),
-          activatedAt: DynamoAttributeValue.fromString(JsonPath.stringAt('$$.State.EnteredTime')),
-        },
-        ...(condition === 'none active'
-          ? { conditionExpression: 'attribute_not_exists(pk)' }
-          : {
-              conditionExpression: 'version = :current',
-              expressionAttributeValues: {
-                ':current': DynamoAttributeValue.fromString(
-                  JsonPath.stringAt('$.evaluation.result.active.version'),
-                ),
-              },
-            }),
-        resultPath: JsonPath.DISCARD,
-      });
+    // REGISTRY_KEYS.active(target): the pointer's own partition, "active#<target>".
+    const pointerKey = {
+      pk: DynamoAttributeValue.fromString(
+        JsonPath.format(`${ACTIVE_PARTITION_PREFIX}{}`, JsonPath.stringAt('$.target')),
+      ),
+      sk: DynamoAttributeValue.fromString(REGISTRY_KEYS.active('').sk),
+    };
+    const newVersion = DynamoAttributeValue.fromString(JsonPath.stringAt('$.version'));
+    const enteredAt = DynamoAttributeValue.fromString(JsonPath.stringAt('$$.State.EnteredTime'));
+    // Compare-and-set on the pointer, as the registry's activate(ifCurrent) does, keeping its history (the
+    // replaced version first in `previous`) so `quotewatch models rollback` can go back.
+    const promoteFirst = new DynamoPutItem(this, 'PromoteFirst', {
+      table: props.registryTable,
+      item: {
+        ...pointerKey,
+        version: newVersion,
+        activatedAt: enteredAt,
+        previous: DynamoAttributeValue.fromList([]),
+      },
+      conditionExpression: 'attribute_not_exists(pk)',
+      resultPath: JsonPath.DISCARD,
+    });
+    const promote = new DynamoUpdateItem(this, 'Promote', {
+      table: props.registryTable,
+      key: pointerKey,
+      updateExpression:
+        'SET version = :new, activatedAt = :at, previous = list_append(:replaced, if_not_exists(previous, :none))',
+      conditionExpression: 'version = :current',
+      expressionAttributeValues: {
+        ':new': newVersion,
+        ':at': enteredAt,
+        ':current': DynamoAttributeValue.fromString(JsonPath.stringAt('$.evaluation.result.active.version')),
+        ':replaced': DynamoAttributeValue.fromList([
+          DynamoAttributeValue.fromString(JsonPath.stringAt('$.evaluation.result.active.version')),
+        ]),
+        ':none': DynamoAttributeValue.fromList([]),
+      },
+      resultPath: JsonPath.DISCARD,
+    });
     const promoted = new Succeed(this, 'Promoted');
     // The promotion rule itself is the evaluate step's (models/eval/gate.ts): it writes the decision, with its
     // figures and reasons, into evaluation.json; this state only follows it.
@@ -345,9 +361,9 @@ export class TrainingPipeline extends Construct {
     const isBetter = new Choice(this, 'PassesGate?')
       .when(
         Condition.and(passes, Condition.isNull('$.evaluation.result.active')),
-        promoteIf('PromoteFirst', 'none active').next(promoted),
+        promoteFirst.next(promoted),
       )
-      .when(passes, promoteIf('Promote', 'evaluated active').next(promoted))
+      .when(passes, promote.next(promoted))
       .otherwise(
         new Succeed(this, 'KeptActive', {
           comment: 'The candidate stays registered but inactive; evaluation.json says why.',

@@ -23,7 +23,7 @@ import { provision } from '../../src/local/provision.js';
 import { FEED_PRODUCT, mapAdvancedTradeFrame } from '../../src/marketdata/advancedTrade.js';
 import { METADATA_KEYS } from '../../src/model/contract.js';
 import { rocAuc } from '../../src/model/metrics.js';
-import { ActivationConflictError, activate, activeVersion } from '../../src/model/registry.js';
+import { ActivationConflictError, activate, activeVersion, readPointer } from '../../src/model/registry.js';
 import { loadModel } from '../../src/model/runtime.js';
 import { BUCKETS, LOCAL_MODEL_URI } from '../../src/resources.js';
 import { DEFAULT_PRODUCTS, seedEpochUs } from '../../src/simulator/exchange.js';
@@ -358,6 +358,8 @@ describe('training job on the local emulators', () => {
       'Promoted',
     ]);
     expect(await activeVersion(TARGET, env)).toBe('sm-good');
+    // The Promote state keeps the pointer's history as activate() does: one command goes back.
+    expect((await readPointer(TARGET, 'l2', env))?.previous[0]).toBe('noise-1');
     expect(progress).toContain(`[${TARGET} sm-good] Train`);
     expect(progress.some((l) => l.startsWith('  train | ') && l.includes('candidate published'))).toBe(true);
 

@@ -454,28 +454,40 @@ describe('Training state machine', () => {
     const { States } = JSON.parse(parts.map((p) => (typeof p === 'string' ? p : 'TOKEN')).join('')) as {
       States: Record<string, Json>;
     };
-    const item = {
+    const key = {
       pk: { 'S.$': "States.Format('active#{}', $.target)" },
       sk: { S: 'active' },
-      version: { 'S.$': '$.version' },
-      activatedAt: { 'S.$': '$$.State.EnteredTime' },
     };
     expect(States.PromoteFirst).toMatchObject({
       Resource: 'arn:TOKEN:states:::dynamodb:putItem',
-      Parameters: { ConditionExpression: 'attribute_not_exists(pk)' },
-      Next: 'Promoted',
-    });
-    expect(States.Promote).toMatchObject({
-      Resource: 'arn:TOKEN:states:::dynamodb:putItem',
       Parameters: {
-        ConditionExpression: 'version = :current',
-        ExpressionAttributeValues: { ':current': { 'S.$': '$.evaluation.result.active.version' } },
+        ConditionExpression: 'attribute_not_exists(pk)',
+        Item: {
+          ...key,
+          version: { 'S.$': '$.version' },
+          activatedAt: { 'S.$': '$$.State.EnteredTime' },
+          previous: { L: [] },
+        },
       },
       Next: 'Promoted',
     });
-    for (const state of [States.Promote, States.PromoteFirst]) {
-      expect(state).toMatchObject({ Parameters: { Item: item } });
-    }
+    // The replaced version goes first in the pointer's history, as activate() keeps it (rollback reads it).
+    const replaced = { 'S.$': '$.evaluation.result.active.version' };
+    expect(States.Promote).toMatchObject({
+      Resource: 'arn:TOKEN:states:::dynamodb:updateItem',
+      Parameters: {
+        Key: key,
+        UpdateExpression:
+          'SET version = :new, activatedAt = :at, previous = list_append(:replaced, if_not_exists(previous, :none))',
+        ConditionExpression: 'version = :current',
+        ExpressionAttributeValues: {
+          ':current': replaced,
+          ':replaced': { L: [replaced] },
+          ':new': { 'S.$': '$.version' },
+        },
+      },
+      Next: 'Promoted',
+    });
   });
 });
 
