@@ -15,7 +15,9 @@ import { type ReliabilityBin, reliabilityCurve } from '../../src/model/metrics.j
 import { findVersionFile, versionsWithRecord, writeVersionRecord } from '../../src/model/registry.js';
 import { TARGETS } from '../../src/model/types.js';
 import type { EvaluatedModel } from '../train/candidate.js';
+import { METRICS } from './bootstrap.js';
 import type { GateDecision } from './gate.js';
+import { MODELS, type WalkForwardReport } from './walkForward.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -53,6 +55,8 @@ export interface RunRecord {
   curves?: { candidate: Curves; active?: Curves };
   /** Trees: total split gain per feature, largest first. */
   importance?: { feature: string; gain: number }[];
+  /** The walk-forward evaluation of the training data (folds, baselines, intervals), or why it was skipped. */
+  walkForward?: WalkForwardReport | { notRun: string };
   error?: { step: string; name: string; message: string };
 }
 
@@ -246,7 +250,40 @@ ${
     : ''
 }
 ${r.importance?.length ? `<h2>Feature importance (split gain)</h2><table>${r.importance.map((f) => `<tr><td>${escapeHtml(f.feature)}</td><td><span class="bar" style="width:${((200 * f.gain) / maxGain).toFixed(0)}px"></span> ${num(f.gain, 1)}</td></tr>`).join('')}</table>` : ''}
+${walkForwardSection(r.walkForward)}
 <h2>Parameters</h2><pre>${escapeHtml(JSON.stringify(r.parameters, null, 2))}</pre>
 </body></html>
 `;
+}
+
+/** The walk-forward table: every model's pooled test metrics with intervals, the folds, the trees' importances. */
+function walkForwardSection(w: RunRecord['walkForward']): string {
+  if (!w) return '';
+  if ('notRun' in w) return `<h2>Walk-forward evaluation</h2><p>not run: ${escapeHtml(w.notRun)}</p>`;
+  const cell = (i: { value: number; lo: number; hi: number }) =>
+    `${num(i.value)} [${num(i.lo)}, ${num(i.hi)}]`;
+  const rows = MODELS.map(
+    (m) => `<tr><td>${m}</td>${METRICS.map((k) => `<td>${cell(w.overall[m][k])}</td>`).join('')}</tr>`,
+  ).join('');
+  const folds = w.folds
+    .map(
+      (f) =>
+        `<tr><td>${f.index}</td><td>${f.rows.train}</td><td>${f.rows.validation}</td><td>${f.rows.test}</td><td>${f.positives.test}</td><td>${num(f.metrics.gbdt[w.mainMetric])}</td><td>${f.chosen.gbdtTrees}</td></tr>`,
+    )
+    .join('');
+  const maxGain = Math.max(1e-12, ...w.importance.map((f) => f.gain));
+  return `<h2>Walk-forward evaluation (${w.folds.length} folds, ${escapeHtml(w.set)})</h2>
+<p>pooled test rows ${w.test.rows} (${w.test.positives} positive, ${w.test.blocks} blocks of ${num(w.blockUs / 1e6, 0)} s), embargo ${num(w.embargoUs / 1e6, 1)} s${w.skipped.length ? `; skipped: ${escapeHtml(w.skipped.join('; '))}` : ''}</p>
+<table><tr><th>model</th>${METRICS.map((k) => `<th>${k}</th>`).join('')}</tr>${rows}</table>
+<p>gbdt gain in ${escapeHtml(w.mainMetric)}: ${Object.entries(w.gain)
+    .map(([b, i]) => `vs ${escapeHtml(b)} ${cell(i)}`)
+    .join(' · ')}</p>
+<table><tr><th>fold</th><th>train</th><th>validation</th><th>test</th><th>test positives</th><th>gbdt ${escapeHtml(w.mainMetric)}</th><th>trees</th></tr>${folds}</table>
+<h3>Feature importance of the trees (split gain, all folds)</h3><table>${w.importance
+    .slice(0, 20)
+    .map(
+      (f) =>
+        `<tr><td>${escapeHtml(f.feature)}</td><td><span class="bar" style="width:${((200 * f.gain) / maxGain).toFixed(0)}px"></span> ${num(f.gain, 1)}</td></tr>`,
+    )
+    .join('')}</table>`;
 }

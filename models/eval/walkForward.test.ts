@@ -5,6 +5,7 @@ import { buildDatasets, type Datasets } from '../baseline.js';
 import { DatasetError, modelRows } from '../train/dataset.js';
 import { predictGbdt, trainGbdt } from '../train/gbdt.js';
 import { binarizeByProduct, fitThresholdsByProduct } from '../train/targets.js';
+import { renderReport } from './runRecord.js';
 import { embargoUs, MODELS, walkForward } from './walkForward.js';
 
 // 45 simulated minutes (~9 s to build), small trees: the figures of the real configuration come from the bench.
@@ -49,6 +50,28 @@ describe('walkForward on the simulated market', () => {
     expect(report.gain.base_rate.lo).toBeLessThanOrEqual(report.gain.base_rate.value);
     expect(report.gain.base_rate.hi).toBeGreaterThanOrEqual(report.gain.base_rate.value);
     expect(report.importance[0]!.gain).toBeGreaterThan(0);
+    // The run report shows it: every model's metrics with intervals, the folds, the trees' importances.
+    const html = renderReport({
+      target: 'quote_change_500ms',
+      version: 'wf-1',
+      status: 'rejected',
+      recordedAt: '2026-12-05T00:00:00.000Z',
+      gitSha: null,
+      featureSpecHash: null,
+      parameters: {
+        training: {
+          target: 'quote_change_500ms',
+          candidateVersion: 'wf-1',
+          trainFraction: 0.7,
+          l2: 1e-3,
+          minRows: 100,
+        },
+      },
+      walkForward: report,
+    });
+    for (const m of MODELS) expect(html).toContain(`<tr><td>${m}</td>`);
+    expect(html).toContain(`<td>${report.importance[0]!.feature}</td>`);
+    expect(html.match(/<tr><td>\d<\/td>/g)).toHaveLength(4); // one row per fold
   });
 
   it('a random split of overlapping vol windows scores higher than the walk-forward on the same rows', async () => {

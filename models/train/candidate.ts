@@ -11,6 +11,7 @@ import { METADATA_KEYS } from '../../src/model/contract.js';
 import { readVersionFile, s3Location, writeVersionRecord } from '../../src/model/registry.js';
 import type { ModelMetrics } from '../../src/model/types.js';
 import type { GateDecision } from '../eval/gate.js';
+import type { WalkForwardReport } from '../eval/walkForward.js';
 import { readOnnxMetadata } from '../export/onnx.js';
 import type { TimeWindow } from './dataset.js';
 import { isBinaryTarget } from './targets.js';
@@ -91,6 +92,8 @@ export interface CandidateFiles {
   trainRows: number;
   /** Seconds the train step took, when recorded. */
   trainingS: number | undefined;
+  /** The walk-forward evaluation train ran on the lake (or why it did not), when recorded. */
+  walkForward: WalkForwardReport | { notRun: string } | undefined;
 }
 
 /** What evaluate needs of a candidate `train` published; a TrainingJobError when a file is missing or wrong. */
@@ -122,6 +125,7 @@ export async function readCandidate(env: Env, target: string, version: string): 
     trainBaseRate: rate,
     trainRows: metrics.split!.trainRows,
     trainingS: (metrics.training as { durationS?: number } | undefined)?.durationS,
+    walkForward: metrics.walkForward as CandidateFiles['walkForward'],
     threshold: candidateThreshold(target, version, metrics.threshold, onnx),
   };
 }

@@ -117,6 +117,7 @@ export async function evaluate(
           ...(candidateFiles.threshold === undefined ? {} : { threshold: candidateFiles.threshold }),
         },
         ...(candidateFiles.trainingS === undefined ? {} : { trainingS: candidateFiles.trainingS }),
+        ...(candidateFiles.walkForward === undefined ? {} : { walkForward: candidateFiles.walkForward }),
         candidate: evaluation.candidate,
         active: evaluation.active,
         decision,

@@ -21,6 +21,8 @@ import { METADATA_KEYS } from '../../src/model/contract.js';
 import { baseRate, brierScore, logLoss, rocAuc } from '../../src/model/metrics.js';
 import { isPublished, publishVersion } from '../../src/model/registry.js';
 import type { ModelMetrics } from '../../src/model/types.js';
+import { FoldError } from '../eval/folds.js';
+import { type WalkForwardReport, walkForward } from '../eval/walkForward.js';
 import { exportLogisticOnnx } from '../export/onnx.js';
 import { registryLocation, type SplitRecord } from './candidate.js';
 import { assertBothClasses, DatasetError, type Example, splitByTime } from './dataset.js';
@@ -83,6 +85,7 @@ export async function train(
   Object.assign(metrics, {
     ...(threshold === undefined ? {} : { threshold, thresholdDefinition: THRESHOLD_DEFINITION }),
     trainBaseRate: baseRate(trainRows.map((e) => e.y)),
+    walkForward: await walkForwardRecord(lake.examples, target, deltaMs, log),
   });
   Object.assign(metrics, {
     split: splitRecord,
@@ -148,4 +151,24 @@ function holdoutMetrics(
     logLoss: logLoss(p, y),
     reference: { brier: brierScore(noSkill, y), logLoss: logLoss(noSkill, y) },
   };
+}
+
+/**
+ * The walk-forward evaluation of the lake's rows (models/eval/walkForward.ts: the trees against the baselines,
+ * folds, intervals) for the run record, or why there is none: a lake too short for its folds and embargo, or
+ * folds without both classes, is a reason recorded, not a failed run.
+ */
+async function walkForwardRecord(
+  examples: readonly Example[],
+  target: string,
+  deltaMs: number,
+  log: Logger,
+): Promise<WalkForwardReport | { notRun: string }> {
+  try {
+    return (await walkForward(examples, { target, set: 'l2', deltaMs })).report;
+  } catch (err) {
+    if (!(err instanceof FoldError || err instanceof DatasetError)) throw err;
+    log('info', 'walk-forward evaluation skipped', { target, reason: err.message });
+    return { notRun: err.message };
+  }
 }
