@@ -23,7 +23,7 @@ import { DEFAULT_EMULATOR_PORTS, emulatorEnv, startEmulators } from '../src/loca
 import { provision } from '../src/local/provision.js';
 import { startSystem } from '../src/local/supervisor.js';
 import { componentLogger } from '../src/log.js';
-import { rollback } from '../src/model/registry.js';
+import { claimNextVersion, rollback } from '../src/model/registry.js';
 import { MODEL_SETS, TARGETS } from '../src/model/types.js';
 import { RECORDING_FORMATS } from '../src/replay/readers.js';
 import { runReplay } from '../src/replay/replay.js';
@@ -208,12 +208,12 @@ const COMMANDS: Record<string, Command> = {
     async run({ values }) {
       const targets = values.target === undefined ? TARGETS : [oneOf('--target', values.target, TARGETS)];
       const env = { MODEL_URI: LOCAL_MODEL_URI, ...awsEnv() };
-      const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '');
       // Loaded on demand: the CDK app and the local Step Functions interpreter are this command's alone.
       const { runTrainingStateMachine } = await import('./localTraining.js');
       let failed = 0;
       for (const target of targets) {
-        const version = values.version ?? `run-${stamp}`;
+        // Without --version: the next qs-x.y.z tag, claimed in the registry table.
+        const version = values.version ?? (await claimNextVersion(target, env));
         const run = await runTrainingStateMachine(target, version, env);
         console.log(
           `${target} ${version}: ${run.status} via ${run.states.join(' → ')}${run.error ? ` (${run.error})` : ''}`,

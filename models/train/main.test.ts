@@ -16,14 +16,20 @@ import { runTrainingStateMachine, synthesizeTrainingDefinition } from '../../bin
 import { s3Client } from '../../src/aws/clients.js';
 import { DEFAULT_TRAIN_L2 } from '../../src/config.js';
 import { FeaturePipeline } from '../../src/features/pipeline.js';
-import { FEATURE_SPEC } from '../../src/features/spec.js';
+import { FEATURE_SPEC, FEATURE_VERSION } from '../../src/features/spec.js';
 import type { FeatureRow, LabelRow } from '../../src/features/types.js';
 import { type Emulators, startEmulators } from '../../src/local/emulators.js';
 import { provision } from '../../src/local/provision.js';
 import { FEED_PRODUCT, mapAdvancedTradeFrame } from '../../src/marketdata/advancedTrade.js';
 import { METADATA_KEYS } from '../../src/model/contract.js';
 import { rocAuc } from '../../src/model/metrics.js';
-import { ActivationConflictError, activate, activeVersion, readPointer } from '../../src/model/registry.js';
+import {
+  ActivationConflictError,
+  activate,
+  activeVersion,
+  claimNextVersion,
+  readPointer,
+} from '../../src/model/registry.js';
 import { loadModel } from '../../src/model/runtime.js';
 import { BUCKETS, LOCAL_MODEL_URI } from '../../src/resources.js';
 import { DEFAULT_PRODUCTS, seedEpochUs } from '../../src/simulator/exchange.js';
@@ -395,6 +401,14 @@ describe('training job on the local emulators', () => {
     expect(await activeVersion(TARGET, env)).toBe('sm-good');
     expect((await readJson<RunRecord>(env, `registry/${TARGET}/sm-empty/run.json`)).status).toBe('failed');
   }, 240_000);
+
+  it('a run without a version claims the next qs-x.y.z tag; two at once get different ones', async () => {
+    const [a, b] = await Promise.all([claimNextVersion(VOL, env), claimNextVersion(VOL, env)]);
+    expect(new Set([a, b]).size).toBe(2);
+    for (const tag of [a, b]) expect(tag).toMatch(new RegExp(`^qs-${FEATURE_VERSION}\\.0\\.[12]$`));
+    expect(await claimNextVersion(VOL, env)).toBe(`qs-${FEATURE_VERSION}.0.3`);
+    expect(await claimNextVersion(TARGET, env)).toBe(`qs-${FEATURE_VERSION}.0.1`); // per target
+  });
 
   it('names what is wrong with the lake: nothing in it, an object that is not Parquet', async () => {
     const bucket = 'qw-test-lake-bad';

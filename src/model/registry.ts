@@ -18,6 +18,7 @@ import { dynamoClient, s3Client } from '../aws/clients.js';
 import { isConditionFailure } from '../aws/errors.js';
 import { readCoreConfig, readResourceNames } from '../config.js';
 import { QuoteWatchError } from '../errors.js';
+import { FEATURE_VERSION } from '../features/spec.js';
 import type { FeatureSpec } from '../features/types.js';
 import { REGISTRY_KEYS } from '../resources.js';
 import { readActiveVersion } from './pointer.js';
@@ -277,6 +278,45 @@ export async function versionsWithRecord(
     token = page.IsTruncated ? page.NextContinuationToken : undefined;
   } while (token);
   return versions;
+}
+
+/**
+ * The next version tag of `target`, `qs-<feature version>.0.<n>` (n counts the runs of that feature version),
+ * claimed by a conditional write of a claim row (pk=<target>, sk="tag#<tag>"; a put, as the trainer's role may
+ * make): two runs starting at once cannot get the same tag, the loser takes the next one.
+ */
+export async function claimNextVersion(target: string, env: Env = process.env): Promise<string> {
+  checkTarget(target);
+  const table = readResourceNames(env).registryTable;
+  const db = dynamoClient(env);
+  const prefix = `qs-${FEATURE_VERSION}.0.`;
+  const claimed = await db.send(
+    new QueryCommand({
+      TableName: table,
+      KeyConditionExpression: 'pk = :t AND begins_with(sk, :p)',
+      ExpressionAttributeValues: { ':t': target, ':p': `tag#${prefix}` },
+    }),
+  );
+  let n = Math.max(
+    0,
+    ...(claimed.Items ?? []).map((i) => Number(String(i.sk).slice(4 + prefix.length)) || 0),
+  );
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const tag = `${prefix}${++n}`;
+    try {
+      await db.send(
+        new PutCommand({
+          TableName: table,
+          Item: { pk: target, sk: `tag#${tag}`, claimedAt: new Date().toISOString() },
+          ConditionExpression: 'attribute_not_exists(sk)',
+        }),
+      );
+      return tag;
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+    }
+  }
+  throw new RegistryError(`${target}: could not claim a version tag after 20 attempts`);
 }
 
 /** One file of a version (a model file, or a record training left beside them); a RegistryError when absent. */
