@@ -269,3 +269,20 @@ export async function runTrainingStateMachine(
     };
   }
 }
+
+/** `node --import tsx bin/localTraining.ts TARGET VERSION` (what `quotewatch pipeline` runs per target). */
+async function main(args: string[]): Promise<number> {
+  const [target, version] = args;
+  if (!target || !version) {
+    console.error('usage: node --import tsx bin/localTraining.ts TARGET VERSION');
+    return 2;
+  }
+  const run = await runTrainingStateMachine(target, version, process.env);
+  console.log(`${target} ${version}: ${run.status} via ${run.states.join(' -> ')}`);
+  if (run.error) console.log(`  ${run.error}`);
+  return run.status === 'SUCCEEDED' ? 0 : 1;
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  process.exit(await main(process.argv.slice(2)));
+}

@@ -8,7 +8,9 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildDatasets } from '../models/baseline.js';
 import { formatRuns, listRuns } from '../models/eval/runRecord.js';
+import { formatWalkForward, walkForward } from '../models/eval/walkForward.js';
 import { TRAINING_STEPS } from '../models/train/steps.js';
 import { regionOf, type SmokeAuth, smokeCommand } from '../src/api/smoke.js';
 import {
@@ -34,6 +36,7 @@ import { simulateCommand } from '../src/simulator/longrun.js';
 import { type Command, defineCommand, oneOf, runCli, UsageError } from './cli.js';
 
 const TRAINING_ENTRY = fileURLToPath(new URL('../models/train/main.ts', import.meta.url));
+const LOCAL_TRAINING_ENTRY = fileURLToPath(new URL('./localTraining.ts', import.meta.url));
 
 /**
  * Resolves on the first SIGINT/SIGTERM. A second one exits at once: the exit hooks still kill every child, but
@@ -208,17 +211,17 @@ const COMMANDS: Record<string, Command> = {
     async run({ values }) {
       const targets = values.target === undefined ? TARGETS : [oneOf('--target', values.target, TARGETS)];
       const env = { MODEL_URI: LOCAL_MODEL_URI, ...awsEnv() };
-      // Loaded on demand: the CDK app and the local Step Functions interpreter are this command's alone.
-      const { runTrainingStateMachine } = await import('./localTraining.js');
       let failed = 0;
       for (const target of targets) {
         // Without --version: the next qs-x.y.z tag, claimed in the registry table.
         const version = values.version ?? (await claimNextVersion(target, env));
-        const run = await runTrainingStateMachine(target, version, env);
-        console.log(
-          `${target} ${version}: ${run.status} via ${run.states.join(' → ')}${run.error ? ` (${run.error})` : ''}`,
-        );
-        if (run.status !== 'SUCCEEDED') failed++;
+        // Its own process, as `train` does: the CDK app and the Step Functions interpreter load only here.
+        const child = spawn(process.execPath, ['--import', 'tsx', LOCAL_TRAINING_ENTRY, target, version], {
+          env,
+          stdio: 'inherit',
+        });
+        const [code] = (await once(child, 'exit')) as [number | null];
+        if (code !== 0) failed++;
       }
       return failed === 0 ? 0 : 1;
     },
@@ -241,9 +244,41 @@ const COMMANDS: Record<string, Command> = {
       return 0;
     },
   }),
+  walkforward: defineCommand({
+    usage: 'walkforward [--hours H] [--seeds S,...] [--target T] [--set l2|ticker] [--json]',
+    summary: 'walk-forward evaluation of the trees against the baselines on simulated markets (models/eval)',
+    options: {
+      hours: { type: 'string', default: '3' },
+      seeds: { type: 'string', default: '101,102,103,104,105' },
+      target: { type: 'string' },
+      set: { type: 'string' },
+      json: { type: 'boolean', default: false },
+    },
+    async run({ values }) {
+      const hours = wholeNumberArg('--hours', values.hours, 24 * 30);
+      if (hours === 0) throw new UsageError('--hours: at least 1');
+      const seeds = values.seeds.split(',').map(seedArg);
+      const targets = values.target === undefined ? TARGETS : [oneOf('--target', values.target, TARGETS)];
+      const sets = values.set === undefined ? MODEL_SETS : [oneOf('--set', values.set, MODEL_SETS)];
+      const reports = [];
+      for (const seed of seeds) {
+        const data = buildDatasets({ seed, minutes: hours * 60 });
+        for (const target of targets) {
+          const examples = target === 'vol_spike_60s' ? data.volSpike : data.quoteChange;
+          for (const set of sets) {
+            console.error(`seed ${seed}: ${target} ${set}...`);
+            reports.push({ seed, ...(await walkForward(examples, { target, set })).report });
+          }
+        }
+      }
+      console.log(values.json ? JSON.stringify(reports, null, 2) : formatWalkForward(reports));
+      return 0;
+    },
+  }),
   runs: defineCommand({
     usage: 'runs [--target T] [--json]',
-    summary: "the training runs' records (passed, rejected, failed), newest first, from the model registry",
+    summary:
+      'the records of the training runs (passed, rejected, failed), newest first, from the model registry',
     options: { target: { type: 'string' }, json: { type: 'boolean', default: false } },
     async run({ values }) {
       const targets = values.target === undefined ? TARGETS : [oneOf('--target', values.target, TARGETS)];

@@ -6,7 +6,7 @@ import { DatasetError, modelRows } from '../train/dataset.js';
 import { predictGbdt, trainGbdt } from '../train/gbdt.js';
 import { binarizeByProduct, fitThresholdsByProduct } from '../train/targets.js';
 import { renderReport } from './runRecord.js';
-import { embargoUs, MODELS, walkForward } from './walkForward.js';
+import { embargoUs, formatWalkForward, MODELS, walkForward } from './walkForward.js';
 
 // 45 simulated minutes (~9 s to build), small trees: the figures of the real configuration come from the bench.
 const GBDT = { rounds: 30, maxDepth: 4, learningRate: 0.2, minChildWeight: 5, earlyStoppingRounds: 5 };
@@ -72,6 +72,9 @@ describe('walkForward on the simulated market', () => {
     for (const m of MODELS) expect(html).toContain(`<tr><td>${m}</td>`);
     expect(html).toContain(`<td>${report.importance[0]!.feature}</td>`);
     expect(html.match(/<tr><td>\d<\/td>/g)).toHaveLength(4); // one row per fold
+    const table = formatWalkForward([{ ...report, seed: 11 }]).split('\n');
+    expect(table[0]).toMatch(/^seed\s+target\s+set\s+folds\s+gbdt PR-AUC/);
+    expect(table[1]).toMatch(/^11\s+quote_change_500ms\s+l2\s+4\/4\s+0\.\d{4} \[0\.\d{4}, 0\.\d{4}\]/);
   });
 
   it('a random split of overlapping vol windows scores higher than the walk-forward on the same rows', async () => {

@@ -354,3 +354,41 @@ export function mainGain(
   ];
   return HIGHER_IS_BETTER[metric] ? d : { value: -d.value, lo: -d.hi, hi: -d.lo };
 }
+
+/** One line per report: target, set, the trees' main metric and PR-AUC with intervals, the best baseline, gains. */
+export function formatWalkForward(reports: readonly (WalkForwardReport & { seed?: number })[]): string {
+  const f = (v: number) => (Number.isFinite(v) ? v.toFixed(4) : '—');
+  const i = (x: Interval) => `${f(x.value)} [${f(x.lo)}, ${f(x.hi)}]`;
+  const header = [
+    'seed',
+    'target',
+    'set',
+    'folds',
+    'gbdt PR-AUC',
+    'best baseline PR-AUC',
+    'Brier skill',
+    'main gain vs each baseline (lo)',
+  ];
+  const rows = reports.map((r) => {
+    const best = BASELINES.reduce((a, b) => (r.overall[b].prAuc.value > r.overall[a].prAuc.value ? b : a));
+    return [
+      r.seed === undefined ? '' : String(r.seed),
+      r.target,
+      r.set,
+      `${r.folds.length}/${r.folds.length + r.skipped.length}`,
+      i(r.overall.gbdt.prAuc),
+      `${f(r.overall[best].prAuc.value)} (${best})`,
+      f(r.overall.gbdt.brierSkill.value),
+      `${r.mainMetric}: ${BASELINES.map((b) => `${b} ${f(r.gain[b].lo)}`).join(', ')}`,
+    ];
+  });
+  const widths = header.map((h, k) => Math.max(h.length, ...rows.map((row) => row[k]!.length)));
+  return [header, ...rows]
+    .map((row) =>
+      row
+        .map((c, k) => c.padEnd(widths[k]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}
