@@ -494,6 +494,8 @@ export interface TrainingConfig {
   l2: number;
   /** Fewer joined rows than this is an error, not a model. */
   minRows: number;
+  /** The learner: the logistic regression on the whole row, or the gradient-boosted trees on the l2 inputs. */
+  algorithm: 'logistic' | 'gbdt';
 }
 
 export function readTrainingConfig(env: Env = process.env): TrainingConfig {
@@ -520,6 +522,7 @@ export function readTrainingConfig(env: Env = process.env): TrainingConfig {
       String(DEFAULT_TRAIN_L2[target]),
     ),
     minRows: read(env, 'TRAIN_MIN_ROWS', z.coerce.number().int('expected a whole number').min(2), '100'),
+    algorithm: read(env, 'TRAIN_ALGORITHM', z.enum(['logistic', 'gbdt']), 'logistic'),
   };
 }
 

@@ -148,6 +148,7 @@ describe('training config', () => {
       trainFraction: 0.7,
       l2: DEFAULT_TRAIN_L2.quote_change_500ms,
       minRows: 100,
+      algorithm: 'logistic',
     });
     const vol = readTrainingConfig({ ...base, TARGET: 'vol_spike_60s' });
     expect(vol.l2).toBe(DEFAULT_TRAIN_L2.vol_spike_60s);
@@ -168,6 +169,7 @@ describe('training config', () => {
     ['TRAIN_L2', 'strong'],
     ['TRAIN_MIN_ROWS', '1'],
     ['TRAIN_MIN_ROWS', '10.5'],
+    ['TRAIN_ALGORITHM', 'forest'],
   ])('rejects %s=%s with an error naming the variable', (variable, value) => {
     const read = () => readTrainingConfig({ ...base, [variable]: value });
     expect(read).toThrow(ConfigError);

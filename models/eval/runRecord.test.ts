@@ -49,6 +49,7 @@ describe('run report and listing', () => {
         trainFraction: 0.7,
         l2: 0.3,
         minRows: 100,
+        algorithm: 'logistic',
       },
     },
     error: { step: 'train', name: 'DatasetError', message: 'all 10 labels are 0 & <none> positive' },

@@ -65,6 +65,7 @@ describe('walkForward on the simulated market', () => {
           trainFraction: 0.7,
           l2: 1e-3,
           minRows: 100,
+          algorithm: 'gbdt',
         },
       },
       walkForward: report,

@@ -94,6 +94,8 @@ export interface CandidateFiles {
   trainingS: number | undefined;
   /** The walk-forward evaluation train ran on the lake (or why it did not), when recorded. */
   walkForward: WalkForwardReport | { notRun: string } | undefined;
+  /** Trees: split gain per feature, largest first. */
+  importance: { feature: string; gain: number }[] | undefined;
 }
 
 /** What evaluate needs of a candidate `train` published; a TrainingJobError when a file is missing or wrong. */
@@ -126,6 +128,7 @@ export async function readCandidate(env: Env, target: string, version: string): 
     trainRows: metrics.split!.trainRows,
     trainingS: (metrics.training as { durationS?: number } | undefined)?.durationS,
     walkForward: metrics.walkForward as CandidateFiles['walkForward'],
+    importance: (metrics.training as { importance?: CandidateFiles['importance'] } | undefined)?.importance,
     threshold: candidateThreshold(target, version, metrics.threshold, onnx),
   };
 }

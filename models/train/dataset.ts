@@ -168,3 +168,10 @@ export function modelRows(examples: readonly Example[], set: FeatureSet): Exampl
   }
   return out;
 }
+
+/** A model's inputs from a lake row: its feature set's columns (spec.set), or the whole row for a set-less spec. */
+export function inputsOf(spec: FeatureSpec): (x: readonly number[]) => number[] {
+  if (spec.set === undefined) return (x) => [...x];
+  const columns = MODEL_FEATURES[spec.set].map((name) => FEATURE_NAMES.indexOf(name));
+  return (x) => columns.map((c) => x[c]!);
+}

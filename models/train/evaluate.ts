@@ -16,17 +16,19 @@ import { decidePromotion } from '../eval/gate.js';
 import { curvesOf, gitSha, specHash, writeRunRecord } from '../eval/runRecord.js';
 import { mainMetric } from '../eval/walkForward.js';
 import { type EvaluatedModel, type Evaluation, readCandidate, writeEvaluation } from './candidate.js';
-import { assertBothClasses, DatasetError, type Example, selectWindow } from './dataset.js';
+import { assertBothClasses, DatasetError, type Example, inputsOf, selectWindow } from './dataset.js';
 import { loadLakeExamples } from './lakeDataset.js';
 import { binarize, labelHorizonUs } from './targets.js';
 
 type Env = Record<string, string | undefined>;
 
 async function probabilities(model: LoadedModel, rows: Example[]): Promise<Float64Array> {
+  // Each model reads its own inputs of the row (a feature set's columns, or the whole row).
+  const inputs = inputsOf(model.spec);
   const width = model.spec.features.length;
   const packed = new Float32Array(rows.length * width);
   rows.forEach((e, i) => {
-    packed.set(e.x, i * width);
+    packed.set(inputs(e.x), i * width);
   });
   return Float64Array.from(await model.predict(packed, rows.length));
 }
@@ -118,6 +120,7 @@ export async function evaluate(
         },
         ...(candidateFiles.trainingS === undefined ? {} : { trainingS: candidateFiles.trainingS }),
         ...(candidateFiles.walkForward === undefined ? {} : { walkForward: candidateFiles.walkForward }),
+        ...(candidateFiles.importance === undefined ? {} : { importance: candidateFiles.importance }),
         candidate: evaluation.candidate,
         active: evaluation.active,
         decision,

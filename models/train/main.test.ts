@@ -321,6 +321,29 @@ describe('training job on the local emulators', () => {
     expect(await activeVersion(TARGET, env)).not.toBe('vol-1');
   }, 30_000);
 
+  it('TRAIN_ALGORITHM=gbdt: trees on the l2 inputs, exported as a TreeEnsemble, evaluated on their own inputs', async () => {
+    const gbdtEnv = { ...envFor('trees-1'), TRAIN_ALGORITHM: 'gbdt' };
+    expect((await train(gbdtEnv, silent)).published).toBe(true);
+    const spec = await readJson<{ set?: string; features: unknown[] }>(
+      env,
+      `registry/${TARGET}/trees-1/feature_spec.json`,
+    );
+    expect(spec.set).toBe('l2');
+    const onnx = new TextDecoder('latin1').decode(
+      await readBytes(env, `registry/${TARGET}/trees-1/model.onnx`),
+    );
+    expect(onnx).toContain('TreeEnsemble');
+    const evaluation = await evaluate(gbdtEnv, silent);
+    // The candidate reads its 42 l2 inputs, the active baseline the whole row, from the same held-out rows.
+    expect(evaluation.candidate.auc).toBeGreaterThan(0.5);
+    const record = await readJson<RunRecord>(env, `registry/${TARGET}/trees-1/run.json`);
+    expect(record.parameters.training.algorithm).toBe('gbdt');
+    expect(record.importance?.[0]?.gain).toBeGreaterThan(0);
+    expect(
+      new TextDecoder().decode(await readBytes(env, `registry/${TARGET}/trees-1/report.html`)),
+    ).toContain('Feature importance');
+  });
+
   it('every evaluated run leaves a run record and a report page; `quotewatch runs` lists them', async () => {
     const runs = await listRuns(env);
     const byVersion = new Map(runs.map((r) => [r.version, r]));
