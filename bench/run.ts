@@ -17,6 +17,7 @@ import { ingestGroup } from './ingest.js';
 import { pushGroup } from './push.js';
 import { simGroup } from './sim.js';
 import { startupGroup } from './startup.js';
+import { qualityGroup, trainGroup } from './train.js';
 import { workerGroup } from './worker.js';
 
 const GROUPS: BenchGroup[] = [
@@ -29,6 +30,8 @@ const GROUPS: BenchGroup[] = [
   apiGroup,
   pushGroup,
   costGroup,
+  trainGroup,
+  qualityGroup,
 ];
 
 function parseOnly(argv: string[]): Set<string> | undefined {

@@ -125,6 +125,8 @@ const worker = new Worker({
   },
   telemetry,
   qualityEveryMs: tuning.qualityEveryMs,
+  quality: { windowMs: tuning.qualityWindowMs, minLabels: tuning.qualityMinLabels },
+  drift: { limit: tuning.driftPsiLimit },
   publishFeatures: tuning.featuresStream
     ? kinesisFeaturesPublisher(kinesis, tuning.featuresStream, log)
     : undefined,
