@@ -258,6 +258,10 @@ export interface SimulatorConfig {
   logPath: string | undefined;
   /** SIM_PROFILE: the market's parameters (src/simulator/profile.ts), validated; the shipped defaults when unset. */
   profile: Profile | undefined;
+  /** SIM_SPEED: simulated seconds per wall second in realtime mode (chaos and soak runs use several). */
+  speed: number;
+  /** SIM_HOSTILE_MS: hostile mode, a hostile frame every this many simulated ms (0 = off; src/simulator/hostile.ts). */
+  hostileEveryMs: number;
 }
 
 export function readSimulatorConfig(env: Env = process.env): SimulatorConfig {
@@ -275,6 +279,13 @@ export function readSimulatorConfig(env: Env = process.env): SimulatorConfig {
     mode: read(env, 'SIM_MODE', z.enum(['realtime', 'fast']), 'realtime'),
     logPath: read(env, 'SIM_LOG', z.string().optional()),
     profile,
+    speed: read(
+      env,
+      'SIM_SPEED',
+      z.coerce.number().min(0.01, 'must be >= 0.01').max(1000, 'must be <= 1000'),
+      '1',
+    ),
+    hostileEveryMs: read(env, 'SIM_HOSTILE_MS', intMs(0, 3_600_000), '0'),
   };
 }
 
@@ -389,6 +400,12 @@ export interface WorkerConfig {
    * default (7 min) also fills the 300 s feature windows and the 60 s label horizon before "now".
    */
   startLookbackMs: number;
+  /**
+   * DEDUP_WINDOW_MS: exchange time a product remembers the event ids it applied (src/worker/dedup.ts: repeats
+   * within it are dropped, older trades and book changes are stale); LINE_FAILOVER_MS: how far a standby
+   * ingestor's line may run ahead of a silent or slow primary before it takes over (src/worker/arbiter.ts).
+   */
+  arbiter: { windowMs: number; failoverMs: number };
 }
 
 export function readWorkerConfig(env: Env = process.env): WorkerConfig {
@@ -415,6 +432,10 @@ export function readWorkerConfig(env: Env = process.env): WorkerConfig {
       'lookback',
     ),
     startLookbackMs: read(env, 'WORKER_START_LOOKBACK_MS', intMs(0, 7 * 86_400_000), '420000'),
+    arbiter: {
+      windowMs: read(env, 'DEDUP_WINDOW_MS', intMs(1000, 3_600_000), '120000'),
+      failoverMs: read(env, 'LINE_FAILOVER_MS', intMs(1, 600_000), '2000'),
+    },
   };
 }
 

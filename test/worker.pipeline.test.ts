@@ -91,7 +91,9 @@ describe('FeaturePipeline on a hand-made sequence', () => {
     const r = at(100)!;
     expect(r.bestBid).toBe('100');
     expect(r.bestAsk).toBe('100.02');
-    expect(r.seq).toBe(3); // the heartbeat at exactly 100 ms is not part of tick 100
+    // Its position: the exchange time of the newest event applied (the trade at 60 ms); the heartbeat at exactly
+    // 100 ms is not part of tick 100.
+    expect(r.seq).toBe(ms(60));
     const mid = 100.01;
     expect(r.mid).toBeCloseTo(mid, 12);
     expect(r.spread).toBeCloseTo(0.02, 12);

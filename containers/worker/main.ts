@@ -101,6 +101,7 @@ const worker = new Worker({
   },
   telemetry,
   qualityEveryMs: tuning.qualityEveryMs,
+  arbiter: tuning.arbiter,
   publishFeatures: tuning.featuresStream
     ? kinesisFeaturesPublisher(kinesis, tuning.featuresStream, log)
     : undefined,
@@ -157,7 +158,7 @@ try {
         records: batch.records.length,
         ...r,
         millisBehindLatest: batch.millisBehindLatest,
-        duplicatesDropped: worker.duplicatesDropped,
+        lines: worker.lines,
         ...worker.pipeline.stats(),
       });
     }
