@@ -106,12 +106,23 @@ describe('dedup stage', () => {
   it('Deduplicator: repeats within the window are duplicates, older trades and book changes are stale', () => {
     const d = new Deduplicator(10); // 10 ms
     expect(d.check('a', 0, true)).toBe('new');
-    d.pass('a', 0);
+    d.pass('a', 0, true);
     expect(d.check('a', 0, true)).toBe('duplicate');
-    d.pass('b', 20_000);
+    d.pass('b', 20_000, true);
     expect(d.check('a', 0, true)).toBe('stale'); // forgotten, and older than the window
     expect(d.check('snap', 0, false)).toBe('new'); // snapshots, resyncs: no exchange time of their own
     expect(d.check('c', 10_000, true)).toBe('new'); // exactly at the horizon
+  });
+
+  it('an untimed event (resync, snapshot) does not move the window; a key bound holds whatever the times', () => {
+    const d = new Deduplicator(10);
+    d.pass('t', 0, true);
+    d.pass('resync', 60_000, false); // an ingestor's clock, not the exchange's: trades at 5 ms are not stale
+    expect(d.check('u', 5_000, true)).toBe('new');
+    expect(d.check('t', 0, true)).toBe('duplicate');
+    const s = new WindowedKeys(1000, 3);
+    for (const k of ['a', 'b', 'c', 'd']) s.add(k, 0, false);
+    expect([s.has('a'), s.has('b'), s.has('d'), s.size]).toEqual([false, true, true, 3]);
   });
 });
 

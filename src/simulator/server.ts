@@ -49,6 +49,8 @@ export interface SimulatorOptions {
   framing?: (conn: number) => number;
   /** Hostile mode: a hostile frame (hostile.ts, seeded kind) on every connection every this many simulated ms. */
   hostileEveryMs?: number;
+  /** The market ends after this much simulated time (every connection stops at the same instant); default never. */
+  durationMs?: number;
 }
 
 export interface SimulatorFaults {
@@ -68,9 +70,13 @@ export interface SimulatorFaults {
   /** Sends a hostile frame (hostile.ts) on every connection, or (`slowloris`) stalls them on a frame never finished. */
   sendHostile(kind: HostileKind): void;
   /** Only connection `conn` (the ones above act on every connection). */
-  on(
-    conn: number,
-  ): Pick<SimulatorFaults, 'dropConnections' | 'skipSequence' | 'sendMalformed' | 'sendHostile'>;
+  on(conn: number): Pick<
+    SimulatorFaults,
+    'dropConnections' | 'skipSequence' | 'sendMalformed' | 'sendHostile'
+  > & {
+    /** The next `n` frames of the sequence are lost on the way (their numbers are used: the client sees a gap). */
+    loseFrames(n: number): void;
+  };
 }
 
 export interface SimulatorServer {
@@ -106,6 +112,8 @@ interface Conn {
   packer: Repacker | undefined;
   /** A slow-loris frame is being trickled: nothing else may be sent. */
   stalled: boolean;
+  /** Frames of the sequence still to lose (the loseFrames fault). */
+  lose: number;
 }
 
 const HIGH_WATER = 256;
@@ -125,6 +133,9 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
   let nextHostileUs = options.hostileEveryMs
     ? anchorUs + options.hostileEveryMs * 1000
     : Number.POSITIVE_INFINITY;
+  const endUs =
+    options.durationMs === undefined ? Number.POSITIVE_INFINITY : anchorUs + options.durationMs * 1000;
+  const simNow = () => Math.min(endUs, simNowUs());
   const log: WriteStream | null = options.logPath ? createWriteStream(options.logPath, { flags: 'a' }) : null;
 
   const conns = new Map<number, Conn>();
@@ -143,6 +154,12 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
 
   function send(c: Conn, f: OutFrame, hostile?: HostileKind): void {
     if (c.closed || c.stalled || c.ws.readyState !== c.ws.OPEN) return;
+    if (c.lose > 0 && f.seq !== null) {
+      c.lose--;
+      // Lost on the way: the exchange sent it (the log says so), the client never sees it.
+      if (log) log.write(`{"conn":${c.id},"seq":${f.seq},"lost":true,"frame":${f.text}}\n`);
+      return;
+    }
     c.inflight++;
     c.ws.send(f.text, () => {
       c.inflight--;
@@ -198,11 +215,11 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     await sleep(fastStartDelayMs);
     let sinceYield = 0;
     while (!c.closed) {
-      if (silent || !c.session.subscribed) {
+      if (silent || !c.session.subscribed || c.session.timeUs >= endUs) {
         await sleep(5);
         continue;
       }
-      sendAll(c, c.session.advanceTo(c.session.peekTimeUs()));
+      sendAll(c, c.session.advanceTo(Math.min(endUs, c.session.peekTimeUs())));
       hostileDue(c.session.timeUs);
       if (c.inflight > HIGH_WATER) {
         await new Promise<void>((resolve) => {
@@ -221,7 +238,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     mode === 'realtime'
       ? setInterval(() => {
           if (silent) return;
-          const now = simNowUs();
+          const now = simNow();
           for (const c of conns.values()) sendAll(c, c.session.advanceTo(now));
           hostileDue(now);
         }, 10)
@@ -230,7 +247,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
   wss.on('connection', (ws) => {
     const session = new Session(products, options.seed, anchorUs);
     // A late realtime client joins the market where it is now; the catch-up sends nothing (no subscriptions).
-    if (mode === 'realtime') session.advanceTo(simNowUs());
+    if (mode === 'realtime') session.advanceTo(simNow());
     const id = nextConnId++;
     const maxEvents = options.framing?.(id) ?? 1;
     const c: Conn = {
@@ -243,6 +260,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
       closed: false,
       packer: maxEvents > 1 ? new Repacker(maxEvents) : undefined,
       stalled: false,
+      lose: 0,
     };
     conns.set(c.id, c);
     const timeout = setTimeout(() => {
@@ -252,7 +270,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     ws.on('message', (data, isBinary) => {
       const text = isBinary ? '' : data.toString();
       // Realtime: answer at the current simulated time, after whatever became due before the message.
-      if (mode === 'realtime' && !silent) sendAll(c, c.session.advanceTo(simNowUs()));
+      if (mode === 'realtime' && !silent) sendAll(c, c.session.advanceTo(simNow()));
       sendAll(c, c.session.handleMessage(text));
       if (mode === 'fast' && c.session.subscribed) void pump(c);
     });
@@ -315,6 +333,10 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
         skipSequence: (n = 1) => one((c) => skip(c, n)),
         sendMalformed: (kind = 'truncated') => one((c) => malformed(c, kind)),
         sendHostile: (kind) => one((c) => sendHostile(c, kind)),
+        loseFrames: (n) =>
+          one((c) => {
+            c.lose += n;
+          }),
       };
     },
   };

@@ -154,7 +154,7 @@ class ProductArbiter {
 
   private passResync(d: Delivered, out: Delivered[]): void {
     if (this.ids.check(d.event.id, d.event.exchUs, false) !== 'new') return;
-    this.ids.pass(d.event.id, d.event.exchUs);
+    this.ids.pass(d.event.id, d.event.exchUs, false);
     this.bookOk = false;
     this.c.resyncs++;
     out.push(d);
@@ -183,7 +183,7 @@ class ProductArbiter {
   }
 
   private passSnapshot(d: Delivered, out: Delivered[]): void {
-    this.ids.pass(d.event.id, d.event.exchUs);
+    this.ids.pass(d.event.id, d.event.exchUs, false);
     this.bookOk = true;
     this.levels.clear(); // the snapshot holds every level now
     out.push(d);
@@ -253,7 +253,7 @@ class ProductArbiter {
       }
       if (changes.length < e.changes.length) passed = { ...d, event: { ...e, changes } };
     }
-    this.ids.pass(e.id, e.exchUs);
+    this.ids.pass(e.id, e.exchUs, timed);
     out.push(passed);
     if (++this.passedSinceSweep >= 50_000) this.sweepLevels();
   }

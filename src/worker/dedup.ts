@@ -19,16 +19,24 @@ export class WindowedKeys {
   private readonly map = new Map<string, number>();
   private newestUs = Number.NEGATIVE_INFINITY;
 
-  constructor(readonly windowUs: number) {}
+  /** `maxKeys`: a memory bound whatever the times (keys that never age: a partition without timed events). */
+  constructor(
+    readonly windowUs: number,
+    private readonly maxKeys = 1_000_000,
+  ) {}
 
   has(key: string): boolean {
     return this.map.has(key);
   }
 
-  /** Remembers `key` as seen at `us`, then forgets what fell out of the window. */
-  add(key: string, us: number): void {
+  /**
+   * Remembers `key` as seen at `us`, then forgets what fell out of the window. `advance` false: the time does not
+   * move the window (it is not the exchange's time for what happened, e.g. a resync's or a stats event's).
+   */
+  add(key: string, us: number, advance = true): void {
     this.map.set(key, us);
-    if (us > this.newestUs) this.newestUs = us;
+    if (advance && us > this.newestUs) this.newestUs = us;
+    if (this.map.size > this.maxKeys) this.map.delete(this.map.keys().next().value!);
     const horizon = this.newestUs - this.windowUs;
     // Entries come in stream order, which is time order up to the feed's lateness: stop at the first one inside
     // the window (a slightly older one behind it stays a little longer, which only errs on the safe side).
@@ -68,9 +76,9 @@ export class Deduplicator {
     return 'new';
   }
 
-  /** Records an id as passed. */
-  pass(id: string, exchUs: number): void {
-    this.ids.add(id, exchUs);
+  /** Records an id as passed; only a timed event's time moves the window (see check). */
+  pass(id: string, exchUs: number, timed: boolean): void {
+    this.ids.add(id, exchUs, timed);
   }
 
   /** The newest exchange time passed. */
