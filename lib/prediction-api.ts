@@ -1,6 +1,7 @@
 import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import {
   type CfnStage,
+  CorsHttpMethod,
   HttpApi,
   HttpMethod,
   type HttpRoute,
@@ -17,6 +18,7 @@ import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import {
+  CORS_POLICY,
   DEPLOYED_ROUTES,
   type DeployedRouteId,
   METHOD_NOT_ALLOWED,
@@ -73,6 +75,7 @@ export const DEFAULT_API_ACCESS: ApiAccessSettings = {
   jwtAudience: [],
   publicReads: true,
   reservedConcurrency: true,
+  corsOrigins: [],
 };
 
 /**
@@ -188,6 +191,17 @@ export class PredictionApi extends Construct {
     this.api = new HttpApi(this, 'Api', {
       description: 'QuoteWatch prediction API and dashboard',
       createDefaultStage: false,
+      // Only when origins are given: API Gateway then answers preflights and adds the headers itself.
+      ...(access.corsOrigins.length
+        ? {
+            corsPreflight: {
+              allowOrigins: access.corsOrigins,
+              allowMethods: CORS_POLICY.allowMethods.map((m) => CorsHttpMethod[m]),
+              allowHeaders: [...CORS_POLICY.allowHeaders],
+              maxAge: Duration.seconds(CORS_POLICY.maxAgeS),
+            },
+          }
+        : {}),
     });
     this.accessLogs = new LogGroup(this, 'AccessLogs', {
       retention: props.logRetentionDays ?? RetentionDays.ONE_MONTH,

@@ -236,6 +236,31 @@ export function readGatewayAuthConfig(env: Env = process.env): GatewayAuthConfig
   return config;
 }
 
+/** An allowed origin of cross-origin calls: `*`, or scheme://host[:port] as a browser sends it. */
+const corsOrigins = z
+  .string()
+  .optional()
+  .transform((v) =>
+    v
+      ? v
+          .split(',')
+          .map((o) => o.trim())
+          .filter(Boolean)
+      : [],
+  )
+  .pipe(
+    z.array(
+      z
+        .string()
+        .regex(/^(\*|https?:\/\/[a-z0-9.-]+(:\d{1,5})?)$/, 'expected * or origins like https://example.com'),
+    ),
+  );
+
+/** The origins whose browsers may call the local gateway (CORS_ORIGINS; none: same origin only). */
+export function readCorsConfig(env: Env = process.env): { origins: string[] } {
+  return { origins: read(env, 'CORS_ORIGINS', corsOrigins) };
+}
+
 /** Settings of the local runner (bin/quotewatch.ts): where emulator data lives and the gateway's port. */
 export interface LocalConfig {
   dataDir: string;
@@ -690,6 +715,8 @@ export interface ApiAccessSettings {
   publicReads: boolean;
   /** Reserved concurrency of the routes that ask for it (POST /predict); false = none (low account limits). */
   reservedConcurrency: boolean;
+  /** Origins whose browsers may call the API (CORS); empty: same origin only (the dashboard is). */
+  corsOrigins: string[];
 }
 
 /**
@@ -858,6 +885,7 @@ export const DEPLOYMENT_CONTEXT_KEYS = [
   'jwtAudience',
   'publicReads',
   'reservedConcurrency',
+  'corsOrigins',
   'baseImage',
   'prod',
   'coinbaseKeySecret',
@@ -1039,6 +1067,7 @@ export function readDeploymentContext(context: Readonly<Record<string, unknown>>
       jwtAudience: jwtAudience ?? [],
       publicReads: get('publicReads', flag, 'true'),
       reservedConcurrency: get('reservedConcurrency', flag, 'true'),
+      corsOrigins: get('corsOrigins', corsOrigins),
     },
     baseImage,
     prod,

@@ -66,6 +66,7 @@ let latest: Handler;
 let health: Handler;
 let version: Handler;
 let predictHandler: Handler;
+let historyHandler: Handler;
 const TARGET = 'quote_change_500ms';
 
 beforeAll(async () => {
@@ -84,6 +85,8 @@ beforeAll(async () => {
     BUILD_SHA: 'abc1234',
     // Re-read the active model pointer on every request so a promotion shows up at once.
     MODEL_CHECK_MS: '0',
+    // A deployment without history (test/api.routes.test.ts serves it).
+    HISTORY_WRITE_MS: '0',
   });
   await provision(emu.env, { seed: false });
   const now = Date.now();
@@ -93,6 +96,7 @@ beforeAll(async () => {
   health = (await import('../lambdas/health.js')).handler as unknown as Handler;
   version = (await import('../lambdas/version.js')).handler as unknown as Handler;
   predictHandler = (await import('../lambdas/predict.js')).handler as unknown as Handler;
+  historyHandler = (await import('../lambdas/history.js')).handler as unknown as Handler;
 });
 
 afterAll(async () => {
@@ -146,6 +150,17 @@ describe('GET /latest', () => {
   });
 });
 
+describe('GET /history with history off (HISTORY_WRITE_MS=0)', () => {
+  it('answers 404 saying so (the dashboard then starts empty and fills from /latest)', async () => {
+    const { status, body } = await call(
+      historyHandler,
+      v2('GET', '/history', { query: { product: 'BTC-USD' } }),
+    );
+    expect(status).toBe(404);
+    expect(body.error).toEqual({ code: 'not_found', message: 'history is off (HISTORY_WRITE_MS=0)' });
+  });
+});
+
 describe('GET /health', () => {
   it('is ok while snapshots are fresh, and reports their age', async () => {
     const { status, body } = await call(health, v2('GET', '/health'));
@@ -171,15 +186,16 @@ describe('GET /health', () => {
   });
 
   it("reports the ingestor's feed from the newest snapshot, degraded once heartbeats stop", async () => {
-    const withFeed = (heartbeatAgoMs: number | null) => {
+    /** Stats made `reportAgoMs` ago, when the last heartbeat was `heartbeatAgoMs` old. */
+    const withFeed = (heartbeatAgoMs: number | null, reportAgoMs = 500) => {
       const now = Date.now();
       return {
         ...snapshot('BTC-USD', 65000.125, now),
         feed: {
-          exchUs: (now - 500) * 1000,
+          exchUs: (now - reportAgoMs) * 1000,
           messagesPerS: 42.5,
           bytesPerS: 9000,
-          lastHeartbeatUs: heartbeatAgoMs === null ? 0 : (now - heartbeatAgoMs) * 1000,
+          lastHeartbeatUs: heartbeatAgoMs === null ? 0 : (now - reportAgoMs - heartbeatAgoMs) * 1000,
           reconnects: 1,
           resyncs: 2,
           producerRetries: 0,
@@ -207,7 +223,20 @@ describe('GET /health', () => {
     expect(quiet.body.feed.status).toBe('degraded');
     expect(quiet.body.feed.heartbeatAgeMs).toBeGreaterThanOrEqual(60_000);
     expect(quiet.body.reasons).toEqual([
-      expect.stringMatching(/^ingestor's last heartbeat is \d+ ms old \(limit 5000 ms\)$/),
+      expect.stringMatching(/^ingestor heard no exchange heartbeat for 60000 ms \(limit 5000 ms\)$/),
+    ]);
+
+    // Stats reach the table up to ~10 s after they are made (report period + status cadence): a heartbeat that
+    // was 1 s old at the report is fine though 12 s old by now; stats that stopped coming are not.
+    await putLatest(withFeed(1000, 11_000));
+    const lagging = await call(health, v2('GET', '/health'));
+    expect(lagging.body.feed.heartbeatAgeMs).toBeGreaterThanOrEqual(12_000);
+    expect(lagging.status).toBe(200);
+    await putLatest(withFeed(1000, 16_000));
+    const stopped = await call(health, v2('GET', '/health'));
+    expect(stopped.status).toBe(503);
+    expect(stopped.body.reasons).toEqual([
+      expect.stringMatching(/^ingestor's newest stats are \d+ ms old \(limit 15000 ms\)$/),
     ]);
 
     await putLatest(withFeed(null));

@@ -38,7 +38,7 @@ describe('deployment context', () => {
       lakeRetentionDays: 365,
       lakeObjectMinutes: 5,
       containerInsights: false,
-      api: { auth: 'iam', publicReads: true, reservedConcurrency: true },
+      api: { auth: 'iam', publicReads: true, reservedConcurrency: true, corsOrigins: [] },
       baseImage: 'node:22-slim',
       prod: false,
       featuresStream: false,

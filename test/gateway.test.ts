@@ -10,35 +10,17 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HttpApiEventV2, HttpApiResultV2 } from '../src/api/http.js';
-import { ROUTES, routeKey } from '../src/api/routes.js';
+import { CORS_POLICY, ROUTES, routeKey } from '../src/api/routes.js';
+import { readCorsConfig } from '../src/config.js';
 import { loadRoutes, RouteLoadError } from '../src/gateway/handlers.js';
 import { type RunningGateway, startGateway } from '../src/gateway/server.js';
 import type { Emulators } from '../src/local/emulators.js';
-import type { LatestSnapshot } from '../src/storage/latest.js';
 import { putLatest } from '../src/storage/latest.js';
-import { type LocalGateway, startLocalGateway } from './support/gateway.js';
+import { type LocalGateway, snapshotAt, startLocalGateway } from './support/gateway.js';
 
 const MAIN = fileURLToPath(new URL('../src/gateway/main.ts', import.meta.url));
 
-function snapshot(product: string, mid: number): Omit<LatestSnapshot, 'pk' | 'sk' | 'expiresAt'> {
-  const now = Date.now();
-  return {
-    product,
-    tsUs: now * 1000,
-    seq: 7,
-    bestBid: String(mid - 0.5),
-    bestAsk: String(mid + 0.5),
-    mid,
-    spread: 1,
-    spreadBps: (1 / mid) * 10_000,
-    bids: [[String(mid - 0.5), '2']],
-    asks: [[String(mid + 0.5), '3']],
-    features: { a: 1 },
-    predictions: {},
-    latencyMs: 5,
-    updatedAtMs: now,
-  };
-}
+const snapshot = (product: string, mid: number) => snapshotAt(product, mid);
 
 let local: LocalGateway;
 let emu: Emulators;
@@ -112,6 +94,57 @@ describe('gateway over the real handlers', () => {
         code: 'method_not_allowed',
         message: `${method} is not served on ${path}; use ${allow}`,
       });
+    }
+  });
+});
+
+describe('CORS, as API Gateway answers it', () => {
+  it('without allowed origins: a preflight reaches the path and gets 204 with Allow, no CORS header', async () => {
+    const res = await fetch(`${gateway.url}/latest`, {
+      method: 'OPTIONS',
+      headers: { origin: 'https://app.example', 'access-control-request-method': 'GET' },
+    });
+    expect(res.status).toBe(204);
+    expect(res.headers.get('allow')).toBe('GET');
+    expect(res.headers.get('access-control-allow-origin')).toBeNull();
+  });
+
+  it('with CORS_ORIGINS: preflights answered by the gateway, allowed origins get the header, others do not', async () => {
+    const cors = {
+      origins: readCorsConfig({ CORS_ORIGINS: 'https://app.example, http://127.0.0.1:8080' }).origins,
+    };
+    const other = await startGateway({ routes: await loadRoutes(), port: 0, cors });
+    try {
+      const preflight = (origin: string, path = '/predict') =>
+        fetch(`${other.url}${path}`, {
+          method: 'OPTIONS',
+          headers: {
+            origin,
+            'access-control-request-method': 'POST',
+            'access-control-request-headers': 'content-type',
+          },
+        });
+      const ok = await preflight('https://app.example');
+      expect(ok.status).toBe(204);
+      expect(Object.fromEntries([...ok.headers].filter(([k]) => k.startsWith('access-control-')))).toEqual({
+        'access-control-allow-origin': 'https://app.example',
+        'access-control-allow-methods': CORS_POLICY.allowMethods.join(','),
+        'access-control-allow-headers': CORS_POLICY.allowHeaders.join(','),
+        'access-control-max-age': String(CORS_POLICY.maxAgeS),
+      });
+      expect(ok.headers.get('vary')).toBe('origin');
+      const refused = await preflight('https://evil.example');
+      expect(refused.status).toBe(204);
+      expect(refused.headers.get('access-control-allow-origin')).toBeNull();
+      expect((await preflight('https://app.example', '/nope')).status).toBe(404);
+      const get = await fetch(`${other.url}/latest`, { headers: { origin: 'http://127.0.0.1:8080' } });
+      expect(get.status).toBe(200);
+      expect(get.headers.get('access-control-allow-origin')).toBe('http://127.0.0.1:8080');
+      const noOrigin = await fetch(`${other.url}/latest`);
+      expect(noOrigin.headers.get('access-control-allow-origin')).toBeNull();
+      expect(() => readCorsConfig({ CORS_ORIGINS: 'app.example' })).toThrow(/CORS_ORIGINS/);
+    } finally {
+      await other.close();
     }
   });
 });

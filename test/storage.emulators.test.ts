@@ -9,19 +9,17 @@ import { dynamoClient, s3Client } from '../src/aws/clients.js';
 import { FEATURE_SPEC } from '../src/features/spec.js';
 import type { FeatureRow } from '../src/features/types.js';
 import { BUCKETS, TABLES } from '../src/resources.js';
-import { LakeWriteError, LakeWriter } from '../src/storage/lake.js';
-import { LakeReadError, listLakeObjects, readLakeObjects } from '../src/storage/lakeReader.js';
 import {
   getHistory,
-  getLatest,
   type HistoryItem,
   historyKey,
   labelBucketMs,
-  listLatest,
   putHistory,
   putHistoryLabels,
-  putLatest,
-} from '../src/storage/latest.js';
+} from '../src/storage/history.js';
+import { LakeWriteError, LakeWriter } from '../src/storage/lake.js';
+import { LakeReadError, listLakeObjects, readLakeObjects } from '../src/storage/lakeReader.js';
+import { getLatest, listLatest, putLatest } from '../src/storage/latest.js';
 import { decodeFeatureRows, decodeLabelRows } from '../src/storage/parquet.js';
 import { withEmulators } from './support/system.js';
 

@@ -15,15 +15,17 @@ import { FEATURE_NAMES } from '../src/features/spec.js';
 import { TABLES } from '../src/resources.js';
 import {
   getHistory,
-  getLatest,
   type HistoryItem,
   historyKey,
   LABEL_BUCKET_ROWS,
+  putHistory,
+  putHistoryLabels,
+} from '../src/storage/history.js';
+import {
+  getLatest,
   LatestWriter,
   listLatest,
   packFeatures,
-  putHistory,
-  putHistoryLabels,
   putLatest,
   STATUS_WRITE_MS,
   unpackFeatures,

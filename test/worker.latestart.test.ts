@@ -17,7 +17,8 @@ import { DeleteCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { dynamoClient, kinesisClient } from '../src/aws/clients.js';
 import { STREAM, TABLES } from '../src/resources.js';
-import { getHistory, getLatest } from '../src/storage/latest.js';
+import { getHistory } from '../src/storage/history.js';
+import { getLatest } from '../src/storage/latest.js';
 import { decodeRecord, type SnapshotRefEvent } from '../src/stream/record.js';
 import { expectSimulatorTop, withSimulatedSystem } from './support/system.js';
 import { until } from './support/until.js';
@@ -153,8 +154,11 @@ describe('a worker starting late on a running stream', () => {
       expect(latest.bids).toHaveLength(3);
       expect(latest.asks).toHaveLength(3);
       // The history rows (one a second of exchange time) tell where each tick's quote came from.
-      const { items: history } = await getHistory(product, 0, Date.now() + 3_600_000, 1000, store);
-      expect(history.length).toBeGreaterThan(0);
+      // The latest item is written every tick, a history row once a second: wait for the first row from the book.
+      const history = await until(`${product}: a history row from the book`, async () => {
+        const { items } = await getHistory(product, 0, Date.now() + 3_600_000, 1000, store);
+        return items.some((h) => fromBook(h.tsUs)) ? items : undefined;
+      });
       for (const snap of history) {
         expectSimulatorTop(fixture.sim, product, snap.seq, snap.bestBid, snap.bestAsk);
         // Before its first snapshot the worker has no book: the quote comes from the ticker, flagged as such.

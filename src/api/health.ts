@@ -1,14 +1,13 @@
 /**
  * /health: is the latest table reachable, is the worker still writing to it, and is the exchange feed alive?
  *
- * Feed health comes from the ingestor's stats carried in the newest snapshot that has them (`feed`): the feed
- * is degraded when the ingestor's last exchange heartbeat is older than the same limit as snapshots
- * (HEALTH_STALE_MS), or when it has received none. Both times are wall clock (the ingestor's receive time), so
- * a stalled ingestor shows as a growing heartbeat age. The stats arrive every FEED_STATS_MS (default 5 s), so
- * HEALTH_STALE_MS must stay well above it. No `feed` yet (stats not published) reports feed: null and is not a
- * failure.
+ * Feed health comes from the ingestor's stats carried in the newest snapshot that has them (`feed`), judged by
+ * feedVerdict (feedVerdict.ts, the rule the dashboard uses too) with the same limit as snapshots (HEALTH_STALE_MS):
+ * degraded when the ingestor heard no heartbeat for longer, or its stats stopped coming. No `feed` yet (stats not
+ * published) reports feed: null and is not a failure.
  */
 import type { LatestSnapshot } from '../storage/latest.js';
+import { feedVerdict } from './feedVerdict.js';
 import type { HealthReportView } from './schemas.js';
 
 export type HealthReport = HealthReportView;
@@ -40,13 +39,9 @@ export async function checkHealth(deps: HealthDeps): Promise<HealthReport> {
   if (dynamodb === 'ok' && newestAgeMs === null) reasons.push('no latest snapshot written yet');
   if (newestAgeMs !== null && newestAgeMs > deps.staleAfterMs)
     reasons.push(`newest snapshot is ${newestAgeMs} ms old (limit ${deps.staleAfterMs} ms)`);
-  const feed = feedHealth(items, checkedAtMs, deps.staleAfterMs);
-  if (feed?.status === 'degraded')
-    reasons.push(
-      feed.heartbeatAgeMs === null
-        ? 'ingestor has received no heartbeat from the exchange'
-        : `ingestor's last heartbeat is ${feed.heartbeatAgeMs} ms old (limit ${deps.staleAfterMs} ms)`,
-    );
+  const judged = feedHealth(items, checkedAtMs, deps.staleAfterMs);
+  if (judged?.reason) reasons.push(judged.reason);
+  const feed = judged?.feed ?? null;
   return {
     status: reasons.length ? 'degraded' : 'ok',
     checkedAtMs,
@@ -59,16 +54,21 @@ export async function checkHealth(deps: HealthDeps): Promise<HealthReport> {
   };
 }
 
-/** Feed health from the newest snapshot carrying the ingestor's stats; null when none does. */
-export function feedHealth(items: LatestSnapshot[], nowMs: number, limitMs: number): FeedHealth | null {
+/** Feed health from the newest snapshot carrying the ingestor's stats, with why it is degraded; null when none does. */
+export function feedHealth(
+  items: LatestSnapshot[],
+  nowMs: number,
+  limitMs: number,
+): { feed: FeedHealth; reason?: string } | null {
   let newest: LatestSnapshot | undefined;
   for (const i of items) if (i.feed && (!newest || i.updatedAtMs > newest.updatedAtMs)) newest = i;
   const f = newest?.feed;
   if (!newest || !f) return null;
   const ageMs = (us: number) => Math.max(0, Math.round(nowMs - us / 1000));
   const heartbeatAgeMs = f.lastHeartbeatUs > 0 ? ageMs(f.lastHeartbeatUs) : null;
-  return {
-    status: heartbeatAgeMs === null || heartbeatAgeMs > limitMs ? 'degraded' : 'ok',
+  const verdict = feedVerdict(f, nowMs, limitMs);
+  const feed: FeedHealth = {
+    status: verdict.ok ? 'ok' : 'degraded',
     product: newest.product,
     messagesPerS: f.messagesPerS,
     reconnects: f.reconnects,
@@ -76,4 +76,5 @@ export function feedHealth(items: LatestSnapshot[], nowMs: number, limitMs: numb
     heartbeatAgeMs,
     statsAgeMs: ageMs(f.exchUs),
   };
+  return verdict.reason ? { feed, reason: verdict.reason } : { feed };
 }

@@ -6,7 +6,7 @@
  * (HISTORY_WRITE_MS=0) the route answers 404.
  */
 import type { HistorySettings } from '../config.js';
-import { getHistory, type HistoryRowItem, labelBucketMs } from '../storage/latest.js';
+import { getHistory, type HistoryRowItem, labelBucketMs } from '../storage/history.js';
 import { BadRequestError, DependencyError, NotFoundError } from './errors.js';
 import { type HistoryPageView, HistoryQuery, type HistoryRowView } from './schemas.js';
 

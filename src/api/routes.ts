@@ -197,6 +197,23 @@ export const DEPLOYED_ROUTES = TABLE.filter(
  * Answers a known path asked with a method it does not serve: 405 with `Allow`. Deployed, one function behind an
  * `ANY <path>` route per path (API Gateway prefers the method routes); locally, the gateway's fallback.
  */
+/**
+ * Cross-origin calls, when origins are allowed (`-c corsOrigins` deployed, CORS_ORIGINS locally): the methods and
+ * request headers a browser on another origin may use (IAM signing and JWT included), and how long it may cache a
+ * preflight. The dashboard itself is served from the API's own origin and needs none.
+ */
+export const CORS_POLICY = {
+  allowMethods: ['GET', 'POST'],
+  allowHeaders: [
+    'authorization',
+    'content-type',
+    'x-amz-content-sha256',
+    'x-amz-date',
+    'x-amz-security-token',
+  ],
+  maxAgeS: 600,
+} as const;
+
 export const METHOD_NOT_ALLOWED = {
   id: 'MethodNotAllowed',
   entry: 'lambdas/methodNotAllowed.ts',

@@ -10,6 +10,7 @@ import {
   orExit,
   readApiConfig,
   readCoreConfig,
+  readCorsConfig,
   readGatewayAuthConfig,
   readPort,
   readResourceNames,
@@ -31,6 +32,7 @@ const gateway = await startGateway({
   routes: await loadRoutes(),
   port,
   log,
+  cors: orExit(() => readCorsConfig()),
   ...(auth.mode === 'none' ? {} : { authorize: routeAuthorizer(ROUTES, auth) }),
 });
 // The supervisor waits for this line (listeningUrl in src/local/supervisor.ts).

@@ -11,6 +11,7 @@ import type { HttpApiEventV2, HttpApiResultV2 } from '../api/http.js';
 import { QuoteWatchError } from '../errors.js';
 import { componentLogger, describeError, type Logger } from '../log.js';
 import type { Authorizer } from './auth.js';
+import { type CorsConfig, isPreflight, preflightHeaders, withCors } from './cors.js';
 
 /** A Lambda handler as middy exports it: (event, context) => result. */
 export type RouteHandler = (event: HttpApiEventV2, context: never) => Promise<HttpApiResultV2>;
@@ -24,6 +25,8 @@ export interface GatewayOptions {
   log?: Logger;
   /** The routes' authorizer, as the deployed API has (auth.ts routeAuthorizer); none: every route is open. */
   authorize?: Authorizer;
+  /** Origins allowed to call across origins (cors.ts); none: same origin only. */
+  cors?: CorsConfig;
 }
 
 /** API Gateway's own payload limit is 10 MB; nothing QuoteWatch accepts comes close to 1 MB. */
@@ -143,23 +146,30 @@ function sendJson(res: ServerResponse, status: number, code: string, message: st
 }
 
 /** Writes a handler result the way API Gateway interprets payload 2.0 responses. */
-function writeResult(res: ServerResponse, result: HttpApiResultV2 | string | object | undefined): void {
+type Headers = Record<string, string | string[]>;
+
+function writeResult(
+  res: ServerResponse,
+  result: HttpApiResultV2 | string | object | undefined,
+  finish: (headers: Headers) => Headers = (h) => h,
+): void {
   // A result without statusCode is taken as a 200 JSON body, as API Gateway does.
   if (typeof result !== 'object' || result === null || !('statusCode' in result)) {
-    res.writeHead(200, { 'content-type': 'application/json' });
+    res.writeHead(200, finish({ 'content-type': 'application/json' }));
     res.end(typeof result === 'string' ? result : JSON.stringify(result ?? null));
     return;
   }
   const r = result as HttpApiResultV2 & { cookies?: string[] };
-  const headers: Record<string, string | string[]> = { ...(r.headers ?? {}) };
+  const headers: Headers = { ...(r.headers as Headers | undefined) };
   if (r.cookies?.length) headers['set-cookie'] = r.cookies;
-  res.writeHead(r.statusCode, headers);
+  res.writeHead(r.statusCode, finish(headers));
   const body = r.body ?? '';
   res.end(r.isBase64Encoded ? Buffer.from(body, 'base64') : body);
 }
 
 export function createGateway(opts: GatewayOptions): Server {
   const log = opts.log ?? componentLogger('gateway');
+  const cors: CorsConfig = opts.cors ?? { origins: [] };
   return createServer((req, res) => {
     void handle(req, res).catch((err) => {
       log('error', 'gateway request failed', { error: describeError(err) });
@@ -171,6 +181,13 @@ export function createGateway(opts: GatewayOptions): Server {
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const method = (req.method ?? 'GET').toUpperCase();
     const path = requestUrl(req.url).pathname;
+    const knownPath = Object.keys(opts.routes).some((key) => key.slice(key.indexOf(' ') + 1) === path);
+    if (isPreflight(cors, method, req.headers) && knownPath) {
+      req.resume();
+      res.writeHead(204, preflightHeaders(cors, req.headers));
+      res.end();
+      return;
+    }
     // A method route first, then the path's ANY route, as API Gateway matches.
     const exact = `${method} ${path}`;
     const routeKey = opts.routes[exact] ? exact : `ANY ${path}`;
@@ -211,7 +228,7 @@ export function createGateway(opts: GatewayOptions): Server {
       log('error', 'handler failed', { routeKey, error: describeError(err) });
       return sendJson(res, 500, 'internal', 'internal error');
     }
-    writeResult(res, result);
+    writeResult(res, result, (headers) => withCors(cors, req.headers, headers));
   }
 }
 

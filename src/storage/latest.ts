@@ -1,9 +1,7 @@
 /**
- * The latest table: per product one "latest" item (what /latest serves), one "status" item (live quality and feed
- * health, which change every few seconds), the dashboard's history rows "t#<epoch ms>" (HistoryItem, one per
- * HISTORY_WRITE_MS) and their matured labels "l#<epoch ms>" (one item per LABEL_BUCKET_ROWS rows), both expiring
- * after HISTORY_TTL_S. The worker writes (LatestWriter at LATEST_WRITE_MS for the latest and status items;
- * worker/sinks/history.ts for the history), the API lambdas read.
+ * The latest table: per product one "latest" item (what /latest serves) and one "status" item (live quality and
+ * feed health, which change every few seconds); the dashboard's history lives in the same table (history.ts).
+ * The worker writes (LatestWriter at LATEST_WRITE_MS), the API lambdas read.
  *
  * Items are compact because DynamoDB bills writes per started KB: the features are stored as float64 in spec
  * order (8 bytes each, exact) instead of a name -> decimal map, and quality/feed live in the status item, written
@@ -11,7 +9,7 @@
  */
 
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { BatchGetCommand, type BatchGetCommandOutput, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, type BatchGetCommandOutput, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { dynamoClient } from '../aws/clients.js';
 import { type LatestWriteConfig, readCoreConfig, readResourceNames } from '../config.js';
 import { QuoteWatchError } from '../errors.js';
@@ -155,15 +153,11 @@ export const STATUS_WRITE_MS = 5000;
 export class LatestStoreError extends QuoteWatchError {}
 
 let defaultClient: DynamoDBDocumentClient | undefined;
-function resolve(opts: LatestStoreOptions): { client: DynamoDBDocumentClient; table: string } {
+/** The client and table name of the latest table (the options', else this process's). */
+export function latestTable(opts: LatestStoreOptions): { client: DynamoDBDocumentClient; table: string } {
   if (opts.client) return { client: opts.client, table: opts.table ?? readResourceNames().latestTable };
   defaultClient ??= dynamoClient();
   return { client: defaultClient, table: opts.table ?? readResourceNames().latestTable };
-}
-
-/** History sort key for a tick: zero-padded ms so lexical order is time order. */
-export function historyKey(tsUs: number): `t#${string}` {
-  return `t#${String(Math.floor(tsUs / 1000)).padStart(14, '0')}`;
 }
 
 const LATEST = 'latest';
@@ -186,7 +180,7 @@ function statusOf(snapshot: LatestSnapshotInput): StatusItem {
 
 /** Writes the snapshot as the product's "latest" item and its status item: both, every call. */
 export async function putLatest(snapshot: LatestSnapshotInput, opts: LatestStoreOptions = {}): Promise<void> {
-  const { client, table } = resolve(opts);
+  const { client, table } = latestTable(opts);
   const what = `latest snapshot of ${snapshot.product}`;
   await Promise.all([
     put(client, table, toStored(snapshot, LATEST), what),
@@ -210,7 +204,7 @@ export class LatestWriter {
 
   /** Writes what is due for this snapshot; resolves true when the latest item was written. */
   async put(snapshot: LatestSnapshotInput): Promise<boolean> {
-    const { client, table } = resolve(this.opts);
+    const { client, table } = latestTable(this.opts);
     const { latestWriteMs } = this.opts;
     let state = this.products.get(snapshot.product);
     if (!state) {
@@ -258,7 +252,7 @@ export async function listLatest(
   products: readonly string[] = readCoreConfig().symbols,
   opts: LatestStoreOptions = {},
 ): Promise<LatestSnapshot[]> {
-  const { client, table } = resolve(opts);
+  const { client, table } = latestTable(opts);
   if (products.length === 0) return [];
   const found = new Map<string, Record<string, unknown>>();
   // Two items per product (latest, status); BatchGet takes at most 100 keys and may return some unprocessed.
@@ -285,137 +279,4 @@ export async function listLatest(
     const latest = found.get(`${p}#${LATEST}`);
     return latest ? [fromStored(latest, found.get(`${p}#${STATUS}`))] : [];
   });
-}
-
-/**
- * One row of the dashboard's history: a tick every HISTORY_WRITE_MS of exchange time (readHistoryConfig), what
- * the charts draw — quote, probabilities with their model, live quality, feed health and latency; getHistory adds
- * its matured labels. Compact on purpose: a product writes one a second.
- */
-export interface HistoryItem {
-  pk: string; // product
-  sk: `t#${string}`;
-  tsUs: number;
-  seq: number;
-  bestBid: string;
-  bestAsk: string;
-  bid: number;
-  ask: number;
-  mid: number;
-  spread: number;
-  /** Where the quote came from: the L2 book, or the ticker before the first snapshot (no L2 data). */
-  source: 'book' | 'ticker';
-  predictions: Record<string, { probability: number; modelVersion: string; threshold?: number }>;
-  quality?: LatestSnapshot['quality'];
-  feed?: { messagesPerS: number; reconnects: number; resyncs: number; heartbeatAgeMs: number | null };
-  latencyMs: number;
-  /** Epoch seconds: DynamoDB's TTL attribute. */
-  expiresAt: number;
-}
-
-/** A history row as read: with the matured labels of its tick, by target (the vol label is the forward
- * volatility in bps; a spike is above the row's τ). */
-export type HistoryRowItem = HistoryItem & { labels?: Record<string, number> };
-
-/** Writes a history row. */
-export async function putHistory(item: HistoryItem, opts: LatestStoreOptions = {}): Promise<void> {
-  const { client, table } = resolve(opts);
-  try {
-    await client.send(new PutCommand({ TableName: table, Item: item }));
-  } catch (cause) {
-    throw new LatestStoreError(`writing history of ${item.pk} to ${table} failed`, { cause });
-  }
-}
-
-/**
- * Matured labels are stored for this many history rows together, one item per bucket: a label matures up to a
- * minute after its row, and an update per row would double the history's writes (DynamoDB bills each by the KB).
- * Ten rows' labels are ~0.5 KB: one write unit.
- */
-export const LABEL_BUCKET_ROWS = 10;
-
-/** The span of exchange time one labels item covers, for history rows every `writeMs`. */
-export const labelBucketMs = (writeMs: number) => writeMs * LABEL_BUCKET_ROWS;
-
-/** Sort key of the labels item whose bucket starts at `startMs`. */
-export function labelsKey(startMs: number): `l#${string}` {
-  return `l#${String(Math.floor(startMs)).padStart(14, '0')}`;
-}
-
-/** Matured labels by tick (epoch ms, as a string key) and target. */
-export type BucketLabels = Record<string, Record<string, number>>;
-
-/** Writes the labels of one bucket of history rows (a bucket is written once, when its labels have matured). */
-export async function putHistoryLabels(
-  product: string,
-  bucketStartMs: number,
-  labels: BucketLabels,
-  expiresAt: number,
-  opts: LatestStoreOptions = {},
-): Promise<void> {
-  if (Object.keys(labels).length === 0) return;
-  const { client, table } = resolve(opts);
-  try {
-    await client.send(
-      new PutCommand({
-        TableName: table,
-        Item: { pk: product, sk: labelsKey(bucketStartMs), labels, expiresAt },
-      }),
-    );
-  } catch (cause) {
-    throw new LatestStoreError(`writing labels of ${product} to ${table} failed`, { cause });
-  }
-}
-
-export interface HistoryPageResult {
-  items: HistoryRowItem[];
-  /** The sort key to continue after, when more rows are in range. */
-  next?: string;
-}
-
-/**
- * History rows of `product` with tick time in [fromMs, toMs], oldest first, at most `limit`, after the row whose
- * tick is `afterMs` when given (paging), each with its matured labels (from the labels items of buckets of
- * `bucketMs`, labelBucketMs of the history cadence).
- */
-export async function getHistory(
-  product: string,
-  fromMs: number,
-  toMs: number,
-  limit = 600,
-  opts: LatestStoreOptions & { afterMs?: number; bucketMs?: number } = {},
-): Promise<HistoryPageResult> {
-  const { client, table } = resolve(opts);
-  const startMs = opts.afterMs !== undefined ? opts.afterMs + 1 : fromMs;
-  if (startMs > toMs) return { items: [] };
-  const query = (from: string, to: string, max?: number) =>
-    client.send(
-      new QueryCommand({
-        TableName: table,
-        KeyConditionExpression: 'pk = :p AND sk BETWEEN :from AND :to',
-        ExpressionAttributeValues: { ':p': product, ':from': from, ':to': to },
-        ...(max ? { Limit: max } : {}),
-      }),
-    );
-  try {
-    const out = await query(historyKey(startMs * 1000), historyKey(toMs * 1000), limit);
-    const items = (out.Items ?? []) as HistoryRowItem[];
-    if (items.length > 0) {
-      const firstMs = Math.floor(items[0]!.tsUs / 1000);
-      const lastMs = Math.floor(items.at(-1)!.tsUs / 1000);
-      const span = opts.bucketMs ?? labelBucketMs(1000);
-      const buckets = await query(labelsKey(firstMs - span + 1), labelsKey(lastMs));
-      const byTick = new Map<string, Record<string, number>>();
-      for (const b of buckets.Items ?? [])
-        for (const [tick, labels] of Object.entries(b.labels as BucketLabels)) byTick.set(tick, labels);
-      for (const item of items) {
-        const labels = byTick.get(String(Math.floor(item.tsUs / 1000)));
-        if (labels) item.labels = labels;
-      }
-    }
-    const last = out.LastEvaluatedKey?.sk;
-    return { items, ...(typeof last === 'string' ? { next: String(Number(last.slice(2))) } : {}) };
-  } catch (cause) {
-    throw new LatestStoreError(`reading history of ${product} from ${table} failed`, { cause });
-  }
 }

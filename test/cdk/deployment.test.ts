@@ -18,7 +18,7 @@ import {
   TRAINING_OVERHEAD,
   trainerTaskTimeout,
 } from '../../lib/training-pipeline.js';
-import { DEPLOYED_ROUTES as ROUTES, routeKey } from '../../src/api/routes.js';
+import { CORS_POLICY, DEPLOYED_ROUTES as ROUTES, routeKey } from '../../src/api/routes.js';
 import { readDeploymentContext } from '../../src/config.js';
 import { inventory } from '../../src/cost/model.js';
 import { TARGETS } from '../../src/model/types.js';
@@ -116,6 +116,19 @@ describe('API protection', () => {
       expect(fn.Properties.ReservedConcurrentExecutions, route.id).toBe(route.reservedConcurrency);
     }
     expect(ROUTES.find((r) => r.id === 'Predict')?.reservedConcurrency).toBe(5);
+  });
+
+  it('no CORS by default (the dashboard is same-origin); -c corsOrigins lets those origins call, with the one policy', () => {
+    const api = () => s.ofType('AWS::ApiGatewayV2::Api')[0]![1].Properties;
+    expect(api().CorsConfiguration).toBeUndefined();
+    const cors = synth({ corsOrigins: 'https://app.example.com,http://localhost:5173' });
+    expect(cors.ofType('AWS::ApiGatewayV2::Api')[0]![1].Properties.CorsConfiguration).toEqual({
+      AllowOrigins: ['https://app.example.com', 'http://localhost:5173'],
+      AllowMethods: [...CORS_POLICY.allowMethods],
+      AllowHeaders: [...CORS_POLICY.allowHeaders],
+      MaxAge: CORS_POLICY.maxAgeS,
+    });
+    expect(() => synth({ corsOrigins: 'app.example.com' })).toThrow(/-c corsOrigins/);
   });
 
   it('-c apiAuth=jwt: a JWT authorizer for the issuer and audience; -c publicReads=false puts every route behind it', () => {

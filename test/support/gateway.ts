@@ -6,6 +6,7 @@ import { loadRoutes } from '../../src/gateway/handlers.js';
 import { type RunningGateway, startGateway } from '../../src/gateway/server.js';
 import { type Emulators, startEmulators } from '../../src/local/emulators.js';
 import { provision } from '../../src/local/provision.js';
+import type { LatestSnapshotInput } from '../../src/storage/latest.js';
 import { tempDataDir } from './system.js';
 
 export interface LocalGateway {
@@ -50,4 +51,29 @@ export async function startLocalGateway(options: {
     throw err;
   }
   return { emulators, gateway, close };
+}
+
+/** A fresh latest snapshot of `product` at `mid` (one level a side, no predictions), written as the worker would. */
+export function snapshotAt(
+  product: string,
+  mid: number,
+  features: Record<string, number> = { a: 1 },
+): LatestSnapshotInput {
+  const now = Date.now();
+  return {
+    product,
+    tsUs: now * 1000,
+    seq: now,
+    bestBid: String(mid - 0.5),
+    bestAsk: String(mid + 0.5),
+    mid,
+    spread: 1,
+    spreadBps: (1 / mid) * 10_000,
+    bids: [[String(mid - 0.5), '2']],
+    asks: [[String(mid + 0.5), '3']],
+    features,
+    predictions: {},
+    latencyMs: 5,
+    updatedAtMs: now,
+  };
 }

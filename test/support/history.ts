@@ -6,7 +6,7 @@ import {
   labelBucketMs,
   putHistory,
   putHistoryLabels,
-} from '../../src/storage/latest.js';
+} from '../../src/storage/history.js';
 
 const QUOTE = 'quote_change_500ms';
 const VOL = 'vol_spike_60s';

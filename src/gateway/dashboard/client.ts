@@ -10,61 +10,14 @@
  * /history when it returns. Raw values travel in data-value attributes so tests can compare them with the API.
  */
 import uPlot from 'uplot';
+import { feedVerdict } from '../../api/feedVerdict.js';
+import type { HistoryRowView, SnapshotView } from '../../api/schemas.js';
+import type { DashboardSettings } from './assets.js';
 
-interface Config {
-  products: string[];
-  deltaMs: number;
-  volHorizonS: number;
-  pollMs: number;
-  refreshMs: number;
-  historyMinutes: number;
-  staleMs: number;
-}
-
-interface Prediction {
-  probability: number;
-  modelVersion: string;
-  threshold?: number;
-}
-type Quality = Record<
-  string,
-  {
-    modelVersion: string;
-    n: number;
-    auc: number | null;
-    prAuc?: number | null;
-    brier: number | null;
-    baseRate: number | null;
-  }
->;
-interface Snapshot {
-  product: string;
-  tsUs: number;
-  bestBid: string;
-  bestAsk: string;
-  mid: number;
-  spread: number;
-  spreadBps: number;
-  bids: [string, string][];
-  asks: [string, string][];
-  predictions: Record<string, Prediction>;
-  quality?: Quality;
-  feed?: { messagesPerS: number; reconnects: number; resyncs: number; lastHeartbeatUs: number };
-  latencyMs: number;
-  updatedAtMs: number;
-  ageMs: number;
-}
-interface HistoryRow {
-  tsUs: number;
-  bid: number;
-  ask: number;
-  mid: number;
-  predictions: Record<string, Prediction>;
-  labels?: Record<string, number>;
-  quality?: Quality;
-  feed?: { messagesPerS: number; reconnects: number; resyncs: number; heartbeatAgeMs: number | null };
-  latencyMs: number;
-}
+// The API's own answer types (type-only: erased from the browser bundle), so the page reads what the API serves.
+type Snapshot = SnapshotView;
+type HistoryRow = HistoryRowView;
+type Quality = NonNullable<Snapshot['quality']>;
 
 const QUOTE = 'quote_change_500ms';
 const VOL = 'vol_spike_60s';
@@ -73,10 +26,8 @@ const TARGETS = [
   { target: VOL, prob: 'vol', bar: 'volBar', model: 'volModel', quality: 'volQuality', label: 'vol' },
 ] as const;
 const COLORS = { bid: '#3fb950', ask: '#f85149', mid: '#58a6ff', vol: '#d29922', muted: '#8b98a5' };
-// The ingestor publishes its stats every few seconds: warn past /health's default limit.
-const FEED_STALE_MS = 10_000;
 
-const config = JSON.parse(document.getElementById('qw-config')!.textContent!) as Config;
+const config = JSON.parse(document.getElementById('qw-config')!.textContent!) as DashboardSettings;
 const $ = (id: string) => document.getElementById(id)!;
 
 /** One point of a product's chart: a history row (1 s) or a live snapshot (every poll). */
@@ -404,8 +355,12 @@ function render(s: Snapshot, fetchedAt: number): void {
   }
 }
 
-let feed: { stats: NonNullable<Snapshot['feed']>; heartbeatAgeMs: number | null; fetchedAt: number } | null =
-  null;
+let feed: {
+  stats: NonNullable<Snapshot['feed']>;
+  heartbeatAgeMs: number | null;
+  serverTimeMs: number;
+  fetchedAt: number;
+} | null = null;
 
 function setFeed(field: HTMLElement, value: unknown, before: string, strong: string, after: string): void {
   const b = document.createElement('b');
@@ -437,7 +392,10 @@ function renderFeed(now: number): void {
   const hb = feed.heartbeatAgeMs === null ? null : feed.heartbeatAgeMs + (now - feed.fetchedAt);
   if (hb === null) setFeed(fields.heartbeat!, '', 'heartbeat ', 'none yet', '');
   else setFeed(fields.heartbeat!, Math.round(hb), 'heartbeat ', `${(hb / 1000).toFixed(1)} s`, ' ago');
-  $feed.classList.toggle('degraded', hb === null || hb > FEED_STALE_MS);
+  // Judged as /health judges it (the wall age above also counts the stats' way to the table).
+  const verdict = feedVerdict(s, feed.serverTimeMs + (now - feed.fetchedAt), config.staleMs);
+  $feed.classList.toggle('degraded', !verdict.ok);
+  $feed.title = verdict.reason ?? '';
   $feed.hidden = false;
 }
 
@@ -491,6 +449,7 @@ async function poll(): Promise<void> {
       feed = {
         stats: newest.feed,
         fetchedAt,
+        serverTimeMs: body.serverTimeMs,
         heartbeatAgeMs: hb > 0 ? Math.max(0, body.serverTimeMs - hb / 1000) : null,
       };
       renderFeed(fetchedAt);

@@ -10,7 +10,7 @@
 import { FEATURE_NAMES } from '../../features/spec.js';
 import type { FeatureRow, LabelRow } from '../../features/types.js';
 import { VOL_HORIZON_S } from '../../labels/volSpike.js';
-import { type BucketLabels, type HistoryItem, historyKey, labelBucketMs } from '../../storage/latest.js';
+import { type BucketLabels, type HistoryItem, historyKey, labelBucketMs } from '../../storage/history.js';
 import type { Scored } from '../score.js';
 import type { LatestContext } from './latest.js';
 
