@@ -251,6 +251,34 @@ describe('line arbitration', () => {
     expectSameRows(rows(reference), rows(passed));
   });
 
+  it('a primary merely behind is not overtaken with a hole: a standby ahead waits while it delivers, not once it is silent', () => {
+    const events = market(5, 700);
+    const clean = publish(events, { name: 'A', start: 0, gaps: [] });
+    // B runs 8 s ahead of A and loses frames 400-404: A takes over (it has them), B's fresh snapshot comes after
+    // what A has passed so far. Before, B took over 2 s later with a hole (a resync) although A still delivered.
+    const run = (killedAt?: number) =>
+      arbitrate(
+        interleave(
+          [
+            { name: 'A', events: publish(events, { name: 'A', start: 0, gaps: [], killedAt }) },
+            { name: 'B', events: publish(events, { name: 'B', start: 0, gaps: [[400, 5, 3]] }) },
+          ],
+          (line) => (line === 0 ? 8_000_000 : 0),
+        ),
+      );
+    const behind = run();
+    const reference = arbitrate(clean.map((e) => ['A', e])).passed;
+    expect(behind.passed.filter(market_).map(comparable)).toEqual(reference.filter(market_).map(comparable));
+    expect(behind.arbiter.counters.resyncs).toBe(1); // the connect only
+    expect(behind.arbiter.counters.failovers).toBeGreaterThanOrEqual(2); // to A at B's gap, back to B once gapless
+    expectSameRows(rows(reference), rows(behind.passed));
+    // A killed inside B's gap: nobody has those events; once A is silent for 2 s of the feed's time, B takes over
+    // and says so with a resync.
+    const silent = run(402);
+    expect(silent.arbiter.counters.resyncs).toBe(2);
+    expect(silent.arbiter.primaryOf(P)).toBe('B');
+  });
+
   it('both lines lose the same frames: the resync reaches the book, which rebuilds from the next snapshot', () => {
     const events = market(11, 500);
     const a = publish(events, { name: 'A', start: 0, gaps: [[200, 10, 5]] });

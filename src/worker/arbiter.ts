@@ -12,7 +12,10 @@
  *   and a standby is continuous, the standby takes over: what it holds that was not passed yet is passed now, in
  *   its order, and the resync is absorbed — the book is never cleared for a gap the other line covered;
  * - when the primary falls silent (its ingestor was killed) or behind, a continuous standby whose oldest held
- *   event is `failoverMs` of exchange time older than its newest takes over the same way;
+ *   event is `failoverMs` of exchange time older than its newest takes over the same way — at once if it
+ *   continues what was passed, but if its snapshot is newer than that (a takeover would leave a hole: a resync)
+ *   only once the primary has delivered nothing for `failoverMs` of the feed's time: a primary that is merely
+ *   behind (a slow connection, a backlog) still has those events, and delivers them;
  * - only when no line is continuous does the resync reach the book (which then waits for the next snapshot, from
  *   whichever line brings it first: that line becomes the primary);
  * - a book change is applied to a level only if it is newer than what the level holds (two lines may batch the
@@ -82,6 +85,10 @@ class ProductArbiter {
   /** Per level (`side|price`): exchange time of the change it holds, and the sizes applied at that time. */
   private readonly levels = new Map<string, { us: number; sizes: string[] }>();
   private passedSinceSweep = 0;
+  /** The feed's time: the newest trade or book change of any line. */
+  private feedUs = Number.NEGATIVE_INFINITY;
+  /** The feed's time when the primary last delivered a trade or book change. */
+  private primaryPulseUs = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly o: ArbiterOptions,
@@ -103,7 +110,11 @@ class ProductArbiter {
       };
       this.lines.set(line, ls);
     }
-    if (e.type === 'trade' || e.type === 'book_changes') ls.newestUs = Math.max(ls.newestUs, e.exchUs);
+    if (e.type === 'trade' || e.type === 'book_changes') {
+      ls.newestUs = Math.max(ls.newestUs, e.exchUs);
+      this.feedUs = Math.max(this.feedUs, e.exchUs);
+      if (line === this.primary) this.primaryPulseUs = this.feedUs;
+    }
     switch (e.type) {
       case 'resync':
         this.onResync(line, ls, d, out);
@@ -203,7 +214,10 @@ class ProductArbiter {
     return best;
   }
 
-  /** A standby whose oldest held event is failoverMs older than its newest: the primary is gone or behind. */
+  /**
+   * A standby whose oldest held event is failoverMs older than its newest: the primary is gone or behind. One that
+   * would leave a hole waits for the primary's silence (or for the window, which bounds what it holds).
+   */
   private maybeTakeOver(line: string, ls: LineState, out: Delivered[]): void {
     while (
       ls.held.length > 0 &&
@@ -212,7 +226,13 @@ class ProductArbiter {
       ls.held.shift();
     }
     const oldest = ls.held[0];
-    if (oldest && ls.newestUs - oldest.event.exchUs > this.o.failoverMs * 1000) this.takeOver(line, out);
+    const failoverUs = this.o.failoverMs * 1000;
+    if (!oldest || ls.newestUs - oldest.event.exchUs <= failoverUs) return;
+    const gapless = !ls.snapshot || ls.snapshot.event.exchUs <= this.ids.newestUs;
+    const primarySilent = this.feedUs - this.primaryPulseUs > failoverUs;
+    if (gapless || primarySilent || ls.newestUs - oldest.event.exchUs > this.o.windowMs * 1000) {
+      this.takeOver(line, out);
+    }
   }
 
   /** `cause`: the primary's resync that made the switch, if any. */
