@@ -79,11 +79,11 @@ const COMMANDS: Record<string, Command> = {
     summary: 'emulators, provisioning and every component; --live reads Coinbase instead of the simulator',
     options: { live: { type: 'boolean' } },
     async run({ values }) {
-      const { gatewayPort } = orExit(() => readLocalConfig());
+      const { gatewayPort, ingestors } = orExit(() => readLocalConfig());
       const simulatorPort = orExit(() => readSimulatorConfig()).port;
       const signal = untilSignal();
       const ports = { gateway: gatewayPort, simulator: simulatorPort };
-      const system = await startSystem({ dataDir: dataDir(), live: values.live ?? false, ports });
+      const system = await startSystem({ dataDir: dataDir(), live: values.live ?? false, ports, ingestors });
       console.log(`[quotewatch] running (feed ${system.urls.feed}); Ctrl-C stops everything`);
       console.log(`[quotewatch] ${await signal}: stopping`);
       await system.stop();

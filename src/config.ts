@@ -41,6 +41,8 @@ export const DEFAULT_PORTS = {
   /** The ingestor's and the worker's ops ports (/metrics, /healthz) under `npm start`. */
   ingestorOps: 9101,
   workerOps: 9102,
+  /** The second ingestor's (INGESTORS=2). */
+  ingestor2Ops: 9103,
 } as const;
 
 /** The local exchange simulator's feed (FEED_URL's default). */
@@ -265,12 +267,20 @@ export function readCorsConfig(env: Env = process.env): { origins: string[] } {
 export interface LocalConfig {
   dataDir: string;
   gatewayPort: number;
+  /** INGESTORS: `quotewatch start` runs this many ingestors, each on its own connection (2: a hot-standby pair). */
+  ingestors: number;
 }
 
 export function readLocalConfig(env: Env = process.env): LocalConfig {
   return {
     dataDir: read(env, 'QW_DATA_DIR', nonEmpty, '.quotewatch'),
     gatewayPort: readPort(env, 'PORT', DEFAULT_PORTS.gateway),
+    ingestors: read(
+      env,
+      'INGESTORS',
+      z.coerce.number().int().min(1, 'must be 1 or 2').max(2, 'must be 1 or 2'),
+      '1',
+    ),
   };
 }
 
@@ -815,8 +825,12 @@ export interface DeploymentSettings {
   consumer: 'polling' | 'fanout';
   /** Worker tasks; they split the shards by lease, so at most one per shard is useful. */
   workers: number;
-  /** One ingestor holds the feed: a second would publish every event again under other ids. */
-  ingestors: 1;
+  /**
+   * Ingestor tasks on the feed, each on its own connection (`-c ingestors=2`: a hot-standby pair). Event ids come
+   * from the exchange, so the worker keeps one copy and covers one connection's drops with the other's
+   * (src/worker/arbiter.ts); the second doubles the ingestor's Fargate task and PUTs (`quotewatch cost`).
+   */
+  ingestors: number;
   ingestorTask: TaskSize;
   workerTask: TaskSize;
   latestWriteMs: number;
@@ -865,6 +879,7 @@ export const DEPLOYMENT_CONTEXT_KEYS = [
   'shards',
   'consumer',
   'workers',
+  'ingestors',
   'ingestorCpu',
   'ingestorMemory',
   'workerCpu',
@@ -1030,7 +1045,7 @@ export function readDeploymentContext(context: Readonly<Record<string, unknown>>
     shards,
     consumer,
     workers,
-    ingestors: 1,
+    ingestors: get('ingestors', whole(1, 2), '1'),
     ingestorTask,
     workerTask,
     latestWriteMs,

@@ -43,6 +43,11 @@ export interface SimulatorOptions {
   /** Realtime: simulated seconds per wall second (chaos and soak runs stream at several times real time). */
   speed?: number;
   /**
+   * Realtime: simulated time stands at the anchor until `fastStartDelayMs` after the first subscribe, so runs
+   * compared with each other start at the same market instant (whenever their first client connects).
+   */
+  holdUntilSubscribed?: boolean;
+  /**
    * Frame boundaries per connection (1, 2, ... in connection order): the most events one level2 or market_trades
    * frame carries (framing.ts). Absent or 1: one frame per market batch, as produced.
    */
@@ -51,6 +56,11 @@ export interface SimulatorOptions {
   hostileEveryMs?: number;
   /** The market ends after this much simulated time (every connection stops at the same instant); default never. */
   durationMs?: number;
+  /**
+   * Frames lost on the way, per connection: those in sequence sent while the connection's simulated time (ms since
+   * the anchor) is in one of these [from, to) windows (logged as sent, never delivered: the client sees a gap).
+   */
+  losses?: (conn: number) => readonly (readonly [fromMs: number, toMs: number])[];
 }
 
 export interface SimulatorFaults {
@@ -88,6 +98,10 @@ export interface SimulatorServer {
   connections(): number[];
   /** Market batches produced so far (the same on every connection): what chaos runs schedule their faults by. */
   marketEvents(): number;
+  /** Frames delivered to connection `conn` (sent and not lost), errors and broken frames included. */
+  framesSent(conn: number): number;
+  /** With `durationMs`: every open connection has reached the end of the market. */
+  ended(): boolean;
   /** Hostile frames sent, by kind. */
   readonly hostileSent: Record<string, number>;
   /** The simulator's top of book after the last l2_data frame with sequence_num <= seq on connection `conn` (default: the newest). */
@@ -114,6 +128,9 @@ interface Conn {
   stalled: boolean;
   /** Frames of the sequence still to lose (the loseFrames fault). */
   lose: number;
+  /** SimulatorOptions.losses of this connection, in µs of simulated time. */
+  lossWindows: (readonly [number, number])[];
+  sent: number;
 }
 
 const HIGH_WATER = 256;
@@ -124,10 +141,13 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
   const products = options.products ?? DEFAULT_PRODUCTS;
   const subscribeTimeoutMs = options.subscribeTimeoutMs ?? 5000;
   const fastStartDelayMs = options.fastStartDelayMs ?? 20;
-  const wallStartMs = performance.now();
+  let wallStartMs: number | undefined = options.holdUntilSubscribed ? undefined : performance.now();
   const speed = options.speed ?? 1;
   const anchorUs = options.anchorUs ?? (mode === 'realtime' ? Date.now() * 1000 : seedEpochUs(options.seed));
-  const simNowUs = () => anchorUs + Math.round((performance.now() - wallStartMs) * 1000 * speed);
+  const simNowUs = () =>
+    wallStartMs === undefined
+      ? anchorUs
+      : anchorUs + Math.round((performance.now() - wallStartMs) * 1000 * speed);
   const hostileRng = Rng.derive(options.seed, 'hostile');
   const hostileSent: Record<string, number> = {};
   let nextHostileUs = options.hostileEveryMs
@@ -140,8 +160,10 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
 
   const conns = new Map<number, Conn>();
   const finished = new Map<number, Session>(); // closed connections stay queryable by topOfBookAt
+  const sentBy = new Map<number, number>(); // and their frame counts
   let nextConnId = 1;
   let silent = false;
+  let holding: NodeJS.Timeout | undefined;
   let silenceTimer: NodeJS.Timeout | null = null;
 
   const wss = new WebSocketServer({ host: options.host ?? '127.0.0.1', port: options.port ?? 8765 });
@@ -154,13 +176,17 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
 
   function send(c: Conn, f: OutFrame, hostile?: HostileKind): void {
     if (c.closed || c.stalled || c.ws.readyState !== c.ws.OPEN) return;
-    if (c.lose > 0 && f.seq !== null) {
-      c.lose--;
+    if (
+      f.seq !== null &&
+      (c.lose > 0 || c.lossWindows.some(([a, b]) => c.session.timeUs >= a && c.session.timeUs < b))
+    ) {
+      if (c.lose > 0) c.lose--;
       // Lost on the way: the exchange sent it (the log says so), the client never sees it.
       if (log) log.write(`{"conn":${c.id},"seq":${f.seq},"lost":true,"frame":${f.text}}\n`);
       return;
     }
     c.inflight++;
+    c.sent++;
     c.ws.send(f.text, () => {
       c.inflight--;
       if (c.drained && c.inflight <= LOW_WATER) {
@@ -261,6 +287,10 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
       packer: maxEvents > 1 ? new Repacker(maxEvents) : undefined,
       stalled: false,
       lose: 0,
+      lossWindows: (options.losses?.(id) ?? []).map(
+        ([from, to]) => [anchorUs + from * 1000, anchorUs + to * 1000] as const,
+      ),
+      sent: 0,
     };
     conns.set(c.id, c);
     const timeout = setTimeout(() => {
@@ -273,6 +303,11 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
       if (mode === 'realtime' && !silent) sendAll(c, c.session.advanceTo(simNow()));
       sendAll(c, c.session.handleMessage(text));
       if (mode === 'fast' && c.session.subscribed) void pump(c);
+      if (c.session.subscribed && wallStartMs === undefined && !holding) {
+        holding = setTimeout(() => {
+          wallStartMs = performance.now();
+        }, fastStartDelayMs);
+      }
     });
     ws.on('close', () => {
       clearTimeout(timeout);
@@ -280,6 +315,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
       c.drained?.();
       conns.delete(c.id);
       finished.set(c.id, c.session);
+      sentBy.set(c.id, c.sent);
     });
     ws.on('error', () => {}); // a client vanishing mid-send is normal; 'close' follows
   });
@@ -355,6 +391,8 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
       return n;
     },
     hostileSent,
+    framesSent: (conn) => sentBy.get(conn) ?? conns.get(conn)?.sent ?? 0,
+    ended: () => [...conns.values()].every((c) => c.session.timeUs >= endUs && c.inflight === 0),
     topOfBookAt(productId, seq, conn) {
       const id = conn ?? Math.max(0, ...conns.keys(), ...finished.keys());
       const session = conns.get(id)?.session ?? finished.get(id);
@@ -370,6 +408,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     },
     async close() {
       if (ticker) clearInterval(ticker);
+      clearTimeout(holding);
       if (silenceTimer) clearTimeout(silenceTimer);
       for (const c of conns.values()) {
         c.closed = true;

@@ -474,7 +474,7 @@ describe('scale by context', () => {
 describe('the cost model prices what is synthesized', () => {
   const cases: Record<string, string>[] = [
     {},
-    { consumer: 'fanout' },
+    { consumer: 'fanout', ingestors: '2' },
     { products: 'BTC-USD,ETH-USD,SOL-USD,XRP-USD,DOGE-USD,ADA-USD,AVAX-USD,LINK-USD,LTC-USD,DOT-USD' },
     { dynamoCapacity: 'on-demand', coinbaseKeySecret: 'cdp' },
   ];

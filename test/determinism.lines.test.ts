@@ -1,0 +1,232 @@
+/**
+ * Two ingestors, one result (issue 14): the same seeded market (fast simulator, 90 s that end at the same instant
+ * on every connection) through
+ * - CLEAN: one ingestor on one clean connection;
+ * - PAIR: two ingestors (two sessions, two lines) on two connections of the same simulator, connection 2 packing
+ *   up to 7 events per frame (other frame boundaries, other sequence numbers), each connection losing frames in
+ *   its own windows of market time (each ingestor sees a gap, resyncs and resubscribes; the other covers it),
+ * each through a fresh Kinesis stream -> KinesisConsumer -> Worker (wired as containers/worker/main.ts) -> lake.
+ * The PAIR's features, labels and predictions objects are byte-identical to CLEAN's (names differ only by the
+ * Kinesis sequence numbers they carry), and its raw zone holds every trade once, exactly CLEAN's trades.
+ */
+import type { KinesisClient } from '@aws-sdk/client-kinesis';
+import {
+  CreateBucketCommand,
+  GetObjectCommand,
+  ListObjectsV2Command,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dynamoClient, kinesisClient, s3Client } from '../src/aws/clients.js';
+import { readFeatureConfig, readWorkerConfig } from '../src/config.js';
+import { Ingestor } from '../src/ingest/ingestor.js';
+import { KinesisProducer } from '../src/ingest/producer.js';
+import { DEFAULT_BASELINE_DIR } from '../src/local/provision.js';
+import { seedRegistry } from '../src/model/registry.js';
+import { ActiveModels } from '../src/model/serving.js';
+import { registrySource } from '../src/model/source.js';
+import { BUCKETS, TABLES } from '../src/resources.js';
+import { productSpecs } from '../src/simulator/exchange.js';
+import { startSimulator } from '../src/simulator/server.js';
+import { decodeRawRows } from '../src/storage/parquet.js';
+import { SnapshotStore } from '../src/stream/claimCheck.js';
+import type { ArbiterCounters } from '../src/worker/arbiter.js';
+import { KinesisConsumer } from '../src/worker/consumer.js';
+import { Worker } from '../src/worker/worker.js';
+import { withEmulators } from './support/system.js';
+import { until } from './support/until.js';
+import { createStream } from './worker.consumer.support.js';
+
+const local = withEmulators({ provision: true });
+const PRODUCTS = ['BTC-USD', 'ETH-USD'];
+const TICK_MS = 100;
+const MARKET_MS = 90_000;
+const SPEED = 10;
+const ANCHOR_US = Date.UTC(2026, 2, 2, 10, 0, 30) * 1000;
+const quiet = () => {};
+
+let kinesis: KinesisClient;
+let s3: S3Client;
+let models: ActiveModels;
+
+beforeAll(async () => {
+  kinesis = kinesisClient(local.env);
+  s3 = s3Client(local.env);
+  await seedRegistry(DEFAULT_BASELINE_DIR, local.env);
+  models = new ActiveModels({ source: registrySource(local.env, { tickMs: TICK_MS }), log: quiet });
+  await models.refresh();
+});
+afterAll(async () => {
+  await models?.release();
+});
+
+interface Line {
+  /** Most events per level2 / market_trades frame on this connection. */
+  framing: number;
+  /** Windows of market time (ms since the anchor) in which this connection's frames are lost. */
+  losses: [number, number][];
+}
+
+interface Run {
+  /** Zone objects by name without the Kinesis sequence numbers: product, date, hour, window (and target). */
+  objects: Map<string, Buffer>;
+  trades: string[];
+  /** Resyncs in the raw zone after the product's first book change: a gap that reached the book. */
+  lateResyncs: number;
+  ingestors: Ingestor[];
+  lines: ArbiterCounters;
+}
+
+/** `lines` ingestors on their own connections of one simulator, into one stream, one worker, one lake. */
+async function run(name: string, lines: Line[]): Promise<Run> {
+  const streamName = `qw-lines-${name}`;
+  const bucket = `qw-lines-${name}`;
+  await createStream(kinesis, streamName, 1);
+  await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+  const sim = await startSimulator({
+    port: 0,
+    seed: 9,
+    // Realtime at several times real time: every connection's market runs on one clock, as the exchange's does
+    // (fast mode lets each connection run ahead at its own pace).
+    mode: 'realtime',
+    speed: SPEED,
+    holdUntilSubscribed: true,
+    fastStartDelayMs: 100,
+    anchorUs: ANCHOR_US,
+    durationMs: MARKET_MS,
+    products: productSpecs(PRODUCTS, undefined, { levelsPerSide: 200 }),
+    framing: (conn) => lines[conn - 1]?.framing ?? 1,
+    losses: (conn) => lines[conn - 1]?.losses ?? [],
+  });
+  const tuning = readWorkerConfig({});
+  const worker = new Worker({
+    tickMs: TICK_MS,
+    deltaMs: 500,
+    gapLimitMs: readFeatureConfig({}).gapLimitMs,
+    s3,
+    lakeBucket: bucket,
+    objectTicks: tuning.lakeObjectTicks,
+    models: () => models.served(),
+    writeLatest: async () => {}, // the latest table is not compared here
+    now: () => Date.now(),
+    log: quiet,
+  });
+  let ingested = false;
+  const stop = new AbortController();
+  const consumer = new KinesisConsumer({
+    kinesis,
+    dynamo: dynamoClient(local.env),
+    streamName,
+    checkpointTable: TABLES.checkpoints.localName,
+    idleMs: 10,
+    onIdle: () => {
+      if (ingested) stop.abort();
+    },
+  });
+  const consuming = consumer.run(async (batch) => {
+    await worker.handleBatch(batch);
+  }, stop.signal);
+  const ingestors: Ingestor[] = [];
+  try {
+    for (const [i] of lines.entries()) {
+      const ingestor = new Ingestor({
+        feedUrl: sim.url,
+        products: PRODUCTS,
+        producer: new KinesisProducer({ client: kinesis, streamName, lingerMs: 5 }),
+        snapshots: new SnapshotStore(s3, BUCKETS.lake.localName),
+        log: quiet,
+        session: `${name}${i + 1}`,
+        snapshotIntervalMs: 10_000,
+      });
+      ingestors.push(ingestor);
+      ingestor.start();
+      // Connection ids follow connection order: ingestor i holds connection i + 1.
+      await until(`connection ${i + 1}`, () => sim.connections().length === i + 1);
+    }
+    await until(
+      'every connection at the end of the market, each frame read',
+      () => sim.ended() && ingestors.every((g, i) => g.counters.frames === sim.framesSent(i + 1)),
+      60_000,
+    );
+  } finally {
+    for (const g of ingestors) await g.stop();
+    await sim.close();
+    ingested = true;
+  }
+  await consuming;
+  await worker.close();
+  return { ...(await readLake(bucket)), ingestors, lines: { ...worker.lines } };
+}
+
+async function readLake(bucket: string): Promise<Omit<Run, 'ingestors' | 'lines'>> {
+  const objects = new Map<string, Buffer>();
+  const trades: string[] = [];
+  const booked = new Set<string>();
+  let lateResyncs = 0;
+  let token: string | undefined;
+  do {
+    const out = await s3.send(new ListObjectsV2Command({ Bucket: bucket, ContinuationToken: token }));
+    for (const o of out.Contents ?? []) {
+      const got = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: o.Key! }));
+      const bytes = Buffer.from(await got.Body!.transformToByteArray());
+      if (o.Key!.startsWith('raw/')) {
+        for (const row of await decodeRawRows(bytes)) {
+          if (row.type === 'trade') trades.push(`${row.product} ${JSON.parse(row.event).tradeId}`);
+          if (row.type === 'book_changes') booked.add(row.product);
+          if (row.type === 'resync' && booked.has(row.product)) lateResyncs++;
+        }
+        continue;
+      }
+      // <shardId>-<firstSeq>-<lastSeq>-<windowStartMs>[-<target>].parquet: the sequence numbers are the stream's.
+      objects.set(o.Key!.replace(/\/shardId-\d+-\d+-\d+-/, '/'), bytes);
+    }
+    token = out.NextContinuationToken;
+  } while (token);
+  return { objects, trades: trades.sort(), lateResyncs };
+}
+
+let clean: Run;
+let pair: Run;
+
+describe('two ingestors on separate connections give the lake of one clean connection', () => {
+  beforeAll(async () => {
+    clean = await run('clean', [{ framing: 1, losses: [] }]);
+    pair = await run('pair', [
+      {
+        framing: 1,
+        losses: [
+          [20_000, 20_400],
+          [61_000, 61_300],
+        ],
+      },
+      { framing: 7, losses: [[40_000, 40_500]] },
+    ]);
+  }, 180_000);
+
+  it('each connection of the pair lost frames and resynced, the clean one never did', () => {
+    // The connect resync only; then one per gap (of every product of that connection).
+    expect(clean.ingestors[0]!.counters.resyncs).toBe(1);
+    expect(pair.ingestors.map((g) => g.counters.resyncs)).toEqual([3, 2]);
+    // Each gap was covered by the other line (the primary's by a takeover, a standby's needs none): none reached
+    // the book.
+    expect(pair.lines.absorbedResyncs).toBeGreaterThanOrEqual(3 * PRODUCTS.length);
+    expect(pair.lines.failovers).toBeGreaterThan(0);
+    expect(pair.lines.duplicates).toBeGreaterThan(1000);
+    expect([clean.lateResyncs, pair.lateResyncs]).toEqual([0, 0]);
+  });
+
+  it('features, labels and predictions: the same objects, byte for byte', () => {
+    const zones = (r: Run) => [...r.objects.keys()].sort();
+    expect(zones(pair)).toEqual(zones(clean));
+    for (const zone of ['features/', 'labels/', 'predictions/']) {
+      expect(zones(clean).filter((k) => k.startsWith(zone)).length, zone).toBeGreaterThanOrEqual(2);
+    }
+    for (const [key, bytes] of clean.objects) expect(pair.objects.get(key)?.equals(bytes), key).toBe(true);
+  });
+
+  it("the raw zone holds every trade once: the clean connection's trades", () => {
+    expect(clean.trades.length).toBeGreaterThan(100);
+    expect(new Set(pair.trades).size).toBe(pair.trades.length);
+    expect(pair.trades).toEqual(clean.trades);
+  });
+});
