@@ -46,9 +46,13 @@ async function main(): Promise<void> {
   const selected = GROUPS.filter((g) => !only || only.has(g.name));
   if (selected.length > 1) {
     for (const group of selected) {
-      const child = spawnSync(process.execPath, [...process.execArgv, process.argv[1]!, '--only', group.name], {
-        stdio: 'inherit',
-      });
+      const child = spawnSync(
+        process.execPath,
+        [...process.execArgv, process.argv[1]!, '--only', group.name],
+        {
+          stdio: 'inherit',
+        },
+      );
       if (child.status !== 0) throw new Error(`bench group ${group.name} failed (exit ${child.status})`);
     }
     return;

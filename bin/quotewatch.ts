@@ -6,10 +6,12 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TRAINING_STEPS } from '../models/train/steps.js';
 import { regionOf, type SmokeAuth, smokeCommand } from '../src/api/smoke.js';
+import { audit, formatAudit } from '../src/audit/audit.js';
 import {
   orExit,
   readCoreConfig,
@@ -22,6 +24,7 @@ import { DEFAULT_EMULATOR_PORTS, emulatorEnv, startEmulators } from '../src/loca
 import { provision } from '../src/local/provision.js';
 import { startSystem } from '../src/local/supervisor.js';
 import { componentLogger } from '../src/log.js';
+import { TARGETS } from '../src/model/types.js';
 import { RECORDING_FORMATS } from '../src/replay/readers.js';
 import { runReplay } from '../src/replay/replay.js';
 import type { ReplaySpeed } from '../src/replay/server.js';
@@ -194,6 +197,19 @@ const COMMANDS: Record<string, Command> = {
       });
       const [code] = (await once(child, 'exit')) as [number | null];
       return code ?? 1;
+    },
+  }),
+  audit: defineCommand({
+    usage: 'audit SIM_LOG [--json]',
+    summary:
+      "exactly-once audit: the simulator's log of what it sent (SIM_LOG) against the stream, the lake and the latest table",
+    options: { json: { type: 'boolean', default: false } },
+    positionals: ['SIM_LOG'],
+    async run({ values, positionals: [simLog] }) {
+      if (!existsSync(simLog)) throw new UsageError(`SIM_LOG: no such file ${simLog}`);
+      const report = await audit({ simLog, env: awsEnv(), targets: TARGETS });
+      console.log(values.json ? JSON.stringify(report, null, 2) : formatAudit(report));
+      return report.clean ? 0 : 1;
     },
   }),
   cost: defineCommand({

@@ -9,14 +9,19 @@
  * The PAIR's features, labels and predictions objects are byte-identical to CLEAN's (names differ only by the
  * Kinesis sequence numbers they carry), and its raw zone holds every trade once, exactly CLEAN's trades.
  */
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import {
+  CopyObjectCommand,
   CreateBucketCommand,
+  DeleteObjectCommand,
   GetObjectCommand,
   ListObjectsV2Command,
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type AuditReport, audit } from '../src/audit/audit.js';
 import { dynamoClient, kinesisClient, s3Client } from '../src/aws/clients.js';
 import { readFeatureConfig, readWorkerConfig } from '../src/config.js';
 import { Ingestor } from '../src/ingest/ingestor.js';
@@ -33,11 +38,13 @@ import { SnapshotStore } from '../src/stream/claimCheck.js';
 import type { ArbiterCounters } from '../src/worker/arbiter.js';
 import { KinesisConsumer } from '../src/worker/consumer.js';
 import { Worker } from '../src/worker/worker.js';
-import { withEmulators } from './support/system.js';
+import { tempDataDir, withEmulators } from './support/system.js';
 import { until } from './support/until.js';
 import { createStream } from './worker.consumer.support.js';
 
 const local = withEmulators({ provision: true });
+const dir = tempDataDir('qw-lines-');
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const PRODUCTS = ['BTC-USD', 'ETH-USD'];
 const TICK_MS = 100;
 const MARKET_MS = 90_000;
@@ -96,6 +103,7 @@ async function run(name: string, lines: Line[]): Promise<Run> {
     durationMs: MARKET_MS,
     products: productSpecs(PRODUCTS, undefined, { levelsPerSide: 200 }),
     framing: (conn) => lines[conn - 1]?.framing ?? 1,
+    logPath: join(dir, `${name}.sim.ndjson`),
     losses: (conn) => lines[conn - 1]?.losses ?? [],
   });
   const tuning = readWorkerConfig({});
@@ -228,5 +236,59 @@ describe('two ingestors on separate connections give the lake of one clean conne
     expect(clean.trades.length).toBeGreaterThan(100);
     expect(new Set(pair.trades).size).toBe(pair.trades.length);
     expect(pair.trades).toEqual(clean.trades);
+  });
+});
+
+describe('the audit (src/audit/audit.ts) of both runs', () => {
+  const env = (name: string) => ({
+    ...local.env,
+    STREAM_NAME: `qw-lines-${name}`,
+    LAKE_BUCKET: `qw-lines-${name}`,
+    SYMBOLS: PRODUCTS.join(','),
+  });
+  const targets = () => models.served().map((m) => m.target);
+  const run = (name: string) =>
+    audit({ simLog: join(dir, `${name}.sim.ndjson`), env: env(name), targets: targets() });
+
+  it('finds both clean: every trade and level change sent is stored once, every tick scored, the books equal', async () => {
+    for (const name of ['clean', 'pair']) {
+      const r: AuditReport = await run(name);
+      expect(r.problems, name).toEqual([]);
+      expect(r.clean).toBe(true);
+      for (const p of r.products) {
+        expect(p.trades.sent, name).toBeGreaterThan(100);
+        expect(p.trades).toMatchObject({ stored: p.trades.sent, lost: 0, duplicated: 0, invented: 0 });
+        expect(p.levelChanges.sent).toBeGreaterThan(1000);
+        expect(p.levelChanges.lost).toBe(0);
+        expect(p.book.checked).toBeGreaterThan(500);
+        expect(p.predictions.written).toBe(p.predictions.expected);
+      }
+    }
+  });
+
+  it('catches a duplicated raw object and a lost predictions object', async () => {
+    const bucket = 'qw-lines-clean';
+    const keys = (prefix: string) =>
+      s3
+        .send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }))
+        .then((o) => (o.Contents ?? []).map((c) => c.Key!).sort());
+    const [rawKey] = await keys('raw/product=BTC-USD/');
+    const [predictionsKey] = await keys('predictions/product=ETH-USD/');
+    await s3.send(
+      new CopyObjectCommand({
+        Bucket: bucket,
+        CopySource: `${bucket}/${rawKey}`,
+        Key: rawKey!.replace('.parquet', '-copy.parquet'),
+      }),
+    );
+    await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: predictionsKey! }));
+    const r = await run('clean');
+    expect(r.clean).toBe(false);
+    const [btc, eth] = r.products;
+    expect(btc!.trades.duplicated).toBeGreaterThan(0);
+    expect(btc!.levelChanges.duplicated).toBeGreaterThan(0);
+    expect(eth!.predictions.missing).toBeGreaterThan(100);
+    expect(r.problems.filter((m) => m.startsWith('BTC-USD')).join()).toMatch(/duplicated in the lake/);
+    expect(r.problems.filter((m) => m.startsWith('ETH-USD')).join()).toMatch(/predictions \d+ missing/);
   });
 });
