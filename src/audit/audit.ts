@@ -3,14 +3,15 @@
  * simulator says it sent (its NDJSON log, SIM_LOG: every frame of every connection, lost ones included) with what
  * the system kept — the market stream, the lake's four zones, the latest table — per product:
  * - trades and level changes: sent (distinct, over every connection), accepted (distinct in the stream), stored
- *   (the raw zone), DUPLICATED in the lake, LOST (sent, not stored) and of those the ones no resync explains (a
- *   stored resync between the stored neighbours of the missing event: the system said it lost data there);
+ *   (the raw zone), DUPLICATED in the lake, LOST (sent, not stored) and of those the UNEXPLAINED ones: accepted
+ *   (the stream had them: nothing accepted may be lost), or with no resync stored between the missing event's
+ *   stored neighbours (a gap on the feed is explained only where the system said it lost data);
  * - ticks: the features zone's ticks without holes or repeats, one label per tick and target at most, one
  *   prediction per tick and target (model);
  * - the book: every feature row's best bid and ask equal the exchange's book after its last book event at or
  *   before the row's `seq` (rebuilt from the log with the production mapper and book), and so does the latest item.
- * Only what happened while the system ran is judged: sent events outside the product's stored time range are
- * counted as `outside`, not lost.
+ * Only what happened while the system ran is judged: sent events before the first event accepted (of any product)
+ * or after the product's last stored one are counted as `outside`, not lost.
  */
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
@@ -48,12 +49,14 @@ export interface EventAudit {
   duplicated: number;
   /** Sent within the stored time range, never stored. */
   lost: number;
-  /** Lost with no resync stored between their stored neighbours. */
+  /** Lost although the stream had them (accepted), or with no resync stored between their stored neighbours. */
   unexplained: number;
   /** Stored but never sent. */
   invented: number;
   /** Sent outside the stored time range (before the system started or after it stopped): not judged. */
   outside: number;
+  /** Exchange µs of the first unexplained loss (where to look). */
+  firstUnexplainedUs?: number;
 }
 
 export interface ProductAudit {
@@ -62,7 +65,8 @@ export interface ProductAudit {
   levelChanges: EventAudit;
   /** Resyncs the worker passed on (stored in the raw zone): where the book was rebuilt. */
   resyncs: number;
-  ticks: { written: number; holes: number; repeated: number };
+  /** Holes: ticks missing between the first and the last written; unexplained: with no stored resync in them. */
+  ticks: { written: number; holes: number; unexplainedHoles: number; repeated: number; firstHoleUs?: number };
   labels: { repeated: number };
   predictions: { expected: number; written: number; missing: number; repeated: number };
   book: { checked: number; mismatches: number; firstMismatch?: string };
@@ -219,6 +223,13 @@ export async function audit(options: AuditOptions): Promise<AuditReport> {
   const labels = await zone('labels', decodeLabelRows);
   const predictions = await zone('predictions', decodePredictionRows);
 
+  // The system started at its first accepted market event (in the stream), whichever the product: a product or a
+  // lake window whose first minutes are missing is judged from there too.
+  let firstAcceptedUs = Number.POSITIVE_INFINITY;
+  for (const e of stream.events) {
+    if (e.type === 'trade' || e.type === 'book_changes')
+      firstAcceptedUs = Math.min(firstAcceptedUs, e.exchUs);
+  }
   const report: ProductAudit[] = [];
   for (const product of products) {
     const sent = sentBy.get(product) ?? { trades: new Map(), levels: new Map(), tops: [] };
@@ -228,7 +239,7 @@ export async function audit(options: AuditOptions): Promise<AuditReport> {
       trades: emptyAudit(),
       levelChanges: emptyAudit(),
       resyncs: rows.filter((r) => r.type === 'resync').length,
-      ticks: { written: 0, holes: 0, repeated: 0 },
+      ticks: { written: 0, holes: 0, unexplainedHoles: 0, repeated: 0 },
       labels: { repeated: 0 },
       predictions: { expected: 0, written: 0, missing: 0, repeated: 0 },
       book: { checked: 0, mismatches: 0 },
@@ -256,8 +267,8 @@ export async function audit(options: AuditOptions): Promise<AuditReport> {
       if (e.type === 'book_changes')
         for (const c of e.changes) acceptedLevels.add(levelKey(product, c, e.exchUs));
     }
-    judge(p.trades, sent.trades, acceptedTrades, storedTrades, resyncAt);
-    judge(p.levelChanges, sent.levels, acceptedLevels, storedLevels, resyncAt);
+    judge(p.trades, sent.trades, acceptedTrades, storedTrades, resyncAt, firstAcceptedUs);
+    judge(p.levelChanges, sent.levels, acceptedLevels, storedLevels, resyncAt, firstAcceptedUs);
 
     // Ticks, labels, predictions.
     const fr = features.filter((r) => r.product === product).sort((a, b) => a.tsUs - b.tsUs);
@@ -267,6 +278,15 @@ export async function audit(options: AuditOptions): Promise<AuditReport> {
     if (fr.length > 0) {
       const span = (fr[fr.length - 1]!.tsUs - fr[0]!.tsUs) / (tickMs * 1000) + 1;
       p.ticks.holes = span - ticks.size;
+      // A hole is explained by a resync stored within it: the book was being rebuilt, no row could be computed.
+      const resyncUs = rows.filter((r) => r.type === 'resync').map((r) => r.exchUs);
+      for (let i = 1; i < fr.length; i++) {
+        const [a, b] = [fr[i - 1]!.tsUs, fr[i]!.tsUs];
+        if (b - a <= tickMs * 1000) continue;
+        if (resyncUs.some((us) => us >= a - tickMs * 1000 && us <= b)) continue;
+        p.ticks.unexplainedHoles += (b - a) / (tickMs * 1000) - 1;
+        p.ticks.firstHoleUs ??= a + tickMs * 1000;
+      }
     }
     const labelKeys = labels.filter((l) => l.product === product).map((l) => `${l.tsUs} ${l.target}`);
     p.labels.repeated = labelKeys.length - new Set(labelKeys).size;
@@ -306,11 +326,16 @@ export async function audit(options: AuditOptions): Promise<AuditReport> {
     for (const kind of ['trades', 'levelChanges'] as const) {
       const a = p[kind];
       if (a.duplicated) problems.push(`${p.product}: ${a.duplicated} ${kind} duplicated in the lake`);
-      if (a.unexplained) problems.push(`${p.product}: ${a.unexplained} ${kind} lost with no resync`);
+      if (a.unexplained) {
+        const at = new Date((a.firstUnexplainedUs ?? 0) / 1000).toISOString();
+        problems.push(`${p.product}: ${a.unexplained} ${kind} lost with no resync (the first at ${at})`);
+      }
       if (a.invented) problems.push(`${p.product}: ${a.invented} ${kind} stored but never sent`);
     }
-    if (p.ticks.holes || p.ticks.repeated)
-      problems.push(`${p.product}: ticks with ${p.ticks.holes} holes, ${p.ticks.repeated} repeated`);
+    if (p.ticks.unexplainedHoles || p.ticks.repeated)
+      problems.push(
+        `${p.product}: ticks with ${p.ticks.unexplainedHoles} holes no resync explains (the first at ${new Date((p.ticks.firstHoleUs ?? 0) / 1000).toISOString()}), ${p.ticks.repeated} repeated`,
+      );
     if (p.labels.repeated) problems.push(`${p.product}: ${p.labels.repeated} labels repeated`);
     if (p.predictions.missing || p.predictions.repeated)
       problems.push(
@@ -345,9 +370,9 @@ function judge(
   accepted: Set<string>,
   stored: Map<string, { us: number; at: number[] }>,
   resyncAt: readonly number[],
+  from: number,
 ): void {
   const byTime = [...stored.values()].sort((x, y) => x.us - y.us);
-  const from = byTime[0]?.us ?? Number.POSITIVE_INFINITY;
   const to = byTime[byTime.length - 1]?.us ?? Number.NEGATIVE_INFINITY;
   a.stored = stored.size;
   for (const s of stored.values()) a.duplicated += s.at.length - 1;
@@ -372,7 +397,10 @@ function judge(
     const before = byTime[lo - 1]?.at[0] ?? -1;
     const after = byTime[lo]?.at[0] ?? Number.POSITIVE_INFINITY;
     const [min, max] = before < after ? [before, after] : [after, before];
-    if (!resyncAt.some((i) => i > min && i < max)) a.unexplained++;
+    if (accepted.has(key) || !resyncAt.some((i) => i > min && i < max)) {
+      a.unexplained++;
+      a.firstUnexplainedUs = Math.min(a.firstUnexplainedUs ?? us, us);
+    }
   }
 }
 
@@ -403,7 +431,7 @@ export function formatAudit(r: AuditReport): string {
       );
     }
     lines.push(
-      `${p.product.padEnd(9)} resyncs ${p.resyncs}; ticks ${p.ticks.written} (${p.ticks.holes} holes, ${p.ticks.repeated} repeated); ` +
+      `${p.product.padEnd(9)} resyncs ${p.resyncs}; ticks ${p.ticks.written} (${p.ticks.holes} holes, ${p.ticks.unexplainedHoles} unexplained, ${p.ticks.repeated} repeated); ` +
         `predictions ${p.predictions.written}/${p.predictions.expected}; books ${p.book.checked - p.book.mismatches}/${p.book.checked} equal; ` +
         `latest ${p.latest.present ? (p.latest.matches === false ? 'differs' : 'ok') : 'absent'}`,
     );

@@ -100,8 +100,10 @@ export interface SimulatorServer {
   marketEvents(): number;
   /** Frames delivered to connection `conn` (sent and not lost), errors and broken frames included. */
   framesSent(conn: number): number;
-  /** With `durationMs`: every open connection has reached the end of the market. */
+  /** With `durationMs`: the market is over and every open connection (at least one) has been sent all of it. */
   ended(): boolean;
+  /** The market's time now (realtime: the clock's; fast: the furthest connection's), epoch µs. */
+  timeUs(): number;
   /** Hostile frames sent, by kind. */
   readonly hostileSent: Record<string, number>;
   /** The simulator's top of book after the last l2_data frame with sequence_num <= seq on connection `conn` (default: the newest). */
@@ -391,8 +393,15 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
       return n;
     },
     hostileSent,
+    timeUs: () =>
+      mode === 'realtime'
+        ? simNow()
+        : Math.max(anchorUs, ...[...conns.values()].map((c) => c.session.timeUs)),
     framesSent: (conn) => sentBy.get(conn) ?? conns.get(conn)?.sent ?? 0,
-    ended: () => [...conns.values()].every((c) => c.session.timeUs >= endUs && c.inflight === 0),
+    ended: () =>
+      (mode === 'fast' || simNow() >= endUs) &&
+      conns.size > 0 &&
+      [...conns.values()].every((c) => c.session.timeUs >= endUs && c.inflight === 0),
     topOfBookAt(productId, seq, conn) {
       const id = conn ?? Math.max(0, ...conns.keys(), ...finished.keys());
       const session = conns.get(id)?.session ?? finished.get(id);
