@@ -20,6 +20,7 @@ describe('chaos run', () => {
     });
     expect(report.faults.map((f) => f.name).sort()).toEqual([...FAULT_NAMES].sort());
     expect(report.audit.problems).toEqual([]);
+    expect(report.lost).toBe(0);
     expect(report.duplicated).toBe(0);
     expect(report.unexplainedGaps).toBe(0);
     for (const p of report.audit.products) {

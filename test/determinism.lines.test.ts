@@ -258,6 +258,7 @@ describe('the audit (src/audit/audit.ts) of both runs', () => {
       for (const p of r.products) {
         expect(p.trades.sent, name).toBeGreaterThan(100);
         expect(p.trades).toMatchObject({ stored: p.trades.sent, lost: 0, duplicated: 0, invented: 0 });
+        expect(p.levelChanges).toMatchObject({ lostAccepted: 0, unexplained: 0 });
         expect(p.levelChanges.sent).toBeGreaterThan(1000);
         expect(p.levelChanges.lost).toBe(0);
         expect(p.book.checked).toBeGreaterThan(500);

@@ -49,13 +49,15 @@ export interface EventAudit {
   duplicated: number;
   /** Sent within the stored time range, never stored. */
   lost: number;
-  /** Lost although the stream had them (accepted), or with no resync stored between their stored neighbours. */
+  /** Lost although the stream had them: the system dropped what it had accepted. */
+  lostAccepted: number;
+  /** Lost on the feed (never accepted) with no resync stored between their stored neighbours. */
   unexplained: number;
   /** Stored but never sent. */
   invented: number;
   /** Sent outside the stored time range (before the system started or after it stopped): not judged. */
   outside: number;
-  /** Exchange µs of the first unexplained loss (where to look). */
+  /** Exchange µs of the first loss that is accepted or unexplained (where to look). */
   firstUnexplainedUs?: number;
 }
 
@@ -203,7 +205,17 @@ async function readStream(
 }
 
 function emptyAudit(): EventAudit {
-  return { sent: 0, accepted: 0, stored: 0, duplicated: 0, lost: 0, unexplained: 0, invented: 0, outside: 0 };
+  return {
+    sent: 0,
+    accepted: 0,
+    stored: 0,
+    duplicated: 0,
+    lost: 0,
+    lostAccepted: 0,
+    unexplained: 0,
+    invented: 0,
+    outside: 0,
+  };
 }
 
 /** Runs the audit. */
@@ -326,6 +338,8 @@ export async function audit(options: AuditOptions): Promise<AuditReport> {
     for (const kind of ['trades', 'levelChanges'] as const) {
       const a = p[kind];
       if (a.duplicated) problems.push(`${p.product}: ${a.duplicated} ${kind} duplicated in the lake`);
+      if (a.lostAccepted)
+        problems.push(`${p.product}: ${a.lostAccepted} ${kind} accepted by the stream, not stored`);
       if (a.unexplained) {
         const at = new Date((a.firstUnexplainedUs ?? 0) / 1000).toISOString();
         problems.push(`${p.product}: ${a.unexplained} ${kind} lost with no resync (the first at ${at})`);
@@ -397,10 +411,10 @@ function judge(
     const before = byTime[lo - 1]?.at[0] ?? -1;
     const after = byTime[lo]?.at[0] ?? Number.POSITIVE_INFINITY;
     const [min, max] = before < after ? [before, after] : [after, before];
-    if (accepted.has(key) || !resyncAt.some((i) => i > min && i < max)) {
-      a.unexplained++;
-      a.firstUnexplainedUs = Math.min(a.firstUnexplainedUs ?? us, us);
-    }
+    if (accepted.has(key)) a.lostAccepted++;
+    else if (resyncAt.some((i) => i > min && i < max)) continue;
+    else a.unexplained++;
+    a.firstUnexplainedUs = Math.min(a.firstUnexplainedUs ?? us, us);
   }
 }
 
@@ -408,7 +422,7 @@ function judge(
 export function formatAudit(r: AuditReport): string {
   const lines = [
     `stream: ${r.stream.records} records (${r.stream.undecodable} undecodable)`,
-    'product   kind           sent  accepted  stored  dup  lost  unexplained  invented  outside',
+    'product   kind           sent  accepted  stored  dup  lost  lost-accepted  unexplained  invented  outside',
   ];
   for (const p of r.products) {
     for (const [kind, a] of [
@@ -422,11 +436,12 @@ export function formatAudit(r: AuditReport): string {
           a.stored,
           a.duplicated,
           a.lost,
+          a.lostAccepted,
           a.unexplained,
           a.invented,
           a.outside,
         ]
-          .map((n, i) => String(n).padStart([5, 9, 7, 4, 5, 12, 9, 8][i]!))
+          .map((n, i) => String(n).padStart([5, 9, 7, 4, 5, 14, 12, 9, 8][i]!))
           .join(' ')}`,
       );
     }

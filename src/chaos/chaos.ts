@@ -40,8 +40,9 @@ export interface ChaosOptions {
   /** The first fault after this many market events, then one every `everyEvents` (± a quarter, seeded). */
   warmupEvents: number;
   everyEvents: number;
-  /** Which faults (default all, in a seeded order). */
+  /** Which faults (default all), each `rounds` times (default 1), in a seeded order. */
   faults?: readonly FaultName[];
+  rounds?: number;
   /** Back in step: every product's latest item at most this far behind the market, exchange ms. */
   steadyLagMs?: number;
   log?: (line: string) => void;
@@ -78,10 +79,12 @@ export interface ChaosReport {
   /** Wall seconds from the last fault until every product was back in step (undefined: never within the run). */
   recoveryS: number | undefined;
   audit: AuditReport;
-  /** Totals over products. */
+  /** Totals over products: accepted by the stream but not stored; duplicated in the lake; lost on the feed with no
+   * resync; lost on the feed and explained (the resyncs' gaps). */
   lost: number;
   duplicated: number;
   unexplainedGaps: number;
+  explainedGapEvents: number;
   wallS: number;
 }
 
@@ -158,7 +161,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         action: { kind: 'error', status: 400, errorType: 'ProvisionedThroughputExceededException' },
       }),
   };
-  const order = [...(o.faults ?? FAULT_NAMES)];
+  const order = Array.from({ length: o.rounds ?? 1 }, () => o.faults ?? FAULT_NAMES).flat();
   for (let i = order.length - 1; i > 0; i--) {
     const j = rng.int(i + 1);
     [order[i], order[j]] = [order[j]!, order[i]!];
@@ -220,9 +223,16 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       faults,
       recoveryS,
       audit: report,
-      lost: sum((p) => p.trades.lost + p.levelChanges.lost),
+      lost: sum((p) => p.trades.lostAccepted + p.levelChanges.lostAccepted),
       duplicated: sum((p) => p.trades.duplicated + p.levelChanges.duplicated),
       unexplainedGaps: sum((p) => p.trades.unexplained + p.levelChanges.unexplained),
+      explainedGapEvents: sum(
+        (p) =>
+          p.trades.lost -
+          p.trades.lostAccepted -
+          p.trades.unexplained +
+          (p.levelChanges.lost - p.levelChanges.lostAccepted - p.levelChanges.unexplained),
+      ),
       wallS: (Date.now() - started) / 1000,
     };
   } finally {
