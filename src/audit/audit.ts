@@ -59,6 +59,8 @@ export interface EventAudit {
   outside: number;
   /** Exchange µs of the first loss that is accepted or unexplained (where to look). */
   firstUnexplainedUs?: number;
+  /** The first few of those: key and exchange time. */
+  examples?: string[];
 }
 
 export interface ProductAudit {
@@ -415,6 +417,8 @@ function judge(
     else if (resyncAt.some((i) => i > min && i < max)) continue;
     else a.unexplained++;
     a.firstUnexplainedUs = Math.min(a.firstUnexplainedUs ?? us, us);
+    a.examples ??= [];
+    if (a.examples.length < 5) a.examples.push(`${key} at ${new Date(us / 1000).toISOString()}`);
   }
 }
 
