@@ -15,7 +15,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { ListShardsCommand } from '@aws-sdk/client-kinesis';
+import { GetRecordsCommand, GetShardIteratorCommand, ListShardsCommand } from '@aws-sdk/client-kinesis';
 import { dynamoClient, kinesisClient, s3Client } from '../aws/clients.js';
 import { OrderBook } from '../book/book.js';
 import { readCoreConfig, readResourceNames } from '../config.js';
@@ -34,7 +34,6 @@ import {
   decodeRawRows,
 } from '../storage/parquet.js';
 import { decodeRecord, levelKey, type StreamEvent } from '../stream/record.js';
-import { pollingSource, readShard, TRIM_HORIZON } from '../worker/shards.js';
 
 export class AuditError extends QuoteWatchError {}
 
@@ -176,7 +175,7 @@ function topAt(tops: Sent['tops'], us: number): { bid: string; ask: string } | u
 
 const sameDecimal = (a: string, b: string) => Number(a) === Number(b);
 
-/** Every record of every shard of the stream, from the trim horizon to the tip. */
+/** Every record of every shard of the stream, from the trim horizon to the tip (an empty page is not the tip). */
 async function readStream(
   env: Env,
 ): Promise<{ events: StreamEvent[]; records: number; undecodable: number }> {
@@ -186,22 +185,29 @@ async function readStream(
   const events: StreamEvent[] = [];
   let records = 0;
   let undecodable = 0;
-  const source = pollingSource(kinesis, streamName, { limit: 10_000, idleMs: 0 });
   for (const shard of shards) {
-    const stop = new AbortController();
-    await readShard(source, shard.ShardId!, TRIM_HORIZON, stop.signal, {
-      async records(rs) {
-        for (const r of rs) {
-          records++;
-          try {
-            events.push(...decodeRecord(r.Data!).events);
-          } catch {
-            undecodable++;
-          }
+    let it = (
+      await kinesis.send(
+        new GetShardIteratorCommand({
+          StreamName: streamName,
+          ShardId: shard.ShardId!,
+          ShardIteratorType: 'TRIM_HORIZON',
+        }),
+      )
+    ).ShardIterator;
+    while (it) {
+      const page = await kinesis.send(new GetRecordsCommand({ ShardIterator: it, Limit: 10_000 }));
+      for (const r of page.Records ?? []) {
+        records++;
+        try {
+          events.push(...decodeRecord(r.Data!).events);
+        } catch {
+          undecodable++;
         }
-      },
-      empty: () => stop.abort(), // caught up with the tip
-    });
+      }
+      if ((page.Records ?? []).length === 0 && (page.MillisBehindLatest ?? 0) === 0) break;
+      it = page.NextShardIterator;
+    }
   }
   return { events, records, undecodable };
 }
