@@ -23,7 +23,9 @@
  *   and at equal times the sizes already applied (a level changed twice to the same size within one microsecond is
  *   indistinguishable from a copy).
  * Events of a line that is not continuous (between its resync and its next snapshot) are not needed while another
- * line is primary; with no primary at all, every line's trades and tickers pass, first copy wins.
+ * line is primary; with no primary at all, every line's trades and tickers pass, first copy wins. A trade needs no
+ * book, so none is ever dropped for coming from the wrong line: a standby's trade the passed stream still lacks
+ * once it has moved `failoverMs` past it (its line lost it, and the primary changed in between) is passed late.
  */
 import type { LevelChange } from '../marketdata/events.js';
 import { namespaceOf, type StreamEvent } from '../stream/record.js';
@@ -89,6 +91,8 @@ class ProductArbiter {
   private feedUs = Number.NEGATIVE_INFINITY;
   /** The feed's time when the primary last delivered a trade or book change. */
   private primaryPulseUs = Number.NEGATIVE_INFINITY;
+  /** Standbys' trades not passed yet, by id (see the header: passed late if the passed stream never brings them). */
+  private readonly pendingTrades = new Map<string, Delivered>();
 
   constructor(
     private readonly o: ArbiterOptions,
@@ -128,6 +132,7 @@ class ProductArbiter {
       this.pass(d, out);
       return;
     }
+    if (e.type === 'trade' && this.ids.check(e.id, e.exchUs, true) === 'new') this.pendingTrades.set(e.id, d);
     // A standby: keep what only exchange-identified events can tell (tickers and heartbeats carry the frame's
     // time, which is one connection's), and only while it is continuous.
     if (!ls.continuous || (e.type !== 'trade' && e.type !== 'book_changes')) {
@@ -275,7 +280,21 @@ class ProductArbiter {
     }
     this.ids.pass(e.id, e.exchUs, timed);
     out.push(passed);
+    if (this.pendingTrades.size > 0) this.passOrphans(e.id, out);
     if (++this.passedSinceSweep >= 50_000) this.sweepLevels();
+  }
+
+  /** Forgets a standby's trade the passed stream now has; passes those it went `failoverMs` past without them. */
+  private passOrphans(passedId: string, out: Delivered[]): void {
+    this.pendingTrades.delete(passedId);
+    const horizon = this.ids.newestUs - this.o.failoverMs * 1000;
+    for (const [id, d] of this.pendingTrades) {
+      if (d.event.exchUs >= horizon) continue;
+      this.pendingTrades.delete(id);
+      if (this.ids.check(id, d.event.exchUs, true) !== 'new') continue;
+      this.ids.pass(id, d.event.exchUs, true);
+      out.push(d);
+    }
   }
 
   /** The changes newer than what their level holds; records them. */
