@@ -45,30 +45,18 @@ function otherProfile(): Profile {
 }
 
 /**
- * What the fitted profile must reproduce: the figures calibrate fits, within ±20%; the shape of the tails, of
- * volatility clustering and of the spread, which a 40-minute window leaves to a handful of seconds and which
- * the book's timing moves, within a factor of 2.
+ * What the fitted profile must reproduce: every statistic both the recording and the simulation measure, within
+ * ±20%, and the correlations within ±0.1 — autocorrelations and the OFI regressions' R², the square of the
+ * correlation between order-flow imbalance and the mid change (the next second's is near 0, where a ratio means
+ * nothing), compared on the correlation scale.
  */
-const WITHIN_20: StatKey[] = [
-  'ret1s_sd_bps',
-  'mid_changed_share',
-  'spread_median_ticks',
-  'quote_change_500ms',
-  'update_events_per_s',
-  'level_changes_per_s',
-  'removal_share',
-  'distance_median_ticks',
-  'trades_per_s',
-  'trade_size_median',
-];
-const WITHIN_2X: StatKey[] = [
-  'top1pct_var_share',
-  'kurtosis_1s',
-  'spread_p90_ticks',
-  'abs_ret_acf_lag1',
-  'fwd_rv_q90_over_q50_30min',
-  'ofi_r2_same_s',
-];
+const CORRELATIONS = new Set<StatKey>(['abs_ret_acf_lag1', 'rv5m_acf_lag12', 'trade_sign_acf_lag1']);
+const SQUARED_CORRELATIONS = new Set<StatKey>(['ofi_r2_same_s', 'ofi_r2_next_s']);
+function matches(key: StatKey, recorded: number, simulated: number): boolean {
+  if (CORRELATIONS.has(key)) return Math.abs(simulated - recorded) <= 0.1;
+  if (SQUARED_CORRELATIONS.has(key)) return Math.abs(Math.sqrt(simulated) - Math.sqrt(recorded)) <= 0.1;
+  return simulated >= recorded * 0.8 && simulated <= recorded * 1.2;
+}
 
 describe('calibrate: round trip on a recording of the simulator', () => {
   const original = otherProfile();
@@ -82,21 +70,18 @@ describe('calibrate: round trip on a recording of the simulator', () => {
     result = await calibrate({ path, seed: 11 });
     expect(result.seconds).toBeGreaterThanOrEqual(40 * 60 - 2);
     const off: string[] = [];
+    let compared = 0;
     for (const rec of result.recorded.products) {
       const sim = result.simulated.products.find((p) => p.product === rec.product)!;
-      for (const [keys, lo, hi] of [
-        [WITHIN_20, 0.8, 1.2],
-        [WITHIN_2X, 0.5, 2],
-      ] as const) {
-        for (const key of keys) {
-          const r = rec.figures[key];
-          const s = sim.figures[key];
-          expect(r, `${rec.product} ${key} measured on the recording`).toBeDefined();
-          if (!(s! >= r! * lo && s! <= r! * hi))
-            off.push(`${rec.product} ${key}: recording ${r}, simulated ${s} (want x${lo}-${hi})`);
-        }
+      for (const { key } of STAT_DEFS) {
+        const [r, s] = [rec.figures[key], sim.figures[key]];
+        if (r === undefined || s === undefined) continue;
+        compared++;
+        if (!matches(key, r, s)) off.push(`${rec.product} ${key}: recording ${r}, simulated ${s}`);
       }
     }
+    // 40 minutes measure all but the statistics that need hours (hourly spread, 5-min vol over 24 h).
+    expect(compared).toBeGreaterThanOrEqual(2 * 20);
     expect(off).toEqual([]);
     const [rec, sim] = [result.recorded.pairs[0]!, result.simulated.pairs[0]!];
     expect(Math.abs(sim.corr1m! - rec.corr1m!)).toBeLessThan(0.1);

@@ -223,7 +223,7 @@ export function monthlyCost(
     'CloudWatch',
     'custom metrics',
     inv.customMetrics * p.cloudwatch.metricMonth,
-    `${inv.customMetrics} metrics (name x dimension values, as a run of the system emits them)`,
+    `${inv.customMetrics} metrics (name x dimension values the tasks send every hour; prorated by the hour)`,
   );
   // Each long-running task flushes its metrics with PutMetricData once per METRICS_FLUSH_MS (one request: a
   // flush holds far fewer than the API's 1,000 datums).
@@ -339,8 +339,13 @@ export function trainingRunCost(
     (trainer.memoryMiB / 1024) * prices.fargate.gbHour +
     prices.publicIpv4Hour;
   const transitions = TARGETS.length * USAGE.training.transitionsPerRun;
+  // The run's metrics are billed for the hour they are sent in (custom metrics are prorated by the hour).
+  const metricHours = TARGETS.length * USAGE.metrics.trainingSeriesPerTarget;
   return {
-    usd: hours * hourly + (transitions / 1000) * prices.stepFunctions.transitionsPerThousand,
+    usd:
+      hours * hourly +
+      (transitions / 1000) * prices.stepFunctions.transitionsPerThousand +
+      (metricHours / prices.hoursPerMonth) * prices.cloudwatch.metricMonth,
     basis: `${tasks} tasks x ~${USAGE.training.taskMinutes} min at ${trainer.cpu / 1024} vCPU / ${trainer.memoryMiB / 1024} GB`,
   };
 }

@@ -35,10 +35,12 @@ export const USAGE = {
    * system and the training job by test/telemetry.contract.test.ts, which fails when this is below that count.
    * The API's request counts and latency stay out of CloudWatch (API Gateway's own metrics cover them).
    */
-  // Measured 26 with one target's model swapped mid-run; at steady state: feed 10 (resyncs by reason), worker 12,
-  // live quality 4 per target and served version (8, and 8 more in a month with a promotion), /predict's model
-  // time per target 2, training runs by decision and duration per target 8: 40.
-  metrics: { series: 40 },
+  // CloudWatch prorates custom metrics by the hour they receive data, so the tasks' series (sent every minute) are
+  // billed for the month and the training job's only for the hours a run sends them. Measured 24 for the tasks
+  // with one target's live quality and one resync reason; at steady state: feed 10 (resyncs by reason, ~5), worker
+  // 12, live quality 5 per target (one served version: after a promotion the old version's series stop), /predict's
+  // model time per target 2: 34. Training: its duration and its runs by decision, per target.
+  metrics: { series: 34, trainingSeriesPerTarget: 4 },
   /** Rejected-traffic VPC flow logs (scanners knocking on the tasks' public IPs); an estimate. */
   flowLogBytesPerDay: 5_000_000,
   /** Both images in ECR (node:22-slim ~ 75 MB compressed each, the worker's onnxruntime 25 MB). */
