@@ -142,7 +142,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   const behindMs = async () => (sim.timeUs() - (await latestUs())) / 1000;
 
   const faults: InjectedFault[] = [];
-  const apply: Record<FaultName, () => Promise<unknown> | void> = {
+  const apply: Record<FaultName, () => unknown> = {
     'kill -9 ingestor': () => system.crash('ingestor'),
     'kill -9 ingestor2': () => system.crash('ingestor2'),
     'kill -9 worker': () => system.crash('worker'),
