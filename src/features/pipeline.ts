@@ -351,7 +351,10 @@ export class FeaturePipeline {
     }
     // The row's position is the newest exchange time applied, not the feed's sequence number: that one belongs to
     // one connection, and the same events from another (a standby ingestor, a reconnect) must give the same rows.
-    if (e > s.lastSeq) s.lastSeq = e;
+    // Only what the exchange timed counts: book events and trades (tickers only as a ticker-only product's quote;
+    // their place among the book frames, like heartbeats', differs from connection to connection).
+    const timed = ev.type !== 'heartbeat' && (ev.type !== 'ticker' || !s.hasL2);
+    if (timed && e > s.lastSeq) s.lastSeq = e;
   }
 
   /** Records a best bid/ask price change; the first valid quote after start is not a change. */
