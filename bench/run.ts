@@ -17,6 +17,7 @@ import { type BenchGroup, formatTable, mergeResults, readResults, writeResults }
 import { ingestGroup } from './ingest.js';
 import { simGroup } from './sim.js';
 import { startupGroup } from './startup.js';
+import { qualityGroup, trainGroup } from './train.js';
 import { workerGroup } from './worker.js';
 
 const GROUPS: BenchGroup[] = [
@@ -28,6 +29,8 @@ const GROUPS: BenchGroup[] = [
   workerGroup,
   apiGroup,
   costGroup,
+  trainGroup,
+  qualityGroup,
 ];
 /** Long runs with scripts of their own (`npm run chaos`), left out of a plain `npm run bench`. */
 const SEPARATE: BenchGroup[] = [chaosGroup];

@@ -9,6 +9,9 @@ import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildDatasets } from '../models/baseline.js';
+import { formatRuns, listRuns } from '../models/eval/runRecord.js';
+import { formatWalkForward, walkForward } from '../models/eval/walkForward.js';
 import { TRAINING_STEPS } from '../models/train/steps.js';
 import { regionOf, type SmokeAuth, smokeCommand } from '../src/api/smoke.js';
 import { audit, formatAudit } from '../src/audit/audit.js';
@@ -24,15 +27,18 @@ import { DEFAULT_EMULATOR_PORTS, emulatorEnv, startEmulators } from '../src/loca
 import { provision } from '../src/local/provision.js';
 import { startSystem } from '../src/local/supervisor.js';
 import { componentLogger } from '../src/log.js';
-import { TARGETS } from '../src/model/types.js';
+import { claimNextVersion, rollback } from '../src/model/registry.js';
+import { MODEL_SETS, TARGETS } from '../src/model/types.js';
 import { RECORDING_FORMATS } from '../src/replay/readers.js';
 import { runReplay } from '../src/replay/replay.js';
 import type { ReplaySpeed } from '../src/replay/server.js';
+import { LOCAL_MODEL_URI } from '../src/resources.js';
 import { calibrateCommand } from '../src/simulator/calibrate.js';
 import { simulateCommand } from '../src/simulator/longrun.js';
 import { type Command, defineCommand, oneOf, runCli, UsageError } from './cli.js';
 
 const TRAINING_ENTRY = fileURLToPath(new URL('../models/train/main.ts', import.meta.url));
+const LOCAL_TRAINING_ENTRY = fileURLToPath(new URL('./localTraining.ts', import.meta.url));
 
 /**
  * Resolves on the first SIGINT/SIGTERM. A second one exits at once: the exit hooks still kill every child, but
@@ -210,6 +216,90 @@ const COMMANDS: Record<string, Command> = {
       const report = await audit({ simLog, env: awsEnv(), targets: TARGETS });
       console.log(values.json ? JSON.stringify(report, null, 2) : formatAudit(report));
       return report.clean ? 0 : 1;
+    },
+  }),
+  pipeline: defineCommand({
+    usage: 'pipeline [--target T] [--version V]',
+    summary:
+      "the training state machine (the CDK app's definition) run locally: train, evaluate, gate, promote or keep",
+    options: { target: { type: 'string' }, version: { type: 'string' } },
+    async run({ values }) {
+      const targets = values.target === undefined ? TARGETS : [oneOf('--target', values.target, TARGETS)];
+      const env = { MODEL_URI: LOCAL_MODEL_URI, ...awsEnv() };
+      let failed = 0;
+      for (const target of targets) {
+        // Without --version: the next qs-x.y.z tag, claimed in the registry table.
+        const version = values.version ?? (await claimNextVersion(target, env));
+        // Its own process, as `train` does: the CDK app and the Step Functions interpreter load only here.
+        const child = spawn(process.execPath, ['--import', 'tsx', LOCAL_TRAINING_ENTRY, target, version], {
+          env,
+          stdio: 'inherit',
+        });
+        const [code] = (await once(child, 'exit')) as [number | null];
+        if (code !== 0) failed++;
+      }
+      return failed === 0 ? 0 : 1;
+    },
+  }),
+  models: defineCommand({
+    usage: 'models rollback TARGET [--set l2|ticker] [--version V]',
+    summary:
+      'activate the version active before the current one (or --version), compare-and-set on the pointer',
+    positionals: ['ACTION', 'TARGET'],
+    options: { set: { type: 'string', default: 'l2' }, version: { type: 'string' } },
+    async run({ values, positionals: [action, target] }) {
+      oneOf('ACTION', action, ['rollback'] as const);
+      const { from, to } = await rollback(
+        oneOf('TARGET', target, TARGETS),
+        oneOf('--set', values.set, MODEL_SETS),
+        values.version,
+        { MODEL_URI: LOCAL_MODEL_URI, ...awsEnv() },
+      );
+      console.log(`${target}: ${from} -> ${to}`);
+      return 0;
+    },
+  }),
+  walkforward: defineCommand({
+    usage: 'walkforward [--hours H] [--seeds S,...] [--target T] [--set l2|ticker] [--json]',
+    summary: 'walk-forward evaluation of the trees against the baselines on simulated markets (models/eval)',
+    options: {
+      hours: { type: 'string', default: '3' },
+      seeds: { type: 'string', default: '101,102,103,104,105' },
+      target: { type: 'string' },
+      set: { type: 'string' },
+      json: { type: 'boolean', default: false },
+    },
+    async run({ values }) {
+      const hours = wholeNumberArg('--hours', values.hours, 24 * 30);
+      if (hours === 0) throw new UsageError('--hours: at least 1');
+      const seeds = values.seeds.split(',').map(seedArg);
+      const targets = values.target === undefined ? TARGETS : [oneOf('--target', values.target, TARGETS)];
+      const sets = values.set === undefined ? MODEL_SETS : [oneOf('--set', values.set, MODEL_SETS)];
+      const reports = [];
+      for (const seed of seeds) {
+        const data = buildDatasets({ seed, minutes: hours * 60 });
+        for (const target of targets) {
+          const examples = target === 'vol_spike_60s' ? data.volSpike : data.quoteChange;
+          for (const set of sets) {
+            console.error(`seed ${seed}: ${target} ${set}...`);
+            reports.push({ seed, ...(await walkForward(examples, { target, set })).report });
+          }
+        }
+      }
+      console.log(values.json ? JSON.stringify(reports, null, 2) : formatWalkForward(reports));
+      return 0;
+    },
+  }),
+  runs: defineCommand({
+    usage: 'runs [--target T] [--json]',
+    summary:
+      'the records of the training runs (passed, rejected, failed), newest first, from the model registry',
+    options: { target: { type: 'string' }, json: { type: 'boolean', default: false } },
+    async run({ values }) {
+      const targets = values.target === undefined ? TARGETS : [oneOf('--target', values.target, TARGETS)];
+      const runs = await listRuns(awsEnv(), targets);
+      console.log(values.json ? JSON.stringify(runs, null, 2) : formatRuns(runs));
+      return 0;
     },
   }),
   cost: defineCommand({

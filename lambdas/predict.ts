@@ -9,7 +9,7 @@ import { parsePredictBody, predict } from '../src/api/predict.js';
 import { readApiConfig } from '../src/config.js';
 import { ActiveModels } from '../src/model/serving.js';
 import { registrySource } from '../src/model/source.js';
-import type { Target } from '../src/model/types.js';
+import type { FeatureSetName, Target } from '../src/model/types.js';
 
 const { modelCheckMs } = readApiConfig();
 // Lives as long as the container: each target's model loads on its first request and is swapped on promotion.
@@ -21,6 +21,10 @@ const models = new ActiveModels({
 
 export const handler = apiHandler(async (event) => {
   const request = parsePredictBody(bodyText(event));
-  const deps = { model: (target: Target) => models.get(target), latest: latestOf, telemetry: apiTelemetry() };
+  const deps = {
+    model: (target: Target, set?: FeatureSetName) => models.get(target, set),
+    latest: latestOf,
+    telemetry: apiTelemetry(),
+  };
   return json(200, await predict(request, deps));
 });

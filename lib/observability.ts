@@ -208,8 +208,11 @@ export class Observability extends Construct {
         [catalogSearch(WORKER.liveAucShortfall, 'Maximum', 'below test interval')],
       ),
       graph(
-        'Live quality: Brier, base rate',
-        [catalogSearch(WORKER.liveBrier, 'Average', 'Brier')],
+        'Live quality: Brier, calibration error, base rate',
+        [
+          catalogSearch(WORKER.liveBrier, 'Average', 'Brier'),
+          catalogSearch(WORKER.liveCalibrationError, 'Average', 'calibration error'),
+        ],
         [catalogSearch(WORKER.liveBaseRate, 'Average', 'base rate')],
       ),
     );

@@ -17,6 +17,7 @@ import {
   Choice,
   Condition,
   DefinitionBody,
+  Fail,
   IntegrationPattern,
   JsonPath,
   LogLevel,
@@ -28,6 +29,7 @@ import {
   CallAwsService,
   DynamoAttributeValue,
   DynamoPutItem,
+  DynamoUpdateItem,
   EcsFargateLaunchTarget,
   EcsRunTask,
 } from 'aws-cdk-lib/aws-stepfunctions-tasks';
@@ -127,7 +129,7 @@ export function trainerTaskTimeout(cpu: number, memoryMiB: number): Duration {
 }
 
 /**
- * Retrain -> evaluate -> promote only if better, as a Step Functions state machine.
+ * Retrain -> evaluate -> promote only if the gate passes (better beyond noise), as a Step Functions state machine.
  *
  * Train and Evaluate run the trainer CLI from the worker image as one-off Fargate tasks (ECS RunTask, .sync):
  * training reads the Parquet lake and can outgrow a Lambda's 15 minutes and 10 GB, and one image keeps feature
@@ -138,7 +140,7 @@ export function trainerTaskTimeout(cpu: number, memoryMiB: number): Duration {
  *              publishes the candidate NOT active; its metrics.json records the held-out window
  *   `evaluate` scores the candidate and the active model on that same held-out window and writes
  *              <prefix>/<target>/<version>/evaluation.json =
- *              {"candidate":{"version":s,"auc":n},"active":{"version":s,"auc":n}|null, ...}
+ *              {"candidate":{"version":s,...},"active":{"version":s,...}|null,"decision":{"promote":b,...}, ...}
  * Promotion itself needs no code: the state machine reads evaluation.json and flips the registry's active
  * pointer (pk="active#<target>", sk="active", version, activatedAt) with a conditional DynamoDB PutItem, the same
  * compare-and-set as the trainer's `promote` (registry activate with ifCurrent): if the pointer moved since
@@ -273,6 +275,23 @@ export class TrainingPipeline extends Construct {
     });
     const train = runTrainer('Train', 'train');
     const evaluate = runTrainer('Evaluate', 'evaluate');
+    // A failed task (the trainer exits 1 having written a failed run record; or ECS could not start it) is
+    // retried with backoff, up to taskAttempts in all; then the execution fails naming the error and cause.
+    const failed = new Fail(this, 'TrainingFailed', {
+      errorPath: JsonPath.stringAt('$.failure.Error'),
+      causePath: JsonPath.stringAt('$.failure.Cause'),
+    });
+    for (const task of [train, evaluate]) {
+      if (attempts > 1) {
+        task.addRetry({
+          errors: ['States.TaskFailed', 'ECS.AmazonECSException', 'States.Timeout'],
+          interval: Duration.seconds(30),
+          backoffRate: 2,
+          maxAttempts: attempts - 1,
+        });
+      }
+      task.addCatch(failed, { errors: ['States.ALL'], resultPath: '$.failure' });
+    }
     const readEvaluation = new CallAwsService(this, 'ReadEvaluation', {
       service: 's3',
       action: 'getObject',
@@ -288,46 +307,67 @@ export class TrainingPipeline extends Construct {
       resultSelector: { 'result.$': 'States.StringToJson($.Body)' },
       resultPath: '$.evaluation',
     });
+    readEvaluation.addRetry({
+      errors: ['States.TaskFailed', 'S3.SdkClientException'],
+      interval: Duration.seconds(5),
+      backoffRate: 2,
+      maxAttempts: 2,
+    });
+    readEvaluation.addCatch(failed, { errors: ['States.ALL'], resultPath: '$.failure' });
     // Compare-and-set on the pointer, as the registry's activate(ifCurrent) does.
-    const promoteIf = (stateId: string, condition: 'none active' | 'evaluated active') =>
-      new DynamoPutItem(this, stateId, {
-        table: props.registryTable,
-        item: {
-          // REGISTRY_KEYS.active(target): the pointer's own partition, "active#<target>".
-          pk: DynamoAttributeValue.fromString(
-            JsonPath.format(`${ACTIVE_PARTITION_PREFIX}{}`, JsonPath.stringAt('$.target')),
-          ),
-          sk: DynamoAttributeValue.fromString(REGISTRY_KEYS.active('').sk),
-          version: DynamoAttributeValue.fromString(JsonPath.stringAt('$.version')),
-          activatedAt: DynamoAttributeValue.fromString(JsonPath.stringAt('$$.State.EnteredTime')),
-        },
-        ...(condition === 'none active'
-          ? { conditionExpression: 'attribute_not_exists(pk)' }
-          : {
-              conditionExpression: 'version = :current',
-              expressionAttributeValues: {
-                ':current': DynamoAttributeValue.fromString(
-                  JsonPath.stringAt('$.evaluation.result.active.version'),
-                ),
-              },
-            }),
-        resultPath: JsonPath.DISCARD,
-      });
+    // REGISTRY_KEYS.active(target): the pointer's own partition, "active#<target>".
+    const pointerKey = {
+      pk: DynamoAttributeValue.fromString(
+        JsonPath.format(`${ACTIVE_PARTITION_PREFIX}{}`, JsonPath.stringAt('$.target')),
+      ),
+      sk: DynamoAttributeValue.fromString(REGISTRY_KEYS.active('').sk),
+    };
+    const newVersion = DynamoAttributeValue.fromString(JsonPath.stringAt('$.version'));
+    const enteredAt = DynamoAttributeValue.fromString(JsonPath.stringAt('$$.State.EnteredTime'));
+    // Compare-and-set on the pointer, as the registry's activate(ifCurrent) does, keeping its history (the
+    // replaced version first in `previous`) so `quotewatch models rollback` can go back.
+    const promoteFirst = new DynamoPutItem(this, 'PromoteFirst', {
+      table: props.registryTable,
+      item: {
+        ...pointerKey,
+        version: newVersion,
+        activatedAt: enteredAt,
+        previous: DynamoAttributeValue.fromList([]),
+      },
+      conditionExpression: 'attribute_not_exists(pk)',
+      resultPath: JsonPath.DISCARD,
+    });
+    const promote = new DynamoUpdateItem(this, 'Promote', {
+      table: props.registryTable,
+      key: pointerKey,
+      updateExpression:
+        'SET version = :new, activatedAt = :at, previous = list_append(:replaced, if_not_exists(previous, :none))',
+      conditionExpression: 'version = :current',
+      expressionAttributeValues: {
+        ':new': newVersion,
+        ':at': enteredAt,
+        ':current': DynamoAttributeValue.fromString(JsonPath.stringAt('$.evaluation.result.active.version')),
+        ':replaced': DynamoAttributeValue.fromList([
+          DynamoAttributeValue.fromString(JsonPath.stringAt('$.evaluation.result.active.version')),
+        ]),
+        ':none': DynamoAttributeValue.fromList([]),
+      },
+      resultPath: JsonPath.DISCARD,
+    });
     const promoted = new Succeed(this, 'Promoted');
-    const isBetter = new Choice(this, 'BetterThanActive?')
+    // The promotion rule itself is the evaluate step's (models/eval/gate.ts): it writes the decision, with its
+    // figures and reasons, into evaluation.json; this state only follows it.
+    const passes = Condition.booleanEquals('$.evaluation.result.decision.promote', true);
+    const isBetter = new Choice(this, 'PassesGate?')
       .when(
-        Condition.isNull('$.evaluation.result.active'),
-        promoteIf('PromoteFirst', 'none active').next(promoted),
+        Condition.and(passes, Condition.isNull('$.evaluation.result.active')),
+        promoteFirst.next(promoted),
       )
-      .when(
-        Condition.numberGreaterThanJsonPath(
-          '$.evaluation.result.candidate.auc',
-          '$.evaluation.result.active.auc',
-        ),
-        promoteIf('Promote', 'evaluated active').next(promoted),
-      )
+      .when(passes, promote.next(promoted))
       .otherwise(
-        new Succeed(this, 'KeptActive', { comment: 'The candidate stays registered but inactive.' }),
+        new Succeed(this, 'KeptActive', {
+          comment: 'The candidate stays registered but inactive; evaluation.json says why.',
+        }),
       );
 
     this.stateMachine = new StateMachine(this, 'StateMachine', {

@@ -421,6 +421,11 @@ export interface WorkerConfig {
   recoveryLookbackMs: number;
   /** Live-quality metrics are published every this much event time. */
   qualityEveryMs: number;
+  /** Live-quality windows: their span of event time and the matured labels a figure needs to be shown. */
+  qualityWindowMs: number;
+  qualityMinLabels: number;
+  /** Feature drift: PSI of a model's inputs over the last hour above this flags the product. */
+  driftPsiLimit: number;
   /** FEATURES_STREAM: Kinesis stream that receives every tick's features; undefined = off (the default). */
   featuresStream: string | undefined;
   /**
@@ -459,6 +464,19 @@ export function readWorkerConfig(env: Env = process.env): WorkerConfig {
     modelCheckMs: read(env, 'MODEL_CHECK_MS', intMs(0, 600_000), '5000'),
     recoveryLookbackMs: read(env, 'RECOVERY_LOOKBACK_MS', intMs(0, 86_400_000), '420000'),
     qualityEveryMs: read(env, 'QUALITY_EVERY_MS', intMs(100, 3_600_000), '10000'),
+    qualityWindowMs: read(env, 'QUALITY_WINDOW_MS', intMs(60_000, 86_400_000), '1800000'),
+    qualityMinLabels: read(
+      env,
+      'QUALITY_MIN_LABELS',
+      z.coerce.number().int('expected a whole number').min(1),
+      '200',
+    ),
+    driftPsiLimit: read(
+      env,
+      'DRIFT_PSI_LIMIT',
+      z.coerce.number({ message: 'expected a number' }).gt(0, 'must be > 0'),
+      '0.25',
+    ),
     featuresStream: readFeaturesStream(env),
     start: read(
       env,
@@ -507,6 +525,8 @@ export interface TrainingConfig {
   l2: number;
   /** Fewer joined rows than this is an error, not a model. */
   minRows: number;
+  /** The learner: the logistic regression on the whole row, or the gradient-boosted trees on the l2 inputs. */
+  algorithm: 'logistic' | 'gbdt';
 }
 
 export function readTrainingConfig(env: Env = process.env): TrainingConfig {
@@ -533,6 +553,35 @@ export function readTrainingConfig(env: Env = process.env): TrainingConfig {
       String(DEFAULT_TRAIN_L2[target]),
     ),
     minRows: read(env, 'TRAIN_MIN_ROWS', z.coerce.number().int('expected a whole number').min(2), '100'),
+    algorithm: read(env, 'TRAIN_ALGORITHM', z.enum(['logistic', 'gbdt']), 'logistic'),
+  };
+}
+
+/** The promotion rule's settings (models/eval/gate.ts), recorded with every decision. */
+export interface PromotionConfig {
+  /** The candidate's gain in the main metric must have its lower bound above this. */
+  margin: number;
+  /** Most expected calibration error a promoted candidate may have. */
+  maxCalibrationError: number;
+  /** Least independent label horizons (test time span / horizon) per fold. */
+  minHorizons: number;
+  /** Least positives per fold. */
+  minPositives: number;
+  /** Bootstrap block length, seconds (at least the label horizon is used). */
+  blockS: number;
+  resamples: number;
+}
+
+export function readPromotionConfig(env: Env = process.env): PromotionConfig {
+  const number = z.coerce.number({ message: 'expected a number' });
+  const count = z.coerce.number().int('expected a whole number');
+  return {
+    margin: read(env, 'PROMOTE_MARGIN', number.min(0, 'must be >= 0'), '0'),
+    maxCalibrationError: read(env, 'PROMOTE_MAX_ECE', number.gt(0).max(1), '0.05'),
+    minHorizons: read(env, 'PROMOTE_MIN_HORIZONS', count.min(1), '30'),
+    minPositives: read(env, 'PROMOTE_MIN_POSITIVES', count.min(1), '20'),
+    blockS: read(env, 'PROMOTE_BLOCK_S', number.gt(0), '60'),
+    resamples: read(env, 'PROMOTE_RESAMPLES', count.min(100).max(100_000), '1000'),
   };
 }
 

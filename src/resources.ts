@@ -91,7 +91,11 @@ export const TABLES = {
  */
 export const REGISTRY_KEYS = {
   version: (target: string, version: string) => ({ pk: target, sk: `v#${version}` }),
-  active: (target: string) => ({ pk: `${ACTIVE_PARTITION_PREFIX}${target}`, sk: 'active' }),
+  /** One pointer per target and feature set: "active#<target>" (l2), "active#<target>.<set>" (src/model/types.ts slotKey). */
+  active: (target: string, set: 'l2' | 'ticker' = 'l2') => ({
+    pk: `${ACTIVE_PARTITION_PREFIX}${set === 'l2' ? target : `${target}.${set}`}`,
+    sk: 'active',
+  }),
 } as const;
 export const ACTIVE_PARTITION_PREFIX = 'active#';
 

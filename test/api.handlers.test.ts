@@ -297,7 +297,7 @@ describe('POST /predict before any model is active', () => {
     expect(status).toBe(503);
     expect(body.error).toEqual({
       code: 'unavailable',
-      message: 'model for quote_change_500ms is unavailable',
+      message: 'model for quote_change_500ms (l2 features) is unavailable',
     });
   });
 });
@@ -384,7 +384,7 @@ describe('POST /predict', () => {
   it('answers 503 for a target without an active model, while the other target keeps serving', async () => {
     const vol = await post('{"product":"ETH-USD","target":"vol_spike_60s"}');
     expect(vol.status).toBe(503);
-    expect(vol.body.error.message).toBe('model for vol_spike_60s is unavailable');
+    expect(vol.body.error.message).toBe('model for vol_spike_60s (l2 features) is unavailable');
     expect((await post('{"product":"ETH-USD"}')).status).toBe(200);
   });
 

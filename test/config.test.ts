@@ -13,6 +13,7 @@ import {
   readFeatureConfig,
   readFeedUrl,
   readLocalConfig,
+  readPromotionConfig,
   readResourceNames,
   readSimulatorConfig,
   readTrainingConfig,
@@ -147,6 +148,7 @@ describe('training config', () => {
       trainFraction: 0.7,
       l2: DEFAULT_TRAIN_L2.quote_change_500ms,
       minRows: 100,
+      algorithm: 'logistic',
     });
     const vol = readTrainingConfig({ ...base, TARGET: 'vol_spike_60s' });
     expect(vol.l2).toBe(DEFAULT_TRAIN_L2.vol_spike_60s);
@@ -167,6 +169,7 @@ describe('training config', () => {
     ['TRAIN_L2', 'strong'],
     ['TRAIN_MIN_ROWS', '1'],
     ['TRAIN_MIN_ROWS', '10.5'],
+    ['TRAIN_ALGORITHM', 'forest'],
   ])('rejects %s=%s with an error naming the variable', (variable, value) => {
     const read = () => readTrainingConfig({ ...base, [variable]: value });
     expect(read).toThrow(ConfigError);
@@ -175,5 +178,31 @@ describe('training config', () => {
 
   it('requires CANDIDATE_VERSION', () => {
     expect(() => readTrainingConfig({})).toThrow(/^CANDIDATE_VERSION: invalid value undefined \(required\)/);
+  });
+});
+
+describe('promotion config', () => {
+  it('has the defaults the issue names and rejects bad values naming the variable', () => {
+    expect(readPromotionConfig({})).toEqual({
+      margin: 0,
+      maxCalibrationError: 0.05,
+      minHorizons: 30,
+      minPositives: 20,
+      blockS: 60,
+      resamples: 1000,
+    });
+    expect(readPromotionConfig({ PROMOTE_MARGIN: '0.01' }).margin).toBe(0.01);
+    for (const [variable, value] of [
+      ['PROMOTE_MARGIN', '-1'],
+      ['PROMOTE_MAX_ECE', '0'],
+      ['PROMOTE_MIN_HORIZONS', '2.5'],
+      ['PROMOTE_MIN_POSITIVES', '0'],
+      ['PROMOTE_BLOCK_S', 'long'],
+      ['PROMOTE_RESAMPLES', '10'],
+    ] as const) {
+      expect(() => readPromotionConfig({ [variable]: value })).toThrow(
+        new RegExp(`^${variable}: invalid value`),
+      );
+    }
   });
 });

@@ -45,7 +45,7 @@ describe('windowed features over whole seconds (hand-made sequence with known an
     events.push(quote(j));
     if (j % 10 === 0) events.push(trade(j + 0.75, 'sell', '0.3'));
   }
-  const { f, rows } = run(events);
+  const { f, rows, row } = run(events);
   // At the tick 40.0 s the windows end at the boundary 40 s: the 30 s window holds seconds 10..39, whose
   // returns are ln(m(k)/m(k-1)), mids at the boundaries 11..40 are m(10)..m(39).
   const rets = Array.from({ length: 30 }, (_, i) => Math.log(m(10 + i) / m(9 + i)));
@@ -72,7 +72,8 @@ describe('windowed features over whole seconds (hand-made sequence with known an
   it('trade intensity, volume velocity, time since the last trade', () => {
     // Seconds 10..39: 30 buys of 0.1 and sells of 0.3 at 10, 20, 30.
     expect(f(40, 'trade_rate_30s')).toBeCloseTo(33 / 30, 12);
-    expect(f(40, 'log_volume_rate_30s')).toBeCloseTo(Math.log1p(3.9 / 30), 12);
+    // Volume valued at the tick's mid (notional, so one model serves products of any price).
+    expect(f(40, 'log_notional_volume_rate_30s')).toBeCloseTo(Math.log1p((3.9 / 30) * row(40).mid), 12);
     expect(f(40, 'time_since_trade_s')).toBeCloseTo(0.75, 12); // last trade at 39.25 s
     expect(f(0.6, 'time_since_trade_s')).toBeCloseTo(0.35, 12); // the trade at 0.25 s came before the book
   });
@@ -80,15 +81,15 @@ describe('windowed features over whole seconds (hand-made sequence with known an
   it('short trade windows: count, volume, signed volume and imbalance over 1 s and 5 s', () => {
     // [35.1, 40.1): buys at 35.25 .. 39.25 (5 x 0.1); [39.1, 40.1): one buy.
     expect(f(40.1, 'trade_count_5s')).toBe(5);
-    expect(f(40.1, 'log_volume_5s')).toBeCloseTo(Math.log1p(0.5), 12);
+    expect(f(40.1, 'log_notional_volume_5s')).toBeCloseTo(Math.log1p(0.5 * row(40.1).mid), 12);
     expect(f(40.1, 'trade_count_1s')).toBe(1);
     // [40.8, 41.8): the sell of 0.3 at 40.75 is out, only the buy at 41.25; [36.8, 41.8) has both.
     expect(f(41.8, 'trade_count_1s')).toBe(1);
     expect(f(40.8, 'trade_count_1s')).toBe(2); // [39.8, 40.8): buy 40.25, sell 40.75
-    expect(f(40.8, 'signed_log_volume_1s')).toBeCloseTo(-Math.log1p(0.2), 12);
+    expect(f(40.8, 'signed_log_notional_volume_1s')).toBeCloseTo(-Math.log1p(0.2 * row(40.8).mid), 12);
     expect(f(40.8, 'trade_imbalance_1s')).toBeCloseTo((0.1 - 0.3) / 0.4, 12);
     expect(f(41.8, 'trade_imbalance_5s')).toBeCloseTo((0.5 - 0.3) / 0.8, 12);
-    expect(f(41.8, 'signed_log_volume_5s')).toBeCloseTo(Math.log1p(0.2), 12);
+    expect(f(41.8, 'signed_log_notional_volume_5s')).toBeCloseTo(Math.log1p(0.2 * row(41.8).mid), 12);
   });
 
   it('gap flags: set until a window is full of known returns', () => {
@@ -135,7 +136,7 @@ describe('ticker-only products', () => {
     expect(f(0.1, 'spread_bps', S)).toBeCloseTo((0.02 / 20.01) * 1e4, 9);
     expect(f(0.1, 'imbalance_l1', S)).toBeCloseTo(0.5, 12);
     expect(f(0.1, 'imbalance_l2', S)).toBe(0);
-    expect(f(0.1, 'log_depth_bid_3', S)).toBe(0);
+    expect(f(0.1, 'log_notional_depth_bid_3', S)).toBe(0);
     expect(f(0.1, 'book_updates_1s', S)).toBe(0);
     expect(row(0.1, S).top).toEqual({ bids: [['20', '3']], asks: [['20.02', '1']] });
     // The second ticker has no sizes: imbalance and microprice fall back to 0; the quote change counts.
@@ -161,6 +162,23 @@ describe('ticker-only products', () => {
     let s2 = 0;
     for (let k = 1; k <= 60; k++) s2 += Math.log(m(k) / m(k - 1)) ** 2;
     expect(vol.find((l) => l.tsUs === at(1))!.value).toBeCloseTo(Math.sqrt(s2 / 60) * 1e4, 6);
+  });
+
+  it('take trade flow from the growth of the ticker volume when there is no trades feed', () => {
+    seq = 0;
+    const withVolume = (e: MarketEvent, volume: string): MarketEvent =>
+      ({ ...e, volume24h: volume }) as MarketEvent;
+    const { f } = run([
+      withVolume(ticker(0.05, '20.00', '20.02'), '100'),
+      { ...withVolume(ticker(0.3, '20.00', '20.02'), '100.5'), price: '20.02' } as MarketEvent, // buy 0.5
+      { ...withVolume(ticker(0.45, '20.00', '20.02'), '100.7'), price: '20.00' } as MarketEvent, // sell 0.2
+      withVolume(ticker(0.55, '20.00', '20.02'), '90'), // the 24 h window rolled: nothing known traded
+      ticker(0.65, '20.00', '20.02'),
+    ]);
+    const S = 'SOL-USD';
+    expect(f(0.6, 'trade_count_1s', S)).toBe(2);
+    expect(f(0.6, 'trade_imbalance_1s', S)).toBeCloseTo((0.5 - 0.2) / 0.7, 12);
+    expect(f(0.6, 'time_since_trade_s', S)).toBeCloseTo(0.15, 12);
   });
 
   it('a product with L2 data ignores its ticker', () => {

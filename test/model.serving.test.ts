@@ -10,10 +10,10 @@ import { exportLogisticOnnx } from '../models/export/onnx.js';
 import type { LogisticModel } from '../models/train/logreg.js';
 import type { FeatureSpec } from '../src/features/types.js';
 import type { Logger } from '../src/log.js';
-import { activate, publishVersion } from '../src/model/registry.js';
+import { activate, activeVersion, publishVersion, readPointer, rollback } from '../src/model/registry.js';
 import { ActiveModels, ModelUnavailableError } from '../src/model/serving.js';
 import { registrySource } from '../src/model/source.js';
-import type { LoadedModel, Target } from '../src/model/types.js';
+import type { FeatureSetName, LoadedModel, Target } from '../src/model/types.js';
 import { withEmulators } from './support/system.js';
 
 const local = withEmulators({ provision: true });
@@ -43,14 +43,16 @@ async function publish(
   version: string,
   metrics: Record<string, unknown>,
   onnx?: Uint8Array,
+  set?: FeatureSetName,
 ): Promise<string> {
   const dir = join(root, target, version);
   mkdirSync(dir, { recursive: true });
+  const versionSpec = set ? { ...spec, set } : spec;
   writeFileSync(
     join(dir, 'model.onnx'),
-    onnx ?? exportLogisticOnnx(model(version.endsWith('1') ? -5 : 5), spec),
+    onnx ?? exportLogisticOnnx(model(version.endsWith('1') ? -5 : 5), versionSpec),
   );
-  writeFileSync(join(dir, 'feature_spec.json'), JSON.stringify(spec));
+  writeFileSync(join(dir, 'feature_spec.json'), JSON.stringify(versionSpec));
   writeFileSync(join(dir, 'metrics.json'), JSON.stringify({ target, version, ...metrics }));
   await publishVersion(dir, target, version, env);
   return version;
@@ -72,8 +74,8 @@ function countingSource() {
     released,
     source: {
       ...source,
-      load: async (target: Target): Promise<LoadedModel> => {
-        const m = await source.load(target);
+      load: async (target: Target, set: FeatureSetName): Promise<LoadedModel> => {
+        const m = await source.load(target, set);
         loads.push(m.version);
         const release = async () => {
           released.push(m.version);
@@ -195,6 +197,31 @@ describe('ActiveModels over the registry', () => {
     await activate(target, await publish(target, 'qc-down-2', {}), env);
     clock = 20_000;
     expect((await models.get(target)).version).toBe('qc-down-2');
+    await models.release();
+  });
+
+  it('serves one model per target and feature set; a version activates its own set; rollback goes back', async () => {
+    const target = 'quote_change_500ms';
+    await activate(target, await publish(target, 'slot-l2-1', {}), env);
+    await activate(target, await publish(target, 'slot-tk-1', {}, undefined, 'ticker'), env);
+    expect(await activeVersion(target, env)).toBe('slot-l2-1');
+    expect(await activeVersion(target, env, 'ticker')).toBe('slot-tk-1');
+    const models = new ActiveModels({ source: registrySource(env), log: recorder().log, targets: [target] });
+    await models.refresh();
+    expect(models.served().map((m) => [m.version, m.featureSet])).toEqual([
+      ['slot-l2-1', 'l2'],
+      ['slot-tk-1', 'ticker'],
+    ]);
+    expect((await models.get(target, 'ticker')).version).toBe('slot-tk-1');
+    // The next l2 version, then back: the pointer remembers what was active before.
+    await activate(target, await publish(target, 'slot-l2-2', {}), env);
+    expect(await rollback(target, 'l2', undefined, env)).toEqual({ from: 'slot-l2-2', to: 'slot-l2-1' });
+    expect(await activeVersion(target, env)).toBe('slot-l2-1');
+    expect((await readPointer(target, 'l2', env))?.previous[0]).toBe('slot-l2-2');
+    await expect(rollback(target, 'l2', 'slot-tk-1', env)).rejects.toThrow(
+      /takes the ticker feature set, not l2/,
+    );
+    await expect(rollback(target, 'ticker', undefined, env)).rejects.toThrow(/no earlier version was active/);
     await models.release();
   });
 

@@ -181,7 +181,7 @@ describe('score stage', () => {
     const rows = [row('BTC-USD', 1_000_000), row('ETH-USD', 1_000_000), row('BTC-USD', 1_100_000)];
     const first = await scorer.score(rows, [counted, failing, otherSpec]);
     const second = await scorer.score(rows.slice(0, 1), [counted, failing, otherSpec]);
-    expect(first.map((s) => s.model.version)).toEqual(['good']);
+    expect(first.map((s) => s.models.map((m) => m?.version))).toEqual([['good', 'good', 'good']]);
     expect(first[0]!.predictions.map((p) => [p.product, p.tsUs, p.modelVersion])).toEqual(
       rows.map((r) => [r.product, r.tsUs, 'good']),
     );
@@ -195,6 +195,47 @@ describe('score stage', () => {
     expect(lines.filter((l) => l.msg === 'model not served: feature spec mismatch')).toHaveLength(1);
     expect(await scorer.score([], [counted])).toEqual([]);
     await Promise.all([good.release(), otherSpec.release()]);
+  });
+});
+
+describe('score stage: the model the data supports', () => {
+  it('scores L2 rows with the l2 model and ticker-only rows with the ticker model, each on its own columns', async () => {
+    const l2Spec = featureSpec(TICK_MS, 'l2');
+    const tickerSpec = featureSpec(TICK_MS, 'ticker');
+    const linear = (spec: typeof l2Spec, version: string) => {
+      const W = spec.features.length;
+      return loadModel(
+        exportLogisticOnnx(
+          { weights: Array(W).fill(0.05), bias: 0, mean: Array(W).fill(0), std: Array(W).fill(1) },
+          spec,
+        ),
+        spec,
+        { target: 'quote_change_500ms', version },
+      );
+    };
+    const l2 = await linear(l2Spec, 'l2-v');
+    const ticker = await linear(tickerSpec, 'tk-v');
+    const source = SPEC.features.findIndex((f) => f.name === 'source_is_ticker');
+    const book = row('BTC-USD', 1_000_000, 1);
+    book.values[source] = 0;
+    const tick = row('SOL-USD', 1_000_000, 1);
+    tick.values[source] = 1;
+    const scorer = new Scorer(TICK_MS, () => {});
+    const [both] = await scorer.score([book, tick], [l2, ticker]);
+    expect(both!.models.map((m) => m?.version)).toEqual(['l2-v', 'tk-v']);
+    // All-ones input: the probability is the sigmoid of 0.05 × the set's width.
+    const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
+    expect(both!.probabilities[0]).toBeCloseTo(sigmoid(0.05 * l2Spec.features.length), 5);
+    expect(both!.probabilities[1]).toBeCloseTo(sigmoid(0.05 * tickerSpec.features.length), 5);
+    expect(l2Spec.features.length).toBeGreaterThan(tickerSpec.features.length);
+    // Without a ticker model, a ticker-only row goes unscored; without an l2 model, the ticker one serves both.
+    const [l2Only] = await scorer.score([book, tick], [l2]);
+    expect(l2Only!.models.map((m) => m?.version)).toEqual(['l2-v', undefined]);
+    expect(l2Only!.probabilities[1]).toBeNaN();
+    expect(l2Only!.predictions.map((p) => p.product)).toEqual(['BTC-USD']);
+    const [tickerOnly] = await scorer.score([book, tick], [ticker]);
+    expect(tickerOnly!.models.map((m) => m?.version)).toEqual(['tk-v', 'tk-v']);
+    await Promise.all([l2.release(), ticker.release()]);
   });
 });
 
@@ -217,13 +258,24 @@ describe('latest sink', () => {
     const quality = {
       quote_change_500ms: { modelVersion: 'v1', n: 10, auc: 0.6, brier: 0.2, baseRate: 0.3 },
     };
+    const asked: [string, string | undefined][] = [];
+    const drift = { modelVersion: 'v1', psiMax: 0.4, feature: 'spread_bps', flagged: true };
     const snap = latestSnapshot(
       r,
       0,
       [scored!],
-      { quality, feed: () => feed, watermarkUs: () => 5_050_000 },
+      {
+        quality: (product, versions) => {
+          asked.push([product, versions.get('quote_change_500ms')]);
+          return quality;
+        },
+        drift: () => drift,
+        feed: () => feed,
+        watermarkUs: () => 5_050_000,
+      },
       5_080,
     );
+    expect(asked).toEqual([['BTC-USD', 'v1']]); // the quality of the version that scored this row
     expect(snap).toMatchObject({
       product: 'BTC-USD',
       tsUs: 5_000_000,
@@ -231,8 +283,16 @@ describe('latest sink', () => {
       bestAsk: '100.02',
       bids: [['100', '1']],
       asks: [['100.02', '2']],
-      predictions: { quote_change_500ms: { modelVersion: 'v1', probability: scored!.probabilities[0] } },
+      predictions: {
+        quote_change_500ms: {
+          modelVersion: 'v1',
+          probability: scored!.probabilities[0],
+          featureSet: 'l2',
+          drifted: true,
+        },
+      },
       quality,
+      drift: { quote_change_500ms: drift },
       feed,
       latencyMs: 30, // from the product's newest exchange time, not the tick
       updatedAtMs: 5_080,
@@ -247,7 +307,12 @@ describe('latest sink', () => {
 describe('history sink (against dynalite)', () => {
   const label = (product: string, tsUs: number, target: string, value: number) =>
     ({ product, tsUs, target, value }) as LabelRow;
-  const ctx = { quality: undefined, feed: () => undefined, watermarkUs: () => undefined };
+  const ctx = {
+    quality: () => undefined,
+    drift: () => undefined,
+    feed: () => undefined,
+    watermarkUs: () => undefined,
+  };
 
   it('writes a row per boundary tick, and the labels of ten rows as one item once their last horizon has passed', async () => {
     const store = { client: dynamoClient(local.env), table: TABLES.latest.localName };

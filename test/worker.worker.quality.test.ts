@@ -1,22 +1,27 @@
 import { describe, expect, it } from 'vitest';
 import { binarize } from '../models/train/targets.js';
+import { fitInputDistribution } from '../src/model/inputs.js';
+import type { LoadedModel } from '../src/model/types.js';
 import { WORKER } from '../src/telemetry/catalog.js';
 import { Telemetry } from '../src/telemetry/telemetry.js';
-import { isSpike, LiveQuality, QualityPublisher } from '../src/worker/quality.js';
+import { DriftMonitor } from '../src/worker/drift.js';
+import { isSpike, LiveQuality, QualityPublisher, qualityRecord } from '../src/worker/quality.js';
 
 describe('live quality', () => {
-  it('joins labels to the prediction of their tick, per version, binarizing continuous labels with τ', async () => {
-    const q = new LiveQuality(3);
-    for (let t = 1; t <= 5; t++) q.addPrediction('vol', 'A', t, t / 10, 'v1');
-    expect(q.addLabel('vol', 'A', 2, 0.5, 0.3)).toBe(true); // tick 1 is skipped: never labelled
-    expect(q.addLabel('vol', 'A', 3, 0.1, 0.3)).toBe(true);
-    expect(q.addLabel('vol', 'A', 3, 0.1, 0.3)).toBe(false); // already joined
-    expect(q.addLabel('vol', 'A', 5, 0.9)).toBe(false); // continuous without τ: not scored
-    q.addPrediction('vol', 'A', 6, 0.9, 'v2');
-    expect(q.addLabel('vol', 'A', 6, 1, 0.3)).toBe(true);
+  it('joins labels to the prediction of their tick, per version, judging each with the τ stored with it', async () => {
+    const q = new LiveQuality({ minLabels: 1 });
+    for (let t = 1; t <= 5; t++) q.addPrediction('vol', 'A', t, t / 10, 'v1', 0.3);
+    expect(q.addLabel('vol', 'A', 2, 0.5)).toBe(true); // tick 1 is skipped: never labelled
+    expect(q.addLabel('vol', 'A', 3, 0.1)).toBe(true);
+    expect(q.addLabel('vol', 'A', 3, 0.1)).toBe(false); // already joined
+    q.addPrediction('vol', 'A', 6, 0.9, 'v2', 0.95); // a hot swap: v2's τ applies to v2's predictions only
+    q.addPrediction('vol', 'A', 7, 0.9, 'v2'); // no τ: a continuous label cannot be scored
+    expect(q.addLabel('vol', 'A', 6, 1)).toBe(true);
+    expect(q.addLabel('vol', 'A', 7, 0.9)).toBe(false);
     const [v1, v2] = q.stats();
     expect(v1).toMatchObject({ modelVersion: 'v1', n: 2, baseRate: 0.5, auc: 0, prAuc: 0.5 });
     expect(v1!.brier).toBeCloseTo(((0.2 - 1) ** 2 + 0.3 ** 2) / 2, 12);
+    expect(v1!.ece).toBeCloseTo((0.8 + 0.3) / 2, 12);
     expect(v2).toMatchObject({ modelVersion: 'v2', n: 1, baseRate: 1 });
     expect(v2!.auc).toBeNaN();
     const telemetry = new Telemetry({ service: 'worker' });
@@ -30,15 +35,42 @@ describe('live quality', () => {
     expect(await telemetry.value(WORKER.liveLabels, { Target: 'vol', ModelVersion: 'v2' })).toBe(1);
   });
 
+  it('windows by event time, per product too, and shows no figure below the minimum count', () => {
+    const q = new LiveQuality({ windowMs: 60_000, minLabels: 20, recomputeMs: 0 });
+    const s = 1_000_000;
+    // Product A: 40 ticks a second apart, perfect ranking; B: 10 ticks, inverted.
+    for (let t = 0; t < 40; t++) q.addPrediction('qc', 'A', t * s, t % 2 ? 0.9 : 0.1, 'v1');
+    for (let t = 0; t < 10; t++) q.addPrediction('qc', 'B', t * s, t % 2 ? 0.1 : 0.9, 'v1');
+    for (let t = 0; t < 40; t++) q.addLabel('qc', 'A', t * s, t % 2);
+    for (let t = 0; t < 10; t++) q.addLabel('qc', 'B', t * s, t % 2);
+    const a = q.of('qc', 'v1', 'A');
+    expect(a.product).toMatchObject({ n: 40, enough: true, auc: 1 });
+    expect(a.all).toMatchObject({ n: 50, enough: true });
+    const b = q.of('qc', 'v1', 'B').product!;
+    expect(b).toMatchObject({ n: 10, enough: false });
+    expect(b.auc).toBeNaN(); // 10 < 20 labels: not shown
+    // 100 s later only the last 60 s of event time count.
+    for (let t = 100; t < 125; t++) q.addPrediction('qc', 'A', t * s, 0.5, 'v1');
+    for (let t = 100; t < 125; t++) q.addLabel('qc', 'A', t * s, t % 2);
+    expect(q.of('qc', 'v1', 'A').product).toMatchObject({ n: 25, auc: 0.5 });
+    const record = qualityRecord(q, 'B', new Map([['qc', 'v1']]))!;
+    expect(record.qc).toMatchObject({
+      modelVersion: 'v1',
+      windowS: 60,
+      minLabels: 20,
+      product: { n: 10, auc: null },
+    });
+  });
+
   it('counts a label equal to τ as negative, strictly above as positive (the training rule)', () => {
     expect(isSpike(0.807, 0.807)).toBe(false);
     expect(isSpike(0.8070001, 0.807)).toBe(true);
-    const q = new LiveQuality(10);
+    const q = new LiveQuality({ minLabels: 1 });
     const tau = 0.5;
-    for (let t = 1; t <= 3; t++) q.addPrediction('vol', 'A', t, 0.5, 'v1');
-    q.addLabel('vol', 'A', 1, tau, tau); // exactly τ: not a spike
-    q.addLabel('vol', 'A', 2, tau, tau);
-    q.addLabel('vol', 'A', 3, tau + Number.EPSILON, tau); // just above τ
+    for (let t = 1; t <= 3; t++) q.addPrediction('vol', 'A', t, 0.5, 'v1', tau);
+    q.addLabel('vol', 'A', 1, tau); // exactly τ: not a spike
+    q.addLabel('vol', 'A', 2, tau);
+    q.addLabel('vol', 'A', 3, tau + Number.EPSILON); // just above τ
     expect(q.stats()[0]).toMatchObject({ n: 3, baseRate: 1 / 3 });
   });
 
@@ -50,5 +82,34 @@ describe('live quality', () => {
       tau,
     ).map((e) => e.y);
     expect(values.map((v) => (isSpike(v, tau) ? 1 : 0))).toEqual(trained);
+  });
+});
+
+describe('feature drift', () => {
+  const train = Array.from({ length: 1000 }, (_, i) => [i % 100, (i * 7) % 13]);
+  const model = {
+    version: 'v1',
+    inputs: fitInputDistribution(['a', 'b'], train),
+  } as unknown as LoadedModel;
+
+  it('finds no drift in rows like the training rows, and flags the input that left the training range', () => {
+    const monitor = new DriftMonitor({ minRows: 100, everyMs: 0 });
+    for (let i = 0; i < 2000; i++) monitor.observe(model, 'A', i * 100_000, [(i * 37) % 100, (i * 7) % 13]);
+    expect(monitor.figure(model, 'A')!.psiMax).toBeLessThan(0.05);
+    expect(monitor.figure(model, 'A')!.flagged).toBe(false);
+    for (let i = 0; i < 2000; i++) monitor.observe(model, 'B', i * 100_000, [150 + (i % 10), (i * 7) % 13]);
+    expect(monitor.figure(model, 'B')).toMatchObject({ feature: 'a', flagged: true });
+    expect(monitor.figure(model, 'B')!.psiMax).toBeGreaterThan(1);
+    expect(monitor.figure(model, 'C')).toBeUndefined();
+  });
+
+  it('forgets rows older than the window (an hour of event time by default)', () => {
+    const monitor = new DriftMonitor({ minRows: 100, everyMs: 0 });
+    for (let i = 0; i < 1000; i++) monitor.observe(model, 'A', i * 100_000, [200, 0]);
+    expect(monitor.figure(model, 'A')!.flagged).toBe(true);
+    const later = 2 * 3_600_000_000;
+    for (let i = 0; i < 1000; i++)
+      monitor.observe(model, 'A', later + i * 100_000, [(i * 37) % 100, (i * 7) % 13]);
+    expect(monitor.figure(model, 'A')!.flagged).toBe(false);
   });
 });

@@ -102,6 +102,8 @@ const worker = new Worker({
   },
   telemetry,
   qualityEveryMs: tuning.qualityEveryMs,
+  quality: { windowMs: tuning.qualityWindowMs, minLabels: tuning.qualityMinLabels },
+  drift: { limit: tuning.driftPsiLimit },
   arbiter: tuning.arbiter,
   publishFeatures: tuning.featuresStream
     ? kinesisFeaturesPublisher(kinesis, tuning.featuresStream, log)

@@ -1,15 +1,18 @@
 /**
- * Exports a LogisticModel to ONNX bytes with no python and no protobuf library.
+ * Exports models to ONNX bytes with no python and no protobuf library.
  *
  * The contract (input/output names, metadata keys) is src/model/contract.ts, which the runtime checks.
- * Graph (opset 13, default domain):
+ * Logistic regression (opset 13, default domain):
  *   features float32 [N, F] -> Sub(mean) -> Div(std) -> MatMul(W [F, 1]) -> Add(b) -> Sigmoid -> probability [N, 1]
+ * Gradient-boosted trees (ai.onnx.ml opset 5 TreeEnsemble, default domain opset 21 for the Sigmoid; no ZipMap):
+ *   features float32 [N, F] -> TreeEnsemble (sum of the trees' leaves = the margin) -> Sigmoid -> probability [N, 1]
  *
  * Field numbers below are from onnx/onnx.proto (IR version 8). Initializers are stored as raw_data,
  * little-endian float32, as the spec requires for raw tensor data.
  */
 import type { FeatureSpec } from '../../src/features/types.js';
 import { INPUT_NAME, METADATA_KEYS, OUTPUT_NAME } from '../../src/model/contract.js';
+import type { TreeModel } from '../train/gbdt.js';
 import type { LogisticModel } from '../train/logreg.js';
 import { MessageWriter, readFields } from './protobuf.js';
 
@@ -58,6 +61,32 @@ function node(opType: string, inputs: string[], output: string): MessageWriter {
   return n.string(2, output).string(3, `${opType.toLowerCase()}_${output}`).string(4, opType);
 }
 
+/** TensorProto.DataType.UINT8 */
+const UINT8 = 2;
+
+/** TensorProto of raw uint8 values. */
+function uint8Tensor(name: string, values: ArrayLike<number>): MessageWriter {
+  return new MessageWriter()
+    .int(1, values.length)
+    .int(2, UINT8)
+    .string(8, name)
+    .bytes(9, Uint8Array.from(values));
+}
+
+/**
+ * AttributeProto: name = 1, i = 3, t = 5, ints = 8, type = 20 (AttributeType INT = 2, TENSOR = 4, INTS = 7).
+ * Repeated ints are written unpacked (one field each), which every protobuf parser accepts.
+ */
+const attribute = {
+  int: (name: string, v: number) => new MessageWriter().string(1, name).int(3, v).int(20, 2),
+  ints: (name: string, vs: ArrayLike<number>) => {
+    const a = new MessageWriter().string(1, name);
+    for (let i = 0; i < vs.length; i++) a.int(8, vs[i]!);
+    return a.int(20, 7);
+  },
+  tensor: (name: string, t: MessageWriter) => new MessageWriter().string(1, name).message(5, t).int(20, 4),
+};
+
 /** StringStringEntryProto: key = 1, value = 2. */
 function entry(key: string, value: string): MessageWriter {
   return new MessageWriter().string(1, key).string(2, value);
@@ -103,13 +132,136 @@ export function exportLogisticOnnx(
     .int(1, IR_VERSION)
     .string(2, 'quotewatch')
     .message(7, graph)
-    .message(8, new MessageWriter().int(2, OPSET))
+    .message(8, new MessageWriter().int(2, OPSET));
+  return withMetadata(modelProto, spec, meta).finish();
+}
+
+const ML_DOMAIN = 'ai.onnx.ml';
+const ML_OPSET = 5;
+/** The default-domain opset released with ai.onnx.ml 5 (ONNX 1.16), and the IR version it needs. */
+const TREE_OPSET = 21;
+const TREE_IR_VERSION = 10;
+/** TreeEnsemble nodes_modes: 0 = BRANCH_LEQ (x <= split goes to the true branch). */
+const BRANCH_LEQ = 0;
+
+/**
+ * Exports a TreeModel (models/train/gbdt.ts) as ONE ai.onnx.ml TreeEnsemble (opset 5) summing every tree's leaf,
+ * then Sigmoid. Interior nodes: x[feature] <= split goes to the true (left) child, NaN goes where the tree
+ * learnt (nodes_missing_value_tracks_true); leaves are their own list (nodes_trueleafs / nodes_falseleafs say
+ * which ids are leaves). A tree that never split is one node whose both branches reach its single leaf.
+ */
+export function exportTreeOnnx(model: TreeModel, spec: FeatureSpec, meta: ExportMeta = {}): Uint8Array {
+  const f = model.features;
+  if (spec.features.length !== f) {
+    throw new RangeError(`feature spec has ${spec.features.length} features but the model takes ${f}`);
+  }
+  if (model.trees.length === 0) throw new RangeError('a tree model needs at least one tree');
+  const featureIds: number[] = [];
+  const splits: number[] = [];
+  const trueIds: number[] = [];
+  const trueLeafs: number[] = [];
+  const falseIds: number[] = [];
+  const falseLeafs: number[] = [];
+  const missingTrue: number[] = [];
+  const leafWeights: number[] = [];
+  const roots: number[] = [];
+  for (const [t, tree] of model.trees.entries()) {
+    const leafOf = new Map<number, number>();
+    const nodeOf = new Map<number, number>();
+    // Number interior nodes and leaves first, so children can be referred to by their global ids.
+    for (let i = 0; i < tree.feature.length; i++) {
+      if (tree.feature[i]! < 0) {
+        if (!Number.isFinite(tree.value[i]!)) throw new RangeError(`tree ${t} leaf ${i} is not finite`);
+        leafOf.set(i, leafWeights.length);
+        leafWeights.push(tree.value[i]!);
+      } else {
+        if (tree.feature[i]! >= f)
+          throw new RangeError(`tree ${t} node ${i} splits on feature ${tree.feature[i]}`);
+        nodeOf.set(i, featureIds.length + nodeOf.size);
+      }
+    }
+    const branch = (child: number): [number, number] =>
+      leafOf.has(child) ? [leafOf.get(child)!, 1] : [nodeOf.get(child)!, 0];
+    if (nodeOf.size === 0) {
+      roots.push(featureIds.length);
+      const leaf = leafOf.get(0)!;
+      featureIds.push(0);
+      splits.push(0);
+      trueIds.push(leaf);
+      trueLeafs.push(1);
+      falseIds.push(leaf);
+      falseLeafs.push(1);
+      missingTrue.push(1);
+      continue;
+    }
+    roots.push(nodeOf.get(0)!);
+    for (let i = 0; i < tree.feature.length; i++) {
+      if (tree.feature[i]! < 0) continue;
+      const [tId, tLeaf] = branch(tree.left[i]!);
+      const [fId, fLeaf] = branch(tree.right[i]!);
+      featureIds.push(tree.feature[i]!);
+      splits.push(tree.threshold[i]!);
+      trueIds.push(tId);
+      trueLeafs.push(tLeaf);
+      falseIds.push(fId);
+      falseLeafs.push(fLeaf);
+      missingTrue.push(tree.missingLeft[i]!);
+    }
+  }
+  const ensemble = new MessageWriter()
+    .string(1, INPUT_NAME)
+    .string(2, 'margin')
+    .string(3, 'tree_ensemble')
+    .string(4, 'TreeEnsemble')
+    .message(5, attribute.int('aggregate_function', 1))
+    .message(5, attribute.ints('leaf_targetids', new Array(leafWeights.length).fill(0)))
+    .message(
+      5,
+      attribute.tensor('leaf_weights', floatTensor('leaf_weights', [leafWeights.length], leafWeights)),
+    )
+    .message(5, attribute.int('n_targets', 1))
+    .message(5, attribute.ints('nodes_falseleafs', falseLeafs))
+    .message(5, attribute.ints('nodes_falsenodeids', falseIds))
+    .message(5, attribute.ints('nodes_featureids', featureIds))
+    .message(5, attribute.ints('nodes_missing_value_tracks_true', missingTrue))
+    .message(
+      5,
+      attribute.tensor(
+        'nodes_modes',
+        uint8Tensor('nodes_modes', new Array(featureIds.length).fill(BRANCH_LEQ)),
+      ),
+    )
+    .message(5, attribute.tensor('nodes_splits', floatTensor('nodes_splits', [splits.length], splits)))
+    .message(5, attribute.ints('nodes_trueleafs', trueLeafs))
+    .message(5, attribute.ints('nodes_truenodeids', trueIds))
+    .message(5, attribute.int('post_transform', 0))
+    .message(5, attribute.ints('tree_roots', roots))
+    .string(7, ML_DOMAIN);
+  const graph = new MessageWriter()
+    .message(1, ensemble)
+    .message(1, node('Sigmoid', ['margin'], OUTPUT_NAME))
+    .string(2, 'quotewatch_gbdt')
+    .message(11, floatValueInfo(INPUT_NAME, ['N', f]))
+    .message(12, floatValueInfo(OUTPUT_NAME, ['N', 1]));
+  const modelProto = new MessageWriter()
+    .int(1, TREE_IR_VERSION)
+    .string(2, 'quotewatch')
+    .message(7, graph)
+    .message(8, new MessageWriter().int(2, TREE_OPSET))
+    .message(8, new MessageWriter().string(1, ML_DOMAIN).int(2, ML_OPSET));
+  return withMetadata(modelProto, spec, meta).finish();
+}
+
+/** The metadata every exported model carries (the feature spec it takes, its target and version). */
+function withMetadata(modelProto: MessageWriter, spec: FeatureSpec, meta: ExportMeta): MessageWriter {
+  modelProto
     .message(14, entry(METADATA_KEYS.featureNames, JSON.stringify(spec.features.map((d) => d.name))))
     .message(14, entry(METADATA_KEYS.featureSpecVersion, String(spec.version)))
     .message(14, entry(METADATA_KEYS.tickMs, String(spec.tickMs)));
+  if (spec.set) modelProto.message(14, entry(METADATA_KEYS.featureSet, spec.set));
   if (meta.target) modelProto.message(14, entry(METADATA_KEYS.target, meta.target));
   if (meta.version) modelProto.message(14, entry(METADATA_KEYS.version, meta.version));
-  return modelProto.finish();
+  return modelProto;
 }
 
 /** Reads metadata_props (ModelProto field 14) back from ONNX bytes. */

@@ -10,6 +10,8 @@ import type { FeatureSpec } from '../../src/features/types.js';
 import { METADATA_KEYS } from '../../src/model/contract.js';
 import { readVersionFile, s3Location, writeVersionRecord } from '../../src/model/registry.js';
 import type { ModelMetrics } from '../../src/model/types.js';
+import type { GateDecision } from '../eval/gate.js';
+import type { WalkForwardReport } from '../eval/walkForward.js';
 import { readOnnxMetadata } from '../export/onnx.js';
 import type { TimeWindow } from './dataset.js';
 import { isBinaryTarget } from './targets.js';
@@ -28,11 +30,23 @@ export interface SplitRecord {
   holdout: TimeWindow;
 }
 
-/** evaluation.json: what the state machine's Choice state and `promote` read. */
+/** Held-out figures of one model in evaluation.json. */
+export interface EvaluatedModel {
+  version: string;
+  auc: number;
+  prAuc: number;
+  brier: number;
+  logLoss: number;
+  calibrationError: number;
+}
+
+/** evaluation.json: what the state machine's Choice state and `promote` read (`decision.promote`). */
 export interface Evaluation {
   target: string;
-  candidate: { version: string; auc: number };
-  active: { version: string; auc: number } | null;
+  candidate: EvaluatedModel;
+  active: EvaluatedModel | null;
+  /** The promotion rule's decision (models/eval/gate.ts) with its figures and reasons. */
+  decision: GateDecision;
   /** Held-out rows both models scored. */
   rows: number;
   positives: number;
@@ -73,6 +87,15 @@ export interface CandidateFiles {
   window: TimeWindow;
   /** Thresholded targets (vol_spike_60s): τ, equal in metrics.json and the ONNX metadata. */
   threshold: number | undefined;
+  /** Positive rate of its training rows: the no-skill forecast the gate compares a first model with. */
+  trainBaseRate: number;
+  trainRows: number;
+  /** Seconds the train step took, when recorded. */
+  trainingS: number | undefined;
+  /** The walk-forward evaluation train ran on the lake (or why it did not), when recorded. */
+  walkForward: WalkForwardReport | { notRun: string } | undefined;
+  /** Trees: split gain per feature, largest first. */
+  importance: { feature: string; gain: number }[] | undefined;
 }
 
 /** What evaluate needs of a candidate `train` published; a TrainingJobError when a file is missing or wrong. */
@@ -82,20 +105,30 @@ export async function readCandidate(env: Env, target: string, version: string): 
     readFile(env, target, version, 'feature_spec.json'),
     readFile(env, target, version, 'metrics.json'),
   ]);
-  const metrics = parseJson<ModelMetrics & { split?: SplitRecord; threshold?: unknown }>(
-    metricsBytes,
-    `${target}/${version}/metrics.json`,
-  );
+  const metrics = parseJson<
+    ModelMetrics & { split?: SplitRecord; threshold?: unknown; trainBaseRate?: unknown }
+  >(metricsBytes, `${target}/${version}/metrics.json`);
   const window = metrics.split?.holdout;
   if (!window || !Number.isSafeInteger(window.fromUs) || !Number.isSafeInteger(window.toUs)) {
     throw new TrainingJobError(
       `${target}/${version}/metrics.json has no split.holdout window; was it trained by this job?`,
     );
   }
+  const rate = metrics.trainBaseRate;
+  if (typeof rate !== 'number' || !(rate > 0 && rate < 1)) {
+    throw new TrainingJobError(
+      `${target}/${version}/metrics.json has no trainBaseRate in (0, 1): ${JSON.stringify(rate)}`,
+    );
+  }
   return {
     onnx,
     spec: parseJson<FeatureSpec>(specBytes, `${target}/${version}/feature_spec.json`),
     window,
+    trainBaseRate: rate,
+    trainRows: metrics.split!.trainRows,
+    trainingS: (metrics.training as { durationS?: number } | undefined)?.durationS,
+    walkForward: metrics.walkForward as CandidateFiles['walkForward'],
+    importance: (metrics.training as { importance?: CandidateFiles['importance'] } | undefined)?.importance,
     threshold: candidateThreshold(target, version, metrics.threshold, onnx),
   };
 }

@@ -5,6 +5,7 @@
  */
 
 import { QuoteWatchError } from '../../src/errors.js';
+import { FEATURE_NAMES, type FeatureSet, isCompleteRow, MODEL_FEATURES } from '../../src/features/spec.js';
 import type { FeatureRow, FeatureSpec, LabelRow } from '../../src/features/types.js';
 import { isBinaryTarget } from './targets.js';
 
@@ -148,4 +149,29 @@ export function assertBothClasses(examples: readonly Example[], what: string): v
       `${what}: all ${examples.length} labels are ${positives === 0 ? 0 : 1}; need both classes`,
     );
   }
+}
+
+/**
+ * The rows a model of feature set `set` learns from and is evaluated on: complete rows only (fresh state,
+ * full trailing windows: isCompleteRow), each cut to the set's inputs in spec order.
+ */
+export function modelRows(examples: readonly Example[], set: FeatureSet): Example[] {
+  const columns = MODEL_FEATURES[set].map((name) => FEATURE_NAMES.indexOf(name));
+  const out: Example[] = [];
+  for (const e of examples) {
+    if (e.x.length !== FEATURE_NAMES.length) {
+      throw new DatasetError(
+        `a row of ${e.product} has ${e.x.length} values; the spec has ${FEATURE_NAMES.length}`,
+      );
+    }
+    if (isCompleteRow(e.x)) out.push({ ...e, x: columns.map((c) => e.x[c]!) });
+  }
+  return out;
+}
+
+/** A model's inputs from a lake row: its feature set's columns (spec.set), or the whole row for a set-less spec. */
+export function inputsOf(spec: FeatureSpec): (x: readonly number[]) => number[] {
+  if (spec.set === undefined) return (x) => [...x];
+  const columns = MODEL_FEATURES[spec.set].map((name) => FEATURE_NAMES.indexOf(name));
+  return (x) => columns.map((c) => x[c]!);
 }

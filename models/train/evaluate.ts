@@ -1,34 +1,48 @@
 /**
  * The `evaluate` step: the held-out window the candidate was trained beside, scored with the candidate and with
- * the active model, written to <prefix>/<target>/<version>/evaluation.json (candidate.ts `Evaluation`) for
- * promote and the state machine's Choice state.
+ * the active model, and the promotion gate's decision on those rows (models/eval/gate.ts, PROMOTE_* settings),
+ * written to <prefix>/<target>/<version>/evaluation.json (candidate.ts `Evaluation`) for promote and the state
+ * machine's Choice state.
  */
-import { readCoreConfig, readTrainingConfig } from '../../src/config.js';
+import { readCoreConfig, readPromotionConfig, readTrainingConfig } from '../../src/config.js';
 import { featureSpec } from '../../src/features/spec.js';
 import { componentLogger, type Logger } from '../../src/log.js';
-import { rocAuc } from '../../src/model/metrics.js';
 import { activeVersion } from '../../src/model/registry.js';
 import { loadModel } from '../../src/model/runtime.js';
 import { loadActive } from '../../src/model/source.js';
 import type { LoadedModel } from '../../src/model/types.js';
-import { type Evaluation, readCandidate, writeEvaluation } from './candidate.js';
-import { assertBothClasses, DatasetError, type Example, selectWindow } from './dataset.js';
+import { ScoredRows } from '../eval/bootstrap.js';
+import { decidePromotion } from '../eval/gate.js';
+import { curvesOf, gitSha, specHash, writeRunRecord } from '../eval/runRecord.js';
+import { mainMetric } from '../eval/walkForward.js';
+import { type EvaluatedModel, type Evaluation, readCandidate, writeEvaluation } from './candidate.js';
+import { assertBothClasses, DatasetError, type Example, inputsOf, selectWindow } from './dataset.js';
 import { loadLakeExamples } from './lakeDataset.js';
-import { binarize } from './targets.js';
+import { binarize, labelHorizonUs } from './targets.js';
 
 type Env = Record<string, string | undefined>;
 
-async function aucOf(model: LoadedModel, rows: Example[]): Promise<number> {
+async function probabilities(model: LoadedModel, rows: Example[]): Promise<Float64Array> {
+  // Each model reads its own inputs of the row (a feature set's columns, or the whole row).
+  const inputs = inputsOf(model.spec);
   const width = model.spec.features.length;
   const packed = new Float32Array(rows.length * width);
   rows.forEach((e, i) => {
-    packed.set(e.x, i * width);
+    packed.set(inputs(e.x), i * width);
   });
-  const p = await model.predict(packed, rows.length);
-  return rocAuc(
-    p,
-    rows.map((e) => e.y),
-  );
+  return Float64Array.from(await model.predict(packed, rows.length));
+}
+
+function figures(version: string, p: Float64Array, y: Uint8Array, trainRate: number): EvaluatedModel {
+  const m = new ScoredRows(p, y, trainRate, trainRate).metrics();
+  return {
+    version,
+    auc: m.rocAuc,
+    prAuc: m.prAuc,
+    brier: m.brier,
+    logLoss: m.logLoss,
+    calibrationError: m.calibrationError,
+  };
 }
 
 export async function evaluate(
@@ -36,7 +50,7 @@ export async function evaluate(
   log: Logger = componentLogger('trainer'),
 ): Promise<Evaluation> {
   const { target, candidateVersion: version } = readTrainingConfig(env);
-  const { tickMs } = readCoreConfig(env);
+  const { tickMs, deltaMs } = readCoreConfig(env);
   const candidateFiles = await readCandidate(env, target, version);
   const lake = await loadLakeExamples(env, target, featureSpec(tickMs));
   // The CANDIDATE's τ labels the held-out rows for both models: AUC only compares two models on the same 0/1
@@ -59,16 +73,64 @@ export async function evaluate(
     // Loaded with the code's tick: an active model on other features cannot be compared (nor served).
     const active = (await activeVersion(target, env)) ? await loadActive(target, env, { tickMs }) : undefined;
     if (active) models.push(active);
+    const y = Uint8Array.from(rows, (e) => e.y);
+    const trainRate = candidateFiles.trainBaseRate;
+    const pCandidate = await probabilities(candidate, rows);
+    const pActive = active ? await probabilities(active, rows) : undefined;
+    // One held-out window = one fold of the gate (models/eval/gate.ts).
+    const decision = decidePromotion(
+      {
+        target,
+        mainMetric: mainMetric(target),
+        horizonUs: labelHorizonUs(target, deltaMs),
+        tsUs: Float64Array.from(rows, (e) => e.tsUs),
+        fold: new Uint8Array(rows.length).fill(1),
+        y,
+        candidate: pCandidate,
+        ...(pActive ? { active: pActive } : {}),
+        trainRate,
+      },
+      readPromotionConfig(env),
+    );
     const evaluation: Evaluation = {
       target,
-      candidate: { version, auc: await aucOf(candidate, rows) },
-      active: active ? { version: active.version, auc: await aucOf(active, rows) } : null,
+      candidate: figures(version, pCandidate, y, trainRate),
+      active: active && pActive ? figures(active.version, pActive, y, trainRate) : null,
+      decision,
       rows: rows.length,
       positives: rows.reduce((n, e) => n + e.y, 0),
       window: candidateFiles.window,
       ...(candidateFiles.threshold === undefined ? {} : { threshold: candidateFiles.threshold }),
     };
     await writeEvaluation(env, evaluation);
+    await writeRunRecord(
+      {
+        target,
+        version,
+        status: decision.promote ? 'passed' : 'rejected',
+        recordedAt: new Date().toISOString(),
+        gitSha: gitSha(),
+        featureSpecHash: specHash(candidateFiles.spec),
+        parameters: { training: readTrainingConfig(env), promotion: decision.config },
+        data: {
+          window: candidateFiles.window,
+          rows: { train: candidateFiles.trainRows, test: rows.length },
+          positives: evaluation.positives,
+          ...(candidateFiles.threshold === undefined ? {} : { threshold: candidateFiles.threshold }),
+        },
+        ...(candidateFiles.trainingS === undefined ? {} : { trainingS: candidateFiles.trainingS }),
+        ...(candidateFiles.walkForward === undefined ? {} : { walkForward: candidateFiles.walkForward }),
+        ...(candidateFiles.importance === undefined ? {} : { importance: candidateFiles.importance }),
+        candidate: evaluation.candidate,
+        active: evaluation.active,
+        decision,
+        curves: {
+          candidate: curvesOf(pCandidate, y),
+          ...(pActive ? { active: curvesOf(pActive, y) } : {}),
+        },
+      },
+      env,
+    );
     log('info', 'candidate evaluated', { ...evaluation });
     return evaluation;
   } finally {

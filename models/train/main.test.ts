@@ -12,29 +12,38 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runTrainingStateMachine, synthesizeTrainingDefinition } from '../../bin/localTraining.js';
 import { s3Client } from '../../src/aws/clients.js';
 import { DEFAULT_TRAIN_L2 } from '../../src/config.js';
 import { FeaturePipeline } from '../../src/features/pipeline.js';
-import { FEATURE_SPEC } from '../../src/features/spec.js';
+import { FEATURE_SPEC, FEATURE_VERSION } from '../../src/features/spec.js';
 import type { FeatureRow, LabelRow } from '../../src/features/types.js';
 import { type Emulators, startEmulators } from '../../src/local/emulators.js';
 import { provision } from '../../src/local/provision.js';
 import { FEED_PRODUCT, mapAdvancedTradeFrame } from '../../src/marketdata/advancedTrade.js';
 import { METADATA_KEYS } from '../../src/model/contract.js';
 import { rocAuc } from '../../src/model/metrics.js';
-import { ActivationConflictError, activate, activeVersion } from '../../src/model/registry.js';
+import {
+  ActivationConflictError,
+  activate,
+  activeVersion,
+  claimNextVersion,
+  readPointer,
+} from '../../src/model/registry.js';
 import { loadModel } from '../../src/model/runtime.js';
 import { BUCKETS, LOCAL_MODEL_URI } from '../../src/resources.js';
 import { DEFAULT_PRODUCTS, seedEpochUs } from '../../src/simulator/exchange.js';
 import { Rng } from '../../src/simulator/rng.js';
 import { Session } from '../../src/simulator/session.js';
 import { LakeWriter } from '../../src/storage/lake.js';
+import { formatRuns, listRuns, type RunRecord } from '../eval/runRecord.js';
 import { readOnnxMetadata } from '../export/onnx.js';
 import type { Evaluation } from './candidate.js';
 import { DatasetError } from './dataset.js';
 import { evaluate } from './evaluate.js';
 import { loadLakeExamples } from './lakeDataset.js';
 import { promote, shouldPromote } from './promote.js';
+import { runStep } from './run.js';
 import { train } from './train.js';
 
 const TARGET = 'quote_change_500ms';
@@ -152,9 +161,9 @@ describe('training job on the local emulators', () => {
     env = { ...emulators.env, MODEL_URI: LOCAL_MODEL_URI, TARGET };
     await provision(env, { seed: true }); // the baseline becomes the active model
     await s3Client(env).send(new CreateBucketCommand({ Bucket: SHUFFLED_LAKE }));
-    // 5 minutes: vol_spike_60s labels cover all but the last ~61 s, and its training part loses another 61 s
-    // to the purge (label horizon) before the held-out part.
-    data = simulate(11, 5);
+    // 20 minutes: enough held-out rows (6 min) for the promotion gate to tell a model from noise; vol_spike_60s
+    // labels cover all but the last ~61 s, and its training part loses another 61 s to the purge.
+    data = simulate(11, 20);
     await writeLake(env, BUCKETS.lake.localName, data.rows, data.labels);
     await writeLake(env, SHUFFLED_LAKE, data.rows, shuffledLabels(data.labels));
   }, 60_000);
@@ -238,9 +247,13 @@ describe('training job on the local emulators', () => {
     });
     expect(await activeVersion(TARGET, env)).toBe('noise-1');
 
-    const evaluation = await evaluate(envFor('good-1'), silent);
+    // 20 simulated minutes hold out 6: 10 s bootstrap blocks (≥ the 0.5 s horizon) instead of the default 60 s.
+    const evaluation = await evaluate({ ...envFor('good-1'), PROMOTE_BLOCK_S: '10' }, silent);
     expect(evaluation.active?.version).toBe('noise-1');
     expect(evaluation.candidate.auc).toBeGreaterThan(evaluation.active!.auc);
+    expect(evaluation.decision.reasons).toEqual([]);
+    expect(evaluation.decision).toMatchObject({ promote: true, reference: 'active', mainMetric: 'logLoss' });
+    expect(evaluation.decision.gain.lo).toBeGreaterThan(0);
     expect(await promote(envFor('good-1'), silent)).toMatchObject({ promoted: true, active: 'good-1' });
     expect(await activeVersion(TARGET, env)).toBe('good-1');
 
@@ -308,6 +321,118 @@ describe('training job on the local emulators', () => {
     expect(await activeVersion(TARGET, env)).not.toBe('vol-1');
   }, 30_000);
 
+  it('TRAIN_ALGORITHM=gbdt: trees on the l2 inputs, exported as a TreeEnsemble, evaluated on their own inputs', async () => {
+    const gbdtEnv = { ...envFor('trees-1'), TRAIN_ALGORITHM: 'gbdt' };
+    expect((await train(gbdtEnv, silent)).published).toBe(true);
+    const spec = await readJson<{ set?: string; features: unknown[] }>(
+      env,
+      `registry/${TARGET}/trees-1/feature_spec.json`,
+    );
+    expect(spec.set).toBe('l2');
+    const onnx = new TextDecoder('latin1').decode(
+      await readBytes(env, `registry/${TARGET}/trees-1/model.onnx`),
+    );
+    expect(onnx).toContain('TreeEnsemble');
+    const evaluation = await evaluate(gbdtEnv, silent);
+    // The candidate reads its 42 l2 inputs, the active baseline the whole row, from the same held-out rows.
+    expect(evaluation.candidate.auc).toBeGreaterThan(0.5);
+    const record = await readJson<RunRecord>(env, `registry/${TARGET}/trees-1/run.json`);
+    expect(record.parameters.training.algorithm).toBe('gbdt');
+    expect(record.importance?.[0]?.gain).toBeGreaterThan(0);
+    expect(
+      new TextDecoder().decode(await readBytes(env, `registry/${TARGET}/trees-1/report.html`)),
+    ).toContain('Feature importance');
+  });
+
+  it('every evaluated run leaves a run record and a report page; `quotewatch runs` lists them', async () => {
+    const runs = await listRuns(env);
+    const byVersion = new Map(runs.map((r) => [r.version, r]));
+    expect(byVersion.get('noise-1')).toMatchObject({ target: TARGET, status: 'rejected' });
+    expect(byVersion.get('good-1')).toMatchObject({ target: TARGET, status: 'passed' });
+    expect(byVersion.get('vol-1')?.target).toBe(VOL);
+    const good = byVersion.get('good-1')!;
+    const evaluation = await readJson<Evaluation>(env, `registry/${TARGET}/good-1/evaluation.json`);
+    expect(good.decision).toEqual(evaluation.decision);
+    expect(good.candidate).toEqual(evaluation.candidate);
+    expect(good.data?.rows.test).toBe(evaluation.rows);
+    expect(good.parameters.promotion?.blockS).toBe(10);
+    expect(good.featureSpecHash).toMatch(/^[0-9a-f]{16}$/);
+    expect(good.trainingS).toBeGreaterThan(0);
+    expect(good.curves?.candidate.roc[0]).toEqual([0, 0]);
+    // 20 minutes cannot hold 5 folds with a 300.5 s embargo each: recorded as such, the run goes on.
+    expect(good.walkForward).toEqual({ notRun: expect.stringMatching(/too short for 5 folds/) });
+    const html = new TextDecoder().decode(await readBytes(env, `registry/${TARGET}/good-1/report.html`));
+    expect(html.match(/<svg /g)).toHaveLength(3);
+    expect(html).toContain('Decision: promote');
+    expect(formatRuns(runs)).toMatch(/quote_change_500ms\s+noise-1\s+rejected\s+logLoss -?\d/);
+  });
+
+  it('the state machine of the CDK app, run locally: a better candidate is promoted, a worse one kept', async () => {
+    await activate(TARGET, 'noise-1', env);
+    const progress: string[] = [];
+    const synth = synthesizeTrainingDefinition();
+    const good = await runTrainingStateMachine(
+      TARGET,
+      'sm-good',
+      { ...env, PROMOTE_BLOCK_S: '10' },
+      (line) => progress.push(line),
+      synth,
+    );
+    expect(good.error).toBeUndefined();
+    expect(good.states).toEqual([
+      'Prepare',
+      'Train',
+      'Evaluate',
+      'ReadEvaluation',
+      'PassesGate?',
+      'Promote',
+      'Promoted',
+    ]);
+    expect(await activeVersion(TARGET, env)).toBe('sm-good');
+    // The Promote state keeps the pointer's history as activate() does: one command goes back.
+    expect((await readPointer(TARGET, 'l2', env))?.previous[0]).toBe('noise-1');
+    expect(progress).toContain(`[${TARGET} sm-good] Train`);
+    expect(progress.some((l) => l.startsWith('  train | ') && l.includes('candidate published'))).toBe(true);
+
+    // A deliberately worse configuration (an L2 penalty that flattens the model): rejected, pointer unchanged.
+    const worse = await runTrainingStateMachine(
+      TARGET,
+      'sm-worse',
+      { ...env, TRAIN_L2: '1000' },
+      () => {},
+      synth,
+    );
+    expect(worse.status).toBe('SUCCEEDED');
+    expect(worse.states.slice(-2)).toEqual(['PassesGate?', 'KeptActive']);
+    expect(await activeVersion(TARGET, env)).toBe('sm-good');
+    const runs = new Map((await listRuns(env, [TARGET])).map((r) => [r.version, r.status]));
+    expect(runs.get('sm-good')).toBe('passed');
+    expect(runs.get('sm-worse')).toBe('rejected');
+
+    // A failing task: retried, then the execution fails naming the trainer's error; nothing promoted.
+    const failing = await runTrainingStateMachine(
+      TARGET,
+      'sm-empty',
+      { ...env, LAKE_BUCKET: 'qw-test-lake-missing' },
+      () => {},
+      synth,
+    );
+    expect(failing.status).toBe('FAILED');
+    expect(failing.retries).toBe(2); // taskAttempts 3 in all
+    expect(failing.states.at(-1)).toBe('TrainingFailed');
+    expect(failing.error).toMatch(/trainer train exited 1/);
+    expect(await activeVersion(TARGET, env)).toBe('sm-good');
+    expect((await readJson<RunRecord>(env, `registry/${TARGET}/sm-empty/run.json`)).status).toBe('failed');
+  }, 240_000);
+
+  it('a run without a version claims the next qs-x.y.z tag; two at once get different ones', async () => {
+    const [a, b] = await Promise.all([claimNextVersion(VOL, env), claimNextVersion(VOL, env)]);
+    expect(new Set([a, b]).size).toBe(2);
+    for (const tag of [a, b]) expect(tag).toMatch(new RegExp(`^qs-${FEATURE_VERSION}\\.0\\.[12]$`));
+    expect(await claimNextVersion(VOL, env)).toBe(`qs-${FEATURE_VERSION}.0.3`);
+    expect(await claimNextVersion(TARGET, env)).toBe(`qs-${FEATURE_VERSION}.0.1`); // per target
+  });
+
   it('names what is wrong with the lake: nothing in it, an object that is not Parquet', async () => {
     const bucket = 'qw-test-lake-bad';
     await s3Client(env).send(new CreateBucketCommand({ Bucket: bucket }));
@@ -315,6 +440,15 @@ describe('training job on the local emulators', () => {
     const empty = loadLakeExamples(lakeEnv, TARGET, FEATURE_SPEC);
     await expect(empty).rejects.toThrow(DatasetError);
     await expect(empty).rejects.toThrow(`s3://${bucket} has 0 features/ and 0 labels/ objects`);
+    // The step, as the entry runs it, fails with the same error and leaves a failed run record.
+    await expect(runStep('train', { ...lakeEnv, CANDIDATE_VERSION: 'empty-1' }, silent)).rejects.toThrow(
+      DatasetError,
+    );
+    expect(await readJson<RunRecord>(env, `registry/${TARGET}/empty-1/run.json`)).toMatchObject({
+      status: 'failed',
+      version: 'empty-1',
+      error: { step: 'train', name: 'DatasetError', message: expect.stringMatching(/has 0 features/) },
+    });
 
     await writeLake(env, bucket, data.rows.slice(0, 50), data.labels.slice(0, 50));
     const bad = 'features/product=BTC-USD/date=2026-01-01/hour=00/not-parquet.parquet';

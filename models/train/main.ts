@@ -13,18 +13,13 @@
  * configuration error. Importing this module runs it: import the step modules instead.
  */
 import { orExit, readCoreConfig, readResourceNames, readTrainingConfig } from '../../src/config.js';
-import { componentLogger, describeError, type Logger } from '../../src/log.js';
+import { componentLogger, describeError } from '../../src/log.js';
 import { TRAINING } from '../../src/telemetry/catalog.js';
 import { componentTelemetry } from '../../src/telemetry/setup.js';
 import type { Evaluation } from './candidate.js';
-import { evaluate } from './evaluate.js';
-import { promote, shouldPromote } from './promote.js';
-import { isTrainingStep, TRAINING_STEPS, type TrainingStep } from './steps.js';
-import { train } from './train.js';
-
-type Env = Record<string, string | undefined>;
-
-const STEPS: Record<TrainingStep, (env: Env, log: Logger) => Promise<unknown>> = { train, evaluate, promote };
+import { shouldPromote } from './promote.js';
+import { runStep } from './run.js';
+import { isTrainingStep, TRAINING_STEPS } from './steps.js';
 
 async function main(args: string[]): Promise<number> {
   const [step, ...rest] = args;
@@ -43,7 +38,7 @@ async function main(args: string[]): Promise<number> {
   const { telemetry, stop } = await componentTelemetry('trainer', log);
   const started = performance.now();
   try {
-    const result = await STEPS[step](process.env, log);
+    const result = await runStep(step, process.env, log);
     if (step === 'train')
       telemetry.gauge(TRAINING.durationS, (performance.now() - started) / 1000, { Target: target });
     if (step === 'evaluate') {

@@ -1,6 +1,6 @@
 /**
- * The `promote` step: activates the candidate only if its AUC beats the active one's (or none is active), as a
- * compare-and-set on the active version it was evaluated against. Deployed, the state machine does this step
+ * The `promote` step: activates the candidate only if evaluate's gate decided so (models/eval/gate.ts: better
+ * than the active model beyond noise), as a compare-and-set on the active version it was evaluated against. Deployed, the state machine does this step
  * itself with the same rule (lib/training-pipeline.ts).
  */
 import { readTrainingConfig } from '../../src/config.js';
@@ -10,9 +10,9 @@ import { type Evaluation, readEvaluation } from './candidate.js';
 
 type Env = Record<string, string | undefined>;
 
-/** The promotion rule (the state machine's Choice state applies the same one): strictly better AUC, or no active. */
-export function shouldPromote(evaluation: Pick<Evaluation, 'candidate' | 'active'>): boolean {
-  return evaluation.active === null || evaluation.candidate.auc > evaluation.active.auc;
+/** The gate's decision, written by evaluate (models/eval/gate.ts); the state machine's Choice state reads it too. */
+export function shouldPromote(evaluation: Pick<Evaluation, 'decision'>): boolean {
+  return evaluation.decision.promote === true;
 }
 
 export interface PromoteResult {
@@ -29,11 +29,12 @@ export async function promote(
   const { target, candidateVersion: version } = readTrainingConfig(env);
   const evaluation = await readEvaluation(env, target, version);
   if (!shouldPromote(evaluation)) {
-    log('info', 'candidate kept inactive: not better than the active model', {
+    log('info', 'candidate kept inactive: the promotion gate did not pass', {
       target,
       version,
-      candidateAuc: evaluation.candidate.auc,
-      active: evaluation.active,
+      reasons: evaluation.decision.reasons,
+      gain: evaluation.decision.gain,
+      active: evaluation.active?.version ?? null,
     });
     return { promoted: false, version, active: evaluation.active?.version };
   }

@@ -3,7 +3,7 @@
  * the requested target (default quote_change_500ms).
  */
 import { ModelUnavailableError } from '../model/serving.js';
-import type { LoadedModel, Target } from '../model/types.js';
+import type { FeatureSetName, LoadedModel, Target } from '../model/types.js';
 import type { LatestSnapshot } from '../storage/latest.js';
 import { API } from '../telemetry/catalog.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
@@ -82,7 +82,7 @@ export function featureVector(model: LoadedModel, values: Record<string, number>
 
 export interface PredictDeps {
   /** The active model of a target (ActiveModels.get, src/model/serving.ts). */
-  model: (target: Target) => Promise<LoadedModel>;
+  model: (target: Target, set?: FeatureSetName) => Promise<LoadedModel>;
   latest: (product: string) => Promise<Pick<LatestSnapshot, 'product' | 'tsUs' | 'features'>>;
   telemetry?: Telemetry;
 }
@@ -93,14 +93,19 @@ export async function predict(
   deps: PredictDeps,
 ): Promise<PredictResponse | PredictBatchAnswer> {
   const target = requestTarget(req);
-  const model = await deps.model(target).catch((cause: unknown) => {
+  // A product is scored by the model its data supports (a ticker-only product: the ticker model); a vector
+  // given by the caller by the l2 model, whose features it must name.
+  const snap = 'product' in req ? await deps.latest(req.product) : undefined;
+  const set: FeatureSetName = snap?.features.source_is_ticker === 1 ? 'ticker' : 'l2';
+  const model = await deps.model(target, set).catch((cause: unknown) => {
     if (cause instanceof ModelUnavailableError)
-      throw new DependencyError(`model for ${target} is unavailable`, { cause });
+      throw new DependencyError(`model for ${target} (${set} features) is unavailable`, { cause });
     throw cause;
   });
   const about = {
     target: model.target,
     modelVersion: model.version,
+    featureSet: model.featureSet,
     ...(model.threshold !== undefined ? { threshold: model.threshold } : {}),
   };
   if ('vectors' in req) {
@@ -111,19 +116,23 @@ export async function predict(
     return { ...about, probabilities: Array.from(await run(model, rows, req.vectors.length, deps)) };
   }
   if ('features' in req) return { ...about, probability: await score(model, req.features, deps) };
-  const snap = await deps.latest(req.product);
   let probability: number;
   try {
-    probability = await score(model, snap.features, deps);
+    // The snapshot holds the whole row; the model takes its feature set's columns.
+    const names = model.spec.features.map((f) => f.name);
+    const mine = Object.fromEntries(
+      names.filter((n) => n in snap!.features).map((n) => [n, snap!.features[n]!]),
+    );
+    probability = await score(model, mine, deps);
   } catch (err) {
     // The worker's features not matching the model is a deployment mismatch, not the caller's fault.
     if (err instanceof BadRequestError)
-      throw new DependencyError(`latest features of ${req.product} do not fit model ${model.version}`, {
+      throw new DependencyError(`latest features of ${snap!.product} do not fit model ${model.version}`, {
         cause: err,
       });
     throw err;
   }
-  return { ...about, probability, product: snap.product, tsUs: snap.tsUs };
+  return { ...about, probability, product: snap!.product, tsUs: snap!.tsUs };
 }
 
 async function score(model: LoadedModel, values: Record<string, number>, deps: PredictDeps): Promise<number> {

@@ -26,21 +26,63 @@ export const ErrorBody = z
 
 const Level = z.tuple([z.string(), z.string()]).meta({ description: '[price, size] as decimal strings' });
 
-const Prediction = z.object({ probability: z.number(), modelVersion: z.string() });
+const Prediction = z.object({
+  probability: z.number(),
+  modelVersion: z.string(),
+  featureSet: z
+    .enum(['l2', 'ticker'])
+    .optional()
+    .meta({ description: "the feature set of the model that scored it: what the product's data supports" }),
+  drifted: z
+    .boolean()
+    .optional()
+    .meta({ description: 'its inputs drifted out of the training distribution' }),
+});
+
+const QualityFigures = {
+  n: z.number().meta({ description: 'matured labels in the window' }),
+  auc: z.number().nullable().meta({ description: 'ROC-AUC (null below the minimum count)' }),
+  prAuc: z.number().nullable().optional().meta({ description: 'PR-AUC (average precision)' }),
+  brier: z.number().nullable(),
+  baseRate: z.number().nullable(),
+  ece: z.number().nullable().optional().meta({ description: 'expected calibration error (10 bins)' }),
+};
 
 export const Quality = z
   .record(
     z.string(),
     z.object({
       modelVersion: z.string(),
-      n: z.number(),
-      auc: z.number().nullable().meta({ description: 'ROC-AUC' }),
-      prAuc: z.number().nullable().optional().meta({ description: 'PR-AUC (average precision)' }),
-      brier: z.number().nullable(),
-      baseRate: z.number().nullable(),
+      ...QualityFigures,
+      windowS: z.number().optional().meta({ description: 'the window, seconds of event time' }),
+      minLabels: z.number().optional().meta({ description: 'figures are null below this many labels' }),
+      product: z
+        .object({ ...QualityFigures, prAuc: z.number().nullable(), ece: z.number().nullable() })
+        .optional()
+        .meta({ description: "the same figures over this product's own labels" }),
     }),
   )
-  .meta({ id: 'LiveQuality', description: 'rolling live quality per target of the served version' });
+  .meta({
+    id: 'LiveQuality',
+    description: 'rolling live quality per target of the version serving the product, over all products',
+  });
+
+export const Drift = z
+  .record(
+    z.string(),
+    z.object({
+      modelVersion: z.string(),
+      psiMax: z.number().meta({ description: 'largest population stability index of an input, last hour' }),
+      feature: z.string(),
+      flagged: z
+        .boolean()
+        .meta({ description: 'psiMax above DRIFT_PSI_LIMIT: the inputs left the training range' }),
+    }),
+  )
+  .meta({
+    id: 'FeatureDrift',
+    description: "per target, drift of the serving model's inputs against training",
+  });
 
 export const FeedHealth = z
   .object({
@@ -70,6 +112,7 @@ export const Snapshot = z
     features: z.record(z.string(), z.number()),
     predictions: z.record(z.string(), Prediction),
     quality: Quality.optional(),
+    drift: Drift.optional(),
     feed: FeedHealth.optional(),
     latencyMs: z.number(),
     updatedAtMs: z.number(),
@@ -140,6 +183,10 @@ export const PredictRequest = z
 const ModelAbout = {
   target: z.string(),
   modelVersion: z.string(),
+  featureSet: z
+    .enum(['l2', 'ticker'])
+    .optional()
+    .meta({ description: "the model's feature set: ticker for a ticker-only product, else l2" }),
   threshold: z.number().optional().meta({ description: 'vol_spike_60s: τ in bps (a spike is above it)' }),
 };
 export const PredictResponse = z

@@ -186,7 +186,7 @@ export class FeaturePipeline {
     const before = this.labels.length;
     // The quote is unknown past the gap limit after the last event: such horizons are dropped, not guessed.
     const knownUntil = s.lastEventUs + this.gapLimitUs;
-    s.labeler.resolve(e, s.bid(), s.ask(), s.valid(), this.labels, knownUntil);
+    s.labeler.resolve(e, s.valid(), this.labels, knownUntil);
     this.counters.labels += this.labels.length - before;
     if (e > s.watermarkUs) s.watermarkUs = e;
   }
@@ -286,7 +286,7 @@ export class FeaturePipeline {
       s.volLabeler.dropped++;
       return;
     }
-    s.labeler.addTick(t, bidU, askU, s.lastSeq);
+    s.labeler.addTick(t, s.lastSeq);
     s.volLabeler.addTick(t, s.lastSeq);
   }
 
@@ -314,16 +314,12 @@ export class FeaturePipeline {
           s.bookUpdates.push(at, ev.changes.length);
           this.afterQuoteChange(s, at);
           break;
-        case 'trade': {
-          const units = toUnits(ev.size);
-          const signed = ev.aggressor === 'buy' ? units : -units;
-          s.trades1s.push(at, signed);
-          s.trades5s.push(at, signed);
-          s.seconds.addTrade(units);
-          s.lastTradeUs = at;
+        case 'trade':
+          s.hasTrades = true;
+          this.addTrade(s, at, ev.aggressor === 'buy' ? toUnits(ev.size) : -toUnits(ev.size));
           break;
-        }
         case 'ticker':
+          if (!s.hasTrades) this.tickerFlow(s, at, ev);
           // The book is the source of truth when there is one; otherwise the ticker's quote is.
           if (!s.hasL2) {
             s.tickerBid = toUnits(ev.bestBid);
@@ -357,6 +353,30 @@ export class FeaturePipeline {
     if (timed && e > s.lastSeq) s.lastSeq = e;
   }
 
+  /** One trade of `signedUnits` (taker buy > 0, taker sell < 0) at `at`. */
+  private addTrade(s: ProductState, at: number, signedUnits: number): void {
+    s.trades1s.push(at, signedUnits);
+    s.trades5s.push(at, signedUnits);
+    s.seconds.addTrade(Math.abs(signedUnits));
+    s.lastTradeUs = at;
+  }
+
+  /**
+   * A ticker-only feed has no trades: the growth of the ticker's 24 h volume since the previous ticker is the
+   * volume traded in between, one trade, a taker buy when its last price is above the quote's mid before it
+   * (at or below: a sell). The rolling 24 h window can also shrink: then nothing traded that we can tell.
+   */
+  private tickerFlow(s: ProductState, at: number, ev: Extract<MarketEvent, { type: 'ticker' }>): void {
+    if (ev.volume24h === undefined) return;
+    const volume = toUnits(ev.volume24h);
+    const traded = volume - s.tickerVolume; // NaN for the first ticker
+    s.tickerVolume = volume;
+    if (!(traded > 0)) return;
+    const mid = (s.bid() + s.ask()) / 2;
+    const price = toUnits(ev.price);
+    this.addTrade(s, at, price > mid ? traded : -traded);
+  }
+
   /** Records a best bid/ask price change; the first valid quote after start is not a change. */
   private afterQuoteChange(s: ProductState, at: number): void {
     if (!s.valid()) return;
@@ -365,6 +385,7 @@ export class FeaturePipeline {
     if (bid === s.lastBid && ask === s.lastAsk) return;
     if (!Number.isNaN(s.lastBid)) {
       s.lastQuoteChangeUs = at;
+      s.labeler.markChange(at);
       s.quoteChanges1s.push(at, 0);
       s.quoteChanges5s.push(at, 0);
     }

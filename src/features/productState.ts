@@ -67,6 +67,10 @@ export class ProductState {
   lastBid = Number.NaN;
   lastAsk = Number.NaN;
   lastQuoteChangeUs = Number.NaN;
+  /** The product has had trade events: its trade flow comes from them, never from the ticker's volume. */
+  hasTrades = false;
+  /** The ticker's last 24 h volume (units), NaN until seen: its increase is trade flow without a trades feed. */
+  tickerVolume = Number.NaN;
   readonly trades1s = new TimeWindow(WINDOW_US);
   readonly trades5s = new TimeWindow(WINDOW_5S_US);
   readonly quoteChanges1s = new TimeWindow(WINDOW_US);

@@ -9,7 +9,7 @@ import { QuoteWatchError } from '../errors.js';
 import { WINDOWS_S, type WindowAggregates } from './seconds.js';
 import type { FeatureDef, FeatureSpec } from './types.js';
 
-export const FEATURE_VERSION = 2;
+export const FEATURE_VERSION = 3;
 export const DEFAULT_TICK_MS = 100;
 /** Length of the short trailing windows: events with exchUs in [t - 1 s, t) and [t - 5 s, t). */
 export const WINDOW_US = 1_000_000;
@@ -84,10 +84,15 @@ function depthImbalance(c: TickContext, levels: number): number {
   return imbalance(bid, ask);
 }
 
-function depthUnits(c: TickContext, side: 'bid' | 'ask', levels: number): number {
+/** Quote-currency value of the best `levels` levels of a side (Σ size × price), 0 from a ticker. */
+function depthNotional(c: TickContext, side: 'bid' | 'ask', levels: number): number {
   if (c.fromTicker) return 0;
   let sum = 0;
-  for (let i = 0; i < levels; i++) sum += c.book.sizeAt(side, i) || 0;
+  for (let i = 0; i < levels; i++) {
+    const size = c.book.sizeAt(side, i);
+    if (Number.isNaN(size)) break;
+    sum += (size / UNITS) * (c.book.priceAt(side, i) / UNITS);
+  }
   return sum;
 }
 
@@ -130,10 +135,10 @@ const topOfBook: FeatureImpl[] = [
   ),
   ...(['bid', 'ask'] as const).map(
     (side): FeatureImpl => ({
-      name: `log_depth_${side}_3`,
+      name: `log_notional_depth_${side}_3`,
       type: f32,
-      description: `ln(1 + base size on the best 3 ${side} levels); 0 from a ticker`,
-      compute: (c) => Math.log1p(depthUnits(c, side, 3) / UNITS),
+      description: `ln(1 + quote-currency value (size × price) of the best 3 ${side} levels); 0 from a ticker`,
+      compute: (c) => Math.log1p(depthNotional(c, side, 3)),
     }),
   ),
   {
@@ -192,16 +197,16 @@ const tradeWindows: FeatureImpl[] = TRADE_WINDOWS.flatMap(
       compute: count,
     },
     {
-      name: `log_volume_${w}s`,
+      name: `log_notional_volume_${w}s`,
       type: f32,
-      description: `ln(1 + traded base volume in the last ${w} s)`,
-      compute: (c) => Math.log1p((buy(c) + sell(c)) / UNITS),
+      description: `ln(1 + traded volume in the last ${w} s valued at the tick's mid, quote currency)`,
+      compute: (c) => Math.log1p(((buy(c) + sell(c)) / UNITS) * c.mid),
     },
     {
-      name: `signed_log_volume_${w}s`,
+      name: `signed_log_notional_volume_${w}s`,
       type: f32,
-      description: `signed aggressor volume: sign(v) * ln(1 + |v|), v = taker buy - taker sell base volume in the last ${w} s`,
-      compute: (c) => signedLog((buy(c) - sell(c)) / UNITS),
+      description: `signed aggressor volume: sign(v) * ln(1 + |v|), v = (taker buy - taker sell volume in the last ${w} s) × mid, quote currency`,
+      compute: (c) => signedLog(((buy(c) - sell(c)) / UNITS) * c.mid),
     },
     {
       name: `trade_imbalance_${w}s`,
@@ -253,10 +258,10 @@ const windowed: FeatureImpl[] = WINDOWS_S.flatMap((w, i): FeatureImpl[] => {
       compute: (c) => a(c).trades / w,
     },
     {
-      name: `log_volume_rate_${w}s`,
+      name: `log_notional_volume_rate_${w}s`,
       type: f32,
-      description: `volume velocity: ln(1 + traded base volume per second ${over})`,
-      compute: (c) => Math.log1p(a(c).volumeUnits / UNITS / w),
+      description: `volume velocity: ln(1 + traded volume per second ${over}, valued at the tick's mid)`,
+      compute: (c) => Math.log1p((a(c).volumeUnits / UNITS / w) * c.mid),
     },
     {
       name: `data_gap_${w}s`,
@@ -304,22 +309,93 @@ export const FEATURES: readonly FeatureImpl[] = [...topOfBook, ...tradeWindows, 
 
 export const FEATURE_NAMES: readonly string[] = FEATURES.map((f) => f.name);
 
-export function featureSpec(tickMs: number = DEFAULT_TICK_MS): FeatureSpec {
-  return {
-    version: FEATURE_VERSION,
-    tickMs,
-    features: FEATURES.map(({ name, type, description }) => ({ name, type, description })),
-  };
+/**
+ * A model's inputs are one of these sets of the row's features (the spec it travels with names the set):
+ *   l2      everything the L2 book, trades and quote give, for products with level2 data;
+ *   ticker  what a ticker-only feed gives (quote, its changes and windows, trade flow; from the ticker's
+ *           volume when there is no trades channel): a ticker-only recording scores with it.
+ * Neither holds a column that only says how fresh or complete the state is, or where the quote came from
+ * (data_gap_*, source_is_ticker): rows with incomplete windows or stale state are left out of training
+ * (isCompleteRow), so those columns would be constant there, and serving must not score such a flag.
+ */
+export const FEATURE_SETS = ['l2', 'ticker'] as const;
+export type FeatureSet = (typeof FEATURE_SETS)[number];
+
+/** Row columns that are never model inputs (flags of the row's state, not of the market). */
+export const STATE_FLAGS: readonly string[] = [
+  'data_gap_now',
+  'source_is_ticker',
+  ...WINDOWS_S.map((w) => `data_gap_${w}s`),
+];
+/** Features that need level2 data (the book beyond the best quote, its sizes or update counts). */
+const NEEDS_L2: ReadonlySet<string> = new Set([
+  'microprice_offset_bps',
+  'imbalance_l1',
+  'imbalance_l2',
+  'imbalance_l3',
+  'log_notional_depth_bid_3',
+  'log_notional_depth_ask_3',
+  'book_updates_1s',
+  ...WINDOWS_S.map((w) => `mean_imbalance_${w}s`),
+]);
+
+export const MODEL_FEATURES: Readonly<Record<FeatureSet, readonly string[]>> = {
+  l2: FEATURE_NAMES.filter((n) => !STATE_FLAGS.includes(n)),
+  ticker: FEATURE_NAMES.filter((n) => !STATE_FLAGS.includes(n) && !NEEDS_L2.has(n)),
+};
+
+const column = (name: string) => FEATURE_NAMES.indexOf(name);
+const SOURCE_IS_TICKER = column('source_is_ticker');
+const DATA_GAP_NOW = column('data_gap_now');
+const WINDOW_GAPS = WINDOWS_S.map((w) => column(`data_gap_${w}s`));
+
+/**
+ * A row fit for training and evaluation: its state is fresh and every trailing window is full (warm-up rows
+ * and rows next to a gap are not what the model will mostly see, and their flags are not inputs).
+ */
+export function isCompleteRow(values: ArrayLike<number>): boolean {
+  if (values[DATA_GAP_NOW] !== 0) return false;
+  for (const i of WINDOW_GAPS) if (values[i] !== 0) return false;
+  return true;
 }
 
-/** The spec of the code at the default tick; use featureSpec(tickMs) when TICK_MS is configured. */
+/** The feature sets a row's data supports, best first: an L2 row supports both, a ticker-only row `ticker`. */
+export function supportedSets(values: ArrayLike<number>): readonly FeatureSet[] {
+  return values[SOURCE_IS_TICKER] === 1 ? ['ticker'] : FEATURE_SETS;
+}
+
+/**
+ * The spec of the lake's feature rows (every column), or with `set` a model's inputs: that set's features in
+ * row order, named by `set`.
+ */
+export function featureSpec(tickMs: number = DEFAULT_TICK_MS, set?: FeatureSet): FeatureSpec {
+  const names = set ? new Set(MODEL_FEATURES[set]) : undefined;
+  const features = FEATURES.filter((f) => !names || names.has(f.name)).map(({ name, type, description }) => ({
+    name,
+    type,
+    description,
+  }));
+  return set
+    ? { version: FEATURE_VERSION, tickMs, set, features }
+    : { version: FEATURE_VERSION, tickMs, features };
+}
+
+/** The spec of the code at the default tick (the lake's rows); featureSpec(tickMs, set) for a model's. */
 export const FEATURE_SPEC: FeatureSpec = featureSpec();
 
 export class FeatureSpecMismatchError extends QuoteWatchError {}
 
-/** Throws unless `spec` (e.g. a model's) describes exactly the features this code computes at `tickMs`. */
+/**
+ * Throws unless `spec` (e.g. a model's) describes exactly features this code computes at `tickMs`: its set's
+ * (or, without a set, the whole row's), in order.
+ */
 export function assertSpecMatches(spec: FeatureSpec, tickMs: number): void {
-  const ours = featureSpec(tickMs);
+  if (spec.set !== undefined && !(FEATURE_SETS as readonly string[]).includes(spec.set)) {
+    throw new FeatureSpecMismatchError(
+      `unknown feature set ${JSON.stringify(spec.set)}; known: ${FEATURE_SETS.join(', ')}`,
+    );
+  }
+  const ours = featureSpec(tickMs, spec.set);
   if (spec.version !== ours.version) {
     throw new FeatureSpecMismatchError(`feature spec version ${spec.version}, code computes ${ours.version}`);
   }
@@ -327,9 +403,27 @@ export function assertSpecMatches(spec: FeatureSpec, tickMs: number): void {
     throw new FeatureSpecMismatchError(`feature spec tickMs ${spec.tickMs}, worker runs ${ours.tickMs}`);
   }
   const theirs = spec.features.map((f) => f.name).join(',');
-  if (theirs !== FEATURE_NAMES.join(',')) {
+  const want = ours.features.map((f) => f.name).join(',');
+  if (theirs !== want) {
     throw new FeatureSpecMismatchError(
-      `feature names [${theirs}] differ from the code's [${FEATURE_NAMES.join(',')}]`,
+      `feature names [${theirs}] differ from the code's${spec.set ? ` ${spec.set} set` : ''} [${want}]`,
     );
   }
+}
+
+/** The feature set a model's spec names (a spec without one takes the whole row, which needs L2 data). */
+export const featureSetOf = (spec: FeatureSpec): FeatureSet => spec.set ?? 'l2';
+
+/** Row column of each of the spec's features, in spec order; a FeatureSpecMismatchError for an unknown name. */
+export function featureColumns(spec: FeatureSpec): Int32Array {
+  return Int32Array.from(spec.features, (f) => {
+    const i = column(f.name);
+    if (i < 0) throw new FeatureSpecMismatchError(`feature ${f.name} is not computed by this code`);
+    return i;
+  });
+}
+
+/** The values of `columns` of a row, as a model's input. */
+export function selectColumns(values: ArrayLike<number>, columns: Int32Array): number[] {
+  return Array.from(columns, (i) => values[i]!);
 }

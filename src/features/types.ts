@@ -13,6 +13,11 @@ export interface FeatureSpec {
   /** Bumped whenever a feature's definition changes; a model's spec must equal the code's to be served. */
   version: number;
   tickMs: number;
+  /**
+   * A model's feature set (src/features/spec.ts FEATURE_SETS: which of the row's features it takes); absent in
+   * the lake's row spec, which lists every column.
+   */
+  set?: 'l2' | 'ticker';
   features: FeatureDef[];
 }
 

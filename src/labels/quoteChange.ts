@@ -1,19 +1,25 @@
 /**
- * Target quote_change_500ms: for the tick at t, 1 if the best bid OR best ask PRICE as of t + Δ differs from
- * the one as of t, else 0. "As of x" means after all events with exchUs < x, the same rule as the feature
- * ticks, so a change at exactly t + Δ belongs to the next horizon. A label is emitted once the event-time
- * watermark reaches t + Δ; if the book is not valid then (e.g. resyncing), or the horizon lies in a data gap
- * (no event for longer than the gap limit before it), the truth is unknown and the label is dropped rather
- * than guessed.
+ * Target quote_change_500ms, "quote stability over Δ": for the tick at t, 1 if the best bid OR best ask PRICE
+ * changes at any moment in (t, t + Δ], else 0 — a quote that moves and comes back is not stable. The tick's
+ * state is "as of t" (after all events with exchUs < t, the rule of the feature ticks), so a change made by an
+ * event at e counts for the ticks with t <= e < t + Δ (quoteChangedWithin, the one definition the simulator's
+ * statistics and the tests use too); a change at exactly t + Δ belongs to the next horizon. A label is emitted
+ * once the event-time watermark reaches t + Δ; if the book is not valid then (e.g. resyncing), or the horizon
+ * lies in a data gap (no event for longer than the gap limit before it), the truth is unknown and the label is
+ * dropped rather than guessed.
  */
 import type { LabelRow } from '../features/types.js';
 
 export const QUOTE_CHANGE_TARGET = 'quote_change_500ms' as const;
 
+/** Whether a quote change made by an event at `changeUs` falls in the horizon of the tick at `tickUs`. */
+export function quoteChangedWithin(tickUs: number, changeUs: number, deltaUs: number): boolean {
+  return tickUs <= changeUs && changeUs < tickUs + deltaUs;
+}
+
 interface Pending {
   tsUs: number;
-  bid: number;
-  ask: number;
+  changed: boolean;
   seq: number;
 }
 
@@ -31,20 +37,33 @@ export class QuoteChangeLabeler {
     this.deltaUs = deltaMs * 1000;
   }
 
-  /** Registers the tick at tsUs with its best bid/ask prices (exact units). Ticks must come in time order. */
-  addTick(tsUs: number, bid: number, ask: number, seq = -1): void {
-    this.pending.push({ tsUs, bid, ask, seq });
+  /** Registers the tick at tsUs. Ticks must come in time order. */
+  addTick(tsUs: number, seq = -1): void {
+    this.pending.push({ tsUs, changed: false, seq });
   }
 
   /**
-   * Emits the labels of every pending tick whose horizon tsUs + Δ <= watermarkUs, given the current state
-   * (which must be the state as of all events before watermarkUs). Horizons after knownUntilUs (the last
-   * event + the gap limit) are in a data gap: dropped.
+   * The best bid or ask price changed by an event at `atUs` (events come in time order): every pending tick
+   * whose horizon holds it is a 1. Newest first; ticks before an already marked one are marked too.
+   */
+  markChange(atUs: number): void {
+    for (let i = this.pending.length - 1; i >= this.head; i--) {
+      const p = this.pending[i]!;
+      if (p.changed || !quoteChangedWithin(p.tsUs, atUs, this.deltaUs)) {
+        if (p.changed || p.tsUs + this.deltaUs <= atUs) break;
+        continue; // a tick after the change (a late event counted at the watermark): not its horizon
+      }
+      p.changed = true;
+    }
+  }
+
+  /**
+   * Emits the labels of every pending tick whose horizon tsUs + Δ <= watermarkUs, given whether the quote is
+   * valid now (the state as of all events before watermarkUs). Horizons after knownUntilUs (the last event +
+   * the gap limit) are in a data gap: dropped.
    */
   resolve(
     watermarkUs: number,
-    bid: number,
-    ask: number,
     valid: boolean,
     out: LabelRow[],
     knownUntilUs = Number.POSITIVE_INFINITY,
@@ -57,12 +76,11 @@ export class QuoteChangeLabeler {
         this.dropped++;
         continue;
       }
-      const changed = p.bid !== bid || p.ask !== ask;
       out.push({
         product: this.product,
         tsUs: p.tsUs,
         target: QUOTE_CHANGE_TARGET,
-        value: changed ? 1 : 0,
+        value: p.changed ? 1 : 0,
         seq: p.seq,
       });
     }

@@ -328,6 +328,8 @@ function mapTickers(r: FrameReader, e: Json, path: string, stamp: Stamp): Ticker
     const askSize = r.optionalDecimal(o, 'best_ask_quantity', tpath);
     if (bidSize !== undefined) ticker.bestBidSize = bidSize;
     if (askSize !== undefined) ticker.bestAskSize = askSize;
+    const volume = r.optionalDecimal(o, 'volume_24_h', tpath);
+    if (volume !== undefined) ticker.volume24h = volume;
     return ticker;
   });
 }

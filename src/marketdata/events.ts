@@ -54,6 +54,8 @@ export interface TickerEvent extends Base {
   bestAsk: string;
   bestBidSize?: string;
   bestAskSize?: string;
+  /** The exchange's rolling 24 h traded volume (base units), when the feed sends it: trade flow without trades. */
+  volume24h?: string;
 }
 
 export interface HeartbeatEvent extends Base {

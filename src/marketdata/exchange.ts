@@ -185,6 +185,8 @@ export function mapExchangeFrame(raw: string, recvUs: number): MappedFrame {
       const askSize = r.optionalDecimal(o, 'best_ask_size');
       if (bidSize !== undefined) e.bestBidSize = bidSize;
       if (askSize !== undefined) e.bestAskSize = askSize;
+      const volume = r.optionalDecimal(o, 'volume_24h');
+      if (volume !== undefined) e.volume24h = volume;
       events.push(e);
       break;
     }

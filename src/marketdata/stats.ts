@@ -15,6 +15,7 @@
  */
 import { BookError, OrderBook } from '../book/book.js';
 import { parseUnits } from '../book/units.js';
+import { quoteChangedWithin } from '../labels/quoteChange.js';
 import type { MarketEvent } from './events.js';
 
 const SECOND_US = 1_000_000;
@@ -419,10 +420,12 @@ export class MarketStats {
     }
     this.flowFrom(s, s.flowBid, s.flowAsk, s.flowBidQty, s.flowAskQty);
     if (!same(s.bid, before.bid) || !same(s.ask, before.ask)) {
-      // Every pending sample (all are at or before t, with t inside their horizon) saw a quote change.
+      // Every pending sample (all are at or before t, with t inside their horizon) saw a quote change: the
+      // label's own definition (quoteChangedWithin), checked rather than assumed.
       for (let i = s.pendingHead; i < s.pending.length; i++) {
-        s.sampleTimes.push(s.pending[i]!);
-        s.sampleLabels.push(1);
+        const x = s.pending[i]!;
+        s.sampleTimes.push(x);
+        s.sampleLabels.push(quoteChangedWithin(x, t, HORIZON_US) ? 1 : 0);
       }
       s.pending.length = 0;
       s.pendingHead = 0;

@@ -12,6 +12,8 @@ export const METADATA_KEYS = {
   featureNames: 'quotewatch.feature_names',
   featureSpecVersion: 'quotewatch.feature_spec_version',
   tickMs: 'quotewatch.tick_ms',
+  /** The feature set the model takes (l2, ticker); absent: the whole row. */
+  featureSet: 'quotewatch.feature_set',
   target: 'quotewatch.target',
   version: 'quotewatch.model_version',
   /** τ of a continuous label (vol_spike_60s): a positive is a label value above it. */

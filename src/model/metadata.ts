@@ -6,14 +6,22 @@
  * parameters) is the training job's record and passes through unchecked.
  */
 import * as z from 'zod';
+import type { InputDistribution } from './inputs.js';
 import { ModelLoadError } from './runtime.js';
 import { type Target, THRESHOLD_TARGETS } from './types.js';
+
+const InputsSchema = z.object({
+  features: z.array(
+    z.object({ name: z.string(), edges: z.array(z.number()), shares: z.array(z.number().min(0)) }),
+  ),
+});
 
 const MetricsSchema = z.looseObject({
   target: z.string().optional(),
   version: z.string().min(1).optional(),
   threshold: z.number().finite('threshold must be a finite number').optional(),
   rocAucLow: z.number().min(0).max(1).optional(),
+  inputs: InputsSchema.optional(),
 });
 
 export interface ModelMetadata {
@@ -22,6 +30,8 @@ export interface ModelMetadata {
   threshold?: number;
   /** The low end of the test ROC-AUC interval (`rocAucLow`): live quality below it raises an alarm. */
   rocAucLow?: number;
+  /** The training distribution of its inputs (`inputs`): live drift is measured against it. */
+  inputs?: InputDistribution;
 }
 
 /** Parses metrics.json bytes of `target`; `where` names the file in errors. */
@@ -37,7 +47,7 @@ export function readModelMetadata(bytes: Uint8Array, target: Target, where: stri
     const why = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
     throw new ModelLoadError(`${where}: ${why}`);
   }
-  const { target: named, version, threshold, rocAucLow } = parsed.data;
+  const { target: named, version, threshold, rocAucLow, inputs } = parsed.data;
   if (named !== undefined && named !== target) {
     throw new ModelLoadError(`${where} is for target ${named}, not ${target}`);
   }
@@ -48,5 +58,6 @@ export function readModelMetadata(bytes: Uint8Array, target: Target, where: stri
     ...(version !== undefined ? { version } : {}),
     ...(threshold !== undefined ? { threshold } : {}),
     ...(rocAucLow !== undefined ? { rocAucLow } : {}),
+    ...(inputs !== undefined ? { inputs } : {}),
   };
 }

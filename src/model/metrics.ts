@@ -109,3 +109,139 @@ export function logLoss(probabilities: ArrayLike<number>, labels: ArrayLike<numb
   }
   return total / labels.length;
 }
+
+/** One bin of a reliability curve: the mean probability and the observed rate of its rows. */
+export interface ReliabilityBin {
+  /** The bin's range of probabilities [lo, hi). */
+  lo: number;
+  hi: number;
+  n: number;
+  meanProbability: number;
+  observedRate: number;
+}
+
+/**
+ * Reliability curve over `bins` equal-width probability bins (the last one includes 1); empty bins are left out.
+ * `n` evaluates the first n rows.
+ */
+export function reliabilityCurve(
+  probabilities: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  bins = 10,
+  n = probabilities.length,
+): ReliabilityBin[] {
+  check(probabilities, labels, n);
+  const count = new Float64Array(bins);
+  const sumP = new Float64Array(bins);
+  const sumY = new Float64Array(bins);
+  for (let i = 0; i < n; i++) {
+    const p = probabilities[i]!;
+    const b = Math.min(bins - 1, Math.max(0, Math.floor(p * bins)));
+    count[b]!++;
+    sumP[b]! += p;
+    sumY[b]! += labels[i]!;
+  }
+  const out: ReliabilityBin[] = [];
+  for (let b = 0; b < bins; b++) {
+    if (count[b] === 0) continue;
+    out.push({
+      lo: b / bins,
+      hi: (b + 1) / bins,
+      n: count[b]!,
+      meanProbability: sumP[b]! / count[b]!,
+      observedRate: sumY[b]! / count[b]!,
+    });
+  }
+  return out;
+}
+
+/**
+ * Expected calibration error: the row-weighted mean |mean probability - observed rate| over the reliability
+ * curve's bins (10 equal-width bins). 0 for a perfectly calibrated model.
+ */
+export function calibrationError(
+  probabilities: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  bins = 10,
+  n = probabilities.length,
+): number {
+  let total = 0;
+  for (const b of reliabilityCurve(probabilities, labels, bins, n)) {
+    total += b.n * Math.abs(b.meanProbability - b.observedRate);
+  }
+  return total / n;
+}
+
+/**
+ * Brier skill score against always predicting `reference` (a base rate; by default the rows' own): 1 - Brier /
+ * Brier of the reference. Positive when the model beats the no-skill forecast, NaN when the reference is exact.
+ */
+export function brierSkill(
+  probabilities: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  reference = baseRate(labels),
+): number {
+  const ref = brierScore(
+    Array.from({ length: labels.length }, () => reference),
+    labels,
+  );
+  return ref === 0 ? Number.NaN : 1 - brierScore(probabilities, labels) / ref;
+}
+
+/**
+ * Balanced accuracy at a decision threshold (a probability >= it says 1): the mean of the true-positive and
+ * true-negative rates, 0.5 for a constant guess. NaN with one class.
+ */
+export function balancedAccuracy(
+  probabilities: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  threshold = 0.5,
+): number {
+  check(probabilities, labels);
+  let tp = 0;
+  let pos = 0;
+  let tn = 0;
+  let neg = 0;
+  for (let i = 0; i < labels.length; i++) {
+    const yes = probabilities[i]! >= threshold;
+    if (labels[i] === 1) {
+      pos++;
+      if (yes) tp++;
+    } else {
+      neg++;
+      if (!yes) tn++;
+    }
+  }
+  return pos === 0 || neg === 0 ? Number.NaN : (tp / pos + tn / neg) / 2;
+}
+
+/**
+ * Population stability index of an observed distribution against an expected one, both as counts (or shares)
+ * over the same bins: Σ (a - e) ln(a / e) over the bins' shares, each share floored at `floor` so an empty bin
+ * is finite. Under 0.1: stable; 0.1-0.25: shifting; above 0.25: a different population.
+ */
+export function populationStability(
+  expected: ArrayLike<number>,
+  observed: ArrayLike<number>,
+  floor = 1e-4,
+): number {
+  if (expected.length !== observed.length || expected.length === 0) {
+    throw new RangeError(
+      `PSI needs two distributions over the same bins, got ${expected.length} and ${observed.length}`,
+    );
+  }
+  let e = 0;
+  let o = 0;
+  for (let i = 0; i < expected.length; i++) {
+    e += expected[i]!;
+    o += observed[i]!;
+  }
+  if (!(e > 0 && o > 0)) return Number.NaN;
+  let psi = 0;
+  for (let i = 0; i < expected.length; i++) {
+    const a = Math.max(floor, observed[i]! / o);
+    const b = Math.max(floor, expected[i]! / e);
+    psi += (a - b) * Math.log(a / b);
+  }
+  return psi;
+}

@@ -11,9 +11,10 @@ export async function readActiveVersion(
   client: DynamoDBDocumentClient,
   table: string,
   target: string,
+  set: 'l2' | 'ticker' = 'l2',
 ): Promise<string | undefined> {
   const out = await client.send(
-    new GetCommand({ TableName: table, Key: REGISTRY_KEYS.active(target), ConsistentRead: true }),
+    new GetCommand({ TableName: table, Key: REGISTRY_KEYS.active(target, set), ConsistentRead: true }),
   );
   const version = out.Item?.version;
   return typeof version === 'string' ? version : undefined;

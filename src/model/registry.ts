@@ -12,16 +12,24 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { GetObjectCommand, NoSuchKey, PutObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, NoSuchKey, PutObjectCommand } from '@aws-sdk/client-s3';
 import { GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { dynamoClient, s3Client } from '../aws/clients.js';
 import { isConditionFailure } from '../aws/errors.js';
 import { readCoreConfig, readResourceNames } from '../config.js';
 import { QuoteWatchError } from '../errors.js';
+import { FEATURE_VERSION } from '../features/spec.js';
 import type { FeatureSpec } from '../features/types.js';
 import { REGISTRY_KEYS } from '../resources.js';
 import { readActiveVersion } from './pointer.js';
-import { type ModelMetrics, TARGETS, type Target } from './types.js';
+import {
+  type FeatureSetName,
+  MODEL_SETS,
+  type ModelMetrics,
+  slotKey,
+  TARGETS,
+  type Target,
+} from './types.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -243,6 +251,74 @@ export async function findVersionFile(
   return getObject(env, bucket, objectKey(prefix, target, version, file));
 }
 
+/**
+ * The versions of `target` that have a record `file` beside them (run.json of every run, published or not: a run
+ * that failed before publishing still leaves its record), in key order.
+ */
+export async function versionsWithRecord(
+  target: string,
+  file: string,
+  env: Env = process.env,
+): Promise<string[]> {
+  checkTarget(target);
+  const { bucket, prefix } = s3Location(env);
+  const base = `${objectKey(prefix, target, '', '')}/`;
+  const versions: string[] = [];
+  let token: string | undefined;
+  do {
+    const page = await s3Client(env).send(
+      new ListObjectsV2Command({ Bucket: bucket, Prefix: base, ContinuationToken: token }),
+    );
+    for (const o of page.Contents ?? []) {
+      const rest = o.Key?.slice(base.length) ?? '';
+      if (rest.endsWith(`/${file}`) && !rest.slice(0, -file.length - 1).includes('/')) {
+        versions.push(rest.slice(0, -file.length - 1));
+      }
+    }
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+  return versions;
+}
+
+/**
+ * The next version tag of `target`, `qs-<feature version>.0.<n>` (n counts the runs of that feature version),
+ * claimed by a conditional write of a claim row (pk=<target>, sk="tag#<tag>"; a put, as the trainer's role may
+ * make): two runs starting at once cannot get the same tag, the loser takes the next one.
+ */
+export async function claimNextVersion(target: string, env: Env = process.env): Promise<string> {
+  checkTarget(target);
+  const table = readResourceNames(env).registryTable;
+  const db = dynamoClient(env);
+  const prefix = `qs-${FEATURE_VERSION}.0.`;
+  const claimed = await db.send(
+    new QueryCommand({
+      TableName: table,
+      KeyConditionExpression: 'pk = :t AND begins_with(sk, :p)',
+      ExpressionAttributeValues: { ':t': target, ':p': `tag#${prefix}` },
+    }),
+  );
+  let n = Math.max(
+    0,
+    ...(claimed.Items ?? []).map((i) => Number(String(i.sk).slice(4 + prefix.length)) || 0),
+  );
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const tag = `${prefix}${++n}`;
+    try {
+      await db.send(
+        new PutCommand({
+          TableName: table,
+          Item: { pk: target, sk: `tag#${tag}`, claimedAt: new Date().toISOString() },
+          ConditionExpression: 'attribute_not_exists(sk)',
+        }),
+      );
+      return tag;
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+    }
+  }
+  throw new RegistryError(`${target}: could not claim a version tag after 20 attempts`);
+}
+
 /** One file of a version (a model file, or a record training left beside them); a RegistryError when absent. */
 export async function readVersionFile(
   target: string,
@@ -299,7 +375,65 @@ export interface ActivateOptions {
 
 export class ActivationConflictError extends RegistryError {}
 
-/** Points `target` at a published version (conditional put on the active pointer). */
+/** How many earlier active versions a pointer remembers (what `quotewatch models rollback` goes back to). */
+export const POINTER_HISTORY = 20;
+
+/** The feature set a published version takes (its feature_spec.json's `set`; none = the whole row, l2). */
+export async function versionFeatureSet(
+  target: string,
+  version: string,
+  env: Env = process.env,
+): Promise<FeatureSetName> {
+  const spec = parseJson<Partial<FeatureSpec>>(
+    await readVersionFile(target, version, 'feature_spec.json', env),
+    `${target}/${version}/feature_spec.json`,
+  );
+  const set = spec.set ?? 'l2';
+  if (!MODEL_SETS.includes(set)) {
+    throw new RegistryError(
+      `${target}/${version}/feature_spec.json names an unknown feature set ${JSON.stringify(set)}`,
+    );
+  }
+  return set;
+}
+
+export interface ActivePointer {
+  version: string;
+  activatedAt: string | null;
+  /** The versions active before, newest first. */
+  previous: string[];
+}
+
+/** The active pointer of a slot with its history, or undefined when none was activated. */
+export async function readPointer(
+  target: string,
+  set: FeatureSetName = 'l2',
+  env: Env = process.env,
+): Promise<ActivePointer | undefined> {
+  checkTarget(target);
+  const out = await dynamoClient(env).send(
+    new GetCommand({
+      TableName: readResourceNames(env).registryTable,
+      Key: REGISTRY_KEYS.active(target, set),
+      ConsistentRead: true,
+    }),
+  );
+  const item = out.Item;
+  if (!item || typeof item.version !== 'string') return undefined;
+  return {
+    version: item.version,
+    activatedAt: typeof item.activatedAt === 'string' ? item.activatedAt : null,
+    previous: Array.isArray(item.previous)
+      ? item.previous.filter((v): v is string => typeof v === 'string')
+      : [],
+  };
+}
+
+/**
+ * Points the slot of a published version (its target and feature set) at it: a conditional write on the
+ * pointer, against `ifCurrent` when given, else against the pointer as read here (so two activations racing
+ * cannot both win). The version replaced goes to the pointer's `previous` list.
+ */
 export async function activate(
   target: string,
   version: string,
@@ -312,40 +446,76 @@ export async function activate(
   const db = dynamoClient(env);
   if (!(await isPublished(target, version, env)))
     throw new RegistryError(`${target}/${version} is not published; publish it first`);
-
+  const set = await versionFeatureSet(target, version, env);
+  const current = await readPointer(target, set, env);
+  const expected = options.ifCurrent === undefined ? (current?.version ?? null) : options.ifCurrent;
   const condition =
-    options.ifCurrent === undefined
-      ? {}
-      : options.ifCurrent === null
-        ? { ConditionExpression: 'attribute_not_exists(pk)' }
-        : {
-            ConditionExpression: 'version = :current',
-            ExpressionAttributeValues: { ':current': options.ifCurrent },
-          };
+    expected === null
+      ? { ConditionExpression: 'attribute_not_exists(pk)' }
+      : { ConditionExpression: 'version = :current', ExpressionAttributeValues: { ':current': expected } };
+  const previous =
+    current && current.version !== version
+      ? [current.version, ...current.previous]
+      : (current?.previous ?? []);
   try {
     await db.send(
       new PutCommand({
         TableName: table,
-        Item: { ...REGISTRY_KEYS.active(target), version, activatedAt: new Date().toISOString() },
+        Item: {
+          ...REGISTRY_KEYS.active(target, set),
+          version,
+          activatedAt: new Date().toISOString(),
+          previous: previous.slice(0, POINTER_HISTORY),
+        },
         ...condition,
       }),
     );
   } catch (err) {
     if (isConditionFailure(err)) {
-      const expected =
-        options.ifCurrent === null ? 'no active version' : `active version ${options.ifCurrent}`;
-      throw new ActivationConflictError(`${target}: expected ${expected}, but the pointer changed`, {
-        cause: err,
-      });
+      const what = expected === null ? 'no active version' : `active version ${expected}`;
+      throw new ActivationConflictError(
+        `${slotKey(target, set)}: expected ${what}, but the pointer changed`,
+        {
+          cause: err,
+        },
+      );
     }
     throw err;
   }
 }
 
-/** The active version of `target`, or undefined when none was activated. */
-export async function activeVersion(target: string, env: Env = process.env): Promise<string | undefined> {
+/**
+ * Goes back: activates `version`, or without one the version active before the current one (the pointer's
+ * history), as a compare-and-set on the current pointer. Returns the version now active.
+ */
+export async function rollback(
+  target: string,
+  set: FeatureSetName = 'l2',
+  version?: string,
+  env: Env = process.env,
+): Promise<{ from: string; to: string }> {
+  const current = await readPointer(target, set, env);
+  if (!current) throw new RegistryError(`${slotKey(target, set)} has no active version to roll back from`);
+  const to = version ?? current.previous[0];
+  if (!to)
+    throw new RegistryError(
+      `${slotKey(target, set)}: no earlier version was active before ${current.version}`,
+    );
+  if (to === current.version) throw new RegistryError(`${slotKey(target, set)}: ${to} is already active`);
+  const toSet = await versionFeatureSet(target, to, env);
+  if (toSet !== set) throw new RegistryError(`${target}/${to} takes the ${toSet} feature set, not ${set}`);
+  await activate(target, to, env, { ifCurrent: current.version });
+  return { from: current.version, to };
+}
+
+/** The active version of a target's slot (l2 unless `set` says otherwise), undefined when none was activated. */
+export async function activeVersion(
+  target: string,
+  env: Env = process.env,
+  set: FeatureSetName = 'l2',
+): Promise<string | undefined> {
   checkTarget(target);
-  return readActiveVersion(dynamoClient(env), readResourceNames(env).registryTable, target);
+  return readActiveVersion(dynamoClient(env), readResourceNames(env).registryTable, target, set);
 }
 
 export interface SeedResult {
@@ -354,29 +524,33 @@ export interface SeedResult {
 }
 
 /**
- * Publishes each `<baselineDir>/<target>/` (version from its metrics.json) and activates it when the target
- * has no active version. Idempotent; never replaces an active version.
+ * Publishes each `<baselineDir>/<slot>/` (slotKey: `<target>` for l2, `<target>.ticker`; version from its
+ * metrics.json) and activates it when its slot has no active version. Idempotent; never replaces an active
+ * version.
  */
 export async function seedRegistry(baselineDir: string, env: Env = process.env): Promise<SeedResult> {
   const result: SeedResult = { published: [], activated: [] };
   if (parseModelUri(readCoreConfig(env).modelUri).kind === 'file') return result;
   for (const target of TARGETS) {
-    const dir = join(baselineDir, target);
-    if (!existsSync(dir)) continue;
-    const metrics = parseJson<Partial<ModelMetrics>>(
-      await readFile(join(dir, 'metrics.json')),
-      `${dir}/metrics.json`,
-    );
-    if (typeof metrics.version !== 'string') throw new RegistryError(`${dir}/metrics.json has no "version"`);
-    const published = await publishVersion(dir, target, metrics.version, env);
-    if (published.uploaded.length > 0) result.published.push(`${target}/${metrics.version}`);
-    if ((await activeVersion(target, env)) !== undefined) continue;
-    try {
-      await activate(target, metrics.version, env, { ifCurrent: null });
-      result.activated.push(`${target}/${metrics.version}`);
-    } catch (err) {
-      // Another process seeded first: that is the outcome we wanted.
-      if (!(err instanceof ActivationConflictError)) throw err;
+    for (const set of MODEL_SETS) {
+      const dir = join(baselineDir, slotKey(target, set));
+      if (!existsSync(join(dir, 'metrics.json'))) continue;
+      const metrics = parseJson<Partial<ModelMetrics>>(
+        await readFile(join(dir, 'metrics.json')),
+        `${dir}/metrics.json`,
+      );
+      if (typeof metrics.version !== 'string')
+        throw new RegistryError(`${dir}/metrics.json has no "version"`);
+      const published = await publishVersion(dir, target, metrics.version, env);
+      if (published.uploaded.length > 0) result.published.push(`${target}/${metrics.version}`);
+      if ((await activeVersion(target, env, set)) !== undefined) continue;
+      try {
+        await activate(target, metrics.version, env, { ifCurrent: null });
+        result.activated.push(`${slotKey(target, set)}/${metrics.version}`);
+      } catch (err) {
+        // Another process seeded first: that is the outcome we wanted.
+        if (!(err instanceof ActivationConflictError)) throw err;
+      }
     }
   }
   return result;

@@ -8,6 +8,7 @@ import * as ort from 'onnxruntime-node';
 import { QuoteWatchError } from '../errors.js';
 import type { FeatureSpec } from '../features/types.js';
 import { INPUT_NAME, OUTPUT_NAME } from './contract.js';
+import type { InputDistribution } from './inputs.js';
 import type { LoadedModel, Target } from './types.js';
 
 export class ModelLoadError extends QuoteWatchError {}
@@ -20,6 +21,7 @@ export interface ModelMeta {
   /** τ of a continuous label (from the version's metadata, src/model/metadata.ts). */
   threshold?: number;
   rocAucLow?: number;
+  inputs?: InputDistribution;
 }
 
 // One thread per session: the worker and Lambdas score small batches, and cores are shared with the pipeline.
@@ -60,7 +62,9 @@ export async function loadModel(bytes: Uint8Array, spec: FeatureSpec, meta: Mode
     version: meta.version,
     ...(meta.threshold !== undefined ? { threshold: meta.threshold } : {}),
     ...(meta.rocAucLow !== undefined ? { rocAucLow: meta.rocAucLow } : {}),
+    ...(meta.inputs !== undefined ? { inputs: meta.inputs } : {}),
     spec,
+    featureSet: spec.set ?? 'l2',
     async predict(rows: Float32Array, n: number): Promise<Float32Array> {
       if (!Number.isInteger(n) || n < 1)
         throw new PredictInputError(`row count must be a positive integer, got ${n}`);

@@ -14,14 +14,14 @@
 import type { Logger } from '../log.js';
 import { describeError } from '../log.js';
 import { ModelLoadError } from './runtime.js';
-import { type LoadedModel, TARGETS, type Target } from './types.js';
+import { type FeatureSetName, type LoadedModel, MODEL_SETS, slotKey, TARGETS, type Target } from './types.js';
 
 /** Where models come from: the registry (registrySource, src/model/registry.ts) or, in tests, their own. */
 export interface ModelSource {
-  /** The active version of `target`; undefined = none active. */
-  activeVersion(target: Target): Promise<string | undefined>;
-  /** Loads (and warms up) the active model of `target`; throws when it cannot be served. */
-  load(target: Target): Promise<LoadedModel>;
+  /** The active version of a target's slot (its feature set); undefined = none active. */
+  activeVersion(target: Target, set: FeatureSetName): Promise<string | undefined>;
+  /** Loads (and warms up) the active model of a slot; throws when it cannot be served. */
+  load(target: Target, set: FeatureSetName): Promise<LoadedModel>;
   /** No pointers (a file:// registry): each target's model is loaded once, if it exists. */
   pointerless?: boolean;
 }
@@ -30,6 +30,8 @@ export interface ActiveModelsOptions {
   source: ModelSource;
   log: Logger;
   targets?: readonly Target[];
+  /** The feature sets served per target (default both: l2 and ticker). */
+  sets?: readonly FeatureSetName[];
   /** get() re-reads a target's pointer when its last check is this old. Default 5000. */
   checkEveryMs?: number;
   /** A version that failed to load is tried again after this long. Default 60 s. */
@@ -43,6 +45,8 @@ export interface ActiveModelsOptions {
 export class ModelUnavailableError extends ModelLoadError {}
 
 interface Slot {
+  target: Target;
+  set: FeatureSetName;
   model?: LoadedModel;
   checkedAtMs: number;
   /** The one check in flight; concurrent callers share it. */
@@ -52,36 +56,45 @@ interface Slot {
 
 export class ActiveModels {
   readonly targets: readonly Target[];
-  private readonly slots = new Map<Target, Slot>();
+  readonly sets: readonly FeatureSetName[];
+  /** One slot per target and feature set (slotKey), in TARGETS then MODEL_SETS order. */
+  private readonly slots = new Map<string, Slot>();
   private readonly now: () => number;
   /** Replaced models waiting out their grace period. */
   private readonly retiring = new Map<NodeJS.Timeout, LoadedModel>();
 
   constructor(private readonly opts: ActiveModelsOptions) {
     this.targets = opts.targets ?? TARGETS;
+    this.sets = opts.sets ?? MODEL_SETS;
     this.now = opts.now ?? Date.now;
-    for (const t of this.targets) this.slots.set(t, { checkedAtMs: Number.NEGATIVE_INFINITY });
+    for (const target of this.targets) {
+      for (const set of this.sets) {
+        this.slots.set(slotKey(target, set), { target, set, checkedAtMs: Number.NEGATIVE_INFINITY });
+      }
+    }
   }
 
-  /** The models being served, in target order. */
+  /** The models being served, in target then feature-set order. */
   served(): LoadedModel[] {
-    return this.targets.flatMap((t) => this.slots.get(t)?.model ?? []);
+    return [...this.slots.values()].flatMap((s) => s.model ?? []);
   }
 
-  /** The served model of `target`, checking the pointer first when the last check is stale. */
-  async get(target: Target): Promise<LoadedModel> {
-    const slot = this.slot(target);
+  /** The served model of a target's slot (l2 by default), checking the pointer first when the last check is stale. */
+  async get(target: Target, set: FeatureSetName = 'l2'): Promise<LoadedModel> {
+    const slot = this.slot(target, set);
     if (slot.pending || !slot.model || this.now() - slot.checkedAtMs >= (this.opts.checkEveryMs ?? 5000)) {
-      await this.check(target, slot);
+      await this.check(slot);
     }
     if (slot.model) return slot.model;
     const why = slot.failed ? `: ${describeError(slot.failed.error)}` : ' (no active version)';
-    throw new ModelUnavailableError(`no servable model for ${target}${why}`, { cause: slot.failed?.error });
+    throw new ModelUnavailableError(`no servable model for ${slotKey(target, set)}${why}`, {
+      cause: slot.failed?.error,
+    });
   }
 
-  /** Follows every target's pointer now (the worker calls this periodically). */
+  /** Follows every slot's pointer now (the worker calls this periodically). */
   async refresh(): Promise<void> {
-    for (const target of this.targets) await this.check(target, this.slot(target));
+    for (const slot of this.slots.values()) await this.check(slot);
   }
 
   /** Releases every model, the retiring ones too. */
@@ -97,22 +110,25 @@ export class ActiveModels {
     }
   }
 
-  private slot(target: Target): Slot {
-    const slot = this.slots.get(target);
+  private slot(target: Target, set: FeatureSetName): Slot {
+    const slot = this.slots.get(slotKey(target, set));
     if (!slot)
-      throw new ModelUnavailableError(`${target} is not served here (targets: ${this.targets.join(', ')})`);
+      throw new ModelUnavailableError(
+        `${slotKey(target, set)} is not served here (slots: ${[...this.slots.keys()].join(', ')})`,
+      );
     return slot;
   }
 
-  private check(target: Target, slot: Slot): Promise<void> {
-    slot.pending ??= this.follow(target, slot).finally(() => {
+  private check(slot: Slot): Promise<void> {
+    slot.pending ??= this.follow(slot).finally(() => {
       slot.pending = undefined;
     });
     return slot.pending;
   }
 
-  private async follow(target: Target, slot: Slot): Promise<void> {
+  private async follow(slot: Slot): Promise<void> {
     const { source, log } = this.opts;
+    const { target, set } = slot;
     const current = slot.model;
     let attempt: string;
     if (source.pointerless) {
@@ -122,11 +138,12 @@ export class ActiveModels {
     } else {
       let active: string | undefined;
       try {
-        active = await source.activeVersion(target);
+        active = await source.activeVersion(target, set);
       } catch (err) {
         // The registry being unreachable must not stop predictions with the model already in memory.
         log('warn', 'model pointer unreadable; keeping the current model', {
           target,
+          set,
           version: current?.version,
           error: describeError(err),
         });
@@ -141,11 +158,12 @@ export class ActiveModels {
     if (failed?.version === attempt && this.now() - failed.atMs < (this.opts.retryFailedMs ?? 60_000)) return;
     let next: LoadedModel;
     try {
-      next = await source.load(target);
+      next = await source.load(target, set);
     } catch (error) {
       slot.failed = { version: attempt, atMs: this.now(), error };
       log('error', 'model not loaded; keeping the current one (if any)', {
         target,
+        set,
         version: attempt,
         keeping: current?.version,
         error: describeError(error),
@@ -156,6 +174,7 @@ export class ActiveModels {
     slot.model = next;
     log('info', current ? 'model reloaded' : 'model loaded', {
       target,
+      set,
       version: next.version,
       previous: current?.version,
       threshold: next.threshold,

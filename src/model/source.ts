@@ -22,7 +22,7 @@ import {
 } from './registry.js';
 import { loadModel, ModelLoadError } from './runtime.js';
 import type { ModelSource } from './serving.js';
-import type { LoadedModel } from './types.js';
+import { type FeatureSetName, type LoadedModel, slotKey } from './types.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -37,6 +37,8 @@ export interface LoadOptions {
    * that tick (assertSpecMatches), so a model trained on other features is never served.
    */
   tickMs?: number;
+  /** The slot's feature set (default l2): a file:// registry keeps it in `<dir>/<slotKey>/`. */
+  set?: FeatureSetName;
 }
 
 export async function loadActive(
@@ -45,21 +47,22 @@ export async function loadActive(
   options: LoadOptions = {},
 ): Promise<LoadedModel> {
   checkTarget(target);
+  const set = options.set ?? 'l2';
   const location = parseModelUri(readCoreConfig(env).modelUri);
   let files: Record<ModelFile, Uint8Array>;
   let version: string;
   let where: string;
   if (location.kind === 'file') {
-    where = join(location.dir, target);
+    where = join(location.dir, slotKey(target, set));
     files = await readModelDir(where).catch((err: unknown) => {
       throw new ModelLoadError(`${target}: no model files in ${where}`, { cause: err });
     });
     version = readModelMetadata(files['metrics.json'], target, `${where}/metrics.json`).version ?? 'local';
   } else {
-    const active = await activeVersion(target, env);
+    const active = await activeVersion(target, env, set);
     if (!active) {
       throw new ModelLoadError(
-        `${target}: no active model version in the registry (run provisioning to seed it)`,
+        `${slotKey(target, set)}: no active model version in the registry (run provisioning to seed it)`,
       );
     }
     version = active;
@@ -87,8 +90,17 @@ export async function loadActive(
       throw new ModelLoadError(`${target}@${version}: ${(err as Error).message}`, { cause: err });
     }
   }
-  const { threshold, rocAucLow } = readModelMetadata(files['metrics.json'], target, `${where}/metrics.json`);
-  return loadModel(files['model.onnx'], spec, { target, version, threshold, rocAucLow });
+  if ((spec.set ?? 'l2') !== set) {
+    throw new ModelLoadError(
+      `${target}@${version}: takes the ${spec.set ?? 'l2'} feature set, its slot is ${set}`,
+    );
+  }
+  const { threshold, rocAucLow, inputs } = readModelMetadata(
+    files['metrics.json'],
+    target,
+    `${where}/metrics.json`,
+  );
+  return loadModel(files['model.onnx'], spec, { target, version, threshold, rocAucLow, inputs });
 }
 
 /**
@@ -102,8 +114,8 @@ export function registrySource(env: Env = process.env, options: LoadOptions = {}
   const table = readResourceNames(env).registryTable;
   return {
     pointerless,
-    activeVersion: (target) =>
-      pointerless ? Promise.resolve(undefined) : readActiveVersion(db, table, target),
-    load: (target) => loadActive(target, env, options),
+    activeVersion: (target, set) =>
+      pointerless ? Promise.resolve(undefined) : readActiveVersion(db, table, target, set),
+    load: (target, set) => loadActive(target, env, { ...options, set }),
   };
 }

@@ -1,4 +1,18 @@
 import type { FeatureSpec } from '../features/types.js';
+import type { InputDistribution } from './inputs.js';
+
+/** The feature sets a model can take (src/features/spec.ts FEATURE_SETS): one active version per target and set. */
+export type FeatureSetName = NonNullable<FeatureSpec['set']>;
+export const MODEL_SETS: readonly FeatureSetName[] = ['l2', 'ticker'];
+
+/**
+ * A model slot's name: the target for the l2 set (the original, and the API's default), `<target>.<set>`
+ * otherwise. The active pointer of a slot is REGISTRY_KEYS.active(target, set); a file:// registry and the
+ * shipped baselines keep a slot's files in a folder of this name.
+ */
+export function slotKey(target: string, set: FeatureSetName = 'l2'): string {
+  return set === 'l2' ? target : `${target}.${set}`;
+}
 
 /** Prediction targets served by QuoteWatch. */
 export type Target = 'quote_change_500ms' | 'vol_spike_60s';
@@ -15,6 +29,8 @@ export interface LoadedModel {
   target: Target;
   version: string;
   spec: FeatureSpec;
+  /** The feature set it takes (its spec's; a spec without one takes the whole row, which needs L2 data). */
+  featureSet: FeatureSetName;
   /**
    * τ of a target with a continuous label (vol_spike_60s): a label above it is a positive, for live quality and
    * for /predict's answer. Read from the version's metrics.json (src/model/metadata.ts), the one place.
@@ -22,6 +38,8 @@ export interface LoadedModel {
   threshold?: number;
   /** The low end of its test ROC-AUC interval, when its metrics.json has one (the live-quality alarm's floor). */
   rocAucLow?: number;
+  /** The training distribution of its inputs, when its metrics.json has one (feature drift is measured against it). */
+  inputs?: InputDistribution;
   /** Scores N rows packed row-major in `rows` (length N * F); returns N probabilities. */
   predict(rows: Float32Array, n: number): Promise<Float32Array>;
   release(): Promise<void>;

@@ -30,7 +30,11 @@ export interface LatestSnapshot
   bids: [string, string][];
   asks: [string, string][];
   features: Record<string, number>;
-  predictions: Record<string, { probability: number; modelVersion: string }>;
+  /** Per target: the probability, the model version that gave it and its feature set (what the row's data supports). */
+  predictions: Record<
+    string,
+    { probability: number; modelVersion: string; featureSet?: 'l2' | 'ticker'; drifted?: boolean }
+  >;
   /**
    * Rolling live quality per target of the served version (matured labels joined to the predictions of
    * their tick); null where undefined (AUC with one class in the window). Absent until labels matured.
@@ -44,8 +48,27 @@ export interface LatestSnapshot
       prAuc?: number | null;
       brier: number | null;
       baseRate: number | null;
+      /** Expected calibration error (10 bins). */
+      ece?: number | null;
+      /** The window's span of event time and the count below which figures are null. */
+      windowS?: number;
+      minLabels?: number;
+      /** The same figures over this product's own labels. */
+      product?: {
+        n: number;
+        auc: number | null;
+        prAuc: number | null;
+        brier: number | null;
+        baseRate: number | null;
+        ece: number | null;
+      };
     }
   >;
+  /**
+   * Per target: how far the inputs of the model serving this product drifted over the last hour from its
+   * training distribution (largest population stability index over its features), flagged above the limit.
+   */
+  drift?: Record<string, { modelVersion: string; psiMax: number; feature: string; flagged: boolean }>;
   /** The ingestor's newest `stats` event for this product (or the feed-wide one): feed health. */
   feed?: FeedHealth;
   /** Wall-clock write time minus the exchange time of the newest event, ms. */
@@ -57,7 +80,7 @@ export interface LatestSnapshot
 export type LatestSnapshotInput = Omit<LatestSnapshot, 'pk' | 'sk'>;
 
 /** The stored form of a latest item: features packed, quality and feed moved to the status item. */
-type StoredSnapshot = Omit<LatestSnapshot, 'features' | 'quality' | 'feed'> & {
+type StoredSnapshot = Omit<LatestSnapshot, 'features' | 'quality' | 'feed' | 'drift'> & {
   /** FEATURE_NAMES order, float64 little-endian; NaN where a feature is undefined. */
   f: Uint8Array;
   /** Features the spec does not name, by name (none from the worker). */
@@ -70,6 +93,7 @@ interface StatusItem {
   pk: string;
   sk: 'status';
   quality?: LatestSnapshot['quality'];
+  drift?: LatestSnapshot['drift'];
   feed?: FeedHealth;
 }
 
@@ -115,7 +139,7 @@ function featureIndex(): Map<string, number> {
 }
 
 function toStored(snapshot: LatestSnapshotInput, sk: LatestSnapshot['sk']): StoredSnapshot {
-  const { features, quality: _q, feed: _f, ...rest } = snapshot;
+  const { features, quality: _q, feed: _f, drift: _d, ...rest } = snapshot;
   const { packed, extra } = packFeatures(features);
   return {
     ...rest,
@@ -136,6 +160,7 @@ function fromStored(item: Record<string, unknown>, status?: Record<string, unkno
   } as LatestSnapshot;
   if (status?.quality) snapshot.quality = status.quality as LatestSnapshot['quality'];
   if (status?.feed) snapshot.feed = status.feed as FeedHealth;
+  if (status?.drift) snapshot.drift = status.drift as LatestSnapshot['drift'];
   return snapshot;
 }
 
@@ -175,6 +200,7 @@ function statusOf(snapshot: LatestSnapshotInput): StatusItem {
   const status: StatusItem = { pk: snapshot.product, sk: STATUS };
   if (snapshot.quality) status.quality = snapshot.quality;
   if (snapshot.feed) status.feed = snapshot.feed;
+  if (snapshot.drift) status.drift = snapshot.drift;
   return status;
 }
 
@@ -223,7 +249,11 @@ export class LatestWriter {
     const status = statusOf(snapshot);
     const statusJson = JSON.stringify(status);
     const statusSlot = Math.floor(tsMs / STATUS_WRITE_MS);
-    if (statusSlot > state.statusSlot && statusJson !== state.status && (status.quality || status.feed)) {
+    if (
+      statusSlot > state.statusSlot &&
+      statusJson !== state.status &&
+      (status.quality || status.feed || status.drift)
+    ) {
       state.statusSlot = statusSlot;
       state.status = statusJson;
       writes.push(

@@ -145,6 +145,18 @@ export const WORKER = {
     'rolling PR-AUC (average precision) of matured labels',
   ),
   liveBrier: gauge('LiveBrier', 'None', ['Target', 'ModelVersion'], 'rolling Brier score of matured labels'),
+  liveCalibrationError: gauge(
+    'LiveCalibrationError',
+    'None',
+    ['Target', 'ModelVersion'],
+    'rolling expected calibration error (10 bins) of matured labels',
+  ),
+  featureDrift: gauge(
+    'FeatureDriftPSI',
+    'None',
+    ['Target'],
+    "largest population stability index of a served model's inputs over the last hour against its training distribution, across products",
+  ),
   liveBaseRate: gauge('LiveBaseRate', 'None', ['Target', 'ModelVersion'], 'rolling share of positive labels'),
   liveLabels: local(
     gauge('LiveLabels', 'Count', ['Target', 'ModelVersion'], 'matured labels in the rolling window'),

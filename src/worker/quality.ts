@@ -1,12 +1,15 @@
 /**
  * Rolling live quality of the served models: each matured label is joined to the prediction made at its tick
- * (same product, same tick time), and the last `window` pairs per (target, model version) give ROC-AUC, PR-AUC,
- * Brier score and base rate. A new version starts a new window, so a drifting model shows up as its own series.
- * Continuous labels (vol_spike_60s: forward realized volatility) are made binary with the model's τ, by the
- * same strict rule as training (isSpike).
+ * (same product, same tick time) and judged with the τ stored with that prediction (a vol-spike label is 0/1 by
+ * the τ of the model that predicted, strictly above it: isSpike, the training rule), so a hot swap never scores
+ * old predictions with a new τ. Windows are by EVENT time (the labels' ticks, `windowMs`, 30 min by default):
+ * one per (target, model version) over all products and one per (target, model version, product). Each gives
+ * ROC-AUC, PR-AUC, Brier, expected calibration error and base rate (src/model/metrics.ts, the metrics training
+ * uses), shown only once the window holds `minLabels` pairs (fewer say too little: null in the snapshot, no
+ * metric). A new version starts new windows, so a drifting model shows up as its own series.
  * Published as metrics (QualityPublisher, through the telemetry kit) and in the latest snapshot.
  */
-import { averagePrecision, rocAuc } from '../model/metrics.js';
+import { averagePrecision, brierScore, calibrationError, rocAuc } from '../model/metrics.js';
 import type { LatestSnapshot } from '../storage/latest.js';
 import { WORKER } from '../telemetry/catalog.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
@@ -14,42 +17,47 @@ import type { Telemetry } from '../telemetry/telemetry.js';
 export interface QualityStats {
   target: string;
   modelVersion: string;
+  /** Set for a product's own window; absent for the window over all products. */
+  product?: string;
   /** Pairs in the window. */
   n: number;
-  /** Fraction of positive labels; NaN when n = 0. */
+  /** Whether n reached the minimum count: the figures below are NaN until it does. */
+  enough: boolean;
+  /** Fraction of positive labels. */
   baseRate: number;
-  /** Mean squared error of the probability; NaN when n = 0. */
+  /** Mean squared error of the probability. */
   brier: number;
   /** Area under the ROC curve; NaN unless both classes are in the window. */
   auc: number;
   /** Average precision (PR-AUC); NaN without a positive. Its chance level is the base rate. */
   prAuc: number;
+  /** Expected calibration error (10 bins). */
+  ece: number;
 }
 
 interface Pending {
   tsUs: number;
   probability: number;
   version: string;
+  /** τ of the model that made the prediction (continuous labels), fixed when it was made. */
+  threshold: number | undefined;
 }
 
-/**
- * Predictions of one (target, product) awaiting labels, oldest first. Consumed from the head by an index
- * (compacted now and then) rather than shifted on every label: a 60 s horizon keeps ~600 ticks waiting.
- */
-class PendingQueue {
-  items: Pending[] = [];
+/** Items consumed from the head by an index (compacted now and then), never shifted one by one. */
+class Queue<T> {
+  items: T[] = [];
   head = 0;
 
   get length(): number {
     return this.items.length - this.head;
   }
 
-  at(i: number): Pending | undefined {
+  at(i: number): T | undefined {
     return this.items[this.head + i];
   }
 
-  push(p: Pending): void {
-    this.items.push(p);
+  push(item: T): void {
+    this.items.push(item);
   }
 
   drop(n: number): void {
@@ -62,149 +70,223 @@ class PendingQueue {
 }
 
 /**
- * A vol spike is a value strictly above τ, as training defines it (models/baseline.ts: `y > threshold`):
- * a label equal to τ is negative, live as in training.
+ * A vol spike is a value strictly above τ, as training defines it (models/train/targets.ts binarize:
+ * `y > threshold`): a label equal to τ is negative, live as in training.
  */
 export function isSpike(value: number, tau: number): boolean {
   return value > tau;
 }
 
-/** Fixed-size ring of (probability, label) pairs. */
-class PairWindow {
-  readonly p: Float64Array;
-  readonly y: Uint8Array;
-  n = 0;
-  private next = 0;
+/** (probability, label) pairs of the last `windowUs` of event time, oldest first. */
+class EventWindow {
+  private readonly pairs = new Queue<{ tsUs: number; p: number; y: 0 | 1 }>();
+  private stats?: QualityStats;
+  private computedAtUs = Number.NEGATIVE_INFINITY;
+  newestUs = Number.NEGATIVE_INFINITY;
 
-  constructor(size: number) {
-    this.p = new Float64Array(size);
-    this.y = new Uint8Array(size);
+  constructor(
+    readonly target: string,
+    readonly version: string,
+    readonly product: string | undefined,
+  ) {}
+
+  push(tsUs: number, p: number, y: 0 | 1, windowUs: number, maxPairs: number): void {
+    this.pairs.push({ tsUs, p, y });
+    if (tsUs > this.newestUs) this.newestUs = tsUs;
+    let old = 0;
+    while (old < this.pairs.length && this.pairs.at(old)!.tsUs <= this.newestUs - windowUs) old++;
+    if (this.pairs.length - old > maxPairs) old = this.pairs.length - maxPairs;
+    this.pairs.drop(old);
   }
 
-  push(p: number, y: 0 | 1): void {
-    this.p[this.next] = p;
-    this.y[this.next] = y;
-    this.next = (this.next + 1) % this.p.length;
-    if (this.n < this.p.length) this.n++;
+  /** The window's figures, recomputed at most once per `everyUs` of event time (sorting 10^4 pairs is not free). */
+  figures(minLabels: number, everyUs: number): QualityStats {
+    if (this.stats && this.newestUs < this.computedAtUs + everyUs) return this.stats;
+    this.computedAtUs = this.newestUs;
+    const n = this.pairs.length;
+    const p = new Float64Array(n);
+    const y = new Uint8Array(n);
+    let positives = 0;
+    for (let i = 0; i < n; i++) {
+      const pair = this.pairs.at(i)!;
+      p[i] = pair.p;
+      y[i] = pair.y;
+      positives += pair.y;
+    }
+    const enough = n >= minLabels && n > 0;
+    const nan = Number.NaN;
+    this.stats = {
+      target: this.target,
+      modelVersion: this.version,
+      ...(this.product !== undefined ? { product: this.product } : {}),
+      n,
+      enough,
+      baseRate: enough ? positives / n : nan,
+      brier: enough ? brierScore(p, y) : nan,
+      auc: enough ? rocAuc(p, y) : nan,
+      prAuc: enough ? averagePrecision(p, y) : nan,
+      ece: enough ? calibrationError(p, y) : nan,
+    };
+    return this.stats;
   }
 }
 
+export interface LiveQualityOptions {
+  /** Event time a window covers (default 30 min: enough independent 60 s horizons for the vol target). */
+  windowMs?: number;
+  /** Fewer pairs than this in a window: its figures are not shown (default 200). */
+  minLabels?: number;
+  /** A window's figures are recomputed at most this often, in event time (default 5 s). */
+  recomputeMs?: number;
+  /** Most predictions kept waiting per target and product (labels of a target may never come). */
+  maxPending?: number;
+  /** Most pairs a window keeps, whatever its span. */
+  maxPairs?: number;
+}
+
 export class LiveQuality {
+  readonly windowUs: number;
+  readonly minLabels: number;
+  private readonly recomputeUs: number;
+  private readonly maxPending: number;
+  private readonly maxPairs: number;
   /** Predictions awaiting their label, per "target|product", in tick order. */
-  private readonly pending = new Map<string, PendingQueue>();
-  private readonly windows = new Map<
-    string,
-    { target: string; version: string; w: PairWindow; stats?: QualityStats }
-  >();
+  private readonly pending = new Map<string, Queue<Pending>>();
+  /** "target|version" (all products) and "target|version|product" windows, in first-seen order. */
+  private readonly windows = new Map<string, EventWindow>();
   /** Labels that found no prediction of their tick (e.g. no model was served then). */
   unmatched = 0;
 
-  constructor(
-    private readonly window = 2000,
-    /** Most predictions kept waiting per target and product (labels of a target may never come). */
-    private readonly maxPending = 20_000,
-  ) {}
+  constructor(opts: LiveQualityOptions = {}) {
+    this.windowUs = (opts.windowMs ?? 30 * 60_000) * 1000;
+    this.minLabels = opts.minLabels ?? 200;
+    this.recomputeUs = (opts.recomputeMs ?? 5000) * 1000;
+    this.maxPending = opts.maxPending ?? 20_000;
+    this.maxPairs = opts.maxPairs ?? 200_000;
+  }
 
-  addPrediction(target: string, product: string, tsUs: number, probability: number, version: string): void {
+  addPrediction(
+    target: string,
+    product: string,
+    tsUs: number,
+    probability: number,
+    version: string,
+    threshold?: number,
+  ): void {
     const key = `${target}|${product}`;
     let q = this.pending.get(key);
     if (!q) {
-      q = new PendingQueue();
+      q = new Queue<Pending>();
       this.pending.set(key, q);
     }
-    q.push({ tsUs, probability, version });
+    q.push({ tsUs, probability, version, threshold });
     if (q.length > this.maxPending) q.drop(q.length - this.maxPending);
   }
 
   /**
-   * Joins a matured label to the prediction of its tick. `threshold` turns a continuous label into 0/1
-   * (isSpike: value > τ); without one the value must already be 0 or 1. Returns whether a pair was added.
+   * Joins a matured label to the prediction of its tick. The τ stored with that prediction turns a continuous
+   * label into 0/1 (isSpike: value > τ); without one the value must already be 0 or 1. Returns whether a pair
+   * was added.
    */
-  addLabel(target: string, product: string, tsUs: number, value: number, threshold?: number): boolean {
+  addLabel(target: string, product: string, tsUs: number, value: number): boolean {
     const q = this.pending.get(`${target}|${product}`);
     // Labels come in tick order per product: predictions older than this label will never be joined.
     let i = 0;
     while (q && i < q.length && q.at(i)!.tsUs < tsUs) i++;
     const hit = q && i < q.length && q.at(i)!.tsUs === tsUs ? q.at(i) : undefined;
     q?.drop(hit ? i + 1 : i);
-    let y: 0 | 1;
-    if (threshold !== undefined) y = isSpike(value, threshold) ? 1 : 0;
-    else if (value === 0 || value === 1) y = value;
-    else return false; // continuous label and no τ: cannot be scored
     if (!hit) {
       this.unmatched++;
       return false;
     }
-    const id = `${target}|${hit.version}`;
-    let win = this.windows.get(id);
-    if (!win) {
-      win = { target, version: hit.version, w: new PairWindow(this.window) };
-      this.windows.set(id, win);
+    let y: 0 | 1;
+    if (hit.threshold !== undefined) y = isSpike(value, hit.threshold) ? 1 : 0;
+    else if (value === 0 || value === 1) y = value;
+    else return false; // continuous label and no τ: cannot be scored
+    for (const p of [undefined, product]) {
+      this.window(target, hit.version, p).push(tsUs, hit.probability, y, this.windowUs, this.maxPairs);
     }
-    win.w.push(hit.probability, y);
-    win.stats = undefined;
     return true;
   }
 
-  /** Stats of every (target, version) window, in first-seen order (kept until the window changes). */
-  stats(): QualityStats[] {
-    return [...this.windows.values()].map((win) => {
-      win.stats ??= this.windowStats(win.target, win.version, win.w);
-      return win.stats;
-    });
+  private window(target: string, version: string, product: string | undefined): EventWindow {
+    const id = product === undefined ? `${target}|${version}` : `${target}|${version}|${product}`;
+    let w = this.windows.get(id);
+    if (!w) {
+      w = new EventWindow(target, version, product);
+      this.windows.set(id, w);
+    }
+    return w;
   }
 
-  private windowStats(target: string, version: string, w: PairWindow): QualityStats {
-    let positives = 0;
-    let sq = 0;
-    for (let i = 0; i < w.n; i++) {
-      positives += w.y[i]!;
-      sq += (w.p[i]! - w.y[i]!) ** 2;
-    }
+  /** Figures of every (target, version) window over all products, in first-seen order. */
+  stats(): QualityStats[] {
+    return [...this.windows.values()]
+      .filter((w) => w.product === undefined)
+      .map((w) => w.figures(this.minLabels, this.recomputeUs));
+  }
+
+  /** The all-products window of each of `versions` (the served ones). */
+  current(versions: ReadonlySet<string>): QualityStats[] {
+    return this.stats().filter((s) => versions.has(s.modelVersion));
+  }
+
+  /** The windows of one target and version: over all products, and of `product` (undefined when none yet). */
+  of(target: string, version: string, product: string): { all?: QualityStats; product?: QualityStats } {
+    const all = this.windows.get(`${target}|${version}`);
+    const mine = this.windows.get(`${target}|${version}|${product}`);
     return {
-      target,
-      modelVersion: version,
-      n: w.n,
-      baseRate: w.n ? positives / w.n : Number.NaN,
-      brier: w.n ? sq / w.n : Number.NaN,
-      auc: w.n ? rocAuc(w.p, w.y, w.n) : Number.NaN,
-      prAuc: w.n ? averagePrecision(w.p, w.y, w.n) : Number.NaN,
+      ...(all ? { all: all.figures(this.minLabels, this.recomputeUs) } : {}),
+      ...(mine ? { product: mine.figures(this.minLabels, this.recomputeUs) } : {}),
     };
   }
-
-  /** The window of the version currently served for each target. */
-  current(versions: ReadonlyMap<string, string>): QualityStats[] {
-    return this.stats().filter((s) => versions.get(s.target) === s.modelVersion);
-  }
 }
 
-/** The latest snapshot's `quality`: the current window per target, null where a figure is undefined. */
-export function qualityRecord(stats: readonly QualityStats[]): LatestSnapshot['quality'] | undefined {
-  if (stats.length === 0) return undefined;
-  const finite = (v: number) => (Number.isFinite(v) ? v : null);
-  return Object.fromEntries(
-    stats.map((s) => [
-      s.target,
-      {
-        modelVersion: s.modelVersion,
-        n: s.n,
-        auc: finite(s.auc),
-        prAuc: finite(s.prAuc),
-        brier: finite(s.brier),
-        baseRate: finite(s.baseRate),
-      },
-    ]),
-  );
-}
+const finite = (v: number) => (Number.isFinite(v) ? v : null);
+
+type QualityFigures = Pick<QualityStats, 'n' | 'auc' | 'prAuc' | 'brier' | 'baseRate' | 'ece'>;
+const figures = (s: QualityFigures) => ({
+  n: s.n,
+  auc: finite(s.auc),
+  prAuc: finite(s.prAuc),
+  brier: finite(s.brier),
+  baseRate: finite(s.baseRate),
+  ece: finite(s.ece),
+});
 
 /**
- * Records the quality of the served versions (LiveAUC, LivePRAUC, LiveBrier, LiveBaseRate, LiveLabels by Target and
- * ModelVersion) once every `everyMs` of event time. Undefined figures (an AUC with one class in the window) are
- * left out.
+ * A product's latest snapshot `quality`: per target, the window over all products of the version that scored
+ * the product's row, with the product's own window beside it; null where a figure is undefined or the window
+ * holds fewer than the minimum count.
  */
+export function qualityRecord(
+  quality: LiveQuality,
+  product: string,
+  versions: ReadonlyMap<string, string>,
+): LatestSnapshot['quality'] | undefined {
+  const out: NonNullable<LatestSnapshot['quality']> = {};
+  for (const [target, version] of versions) {
+    const { all, product: mine } = quality.of(target, version, product);
+    if (!all) continue;
+    out[target] = {
+      modelVersion: version,
+      ...figures(all),
+      windowS: quality.windowUs / 1e6,
+      minLabels: quality.minLabels,
+      ...(mine ? { product: figures(mine) } : {}),
+    };
+  }
+  return Object.keys(out).length ? out : undefined;
+}
+
 /** Fewer matured labels than this say too little to alarm on. */
 export const MIN_LABELS_FOR_ALARM = 200;
 
+/**
+ * Records the quality of the served versions (LiveAUC, LivePRAUC, LiveBrier, LiveCalibrationError,
+ * LiveBaseRate, LiveLabels by Target and ModelVersion) once every `everyMs` of event time. Only windows with
+ * enough labels are recorded (LiveLabels always), and undefined figures (an AUC with one class) are left out.
+ */
 export class QualityPublisher {
   private nextUs = Number.NEGATIVE_INFINITY;
 
@@ -214,26 +296,31 @@ export class QualityPublisher {
   ) {}
 
   /**
-   * `tUs`: the event time reached (the newest row's tick); `floors`: per target, the low end of the served
-   * model's test ROC-AUC interval (LiveAUCShortfall is how far below it the live AUC is, once enough labels).
+   * `tUs`: the event time reached (the newest row's tick); `floors`: per model version, the low end of its test
+   * ROC-AUC interval (LiveAUCShortfall is how far below it the live AUC is, once enough labels); `drift`: per
+   * target, the largest input PSI of its served models across products (FeatureDriftPSI).
    */
   publish(
     tUs: number,
     stats: readonly QualityStats[],
     floors: ReadonlyMap<string, number> = new Map(),
+    drift: ReadonlyMap<string, number> = new Map(),
   ): void {
     if (tUs < this.nextUs) return;
     const every = this.everyMs * 1000;
     this.nextUs = Math.floor(tUs / every) * every + every;
+    for (const [target, psi] of drift) this.telemetry.gauge(WORKER.featureDrift, psi, { Target: target });
     for (const s of stats) {
       if (s.n === 0) continue;
       const dims = { Target: s.target, ModelVersion: s.modelVersion };
+      this.telemetry.gauge(WORKER.liveLabels, s.n, dims);
+      if (!s.enough) continue;
       this.telemetry.gauge(WORKER.liveAuc, s.auc, dims);
       this.telemetry.gauge(WORKER.livePrAuc, s.prAuc, dims);
       this.telemetry.gauge(WORKER.liveBrier, s.brier, dims);
+      this.telemetry.gauge(WORKER.liveCalibrationError, s.ece, dims);
       this.telemetry.gauge(WORKER.liveBaseRate, s.baseRate, dims);
-      this.telemetry.gauge(WORKER.liveLabels, s.n, dims);
-      const floor = floors.get(s.target);
+      const floor = floors.get(s.modelVersion);
       if (floor !== undefined && s.n >= MIN_LABELS_FOR_ALARM && Number.isFinite(s.auc)) {
         this.telemetry.gauge(WORKER.liveAucShortfall, Math.max(0, floor - s.auc), { Target: s.target });
       }

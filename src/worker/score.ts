@@ -1,24 +1,31 @@
 /**
- * Score stage: ONE onnxruntime call per served model for every row of a batch (all products together). A model
- * whose feature spec does not match the code is never served (checked once per loaded model); a model that fails
- * on a batch costs that batch its predictions, not its rows.
+ * Score stage: each row of a batch is scored, per target, by the served model whose feature set its data
+ * supports (src/features/spec.ts supportedSets: an L2 row by the l2 model, a ticker-only row by the ticker
+ * model; an L2 row falls back to the ticker model when no l2 model is served). ONE onnxruntime call per model
+ * for all its rows of the batch (all products together), on the columns of its feature set. A model whose
+ * feature spec does not match the code is never served (checked once per loaded model); a model that fails on a
+ * batch costs that batch its predictions, not its rows.
  */
-import { assertSpecMatches, FEATURE_NAMES } from '../features/spec.js';
+import { assertSpecMatches, featureColumns, supportedSets } from '../features/spec.js';
 import type { FeatureRow } from '../features/types.js';
 import { describeError, type Logger } from '../log.js';
-import type { LoadedModel } from '../model/types.js';
+import type { LoadedModel, Target } from '../model/types.js';
 import type { PredictionRow } from '../storage/parquet.js';
 
+/** One target's scores of a batch. */
 export interface Scored {
-  model: LoadedModel;
-  /** One per row, in row order. */
+  target: Target;
+  /** Per row: its probability, NaN where no served model of the target fits the row's data. */
   probabilities: Float32Array;
+  /** Per row: the model that scored it (undefined where none did). */
+  models: (LoadedModel | undefined)[];
+  /** The scored rows' predictions, in row order. */
   predictions: PredictionRow[];
 }
 
 export class Scorer {
-  /** Models whose spec was checked: true = servable. */
-  private readonly checked = new WeakMap<LoadedModel, boolean>();
+  /** Models whose spec was checked: their input columns when servable, null when not. */
+  private readonly checked = new WeakMap<LoadedModel, Int32Array | null>();
 
   constructor(
     private readonly tickMs: number,
@@ -29,56 +36,86 @@ export class Scorer {
 
   async score(rows: readonly FeatureRow[], models: readonly LoadedModel[]): Promise<Scored[]> {
     if (rows.length === 0) return [];
-    const F = FEATURE_NAMES.length;
-    let input: Float32Array | undefined;
     const out: Scored[] = [];
-    for (const model of models) {
-      if (!this.servable(model)) continue;
-      if (!input) {
-        input = new Float32Array(rows.length * F);
-        for (let i = 0; i < rows.length; i++) input.set(rows[i]!.values, i * F);
-      }
-      let probabilities: Float32Array;
-      try {
-        const started = performance.now();
-        probabilities = await model.predict(input, rows.length);
-        this.onRun(model.target, performance.now() - started);
-      } catch (err) {
-        this.log('error', 'model scoring failed; rows kept without its predictions', {
-          target: model.target,
-          version: model.version,
-          error: describeError(err),
+    const targets = [...new Set(models.map((m) => m.target))];
+    for (const target of targets) {
+      const bySet = new Map<string, LoadedModel>();
+      for (const m of models) if (m.target === target && this.columns(m)) bySet.set(m.featureSet, m);
+      if (bySet.size === 0) continue;
+      // Which model scores each row: the first set its data supports that has a served model.
+      const chosen = rows.map((r) => {
+        for (const set of supportedSets(r.values)) {
+          const m = bySet.get(set);
+          if (m) return m;
+        }
+        return undefined;
+      });
+      const probabilities = new Float32Array(rows.length).fill(Number.NaN);
+      const scoredBy: (LoadedModel | undefined)[] = new Array(rows.length).fill(undefined);
+      for (const model of bySet.values()) {
+        const mine: number[] = [];
+        chosen.forEach((m, i) => {
+          if (m === model) mine.push(i);
         });
-        continue;
+        if (mine.length === 0) continue;
+        const columns = this.columns(model)!;
+        const F = columns.length;
+        const input = new Float32Array(mine.length * F);
+        mine.forEach((i, k) => {
+          const values = rows[i]!.values;
+          for (let j = 0; j < F; j++) input[k * F + j] = values[columns[j]!]!;
+        });
+        let p: Float32Array;
+        try {
+          const started = performance.now();
+          p = await model.predict(input, mine.length);
+          this.onRun(model.target, performance.now() - started);
+        } catch (err) {
+          this.log('error', 'model scoring failed; rows kept without its predictions', {
+            target: model.target,
+            version: model.version,
+            error: describeError(err),
+          });
+          continue;
+        }
+        mine.forEach((i, k) => {
+          probabilities[i] = p[k]!;
+          scoredBy[i] = model;
+        });
       }
-      const predictions = rows.map((r, i) => ({
-        product: r.product,
-        tsUs: r.tsUs,
-        seq: r.seq,
-        target: model.target,
-        modelVersion: model.version,
-        probability: probabilities[i]!,
-      }));
-      out.push({ model, probabilities, predictions });
+      const predictions: PredictionRow[] = [];
+      rows.forEach((r, i) => {
+        const m = scoredBy[i];
+        if (!m) return;
+        predictions.push({
+          product: r.product,
+          tsUs: r.tsUs,
+          seq: r.seq,
+          target,
+          modelVersion: m.version,
+          probability: probabilities[i]!,
+        });
+      });
+      if (predictions.length > 0) out.push({ target, probabilities, models: scoredBy, predictions });
     }
     return out;
   }
 
-  private servable(model: LoadedModel): boolean {
-    let ok = this.checked.get(model);
-    if (ok === undefined) {
+  private columns(model: LoadedModel): Int32Array | null {
+    let columns = this.checked.get(model);
+    if (columns === undefined) {
       try {
         assertSpecMatches(model.spec, this.tickMs);
-        ok = true;
+        columns = featureColumns(model.spec);
       } catch (err) {
         this.log('error', 'model not served: feature spec mismatch', {
           version: model.version,
           error: describeError(err),
         });
-        ok = false;
+        columns = null;
       }
-      this.checked.set(model, ok);
+      this.checked.set(model, columns);
     }
-    return ok;
+    return columns;
   }
 }

@@ -11,18 +11,20 @@
  * every batch whose lake objects are stored, and replays the shard from it on a restart.
  */
 import type { S3Client } from '@aws-sdk/client-s3';
+import { featureColumns, selectColumns } from '../features/spec.js';
 import type { FeatureRow } from '../features/types.js';
 import type { Logger } from '../log.js';
 import type { LoadedModel } from '../model/types.js';
 import { LakeWriter } from '../storage/lake.js';
-import type { RawRow } from '../storage/parquet.js';
+import type { PredictionRow, RawRow } from '../storage/parquet.js';
 import type { StreamEvent } from '../stream/record.js';
 import { WORKER } from '../telemetry/catalog.js';
 import { Telemetry } from '../telemetry/telemetry.js';
 import { type ArbiterCounters, type ArbiterOptions, DEFAULT_ARBITER, LineArbiter } from './arbiter.js';
 import type { ConsumedRecord, ShardBatch } from './consumer.js';
+import { DriftMonitor, type DriftOptions } from './drift.js';
 import { MarketStage } from './market.js';
-import { LiveQuality, QualityPublisher, qualityRecord } from './quality.js';
+import { LiveQuality, type LiveQualityOptions, QualityPublisher, qualityRecord } from './quality.js';
 import {
   type ProductPositions,
   type RecoveryOptions,
@@ -30,10 +32,10 @@ import {
   RecoveryStore,
   replayPoint,
 } from './recovery.js';
-import { Scorer } from './score.js';
+import { type Scored, Scorer } from './score.js';
 import { seqLess } from './shards.js';
 import { HistorySink, type HistorySinkOptions } from './sinks/history.js';
-import { LatestSink, type LatestSinkOptions } from './sinks/latest.js';
+import { type LatestContext, LatestSink, type LatestSinkOptions } from './sinks/latest.js';
 
 export { RecoveryError, type RecoveryOptions } from './recovery.js';
 
@@ -60,8 +62,10 @@ export interface WorkerOptions {
   /** Where the worker's metrics go (batches, ticks, inference, latency, live quality). */
   telemetry?: Telemetry;
   qualityEveryMs?: number;
-  /** Rolling live-quality window, in matured labels per (target, version). */
-  qualityWindow?: number;
+  /** Live-quality windows (event time, minimum count): src/worker/quality.ts. */
+  quality?: LiveQualityOptions;
+  /** Feature drift against the models' training distributions: src/worker/drift.ts. */
+  drift?: DriftOptions;
   /** De-duplication window and line failover (readWorkerConfig().arbiter); default DEFAULT_ARBITER. */
   arbiter?: ArbiterOptions;
   /** Each batch's new feature rows, for the optional features stream. */
@@ -90,6 +94,7 @@ class ShardState {
 export class Worker {
   readonly market: MarketStage;
   readonly quality: LiveQuality;
+  readonly drift: DriftMonitor;
   private readonly arbiter: LineArbiter;
   private readonly scorer: Scorer;
   private readonly latest: LatestSink;
@@ -111,7 +116,8 @@ export class Worker {
       log: opts.log,
     });
     this.arbiter = new LineArbiter(opts.arbiter ?? DEFAULT_ARBITER);
-    this.quality = new LiveQuality(opts.qualityWindow ?? 2000);
+    this.quality = new LiveQuality(opts.quality);
+    this.drift = new DriftMonitor(opts.drift);
     this.telemetry = opts.telemetry ?? new Telemetry({ service: 'worker' });
     this.telemetry.declare(WORKER.duplicates);
     this.scorer = new Scorer(opts.tickMs, opts.log, (target, ms) =>
@@ -219,21 +225,27 @@ export class Worker {
     const models = this.opts.models?.() ?? [];
     const scored = await this.scorer.score(rows, models);
     // Row by row (all targets of a tick together): lake rows of one product must come in tick order.
-    const predictions = rows.flatMap((_, i) => scored.map((s) => s.predictions[i]!));
+    const predictions = scored.length === 1 ? scored[0]!.predictions : byRow(rows, scored);
     for (const s of scored) {
-      this.telemetry.count(WORKER.predictions, s.predictions.length, { Target: s.model.target });
+      this.telemetry.count(WORKER.predictions, s.predictions.length, { Target: s.target });
+      s.models.forEach((m, i) => {
+        if (!m) return;
+        const r = rows[i]!;
+        // Each prediction waits for its label with the τ of the model that made it: a model swapped in while
+        // it waits must not judge it by another τ.
+        this.quality.addPrediction(s.target, r.product, r.tsUs, s.probabilities[i]!, m.version, m.threshold);
+        if (m.inputs)
+          this.drift.observe(m, r.product, r.tsUs, selectColumns(r.values, featureColumns(m.spec)));
+      });
     }
-    for (const p of predictions) {
-      this.quality.addPrediction(p.target, p.product, p.tsUs, p.probability, p.modelVersion);
-    }
-    const thresholds = new Map(models.map((m) => [m.target as string, m.threshold]));
     for (const l of labels) {
       if (!shard.lake.accepts('labels', l.product, l.tsUs, l.target)) continue;
-      this.quality.addLabel(l.target, l.product, l.tsUs, l.value, thresholds.get(l.target));
+      this.quality.addLabel(l.target, l.product, l.tsUs, l.value);
     }
-    const quality = this.quality.current(servedVersions(models));
-    const ctx = {
-      quality: qualityRecord(quality),
+    const quality = this.quality.current(new Set(models.map((m) => m.version)));
+    const ctx: LatestContext = {
+      quality: (product, versions) => qualityRecord(this.quality, product, versions),
+      drift: (product, model) => this.drift.figure(model, product),
       feed: (p: string) => this.market.feedHealth(p),
       watermarkUs: (p: string) => this.market.watermarkUs(p),
     };
@@ -252,9 +264,16 @@ export class Worker {
     await this.opts.publishFeatures?.(rows);
     if (rows.length > 0) {
       const floors = new Map(
-        models.flatMap((m) => (m.rocAucLow === undefined ? [] : [[m.target as string, m.rocAucLow]])),
+        models.flatMap((m) => (m.rocAucLow === undefined ? [] : [[m.version, m.rocAucLow] as const])),
       );
-      this.qualityOut.publish(rows[rows.length - 1]!.tsUs, quality, floors);
+      const drift = new Map<string, number>();
+      for (const m of models) {
+        for (const product of new Set(rows.map((r) => r.product))) {
+          const f = this.drift.figure(m, product);
+          if (f) drift.set(m.target, Math.max(drift.get(m.target) ?? 0, f.psiMax));
+        }
+      }
+      this.qualityOut.publish(rows[rows.length - 1]!.tsUs, quality, floors, drift);
     }
     return { rows: rows.length, labels: labels.length, predictions: predictions.length, objects: [] };
   }
@@ -297,6 +316,23 @@ export class Worker {
   }
 }
 
-function servedVersions(models: readonly LoadedModel[]): Map<string, string> {
-  return new Map(models.map((m) => [m.target as string, m.version]));
+/** Every target's predictions, row by row (all targets of a tick together, as the lake wants them). */
+function byRow(rows: readonly FeatureRow[], scored: readonly Scored[]): PredictionRow[] {
+  const out: PredictionRow[] = [];
+  rows.forEach((r, i) => {
+    for (const s of scored) {
+      const m = s.models[i];
+      if (m) {
+        out.push({
+          product: r.product,
+          tsUs: r.tsUs,
+          seq: r.seq,
+          target: s.target,
+          modelVersion: m.version,
+          probability: s.probabilities[i]!,
+        });
+      }
+    }
+  });
+  return out;
 }

@@ -14,6 +14,7 @@ import { Bucket } from 'aws-cdk-lib/aws-s3';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { afterAll, describe, expect, it } from 'vitest';
+import { resolveDefinition, trainingDefinition } from '../../bin/localTraining.js';
 import { MarketStream } from '../../lib/market-stream.js';
 import { QuoteWatchStack } from '../../lib/quotewatch-stack.js';
 import { Storage } from '../../lib/storage.js';
@@ -403,7 +404,7 @@ describe('ECS services', () => {
 });
 
 describe('Training state machine', () => {
-  it('trains, evaluates, then promotes only when better', () => {
+  it('trains, evaluates, then promotes only when the gate passed', () => {
     template.resourceCountIs('AWS::StepFunctions::StateMachine', 1);
     const sm = resourceOf(stack.training.stateMachine).Properties;
     // The definition is a Fn::Join; tokens sit inside JSON strings, so replacing them keeps valid JSON.
@@ -420,17 +421,31 @@ describe('Training state machine', () => {
       Resource: 'arn:TOKEN:states:::ecs:runTask.sync',
       Next: 'ReadEvaluation',
     });
-    expect(States.ReadEvaluation?.Next).toBe('BetterThanActive?');
-    const choice = States['BetterThanActive?'] as { Choices: Json[]; Default: string };
+    expect(States.ReadEvaluation?.Next).toBe('PassesGate?');
+    const choice = States['PassesGate?'] as { Choices: Json[]; Default: string };
+    const passes = { Variable: '$.evaluation.result.decision.promote', BooleanEquals: true };
     expect(choice.Choices).toEqual([
-      { Variable: '$.evaluation.result.active', IsNull: true, Next: 'PromoteFirst' },
-      {
-        Variable: '$.evaluation.result.candidate.auc',
-        NumericGreaterThanPath: '$.evaluation.result.active.auc',
-        Next: 'Promote',
-      },
+      { And: [passes, { Variable: '$.evaluation.result.active', IsNull: true }], Next: 'PromoteFirst' },
+      { ...passes, Next: 'Promote' },
     ]);
     expect(choice.Default).toBe('KeptActive');
+  });
+
+  it('`npm run train` runs this very definition: the one in the template, references aside', () => {
+    const sm = resourceOf(stack.training.stateMachine).Properties;
+    const parts = (sm.DefinitionString as { 'Fn::Join': [string, unknown[]] })['Fn::Join'][1];
+    const deployed = JSON.parse(parts.map((p) => (typeof p === 'string' ? p : 'REF')).join('')) as Json;
+    // The local runner's reading of the template (bin/localTraining.ts synthesizes the same stack and reads it so).
+    const local = trainingDefinition(stack, template.toJSON());
+    expect(resolveDefinition(local.parts, () => 'REF')).toEqual(deployed);
+    expect(local.parts.filter((p) => typeof p !== 'string').length).toBeGreaterThan(0);
+    // Each failing trainer task is retried with backoff up to taskAttempts in all, then caught.
+    const states = deployed.States as Record<string, Json>;
+    expect(states.Train).toMatchObject({
+      Retry: [{ ErrorEquals: expect.arrayContaining(['States.TaskFailed']), MaxAttempts: 2, BackoffRate: 2 }],
+      Catch: [{ ErrorEquals: ['States.ALL'], Next: 'TrainingFailed', ResultPath: '$.failure' }],
+    });
+    expect(states.TrainingFailed).toMatchObject({ Type: 'Fail', ErrorPath: '$.failure.Error' });
   });
 
   it('promotes by compare-and-set on the active pointer, as the registry does', () => {
@@ -439,28 +454,40 @@ describe('Training state machine', () => {
     const { States } = JSON.parse(parts.map((p) => (typeof p === 'string' ? p : 'TOKEN')).join('')) as {
       States: Record<string, Json>;
     };
-    const item = {
+    const key = {
       pk: { 'S.$': "States.Format('active#{}', $.target)" },
       sk: { S: 'active' },
-      version: { 'S.$': '$.version' },
-      activatedAt: { 'S.$': '$$.State.EnteredTime' },
     };
     expect(States.PromoteFirst).toMatchObject({
       Resource: 'arn:TOKEN:states:::dynamodb:putItem',
-      Parameters: { ConditionExpression: 'attribute_not_exists(pk)' },
-      Next: 'Promoted',
-    });
-    expect(States.Promote).toMatchObject({
-      Resource: 'arn:TOKEN:states:::dynamodb:putItem',
       Parameters: {
-        ConditionExpression: 'version = :current',
-        ExpressionAttributeValues: { ':current': { 'S.$': '$.evaluation.result.active.version' } },
+        ConditionExpression: 'attribute_not_exists(pk)',
+        Item: {
+          ...key,
+          version: { 'S.$': '$.version' },
+          activatedAt: { 'S.$': '$$.State.EnteredTime' },
+          previous: { L: [] },
+        },
       },
       Next: 'Promoted',
     });
-    for (const state of [States.Promote, States.PromoteFirst]) {
-      expect(state).toMatchObject({ Parameters: { Item: item } });
-    }
+    // The replaced version goes first in the pointer's history, as activate() keeps it (rollback reads it).
+    const replaced = { 'S.$': '$.evaluation.result.active.version' };
+    expect(States.Promote).toMatchObject({
+      Resource: 'arn:TOKEN:states:::dynamodb:updateItem',
+      Parameters: {
+        Key: key,
+        UpdateExpression:
+          'SET version = :new, activatedAt = :at, previous = list_append(:replaced, if_not_exists(previous, :none))',
+        ConditionExpression: 'version = :current',
+        ExpressionAttributeValues: {
+          ':current': replaced,
+          ':replaced': { L: [replaced] },
+          ':new': { 'S.$': '$.version' },
+        },
+      },
+      Next: 'Promoted',
+    });
   });
 });
 

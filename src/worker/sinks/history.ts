@@ -115,11 +115,15 @@ export class HistorySink {
     now: number,
   ): HistoryItem {
     const predictions: HistoryItem['predictions'] = {};
+    const versions = new Map<string, string>();
     for (const s of scored) {
-      predictions[s.model.target] = {
+      const model = s.models[i];
+      if (!model) continue;
+      versions.set(s.target, model.version);
+      predictions[s.target] = {
         probability: s.probabilities[i]!,
-        modelVersion: s.model.version,
-        ...(s.model.threshold !== undefined ? { threshold: s.model.threshold } : {}),
+        modelVersion: model.version,
+        ...(model.threshold !== undefined ? { threshold: model.threshold } : {}),
       };
     }
     const feed = ctx.feed(row.product);
@@ -140,7 +144,13 @@ export class HistorySink {
       latencyMs: Math.max(0, now - watermarkUs / 1000),
       expiresAt: this.expiresAt(row.tsUs),
     };
-    if (ctx.quality) item.quality = ctx.quality;
+    const quality = ctx.quality(row.product, versions);
+    if (quality) {
+      // The all-products figures only: a history row stays one write unit.
+      item.quality = Object.fromEntries(
+        Object.entries(quality).map(([t, { product: _p, windowS: _w, minLabels: _m, ...q }]) => [t, q]),
+      );
+    }
     if (feed) {
       item.feed = {
         messagesPerS: feed.messagesPerS,

@@ -6,14 +6,19 @@
  */
 import { FEATURE_NAMES } from '../../features/spec.js';
 import type { FeatureRow } from '../../features/types.js';
+import type { LoadedModel } from '../../model/types.js';
 import type { LatestSnapshot } from '../../storage/latest.js';
 import type { FeedHealth } from '../../stream/record.js';
+import type { DriftFigure } from '../drift.js';
 import type { Scored } from '../score.js';
 
 export type LatestSnapshotInput = Omit<LatestSnapshot, 'pk' | 'sk' | 'expiresAt'>;
 
 export interface LatestContext {
-  quality: LatestSnapshot['quality'] | undefined;
+  /** Live quality for a product's snapshot, given the version that scored it per target. */
+  quality(product: string, versions: ReadonlyMap<string, string>): LatestSnapshot['quality'] | undefined;
+  /** Feature drift of the inputs `model` scored for `product` (undefined until enough rows). */
+  drift(product: string, model: LoadedModel): DriftFigure | undefined;
   feed(product: string): FeedHealth | undefined;
   /** The product's event-time watermark (µs): its newest exchange time. */
   watermarkUs(product: string): number | undefined;
@@ -41,8 +46,21 @@ export function latestSnapshot(
     if (Number.isFinite(v)) features[name] = v;
   });
   const predictions: LatestSnapshot['predictions'] = {};
+  const versions = new Map<string, string>();
+  const drift: NonNullable<LatestSnapshot['drift']> = {};
   for (const s of scored) {
-    predictions[s.model.target] = { probability: s.probabilities[i]!, modelVersion: s.model.version };
+    const model = s.models[i];
+    if (!model) continue;
+    versions.set(s.target, model.version);
+    const d = ctx.drift(row.product, model);
+    if (d) drift[s.target] = d;
+    predictions[s.target] = {
+      probability: s.probabilities[i]!,
+      modelVersion: model.version,
+      featureSet: model.featureSet,
+      // Inputs out of the training population: the probability is given, and said to be doubtful.
+      ...(d?.flagged ? { drifted: true } : {}),
+    };
   }
   const watermarkUs = ctx.watermarkUs(row.product) ?? row.tsUs;
   const snapshot: LatestSnapshotInput = {
@@ -61,7 +79,9 @@ export function latestSnapshot(
     latencyMs: Math.max(0, nowMs - watermarkUs / 1000),
     updatedAtMs: nowMs,
   };
-  if (ctx.quality) snapshot.quality = ctx.quality;
+  const quality = ctx.quality(row.product, versions);
+  if (quality) snapshot.quality = quality;
+  if (Object.keys(drift).length) snapshot.drift = drift;
   const feed = ctx.feed(row.product);
   if (feed) snapshot.feed = feed;
   return snapshot;

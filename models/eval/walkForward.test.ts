@@ -1,0 +1,147 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { rocAuc } from '../../src/model/metrics.js';
+import { Rng } from '../../src/simulator/rng.js';
+import { buildDatasets, type Datasets } from '../baseline.js';
+import { DatasetError, modelRows } from '../train/dataset.js';
+import { predictGbdt, trainGbdt } from '../train/gbdt.js';
+import { binarizeByProduct, fitThresholdsByProduct } from '../train/targets.js';
+import { renderReport } from './runRecord.js';
+import { embargoUs, formatWalkForward, MODELS, walkForward } from './walkForward.js';
+
+// 45 simulated minutes (~9 s to build), small trees: the figures of the real configuration come from the bench.
+const GBDT = { rounds: 30, maxDepth: 4, learningRate: 0.2, minChildWeight: 5, earlyStoppingRounds: 5 };
+let data: Datasets;
+beforeAll(() => {
+  data = buildDatasets({ seed: 11, minutes: 45 });
+});
+
+describe('walkForward on the simulated market', () => {
+  it('tests every fold on later rows only, pools them, and gives each model intervals overall and per product', async () => {
+    const { report, predictions } = await walkForward(data.quoteChange, {
+      target: 'quote_change_500ms',
+      set: 'l2',
+      folds: 4,
+      l2Grid: [0.01, 1],
+      gbdt: GBDT,
+      bootstrap: { resamples: 100 },
+    });
+    expect(report.folds).toHaveLength(4);
+    expect(report.embargoUs).toBe(embargoUs('quote_change_500ms', 500));
+    expect(report.embargoUs).toBeGreaterThanOrEqual(300e6 + 0.5e6);
+    expect(report.test.rows).toBe(report.folds.reduce((n, f) => n + f.rows.test, 0));
+    expect(predictions.y).toHaveLength(report.test.rows);
+    for (const f of report.folds) {
+      expect(f.rows.train).toBeGreaterThan(0);
+      expect(f.embargoed).toBeGreaterThan(0);
+      // every test row of the fold is past the embargo after the newest row the fold learnt from
+      const first = predictions.tsUs[predictions.fold.indexOf(f.index)]!;
+      expect(first).toBe(f.testWindow.fromUs);
+    }
+    expect(Object.keys(report.perProduct).sort()).toEqual([...new Set(predictions.product)].sort());
+    for (const m of MODELS) {
+      const { logLoss, prAuc } = report.overall[m];
+      expect(prAuc.lo).toBeLessThanOrEqual(prAuc.value);
+      expect(prAuc.hi).toBeGreaterThanOrEqual(prAuc.value);
+      expect(logLoss.value).toBeGreaterThan(0);
+    }
+    // The gain is oriented "positive = gbdt better": for log loss, the baseline's minus the gbdt's.
+    const { base_rate, gbdt } = report.overall;
+    expect(report.gain.base_rate.value).toBeCloseTo(base_rate.logLoss.value - gbdt.logLoss.value, 12);
+    expect(report.gain.base_rate.lo).toBeLessThanOrEqual(report.gain.base_rate.value);
+    expect(report.gain.base_rate.hi).toBeGreaterThanOrEqual(report.gain.base_rate.value);
+    expect(report.importance[0]!.gain).toBeGreaterThan(0);
+    // The run report shows it: every model's metrics with intervals, the folds, the trees' importances.
+    const html = renderReport({
+      target: 'quote_change_500ms',
+      version: 'wf-1',
+      status: 'rejected',
+      recordedAt: '2026-12-05T00:00:00.000Z',
+      gitSha: null,
+      featureSpecHash: null,
+      parameters: {
+        training: {
+          target: 'quote_change_500ms',
+          candidateVersion: 'wf-1',
+          trainFraction: 0.7,
+          l2: 1e-3,
+          minRows: 100,
+          algorithm: 'gbdt',
+        },
+      },
+      walkForward: report,
+    });
+    for (const m of MODELS) expect(html).toContain(`<tr><td>${m}</td>`);
+    expect(html).toContain(`<td>${report.importance[0]!.feature}</td>`);
+    expect(html.match(/<tr><td>\d<\/td>/g)).toHaveLength(4); // one row per fold
+    const table = formatWalkForward([{ ...report, seed: 11 }]).split('\n');
+    expect(table[0]).toMatch(/^seed\s+target\s+set\s+folds\s+gbdt PR-AUC/);
+    expect(table[1]).toMatch(/^11\s+quote_change_500ms\s+l2\s+4\/4\s+0\.\d{4} \[0\.\d{4}, 0\.\d{4}\]/);
+  });
+
+  it('a random split of overlapping vol windows scores higher than the walk-forward on the same rows', async () => {
+    const target = 'vol_spike_60s';
+    const { report } = await walkForward(data.volSpike, {
+      target,
+      set: 'l2',
+      folds: 3,
+      gbdt: GBDT,
+      bootstrap: { resamples: 50 },
+    });
+    const walkForwardAuc = report.overall.gbdt.rocAuc.value;
+    // The leak: shuffled rows, 60 s label windows overlapping between neighbours 100 ms apart on both sides.
+    const rows = modelRows(data.volSpike, 'l2');
+    const labelled = binarizeByProduct(rows, fitThresholdsByProduct(target, rows));
+    const rng = new Rng(3);
+    const shuffled = labelled
+      .map((e) => ({ e, k: rng.uniform() }))
+      .sort((a, b) => a.k - b.k)
+      .map((r) => r.e);
+    const cut = Math.floor(shuffled.length * 0.8);
+    const matrix = (part: typeof shuffled) => ({
+      rows: part.length,
+      features: part[0]!.x.length,
+      values: Float32Array.from(part.flatMap((e) => e.x)),
+    });
+    const train = shuffled.slice(0, Math.floor(cut * 0.8));
+    const validation = shuffled.slice(Math.floor(cut * 0.8), cut);
+    const test = shuffled.slice(cut);
+    const { model } = await trainGbdt(
+      matrix(train),
+      Uint8Array.from(train, (e) => e.y),
+      GBDT,
+      {
+        x: matrix(validation),
+        y: Uint8Array.from(validation, (e) => e.y),
+      },
+    );
+    const randomAuc = rocAuc(
+      test.map((e) => predictGbdt(model, e.x)),
+      test.map((e) => e.y),
+    );
+    expect(randomAuc).toBeGreaterThan(walkForwardAuc + 0.05);
+  });
+
+  it('says clearly when a fold has one class or the rows are not of the spec', async () => {
+    const flat = data.quoteChange.map((e) => ({ ...e, y: 0 }));
+    await expect(walkForward(flat, { target: 'quote_change_500ms', set: 'l2', folds: 2 })).rejects.toThrow(
+      /no fold could be evaluated: fold 1 training rows: all \d+ labels are 0; need both classes; fold 2 training/,
+    );
+    // No positive in the first half hour: the folds that learn only from it are skipped and say so.
+    const t0 = data.quoteChange[0]!.tsUs;
+    const calmStart = data.quoteChange.map((e) => (e.tsUs - t0 < 20 * 60e6 ? { ...e, y: 0 } : e));
+    const { report } = await walkForward(calmStart, {
+      target: 'quote_change_500ms',
+      set: 'l2',
+      folds: 3,
+      l2Grid: [1],
+      gbdt: GBDT,
+      bootstrap: { resamples: 20 },
+    });
+    expect(report.skipped[0]).toMatch(/^fold 1 (training|validation) rows: all \d+ labels are 0/);
+    expect(report.folds.map((f) => f.index)).toEqual([3]);
+    const narrow = data.quoteChange.map((e) => ({ ...e, x: e.x.slice(1) }));
+    await expect(walkForward(narrow, { target: 'quote_change_500ms', set: 'l2' })).rejects.toThrow(
+      DatasetError,
+    );
+  });
+});

@@ -1,0 +1,394 @@
+/**
+ * Walk-forward evaluation of one target and feature set: the gradient-boosted trees (the candidate learner)
+ * against the baselines, each trained per fold on the same rows and scored on the same test rows.
+ *
+ *   base_rate    always the training part's positive rate (no skill: PR-AUC = base rate, ROC-AUC = 0.5)
+ *   persistence  the design's one-feature rule, calibrated by a one-feature logistic regression on the training
+ *                part: −time_since_quote_change_s for quote_change_500ms, rv_30s_bps for vol_spike_60s
+ *   logistic     the logistic regression on the whole feature set, its L2 penalty chosen on the validation part
+ *   gbdt         histogram gradient-boosted trees, early-stopped on the validation part
+ *
+ * Per fold (folds.ts): τ of vol_spike_60s per product from the training part only (targets.ts), each model
+ * trained on the training part, settings chosen on the validation part, scored on the test part. The test rows of
+ * all folds (each predicted by a model that never saw anything at or after its fold's embargo) are pooled; every
+ * metric gets a block-bootstrap interval (bootstrap.ts; blocks ≥ the horizon) overall and per product, and the
+ * gbdt's gain over each baseline in the target's main metric a paired interval.
+ */
+import { WINDOWS_S } from '../../src/features/seconds.js';
+import { type FeatureSet, MODEL_FEATURES } from '../../src/features/spec.js';
+import { VOL_SPIKE_TARGET } from '../../src/labels/volSpike.js';
+import { DatasetError, type Example, modelRows } from '../train/dataset.js';
+import { type GbdtOptions, type Matrix, predictGbdt, trainGbdt } from '../train/gbdt.js';
+import { predictLogistic, trainLogisticRegression } from '../train/logreg.js';
+import { binarizeByProduct, fitThresholdsByProduct, labelHorizonUs } from '../train/targets.js';
+import {
+  type BootstrapOptions,
+  bootstrapMetrics,
+  DEFAULT_BOOTSTRAP,
+  HIGHER_IS_BETTER,
+  type Interval,
+  type MetricIntervals,
+  type MetricName,
+  type MetricValues,
+  pairedDifferences,
+  ScoredRows,
+} from './bootstrap.js';
+import { type FoldOptions, walkForwardFolds } from './folds.js';
+
+export const MODELS = ['base_rate', 'persistence', 'logistic', 'gbdt'] as const;
+export type ModelName = (typeof MODELS)[number];
+export const BASELINES = ['base_rate', 'persistence', 'logistic'] as const satisfies readonly ModelName[];
+
+/** The metric a target's models are chosen and promoted on. */
+export function mainMetric(target: string): MetricName {
+  return target === VOL_SPIKE_TARGET ? 'prAuc' : 'logLoss';
+}
+
+/** The one feature the persistence baseline reads. */
+export function persistenceFeature(target: string): string {
+  return target === VOL_SPIKE_TARGET ? 'rv_30s_bps' : 'time_since_quote_change_s';
+}
+
+/** The embargo the issue asks for: the longest feature window plus the label horizon. */
+export function embargoUs(target: string, deltaMs: number): number {
+  return Math.max(...WINDOWS_S) * 1e6 + labelHorizonUs(target, deltaMs);
+}
+
+export interface WalkForwardOptions {
+  target: string;
+  set: FeatureSet;
+  deltaMs: number;
+  folds: number;
+  validationFraction: number;
+  /** L2 penalties the logistic regression tries on the validation part. */
+  l2Grid: number[];
+  gbdt: Partial<GbdtOptions>;
+  bootstrap: Partial<Omit<BootstrapOptions, 'blockUs'>>;
+  /** Bootstrap block length; default max(label horizon, 60 s). */
+  blockUs?: number;
+}
+
+export const DEFAULT_WALK_FORWARD: Omit<WalkForwardOptions, 'target' | 'set'> = {
+  deltaMs: 500,
+  folds: 5,
+  validationFraction: 0.2,
+  l2Grid: [1e-3, 1e-2, 1e-1, 1],
+  gbdt: { rounds: 200, maxDepth: 6, learningRate: 0.1, minChildWeight: 5, l2: 1, earlyStoppingRounds: 20 },
+  bootstrap: DEFAULT_BOOTSTRAP,
+};
+
+export interface FoldReport {
+  index: number;
+  rows: { train: number; validation: number; test: number };
+  purged: number;
+  embargoed: number;
+  testWindow: { fromUs: number; toUs: number };
+  positives: { train: number; validation: number; test: number };
+  /** vol_spike_60s: τ per product from this fold's training part. */
+  thresholds?: Record<string, number>;
+  /** Test metrics of each model (point estimates). */
+  metrics: Record<ModelName, MetricValues>;
+  chosen: { logisticL2: number; gbdtTrees: number; gbdtTreesBuilt: number };
+}
+
+export interface WalkForwardReport {
+  target: string;
+  set: FeatureSet;
+  features: string[];
+  mainMetric: MetricName;
+  rows: number;
+  horizonUs: number;
+  embargoUs: number;
+  blockUs: number;
+  folds: FoldReport[];
+  /** Folds left out, and why (a training or validation part with one class). */
+  skipped: string[];
+  /** Pooled test rows of all folds. */
+  test: { rows: number; positives: number; baseRate: number; blocks: number };
+  overall: Record<ModelName, MetricIntervals>;
+  perProduct: Record<string, Record<ModelName, MetricIntervals>>;
+  /** gbdt minus each baseline in the main metric, oriented so that positive = gbdt better; paired bootstrap. */
+  gain: Record<(typeof BASELINES)[number], Interval>;
+  /** Total split gain of the gbdt per feature, summed over folds, largest first. */
+  importance: { feature: string; gain: number }[];
+}
+
+/** The pooled out-of-sample predictions (what the promotion gate and the run report read). */
+export interface TestPredictions {
+  tsUs: Float64Array;
+  product: string[];
+  fold: Uint8Array;
+  y: Uint8Array;
+  p: Record<ModelName, Float64Array>;
+  /** Training base rate of each row's fold: the no-skill reference and decision threshold. */
+  trainRate: Float64Array;
+}
+
+function matrix(rows: readonly Example[]): Matrix {
+  const features = rows[0]?.x.length ?? 0;
+  const values = new Float32Array(rows.length * features);
+  rows.forEach((e, r) => {
+    values.set(e.x, r * features);
+  });
+  return { rows: rows.length, features, values };
+}
+
+const labels = (rows: readonly Example[]) => Uint8Array.from(rows, (e) => e.y);
+const positivesOf = (rows: readonly Example[]) => rows.reduce((n, e) => n + e.y, 0);
+
+/** Why `rows` cannot train or validate (one class only), or undefined. */
+function oneClass(rows: readonly Example[], what: string): string | undefined {
+  const pos = positivesOf(rows);
+  return pos === 0 || pos === rows.length
+    ? `${what}: all ${rows.length} labels are ${pos === 0 ? 0 : 1}; need both classes`
+    : undefined;
+}
+
+function score(p: Float64Array, rows: readonly Example[], rate: number): MetricValues {
+  return new ScoredRows(p, labels(rows), rate, rate).metrics();
+}
+
+/** Which of two values of `metric` is better (ties keep the first). */
+const better = (metric: MetricName, a: number, b: number) => (HIGHER_IS_BETTER[metric] ? b > a : b < a);
+
+export async function walkForward(
+  examples: readonly Example[],
+  options: Pick<WalkForwardOptions, 'target' | 'set'> & Partial<WalkForwardOptions>,
+): Promise<{ report: WalkForwardReport; predictions: TestPredictions }> {
+  const o: WalkForwardOptions = { ...DEFAULT_WALK_FORWARD, ...options };
+  const metric = mainMetric(o.target);
+  const features = [...MODEL_FEATURES[o.set]];
+  const persistenceColumn = features.indexOf(persistenceFeature(o.target));
+  const rows = modelRows(examples, o.set);
+  if (rows.length === 0) throw new DatasetError(`no complete ${o.target} rows to evaluate`);
+  const horizonUs = labelHorizonUs(o.target, o.deltaMs);
+  const foldOptions: FoldOptions = {
+    folds: o.folds,
+    horizonUs,
+    embargoUs: embargoUs(o.target, o.deltaMs),
+    validationFraction: o.validationFraction,
+  };
+  const tsUs = rows.map((e) => e.tsUs);
+  const folds = walkForwardFolds(tsUs, foldOptions);
+  const blockUs = o.blockUs ?? Math.max(horizonUs, 60e6);
+
+  const pooled = {
+    rows: [] as Example[],
+    fold: [] as number[],
+    rate: [] as number[],
+    p: Object.fromEntries(MODELS.map((m) => [m, [] as number[]])) as Record<ModelName, number[]>,
+  };
+  const gainByFeature = new Float64Array(features.length);
+  const reports: FoldReport[] = [];
+  const skipped: string[] = [];
+  for (const fold of folds) {
+    const raw = {
+      train: rows.slice(...fold.train),
+      validation: rows.slice(...fold.validation),
+      test: rows.slice(...fold.test),
+    };
+    const thresholds = fitThresholdsByProduct(o.target, raw.train);
+    const train = binarizeByProduct(raw.train, thresholds);
+    const validation = binarizeByProduct(raw.validation, thresholds);
+    const test = binarizeByProduct(raw.test, thresholds);
+    // A calm stretch can leave a part without a spike: that fold is skipped and said so, not silently bridged.
+    const unusable =
+      oneClass(train, `fold ${fold.index} training rows`) ??
+      oneClass(validation, `fold ${fold.index} validation rows`);
+    if (unusable) {
+      skipped.push(unusable);
+      continue;
+    }
+    const rate = positivesOf(train) / train.length;
+    const X = train.map((e) => e.x);
+    const y = train.map((e) => e.y);
+
+    const persistence = trainLogisticRegression(
+      X.map((x) => [x[persistenceColumn]!]),
+      y,
+      { l2: 0 },
+    );
+    let best: { l2: number; value: number; model: ReturnType<typeof trainLogisticRegression> } | undefined;
+    for (const l2 of o.l2Grid) {
+      const model = trainLogisticRegression(X, y, { l2 });
+      const pv = Float64Array.from(validation, (e) => predictLogistic(model, e.x));
+      const value = score(pv, validation, rate)[metric];
+      if (!best || better(metric, best.value, value)) best = { l2, value, model };
+    }
+    const gbdt = await trainGbdt(matrix(train), labels(train), o.gbdt, {
+      x: matrix(validation),
+      y: labels(validation),
+    });
+    gbdt.gain.forEach((g, f) => {
+      gainByFeature[f]! += g;
+    });
+    const logistic = best!;
+    const p: Record<ModelName, Float64Array> = {
+      base_rate: new Float64Array(test.length).fill(rate),
+      persistence: Float64Array.from(test, (e) => predictLogistic(persistence, [e.x[persistenceColumn]!])),
+      logistic: Float64Array.from(test, (e) => predictLogistic(logistic.model, e.x)),
+      gbdt: Float64Array.from(test, (e) => predictGbdt(gbdt.model, e.x)),
+    };
+    for (const m of MODELS) pooled.p[m].push(...p[m]);
+    for (const e of test) {
+      pooled.rows.push(e);
+      pooled.fold.push(fold.index);
+      pooled.rate.push(rate);
+    }
+    reports.push({
+      index: fold.index,
+      rows: { train: train.length, validation: validation.length, test: test.length },
+      purged: fold.purged,
+      embargoed: fold.embargoed,
+      testWindow: fold.testWindow,
+      positives: { train: positivesOf(train), validation: positivesOf(validation), test: positivesOf(test) },
+      ...(thresholds ? { thresholds } : {}),
+      metrics: Object.fromEntries(MODELS.map((m) => [m, score(p[m], test, rate)])) as Record<
+        ModelName,
+        MetricValues
+      >,
+      chosen: {
+        logisticL2: logistic.l2,
+        gbdtTrees: gbdt.model.trees.length,
+        gbdtTreesBuilt: gbdt.treesBuilt,
+      },
+    });
+  }
+
+  if (reports.length === 0) throw new DatasetError(`no fold could be evaluated: ${skipped.join('; ')}`);
+  const predictions: TestPredictions = {
+    tsUs: Float64Array.from(pooled.rows, (e) => e.tsUs),
+    product: pooled.rows.map((e) => e.product),
+    fold: Uint8Array.from(pooled.fold),
+    y: labels(pooled.rows),
+    p: Object.fromEntries(MODELS.map((m) => [m, Float64Array.from(pooled.p[m])])) as Record<
+      ModelName,
+      Float64Array
+    >,
+    trainRate: Float64Array.from(pooled.rate),
+  };
+  const bootstrap = { ...o.bootstrap, blockUs };
+  const report: WalkForwardReport = {
+    target: o.target,
+    set: o.set,
+    features,
+    mainMetric: metric,
+    rows: rows.length,
+    horizonUs,
+    embargoUs: foldOptions.embargoUs,
+    blockUs,
+    folds: reports,
+    skipped,
+    test: {
+      rows: predictions.y.length,
+      positives: positivesOf(pooled.rows),
+      baseRate: positivesOf(pooled.rows) / pooled.rows.length,
+      blocks: new Set(Array.from(predictions.tsUs, (t) => Math.floor((t - predictions.tsUs[0]!) / blockUs)))
+        .size,
+    },
+    overall: intervalsOf(predictions, undefined, bootstrap),
+    perProduct: Object.fromEntries(
+      [...new Set(predictions.product)]
+        .sort()
+        .map((product) => [product, intervalsOf(predictions, product, bootstrap)]),
+    ),
+    gain: Object.fromEntries(
+      BASELINES.map((b) => [b, mainGain(predictions, 'gbdt', b, metric, bootstrap)]),
+    ) as WalkForwardReport['gain'],
+    importance: features
+      .map((feature, f) => ({ feature, gain: gainByFeature[f]! }))
+      .sort((a, b) => b.gain - a.gain),
+  };
+  return { report, predictions };
+}
+
+/** Scored rows of one model over the pooled predictions (or one product's). */
+export function scoredRows(pred: TestPredictions, model: ModelName, product?: string): ScoredRows {
+  const keep = pred.product.map((p) => product === undefined || p === product);
+  const pick = <T extends Float64Array | Uint8Array>(a: T, make: (n: number) => T): T => {
+    const out = make(keep.filter(Boolean).length);
+    let k = 0;
+    for (let i = 0; i < a.length; i++) if (keep[i]) out[k++] = a[i]!;
+    return out;
+  };
+  // Each row's reference is its fold's training rate; the pooled reference is their row mean.
+  const rates = pick(pred.trainRate, (n) => new Float64Array(n));
+  const reference = rates.reduce((s, r) => s + r, 0) / Math.max(1, rates.length);
+  return new ScoredRows(
+    pick(pred.p[model], (n) => new Float64Array(n)),
+    pick(pred.y, (n) => new Uint8Array(n)),
+    reference,
+    reference,
+  );
+}
+
+function productTimes(pred: TestPredictions, product?: string): Float64Array {
+  return Float64Array.from(
+    Array.from(pred.tsUs).filter((_, i) => product === undefined || pred.product[i] === product),
+  );
+}
+
+function intervalsOf(
+  pred: TestPredictions,
+  product: string | undefined,
+  bootstrap: Partial<BootstrapOptions> & Pick<BootstrapOptions, 'blockUs'>,
+): Record<ModelName, MetricIntervals> {
+  const out = bootstrapMetrics(
+    MODELS.map((m) => scoredRows(pred, m, product)),
+    productTimes(pred, product),
+    bootstrap,
+  );
+  return Object.fromEntries(MODELS.map((m, k) => [m, out[k]!])) as Record<ModelName, MetricIntervals>;
+}
+
+/** `candidate` minus `reference` in `metric`, oriented so that positive means the candidate is better. */
+export function mainGain(
+  pred: TestPredictions,
+  candidate: ModelName,
+  reference: ModelName,
+  metric: MetricName,
+  bootstrap: Partial<BootstrapOptions> & Pick<BootstrapOptions, 'blockUs'>,
+): Interval {
+  const d = pairedDifferences(scoredRows(pred, candidate), scoredRows(pred, reference), pred.tsUs, bootstrap)[
+    metric
+  ];
+  return HIGHER_IS_BETTER[metric] ? d : { value: -d.value, lo: -d.hi, hi: -d.lo };
+}
+
+/** One line per report: target, set, the trees' main metric and PR-AUC with intervals, the best baseline, gains. */
+export function formatWalkForward(reports: readonly (WalkForwardReport & { seed?: number })[]): string {
+  const f = (v: number) => (Number.isFinite(v) ? v.toFixed(4) : '—');
+  const i = (x: Interval) => `${f(x.value)} [${f(x.lo)}, ${f(x.hi)}]`;
+  const header = [
+    'seed',
+    'target',
+    'set',
+    'folds',
+    'gbdt PR-AUC',
+    'best baseline PR-AUC',
+    'Brier skill',
+    'main gain vs each baseline (lo)',
+  ];
+  const rows = reports.map((r) => {
+    const best = BASELINES.reduce((a, b) => (r.overall[b].prAuc.value > r.overall[a].prAuc.value ? b : a));
+    return [
+      r.seed === undefined ? '' : String(r.seed),
+      r.target,
+      r.set,
+      `${r.folds.length}/${r.folds.length + r.skipped.length}`,
+      i(r.overall.gbdt.prAuc),
+      `${f(r.overall[best].prAuc.value)} (${best})`,
+      f(r.overall.gbdt.brierSkill.value),
+      `${r.mainMetric}: ${BASELINES.map((b) => `${b} ${f(r.gain[b].lo)}`).join(', ')}`,
+    ];
+  });
+  const widths = header.map((h, k) => Math.max(h.length, ...rows.map((row) => row[k]!.length)));
+  return [header, ...rows]
+    .map((row) =>
+      row
+        .map((c, k) => c.padEnd(widths[k]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}

@@ -1,0 +1,139 @@
+import * as ort from 'onnxruntime-node';
+import { describe, expect, it } from 'vitest';
+import type { FeatureSpec } from '../../src/features/types.js';
+import { logLoss, rocAuc } from '../../src/model/metrics.js';
+import { exportTreeOnnx } from '../export/onnx.js';
+import { GbdtError, gbdtMargin, type Matrix, predictGbdt, trainGbdt } from './gbdt.js';
+import { predictLogistic, trainLogisticRegression } from './logreg.js';
+
+/** Seeded rows: y depends on x0 (threshold), x1² (non-linear), x0·x2 (interaction) and whether x3 is missing. */
+function data(rows: number, seed: number): { x: Matrix; y: Uint8Array } {
+  const F = 5;
+  let s = seed;
+  const rnd = () => {
+    s = (s * 1103515245 + 12345) % 2147483648;
+    return s / 2147483648;
+  };
+  const values = new Float32Array(rows * F);
+  const y = new Uint8Array(rows);
+  for (let r = 0; r < rows; r++) {
+    for (let f = 0; f < F; f++) values[r * F + f] = rnd() * 2 - 1;
+    if (r % 7 === 0) values[r * F + 3] = Number.NaN;
+    const x = (f: number) => values[r * F + f]!;
+    const z =
+      3 * (x(0) > 0.2 ? 1 : -1) - 4 * x(1) * x(1) + 1 + 3 * x(0) * x(2) + (Number.isNaN(x(3)) ? 2 : 0);
+    y[r] = rnd() < 1 / (1 + Math.exp(-z)) ? 1 : 0;
+  }
+  return { x: { rows, features: F, values }, y };
+}
+
+const rowOf = (x: Matrix, r: number) => x.values.subarray(r * x.features, (r + 1) * x.features);
+const specOf = (width: number): FeatureSpec => ({
+  version: 3,
+  tickMs: 100,
+  features: Array.from({ length: width }, (_, i) => ({ name: `f${i}`, type: 'float32', description: '' })),
+});
+
+describe('trainGbdt', () => {
+  const train = data(6000, 1);
+  const valid = data(2000, 2);
+  const test = data(3000, 3);
+  const opts = { rounds: 60, maxDepth: 4, learningRate: 0.2, earlyStoppingRounds: 10 };
+
+  it('learns thresholds, curvature, interactions and missingness that a linear model cannot', async () => {
+    const { model, treesBuilt, bestRound } = await trainGbdt(train.x, train.y, opts, valid);
+    const y = Array.from(test.y);
+    const p = Array.from({ length: test.x.rows }, (_, r) => predictGbdt(model, rowOf(test.x, r)));
+    const X = Array.from({ length: train.x.rows }, (_, r) =>
+      Array.from(rowOf(train.x, r), (v) => (Number.isNaN(v) ? 0 : v)),
+    );
+    const lr = trainLogisticRegression(X, Array.from(train.y));
+    const pl = Array.from({ length: test.x.rows }, (_, r) =>
+      predictLogistic(
+        lr,
+        Array.from(rowOf(test.x, r), (v) => (Number.isNaN(v) ? 0 : v)),
+      ),
+    );
+    expect(rocAuc(p, y)).toBeGreaterThan(rocAuc(pl, y) + 0.05);
+    expect(logLoss(p, y)).toBeLessThan(logLoss(pl, y));
+    expect(model.trees).toHaveLength(bestRound);
+    expect(treesBuilt).toBeGreaterThanOrEqual(bestRound);
+    // Every split sits at an exact float32 training value; missing values were routed both ways somewhere.
+    for (const t of model.trees) for (const v of t.threshold) expect(Math.fround(v)).toBe(v);
+  });
+
+  it('is deterministic and does not depend on the number of threads', async () => {
+    const a = await trainGbdt(train.x, train.y, { ...opts, rounds: 15, threads: 1 }, valid);
+    const b = await trainGbdt(train.x, train.y, { ...opts, rounds: 15, threads: 2 }, valid);
+    expect(b.model).toEqual(a.model);
+    expect(b.validationLoss).toEqual(a.validationLoss);
+  });
+
+  it('stops early when the validation loss stops improving, keeping the best round', async () => {
+    // Labels of the validation part are noise: the first trees help nothing, more trees only overfit.
+    const noise = { x: valid.x, y: Uint8Array.from(valid.y, (_, i) => ((i * 7919) % 3 === 0 ? 1 : 0)) };
+    const r = await trainGbdt(train.x, train.y, { ...opts, rounds: 100, earlyStoppingRounds: 5 }, noise);
+    expect(r.treesBuilt).toBeLessThan(100);
+    expect(r.treesBuilt - r.bestRound).toBe(5);
+    const best = Math.min(...r.validationLoss);
+    expect(r.validationLoss[r.bestRound - 1]).toBe(best);
+  });
+
+  it('respects depth, min child weight, and reports gain per feature', async () => {
+    const r = await trainGbdt(train.x, train.y, { rounds: 5, maxDepth: 2, minChildWeight: 200 });
+    for (const t of r.model.trees) {
+      const depth = (node: number): number =>
+        t.feature[node]! < 0 ? 0 : 1 + Math.max(depth(t.left[node]!), depth(t.right[node]!));
+      expect(depth(0)).toBeLessThanOrEqual(2);
+    }
+    expect(r.gain[4]).toBeLessThan(r.gain[0]!); // x4 is noise
+    expect(r.splits.reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+  });
+
+  it('refuses one-class labels, mismatched shapes and non-0/1 labels', async () => {
+    const ones = new Uint8Array(train.x.rows).fill(1);
+    await expect(trainGbdt(train.x, ones)).rejects.toThrow(/all 6000 labels are 1; need both classes/);
+    await expect(trainGbdt(train.x, train.y.subarray(1))).rejects.toThrow(GbdtError);
+    const bad = Uint8Array.from(train.y);
+    bad[3] = 2;
+    await expect(trainGbdt(train.x, bad)).rejects.toThrow(/label 3 must be 0 or 1/);
+  });
+});
+
+describe('exportTreeOnnx', () => {
+  it('onnxruntime (TreeEnsemble + Sigmoid) gives the TypeScript model probabilities to 1e-6, NaN included', async () => {
+    const train = data(4000, 11);
+    const { model } = await trainGbdt(train.x, train.y, { rounds: 30, maxDepth: 5 });
+    const test = data(500, 12);
+    const session = await ort.InferenceSession.create(exportTreeOnnx(model, specOf(5)));
+    try {
+      const out = await session.run({ features: new ort.Tensor('float32', test.x.values, [test.x.rows, 5]) });
+      expect(out.probability?.dims).toEqual([test.x.rows, 1]);
+      for (let r = 0; r < test.x.rows; r++) {
+        expect(
+          Math.abs((out.probability!.data[r] as number) - predictGbdt(model, rowOf(test.x, r))),
+        ).toBeLessThan(1e-6);
+      }
+    } finally {
+      await session.release();
+    }
+  });
+
+  it('exports a tree that never split (one leaf) and refuses a spec of the wrong width', async () => {
+    const leaf = {
+      feature: Int32Array.of(-1),
+      threshold: Float32Array.of(0),
+      left: Int32Array.of(-1),
+      right: Int32Array.of(-1),
+      missingLeft: Uint8Array.of(0),
+      value: Float32Array.of(0.5),
+    };
+    const model = { features: 2, trees: [leaf] };
+    const session = await ort.InferenceSession.create(exportTreeOnnx(model, specOf(2)));
+    const out = await session.run({ features: new ort.Tensor('float32', Float32Array.of(1, 2), [1, 2]) });
+    expect(out.probability!.data[0]).toBeCloseTo(1 / (1 + Math.exp(-0.5)), 6);
+    expect(gbdtMargin(model, [1, 2])).toBe(0.5);
+    await session.release();
+    expect(() => exportTreeOnnx(model, specOf(3))).toThrow(/3 features but the model takes 2/);
+  });
+});
