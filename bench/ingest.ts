@@ -29,7 +29,7 @@ import {
 } from '../src/marketdata/advancedTrade.js';
 import { DEFAULT_PRODUCTS, seedEpochUs } from '../src/simulator/exchange.js';
 import { Session } from '../src/simulator/session.js';
-import { eventId, type StreamEvent } from '../src/stream/record.js';
+import { eventKey, type StreamEvent } from '../src/stream/record.js';
 import { absentNote, capture, receivedFrames } from '../test/support/captureFiles.js';
 import { type BenchGroup, type BenchResult, machineContext, quantile } from './harness.js';
 
@@ -211,9 +211,9 @@ function streamEvents(frames: Frame[], limit: number): StreamEvent[] {
   const out: StreamEvent[] = [];
   for (const f of frames) {
     const m = mapAdvancedTradeFrame(f.raw, f.recvUs);
-    for (const [i, e] of m.events.entries()) {
+    for (const e of m.events) {
       if (e.type === 'book_snapshot' || e.type === 'heartbeat' || e.product === FEED_PRODUCT) continue;
-      out.push({ ...e, id: eventId('bench', m.seq, i) });
+      out.push({ ...e, id: eventKey(e, 'bench') });
       if (out.length === limit) return out;
     }
   }

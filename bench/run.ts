@@ -10,6 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { apiGroup } from './api.js';
 import { bookGroup } from './book.js';
+import { chaosGroup } from './chaos.js';
 import { costGroup } from './cost.js';
 import { featuresGroup } from './features.js';
 import { type BenchGroup, formatTable, mergeResults, readResults, writeResults } from './harness.js';
@@ -33,6 +34,8 @@ const GROUPS: BenchGroup[] = [
   trainGroup,
   qualityGroup,
 ];
+/** Long runs with scripts of their own (`npm run chaos`), left out of a plain `npm run bench`. */
+const SEPARATE: BenchGroup[] = [chaosGroup];
 
 function parseOnly(argv: string[]): Set<string> | undefined {
   const i = argv.indexOf('--only');
@@ -44,11 +47,12 @@ function parseOnly(argv: string[]): Set<string> | undefined {
 
 async function main(): Promise<void> {
   const only = parseOnly(process.argv.slice(2));
-  const known = new Set(GROUPS.map((g) => g.name));
+  const all = [...GROUPS, ...SEPARATE];
+  const known = new Set(all.map((g) => g.name));
   for (const name of only ?? []) {
     if (!known.has(name)) throw new Error(`unknown bench group "${name}"; groups: ${[...known].join(', ')}`);
   }
-  const selected = GROUPS.filter((g) => !only || only.has(g.name));
+  const selected = only ? all.filter((g) => only.has(g.name)) : GROUPS;
   if (selected.length > 1) {
     for (const group of selected) {
       const child = spawnSync(

@@ -6,6 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildDatasets } from '../models/baseline.js';
@@ -13,6 +14,7 @@ import { formatRuns, listRuns } from '../models/eval/runRecord.js';
 import { formatWalkForward, walkForward } from '../models/eval/walkForward.js';
 import { TRAINING_STEPS } from '../models/train/steps.js';
 import { regionOf, type SmokeAuth, smokeCommand } from '../src/api/smoke.js';
+import { audit, formatAudit } from '../src/audit/audit.js';
 import {
   orExit,
   readCoreConfig,
@@ -86,11 +88,11 @@ const COMMANDS: Record<string, Command> = {
     summary: 'emulators, provisioning and every component; --live reads Coinbase instead of the simulator',
     options: { live: { type: 'boolean' } },
     async run({ values }) {
-      const { gatewayPort } = orExit(() => readLocalConfig());
+      const { gatewayPort, ingestors } = orExit(() => readLocalConfig());
       const simulatorPort = orExit(() => readSimulatorConfig()).port;
       const signal = untilSignal();
       const ports = { gateway: gatewayPort, simulator: simulatorPort };
-      const system = await startSystem({ dataDir: dataDir(), live: values.live ?? false, ports });
+      const system = await startSystem({ dataDir: dataDir(), live: values.live ?? false, ports, ingestors });
       console.log(
         `[quotewatch] running (feed ${system.urls.feed}, push ${system.urls.websocket}); Ctrl-C stops everything`,
       );
@@ -203,6 +205,19 @@ const COMMANDS: Record<string, Command> = {
       });
       const [code] = (await once(child, 'exit')) as [number | null];
       return code ?? 1;
+    },
+  }),
+  audit: defineCommand({
+    usage: 'audit SIM_LOG [--json]',
+    summary:
+      "exactly-once audit: the simulator's log of what it sent (SIM_LOG) against the stream, the lake and the latest table",
+    options: { json: { type: 'boolean', default: false } },
+    positionals: ['SIM_LOG'],
+    async run({ values, positionals: [simLog] }) {
+      if (!existsSync(simLog)) throw new UsageError(`SIM_LOG: no such file ${simLog}`);
+      const report = await audit({ simLog, env: awsEnv(), targets: TARGETS });
+      console.log(values.json ? JSON.stringify(report, null, 2) : formatAudit(report));
+      return report.clean ? 0 : 1;
     },
   }),
   pipeline: defineCommand({

@@ -356,7 +356,8 @@ export class IngestorService extends QuoteWatchService {
           )
         : undefined,
       healthStartPeriod: Duration.seconds(60),
-      // A new task starts before the old one stops, so the feed has no gap; the worker drops what it already has.
+      // A new task starts before the old one stops, so the feed has no gap; its events carry the same ids (from the
+      // exchange's data), so the worker keeps one copy (src/worker/arbiter.ts). `-c ingestors=2` keeps a hot standby.
       minHealthyPercent: 100,
       maxHealthyPercent: 200,
     });

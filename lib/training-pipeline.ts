@@ -142,8 +142,9 @@ export function trainerTaskTimeout(cpu: number, memoryMiB: number): Duration {
  *              <prefix>/<target>/<version>/evaluation.json =
  *              {"candidate":{"version":s,...},"active":{"version":s,...}|null,"decision":{"promote":b,...}, ...}
  * Promotion itself needs no code: the state machine reads evaluation.json and flips the registry's active
- * pointer (pk="active#<target>", sk="active", version, activatedAt) with a conditional DynamoDB PutItem, the same
- * compare-and-set as the trainer's `promote` (registry activate with ifCurrent): if the pointer moved since
+ * pointer (pk="active#<target>", sk="active", version, activatedAt) with a conditional DynamoDB write (PutItem
+ * when there is no pointer yet, else UpdateItem keeping its history), the same compare-and-set as the trainer's
+ * `promote` (registry activate with ifCurrent): if the pointer moved since
  * evaluation, the comparison is stale and the execution fails instead of overwriting it.
  *
  * Start it with {"target": "<target>"}; the execution name becomes the candidate version.

@@ -41,6 +41,8 @@ export const DEFAULT_PORTS = {
   /** The ingestor's and the worker's ops ports (/metrics, /healthz) under `npm start`. */
   ingestorOps: 9101,
   workerOps: 9102,
+  /** The second ingestor's (INGESTORS=2). */
+  ingestor2Ops: 9103,
   /** The local gateway's WebSocket API and its management endpoint (`/@connections/{id}`). */
   websocket: 3001,
 } as const;
@@ -270,12 +272,20 @@ export function readCorsConfig(env: Env = process.env): { origins: string[] } {
 export interface LocalConfig {
   dataDir: string;
   gatewayPort: number;
+  /** INGESTORS: `quotewatch start` runs this many ingestors, each on its own connection (2: a hot-standby pair). */
+  ingestors: number;
 }
 
 export function readLocalConfig(env: Env = process.env): LocalConfig {
   return {
     dataDir: read(env, 'QW_DATA_DIR', nonEmpty, '.quotewatch'),
     gatewayPort: readPort(env, 'PORT', DEFAULT_PORTS.gateway),
+    ingestors: read(
+      env,
+      'INGESTORS',
+      z.coerce.number().int().min(1, 'must be 1 or 2').max(2, 'must be 1 or 2'),
+      '1',
+    ),
   };
 }
 
@@ -288,6 +298,10 @@ export interface SimulatorConfig {
   logPath: string | undefined;
   /** SIM_PROFILE: the market's parameters (src/simulator/profile.ts), validated; the shipped defaults when unset. */
   profile: Profile | undefined;
+  /** SIM_SPEED: simulated seconds per wall second in realtime mode (chaos and soak runs use several). */
+  speed: number;
+  /** SIM_HOSTILE_MS: hostile mode, a hostile frame every this many simulated ms (0 = off; src/simulator/hostile.ts). */
+  hostileEveryMs: number;
 }
 
 export function readSimulatorConfig(env: Env = process.env): SimulatorConfig {
@@ -305,6 +319,13 @@ export function readSimulatorConfig(env: Env = process.env): SimulatorConfig {
     mode: read(env, 'SIM_MODE', z.enum(['realtime', 'fast']), 'realtime'),
     logPath: read(env, 'SIM_LOG', z.string().optional()),
     profile,
+    speed: read(
+      env,
+      'SIM_SPEED',
+      z.coerce.number().min(0.01, 'must be >= 0.01').max(1000, 'must be <= 1000'),
+      '1',
+    ),
+    hostileEveryMs: read(env, 'SIM_HOSTILE_MS', intMs(0, 3_600_000), '0'),
   };
 }
 
@@ -424,6 +445,12 @@ export interface WorkerConfig {
    * default (7 min) also fills the 300 s feature windows and the 60 s label horizon before "now".
    */
   startLookbackMs: number;
+  /**
+   * DEDUP_WINDOW_MS: exchange time a product remembers the event ids it applied (src/worker/dedup.ts: repeats
+   * within it are dropped, older trades and book changes are stale); LINE_FAILOVER_MS: how far a standby
+   * ingestor's line may run ahead of a silent or slow primary before it takes over (src/worker/arbiter.ts).
+   */
+  arbiter: { windowMs: number; failoverMs: number };
 }
 
 export function readWorkerConfig(env: Env = process.env): WorkerConfig {
@@ -463,6 +490,10 @@ export function readWorkerConfig(env: Env = process.env): WorkerConfig {
       'lookback',
     ),
     startLookbackMs: read(env, 'WORKER_START_LOOKBACK_MS', intMs(0, 7 * 86_400_000), '420000'),
+    arbiter: {
+      windowMs: read(env, 'DEDUP_WINDOW_MS', intMs(1000, 3_600_000), '120000'),
+      failoverMs: read(env, 'LINE_FAILOVER_MS', intMs(1, 600_000), '2000'),
+    },
   };
 }
 
@@ -848,8 +879,12 @@ export interface DeploymentSettings {
   consumer: 'polling' | 'fanout';
   /** Worker tasks; they split the shards by lease, so at most one per shard is useful. */
   workers: number;
-  /** One ingestor holds the feed: a second would publish every event again under other ids. */
-  ingestors: 1;
+  /**
+   * Ingestor tasks on the feed, each on its own connection (`-c ingestors=2`: a hot-standby pair). Event ids come
+   * from the exchange, so the worker keeps one copy and covers one connection's drops with the other's
+   * (src/worker/arbiter.ts); the second doubles the ingestor's Fargate task and PUTs (`quotewatch cost`).
+   */
+  ingestors: number;
   ingestorTask: TaskSize;
   workerTask: TaskSize;
   latestWriteMs: number;
@@ -907,6 +942,7 @@ export const DEPLOYMENT_CONTEXT_KEYS = [
   'shards',
   'consumer',
   'workers',
+  'ingestors',
   'ingestorCpu',
   'ingestorMemory',
   'workerCpu',
@@ -1075,7 +1111,7 @@ export function readDeploymentContext(context: Readonly<Record<string, unknown>>
     shards,
     consumer,
     workers,
-    ingestors: 1,
+    ingestors: get('ingestors', whole(1, 2), '1'),
     ingestorTask,
     workerTask,
     latestWriteMs,

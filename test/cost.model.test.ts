@@ -64,6 +64,16 @@ describe('cost model', () => {
     expect(at({ lakeObjectMinutes: '1' })).toBeGreaterThan(base);
     expect(at({ streamRetentionHours: '48' })).toBeGreaterThan(base);
     expect(at({ coinbaseKeySecret: 'x' })).toBeCloseTo(base + PRICES.secretsManager.secretMonth, 6);
+    // A hot-standby ingestor: its task and address, and a second copy of every PUT, snapshot and archive object.
+    const two = monthlyCost(readDeploymentContext({ ingestors: '2' }));
+    const one = monthlyCost(d);
+    const line = (r: typeof one, item: string) => r.lines.find((l) => l.item === item)!.usd;
+    expect(two.inventory.tasks.find((t) => t.name === 'ingestor')!.count).toBe(2);
+    expect(line(two, 'ingestor')).toBeCloseTo(2 * line(one, 'ingestor'), 6);
+    expect(line(two, 'PUT payload units')).toBeCloseTo(2 * line(one, 'PUT payload units'), 6);
+    expect(line(two, 'task addresses')).toBeCloseTo(line(one, 'task addresses') * 1.5, 6);
+    expect(two.byService.DynamoDB).toBeCloseTo(one.byService.DynamoDB!, 6);
+    expect(() => readDeploymentContext({ ingestors: '3' })).toThrow(/-c ingestors.*<= 2/);
   });
 
   it('prices API traffic per million requests and an always-open dashboard tab', () => {

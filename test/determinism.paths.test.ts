@@ -48,7 +48,7 @@ import { startSimulator } from '../src/simulator/server.js';
 import { putLatest } from '../src/storage/latest.js';
 import { decodeFeatureRows, decodePredictionRows, type PredictionRow } from '../src/storage/parquet.js';
 import { SnapshotStore } from '../src/stream/claimCheck.js';
-import { decodeRecord, encodeRecord, eventId, type StreamEvent } from '../src/stream/record.js';
+import { decodeRecord, encodeRecord, eventKey, type StreamEvent } from '../src/stream/record.js';
 import { type ConsumedRecord, KinesisConsumer } from '../src/worker/consumer.js';
 import { Worker } from '../src/worker/worker.js';
 import { tempDataDir, withEmulators } from './support/system.js';
@@ -209,6 +209,7 @@ async function fromArchive(path: string, name: string): Promise<Lake> {
   const worker = newWorker(bucket);
   let records: ConsumedRecord[] = [];
   let n = 0;
+  let exchangeSnapshots = 0;
   const flush = async () => {
     if (records.length > 0) await worker.handleBatch({ shardId: 'archive', records });
     records = [];
@@ -222,15 +223,18 @@ async function fromArchive(path: string, name: string): Promise<Lake> {
       throw err;
     }
     const byProduct = new Map<string, StreamEvent[]>();
-    for (const [index, event] of mapped.events.entries()) {
+    for (const event of mapped.events) {
       if (event.type === 'heartbeat') continue; // the ingestor does not publish them either
-      // The ingestor's event id (the archive keeps its connection id); the claim-checked book goes under a
-      // key of B's own, so B reads back only snapshots it stored.
-      const id = eventId(frame.conn, mapped.seq, index);
+      // The ingestor's event id (the archive's connection id is `<line>.<connection>`); the claim-checked book
+      // goes under a key of B's own, so B reads back only snapshots it stored.
+      const line = frame.conn.slice(0, frame.conn.lastIndexOf('.'));
       const e: StreamEvent =
         event.type === 'book_snapshot'
-          ? { ...(await snapshots.put(event, `${frame.conn}.b`)), source: 'exchange', id }
-          : { ...event, id };
+          ? await (async () => {
+              const ref = { ...(await snapshots.put(event, `${frame.conn}.b`)), source: 'exchange' as const };
+              return { ...ref, id: eventKey(ref, line, exchangeSnapshots++) };
+            })()
+          : { ...event, id: eventKey(event, line) };
       byProduct.set(e.product, [...(byProduct.get(e.product) ?? []), e]);
     }
     for (const [product, events] of byProduct) {

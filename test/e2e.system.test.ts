@@ -3,16 +3,19 @@
  * kinesalite -> worker process (book, features, onnxruntime) -> dynalite + s3rver -> gateway process running the
  * Lambda handlers -> GET /latest. The simulator runs in this test's process so its book can be asked
  * "what was your best bid/ask at sequence N"; every other component is its own OS process, as under `npm start`.
+ * Two ingestors run (INGESTORS=2, the hot-standby pair), each on its own connection: the worker keeps one book and
+ * one copy of every event from both.
  */
 import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import type { PushEntry } from '../src/api/push.js';
 import { s3Client } from '../src/aws/clients.js';
 import { FEATURE_SPEC } from '../src/features/spec.js';
+import { defaultComponents } from '../src/local/supervisor.js';
 import { TARGETS } from '../src/model/types.js';
 import { BUCKETS } from '../src/resources.js';
 import type { LatestSnapshot } from '../src/storage/latest.js';
-import { decodeFeatureRows, decodePredictionRows } from '../src/storage/parquet.js';
+import { decodeFeatureRows, decodePredictionRows, decodeRawRows } from '../src/storage/parquet.js';
 import { expectSimulatorTop, withSimulatedSystem } from './support/system.js';
 import { until } from './support/until.js';
 import { connect } from './support/wsClient.js';
@@ -21,7 +24,7 @@ const PRODUCTS = ['BTC-USD', 'ETH-USD'];
 const OBJECT_TICKS = 20; // 2 s lake objects, so complete objects appear within the test
 const fixture = await withSimulatedSystem({
   simulator: { seed: 42, products: PRODUCTS },
-  components: ['ingestor', 'worker', 'gateway'],
+  components: defaultComponents({ ingestors: 2 }).filter((n) => n !== 'simulator'),
   env: { LAKE_OBJECT_TICKS: String(OBJECT_TICKS) },
 });
 
@@ -144,5 +147,32 @@ describe('the whole path, locally', () => {
       expect(p.probability).toBeLessThanOrEqual(1);
       expect(p.modelVersion).toMatch(/\S/);
     }
+  });
+
+  it('two ingestors on two connections: both publish, the raw zone holds every trade once', async () => {
+    const s3 = s3Client(fixture.system.env);
+    const bucket = BUCKETS.lake.localName;
+    expect(fixture.sim.connections().length).toBeGreaterThanOrEqual(2);
+    const sessions = ['ingestor', 'ingestor2'].map((name) => {
+      const line = fixture.system
+        .logs(name as 'ingestor' | 'ingestor2')
+        .find((l) => l.includes('"ingestor starting"'));
+      return (JSON.parse(line!) as { session: string }).session;
+    });
+    expect(new Set(sessions).size).toBe(2);
+    const raw = await until('two raw objects of BTC-USD', async () => {
+      const out = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'raw/product=BTC-USD/' }));
+      const keys = (out.Contents ?? []).map((o) => o.Key!);
+      return keys.length >= 2 ? keys : undefined;
+    });
+    const trades: string[] = [];
+    for (const key of raw) {
+      const obj = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+      for (const row of await decodeRawRows(await obj.Body!.transformToByteArray())) {
+        if (row.type === 'trade') trades.push(row.eventId);
+      }
+    }
+    expect(trades.length).toBeGreaterThan(0);
+    expect(new Set(trades).size).toBe(trades.length);
   });
 });

@@ -32,9 +32,13 @@ async function sessionEvents(session: string) {
   const byProduct = new Map<string, StreamEvent[]>();
   for (const product of PRODUCTS) byProduct.set(product, await eventsOf(local.env, session, product));
   const comparable = (e: StreamEvent) => {
-    // Receive times are the wall clock of each run; a resync is stamped with it; a key names the session.
+    // Receive times are the wall clock of each run; a resync is stamped with it; a replay has a namespace of
+    // its own, and the ids of a connection's own facts (resyncs, its snapshots) name its session.
     const { id, recvUs: _r, ...rest } = e;
-    const out: Record<string, unknown> = { ...rest, id: id.slice(session.length) };
+    const out: Record<string, unknown> = {
+      ...rest,
+      id: id.slice(id.indexOf('/') + 1).replace(session, '<line>'),
+    };
     if (out.type === 'resync') delete out.exchUs;
     if (out.type === 'snapshot_ref') delete out.key;
     return out;

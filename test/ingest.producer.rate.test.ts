@@ -7,7 +7,7 @@ import type { PutRecordsCommand, PutRecordsCommandOutput } from '@aws-sdk/client
 import { describe, expect, it } from 'vitest';
 import { ConfigError, readIngestConfig } from '../src/config.js';
 import { KinesisProducer, type PutRecordsClient } from '../src/ingest/producer.js';
-import { decodeRecord, eventId, type StreamEvent } from '../src/stream/record.js';
+import { decodeRecord, type StreamEvent } from '../src/stream/record.js';
 import { FakeClock } from './support/clock.js';
 
 interface Attempt {
@@ -75,7 +75,7 @@ function feed(
     atMs: Math.floor(i / perMs),
     event: {
       type: 'trade' as const,
-      id: eventId('rate', i, 0),
+      id: `rate:${i}`,
       product: pick(i),
       exchUs: 1_786_309_548_000_000 + i,
       recvUs: 1_786_309_548_000_000 + i,

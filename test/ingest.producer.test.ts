@@ -16,7 +16,7 @@ import {
   RecordTooLargeError,
 } from '../src/ingest/producer.js';
 import { type Emulators, startEmulators } from '../src/local/emulators.js';
-import { eventId, type StreamEvent } from '../src/stream/record.js';
+import type { StreamEvent } from '../src/stream/record.js';
 import { readStream } from './ingest.helpers.js';
 
 let emulators: Emulators;
@@ -54,7 +54,7 @@ const PRODUCTS = ['BTC-USD', 'ETH-USD', 'SOL-USD'];
 function makeEvents(n: number, pad = 3): StreamEvent[] {
   return Array.from({ length: n }, (_, i) => ({
     type: 'book_changes' as const,
-    id: eventId('test', i, 0),
+    id: `test:${i}`,
     product: PRODUCTS[(i * 7) % PRODUCTS.length]!,
     exchUs: 1_786_309_548_000_000 + i,
     recvUs: 1_786_309_548_000_000 + i,

@@ -3,7 +3,6 @@ import { kinesisClient } from '../src/aws/clients.js';
 import { FEED_PARTITION } from '../src/ingest/ingestor.js';
 import type { Logger } from '../src/log.js';
 import { STREAM } from '../src/resources.js';
-import type { StreamEvent } from '../src/stream/record.js';
 import { FEED } from '../src/telemetry/catalog.js';
 import { readStream } from './ingest.helpers.js';
 import { localIngestor, PRODUCTS, withSimulator } from './support/ingest.js';
@@ -61,11 +60,9 @@ describe('Ingestor state machine paths into kinesalite', () => {
     expect(m.value(FEED.resyncs)).toBe(4);
 
     const records = await readStream(kinesisClient(local.env), STREAM.localName);
-    const mine = (e: StreamEvent) => e.id.startsWith(`${ingestor.session}.`);
     const stats = records
-      .filter((r) => r.partitionKey === FEED_PARTITION)
+      .filter((r) => r.partitionKey === FEED_PARTITION && r.line === ingestor.session)
       .flatMap((r) => r.events)
-      .filter(mine)
       .at(-1);
     if (stats?.type !== 'stats') throw new Error('expected the final stats event');
     expect(stats).toMatchObject({ reconnects: 2, resyncs: 4 });
@@ -78,9 +75,8 @@ describe('Ingestor state machine paths into kinesalite', () => {
     // Each product's stream restarts from a snapshot after every resync.
     for (const product of PRODUCTS) {
       const events = records
-        .filter((r) => r.partitionKey === product)
-        .flatMap((r) => r.events)
-        .filter(mine);
+        .filter((r) => r.partitionKey === product && r.line === ingestor.session)
+        .flatMap((r) => r.events);
       const reasons = events
         .filter((e) => e.type === 'resync')
         .map((e) => (e.type === 'resync' ? e.reason.split(':')[0] : ''));

@@ -39,6 +39,10 @@ describe('quotewatch CLI', () => {
     const option = await quotewatch(['start', '--bogus']);
     expect(option.code).toBe(2);
     expect(option.stderr).toContain('unknown option --bogus (usage: quotewatch start [--live])');
+
+    const audit = await quotewatch(['audit', '/nonexistent/sim.ndjson']);
+    expect(audit.code).toBe(2);
+    expect(audit.stderr).toContain('SIM_LOG: no such file /nonexistent/sim.ndjson');
   });
 
   it('provision creates the resources at the AWS_ENDPOINT_URL_* it is given, then finds them there', async () => {

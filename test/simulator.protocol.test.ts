@@ -2,10 +2,14 @@
  * The simulator speaks Advanced Trade market data like Coinbase: real WebSocket clients (ws) against a real
  * server on 127.0.0.1, fast mode (simulated time runs as fast as the client reads).
  */
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { type SimulatorServer, startSimulator } from '../src/simulator/server.js';
 import { describeCapture, receivedFrames } from './support/captures.js';
+import { until } from './support/until.js';
 
 const CHANNELS = ['level2', 'market_trades', 'ticker', 'heartbeats'];
 const PRODUCTS = ['BTC-USD', 'ETH-USD'];
@@ -247,6 +251,80 @@ describe('simulator protocol (fast mode)', () => {
     sim.faults.dropConnections();
     const { code } = await c.closed;
     expect(code).toBe(1006); // abnormal closure: no close frame
+  });
+});
+
+/** The market a frame carries, one string per book change or trade (frame boundaries do not matter). */
+function marketItems(frames: Record<string, unknown>[], beforeMs: number): string[] {
+  return frames.flatMap((f) =>
+    ((f.events as Record<string, unknown>[] | undefined) ?? []).flatMap((e) => {
+      if (f.channel === 'l2_data' && e.type === 'update') {
+        return (e.updates as Record<string, string>[])
+          .filter((u) => Date.parse(u.event_time!) < beforeMs)
+          .map((u) => `${e.product_id} ${u.side} ${u.price_level} ${u.new_quantity} ${u.event_time}`);
+      }
+      if (f.channel === 'market_trades' && e.type === 'update') {
+        return (e.trades as Record<string, string>[])
+          .filter((t) => Date.parse(t.time!) < beforeMs)
+          .map((t) => `trade ${t.trade_id}`);
+      }
+      return [];
+    }),
+  );
+}
+
+describe('simulator: per-connection frame boundaries, frames lost on the way, a market that ends', () => {
+  it('two connections packed differently carry the same market; lost frames are a gap on one, logged as sent', async () => {
+    const logPath = join(mkdtempSync(join(tmpdir(), 'qw-sim-')), 'sent.ndjson');
+    const anchorUs = Date.UTC(2026, 0, 5) * 1000;
+    const durationMs = 30_000;
+    const sim = await startSimulator({
+      port: 0,
+      seed: 11,
+      mode: 'fast',
+      anchorUs,
+      durationMs,
+      framing: (conn) => (conn === 2 ? 7 : 1),
+      logPath,
+    });
+    const a = connect(sim.url);
+    const b = connect(sim.url);
+    await a.waitFor(50);
+    sim.faults.goSilent();
+    sim.faults.on(1).loseFrames(3);
+    sim.faults.resume();
+    const endMs = anchorUs / 1000 + durationMs;
+    const last = (c: Client) => Date.parse(JSON.parse(c.texts.at(-1) ?? '{}').timestamp ?? '0');
+    await until('both connections reached the end of the market', () =>
+      [a, b].every((c) => last(c) >= endMs - 1500),
+    );
+    a.ws.close();
+    b.ws.close();
+    await sim.close();
+    const received = [a, b].map((c) => c.texts.map((t) => JSON.parse(t) as Record<string, unknown>));
+    for (const frames of received) {
+      expect(Math.max(...frames.map((f) => Date.parse(f.timestamp as string)))).toBeLessThanOrEqual(endMs);
+    }
+    const log = readFileSync(logPath, 'utf8')
+      .trim()
+      .split('\n')
+      .map(
+        (l) =>
+          JSON.parse(l) as { conn: number; seq: number | null; lost?: true; frame?: Record<string, unknown> },
+      );
+    const lost = log.filter((l) => l.lost);
+    expect(lost.map((l) => l.conn)).toEqual([1, 1, 1]);
+    const lostSeqs = lost.map((l) => l.seq);
+    expect(lostSeqs).toEqual([lostSeqs[0], lostSeqs[0]! + 1, lostSeqs[0]! + 2]);
+    const seqsA = sequenced(a.texts).map((f) => f.sequence_num as number);
+    expect(seqsA.filter((s) => lostSeqs.includes(s))).toEqual([]);
+    expect(seqsA.slice(1).filter((s, i) => s !== seqsA[i]! + 1)).toEqual([lostSeqs[2]! + 1]);
+    // What connection 1 was sent (received + lost, from the log) is the market connection 2 got in fewer frames.
+    const sentA = log.filter((l) => l.conn === 1 && l.frame).map((l) => l.frame!);
+    const cutoff = endMs - 2000;
+    expect(marketItems(sentA, cutoff)).toEqual(marketItems(received[1]!, cutoff));
+    expect(marketItems(received[0]!, cutoff).length).toBeLessThan(marketItems(sentA, cutoff).length);
+    expect(sequenced(b.texts).length).toBeLessThan(sequenced(a.texts).length);
   });
 });
 

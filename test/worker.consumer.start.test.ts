@@ -7,6 +7,7 @@
 import { SplitShardCommand } from '@aws-sdk/client-kinesis';
 import { describe, expect, it } from 'vitest';
 import { dynamoClient, kinesisClient } from '../src/aws/clients.js';
+import { startFaultProxy } from '../src/local/faultProxy.js';
 import { CheckpointStore } from '../src/worker/checkpoints.js';
 import { type ConsumerOptions, type KinesisConsumer, startPositionFrom } from '../src/worker/consumer.js';
 import { withEmulators } from './support/system.js';
@@ -138,4 +139,28 @@ describe('start position', () => {
       .map((l) => [l.fields?.shardId, l.fields?.from]);
     expect(starts.sort()).toEqual(children.map((s) => [s.ShardId, 'TRIM_HORIZON']).sort());
   }, 30_000);
+
+  it('GetRecords failing on the server side (a restarting Kinesis) is waited out: every record handed over once', async () => {
+    const stream = 'qw-getrecords-5xx';
+    await createStream(kinesisClient(local.env), stream, 1);
+    const ids = await putTrades(kinesisClient(local.env), stream, ['A-B'], [1, 2, 3, 4, 5]);
+    const proxy = await startFaultProxy({ target: local.env.AWS_ENDPOINT_URL_KINESIS! });
+    // More failures in a row than the SDK's own retries: the error reaches the shard loop.
+    const rule = proxy.add({
+      operation: 'GetRecords',
+      times: 6,
+      action: { kind: 'error', status: 502, errorType: 'BadGateway' },
+    });
+    try {
+      const env = { ...local.env, AWS_ENDPOINT_URL_KINESIS: proxy.url };
+      const { ids: handled } = await consume(
+        (hooks) => localConsumer(env, stream, { ...hooks, start: { at: 'trim_horizon' } }),
+        (h) => h.length >= ids.length,
+      );
+      expect(rule.hits).toBe(6);
+      expect(handled).toEqual(ids);
+    } finally {
+      await proxy.close();
+    }
+  });
 });

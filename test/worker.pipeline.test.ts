@@ -91,7 +91,9 @@ describe('FeaturePipeline on a hand-made sequence', () => {
     const r = at(100)!;
     expect(r.bestBid).toBe('100');
     expect(r.bestAsk).toBe('100.02');
-    expect(r.seq).toBe(3); // the heartbeat at exactly 100 ms is not part of tick 100
+    // Its position: the exchange time of the newest event applied (the trade at 60 ms); the heartbeat at exactly
+    // 100 ms is not part of tick 100.
+    expect(r.seq).toBe(ms(60));
     const mid = 100.01;
     expect(r.mid).toBeCloseTo(mid, 12);
     expect(r.spread).toBeCloseTo(0.02, 12);
@@ -105,7 +107,7 @@ describe('FeaturePipeline on a hand-made sequence', () => {
     expect(feature(r, 'quote_changes_1s')).toBe(0);
     expect(feature(r, 'trade_count_1s')).toBe(2);
     expect(feature(r, 'trade_imbalance_1s')).toBeCloseTo((0.5 - 0.25) / 0.75, 12);
-    expect(feature(r, 'log_volume_1s')).toBeCloseTo(Math.log(1.75), 12);
+    expect(feature(r, 'log_notional_volume_1s')).toBeCloseTo(Math.log1p(0.75 * mid), 9);
     expect(feature(r, 'book_updates_1s')).toBe(0);
     expect(r.top).toEqual({
       bids: [
@@ -210,7 +212,7 @@ describe('FeaturePipeline book validity', () => {
 
   it('the spec lists the features in the order of the row values', () => {
     expect(FEATURE_SPEC.features.map((f) => f.name)).toEqual(FEATURE_NAMES);
-    expect(FEATURE_SPEC.version).toBe(2);
+    expect(FEATURE_SPEC.version).toBe(3);
     expect(new Set(FEATURE_NAMES).size).toBe(FEATURE_NAMES.length);
   });
 });

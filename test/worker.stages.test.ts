@@ -18,7 +18,7 @@ import { getHistory, putHistory, putHistoryLabels } from '../src/storage/history
 import { LakeWriter } from '../src/storage/lake.js';
 import { encodeRecord, type StreamEvent } from '../src/stream/record.js';
 import { decodeRecords } from '../src/worker/decode.js';
-import { Deduplicator, LruSet } from '../src/worker/dedup.js';
+import { Deduplicator, WindowedKeys } from '../src/worker/dedup.js';
 import { replayPoint } from '../src/worker/recovery.js';
 import { Scorer } from '../src/worker/score.js';
 import { pollingSource, readShard, type ShardSink } from '../src/worker/shards.js';
@@ -63,30 +63,39 @@ const model = (version: string, target: LoadedModel['target'] = 'quote_change_50
   );
 
 describe('dedup stage', () => {
-  it('LruSet forgets the oldest past capacity; a hit refreshes', () => {
-    const s = new LruSet(2);
-    expect(s.seen('a')).toBe(false);
-    expect(s.seen('b')).toBe(false);
-    expect(s.seen('a')).toBe(true); // refreshes a
-    expect(s.seen('c')).toBe(false); // evicts b
-    expect(s.seen('b')).toBe(false);
-    expect(s.size).toBe(2);
+  it('WindowedKeys forgets keys older than the window of exchange time, and only those', () => {
+    const s = new WindowedKeys(1000);
+    s.add('a', 0);
+    s.add('b', 500);
+    expect([s.has('a'), s.has('b')]).toEqual([true, true]);
+    s.add('c', 1000); // a is exactly at the horizon: kept
+    expect(s.has('a')).toBe(true);
+    s.add('d', 1001);
+    expect([s.has('a'), s.has('b'), s.has('c'), s.has('d')]).toEqual([false, true, true, true]);
+    expect(s.size).toBe(3);
   });
 
-  it('LruSet matches a reference model on any sequence of keys (property)', () => {
+  it('WindowedKeys matches a reference model on keys in time order (property)', () => {
     fc.assert(
       fc.property(
-        fc.integer({ min: 1, max: 8 }),
-        fc.array(fc.integer({ min: 0, max: 12 }), { maxLength: 200 }),
-        (cap, keys) => {
-          const s = new LruSet(cap);
-          let ref: string[] = [];
-          for (const n of keys) {
+        fc.integer({ min: 1, max: 50 }),
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 12 }), fc.integer({ min: 0, max: 20 })), {
+          maxLength: 200,
+        }),
+        (window, steps) => {
+          const s = new WindowedKeys(window);
+          const ref = new Map<string, number>();
+          let t = 0;
+          for (const [n, dt] of steps) {
+            t += dt;
             const k = String(n);
-            const had = ref.includes(k);
-            ref = [...ref.filter((x) => x !== k), k].slice(-cap);
-            expect(s.seen(k)).toBe(had);
-            expect(s.size).toBe(ref.length);
+            // As the Deduplicator uses it: a key is added once, when first passed.
+            expect(s.has(k)).toBe(ref.has(k));
+            if (ref.has(k)) continue;
+            ref.set(k, t);
+            s.add(k, t);
+            for (const [key, at] of ref) if (at < t - window) ref.delete(key);
+            for (const key of ref.keys()) expect(s.has(key)).toBe(true);
           }
         },
       ),
@@ -94,10 +103,26 @@ describe('dedup stage', () => {
     );
   });
 
-  it('Deduplicator passes each id once and counts the repeats', () => {
+  it('Deduplicator: repeats within the window are duplicates, older trades and book changes are stale', () => {
+    const d = new Deduplicator(10); // 10 ms
+    expect(d.check('a', 0, true)).toBe('new');
+    d.pass('a', 0, true);
+    expect(d.check('a', 0, true)).toBe('duplicate');
+    d.pass('b', 20_000, true);
+    expect(d.check('a', 0, true)).toBe('stale'); // forgotten, and older than the window
+    expect(d.check('snap', 0, false)).toBe('new'); // snapshots, resyncs: no exchange time of their own
+    expect(d.check('c', 10_000, true)).toBe('new'); // exactly at the horizon
+  });
+
+  it('an untimed event (resync, snapshot) does not move the window; a key bound holds whatever the times', () => {
     const d = new Deduplicator(10);
-    expect(['a', 'b', 'a', 'c', 'b'].map((id) => d.accept(id))).toEqual([true, true, false, true, false]);
-    expect(d.dropped).toBe(2);
+    d.pass('t', 0, true);
+    d.pass('resync', 60_000, false); // an ingestor's clock, not the exchange's: trades at 5 ms are not stale
+    expect(d.check('u', 5_000, true)).toBe('new');
+    expect(d.check('t', 0, true)).toBe('duplicate');
+    const s = new WindowedKeys(1000, 3);
+    for (const k of ['a', 'b', 'c', 'd']) s.add(k, 0, false);
+    expect([s.has('a'), s.has('b'), s.has('d'), s.size]).toEqual([false, true, true, 3]);
   });
 });
 

@@ -127,6 +127,7 @@ const worker = new Worker({
   qualityEveryMs: tuning.qualityEveryMs,
   quality: { windowMs: tuning.qualityWindowMs, minLabels: tuning.qualityMinLabels },
   drift: { limit: tuning.driftPsiLimit },
+  arbiter: tuning.arbiter,
   publishFeatures: tuning.featuresStream
     ? kinesisFeaturesPublisher(kinesis, tuning.featuresStream, log)
     : undefined,
@@ -185,7 +186,7 @@ try {
         records: batch.records.length,
         ...r,
         millisBehindLatest: batch.millisBehindLatest,
-        duplicatesDropped: worker.duplicatesDropped,
+        lines: worker.lines,
         ...worker.pipeline.stats(),
       });
     }

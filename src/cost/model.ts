@@ -123,12 +123,16 @@ export function monthlyCost(
 
   // Kinesis
   add('Kinesis', 'shards', dep.shards * HOURS * p.kinesis.shardHour, `${dep.shards} shard(s) x ${HOURS} h`);
-  const putUnits = n * USAGE.recordsPerSPerProduct * SECONDS;
+  // Every ingestor publishes the whole feed (the worker keeps one copy): PUTs, bytes delivered, snapshots and
+  // the archive scale with their number.
+  const k = dep.ingestors;
+  const perIngestor = k > 1 ? ` x ${k} ingestors` : '';
+  const putUnits = k * n * USAGE.recordsPerSPerProduct * SECONDS;
   add(
     'Kinesis',
     'PUT payload units',
     (putUnits / 1e6) * p.kinesis.putUnitsPerMillion,
-    `${fmt(putUnits)} records of < 25 KB (${USAGE.recordsPerSPerProduct}/s per product, linger ${ingest.lingerMs} ms)`,
+    `${fmt(putUnits)} records of < 25 KB (${USAGE.recordsPerSPerProduct}/s per product, linger ${ingest.lingerMs} ms${perIngestor})`,
   );
   if (dep.streamRetentionHours > 24) {
     add(
@@ -139,7 +143,7 @@ export function monthlyCost(
     );
   }
   if (consumer === 'fanout') {
-    const gb = (n * USAGE.streamBytesPerSPerProduct * SECONDS) / GB;
+    const gb = (k * n * USAGE.streamBytesPerSPerProduct * SECONDS) / GB;
     add(
       'Kinesis',
       'enhanced fan-out',
@@ -244,10 +248,11 @@ export function monthlyCost(
   const windowsPerMonth = SECONDS / 60 / dep.lakeObjectMinutes;
   const lakeObjects = n * (2 + 2 * TARGETS.length) * windowsPerMonth;
   const snapshotsPerMonth =
-    feed.snapshotIntervalMs > 0 ? n * (SECONDS / (feed.snapshotIntervalMs / 1000)) : 0;
+    feed.snapshotIntervalMs > 0 ? k * n * (SECONDS / (feed.snapshotIntervalMs / 1000)) : 0;
   const archiveObjects =
     dep.archive === 's3'
-      ? Math.max(
+      ? k *
+        Math.max(
           SECONDS / (archive.rollMs / 1000),
           (n * USAGE.archiveBytesPerSPerProduct * 12.9 * SECONDS) / archive.rollBytes,
         )
@@ -282,9 +287,9 @@ export function monthlyCost(
     const standardGb =
       (rawGbDay + tickGbDay) * Math.min(iaDays, held) +
       (perTickTransitions ? 0 : tickGbDay * Math.max(0, held - iaDays)) +
-      perDay(n * (USAGE.snapshotBytes / (feed.snapshotIntervalMs / 1000))) * dep.snapshotRetentionDays +
+      perDay(k * n * (USAGE.snapshotBytes / (feed.snapshotIntervalMs / 1000))) * dep.snapshotRetentionDays +
       (dep.archive === 's3'
-        ? perDay(n * USAGE.archiveBytesPerSPerProduct) * Math.min(days, dep.archiveRetentionDays)
+        ? perDay(k * n * USAGE.archiveBytesPerSPerProduct) * Math.min(days, dep.archiveRetentionDays)
         : 0);
     const iaGb = (rawGbDay + (perTickTransitions ? tickGbDay : 0)) * Math.max(0, held - iaDays);
     return {

@@ -117,7 +117,6 @@ export class FeaturePipeline {
       s.book.clear();
       s.tickerBid = Number.NaN;
       s.tickerAsk = Number.NaN;
-      s.lastSeq = event.seq; // sequence numbers restart with a new connection
       return;
     }
     if (Number.isNaN(s.nextTickUs)) {
@@ -346,9 +345,12 @@ export class FeaturePipeline {
         cause,
       });
     }
-    // A periodic snapshot carries the sequence of the book event it copies, which may precede a trade already
-    // seen: the row's seq is the furthest stream position applied (a resync starts counting again).
-    if (ev.seq > s.lastSeq) s.lastSeq = ev.seq;
+    // The row's position is the newest exchange time applied, not the feed's sequence number: that one belongs to
+    // one connection, and the same events from another (a standby ingestor, a reconnect) must give the same rows.
+    // Only what the exchange timed counts: book events and trades (tickers only as a ticker-only product's quote;
+    // their place among the book frames, like heartbeats', differs from connection to connection).
+    const timed = ev.type !== 'heartbeat' && (ev.type !== 'ticker' || !s.hasL2);
+    if (timed && e > s.lastSeq) s.lastSeq = e;
   }
 
   /** One trade of `signedUnits` (taker buy > 0, taker sell < 0) at `at`. */

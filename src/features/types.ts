@@ -26,7 +26,11 @@ export interface FeatureRow {
   product: string;
   /** Tick time on the event-time clock, epoch µs (a multiple of tickMs). */
   tsUs: number;
-  /** Sequence number of the last feed event applied before the tick (-1 when none). */
+  /**
+   * Position of the tick in the stream: the exchange time (epoch µs) of the newest event applied before it (-1 when
+   * none). Not the feed's sequence number, which is one connection's: any connection delivering the same exchange
+   * events gives the same rows (src/worker/arbiter.ts).
+   */
   seq: number;
   bestBid: string;
   bestAsk: string;

@@ -5,7 +5,7 @@
  */
 import type { FeedKind } from '../config.js';
 import type { Logger } from '../log.js';
-import { eventId, type FeedStatsEvent, type StreamEvent } from '../stream/record.js';
+import type { FeedStatsEvent, StreamEvent } from '../stream/record.js';
 import { FEED } from '../telemetry/catalog.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
 import type { ProducerStats } from './producer.js';
@@ -17,6 +17,8 @@ export interface FeedStatsOptions {
   kind: FeedKind;
   telemetry: Telemetry;
   log: Logger;
+  /** The id of the `n`th stats event (the ingestor's: src/stream/record.ts eventKey). */
+  id: (stats: FeedStatsEvent, n: number) => string;
 }
 
 /** The counters a report reads (IngestorCounters has them). */
@@ -78,6 +80,6 @@ export class FeedStats {
     this.last = { atUs: t, ...totals, retries: producer.retries, throttledMs: producer.throttledMs };
     const { metrics: _, ...summary } = stats;
     this.o.log('info', 'feed stats', { ...summary, frames: counters.frames, malformed: counters.malformed });
-    return { ...stats, id: eventId(`${this.o.session}.stats`, this.count++, 0) };
+    return { ...stats, id: this.o.id(stats, this.count++) };
   }
 }

@@ -16,9 +16,11 @@
  * Heartbeats only feed the watchdog, the staleness check and the stats. Every few seconds a FeedStatsEvent
  * (with the metrics) goes to the "_feed" partition; the metrics themselves go through the telemetry kit.
  *
- * Event ids (idempotency keys): `eventId(<session>.<connection>, position, index in frame)`, where position is
- * the frame's sequence_num (Advanced Trade) or its number on the connection (Exchange); both restart on every
- * connection, hence the connection number in the session part.
+ * Event ids (idempotency keys) come from what the exchange sent (src/stream/record.ts eventKey: trade ids, the
+ * book changes and their exchange time...), so two ingestors on the same feed, a retry or a restarted ingestor give
+ * the same exchange event the same id and the worker keeps one copy. The session is this ingestor's line: its
+ * records say so (`line`), and the facts about its own connections (resyncs, stats, the snapshots the exchange
+ * answers its subscribes with) carry it in their ids. A replay publishes in a namespace of its own.
  */
 import { BookError, OrderBook } from '../book/book.js';
 import { type FeedKind, feedKindOf } from '../config.js';
@@ -27,7 +29,7 @@ import { FeedError, MalformedFrameError, type MappedFrame } from '../marketdata/
 import { fromUnits } from '../marketdata/decimal.js';
 import type { BookSnapshotEvent, Level, MarketEvent, ResyncEvent } from '../marketdata/events.js';
 import type { SnapshotStore } from '../stream/claimCheck.js';
-import { eventId, type StreamEvent } from '../stream/record.js';
+import { eventKey, namespacedId, type StreamEvent } from '../stream/record.js';
 import { FEED } from '../telemetry/catalog.js';
 import { Telemetry } from '../telemetry/telemetry.js';
 import type { FrameArchive } from './archive.js';
@@ -49,8 +51,13 @@ export interface IngestorOptions {
   producer: KinesisProducer;
   snapshots: SnapshotStore;
   log: Logger;
-  /** Distinguishes this process's event ids from other runs'. Default: start time + random suffix. */
+  /**
+   * This ingestor's line (the `line` of its records, and the per-connection facts' ids). Default: the producer's
+   * line if it has one, else start time + random suffix.
+   */
   session?: string;
+  /** Id namespace (src/stream/record.ts namespacedId): empty for the live feed, a replay's own otherwise. */
+  namespace?: string;
   silenceMs?: number;
   pingIntervalMs?: number;
   pongTimeoutMs?: number;
@@ -142,10 +149,12 @@ export class Ingestor {
   private readonly stats: FeedStats;
   /** Exchange time as the frames tell it: the periodic snapshots' clock and the resyncs' time. */
   private readonly clock: ExchangeClock;
+  /** Resync rounds published (the per-line counter in their ids). */
+  private resyncRounds = 0;
 
   constructor(options: IngestorOptions) {
     this.o = {
-      session: newSession(),
+      session: options.producer.line ?? newSession(),
       silenceMs: 5000,
       statsIntervalMs: 5000,
       snapshotIntervalMs: 30_000,
@@ -153,6 +162,7 @@ export class Ingestor {
       ...options,
     };
     this.session = this.o.session;
+    options.producer.bindLine(this.session);
     this.kind = options.feedKind ?? feedKindOf(options.feedUrl);
     this.telemetry = options.telemetry ?? new Telemetry({ service: 'ingestor' });
     for (const def of [FEED.frames, FEED.malformed, FEED.errors, FEED.reconnects, FEED.droppedChanges]) {
@@ -165,6 +175,7 @@ export class Ingestor {
       kind: this.kind,
       telemetry: this.telemetry,
       log: this.o.log,
+      id: (stats, n) => this.id(stats, n),
     });
     this.feed = new FeedStateMachine({
       url: this.o.feedUrl,
@@ -262,7 +273,6 @@ export class Ingestor {
       state.announced = true;
       await this.publishResync(state, this.o.products, -1, state.isReconnect ? 'reconnect' : 'connect');
     }
-    const position = this.protocol.sequenced ? mapped.seq : state.frameNo++;
     // Before this frame's events (and any resync it causes): the books as of the previous frame.
     if (snapshotDue) await this.publishPeriodicSnapshots(state, frame.recvUs);
 
@@ -280,12 +290,15 @@ export class Ingestor {
       }
     }
 
-    for (const [index, event] of mapped.events.entries()) {
-      await this.publishEvent(link, state, event, eventId(state.session, position, index));
-    }
+    for (const event of mapped.events) await this.publishEvent(link, state, event);
   }
 
-  private async publishEvent(link: FeedLink, state: ConnectionState, event: MarketEvent, id: string) {
+  /** The id of an event this ingestor publishes: its exchange key (per-line kinds: the line's `n`th). */
+  private id(event: Parameters<typeof eventKey>[0], n = 0): string {
+    return namespacedId(eventKey(event, this.session, n), this.o.namespace);
+  }
+
+  private async publishEvent(link: FeedLink, state: ConnectionState, event: MarketEvent) {
     switch (event.type) {
       case 'heartbeat':
         this.counters.lastHeartbeatUs = event.recvUs;
@@ -308,8 +321,8 @@ export class Ingestor {
         const ref = await this.o.snapshots.put(event, state.session);
         state.awaitingSnapshot.delete(event.product);
         Object.assign(b, { seq: event.seq, exchUs: event.exchUs, touchedUs: event.recvUs });
-        await this.put({ ...ref, source: 'exchange', id });
-        this.counters.exchangeSnapshots++;
+        const exchangeRef = { ...ref, source: 'exchange' as const };
+        await this.put({ ...exchangeRef, id: this.id(exchangeRef, this.counters.exchangeSnapshots++) });
         return;
       }
       case 'book_changes': {
@@ -321,7 +334,7 @@ export class Ingestor {
         const b = this.bookOf(event.product);
         for (const c of event.changes) b.book.applyChange(c.side, c.price, c.size);
         Object.assign(b, { seq: event.seq, exchUs: event.exchUs, touchedUs: event.recvUs });
-        await this.put({ ...event, id });
+        await this.put({ ...event, id: this.id(event) });
         if (b.book.isCrossed()) {
           const bid = fromUnits(b.book.bestBid());
           const ask = fromUnits(b.book.bestAsk());
@@ -336,7 +349,7 @@ export class Ingestor {
         return;
       }
       default:
-        await this.put({ ...event, id });
+        await this.put({ ...event, id: this.id(event) });
     }
   }
 
@@ -367,19 +380,19 @@ export class Ingestor {
     // A resync happens at a point of the stream, not at a market time: it carries the newest exchange time seen
     // so far (the receive time only before any), never the wall clock, which replays and a lagging feed do not share.
     const exchUs = this.clock.nowUs ?? t;
-    const n = state.resyncCount++;
-    for (const [i, product] of products.entries()) {
+    const n = this.resyncRounds++;
+    for (const product of products) {
       state.awaitingSnapshot.add(product);
       this.bookOf(product).touchedUs = t;
       const event: ResyncEvent = { type: 'resync', product, exchUs, recvUs: t, seq, reason };
-      await this.put({ ...event, id: eventId(`${state.session}.resync`, n, i) });
+      await this.put({ ...event, id: this.id(event, n) });
     }
   }
 
   /** Full-depth copy of every usable book to S3 and its ref into the stream, at this point of the sequence. */
   private async publishPeriodicSnapshots(state: ConnectionState, recvUs: number): Promise<void> {
     const n = this.counters.periodicSnapshots++;
-    for (const [i, product] of this.o.products.entries()) {
+    for (const product of this.o.products) {
       const b = this.books.get(product);
       if (!b || state.awaitingSnapshot.has(product)) continue;
       const snapshot: BookSnapshotEvent = {
@@ -393,7 +406,8 @@ export class Ingestor {
       };
       const ref = await this.o.snapshots.put(snapshot, `${state.session}.p${n}`);
       this.telemetry.count(FEED.periodicSnapshots);
-      await this.put({ ...ref, source: 'periodic', id: eventId(`${state.session}.periodic`, n, i) });
+      const periodic = { ...ref, source: 'periodic' as const };
+      await this.put({ ...periodic, id: this.id(periodic) });
     }
   }
 
@@ -430,9 +444,6 @@ class ConnectionState {
   /** Products whose book changes are held back until their next snapshot. */
   readonly awaitingSnapshot: Set<string>;
   announced = false;
-  /** Frames mapped on this connection (the Exchange feed's event-id position). */
-  frameNo = 0;
-  resyncCount = 0;
 
   constructor(
     readonly session: string,

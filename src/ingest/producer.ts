@@ -32,7 +32,7 @@ import {
 import { isRetryable } from '../aws/errors.js';
 import { type Clock, systemClock } from '../clock.js';
 import { QuoteWatchError } from '../errors.js';
-import { encodeRecord, type StreamEvent } from '../stream/record.js';
+import { encodeRecord, recordEnvelopeBytes, type StreamEvent } from '../stream/record.js';
 import { RateBudgets } from './rateLimit.js';
 
 const MiB = 1024 * 1024;
@@ -76,6 +76,8 @@ export interface ProducerOptions {
   /** Shards of the stream, when known: the whole producer may use shardCount x the per-key budget. Default 1. */
   shardCount?: number;
   clock?: Clock;
+  /** The publishing ingestor, written into every record (src/stream/record.ts); an Ingestor binds its session. */
+  line?: string;
   /** Called for each retry round (for logs). */
   onRetry?: (info: { attempt: number; failedEntries: number; delayMs: number; error?: unknown }) => void;
 }
@@ -117,7 +119,6 @@ interface Waiter {
 }
 
 // JSON overhead of the v1 envelope around the events: {"v":1,"product":"…","events":[…]} plus commas.
-const envelopeBytes = (product: string) => Buffer.byteLength(JSON.stringify({ v: 1, product, events: [] }));
 
 export class KinesisProducer {
   private readonly client: PutRecordsClient;
@@ -158,7 +159,27 @@ export class KinesisProducer {
   private bufferedBytes = 0;
   private bufferedEvents = 0;
 
+  /** The line written into every record (see ProducerOptions.line). */
+  get line(): string | undefined {
+    return this.lineName;
+  }
+
+  /** Names the line once (the Ingestor binds its session); a producer never serves two lines. */
+  bindLine(line: string): void {
+    if (this.lineName !== undefined && this.lineName !== line) {
+      throw new ProducerError(`producer already publishes line ${this.lineName}, not ${line}`);
+    }
+    this.lineName = line;
+  }
+
+  private lineName: string | undefined;
+
+  private envelopeBytes(product: string): number {
+    return recordEnvelopeBytes(product, this.lineName);
+  }
+
   constructor(options: ProducerOptions) {
+    this.lineName = options.line;
     this.client = options.client;
     this.streamName = options.streamName;
     this.lingerMs = options.lingerMs ?? 10;
@@ -191,7 +212,7 @@ export class KinesisProducer {
     if (this.closed) return Promise.reject(new ProducerError('producer is closed'));
     const bytes = Buffer.byteLength(JSON.stringify(event));
     // Partition key bytes count toward the record limit too.
-    const limit = this.maxRecordBytes - envelopeBytes(event.product) - Buffer.byteLength(event.product);
+    const limit = this.maxRecordBytes - this.envelopeBytes(event.product) - Buffer.byteLength(event.product);
     if (bytes > limit) return Promise.reject(new RecordTooLargeError(event, bytes, limit));
     const item = { event, bytes };
     if (this.waiters.length === 0 && this.hasRoom(bytes)) {
@@ -309,7 +330,7 @@ export class KinesisProducer {
       const queue = this.pending.get(product)!;
       const keyBytes = Buffer.byteLength(product);
       // The smallest record this product can send: its first event alone.
-      const smallest = envelopeBytes(product) + queue[0]!.bytes + keyBytes;
+      const smallest = this.envelopeBytes(product) + queue[0]!.bytes + keyBytes;
       const key = this.budgets.of(product);
       const keyWait = this.budgets.waitFor([key], 1, smallest, now);
       const totalWait = this.budgets.waitFor([this.budgets.total], 1, smallest, now);
@@ -328,7 +349,7 @@ export class KinesisProducer {
           key.bytes.free(now),
           this.budgets.total.bytes.free(now),
         ) - keyBytes;
-      let size = envelopeBytes(product);
+      let size = this.envelopeBytes(product);
       let n = 0;
       while (n < queue.length && size + queue[n]!.bytes + (n > 0 ? 1 : 0) <= room) {
         size += queue[n]!.bytes + (n > 0 ? 1 : 0);
@@ -339,6 +360,7 @@ export class KinesisProducer {
       const data = encodeRecord(
         product,
         taken.map((p) => p.event),
+        this.line,
       );
       entries.push({ product, data, events: n });
       batchBytes += data.byteLength + keyBytes;

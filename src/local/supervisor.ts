@@ -16,14 +16,23 @@ import { onLines } from './lines.js';
 import { freePort } from './ports.js';
 import { provision } from './provision.js';
 
-export type ComponentName = 'simulator' | 'ingestor' | 'worker' | 'gateway';
+export type ComponentName = 'simulator' | 'ingestor' | 'ingestor2' | 'worker' | 'gateway';
+/** What runs by default; `ingestor2` (the same program on a second connection) joins with `ingestors: 2`. */
 export const COMPONENT_NAMES: readonly ComponentName[] = ['simulator', 'ingestor', 'worker', 'gateway'];
+
+/** The components `quotewatch start` runs: without the simulator when live, `ingestor2` with two ingestors. */
+export function defaultComponents(o: { live?: boolean; ingestors?: number | undefined }): ComponentName[] {
+  return COMPONENT_NAMES.filter((n) => !(o.live && n === 'simulator')).flatMap((n) =>
+    n === 'ingestor' && (o.ingestors ?? 1) > 1 ? [n, 'ingestor2' as const] : [n],
+  );
+}
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** Entry files, relative to the repository root. */
 export const COMPONENT_FILES: Record<ComponentName, string> = {
   simulator: 'src/simulator/main.ts',
   ingestor: 'containers/ingestor/main.ts',
+  ingestor2: 'containers/ingestor/main.ts',
   worker: 'containers/worker/main.ts',
   gateway: 'src/gateway/main.ts',
 };
@@ -39,12 +48,25 @@ export interface SystemOptions {
   freePorts?: boolean;
   ports?: Partial<
     Record<
-      'kinesis' | 'dynamodb' | 's3' | 'simulator' | 'gateway' | 'websocket' | 'ingestorOps' | 'workerOps',
+      | 'kinesis'
+      | 'dynamodb'
+      | 's3'
+      | 'simulator'
+      | 'gateway'
+      | 'websocket'
+      | 'ingestorOps'
+      | 'ingestor2Ops'
+      | 'workerOps',
       number
     >
   >;
   /** The components to run (default all; without the simulator when live). */
   components?: ComponentName[];
+  /**
+   * INGESTORS: 2 adds `ingestor2` to the default components, a second ingestor on its own connection to the same
+   * feed (a hot-standby pair: the worker keeps one book from both, src/worker/arbiter.ts). Default 1.
+   */
+  ingestors?: number;
   /** Replacement entry files (absolute, or relative to the repository root), e.g. stand-ins in tests. */
   componentFiles?: Partial<Record<ComponentName, string>>;
   /** Extra environment for the components (e.g. SYMBOLS, TICK_MS), over the computed one. */
@@ -235,7 +257,7 @@ export async function startSystem(options: SystemOptions): Promise<System> {
   } = options;
   const say = quiet ? () => {} : (options.log ?? ((line: string) => console.log(line)));
   const backoff = { initialMs: 500, maxMs: 10_000, stableMs: 10_000, ...options.backoff };
-  const names = options.components ?? COMPONENT_NAMES.filter((n) => !(live && n === 'simulator'));
+  const names = options.components ?? defaultComponents({ live, ingestors: options.ingestors });
   if (live && names.includes('simulator')) throw new SystemStartError('--live runs without the simulator');
 
   const files = { ...COMPONENT_FILES, ...options.componentFiles };
@@ -258,10 +280,11 @@ export async function startSystem(options: SystemOptions): Promise<System> {
   const websocket = `ws://127.0.0.1:${websocketPort}`;
   const opsPorts = {
     ingestor: await pick('ingestorOps', DEFAULT_PORTS.ingestorOps),
+    ingestor2: await pick('ingestor2Ops', DEFAULT_PORTS.ingestor2Ops),
     worker: await pick('workerOps', DEFAULT_PORTS.workerOps),
   };
   // The gateway's /metrics adds the ops ports of the components that run here.
-  const metricsTargets = (['ingestor', 'worker'] as const)
+  const metricsTargets = (['ingestor', 'ingestor2', 'worker'] as const)
     .filter((n) => names.includes(n))
     .map((n) => `http://127.0.0.1:${opsPorts[n]}`);
 
@@ -318,7 +341,7 @@ export async function startSystem(options: SystemOptions): Promise<System> {
                 OPS_PORT: String(opsPorts[name]),
                 ...(names.includes('gateway') ? { PUSH_ENDPOINT: `http://127.0.0.1:${websocketPort}` } : {}),
               }
-            : name === 'ingestor'
+            : name === 'ingestor' || name === 'ingestor2'
               ? { OPS_PORT: String(opsPorts[name]) }
               : {};
     const defaults = name === 'worker' ? { ...LOCAL_TUNING, WORKER_ID: LOCAL_WORKER_ID } : LOCAL_TUNING;

@@ -206,7 +206,7 @@ const NO_TIME = Symbol('no event_time yet');
 function startL2(r: FrameReader, e: Json, path: string, stamp: Stamp): L2Progress {
   const type = r.str(e, 'type', path);
   if (type !== 'snapshot' && type !== 'update') r.fail(`${path}.type is ${JSON.stringify(type)}`);
-  const product = r.str(e, 'product_id', path);
+  const product = r.id(e, 'product_id', path);
   const updates = r.arr(e.updates, `${path}.updates`);
   return {
     path,
@@ -291,11 +291,11 @@ function mapTrades(r: FrameReader, e: Json, path: string, stamp: Stamp): TradeEv
     else return r.fail(`${tpath}.side is ${JSON.stringify(makerSide)}`);
     return {
       type: 'trade',
-      product: r.str(o, 'product_id', tpath),
+      product: r.id(o, 'product_id', tpath),
       exchUs: r.time(o, 'time', tpath),
       seq: stamp.seq,
       recvUs: stamp.recvUs,
-      tradeId: r.str(o, 'trade_id', tpath),
+      tradeId: r.id(o, 'trade_id', tpath),
       price: r.decimal(o, 'price', tpath),
       size: r.decimal(o, 'size', tpath),
       aggressor,
@@ -316,7 +316,7 @@ function mapTickers(r: FrameReader, e: Json, path: string, stamp: Stamp): Ticker
     const o = r.obj(t, tpath);
     const ticker: TickerEvent = {
       type: 'ticker',
-      product: r.str(o, 'product_id', tpath),
+      product: r.id(o, 'product_id', tpath),
       seq: stamp.seq,
       recvUs: stamp.recvUs,
       exchUs: stamp.exchUs,

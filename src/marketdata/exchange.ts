@@ -110,7 +110,7 @@ export function mapExchangeFrame(raw: string, recvUs: number): MappedFrame {
       exchUs = r.timeOr(o, recvUs);
       const e: BookSnapshotEvent = {
         type: 'book_snapshot',
-        product: r.str(o, 'product_id'),
+        product: r.id(o, 'product_id'),
         exchUs,
         recvUs,
         seq,
@@ -134,7 +134,7 @@ export function mapExchangeFrame(raw: string, recvUs: number): MappedFrame {
       });
       const e: BookChangesEvent = {
         type: 'book_changes',
-        product: r.str(o, 'product_id'),
+        product: r.id(o, 'product_id'),
         exchUs,
         recvUs,
         seq,
@@ -154,9 +154,10 @@ export function mapExchangeFrame(raw: string, recvUs: number): MappedFrame {
       else return r.fail(`frame.side is ${JSON.stringify(makerSide)}`);
       const tradeId = o.trade_id;
       if (typeof tradeId !== 'number' && typeof tradeId !== 'string') r.fail('frame.trade_id is missing');
+      if (String(tradeId).length === 0 || String(tradeId).length > 64) r.fail('frame.trade_id is not an id');
       const e: TradeEvent = {
         type: 'trade',
-        product: r.str(o, 'product_id'),
+        product: r.id(o, 'product_id'),
         exchUs,
         recvUs,
         seq,
@@ -172,7 +173,7 @@ export function mapExchangeFrame(raw: string, recvUs: number): MappedFrame {
       exchUs = r.timeOr(o, recvUs);
       const e: TickerEvent = {
         type: 'ticker',
-        product: r.str(o, 'product_id'),
+        product: r.id(o, 'product_id'),
         exchUs,
         recvUs,
         seq,
@@ -195,7 +196,7 @@ export function mapExchangeFrame(raw: string, recvUs: number): MappedFrame {
       if (typeof counter !== 'number') r.fail('frame.sequence is not a number');
       const e: HeartbeatEvent = {
         type: 'heartbeat',
-        product: r.str(o, 'product_id'),
+        product: r.id(o, 'product_id'),
         exchUs,
         recvUs,
         seq,

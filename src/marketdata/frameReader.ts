@@ -38,6 +38,12 @@ export class FrameReader {
     return typeof v === 'string' ? v : this.fail(`${path}.${key} is not a string`);
   }
 
+  /** An identifier (a product, a trade): a non-empty string of at most 64 characters, as a stream record holds. */
+  id(o: Json, key: string, path = 'frame'): string {
+    const v = this.str(o, key, path);
+    return v.length > 0 && v.length <= 64 ? v : this.fail(`${path}.${key} is not an id (1 to 64 characters)`);
+  }
+
   /** A decimal string, normalized; `path` is the value's own path. */
   decimalValue(v: unknown, path: string): string {
     if (typeof v !== 'string') this.fail(`${path} is not a string`);

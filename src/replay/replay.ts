@@ -9,10 +9,11 @@
 import { kinesisClient, s3Client } from '../aws/clients.js';
 import { sleep } from '../clock.js';
 import { readFeedConfig, readResourceNames } from '../config.js';
-import { Ingestor } from '../ingest/ingestor.js';
+import { Ingestor, newSession } from '../ingest/ingestor.js';
 import { KinesisProducer } from '../ingest/producer.js';
 import { describeError, type Logger } from '../log.js';
 import { SnapshotStore } from '../stream/claimCheck.js';
+import { replayNamespace } from '../stream/record.js';
 import { detectFormat, type RecordingFormat, readRecording } from './readers.js';
 import { ReplayError, type ReplaySpeed, startReplayServer } from './server.js';
 
@@ -27,8 +28,13 @@ export interface ReplayOptions {
   /** Products to subscribe to; default: every product_id in the recording. */
   products?: string[];
   log: Logger;
-  /** Ingestor session (event id prefix); default derived from the time. */
+  /** Ingestor session (the records' line); default derived from the time. */
   session?: string;
+  /**
+   * Id namespace of the replayed events (default: one of its own per run, replay-<session>), so a worker that saw
+   * the live run applies them instead of dropping them as repeats; give the same one to make a re-run idempotent.
+   */
+  namespace?: string;
   /** Producer linger, ms (default 50 like the ingestor). */
   lingerMs?: number;
   /** Periodic snapshot period in exchange time; 0 disables. Default SNAPSHOT_INTERVAL_MS (30000) like live. */
@@ -45,6 +51,7 @@ export interface ReplaySummary {
   malformed: number;
   resyncs: number;
   session: string;
+  namespace: string;
 }
 
 /** Every product_id in the recording's frames, sorted. */
@@ -62,6 +69,7 @@ export async function runReplay(o: ReplayOptions): Promise<ReplaySummary> {
   if (products.length === 0) throw new ReplayError(`${o.path}: no product_id in the recording`);
   const { streamName, lakeBucket } = readResourceNames(o.env);
   const snapshotIntervalMs = o.snapshotIntervalMs ?? readFeedConfig(o.env).snapshotIntervalMs;
+  const session = o.session ?? newSession();
   const server = await startReplayServer({
     frames: readRecording(o.path, format),
     speed: o.speed,
@@ -84,7 +92,8 @@ export async function runReplay(o: ReplayOptions): Promise<ReplaySummary> {
     producer,
     snapshots: new SnapshotStore(s3Client(o.env), lakeBucket),
     log: o.log,
-    ...(o.session ? { session: o.session } : {}),
+    session,
+    namespace: o.namespace ?? replayNamespace(session),
     // A recording may be quiet for longer than a live feed ever is (an extract, a slow replay).
     silenceMs: 600_000,
     statsIntervalMs: 5000,
@@ -124,5 +133,6 @@ export async function runReplay(o: ReplayOptions): Promise<ReplaySummary> {
     malformed: c.malformed,
     resyncs: c.resyncs,
     session: ingestor.session,
+    namespace: o.namespace ?? replayNamespace(session),
   };
 }

@@ -31,7 +31,7 @@ import { ActiveModels } from '../model/serving.js';
 import { registrySource } from '../model/source.js';
 import type { LoadedModel } from '../model/types.js';
 import { SnapshotStore } from '../stream/claimCheck.js';
-import { decodeRecord, encodeRecord, eventId, type StreamEvent } from '../stream/record.js';
+import { decodeRecord, encodeRecord, eventKey, type StreamEvent } from '../stream/record.js';
 import type { ConsumedRecord } from '../worker/consumer.js';
 import { Worker } from '../worker/worker.js';
 import { snapshotEvent } from './events.js';
@@ -146,22 +146,18 @@ export async function simulateToLake(o: SimulateOptions): Promise<SimulateSummar
     for (const m of session.exchange.markets) {
       const n = snapshotNo++;
       const ref = await snapshots.put(snapshotEvent(m, atUs, n), idPrefix);
-      push({
-        ...ref,
-        ...(source === 'periodic' ? { source } : {}),
-        id: eventId(`${idPrefix}.periodic`, n, 0),
-      });
+      const event = { ...ref, ...(source === 'periodic' ? { source } : {}) };
+      push({ ...event, id: eventKey(event, idPrefix, n) });
       summary.snapshots++;
     }
   };
   const feed = (text: string, recvUs: number) => {
     summary.frames++;
     const mapped = mapAdvancedTradeFrame(text, recvUs);
-    mapped.events.forEach((e, i) => {
+    for (const e of mapped.events) {
       // The first level2 frame of each product is its snapshot: the claim-checked copy stands for it.
-      if (e.type === 'book_snapshot') return;
-      push({ ...e, id: eventId(idPrefix, mapped.seq, i) });
-    });
+      if (e.type !== 'book_snapshot') push({ ...e, id: eventKey(e, idPrefix) });
+    }
   };
   /** The open records as one shard batch, through the record codec both ways (producer, then consumer). */
   const takeBatch = (): ConsumedRecord[] => {

@@ -1,6 +1,6 @@
 /**
  * Simulator process: `node --import tsx src/simulator/main.ts`. Settings: SYMBOLS, SIM_PORT, SIM_SEED,
- * SIM_MODE (realtime | fast), SIM_LOG, SIM_PROFILE (see src/config.ts).
+ * SIM_MODE (realtime | fast), SIM_LOG, SIM_PROFILE, SIM_SPEED, SIM_HOSTILE_MS (see src/config.ts).
  */
 import { orExit, readCoreConfig, readSimulatorConfig } from '../config.js';
 import { componentLogger } from '../log.js';
@@ -16,6 +16,8 @@ const sim = await startSimulator({
   mode: cfg.mode,
   products: productSpecs(core.symbols, cfg.profile),
   ...(cfg.logPath ? { logPath: cfg.logPath } : {}),
+  speed: cfg.speed,
+  hostileEveryMs: cfg.hostileEveryMs,
 });
 const log = componentLogger('simulator');
 log('info', 'simulator listening', { url: sim.url, mode: cfg.mode, seed: cfg.seed });

@@ -13,8 +13,11 @@ import { performance } from 'node:perf_hooks';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { sleep } from '../clock.js';
 import { DEFAULT_PRODUCTS, seedEpochUs } from './exchange.js';
+import { Repacker } from './framing.js';
+import { type HostileKind, hostileFrame, inSequence, pickHostile, slowLoris } from './hostile.js';
 import type { ProductSpec } from './market.js';
 import { errorFrame, rfc3339Nano } from './protocol.js';
+import { Rng } from './rng.js';
 import { type OutFrame, Session, type TopOfBook } from './session.js';
 
 export type SimulatorMode = 'realtime' | 'fast';
@@ -37,6 +40,27 @@ export interface SimulatorOptions {
    * messages sent together all take effect at the same simulated instant (keeps runs identical).
    */
   fastStartDelayMs?: number;
+  /** Realtime: simulated seconds per wall second (chaos and soak runs stream at several times real time). */
+  speed?: number;
+  /**
+   * Realtime: simulated time stands at the anchor until `fastStartDelayMs` after the first subscribe, so runs
+   * compared with each other start at the same market instant (whenever their first client connects).
+   */
+  holdUntilSubscribed?: boolean;
+  /**
+   * Frame boundaries per connection (1, 2, ... in connection order): the most events one level2 or market_trades
+   * frame carries (framing.ts). Absent or 1: one frame per market batch, as produced.
+   */
+  framing?: (conn: number) => number;
+  /** Hostile mode: a hostile frame (hostile.ts, seeded kind) on every connection every this many simulated ms. */
+  hostileEveryMs?: number;
+  /** The market ends after this much simulated time (every connection stops at the same instant); default never. */
+  durationMs?: number;
+  /**
+   * Frames lost on the way, per connection: those in sequence sent while the connection's simulated time (ms since
+   * the anchor) is in one of these [from, to) windows (logged as sent, never delivered: the client sees a gap).
+   */
+  losses?: (conn: number) => readonly (readonly [fromMs: number, toMs: number])[];
 }
 
 export interface SimulatorFaults {
@@ -53,6 +77,16 @@ export interface SimulatorFaults {
   sendError(message: string): void;
   /** Sends an in-sequence level2 snapshot of `productId` padded to `levels` levels (~5 MB at 50k). */
   sendOversizedSnapshot(productId?: string, levels?: number): void;
+  /** Sends a hostile frame (hostile.ts) on every connection, or (`slowloris`) stalls them on a frame never finished. */
+  sendHostile(kind: HostileKind): void;
+  /** Only connection `conn` (the ones above act on every connection). */
+  on(conn: number): Pick<
+    SimulatorFaults,
+    'dropConnections' | 'skipSequence' | 'sendMalformed' | 'sendHostile'
+  > & {
+    /** The next `n` frames of the sequence are lost on the way (their numbers are used: the client sees a gap). */
+    loseFrames(n: number): void;
+  };
 }
 
 export interface SimulatorServer {
@@ -62,8 +96,23 @@ export interface SimulatorServer {
   faults: SimulatorFaults;
   /** Connection ids, oldest first (1, 2, ...). */
   connections(): number[];
+  /** Market batches produced so far (the same on every connection): what chaos runs schedule their faults by. */
+  marketEvents(): number;
+  /** Frames delivered to connection `conn` (sent and not lost), errors and broken frames included. */
+  framesSent(conn: number): number;
+  /** With `durationMs`: the market is over and every open connection (at least one) has been sent all of it. */
+  ended(): boolean;
+  /** The market's time now (realtime: the clock's; fast: the furthest connection's), epoch µs. */
+  timeUs(): number;
+  /** Hostile frames sent, by kind. */
+  readonly hostileSent: Record<string, number>;
   /** The simulator's top of book after the last l2_data frame with sequence_num <= seq on connection `conn` (default: the newest). */
   topOfBookAt(productId: string, seq: number, conn?: number): TopOfBook | undefined;
+  /**
+   * The simulator's top of book after its last l2_data frame with exchange time <= timeUs, on any connection (every
+   * connection carries the same market): what a book built from any of them holds at that position (FeatureRow.seq).
+   */
+  topOfBookAtTime(productId: string, timeUs: number): TopOfBook | undefined;
   close(): Promise<void>;
 }
 
@@ -75,6 +124,15 @@ interface Conn {
   drained: (() => void) | null;
   pumping: boolean;
   closed: boolean;
+  /** Set when the connection packs frames (SimulatorOptions.framing). */
+  packer: Repacker | undefined;
+  /** A slow-loris frame is being trickled: nothing else may be sent. */
+  stalled: boolean;
+  /** Frames of the sequence still to lose (the loseFrames fault). */
+  lose: number;
+  /** SimulatorOptions.losses of this connection, in µs of simulated time. */
+  lossWindows: (readonly [number, number])[];
+  sent: number;
 }
 
 const HIGH_WATER = 256;
@@ -85,15 +143,29 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
   const products = options.products ?? DEFAULT_PRODUCTS;
   const subscribeTimeoutMs = options.subscribeTimeoutMs ?? 5000;
   const fastStartDelayMs = options.fastStartDelayMs ?? 20;
-  const wallStartMs = performance.now();
+  let wallStartMs: number | undefined = options.holdUntilSubscribed ? undefined : performance.now();
+  const speed = options.speed ?? 1;
   const anchorUs = options.anchorUs ?? (mode === 'realtime' ? Date.now() * 1000 : seedEpochUs(options.seed));
-  const simNowUs = () => anchorUs + Math.round((performance.now() - wallStartMs) * 1000);
+  const simNowUs = () =>
+    wallStartMs === undefined
+      ? anchorUs
+      : anchorUs + Math.round((performance.now() - wallStartMs) * 1000 * speed);
+  const hostileRng = Rng.derive(options.seed, 'hostile');
+  const hostileSent: Record<string, number> = {};
+  let nextHostileUs = options.hostileEveryMs
+    ? anchorUs + options.hostileEveryMs * 1000
+    : Number.POSITIVE_INFINITY;
+  const endUs =
+    options.durationMs === undefined ? Number.POSITIVE_INFINITY : anchorUs + options.durationMs * 1000;
+  const simNow = () => Math.min(endUs, simNowUs());
   const log: WriteStream | null = options.logPath ? createWriteStream(options.logPath, { flags: 'a' }) : null;
 
   const conns = new Map<number, Conn>();
   const finished = new Map<number, Session>(); // closed connections stay queryable by topOfBookAt
+  const sentBy = new Map<number, number>(); // and their frame counts
   let nextConnId = 1;
   let silent = false;
+  let holding: NodeJS.Timeout | undefined;
   let silenceTimer: NodeJS.Timeout | null = null;
 
   const wss = new WebSocketServer({ host: options.host ?? '127.0.0.1', port: options.port ?? 8765 });
@@ -104,9 +176,19 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
   const address = wss.address();
   const port = typeof address === 'object' && address ? address.port : (options.port ?? 8765);
 
-  function send(c: Conn, f: OutFrame): void {
-    if (c.closed || c.ws.readyState !== c.ws.OPEN) return;
+  function send(c: Conn, f: OutFrame, hostile?: HostileKind): void {
+    if (c.closed || c.stalled || c.ws.readyState !== c.ws.OPEN) return;
+    if (
+      f.seq !== null &&
+      (c.lose > 0 || c.lossWindows.some(([a, b]) => c.session.timeUs >= a && c.session.timeUs < b))
+    ) {
+      if (c.lose > 0) c.lose--;
+      // Lost on the way: the exchange sent it (the log says so), the client never sees it.
+      if (log) log.write(`{"conn":${c.id},"seq":${f.seq},"lost":true,"frame":${f.text}}\n`);
+      return;
+    }
     c.inflight++;
+    c.sent++;
     c.ws.send(f.text, () => {
       c.inflight--;
       if (c.drained && c.inflight <= LOW_WATER) {
@@ -116,8 +198,41 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
       }
     });
     if (log) {
-      const line = f.seq === null ? `"malformed":${JSON.stringify(f.text)}` : `"frame":${f.text}`;
+      const line = hostile
+        ? `"hostile":"${hostile}"`
+        : f.seq === null
+          ? `"malformed":${JSON.stringify(f.text)}`
+          : `"frame":${f.text}`;
       log.write(`{"conn":${c.id},"seq":${f.seq},${line}}\n`);
+    }
+  }
+
+  /** The frames a session produced, as this connection sends them (its own frame boundaries). */
+  function sendAll(c: Conn, frames: OutFrame[]): void {
+    for (const f of c.packer ? c.packer.pack(frames) : frames) send(c, f);
+  }
+
+  function sendHostile(c: Conn, kind: HostileKind): void {
+    if (c.closed || c.stalled || c.ws.readyState !== c.ws.OPEN) return;
+    hostileSent[kind] = (hostileSent[kind] ?? 0) + 1;
+    if (kind === 'slowloris') {
+      if (log) log.write(`{"conn":${c.id},"seq":null,"hostile":"slowloris"}\n`);
+      c.stalled = true;
+      // The half-written frame makes the socket useless: the client's watchdog closes it.
+      slowLoris((c.ws as unknown as { _socket: import('node:net').Socket })._socket);
+      return;
+    }
+    const product = products[hostileRng.int(products.length)]?.productId ?? 'BTC-USD';
+    const seq = inSequence(kind) ? (c.packer ? c.packer.reserve() : c.session.reserveSeq()) : null;
+    send(c, { text: hostileFrame(kind, seq ?? 0, c.session.timeUs, product), seq }, kind);
+  }
+
+  /** Hostile mode: every hostileEveryMs of simulated time, one seeded kind on every connection. */
+  function hostileDue(now: number): void {
+    while (now >= nextHostileUs) {
+      nextHostileUs += (options.hostileEveryMs ?? 0) * 1000;
+      const kind = pickHostile(hostileRng);
+      for (const c of conns.values()) sendHostile(c, kind);
     }
   }
 
@@ -128,11 +243,12 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     await sleep(fastStartDelayMs);
     let sinceYield = 0;
     while (!c.closed) {
-      if (silent || !c.session.subscribed) {
+      if (silent || !c.session.subscribed || c.session.timeUs >= endUs) {
         await sleep(5);
         continue;
       }
-      for (const f of c.session.advanceTo(c.session.peekTimeUs())) send(c, f);
+      sendAll(c, c.session.advanceTo(Math.min(endUs, c.session.peekTimeUs())));
+      hostileDue(c.session.timeUs);
       if (c.inflight > HIGH_WATER) {
         await new Promise<void>((resolve) => {
           c.drained = resolve;
@@ -150,23 +266,33 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     mode === 'realtime'
       ? setInterval(() => {
           if (silent) return;
-          const now = simNowUs();
-          for (const c of conns.values()) for (const f of c.session.advanceTo(now)) send(c, f);
+          const now = simNow();
+          for (const c of conns.values()) sendAll(c, c.session.advanceTo(now));
+          hostileDue(now);
         }, 10)
       : null;
 
   wss.on('connection', (ws) => {
     const session = new Session(products, options.seed, anchorUs);
     // A late realtime client joins the market where it is now; the catch-up sends nothing (no subscriptions).
-    if (mode === 'realtime') session.advanceTo(simNowUs());
+    if (mode === 'realtime') session.advanceTo(simNow());
+    const id = nextConnId++;
+    const maxEvents = options.framing?.(id) ?? 1;
     const c: Conn = {
-      id: nextConnId++,
+      id,
       ws,
       session,
       inflight: 0,
       drained: null,
       pumping: false,
       closed: false,
+      packer: maxEvents > 1 ? new Repacker(maxEvents) : undefined,
+      stalled: false,
+      lose: 0,
+      lossWindows: (options.losses?.(id) ?? []).map(
+        ([from, to]) => [anchorUs + from * 1000, anchorUs + to * 1000] as const,
+      ),
+      sent: 0,
     };
     conns.set(c.id, c);
     const timeout = setTimeout(() => {
@@ -176,9 +302,14 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     ws.on('message', (data, isBinary) => {
       const text = isBinary ? '' : data.toString();
       // Realtime: answer at the current simulated time, after whatever became due before the message.
-      if (mode === 'realtime' && !silent) for (const f of c.session.advanceTo(simNowUs())) send(c, f);
-      for (const f of c.session.handleMessage(text)) send(c, f);
+      if (mode === 'realtime' && !silent) sendAll(c, c.session.advanceTo(simNow()));
+      sendAll(c, c.session.handleMessage(text));
       if (mode === 'fast' && c.session.subscribed) void pump(c);
+      if (c.session.subscribed && wallStartMs === undefined && !holding) {
+        holding = setTimeout(() => {
+          wallStartMs = performance.now();
+        }, fastStartDelayMs);
+      }
     });
     ws.on('close', () => {
       clearTimeout(timeout);
@@ -186,6 +317,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
       c.drained?.();
       conns.delete(c.id);
       finished.set(c.id, c.session);
+      sentBy.set(c.id, c.sent);
     });
     ws.on('error', () => {}); // a client vanishing mid-send is normal; 'close' follows
   });
@@ -193,6 +325,19 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
   const everyConn = (fn: (c: Conn) => void) => {
     for (const c of conns.values()) fn(c);
   };
+  const malformed = (c: Conn, kind: 'truncated' | 'garbage') => {
+    const whole = JSON.stringify({
+      channel: 'l2_data',
+      timestamp: rfc3339Nano(c.session.timeUs),
+      sequence_num: 0,
+      events: [{ type: 'update', product_id: products[0]?.productId ?? 'BTC-USD', updates: [] }],
+    });
+    send(c, {
+      text: kind === 'truncated' ? whole.slice(0, Math.floor(whole.length / 2)) : '}{not json',
+      seq: null,
+    });
+  };
+  const skip = (c: Conn, n: number) => (c.packer ? c.packer.skip(n) : c.session.skipSequence(n));
 
   const faults: SimulatorFaults = {
     dropConnections: () => everyConn((c) => c.ws.terminate()),
@@ -206,20 +351,8 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
       if (silenceTimer) clearTimeout(silenceTimer);
       silenceTimer = null;
     },
-    skipSequence: (n = 1) => everyConn((c) => c.session.skipSequence(n)),
-    sendMalformed: (kind = 'truncated') =>
-      everyConn((c) => {
-        const whole = JSON.stringify({
-          channel: 'l2_data',
-          timestamp: rfc3339Nano(c.session.timeUs),
-          sequence_num: 0,
-          events: [{ type: 'update', product_id: products[0]?.productId ?? 'BTC-USD', updates: [] }],
-        });
-        send(c, {
-          text: kind === 'truncated' ? whole.slice(0, Math.floor(whole.length / 2)) : '}{not json',
-          seq: null,
-        });
-      }),
+    skipSequence: (n = 1) => everyConn((c) => skip(c, n)),
+    sendMalformed: (kind = 'truncated') => everyConn((c) => malformed(c, kind)),
     sendError: (message) =>
       everyConn((c) => send(c, { text: JSON.stringify(errorFrame(message)), seq: null })),
     sendOversizedSnapshot: (productId = products[0]?.productId ?? 'BTC-USD', levels = 50_000) =>
@@ -227,6 +360,23 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
         const f = c.session.oversizedSnapshot(productId, levels);
         if (f) send(c, f);
       }),
+    sendHostile: (kind) => everyConn((c) => sendHostile(c, kind)),
+    on(conn) {
+      const one = (fn: (c: Conn) => void) => {
+        const c = conns.get(conn);
+        if (c) fn(c);
+      };
+      return {
+        dropConnections: () => one((c) => c.ws.terminate()),
+        skipSequence: (n = 1) => one((c) => skip(c, n)),
+        sendMalformed: (kind = 'truncated') => one((c) => malformed(c, kind)),
+        sendHostile: (kind) => one((c) => sendHostile(c, kind)),
+        loseFrames: (n) =>
+          one((c) => {
+            c.lose += n;
+          }),
+      };
+    },
   };
 
   return {
@@ -235,13 +385,39 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     mode,
     faults,
     connections: () => [...new Set([...finished.keys(), ...conns.keys()])].sort((a, b) => a - b),
+    marketEvents() {
+      let n = 0;
+      for (const session of [...finished.values(), ...[...conns.values()].map((c) => c.session)]) {
+        n = Math.max(n, session.batches);
+      }
+      return n;
+    },
+    hostileSent,
+    timeUs: () =>
+      mode === 'realtime'
+        ? simNow()
+        : Math.max(anchorUs, ...[...conns.values()].map((c) => c.session.timeUs)),
+    framesSent: (conn) => sentBy.get(conn) ?? conns.get(conn)?.sent ?? 0,
+    ended: () =>
+      (mode === 'fast' || simNow() >= endUs) &&
+      conns.size > 0 &&
+      [...conns.values()].every((c) => c.session.timeUs >= endUs && c.inflight === 0),
     topOfBookAt(productId, seq, conn) {
       const id = conn ?? Math.max(0, ...conns.keys(), ...finished.keys());
       const session = conns.get(id)?.session ?? finished.get(id);
       return session?.topOfBookAt(productId, seq);
     },
+    topOfBookAtTime(productId, timeUs) {
+      let best: TopOfBook | undefined;
+      for (const session of [...finished.values(), ...[...conns.values()].map((c) => c.session)]) {
+        const top = session.topOfBookAtTime(productId, timeUs);
+        if (top && (!best || top.timeUs >= best.timeUs)) best = top;
+      }
+      return best;
+    },
     async close() {
       if (ticker) clearInterval(ticker);
+      clearTimeout(holding);
       if (silenceTimer) clearTimeout(silenceTimer);
       for (const c of conns.values()) {
         c.closed = true;

@@ -59,6 +59,8 @@ export class Session {
   /** Per product, the top of book after every recent l2_data frame, in sequence order (see keepTops). */
   readonly tops = new Map<string, TopOfBook[]>();
   private readonly keepTops: number;
+  /** Market batches produced since the anchor (every session of a seed counts the same ones). */
+  batches = 0;
 
   /**
    * `keepTops`: how many of the latest tops per product topOfBookAt can answer for (tests compare what a
@@ -98,6 +100,11 @@ export class Session {
   get subscribed(): boolean {
     for (const products of this.subs.values()) if (products.size > 0) return true;
     return false;
+  }
+
+  /** Takes the next sequence number for a frame made elsewhere (a hostile frame in sequence). */
+  reserveSeq(): number {
+    return this.seq++;
   }
 
   /** The next sequence number jumps by `n` (fault injection: the client should see a gap). */
@@ -209,6 +216,20 @@ export class Session {
     return lo > 0 ? list[lo - 1] : undefined;
   }
 
+  /** The top of book after the last l2_data frame with exchange time <= timeUs (tops are in time order). */
+  topOfBookAtTime(productId: string, timeUs: number): TopOfBook | undefined {
+    const list = this.tops.get(productId);
+    if (!list) return undefined;
+    let lo = 0;
+    let hi = list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (list[mid]!.timeUs <= timeUs) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo > 0 ? list[lo - 1] : undefined;
+  }
+
   private has(channel: Channel, productId: string): boolean {
     return this.subs.get(channel)?.has(productId) ?? false;
   }
@@ -269,6 +290,7 @@ export class Session {
   }
 
   private onBatch(batch: MarketBatch, out: OutFrame[]): void {
+    this.batches++;
     const id = batch.productId;
     const m = this.exchange.market(id)!;
     const s = this.stats.get(id)!;

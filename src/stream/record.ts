@@ -1,13 +1,24 @@
 /**
  * The market stream's record format (owned by ingestion; the worker only decodes).
- * Version 1: UTF-8 JSON `{ v: 1, product, events: [...] }`, one Kinesis record per product batch,
- * partition key = product so order is kept per product. Every event carries `id`, an idempotency key
- * stable across producer retries, so the consumer can drop at-least-once duplicates.
- * Full-depth book snapshots travel by claim-check: the book goes to S3 and the stream carries a
- * `snapshot_ref` in sequence.
+ * Version 1: UTF-8 JSON `{ v: 1, product, line?, events: [...] }`, one Kinesis record per product batch,
+ * partition key = product so order is kept per product. `line` names the ingestor that published the record (its
+ * session): with several ingestors on the feed (a hot-standby pair, a rolling deploy) the worker tells their
+ * copies apart by it (src/worker/arbiter.ts). Full-depth book snapshots travel by claim-check: the book goes to S3
+ * and the stream carries a `snapshot_ref` in sequence.
+ *
+ * Every event carries `id`, its idempotency key, derived from what the EXCHANGE sent (eventKey below), never from
+ * the ingestor's session: any number of ingestors on the same feed, any retry and any restart produce the same key
+ * for the same exchange event, so the worker keeps one copy. Events that are facts about one connection (a
+ * resync, the ingestor's stats, the snapshot an exchange sends in answer to a subscribe) carry the line in their
+ * key. A replay gets its own namespace (`<namespace>/<key>`), so replaying an archive into a worker that saw the
+ * live run is applied, not dropped as a repeat.
+ *
+ * decodeRecord validates every record with the zod schemas below: a record that is not exactly this shape (a
+ * NaN or negative price, a missing field, an unknown event type) is a RecordFormatError, set aside by the worker.
  */
+import * as z from 'zod';
 import { QuoteWatchError } from '../errors.js';
-import type { MarketEvent } from '../marketdata/events.js';
+import type { LevelChange, MarketEvent } from '../marketdata/events.js';
 
 export const RECORD_VERSION = 1;
 
@@ -72,22 +83,175 @@ export type StreamEvent = (MarketEvent | SnapshotRefEvent | FeedStatsEvent) & { 
 export interface StreamRecord {
   v: typeof RECORD_VERSION;
   product: string;
+  /** The publishing ingestor (its session); absent in older records and from single-source producers. */
+  line?: string;
   events: StreamEvent[];
 }
 
 export class RecordFormatError extends QuoteWatchError {}
 
-/** Idempotency key: ingestor session + feed sequence + position within the frame. */
-export function eventId(session: string, seq: number, index: number): string {
-  return `${session}:${seq}:${index}`;
+// --- idempotency keys -------------------------------------------------------------------------------------
+
+/**
+ * The idempotency key of an event, from what the exchange sent, per type:
+ * - `trade`: `t:<product>:<trade id>` (the exchange numbers trades per product);
+ * - `book_changes`: `b:<product>:<exchange µs>:<hash of the changes (side, price, size) in order>`; the worker
+ *   also keys each level change on its own (levelKey), because two connections may batch the same changes
+ *   differently;
+ * - `ticker`: `k:<product>:<exchange µs>:<hash of price, best bid, best ask and their sizes>`;
+ * - `heartbeat`: `h:<product>:<counter>`;
+ * - `snapshot_ref` / `book_snapshot` from the ingestor's own book (`periodic`): `p:<product>:<exchange µs of the
+ *   last book event it holds>` — two ingestors with complete books write the same book there;
+ * - an exchange snapshot (the answer to one connection's subscribe), `resync` and `stats` are facts about one
+ *   connection: `x:<line>:<product>:<exchange µs>:<n>`, `r:<line>:<n>:<product>`, `s:<line>:<n>`, with `n` the
+ *   line's own counter of them.
+ * `line` is the ingestor's session; `n` is only read for the per-line kinds.
+ */
+export function eventKey(e: MarketEvent | SnapshotRefEvent | FeedStatsEvent, line: string, n = 0): string {
+  switch (e.type) {
+    case 'trade':
+      return `t:${e.product}:${e.tradeId}`;
+    case 'book_changes':
+      return `b:${e.product}:${e.exchUs}:${hashChanges(e.changes)}`;
+    case 'ticker':
+      return `k:${e.product}:${e.exchUs}:${fnv1a(`${e.price} ${e.bestBid} ${e.bestAsk} ${e.bestBidSize ?? ''} ${e.bestAskSize ?? ''}`)}`;
+    case 'heartbeat':
+      return `h:${e.product}:${e.counter}`;
+    case 'snapshot_ref':
+      return e.source === 'periodic'
+        ? `p:${e.product}:${e.exchUs}`
+        : `x:${line}:${e.product}:${e.exchUs}:${n}`;
+    case 'book_snapshot':
+      return `x:${line}:${e.product}:${e.exchUs}:${n}`;
+    case 'resync':
+      return `r:${line}:${n}:${e.product}`;
+    case 'stats':
+      return `s:${line}:${n}`;
+  }
 }
+
+/** The key of one level change: product, side, price, size and exchange time, as the exchange sent it. */
+export function levelKey(product: string, c: LevelChange, exchUs: number): string {
+  return `${product}|${c.side}|${c.price}|${c.size}|${exchUs}`;
+}
+
+/** An id in a namespace: `<namespace>/<key>` (the live feed's namespace is empty: the key itself). */
+export function namespacedId(key: string, namespace = ''): string {
+  return namespace ? `${namespace}/${key}` : key;
+}
+
+/** The namespace of an id ('' for the live feed). */
+export function namespaceOf(id: string): string {
+  const slash = id.indexOf('/');
+  return slash < 0 ? '' : id.slice(0, slash);
+}
+
+/** The namespace of a replay run: its events are new to a worker that saw the live run. */
+export function replayNamespace(run: string): string {
+  return `replay-${run}`;
+}
+
+function hashChanges(changes: readonly LevelChange[]): string {
+  let s = '';
+  for (const c of changes) s += `${c.side === 'bid' ? 'b' : 'a'}${c.price}=${c.size};`;
+  return `${changes.length}.${fnv1a(s)}`;
+}
+
+/** 32-bit FNV-1a of the UTF-16 code units, as 8 hex digits: short keys, no crypto needed. */
+export function fnv1a(s: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0).toString(16).padStart(8, '0');
+}
+
+// --- schemas ----------------------------------------------------------------------------------------------
+
+/** A normalized non-negative decimal string ("8442.65", "0"): what src/marketdata/decimal.ts produces. */
+const Decimal = z.string().regex(/^(0|[1-9]\d*)(\.\d*[1-9])?$/, 'not a normalized decimal');
+const Micros = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+const Id = z.string().min(1).max(512);
+const Product = z.string().min(1).max(64);
+const base = {
+  id: Id,
+  product: Product,
+  exchUs: Micros,
+  recvUs: Micros,
+  seq: z.number().int().min(-1).max(Number.MAX_SAFE_INTEGER),
+};
+const Level = z.tuple([Decimal, Decimal]);
+const Count = z.number().finite();
+
+const EventSchema = z.discriminatedUnion('type', [
+  z.looseObject({ ...base, type: z.literal('book_snapshot'), bids: z.array(Level), asks: z.array(Level) }),
+  z.looseObject({
+    ...base,
+    type: z.literal('book_changes'),
+    changes: z.array(z.looseObject({ side: z.enum(['bid', 'ask']), price: Decimal, size: Decimal })),
+  }),
+  z.looseObject({
+    ...base,
+    type: z.literal('trade'),
+    tradeId: z.string().min(1).max(64),
+    price: Decimal,
+    size: Decimal,
+    aggressor: z.enum(['buy', 'sell']),
+  }),
+  z.looseObject({
+    ...base,
+    type: z.literal('ticker'),
+    price: Decimal,
+    bestBid: Decimal,
+    bestAsk: Decimal,
+    bestBidSize: Decimal.optional(),
+    bestAskSize: Decimal.optional(),
+  }),
+  z.looseObject({ ...base, type: z.literal('heartbeat'), counter: z.number().int() }),
+  z.looseObject({ ...base, type: z.literal('resync'), reason: z.string().max(1000) }),
+  z.looseObject({
+    ...base,
+    type: z.literal('snapshot_ref'),
+    bucket: z.string().min(1),
+    key: z.string().min(1),
+    levels: z.number().int().nonnegative(),
+    source: z.enum(['exchange', 'periodic']).optional(),
+  }),
+  z.looseObject({
+    ...base,
+    type: z.literal('stats'),
+    messagesPerS: Count,
+    bytesPerS: Count,
+    lastHeartbeatUs: Count,
+    reconnects: Count,
+    resyncs: Count,
+    producerRetries: Count,
+    bufferDepth: Count,
+    metrics: z.record(z.string(), Count).optional(),
+  }),
+]);
+
+const RecordSchema = z.looseObject({
+  v: z.literal(RECORD_VERSION),
+  product: Product,
+  line: z.string().min(1).max(128).optional(),
+  events: z.array(EventSchema),
+});
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
-export function encodeRecord(product: string, events: StreamEvent[]): Uint8Array {
-  const record: StreamRecord = { v: RECORD_VERSION, product, events };
+export function encodeRecord(product: string, events: StreamEvent[], line?: string): Uint8Array {
+  const record: StreamRecord = line
+    ? { v: RECORD_VERSION, product, line, events }
+    : { v: RECORD_VERSION, product, events };
   return encoder.encode(JSON.stringify(record));
+}
+
+/** The bytes a record adds around its events (for the producer's size accounting). */
+export function recordEnvelopeBytes(product: string, line?: string): number {
+  return encodeRecord(product, [], line).byteLength;
 }
 
 export function decodeRecord(data: Uint8Array): StreamRecord {
@@ -97,16 +261,27 @@ export function decodeRecord(data: Uint8Array): StreamRecord {
   } catch (cause) {
     throw new RecordFormatError('record is not UTF-8 JSON', { cause });
   }
-  const r = parsed as Partial<StreamRecord> | null;
-  if (!r || typeof r !== 'object') throw new RecordFormatError('record is not an object');
-  if (r.v !== RECORD_VERSION) throw new RecordFormatError(`unsupported record version ${String(r.v)}`);
-  if (typeof r.product !== 'string' || !Array.isArray(r.events)) {
-    throw new RecordFormatError('record lacks product or events');
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new RecordFormatError('record is not an object');
   }
-  for (const e of r.events) {
-    if (!e || typeof e.id !== 'string' || typeof e.type !== 'string') {
-      throw new RecordFormatError('event lacks id or type');
+  const v = (parsed as { v?: unknown }).v;
+  if (v !== RECORD_VERSION) throw new RecordFormatError(`unsupported record version ${String(v)}`);
+  const checked = RecordSchema.safeParse(parsed);
+  if (!checked.success) {
+    const issue = checked.error.issues[0]!;
+    throw new RecordFormatError(
+      `record does not match format v1: ${issue.path.join('.') || '(record)'}: ${issue.message}`,
+      {
+        cause: checked.error,
+      },
+    );
+  }
+  const record = checked.data as StreamRecord;
+  for (const e of record.events) {
+    // A record is one product's batch (the producer groups events by product).
+    if (e.product !== record.product) {
+      throw new RecordFormatError(`event ${e.id} of ${e.product} in a record of ${record.product}`);
     }
   }
-  return r as StreamRecord;
+  return record;
 }

@@ -9,6 +9,8 @@ import type { RawRecord } from './shards.js';
 export interface ConsumedRecord {
   sequenceNumber: string;
   product: string;
+  /** The ingestor that published it (src/stream/record.ts); absent from single-source producers. */
+  line?: string;
   events: StreamEvent[];
 }
 
@@ -30,7 +32,12 @@ export function decodeRecords(
     const data = r.Data ?? new Uint8Array();
     try {
       const rec = decodeRecord(data);
-      records.push({ sequenceNumber, product: rec.product, events: rec.events });
+      records.push({
+        sequenceNumber,
+        product: rec.product,
+        ...(rec.line ? { line: rec.line } : {}),
+        events: rec.events,
+      });
     } catch (error) {
       if (!(error instanceof RecordFormatError)) throw error;
       bad.push({ shardId, sequenceNumber, data, error });

@@ -15,6 +15,7 @@ import {
   ProvisionedThroughputExceededException,
   type StartingPosition,
 } from '@aws-sdk/client-kinesis';
+import { isRetryable } from '../aws/errors.js';
 import { sleep } from '../clock.js';
 import { QuoteWatchError } from '../errors.js';
 
@@ -141,6 +142,9 @@ export interface PollingOptions {
   idleMs?: number;
 }
 
+/** Transient GetRecords failures in a row (backing off to 5 s) before the read ends with the error (~1 min). */
+const MAX_TRANSIENT_FAILURES = 16;
+
 /** Pages by GetRecords in a loop, with a short pause when the shard came back empty. */
 export function pollingSource(
   kinesis: KinesisClient,
@@ -158,6 +162,7 @@ export function pollingSource(
   return {
     async *pages(shardId, position, signal) {
       let it = await iterator(shardId, position());
+      let failures = 0;
       while (!signal.aborted) {
         // Kinesis ends a closed shard's iterator chain once every record was returned.
         if (!it) {
@@ -176,8 +181,16 @@ export function pollingSource(
             await sleep(idleMs * 5, signal);
             continue;
           }
+          // A server-side failure or no answer (Kinesis restarting, a proxy's bad gateway) heals by itself: the
+          // shard keeps its lease and reads on from the same iterator, instead of the worker exiting (found by the
+          // chaos run, where every such exit meant a restart and a replay). Client errors still end the read.
+          if (isRetryable(err) && failures < MAX_TRANSIENT_FAILURES) {
+            await sleep(Math.min(5000, 100 * 2 ** failures++), signal);
+            continue;
+          }
           throw new ConsumerError(`GetRecords on ${shardId} failed`, { cause: err });
         }
+        failures = 0;
         const records = out.Records ?? [];
         yield { records, millisBehindLatest: out.MillisBehindLatest };
         it = out.NextShardIterator;

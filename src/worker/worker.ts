@@ -2,7 +2,7 @@
  * The worker's pipeline, one named stage per module, per batch of stream records (decoded by the consumer,
  * src/worker/decode.ts):
  *
- *   de-duplicate (dedup.ts) -> book & features (market.ts) -> score (score.ts) -> live quality (quality.ts)
+ *   arbitrate lines & de-duplicate (arbiter.ts, dedup.ts) -> book & features (market.ts) -> score (score.ts) -> live quality (quality.ts)
  *     -> sinks: latest snapshot (sinks/latest.ts) and its push (sinks/push.ts), history rows (sinks/history.ts),
  *               Parquet lake (src/storage/lake.ts), features stream (sinks/featuresStream.ts)
  *
@@ -20,8 +20,8 @@ import type { PredictionRow, RawRow } from '../storage/parquet.js';
 import type { StreamEvent } from '../stream/record.js';
 import { WORKER } from '../telemetry/catalog.js';
 import { Telemetry } from '../telemetry/telemetry.js';
+import { type ArbiterCounters, type ArbiterOptions, DEFAULT_ARBITER, LineArbiter } from './arbiter.js';
 import type { ConsumedRecord, ShardBatch } from './consumer.js';
-import { Deduplicator } from './dedup.js';
 import { DriftMonitor, type DriftOptions } from './drift.js';
 import { MarketStage } from './market.js';
 import { LiveQuality, type LiveQualityOptions, QualityPublisher, qualityRecord } from './quality.js';
@@ -68,6 +68,8 @@ export interface WorkerOptions {
   quality?: LiveQualityOptions;
   /** Feature drift against the models' training distributions: src/worker/drift.ts. */
   drift?: DriftOptions;
+  /** De-duplication window and line failover (readWorkerConfig().arbiter); default DEFAULT_ARBITER. */
+  arbiter?: ArbiterOptions;
   /** Each batch's new feature rows, for the optional features stream. */
   publishFeatures?: (rows: readonly FeatureRow[]) => Promise<void>;
 }
@@ -95,7 +97,7 @@ export class Worker {
   readonly market: MarketStage;
   readonly quality: LiveQuality;
   readonly drift: DriftMonitor;
-  private readonly dedup = new Deduplicator();
+  private readonly arbiter: LineArbiter;
   private readonly scorer: Scorer;
   private readonly latest: LatestSink;
   private readonly history: HistorySink | undefined;
@@ -115,6 +117,7 @@ export class Worker {
       s3: opts.s3,
       log: opts.log,
     });
+    this.arbiter = new LineArbiter(opts.arbiter ?? DEFAULT_ARBITER);
     this.quality = new LiveQuality(opts.quality);
     this.drift = new DriftMonitor(opts.drift);
     this.telemetry = opts.telemetry ?? new Telemetry({ service: 'worker' });
@@ -141,14 +144,19 @@ export class Worker {
     return this.market.pipeline;
   }
 
-  /** Events dropped because their id was already applied (producer retries, overlapping replays). */
+  /** Copies dropped because their id was already applied (other lines, producer retries, overlapping replays). */
   get duplicatesDropped(): number {
-    return this.dedup.dropped;
+    return this.arbiter.counters.duplicates;
+  }
+
+  /** What the line arbitration did: copies, stale events, failovers, resyncs absorbed and passed. */
+  get lines(): Readonly<ArbiterCounters> {
+    return this.arbiter.counters;
   }
 
   async handleBatch(batch: ShardBatch): Promise<BatchResult> {
     const started = performance.now();
-    const duplicates = this.dedup.dropped;
+    const duplicates = this.arbiter.counters.duplicates;
     const shard = this.shard(batch.shardId);
     if (!shard.started) {
       shard.started = true;
@@ -161,7 +169,7 @@ export class Worker {
     if (shard.last) await this.saveState(batch.shardId, shard);
     const t = this.telemetry;
     t.count(WORKER.records, batch.records.length);
-    t.count(WORKER.duplicates, this.dedup.dropped - duplicates);
+    t.count(WORKER.duplicates, this.arbiter.counters.duplicates - duplicates);
     t.count(WORKER.ticks, result.rows);
     if (batch.millisBehindLatest !== undefined) t.gauge(WORKER.millisBehindLatest, batch.millisBehindLatest);
     t.timing(WORKER.batchMs, performance.now() - started);
@@ -185,12 +193,14 @@ export class Worker {
     return shard;
   }
 
-  /** De-duplicate -> book & features, event by event, in stream order. */
+  /** Arbitrate & de-duplicate -> book & features, event by event, in stream order. */
   private async feed(shard: ShardState, records: readonly ConsumedRecord[]): Promise<void> {
     for (const record of records) {
+      const line = record.line ?? '';
       for (let i = 0; i < record.events.length; i++) {
-        const e = record.events[i]!;
-        if (this.dedup.accept(e.id)) await this.apply(shard, record.sequenceNumber, i, e);
+        const delivered = { event: record.events[i]!, record: record.sequenceNumber, index: i };
+        for (const d of this.arbiter.accept(line, delivered))
+          await this.apply(shard, d.record, d.index, d.event);
       }
       shard.last = record.sequenceNumber;
     }

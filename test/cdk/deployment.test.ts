@@ -264,11 +264,11 @@ describe('least privilege: every role names only the resources it needs', () => 
     ]);
   });
 
-  it("state machine: the Promote states' conditional PutItem on the registry; its * statement is what its acknowledgement names", () => {
+  it("state machine: the Promote states' conditional writes on the registry (PutItem for a first pointer, UpdateItem keeping its history); its * statement is what its acknowledgement names", () => {
     const role = s.id(st.training.stateMachine.role);
     const all = s.statements(role);
     const onRegistry = all.filter((x) => resourceRefs(x).includes(registry!));
-    expect(actions(onRegistry)).toEqual(['dynamodb:PutItem']);
+    expect(actions(onRegistry)).toEqual(['dynamodb:PutItem', 'dynamodb:UpdateItem']);
     const wildcard = all.filter((x) => JSON.stringify(x.Resource) === '"*"');
     expect(actions(wildcard)).toEqual([...STATE_MACHINE_WILDCARD_ACTIONS].sort());
     const ack = acknowledgements(st.training.stateMachine.role).find(
@@ -482,7 +482,7 @@ describe('scale by context', () => {
 describe('the cost model prices what is synthesized', () => {
   const cases: Record<string, string>[] = [
     {},
-    { consumer: 'fanout' },
+    { consumer: 'fanout', ingestors: '2' },
     { products: 'BTC-USD,ETH-USD,SOL-USD,XRP-USD,DOGE-USD,ADA-USD,AVAX-USD,LINK-USD,LTC-USD,DOT-USD' },
     { dynamoCapacity: 'on-demand', coinbaseKeySecret: 'cdp' },
   ];

@@ -72,13 +72,12 @@ export function localIngestor(
   });
 }
 
-/** One session's events of one partition key (product or the feed's), in stream order. */
+/** The events one ingestor (its session: the records' line) published under a partition key, in stream order. */
 export async function eventsOf(env: Env, session: string, partitionKey: string): Promise<StreamEvent[]> {
   const records = await readStream(kinesisClient(env), STREAM.localName);
   return records
-    .filter((r) => r.partitionKey === partitionKey)
-    .flatMap((r) => r.events)
-    .filter((e) => e.id.startsWith(`${session}.`));
+    .filter((r) => r.partitionKey === partitionKey && r.line === session)
+    .flatMap((r) => r.events);
 }
 
 /** The book a snapshot_ref points to (gzipped JSON in S3). */

@@ -123,7 +123,10 @@ export async function withSimulatedSystem(
   };
 }
 
-/** Expects a served best bid/ask to equal the simulator's top of book of `product` at `seq`. */
+/**
+ * Expects a served best bid/ask to equal the simulator's top of book of `product` at position `seq` (a row's or
+ * snapshot's seq: the exchange time of the newest event applied, FeatureRow.seq).
+ */
 export function expectSimulatorTop(
   sim: SimulatorServer,
   product: string,
@@ -131,8 +134,8 @@ export function expectSimulatorTop(
   bestBid: string,
   bestAsk: string,
 ): void {
-  const top = sim.topOfBookAt(product, seq);
-  expect(top, `simulator top of book for ${product} at seq ${seq}`).toBeDefined();
+  const top = sim.topOfBookAtTime(product, seq);
+  expect(top, `simulator top of book for ${product} at ${seq}`).toBeDefined();
   expect(normalizeDecimal(bestBid)).toBe(normalizeDecimal(top!.bestBid));
   expect(normalizeDecimal(bestAsk)).toBe(normalizeDecimal(top!.bestAsk));
 }

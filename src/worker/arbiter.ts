@@ -1,0 +1,364 @@
+/**
+ * Line arbitration: ONE book per product from any number of ingestors ("lines") on the same feed — a hot-standby
+ * pair, or the old and new task of a rolling deploy. Every line delivers the same exchange events under the same
+ * ids (src/stream/record.ts eventKey), in the exchange's order, each with its own drops and frame batching.
+ *
+ * Per product (and id namespace: a replay is a feed of its own), one line is the PRIMARY: its events are passed on
+ * at once, in its order, so steady state costs no latency. The others are STANDBYS: each keeps, from its last
+ * snapshot on (then it is "continuous"), the trades and book changes the primary has not delivered yet. The result
+ * is the stream one clean connection would have given:
+ * - a standby's copy of what the primary already passed is dropped (de-duplication by id, dedup.ts);
+ * - when the primary loses data (its ingestor publishes a resync: a sequence gap, a reconnect, a crossed book)
+ *   and a standby is continuous, the standby takes over: what it holds that was not passed yet is passed now, in
+ *   its order, and the resync is absorbed — the book is never cleared for a gap the other line covered;
+ * - when the primary falls silent (its ingestor was killed) or behind, a continuous standby whose oldest held
+ *   event is `failoverMs` of exchange time older than its newest takes over the same way — at once if it
+ *   continues what was passed, but if its snapshot is newer than that (a takeover would leave a hole: a resync)
+ *   only once the primary has delivered nothing for `failoverMs` of the feed's time: a primary that is merely
+ *   behind (a slow connection, a backlog) still has those events, and delivers them;
+ * - only when no line is continuous does the resync reach the book (which then waits for the next snapshot, from
+ *   whichever line brings it first: that line becomes the primary);
+ * - a book change is applied to a level only if it is newer than what the level holds (two lines may batch the
+ *   same changes into different events, so after a switch an event can be partly known): the level's exchange time,
+ *   and at equal times the sizes already applied (a level changed twice to the same size within one microsecond is
+ *   indistinguishable from a copy).
+ * Events of a line that is not continuous (between its resync and its next snapshot) are not needed while another
+ * line is primary; with no primary at all, every line's trades and tickers pass, first copy wins. A trade needs no
+ * book, so none is ever dropped for coming from the wrong line: a standby's trade the passed stream still lacks
+ * once it has moved `failoverMs` past it (its line lost it, and the primary changed in between) is passed late.
+ */
+import type { LevelChange } from '../marketdata/events.js';
+import { namespaceOf, type StreamEvent } from '../stream/record.js';
+import { Deduplicator } from './dedup.js';
+
+export interface ArbiterOptions {
+  /** De-duplication window in exchange time (DEDUP_WINDOW_MS; see dedup.ts). */
+  windowMs: number;
+  /** A standby this far ahead of the primary in exchange time takes over (LINE_FAILOVER_MS). */
+  failoverMs: number;
+}
+
+export const DEFAULT_ARBITER: ArbiterOptions = { windowMs: 120_000, failoverMs: 2_000 };
+
+/** An event as it came: its record's Kinesis sequence number and its position there (the raw zone keeps both). */
+export interface Delivered {
+  event: StreamEvent;
+  record: string;
+  index: number;
+}
+
+export interface ArbiterCounters {
+  /** Copies dropped: the same id already passed (another line, a retry, a replay after a restart). */
+  duplicates: number;
+  /** Trades and book changes older than the window. */
+  stale: number;
+  /** Book changes dropped from an event because their level already held them or something newer. */
+  levelRepeats: number;
+  /** Switches of a product's primary line. */
+  failovers: number;
+  /** Resyncs of one line covered by another (not passed on). */
+  absorbedResyncs: number;
+  /** Resyncs passed on: no line had the product's book, or a takeover found events none of them had. */
+  resyncs: number;
+  /** A standby's events not needed because the primary delivers them (a standby between resync and snapshot). */
+  covered: number;
+}
+
+interface LineState {
+  /** The line has had a snapshot of the product since its last resync. */
+  continuous: boolean;
+  /** Its snapshot since then (a takeover needs it when the line starts after what was passed). */
+  snapshot: Delivered | undefined;
+  /** Its last resync, absorbed while another line was primary (passed if a takeover finds a hole). */
+  resync: Delivered | undefined;
+  /** As standby: its trades and book changes not yet passed, in its order. */
+  held: Delivered[];
+  /** Newest exchange time of its trades and book changes. */
+  newestUs: number;
+}
+
+/** What one product (of one namespace) knows of its lines. */
+class ProductArbiter {
+  readonly lines = new Map<string, LineState>();
+  primary: string | undefined;
+  /** The passed stream holds the product's book: a snapshot came after the last resync passed on. */
+  bookOk = false;
+  readonly ids: Deduplicator;
+  /** Per level (`side|price`): exchange time of the change it holds, and the sizes applied at that time. */
+  private readonly levels = new Map<string, { us: number; sizes: string[] }>();
+  private passedSinceSweep = 0;
+  /** The feed's time: the newest trade or book change of any line. */
+  private feedUs = Number.NEGATIVE_INFINITY;
+  /** The feed's time when the primary last delivered a trade or book change. */
+  private primaryPulseUs = Number.NEGATIVE_INFINITY;
+  /** Standbys' trades not passed yet, by id (see the header: passed late if the passed stream never brings them). */
+  private readonly pendingTrades = new Map<string, Delivered>();
+
+  constructor(
+    private readonly o: ArbiterOptions,
+    private readonly c: ArbiterCounters,
+  ) {
+    this.ids = new Deduplicator(o.windowMs);
+  }
+
+  handle(line: string, d: Delivered, out: Delivered[]): void {
+    const e = d.event;
+    let ls = this.lines.get(line);
+    if (!ls) {
+      ls = {
+        continuous: false,
+        snapshot: undefined,
+        resync: undefined,
+        held: [],
+        newestUs: Number.NEGATIVE_INFINITY,
+      };
+      this.lines.set(line, ls);
+    }
+    if (e.type === 'trade' || e.type === 'book_changes') {
+      ls.newestUs = Math.max(ls.newestUs, e.exchUs);
+      this.feedUs = Math.max(this.feedUs, e.exchUs);
+      if (line === this.primary) this.primaryPulseUs = this.feedUs;
+    }
+    switch (e.type) {
+      case 'resync':
+        this.onResync(line, ls, d, out);
+        return;
+      case 'snapshot_ref':
+      case 'book_snapshot':
+        this.onSnapshot(line, ls, d, out);
+        return;
+    }
+    if (this.primary === line || this.primary === undefined) {
+      this.pass(d, out);
+      return;
+    }
+    if (e.type === 'trade' && this.ids.check(e.id, e.exchUs, true) === 'new') this.pendingTrades.set(e.id, d);
+    // A standby: keep what only exchange-identified events can tell (tickers and heartbeats carry the frame's
+    // time, which is one connection's), and only while it is continuous.
+    if (!ls.continuous || (e.type !== 'trade' && e.type !== 'book_changes')) {
+      this.c.covered++;
+      return;
+    }
+    const verdict = this.ids.check(e.id, e.exchUs, true);
+    if (verdict !== 'new') {
+      this.count(verdict);
+      return;
+    }
+    ls.held.push(d);
+    this.maybeTakeOver(line, ls, out);
+  }
+
+  private onResync(line: string, ls: LineState, d: Delivered, out: Delivered[]): void {
+    ls.continuous = false;
+    ls.snapshot = undefined;
+    ls.held = [];
+    ls.resync = d;
+    if (this.primary !== line && this.primary !== undefined) {
+      this.c.absorbedResyncs++;
+      return;
+    }
+    this.primary = undefined;
+    const standby = this.bestStandby();
+    if (standby) {
+      this.c.absorbedResyncs++;
+      this.takeOver(standby, out, d);
+      return;
+    }
+    // No line has the book: it must be rebuilt from the next snapshot.
+    this.passResync(d, out);
+  }
+
+  private passResync(d: Delivered, out: Delivered[]): void {
+    if (this.ids.check(d.event.id, d.event.exchUs, false) !== 'new') return;
+    this.ids.pass(d.event.id, d.event.exchUs, false);
+    this.bookOk = false;
+    this.c.resyncs++;
+    out.push(d);
+  }
+
+  private count(verdict: 'duplicate' | 'stale'): void {
+    if (verdict === 'stale') this.c.stale++;
+    else this.c.duplicates++;
+  }
+
+  private onSnapshot(line: string, ls: LineState, d: Delivered, out: Delivered[]): void {
+    if (this.primary === undefined) this.primary = line;
+    if (this.primary !== line) {
+      // A standby's starting point (passed only if it takes over); a continuous one needs no new start.
+      if (!ls.continuous) Object.assign(ls, { continuous: true, held: [], snapshot: d });
+      this.c.covered++;
+      return;
+    }
+    Object.assign(ls, { continuous: true, held: [], snapshot: d, resync: undefined });
+    const verdict = this.ids.check(d.event.id, d.event.exchUs, false);
+    if (verdict !== 'new') {
+      this.count(verdict);
+      return;
+    }
+    this.passSnapshot(d, out);
+  }
+
+  private passSnapshot(d: Delivered, out: Delivered[]): void {
+    this.ids.pass(d.event.id, d.event.exchUs, false);
+    this.bookOk = true;
+    this.levels.clear(); // the snapshot holds every level now
+    out.push(d);
+  }
+
+  /** The continuous standby furthest ahead. */
+  private bestStandby(): string | undefined {
+    let best: string | undefined;
+    let bestUs = Number.NEGATIVE_INFINITY;
+    for (const [line, ls] of this.lines) {
+      if (line === this.primary || !ls.continuous) continue;
+      if (best === undefined || ls.newestUs > bestUs) {
+        best = line;
+        bestUs = ls.newestUs;
+      }
+    }
+    return best;
+  }
+
+  /**
+   * A standby whose oldest held event is failoverMs older than its newest: the primary is gone or behind. One that
+   * would leave a hole waits for the primary's silence (or for the window, which bounds what it holds).
+   */
+  private maybeTakeOver(line: string, ls: LineState, out: Delivered[]): void {
+    while (
+      ls.held.length > 0 &&
+      this.ids.check(ls.held[0]!.event.id, ls.held[0]!.event.exchUs, true) !== 'new'
+    ) {
+      ls.held.shift();
+    }
+    const oldest = ls.held[0];
+    const failoverUs = this.o.failoverMs * 1000;
+    if (!oldest || ls.newestUs - oldest.event.exchUs <= failoverUs) return;
+    const gapless = !ls.snapshot || ls.snapshot.event.exchUs <= this.ids.newestUs;
+    const primarySilent = this.feedUs - this.primaryPulseUs > failoverUs;
+    if (gapless || primarySilent || ls.newestUs - oldest.event.exchUs > this.o.windowMs * 1000) {
+      this.takeOver(line, out);
+    }
+  }
+
+  /** `cause`: the primary's resync that made the switch, if any. */
+  private takeOver(line: string, out: Delivered[], cause?: Delivered): void {
+    const ls = this.lines.get(line)!;
+    this.primary = line;
+    this.c.failovers++;
+    // Its snapshot matters only if the book is gone or the line starts after what was passed; otherwise the book is
+    // already right and the held events continue it. Starting after what was passed means no line has the events
+    // in between (the old primary lost them, the new one was not continuous yet): that is a resync after all.
+    const snap = ls.snapshot;
+    if (snap && (!this.bookOk || snap.event.exchUs > this.ids.newestUs)) {
+      const resync = cause ?? ls.resync;
+      if (this.bookOk && resync) this.passResync(resync, out);
+      if (this.ids.check(snap.event.id, snap.event.exchUs, false) === 'new') this.passSnapshot(snap, out);
+    }
+    ls.resync = undefined;
+    const held = ls.held;
+    ls.held = [];
+    for (const d of held) this.pass(d, out);
+  }
+
+  /** Passes a trade, book change, ticker or heartbeat unless it is a copy or stale. */
+  private pass(d: Delivered, out: Delivered[]): void {
+    const e = d.event;
+    const timed = e.type === 'trade' || e.type === 'book_changes';
+    const verdict = this.ids.check(e.id, e.exchUs, timed);
+    if (verdict !== 'new') {
+      this.count(verdict);
+      return;
+    }
+    let passed = d;
+    if (e.type === 'book_changes') {
+      const changes = this.newChanges(e.changes, e.exchUs);
+      if (changes.length === 0) {
+        this.c.duplicates++;
+        return;
+      }
+      if (changes.length < e.changes.length) passed = { ...d, event: { ...e, changes } };
+    }
+    this.ids.pass(e.id, e.exchUs, timed);
+    out.push(passed);
+    if (this.pendingTrades.size > 0) this.passOrphans(e.id, out);
+    if (++this.passedSinceSweep >= 50_000) this.sweepLevels();
+  }
+
+  /** Forgets a standby's trade the passed stream now has; passes those it went `failoverMs` past without them. */
+  private passOrphans(passedId: string, out: Delivered[]): void {
+    this.pendingTrades.delete(passedId);
+    const horizon = this.ids.newestUs - this.o.failoverMs * 1000;
+    for (const [id, d] of this.pendingTrades) {
+      if (d.event.exchUs >= horizon) continue;
+      this.pendingTrades.delete(id);
+      if (this.ids.check(id, d.event.exchUs, true) !== 'new') continue;
+      this.ids.pass(id, d.event.exchUs, true);
+      out.push(d);
+    }
+  }
+
+  /** The changes newer than what their level holds; records them. */
+  private newChanges(changes: readonly LevelChange[], us: number): LevelChange[] {
+    const kept: LevelChange[] = [];
+    for (const c of changes) {
+      const key = `${c.side}|${c.price}`;
+      const held = this.levels.get(key);
+      if (held && (us < held.us || (us === held.us && held.sizes.includes(c.size)))) {
+        this.c.levelRepeats++;
+        continue;
+      }
+      if (held && us === held.us) held.sizes.push(c.size);
+      else this.levels.set(key, { us, sizes: [c.size] });
+      kept.push(c);
+    }
+    return kept;
+  }
+
+  /** Levels older than the window can be forgotten: anything that old is stale anyway. */
+  private sweepLevels(): void {
+    this.passedSinceSweep = 0;
+    const horizon = this.ids.newestUs - this.o.windowMs * 1000;
+    for (const [key, held] of this.levels) if (held.us < horizon) this.levels.delete(key);
+    // Lines silent for longer than the window are gone (a killed ingestor's session).
+    for (const [line, ls] of this.lines) {
+      if (line !== this.primary && ls.newestUs < horizon && ls.held.length === 0) this.lines.delete(line);
+    }
+  }
+}
+
+/** The arbitration stage: per (namespace, product), its lines' events in, the one clean stream out. */
+export class LineArbiter {
+  readonly counters: ArbiterCounters = {
+    duplicates: 0,
+    stale: 0,
+    levelRepeats: 0,
+    failovers: 0,
+    absorbedResyncs: 0,
+    resyncs: 0,
+    covered: 0,
+  };
+  private readonly products = new Map<string, ProductArbiter>();
+
+  constructor(private readonly o: ArbiterOptions = DEFAULT_ARBITER) {}
+
+  /**
+   * Takes one delivered event of `line` (a record's line; '' when the record names none) and returns the events
+   * to apply now, in order: none (a copy, a standby's), itself, or a standby's held events after a takeover.
+   */
+  accept(line: string, d: Delivered): Delivered[] {
+    const key = `${namespaceOf(d.event.id)}\u0000${d.event.product}`;
+    let p = this.products.get(key);
+    if (!p) {
+      p = new ProductArbiter(this.o, this.counters);
+      this.products.set(key, p);
+    }
+    const out: Delivered[] = [];
+    p.handle(line, d, out);
+    return out;
+  }
+
+  /** The primary line of a product (for tests and stats). */
+  primaryOf(product: string, namespace = ''): string | undefined {
+    return this.products.get(`${namespace}\u0000${product}`)?.primary;
+  }
+}

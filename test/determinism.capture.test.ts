@@ -1,0 +1,183 @@
+/**
+ * Two connections, one result, on the real market (issue 14, "Done when"): the 25 s Advanced Trade capture replayed
+ * by two replay servers (src/replay/server.ts) to two ingestors — connection 2 on other frame boundaries (the
+ * simulator's Repacker: up to 5 level2 / market_trades events per frame, its own sequence numbers), connection 1
+ * losing 3 frames a third of the way in (it resyncs; a recording sends no fresh snapshot, so it stays without the
+ * book and connection 2 carries the rest) — into one stream, one worker, one lake. The claim: the book of every tick
+ * equals one clean connection's. It does NOT hold yet (README "Open defects", 4): heartbeats and tickers move a
+ * product's event-time clock, and their place among the book frames is one connection's.
+ */
+import type { KinesisClient } from '@aws-sdk/client-kinesis';
+import {
+  CreateBucketCommand,
+  GetObjectCommand,
+  ListObjectsV2Command,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { dynamoClient, kinesisClient, s3Client } from '../src/aws/clients.js';
+import { readFeatureConfig, readWorkerConfig } from '../src/config.js';
+import type { ArchivedFrame } from '../src/ingest/archive.js';
+import { Ingestor } from '../src/ingest/ingestor.js';
+import { KinesisProducer } from '../src/ingest/producer.js';
+import { DEFAULT_BASELINE_DIR } from '../src/local/provision.js';
+import { seedRegistry } from '../src/model/registry.js';
+import { ActiveModels } from '../src/model/serving.js';
+import { registrySource } from '../src/model/source.js';
+import { startReplayServer } from '../src/replay/server.js';
+import { BUCKETS, TABLES } from '../src/resources.js';
+import { Repacker } from '../src/simulator/framing.js';
+import { decodeFeatureRows } from '../src/storage/parquet.js';
+import { SnapshotStore } from '../src/stream/claimCheck.js';
+import { KinesisConsumer } from '../src/worker/consumer.js';
+import { Worker } from '../src/worker/worker.js';
+import { describeCapture, receivedFrames } from './support/captures.js';
+import { withEmulators } from './support/system.js';
+import { until } from './support/until.js';
+import { createStream } from './worker.consumer.support.js';
+
+const PRODUCTS = ['BTC-USD', 'ETH-USD'];
+const quiet = () => {};
+
+interface Line {
+  /** Most events per level2 / market_trades frame (1: as recorded). */
+  pack: number;
+  /** Frames [from, from + count) of the recording are lost on the way. */
+  drop?: [number, number];
+}
+
+/** The recording as one connection receives it: repacked (in runs of 50 frames) and with its losses. */
+async function* connection(frames: readonly ArchivedFrame[], line: Line): AsyncIterable<ArchivedFrame> {
+  const kept = frames.filter((_, i) => !line.drop || i < line.drop[0] || i >= line.drop[0] + line.drop[1]);
+  if (line.pack <= 1) {
+    yield* kept;
+    return;
+  }
+  const packer = new Repacker(line.pack);
+  for (let i = 0; i < kept.length; i += 50) {
+    const chunk = kept.slice(i, i + 50);
+    const out = packer.pack(
+      chunk.map((f) => {
+        const seq = (JSON.parse(f.frame) as { sequence_num?: unknown }).sequence_num;
+        return { text: f.frame, seq: typeof seq === 'number' ? seq : null };
+      }),
+    );
+    const recvUs = chunk[chunk.length - 1]!.recvUs;
+    for (const f of out) yield { recvUs, conn: 'replay', frame: f.text };
+  }
+}
+
+describeCapture('advancedTrade', 'two connections replaying the Advanced Trade capture', (c) => {
+  const local = withEmulators({ provision: true });
+  let kinesis: KinesisClient;
+  let s3: S3Client;
+  let models: ActiveModels;
+  let frames: ArchivedFrame[];
+
+  beforeAll(async () => {
+    kinesis = kinesisClient(local.env);
+    s3 = s3Client(local.env);
+    await seedRegistry(DEFAULT_BASELINE_DIR, local.env);
+    models = new ActiveModels({ source: registrySource(local.env, { tickMs: 100 }), log: quiet });
+    await models.refresh();
+    frames = await receivedFrames(c);
+  });
+  afterAll(async () => {
+    await models?.release();
+  });
+
+  /** The lake's per-tick zones, by name without the stream's sequence numbers. */
+  async function run(name: string, lines: Line[]): Promise<Map<string, Buffer>> {
+    const streamName = `qw-capture-${name}`;
+    const bucket = `qw-capture-${name}`;
+    await createStream(kinesis, streamName, 1);
+    await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+    const worker = new Worker({
+      tickMs: 100,
+      deltaMs: 500,
+      gapLimitMs: readFeatureConfig({}).gapLimitMs,
+      s3,
+      lakeBucket: bucket,
+      objectTicks: readWorkerConfig({}).lakeObjectTicks,
+      models: () => models.served(),
+      writeLatest: async () => {},
+      now: () => Date.now(),
+      log: quiet,
+    });
+    let ingested = false;
+    const stop = new AbortController();
+    const consuming = new KinesisConsumer({
+      kinesis,
+      dynamo: dynamoClient(local.env),
+      streamName,
+      checkpointTable: TABLES.checkpoints.localName,
+      idleMs: 10,
+      onIdle: () => {
+        if (ingested) stop.abort();
+      },
+    }).run(async (batch) => {
+      await worker.handleBatch(batch);
+    }, stop.signal);
+    const servers = await Promise.all(
+      lines.map((line) => startReplayServer({ frames: connection(frames, line), speed: 5 })),
+    );
+    const ingestors = servers.map(
+      (server, i) =>
+        new Ingestor({
+          feedUrl: server.url,
+          products: PRODUCTS,
+          producer: new KinesisProducer({ client: kinesis, streamName, lingerMs: 5 }),
+          snapshots: new SnapshotStore(s3, BUCKETS.lake.localName),
+          log: quiet,
+          session: `${name}${i + 1}`,
+          snapshotIntervalMs: 5_000,
+        }),
+    );
+    try {
+      for (const g of ingestors) g.start();
+      const sent = await Promise.all(servers.map((s) => s.done));
+      await until('every frame read', () => ingestors.every((g, i) => g.counters.frames >= sent[i]!), 30_000);
+    } finally {
+      for (const g of ingestors) await g.stop();
+      for (const s of servers) await s.close();
+      ingested = true;
+    }
+    await consuming;
+    await worker.close();
+    const objects = new Map<string, Buffer>();
+    const out = await s3.send(new ListObjectsV2Command({ Bucket: bucket }));
+    for (const o of out.Contents ?? []) {
+      if (o.Key!.startsWith('raw/')) continue;
+      const got = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: o.Key! }));
+      objects.set(
+        o.Key!.replace(/\/shardId-\d+-\d+-\d+-/, '/'),
+        Buffer.from(await got.Body!.transformToByteArray()),
+      );
+    }
+    return objects;
+  }
+
+  // A known defect (README "Open defects", 4): expected to fail until the event-time clock is driven by exchange-timed
+  // events only; `it.fails` turns into a failure the day it passes, so the claim gets restored then.
+  it.fails('KNOWN DEFECT: the book of every tick both runs have equals the clean connection’s', async () => {
+    const clean = await run('clean', [{ pack: 1 }]);
+    const pair = await run('pair', [{ pack: 1, drop: [Math.floor(frames.length / 3), 3] }, { pack: 5 }]);
+    const books = async (objects: Map<string, Buffer>) => {
+      const out = new Map<string, unknown>();
+      for (const [key, bytes] of objects) {
+        if (!key.startsWith('features/')) continue;
+        for (const r of (await decodeFeatureRows(bytes)).rows) {
+          out.set(`${r.product} ${r.tsUs}`, [r.bestBid, r.bestAsk, r.mid, r.spread]);
+        }
+      }
+      return out;
+    };
+    const [a, b] = [await books(clean), await books(pair)];
+    const common = [...a.keys()].filter((k) => b.has(k));
+    // The first ticks of a product may differ (which connection's first snapshot came first); after that, all.
+    expect(a.size).toBeGreaterThan(300);
+    expect(common.length).toBeGreaterThan(0.95 * a.size);
+    expect(b.size).toBeGreaterThan(0.95 * a.size);
+    for (const k of common) expect(b.get(k), k).toEqual(a.get(k));
+  }, 120_000);
+});

@@ -1,0 +1,454 @@
+/**
+ * The line arbitration stage (src/worker/arbiter.ts) on its own: ingestor lines modelled event by event (connect,
+ * lost frames, the resync and fresh snapshot an ingestor publishes after a gap, a killed ingestor), interleaved at
+ * random as they reach the stream. Whatever the drops, the lag and the interleaving, as long as one line was
+ * continuous at every moment the arbiter passes exactly the events of one clean connection, and the feature
+ * pipeline computes the same rows from them; only when both lines lose the same events does a resync reach it.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { OrderBook } from '../src/book/book.js';
+import { FeaturePipeline } from '../src/features/pipeline.js';
+import type { FeatureRow } from '../src/features/types.js';
+import type { Level, MarketEvent } from '../src/marketdata/events.js';
+import { eventKey, namespacedId, type StreamEvent } from '../src/stream/record.js';
+import { type Delivered, LineArbiter } from '../src/worker/arbiter.js';
+
+const P = 'BTC-USD';
+const T0 = 1_780_000_000_000_000;
+
+/** A market of `n` exchange events: book changes every 10-60 ms on a small ladder, a trade now and then. */
+function market(seed: number, n: number): MarketEvent[] {
+  let s = seed >>> 0 || 1;
+  const rand = () => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return (s >>> 0) / 2 ** 32;
+  };
+  const out: MarketEvent[] = [];
+  let t = T0;
+  let tradeId = 1000;
+  for (let i = 0; i < n; i++) {
+    t += 10_000 + Math.floor(rand() * 50_000);
+    if (rand() < 0.2) {
+      out.push({
+        type: 'trade',
+        product: P,
+        exchUs: t,
+        recvUs: t,
+        seq: 0,
+        tradeId: String(tradeId++),
+        price: `${100 + Math.floor(rand() * 3)}`,
+        size: '0.5',
+        aggressor: rand() < 0.5 ? 'buy' : 'sell',
+      });
+      continue;
+    }
+    const changes = Array.from({ length: 1 + Math.floor(rand() * 3) }, () => {
+      const bid = rand() < 0.5;
+      const price = bid ? 90 + Math.floor(rand() * 10) : 101 + Math.floor(rand() * 10);
+      return {
+        side: bid ? ('bid' as const) : ('ask' as const),
+        price: String(price),
+        size: String(Math.floor(rand() * 4)),
+      };
+    });
+    // One change per level within an event, as the exchange sends them.
+    const unique = [...new Map(changes.map((c) => [`${c.side}${c.price}`, c])).values()];
+    out.push({ type: 'book_changes', product: P, exchUs: t, recvUs: t, seq: 0, changes: unique });
+  }
+  return out;
+}
+
+/** The exchange's book after its first `k` events, starting from a fixed ladder. */
+function bookAt(events: readonly MarketEvent[], k: number): { bids: Level[]; asks: Level[] } {
+  const book = new OrderBook(P);
+  book.applySnapshot(
+    Array.from({ length: 10 }, (_, i) => [String(99 - i), '1'] as Level),
+    Array.from({ length: 10 }, (_, i) => [String(101 + i), '1'] as Level),
+  );
+  for (const e of events.slice(0, k)) {
+    if (e.type === 'book_changes') for (const c of e.changes) book.applyChange(c.side, c.price, c.size);
+  }
+  return { bids: book.top('bid', book.depth('bid')), asks: book.top('ask', book.depth('ask')) };
+}
+
+interface LinePlan {
+  name: string;
+  /** Connects before the exchange's event `start`. */
+  start: number;
+  /** Frames lost: [first, count, events until the fresh snapshot arrives]. */
+  gaps: [number, number, number][];
+  /** Killed before this event (publishes nothing from then on). */
+  killedAt?: number;
+}
+
+/** What an ingestor publishes for a line plan: resync + snapshot on connect, and on every gap, as the real one. */
+function publish(events: readonly MarketEvent[], plan: LinePlan): StreamEvent[] {
+  const out: StreamEvent[] = [];
+  let n = 0;
+  let awaiting = false;
+  let resyncs = 0;
+  const at = (k: number) => (k < 0 ? T0 : events[Math.min(k, events.length - 1)]!.exchUs);
+  const resync = (k: number) => {
+    const e = { type: 'resync' as const, product: P, exchUs: at(k), recvUs: 0, seq: -1, reason: 'gap' };
+    out.push({ ...e, id: eventKey(e, plan.name, resyncs++) });
+  };
+  const snapshot = (k: number) => {
+    const e = {
+      type: 'book_snapshot' as const,
+      product: P,
+      exchUs: at(k - 1),
+      recvUs: 0,
+      seq: 0,
+      ...bookAt(events, k),
+    };
+    out.push({ ...e, id: eventKey(e, plan.name, n++) });
+  };
+  resync(plan.start);
+  snapshot(plan.start);
+  let snapshotDue = -1;
+  for (let k = plan.start; k < events.length && k < (plan.killedAt ?? Number.POSITIVE_INFINITY); k++) {
+    const gap = plan.gaps.find(([first, count]) => k >= first && k < first + count);
+    if (gap) {
+      if (k === gap[0] + gap[1] - 1) {
+        resync(k); // the next frame reveals the gap
+        awaiting = true;
+        snapshotDue = k + 1 + gap[2];
+      }
+      continue;
+    }
+    if (awaiting && k === snapshotDue) {
+      snapshot(k);
+      awaiting = false;
+    }
+    const e = events[k]!;
+    if (awaiting && e.type === 'book_changes') continue; // held back until the fresh snapshot
+    out.push({ ...e, recvUs: e.exchUs + 1000, seq: k + 7, id: eventKey(e, plan.name) });
+  }
+  return out;
+}
+
+/**
+ * Interleaves the lines' events as they reach the stream: each line in its own order, its event at exchange time t
+ * arriving at t + that line's delay then (`delayUs`), which varies over time and between lines.
+ */
+function interleave(
+  lines: { name: string; events: StreamEvent[] }[],
+  delayUs: (line: number, exchUs: number) => number,
+): [string, StreamEvent][] {
+  const arrivals: { at: number; line: number; n: number; event: StreamEvent }[] = [];
+  lines.forEach((l, i) => {
+    let last = Number.NEGATIVE_INFINITY;
+    l.events.forEach((event, n) => {
+      last = Math.max(last, event.exchUs + delayUs(i, event.exchUs));
+      arrivals.push({ at: last, line: i, n, event });
+    });
+  });
+  arrivals.sort((x, y) => x.at - y.at || x.line - y.line || x.n - y.n);
+  return arrivals.map((x) => [lines[x.line]!.name, x.event]);
+}
+
+function arbitrate(
+  input: [string, StreamEvent][],
+  failoverMs = 2000,
+): { passed: StreamEvent[]; arbiter: LineArbiter } {
+  const arbiter = new LineArbiter({ windowMs: 120_000, failoverMs });
+  const passed: StreamEvent[] = [];
+  input.forEach(([line, event], i) => {
+    const d: Delivered = { event, record: String(i), index: 0 };
+    for (const r of arbiter.accept(line, d)) passed.push(r.event);
+  });
+  return { passed, arbiter };
+}
+
+const market_ = (e: StreamEvent) => e.type === 'trade' || e.type === 'book_changes';
+const comparable = (e: StreamEvent) => ({
+  id: e.id,
+  exchUs: e.exchUs,
+  ...(e.type === 'book_changes' ? { changes: e.changes } : {}),
+});
+
+function rows(events: readonly StreamEvent[]): FeatureRow[] {
+  const pipeline = new FeaturePipeline({ tickMs: 100, deltaMs: 500, topLevels: 3 });
+  for (const e of events) if (e.type !== 'snapshot_ref' && e.type !== 'stats') pipeline.push(e);
+  return pipeline.drain().rows;
+}
+
+function expectSameRows(a: FeatureRow[], b: FeatureRow[]): void {
+  expect(a.length).toBeGreaterThan(20);
+  expect(b.map((r) => [r.tsUs, r.seq, r.bestBid, r.bestAsk, r.top])).toEqual(
+    a.map((r) => [r.tsUs, r.seq, r.bestBid, r.bestAsk, r.top]),
+  );
+  expect(b.map((r) => [...r.values])).toEqual(a.map((r) => [...r.values]));
+}
+
+describe('line arbitration', () => {
+  it('two lines, each losing frames the other has, at any lag: the stream of one clean connection (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 2 ** 31 }),
+        fc.integer({ min: 1, max: 30 }),
+        fc.array(fc.integer({ min: 0, max: 9 }), { minLength: 50, maxLength: 50 }),
+        fc.integer({ min: 5, max: 40 }),
+        fc.integer({ min: 0, max: 30 }),
+        (seed, bStart, lag, gapLen, snapDelay) => {
+          const events = market(seed, 600);
+          const clean = publish(events, { name: 'A', start: 0, gaps: [] });
+          // Each line loses frames in its own places, far enough apart that the other is continuous then.
+          const a = publish(events, {
+            name: 'A',
+            start: 0,
+            gaps: [
+              [150, gapLen, snapDelay],
+              [420, 3, 0],
+            ],
+          });
+          const b = publish(events, { name: 'B', start: bStart, gaps: [[280, gapLen, snapDelay]] });
+          // Each line reaches the stream 0-0.9 s after the exchange sent it, varying every 200 ms.
+          const delay = (line: number, us: number) =>
+            lag[(Math.floor(us / 200_000) + line * 13) % lag.length]! * 100_000;
+          const input = interleave(
+            [
+              { name: 'A', events: a },
+              { name: 'B', events: b },
+            ],
+            delay,
+          );
+          // A connected first: its connect resync and snapshot reach the stream before anything of B.
+          const connect = input.filter(([line]) => line === 'A').slice(0, 2);
+          const { passed, arbiter } = arbitrate([...connect, ...input.filter((x) => !connect.includes(x))]);
+          const reference = arbitrate(clean.map((e) => ['A', e])).passed;
+          expect(passed.filter(market_).map(comparable)).toEqual(reference.filter(market_).map(comparable));
+          expect(arbiter.counters.resyncs).toBe(1); // the connect, before any line had the book
+          expect(arbiter.counters.failovers).toBeGreaterThanOrEqual(1);
+          expectSameRows(rows(reference), rows(passed));
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
+  it('a killed primary: the standby takes over after LINE_FAILOVER_MS of exchange time, nothing lost or doubled', () => {
+    const events = market(7, 600);
+    const clean = publish(events, { name: 'A', start: 0, gaps: [] });
+    const a = publish(events, { name: 'A', start: 0, gaps: [], killedAt: 300 });
+    const b = publish(events, { name: 'B', start: 5, gaps: [] });
+    // B lags A by 50 ms: at the kill B still holds nothing A did not pass.
+    const input = interleave(
+      [
+        { name: 'A', events: a },
+        { name: 'B', events: b },
+      ],
+      (line) => line * 50_000,
+    );
+    const { passed, arbiter } = arbitrate(input);
+    const reference = arbitrate(clean.map((e) => ['A', e])).passed;
+    expect(passed.filter(market_).map(comparable)).toEqual(reference.filter(market_).map(comparable));
+    expect(arbiter.counters.failovers).toBe(1);
+    expect(arbiter.primaryOf(P)).toBe('B');
+    expectSameRows(rows(reference), rows(passed));
+  });
+
+  it('a primary merely behind is not overtaken with a hole: a standby ahead waits while it delivers, not once it is silent', () => {
+    const events = market(5, 700);
+    const clean = publish(events, { name: 'A', start: 0, gaps: [] });
+    // B runs 8 s ahead of A and loses frames 400-404: A takes over (it has them), B's fresh snapshot comes after
+    // what A has passed so far. Before, B took over 2 s later with a hole (a resync) although A still delivered.
+    const run = (killedAt?: number) =>
+      arbitrate(
+        interleave(
+          [
+            { name: 'A', events: publish(events, { name: 'A', start: 0, gaps: [], killedAt }) },
+            { name: 'B', events: publish(events, { name: 'B', start: 0, gaps: [[400, 5, 3]] }) },
+          ],
+          (line) => (line === 0 ? 8_000_000 : 0),
+        ),
+      );
+    const behind = run();
+    const reference = arbitrate(clean.map((e) => ['A', e])).passed;
+    expect(behind.passed.filter(market_).map(comparable)).toEqual(reference.filter(market_).map(comparable));
+    expect(behind.arbiter.counters.resyncs).toBe(1); // the connect only
+    expect(behind.arbiter.counters.failovers).toBeGreaterThanOrEqual(2); // to A at B's gap, back to B once gapless
+    expectSameRows(rows(reference), rows(behind.passed));
+    // A killed inside B's gap: nobody has those events; once A is silent for 2 s of the feed's time, B takes over
+    // and says so with a resync.
+    const silent = run(402);
+    expect(silent.arbiter.counters.resyncs).toBe(2);
+    expect(silent.arbiter.primaryOf(P)).toBe('B');
+  });
+
+  it("a common gap: no trade is lost, although each line's copy arrived while the other was primary (property)", () => {
+    // Both lose the same frames, each gets its snapshot back after its own delay, B lags A. A's trades after the
+    // gap can arrive while B (its resync not in yet) is primary, and B's once A is primary again: before, each copy
+    // was dropped as "covered" and the trade was lost.
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 1000 }),
+        fc.integer({ min: 1, max: 8 }),
+        fc.integer({ min: 1, max: 8 }),
+        fc.integer({ min: 10, max: 300 }),
+        (seed, snapA, snapB, lagMs) => {
+          const events = market(seed, 400);
+          const a = publish(events, { name: 'A', start: 0, gaps: [[200, 2, snapA]] });
+          const b = publish(events, { name: 'B', start: 0, gaps: [[200, 2, snapB]] });
+          const { passed } = arbitrate(
+            interleave(
+              [
+                { name: 'A', events: a },
+                { name: 'B', events: b },
+              ],
+              (line) => line * lagMs * 1000,
+            ),
+          );
+          const lost = new Set(
+            events.flatMap((e) =>
+              e.type === 'trade' && !(e.exchUs >= events[200]!.exchUs && e.exchUs <= events[201]!.exchUs)
+                ? [e.tradeId]
+                : [],
+            ),
+          );
+          for (const e of passed) if (e.type === 'trade') lost.delete(e.tradeId);
+          expect([...lost]).toEqual([]);
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+
+  it('both lines lose the same frames: the resync reaches the book, which rebuilds from the next snapshot', () => {
+    const events = market(11, 500);
+    const a = publish(events, { name: 'A', start: 0, gaps: [[200, 10, 5]] });
+    const b = publish(events, { name: 'B', start: 0, gaps: [[200, 10, 8]] });
+    const { passed, arbiter } = arbitrate(
+      interleave(
+        [
+          { name: 'A', events: a },
+          { name: 'B', events: b },
+        ],
+        (line) => line * 30_000,
+      ),
+    );
+    expect(arbiter.counters.resyncs).toBe(2); // the connect, then the common gap
+    const resyncAt = passed.findIndex((e, i) => i > 2 && e.type === 'resync');
+    const next = passed
+      .slice(resyncAt + 1)
+      .find((e) => e.type === 'book_snapshot' || e.type === 'book_changes');
+    expect(next?.type).toBe('book_snapshot');
+    const ids = passed.map((e) => e.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    // After the rebuild the book is the exchange's again.
+    const pipeline = new FeaturePipeline({ tickMs: 100, deltaMs: 500 });
+    for (const e of passed) if (e.type !== 'snapshot_ref' && e.type !== 'stats') pipeline.push(e);
+    const book = pipeline.book(P)!;
+    expect({ bids: book.top('bid', book.depth('bid')), asks: book.top('ask', book.depth('ask')) }).toEqual(
+      bookAt(events, events.length),
+    );
+  });
+
+  it('a single line restarted (a new session) after a kill: a resync before its snapshot, no row from a stale book', () => {
+    const events = market(3, 500);
+    const first = publish(events, { name: 'A1', start: 0, gaps: [], killedAt: 200 });
+    const second = publish(events, { name: 'A2', start: 260, gaps: [] });
+    const { passed, arbiter } = arbitrate([
+      ...first.map((e): [string, StreamEvent] => ['A1', e]),
+      ...second.map((e): [string, StreamEvent] => ['A2', e]),
+    ]);
+    expect(arbiter.counters.failovers).toBe(1);
+    const kinds = passed.map((e) => e.type);
+    const resync = kinds.indexOf('resync', 1);
+    expect(kinds.slice(resync, resync + 2)).toEqual(['resync', 'book_snapshot']);
+    // Nothing the dead line never delivered is invented; everything after the restart is there.
+    const ids = new Set(passed.map((e) => e.id));
+    for (const e of second) if (market_(e)) expect(ids.has(e.id)).toBe(true);
+  });
+
+  it('a book change is applied to a level only if newer than what the level holds, whatever the batching', () => {
+    const arbiter = new LineArbiter({ windowMs: 120_000, failoverMs: 2000 });
+    const ev = (line: string, changes: [string, string][], us: number, n = 0): [string, StreamEvent] => {
+      const e = {
+        type: 'book_changes' as const,
+        product: P,
+        exchUs: us,
+        recvUs: us,
+        seq: n,
+        changes: changes.map(([price, size]) => ({ side: 'bid' as const, price, size })),
+      };
+      return [line, { ...e, id: eventKey(e, line) }];
+    };
+    const snap = {
+      type: 'book_snapshot' as const,
+      product: P,
+      exchUs: T0,
+      recvUs: T0,
+      seq: 0,
+      bids: [['99', '1']] as Level[],
+      asks: [['101', '1']] as Level[],
+    };
+    const out: StreamEvent[] = [];
+    const feed = ([line, event]: [string, StreamEvent]) => {
+      for (const r of arbiter.accept(line, { event, record: '1', index: 0 })) out.push(r.event);
+    };
+    feed(['A', { ...snap, id: 'x:A:0' }]);
+    feed(
+      ev(
+        'A',
+        [
+          ['98', '2'],
+          ['97', '3'],
+        ],
+        T0 + 10,
+      ),
+    );
+    feed(ev('A', [['98', '5']], T0 + 20));
+    // No primary switch needed to see it: with no line primary, every line passes first copy wins.
+    const noPrimary = new LineArbiter({ windowMs: 120_000, failoverMs: 2000 });
+    const passedWithout: StreamEvent[] = [];
+    for (const [line, e] of [
+      ev(
+        'B',
+        [
+          ['98', '2'],
+          ['96', '1'],
+        ],
+        T0 + 10,
+      ),
+      ev('C', [['98', '2']], T0 + 10),
+      ev(
+        'C',
+        [
+          ['96', '1'],
+          ['95', '4'],
+        ],
+        T0 + 10,
+      ),
+    ]) {
+      for (const r of noPrimary.accept(line, { event: e, record: '1', index: 0 }))
+        passedWithout.push(r.event);
+    }
+    // The same changes batched differently: only the level not seen yet passes.
+    expect(
+      passedWithout.map((e) => (e.type === 'book_changes' ? e.changes.map((c) => c.price) : [])),
+    ).toEqual([['98', '96'], ['95']]);
+    expect(noPrimary.counters.levelRepeats).toBe(2);
+    expect(out.map((e) => e.type)).toEqual(['book_snapshot', 'book_changes', 'book_changes']);
+  });
+
+  it('a replay has its own namespace: applied after the live run, not dropped as repeats', () => {
+    const events = market(5, 100);
+    const live = publish(events, { name: 'L', start: 0, gaps: [] });
+    const replayed = live.map((e) => ({ ...e, id: namespacedId(e.id, 'replay-r1') }));
+    const { passed } = arbitrate([
+      ...live.map((e): [string, StreamEvent] => ['L', e]),
+      ...replayed.map((e): [string, StreamEvent] => ['R', e]),
+    ]);
+    expect(passed.filter(market_)).toHaveLength(2 * live.filter(market_).length);
+    // The live ids once more, in the live namespace: repeats.
+    const again = arbitrate([
+      ...live.map((e): [string, StreamEvent] => ['L', e]),
+      ...live.map((e): [string, StreamEvent] => ['L2', e]),
+    ]);
+    expect(again.passed.filter(market_)).toHaveLength(live.filter(market_).length);
+  });
+});
