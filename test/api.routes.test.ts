@@ -314,7 +314,9 @@ describe('no request makes the gateway fail', () => {
           text: await res.text(),
         };
         expect(answer.status, `${r.method} ${r.path}?${q}: ${answer.text.slice(0, 200)}`).toBeLessThan(500);
-        if (r.method !== 'HEAD') expect(documented(r.method, r.path, answer)).toEqual([]);
+        // Judged at the path the gateway received: fetch resolves dot segments ("/." is "/").
+        const sent = new URL(`${gateway.url}${r.path}`).pathname;
+        if (r.method !== 'HEAD') expect(documented(r.method, sent, answer)).toEqual([]);
       }),
       { numRuns: 250 },
     );
