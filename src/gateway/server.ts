@@ -6,12 +6,12 @@
 
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { HttpApiEventV2, HttpApiResultV2 } from '../api/http.js';
 import { QuoteWatchError } from '../errors.js';
 import { componentLogger, describeError, type Logger } from '../log.js';
 import type { Authorizer } from './auth.js';
 import { type CorsConfig, isPreflight, preflightHeaders, withCors } from './cors.js';
+import { listen } from './listen.js';
 
 /** A Lambda handler as middy exports it: (event, context) => result. */
 export type RouteHandler = (event: HttpApiEventV2, context: never) => Promise<HttpApiResultV2>;
@@ -244,14 +244,7 @@ export async function startGateway(
 ): Promise<RunningGateway> {
   const server = createGateway(opts);
   const host = opts.host ?? '127.0.0.1';
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
+  const port = await listen(server, opts.port, host);
   return {
     url: `http://${host}:${port}`,
     server,

@@ -15,12 +15,13 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { type RawData, WebSocket, WebSocketServer } from 'ws';
 import { selectRoute, type WebSocketEvent, type WebSocketResult } from '../api/push.js';
 import type { WebSocketGatewayConfig } from '../config.js';
 import { componentLogger, describeError, type Logger } from '../log.js';
 import { FrameMeter } from './frameMeter.js';
+import { listen } from './listen.js';
 
 export type WebSocketHandler = (
   event: WebSocketEvent,
@@ -346,14 +347,7 @@ export async function startWebSocketApi(
   sweep.unref();
 
   const host = opts.host ?? '127.0.0.1';
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
+  const port = await listen(server, opts.port, host);
   return {
     url: `ws://${host}:${port}`,
     managementUrl: `http://${host}:${port}`,
