@@ -204,27 +204,23 @@ export class Session {
 
   /** The top of book the simulator had right after the last l2_data frame with sequence_num <= seq. */
   topOfBookAt(productId: string, seq: number): TopOfBook | undefined {
-    const list = this.tops.get(productId);
-    if (!list) return undefined;
-    let lo = 0;
-    let hi = list.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (list[mid]!.seq <= seq) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo > 0 ? list[lo - 1] : undefined;
+    return this.lastTopWhere(productId, (t) => t.seq <= seq);
   }
 
   /** The top of book after the last l2_data frame with exchange time <= timeUs (tops are in time order). */
   topOfBookAtTime(productId: string, timeUs: number): TopOfBook | undefined {
+    return this.lastTopWhere(productId, (t) => t.timeUs <= timeUs);
+  }
+
+  /** The last of a product's tops (in frame order, so seq and time both ascend) for which `upTo` holds. */
+  private lastTopWhere(productId: string, upTo: (t: TopOfBook) => boolean): TopOfBook | undefined {
     const list = this.tops.get(productId);
     if (!list) return undefined;
     let lo = 0;
     let hi = list.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (list[mid]!.timeUs <= timeUs) lo = mid + 1;
+      if (upTo(list[mid]!)) lo = mid + 1;
       else hi = mid;
     }
     return lo > 0 ? list[lo - 1] : undefined;
