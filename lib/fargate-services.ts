@@ -103,6 +103,8 @@ export class ServiceCluster extends Construct {
     });
     this.cluster = new Cluster(this, 'Cluster', {
       vpc: this.vpc,
+      // FARGATE_SPOT for the worker (workerCapacity); the ingestor runs on demand.
+      enableFargateCapacityProviders: true,
       containerInsightsV2: this.containerInsights ? ContainerInsights.ENABLED : ContainerInsights.DISABLED,
     });
     if (!this.containerInsights) {
@@ -135,6 +137,8 @@ interface ServiceShape {
   readonly desiredCount: number;
   readonly environment: Record<string, string>;
   readonly secrets?: Record<string, EcsSecret>;
+  /** Fargate Spot (interruptible, src/config.ts DeploymentSettings.workerCapacity) or on demand. */
+  readonly spot: boolean;
   /** Time the process may take to start before failed health checks count (the worker replays its recovery). */
   readonly healthStartPeriod: Duration;
   // Deployment bounds: see the two services for why they differ.
@@ -233,6 +237,7 @@ abstract class QuoteWatchService extends Construct {
       minHealthyPercent: shape.minHealthyPercent,
       maxHealthyPercent: shape.maxHealthyPercent,
       circuitBreaker: { enable: true, rollback: true },
+      ...(shape.spot ? { capacityProviderStrategies: [{ capacityProvider: 'FARGATE_SPOT', weight: 1 }] } : {}),
     });
     acknowledge(
       this.taskDefinition,
@@ -340,6 +345,7 @@ export class IngestorService extends QuoteWatchService {
       cpu: d.ingestorTask.cpu,
       memoryMiB: d.ingestorTask.memoryMiB,
       desiredCount: d.ingestors,
+      spot: false,
       environment: {
         FEED_URL: feedUrl,
         [STREAM.env]: props.stream.streamName,
@@ -433,6 +439,7 @@ export class WorkerService extends QuoteWatchService {
       cpu: d.workerTask.cpu,
       memoryMiB: d.workerTask.memoryMiB,
       desiredCount: d.workers,
+      spot: d.workerCapacity === 'spot',
       environment: {
         [STREAM.env]: props.stream.streamName,
         [TABLES.latest.env]: props.latestTable.tableName,

@@ -183,10 +183,10 @@ export class Observability extends Construct {
         [catalogMetric(FEED.heartbeatAge, 'Maximum', {}, 'heartbeat age s')],
       ),
       graph(
-        'Feed: reconnects, resyncs by reason, producer retries, buffer',
+        'Feed: reconnects, resyncs, producer retries, buffer',
         [
           catalogMetric(FEED.reconnects, 'Sum', {}, 'reconnects'),
-          catalogSearch(FEED.resyncs, 'Sum', 'resyncs'),
+          catalogMetric(FEED.resyncs, 'Sum', {}, 'resyncs'),
           catalogMetric(FEED.producerRetries, 'Sum', {}, 'producer retries'),
           catalogMetric(FEED.malformed, 'Sum', {}, 'malformed frames'),
           catalogMetric(FEED.errors, 'Sum', {}, 'exchange errors'),
@@ -238,7 +238,7 @@ export class Observability extends Construct {
       graph('API: latency (ms)', [
         api.api.metricLatency({ period: minute, statistic: 'p50' }),
         api.api.metricLatency({ period: minute, statistic: 'p99' }),
-        catalogSearch(API.predictionMs, 'p99', '/predict model p99'),
+        api.routeFunctions.Predict.metricDuration({ period: minute, statistic: 'p99', label: '/predict Lambda p99' }),
       ]),
     );
     this.dashboard.addWidgets(

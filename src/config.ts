@@ -647,7 +647,16 @@ export interface ConsumerConfig {
    * emulators have no such limit, so `npm start` uses less (latency, not correctness, depends on it).
    */
   pollIdleMs: number;
+  /**
+   * Least time between two checkpoint writes of a shard: each is a DynamoDB write unit, and a batch every 200 ms
+   * per shard would make the checkpoint table cost as much as the latest items. A crash re-reads up to this much
+   * of the stream, which the dedup stage drops (its window is minutes). 0: after every batch.
+   */
+  checkpointMs: number;
 }
+
+/** The deployed checkpoint cadence (CHECKPOINT_MS default; the cost model's checkpoint writes follow it). */
+export const DEFAULT_CHECKPOINT_MS = 1000;
 
 export function readConsumerConfig(env: Env = process.env): ConsumerConfig {
   return {
@@ -677,6 +686,7 @@ export function readConsumerConfig(env: Env = process.env): ConsumerConfig {
     workerId: read(env, 'WORKER_ID', nonEmpty, `${hostname()}-${process.pid}`),
     leaseMs: read(env, 'LEASE_MS', intMs(1000, 600_000), '10000'),
     pollIdleMs: read(env, 'POLL_IDLE_MS', intMs(1, 10_000), '200'),
+    checkpointMs: read(env, 'CHECKPOINT_MS', intMs(0, 60_000), String(DEFAULT_CHECKPOINT_MS)),
   };
 }
 
@@ -808,8 +818,8 @@ export const PROVISIONED_UTILIZATION = 0.8;
  *   per product every latestWriteMs, a history row every historyWriteMs and one labels item per
  *   LABEL_BUCKET_ROWS rows (src/worker/sinks/history.ts), the status item (feed health, live quality) at most
  *   every 5 s (src/storage/latest.ts STATUS_WRITE_MS);
- * - checkpoint table: a checkpoint per consumed batch and shard (polling: GetRecords allows 5 calls a second per
- *   shard and each non-empty call is a batch; fan-out: a SubscribeToShard event about every 100 ms), the lease
+ * - checkpoint table: a checkpoint per shard every DEFAULT_CHECKPOINT_MS at most (a batch comes more often:
+ *   polling GetRecords up to 5 times a second per shard, fan-out a SubscribeToShard event about every 100 ms), the lease
  *   heartbeat and renewals every 2 s (src/worker/consumer.ts), the recovery state (2 units) about twice a minute.
  */
 export const DYNAMO_RATES = {
@@ -817,7 +827,10 @@ export const DYNAMO_RATES = {
   /** A history row (one unit) and its share of a labels item (one unit per LABEL_BUCKET_ROWS rows). */
   historyWriteUnitsPerRow: 1 + 1 / 10,
   statusWritesPerSPerProduct: 1 / 5,
-  checkpointsPerSPerShard: { polling: 5, fanout: 10 },
+  checkpointsPerSPerShard: {
+    polling: Math.min(5, 1000 / DEFAULT_CHECKPOINT_MS),
+    fanout: Math.min(10, 1000 / DEFAULT_CHECKPOINT_MS),
+  },
   leaseWritesPerSPerTask: 0.5,
   recoveryWriteUnitsPerSPerShard: (2 * 2) / 60,
   /** The worker's lease table scan every 2 s (one read unit: a few small items). */
@@ -832,8 +845,8 @@ export const DYNAMO_RATES = {
 
 /**
  * Provisioned units for steady rates: at PROVISIONED_UTILIZATION when auto scaling follows the load, at the
- * rates themselves when they are upper bounds (the checkpoint table: Kinesis' 5 reads a second per shard bound
- * its checkpoints; DynamoDB's burst capacity absorbs the seconds above).
+ * rates themselves when they are upper bounds (the checkpoint table: CHECKPOINT_MS bounds its checkpoints per
+ * shard; DynamoDB's burst capacity absorbs the seconds above).
  */
 function capacity(writeUnitsPerS: number, readUnitsPerS: number, autoScaling: boolean): TableCapacity {
   const utilization = autoScaling ? PROVISIONED_UTILIZATION : 1;
@@ -887,6 +900,13 @@ export interface DeploymentSettings {
   ingestors: number;
   ingestorTask: TaskSize;
   workerTask: TaskSize;
+  /**
+   * Where the worker tasks run: Fargate Spot (default) or on demand. The worker keeps no state a restart loses
+   * (checkpoints, recovery state, the stream's 24 h), so a Spot interruption (two minutes' notice, SIGTERM) only
+   * pauses predictions until the replacement has caught up; the ingestor stays on demand, as its connection is
+   * the data. Spot runs ~68% below the on-demand price (`quotewatch cost`, src/cost/prices.ts).
+   */
+  workerCapacity: 'spot' | 'on-demand';
   latestWriteMs: number;
   historyWriteMs: number;
   dynamoCapacity: 'provisioned' | 'on-demand';
@@ -947,6 +967,7 @@ export const DEPLOYMENT_CONTEXT_KEYS = [
   'ingestorMemory',
   'workerCpu',
   'workerMemory',
+  'workerCapacity',
   'latestWriteMs',
   'historyWriteMs',
   'dynamoCapacity',
@@ -1114,6 +1135,11 @@ export function readDeploymentContext(context: Readonly<Record<string, unknown>>
     ingestors: get('ingestors', whole(1, 2), '1'),
     ingestorTask,
     workerTask,
+    workerCapacity: get(
+      'workerCapacity',
+      z.enum(['spot', 'on-demand'], { message: 'expected spot or on-demand' }),
+      'spot',
+    ),
     latestWriteMs,
     historyWriteMs,
     tables: dynamoCapacity({ products, shards, workers, consumer, latestWriteMs, historyWriteMs }),

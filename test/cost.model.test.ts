@@ -24,12 +24,13 @@ const TEN = 'BTC-USD,ETH-USD,SOL-USD,XRP-USD,DOGE-USD,ADA-USD,AVAX-USD,LINK-USD,
 describe('cost model', () => {
   const d = readDeploymentContext({});
 
-  it('at the defaults for two products: DynamoDB within $10, polling under fan-out, every service priced', () => {
+  it('at the defaults for two products: within $60, DynamoDB within $10, polling under fan-out, every service priced', () => {
     const polling = monthlyCost(d, 'polling');
     const fanout = monthlyCost(d, 'fanout');
+    expect(polling.total).toBeLessThanOrEqual(60);
     expect(polling.byService.DynamoDB!).toBeLessThanOrEqual(10);
     expect(fanout.total).toBeGreaterThan(polling.total);
-    // Fan-out adds a consumer-shard-hour per shard and checkpoints more often, nothing else.
+    // Fan-out adds a consumer-shard-hour per shard and the GB it delivers; checkpoints stay once a second.
     const extra = fanout.total - polling.total;
     const consumer = d.shards * PRICES.hoursPerMonth * PRICES.kinesis.fanoutConsumerShardHour;
     expect(extra).toBeGreaterThan(consumer);
@@ -64,6 +65,13 @@ describe('cost model', () => {
     expect(at({ lakeObjectMinutes: '1' })).toBeGreaterThan(base);
     expect(at({ streamRetentionHours: '48' })).toBeGreaterThan(base);
     expect(at({ coinbaseKeySecret: 'x' })).toBeCloseTo(base + PRICES.secretsManager.secretMonth, 6);
+    // The worker on demand instead of Spot: the same task at the on-demand rate, nothing else.
+    const { cpu, memoryMiB } = d.workerTask;
+    const rateGap =
+      (cpu / 1024) * (PRICES.fargate.vcpuHour - PRICES.fargateSpot.vcpuHour) +
+      (memoryMiB / 1024) * (PRICES.fargate.gbHour - PRICES.fargateSpot.gbHour);
+    expect(d.workerCapacity).toBe('spot');
+    expect(at({ workerCapacity: 'on-demand' })).toBeCloseTo(base + d.workers * PRICES.hoursPerMonth * rateGap, 6);
     // A hot-standby ingestor: its task and address, and a second copy of every PUT, snapshot and archive object.
     const two = monthlyCost(readDeploymentContext({ ingestors: '2' }));
     const one = monthlyCost(d);

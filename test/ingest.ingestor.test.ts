@@ -345,7 +345,7 @@ describe('Ingestor on the legacy Exchange feed (scripted server)', () => {
     });
     const { port } = wss.address() as { port: number };
     const ingestor = startIngestor(`ws://127.0.0.1:${port}`, { feedKind: 'exchange', bookStaleMs: 200 });
-    await until('the stale resync', () => ingestor.telemetry.value(FEED.resyncs, { Reason: 'stale' }) >= 1);
+    await until('the stale resync', () => ingestor.telemetry.value(FEED.resyncReasons, { Reason: 'stale' }) >= 1);
     await ingestor.stop();
 
     expect(received[0]).toEqual({
@@ -358,7 +358,7 @@ describe('Ingestor on the legacy Exchange feed (scripted server)', () => {
       { type: 'subscribe', product_ids: ['BTC-USD'], channels: ['level2_batch'] },
     ]);
     expect(received[4]).toEqual({ type: 'subscribe', product_ids: ['ETH-USD'], channels: ['level2_batch'] });
-    expect(ingestor.telemetry.value(FEED.resyncs, { Reason: 'crossed' })).toBe(1);
+    expect(ingestor.telemetry.value(FEED.resyncReasons, { Reason: 'crossed' })).toBe(1);
 
     const btc = await eventsOf(local.env, ingestor.session, 'BTC-USD');
     expect(
@@ -403,7 +403,7 @@ describe('Sequence regression', () => {
     const ingestor = startIngestor(exchange.url);
     await until('the fresh snapshots', () => ingestor.counters.frames >= 6);
     await ingestor.stop();
-    expect(ingestor.telemetry.value(FEED.resyncs, { Reason: 'regression' })).toBe(1);
+    expect(ingestor.telemetry.value(FEED.resyncReasons, { Reason: 'regression' })).toBe(1);
     expect(ingestor.telemetry.value(FEED.reconnects)).toBe(0);
     expect(exchange.received[0]!.slice(4)).toEqual(['unsubscribe:level2', 'subscribe:level2']);
     const btc = await eventsOf(local.env, ingestor.session, 'BTC-USD');

@@ -46,7 +46,7 @@ describe('Ingestor state machine paths into kinesalite', () => {
       );
       await traffic('traffic after the silence');
       sim.faults.skipSequence(3);
-      await until('the gap resync', () => m.value(FEED.resyncs, { Reason: 'gap' }) === 1);
+      await until('the gap resync', () => m.value(FEED.resyncReasons, { Reason: 'gap' }) === 1);
       await traffic('traffic after the resync');
     } finally {
       await ingestor.stop();

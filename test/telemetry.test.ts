@@ -23,7 +23,7 @@ describe('Telemetry', () => {
     t.count(FEED.malformed, 4);
     t.gauge(FEED.bufferDepth, 7);
     t.gauge(FEED.bufferDepth, 3);
-    t.count(FEED.resyncs, 1, { Reason: 'gap' });
+    t.count(WORKER.predictions, 1, { Target: 'vol_spike_60s' });
     t.timing(WORKER.inferenceMs, 12, { Target: 'quote_change_500ms' });
     t.timing(WORKER.inferenceMs, 30, { Target: 'quote_change_500ms' });
     const records = t.flush();
@@ -43,9 +43,9 @@ describe('Telemetry', () => {
       ],
     });
     expect(plain).toMatchObject({ FeedMalformedFrames: 5, ProducerBufferDepth: 3 });
-    expect(records.find((r) => r.FeedResyncs !== undefined)).toMatchObject({
-      Reason: 'gap',
-      FeedResyncs: 1,
+    expect(records.find((r) => r.WorkerPredictions !== undefined)).toMatchObject({
+      Target: 'vol_spike_60s',
+      WorkerPredictions: 1,
     });
     expect(records.find((r) => r.WorkerInferenceMs !== undefined)).toMatchObject({
       Target: 'quote_change_500ms',
@@ -71,15 +71,18 @@ describe('Telemetry', () => {
     t.count(API.requests, 1, { Route: 'GET /latest', Status: '200' });
     t.timing(API.latencyMs, 4, { Route: 'GET /latest' });
     t.timing(API.predictionMs, 2, { Target: 'quote_change_500ms' });
+    t.count(FEED.resyncs, 1);
+    t.count(FEED.resyncReasons, 1, { Reason: 'gap' });
     const names = t
       .flush()
       .flatMap((r) => r._aws.CloudWatchMetrics.flatMap((m) => m.Metrics.map((x) => x.Name)));
-    expect(names).toEqual([API.predictionMs.name]);
+    expect(names).toEqual([FEED.resyncs.name]);
+    expect(await t.value(FEED.resyncReasons, { Reason: 'gap' })).toBe(1);
     expect(await t.value(API.requests)).toBe(1);
     expect(await t.value(API.latencyMs)).toBe(1);
     // API Gateway's own request metrics cover these deployed.
     expect(CATALOG.filter((d) => d.localOnly).map((d) => d.name)).toEqual(
-      expect.arrayContaining(['ApiRequests', 'ApiLatencyMs']),
+      expect.arrayContaining(['ApiRequests', 'ApiLatencyMs', 'ApiPredictionMs']),
     );
   });
 

@@ -44,7 +44,7 @@ export interface CostLine {
 export interface Inventory {
   shards: number;
   fanoutConsumers: number;
-  tasks: { name: string; count: number; cpu: number; memoryMiB: number }[];
+  tasks: { name: string; count: number; cpu: number; memoryMiB: number; spot: boolean }[];
   /** CloudWatch alarms: the stack's own, and the two per DynamoDB auto scaling policy. */
   alarms: number;
   autoScalingPolicies: number;
@@ -85,8 +85,8 @@ export function inventory(d: DeploymentSettings): Inventory {
     shards: d.shards,
     fanoutConsumers: d.consumer === 'fanout' ? 1 : 0,
     tasks: [
-      { name: 'ingestor', count: d.ingestors, ...d.ingestorTask },
-      { name: 'worker', count: d.workers, ...d.workerTask },
+      { name: 'ingestor', count: d.ingestors, ...d.ingestorTask, spot: false },
+      { name: 'worker', count: d.workers, ...d.workerTask, spot: d.workerCapacity === 'spot' },
     ],
     // Target tracking on reads and writes of each auto-scaled table; each policy keeps two alarms.
     autoScalingPolicies: scaled * 2,
@@ -196,12 +196,13 @@ export function monthlyCost(
 
   // Fargate and the public IPv4 each running task holds
   for (const t of inv.tasks) {
-    const hourly = (t.cpu / 1024) * p.fargate.vcpuHour + (t.memoryMiB / 1024) * p.fargate.gbHour;
+    const rate = t.spot ? p.fargateSpot : p.fargate;
+    const hourly = (t.cpu / 1024) * rate.vcpuHour + (t.memoryMiB / 1024) * rate.gbHour;
     add(
       'Fargate',
       t.name,
       t.count * HOURS * hourly,
-      `${t.count} x ${t.cpu / 1024} vCPU / ${t.memoryMiB / 1024} GB ARM64`,
+      `${t.count} x ${t.cpu / 1024} vCPU / ${t.memoryMiB / 1024} GB ARM64${t.spot ? ', Spot' : ''}`,
     );
   }
   const runningTasks = inv.tasks.reduce((s, t) => s + t.count, 0);

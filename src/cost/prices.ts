@@ -27,6 +27,8 @@ export const PRICES = {
   },
   /** Fargate, Linux/ARM64. */
   fargate: { vcpuHour: 0.03238, gbHour: 0.00356 },
+  /** Fargate Spot, Linux/ARM64: its price follows spare capacity (~68% below on demand when dated; check it). */
+  fargateSpot: { vcpuHour: 0.01039, gbHour: 0.00114 },
   publicIpv4Hour: 0.005,
   cloudwatch: {
     metricMonth: 0.3,

@@ -375,7 +375,8 @@ export class Ingestor {
 
   private async publishResync(state: ConnectionState, products: string[], seq: number, reason: string) {
     this.counters.resyncs++;
-    this.telemetry.count(FEED.resyncs, 1, { Reason: resyncReason(reason) });
+    this.telemetry.count(FEED.resyncs, 1);
+    this.telemetry.count(FEED.resyncReasons, 1, { Reason: resyncReason(reason) });
     const t = nowUs();
     // A resync happens at a point of the stream, not at a market time: it carries the newest exchange time seen
     // so far (the receive time only before any), never the wall clock, which replays and a lagging feed do not share.

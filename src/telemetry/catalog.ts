@@ -78,10 +78,11 @@ export const FEED = {
   watchdogSuspensions: local(
     counter('FeedWatchdogSuspensions', [], 'watchdog checks skipped: socket paused or loop blocked'),
   ),
-  resyncs: counter(
-    'FeedResyncs',
-    ['Reason'],
-    'book resyncs published, by reason (gap, regression, crossed, ...)',
+  // One CloudWatch series for all resyncs (each reason would be a metric billed by the month); the reason is in
+  // the log line and in Prometheus.
+  resyncs: counter('FeedResyncs', [], 'book resyncs published'),
+  resyncReasons: local(
+    counter('FeedResyncsByReason', ['Reason'], 'book resyncs published, by reason (gap, regression, crossed, ...)'),
   ),
   droppedChanges: local(
     counter('FeedDroppedChanges', [], 'book changes dropped while waiting for a fresh snapshot'),
@@ -177,7 +178,10 @@ export const API = {
   ),
   latencyMs: local(timing('ApiLatencyMs', ['Route'], 'handler time per request')),
   predictions: local(counter('ApiPredictions', ['Target', 'ModelVersion'], 'vectors scored by /predict')),
-  predictionMs: timing('ApiPredictionMs', ['Target'], 'one /predict model run (a single vector or a batch)'),
+  // Deployed, the /predict function's own Duration (free) stands for it on the dashboard.
+  predictionMs: local(
+    timing('ApiPredictionMs', ['Target'], 'one /predict model run (a single vector or a batch)'),
+  ),
 } as const;
 
 /** Push: the worker's publisher (src/worker/sinks/push.ts) posting to the WebSocket API's connections. */

@@ -5,7 +5,8 @@
  * - Records are decoded (src/worker/decode.ts); a record that does not decode goes to onBadRecord and is
  *   skipped. Delivery is at-least-once: de-duplication is the handler's (the worker's dedup stage).
  * - Checkpoints per shard in the checkpoint table (src/worker/checkpoints.ts), written after the handler
- *   resolved, so a restart resumes AFTER the last handled record and never skips one. The write runs while the
+ *   resolved, so a restart resumes AFTER the last handled record and never skips one; at most once per
+ *   `checkpointMs` (the deployed worker: once a second, CHECKPOINT_MS), the newest handled position each time. The write runs while the
  *   next batch is read and handled (in order per shard; awaited before the shard ends or its lease is released):
  *   a checkpoint in series would delay every batch behind it.
  * - Leases (optional, src/worker/leases.ts) split the shards between several workers; without them this
@@ -60,6 +61,8 @@ export interface ConsumerOptions {
   checkpointTable: string;
   /** Polling: sleep of a shard whose GetRecords came back empty. */
   idleMs?: number;
+  /** Least time between two checkpoint writes of a shard (default 0: after every batch; shardTask.ts TaskHost). */
+  checkpointMs?: number;
   limit?: number;
   /** Split the shards with other workers (absent: this consumer reads every shard). */
   leases?: LeaseOptions;
@@ -83,10 +86,11 @@ export interface ConsumerOptions {
 /** The consumer options a ConsumerConfig (src/config.ts) selects: leases always, fan-out when asked. */
 export function consumerOptionsFrom(
   config: ConsumerConfig,
-): Pick<ConsumerOptions, 'leases' | 'fanOut' | 'idleMs'> {
+): Pick<ConsumerOptions, 'leases' | 'fanOut' | 'idleMs' | 'checkpointMs'> {
   return {
     leases: { workerId: config.workerId, leaseMs: config.leaseMs },
     idleMs: config.pollIdleMs,
+    checkpointMs: config.checkpointMs,
     ...(config.mode === 'fanout'
       ? { fanOut: { consumerName: config.consumerName, consumerArn: config.consumerArn } }
       : {}),
@@ -95,6 +99,7 @@ export function consumerOptionsFrom(
 
 export class KinesisConsumer implements TaskHost {
   readonly store: CheckpointStore;
+  readonly checkpointMs: number;
   private readonly leases: LeaseTable | undefined;
   /** Handler calls are serialized across shards: the handler need not be re-entrant. */
   private chain: Promise<void> = Promise.resolve();
@@ -106,6 +111,7 @@ export class KinesisConsumer implements TaskHost {
 
   constructor(private readonly opts: ConsumerOptions) {
     this.store = new CheckpointStore(opts.dynamo, opts.checkpointTable, opts.streamName);
+    this.checkpointMs = opts.checkpointMs ?? 0;
     this.leases = opts.leases ? new LeaseTable(this.store, opts.leases) : undefined;
     opts.telemetry?.declare(WORKER.badRecords);
   }

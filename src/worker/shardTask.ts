@@ -1,7 +1,7 @@
 /**
  * Reading one shard for the consumer (consumer.ts): the delivery sink readShard calls, the shard's checkpoint
- * chain (written after each handled batch, in order, off the batch path), its end (marked so children may
- * start) and the release of its lease.
+ * chain (written after handled batches, in order, off the batch path, at most once per `checkpointMs`), its end
+ * (marked so children may start) and the release of its lease.
  */
 import type { Logger } from '../log.js';
 import type { CheckpointStore } from './checkpoints.js';
@@ -19,6 +19,12 @@ export interface ShardBatch {
 /** What a task needs of its consumer. */
 export interface TaskHost {
   readonly store: CheckpointStore;
+  /**
+   * Least time between two checkpoint writes of a shard (0: after every batch). Batches handled in between move
+   * the pending position only; it is written when the interval is up, and always before the shard ends or its
+   * lease goes. A crash re-reads at most this much more, which the worker's dedup stage drops.
+   */
+  readonly checkpointMs: number;
   readonly owner: string | undefined;
   readonly log: Logger | undefined;
   /** Runs `fn` after every earlier handler call (handler calls are serialized across shards). */
@@ -53,6 +59,10 @@ export class ShardTask {
   /** The shard's checkpoint writes, chained in batch order; never rejects (see checkpointError). */
   private checkpoint: Promise<void> = Promise.resolve();
   private checkpointError: unknown;
+  /** The last handled record not yet queued for writing, the time the last write was queued, its timer. */
+  private pending: string | undefined;
+  private queuedAt = Number.NEGATIVE_INFINITY;
+  private timer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     private readonly consumer: TaskHost,
@@ -73,15 +83,14 @@ export class ShardTask {
         await this.run.handler({ shardId: this.shardId, records, millisBehindLatest });
       });
       // Only after the handler resolved; the next batch need not wait for it (module comment).
-      const sequenceNumber = raw[raw.length - 1]!.SequenceNumber!;
-      this.checkpoint = this.checkpoint.then(async () => {
-        if (this.checkpointError !== undefined) return;
-        try {
-          await this.consumer.store.write(this.shardId, sequenceNumber, { owner: this.consumer.owner });
-        } catch (err) {
-          this.checkpointError = err;
-        }
-      });
+      this.pending = raw[raw.length - 1]!.SequenceNumber!;
+      const wait = this.queuedAt + this.consumer.checkpointMs - performance.now();
+      if (wait <= 0) this.queuePending();
+      else
+        this.timer ??= setTimeout(() => {
+          this.timer = undefined;
+          this.queuePending();
+        }, wait);
     },
     empty: () => {
       this.caughtUp = true;
@@ -90,8 +99,27 @@ export class ShardTask {
     },
   };
 
-  /** Waits for the checkpoint writes queued so far; throws the first one that failed. */
+  /** Queues the write of the pending position, if any, behind the writes queued before it. */
+  private queuePending(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const sequenceNumber = this.pending;
+    if (sequenceNumber === undefined) return;
+    this.pending = undefined;
+    this.queuedAt = performance.now();
+    this.checkpoint = this.checkpoint.then(async () => {
+      if (this.checkpointError !== undefined) return;
+      try {
+        await this.consumer.store.write(this.shardId, sequenceNumber, { owner: this.consumer.owner });
+      } catch (err) {
+        this.checkpointError = err;
+      }
+    });
+  }
+
+  /** Writes the pending position and waits for every write queued; throws the first one that failed. */
   private async flush(): Promise<void> {
+    this.queuePending();
     await this.checkpoint;
     if (this.checkpointError !== undefined) throw this.checkpointError;
   }
@@ -117,7 +145,9 @@ export class ShardTask {
         this.run.fail(err);
       }
     } finally {
-      // A failed read still waits for its queued checkpoints: they must land while the lease is ours.
+      // A failed read still checkpoints what was handled: the writes must land while the lease is ours.
+      if (lost) clearTimeout(this.timer);
+      else this.queuePending();
       await this.checkpoint;
       this.run.tasks.delete(shardId);
       if (!lost) await this.consumer.release(shardId);

@@ -406,6 +406,23 @@ describe('containers', () => {
     }
   });
 
+  it('runs the worker on Fargate Spot and the ingestor on demand; -c workerCapacity=on-demand moves the worker', () => {
+    const props = (s: ReturnType<typeof synth>, svc: { service: IConstruct }) =>
+      s.resources[s.id(svc.service)]!.Properties;
+    const spot = [{ CapacityProvider: 'FARGATE_SPOT', Weight: 1 }];
+    expect(props(defaults, defaults.stack.worker).CapacityProviderStrategy).toEqual(spot);
+    expect(props(defaults, defaults.stack.worker).LaunchType).toBeUndefined();
+    expect(props(defaults, defaults.stack.ingestor).LaunchType).toBe('FARGATE');
+    expect(props(defaults, defaults.stack.ingestor).CapacityProviderStrategy).toBeUndefined();
+    // The cluster offers both providers, or the Spot strategy cannot place the task.
+    const [assoc] = defaults.ofType('AWS::ECS::ClusterCapacityProviderAssociations');
+    expect(assoc?.[1].Properties.CapacityProviders).toEqual(expect.arrayContaining(['FARGATE', 'FARGATE_SPOT']));
+    const onDemand = synth({ workerCapacity: 'on-demand' });
+    expect(props(onDemand, onDemand.stack.worker).LaunchType).toBe('FARGATE');
+    expect(props(onDemand, onDemand.stack.worker).CapacityProviderStrategy).toBeUndefined();
+    expect(() => synth({ workerCapacity: 'cheap' })).toThrow(/workerCapacity.*expected spot or on-demand/);
+  });
+
   it('builds both images from the base image of -c baseImage; a production synth needs it pinned by digest', () => {
     const pinned = `node:22-slim@sha256:${'a'.repeat(64)}`;
     const s = synth({ prod: 'true', baseImage: pinned });
