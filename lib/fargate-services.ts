@@ -237,7 +237,9 @@ abstract class QuoteWatchService extends Construct {
       minHealthyPercent: shape.minHealthyPercent,
       maxHealthyPercent: shape.maxHealthyPercent,
       circuitBreaker: { enable: true, rollback: true },
-      ...(shape.spot ? { capacityProviderStrategies: [{ capacityProvider: 'FARGATE_SPOT', weight: 1 }] } : {}),
+      ...(shape.spot
+        ? { capacityProviderStrategies: [{ capacityProvider: 'FARGATE_SPOT', weight: 1 }] }
+        : {}),
     });
     acknowledge(
       this.taskDefinition,

@@ -17,7 +17,7 @@ import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
 import { TARGETS } from '../src/model/types.js';
-import { API, FEED, type MetricDef, NAMESPACE, PUSH, TRAINING, WORKER } from '../src/telemetry/catalog.js';
+import { FEED, type MetricDef, NAMESPACE, PUSH, TRAINING, WORKER } from '../src/telemetry/catalog.js';
 import type { IngestorService, WorkerService } from './fargate-services.js';
 import type { MarketStream } from './market-stream.js';
 import type { PredictionApi } from './prediction-api.js';
@@ -238,7 +238,11 @@ export class Observability extends Construct {
       graph('API: latency (ms)', [
         api.api.metricLatency({ period: minute, statistic: 'p50' }),
         api.api.metricLatency({ period: minute, statistic: 'p99' }),
-        api.routeFunctions.Predict.metricDuration({ period: minute, statistic: 'p99', label: '/predict Lambda p99' }),
+        api.routeFunctions.Predict.metricDuration({
+          period: minute,
+          statistic: 'p99',
+          label: '/predict Lambda p99',
+        }),
       ]),
     );
     this.dashboard.addWidgets(

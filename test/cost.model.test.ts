@@ -71,7 +71,10 @@ describe('cost model', () => {
       (cpu / 1024) * (PRICES.fargate.vcpuHour - PRICES.fargateSpot.vcpuHour) +
       (memoryMiB / 1024) * (PRICES.fargate.gbHour - PRICES.fargateSpot.gbHour);
     expect(d.workerCapacity).toBe('spot');
-    expect(at({ workerCapacity: 'on-demand' })).toBeCloseTo(base + d.workers * PRICES.hoursPerMonth * rateGap, 6);
+    expect(at({ workerCapacity: 'on-demand' })).toBeCloseTo(
+      base + d.workers * PRICES.hoursPerMonth * rateGap,
+      6,
+    );
     // A hot-standby ingestor: its task and address, and a second copy of every PUT, snapshot and archive object.
     const two = monthlyCost(readDeploymentContext({ ingestors: '2' }));
     const one = monthlyCost(d);

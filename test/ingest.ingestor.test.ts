@@ -345,7 +345,10 @@ describe('Ingestor on the legacy Exchange feed (scripted server)', () => {
     });
     const { port } = wss.address() as { port: number };
     const ingestor = startIngestor(`ws://127.0.0.1:${port}`, { feedKind: 'exchange', bookStaleMs: 200 });
-    await until('the stale resync', () => ingestor.telemetry.value(FEED.resyncReasons, { Reason: 'stale' }) >= 1);
+    await until(
+      'the stale resync',
+      () => ingestor.telemetry.value(FEED.resyncReasons, { Reason: 'stale' }) >= 1,
+    );
     await ingestor.stop();
 
     expect(received[0]).toEqual({

@@ -82,7 +82,11 @@ export const FEED = {
   // the log line and in Prometheus.
   resyncs: counter('FeedResyncs', [], 'book resyncs published'),
   resyncReasons: local(
-    counter('FeedResyncsByReason', ['Reason'], 'book resyncs published, by reason (gap, regression, crossed, ...)'),
+    counter(
+      'FeedResyncsByReason',
+      ['Reason'],
+      'book resyncs published, by reason (gap, regression, crossed, ...)',
+    ),
   ),
   droppedChanges: local(
     counter('FeedDroppedChanges', [], 'book changes dropped while waiting for a fresh snapshot'),

@@ -416,7 +416,9 @@ describe('containers', () => {
     expect(props(defaults, defaults.stack.ingestor).CapacityProviderStrategy).toBeUndefined();
     // The cluster offers both providers, or the Spot strategy cannot place the task.
     const [assoc] = defaults.ofType('AWS::ECS::ClusterCapacityProviderAssociations');
-    expect(assoc?.[1].Properties.CapacityProviders).toEqual(expect.arrayContaining(['FARGATE', 'FARGATE_SPOT']));
+    expect(assoc?.[1].Properties.CapacityProviders).toEqual(
+      expect.arrayContaining(['FARGATE', 'FARGATE_SPOT']),
+    );
     const onDemand = synth({ workerCapacity: 'on-demand' });
     expect(props(onDemand, onDemand.stack.worker).LaunchType).toBe('FARGATE');
     expect(props(onDemand, onDemand.stack.worker).CapacityProviderStrategy).toBeUndefined();
