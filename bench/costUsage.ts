@@ -164,6 +164,9 @@ export async function measureUsage(log: (line: string) => void = () => {}): Prom
     components: ['ingestor', 'worker'],
     env: {
       ...DEPLOYED_TUNING,
+      // The records the tasks send by PutMetricData deployed, printed as EMF lines here so they can be counted
+      // (the same records: src/telemetry/; they are left out of the log bytes below).
+      METRICS_SINK: 'emf',
       FEED_URL: `ws://127.0.0.1:${simPort}`,
       SYMBOLS: USAGE_PRODUCTS.join(','),
       AWS_ENDPOINT_URL_KINESIS: router.url,
@@ -189,8 +192,10 @@ export async function measureUsage(log: (line: string) => void = () => {}): Prom
       // The supervisor prefixes lines with the component's name; the tasks print the JSON after it.
       for (const line of lines) {
         const json = line.slice(line.indexOf('{'));
-        usage.logBytes[c] += Buffer.byteLength(json) + 1;
-        if (!json.includes('"_aws"')) continue;
+        if (!json.includes('"_aws"')) {
+          usage.logBytes[c] += Buffer.byteLength(json) + 1;
+          continue;
+        }
         const doc = JSON.parse(json) as {
           _aws: {
             CloudWatchMetrics: { Namespace: string; Dimensions: string[][]; Metrics: { Name: string }[] }[];
