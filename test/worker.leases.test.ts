@@ -79,6 +79,7 @@ describe('consumer configuration', () => {
     expect(fanout).toEqual({
       leases: { workerId: 'w1', leaseMs: 10_000 },
       idleMs: 200,
+      checkpointMs: 1000,
       fanOut: { consumerName: 'quotewatch-worker' },
     });
     expect(() => readConsumerConfig({ CONSUMER_MODE: 'push' })).toThrow(ConfigError);

@@ -243,8 +243,15 @@ export class LatestWriter {
     const latestSlot = latestWriteMs > 0 ? Math.floor(tsMs / latestWriteMs) : tsMs;
     const latestDue = latestWriteMs === 0 || latestSlot > state.latestSlot;
     if (latestDue) {
+      const previous = state.latestSlot;
       state.latestSlot = latestSlot;
-      writes.push(put(client, table, toStored(snapshot, LATEST), what));
+      writes.push(
+        put(client, table, toStored(snapshot, LATEST), what).catch((err: unknown) => {
+          // Not written: due again, so a retry of this snapshot writes it.
+          if (state.latestSlot === latestSlot) state.latestSlot = previous;
+          throw err;
+        }),
+      );
     }
     const status = statusOf(snapshot);
     const statusJson = JSON.stringify(status);

@@ -15,7 +15,7 @@ import {
   ProvisionedThroughputExceededException,
   type StartingPosition,
 } from '@aws-sdk/client-kinesis';
-import { isRetryable } from '../aws/errors.js';
+import { isTransient, TRANSIENT_RETRY, transientDelayMs } from '../aws/retry.js';
 import { sleep } from '../clock.js';
 import { QuoteWatchError } from '../errors.js';
 
@@ -142,9 +142,6 @@ export interface PollingOptions {
   idleMs?: number;
 }
 
-/** Transient GetRecords failures in a row (backing off to 5 s) before the read ends with the error (~1 min). */
-const MAX_TRANSIENT_FAILURES = 16;
-
 /** Pages by GetRecords in a loop, with a short pause when the shard came back empty. */
 export function pollingSource(
   kinesis: KinesisClient,
@@ -184,8 +181,9 @@ export function pollingSource(
           // A server-side failure or no answer (Kinesis restarting, a proxy's bad gateway) heals by itself: the
           // shard keeps its lease and reads on from the same iterator, instead of the worker exiting (found by the
           // chaos run, where every such exit meant a restart and a replay). Client errors still end the read.
-          if (isRetryable(err) && failures < MAX_TRANSIENT_FAILURES) {
-            await sleep(Math.min(5000, 100 * 2 ** failures++), signal);
+          // Transient failures in a row back off as every AWS call's do (src/aws/retry.ts), ~1 min in all.
+          if (isTransient(err) && failures < TRANSIENT_RETRY.maxFailures) {
+            await sleep(transientDelayMs(failures++), signal);
             continue;
           }
           throw new ConsumerError(`GetRecords on ${shardId} failed`, { cause: err });

@@ -11,9 +11,10 @@
  * every batch whose lake objects are stored, and replays the shard from it on a restart.
  */
 import type { S3Client } from '@aws-sdk/client-s3';
+import { retryTransient } from '../aws/retry.js';
 import { featureColumns, selectColumns } from '../features/spec.js';
 import type { FeatureRow } from '../features/types.js';
-import type { Logger } from '../log.js';
+import { describeError, type Logger } from '../log.js';
 import type { LoadedModel } from '../model/types.js';
 import { LakeWriter } from '../storage/lake.js';
 import type { PredictionRow, RawRow } from '../storage/parquet.js';
@@ -126,7 +127,7 @@ export class Worker {
       this.telemetry.timing(WORKER.inferenceMs, ms, { Target: target }),
     );
     this.latest = new LatestSink({
-      write: opts.writeLatest,
+      write: (snapshot) => this.retry('latest write', () => opts.writeLatest(snapshot)),
       onAck: (product, ms) => {
         this.telemetry.timing(WORKER.latencyMs, ms);
         opts.onLatestAck?.(product, ms);
@@ -135,7 +136,15 @@ export class Worker {
       ...(opts.push ? { offer: (snapshot) => opts.push!.offer(snapshot) } : {}),
     });
     this.qualityOut = new QualityPublisher(opts.qualityEveryMs ?? 10_000, this.telemetry);
-    this.history = opts.history ? new HistorySink({ ...opts.history, now: opts.now }) : undefined;
+    const history = opts.history;
+    this.history = history
+      ? new HistorySink({
+          ...history,
+          put: (item) => this.retry('history write', () => history.put(item)),
+          labels: (...args) => this.retry('history labels write', () => history.labels(...args)),
+          now: opts.now,
+        })
+      : undefined;
     this.recovery = opts.recovery ? new RecoveryStore(opts.recovery) : undefined;
   }
 
@@ -165,7 +174,8 @@ export class Worker {
     }
     await this.feed(shard, batch.records);
     const result = await this.emit(shard);
-    result.objects = await shard.lake.settle();
+    // A failed put stays with the writer and the next settle() puts it again.
+    result.objects = await this.retry('lake write', () => shard.lake.settle());
     if (shard.last) await this.saveState(batch.shardId, shard);
     const t = this.telemetry;
     t.count(WORKER.records, batch.records.length);
@@ -174,6 +184,19 @@ export class Worker {
     if (batch.millisBehindLatest !== undefined) t.gauge(WORKER.millisBehindLatest, batch.millisBehindLatest);
     t.timing(WORKER.batchMs, performance.now() - started);
     return result;
+  }
+
+  /**
+   * Every write and read of the batch path goes through here: a transient failure (S3, DynamoDB or Kinesis
+   * restarting or throttling) is waited out with capped backoff instead of ending the batch, which would make
+   * the process exit and a restart replay (src/aws/retry.ts). Each call is idempotent: a put of the same item or
+   * object, or a read.
+   */
+  private retry<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    return retryTransient(fn, {
+      onRetry: (err, failures, delayMs) =>
+        this.opts.log('warn', `${what} failed; retrying`, { failures, delayMs, error: describeError(err) }),
+    });
   }
 
   /** Writes every open lake object (partial windows too): for a stream that has ended for good (offline). */
@@ -293,14 +316,16 @@ export class Worker {
     // the put keeps a DynamoDB round trip off every batch.
     const key = JSON.stringify(state);
     if (key === shard.saved) return;
-    await this.recovery.save(shardId, state, shard.last);
+    const recovery = this.recovery;
+    await this.retry('recovery state write', () => recovery.save(shardId, state, shard.last));
     shard.saved = key;
   }
 
   /** After a restart: restores the lake frontiers and replays the shard from the saved point up to `before`. */
   private async recover(shardId: string, shard: ShardState, before: string): Promise<void> {
     if (!this.recovery) return;
-    const state = await this.recovery.load(shardId);
+    const recovery = this.recovery;
+    const state = await this.retry('recovery state read', () => recovery.load(shardId));
     if (!state) return;
     shard.lake.restore(state.frontiers);
     for (const [product, pos] of Object.entries(state.products)) shard.products.set(product, pos);

@@ -1,0 +1,51 @@
+/**
+ * Waiting out a transient AWS failure (an emulator or a service restarting, throttling, no answer), in one place:
+ * the worker's lake writes and recovery state, and the polling reader's GetRecords, back off the same way and give
+ * up after the same time. Giving up (a client error at once, a transient one after ~1 minute) is the caller's
+ * error to raise: the process then exits and is restarted from its checkpoint.
+ */
+import { type Clock, systemClock } from '../clock.js';
+import { isRetryable } from './errors.js';
+
+/** Backoff from 100 ms doubling to 5 s; 16 failures in a row is about a minute. */
+export const TRANSIENT_RETRY = { baseMs: 100, capMs: 5000, maxFailures: 16 } as const;
+
+/** The pause after the `failures`-th failure in a row (0-based). */
+export function transientDelayMs(failures: number): number {
+  return Math.min(TRANSIENT_RETRY.capMs, TRANSIENT_RETRY.baseMs * 2 ** failures);
+}
+
+/** The AWS error behind our wrappers (`XxxError` keeps it as `cause`). */
+function awsCause(err: unknown): unknown {
+  let e = err;
+  while (e instanceof Error && e.cause !== undefined && !('$metadata' in e)) e = e.cause;
+  return e;
+}
+
+/** Worth another attempt: the AWS error behind `err` is transient (src/aws/errors.ts isRetryable). */
+export function isTransient(err: unknown): boolean {
+  return isRetryable(awsCause(err));
+}
+
+export interface RetryOptions {
+  /** Aborting ends the waiting: the last error is thrown. */
+  signal?: AbortSignal;
+  clock?: Clock;
+  /** Told of each failure that will be retried (to log it once in a while). */
+  onRetry?: (err: unknown, failures: number, delayMs: number) => void;
+}
+
+/** Runs `fn` until it resolves, retrying transient failures with capped backoff; throws the last error. */
+export async function retryTransient<T>(fn: () => Promise<T>, opts: RetryOptions = {}): Promise<T> {
+  const clock = opts.clock ?? systemClock;
+  for (let failures = 0; ; failures++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!isTransient(err) || failures >= TRANSIENT_RETRY.maxFailures || opts.signal?.aborted) throw err;
+      const delayMs = transientDelayMs(failures);
+      opts.onRetry?.(err, failures + 1, delayMs);
+      await clock.sleep(delayMs, opts.signal);
+    }
+  }
+}
