@@ -12,7 +12,10 @@ import { FakeClock } from './support/clock.js';
 const awsError = (name: string, status?: number) =>
   Object.assign(new Error(name), { name, $metadata: status === undefined ? {} : { httpStatusCode: status } });
 const refused = () =>
-  Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:4569'), { code: 'ECONNREFUSED' });
+  Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:4569'), {
+    code: 'ECONNREFUSED',
+    $metadata: { attempts: 3 }, // as the SDK throws it after its own attempts
+  });
 
 describe('retryTransient', () => {
   it('tells transient failures from the others, behind our wrappers too', () => {
@@ -26,6 +29,11 @@ describe('retryTransient', () => {
       false,
     );
     expect(isTransient(new LakeWriteError('put failed', { cause: refused() }))).toBe(true);
+    // Not an SDK call's failure (a corrupt object, a bug): never waited out.
+    expect(
+      isTransient(new LakeWriteError('bad object', { cause: new SyntaxError('Unexpected token') })),
+    ).toBe(false);
+    expect(isTransient(new TypeError('x is undefined'))).toBe(false);
   });
 
   it('backs off 100 ms doubling to 5 s while the failure lasts, then resolves with the answer', async () => {

@@ -5,7 +5,7 @@
  * emulators, killed and restarted as processes; nothing mocked.
  */
 import { gzipSync } from 'node:zlib';
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { dynamoClient, s3Client } from '../src/aws/clients.js';
 import type { EmulatorName } from '../src/local/emulators.js';
@@ -18,12 +18,11 @@ import { Worker } from '../src/worker/worker.js';
 import { withEmulators } from './support/system.js';
 
 const local = withEmulators({ provision: true });
-const P = 'SOL-USD';
 const T0 = 1_786_309_200_000_000; // an hour boundary
-const SNAPSHOT_KEY = 'snapshots/SOL-USD/restarts.json.gz';
+const snapshotKey = (product: string) => `snapshots/${product}/restarts.json.gz`;
 
-/** A snapshot, then a book change or a trade every 50 ms up to `endMs`. */
-function events(endMs: number): StreamEvent[] {
+/** A snapshot of `P`, then a book change or a trade every 50 ms up to `endMs`. */
+function events(P: string, endMs: number): StreamEvent[] {
   const out: StreamEvent[] = [];
   let seq = 1;
   const at = (ms: number) => ({
@@ -36,7 +35,7 @@ function events(endMs: number): StreamEvent[] {
     ...at(10),
     type: 'snapshot_ref',
     bucket: BUCKETS.lake.localName,
-    key: SNAPSHOT_KEY,
+    key: snapshotKey(P),
     levels: 2,
     id: 'r:snap',
   });
@@ -66,7 +65,7 @@ function events(endMs: number): StreamEvent[] {
 }
 
 /** Stream records of `list`, ten events each, numbered from `first` as Kinesis would (increasing). */
-function batch(list: StreamEvent[], first: number) {
+function batch(P: string, list: StreamEvent[], first: number) {
   const raw = [];
   for (let i = 0; i < list.length; i += 10) {
     raw.push({
@@ -79,73 +78,99 @@ function batch(list: StreamEvent[], first: number) {
   return { shardId: 'shardId-000000000000', records: decodeRecords('shardId-000000000000', raw).records };
 }
 
-describe('worker with its stores restarting', () => {
-  it('waits out S3 and DynamoDB going down mid-stream: every tick stored once, the newest latest item', async () => {
-    const env = local.env;
-    const s3 = s3Client(env);
-    const dynamo = dynamoClient(env);
-    await s3.send(
-      new PutObjectCommand({
-        Bucket: BUCKETS.lake.localName,
-        Key: SNAPSHOT_KEY,
-        Body: gzipSync(JSON.stringify({ bids: [['150', '2']], asks: [['150.02', '3']] })),
-      }),
-    );
-    const latest = new LatestWriter({ client: dynamo, table: TABLES.latest.localName, latestWriteMs: 300 });
-    const warnings: string[] = [];
-    const restarted = new Set<EmulatorName>();
-    const restarts: Promise<void>[] = [];
-    const worker = new Worker({
-      tickMs: 100,
-      deltaMs: 500,
-      s3,
-      lakeBucket: BUCKETS.lake.localName,
-      objectTicks: 10,
-      models: () => [],
-      writeLatest: async (snap) => void (await latest.put(snap)),
-      now: () => T0 / 1000 + 3000,
-      log: (level, msg) => {
-        if (level !== 'warn') return;
-        warnings.push(msg);
-        // The first retry of each store brings it back (a restart takes a second or two: several retries).
-        const name: EmulatorName | undefined = msg.startsWith('lake')
+/** The feature rows' ticks (ms after T0) of `P` in the lake, sorted. */
+async function storedTicks(s3: S3Client, P: string): Promise<number[]> {
+  const listed = await s3.send(
+    new ListObjectsV2Command({ Bucket: BUCKETS.lake.localName, Prefix: `features/product=${P}/` }),
+  );
+  const ticks: number[] = [];
+  for (const { Key } of listed.Contents ?? []) {
+    const out = await s3.send(new GetObjectCommand({ Bucket: BUCKETS.lake.localName, Key: Key! }));
+    const { rows } = await decodeFeatureRows(await out.Body!.transformToByteArray());
+    ticks.push(...rows.map((r) => (r.tsUs - T0) / 1000));
+  }
+  return ticks.sort((a, b) => a - b);
+}
+
+/**
+ * A worker over the emulators whose warnings are kept; the first retry warning of each store restarts that store
+ * (a restart takes a second or two: several retries).
+ */
+async function setUp(P: string) {
+  const env = local.env;
+  const s3 = s3Client(env);
+  const dynamo = dynamoClient(env);
+  await s3.send(
+    new PutObjectCommand({
+      Bucket: BUCKETS.lake.localName,
+      Key: snapshotKey(P),
+      Body: gzipSync(JSON.stringify({ bids: [['150', '2']], asks: [['150.02', '3']] })),
+    }),
+  );
+  const latest = new LatestWriter({ client: dynamo, table: TABLES.latest.localName, latestWriteMs: 300 });
+  const warnings: string[] = [];
+  const restarted = new Set<EmulatorName>();
+  const restarts: Promise<void>[] = [];
+  const worker = new Worker({
+    tickMs: 100,
+    deltaMs: 500,
+    s3,
+    lakeBucket: BUCKETS.lake.localName,
+    objectTicks: 10,
+    models: () => [],
+    writeLatest: async (snap) => void (await latest.put(snap)),
+    now: () => T0 / 1000 + 3000,
+    log: (level, msg) => {
+      if (level !== 'warn') return;
+      warnings.push(msg);
+      const name: EmulatorName | undefined =
+        msg.startsWith('lake') || msg.startsWith('snapshot')
           ? 's3'
           : msg.startsWith('latest')
             ? 'dynamodb'
             : undefined;
-        if (name && !restarted.has(name)) {
-          restarted.add(name);
-          restarts.push(local.emulators.restart(name));
-        }
-      },
-    });
+      if (name && !restarted.has(name)) {
+        restarted.add(name);
+        restarts.push(local.emulators.restart(name));
+      }
+    },
+  });
+  return { s3, dynamo, worker, warnings, restarted, restarts };
+}
 
-    const all = events(2500);
+const EVERY_TICK = Array.from({ length: 25 }, (_, i) => (i + 1) * 100);
+
+describe('worker with its stores restarting', () => {
+  it('waits out S3 and DynamoDB going down mid-stream: every tick stored once, the newest latest item', async () => {
+    const P = 'SOL-USD';
+    const { s3, dynamo, worker, warnings, restarted, restarts } = await setUp(P);
+    const all = events(P, 2500);
     const cut = all.findIndex((e) => e.exchUs >= T0 + 900_000);
-    await worker.handleBatch(batch(all.slice(0, cut), 0));
+    await worker.handleBatch(batch(P, all.slice(0, cut), 0));
     await local.emulators.kill('s3');
     await local.emulators.kill('dynamodb');
     // Ticks up to 2.5 s: the [0, 1) s and [1, 2) s objects close, and a latest item is due, while both are down.
-    await worker.handleBatch(batch(all.slice(cut), cut));
+    await worker.handleBatch(batch(P, all.slice(cut), cut));
     await Promise.all(restarts);
     await worker.close();
 
     expect(warnings).toContain('lake write failed; retrying');
     expect(warnings).toContain('latest write failed; retrying');
     expect([...restarted].sort()).toEqual(['dynamodb', 's3']);
-
-    const listed = await s3.send(
-      new ListObjectsV2Command({ Bucket: BUCKETS.lake.localName, Prefix: `features/product=${P}/` }),
-    );
-    const ticks: number[] = [];
-    for (const { Key } of listed.Contents ?? []) {
-      const out = await s3.send(new GetObjectCommand({ Bucket: BUCKETS.lake.localName, Key: Key! }));
-      const { rows } = await decodeFeatureRows(await out.Body!.transformToByteArray());
-      ticks.push(...rows.map((r) => (r.tsUs - T0) / 1000));
-    }
-    expect(ticks.sort((a, b) => a - b)).toEqual(Array.from({ length: 25 }, (_, i) => (i + 1) * 100));
+    expect(await storedTicks(s3, P)).toEqual(EVERY_TICK);
     expect(await getLatest(P, { client: dynamo, table: TABLES.latest.localName })).toMatchObject({
       tsUs: T0 + 2_500_000,
     });
+  }, 120_000);
+
+  it('waits for a claim-checked snapshot while S3 restarts, instead of resyncing and losing rows', async () => {
+    const P = 'ADA-USD';
+    const { s3, worker, warnings, restarts } = await setUp(P);
+    await local.emulators.kill('s3');
+    await worker.handleBatch(batch(P, events(P, 2500), 0)); // opens with the snapshot's reference
+    await Promise.all(restarts);
+    await worker.close();
+    expect(warnings).toContain('snapshot read failed; retrying');
+    expect(await storedTicks(s3, P)).toEqual(EVERY_TICK);
   }, 120_000);
 });

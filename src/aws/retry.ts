@@ -15,16 +15,19 @@ export function transientDelayMs(failures: number): number {
   return Math.min(TRANSIENT_RETRY.capMs, TRANSIENT_RETRY.baseMs * 2 ** failures);
 }
 
-/** The AWS error behind our wrappers (`XxxError` keeps it as `cause`). */
-function awsCause(err: unknown): unknown {
-  let e = err;
-  while (e instanceof Error && e.cause !== undefined && !('$metadata' in e)) e = e.cause;
-  return e;
+/**
+ * The SDK's error behind our wrappers (`XxxError` keeps it as `cause`): the SDK marks every error of a call,
+ * refused connections included, with `$metadata`. Anything else (a corrupt object that does not parse) is ours.
+ */
+function sdkCause(err: unknown): unknown {
+  for (let e = err; e instanceof Error; e = e.cause) if ('$metadata' in e) return e;
+  return undefined;
 }
 
-/** Worth another attempt: the AWS error behind `err` is transient (src/aws/errors.ts isRetryable). */
+/** Worth another attempt: an SDK call failed transiently (src/aws/errors.ts isRetryable). */
 export function isTransient(err: unknown): boolean {
-  return isRetryable(awsCause(err));
+  const sdk = sdkCause(err);
+  return sdk !== undefined && isRetryable(sdk);
 }
 
 export interface RetryOptions {

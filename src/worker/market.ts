@@ -5,6 +5,7 @@
  * the newest exchange time seen, as the raw zone orders by it).
  */
 import type { S3Client } from '@aws-sdk/client-s3';
+import { retryTransient } from '../aws/retry.js';
 import { FeatureInputError, FeaturePipeline } from '../features/pipeline.js';
 import type { FeatureRow, LabelRow } from '../features/types.js';
 import { describeError, type Logger } from '../log.js';
@@ -84,10 +85,23 @@ export class MarketStage {
     return applied;
   }
 
-  /** A claim-checked snapshot; without it the book is unknown, so it resyncs instead of going on stale. */
+  /**
+   * A claim-checked snapshot. S3 failing for a moment (restarting, throttling) is waited out (src/aws/retry.ts):
+   * the next snapshot may be many seconds away. Without it the book is unknown, so it resyncs instead of going on
+   * stale.
+   */
   private async resolve(ref: Extract<StreamEvent, { type: 'snapshot_ref' }>): Promise<MarketEvent> {
     try {
-      return await resolveSnapshotRef(this.opts.s3, ref);
+      return await retryTransient(() => resolveSnapshotRef(this.opts.s3, ref), {
+        onRetry: (err, failures, delayMs) =>
+          this.opts.log('warn', 'snapshot read failed; retrying', {
+            product: ref.product,
+            key: ref.key,
+            failures,
+            delayMs,
+            error: describeError(err),
+          }),
+      });
     } catch (err) {
       this.opts.log('error', 'snapshot unavailable, book resyncs', {
         product: ref.product,
