@@ -140,7 +140,7 @@ describe('start position', () => {
     expect(starts.sort()).toEqual(children.map((s) => [s.ShardId, 'TRIM_HORIZON']).sort());
   }, 30_000);
 
-  it('GetRecords failing on the server side (a restarting Kinesis) is waited out: every record handed over once', async () => {
+  it('GetShardIterator and GetRecords failing on the server side (a restarting Kinesis) are waited out: every record handed over once', async () => {
     const stream = 'qw-getrecords-5xx';
     await createStream(kinesisClient(local.env), stream, 1);
     const ids = await putTrades(kinesisClient(local.env), stream, ['A-B'], [1, 2, 3, 4, 5]);
@@ -151,6 +151,12 @@ describe('start position', () => {
       times: 6,
       action: { kind: 'error', status: 502, errorType: 'BadGateway' },
     });
+    // The first call of a read (and of a recovery replay) too: its iterator.
+    const iteratorRule = proxy.add({
+      operation: 'GetShardIterator',
+      times: 6,
+      action: { kind: 'error', status: 503, errorType: 'ServiceUnavailable' },
+    });
     try {
       const env = { ...local.env, AWS_ENDPOINT_URL_KINESIS: proxy.url };
       const { ids: handled } = await consume(
@@ -158,6 +164,7 @@ describe('start position', () => {
         (h) => h.length >= ids.length,
       );
       expect(rule.hits).toBe(6);
+      expect(iteratorRule.hits).toBe(6);
       expect(handled).toEqual(ids);
     } finally {
       await proxy.close();

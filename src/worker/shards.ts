@@ -15,7 +15,7 @@ import {
   ProvisionedThroughputExceededException,
   type StartingPosition,
 } from '@aws-sdk/client-kinesis';
-import { isTransient, TRANSIENT_RETRY, transientDelayMs } from '../aws/retry.js';
+import { isTransient, retryTransient, TRANSIENT_RETRY, transientDelayMs } from '../aws/retry.js';
 import { sleep } from '../clock.js';
 import { QuoteWatchError } from '../errors.js';
 
@@ -150,15 +150,24 @@ export function pollingSource(
 ): ShardSource {
   const limit = options.limit ?? 1000;
   const idleMs = options.idleMs ?? 200;
-  const iterator = async (shardId: string, position: ShardPosition) =>
+  // Kinesis restarting fails this call too (a replay after a worker restart starts with it): waited out alike.
+  const iterator = async (shardId: string, position: ShardPosition, signal: AbortSignal) =>
     (
-      await kinesis.send(
-        new GetShardIteratorCommand({ StreamName: streamName, ShardId: shardId, ...iteratorArgs(position) }),
+      await retryTransient(
+        () =>
+          kinesis.send(
+            new GetShardIteratorCommand({
+              StreamName: streamName,
+              ShardId: shardId,
+              ...iteratorArgs(position),
+            }),
+          ),
+        { signal },
       )
     ).ShardIterator;
   return {
     async *pages(shardId, position, signal) {
-      let it = await iterator(shardId, position());
+      let it = await iterator(shardId, position(), signal);
       let failures = 0;
       while (!signal.aborted) {
         // Kinesis ends a closed shard's iterator chain once every record was returned.
@@ -171,7 +180,7 @@ export function pollingSource(
           out = await kinesis.send(new GetRecordsCommand({ ShardIterator: it, Limit: limit }));
         } catch (err) {
           if (err instanceof ExpiredIteratorException) {
-            it = await iterator(shardId, position()); // from the last record delivered (or the same start)
+            it = await iterator(shardId, position(), signal); // from the last record delivered (or the same start)
             continue;
           }
           if (err instanceof ProvisionedThroughputExceededException) {
