@@ -8,8 +8,7 @@
  * prefix; log bytes the two tasks print; the EMF metrics they define; their CPU. These are the usage figures
  * `quotewatch cost` prices (src/cost/usage.ts says which it took from here).
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type AttributeValueJson, writeUnits } from '../src/cost/dynamoSize.js';
@@ -19,6 +18,7 @@ import { startSystem } from '../src/local/supervisor.js';
 import { LAKE_PREFIXES, TABLES } from '../src/resources.js';
 import { productSpecs } from '../src/simulator/exchange.js';
 import { startSimulator } from '../src/simulator/server.js';
+import { cpuByLabel } from './procs.js';
 
 export const USAGE_PRODUCTS = ['BTC-USD', 'ETH-USD'];
 const USAGE_SPAN_S = 120;
@@ -64,23 +64,13 @@ function prefixOf(key: string): string {
   return hit ? hit[0] : 'other';
 }
 
-/** CPU seconds so far of the component children (utime + stime from /proc). */
+/** CPU seconds so far of the component children. */
 function componentCpu(): Record<'ingestor' | 'worker', number> {
-  const out = execFileSync('ps', ['--ppid', String(process.pid), '-o', 'pid=,args='], { encoding: 'utf8' });
-  const cpu = { ingestor: 0, worker: 0 };
-  for (const line of out.trim().split('\n')) {
-    const m = /^\s*(\d+)\s+(.*)$/.exec(line);
-    const label = m?.[2]?.includes('containers/worker/')
-      ? 'worker'
-      : m?.[2]?.includes('containers/ingestor/')
-        ? 'ingestor'
-        : undefined;
-    if (!m || !label) continue;
-    const stat = readFileSync(`/proc/${m[1]}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    cpu[label] += (Number(fields[11]) + Number(fields[12])) / 100;
-  }
-  return cpu;
+  const cpu = cpuByLabel([
+    [/containers\/worker\//, 'worker'],
+    [/containers\/ingestor\//, 'ingestor'],
+  ]);
+  return { ingestor: cpu.ingestor ?? 0, worker: cpu.worker ?? 0 };
 }
 
 export async function measureUsage(log: (line: string) => void = () => {}): Promise<MeasuredUsage> {

@@ -1,32 +1,10 @@
-/**
- * Push against polling, from one run of the whole system as `npm start` runs it (simulator at 1x real time,
- * ingestor, Kinesis, worker with its push sink, the gateway with the WebSocket API and its management endpoint):
- * - push.exchange_to_browser_p50_ms / _p99_ms: a WebSocket client doing what the page does (subscribe to every
- *   product, drop an entry whose counter is not above the shown one): a shown entry's tick time (exchange time) to
- *   its arrival;
- * - poll.exchange_to_browser_p50_ms / _p99_ms: at the same time, a client polling /latest every 300 ms, over the
- *   snapshots it receives (each new tick time once);
- * - push.fanout_1000_p99_ms: 1,000 subscribed clients; per pushed entry (product, tick), the worker's snapshot
- *   time (updatedAtMs, just before the sink is offered it) to the moment the last client has it or a newer one
- *   (latest-value semantics: a client skips an entry a newer one replaced), p99 over the entries published in
- *   the window's first part — through the worker's SDK client and the gateway's management endpoint, no
- *   in-process shortcut;
- * - push.mgmt_posts_per_s: messages the clients received per second then (each one PostToConnection);
- * - push.worker_cpu_us_per_post: the worker's CPU per post (its CPU with 1,000 subscribers minus without, per
- *   post): the publisher's share priced by `quotewatch cost`;
- * - push.rss_growth_mb_1000_clients: gateway + worker resident memory with 1,000 subscribers against none, each
- *   after a full GC (the system runs with --expose-gc; SIGUSR2 collects, src/local/gcSignal.ts);
- * - cost.push_usd_per_viewer_month: an always-open viewer by push at the poll's cadence, with that CPU
- *   (cost.poll_usd_per_viewer_month is the cost group's).
- * The clients run in this process: their own parsing is part of what the figures include.
- */
-import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import WebSocket from 'ws';
 import type { PushEntry, ServerMessage } from '../src/api/push.js';
 import { DEFAULT_PORTS } from '../src/config.js';
 import { pushViewerCostPerMonth } from '../src/cost/model.js';
 import { type BenchGroup, type BenchResult, machineContext, quantile } from './harness.js';
+import { childPid, cpuSeconds, rssAfterGc } from './procs.js';
 import { GATEWAY, startSystem } from './system.js';
 
 const WS_URL = `ws://127.0.0.1:${DEFAULT_PORTS.websocket}`;
@@ -37,38 +15,6 @@ const FANOUT_S = 20;
 const POLL_MS = 300;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** The supervisor's child running `file` (the components are spawned with their entry file as the last argument). */
-function componentPid(supervisor: number, file: string): number {
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      const cmd = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      if (ppid === supervisor && cmd.includes(file)) return Number(entry);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  throw new Error(`no ${file} process under ${supervisor}`);
-}
-
-/** CPU seconds (user + system) a process has used. */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // utime, stime: fields 14 and 15 of stat, in clock ticks (100 a second on Linux).
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
-/** Resident memory (MB) after a full GC in the process. */
-async function rssAfterGc(pid: number): Promise<number> {
-  process.kill(pid, 'SIGUSR2');
-  await sleep(1500);
-  const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
-  return Number(kb) / 1024;
-}
 
 interface Client {
   ws: WebSocket;
@@ -138,8 +84,8 @@ export const pushGroup: BenchGroup = {
     const clients: Client[] = [];
     try {
       await system.firstPrediction();
-      const gateway = componentPid(system.pid, 'src/gateway/main.ts');
-      const worker = componentPid(system.pid, 'containers/worker/main.ts');
+      const gateway = childPid('src/gateway/main.ts', system.pid);
+      const worker = childPid('containers/worker/main.ts', system.pid);
       const { push, poll } = await latencies();
 
       // Without subscribers: the worker's CPU over the window, memory after GC.

@@ -20,8 +20,7 @@
  * show whether one stall decides the p99). See endToEnd() for how the samples are taken.
  */
 
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent, createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -42,6 +41,7 @@ import type { ShardBatch } from '../src/worker/consumer.js';
 import { simStream } from '../src/worker/simStream.js';
 import { Worker } from '../src/worker/worker.js';
 import { type BenchGroup, type BenchResult, machineContext, quantile } from './harness.js';
+import { cpuByLabel } from './procs.js';
 
 const PRODUCTS = ['BTC-USD', 'ETH-USD'];
 
@@ -401,19 +401,8 @@ const CHILD_LABELS: [RegExp, string][] = [
 
 /** CPU seconds so far of this process (simulator + tap) and of its emulator and component children. */
 function cpuSeconds(): Record<string, number> {
-  const out = execFileSync('ps', ['--ppid', String(process.pid), '-o', 'pid=,args='], { encoding: 'utf8' });
   const own = process.cpuUsage();
-  const cpu: Record<string, number> = { bench: (own.user + own.system) / 1e6 };
-  for (const line of out.trim().split('\n')) {
-    const m = /^\s*(\d+)\s+(.*)$/.exec(line);
-    const label = m && CHILD_LABELS.find(([re]) => re.test(m[2]!))?.[1];
-    if (!m || !label) continue;
-    // utime and stime in clock ticks (1/100 s on Linux): finer than ps' whole seconds.
-    const stat = readFileSync(`/proc/${m[1]}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    cpu[label] = (cpu[label] ?? 0) + (Number(fields[11]) + Number(fields[12])) / 100;
-  }
-  return cpu;
+  return { bench: (own.user + own.system) / 1e6, ...cpuByLabel(CHILD_LABELS) };
 }
 
 export const workerGroup: BenchGroup = {

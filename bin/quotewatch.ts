@@ -88,11 +88,17 @@ const COMMANDS: Record<string, Command> = {
     summary: 'emulators, provisioning and every component; --live reads Coinbase instead of the simulator',
     options: { live: { type: 'boolean' } },
     async run({ values }) {
-      const { gatewayPort, ingestors } = orExit(() => readLocalConfig());
+      const { gatewayPort, ingestors, workers } = orExit(() => readLocalConfig());
       const simulatorPort = orExit(() => readSimulatorConfig()).port;
       const signal = untilSignal();
       const ports = { gateway: gatewayPort, simulator: simulatorPort };
-      const system = await startSystem({ dataDir: dataDir(), live: values.live ?? false, ports, ingestors });
+      const system = await startSystem({
+        dataDir: dataDir(),
+        live: values.live ?? false,
+        ports,
+        ingestors,
+        workers,
+      });
       console.log(
         `[quotewatch] running (feed ${system.urls.feed}, push ${system.urls.websocket}); Ctrl-C stops everything`,
       );

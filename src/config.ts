@@ -43,6 +43,8 @@ export const DEFAULT_PORTS = {
   workerOps: 9102,
   /** The second ingestor's (INGESTORS=2). */
   ingestor2Ops: 9103,
+  /** The second worker's (WORKERS=2). */
+  worker2Ops: 9104,
   /** The local gateway's WebSocket API and its management endpoint (`/@connections/{id}`). */
   websocket: 3001,
 } as const;
@@ -274,6 +276,8 @@ export interface LocalConfig {
   gatewayPort: number;
   /** INGESTORS: `quotewatch start` runs this many ingestors, each on its own connection (2: a hot-standby pair). */
   ingestors: number;
+  /** WORKERS: `quotewatch start` runs this many workers; they split the stream's shards by lease. */
+  workers: number;
 }
 
 export function readLocalConfig(env: Env = process.env): LocalConfig {
@@ -283,6 +287,12 @@ export function readLocalConfig(env: Env = process.env): LocalConfig {
     ingestors: read(
       env,
       'INGESTORS',
+      z.coerce.number().int().min(1, 'must be 1 or 2').max(2, 'must be 1 or 2'),
+      '1',
+    ),
+    workers: read(
+      env,
+      'WORKERS',
       z.coerce.number().int().min(1, 'must be 1 or 2').max(2, 'must be 1 or 2'),
       '1',
     ),

@@ -20,6 +20,7 @@ import {
   readWorkerConfig,
 } from '../src/config.js';
 import { DEFAULT_GAP_LIMIT_MS } from '../src/features/spec.js';
+import { defaultComponents } from '../src/local/supervisor.js';
 
 describe('config', () => {
   it('has the design defaults', () => {
@@ -104,6 +105,26 @@ describe('shared definitions', () => {
     expect(readSimulatorConfig({}).port).toBe(DEFAULT_PORTS.simulator);
     expect(readLocalConfig({}).gatewayPort).toBe(DEFAULT_PORTS.gateway);
     expect(new Set(Object.values(DEFAULT_PORTS)).size).toBe(Object.keys(DEFAULT_PORTS).length);
+  });
+
+  it('INGESTORS and WORKERS (1 or 2) add the second ingestor and the second worker to what `start` runs', () => {
+    expect(readLocalConfig({})).toMatchObject({ ingestors: 1, workers: 1 });
+    const two = readLocalConfig({ INGESTORS: '2', WORKERS: '2' });
+    expect(defaultComponents(two)).toEqual([
+      'simulator',
+      'ingestor',
+      'ingestor2',
+      'worker',
+      'worker2',
+      'gateway',
+    ]);
+    expect(defaultComponents({ live: true, workers: 2 })).toEqual([
+      'ingestor',
+      'worker',
+      'worker2',
+      'gateway',
+    ]);
+    expect(() => readLocalConfig({ WORKERS: '3' })).toThrow(/WORKERS: .*must be 1 or 2/);
   });
 });
 

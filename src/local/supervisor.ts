@@ -16,14 +16,25 @@ import { onLines } from './lines.js';
 import { freePort } from './ports.js';
 import { provision } from './provision.js';
 
-export type ComponentName = 'simulator' | 'ingestor' | 'ingestor2' | 'worker' | 'gateway';
-/** What runs by default; `ingestor2` (the same program on a second connection) joins with `ingestors: 2`. */
+export type ComponentName = 'simulator' | 'ingestor' | 'ingestor2' | 'worker' | 'worker2' | 'gateway';
+/**
+ * What runs by default; `ingestor2` (the same program on a second connection) joins with `ingestors: 2`,
+ * `worker2` (a second worker taking its share of the shards by lease) with `workers: 2`.
+ */
 export const COMPONENT_NAMES: readonly ComponentName[] = ['simulator', 'ingestor', 'worker', 'gateway'];
 
-/** The components `quotewatch start` runs: without the simulator when live, `ingestor2` with two ingestors. */
-export function defaultComponents(o: { live?: boolean; ingestors?: number | undefined }): ComponentName[] {
+/** The components `quotewatch start` runs: without the simulator when live, the second ingestor and worker when asked. */
+export function defaultComponents(o: {
+  live?: boolean;
+  ingestors?: number | undefined;
+  workers?: number | undefined;
+}): ComponentName[] {
   return COMPONENT_NAMES.filter((n) => !(o.live && n === 'simulator')).flatMap((n) =>
-    n === 'ingestor' && (o.ingestors ?? 1) > 1 ? [n, 'ingestor2' as const] : [n],
+    n === 'ingestor' && (o.ingestors ?? 1) > 1
+      ? [n, 'ingestor2' as const]
+      : n === 'worker' && (o.workers ?? 1) > 1
+        ? [n, 'worker2' as const]
+        : [n],
   );
 }
 
@@ -34,6 +45,7 @@ export const COMPONENT_FILES: Record<ComponentName, string> = {
   ingestor: 'containers/ingestor/main.ts',
   ingestor2: 'containers/ingestor/main.ts',
   worker: 'containers/worker/main.ts',
+  worker2: 'containers/worker/main.ts',
   gateway: 'src/gateway/main.ts',
 };
 
@@ -56,7 +68,8 @@ export interface SystemOptions {
       | 'websocket'
       | 'ingestorOps'
       | 'ingestor2Ops'
-      | 'workerOps',
+      | 'workerOps'
+      | 'worker2Ops',
       number
     >
   >;
@@ -67,6 +80,8 @@ export interface SystemOptions {
    * feed (a hot-standby pair: the worker keeps one book from both, src/worker/arbiter.ts). Default 1.
    */
   ingestors?: number;
+  /** WORKERS: 2 adds `worker2` to the default components (the shards split by lease, src/worker/leases.ts). Default 1. */
+  workers?: number;
   /** Replacement entry files (absolute, or relative to the repository root), e.g. stand-ins in tests. */
   componentFiles?: Partial<Record<ComponentName, string>>;
   /** Extra environment for the components (e.g. SYMBOLS, TICK_MS), over the computed one. */
@@ -126,7 +141,8 @@ export const LOCAL_TUNING: Readonly<Record<string, string>> = {
 /**
  * The local worker's lease owner id, the same across restarts: a lease held by the same id is the worker's own
  * (src/worker/leases.ts), so a worker restarted after a crash takes its shards back at once instead of waiting
- * LEASE_MS for the dead process's leases to expire. One local worker only; the caller's environment wins.
+ * LEASE_MS for the dead process's leases to expire. `worker2` (WORKERS=2) is `local-worker-2`; the caller's
+ * environment wins.
  */
 export const LOCAL_WORKER_ID = 'local-worker';
 
@@ -257,7 +273,8 @@ export async function startSystem(options: SystemOptions): Promise<System> {
   } = options;
   const say = quiet ? () => {} : (options.log ?? ((line: string) => console.log(line)));
   const backoff = { initialMs: 500, maxMs: 10_000, stableMs: 10_000, ...options.backoff };
-  const names = options.components ?? defaultComponents({ live, ingestors: options.ingestors });
+  const names =
+    options.components ?? defaultComponents({ live, ingestors: options.ingestors, workers: options.workers });
   if (live && names.includes('simulator')) throw new SystemStartError('--live runs without the simulator');
 
   const files = { ...COMPONENT_FILES, ...options.componentFiles };
@@ -282,9 +299,10 @@ export async function startSystem(options: SystemOptions): Promise<System> {
     ingestor: await pick('ingestorOps', DEFAULT_PORTS.ingestorOps),
     ingestor2: await pick('ingestor2Ops', DEFAULT_PORTS.ingestor2Ops),
     worker: await pick('workerOps', DEFAULT_PORTS.workerOps),
+    worker2: await pick('worker2Ops', DEFAULT_PORTS.worker2Ops),
   };
   // The gateway's /metrics adds the ops ports of the components that run here.
-  const metricsTargets = (['ingestor', 'ingestor2', 'worker'] as const)
+  const metricsTargets = (['ingestor', 'ingestor2', 'worker', 'worker2'] as const)
     .filter((n) => names.includes(n))
     .map((n) => `http://127.0.0.1:${opsPorts[n]}`);
 
@@ -336,7 +354,7 @@ export async function startSystem(options: SystemOptions): Promise<System> {
           }
         : name === 'simulator'
           ? { SIM_PORT: String(simulatorPort) }
-          : name === 'worker'
+          : name === 'worker' || name === 'worker2'
             ? {
                 OPS_PORT: String(opsPorts[name]),
                 ...(names.includes('gateway') ? { PUSH_ENDPOINT: `http://127.0.0.1:${websocketPort}` } : {}),
@@ -344,7 +362,12 @@ export async function startSystem(options: SystemOptions): Promise<System> {
             : name === 'ingestor' || name === 'ingestor2'
               ? { OPS_PORT: String(opsPorts[name]) }
               : {};
-    const defaults = name === 'worker' ? { ...LOCAL_TUNING, WORKER_ID: LOCAL_WORKER_ID } : LOCAL_TUNING;
+    const defaults =
+      name === 'worker'
+        ? { ...LOCAL_TUNING, WORKER_ID: LOCAL_WORKER_ID }
+        : name === 'worker2'
+          ? { ...LOCAL_TUNING, WORKER_ID: `${LOCAL_WORKER_ID}-2` }
+          : LOCAL_TUNING;
     return new Component(
       name,
       resolve(REPO_ROOT, files[name]),
