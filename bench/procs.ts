@@ -30,10 +30,24 @@ export function children(ppid: number = process.pid): ChildProcessInfo[] {
   return out;
 }
 
-/** The child of `ppid` running `file` (the components are spawned with their entry file as an argument). */
-export function childPid(file: string, ppid: number = process.pid): number {
-  const found = children(ppid).find((c) => c.args.includes(file));
-  if (!found) throw new Error(`no ${file} process under ${ppid}`);
+/**
+ * The child of `ppid` running `file` (the components are spawned with their entry file as an argument), with
+ * `env` in its environment when given (two components of one program differ there: WORKER_ID).
+ */
+export function childPid(file: string, ppid: number = process.pid, env: Record<string, string> = {}): number {
+  const wanted = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+  const found = children(ppid).find((c) => {
+    if (!c.args.includes(file)) return false;
+    if (wanted.length === 0) return true;
+    try {
+      const environ = readFileSync(`/proc/${c.pid}/environ`, 'utf8').split('\0');
+      return wanted.every((w) => environ.includes(w));
+    } catch {
+      return false;
+    }
+  });
+  if (!found)
+    throw new Error(`no ${file} process under ${ppid}${wanted.length ? ` with ${wanted.join(' ')}` : ''}`);
   return found.pid;
 }
 

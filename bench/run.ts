@@ -17,6 +17,7 @@ import { type BenchGroup, formatTable, mergeResults, readResults, writeResults }
 import { ingestGroup } from './ingest.js';
 import { pushGroup } from './push.js';
 import { simGroup } from './sim.js';
+import { soakGroup } from './soak.js';
 import { startupGroup } from './startup.js';
 import { qualityGroup, trainGroup } from './train.js';
 import { workerGroup } from './worker.js';
@@ -34,8 +35,8 @@ const GROUPS: BenchGroup[] = [
   trainGroup,
   qualityGroup,
 ];
-/** Long runs with scripts of their own (`npm run chaos`), left out of a plain `npm run bench`. */
-const SEPARATE: BenchGroup[] = [chaosGroup];
+/** Long runs with scripts of their own (`npm run chaos`, `npm run soak`), left out of a plain `npm run bench`. */
+const SEPARATE: BenchGroup[] = [chaosGroup, soakGroup];
 
 function parseOnly(argv: string[]): Set<string> | undefined {
   const i = argv.indexOf('--only');

@@ -21,8 +21,6 @@
  */
 
 import { mkdtempSync, rmSync } from 'node:fs';
-import { Agent, createServer, request as httpRequest } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
@@ -40,6 +38,7 @@ import { decodeRecord, encodeRecord } from '../src/stream/record.js';
 import type { ShardBatch } from '../src/worker/consumer.js';
 import { simStream } from '../src/worker/simStream.js';
 import { Worker } from '../src/worker/worker.js';
+import { dynamoTap } from './dynamoTap.js';
 import { type BenchGroup, type BenchResult, machineContext, quantile } from './harness.js';
 import { cpuByLabel } from './procs.js';
 
@@ -237,74 +236,6 @@ function parquet(): BenchResult {
 const LATENCY_PRODUCTS = ['BTC-USD', 'ETH-USD', 'SOL-USD', 'AVAX-USD'];
 /** Worker reports are 10 s apart: 70 s, about 2,300 samples with four products. */
 const LATENCY_WINDOWS = 7;
-
-interface DynamoTap {
-  url: string;
-  /** Exchange -> ack latencies (ms) of the snapshots acknowledged while recording. */
-  samples: number[];
-  /** Wall time (ms) of each sample's ack. */
-  times: number[];
-  recording: boolean;
-  close(): Promise<void>;
-}
-
-async function dynamoTap(upstreamPort: number): Promise<DynamoTap> {
-  const agent = new Agent({ keepAlive: true });
-  const tap: DynamoTap = { url: '', samples: [], times: [], recording: false, close: async () => {} };
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks);
-      const up = httpRequest(
-        {
-          host: '127.0.0.1',
-          port: upstreamPort,
-          method: req.method,
-          path: req.url,
-          headers: req.headers,
-          agent,
-        },
-        (upRes) => {
-          const out: Buffer[] = [];
-          upRes.on('data', (c: Buffer) => out.push(c));
-          upRes.on('end', () => {
-            const ackMs = Date.now();
-            if (upRes.statusCode === 200 && String(req.headers['x-amz-target']).endsWith('.PutItem')) {
-              noteAck(body, ackMs);
-            }
-            res.writeHead(upRes.statusCode ?? 502, upRes.headers);
-            res.end(Buffer.concat(out));
-          });
-        },
-      );
-      up.on('error', () => {
-        res.writeHead(502);
-        res.end();
-      });
-      up.end(body);
-    });
-  });
-  const noteAck = (body: Buffer, ackMs: number) => {
-    const put = JSON.parse(body.toString('utf8')) as {
-      Item: Record<string, { S?: string; N?: string }>;
-    };
-    const item = put.Item;
-    // The latest item is what /latest serves (history rows and status items come at their own cadences).
-    if (item.sk?.S !== 'latest' || !item.updatedAtMs?.N || !item.latencyMs?.N) return;
-    if (!tap.recording) return;
-    tap.samples.push(ackMs - (Number(item.updatedAtMs.N) - Number(item.latencyMs.N)));
-    tap.times.push(ackMs);
-  };
-  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
-  tap.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  tap.close = async () => {
-    server.closeAllConnections();
-    await new Promise((ok) => server.close(ok));
-    agent.destroy();
-  };
-  return tap;
-}
 
 /** Simulator (realtime) -> ingestor -> kinesalite -> worker -> dynalite, every snapshot's ack through the tap. */
 async function endToEnd(): Promise<BenchResult[]> {

@@ -368,3 +368,34 @@ describeCapture('advancedTrade', 'simulator frames have the real capture shapes'
     for (const [k, s] of mine) expect(s, k).toBe(real.get(k));
   });
 });
+
+describe('simulator: speed changes at run time (a soak run bursts with them)', () => {
+  it('speed 0 stops the market where it is, a higher speed resumes it from there: time never jumps back', async () => {
+    const sim = await startSimulator({ port: 0, seed: 8, mode: 'realtime', speed: 1 });
+    const client = connect(sim.url);
+    try {
+      await until('the market running', () => sim.marketEvents() > 3);
+      sim.setSpeed(0);
+      const stopped = sim.marketEvents();
+      const frozenUs = sim.simulatedNowUs();
+      await new Promise((r) => setTimeout(r, 300)); // 30 of the simulator's 10 ms rounds
+      expect(sim.marketEvents()).toBe(stopped);
+      expect(sim.simulatedNowUs()).toBe(frozenUs);
+      const resumedAt = performance.now();
+      sim.setSpeed(20);
+      await until('the market running again', () => sim.marketEvents() > stopped + 3);
+      // From where it stood, 20 simulated ms per wall ms since the resume (at most: the resume came first).
+      const advancedUs = sim.simulatedNowUs() - frozenUs;
+      expect(advancedUs).toBeGreaterThan(0);
+      expect(advancedUs).toBeLessThanOrEqual(20 * (performance.now() - resumedAt) * 1000 + 1);
+      const times = sequenced(client.texts)
+        .filter((f) => f.channel === 'l2_data' || f.channel === 'market_trades')
+        .map((f) => Date.parse(f.timestamp));
+      expect(times.length).toBeGreaterThan(3);
+      expect(times.every((t, i) => i === 0 || t >= times[i - 1]!)).toBe(true);
+    } finally {
+      client.ws.close();
+      await sim.close();
+    }
+  });
+});

@@ -135,6 +135,18 @@ describe('Telemetry', () => {
       expect(all).toContain(
         'quotewatch_api_requests_total{Route="GET /latest",Status="200",service="gateway"} 1',
       );
+
+      // A loop blocked for 100 ms between two scrapes shows in the delay the next scrape reports.
+      await fetch(`${ops.url}/metrics`);
+      await new Promise((r) => setTimeout(r, 30)); // the histogram samples while the loop turns
+      const until = performance.now() + 100;
+      while (performance.now() < until) {
+        // blocked on purpose
+      }
+      await new Promise((r) => setTimeout(r, 30));
+      const after = await (await fetch(`${ops.url}/metrics`)).text();
+      const max = Number(/quotewatch_event_loop_delay_max_ms\{service="worker"\} ([\d.]+)/.exec(after)?.[1]);
+      expect(max).toBeGreaterThanOrEqual(80);
     } finally {
       await ops.close();
     }

@@ -24,6 +24,7 @@ import { createArchive } from '../../src/ingest/archive.js';
 import { CdpKeyError, cdpJwtSource } from '../../src/ingest/auth.js';
 import { Ingestor, newSession } from '../../src/ingest/ingestor.js';
 import { KinesisProducer } from '../../src/ingest/producer.js';
+import { collectGarbageOnSignal } from '../../src/local/gcSignal.js';
 import { componentLogger, describeError } from '../../src/log.js';
 import { SnapshotStore } from '../../src/stream/claimCheck.js';
 import { componentTelemetry } from '../../src/telemetry/setup.js';
@@ -142,4 +143,5 @@ async function stop(signal: string): Promise<void> {
   }
 }
 process.on('SIGTERM', () => void stop('SIGTERM'));
+collectGarbageOnSignal();
 process.on('SIGINT', () => void stop('SIGINT'));

@@ -96,6 +96,10 @@ export interface SimulatorServer {
   faults: SimulatorFaults;
   /** Connection ids, oldest first (1, 2, ...). */
   connections(): number[];
+  /** Realtime: from now on, simulated seconds per wall second (a soak run's burst); time never jumps. */
+  setSpeed(speed: number): void;
+  /** The market's simulated time now (epoch µs). */
+  simulatedNowUs(): number;
   /** Market batches produced so far (the same on every connection): what chaos runs schedule their faults by. */
   marketEvents(): number;
   /** Frames delivered to connection `conn` (sent and not lost), errors and broken frames included. */
@@ -144,12 +148,14 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
   const subscribeTimeoutMs = options.subscribeTimeoutMs ?? 5000;
   const fastStartDelayMs = options.fastStartDelayMs ?? 20;
   let wallStartMs: number | undefined = options.holdUntilSubscribed ? undefined : performance.now();
-  const speed = options.speed ?? 1;
+  let speed = options.speed ?? 1;
   const anchorUs = options.anchorUs ?? (mode === 'realtime' ? Date.now() * 1000 : seedEpochUs(options.seed));
+  // Simulated time runs at `speed` from (wallStartMs, baseUs); setSpeed() starts a new segment there.
+  let baseUs = anchorUs;
   const simNowUs = () =>
     wallStartMs === undefined
       ? anchorUs
-      : anchorUs + Math.round((performance.now() - wallStartMs) * 1000 * speed);
+      : baseUs + Math.round((performance.now() - wallStartMs) * 1000 * speed);
   const hostileRng = Rng.derive(options.seed, 'hostile');
   const hostileSent: Record<string, number> = {};
   let nextHostileUs = options.hostileEveryMs
@@ -385,6 +391,14 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     mode,
     faults,
     connections: () => [...new Set([...finished.keys(), ...conns.keys()])].sort((a, b) => a - b),
+    setSpeed(next) {
+      if (wallStartMs !== undefined) {
+        baseUs = simNowUs();
+        wallStartMs = performance.now();
+      }
+      speed = next;
+    },
+    simulatedNowUs: () => simNow(),
     marketEvents() {
       let n = 0;
       for (const session of [...finished.values(), ...[...conns.values()].map((c) => c.session)]) {

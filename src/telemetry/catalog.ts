@@ -114,9 +114,20 @@ export const FEED = {
   ),
 } as const;
 
+/** The process itself, on every long-running component's ops port (src/telemetry/ops.ts). */
+export const PROCESS = {
+  loopDelayMaxMs: local(
+    gauge('EventLoopDelayMaxMs', 'Milliseconds', [], 'longest event-loop delay since the previous scrape'),
+  ),
+  loopDelayP99Ms: local(
+    gauge('EventLoopDelayP99Ms', 'Milliseconds', [], 'p99 event-loop delay since the previous scrape'),
+  ),
+} as const;
+
 /** The worker: stream position, ticks, inference, live quality. */
 export const WORKER = {
   records: local(counter('WorkerRecords', [], 'stream records handled')),
+  events: local(counter('WorkerEvents', [], 'market events handled (duplicates included)')),
   duplicates: counter(
     'WorkerDuplicateEvents',
     [],
@@ -216,6 +227,7 @@ export const TRAINING = {
 } as const;
 
 export const CATALOG: readonly MetricDef[] = [
+  ...Object.values(PROCESS),
   ...Object.values(FEED),
   ...Object.values(WORKER),
   ...Object.values(API),

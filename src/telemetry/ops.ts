@@ -1,13 +1,16 @@
 /**
  * A long-running component's ops port (OPS_PORT, loopback or the task's own interface):
- * - GET /metrics: its Prometheus registry as text (src/telemetry/telemetry.ts), for any Prometheus scraper;
+ * - GET /metrics: its Prometheus registry as text (src/telemetry/telemetry.ts), for any Prometheus scraper, with
+ *   the event loop's delay since the previous scrape (PROCESS);
  * - GET /metrics.json: the same as prom-client JSON, which the local gateway's /metrics aggregates across
  *   components (aggregateMetrics);
  * - GET /healthz: 200 while the component says it is healthy, else 503, with its reasons.
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { AggregatorRegistry } from 'prom-client';
+import { PROCESS } from './catalog.js';
 import type { Telemetry } from './telemetry.js';
 
 export interface Health {
@@ -29,15 +32,27 @@ export async function startOpsServer(options: {
   health?: HealthProbe;
 }): Promise<OpsServer> {
   const { telemetry } = options;
+  // The event loop's delay between two scrapes (max and p99), what a soak run watches for stalls.
+  const loop = monitorEventLoopDelay({ resolution: 10 });
+  loop.enable();
+  const sampleLoop = () => {
+    if (loop.count > 0) {
+      telemetry.gauge(PROCESS.loopDelayMaxMs, loop.max / 1e6);
+      telemetry.gauge(PROCESS.loopDelayP99Ms, loop.percentile(99) / 1e6);
+    }
+    loop.reset();
+  };
   const server = createServer((req, res) => {
     void (async () => {
       const path = new URL(req.url ?? '/', 'http://localhost').pathname;
       if (req.method !== 'GET') {
         res.writeHead(405, { allow: 'GET' }).end();
       } else if (path === '/metrics') {
+        sampleLoop();
         res.writeHead(200, { 'content-type': telemetry.registry.contentType });
         res.end(await telemetry.registry.metrics());
       } else if (path === '/metrics.json') {
+        sampleLoop();
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(JSON.stringify(await telemetry.registry.getMetricsAsJSON()));
       } else if (path === '/healthz') {
@@ -61,6 +76,7 @@ export async function startOpsServer(options: {
     url: `http://${options.host ?? '127.0.0.1'}:${port}`,
     close: () =>
       new Promise<void>((resolve) => {
+        loop.disable();
         server.close(() => resolve());
         server.closeAllConnections();
       }),

@@ -179,6 +179,10 @@ export class Worker {
     if (shard.last) await this.saveState(batch.shardId, shard);
     const t = this.telemetry;
     t.count(WORKER.records, batch.records.length);
+    t.count(
+      WORKER.events,
+      batch.records.reduce((n, r) => n + r.events.length, 0),
+    );
     t.count(WORKER.duplicates, this.arbiter.counters.duplicates - duplicates);
     t.count(WORKER.ticks, result.rows);
     if (batch.millisBehindLatest !== undefined) t.gauge(WORKER.millisBehindLatest, batch.millisBehindLatest);
