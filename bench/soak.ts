@@ -3,19 +3,22 @@
  * simulator of P products in this process, one ingestor, two workers splitting the stream's shards by lease
  * (WORKERS=2 locally), kinesalite, dynalite behind a tap, s3rver — run for N minutes:
  *   warm-up (the first quarter, at least 40 s): start-up, the books filling, the JIT warming;
- *   then measured: at 40% of the run `worker2` is killed (SIGKILL, kept down) and the other worker takes its
- *   shard over once the lease expires (LEASE_MS 10 s); at 55% `worker2` comes back and takes its share again;
- *   from 70% to 80% the market runs at 10x real time (a burst of ten times the event rate).
+ *   then the measured part: at 5% of it `worker2` is killed (SIGKILL, kept down) and the other worker takes its
+ *   shard over once the lease expires (LEASE_MS 10 s); at 20% `worker2` comes back and takes its share again;
+ *   from 30% to 40% the market runs at 10x real time (a burst of ten times the event rate); from 50% on, nothing
+ *   happens but the market: the steady part, over which memory must stay flat.
  * Figures (bench/results.json):
- *   soak.rss_growth_pct         resident memory growth after warm-up, the worst of the ingestor and the worker
- *                               that stays up (each after a full GC, at the end of warm-up and at the end)
+ *   soak.rss_growth_pct         resident memory growth over the steady part, the worst of the ingestor and the
+ *                               worker that stays up (each after a full GC); the growth since warm-up, which
+ *                               includes the takeover (one worker holding both shards' books), is in the context
  *   soak.max_loop_lag_ms        the longest event-loop delay of any component after warm-up (each ops port's
  *                               EventLoopDelayMaxMs, scraped every 5 s)
  *   soak.events_per_s_per_core  market events the workers handled per CPU second they used
  *   soak.exchange_to_ddb_p50_ms / _p99_ms  exchange time -> latest item acked, every latest item after warm-up
- * The context has the takeover time, memory over time (RSS at every scrape, without GC), the CPU, the workers'
- * iterator age as scraped (WorkerMillisBehindLatest: the newest batch's, so a catch-up shorter than a scrape
- * interval shows as 0) and the slowest latency samples with their time.
+ *   soak.iterator_age_p99_ms    the workers' iterator age (WorkerIteratorAgeMs: a batch's newest record's age when
+ *                               handled; kinesalite's MillisBehindLatest is always 0), p99 as a histogram bucket
+ * The context has the takeover time, memory over time (RSS at every scrape, without GC), the CPU and the slowest
+ * latency samples with their time.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -79,6 +82,25 @@ export function soakOptions(argv: readonly string[]): SoakOptions {
     );
   }
   return { minutes, products };
+}
+
+/** A histogram's cumulative bucket counts in a component's Prometheus text, by upper bound (+Inf last). */
+function buckets(text: string, name: string): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const m of text.matchAll(
+    new RegExp(`^${name}_bucket\\{le="([^"]+)",service="[^"]+"\\} (\\S+)$`, 'gm'),
+  )) {
+    out.set(m[1] === '+Inf' ? Number.POSITIVE_INFINITY : Number(m[1]), Number(m[2]));
+  }
+  return out;
+}
+
+/** The smallest bucket bound under which a share `q` of the counts lies. */
+function bucketQuantile(counts: Map<number, number>, q: number): number {
+  const bounds = [...counts.keys()].sort((a, b) => a - b);
+  const total = counts.get(Number.POSITIVE_INFINITY) ?? 0;
+  for (const b of bounds) if ((counts.get(b) ?? 0) >= q * total) return b;
+  return Number.POSITIVE_INFINITY;
 }
 
 /** One sample of a component's Prometheus text: the value of `name` (service label only), or undefined. */
@@ -180,21 +202,23 @@ export const soakGroup: BenchGroup = {
       // Both workers run the same program: `worker` (the one that stays up) is told apart by its WORKER_ID.
       const survivor = childPid('containers/worker/main.ts', process.pid, { WORKER_ID: LOCAL_WORKER_ID });
       const rss0 = { ingestor: await rssAfterGc(ingestorPid), worker: await rssAfterGc(survivor) };
+      let rssSteady: typeof rss0 | undefined;
       const cpu = new CpuMeter('containers/worker/main.ts', process.pid);
       tap.recording = true;
       const t0 = Date.now();
       let events = 0;
       const lastEvents = new Map<string, number>();
+      // The workers' iterator-age histogram over the measured part, summed across restarts.
+      const ageCounts = new Map<number, number>();
+      const lastAge = new Map<string, Map<number, number>>();
       let maxLoopMs = 0;
       const loopBy: Record<string, number> = {};
-      let maxBehindMs = 0;
-      const behind: { atS: number; worker: number | null; worker2: number | null }[] = [];
       let takeoverS: number | undefined;
       const rssSeries: { atS: number; ingestor: number; worker: number }[] = [];
       let phase = 0;
       const plan: [number, string, () => Promise<void>][] = [
         [
-          at(0.2),
+          at(0.05),
           'kill -9 worker2 (kept down)',
           async () => {
             const killedAt = Date.now();
@@ -209,9 +233,16 @@ export const soakGroup: BenchGroup = {
             );
           },
         ],
-        [at(0.4), 'worker2 back', () => system.restart('worker2')],
-        [at(0.6), `burst: the market at ${BURST_SPEED}x`, async () => sim.setSpeed(BURST_SPEED)],
-        [at(0.73), 'burst over', async () => sim.setSpeed(1)],
+        [at(0.2), 'worker2 back', () => system.restart('worker2')],
+        [at(0.3), `burst: the market at ${BURST_SPEED}x`, async () => sim.setSpeed(BURST_SPEED)],
+        [at(0.4), 'burst over', async () => sim.setSpeed(1)],
+        [
+          at(0.5),
+          'steady part: memory after a full GC',
+          async () => {
+            rssSteady = { ingestor: await rssAfterGc(ingestorPid), worker: await rssAfterGc(survivor) };
+          },
+        ],
       ];
       while (elapsed() < totalMs) {
         await sleep(SCRAPE_MS);
@@ -222,11 +253,7 @@ export const soakGroup: BenchGroup = {
           phase++;
         }
         cpu.sample();
-        const row = {
-          atS: Math.round((Date.now() - t0) / 1000),
-          worker: null as number | null,
-          worker2: null as number | null,
-        };
+        const atS = Math.round((Date.now() - t0) / 1000);
         for (const [name, url] of Object.entries(urls)) {
           const text = await scrape(url!);
           if (!text) continue;
@@ -241,15 +268,19 @@ export const soakGroup: BenchGroup = {
           // A restarted worker counts from 0 again: its new total is all new.
           if (previous !== undefined) events += handled >= previous ? handled - previous : handled;
           lastEvents.set(name, handled);
-          const ms = metric(text, prometheusName(WORKER.millisBehindLatest));
-          if (ms !== undefined) {
-            maxBehindMs = Math.max(maxBehindMs, ms);
-            row[name as 'worker' | 'worker2'] = ms;
+          const age = buckets(text, prometheusName(WORKER.iteratorAgeMs));
+          const before = lastAge.get(name);
+          const restarted =
+            before !== undefined &&
+            (age.get(Number.POSITIVE_INFINITY) ?? 0) < (before.get(Number.POSITIVE_INFINITY) ?? 0);
+          if (before !== undefined) {
+            for (const [le, n] of age)
+              ageCounts.set(le, (ageCounts.get(le) ?? 0) + (restarted ? n : n - (before.get(le) ?? 0)));
           }
+          lastAge.set(name, age);
         }
-        behind.push(row);
         try {
-          rssSeries.push({ atS: row.atS, ingestor: rssMb(ingestorPid), worker: rssMb(survivor) });
+          rssSeries.push({ atS, ingestor: rssMb(ingestorPid), worker: rssMb(survivor) });
         } catch {
           // a process restarted by the supervisor meanwhile
         }
@@ -258,9 +289,15 @@ export const soakGroup: BenchGroup = {
       const spanS = (Date.now() - t0) / 1000;
       cpu.sample();
       const rss1 = { ingestor: await rssAfterGc(ingestorPid), worker: await rssAfterGc(survivor) };
+      const pct = (from: number, to: number) => ((to - from) / from) * 100;
+      const steady = rssSteady ?? rss0;
       const growth = {
-        ingestor: ((rss1.ingestor - rss0.ingestor) / rss0.ingestor) * 100,
-        worker: ((rss1.worker - rss0.worker) / rss0.worker) * 100,
+        ingestor: pct(steady.ingestor, rss1.ingestor),
+        worker: pct(steady.worker, rss1.worker),
+      };
+      const sinceWarmup = {
+        ingestor: pct(rss0.ingestor, rss1.ingestor),
+        worker: pct(rss0.worker, rss1.worker),
       };
       const samples = Float64Array.from(tap.samples);
       const context = {
@@ -271,16 +308,15 @@ export const soakGroup: BenchGroup = {
         spanS,
         plan: plan.map(([ms, what]) => ({ atS: Math.round(ms / 1000), what })),
         takeoverS,
-        rssMb: { afterWarmup: rss0, end: rss1 },
-        rssGrowthPct: growth,
+        rssMb: { afterWarmup: rss0, steadyStart: rssSteady, end: rss1 },
+        rssGrowthPct: { steadyPart: growth, sinceWarmup },
+        iteratorAgeBucketsMs: Object.fromEntries([...ageCounts].map(([le, n]) => [String(le), n])),
         loopDelayMaxMs: loopBy,
         events,
         workerCpuS: cpu.seconds,
         eventsPerS: events / spanS,
         latencySamples: samples.length,
         latencyMaxMs: samples.length ? Math.max(...samples) : null,
-        iteratorAgeMaxMs: maxBehindMs,
-        workersMsBehind: behind,
         rssSeriesMb: rssSeries,
         slowestLatency: tap.samples
           .map((ms, i) => ({ atS: Math.round((tap.times[i]! - t0) / 1000), ms: Math.round(ms) }))
@@ -300,6 +336,12 @@ export const soakGroup: BenchGroup = {
         },
         { name: 'soak.exchange_to_ddb_p50_ms', value: quantile(samples, 0.5), unit: 'ms', context },
         { name: 'soak.exchange_to_ddb_p99_ms', value: quantile(samples, 0.99), unit: 'ms', context },
+        {
+          name: 'soak.iterator_age_p99_ms',
+          value: bucketQuantile(ageCounts, 0.99),
+          unit: 'ms (bucket bound)',
+          context,
+        },
       ];
     } finally {
       await system.stop();

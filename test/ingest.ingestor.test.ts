@@ -307,6 +307,52 @@ describe('Periodic full-depth snapshots', () => {
       expect(fromUnits(late.bestAsk())).toBe(normalizeDecimal(top!.bestAsk));
     }
   });
+
+  it('wait for S3 to store the connection snapshot instead of reconnecting (S3 restarting as it connects)', async () => {
+    sim = await startTwoProductSimulator(7, 20);
+    await local.emulators.kill('s3');
+    let restarting: Promise<void> | undefined;
+    try {
+      const ingestor = startIngestor(sim.url);
+      await until('a snapshot put retried', () =>
+        lines.some((l) => l.msg === 'snapshot not stored; retrying'),
+      );
+      restarting = local.emulators.restart('s3');
+      await restarting;
+      await until('both snapshots published', () => ingestor.counters.exchangeSnapshots >= 2);
+      await ingestor.stop();
+      expect(ingestor.counters.reconnects).toBe(0);
+      expect(sim.connections()).toHaveLength(1);
+    } finally {
+      if (!restarting) await local.emulators.restart('s3');
+    }
+  });
+
+  it('skip a periodic snapshot S3 cannot store, keeping the connection, and come back with S3', async () => {
+    sim = await startTwoProductSimulator(6, 20);
+    const ingestor = startIngestor(sim.url, { snapshotIntervalMs: 100 });
+    await until('the first periodic snapshots', () => ingestor.counters.periodicSnapshots >= 2);
+    await local.emulators.kill('s3');
+    try {
+      await until('a periodic snapshot skipped', () =>
+        lines.some((l) => l.msg === 'periodic snapshot not stored; skipped'),
+      );
+    } finally {
+      await local.emulators.restart('s3');
+    }
+    const stored = ingestor.counters.periodicSnapshots;
+    await until('periodic snapshots again', () => ingestor.counters.periodicSnapshots > stored + 2);
+    await ingestor.stop();
+    // One connection all along: no reconnect, no resync, so nothing the feed sent was lost.
+    expect(ingestor.counters.reconnects).toBe(0);
+    expect(sim.connections()).toHaveLength(1);
+    for (const product of PRODUCTS) {
+      const events = await eventsOf(local.env, ingestor.session, product);
+      expect(
+        events.filter((e) => e.type === 'resync').map((e) => e.type === 'resync' && e.reason.split(':')[0]),
+      ).toEqual(['connect']);
+    }
+  });
 });
 
 describe('Ingestor on the legacy Exchange feed (scripted server)', () => {

@@ -22,14 +22,15 @@
  * records say so (`line`), and the facts about its own connections (resyncs, stats, the snapshots the exchange
  * answers its subscribes with) carry it in their ids. A replay publishes in a namespace of its own.
  */
+import { retryTransient } from '../aws/retry.js';
 import { BookError, OrderBook } from '../book/book.js';
 import { type FeedKind, feedKindOf } from '../config.js';
 import { describeError, type Logger } from '../log.js';
 import { FeedError, MalformedFrameError, type MappedFrame } from '../marketdata/advancedTrade.js';
 import { fromUnits } from '../marketdata/decimal.js';
 import type { BookSnapshotEvent, Level, MarketEvent, ResyncEvent } from '../marketdata/events.js';
-import type { SnapshotStore } from '../stream/claimCheck.js';
-import { eventKey, namespacedId, type StreamEvent } from '../stream/record.js';
+import { type SnapshotStore, SnapshotStoreError } from '../stream/claimCheck.js';
+import { eventKey, namespacedId, type SnapshotRefEvent, type StreamEvent } from '../stream/record.js';
 import { FEED } from '../telemetry/catalog.js';
 import { Telemetry } from '../telemetry/telemetry.js';
 import type { FrameArchive } from './archive.js';
@@ -317,8 +318,17 @@ export class Ingestor {
           await this.resyncProduct(link, state, event.product, event.seq, 'bad snapshot');
           return;
         }
-        // S3 first: the ref must never point at a missing object.
-        const ref = await this.o.snapshots.put(event, state.session);
+        // S3 first: the ref must never point at a missing object. S3 failing for a moment (restarting, throttled)
+        // is waited out (src/aws/retry.ts): the frames queue meanwhile, where giving up would reconnect and resync.
+        const ref = await retryTransient(() => this.o.snapshots.put(event, state.session), {
+          onRetry: (err, failures, delayMs) =>
+            this.o.log('warn', 'snapshot not stored; retrying', {
+              product: event.product,
+              failures,
+              delayMs,
+              error: describeError(err),
+            }),
+        });
         state.awaitingSnapshot.delete(event.product);
         Object.assign(b, { seq: event.seq, exchUs: event.exchUs, touchedUs: event.recvUs });
         const exchangeRef = { ...ref, source: 'exchange' as const };
@@ -405,7 +415,16 @@ export class Ingestor {
         bids: levels(b.book, 'bid'),
         asks: levels(b.book, 'ask'),
       };
-      const ref = await this.o.snapshots.put(snapshot, `${state.session}.p${n}`);
+      let ref: SnapshotRefEvent;
+      try {
+        ref = await this.o.snapshots.put(snapshot, `${state.session}.p${n}`);
+      } catch (err) {
+        // A periodic snapshot only shortens a consumer's replay: without it the stream is still whole, so the
+        // connection goes on (a reconnect would lose the frames in between) and the next period tries again.
+        if (!(err instanceof SnapshotStoreError)) throw err;
+        this.o.log('warn', 'periodic snapshot not stored; skipped', { product, error: describeError(err) });
+        continue;
+      }
       this.telemetry.count(FEED.periodicSnapshots);
       const periodic = { ...ref, source: 'periodic' as const };
       await this.put({ ...periodic, id: this.id(periodic) });

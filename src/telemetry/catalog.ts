@@ -134,6 +134,13 @@ export const WORKER = {
     'events dropped as already applied (at-least-once delivery)',
   ),
   badRecords: counter('WorkerBadRecords', [], 'records that did not decode (kept in the dead-letter prefix)'),
+  iteratorAgeMs: local(
+    timing(
+      'WorkerIteratorAgeMs',
+      [],
+      "age of a batch's newest record when handled (now - its Kinesis arrival; deployed, Kinesis' own IteratorAgeMilliseconds)",
+    ),
+  ),
   millisBehindLatest: gauge(
     'WorkerMillisBehindLatest',
     'Milliseconds',

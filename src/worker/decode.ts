@@ -11,6 +11,8 @@ export interface ConsumedRecord {
   product: string;
   /** The ingestor that published it (src/stream/record.ts); absent from single-source producers. */
   line?: string;
+  /** When Kinesis took it (epoch ms, ApproximateArrivalTimestamp): how old the reader's position is. */
+  arrivalMs?: number;
   events: StreamEvent[];
 }
 
@@ -36,6 +38,7 @@ export function decodeRecords(
         sequenceNumber,
         product: rec.product,
         ...(rec.line ? { line: rec.line } : {}),
+        ...(r.ApproximateArrivalTimestamp ? { arrivalMs: r.ApproximateArrivalTimestamp.getTime() } : {}),
         events: rec.events,
       });
     } catch (error) {

@@ -25,6 +25,7 @@ export class ConsumerError extends QuoteWatchError {}
 export interface RawRecord {
   SequenceNumber?: string;
   Data?: Uint8Array;
+  ApproximateArrivalTimestamp?: Date;
 }
 
 /** Where reading a shard (re)starts. */

@@ -186,6 +186,8 @@ export class Worker {
     t.count(WORKER.duplicates, this.arbiter.counters.duplicates - duplicates);
     t.count(WORKER.ticks, result.rows);
     if (batch.millisBehindLatest !== undefined) t.gauge(WORKER.millisBehindLatest, batch.millisBehindLatest);
+    const arrivalMs = batch.records.at(-1)?.arrivalMs;
+    if (arrivalMs !== undefined) t.timing(WORKER.iteratorAgeMs, Math.max(0, Date.now() - arrivalMs));
     t.timing(WORKER.batchMs, performance.now() - started);
     return result;
   }
