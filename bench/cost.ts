@@ -21,20 +21,9 @@ import { FEATURE_SPEC } from '../src/features/spec.js';
 import type { FeatureRow } from '../src/features/types.js';
 import { decodeFeatureRows, encodeFeatureRows } from '../src/storage/parquet.js';
 import { measureUsage, USAGE_PRODUCTS } from './costUsage.js';
-import { type BenchGroup, type BenchResult, machineContext } from './harness.js';
+import { BENCH_PRODUCTS, type BenchGroup, type BenchResult, machineContext } from './harness.js';
 
-const TEN = [
-  'BTC-USD',
-  'ETH-USD',
-  'SOL-USD',
-  'XRP-USD',
-  'DOGE-USD',
-  'ADA-USD',
-  'AVAX-USD',
-  'LINK-USD',
-  'LTC-USD',
-  'DOT-USD',
-];
+const TEN = BENCH_PRODUCTS.slice(0, 10);
 
 function modelFigures(): BenchResult[] {
   const cdk = cdkJsonContext(path.join(import.meta.dirname, '../cdk.json'));

@@ -19,6 +19,30 @@ export interface BenchGroup {
   run(): Promise<BenchResult[]>;
 }
 
+/** Products for runs of many (the cost model's 10, the soak's 20): listed Coinbase pairs, the first two calibrated. */
+export const BENCH_PRODUCTS: readonly string[] = [
+  'BTC-USD',
+  'ETH-USD',
+  'SOL-USD',
+  'XRP-USD',
+  'DOGE-USD',
+  'ADA-USD',
+  'AVAX-USD',
+  'LINK-USD',
+  'LTC-USD',
+  'DOT-USD',
+  'BCH-USD',
+  'UNI-USD',
+  'ATOM-USD',
+  'XLM-USD',
+  'ETC-USD',
+  'FIL-USD',
+  'AAVE-USD',
+  'NEAR-USD',
+  'ALGO-USD',
+  'SHIB-USD',
+];
+
 export function machineContext(): Record<string, unknown> {
   return {
     node: process.version,

@@ -31,31 +31,9 @@ import { startSimulator } from '../src/simulator/server.js';
 import { PROCESS, WORKER } from '../src/telemetry/catalog.js';
 import { prometheusName } from '../src/telemetry/telemetry.js';
 import { dynamoTap } from './dynamoTap.js';
-import { type BenchGroup, type BenchResult, machineContext, quantile } from './harness.js';
+import { BENCH_PRODUCTS, type BenchGroup, type BenchResult, machineContext, quantile } from './harness.js';
 import { childPid, children, cpuSeconds, rssAfterGc, rssMb } from './procs.js';
 
-const PRODUCTS = [
-  'BTC-USD',
-  'ETH-USD',
-  'SOL-USD',
-  'XRP-USD',
-  'DOGE-USD',
-  'ADA-USD',
-  'AVAX-USD',
-  'LINK-USD',
-  'LTC-USD',
-  'DOT-USD',
-  'BCH-USD',
-  'UNI-USD',
-  'ATOM-USD',
-  'XLM-USD',
-  'ETC-USD',
-  'FIL-USD',
-  'AAVE-USD',
-  'NEAR-USD',
-  'ALGO-USD',
-  'SHIB-USD',
-];
 const SCRAPE_MS = 5000;
 const BURST_SPEED = 10;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -76,9 +54,9 @@ export function soakOptions(argv: readonly string[]): SoakOptions {
   const products = Number(values.products ?? 20);
   if (!(minutes >= 2 && minutes <= 24 * 60))
     throw new Error(`--minutes: expected 2 to 1440, got ${values.minutes}`);
-  if (!Number.isInteger(products) || products < 2 || products > PRODUCTS.length) {
+  if (!Number.isInteger(products) || products < 2 || products > BENCH_PRODUCTS.length) {
     throw new Error(
-      `--products: expected a whole number from 2 to ${PRODUCTS.length}, got ${values.products}`,
+      `--products: expected a whole number from 2 to ${BENCH_PRODUCTS.length}, got ${values.products}`,
     );
   }
   return { minutes, products };
@@ -152,7 +130,7 @@ export const soakGroup: BenchGroup = {
   description: 'load and soak: many products, two workers (one killed and back), a 10x burst',
   async run(): Promise<BenchResult[]> {
     const opts = soakOptions(process.argv.slice(2));
-    const products = PRODUCTS.slice(0, opts.products);
+    const products = BENCH_PRODUCTS.slice(0, opts.products);
     const totalMs = opts.minutes * 60_000;
     const warmMs = Math.max(40_000, totalMs / 4);
     const at = (share: number) => warmMs + (totalMs - warmMs) * share;
