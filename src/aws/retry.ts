@@ -1,10 +1,12 @@
 /**
  * Waiting out a transient AWS failure (an emulator or a service restarting, throttling, no answer), in one place:
- * the worker's lake writes and recovery state, and the polling reader's GetRecords, back off the same way and give
- * up after the same time. Giving up (a client error at once, a transient one after ~1 minute) is the caller's
- * error to raise: the process then exits and is restarted from its checkpoint.
+ * the worker's batch path (lake objects, latest items, history, recovery state, claim-checked snapshots), the
+ * shard reader's GetShardIterator and GetRecords, and the ingestor's snapshot puts back off the same way, give up
+ * after the same time and log each retry alike. Giving up (a client error at once, a transient one after ~1
+ * minute) is the caller's error to raise: the process then exits and is restarted from its checkpoint.
  */
 import { type Clock, systemClock } from '../clock.js';
+import { describeError, type Logger } from '../log.js';
 import { isRetryable } from './errors.js';
 
 /** Backoff from 100 ms doubling to 5 s; 16 failures in a row is about a minute. */
@@ -36,6 +38,16 @@ export interface RetryOptions {
   clock?: Clock;
   /** Told of each failure that will be retried (to log it once in a while). */
   onRetry?: (err: unknown, failures: number, delayMs: number) => void;
+}
+
+/** An onRetry that logs each retry as a warning: `message` with `fields`, the count, the pause and the error. */
+export function logRetries(
+  log: Logger,
+  message: string,
+  fields: Record<string, unknown> = {},
+): NonNullable<RetryOptions['onRetry']> {
+  return (err, failures, delayMs) =>
+    log('warn', message, { ...fields, failures, delayMs, error: describeError(err) });
 }
 
 /** Runs `fn` until it resolves, retrying transient failures with capped backoff; throws the last error. */

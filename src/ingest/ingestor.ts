@@ -22,7 +22,7 @@
  * records say so (`line`), and the facts about its own connections (resyncs, stats, the snapshots the exchange
  * answers its subscribes with) carry it in their ids. A replay publishes in a namespace of its own.
  */
-import { retryTransient } from '../aws/retry.js';
+import { logRetries, retryTransient } from '../aws/retry.js';
 import { BookError, OrderBook } from '../book/book.js';
 import { type FeedKind, feedKindOf } from '../config.js';
 import { describeError, type Logger } from '../log.js';
@@ -321,13 +321,7 @@ export class Ingestor {
         // S3 first: the ref must never point at a missing object. S3 failing for a moment (restarting, throttled)
         // is waited out (src/aws/retry.ts): the frames queue meanwhile, where giving up would reconnect and resync.
         const ref = await retryTransient(() => this.o.snapshots.put(event, state.session), {
-          onRetry: (err, failures, delayMs) =>
-            this.o.log('warn', 'snapshot not stored; retrying', {
-              product: event.product,
-              failures,
-              delayMs,
-              error: describeError(err),
-            }),
+          onRetry: logRetries(this.o.log, 'snapshot not stored; retrying', { product: event.product }),
         });
         state.awaitingSnapshot.delete(event.product);
         Object.assign(b, { seq: event.seq, exchUs: event.exchUs, touchedUs: event.recvUs });

@@ -6,9 +6,9 @@
  *   skipped. Delivery is at-least-once: de-duplication is the handler's (the worker's dedup stage).
  * - Checkpoints per shard in the checkpoint table (src/worker/checkpoints.ts), written after the handler
  *   resolved, so a restart resumes AFTER the last handled record and never skips one; at most once per
- *   `checkpointMs` (the deployed worker: once a second, CHECKPOINT_MS), the newest handled position each time. The write runs while the
- *   next batch is read and handled (in order per shard; awaited before the shard ends or its lease is released):
- *   a checkpoint in series would delay every batch behind it.
+ *   `checkpointMs` (the deployed worker: once a second, CHECKPOINT_MS), the newest handled position each time.
+ *   The write runs while the next batch is read and handled (in order per shard; awaited before the shard ends
+ *   or its lease is released): a checkpoint in series would delay every batch behind it.
  * - Leases (optional, src/worker/leases.ts) split the shards between several workers; without them this
  *   consumer reads every shard.
  * - Resharding: a child shard is read only once its parents were read to their end and marked `ended`.

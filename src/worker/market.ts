@@ -5,7 +5,7 @@
  * the newest exchange time seen, as the raw zone orders by it).
  */
 import type { S3Client } from '@aws-sdk/client-s3';
-import { retryTransient } from '../aws/retry.js';
+import { logRetries, retryTransient } from '../aws/retry.js';
 import { FeatureInputError, FeaturePipeline } from '../features/pipeline.js';
 import type { FeatureRow, LabelRow } from '../features/types.js';
 import { describeError, type Logger } from '../log.js';
@@ -93,14 +93,10 @@ export class MarketStage {
   private async resolve(ref: Extract<StreamEvent, { type: 'snapshot_ref' }>): Promise<MarketEvent> {
     try {
       return await retryTransient(() => resolveSnapshotRef(this.opts.s3, ref), {
-        onRetry: (err, failures, delayMs) =>
-          this.opts.log('warn', 'snapshot read failed; retrying', {
-            product: ref.product,
-            key: ref.key,
-            failures,
-            delayMs,
-            error: describeError(err),
-          }),
+        onRetry: logRetries(this.opts.log, 'snapshot read failed; retrying', {
+          product: ref.product,
+          key: ref.key,
+        }),
       });
     } catch (err) {
       this.opts.log('error', 'snapshot unavailable, book resyncs', {

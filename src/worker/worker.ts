@@ -11,10 +11,10 @@
  * every batch whose lake objects are stored, and replays the shard from it on a restart.
  */
 import type { S3Client } from '@aws-sdk/client-s3';
-import { retryTransient } from '../aws/retry.js';
+import { logRetries, retryTransient } from '../aws/retry.js';
 import { featureColumns, selectColumns } from '../features/spec.js';
 import type { FeatureRow } from '../features/types.js';
-import { describeError, type Logger } from '../log.js';
+import type { Logger } from '../log.js';
 import type { LoadedModel } from '../model/types.js';
 import { LakeWriter } from '../storage/lake.js';
 import type { PredictionRow, RawRow } from '../storage/parquet.js';
@@ -199,10 +199,7 @@ export class Worker {
    * object, or a read.
    */
   private retry<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    return retryTransient(fn, {
-      onRetry: (err, failures, delayMs) =>
-        this.opts.log('warn', `${what} failed; retrying`, { failures, delayMs, error: describeError(err) }),
-    });
+    return retryTransient(fn, { onRetry: logRetries(this.opts.log, `${what} failed; retrying`) });
   }
 
   /** Writes every open lake object (partial windows too): for a stream that has ended for good (offline). */
