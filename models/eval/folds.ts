@@ -15,6 +15,7 @@
  *   computed from validation data). Validation only picks settings, so a horizon is enough there.
  */
 import { QuoteWatchError } from '../../src/errors.js';
+import { binOf } from '../../src/model/inputs.js';
 
 export class FoldError extends QuoteWatchError {}
 
@@ -40,17 +41,8 @@ export interface Fold {
   testWindow: { fromUs: number; toUs: number };
 }
 
-/** The first index whose time is >= t (rows sorted by time). */
-function lowerBound(tsUs: ArrayLike<number>, t: number): number {
-  let lo = 0;
-  let hi = tsUs.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (tsUs[mid]! < t) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
+/** The first index whose time is >= t (rows sorted by time): the number of times below t. */
+const lowerBound = (tsUs: ArrayLike<number>, t: number): number => binOf(tsUs, t);
 
 export function walkForwardFolds(tsUs: ArrayLike<number>, o: FoldOptions): Fold[] {
   if (!(Number.isInteger(o.folds) && o.folds >= 1)) throw new FoldError(`folds must be >= 1, got ${o.folds}`);

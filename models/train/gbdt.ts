@@ -22,6 +22,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { QuoteWatchError } from '../../src/errors.js';
+import { binOf } from '../../src/model/inputs.js';
 import { histogramWorker } from './gbdtWorker.js';
 
 export class GbdtError extends QuoteWatchError {}
@@ -99,19 +100,6 @@ export interface GbdtResult {
 }
 
 const MISSING = 255;
-
-/** The bin of a value: the number of edges below it (so bin b holds (edges[b-1], edges[b]]); NaN is MISSING. */
-function binOf(edges: Float32Array, v: number): number {
-  if (Number.isNaN(v)) return MISSING;
-  let lo = 0;
-  let hi = edges.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (edges[mid]! < v) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
 
 /** A copy of `values` in shared memory (the workers bin it). */
 function shared(values: Float32Array): Float32Array {
@@ -375,6 +363,7 @@ function leafValue(tree: Tree, codes: Uint8Array, F: number, r: number, edges: F
   while (tree.feature[node]! >= 0) {
     const f = tree.feature[node]!;
     const code = codes[r * F + f]!;
+    // A threshold is an edge value, never NaN: its bin is the number of edges below it (the workers' rule).
     const left =
       code === MISSING ? tree.missingLeft[node] === 1 : code <= binOf(edges[f]!, tree.threshold[node]!);
     node = left ? tree.left[node]! : tree.right[node]!;

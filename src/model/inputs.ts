@@ -11,8 +11,11 @@ export interface InputDistribution {
   features: { name: string; edges: number[]; shares: number[] }[];
 }
 
-/** The bin of `v`: the number of edges below it (edges ascending), so bin k is (edges[k-1], edges[k]]. */
-export function binOf(edges: readonly number[], v: number): number {
+/**
+ * The bin of `v`: the number of edges below it (edges ascending), so bin k is (edges[k-1], edges[k]]. The one
+ * lower-bound search of sorted numbers: the trainer's tree thresholds and the walk-forward folds' times use it too.
+ */
+export function binOf(edges: ArrayLike<number>, v: number): number {
   let lo = 0;
   let hi = edges.length;
   while (lo < hi) {
