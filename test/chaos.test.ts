@@ -17,16 +17,18 @@ import { describe, expect, it } from 'vitest';
 import { formatAudit } from '../src/audit/audit.js';
 import { FAULT_NAMES, runChaos } from '../src/chaos/chaos.js';
 
+/** The market both runs stream: two products at 3x, faults from the 300th market event, one every 130. */
+const MARKET = {
+  seed: 14,
+  products: ['BTC-USD', 'ETH-USD'],
+  speed: 3,
+  warmupEvents: 300,
+  everyEvents: 130,
+} as const;
+
 describe('chaos run', () => {
   it('every fault once while the market streams at 3x: nothing duplicated, nothing invented, no tick twice', async () => {
-    const report = await runChaos({
-      seed: 14,
-      products: ['BTC-USD', 'ETH-USD'],
-      speed: 3,
-      marketMs: 75_000,
-      warmupEvents: 300,
-      everyEvents: 130,
-    });
+    const report = await runChaos({ ...MARKET, marketMs: 75_000 });
     console.log(formatAudit(report.audit));
     expect(report.faults.map((f) => f.name).sort()).toEqual([...FAULT_NAMES].sort());
     expect(report.recoveryS).toBeDefined();
@@ -47,15 +49,7 @@ describe('chaos run', () => {
       'restart s3',
       'throttle PutRecords',
     ] as const;
-    const report = await runChaos({
-      seed: 14,
-      products: ['BTC-USD', 'ETH-USD'],
-      speed: 3,
-      marketMs: 60_000,
-      warmupEvents: 300,
-      everyEvents: 130,
-      faults,
-    });
+    const report = await runChaos({ ...MARKET, marketMs: 60_000, faults });
     console.log(formatAudit(report.audit));
     expect(report.faults.map((f) => f.name).sort()).toEqual([...faults].sort());
     expect(report.audit.problems).toEqual([]);
