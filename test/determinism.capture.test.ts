@@ -14,24 +14,18 @@ import {
   ListObjectsV2Command,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { dynamoClient, kinesisClient, s3Client } from '../src/aws/clients.js';
-import { readFeatureConfig, readWorkerConfig } from '../src/config.js';
+import { beforeAll, expect, it } from 'vitest';
+import { kinesisClient, s3Client } from '../src/aws/clients.js';
 import type { ArchivedFrame } from '../src/ingest/archive.js';
 import { Ingestor } from '../src/ingest/ingestor.js';
 import { KinesisProducer } from '../src/ingest/producer.js';
-import { DEFAULT_BASELINE_DIR } from '../src/local/provision.js';
-import { seedRegistry } from '../src/model/registry.js';
-import { ActiveModels } from '../src/model/serving.js';
-import { registrySource } from '../src/model/source.js';
 import { startReplayServer } from '../src/replay/server.js';
-import { BUCKETS, TABLES } from '../src/resources.js';
+import { BUCKETS } from '../src/resources.js';
 import { Repacker } from '../src/simulator/framing.js';
 import { decodeFeatureRows } from '../src/storage/parquet.js';
 import { SnapshotStore } from '../src/stream/claimCheck.js';
-import { KinesisConsumer } from '../src/worker/consumer.js';
-import { Worker } from '../src/worker/worker.js';
 import { describeCapture, receivedFrames } from './support/captures.js';
+import { drainInto, liveWorker, servedBaseline } from './support/determinism.js';
 import { withEmulators } from './support/system.js';
 import { until } from './support/until.js';
 import { createStream } from './worker.consumer.support.js';
@@ -69,21 +63,15 @@ async function* connection(frames: readonly ArchivedFrame[], line: Line): AsyncI
 
 describeCapture('advancedTrade', 'two connections replaying the Advanced Trade capture', (c) => {
   const local = withEmulators({ provision: true });
+  const served = servedBaseline(local);
   let kinesis: KinesisClient;
   let s3: S3Client;
-  let models: ActiveModels;
   let frames: ArchivedFrame[];
 
   beforeAll(async () => {
     kinesis = kinesisClient(local.env);
     s3 = s3Client(local.env);
-    await seedRegistry(DEFAULT_BASELINE_DIR, local.env);
-    models = new ActiveModels({ source: registrySource(local.env, { tickMs: 100 }), log: quiet });
-    await models.refresh();
     frames = await receivedFrames(c);
-  });
-  afterAll(async () => {
-    await models?.release();
   });
 
   /** The lake's per-tick zones, by name without the stream's sequence numbers. */
@@ -92,32 +80,8 @@ describeCapture('advancedTrade', 'two connections replaying the Advanced Trade c
     const bucket = `qw-capture-${name}`;
     await createStream(kinesis, streamName, 1);
     await s3.send(new CreateBucketCommand({ Bucket: bucket }));
-    const worker = new Worker({
-      tickMs: 100,
-      deltaMs: 500,
-      gapLimitMs: readFeatureConfig({}).gapLimitMs,
-      s3,
-      lakeBucket: bucket,
-      objectTicks: readWorkerConfig({}).lakeObjectTicks,
-      models: () => models.served(),
-      writeLatest: async () => {},
-      now: () => Date.now(),
-      log: quiet,
-    });
-    let ingested = false;
-    const stop = new AbortController();
-    const consuming = new KinesisConsumer({
-      kinesis,
-      dynamo: dynamoClient(local.env),
-      streamName,
-      checkpointTable: TABLES.checkpoints.localName,
-      idleMs: 10,
-      onIdle: () => {
-        if (ingested) stop.abort();
-      },
-    }).run(async (batch) => {
-      await worker.handleBatch(batch);
-    }, stop.signal);
+    const worker = liveWorker({ env: local.env, kinesis, s3, models: served.models, bucket });
+    const consumer = drainInto(worker, { env: local.env, kinesis, streamName });
     const servers = await Promise.all(
       lines.map((line) => startReplayServer({ frames: connection(frames, line), speed: 5 })),
     );
@@ -140,9 +104,9 @@ describeCapture('advancedTrade', 'two connections replaying the Advanced Trade c
     } finally {
       for (const g of ingestors) await g.stop();
       for (const s of servers) await s.close();
-      ingested = true;
+      consumer.ingested();
     }
-    await consuming;
+    await consumer.drained;
     await worker.close();
     const objects = new Map<string, Buffer>();
     const out = await s3.send(new ListObjectsV2Command({ Bucket: bucket }));

@@ -22,22 +22,16 @@ import {
 } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AuditReport, audit } from '../src/audit/audit.js';
-import { dynamoClient, kinesisClient, s3Client } from '../src/aws/clients.js';
-import { readFeatureConfig, readWorkerConfig } from '../src/config.js';
+import { kinesisClient, s3Client } from '../src/aws/clients.js';
 import { Ingestor } from '../src/ingest/ingestor.js';
 import { KinesisProducer } from '../src/ingest/producer.js';
-import { DEFAULT_BASELINE_DIR } from '../src/local/provision.js';
-import { seedRegistry } from '../src/model/registry.js';
-import { ActiveModels } from '../src/model/serving.js';
-import { registrySource } from '../src/model/source.js';
-import { BUCKETS, TABLES } from '../src/resources.js';
+import { BUCKETS } from '../src/resources.js';
 import { productSpecs } from '../src/simulator/exchange.js';
 import { startSimulator } from '../src/simulator/server.js';
 import { decodeRawRows } from '../src/storage/parquet.js';
 import { SnapshotStore } from '../src/stream/claimCheck.js';
 import type { ArbiterCounters } from '../src/worker/arbiter.js';
-import { KinesisConsumer } from '../src/worker/consumer.js';
-import { Worker } from '../src/worker/worker.js';
+import { drainInto, liveWorker, servedBaseline } from './support/determinism.js';
 import { tempDataDir, withEmulators } from './support/system.js';
 import { until } from './support/until.js';
 import { createStream } from './worker.consumer.support.js';
@@ -46,7 +40,6 @@ const local = withEmulators({ provision: true });
 const dir = tempDataDir('qw-lines-');
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const PRODUCTS = ['BTC-USD', 'ETH-USD'];
-const TICK_MS = 100;
 const MARKET_MS = 60_000;
 /** Lines drift apart by this process's wall-clock stalls times the speed (at 5x a 400 ms stall is the 2 s of exchange
  * time after which a standby takes over from a primary that looks silent). */
@@ -54,19 +47,13 @@ const SPEED = 5;
 const ANCHOR_US = Date.UTC(2026, 2, 2, 10, 0, 30) * 1000;
 const quiet = () => {};
 
+const served = servedBaseline(local);
 let kinesis: KinesisClient;
 let s3: S3Client;
-let models: ActiveModels;
 
-beforeAll(async () => {
+beforeAll(() => {
   kinesis = kinesisClient(local.env);
   s3 = s3Client(local.env);
-  await seedRegistry(DEFAULT_BASELINE_DIR, local.env);
-  models = new ActiveModels({ source: registrySource(local.env, { tickMs: TICK_MS }), log: quiet });
-  await models.refresh();
-});
-afterAll(async () => {
-  await models?.release();
 });
 
 interface Line {
@@ -109,34 +96,9 @@ async function run(name: string, lines: Line[], hostileEveryMs?: number): Promis
     losses: (conn) => lines[conn - 1]?.losses ?? [],
     ...(hostileEveryMs ? { hostileEveryMs } : {}),
   });
-  const tuning = readWorkerConfig({});
-  const worker = new Worker({
-    tickMs: TICK_MS,
-    deltaMs: 500,
-    gapLimitMs: readFeatureConfig({}).gapLimitMs,
-    s3,
-    lakeBucket: bucket,
-    objectTicks: tuning.lakeObjectTicks,
-    models: () => models.served(),
-    writeLatest: async () => {}, // the latest table is not compared here
-    now: () => Date.now(),
-    log: quiet,
-  });
-  let ingested = false;
-  const stop = new AbortController();
-  const consumer = new KinesisConsumer({
-    kinesis,
-    dynamo: dynamoClient(local.env),
-    streamName,
-    checkpointTable: TABLES.checkpoints.localName,
-    idleMs: 10,
-    onIdle: () => {
-      if (ingested) stop.abort();
-    },
-  });
-  const consuming = consumer.run(async (batch) => {
-    await worker.handleBatch(batch);
-  }, stop.signal);
+  // The latest table is not compared here.
+  const worker = liveWorker({ env: local.env, kinesis, s3, models: served.models, bucket });
+  const consumer = drainInto(worker, { env: local.env, kinesis, streamName });
   const ingestors: Ingestor[] = [];
   try {
     for (const [i] of lines.entries()) {
@@ -163,9 +125,9 @@ async function run(name: string, lines: Line[], hostileEveryMs?: number): Promis
   } finally {
     for (const g of ingestors) await g.stop();
     await sim.close();
-    ingested = true;
+    consumer.ingested();
   }
-  await consuming;
+  await consumer.drained;
   await worker.close();
   return { ...(await readLake(bucket)), ingestors, lines: { ...worker.lines } };
 }
@@ -253,7 +215,7 @@ describe('the audit (src/audit/audit.ts) of both runs', () => {
     LAKE_BUCKET: `qw-lines-${name}`,
     SYMBOLS: PRODUCTS.join(','),
   });
-  const targets = () => models.served().map((m) => m.target);
+  const targets = () => served.models.served().map((m) => m.target);
   const run = (name: string) =>
     audit({ simLog: join(dir, `${name}.sim.ndjson`), env: env(name), targets: targets() });
 
@@ -312,7 +274,7 @@ describe('hostile mode (src/simulator/hostile.ts): one ingestor against an excha
         LAKE_BUCKET: 'qw-lines-hostile',
         SYMBOLS: PRODUCTS.join(','),
       },
-      targets: models.served().map((m) => m.target),
+      targets: served.models.served().map((m) => m.target),
     });
     const g = hostile.ingestors[0]!.counters;
     // Hostile frames came (one every 7 s of market) and were refused or skipped; the connection carried on.

@@ -26,20 +26,15 @@ import {
 } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dynamoClient, kinesisClient, s3Client } from '../src/aws/clients.js';
-import { readFeatureConfig, readWorkerConfig } from '../src/config.js';
 import type { FeatureRow } from '../src/features/types.js';
 import { FileArchive } from '../src/ingest/archive.js';
 import { Ingestor } from '../src/ingest/ingestor.js';
 import { KinesisProducer } from '../src/ingest/producer.js';
-import { DEFAULT_BASELINE_DIR } from '../src/local/provision.js';
 import {
   MalformedFrameError,
   type MappedFrame,
   mapAdvancedTradeFrameAsync,
 } from '../src/marketdata/advancedTrade.js';
-import { seedRegistry } from '../src/model/registry.js';
-import { ActiveModels } from '../src/model/serving.js';
-import { registrySource } from '../src/model/source.js';
 import { TARGETS } from '../src/model/types.js';
 import { readRecording } from '../src/replay/readers.js';
 import { BUCKETS, TABLES } from '../src/resources.js';
@@ -49,8 +44,9 @@ import { putLatest } from '../src/storage/latest.js';
 import { decodeFeatureRows, decodePredictionRows, type PredictionRow } from '../src/storage/parquet.js';
 import { SnapshotStore } from '../src/stream/claimCheck.js';
 import { decodeRecord, encodeRecord, eventKey, type StreamEvent } from '../src/stream/record.js';
-import { type ConsumedRecord, KinesisConsumer } from '../src/worker/consumer.js';
-import { Worker } from '../src/worker/worker.js';
+import type { ConsumedRecord } from '../src/worker/consumer.js';
+import type { Worker } from '../src/worker/worker.js';
+import { drainInto, liveWorker, servedBaseline } from './support/determinism.js';
 import { tempDataDir, withEmulators } from './support/system.js';
 import { until } from './support/until.js';
 import { createStream } from './worker.consumer.support.js';
@@ -61,54 +57,31 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const SEED = 5;
 const PRODUCTS = ['BTC-USD', 'ETH-USD'];
-const TICK_MS = 100;
-const DELTA_MS = 500;
 const SNAPSHOT_INTERVAL_MS = 10_000;
 /** Simulated time per live run, counted in periodic snapshot rounds (exchange time). */
 const ROUNDS = 18;
 const quiet = () => {};
 
+const served = servedBaseline(local);
 let kinesis: KinesisClient;
 let s3: S3Client;
-let models: ActiveModels;
 
-beforeAll(async () => {
+beforeAll(() => {
   kinesis = kinesisClient(local.env);
   s3 = s3Client(local.env);
-  await seedRegistry(DEFAULT_BASELINE_DIR, local.env);
-  models = new ActiveModels({ source: registrySource(local.env, { tickMs: TICK_MS }), log: quiet });
-  await models.refresh();
-});
-afterAll(async () => {
-  await models?.release();
 });
 
-/** A worker as containers/worker/main.ts builds it, writing its lake to `bucket`. */
+/** A worker as containers/worker/main.ts builds it, writing its lake to `bucket` and the latest table. */
 function newWorker(bucket: string, recovery?: { streamName: string }): Worker {
-  const tuning = readWorkerConfig({});
-  return new Worker({
-    tickMs: TICK_MS,
-    deltaMs: DELTA_MS,
-    gapLimitMs: readFeatureConfig({}).gapLimitMs,
+  return liveWorker({
+    env: local.env,
+    kinesis,
     s3,
-    lakeBucket: bucket,
-    objectTicks: tuning.lakeObjectTicks,
-    models: () => models.served(),
+    models: served.models,
+    bucket,
     writeLatest: (snap) =>
       putLatest(snap, { client: dynamoClient(local.env), table: TABLES.latest.localName }),
-    now: () => Date.now(),
-    log: quiet,
-    ...(recovery
-      ? {
-          recovery: {
-            kinesis,
-            dynamo: dynamoClient(local.env),
-            streamName: recovery.streamName,
-            table: TABLES.checkpoints.localName,
-            lookbackMs: tuning.recoveryLookbackMs,
-          },
-        }
-      : {}),
+    ...(recovery ? { recovery } : {}),
   });
 }
 
@@ -167,21 +140,7 @@ async function live(name: string): Promise<LiveRun> {
   });
 
   const worker = newWorker(bucket, { streamName });
-  let ingested = false;
-  const stop = new AbortController();
-  const consumer = new KinesisConsumer({
-    kinesis,
-    dynamo: dynamoClient(local.env),
-    streamName,
-    checkpointTable: TABLES.checkpoints.localName,
-    idleMs: 10,
-    onIdle: () => {
-      if (ingested) stop.abort();
-    },
-  });
-  const consuming = consumer.run(async (batch) => {
-    await worker.handleBatch(batch);
-  }, stop.signal);
+  const consumer = drainInto(worker, { env: local.env, kinesis, streamName });
   try {
     ingestor.start();
     await until('simulated minutes', () => ingestor.counters.periodicSnapshots >= ROUNDS);
@@ -189,9 +148,9 @@ async function live(name: string): Promise<LiveRun> {
   } finally {
     await ingestor.stop();
     await sim.close();
-    ingested = true;
+    consumer.ingested();
   }
-  await consuming;
+  await consumer.drained;
   // The stream has ended for good: write the open windows too (rows are compared, not objects).
   await worker.close();
   return { ...(await readLake(bucket)), archive, session };
@@ -325,8 +284,8 @@ describe('cross-path determinism of the lake (same simulator seed)', () => {
   }, 120_000);
 
   it('covers minutes of event time, every row scored by both shipped baselines', () => {
-    const served = models.served();
-    expect(served.map((m) => m.target)).toEqual(TARGETS);
+    const scoring = served.models.served();
+    expect(scoring.map((m) => m.target)).toEqual(TARGETS);
     for (const product of PRODUCTS) {
       const { from, to } = ranges.get(product)!;
       // ROUNDS periodic snapshot rounds of exchange time ran; the common range is most of it.
@@ -335,8 +294,8 @@ describe('cross-path determinism of the lake (same simulator seed)', () => {
     for (const run of [a, a2, b]) {
       const rows = features(run, ranges);
       expect(rows.length).toBeGreaterThan(PRODUCTS.length * 1000);
-      expect(predictions(run, ranges)).toHaveLength(rows.length * served.length);
-      for (const m of served) {
+      expect(predictions(run, ranges)).toHaveLength(rows.length * scoring.length);
+      for (const m of scoring) {
         expect(run.predictions.some((p) => p.target === m.target && p.modelVersion === m.version)).toBe(true);
       }
     }
