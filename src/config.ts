@@ -427,6 +427,100 @@ export function readFeedConfig(env: Env = process.env): FeedConfig {
   };
 }
 
+/** Coinbase's public REST bases: BOOK_REST_URL's default for each Coinbase feed (bookRestUrlFor). */
+export const COINBASE_REST = {
+  advancedTrade: 'https://api.coinbase.com',
+  exchange: 'https://api.exchange.coinbase.com',
+} as const;
+
+/**
+ * The REST base that serves the book of the feed at `feedUrl`: Coinbase's own for its two feeds, otherwise the
+ * feed's host and port over http(s) (the local simulator serves both on one port: ws://host:port -> http://host:port).
+ */
+export function bookRestUrlFor(feedUrl: string): string {
+  let url: URL;
+  try {
+    url = new URL(feedUrl);
+  } catch {
+    throw new ConfigError('FEED_URL', `cannot derive BOOK_REST_URL from ${JSON.stringify(feedUrl)}`);
+  }
+  if (url.hostname === new URL(COINBASE_FEEDS.advancedTrade).hostname) return COINBASE_REST.advancedTrade;
+  if (url.hostname === new URL(COINBASE_FEEDS.exchange).hostname) return COINBASE_REST.exchange;
+  return `${url.protocol === 'wss:' ? 'https:' : 'http:'}//${url.host}`;
+}
+
+/** How often the ingestor reads the worker's book verdicts (BOOK_VERDICT_POLL_MS default; the cost model's reads). */
+export const DEFAULT_BOOK_VERDICT_POLL_MS = 5000;
+
+/**
+ * The book check (src/ingest/bookCheck.ts): the exchange's REST book of each product put into the stream for the
+ * worker to compare with its own, and the worker's verdicts read back (src/storage/bookVerdicts.ts).
+ */
+export interface BookCheckConfig {
+  /** BOOK_CHECK_S: seconds between two checks of one product (jittered); 0 = off. */
+  everyS: number;
+  /** BOOK_CHECK_DEPTH: levels asked per side. */
+  depth: number;
+  /** BOOK_CHECK_JITTER: each period is everyS x (1 +- this), so the products' checks spread out. */
+  jitter: number;
+  /** BOOK_CHECK_TIMEOUT_MS: a REST answer (headers and body) slower than this is a failed check. */
+  timeoutMs: number;
+  /** BOOK_REST_URL: the REST base (default from FEED_URL, bookRestUrlFor). */
+  restUrl: string;
+  /** BOOK_VERDICT_POLL_MS: how often the worker's verdicts are read from the latest table; 0 = never. */
+  verdictPollMs: number;
+}
+
+export function readBookCheckConfig(env: Env = process.env): BookCheckConfig {
+  const verdictPollMs = read(
+    env,
+    'BOOK_VERDICT_POLL_MS',
+    intMs(0, 600_000),
+    String(DEFAULT_BOOK_VERDICT_POLL_MS),
+  );
+  if (verdictPollMs > 0 && verdictPollMs < 100) {
+    throw new ConfigError('BOOK_VERDICT_POLL_MS', `${verdictPollMs} must be 0 (off) or >= 100`);
+  }
+  return {
+    everyS: read(
+      env,
+      'BOOK_CHECK_S',
+      z.coerce
+        .number({ message: 'expected whole seconds' })
+        .int('expected whole seconds')
+        .min(0, 'must be >= 0 (0 = off)')
+        .max(86_400, 'must be <= 86400'),
+      '60',
+    ),
+    depth: read(
+      env,
+      'BOOK_CHECK_DEPTH',
+      z.coerce
+        .number({ message: 'expected a whole number of levels' })
+        .int('expected a whole number of levels')
+        .min(1, 'must be >= 1')
+        .max(1000, 'must be <= 1000'),
+      '50',
+    ),
+    jitter: read(
+      env,
+      'BOOK_CHECK_JITTER',
+      z.coerce.number({ message: 'expected a fraction' }).min(0, 'must be >= 0').max(0.5, 'must be <= 0.5'),
+      '0.2',
+    ),
+    timeoutMs: read(env, 'BOOK_CHECK_TIMEOUT_MS', intMs(100, 60_000), '2000'),
+    restUrl: read(
+      env,
+      'BOOK_REST_URL',
+      z
+        .string()
+        .regex(/^https?:\/\/[^/\s]+$/, 'expected http(s)://host[:port] without a path'),
+      bookRestUrlFor(readFeedUrl(env)),
+    ),
+    verdictPollMs,
+  };
+}
+
 /** Worker tuning: lake object size in ticks of event time, model pointer check period. */
 export interface WorkerConfig {
   /** Ticks per Parquet object (one event-time window); TICK_MS x this must divide one hour. */
@@ -461,6 +555,11 @@ export interface WorkerConfig {
    * ingestor's line may run ahead of a silent or slow primary before it takes over (src/worker/arbiter.ts).
    */
   arbiter: { windowMs: number; failoverMs: number };
+  /**
+   * BOOK_CHECK_SKEW_MS: the in-flight tolerance of the book check (src/book/verify.ts): a level that changed within
+   * this much exchange time of the REST book's time is not compared at that check.
+   */
+  bookCheckSkewMs: number;
 }
 
 export function readWorkerConfig(env: Env = process.env): WorkerConfig {
@@ -504,6 +603,7 @@ export function readWorkerConfig(env: Env = process.env): WorkerConfig {
       windowMs: read(env, 'DEDUP_WINDOW_MS', intMs(1000, 3_600_000), '120000'),
       failoverMs: read(env, 'LINE_FAILOVER_MS', intMs(1, 600_000), '2000'),
     },
+    bookCheckSkewMs: read(env, 'BOOK_CHECK_SKEW_MS', intMs(0, 60_000), '1000'),
   };
 }
 

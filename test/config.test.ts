@@ -1,7 +1,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  bookRestUrlFor,
   COINBASE_FEEDS,
+  COINBASE_REST,
   ConfigError,
   coreEnv,
   DEFAULT_CORE,
@@ -9,6 +11,7 @@ import {
   DEFAULT_TRAIN_L2,
   feedKindOf,
   PRODUCT_ID_PATTERN,
+  readBookCheckConfig,
   readCoreConfig,
   readFeatureConfig,
   readFeedUrl,
@@ -139,6 +142,52 @@ describe('worker config', () => {
       /^LAKE_OBJECT_TICKS: 7 ticks of 100 ms/,
     );
     expect(readWorkerConfig({ LAKE_OBJECT_TICKS: '20' }).lakeObjectTicks).toBe(20);
+  });
+});
+
+describe('book check config', () => {
+  it('has the defaults, the REST base derived from the feed', () => {
+    expect(readBookCheckConfig({})).toEqual({
+      everyS: 60,
+      depth: 50,
+      jitter: 0.2,
+      timeoutMs: 2000,
+      restUrl: 'http://127.0.0.1:8765',
+      verdictPollMs: 5000,
+    });
+    expect(readWorkerConfig({}).bookCheckSkewMs).toBe(1000);
+    expect(readWorkerConfig({ BOOK_CHECK_SKEW_MS: '250' }).bookCheckSkewMs).toBe(250);
+  });
+
+  it('derives BOOK_REST_URL from FEED_URL: the simulator, Advanced Trade, the Exchange feed', () => {
+    expect(bookRestUrlFor('ws://127.0.0.1:9000')).toBe('http://127.0.0.1:9000');
+    expect(bookRestUrlFor('wss://feed.example.com:444/ws')).toBe('https://feed.example.com:444');
+    expect(bookRestUrlFor(COINBASE_FEEDS.advancedTrade)).toBe(COINBASE_REST.advancedTrade);
+    expect(bookRestUrlFor(COINBASE_FEEDS.exchange)).toBe(COINBASE_REST.exchange);
+    expect(readBookCheckConfig({ FEED_URL: COINBASE_FEEDS.exchange }).restUrl).toBe(
+      'https://api.exchange.coinbase.com',
+    );
+    expect(readBookCheckConfig({ BOOK_REST_URL: 'http://localhost:1' }).restUrl).toBe('http://localhost:1');
+  });
+
+  it('takes 0 as off', () => {
+    const off = readBookCheckConfig({ BOOK_CHECK_S: '0', BOOK_VERDICT_POLL_MS: '0' });
+    expect([off.everyS, off.verdictPollMs]).toEqual([0, 0]);
+  });
+
+  it.each([
+    ['BOOK_CHECK_S', '-1'],
+    ['BOOK_CHECK_S', '1.5'],
+    ['BOOK_CHECK_DEPTH', '0'],
+    ['BOOK_CHECK_DEPTH', '5000'],
+    ['BOOK_CHECK_JITTER', '0.9'],
+    ['BOOK_CHECK_JITTER', 'lots'],
+    ['BOOK_CHECK_TIMEOUT_MS', '10'],
+    ['BOOK_REST_URL', 'ftp://x'],
+    ['BOOK_REST_URL', 'https://api.coinbase.com/api/v3'],
+    ['BOOK_VERDICT_POLL_MS', '5'],
+  ])('rejects %s=%s naming the variable', (variable, value) => {
+    expect(() => readBookCheckConfig({ [variable]: value })).toThrow(new RegExp(`^${variable}: `));
   });
 });
 
