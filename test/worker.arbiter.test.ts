@@ -11,7 +11,7 @@ import { OrderBook } from '../src/book/book.js';
 import { FeaturePipeline } from '../src/features/pipeline.js';
 import type { FeatureRow } from '../src/features/types.js';
 import type { Level, MarketEvent } from '../src/marketdata/events.js';
-import { eventKey, namespacedId, type StreamEvent } from '../src/stream/record.js';
+import { eventKey, isMarketEvent, namespacedId, type StreamEvent } from '../src/stream/record.js';
 import { type Delivered, LineArbiter } from '../src/worker/arbiter.js';
 
 const P = 'BTC-USD';
@@ -172,7 +172,7 @@ const comparable = (e: StreamEvent) => ({
 
 function rows(events: readonly StreamEvent[]): FeatureRow[] {
   const pipeline = new FeaturePipeline({ tickMs: 100, deltaMs: 500, topLevels: 3 });
-  for (const e of events) if (e.type !== 'snapshot_ref' && e.type !== 'stats') pipeline.push(e);
+  for (const e of events) if (isMarketEvent(e)) pipeline.push(e);
   return pipeline.drain().rows;
 }
 
@@ -340,7 +340,7 @@ describe('line arbitration', () => {
     expect(new Set(ids).size).toBe(ids.length);
     // After the rebuild the book is the exchange's again.
     const pipeline = new FeaturePipeline({ tickMs: 100, deltaMs: 500 });
-    for (const e of passed) if (e.type !== 'snapshot_ref' && e.type !== 'stats') pipeline.push(e);
+    for (const e of passed) if (isMarketEvent(e)) pipeline.push(e);
     const book = pipeline.book(P)!;
     expect({ bids: book.top('bid', book.depth('bid')), asks: book.top('ask', book.depth('ask')) }).toEqual(
       bookAt(events, events.length),

@@ -140,6 +140,16 @@ export class FeaturePipeline {
     return this.products.get(product)?.book;
   }
 
+  /**
+   * The product's L2 book: 'synced' once a snapshot is applied, 'resyncing' from a resync (or an update that could
+   * not be applied) until the next snapshot; undefined for a product without L2 data (its quote is the ticker's).
+   */
+  bookState(product: string): 'synced' | 'resyncing' | undefined {
+    const s = this.products.get(product);
+    if (!s?.hasL2) return undefined;
+    return s.ready ? 'synced' : 'resyncing';
+  }
+
   watermarkUs(product: string): number | undefined {
     const w = this.products.get(product)?.watermarkUs;
     return w === undefined || w === Number.NEGATIVE_INFINITY ? undefined : w;

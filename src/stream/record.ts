@@ -78,7 +78,37 @@ export function feedHealth(stats: FeedStatsEvent): FeedHealth {
   return Object.fromEntries(FEED_HEALTH_FIELDS.map((k) => [k, stats[k]])) as FeedHealth;
 }
 
-export type StreamEvent = (MarketEvent | SnapshotRefEvent | FeedStatsEvent) & { id: string };
+/**
+ * The exchange's own book of one product, fetched over REST by the ingestor and put into the stream where it
+ * arrived (#17): the worker compares its book with it at that point of the stream (src/book/verify.ts). `exchUs`
+ * is the REST book's own time (Advanced Trade `pricebook.time`, Exchange `time`); `seq` the Exchange book's
+ * `sequence` (-1 on Advanced Trade, whose REST book has none). `depth` is the number of levels asked per side:
+ * a side with fewer levels is the whole side. A fetch that failed (an error, a timeout, 429, a malformed answer)
+ * is still published, with `unavailable` saying why and no levels, so the worker's verification state says so.
+ */
+export interface BookCheckEvent {
+  type: 'book_check';
+  product: string;
+  exchUs: number;
+  recvUs: number;
+  seq: number;
+  /** Which REST endpoint answered. */
+  source: 'advanced_trade' | 'exchange';
+  depth: number;
+  bids: [string, string][];
+  asks: [string, string][];
+  /** Why there is no book to compare (absent when there is one). */
+  unavailable?: string;
+}
+
+export type StreamEvent = (MarketEvent | SnapshotRefEvent | FeedStatsEvent | BookCheckEvent) & {
+  id: string;
+};
+
+/** A market event, not one of the stream's own kinds (claim-check, stats, book check). */
+export function isMarketEvent(e: StreamEvent): e is MarketEvent & { id: string } {
+  return e.type !== 'snapshot_ref' && e.type !== 'stats' && e.type !== 'book_check';
+}
 
 export interface StreamRecord {
   v: typeof RECORD_VERSION;
@@ -102,12 +132,18 @@ export class RecordFormatError extends QuoteWatchError {}
  * - `heartbeat`: `h:<product>:<counter>`;
  * - `snapshot_ref` / `book_snapshot` from the ingestor's own book (`periodic`): `p:<product>:<exchange µs of the
  *   last book event it holds>` — two ingestors with complete books write the same book there;
+ * - `book_check` (the exchange's REST book): `v:<product>:<its time>:<hash of its levels>`; a failed fetch is a
+ *   fact about one ingestor: `v:<line>:<product>:<n>`;
  * - an exchange snapshot (the answer to one connection's subscribe), `resync` and `stats` are facts about one
  *   connection: `x:<line>:<product>:<exchange µs>:<n>`, `r:<line>:<n>:<product>`, `s:<line>:<n>`, with `n` the
  *   line's own counter of them.
  * `line` is the ingestor's session; `n` is only read for the per-line kinds.
  */
-export function eventKey(e: MarketEvent | SnapshotRefEvent | FeedStatsEvent, line: string, n = 0): string {
+export function eventKey(
+  e: MarketEvent | SnapshotRefEvent | FeedStatsEvent | BookCheckEvent,
+  line: string,
+  n = 0,
+): string {
   switch (e.type) {
     case 'trade':
       return `t:${e.product}:${e.tradeId}`;
@@ -127,6 +163,10 @@ export function eventKey(e: MarketEvent | SnapshotRefEvent | FeedStatsEvent, lin
       return `r:${line}:${n}:${e.product}`;
     case 'stats':
       return `s:${line}:${n}`;
+    case 'book_check':
+      return e.unavailable === undefined
+        ? `v:${e.product}:${e.exchUs}:${fnv1a(JSON.stringify([e.bids, e.asks]))}`
+        : `v:${line}:${e.product}:${n}`;
   }
 }
 
@@ -229,6 +269,15 @@ const EventSchema = z.discriminatedUnion('type', [
     producerRetries: Count,
     bufferDepth: Count,
     metrics: z.record(z.string(), Count).optional(),
+  }),
+  z.looseObject({
+    ...base,
+    type: z.literal('book_check'),
+    source: z.enum(['advanced_trade', 'exchange']),
+    depth: z.number().int().positive().max(100_000),
+    bids: z.array(Level),
+    asks: z.array(Level),
+    unavailable: z.string().max(1000).optional(),
   }),
 ]);
 

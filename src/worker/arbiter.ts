@@ -127,6 +127,11 @@ class ProductArbiter {
       case 'book_snapshot':
         this.onSnapshot(line, ls, d, out);
         return;
+      case 'book_check':
+        // The exchange's REST book is judged by its own time, not its place in one line's stream (only one
+        // ingestor fetches it, and it may be a standby): passed from any line, once.
+        this.pass(d, out);
+        return;
     }
     if (this.primary === line || this.primary === undefined) {
       this.pass(d, out);

@@ -13,12 +13,15 @@ import type { MarketEvent } from '../marketdata/events.js';
 import type { RawRow } from '../storage/parquet.js';
 import { resolveSnapshotRef } from '../stream/claimCheck.js';
 import { type FeedHealth, type FeedStatsEvent, feedHealth, type StreamEvent } from '../stream/record.js';
+import { BookVerifier, DEFAULT_SKEW_MS } from './verification.js';
 
 export interface MarketStageOptions {
   tickMs: number;
   deltaMs: number;
   /** The feature pipeline's data-gap limit (readFeatureConfig().gapLimitMs), the same as offline. */
   gapLimitMs?: number;
+  /** The book check's in-flight window (BOOK_CHECK_SKEW_MS; verification.ts). */
+  bookCheckSkewMs?: number;
   s3: Pick<S3Client, 'send'>;
   log: Logger;
 }
@@ -33,6 +36,8 @@ export interface Applied {
 
 export class MarketStage {
   readonly pipeline: FeaturePipeline;
+  /** The exchange's REST books against ours (book_check events). */
+  readonly verifier: BookVerifier;
   /** Per product: the newest exchange time seen (the raw zone's stream time). */
   private readonly streamTime = new Map<string, number>();
   private readonly feed = new Map<string, FeedStatsEvent>();
@@ -44,6 +49,7 @@ export class MarketStage {
       topLevels: 3,
       gapLimitMs: opts.gapLimitMs,
     });
+    this.verifier = new BookVerifier({ skewMs: opts.bookCheckSkewMs ?? DEFAULT_SKEW_MS });
   }
 
   /** Applies one event of `record` (its sequence number) at `index`; problems with one event never stop a batch. */
@@ -69,8 +75,14 @@ export class MarketStage {
       this.feed.set(e.product, e);
       return applied;
     }
+    if (e.type === 'book_check') {
+      this.verifier.check(e, this.pipeline.watermarkUs(e.product));
+      return applied;
+    }
     const event = e.type === 'snapshot_ref' ? await this.resolve(e) : e;
     if (event.type === 'book_snapshot') applied.snapshotUs = event.exchUs;
+    const p = event.product;
+    this.verifier.beforeApply(event, this.pipeline.book(p), this.pipeline.bookState(p) === 'synced');
     try {
       this.pipeline.push(event);
     } catch (err) {

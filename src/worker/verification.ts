@@ -1,0 +1,272 @@
+/**
+ * Book verification stage (#17): each `book_check` record (the exchange's REST book, put into the stream by the
+ * ingestor) is compared with the worker's own book (src/book/verify.ts) — not where it arrived, but once the
+ * product's event time has passed the REST book's time T by the skew window, so every change the exchange made
+ * before T has reached our book whichever way the two clocks and the feed's batching lean. Levels our book saw
+ * change at or after T − skew are in flight and left out of that check.
+ *
+ * The skew window (BOOK_CHECK_SKEW_MS, default 1 s) must cover how far a level change's exchange time and the REST
+ * book's time can disagree about the same state: the feed's batching (level2_batch: 50 ms), the spread of
+ * exchange → ingest latency between the WebSocket and the REST path, and how stale the exchange's REST cache may
+ * be. Too short gives false mismatches on busy levels; too long only delays detection on busy levels (a quiet
+ * level is compared at the next check). 1 s is ten times the first two on the captures and the simulator.
+ *
+ * Everything here is driven by the stream alone (event time, stream order), so a replay gives the same verdicts.
+ * Per product it keeps when each level last changed (pruned to `retainMs` of event time), the checks waiting for
+ * their time, and the last verdict: what /latest, /health and the lineage read.
+ */
+import type { OrderBook } from '../book/book.js';
+import { parseUnits } from '../book/units.js';
+import {
+  type BookComparison,
+  compareBooks,
+  ExchangeBookError,
+  type LevelDifference,
+} from '../book/verify.js';
+import type { MarketEvent, Side } from '../marketdata/events.js';
+import type { BookCheckEvent } from '../stream/record.js';
+
+export type VerificationResult = 'match' | 'mismatch' | 'unavailable' | 'pending';
+
+/** The last word on a product's book from the exchange's own (what /latest and /health show). */
+export interface Verification {
+  result: VerificationResult;
+  /** The REST book's time of the check that gave it (epoch µs); null before any check was judged. */
+  atUs: number | null;
+  reason?: string;
+}
+
+/** One judged check. */
+export interface CheckOutcome extends Verification {
+  product: string;
+  atUs: number;
+  /** The book_check event's id (the verdict channel's key). */
+  checkId: string;
+  compared: number;
+  inFlight: number;
+  /** The differing levels (at most MAX_DIFFERENCES kept). */
+  differences: LevelDifference[];
+}
+
+export interface VerificationOptions {
+  /** The in-flight window around the REST book's time (BOOK_CHECK_SKEW_MS). */
+  skewMs: number;
+  /** How long level change times are kept; a check older than this when it arrives is unavailable. Default 30 s. */
+  retainMs?: number;
+}
+
+export const DEFAULT_SKEW_MS = 1000;
+const MAX_DIFFERENCES = 10;
+
+interface Pending {
+  check: BookCheckEvent & { id: string };
+  dueUs: number;
+}
+
+/** One product's level change times, pending checks and last verdict. */
+class ProductChecks {
+  /** Last change time (µs) per price (units), per side. */
+  readonly changed = { bid: new Map<number, number>(), ask: new Map<number, number>() };
+  /** The same changes in time order, to prune the maps. */
+  private readonly order: { us: number; side: Side; price: number }[] = [];
+  private head = 0;
+  pending: Pending[] = [];
+  last: Verification = { result: 'pending', atUs: null, reason: 'no check judged yet' };
+
+  mark(side: Side, price: number, us: number): void {
+    this.changed[side].set(price, us);
+    this.order.push({ us, side, price });
+  }
+
+  prune(beforeUs: number): void {
+    while (this.head < this.order.length && this.order[this.head]!.us < beforeUs) {
+      const { side, price, us } = this.order[this.head++]!;
+      if (this.changed[side].get(price) === us) this.changed[side].delete(price);
+    }
+    if (this.head > 1024 && this.head * 2 > this.order.length) {
+      this.order.splice(0, this.head);
+      this.head = 0;
+    }
+  }
+}
+
+export class BookVerifier {
+  private readonly skewUs: number;
+  private readonly retainUs: number;
+  private readonly products = new Map<string, ProductChecks>();
+  /** Judged checks not yet taken by the caller (metrics, logs, the verdict channel). */
+  private outcomes: CheckOutcome[] = [];
+  readonly counts: Record<Exclude<VerificationResult, 'pending'>, number> = {
+    match: 0,
+    mismatch: 0,
+    unavailable: 0,
+  };
+
+  constructor(opts: VerificationOptions) {
+    if (!(opts.skewMs >= 0)) throw new RangeError(`bad skewMs ${opts.skewMs}`);
+    this.skewUs = opts.skewMs * 1000;
+    this.retainUs = (opts.retainMs ?? 30_000) * 1000;
+  }
+
+  private of(product: string): ProductChecks {
+    let p = this.products.get(product);
+    if (!p) {
+      p = new ProductChecks();
+      this.products.set(product, p);
+    }
+    return p;
+  }
+
+  /**
+   * Before `e` is applied to `book` (stream order): judges the checks whose time `e` passes, on the book as of
+   * every event before it, then notes what `e` changes.
+   */
+  beforeApply(e: MarketEvent, book: OrderBook | undefined, ready: boolean): void {
+    const p = this.of(e.product);
+    this.settle(e.product, p, e.exchUs, book, ready);
+    switch (e.type) {
+      case 'book_changes':
+        for (const c of e.changes) p.mark(c.side, parseUnits(c.price), e.exchUs);
+        break;
+      case 'book_snapshot':
+        if (book) markSnapshotChanges(p, book, e, ready);
+        break;
+      case 'resync':
+        for (const { check } of p.pending)
+          this.judge(p, check, {
+            result: 'unavailable',
+            reason: `our book resynced (${e.reason}) before the check was due`,
+          });
+        p.pending = [];
+        break;
+    }
+    p.prune(e.exchUs - this.retainUs);
+  }
+
+  /** A book_check from the stream: judged once the product's event time passes its time by the skew window. */
+  check(e: BookCheckEvent & { id: string }, watermarkUs: number | undefined): void {
+    const p = this.of(e.product);
+    if (e.unavailable !== undefined) {
+      this.judge(p, e, { result: 'unavailable', reason: `exchange book unavailable: ${e.unavailable}` });
+      return;
+    }
+    if (watermarkUs !== undefined && e.exchUs < watermarkUs - this.retainUs + this.skewUs) {
+      const lateS = ((watermarkUs - e.exchUs) / 1e6).toFixed(1);
+      this.judge(p, e, {
+        result: 'unavailable',
+        reason: `the exchange book arrived ${lateS} s after its time`,
+      });
+      return;
+    }
+    p.pending.push({ check: e, dueUs: e.exchUs + this.skewUs });
+  }
+
+  /** The product's last verdict (result 'pending' until a check is judged). */
+  state(product: string): Verification {
+    return (
+      this.products.get(product)?.last ?? { result: 'pending', atUs: null, reason: 'no check received yet' }
+    );
+  }
+
+  /** The checks judged since the last call, in order. */
+  drain(): CheckOutcome[] {
+    const out = this.outcomes;
+    this.outcomes = [];
+    return out;
+  }
+
+  private settle(
+    product: string,
+    p: ProductChecks,
+    nowUs: number,
+    book: OrderBook | undefined,
+    ready: boolean,
+  ) {
+    while (p.pending.length > 0 && p.pending[0]!.dueUs <= nowUs) {
+      const { check } = p.pending.shift()!;
+      if (!book || !ready) {
+        this.judge(p, check, { result: 'unavailable', reason: `our book of ${product} is not synced` });
+        continue;
+      }
+      const from = check.exchUs - this.skewUs;
+      let cmp: BookComparison;
+      try {
+        cmp = compareBooks(
+          book,
+          check,
+          check.depth,
+          (side, price) => (p.changed[side].get(price) ?? -Infinity) >= from,
+        );
+      } catch (err) {
+        if (!(err instanceof ExchangeBookError)) throw err;
+        this.judge(p, check, { result: 'unavailable', reason: `exchange book unusable: ${err.message}` });
+        continue;
+      }
+      if (cmp.differences.length > 0) {
+        const shown = cmp.differences
+          .slice(0, 3)
+          .map((d) => `${d.side} ${d.price}: ours ${d.ours}, exchange ${d.exchange}`)
+          .join('; ');
+        this.judge(
+          p,
+          check,
+          {
+            result: 'mismatch',
+            reason: `${cmp.differences.length} of ${cmp.compared} levels differ: ${shown}`,
+          },
+          cmp,
+        );
+      } else if (cmp.compared === 0) {
+        this.judge(
+          p,
+          check,
+          { result: 'unavailable', reason: `no level to compare (${cmp.inFlight} in flight)` },
+          cmp,
+        );
+      } else {
+        this.judge(p, check, { result: 'match' }, cmp);
+      }
+    }
+  }
+
+  private judge(
+    p: ProductChecks,
+    check: BookCheckEvent & { id: string },
+    v: { result: Exclude<VerificationResult, 'pending'>; reason?: string },
+    cmp?: BookComparison,
+  ): void {
+    this.counts[v.result]++;
+    p.last = { result: v.result, atUs: check.exchUs, ...(v.reason ? { reason: v.reason } : {}) };
+    this.outcomes.push({
+      ...p.last,
+      atUs: check.exchUs,
+      product: check.product,
+      checkId: check.id,
+      compared: cmp?.compared ?? 0,
+      inFlight: cmp?.inFlight ?? 0,
+      differences: cmp?.differences.slice(0, MAX_DIFFERENCES) ?? [],
+    });
+  }
+}
+
+/** A snapshot replacing the book changes every level it does not hold as the book did: each is marked changed. */
+function markSnapshotChanges(
+  p: ProductChecks,
+  book: OrderBook,
+  e: Extract<MarketEvent, { type: 'book_snapshot' }>,
+  ready: boolean,
+): void {
+  for (const side of ['bid', 'ask'] as const) {
+    const next = new Map<number, number>();
+    for (const [price, size] of side === 'bid' ? e.bids : e.asks)
+      next.set(parseUnits(price), parseUnits(size));
+    if (ready) {
+      for (let i = 0; i < book.depth(side); i++) {
+        const price = book.priceAt(side, i);
+        if (next.get(price) !== book.sizeAt(side, i)) p.mark(side, price, e.exchUs);
+        next.delete(price);
+      }
+    }
+    for (const price of next.keys()) p.mark(side, price, e.exchUs);
+  }
+}

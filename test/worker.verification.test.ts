@@ -1,0 +1,142 @@
+import { describe, expect, it } from 'vitest';
+import { componentLogger } from '../src/log.js';
+import type { Level, LevelChange } from '../src/marketdata/events.js';
+import { type BookCheckEvent, eventKey, type StreamEvent } from '../src/stream/record.js';
+import { MarketStage } from '../src/worker/market.js';
+
+const P = 'BTC-USD';
+const T0 = 1_700_000_000_000_000;
+const ms = (n: number) => T0 + n * 1000;
+
+const BIDS: Level[] = [
+  ['100', '1'],
+  ['99', '2'],
+  ['98', '3'],
+];
+const ASKS: Level[] = [
+  ['101', '1'],
+  ['102', '2'],
+  ['103', '3'],
+];
+
+/** A stage fed by hand, with a 200 ms skew window (no snapshot_ref is fed, so S3 is never called). */
+function stage(skewMs = 200) {
+  const s3 = {
+    send: () => Promise.reject(new Error('not used')),
+  };
+  const m = new MarketStage({
+    tickMs: 100,
+    deltaMs: 500,
+    bookCheckSkewMs: skewMs,
+    s3,
+    log: componentLogger('test'),
+  });
+  let n = 0;
+  const feed = (e: object) => {
+    const ev = { ...e, id: eventKey(e as never, 'line', n++) } as StreamEvent;
+    return m.apply(ev, `r${n}`, 0);
+  };
+  const base = (t: number) => ({ product: P, exchUs: t, recvUs: t, seq: -1 });
+  return {
+    m,
+    snapshot: (t: number, bids = BIDS, asks = ASKS) =>
+      feed({ ...base(t), type: 'book_snapshot', bids, asks }),
+    changes: (t: number, changes: LevelChange[]) => feed({ ...base(t), type: 'book_changes', changes }),
+    heartbeat: (t: number) => feed({ ...base(t), type: 'heartbeat', counter: n }),
+    resync: (t: number) => feed({ ...base(t), type: 'resync', reason: 'gap' }),
+    check: (t: number, bids: Level[], asks: Level[], extra: Partial<BookCheckEvent> = {}) =>
+      feed({
+        ...base(t),
+        recvUs: t + 150_000,
+        type: 'book_check',
+        source: 'advanced_trade',
+        depth: 50,
+        bids,
+        asks,
+        ...extra,
+      }),
+  };
+}
+
+describe('book verification stage', () => {
+  it('waits for the skew window after the REST book time, then finds a match', async () => {
+    const s = stage();
+    await s.snapshot(ms(0));
+    await s.changes(ms(100), [{ side: 'bid', price: '99', size: '5' }]);
+    await s.check(ms(150), [BIDS[0]!, ['99', '5'], BIDS[2]!], ASKS);
+    await s.heartbeat(ms(300)); // 150 ms after the book: still inside the window
+    expect(s.m.verifier.state(P).result).toBe('pending');
+    expect(s.m.verifier.drain()).toEqual([]);
+    await s.heartbeat(ms(400));
+    const [outcome] = s.m.verifier.drain();
+    expect(outcome).toMatchObject({ product: P, result: 'match', atUs: ms(150), compared: 6, inFlight: 0 });
+    expect(s.m.verifier.state(P)).toEqual({ result: 'match', atUs: ms(150) });
+  });
+
+  it('finds a level our book lost, with the differing sizes', async () => {
+    const s = stage();
+    await s.snapshot(ms(0));
+    // The exchange changed 98 to 7 at 50 ms; our feed lost that update.
+    await s.check(ms(500), BIDS.slice(0, 2).concat([['98', '7']]), ASKS);
+    await s.heartbeat(ms(800));
+    const [outcome] = s.m.verifier.drain();
+    expect(outcome?.result).toBe('mismatch');
+    expect(outcome?.differences).toEqual([{ side: 'bid', price: '98', ours: '3', exchange: '7' }]);
+    expect(outcome?.reason).toMatch(/1 of 6 levels differ: bid 98: ours 3, exchange 7/);
+  });
+
+  it('does not judge a level that changed inside the window, before or after the book time', async () => {
+    const s = stage();
+    await s.snapshot(ms(0));
+    // The REST book (time 1000) predates our change at 1100 and missed one at 900 that our feed has too: both
+    // levels differ from the REST book, both changed within 200 ms of its time.
+    await s.changes(ms(900), [{ side: 'ask', price: '102', size: '4' }]);
+    await s.check(ms(1000), BIDS, [ASKS[0]!, ['102', '9'], ASKS[2]!]);
+    await s.changes(ms(1100), [{ side: 'bid', price: '100', size: '8' }]);
+    await s.heartbeat(ms(1300));
+    const [outcome] = s.m.verifier.drain();
+    expect(outcome).toMatchObject({ result: 'match', inFlight: 2, compared: 4 });
+    // The same difference outside the window is a mismatch.
+    await s.check(ms(2000), BIDS, [ASKS[0]!, ['102', '9'], ASKS[2]!]);
+    await s.heartbeat(ms(2300));
+    expect(s.m.verifier.drain()[0]?.result).toBe('mismatch');
+  });
+
+  it('says unavailable, with the reason, for a failed fetch, a resync while waiting, a book being rebuilt', async () => {
+    const s = stage();
+    await s.snapshot(ms(0));
+    await s.check(ms(100), [], [], { unavailable: 'HTTP 429 Too Many Requests' });
+    expect(s.m.verifier.state(P)).toEqual({
+      result: 'unavailable',
+      atUs: ms(100),
+      reason: 'exchange book unavailable: HTTP 429 Too Many Requests',
+    });
+    await s.check(ms(200), BIDS, ASKS);
+    await s.resync(ms(250));
+    expect(s.m.verifier.state(P).reason).toMatch(/our book resynced \(gap\) before the check was due/);
+    await s.check(ms(300), BIDS, ASKS);
+    await s.heartbeat(ms(600));
+    expect(s.m.verifier.state(P).reason).toMatch(/not synced/);
+    expect(s.m.verifier.counts).toEqual({ match: 0, mismatch: 0, unavailable: 3 });
+  });
+
+  it('compares after a fresh snapshot, counting the levels it replaced as changed at its time', async () => {
+    const s = stage();
+    await s.snapshot(ms(0));
+    await s.resync(ms(100));
+    const fresh: Level[] = [['100', '6'], ...BIDS.slice(1)];
+    await s.snapshot(ms(200), fresh, ASKS);
+    // The REST book (time 250) predates the level the snapshot brought... within the window: not judged.
+    await s.check(ms(250), BIDS, ASKS);
+    await s.heartbeat(ms(500));
+    expect(s.m.verifier.drain().at(-1)).toMatchObject({ result: 'match', inFlight: 1 });
+  });
+
+  it('refuses a check that arrives long after its time', async () => {
+    const s = stage();
+    await s.snapshot(ms(0));
+    await s.heartbeat(ms(60_000));
+    await s.check(ms(10_000), BIDS, ASKS);
+    expect(s.m.verifier.state(P).reason).toMatch(/arrived 50\.0 s after its time/);
+  });
+});
