@@ -512,9 +512,7 @@ export function readBookCheckConfig(env: Env = process.env): BookCheckConfig {
     restUrl: read(
       env,
       'BOOK_REST_URL',
-      z
-        .string()
-        .regex(/^https?:\/\/[^/\s]+$/, 'expected http(s)://host[:port] without a path'),
+      z.string().regex(/^https?:\/\/[^/\s]+$/, 'expected http(s)://host[:port] without a path'),
       bookRestUrlFor(readFeedUrl(env)),
     ),
     verdictPollMs,

@@ -16,6 +16,10 @@
  * Heartbeats only feed the watchdog, the staleness check and the stats. Every few seconds a FeedStatsEvent
  * (with the metrics) goes to the "_feed" partition; the metrics themselves go through the telemetry kit.
  *
+ * The exchange's REST book (bookCheck.ts) goes into the product's stream through publishBookCheck, where it
+ * arrived: after every event published before it. The worker's verdict that its book differs (verdictPoller.ts)
+ * comes back through resyncOnVerdict: that product alone is resynced and its level2 resubscribed, on either feed.
+ *
  * Event ids (idempotency keys) come from what the exchange sent (src/stream/record.ts eventKey: trade ids, the
  * book changes and their exchange time...), so two ingestors on the same feed, a retry or a restarted ingestor give
  * the same exchange event the same id and the worker keeps one copy. The session is this ingestor's line: its
@@ -30,7 +34,13 @@ import { FeedError, MalformedFrameError, type MappedFrame } from '../marketdata/
 import { fromUnits } from '../marketdata/decimal.js';
 import type { BookSnapshotEvent, Level, MarketEvent, ResyncEvent } from '../marketdata/events.js';
 import { type SnapshotStore, SnapshotStoreError } from '../stream/claimCheck.js';
-import { eventKey, namespacedId, type SnapshotRefEvent, type StreamEvent } from '../stream/record.js';
+import {
+  type BookCheckEvent,
+  eventKey,
+  namespacedId,
+  type SnapshotRefEvent,
+  type StreamEvent,
+} from '../stream/record.js';
 import { FEED } from '../telemetry/catalog.js';
 import { Telemetry } from '../telemetry/telemetry.js';
 import type { FrameArchive } from './archive.js';
@@ -152,6 +162,10 @@ export class Ingestor {
   private readonly clock: ExchangeClock;
   /** Resync rounds published (the per-line counter in their ids). */
   private resyncRounds = 0;
+  /** Failed book checks published (the per-line counter in their ids). */
+  private bookCheckFailures = 0;
+  /** Products the worker's verdict asks to resync (product -> reason), done before the next frame. */
+  private readonly verdictResyncs = new Map<string, string>();
 
   constructor(options: IngestorOptions) {
     this.o = {
@@ -166,7 +180,14 @@ export class Ingestor {
     options.producer.bindLine(this.session);
     this.kind = options.feedKind ?? feedKindOf(options.feedUrl);
     this.telemetry = options.telemetry ?? new Telemetry({ service: 'ingestor' });
-    for (const def of [FEED.frames, FEED.malformed, FEED.errors, FEED.reconnects, FEED.droppedChanges]) {
+    for (const def of [
+      FEED.frames,
+      FEED.malformed,
+      FEED.errors,
+      FEED.reconnects,
+      FEED.droppedChanges,
+      FEED.bookVerdicts,
+    ]) {
       this.telemetry.declare(def);
     }
     this.protocol = protocolFor(this.kind, options.jwt);
@@ -240,6 +261,8 @@ export class Ingestor {
     this.counters.connections++;
     if (link.number > 0) this.counters.reconnects++;
     const state = new ConnectionState(`${this.session}.${link.number}`, this.o.products, link.number > 0);
+    // A new connection starts every product from a fresh snapshot: nothing left to do for a verdict.
+    this.verdictResyncs.clear();
     return (frame) => this.onFrame(link, state, frame);
   }
 
@@ -276,6 +299,7 @@ export class Ingestor {
     }
     // Before this frame's events (and any resync it causes): the books as of the previous frame.
     if (snapshotDue) await this.publishPeriodicSnapshots(state, frame.recvUs);
+    if (this.verdictResyncs.size > 0) await this.resyncOnVerdicts(link, state);
 
     if (this.protocol.sequenced) {
       const decision = state.sequence.check(mapped.seq);
@@ -292,6 +316,42 @@ export class Ingestor {
     }
 
     for (const event of mapped.events) await this.publishEvent(link, state, event);
+  }
+
+  /** The newest exchange time the frames have told (µs), undefined before any: a failed book check's time. */
+  get exchangeTimeUs(): number | undefined {
+    return this.clock.nowUs;
+  }
+
+  /**
+   * Puts the exchange's REST book of a product (or why there is none) into that product's stream, after every
+   * event published so far: the point where the worker compares its book with it.
+   */
+  async publishBookCheck(check: BookCheckEvent): Promise<void> {
+    const n = check.unavailable === undefined ? 0 : this.bookCheckFailures++;
+    await this.put({ ...check, id: this.id(check, n) });
+  }
+
+  /**
+   * The worker found its book of `product` different from the exchange's (a lost update no sequence reveals):
+   * publishes a resync of that product alone and resubscribes its level2, so the exchange sends a fresh snapshot.
+   * Done before the next frame is handled; false when there is no subscribed connection to resubscribe on (the
+   * next one starts with snapshots anyway).
+   */
+  resyncOnVerdict(product: string, reason: string): boolean {
+    if (!this.o.products.includes(product) || this.feed.state !== 'subscribed') return false;
+    this.verdictResyncs.set(product, reason);
+    return true;
+  }
+
+  /** The verdicts' resyncs, between two frames: no book change of the frame in hand can follow its resync. */
+  private async resyncOnVerdicts(link: FeedLink, state: ConnectionState): Promise<void> {
+    const due = [...this.verdictResyncs];
+    this.verdictResyncs.clear();
+    for (const [product, reason] of due) {
+      this.telemetry.count(FEED.bookVerdicts);
+      await this.resyncProduct(link, state, product, -1, `book check mismatch: ${reason}`);
+    }
   }
 
   /** The id of an event this ingestor publishes: its exchange key (per-line kinds: the line's `n`th). */

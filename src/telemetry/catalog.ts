@@ -92,6 +92,25 @@ export const FEED = {
     counter('FeedDroppedChanges', [], 'book changes dropped while waiting for a fresh snapshot'),
   ),
   periodicSnapshots: local(counter('FeedPeriodicSnapshots', [], 'periodic full-depth snapshots published')),
+  // The book check (src/ingest/bookCheck.ts): the worker's verification metrics are the ones alarmed on.
+  bookChecks: local(
+    counter(
+      'FeedBookChecks',
+      ['Result'],
+      'REST book checks by result: book (published), unavailable (published with the reason), skipped (auction)',
+    ),
+  ),
+  bookCheckFailures: local(
+    counter(
+      'FeedBookCheckFailures',
+      ['Reason'],
+      'failed REST book fetches by reason (http, throttled, timeout, malformed, network)',
+    ),
+  ),
+  bookCheckMs: local(timing('FeedBookCheckMs', [], "a REST book's round trip, request to parsed body")),
+  bookVerdicts: local(
+    counter('FeedBookVerdicts', [], "the worker's mismatch verdicts acted on (that product resubscribed)"),
+  ),
   messagesPerSecond: gauge(
     'FeedMessagesPerSecond',
     'Count/Second',
@@ -148,6 +167,14 @@ export const WORKER = {
     'how far the newest batch is behind the stream tip (GetRecords and SubscribeToShardEvent alike)',
   ),
   ticks: counter('WorkerTicks', [], 'feature rows computed (ticks x products)'),
+  bookChecks: local(
+    counter('WorkerBookChecks', ['Result'], "books checked against the exchange's REST book, by result"),
+  ),
+  bookMismatches: counter(
+    'WorkerBookMismatches',
+    [],
+    "book checks where our book differed from the exchange's outside the skew window",
+  ),
   batchMs: timing('WorkerBatchMs', [], 'time to handle one batch (book, features, scoring, sinks)'),
   inferenceMs: timing('WorkerInferenceMs', ['Target'], 'one onnxruntime run over a batch, per model'),
   latencyMs: timing(
