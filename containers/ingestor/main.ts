@@ -4,6 +4,9 @@
  * STREAM_NAME (snapshots via LAKE_BUCKET) until SIGTERM/SIGINT, then flushes what it buffered. With
  * COINBASE_API_KEY_NAME + COINBASE_API_PRIVATE_KEY set, Advanced Trade subscriptions carry a CDP JWT.
  * ARCHIVE=file|s3 also keeps every raw frame (src/ingest/archive.ts) for `quotewatch replay`.
+ * Every BOOK_CHECK_S it puts the exchange's REST book of each product into the stream (src/ingest/bookCheck.ts;
+ * of several ingestors the one holding the lease in LATEST_TABLE), and every BOOK_VERDICT_POLL_MS it reads the
+ * worker's verdicts from LATEST_TABLE and resyncs a product whose book the worker found wrong.
  * Exits 1 if the stream cannot be written (e.g. it does not exist), 2 on bad configuration.
  */
 
@@ -12,6 +15,7 @@ import {
   ConfigError,
   orExit,
   readArchiveConfig,
+  readBookCheckConfig,
   readCoreConfig,
   readFeedConfig,
   readIngestConfig,
@@ -22,10 +26,14 @@ import {
 import { Liveness } from '../../src/health/liveness.js';
 import { createArchive } from '../../src/ingest/archive.js';
 import { CdpKeyError, cdpJwtSource } from '../../src/ingest/auth.js';
+import { BookChecker, bookSourceOf, RequestLimiter } from '../../src/ingest/bookCheck.js';
+import { BookCheckLease } from '../../src/ingest/bookCheckLease.js';
 import { Ingestor, newSession } from '../../src/ingest/ingestor.js';
 import { KinesisProducer } from '../../src/ingest/producer.js';
+import { VerdictPoller } from '../../src/ingest/verdictPoller.js';
 import { collectGarbageOnSignal } from '../../src/local/gcSignal.js';
 import { componentLogger, describeError } from '../../src/log.js';
+import { readBookVerdicts } from '../../src/storage/bookVerdicts.js';
 import { SnapshotStore } from '../../src/stream/claimCheck.js';
 import { componentTelemetry } from '../../src/telemetry/setup.js';
 
@@ -34,6 +42,7 @@ const { streamName, lakeBucket } = orExit(() => readResourceNames());
 const feed = orExit(() => readFeedConfig());
 const tuning = orExit(() => readIngestConfig());
 const archiveConfig = orExit(() => readArchiveConfig());
+const bookCheck = orExit(() => readBookCheckConfig());
 const jwt = orExit(() => {
   if (!feed.auth) return undefined;
   try {
@@ -98,6 +107,35 @@ ingestor = new Ingestor({
   },
 });
 
+// The book check: of several ingestors on the feed, the lease holder fetches; every one acts on the verdicts.
+const lease = bookCheck.everyS > 0 ? new BookCheckLease({ owner: ingestor.session, log }) : undefined;
+const checker = new BookChecker({
+  products: symbols,
+  source: bookSourceOf(feed.kind),
+  restUrl: bookCheck.restUrl,
+  everyS: bookCheck.everyS,
+  depth: bookCheck.depth,
+  jitter: bookCheck.jitter,
+  timeoutMs: bookCheck.timeoutMs,
+  limiter: new RequestLimiter(),
+  publish: (check) => ingestor!.publishBookCheck(check),
+  exchangeNowUs: () => ingestor?.exchangeTimeUs,
+  active: () => ingestor?.state === 'subscribed' && (lease?.held() ?? false),
+  log,
+  telemetry,
+});
+const verdicts = new VerdictPoller({
+  products: symbols,
+  everyMs: bookCheck.verdictPollMs,
+  read: (products) =>
+    readBookVerdicts(products, {
+      onMalformed: (product, problem) => log('warn', 'book verdict item skipped', { product, problem }),
+    }),
+  act: (v) => ingestor!.resyncOnVerdict(v.product, v.reason),
+  startedAtUs: Date.now() * 1000,
+  log,
+});
+
 log('info', 'ingestor starting', {
   feedUrl: feed.url,
   feedKind: feed.kind,
@@ -107,8 +145,12 @@ log('info', 'ingestor starting', {
   lakeBucket,
   session: ingestor.session,
   archive: archiveConfig.mode,
+  bookCheck,
 });
 ingestor.start();
+lease?.start();
+checker.start();
+verdicts.start();
 // Healthy while frames arrive, or while the feed state machine is (re)connecting: a connection that stays
 // "subscribed" with no frame for LIVENESS_STUCK_MS means the watchdog itself is stuck.
 let framesSeen = -1;
@@ -133,6 +175,8 @@ async function stop(signal: string): Promise<void> {
     process.exit(1);
   }, STOP_DEADLINE_MS);
   try {
+    // Nothing is published after the producer closes: the checks and the verdicts stop first.
+    await Promise.all([checker.stop(), verdicts.stop(), lease?.stop()]);
     await ingestor?.stop();
     await stopTelemetry();
     clearTimeout(deadline);
