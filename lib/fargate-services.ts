@@ -21,6 +21,7 @@ import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { type ISecret, Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import {
+  BOOK_CHECK_LEASE_PK,
   COINBASE_FEEDS,
   type CoreSettings,
   DEFAULT_BASE_IMAGE,
@@ -312,6 +313,8 @@ abstract class QuoteWatchService extends Construct {
 export interface IngestorServiceProps extends QuoteWatchServiceProps {
   readonly stream: IStream;
   readonly lakeBucket: IBucket;
+  /** The book check's verdicts (read) and its lease item (put): src/storage/bookVerdicts.ts, src/ingest/bookCheckLease.ts. */
+  readonly latestTable: ITable;
   /** @default COINBASE_FEEDS.advancedTrade (wss://advanced-trade-ws.coinbase.com) */
   readonly feedUrl?: string;
 }
@@ -325,7 +328,10 @@ export const COINBASE_SECRET_FIELDS = {
   COINBASE_API_PRIVATE_KEY: 'privateKey',
 } as const;
 
-/** Exchange WebSocket -> Kinesis. It may only put records (and snapshots and the raw archive into the lake). */
+/**
+ * Exchange WebSocket -> Kinesis. It may only put records (and snapshots and the raw archive into the lake), read the
+ * worker's book verdicts and put the book-check lease item of the latest table.
+ */
 export class IngestorService extends QuoteWatchService {
   /** The CDP API key secret (`-c coinbaseKeySecret`), when the feed is authenticated. */
   readonly coinbaseKey: ISecret | undefined;
@@ -352,6 +358,7 @@ export class IngestorService extends QuoteWatchService {
         FEED_URL: feedUrl,
         [STREAM.env]: props.stream.streamName,
         [BUCKETS.lake.env]: props.lakeBucket.bucketName,
+        [TABLES.latest.env]: props.latestTable.tableName,
         // The raw frame archive: the only record from which a mapper bug can be corrected or a day replayed.
         ARCHIVE: d.archive,
       },
@@ -375,6 +382,21 @@ export class IngestorService extends QuoteWatchService {
       new PolicyStatement({
         actions: ['kinesis:PutRecord', 'kinesis:PutRecords'],
         resources: [props.stream.streamArn],
+      }),
+    );
+    // The book check: the worker's verdicts are read (src/storage/bookVerdicts.ts), and of the table's items only
+    // the lease that picks the fetching ingestor may be written (src/ingest/bookCheckLease.ts).
+    this.taskDefinition.addToTaskRolePolicy(
+      new PolicyStatement({
+        actions: ['dynamodb:GetItem', 'dynamodb:BatchGetItem'],
+        resources: [props.latestTable.tableArn],
+      }),
+    );
+    this.taskDefinition.addToTaskRolePolicy(
+      new PolicyStatement({
+        actions: ['dynamodb:PutItem'],
+        resources: [props.latestTable.tableArn],
+        conditions: { 'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': [BOOK_CHECK_LEASE_PK] } },
       }),
     );
     // Only its own prefixes: the ingestor cannot overwrite the worker's Parquet zones.

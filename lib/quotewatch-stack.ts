@@ -91,6 +91,7 @@ export class QuoteWatchStack extends Stack {
       deployment,
       stream: this.marketStream.stream,
       lakeBucket,
+      latestTable,
       feedUrl: props.feedUrl,
     });
     this.worker = new WorkerService(this, 'Worker', {

@@ -449,6 +449,12 @@ export function bookRestUrlFor(feedUrl: string): string {
   return `${url.protocol === 'wss:' ? 'https:' : 'http:'}//${url.host}`;
 }
 
+/**
+ * The partition key of the book-check lease item in the latest table (src/ingest/bookCheckLease.ts): the one item
+ * the ingestor's task role may put (lib/fargate-services.ts, IAM condition dynamodb:LeadingKeys).
+ */
+export const BOOK_CHECK_LEASE_PK = '_bookcheck';
+
 /** How often the ingestor reads the worker's book verdicts (BOOK_VERDICT_POLL_MS default; the cost model's reads). */
 export const DEFAULT_BOOK_VERDICT_POLL_MS = 5000;
 

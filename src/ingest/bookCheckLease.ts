@@ -12,11 +12,11 @@
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { isConditionFailure } from '../aws/errors.js';
 import { type Clock, systemClock } from '../clock.js';
+import { BOOK_CHECK_LEASE_PK } from '../config.js';
 import { describeError, type Logger } from '../log.js';
 import { type LatestStoreOptions, latestTable } from '../storage/latest.js';
 
-/** The lease item's partition key (the IAM condition names it too). */
-export const BOOK_CHECK_LEASE_PK = '_bookcheck';
+export { BOOK_CHECK_LEASE_PK };
 export const BOOK_CHECK_LEASE = { leaseMs: 30_000, renewMs: 10_000 } as const;
 
 export interface BookCheckLeaseOptions extends LatestStoreOptions {

@@ -24,6 +24,7 @@ import { DEFAULT_CORE } from '../../src/config.js';
 import { buildDashboard } from '../../src/gateway/dashboard/build.js';
 import { DASHBOARD_FILES } from '../../src/gateway/dashboard/files.js';
 import { BUCKETS, STREAM, TABLES, type TableDef } from '../../src/resources.js';
+import { containerEnv } from './support.js';
 
 type Json = Record<string, unknown>;
 interface CfnResource {
@@ -388,11 +389,33 @@ describe('ECS services', () => {
     expect(names.sort()).toEqual(['ingestor', 'trainer', 'worker']);
   });
 
-  it('the ingestor may only put records on the stream, objects into the lake, and QuoteWatch metrics', () => {
+  it('the ingestor may only put records on the stream, objects into the lake, QuoteWatch metrics, read the book verdicts and put the book-check lease', () => {
     const statements = statementsOfRole(logicalId(stack.ingestor.taskDefinition.taskRole));
     expect(actionsOf(statements)).toEqual(
-      new Set(['kinesis:PutRecord', 'kinesis:PutRecords', 's3:PutObject', 'cloudwatch:PutMetricData']),
+      new Set([
+        'kinesis:PutRecord',
+        'kinesis:PutRecords',
+        's3:PutObject',
+        'cloudwatch:PutMetricData',
+        'dynamodb:GetItem',
+        'dynamodb:BatchGetItem',
+        'dynamodb:PutItem',
+      ]),
     );
+    // The latest table: verdicts read, and of its items only the lease (partition key _bookcheck) written.
+    const latestArn = { 'Fn::GetAtt': [logicalId(stack.storage.latestTable), 'Arn'] };
+    const dynamo = statements.filter((s) => [s.Action].flat().some((a) => a.startsWith('dynamodb:')));
+    expect(dynamo).toEqual([
+      { Effect: 'Allow', Action: ['dynamodb:BatchGetItem', 'dynamodb:GetItem'], Resource: latestArn },
+      {
+        Effect: 'Allow',
+        Action: 'dynamodb:PutItem',
+        Resource: latestArn,
+        Condition: { 'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': ['_bookcheck'] } },
+      },
+    ]);
+    const task = resourceOf(stack.ingestor.taskDefinition);
+    expect(containerEnv(task).LATEST_TABLE).toEqual({ Ref: logicalId(stack.storage.latestTable) });
     const metrics = statements.find((s) => [s.Action].flat().includes('cloudwatch:PutMetricData'));
     expect((metrics as { Condition?: unknown } | undefined)?.Condition).toEqual({
       StringEquals: { 'cloudwatch:namespace': 'QuoteWatch' },
