@@ -455,6 +455,9 @@ export function bookRestUrlFor(feedUrl: string): string {
  */
 export const BOOK_CHECK_LEASE_PK = '_bookcheck';
 
+/** The book-check lease's timing (src/ingest/bookCheckLease.ts): held leaseMs, renewed every renewMs. */
+export const BOOK_CHECK_LEASE = { leaseMs: 30_000, renewMs: 10_000 } as const;
+
 /** How often the ingestor reads the worker's book verdicts (BOOK_VERDICT_POLL_MS default; the cost model's reads). */
 export const DEFAULT_BOOK_VERDICT_POLL_MS = 5000;
 
@@ -955,6 +958,14 @@ export const DYNAMO_RATES = {
    * burst capacity for about a minute, then may be throttled for a minute or two until the capacity is raised).
    */
   latestReadUnitsPerS: 0,
+  /**
+   * The book check: every ingestor reads each product's verdict item every DEFAULT_BOOK_VERDICT_POLL_MS (BatchGet,
+   * eventually consistent: half a unit per key, found or not) and tries the lease item every
+   * BOOK_CHECK_LEASE.renewMs (one write unit, a failed condition included). The worker's verdicts are written only
+   * on a mismatch (none in a healthy run), and the checks themselves are a few KB a minute per product in the stream.
+   */
+  verdictReadUnitsPerSPerProductPerIngestor: (0.5 * 1000) / DEFAULT_BOOK_VERDICT_POLL_MS,
+  bookCheckLeaseWritesPerSPerIngestor: 1000 / BOOK_CHECK_LEASE.renewMs,
 } as const;
 
 /**
@@ -977,7 +988,7 @@ function capacity(writeUnitsPerS: number, readUnitsPerS: number, autoScaling: bo
 export function dynamoCapacity(
   d: Pick<
     DeploymentSettings,
-    'products' | 'shards' | 'workers' | 'consumer' | 'latestWriteMs' | 'historyWriteMs'
+    'products' | 'shards' | 'workers' | 'ingestors' | 'consumer' | 'latestWriteMs' | 'historyWriteMs'
   >,
   tickMs: number = DEFAULT_CORE.tickMs,
 ): { latest: TableCapacity; checkpoints: TableCapacity } {
@@ -987,13 +998,15 @@ export function dynamoCapacity(
   const latestWrites =
     n * perS(d.latestWriteMs) * r.latestItemWriteUnits +
     (d.historyWriteMs > 0 ? n * perS(d.historyWriteMs) * r.historyWriteUnitsPerRow : 0) +
-    n * r.statusWritesPerSPerProduct;
+    n * r.statusWritesPerSPerProduct +
+    d.ingestors * r.bookCheckLeaseWritesPerSPerIngestor;
+  const latestReads = r.latestReadUnitsPerS + d.ingestors * n * r.verdictReadUnitsPerSPerProductPerIngestor;
   const checkpointWrites =
     d.shards * r.checkpointsPerSPerShard[d.consumer] +
     (d.workers + d.shards) * r.leaseWritesPerSPerTask +
     d.shards * r.recoveryWriteUnitsPerSPerShard;
   return {
-    latest: capacity(latestWrites, r.latestReadUnitsPerS, true),
+    latest: capacity(latestWrites, latestReads, true),
     checkpoints: capacity(checkpointWrites, d.workers * r.checkpointReadUnitsPerSPerWorker, false),
   };
 }
@@ -1241,12 +1254,13 @@ export function readDeploymentContext(context: Readonly<Record<string, unknown>>
   );
   const latestWriteMs = get('latestWriteMs', intMs(0, 60_000), '300');
   const historyWriteMs = get('historyWriteMs', intMs(0, 3_600_000), '1000');
+  const ingestors = get('ingestors', whole(1, 2), '1');
   return {
     products,
     shards,
     consumer,
     workers,
-    ingestors: get('ingestors', whole(1, 2), '1'),
+    ingestors,
     ingestorTask,
     workerTask,
     workerCapacity: get(
@@ -1256,7 +1270,7 @@ export function readDeploymentContext(context: Readonly<Record<string, unknown>>
     ),
     latestWriteMs,
     historyWriteMs,
-    tables: dynamoCapacity({ products, shards, workers, consumer, latestWriteMs, historyWriteMs }),
+    tables: dynamoCapacity({ products, shards, workers, ingestors, consumer, latestWriteMs, historyWriteMs }),
     dynamoCapacity: get(
       'dynamoCapacity',
       z.enum(['provisioned', 'on-demand'], { message: 'expected provisioned or on-demand' }),

@@ -9,7 +9,7 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { readDeploymentContext } from '../src/config.js';
+import { DYNAMO_RATES, readDeploymentContext } from '../src/config.js';
 import { apiCostPerMillion, latencyEstimate, monthlyCost, viewerCostPerMonth } from '../src/cost/model.js';
 import { PRICES } from '../src/cost/prices.js';
 import { contextArgs, costTable, formatCostTable } from '../src/cost/report.js';
@@ -85,6 +85,24 @@ describe('cost model', () => {
     expect(line(two, 'task addresses')).toBeCloseTo(line(one, 'task addresses') * 1.5, 6);
     expect(two.byService.DynamoDB).toBeCloseTo(one.byService.DynamoDB!, 6);
     expect(() => readDeploymentContext({ ingestors: '3' })).toThrow(/-c ingestors.*<= 2/);
+  });
+
+  it("prices the book check on the latest table: each ingestor reads every product's verdict and tries the lease", () => {
+    const one = readDeploymentContext({ products: TEN });
+    const two = readDeploymentContext({ products: TEN, ingestors: '2' });
+    const verdictReads = 10 * DYNAMO_RATES.verdictReadUnitsPerSPerProductPerIngestor;
+    expect(verdictReads).toBeCloseTo(1, 9); // half a unit per key every 5 s
+    expect(one.tables.latest.readUnitsPerS).toBeCloseTo(verdictReads, 9);
+    expect(two.tables.latest.readUnitsPerS).toBeCloseTo(2 * verdictReads, 9);
+    expect(two.tables.latest.writeUnitsPerS - one.tables.latest.writeUnitsPerS).toBeCloseTo(
+      DYNAMO_RATES.bookCheckLeaseWritesPerSPerIngestor,
+      9,
+    );
+    const onDemand = (ingestors: string) =>
+      monthlyCost(
+        readDeploymentContext({ products: TEN, ingestors, dynamoCapacity: 'on-demand' }),
+      ).lines.find((l) => l.item === 'on-demand reads')!.usd;
+    expect(onDemand('2')).toBeGreaterThan(onDemand('1'));
   });
 
   it('prices API traffic per million requests and an always-open dashboard tab', () => {

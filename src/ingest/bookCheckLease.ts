@@ -12,12 +12,11 @@
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { isConditionFailure } from '../aws/errors.js';
 import { type Clock, systemClock } from '../clock.js';
-import { BOOK_CHECK_LEASE_PK } from '../config.js';
+import { BOOK_CHECK_LEASE, BOOK_CHECK_LEASE_PK } from '../config.js';
 import { describeError, type Logger } from '../log.js';
 import { type LatestStoreOptions, latestTable } from '../storage/latest.js';
 
-export { BOOK_CHECK_LEASE_PK };
-export const BOOK_CHECK_LEASE = { leaseMs: 30_000, renewMs: 10_000 } as const;
+export { BOOK_CHECK_LEASE, BOOK_CHECK_LEASE_PK };
 
 export interface BookCheckLeaseOptions extends LatestStoreOptions {
   /** This ingestor (its session). */
