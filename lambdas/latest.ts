@@ -4,7 +4,8 @@ import { latestReader, parseLatestQuery } from '../src/api/latest.js';
 import { apiHandler } from '../src/api/middleware.js';
 import { readApiConfig, readCoreConfig } from '../src/config.js';
 
-const latest = latestReader(readCoreConfig().symbols, readApiConfig().latestCacheMs);
+const api = readApiConfig();
+const latest = latestReader(readCoreConfig().symbols, api.latestCacheMs, Date.now, api.staleAfterMs);
 
 export const handler = apiHandler(async (event) => {
   const { product } = parseLatestQuery(event.queryStringParameters);

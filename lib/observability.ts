@@ -171,7 +171,7 @@ export class Observability extends Construct {
         markdown:
           `# QuoteWatch\nexchange -> ingestor -> Kinesis -> worker -> DynamoDB / S3 -> API. API: ${api.url}\n` +
           `Alarms: feed silent > ${silentS} s, worker behind the stream (Kinesis' own lag metric), no prediction for ${quietMin} min, ` +
-          `live ROC-AUC below the model's test interval for ${qualityMin} min, API 5xx.`,
+          `live ROC-AUC below the model's test interval for ${qualityMin} min, book mismatches with the exchange's repeating, API 5xx.`,
         width: 24,
         height: 2,
       }),
@@ -202,6 +202,7 @@ export class Observability extends Construct {
           catalogMetric(WORKER.ticks, 'Sum', {}, 'ticks'),
           catalogMetric(WORKER.duplicates, 'Sum', {}, 'duplicate events'),
           catalogMetric(WORKER.badRecords, 'Sum', {}, 'bad records (dead-lettered)'),
+          catalogMetric(WORKER.bookMismatches, 'Sum', {}, "book mismatches with the exchange's"),
         ],
       ),
       graph('Worker: exchange -> DynamoDB, batch and inference (ms)', [
@@ -314,6 +315,19 @@ export class Observability extends Construct {
         treatMissingData: TreatMissingData.BREACHING,
       }),
     ];
+    alarms.push(
+      new Alarm(this, 'BookMismatchAlarm', {
+        alarmDescription:
+          "Our order book differed from the exchange's own in 2 minutes out of 15 (each mismatch resubscribes that product's book: a repeat means the repair is not holding)",
+        metric: catalogMetric(WORKER.bookMismatches, 'Sum'),
+        threshold: 1,
+        evaluationPeriods: 15,
+        datapointsToAlarm: 2,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        // No check judged, or none mismatched: nothing to say.
+        treatMissingData: TreatMissingData.NOT_BREACHING,
+      }),
+    );
     for (const target of TARGETS) {
       const name = target.replace(/(^|_)(\w)/g, (_, __, c: string) => c.toUpperCase());
       alarms.push(

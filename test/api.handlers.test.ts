@@ -251,6 +251,56 @@ describe('GET /health', () => {
     expect(unknown.status).toBe(200);
     expect(unknown.body.feed).toBeNull();
   });
+
+  it("reports each product's book and its last check, degraded while one resyncs or mismatched", async () => {
+    const now = Date.now();
+    const checkUs = (now - 2000) * 1000;
+    await putLatest({
+      ...snapshot('BTC-USD', 65000.125, now),
+      book: 'synced',
+      verification: { result: 'match', atUs: checkUs },
+    });
+    await putLatest({
+      ...snapshot('ETH-USD', 3200.5, now),
+      book: 'synced',
+      verification: { result: 'pending', atUs: null },
+    });
+    const ok = await call(health, v2('GET', '/health'));
+    expect(ok.status).toBe(200);
+    expect(ok.body.products[0]).toMatchObject({
+      product: 'BTC-USD',
+      book: 'synced',
+      verification: { result: 'match', atUs: checkUs },
+    });
+
+    const reason = '1 of 40 levels differ: bid 64999: ours 2, exchange 1';
+    await putLatest({
+      ...snapshot('BTC-USD', 65000.125, now),
+      book: 'synced',
+      verification: { result: 'mismatch', atUs: checkUs, reason },
+    });
+    await putLatest({
+      ...snapshot('ETH-USD', 3200.5, now),
+      book: 'resyncing',
+      verification: { result: 'pending', atUs: null },
+    });
+    const bad = await call(health, v2('GET', '/health'));
+    expect(bad.status).toBe(503);
+    expect(bad.body.reasons).toEqual([
+      `BTC-USD: last book check mismatched the exchange: ${reason}`,
+      'ETH-USD: book resyncing',
+    ]);
+    // /latest says the same per product; a book whose item stopped coming is stale there and in /health.
+    const one = await call(latest, v2('GET', '/latest', { query: { product: 'ETH-USD' } }));
+    expect(one.body).toMatchObject({ book: 'resyncing', verification: { result: 'pending', atUs: null } });
+    await putLatest({ ...snapshot('ETH-USD', 3200.5, now - 60_000), book: 'synced' });
+    const stale = async () =>
+      (await call(latest, v2('GET', '/latest', { query: { product: 'ETH-USD' } }))).body.book === 'stale';
+    await until('the ETH-USD book served as stale (after LATEST_CACHE_MS)', stale);
+    expect((await call(health, v2('GET', '/health'))).body.products[1].book).toBe('stale');
+    await putLatest(snapshot('BTC-USD', 65000.125, Date.now()));
+    await putLatest(snapshot('ETH-USD', 3200.5, Date.now()));
+  });
 });
 
 /** Publishes a real logistic ONNX model under `version` and makes it the active one, through the registry. */

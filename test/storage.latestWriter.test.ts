@@ -255,4 +255,25 @@ describe('LatestWriter cadences (event time)', () => {
     // 10 s: two status slots, but the snapshot's status is the same each time (lastHeartbeatUs aside).
     expect(puts.filter((p) => p.sk === 'status').length).toBeLessThanOrEqual(2);
   });
+
+  it("writes the book's state and verification at once when they change, not at the status cadence", async () => {
+    const { client, puts } = countingClient();
+    const writer = new LatestWriter({ client, table: TABLES.latest.localName, latestWriteMs: 300 });
+    const at = (i: number, book: 'synced' | 'resyncing', result: 'match' | 'mismatch') => ({
+      ...snapshot('DOT-USD', T0 + i * 100_000),
+      book,
+      verification: { result, atUs: T0 },
+    });
+    // 2 s of ticks (inside one 5 s status slot): a mismatch at 0.5 s and a resync at 1 s each write the status.
+    for (let i = 0; i < 20; i++)
+      await writer.put(at(i, i >= 10 ? 'resyncing' : 'synced', i >= 5 ? 'mismatch' : 'match'));
+    const statuses = puts.filter((p) => p.sk === 'status').map((p) => p.item);
+    expect(statuses.map((i) => [i.book, (i.verification as { result: string }).result])).toEqual([
+      ['synced', 'match'],
+      ['synced', 'mismatch'],
+      ['resyncing', 'mismatch'],
+    ]);
+    const [read] = await listLatest(['DOT-USD'], { client, table: TABLES.latest.localName });
+    expect(read).toMatchObject({ book: 'resyncing', verification: { result: 'mismatch', atUs: T0 } });
+  });
 });

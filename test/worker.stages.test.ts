@@ -272,6 +272,7 @@ describe('latest sink', () => {
         drift: () => drift,
         feed: () => feed,
         watermarkUs: () => 5_050_000,
+        book: () => ({}),
       },
       5_080,
     );
@@ -312,6 +313,7 @@ describe('history sink (against dynalite)', () => {
     drift: () => undefined,
     feed: () => undefined,
     watermarkUs: () => undefined,
+    book: () => ({}),
   };
 
   it('writes a row per boundary tick, and the labels of ten rows as one item once their last horizon has passed', async () => {

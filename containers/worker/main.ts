@@ -25,6 +25,7 @@ import { collectGarbageOnSignal } from '../../src/local/gcSignal.js';
 import { componentLogger, describeError } from '../../src/log.js';
 import { ActiveModels } from '../../src/model/serving.js';
 import { registrySource } from '../../src/model/source.js';
+import { putBookVerdict } from '../../src/storage/bookVerdicts.js';
 import { ConnectionsStore } from '../../src/storage/connections.js';
 import { putHistory, putHistoryLabels } from '../../src/storage/history.js';
 import { LatestWriter } from '../../src/storage/latest.js';
@@ -99,6 +100,19 @@ const worker = new Worker({
   tickMs: core.tickMs,
   deltaMs: core.deltaMs,
   gapLimitMs: featureConfig.gapLimitMs,
+  bookCheckSkewMs: tuning.bookCheckSkewMs,
+  // The verdict channel: the ingestor polls these items and resubscribes the product's book.
+  onMismatch: (o) =>
+    putBookVerdict(
+      {
+        product: o.product,
+        result: 'mismatch',
+        checkId: o.checkId,
+        atUs: Date.now() * 1000,
+        reason: o.reason ?? 'book differs from the exchange',
+      },
+      latestStore,
+    ),
   s3,
   lakeBucket: names.lakeBucket,
   objectTicks: tuning.lakeObjectTicks,

@@ -1,5 +1,6 @@
 /**
- * /health: is the latest table reachable, is the worker still writing to it, and is the exchange feed alive?
+ * /health: is the latest table reachable, is the worker still writing to it, is the exchange feed alive, and is
+ * each product's book synced and, at its last check, equal to the exchange's own?
  *
  * Feed health comes from the ingestor's stats carried in the newest snapshot that has them (`feed`), judged by
  * feedVerdict (feedVerdict.ts, the rule the dashboard uses too) with the same limit as snapshots (HEALTH_STALE_MS):
@@ -31,10 +32,23 @@ export async function checkHealth(deps: HealthDeps): Promise<HealthReport> {
     const cause = err instanceof Error && err.cause instanceof Error ? `: ${err.cause.message}` : '';
     reasons.push(`latest table unreachable${cause}`);
   }
-  const products = items.map((i) => ({
-    product: i.product,
-    ageMs: Math.max(0, checkedAtMs - i.updatedAtMs),
-  }));
+  const products = items.map((i) => {
+    const ageMs = Math.max(0, checkedAtMs - i.updatedAtMs);
+    const book: HealthReport['products'][number]['book'] =
+      i.book && ageMs > deps.staleAfterMs ? 'stale' : i.book;
+    return {
+      product: i.product,
+      ageMs,
+      ...(book ? { book } : {}),
+      ...(i.verification ? { verification: i.verification } : {}),
+    };
+  });
+  // Each product's book is its own question: one resyncing or found wrong degrades the report, with the reason.
+  for (const p of products) {
+    if (p.book === 'resyncing') reasons.push(`${p.product}: book resyncing`);
+    if (p.verification?.result === 'mismatch')
+      reasons.push(`${p.product}: last book check mismatched the exchange: ${p.verification.reason ?? ''}`);
+  }
   const newestAgeMs = products.length ? Math.min(...products.map((p) => p.ageMs)) : null;
   if (dynamodb === 'ok' && newestAgeMs === null) reasons.push('no latest snapshot written yet');
   if (newestAgeMs !== null && newestAgeMs > deps.staleAfterMs)

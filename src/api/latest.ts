@@ -17,9 +17,16 @@ export function parseLatestQuery(query: Record<string, string> | undefined): { p
   return parsed.data;
 }
 
-export function toView(item: LatestSnapshot, nowMs: number): LatestView {
+/**
+ * A snapshot as served. With `staleAfterMs` (HEALTH_STALE_MS), a book whose item the worker has not written for
+ * longer is `stale`: the worker knows only what its stream brings, so only the reader can tell it stopped.
+ */
+export function toView(item: LatestSnapshot, nowMs: number, staleAfterMs?: number): LatestView {
   const { pk: _pk, sk: _sk, ...rest } = item;
-  return { ...rest, ageMs: Math.max(0, nowMs - item.updatedAtMs) };
+  const ageMs = Math.max(0, nowMs - item.updatedAtMs);
+  const view: LatestView = { ...rest, ageMs };
+  if (view.book && staleAfterMs !== undefined && ageMs > staleAfterMs) view.book = 'stale';
+  return view;
 }
 
 /** The newest snapshot of one product; NotFoundError when the worker has not written one. */
@@ -34,19 +41,24 @@ export async function latestOf(product: string, nowMs = Date.now()): Promise<Lat
  * window instead of one each (the table is read at most ~1/cacheMs times per container). The age a view reports is
  * computed when it is served, so a cached snapshot says how old it is.
  */
-export function latestReader(products: readonly string[], cacheMs: number, now: () => number = Date.now) {
+export function latestReader(
+  products: readonly string[],
+  cacheMs: number,
+  now: () => number = Date.now,
+  staleAfterMs?: number,
+) {
   const all = cached(cacheMs, () => readOrUnavailable(() => listLatest(products)), now);
   const one = cachedByKey(cacheMs, (product) => readOrUnavailable(() => getLatest(product)), now);
   return {
     async all(): Promise<LatestList> {
       const items = await all();
       const nowMs = now();
-      return { products: items.map((i) => toView(i, nowMs)), serverTimeMs: nowMs };
+      return { products: items.map((i) => toView(i, nowMs, staleAfterMs)), serverTimeMs: nowMs };
     },
     async of(product: string): Promise<LatestView> {
       const item = await one(product);
       if (!item) throw new NotFoundError(`no snapshot for product ${product}`);
-      return toView(item, now());
+      return toView(item, now(), staleAfterMs);
     },
   };
 }

@@ -97,6 +97,23 @@ export const FeedHealth = z
   })
   .meta({ id: 'FeedHealth', description: "the ingestor's newest stats" });
 
+export const BookState = z.enum(['synced', 'resyncing', 'stale']).meta({
+  id: 'BookState',
+  description:
+    "the worker's L2 book of the product: synced; resyncing from a detected loss until the next snapshot; stale when its latest item is older than HEALTH_STALE_MS",
+});
+
+export const Verification = z
+  .object({
+    result: z.enum(['match', 'mismatch', 'unavailable', 'pending']),
+    atUs: z
+      .number()
+      .nullable()
+      .meta({ description: "the exchange REST book's time of the check (epoch µs); null before any check" }),
+    reason: z.string().optional(),
+  })
+  .meta({ id: 'Verification', description: "the last check of the book against the exchange's own" });
+
 export const Snapshot = z
   .object({
     product: z.string(),
@@ -114,6 +131,8 @@ export const Snapshot = z
     quality: Quality.optional(),
     drift: Drift.optional(),
     feed: FeedHealth.optional(),
+    book: BookState.optional().meta({ description: 'absent for a ticker-only product (no L2 book)' }),
+    verification: Verification.optional(),
     latencyMs: z.number(),
     updatedAtMs: z.number(),
     ageMs: z.number(),
@@ -133,7 +152,14 @@ export const HealthReport = z
     dynamodb: z.enum(['ok', 'unreachable']),
     newestAgeMs: z.number().nullable(),
     staleAfterMs: z.number(),
-    products: z.array(z.object({ product: z.string(), ageMs: z.number() })),
+    products: z.array(
+      z.object({
+        product: z.string(),
+        ageMs: z.number(),
+        book: BookState.optional(),
+        verification: Verification.optional(),
+      }),
+    ),
     feed: z
       .object({
         status: z.enum(['ok', 'degraded']),

@@ -74,9 +74,9 @@ const fmt = (n: number, digits = 0) =>
 /**
  * The stack's own alarms: the stream's (write throttling, records and bytes near capacity, consumer lag), three
  * per service (CPU, memory, no running task), the API's two (5xx, latency), the training pipeline's one, and the
- * path's (feed silent; per target: no predictions, live quality below the test interval).
+ * path's (feed silent, book mismatches repeating; per target: no predictions, live quality below the test interval).
  */
-export const STACK_ALARMS = 4 + 3 * 2 + 2 + 1 + (1 + 2 * TARGETS.length);
+export const STACK_ALARMS = 4 + 3 * 2 + 2 + 1 + (2 + 2 * TARGETS.length);
 
 export function inventory(d: DeploymentSettings): Inventory {
   const scaled =

@@ -17,9 +17,18 @@ import { FEATURE_NAMES, FEATURE_VERSION } from '../features/spec.js';
 import type { FeatureRow } from '../features/types.js';
 import type { FeedHealth } from '../stream/record.js';
 
+/** The last check of a product's book against the exchange's REST book (src/worker/verification.ts). */
+export interface Verification {
+  result: 'match' | 'mismatch' | 'unavailable' | 'pending';
+  /** The REST book's time of the check that gave it (epoch µs); null before any check was judged. */
+  atUs: number | null;
+  reason?: string;
+}
+
 /**
  * The latest-snapshot item the worker writes per product and the API serves (DynamoDB LatestTable): the tick's
- * feature row (product, tsUs, seq, best bid/ask, mid, spread) with its predictions, quality and feed health.
+ * feature row (product, tsUs, seq, best bid/ask, mid, spread) with its predictions, quality, feed health, and the
+ * state of the book it came from.
  */
 export interface LatestSnapshot
   extends Pick<FeatureRow, 'product' | 'tsUs' | 'seq' | 'bestBid' | 'bestAsk' | 'mid' | 'spread'> {
@@ -71,6 +80,13 @@ export interface LatestSnapshot
   drift?: Record<string, { modelVersion: string; psiMax: number; feature: string; flagged: boolean }>;
   /** The ingestor's newest `stats` event for this product (or the feed-wide one): feed health. */
   feed?: FeedHealth;
+  /**
+   * The worker's L2 book of this product: 'synced', or 'resyncing' from a resync until the next snapshot (the
+   * API adds 'stale' when the item is older than HEALTH_STALE_MS). Absent for a ticker-only product.
+   */
+  book?: 'synced' | 'resyncing';
+  /** The last check of that book against the exchange's own (src/worker/verification.ts). */
+  verification?: Verification;
   /** Wall-clock write time minus the exchange time of the newest event, ms. */
   latencyMs: number;
   updatedAtMs: number;
@@ -80,7 +96,10 @@ export interface LatestSnapshot
 export type LatestSnapshotInput = Omit<LatestSnapshot, 'pk' | 'sk'>;
 
 /** The stored form of a latest item: features packed, quality and feed moved to the status item. */
-type StoredSnapshot = Omit<LatestSnapshot, 'features' | 'quality' | 'feed' | 'drift'> & {
+type StoredSnapshot = Omit<
+  LatestSnapshot,
+  'features' | 'quality' | 'feed' | 'drift' | 'book' | 'verification'
+> & {
   /** FEATURE_NAMES order, float64 little-endian; NaN where a feature is undefined. */
   f: Uint8Array;
   /** Features the spec does not name, by name (none from the worker). */
@@ -95,6 +114,8 @@ interface StatusItem {
   quality?: LatestSnapshot['quality'];
   drift?: LatestSnapshot['drift'];
   feed?: FeedHealth;
+  book?: LatestSnapshot['book'];
+  verification?: Verification;
 }
 
 /**
@@ -139,7 +160,7 @@ function featureIndex(): Map<string, number> {
 }
 
 function toStored(snapshot: LatestSnapshotInput, sk: LatestSnapshot['sk']): StoredSnapshot {
-  const { features, quality: _q, feed: _f, drift: _d, ...rest } = snapshot;
+  const { features, quality: _q, feed: _f, drift: _d, book: _b, verification: _v, ...rest } = snapshot;
   const { packed, extra } = packFeatures(features);
   return {
     ...rest,
@@ -161,6 +182,8 @@ function fromStored(item: Record<string, unknown>, status?: Record<string, unkno
   if (status?.quality) snapshot.quality = status.quality as LatestSnapshot['quality'];
   if (status?.feed) snapshot.feed = status.feed as FeedHealth;
   if (status?.drift) snapshot.drift = status.drift as LatestSnapshot['drift'];
+  if (status?.book) snapshot.book = status.book as LatestSnapshot['book'];
+  if (status?.verification) snapshot.verification = status.verification as Verification;
   return snapshot;
 }
 
@@ -201,7 +224,14 @@ function statusOf(snapshot: LatestSnapshotInput): StatusItem {
   if (snapshot.quality) status.quality = snapshot.quality;
   if (snapshot.feed) status.feed = snapshot.feed;
   if (snapshot.drift) status.drift = snapshot.drift;
+  if (snapshot.book) status.book = snapshot.book;
+  if (snapshot.verification) status.verification = snapshot.verification;
   return status;
+}
+
+/** The part of the status item written as soon as it changes: the book's state and its last verification. */
+function urgentOf(status: StatusItem): string {
+  return JSON.stringify([status.book, status.verification]);
 }
 
 /** Writes the snapshot as the product's "latest" item and its status item: both, every call. */
@@ -223,7 +253,7 @@ export async function putLatest(snapshot: LatestSnapshotInput, opts: LatestStore
 export class LatestWriter {
   private readonly products = new Map<
     string,
-    { latestSlot: number; statusSlot: number; status: string | undefined }
+    { latestSlot: number; statusSlot: number; status: string | undefined; urgent: string | undefined }
   >();
 
   constructor(private readonly opts: LatestStoreOptions & LatestWriteConfig) {}
@@ -234,7 +264,7 @@ export class LatestWriter {
     const { latestWriteMs } = this.opts;
     let state = this.products.get(snapshot.product);
     if (!state) {
-      state = { latestSlot: -1, statusSlot: -1, status: undefined };
+      state = { latestSlot: -1, statusSlot: -1, status: undefined, urgent: undefined };
       this.products.set(snapshot.product, state);
     }
     const tsMs = Math.floor(snapshot.tsUs / 1000);
@@ -256,16 +286,21 @@ export class LatestWriter {
     const status = statusOf(snapshot);
     const statusJson = JSON.stringify(status);
     const statusSlot = Math.floor(tsMs / STATUS_WRITE_MS);
+    // Quality and feed figures wait for their slot; a book that stopped being synced, or a verdict on it, is
+    // written at once: /health degrades on it.
+    const urgent = urgentOf(status);
     if (
-      statusSlot > state.statusSlot &&
+      (statusSlot > state.statusSlot || urgent !== state.urgent) &&
       statusJson !== state.status &&
-      (status.quality || status.feed || status.drift)
+      (status.quality || status.feed || status.drift || status.book || status.verification)
     ) {
-      state.statusSlot = statusSlot;
+      state.statusSlot = Math.max(state.statusSlot, statusSlot);
       state.status = statusJson;
+      state.urgent = urgent;
       writes.push(
         put(client, table, status, `status of ${snapshot.product}`).catch((err: unknown) => {
           state.status = undefined; // written again with the next snapshot
+          state.urgent = undefined;
           throw err;
         }),
       );

@@ -10,6 +10,7 @@ import { FeatureInputError, FeaturePipeline } from '../features/pipeline.js';
 import type { FeatureRow, LabelRow } from '../features/types.js';
 import { describeError, type Logger } from '../log.js';
 import type { MarketEvent } from '../marketdata/events.js';
+import type { LatestSnapshot } from '../storage/latest.js';
 import type { RawRow } from '../storage/parquet.js';
 import { resolveSnapshotRef } from '../stream/claimCheck.js';
 import { type FeedHealth, type FeedStatsEvent, feedHealth, type StreamEvent } from '../stream/record.js';
@@ -128,6 +129,12 @@ export class MarketStage {
 
   watermarkUs(product: string): number | undefined {
     return this.pipeline.watermarkUs(product);
+  }
+
+  /** The product's book state and last verification, as the latest snapshot carries them. */
+  bookStatus(product: string): Pick<LatestSnapshot, 'book' | 'verification'> {
+    const book = this.pipeline.bookState(product);
+    return book ? { book, verification: this.verifier.state(product) } : {};
   }
 
   /** The ingestor's newest stats for `product` (or feed-wide), as the latest snapshot carries them. */

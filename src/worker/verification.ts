@@ -24,17 +24,11 @@ import {
   type LevelDifference,
 } from '../book/verify.js';
 import type { MarketEvent, Side } from '../marketdata/events.js';
+import type { Verification } from '../storage/latest.js';
 import type { BookCheckEvent } from '../stream/record.js';
 
-export type VerificationResult = 'match' | 'mismatch' | 'unavailable' | 'pending';
-
-/** The last word on a product's book from the exchange's own (what /latest and /health show). */
-export interface Verification {
-  result: VerificationResult;
-  /** The REST book's time of the check that gave it (epoch µs); null before any check was judged. */
-  atUs: number | null;
-  reason?: string;
-}
+export type { Verification };
+export type VerificationResult = Verification['result'];
 
 /** One judged check. */
 export interface CheckOutcome extends Verification {

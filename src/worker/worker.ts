@@ -37,6 +37,7 @@ import { type Scored, Scorer } from './score.js';
 import { seqLess } from './shards.js';
 import { HistorySink, type HistorySinkOptions } from './sinks/history.js';
 import { type LatestContext, LatestSink, type LatestSinkOptions } from './sinks/latest.js';
+import type { CheckOutcome } from './verification.js';
 
 export { RecoveryError, type RecoveryOptions } from './recovery.js';
 
@@ -45,6 +46,13 @@ export interface WorkerOptions {
   deltaMs: number;
   /** The feature pipeline's data-gap limit (readFeatureConfig().gapLimitMs), the same as offline. */
   gapLimitMs?: number;
+  /** The book check's in-flight window (readWorkerConfig().bookCheckSkewMs; verification.ts). */
+  bookCheckSkewMs?: number;
+  /**
+   * The verdict channel to the ingestor (src/storage/bookVerdicts.ts): called with every mismatch, so the
+   * ingestor resubscribes that product's book. Absent: mismatches are only logged and counted.
+   */
+  onMismatch?: (outcome: CheckOutcome) => Promise<void>;
   s3: S3Client;
   lakeBucket: string;
   /** Ticks per lake object (default one minute of ticks). */
@@ -115,6 +123,7 @@ export class Worker {
       tickMs: opts.tickMs,
       deltaMs: opts.deltaMs,
       gapLimitMs: opts.gapLimitMs,
+      bookCheckSkewMs: opts.bookCheckSkewMs,
       s3: opts.s3,
       log: opts.log,
     });
@@ -123,6 +132,8 @@ export class Worker {
     this.drift = new DriftMonitor(opts.drift);
     this.telemetry = opts.telemetry ?? new Telemetry({ service: 'worker' });
     this.telemetry.declare(WORKER.duplicates);
+    // Zero until a check mismatches: the alarm on it has data, not a gap, while all is well.
+    this.telemetry.declare(WORKER.bookMismatches);
     this.scorer = new Scorer(opts.tickMs, opts.log, (target, ms) =>
       this.telemetry.timing(WORKER.inferenceMs, ms, { Target: target }),
     );
@@ -277,7 +288,9 @@ export class Worker {
       drift: (product, model) => this.drift.figure(model, product),
       feed: (p: string) => this.market.feedHealth(p),
       watermarkUs: (p: string) => this.market.watermarkUs(p),
+      book: (p: string) => this.market.bookStatus(p),
     };
+    await this.verdicts();
     await this.latest.write(rows, scored, ctx);
     await this.history?.write(
       rows,
@@ -305,6 +318,32 @@ export class Worker {
       this.qualityOut.publish(rows[rows.length - 1]!.tsUs, quality, floors, drift);
     }
     return { rows: rows.length, labels: labels.length, predictions: predictions.length, objects: [] };
+  }
+
+  /** The book checks judged since the last batch: counted, logged, and each mismatch sent to the ingestor. */
+  private async verdicts(): Promise<void> {
+    for (const o of this.market.verifier.drain()) {
+      this.telemetry.count(WORKER.bookChecks, 1, { Result: o.result });
+      const fields = {
+        product: o.product,
+        checkId: o.checkId,
+        bookTimeUs: o.atUs,
+        compared: o.compared,
+        inFlight: o.inFlight,
+        ...(o.reason ? { reason: o.reason } : {}),
+      };
+      if (o.result !== 'mismatch') {
+        this.opts.log(o.result === 'match' ? 'debug' : 'info', `book check: ${o.result}`, fields);
+        continue;
+      }
+      this.telemetry.count(WORKER.bookMismatches, 1);
+      this.opts.log('warn', 'book check: our book differs from the exchange', {
+        ...fields,
+        differences: o.differences,
+      });
+      const send = this.opts.onMismatch;
+      if (send) await this.retry('book verdict write', () => send(o));
+    }
   }
 
   private async saveState(shardId: string, shard: ShardState): Promise<void> {

@@ -22,6 +22,8 @@ export interface LatestContext {
   feed(product: string): FeedHealth | undefined;
   /** The product's event-time watermark (µs): its newest exchange time. */
   watermarkUs(product: string): number | undefined;
+  /** The product's book state and its last verification (absent for a ticker-only product's book). */
+  book(product: string): Pick<LatestSnapshot, 'book' | 'verification'>;
 }
 
 export interface LatestSinkOptions {
@@ -86,27 +88,47 @@ export function latestSnapshot(
   if (Object.keys(drift).length) snapshot.drift = drift;
   const feed = ctx.feed(row.product);
   if (feed) snapshot.feed = feed;
-  return snapshot;
+  return { ...snapshot, ...ctx.book(row.product) };
 }
 
 export class LatestSink {
+  /** Each product's last snapshot: re-sent with its new book state when that changes while no row comes. */
+  private readonly last = new Map<string, LatestSnapshotInput>();
+
   constructor(private readonly opts: LatestSinkOptions) {}
 
-  /** Writes the newest row of each product of `rows` (all products in parallel). */
+  /**
+   * Writes the newest row of each product of `rows` (all products in parallel). A product without a row whose
+   * book state or verification changed (a book resyncing emits no rows) has its last snapshot written again with
+   * them, so /latest and /health say so.
+   */
   async write(rows: readonly FeatureRow[], scored: readonly Scored[], ctx: LatestContext): Promise<void> {
     const newest = new Map<string, number>();
     for (let i = 0; i < rows.length; i++) newest.set(rows[i]!.product, i);
-    if (newest.size === 0) return;
     const now = this.opts.now();
-    await Promise.all(
-      [...newest.values()].map(async (i) => {
-        const row = rows[i]!;
-        const snapshot = latestSnapshot(row, i, scored, ctx, now);
-        this.opts.offer?.(snapshot);
-        await this.opts.write(snapshot);
-        const watermarkUs = ctx.watermarkUs(row.product) ?? row.tsUs;
-        this.opts.onAck?.(row.product, this.opts.now() - watermarkUs / 1000);
-      }),
-    );
+    const writes = [...newest.values()].map(async (i) => {
+      const row = rows[i]!;
+      const snapshot = latestSnapshot(row, i, scored, ctx, now);
+      this.last.set(row.product, snapshot);
+      this.opts.offer?.(snapshot);
+      await this.opts.write(snapshot);
+      const watermarkUs = ctx.watermarkUs(row.product) ?? row.tsUs;
+      this.opts.onAck?.(row.product, this.opts.now() - watermarkUs / 1000);
+    });
+    for (const [product, previous] of this.last) {
+      if (newest.has(product)) continue;
+      const state = ctx.book(product);
+      if (state.book === previous.book && sameVerification(state.verification, previous.verification))
+        continue;
+      const snapshot = { ...previous, ...state, updatedAtMs: now };
+      this.last.set(product, snapshot);
+      this.opts.offer?.(snapshot);
+      writes.push(this.opts.write(snapshot));
+    }
+    await Promise.all(writes);
   }
+}
+
+function sameVerification(a: LatestSnapshot['verification'], b: LatestSnapshot['verification']): boolean {
+  return a?.result === b?.result && a?.atUs === b?.atUs && a?.reason === b?.reason;
 }
