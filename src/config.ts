@@ -312,7 +312,21 @@ export interface SimulatorConfig {
   speed: number;
   /** SIM_HOSTILE_MS: hostile mode, a hostile frame every this many simulated ms (0 = off; src/simulator/hostile.ts). */
   hostileEveryMs: number;
+  /** SIM_REST_DELAY_MS `min,max`: the REST product book answers after a delay drawn from [min, max] wall ms. */
+  restDelayMs: [minMs: number, maxMs: number];
+  /** SIM_LOST_UPDATE_MS: one lost level update per connection every this many simulated ms (0 = off). */
+  lostUpdateEveryMs: number;
 }
+
+/** `min,max` (or one value for both) in whole ms, min <= max <= 60 s. */
+const msRange = z
+  .string()
+  .regex(/^\s*\d+\s*(,\s*\d+\s*)?$/, 'expected min,max in whole milliseconds, e.g. 20,300')
+  .transform((s): [number, number] => {
+    const [min, max = min] = s.split(',').map(Number) as [number, number?];
+    return [min, max];
+  })
+  .refine(([min, max]) => min <= max && max <= 60_000, 'expected min <= max <= 60000');
 
 export function readSimulatorConfig(env: Env = process.env): SimulatorConfig {
   const profilePath = read(env, 'SIM_PROFILE', z.string().min(1, 'must not be empty').optional());
@@ -336,6 +350,8 @@ export function readSimulatorConfig(env: Env = process.env): SimulatorConfig {
       '1',
     ),
     hostileEveryMs: read(env, 'SIM_HOSTILE_MS', intMs(0, 3_600_000), '0'),
+    restDelayMs: read(env, 'SIM_REST_DELAY_MS', msRange, '20,300'),
+    lostUpdateEveryMs: read(env, 'SIM_LOST_UPDATE_MS', intMs(0, 86_400_000), '0'),
   };
 }
 

@@ -1,6 +1,7 @@
 /**
  * Simulator process: `node --import tsx src/simulator/main.ts`. Settings: SYMBOLS, SIM_PORT, SIM_SEED,
- * SIM_MODE (realtime | fast), SIM_LOG, SIM_PROFILE, SIM_SPEED, SIM_HOSTILE_MS (see src/config.ts).
+ * SIM_MODE (realtime | fast), SIM_LOG, SIM_PROFILE, SIM_SPEED, SIM_HOSTILE_MS, SIM_REST_DELAY_MS, SIM_LOST_UPDATE_MS
+ * (see src/config.ts). The REST product book answers on the same port.
  */
 import { orExit, readCoreConfig, readSimulatorConfig } from '../config.js';
 import { componentLogger } from '../log.js';
@@ -18,9 +19,11 @@ const sim = await startSimulator({
   ...(cfg.logPath ? { logPath: cfg.logPath } : {}),
   speed: cfg.speed,
   hostileEveryMs: cfg.hostileEveryMs,
+  restDelayMs: cfg.restDelayMs,
+  ...(cfg.lostUpdateEveryMs > 0 ? { lostUpdates: { everyMs: cfg.lostUpdateEveryMs } } : {}),
 });
 const log = componentLogger('simulator');
-log('info', 'simulator listening', { url: sim.url, mode: cfg.mode, seed: cfg.seed });
+log('info', 'simulator listening', { url: sim.url, restUrl: sim.restUrl, mode: cfg.mode, seed: cfg.seed });
 
 let stopping = false;
 const stop = async (signal: string) => {

@@ -100,6 +100,17 @@ export function rfc3339Nano(us: number): string {
   return `${date.toISOString().slice(0, 19)}${frac ? `.${frac}` : ''}Z`;
 }
 
+/**
+ * A protobuf Timestamp in JSON, as Coinbase's REST API writes times ("2026-08-09T21:05:38.504360Z"): 0, 3 or 6
+ * fraction digits (9 for nanoseconds, which simulated µs times never need).
+ */
+export function protoTime(us: number): string {
+  const { date, fraction } = splitUs(us);
+  const frac =
+    fraction === '000000000' ? '' : fraction.endsWith('000000') ? fraction.slice(0, 3) : fraction.slice(0, 6);
+  return `${date.toISOString().slice(0, 19)}${frac ? `.${frac}` : ''}Z`;
+}
+
 /** Go's time.String() with monotonic clock reading, as in heartbeats' current_time. */
 export function goTimeString(us: number, monotonicUs: number): string {
   const { date, fraction } = splitUs(us);

@@ -1,5 +1,7 @@
 /**
- * The exchange simulator's WebSocket server (Coinbase Advanced Trade market data on 127.0.0.1).
+ * The exchange simulator's server (Coinbase Advanced Trade market data on 127.0.0.1): one HTTP server whose
+ * upgrades are the WebSocket feed and whose plain GETs are the REST product book (rest.ts), on one port as
+ * on the real exchange's host.
  *
  * Every connection gets its own Session, so one seed gives every client the same market. Modes:
  * - realtime: simulated time = anchor + wall time elapsed since start; frames go out when due, so
@@ -9,16 +11,35 @@
  */
 
 import { createWriteStream, type WriteStream } from 'node:fs';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { sleep } from '../clock.js';
+import { QuoteWatchError } from '../errors.js';
 import { DEFAULT_PRODUCTS, seedEpochUs } from './exchange.js';
 import { Repacker } from './framing.js';
 import { type HostileKind, hostileFrame, inSequence, pickHostile, slowLoris } from './hostile.js';
 import type { ProductSpec } from './market.js';
 import { errorFrame, rfc3339Nano } from './protocol.js';
+import {
+  faultAnswer,
+  PRODUCT_BOOK_PATH,
+  REST_FAULTS,
+  type RestAnswer,
+  type RestFaultKind,
+  RestMarket,
+  restError,
+} from './rest.js';
 import { Rng } from './rng.js';
-import { type OutFrame, Session, type TopOfBook } from './session.js';
+import { type LostUpdate, type OutFrame, Session, type TopOfBook } from './session.js';
+
+/** A bad option or fault argument (an unknown product, a bad count, an impossible delay range). */
+export class SimulatorError extends QuoteWatchError {}
+
+/** A level change a connection's frame left out (SimulatorFaults.loseUpdate, SimulatorOptions.lostUpdates). */
+export interface LostUpdateRecord extends LostUpdate {
+  conn: number;
+}
 
 export type SimulatorMode = 'realtime' | 'fast';
 
@@ -61,6 +82,16 @@ export interface SimulatorOptions {
    * the anchor) is in one of these [from, to) windows (logged as sent, never delivered: the client sees a gap).
    */
   losses?: (conn: number) => readonly (readonly [fromMs: number, toMs: number])[];
+  /**
+   * REST product book: each answer goes out after a delay drawn uniformly from [min, max] wall ms (a seeded stream
+   * of its own), so the book's time lags its arrival as on the real exchange. Default [20, 300].
+   */
+  restDelayMs?: readonly [minMs: number, maxMs: number];
+  /**
+   * Lost updates for long runs: one per connection in every `everyMs` of simulated time, at a seeded moment and
+   * product (the same for every connection and run of a seed; Session.loseUpdatesEvery), listed by lostUpdates().
+   */
+  lostUpdates?: { everyMs: number };
 }
 
 export interface SimulatorFaults {
@@ -79,10 +110,23 @@ export interface SimulatorFaults {
   sendOversizedSnapshot(productId?: string, levels?: number): void;
   /** Sends a hostile frame (hostile.ts) on every connection, or (`slowloris`) stalls them on a frame never finished. */
   sendHostile(kind: HostileKind): void;
+  /**
+   * On every connection, the next level2 update frame of `productId` (default the first product) that carries
+   * at least two changes leaves one out (seeded pick); the frame keeps its sequence number, so no gap shows and
+   * the client's book is silently wrong at that level until its price changes again. Listed by lostUpdates(); the
+   * REST book is the exchange's truth and never has it.
+   */
+  loseUpdate(productId?: string): void;
+  /**
+   * The next `count` REST answers of the product book: `error` a 500 with an error body, `timeout` none at all
+   * (the socket hangs until the client gives up or the server closes), `throttle` a 429 with Retry-After,
+   * `malformed` a 200 whose body is not JSON. Calls queue up in order.
+   */
+  rest(kind: RestFaultKind, count?: number): void;
   /** Only connection `conn` (the ones above act on every connection). */
   on(conn: number): Pick<
     SimulatorFaults,
-    'dropConnections' | 'skipSequence' | 'sendMalformed' | 'sendHostile'
+    'dropConnections' | 'skipSequence' | 'sendMalformed' | 'sendHostile' | 'loseUpdate'
   > & {
     /** The next `n` frames of the sequence are lost on the way (their numbers are used: the client sees a gap). */
     loseFrames(n: number): void;
@@ -90,7 +134,10 @@ export interface SimulatorFaults {
 }
 
 export interface SimulatorServer {
+  /** The WebSocket feed, `ws://host:port`. */
   url: string;
+  /** The REST API on the same port, `http://host:port` (product book: rest.ts PRODUCT_BOOK_PATH). */
+  restUrl: string;
   port: number;
   mode: SimulatorMode;
   faults: SimulatorFaults;
@@ -110,6 +157,10 @@ export interface SimulatorServer {
   timeUs(): number;
   /** Hostile frames sent, by kind. */
   readonly hostileSent: Record<string, number>;
+  /** Plain HTTP requests received (every path and answer, faulted and unanswered ones included). */
+  restRequests(): number;
+  /** Every level change a frame left out, by connection then time (closed connections included). */
+  lostUpdates(): LostUpdateRecord[];
   /** The simulator's top of book after the last l2_data frame with sequence_num <= seq on connection `conn` (default: the newest). */
   topOfBookAt(productId: string, seq: number, conn?: number): TopOfBook | undefined;
   /**
@@ -137,12 +188,21 @@ interface Conn {
   /** SimulatorOptions.losses of this connection, in µs of simulated time. */
   lossWindows: (readonly [number, number])[];
   sent: number;
+  /** Lost updates of the session already written to the log. */
+  loggedLost: number;
 }
 
 const HIGH_WATER = 256;
 const LOW_WATER = 64;
 
 export async function startSimulator(options: SimulatorOptions): Promise<SimulatorServer> {
+  const [delayMin, delayMax] = options.restDelayMs ?? [20, 300];
+  if (!(delayMin >= 0 && delayMax >= delayMin))
+    throw new SimulatorError(
+      `restDelayMs must be [min, max] with 0 <= min <= max, got [${delayMin}, ${delayMax}]`,
+    );
+  if (options.lostUpdates && !(options.lostUpdates.everyMs > 0))
+    throw new SimulatorError(`lostUpdates.everyMs must be > 0, got ${options.lostUpdates.everyMs}`);
   const mode = options.mode;
   const products = options.products ?? DEFAULT_PRODUCTS;
   const subscribeTimeoutMs = options.subscribeTimeoutMs ?? 5000;
@@ -174,12 +234,53 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
   let holding: NodeJS.Timeout | undefined;
   let silenceTimer: NodeJS.Timeout | null = null;
 
-  const wss = new WebSocketServer({ host: options.host ?? '127.0.0.1', port: options.port ?? 8765 });
+  // --- REST: the product book, its delay and its faults ---
+  const restMarket = new RestMarket(products, options.seed, anchorUs);
+  const restDelayRng = Rng.derive(options.seed, 'rest-delay');
+  const restFaults: RestFaultKind[] = [];
+  let restCount = 0;
+  /** Answers waiting out their delay, and requests never answered (the timeout fault): ended by close(). */
+  const restDelayed = new Set<NodeJS.Timeout>();
+  const restHanging = new Set<ServerResponse>();
+
+  function serveRest(req: IncomingMessage, res: ServerResponse): void {
+    restCount++;
+    const url = new URL(req.url ?? '/', 'http://simulator');
+    // The book is taken now, at the market's time; only its sending waits.
+    let answer: RestAnswer;
+    try {
+      answer = restMarket.answer(req.method ?? 'GET', url, marketTimeUs());
+    } catch (err) {
+      answer = restError(500, 'INTERNAL', `simulator failed: ${String(err)}`);
+    }
+    const fault = url.pathname === PRODUCT_BOOK_PATH ? restFaults.shift() : undefined;
+    if (fault === 'timeout') {
+      restHanging.add(res);
+      res.on('close', () => restHanging.delete(res));
+      return;
+    }
+    const sent: RestAnswer = fault ? faultAnswer(fault, answer) : answer;
+    const delayMs = delayMin + restDelayRng.uniform() * (delayMax - delayMin);
+    const timer = setTimeout(() => {
+      restDelayed.delete(timer);
+      if (!res.destroyed) res.writeHead(sent.status, sent.headers).end(sent.body); // unless the client gave up
+    }, delayMs);
+    restDelayed.add(timer);
+  }
+
+  /** The market's time now (realtime: the clock's; fast: the furthest connection's), epoch µs. */
+  const marketTimeUs = () =>
+    mode === 'realtime' ? simNow() : Math.max(anchorUs, ...[...conns.values()].map((c) => c.session.timeUs));
+
+  const host = options.host ?? '127.0.0.1';
+  const http = createServer((req, res) => serveRest(req, res));
+  const wss = new WebSocketServer({ server: http });
   await new Promise<void>((resolve, reject) => {
-    wss.once('listening', resolve);
-    wss.once('error', reject);
+    http.once('listening', resolve);
+    http.once('error', reject);
+    http.listen(options.port ?? 8765, host);
   });
-  const address = wss.address();
+  const address = http.address();
   const port = typeof address === 'object' && address ? address.port : (options.port ?? 8765);
 
   function send(c: Conn, f: OutFrame, hostile?: HostileKind): void {
@@ -216,6 +317,10 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
   /** The frames a session produced, as this connection sends them (its own frame boundaries). */
   function sendAll(c: Conn, frames: OutFrame[]): void {
     for (const f of c.packer ? c.packer.pack(frames) : frames) send(c, f);
+    // The log says which change a frame left out (the audit reads only lines with a frame).
+    const lost = c.session.lostUpdates;
+    for (; log && c.loggedLost < lost.length; c.loggedLost++)
+      log.write(`{"conn":${c.id},"seq":null,"lostUpdate":${JSON.stringify(lost[c.loggedLost])}}\n`);
   }
 
   function sendHostile(c: Conn, kind: HostileKind): void {
@@ -275,11 +380,13 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
           const now = simNow();
           for (const c of conns.values()) sendAll(c, c.session.advanceTo(now));
           hostileDue(now);
+          restMarket.advanceTo(now);
         }, 10)
       : null;
 
   wss.on('connection', (ws) => {
     const session = new Session(products, options.seed, anchorUs);
+    if (options.lostUpdates) session.loseUpdatesEvery(options.lostUpdates.everyMs * 1000);
     // A late realtime client joins the market where it is now; the catch-up sends nothing (no subscriptions).
     if (mode === 'realtime') session.advanceTo(simNow());
     const id = nextConnId++;
@@ -299,6 +406,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
         ([from, to]) => [anchorUs + from * 1000, anchorUs + to * 1000] as const,
       ),
       sent: 0,
+      loggedLost: 0,
     };
     conns.set(c.id, c);
     const timeout = setTimeout(() => {
@@ -344,6 +452,12 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     });
   };
   const skip = (c: Conn, n: number) => (c.packer ? c.packer.skip(n) : c.session.skipSequence(n));
+  const productOf = (productId: string | undefined): string => {
+    const id = productId ?? products[0]?.productId ?? 'BTC-USD';
+    if (!products.some((p) => p.productId === id))
+      throw new SimulatorError(`loseUpdate: unknown product ${id}`);
+    return id;
+  };
 
   const faults: SimulatorFaults = {
     dropConnections: () => everyConn((c) => c.ws.terminate()),
@@ -367,6 +481,16 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
         if (f) send(c, f);
       }),
     sendHostile: (kind) => everyConn((c) => sendHostile(c, kind)),
+    loseUpdate(productId) {
+      const id = productOf(productId);
+      everyConn((c) => c.session.loseUpdate(id));
+    },
+    rest(kind, count = 1) {
+      if (!REST_FAULTS.includes(kind)) throw new SimulatorError(`rest: unknown fault ${String(kind)}`);
+      if (!(Number.isInteger(count) && count >= 1))
+        throw new SimulatorError(`rest: count must be a whole number >= 1, got ${count}`);
+      for (let i = 0; i < count; i++) restFaults.push(kind);
+    },
     on(conn) {
       const one = (fn: (c: Conn) => void) => {
         const c = conns.get(conn);
@@ -377,6 +501,10 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
         skipSequence: (n = 1) => one((c) => skip(c, n)),
         sendMalformed: (kind = 'truncated') => one((c) => malformed(c, kind)),
         sendHostile: (kind) => one((c) => sendHostile(c, kind)),
+        loseUpdate(productId) {
+          const id = productOf(productId);
+          one((c) => c.session.loseUpdate(id));
+        },
         loseFrames: (n) =>
           one((c) => {
             c.lose += n;
@@ -386,7 +514,8 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
   };
 
   return {
-    url: `ws://${options.host ?? '127.0.0.1'}:${port}`,
+    url: `ws://${host}:${port}`,
+    restUrl: `http://${host}:${port}`,
     port,
     mode,
     faults,
@@ -407,10 +536,17 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
       return n;
     },
     hostileSent,
-    timeUs: () =>
-      mode === 'realtime'
-        ? simNow()
-        : Math.max(anchorUs, ...[...conns.values()].map((c) => c.session.timeUs)),
+    restRequests: () => restCount,
+    lostUpdates() {
+      const sessions = new Map<number, Session>([
+        ...finished,
+        ...[...conns].map(([id, c]) => [id, c.session] as const),
+      ]);
+      return [...sessions]
+        .sort(([a], [b]) => a - b)
+        .flatMap(([conn, session]) => session.lostUpdates.map((l) => ({ conn, ...l })));
+    },
+    timeUs: marketTimeUs,
     framesSent: (conn) => sentBy.get(conn) ?? conns.get(conn)?.sent ?? 0,
     ended: () =>
       (mode === 'fast' || simNow() >= endUs) &&
@@ -438,7 +574,12 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
         c.drained?.();
         c.ws.terminate();
       }
+      for (const timer of restDelayed) clearTimeout(timer);
+      for (const res of restHanging) res.destroy();
       await new Promise<void>((resolve) => wss.close(() => resolve()));
+      const closed = new Promise<void>((resolve) => http.close(() => resolve()));
+      http.closeAllConnections(); // idle keep-alive sockets and answers cut short by the close
+      await closed;
       if (log) await new Promise<void>((resolve) => log.end(resolve));
     },
   };

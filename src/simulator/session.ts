@@ -3,7 +3,7 @@
  * for every connection), its subscriptions, its ONE sequence counter across all channels and products,
  * and the frames due as simulated time advances. It produces text frames; the server decides when to send.
  */
-import type { BookLevel } from './book.js';
+import type { BookLevel, BookSide } from './book.js';
 import { SimExchange } from './exchange.js';
 import type { Market, MarketBatch, ProductSpec } from './market.js';
 import {
@@ -34,6 +34,16 @@ export interface OutFrame {
   seq: number | null;
 }
 
+/** One level change a level2 update frame left out (the lost-update fault), as the exchange made it. */
+export interface LostUpdate {
+  product: string;
+  side: BookSide;
+  price: string;
+  size: string;
+  /** The change's exchange time (its batch's, the event_time of the frame that left it out). */
+  timeUs: number;
+}
+
 /** The simulator's top of book right after a l2_data frame was produced. */
 export interface TopOfBook {
   seq: number;
@@ -61,6 +71,16 @@ export class Session {
   private readonly keepTops: number;
   /** Market batches produced since the anchor (every session of a seed counts the same ones). */
   batches = 0;
+  /** Every level change a frame left out (loseUpdate, loseUpdatesEvery), oldest first. */
+  readonly lostUpdates: LostUpdate[] = [];
+  /** Per product, level2 update frames still due to leave one change out. */
+  private readonly toLose = new Map<string, number>();
+  /** Which change a frame leaves out, and when the scheduled losses fall: streams of their own, never the market's. */
+  private readonly lossPick: Rng;
+  private readonly lossSchedule: Rng;
+  private lossEveryUs = 0;
+  private lossWindow = 0;
+  private nextLossUs = Number.POSITIVE_INFINITY;
 
   /**
    * `keepTops`: how many of the latest tops per product topOfBookAt can answer for (tests compare what a
@@ -69,6 +89,8 @@ export class Session {
   constructor(products: readonly ProductSpec[], seed: number, startUs: number, keepTops = 100_000) {
     this.keepTops = keepTops;
     this.startUs = startUs;
+    this.lossPick = Rng.derive(seed, 'lost-update:pick');
+    this.lossSchedule = Rng.derive(seed, 'lost-update:schedule');
     this.nowUs = startUs;
     this.exchange = new SimExchange(products, seed, startUs);
     const rng = Rng.derive(seed, 'session');
@@ -110,6 +132,26 @@ export class Session {
   /** The next sequence number jumps by `n` (fault injection: the client should see a gap). */
   skipSequence(n: number): void {
     this.seq += n;
+  }
+
+  /**
+   * Fault injection, the lost update: the next level2 update frame of `productId` (one carrying at least two
+   * changes, so no frame goes out empty) leaves one change out, picked by a seeded stream. The frame keeps its
+   * sequence number: a client's book is silently wrong at that level until that price changes again.
+   */
+  loseUpdate(productId: string): void {
+    this.toLose.set(productId, (this.toLose.get(productId) ?? 0) + 1);
+  }
+
+  /**
+   * Scheduled lost updates (long runs): in every `everyUs` of simulated time from the start, one seeded moment and
+   * one seeded product (the same for every session of a seed); the product's next update frame from that moment
+   * loses a change, when this client has level2 of that product then (a moment it has not is skipped).
+   */
+  loseUpdatesEvery(everyUs: number): void {
+    this.lossEveryUs = everyUs;
+    this.lossWindow = 0;
+    this.nextLossUs = this.startUs + Math.floor(this.lossSchedule.uniform() * everyUs);
   }
 
   /**
@@ -297,10 +339,23 @@ export class Session {
       s.high24Ticks = Math.max(s.high24Ticks, t.priceTicks);
       if (this.has('market_trades', id)) this.pendingTrades.get(id)!.push(tradeJson(id, t, m.tickUnits));
     }
+    this.armScheduledLosses(batch.timeUs);
     if (batch.changes.length > 0 && this.has('level2', id)) {
-      const f = this.frame(FRAME_CHANNEL.level2, [
-        l2UpdateEvent(id, batch.timeUs, batch.changes, m.tickUnits),
-      ]);
+      const lose = batch.changes.length > 1 && (this.toLose.get(id) ?? 0) > 0;
+      const left = lose ? this.lossPick.int(batch.changes.length) : -1;
+      const changes = lose ? batch.changes.filter((_, i) => i !== left) : batch.changes;
+      const f = this.frame(FRAME_CHANNEL.level2, [l2UpdateEvent(id, batch.timeUs, changes, m.tickUnits)]);
+      if (lose) {
+        this.toLose.set(id, this.toLose.get(id)! - 1);
+        const c = batch.changes[left]!;
+        this.lostUpdates.push({
+          product: id,
+          side: c.side,
+          price: formatPrice(c.priceTicks, m.tickUnits),
+          size: formatQty(c.qtyUnits),
+          timeUs: batch.timeUs,
+        });
+      }
       this.recordTop(m, f.seq!);
       out.push(f);
     }
@@ -309,6 +364,20 @@ export class Session {
     this.lastTop.set(id, top);
     if ((topChanged || batch.trades.length > 0) && this.has('ticker', id)) {
       out.push(this.frame('ticker', [{ type: 'update', tickers: [this.ticker(m)] }]));
+    }
+  }
+
+  /** Arms the scheduled losses whose moment has come (loseUpdatesEvery). */
+  private armScheduledLosses(timeUs: number): void {
+    while (timeUs >= this.nextLossUs) {
+      const markets = this.exchange.markets;
+      const product = markets[this.lossSchedule.int(markets.length)]!.productId;
+      if (this.has('level2', product)) this.loseUpdate(product);
+      this.lossWindow++;
+      this.nextLossUs =
+        this.startUs +
+        this.lossWindow * this.lossEveryUs +
+        Math.floor(this.lossSchedule.uniform() * this.lossEveryUs);
     }
   }
 
