@@ -88,7 +88,11 @@ describeBrowser('dashboard in a browser', () => {
         await seedRegistry(path.resolve(import.meta.dirname, '../models/baseline'));
         await seedHistory('BTC-USD', 65_000, HISTORY_S);
         await seedHistory('ETH-USD', 3200, HISTORY_S);
-        await putLatest(snapshot('BTC-USD', '65000.12', '65000.13', 0.42));
+        await putLatest({
+          ...snapshot('BTC-USD', '65000.12', '65000.13', 0.42),
+          book: 'synced',
+          verification: { result: 'match', atUs: Date.UTC(2026, 0, 2, 3, 4, 5) * 1000 },
+        });
         await putLatest({
           ...snapshot('ETH-USD', '3200.5', '3200.7', 0.1, 0.0625),
           quality: {
@@ -178,6 +182,10 @@ describeBrowser('dashboard in a browser', () => {
     expect(await text('mid-BTC-USD')).toBe('65,000.125');
     expect(await text('prob-BTC-USD')).toBe('42.0%');
     expect(await text('latency-BTC-USD')).toBe('23 ms');
+    // The book's state and its last check against the exchange's; a ticker-only product has no book.
+    expect(await text('book-BTC-USD')).toBe('synced · match at 03:04:05');
+    expect((await attr('book-BTC-USD', 'class')) ?? '').not.toContain('warn');
+    expect(await text('book-ETH-USD')).toBe('ticker only');
     expect(await page.locator('[data-testid="card-SOL-USD"]').count()).toBe(0);
   });
 

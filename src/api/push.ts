@@ -84,6 +84,8 @@ export interface PushEntry {
   predictions: LatestSnapshot['predictions'];
   quality?: LatestSnapshot['quality'];
   feed?: LatestSnapshot['feed'];
+  book?: LatestSnapshot['book'];
+  verification?: LatestSnapshot['verification'];
   latencyMs: number;
   updatedAtMs: number;
 }
@@ -115,12 +117,15 @@ export function pushEntry(
   };
   if (s.quality) entry.quality = s.quality;
   if (s.feed) entry.feed = s.feed;
+  if (s.book) entry.book = s.book;
+  if (s.verification) entry.verification = s.verification;
   return entry;
 }
 
 /**
  * What the page shows of an entry, as a key: a push goes only when it changed (quotes, levels, probabilities to the
- * page's 0.1 %, model versions, quality, feed counters), not for a new tick that looks the same.
+ * page's 0.1 %, model versions, quality, feed counters, the book's state and check), not for a new tick that looks
+ * the same.
  */
 export function shownKey(e: PushEntry): string {
   const p = Object.entries(e.predictions)
@@ -132,7 +137,8 @@ export function shownKey(e: PushEntry): string {
         .join(',')
     : '';
   const f = e.feed ? `${e.feed.reconnects}:${e.feed.resyncs}:${Math.round(e.feed.messagesPerS)}` : '';
-  return `${e.bestBid}|${e.bestAsk}|${JSON.stringify(e.bids)}|${JSON.stringify(e.asks)}|${p}|${q}|${f}`;
+  const b = `${e.book ?? ''}:${e.verification?.result ?? ''}:${e.verification?.atUs ?? ''}`;
+  return `${e.bestBid}|${e.bestAsk}|${JSON.stringify(e.bids)}|${JSON.stringify(e.asks)}|${p}|${q}|${f}|${b}`;
 }
 
 const productList = (max: number) =>

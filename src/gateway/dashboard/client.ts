@@ -317,6 +317,22 @@ function renderQuality(field: HTMLElement, q: Quality[string] | undefined): void
   field.title = `live quality over the last ${q.n} matured labels of ${q.modelVersion}, all products`;
 }
 
+/** The book's state and its last check against the exchange's own, flagged when either is not fine. */
+function renderBook(field: HTMLElement, s: Shown): void {
+  if (!s.book) {
+    set(field, 'ticker only', '');
+    return;
+  }
+  const v = s.verification;
+  const check =
+    !v || v.result === 'pending'
+      ? 'not checked yet'
+      : `${v.result} at ${new Date((v.atUs ?? 0) / 1000).toISOString().slice(11, 19)}`;
+  set(field, `${s.book} · ${check}`, `${s.book}:${v?.result ?? 'pending'}`);
+  field.title = v?.reason ?? '';
+  field.classList.toggle('warn', s.book !== 'synced' || v?.result === 'mismatch');
+}
+
 function render(s: Shown, fetchedAt: number): void {
   const card = cardFor(s.product);
   const n = Math.round(s.tsUs / 1000 / config.tickMs);
@@ -335,6 +351,7 @@ function render(s: Shown, fetchedAt: number): void {
   set(f.ask!, fmt(s.bestAsk, digits), s.bestAsk);
   set(f.spread!, `${fmt(s.spread, digits)} (${fmt(s.spreadBps, 2)} bps)`, s.spread);
   set(f.latency!, `${fmt(s.latencyMs, 0)} ms`, s.latencyMs);
+  renderBook(f.book!, s);
   for (const t of TARGETS) {
     const p = s.predictions?.[t.target];
     if (p) {
