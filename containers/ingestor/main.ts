@@ -26,14 +26,11 @@ import {
 import { Liveness } from '../../src/health/liveness.js';
 import { createArchive } from '../../src/ingest/archive.js';
 import { CdpKeyError, cdpJwtSource } from '../../src/ingest/auth.js';
-import { BookChecker, bookSourceOf, RequestLimiter } from '../../src/ingest/bookCheck.js';
-import { BookCheckLease } from '../../src/ingest/bookCheckLease.js';
+import { startBookChecks } from '../../src/ingest/bookCheckService.js';
 import { Ingestor, newSession } from '../../src/ingest/ingestor.js';
 import { KinesisProducer } from '../../src/ingest/producer.js';
-import { VerdictPoller } from '../../src/ingest/verdictPoller.js';
 import { collectGarbageOnSignal } from '../../src/local/gcSignal.js';
 import { componentLogger, describeError } from '../../src/log.js';
-import { readBookVerdicts } from '../../src/storage/bookVerdicts.js';
 import { SnapshotStore } from '../../src/stream/claimCheck.js';
 import { componentTelemetry } from '../../src/telemetry/setup.js';
 
@@ -107,35 +104,6 @@ ingestor = new Ingestor({
   },
 });
 
-// The book check: of several ingestors on the feed, the lease holder fetches; every one acts on the verdicts.
-const lease = bookCheck.everyS > 0 ? new BookCheckLease({ owner: ingestor.session, log }) : undefined;
-const checker = new BookChecker({
-  products: symbols,
-  source: bookSourceOf(feed.kind),
-  restUrl: bookCheck.restUrl,
-  everyS: bookCheck.everyS,
-  depth: bookCheck.depth,
-  jitter: bookCheck.jitter,
-  timeoutMs: bookCheck.timeoutMs,
-  limiter: new RequestLimiter(),
-  publish: (check) => ingestor!.publishBookCheck(check),
-  exchangeNowUs: () => ingestor?.exchangeTimeUs,
-  active: () => ingestor?.state === 'subscribed' && (lease?.held() ?? false),
-  log,
-  telemetry,
-});
-const verdicts = new VerdictPoller({
-  products: symbols,
-  everyMs: bookCheck.verdictPollMs,
-  read: (products) =>
-    readBookVerdicts(products, {
-      onMalformed: (product, problem) => log('warn', 'book verdict item skipped', { product, problem }),
-    }),
-  act: (v) => ingestor!.resyncOnVerdict(v.product, v.reason),
-  startedAtUs: Date.now() * 1000,
-  log,
-});
-
 log('info', 'ingestor starting', {
   feedUrl: feed.url,
   feedKind: feed.kind,
@@ -148,9 +116,8 @@ log('info', 'ingestor starting', {
   bookCheck,
 });
 ingestor.start();
-lease?.start();
-checker.start();
-verdicts.start();
+// The book check: of several ingestors on the feed the lease holder fetches; every one acts on the verdicts.
+const bookChecks = startBookChecks({ ingestor, products: symbols, config: bookCheck, log, telemetry });
 // Healthy while frames arrive, or while the feed state machine is (re)connecting: a connection that stays
 // "subscribed" with no frame for LIVENESS_STUCK_MS means the watchdog itself is stuck.
 let framesSeen = -1;
@@ -176,7 +143,7 @@ async function stop(signal: string): Promise<void> {
   }, STOP_DEADLINE_MS);
   try {
     // Nothing is published after the producer closes: the checks and the verdicts stop first.
-    await Promise.all([checker.stop(), verdicts.stop(), lease?.stop()]);
+    await bookChecks.stop();
     await ingestor?.stop();
     await stopTelemetry();
     clearTimeout(deadline);

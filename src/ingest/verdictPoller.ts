@@ -28,6 +28,8 @@ export class VerdictPoller {
   private readonly stopped = new AbortController();
   private loop: Promise<void> | undefined;
   private readonly clock: Clock;
+  /** Reads done (failed ones included). */
+  polls = 0;
 
   constructor(private readonly o: VerdictPollerOptions) {
     this.clock = o.clock ?? systemClock;
@@ -49,9 +51,11 @@ export class VerdictPoller {
     try {
       verdicts = await this.o.read(this.o.products);
     } catch (err) {
+      this.polls++;
       this.o.log('warn', 'book verdicts not read; next poll tries again', { error: describeError(err) });
       return [];
     }
+    this.polls++;
     const acted: BookVerdict[] = [];
     for (const v of verdicts) {
       if (this.seen.get(v.product) === v.checkId) continue;
