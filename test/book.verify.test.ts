@@ -28,7 +28,7 @@ const ASKS: Level[] = [
 describe('compareBooks', () => {
   it('finds nothing when the exchange holds our book (prices normalized)', () => {
     const cmp = compareBooks(book(BIDS, ASKS), { bids: BIDS, asks: ASKS }, 50, none);
-    expect(cmp).toEqual({ compared: 7, inFlight: 0, differences: [] });
+    expect(cmp).toEqual({ compared: 7, inFlight: 0, differences: [], through: {} });
   });
 
   it('compares only within the depth the exchange returned', () => {
@@ -38,6 +38,7 @@ describe('compareBooks', () => {
     const cmp = compareBooks(ours, { bids: BIDS.slice(0, 2), asks: ASKS.slice(0, 2) }, 2, none);
     expect(cmp.differences).toEqual([]);
     expect(cmp.compared).toBe(4);
+    expect(cmp.through).toEqual({ bid: '99.5', ask: '101.5' });
   });
 
   it('treats a side shorter than the depth as the whole side', () => {

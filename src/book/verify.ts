@@ -32,6 +32,8 @@ export interface BookComparison {
   /** Levels that differ but changed inside the skew window: not judged at this check. */
   inFlight: number;
   differences: LevelDifference[];
+  /** Per side, the worst price compared: the exchange's last returned level (absent: the whole side was). */
+  through: { bid?: string; ask?: string };
 }
 
 /** A REST book that cannot be compared (unparsable or unsorted levels): the check is unavailable, not a mismatch. */
@@ -47,7 +49,7 @@ export function compareBooks(
   depth: number,
   inFlight: (side: Side, priceUnits: number) => boolean,
 ): BookComparison {
-  const out: BookComparison = { compared: 0, inFlight: 0, differences: [] };
+  const out: BookComparison = { compared: 0, inFlight: 0, differences: [], through: {} };
   compareSide(book, 'bid', exchange.bids, depth, inFlight, out);
   compareSide(book, 'ask', exchange.asks, depth, inFlight, out);
   return out;
@@ -76,6 +78,7 @@ function compareSide(
     worst = price;
   }
   const whole = levels.length < depth;
+  if (!whole) out.through[side] = formatUnits(worst);
   const ours = new Map<number, number>();
   for (let i = 0; i < book.depth(side); i++) {
     const price = book.priceAt(side, i);

@@ -40,6 +40,8 @@ export interface CheckOutcome extends Verification {
   inFlight: number;
   /** The differing levels (at most MAX_DIFFERENCES kept). */
   differences: LevelDifference[];
+  /** Per side, the worst price compared (absent: the whole side). */
+  through: BookComparison['through'];
 }
 
 export interface VerificationOptions {
@@ -239,6 +241,7 @@ export class BookVerifier {
       compared: cmp?.compared ?? 0,
       inFlight: cmp?.inFlight ?? 0,
       differences: cmp?.differences.slice(0, MAX_DIFFERENCES) ?? [],
+      through: cmp?.through ?? {},
     });
   }
 }

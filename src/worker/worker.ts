@@ -330,10 +330,12 @@ export class Worker {
         bookTimeUs: o.atUs,
         compared: o.compared,
         inFlight: o.inFlight,
+        through: o.through,
         ...(o.reason ? { reason: o.reason } : {}),
       };
+      // One line per check (BOOK_CHECK_S apart per product): the record of what was compared, and how far.
       if (o.result !== 'mismatch') {
-        this.opts.log(o.result === 'match' ? 'debug' : 'info', `book check: ${o.result}`, fields);
+        this.opts.log('info', `book check: ${o.result}`, fields);
         continue;
       }
       this.telemetry.count(WORKER.bookMismatches, 1);
