@@ -25,6 +25,8 @@ export interface BookCheckServiceOptions {
   /** Lease timing (default BOOK_CHECK_LEASE). */
   lease?: { leaseMs: number; renewMs: number };
   clock?: Clock;
+  /** The HTTP client (default the global fetch; a test may observe what the exchange answered). */
+  fetch?: typeof fetch;
   /** This process's start, wall-clock epoch µs (default now). */
   startedAtUs?: number;
 }
@@ -58,6 +60,7 @@ export function startBookChecks(o: BookCheckServiceOptions): BookCheckService {
     // Checks wait while the feed is down (the book is being rebuilt anyway) or another ingestor holds the lease.
     active: () => ingestor.state === 'subscribed' && (lease?.held() ?? false),
     clock: o.clock,
+    fetch: o.fetch,
     log,
     telemetry: o.telemetry ?? ingestor.telemetry,
   });
