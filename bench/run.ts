@@ -20,6 +20,7 @@ import { simGroup } from './sim.js';
 import { soakGroup } from './soak.js';
 import { startupGroup } from './startup.js';
 import { qualityGroup, trainGroup } from './train.js';
+import { verifyGroup } from './verify.js';
 import { workerGroup } from './worker.js';
 
 const GROUPS: BenchGroup[] = [
@@ -34,6 +35,7 @@ const GROUPS: BenchGroup[] = [
   costGroup,
   trainGroup,
   qualityGroup,
+  verifyGroup,
 ];
 /** Long runs with scripts of their own (`npm run chaos`, `npm run soak`), left out of a plain `npm run bench`. */
 const SEPARATE: BenchGroup[] = [chaosGroup, soakGroup];

@@ -432,7 +432,9 @@ export class Ingestor {
     seq: number,
     reason: string,
   ) {
-    this.o.log('warn', 'book resync', { product, reason, connection: state.session });
+    // The exchange time says where in the market it happened (a run's report places it among the checks).
+    const exchUs = this.clock.nowUs;
+    this.o.log('warn', 'book resync', { product, reason, connection: state.session, exchUs });
     await this.publishResync(state, [product], seq, reason);
     link.send(this.protocol.resubscribeBook([product]));
   }

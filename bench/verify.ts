@@ -1,0 +1,79 @@
+/**
+ * The book check against the exchange's own (#17), two runs of the whole local system (src/chaos/bookCheckRun.ts),
+ * 30 minutes of market each at 10x real time, two products, BOOK_CHECK_S=1 wall second (10 s of market):
+ *   verify.false_mismatches_30min   mismatches in the run without faults (goal 0)
+ *   verify.detected_share           of the lost updates still wrong at a check that compared them, the share found
+ *                                   (goal 1)
+ *   verify.healed_share             of all lost updates, the share the exchange healed (changed that price again)
+ *                                   before a check could compare them
+ *   verify.detect_max_s             longest fault -> detection, market s, for faults within the compared depth from
+ *                                   the first check after them (goal <= 2 x 10 s x 1.2 = 24 s)
+ * `verify.abstain_share_1_reconnect_per_hour` needs the prediction lineage (#17 part 3), not built yet.
+ */
+import { type BookCheckRunOptions, runBookCheck } from '../src/chaos/bookCheckRun.js';
+import { type BenchGroup, type BenchResult, machineContext } from './harness.js';
+
+const RUN: BookCheckRunOptions = {
+  seed: 20_261_205,
+  products: ['BTC-USD', 'ETH-USD'],
+  speed: 10,
+  marketMs: 30 * 60_000,
+  checkS: 1,
+  skewMs: 1000,
+};
+/** 60 lost updates per connection over the 30 minutes, at seeded moments and products. */
+const LOST_EVERY_MS = 30_000;
+
+export const verifyGroup: BenchGroup = {
+  name: 'verify',
+  description: "the book checked against the exchange's REST book: a clean run, and one with lost updates",
+  async run(): Promise<BenchResult[]> {
+    const log = (line: string) => console.log(line);
+    const clean = await runBookCheck({ ...RUN, log });
+    const faulty = await runBookCheck({ ...RUN, lostEveryMs: LOST_EVERY_MS, log });
+    const fates: Record<string, number> = {};
+    for (const f of faulty.faults) fates[f.fate] = (fates[f.fate] ?? 0) + 1;
+    const context = {
+      ...machineContext(),
+      run: RUN,
+      lostEveryMs: LOST_EVERY_MS,
+      clean: {
+        checks: clean.checks,
+        resyncs: clean.resyncs,
+        unavailable: clean.unavailableReasons,
+        wallS: clean.wallS,
+      },
+      faulty: {
+        checks: faulty.checks,
+        faults: faulty.faults.length,
+        fates,
+        falseMismatches: faulty.falseMismatches,
+        detectMaxAllS: faulty.detectMaxAllS,
+        resyncs: faulty.resyncs,
+        unavailable: faulty.unavailableReasons,
+        wallS: faulty.wallS,
+      },
+    };
+    return [
+      { name: 'verify.false_mismatches_30min', value: clean.checks.mismatch, unit: 'checks', context },
+      {
+        name: 'verify.detected_share',
+        value: faulty.wrongAtACheck ? faulty.detected / faulty.wrongAtACheck : Number.NaN,
+        unit: 'share',
+        context: { detected: faulty.detected, wrongAtACheck: faulty.wrongAtACheck },
+      },
+      {
+        name: 'verify.healed_share',
+        value: faulty.faults.length ? faulty.healed / faulty.faults.length : Number.NaN,
+        unit: 'share',
+        context: { healed: faulty.healed, faults: faulty.faults.length },
+      },
+      {
+        name: 'verify.detect_max_s',
+        value: faulty.detectMaxS ?? Number.NaN,
+        unit: 's (market)',
+        context: { goalS: 2 * RUN.checkS * RUN.speed * 1.2, allFaultsS: faulty.detectMaxAllS },
+      },
+    ];
+  },
+};

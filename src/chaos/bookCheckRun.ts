@@ -1,0 +1,298 @@
+/**
+ * A book-check run (`npm run bench -- --only verify`, #17): the local system (emulators, the ingestor, the worker,
+ * each its own process) fed by an exchange simulator in this process at several times real time, with the book
+ * check on. Without faults every check must match (false mismatches: any mismatch at all). With lost-update
+ * faults (`lostEveryMs`: one level change left out of a frame at seeded moments, no sequence gap: only the check
+ * can see it) each fault is followed against the checks that judged its product:
+ * - it HEALED when the exchange changed that price again (or the product resynced) before any check compared it;
+ * - otherwise the first check after it whose compared depth holds its price is where it must be DETECTED: that
+ *   check (or an earlier one) lists that level among its differences;
+ * - detection time = that check's book time minus the fault's, in market seconds.
+ * The checks are read from the worker's log lines (one per check, src/worker/worker.ts), the resyncs from the
+ * ingestor's, the faults and the market from the simulator's own log.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readSimulatorLog } from '../audit/audit.js';
+import { sleep } from '../clock.js';
+import { QuoteWatchError } from '../errors.js';
+import { freePort } from '../local/ports.js';
+import { startSystem } from '../local/supervisor.js';
+import { productSpecs } from '../simulator/exchange.js';
+import { type LostUpdateRecord, startSimulator } from '../simulator/server.js';
+
+export class BookCheckRunError extends QuoteWatchError {}
+
+export interface BookCheckRunOptions {
+  seed: number;
+  products: readonly string[];
+  /** Simulated seconds per wall second. */
+  speed: number;
+  /** Market length, simulated ms. */
+  marketMs: number;
+  /** BOOK_CHECK_S of the ingestor: WALL seconds (its schedule runs on the wall clock), so speed × this of market. */
+  checkS: number;
+  /** The worker's in-flight window, market ms (BOOK_CHECK_SKEW_MS). */
+  skewMs?: number;
+  /** One lost update per connection every this many simulated ms (0/absent: none). */
+  lostEveryMs?: number;
+  log?: (line: string) => void;
+}
+
+/** One judged check, as the worker logged it. */
+export interface JudgedCheck {
+  product: string;
+  result: 'match' | 'mismatch' | 'unavailable';
+  bookTimeUs: number;
+  through: { bid?: string; ask?: string };
+  differences: { side: 'bid' | 'ask'; price: string }[];
+  reason?: string;
+}
+
+export interface FaultFate {
+  fault: LostUpdateRecord;
+  /**
+   * detected / missed at the first check that compared it; healed (the exchange changed that price again first),
+   * repaired (a resync of its product, for another fault, rebuilt the book first), uncovered (no later check compared
+   * its price: deeper than the checks' depth, or the run ended).
+   */
+  fate: 'detected' | 'missed' | 'healed' | 'repaired' | 'uncovered';
+  /** Market seconds from the fault to the check that found it. */
+  detectS?: number;
+  /** The book time of the first check that compared its price, and when the exchange changed that price again. */
+  dueUs?: number;
+  healUs?: number;
+  /** The first check after it already compared its price (detection time then measures the check alone). */
+  inDepth?: boolean;
+}
+
+export interface BookCheckRunReport {
+  checks: Record<JudgedCheck['result'], number>;
+  /** Mismatching checks per product. */
+  mismatchesByProduct: Record<string, number>;
+  /** Checks per product that mismatched with no lost update behind any differing level. */
+  falseMismatches: number;
+  faults: FaultFate[];
+  detected: number;
+  /** Faults still wrong at a check that compared their level (detected + missed). */
+  wrongAtACheck: number;
+  healed: number;
+  repaired: number;
+  /** Longest fault → detection, market s, over the faults in the compared depth from the first check after them. */
+  detectMaxS: number | null;
+  /** The same over every detected fault (a deep level may enter the compared depth much later). */
+  detectMaxAllS: number | null;
+  resyncs: Record<string, Record<string, number>>;
+  unavailableReasons: Record<string, number>;
+  wallS: number;
+}
+
+export async function runBookCheck(o: BookCheckRunOptions): Promise<BookCheckRunReport> {
+  const say = o.log ?? (() => {});
+  const started = Date.now();
+  const dataDir = mkdtempSync(join(tmpdir(), 'qw-bookcheck-'));
+  const simLog = join(dataDir, 'simulator.ndjson');
+  const skewMs = o.skewMs ?? 1000;
+  const sim = await startSimulator({
+    port: await freePort(),
+    seed: o.seed,
+    mode: 'realtime',
+    speed: o.speed,
+    holdUntilSubscribed: true,
+    durationMs: o.marketMs,
+    products: productSpecs(o.products),
+    logPath: simLog,
+    ...(o.lostEveryMs ? { lostUpdates: { everyMs: o.lostEveryMs } } : {}),
+  });
+  const system = await startSystem({
+    dataDir,
+    freePorts: true,
+    components: ['ingestor', 'worker'],
+    env: {
+      FEED_URL: sim.url,
+      SYMBOLS: o.products.join(','),
+      BOOK_CHECK_S: String(o.checkS),
+      BOOK_CHECK_SKEW_MS: String(skewMs),
+      BOOK_VERDICT_POLL_MS: '500',
+      SNAPSHOT_INTERVAL_MS: '10000',
+      METRICS_FLUSH_MS: '3600000',
+    },
+    log: (line) => {
+      if (line.startsWith('[supervisor]')) say(line);
+    },
+  });
+  try {
+    const deadline = Date.now() + (o.marketMs / o.speed) * 2 + 120_000;
+    while (!sim.ended()) {
+      if (Date.now() > deadline) throw new BookCheckRunError('book-check run: the market never ended');
+      await sleep(250);
+    }
+    // The last checks are judged once the worker's event time passes them by the skew window.
+    await sleep(Math.max(3000, (skewMs / o.speed) * 4));
+    await system.kill('ingestor', 'SIGTERM');
+    await sleep(2000);
+    await system.kill('worker', 'SIGTERM');
+    const checks = judgedChecks(system.logs('worker'));
+    const { counts: resyncs, times } = resyncsByProduct(system.logs('ingestor'));
+    const faults = sim.lostUpdates();
+    const report = await judge(checks, faults, times, simLog, skewMs);
+    say(`[verify] ${checks.length} checks, ${faults.length} lost updates`);
+    return { ...report, resyncs, wallS: (Date.now() - started) / 1000 };
+  } finally {
+    await system.stop();
+    await sim.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+function* jsonLines(lines: readonly string[]): Generator<Record<string, unknown>> {
+  for (const line of lines) {
+    const at = line.indexOf('{');
+    if (at < 0) continue;
+    try {
+      yield JSON.parse(line.slice(at)) as Record<string, unknown>;
+    } catch {
+      // not a log record (a stack trace line, the supervisor's own words)
+    }
+  }
+}
+
+/** The checks the worker judged, from its log lines ("book check: <result>"). */
+export function judgedChecks(lines: readonly string[]): JudgedCheck[] {
+  const out: JudgedCheck[] = [];
+  for (const r of jsonLines(lines)) {
+    const m = /^book check: (match|unavailable)$/.exec(String(r.message));
+    const result = m
+      ? (m[1] as JudgedCheck['result'])
+      : r.message === 'book check: our book differs from the exchange'
+        ? 'mismatch'
+        : undefined;
+    if (!result) continue;
+    out.push({
+      product: String(r.product),
+      result,
+      bookTimeUs: Number(r.bookTimeUs),
+      through: (r.through ?? {}) as JudgedCheck['through'],
+      differences: (r.differences ?? []) as JudgedCheck['differences'],
+      ...(typeof r.reason === 'string' ? { reason: r.reason } : {}),
+    });
+  }
+  return out.sort((a, b) => a.bookTimeUs - b.bookTimeUs);
+}
+
+/** Resyncs per product and reason, and their exchange times, from the ingestor's log lines. */
+function resyncsByProduct(lines: readonly string[]): {
+  counts: Record<string, Record<string, number>>;
+  times: Map<string, number[]>;
+} {
+  const counts: Record<string, Record<string, number>> = {};
+  const times = new Map<string, number[]>();
+  for (const r of jsonLines(lines)) {
+    if (r.message !== 'book resync') continue;
+    const product = String(r.product);
+    const reason = String(r.reason).replace(/:.*$/, '');
+    counts[product] ??= {};
+    counts[product][reason] = (counts[product][reason] ?? 0) + 1;
+    if (typeof r.exchUs === 'number') times.set(product, [...(times.get(product) ?? []), r.exchUs]);
+  }
+  return { counts, times };
+}
+
+/** Whether a check's compared depth holds `price` on `side` (decimal strings compared as numbers). */
+function covers(c: JudgedCheck, side: 'bid' | 'ask', price: string): boolean {
+  const bound = c.through[side];
+  if (bound === undefined) return true;
+  return side === 'bid' ? Number(price) >= Number(bound) : Number(price) <= Number(bound);
+}
+
+async function judge(
+  checks: readonly JudgedCheck[],
+  faults: readonly LostUpdateRecord[],
+  resyncs: ReadonlyMap<string, readonly number[]>,
+  simLog: string,
+  skewMs: number,
+): Promise<Omit<BookCheckRunReport, 'resyncs' | 'wallS'>> {
+  // When each level changed on the exchange: the simulator's log holds every change it sent.
+  const changes = new Map<string, number[]>();
+  for (const [product, sent] of await readSimulatorLog(simLog)) {
+    for (const [key, us] of sent.levels) {
+      const [, side, price] = key.split('|');
+      const k = `${product}|${side}|${Number(price)}`;
+      let times = changes.get(k);
+      if (!times) changes.set(k, (times = []));
+      times.push(us);
+    }
+  }
+  for (const times of changes.values()) times.sort((a, b) => a - b);
+  const skewUs = skewMs * 1000;
+  const lists = (c: JudgedCheck, f: LostUpdateRecord) =>
+    c.differences.some((d) => d.side === f.side && Number(d.price) === Number(f.price));
+  const fates: FaultFate[] = faults.map((fault) => {
+    const times = changes.get(`${fault.product}|${fault.side}|${Number(fault.price)}`) ?? [];
+    const healUs = times.find((t) => t > fault.timeUs) ?? Number.POSITIVE_INFINITY;
+    const mine = checks.filter((c) => c.product === fault.product && c.bookTimeUs >= fault.timeUs);
+    // The check that had to see it: the first after it that compared its price with the level quiet inside its
+    // skew window. A change of that price after the fault and before that window's end heals it first.
+    let due: JudgedCheck | undefined;
+    let healedFirst = false;
+    for (const c of mine) {
+      if (c.result === 'unavailable' || !covers(c, fault.side, fault.price)) continue;
+      if (healUs <= c.bookTimeUs + skewUs) {
+        healedFirst = true;
+        due = c;
+        break;
+      }
+      if (times.some((t) => t >= c.bookTimeUs - skewUs && t <= c.bookTimeUs + skewUs)) continue;
+      due = c;
+      break;
+    }
+    if (!due) return { fault, fate: 'uncovered' };
+    const first = mine.find((c) => c.result !== 'unavailable');
+    const at = {
+      dueUs: due.bookTimeUs,
+      ...(Number.isFinite(healUs) ? { healUs } : {}),
+      inDepth: first !== undefined && covers(first, fault.side, fault.price),
+    };
+    if (healedFirst) return { fault, fate: 'healed', ...at };
+    const resyncUs = resyncs.get(fault.product)?.find((t) => t > fault.timeUs) ?? Number.POSITIVE_INFINITY;
+    if (resyncUs <= due.bookTimeUs) return { fault, fate: 'repaired', ...at };
+    const found = mine.find((c) => c.result === 'mismatch' && c.bookTimeUs <= healUs && lists(c, fault));
+    return found
+      ? { fault, fate: 'detected', detectS: (found.bookTimeUs - fault.timeUs) / 1e6, ...at }
+      : { fault, fate: 'missed', ...at };
+  });
+  // A mismatch is false when no lost update before it explains any level it lists.
+  const explained = (c: JudgedCheck) =>
+    faults.some((f) => f.product === c.product && f.timeUs <= c.bookTimeUs && lists(c, f));
+  const count = (r: JudgedCheck['result']) => checks.filter((c) => c.result === r).length;
+  const unavailableReasons: Record<string, number> = {};
+  for (const c of checks) {
+    if (c.result !== 'unavailable') continue;
+    const why = (c.reason ?? '?').replace(/[\d.]+/g, 'N');
+    unavailableReasons[why] = (unavailableReasons[why] ?? 0) + 1;
+  }
+  const detected = fates.filter((f) => f.fate === 'detected');
+  return {
+    checks: { match: count('match'), mismatch: count('mismatch'), unavailable: count('unavailable') },
+    mismatchesByProduct: Object.fromEntries(
+      [...new Set(checks.map((c) => c.product))].map((p) => [
+        p,
+        checks.filter((c) => c.product === p && c.result === 'mismatch').length,
+      ]),
+    ),
+    falseMismatches: checks.filter((c) => c.result === 'mismatch' && !explained(c)).length,
+    faults: fates,
+    detected: detected.length,
+    wrongAtACheck: fates.filter((f) => f.fate === 'detected' || f.fate === 'missed').length,
+    healed: fates.filter((f) => f.fate === 'healed').length,
+    repaired: fates.filter((f) => f.fate === 'repaired').length,
+    detectMaxS: maxOf(detected.filter((f) => f.inDepth).map((f) => f.detectS!)),
+    detectMaxAllS: maxOf(detected.map((f) => f.detectS!)),
+    unavailableReasons,
+  };
+}
+
+function maxOf(xs: readonly number[]): number | null {
+  return xs.length ? Math.max(...xs) : null;
+}

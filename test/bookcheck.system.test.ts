@@ -1,0 +1,37 @@
+/**
+ * The book check end to end (#17): the simulator's REST book, the real ingestor fetching it into the stream, the
+ * real worker judging it, the verdict channel back to the ingestor — each its own process on the local emulators
+ * (src/chaos/bookCheckRun.ts). Two minutes of market at 10x real time.
+ */
+import { describe, expect, it } from 'vitest';
+import { runBookCheck } from '../src/chaos/bookCheckRun.js';
+
+const RUN = { products: ['BTC-USD', 'ETH-USD'], speed: 10, marketMs: 120_000, checkS: 1 } as const;
+
+describe('the book checked against the exchange, whole system', () => {
+  it('matches at every check of a clean market', async () => {
+    const r = await runBookCheck({ ...RUN, seed: 11 });
+    // About one check per product per 10 s of market; none may mismatch or fail.
+    expect(r.checks.match).toBeGreaterThanOrEqual(10);
+    expect(r.checks).toMatchObject({ mismatch: 0, unavailable: 0 });
+    expect(r.resyncs).toEqual({});
+  }, 180_000);
+
+  it('finds every lost update still wrong at a check, resyncs only its product, and never cries wolf', async () => {
+    const r = await runBookCheck({ ...RUN, seed: 12, lostEveryMs: 3000 });
+    expect(r.faults.length).toBeGreaterThanOrEqual(30);
+    expect(r.falseMismatches).toBe(0);
+    // Each fault was judged one way or another; those still wrong where a check compared them were all found.
+    expect(r.wrongAtACheck + r.healed + r.repaired).toBeGreaterThan(0);
+    expect(r.detected).toBe(r.wrongAtACheck);
+    // Each mismatch made the ingestor resync that product alone: a product whose checks all matched was never
+    // resynced for it, one that mismatched was (once per verdict at most).
+    for (const p of RUN.products) {
+      const mismatches = r.mismatchesByProduct[p] ?? 0;
+      const resyncs = r.resyncs[p]?.['book check mismatch'] ?? 0;
+      expect(resyncs, p).toBeLessThanOrEqual(mismatches);
+      if (mismatches === 0) expect(resyncs, p).toBe(0);
+      else expect(resyncs, p).toBeGreaterThanOrEqual(1);
+    }
+  }, 180_000);
+});
