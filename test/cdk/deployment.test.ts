@@ -203,10 +203,10 @@ describe('least privilege: every role names only the resources it needs', () => 
     }
   };
 
-  it('ingestor: PutRecords on the stream, PutObject under snapshots/ and archive/', () => {
+  it('ingestor: PutRecords on the stream, PutObject under snapshots/ and archive/, the latest table (book check)', () => {
     expectResources(
       s.id(st.ingestor.taskDefinition.taskRole),
-      [stream, `${lake}/snapshots/*`, `${lake}/archive/*`],
+      [stream, `${lake}/snapshots/*`, `${lake}/archive/*`, latest!],
       true,
     );
   });
