@@ -156,3 +156,54 @@ describe('book checks from the simulator REST book into the stream', () => {
     expect(lines.filter((l) => l.msg === 'book check unavailable')).toHaveLength(4);
   });
 });
+
+describe('two ingestors on the feed', () => {
+  it('only the lease holder fetches; when it stops, the other takes over', async () => {
+    const sim = await startSimulator({
+      port: 0,
+      seed: 31,
+      mode: 'realtime',
+      products: productSpecs(PRODUCTS, undefined, { levelsPerSide: 40 }),
+      restDelayMs: [20, 100],
+    });
+    const log: Logger = () => {};
+    const latest = { client: dynamoClient(local.env), table: TABLES.latest.localName };
+    const lines = ['a', 'b'].map((name) => {
+      const session = `${name}${Math.random().toString(36).slice(2, 7)}`;
+      const ingestor = localIngestor(local.env, { feedUrl: sim.url, log, session, snapshotIntervalMs: 0 });
+      ingestor.start();
+      const service = startBookChecks({
+        ingestor,
+        products: PRODUCTS,
+        config: { everyS: 1, depth: 5, jitter: 0.2, timeoutMs: 2000, restUrl: sim.restUrl, verdictPollMs: 0 },
+        latest,
+        log,
+        lease: { leaseMs: 3000, renewMs: 1000 },
+      });
+      return { session, ingestor, service };
+    });
+    const books = () => lines.map((l) => l.service.checker.counters.books);
+    try {
+      await until('six checks', () => books()[0]! + books()[1]! >= 6);
+      const holder = lines.findIndex((l) => l.service.lease!.held());
+      const other = 1 - holder;
+      expect(lines[other]!.service.lease!.held()).toBe(false);
+      expect(lines[other]!.service.checker.counters).toEqual({ books: 0, unavailable: 0, skipped: 0 });
+      // The holder stops (and gives the lease up): the other takes it at its next try and checks.
+      await lines[holder]!.service.stop();
+      await until('the other ingestor checking', () => books()[other]! >= 2);
+      expect(lines[other]!.service.lease!.held()).toBe(true);
+    } finally {
+      for (const l of lines) {
+        await l.service.stop();
+        await l.ingestor.stop();
+      }
+      await sim.close();
+    }
+    for (const l of lines) {
+      const events = (await Promise.all(PRODUCTS.map((p) => eventsOf(local.env, l.session, p)))).flat();
+      const checks = events.filter((e) => e.type === 'book_check');
+      expect(checks.length).toBe(l.service.checker.counters.books);
+    }
+  });
+});
