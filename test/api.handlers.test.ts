@@ -391,6 +391,8 @@ describe('POST /predict', () => {
     expect(status).toBe(200);
     expect(body.probability).toBeCloseTo(predictLogistic(MODEL_A, [0.4, 0.9, -0.001]), 5);
     expect(body).not.toHaveProperty('product');
+    // Nothing is known of where a caller's numbers came from.
+    expect(body.lineage).toBeNull();
   });
 
   it('answers 400 with a clear message for bad bodies', async () => {

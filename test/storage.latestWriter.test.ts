@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { dynamoClient } from '../src/aws/clients.js';
 import { DYNAMO_RATES } from '../src/config.js';
 import { itemSize, writeUnits } from '../src/cost/dynamoSize.js';
+import { abstainReason, type PredictionLineage } from '../src/features/lineage.js';
 import { FEATURE_NAMES } from '../src/features/spec.js';
 import { TABLES } from '../src/resources.js';
 import {
@@ -36,6 +37,18 @@ const local = withEmulators({ provision: true });
 const T0 = Date.UTC(2026, 7, 9, 21, 0, 0) * 1000;
 
 /** A snapshot as the worker makes it: every feature set, both targets scored, quality and feed health. */
+/** A full lineage (the longest it gets: every field set), as the worker stamps each prediction. */
+const LINEAGE: PredictionLineage = {
+  book: 'synced',
+  windowS: 301,
+  sinceResyncS: 123.4,
+  resyncs: 2,
+  gap: true,
+  verification: { result: 'unavailable', ageS: 45.6 },
+};
+
+const VOL_LINEAGE: PredictionLineage = { ...LINEAGE, verification: { result: 'mismatch', ageS: 12.5 } };
+
 function snapshot(product: string, tsUs: number) {
   const features = Object.fromEntries(
     FEATURE_NAMES.map((name, i) => [name, (i - 11) * 1234.56789 + 0.123456789]),
@@ -64,8 +77,18 @@ function snapshot(product: string, tsUs: number) {
       quote_change_500ms: {
         probability: 0.123456789012345,
         modelVersion: 'baseline-fs2-seed20240601-fc3f7988',
+        featureSet: 'l2' as const,
+        lineage: LINEAGE,
+        abstain: abstainReason('resync', LINEAGE),
       },
-      vol_spike_60s: { probability: 0.876543210987654, modelVersion: 'baseline-fs2-seed20240601-d3f6a5c7' },
+      vol_spike_60s: {
+        probability: 0.876543210987654,
+        modelVersion: 'baseline-fs2-seed20240601-d3f6a5c7',
+        featureSet: 'l2' as const,
+        lineage: VOL_LINEAGE,
+        // A mismatch younger than the last resync: the book is still wrong.
+        abstain: abstainReason('mismatch', VOL_LINEAGE),
+      },
     },
     quality: {
       quote_change_500ms: {
@@ -98,6 +121,11 @@ function snapshot(product: string, tsUs: number) {
   };
 }
 
+const pick = ({ probability, modelVersion }: { probability: number; modelVersion: string }) => ({
+  probability,
+  modelVersion,
+});
+
 /** A history row as the worker's history sink writes it, every field at its longest (both models, τ, feed). */
 function historyRow(product: string, tsUs: number): HistoryItem {
   const s = snapshot(product, tsUs);
@@ -113,9 +141,10 @@ function historyRow(product: string, tsUs: number): HistoryItem {
     mid: s.mid,
     spread: s.spread,
     source: 'book',
+    // As the history sink writes them (src/worker/sinks/history.ts): probability and version, τ for vol.
     predictions: {
-      ...s.predictions,
-      vol_spike_60s: { ...s.predictions.vol_spike_60s, threshold: 1.234567890123 },
+      quote_change_500ms: pick(s.predictions.quote_change_500ms),
+      vol_spike_60s: { ...pick(s.predictions.vol_spike_60s), threshold: 1.234567890123 },
     },
     quality: s.quality,
     feed: { messagesPerS: 21.3, reconnects: 0, resyncs: 1, heartbeatAgeMs: 412.5 },

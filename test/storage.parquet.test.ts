@@ -71,6 +71,34 @@ describe('Parquet encoding', () => {
     expect(await decodeLabelRows(encodeLabelRows([]))).toEqual([]);
   });
 
+  it("round-trips each prediction's lineage, and rows without one in the same file", async () => {
+    const base = { product: 'ETH-USD', target: 'vol_spike_60s', modelVersion: 'v3', probability: 0.5 };
+    const abstained = {
+      ...base,
+      tsUs: T,
+      abstain: "a resync 12.3 s before, inside the model's 301 s window",
+      windowS: 301,
+      sinceResyncS: 12.3,
+      windowResyncs: 1,
+      windowGap: 0,
+      verification: 'match',
+      verificationAgeS: 40.5,
+    };
+    const clean = {
+      ...abstained,
+      tsUs: T + 100_000,
+      abstain: '',
+      sinceResyncS: Number.NaN,
+      windowResyncs: 0,
+    };
+    const none = { ...base, tsUs: T + 200_000 };
+    expect(await decodePredictionRows(encodePredictionRows([abstained, clean, none]))).toEqual([
+      abstained,
+      clean,
+      none,
+    ]);
+  });
+
   it('rejects rows that do not fit the spec and bytes that are not Parquet', async () => {
     const bad = { ...featureRow('BTC-USD', T, 1, 1), values: new Float64Array(F - 1) };
     expect(() => encodeFeatureRows([bad])).toThrow(ParquetFormatError);

@@ -83,7 +83,11 @@ export function featureVector(model: LoadedModel, values: Record<string, number>
 export interface PredictDeps {
   /** The active model of a target (ActiveModels.get, src/model/serving.ts). */
   model: (target: Target, set?: FeatureSetName) => Promise<LoadedModel>;
-  latest: (product: string) => Promise<Pick<LatestSnapshot, 'product' | 'tsUs' | 'features'>>;
+  latest: (
+    product: string,
+  ) => Promise<
+    Pick<LatestSnapshot, 'product' | 'tsUs' | 'features'> & Partial<Pick<LatestSnapshot, 'predictions'>>
+  >;
   telemetry?: Telemetry;
 }
 
@@ -115,7 +119,9 @@ export async function predict(
     });
     return { ...about, probabilities: Array.from(await run(model, rows, req.vectors.length, deps)) };
   }
-  if ('features' in req) return { ...about, probability: await score(model, req.features, deps) };
+  // A caller's vector has no known data behind it: lineage null.
+  if ('features' in req)
+    return { ...about, probability: await score(model, req.features, deps), lineage: null };
   let probability: number;
   try {
     // The snapshot holds the whole row; the model takes its feature set's columns.
@@ -132,7 +138,16 @@ export async function predict(
       });
     throw err;
   }
-  return { ...about, probability, product: snap!.product, tsUs: snap!.tsUs };
+  // The tick's data, as the worker judged it for this target when it scored the same tick.
+  const worker = snap!.predictions?.[target];
+  return {
+    ...about,
+    probability,
+    product: snap!.product,
+    tsUs: snap!.tsUs,
+    lineage: worker?.lineage ?? null,
+    ...(worker?.abstain ? { abstain: worker.abstain } : {}),
+  };
 }
 
 async function score(model: LoadedModel, values: Record<string, number>, deps: PredictDeps): Promise<number> {

@@ -26,8 +26,27 @@ export const ErrorBody = z
 
 const Level = z.tuple([z.string(), z.string()]).meta({ description: '[price, size] as decimal strings' });
 
+export const Lineage = z
+  .object({
+    book: z.enum(['synced', 'ticker']),
+    windowS: z.number().meta({ description: "the model's lookback: the longest window of its inputs, s" }),
+    sinceResyncS: z.number().nullable().meta({ description: "s since the product's last resync; null: none lately" }),
+    resyncs: z.number().meta({ description: "resyncs inside the model's window" }),
+    gap: z.boolean().meta({ description: "a data gap inside the model's window" }),
+    verification: z.object({
+      result: z.enum(['match', 'mismatch', 'unavailable', 'pending']),
+      ageS: z.number().nullable(),
+    }),
+  })
+  .meta({ id: 'Lineage', description: 'what the data a prediction was made from went through' });
+
 const Prediction = z.object({
   probability: z.number(),
+  lineage: Lineage.optional(),
+  abstain: z
+    .string()
+    .optional()
+    .meta({ description: 'why the prediction should not be acted on (its probability stays, marked)' }),
   modelVersion: z.string(),
   featureSet: z
     .enum(['l2', 'ticker'])
@@ -221,6 +240,11 @@ export const PredictResponse = z
     probability: z.number(),
     product: z.string().optional(),
     tsUs: z.number().optional(),
+    lineage: Lineage.nullable().meta({
+      description:
+        "a product's prediction: the lineage of its latest tick's data for this model; a caller's vector: null",
+    }),
+    abstain: z.string().optional(),
   })
   .meta({ id: 'Prediction' });
 export const PredictBatchResponse = z

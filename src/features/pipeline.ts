@@ -21,7 +21,7 @@ import type { MarketEvent } from '../marketdata/events.js';
 import { ProductState } from './productState.js';
 import { SECOND_RING } from './seconds.js';
 import { DEFAULT_GAP_LIMIT_MS, FEATURES, WINDOW_US } from './spec.js';
-import type { FeatureRow, LabelRow } from './types.js';
+import type { FeatureRow, LabelRow, TickLineage } from './types.js';
 
 export class FeatureInputError extends QuoteWatchError {}
 
@@ -37,7 +37,15 @@ export interface PipelineOptions {
   maxCatchUpTicks?: number;
   /** No event of a product for longer than this is a data gap (default DEFAULT_GAP_LIMIT_MS, config GAP_LIMIT_MS). */
   gapLimitMs?: number;
+  /**
+   * Stamp each row with its TickLineage (the worker: predictions carry it); `verification` gives the product's
+   * last book check as it stands when the tick is emitted. Off by default (training does not need it).
+   */
+  lineage?: { verification?: (product: string) => TickLineage['verification'] };
 }
+
+/** How far back a row's lineage keeps resyncs: the longest feature lookback (spec.ts lookbackS) and then some. */
+export const MAX_LOOKBACK_S = 310;
 
 export interface PipelineStats {
   events: number;
@@ -79,7 +87,7 @@ export class FeaturePipeline {
     lateEvents: 0,
   };
 
-  constructor(opts: PipelineOptions) {
+  constructor(private readonly opts: PipelineOptions) {
     if (!Number.isInteger(opts.tickMs) || opts.tickMs <= 0) throw new RangeError(`bad tickMs ${opts.tickMs}`);
     const gapLimitMs = opts.gapLimitMs ?? DEFAULT_GAP_LIMIT_MS;
     if (!(gapLimitMs > 0)) throw new RangeError(`bad gapLimitMs ${gapLimitMs}`);
@@ -117,6 +125,8 @@ export class FeaturePipeline {
       s.book.clear();
       s.tickerBid = Number.NaN;
       s.tickerAsk = Number.NaN;
+      // Its time is the stream's position (the watermark), for the same reason.
+      if (this.opts.lineage) s.resyncsUs.push(Number.isFinite(s.watermarkUs) ? s.watermarkUs : e);
       return;
     }
     if (Number.isNaN(s.nextTickUs)) {
@@ -281,6 +291,11 @@ export class FeaturePipeline {
       spread: (askU - bidU) / 1e8,
       values,
     };
+    if (this.opts.lineage) {
+      while (s.resyncsUs.length > 0 && s.resyncsUs[0]! < t - MAX_LOOKBACK_S * 1e6) s.resyncsUs.shift();
+      const verification = this.opts.lineage.verification?.(s.product);
+      row.lineage = { resyncsUs: [...s.resyncsUs], ...(verification ? { verification } : {}) };
+    }
     if (this.topLevels > 0) {
       row.top = s.hasL2
         ? { bids: s.book.top('bid', this.topLevels), asks: s.book.top('ask', this.topLevels) }

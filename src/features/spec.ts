@@ -61,6 +61,11 @@ export interface TickContext {
 }
 
 interface FeatureImpl extends FeatureDef {
+  /**
+   * How far back (s) the value reaches: a resync or a data gap within this much of the tick makes it doubtful
+   * (a prediction's lineage, src/features/lineage.ts). 0: the state at the tick alone. Not part of the spec.
+   */
+  lookbackS: number;
   compute(c: TickContext): number;
 }
 
@@ -106,12 +111,14 @@ const f32 = 'float32' as const;
 const topOfBook: FeatureImpl[] = [
   {
     name: 'spread_bps',
+    lookbackS: 0,
     type: f32,
     description: '(best ask - best bid) / mid, basis points',
     compute: (c) => ((c.ask - c.bid) / c.mid) * BPS,
   },
   {
     name: 'microprice_offset_bps',
+    lookbackS: 0,
     type: f32,
     description:
       'size-weighted microprice (bid*askSize + ask*bidSize)/(bidSize+askSize) minus mid, over mid, bps; ' +
@@ -126,6 +133,7 @@ const topOfBook: FeatureImpl[] = [
   ...[1, 2, 3].map(
     (n): FeatureImpl => ({
       name: `imbalance_l${n}`,
+      lookbackS: 0,
       type: f32,
       description:
         `queue imbalance (bid size - ask size) / (sum) over the best ${n} level(s) of each side combined, ` +
@@ -136,6 +144,7 @@ const topOfBook: FeatureImpl[] = [
   ...(['bid', 'ask'] as const).map(
     (side): FeatureImpl => ({
       name: `log_notional_depth_${side}_3`,
+      lookbackS: 0,
       type: f32,
       description: `ln(1 + quote-currency value (size × price) of the best 3 ${side} levels); 0 from a ticker`,
       compute: (c) => Math.log1p(depthNotional(c, side, 3)),
@@ -143,6 +152,7 @@ const topOfBook: FeatureImpl[] = [
   ),
   {
     name: 'time_since_quote_change_s',
+    lookbackS: QUOTE_AGE_CAP_S,
     type: f32,
     description: `seconds since the best bid or best ask price last changed, capped at ${QUOTE_AGE_CAP_S} (also when never)`,
     compute: (c) =>
@@ -152,24 +162,28 @@ const topOfBook: FeatureImpl[] = [
   },
   {
     name: 'quote_changes_1s',
+    lookbackS: 1,
     type: f32,
     description: 'number of best bid/ask price changes in the last 1 s',
     compute: (c) => c.quoteChanges1s,
   },
   {
     name: 'quote_changes_5s',
+    lookbackS: 5,
     type: f32,
     description: 'number of best bid/ask price changes in the last 5 s',
     compute: (c) => c.quoteChanges5s,
   },
   {
     name: 'mid_log_return_1s_bps',
+    lookbackS: 1,
     type: f32,
     description: 'ln(mid / mid at the tick 1 s earlier), bps; 0 when that mid is unknown',
     compute: (c) => (Number.isFinite(c.midOneSecondAgo) ? Math.log(c.mid / c.midOneSecondAgo) * BPS : 0),
   },
   {
     name: 'book_updates_1s',
+    lookbackS: 1,
     type: f32,
     description: 'number of level changes (any depth) in the last 1 s; 0 from a ticker',
     compute: (c) => c.bookUpdates1s,
@@ -192,24 +206,28 @@ const tradeWindows: FeatureImpl[] = TRADE_WINDOWS.flatMap(
   ({ seconds: w, count, buy, sell }): FeatureImpl[] => [
     {
       name: `trade_count_${w}s`,
+      lookbackS: w,
       type: f32,
       description: `number of trades in the last ${w} s`,
       compute: count,
     },
     {
       name: `log_notional_volume_${w}s`,
+      lookbackS: w,
       type: f32,
       description: `ln(1 + traded volume in the last ${w} s valued at the tick's mid, quote currency)`,
       compute: (c) => Math.log1p(((buy(c) + sell(c)) / UNITS) * c.mid),
     },
     {
       name: `signed_log_notional_volume_${w}s`,
+      lookbackS: w,
       type: f32,
       description: `signed aggressor volume: sign(v) * ln(1 + |v|), v = (taker buy - taker sell volume in the last ${w} s) × mid, quote currency`,
       compute: (c) => signedLog(((buy(c) - sell(c)) / UNITS) * c.mid),
     },
     {
       name: `trade_imbalance_${w}s`,
+      lookbackS: w,
       type: f32,
       description: `(taker buy volume - taker sell volume) / (sum) over the last ${w} s, in [-1, 1]; 0 without trades`,
       compute: (c) => imbalance(buy(c), sell(c)),
@@ -223,48 +241,56 @@ const windowed: FeatureImpl[] = WINDOWS_S.flatMap((w, i): FeatureImpl[] => {
   return [
     {
       name: `log_return_${w}s_bps`,
+      lookbackS: w + 1,
       type: f32,
       description: `sum of the known 1 s log returns of the mid ${over}, bps (unknown seconds add nothing)`,
       compute: (c) => a(c).logReturn * BPS,
     },
     {
       name: `rv_${w}s_bps`,
+      lookbackS: w + 1,
       type: f32,
       description: `realized volatility: root mean square of the known 1 s log returns ${over}, bps; 0 when none`,
       compute: (c) => a(c).rv * BPS,
     },
     {
       name: `mean_abs_dmid_${w}s_bps`,
+      lookbackS: w + 1,
       type: f32,
       description: `mean |Δmid| per second / mid ${over}, bps; 0 when none known`,
       compute: (c) => a(c).meanAbsDmid * BPS,
     },
     {
       name: `mean_spread_${w}s_bps`,
+      lookbackS: w + 1,
       type: f32,
       description: `mean spread / mid at the known second boundaries ${over}, bps; 0 when none`,
       compute: (c) => a(c).meanSpread * BPS,
     },
     {
       name: `mean_imbalance_${w}s`,
+      lookbackS: w + 1,
       type: f32,
       description: `mean L1 queue imbalance at the known second boundaries ${over}; 0 when none`,
       compute: (c) => a(c).meanImbalance,
     },
     {
       name: `trade_rate_${w}s`,
+      lookbackS: w + 1,
       type: f32,
       description: `trade intensity: trades per second ${over}`,
       compute: (c) => a(c).trades / w,
     },
     {
       name: `log_notional_volume_rate_${w}s`,
+      lookbackS: w + 1,
       type: f32,
       description: `volume velocity: ln(1 + traded volume per second ${over}, valued at the tick's mid)`,
       compute: (c) => Math.log1p((a(c).volumeUnits / UNITS / w) * c.mid),
     },
     {
       name: `data_gap_${w}s`,
+      lookbackS: w + 1,
       type: f32,
       description:
         `1 when any 1 s return ${over} is unknown (a data gap longer than the gap limit, an invalid book ` +
@@ -277,6 +303,7 @@ const windowed: FeatureImpl[] = WINDOWS_S.flatMap((w, i): FeatureImpl[] => {
 const status: FeatureImpl[] = [
   {
     name: 'time_since_trade_s',
+    lookbackS: TRADE_AGE_CAP_S,
     type: f32,
     description: `seconds since the last trade, capped at ${TRADE_AGE_CAP_S} (also when never)`,
     compute: (c) =>
@@ -286,6 +313,7 @@ const status: FeatureImpl[] = [
   },
   {
     name: 'data_gap_now',
+    lookbackS: 0,
     type: f32,
     description:
       "1 when the product's last event is older than the gap limit at the tick (the state is stale), else 0",
@@ -293,6 +321,7 @@ const status: FeatureImpl[] = [
   },
   {
     name: 'source_is_ticker',
+    lookbackS: 0,
     type: f32,
     description:
       '1 when the quote comes from the ticker (a product without L2 data: book-only features are 0), ' +
@@ -308,6 +337,18 @@ const status: FeatureImpl[] = [
 export const FEATURES: readonly FeatureImpl[] = [...topOfBook, ...tradeWindows, ...windowed, ...status];
 
 export const FEATURE_NAMES: readonly string[] = FEATURES.map((f) => f.name);
+
+const LOOKBACK_S = new Map(FEATURES.map((f) => [f.name, f.lookbackS]));
+
+/**
+ * How far back (s) a model with these inputs looks: the longest reach of its features (windowed ones reach their
+ * window plus the second before the tick's last boundary). A name the code does not define counts 0.
+ */
+export function lookbackS(names: readonly string[]): number {
+  let max = 0;
+  for (const n of names) max = Math.max(max, LOOKBACK_S.get(n) ?? 0);
+  return max;
+}
 
 /**
  * A model's inputs are one of these sets of the row's features (the spec it travels with names the set):

@@ -39,6 +39,16 @@ export interface FeatureRow {
   values: Float64Array;
   /** Top levels at the tick as [price, size] strings, best first (live snapshots; absent when not asked for). */
   top?: { bids: [string, string][]; asks: [string, string][] };
+  /** What the tick's data went through (PipelineOptions.lineage; absent when not asked for). */
+  lineage?: TickLineage;
+}
+
+/** The state of a product's data at a tick, as of the events before it (a prediction's lineage is made from it). */
+export interface TickLineage {
+  /** Event times (µs) of the resyncs that reached the book in the last MAX_LOOKBACK_S before the tick, oldest first. */
+  resyncsUs: number[];
+  /** The last check of the book against the exchange's, as it stood at the tick (src/worker/verification.ts). */
+  verification?: { result: 'match' | 'mismatch' | 'unavailable' | 'pending'; atUs: number | null };
 }
 
 /** A label, emitted once its horizon has passed, for the feature row at the same (product, tsUs). */

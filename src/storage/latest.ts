@@ -13,6 +13,7 @@ import { BatchGetCommand, type BatchGetCommandOutput, PutCommand } from '@aws-sd
 import { dynamoClient } from '../aws/clients.js';
 import { type LatestWriteConfig, readCoreConfig, readResourceNames } from '../config.js';
 import { QuoteWatchError } from '../errors.js';
+import { abstainCause, abstainReason, type PredictionLineage } from '../features/lineage.js';
 import { FEATURE_NAMES, FEATURE_VERSION } from '../features/spec.js';
 import type { FeatureRow } from '../features/types.js';
 import type { FeedHealth } from '../stream/record.js';
@@ -42,7 +43,16 @@ export interface LatestSnapshot
   /** Per target: the probability, the model version that gave it and its feature set (what the row's data supports). */
   predictions: Record<
     string,
-    { probability: number; modelVersion: string; featureSet?: 'l2' | 'ticker'; drifted?: boolean }
+    {
+      probability: number;
+      modelVersion: string;
+      featureSet?: 'l2' | 'ticker';
+      drifted?: boolean;
+      /** What the data it was made from went through (src/features/lineage.ts). */
+      lineage?: PredictionLineage;
+      /** Why it should not be acted on (its probability stays); absent when it can. */
+      abstain?: string;
+    }
   >;
   /**
    * Rolling live quality per target of the served version (matured labels joined to the predictions of
@@ -159,11 +169,57 @@ function featureIndex(): Map<string, number> {
   return indexCache;
 }
 
+const RESULTS = ['pending', 'match', 'mismatch', 'unavailable'] as const;
+
+/**
+ * A prediction's lineage in the item: six numbers instead of named fields (a latest item must stay under one write
+ * unit); the abstain reason is not stored, it follows from the lineage (abstainCause).
+ */
+type StoredLineage = [
+  windowS: number,
+  sinceResyncS: number,
+  resyncs: number,
+  gap: 0 | 1,
+  result: number,
+  ageS: number,
+];
+
+function packLineage(l: PredictionLineage): StoredLineage {
+  return [
+    l.windowS,
+    l.sinceResyncS ?? -1,
+    l.resyncs,
+    l.gap ? 1 : 0,
+    RESULTS.indexOf(l.verification.result),
+    l.verification.ageS ?? -1,
+  ];
+}
+
+function unpackLineage(p: StoredLineage, book: PredictionLineage['book']): PredictionLineage {
+  const [windowS, sinceResyncS, resyncs, gap, result, ageS] = p;
+  return {
+    book,
+    windowS,
+    sinceResyncS: sinceResyncS < 0 ? null : sinceResyncS,
+    resyncs,
+    gap: gap === 1,
+    verification: { result: RESULTS[result] ?? 'pending', ageS: ageS < 0 ? null : ageS },
+  };
+}
+
 function toStored(snapshot: LatestSnapshotInput, sk: LatestSnapshot['sk']): StoredSnapshot {
   const { features, quality: _q, feed: _f, drift: _d, book: _b, verification: _v, ...rest } = snapshot;
   const { packed, extra } = packFeatures(features);
+  const predictions: Record<string, unknown> = {};
+  for (const [target, p] of Object.entries(rest.predictions)) {
+    const { lineage, abstain: _a, ...kept } = p;
+    predictions[target] = lineage
+      ? { ...kept, ln: packLineage(lineage), ...(lineage.book === 'ticker' ? { lt: 1 } : {}) }
+      : kept;
+  }
   return {
     ...rest,
+    predictions: predictions as LatestSnapshot['predictions'],
     pk: snapshot.product,
     sk,
     f: packed,
@@ -179,6 +235,18 @@ function fromStored(item: Record<string, unknown>, status?: Record<string, unkno
     // Another feature version's bytes mean other features: serve none rather than mislabelled ones.
     features: fv === FEATURE_VERSION && f instanceof Uint8Array ? unpackFeatures(f, fx) : {},
   } as LatestSnapshot;
+  for (const [target, stored] of Object.entries(snapshot.predictions ?? {})) {
+    const { ln, lt, ...p } = stored as typeof stored & { ln?: StoredLineage; lt?: 1 };
+    if (ln) {
+      const lineage = unpackLineage(ln, lt ? 'ticker' : 'synced');
+      const cause = abstainCause(lineage);
+      snapshot.predictions[target] = {
+        ...p,
+        lineage,
+        ...(cause ? { abstain: abstainReason(cause, lineage) } : {}),
+      };
+    }
+  }
   if (status?.quality) snapshot.quality = status.quality as LatestSnapshot['quality'];
   if (status?.feed) snapshot.feed = status.feed as FeedHealth;
   if (status?.drift) snapshot.drift = status.drift as LatestSnapshot['drift'];

@@ -42,7 +42,30 @@ export interface PredictionRow {
   probability: number;
   /** seq of the scored feature row (names lake objects). */
   seq?: number;
+  /**
+   * Its lineage (src/features/lineage.ts; absent in files from before it): why it abstains ('' when it does not), the
+   * model's window (s), seconds since the last resync (NaN: none), resyncs and a data gap (1) inside the window, the
+   * last book check's result and age (s; NaN before any).
+   */
+  abstain?: string;
+  windowS?: number;
+  sinceResyncS?: number;
+  windowResyncs?: number;
+  windowGap?: number;
+  verification?: string;
+  verificationAgeS?: number;
 }
+
+/** PredictionRow's lineage fields (all present or all absent). */
+export const PREDICTION_LINEAGE_FIELDS = [
+  'abstain',
+  'windowS',
+  'sinceResyncS',
+  'windowResyncs',
+  'windowGap',
+  'verification',
+  'verificationAgeS',
+] as const;
 
 type Kind = 'STRING' | 'TIMESTAMP_US' | 'INT64' | 'INT32' | 'DOUBLE' | 'FLOAT';
 interface Column {
@@ -60,6 +83,8 @@ interface ColumnDef<R> {
   field: keyof R & string;
   /** A column whose values are all distinct when the rows' event ids are: PLAIN, see encodeRawRows. */
   plain?: true;
+  /** Written where the row has no such field (the column is REQUIRED). */
+  empty?: string | number;
 }
 
 // Each zone's columns in file order; encoding and decoding both follow these tables.
@@ -88,6 +113,14 @@ const PREDICTION_COLUMNS: readonly ColumnDef<PredictionRow>[] = [
   { name: 'target', kind: 'STRING', field: 'target' },
   { name: 'model_version', kind: 'STRING', field: 'modelVersion' },
   { name: 'probability', kind: 'FLOAT', field: 'probability' },
+  { name: 'abstain', kind: 'STRING', field: 'abstain', empty: '' },
+  { name: 'window_s', kind: 'INT32', field: 'windowS', empty: 0 },
+  { name: 'since_resync_s', kind: 'DOUBLE', field: 'sinceResyncS', empty: Number.NaN },
+  { name: 'window_resyncs', kind: 'INT32', field: 'windowResyncs', empty: 0 },
+  { name: 'window_gap', kind: 'INT32', field: 'windowGap', empty: 0 },
+  // '' marks a row without lineage: every lineage has a result, 'pending' at least.
+  { name: 'verification', kind: 'STRING', field: 'verification', empty: '' },
+  { name: 'verification_age_s', kind: 'DOUBLE', field: 'verificationAgeS', empty: Number.NaN },
 ];
 
 const RAW_COLUMNS: readonly ColumnDef<RawRow>[] = [
@@ -108,7 +141,7 @@ function columnsOf<R>(defs: readonly ColumnDef<R>[], rows: readonly R[], plain =
   return defs.map((d) => ({
     name: d.name,
     kind: d.kind,
-    data: rows.map((r) => r[d.field]),
+    data: d.empty === undefined ? rows.map((r) => r[d.field]) : rows.map((r) => r[d.field] ?? d.empty),
     ...(plain && d.plain ? { plain } : {}),
   }));
 }
@@ -259,7 +292,12 @@ export async function decodeLabelRows(bytes: Uint8Array): Promise<LabelRow[]> {
 }
 
 export async function decodePredictionRows(bytes: Uint8Array): Promise<PredictionRow[]> {
-  return (await readParquetObjects(bytes)).map((o) => rowOf(PREDICTION_COLUMNS, o));
+  return (await readParquetObjects(bytes)).map((o) => {
+    const row = rowOf(PREDICTION_COLUMNS, o);
+    // A row written without lineage (or a file from before it) reads back without the fields.
+    if (!row.verification) for (const f of PREDICTION_LINEAGE_FIELDS) delete row[f];
+    return row;
+  });
 }
 
 export async function decodeRawRows(bytes: Uint8Array): Promise<RawRow[]> {

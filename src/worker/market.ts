@@ -49,6 +49,12 @@ export class MarketStage {
       deltaMs: opts.deltaMs,
       topLevels: 3,
       gapLimitMs: opts.gapLimitMs,
+      lineage: {
+        verification: (p) => {
+          const { result, atUs } = this.verifier.state(p);
+          return { result, atUs };
+        },
+      },
     });
     this.verifier = new BookVerifier({ skewMs: opts.bookCheckSkewMs ?? DEFAULT_SKEW_MS });
   }

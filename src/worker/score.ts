@@ -6,6 +6,8 @@
  * feature spec does not match the code is never served (checked once per loaded model); a model that fails on a
  * batch costs that batch its predictions, not its rows.
  */
+
+import { judgeLineage } from '../features/lineage.js';
 import { assertSpecMatches, featureColumns, supportedSets } from '../features/spec.js';
 import type { FeatureRow } from '../features/types.js';
 import { describeError, type Logger } from '../log.js';
@@ -21,6 +23,22 @@ export interface Scored {
   models: (LoadedModel | undefined)[];
   /** The scored rows' predictions, in row order. */
   predictions: PredictionRow[];
+}
+
+/** The lake row's form of the prediction's lineage (src/features/lineage.ts); nothing for a row without one. */
+function lineageFields(row: FeatureRow, model: LoadedModel): Partial<PredictionRow> {
+  const judged = judgeLineage(row, model.spec);
+  if (!judged) return {};
+  const l = judged.lineage;
+  return {
+    abstain: judged.abstain ?? '',
+    windowS: l.windowS,
+    sinceResyncS: l.sinceResyncS ?? Number.NaN,
+    windowResyncs: l.resyncs,
+    windowGap: l.gap ? 1 : 0,
+    verification: l.verification.result,
+    verificationAgeS: l.verification.ageS ?? Number.NaN,
+  };
 }
 
 export class Scorer {
@@ -94,6 +112,7 @@ export class Scorer {
           target,
           modelVersion: m.version,
           probability: probabilities[i]!,
+          ...lineageFields(r, m),
         });
       });
       if (predictions.length > 0) out.push({ target, probabilities, models: scoredBy, predictions });

@@ -388,23 +388,15 @@ export class Worker {
   }
 }
 
-/** Every target's predictions, row by row (all targets of a tick together, as the lake wants them). */
+/** Every target's predictions (the Scorer's rows), row by row: all targets of a tick together, as the lake wants them. */
 function byRow(rows: readonly FeatureRow[], scored: readonly Scored[]): PredictionRow[] {
   const out: PredictionRow[] = [];
-  rows.forEach((r, i) => {
-    for (const s of scored) {
-      const m = s.models[i];
-      if (m) {
-        out.push({
-          product: r.product,
-          tsUs: r.tsUs,
-          seq: r.seq,
-          target: s.target,
-          modelVersion: m.version,
-          probability: s.probabilities[i]!,
-        });
-      }
-    }
+  const next = scored.map(() => 0);
+  rows.forEach((_, i) => {
+    scored.forEach((s, j) => {
+      // s.predictions holds the rows its models scored, in row order.
+      if (s.models[i]) out.push(s.predictions[next[j]!++]!);
+    });
   });
   return out;
 }

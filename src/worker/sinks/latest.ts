@@ -4,6 +4,7 @@
  * and the feed's health. Written before the lake: it is what users see and what the exchange -> DynamoDB latency
  * measures.
  */
+import { judgeLineage } from '../../features/lineage.js';
 import { FEATURE_NAMES } from '../../features/spec.js';
 import type { FeatureRow } from '../../features/types.js';
 import type { LoadedModel } from '../../model/types.js';
@@ -58,12 +59,15 @@ export function latestSnapshot(
     versions.set(s.target, model.version);
     const d = ctx.drift(row.product, model);
     if (d) drift[s.target] = d;
+    const judged = judgeLineage(row, model.spec);
     predictions[s.target] = {
       probability: s.probabilities[i]!,
       modelVersion: model.version,
       featureSet: model.featureSet,
       // Inputs out of the training population: the probability is given, and said to be doubtful.
       ...(d?.flagged ? { drifted: true } : {}),
+      ...(judged ? { lineage: judged.lineage } : {}),
+      ...(judged?.abstain ? { abstain: judged.abstain } : {}),
     };
   }
   const watermarkUs = ctx.watermarkUs(row.product) ?? row.tsUs;
