@@ -30,7 +30,10 @@ export const Lineage = z
   .object({
     book: z.enum(['synced', 'ticker']),
     windowS: z.number().meta({ description: "the model's lookback: the longest window of its inputs, s" }),
-    sinceResyncS: z.number().nullable().meta({ description: "s since the product's last resync; null: none lately" }),
+    sinceResyncS: z
+      .number()
+      .nullable()
+      .meta({ description: "s since the product's last resync; null: none lately" }),
     resyncs: z.number().meta({ description: "resyncs inside the model's window" }),
     gap: z.boolean().meta({ description: "a data gap inside the model's window" }),
     verification: z.object({
