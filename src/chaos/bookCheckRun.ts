@@ -85,6 +85,8 @@ export interface BookCheckRunReport {
   detectMaxAllS: number | null;
   resyncs: Record<string, Record<string, number>>;
   unavailableReasons: Record<string, number>;
+  /** Every judged check, in book-time order. */
+  judged: JudgedCheck[];
   wallS: number;
 }
 
@@ -138,7 +140,7 @@ export async function runBookCheck(o: BookCheckRunOptions): Promise<BookCheckRun
     const faults = sim.lostUpdates();
     const report = await judge(checks, faults, times, simLog, skewMs);
     say(`[verify] ${checks.length} checks, ${faults.length} lost updates`);
-    return { ...report, resyncs, wallS: (Date.now() - started) / 1000 };
+    return { ...report, resyncs, judged: checks, wallS: (Date.now() - started) / 1000 };
   } finally {
     await system.stop();
     await sim.close();
@@ -212,15 +214,15 @@ async function judge(
   resyncs: ReadonlyMap<string, readonly number[]>,
   simLog: string,
   skewMs: number,
-): Promise<Omit<BookCheckRunReport, 'resyncs' | 'wallS'>> {
+): Promise<Omit<BookCheckRunReport, 'resyncs' | 'wallS' | 'judged'>> {
   // When each level changed on the exchange: the simulator's log holds every change it sent.
   const changes = new Map<string, number[]>();
   for (const [product, sent] of await readSimulatorLog(simLog)) {
     for (const [key, us] of sent.levels) {
       const [, side, price] = key.split('|');
       const k = `${product}|${side}|${Number(price)}`;
-      let times = changes.get(k);
-      if (!times) changes.set(k, (times = []));
+      const times = changes.get(k) ?? [];
+      if (times.length === 0) changes.set(k, times);
       times.push(us);
     }
   }
@@ -256,7 +258,8 @@ async function judge(
     };
     if (healedFirst) return { fault, fate: 'healed', ...at };
     const resyncUs = resyncs.get(fault.product)?.find((t) => t > fault.timeUs) ?? Number.POSITIVE_INFINITY;
-    if (resyncUs <= due.bookTimeUs) return { fault, fate: 'repaired', ...at };
+    // A resync's snapshot inside the check's skew window changes the level there too: the check cannot judge it.
+    if (resyncUs <= due.bookTimeUs + skewUs) return { fault, fate: 'repaired', ...at };
     const found = mine.find((c) => c.result === 'mismatch' && c.bookTimeUs <= healUs && lists(c, fault));
     return found
       ? { fault, fate: 'detected', detectS: (found.bookTimeUs - fault.timeUs) / 1e6, ...at }
