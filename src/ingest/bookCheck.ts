@@ -264,7 +264,10 @@ export interface BookCheckerOptions {
   /** Jitter source in [0, 1). */
   random?: () => number;
   fetch?: typeof fetch;
-  /** Wall clock, epoch µs (a check's recvUs). */
+  /**
+   * Wall clock, epoch µs: a check's recvUs, read when the answer is in hand and the event goes into the stream
+   * (nothing runs in between), so every event before it in the stream was received before it.
+   */
   wallUs?: () => number;
   log: Logger;
   telemetry?: Telemetry;
@@ -369,7 +372,7 @@ export class BookChecker {
     const started = this.clock.now();
     const fetched = await this.fetchBody(url, outer);
     if (fetched === undefined) return undefined;
-    const recvUs = (this.o.wallUs ?? (() => Date.now() * 1000))();
+    const wallUs = this.o.wallUs ?? (() => Date.now() * 1000);
     this.telemetry.timing(FEED.bookCheckMs, this.clock.now() - started);
 
     let failure: { kind: FailureKind; reason: string; retryAfterMs?: number };
@@ -391,7 +394,7 @@ export class BookChecker {
           type: 'book_check',
           product,
           exchUs: book.exchUs,
-          recvUs,
+          recvUs: wallUs(),
           seq: book.seq,
           source,
           depth,
@@ -407,6 +410,7 @@ export class BookChecker {
         failure = { kind: 'malformed', reason: `malformed answer: ${err.message}` };
       }
     }
+    const recvUs = wallUs();
     const event: BookCheckEvent = {
       type: 'book_check',
       product,
