@@ -121,12 +121,14 @@ export class FeaturePipeline {
       // A resync marks a point of the stream, not a market time: it empties the book (rows wait for the next
       // snapshot) but must not drive the product's clock — its time is only the ingestor's last sighting, and a
       // replay or a lagging feed would otherwise push every later event into the past.
+      // Only a resync that broke a book in use is one in its lineage (a connection's first resync comes before
+      // any book; several lines' resyncs of a book already being rebuilt are one break). Its time is the stream's
+      // position (the watermark), for the reason above.
+      if (this.opts.lineage && s.ready) s.resyncsUs.push(Number.isFinite(s.watermarkUs) ? s.watermarkUs : e);
       s.ready = false;
       s.book.clear();
       s.tickerBid = Number.NaN;
       s.tickerAsk = Number.NaN;
-      // Its time is the stream's position (the watermark), for the same reason.
-      if (this.opts.lineage) s.resyncsUs.push(Number.isFinite(s.watermarkUs) ? s.watermarkUs : e);
       return;
     }
     if (Number.isNaN(s.nextTickUs)) {
