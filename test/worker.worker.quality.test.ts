@@ -62,6 +62,20 @@ describe('live quality', () => {
     });
   });
 
+  it('leaves abstained predictions out of the figures and says how much of the window they were', () => {
+    const q = new LiveQuality({ windowMs: 60_000, minLabels: 10, recomputeMs: 0 });
+    const s = 1_000_000;
+    // 40 ticks ranked perfectly, and 10 abstained ones (a resync in their window) ranked upside down.
+    for (let t = 0; t < 50; t++) {
+      const abstained = t >= 40;
+      const p = (t % 2 ? 0.9 : 0.1) * (abstained ? -1 : 1) + (abstained ? 1 : 0);
+      q.addPrediction('qc', 'A', t * s, p, 'v1', undefined, abstained);
+      q.addLabel('qc', 'A', t * s, t % 2);
+    }
+    expect(q.of('qc', 'v1', 'A').all).toMatchObject({ n: 40, auc: 1, coverage: 0.8 });
+    expect(qualityRecord(q, 'A', new Map([['qc', 'v1']]))!.qc).toMatchObject({ n: 40, auc: 1, coverage: 0.8 });
+  });
+
   it('counts a label equal to τ as negative, strictly above as positive (the training rule)', () => {
     expect(isSpike(0.807, 0.807)).toBe(false);
     expect(isSpike(0.8070001, 0.807)).toBe(true);

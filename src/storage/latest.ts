@@ -69,6 +69,8 @@ export interface LatestSnapshot
       baseRate: number | null;
       /** Expected calibration error (10 bins). */
       ece?: number | null;
+      /** Share of the window's matured predictions that did not abstain (the figures are over those). */
+      coverage?: number | null;
       /** The window's span of event time and the count below which figures are null. */
       windowS?: number;
       minLabels?: number;

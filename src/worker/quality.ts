@@ -33,11 +33,18 @@ export interface QualityStats {
   prAuc: number;
   /** Expected calibration error (10 bins). */
   ece: number;
+  /**
+   * Share of the window's matured predictions that did not abstain (src/features/lineage.ts): the figures are
+   * over those only, so this says how much of the market they describe. NaN for an empty window.
+   */
+  coverage: number;
 }
 
 interface Pending {
   tsUs: number;
   probability: number;
+  /** Its lineage said not to act on it: left out of the figures, counted in coverage. */
+  abstained: boolean;
   version: string;
   /** τ of the model that made the prediction (continuous labels), fixed when it was made. */
   threshold: number | undefined;
@@ -79,7 +86,7 @@ export function isSpike(value: number, tau: number): boolean {
 
 /** (probability, label) pairs of the last `windowUs` of event time, oldest first. */
 class EventWindow {
-  private readonly pairs = new Queue<{ tsUs: number; p: number; y: 0 | 1 }>();
+  private readonly pairs = new Queue<{ tsUs: number; p: number; y: 0 | 1; abstained: boolean }>();
   private stats?: QualityStats;
   private computedAtUs = Number.NEGATIVE_INFINITY;
   newestUs = Number.NEGATIVE_INFINITY;
@@ -90,8 +97,8 @@ class EventWindow {
     readonly product: string | undefined,
   ) {}
 
-  push(tsUs: number, p: number, y: 0 | 1, windowUs: number, maxPairs: number): void {
-    this.pairs.push({ tsUs, p, y });
+  push(tsUs: number, p: number, y: 0 | 1, abstained: boolean, windowUs: number, maxPairs: number): void {
+    this.pairs.push({ tsUs, p, y, abstained });
     if (tsUs > this.newestUs) this.newestUs = tsUs;
     let old = 0;
     while (old < this.pairs.length && this.pairs.at(old)!.tsUs <= this.newestUs - windowUs) old++;
@@ -103,14 +110,17 @@ class EventWindow {
   figures(minLabels: number, everyUs: number): QualityStats {
     if (this.stats && this.newestUs < this.computedAtUs + everyUs) return this.stats;
     this.computedAtUs = this.newestUs;
-    const n = this.pairs.length;
+    const total = this.pairs.length;
+    let n = 0;
+    for (let i = 0; i < total; i++) if (!this.pairs.at(i)!.abstained) n++;
     const p = new Float64Array(n);
     const y = new Uint8Array(n);
     let positives = 0;
-    for (let i = 0; i < n; i++) {
+    for (let i = 0, k = 0; i < total; i++) {
       const pair = this.pairs.at(i)!;
-      p[i] = pair.p;
-      y[i] = pair.y;
+      if (pair.abstained) continue;
+      p[k] = pair.p;
+      y[k++] = pair.y;
       positives += pair.y;
     }
     const enough = n >= minLabels && n > 0;
@@ -126,6 +136,7 @@ class EventWindow {
       auc: enough ? rocAuc(p, y) : nan,
       prAuc: enough ? averagePrecision(p, y) : nan,
       ece: enough ? calibrationError(p, y) : nan,
+      coverage: total > 0 ? n / total : nan,
     };
     return this.stats;
   }
@@ -172,6 +183,7 @@ export class LiveQuality {
     probability: number,
     version: string,
     threshold?: number,
+    abstained = false,
   ): void {
     const key = `${target}|${product}`;
     let q = this.pending.get(key);
@@ -179,7 +191,7 @@ export class LiveQuality {
       q = new Queue<Pending>();
       this.pending.set(key, q);
     }
-    q.push({ tsUs, probability, version, threshold });
+    q.push({ tsUs, probability, version, threshold, abstained });
     if (q.length > this.maxPending) q.drop(q.length - this.maxPending);
   }
 
@@ -204,7 +216,14 @@ export class LiveQuality {
     else if (value === 0 || value === 1) y = value;
     else return false; // continuous label and no τ: cannot be scored
     for (const p of [undefined, product]) {
-      this.window(target, hit.version, p).push(tsUs, hit.probability, y, this.windowUs, this.maxPairs);
+      this.window(target, hit.version, p).push(
+        tsUs,
+        hit.probability,
+        y,
+        hit.abstained,
+        this.windowUs,
+        this.maxPairs,
+      );
     }
     return true;
   }
@@ -271,6 +290,7 @@ export function qualityRecord(
     out[target] = {
       modelVersion: version,
       ...figures(all),
+      coverage: finite(all.coverage),
       windowS: quality.windowUs / 1e6,
       minLabels: quality.minLabels,
       ...(mine ? { product: figures(mine) } : {}),

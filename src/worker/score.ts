@@ -7,7 +7,7 @@
  * batch costs that batch its predictions, not its rows.
  */
 
-import { judgeLineage } from '../features/lineage.js';
+import { type JudgedLineage, judgeLineage } from '../features/lineage.js';
 import { assertSpecMatches, featureColumns, supportedSets } from '../features/spec.js';
 import type { FeatureRow } from '../features/types.js';
 import { describeError, type Logger } from '../log.js';
@@ -23,11 +23,12 @@ export interface Scored {
   models: (LoadedModel | undefined)[];
   /** The scored rows' predictions, in row order. */
   predictions: PredictionRow[];
+  /** Per row: its lineage as its model judged it (src/features/lineage.ts; undefined where unscored or none). */
+  judged: (JudgedLineage | undefined)[];
 }
 
 /** The lake row's form of the prediction's lineage (src/features/lineage.ts); nothing for a row without one. */
-function lineageFields(row: FeatureRow, model: LoadedModel): Partial<PredictionRow> {
-  const judged = judgeLineage(row, model.spec);
+function lineageFields(judged: JudgedLineage | undefined): Partial<PredictionRow> {
   if (!judged) return {};
   const l = judged.lineage;
   return {
@@ -102,9 +103,11 @@ export class Scorer {
         });
       }
       const predictions: PredictionRow[] = [];
+      const judged: (JudgedLineage | undefined)[] = new Array(rows.length);
       rows.forEach((r, i) => {
         const m = scoredBy[i];
         if (!m) return;
+        judged[i] = judgeLineage(r, m.spec);
         predictions.push({
           product: r.product,
           tsUs: r.tsUs,
@@ -112,10 +115,10 @@ export class Scorer {
           target,
           modelVersion: m.version,
           probability: probabilities[i]!,
-          ...lineageFields(r, m),
+          ...lineageFields(judged[i]),
         });
       });
-      if (predictions.length > 0) out.push({ target, probabilities, models: scoredBy, predictions });
+      if (predictions.length > 0) out.push({ target, probabilities, models: scoredBy, predictions, judged });
     }
     return out;
   }

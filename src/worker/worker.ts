@@ -273,7 +273,17 @@ export class Worker {
         const r = rows[i]!;
         // Each prediction waits for its label with the τ of the model that made it: a model swapped in while
         // it waits must not judge it by another τ.
-        this.quality.addPrediction(s.target, r.product, r.tsUs, s.probabilities[i]!, m.version, m.threshold);
+        // An abstained prediction is judged too, but apart: quality is over the others, with their coverage.
+        const abstained = s.judged[i]?.abstain !== undefined;
+        this.quality.addPrediction(
+          s.target,
+          r.product,
+          r.tsUs,
+          s.probabilities[i]!,
+          m.version,
+          m.threshold,
+          abstained,
+        );
         if (m.inputs)
           this.drift.observe(m, r.product, r.tsUs, selectColumns(r.values, featureColumns(m.spec)));
       });

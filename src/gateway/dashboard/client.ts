@@ -356,6 +356,9 @@ function render(s: Shown, fetchedAt: number): void {
     const p = s.predictions?.[t.target];
     if (p) {
       set(f[t.prob]!, `${fmt(p.probability * 100, 1)}%`, p.probability);
+      // An abstained prediction stays visible, marked, with its reason on hover.
+      f[t.prob]!.classList.toggle('abstain', p.abstain !== undefined);
+      f[t.prob]!.title = p.abstain ?? '';
       set(f[t.model]!, p.modelVersion, p.modelVersion);
       f[t.model]!.title = p.modelVersion;
       f[t.bar]!.style.width = `${Math.round(p.probability * 100)}%`;

@@ -4,7 +4,6 @@
  * and the feed's health. Written before the lake: it is what users see and what the exchange -> DynamoDB latency
  * measures.
  */
-import { judgeLineage } from '../../features/lineage.js';
 import { FEATURE_NAMES } from '../../features/spec.js';
 import type { FeatureRow } from '../../features/types.js';
 import type { LoadedModel } from '../../model/types.js';
@@ -59,7 +58,7 @@ export function latestSnapshot(
     versions.set(s.target, model.version);
     const d = ctx.drift(row.product, model);
     if (d) drift[s.target] = d;
-    const judged = judgeLineage(row, model.spec);
+    const judged = s.judged[i];
     predictions[s.target] = {
       probability: s.probabilities[i]!,
       modelVersion: model.version,
