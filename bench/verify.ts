@@ -8,7 +8,12 @@
  *                                   before a check could compare them
  *   verify.detect_max_s             longest fault -> detection, market s, for faults within the compared depth from
  *                                   the first check after them (goal <= 2 x 10 s x 1.2 = 24 s)
- * `verify.abstain_share_1_reconnect_per_hour` needs the prediction lineage (#17 part 3), not built yet.
+ *   verify.abstain_share_1_reconnect_per_hour   a third run, one hour of market at 20x with the connection dropped
+ *                                   every 30 minutes of market (the second drop is at the very end): the share of
+ *                                   predictions, once the windows are warm (after the first 310 s), that abstained.
+ *                                   The windows that count are the served models' (301 s: their 300 s windows),
+ *                                   so one reconnect an hour costs about 301 / 3290 s of them.
+ * The clean run's context also holds its abstained share once warm (goal 0).
  */
 import { type BookCheckRunOptions, runBookCheck } from '../src/chaos/bookCheckRun.js';
 import { type BenchGroup, type BenchResult, machineContext } from './harness.js';
@@ -23,6 +28,12 @@ const RUN: BookCheckRunOptions = {
 };
 /** 60 lost updates per connection over the 30 minutes, at seeded moments and products. */
 const LOST_EVERY_MS = 30_000;
+const RECONNECT_RUN: BookCheckRunOptions = {
+  ...RUN,
+  speed: 20,
+  marketMs: 60 * 60_000,
+  reconnectEveryMs: 30 * 60_000,
+};
 
 export const verifyGroup: BenchGroup = {
   name: 'verify',
@@ -31,6 +42,7 @@ export const verifyGroup: BenchGroup = {
     const log = (line: string) => console.log(line);
     const clean = await runBookCheck({ ...RUN, log });
     const faulty = await runBookCheck({ ...RUN, lostEveryMs: LOST_EVERY_MS, log });
+    const reconnecting = await runBookCheck({ ...RECONNECT_RUN, log });
     const fates: Record<string, number> = {};
     for (const f of faulty.faults) fates[f.fate] = (fates[f.fate] ?? 0) + 1;
     const context = {
@@ -73,6 +85,19 @@ export const verifyGroup: BenchGroup = {
         value: faulty.detectMaxS ?? Number.NaN,
         unit: 's (market)',
         context: { goalS: 2 * RUN.checkS * RUN.speed * 1.2, allFaultsS: faulty.detectMaxAllS },
+      },
+      {
+        name: 'verify.abstain_share_1_reconnect_per_hour',
+        value: reconnecting.abstain.share,
+        unit: 'share',
+        context: {
+          run: RECONNECT_RUN,
+          reconnects: reconnecting.reconnects,
+          abstain: reconnecting.abstain,
+          windowS: 301,
+          checks: reconnecting.checks,
+          wallS: reconnecting.wallS,
+        },
       },
     ];
   },

@@ -15,12 +15,17 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readSimulatorLog } from '../audit/audit.js';
+import { s3Client } from '../aws/clients.js';
 import { sleep } from '../clock.js';
+import { readResourceNames } from '../config.js';
 import { QuoteWatchError } from '../errors.js';
+import { MAX_LOOKBACK_S } from '../features/pipeline.js';
 import { freePort } from '../local/ports.js';
 import { startSystem } from '../local/supervisor.js';
 import { productSpecs } from '../simulator/exchange.js';
 import { type LostUpdateRecord, startSimulator } from '../simulator/server.js';
+import { listLakeObjects, readLakeObjects } from '../storage/lakeReader.js';
+import { decodePredictionRows } from '../storage/parquet.js';
 
 export class BookCheckRunError extends QuoteWatchError {}
 
@@ -37,6 +42,8 @@ export interface BookCheckRunOptions {
   skewMs?: number;
   /** One lost update per connection every this many simulated ms (0/absent: none). */
   lostEveryMs?: number;
+  /** Drop the ingestor's connection every this many simulated ms (it reconnects and resyncs; absent: never). */
+  reconnectEveryMs?: number;
   log?: (line: string) => void;
 }
 
@@ -87,6 +94,20 @@ export interface BookCheckRunReport {
   unavailableReasons: Record<string, number>;
   /** Every judged check, in book-time order. */
   judged: JudgedCheck[];
+  /**
+   * The lake's predictions once the windows are warm (after the first MAX_LOOKBACK_S of market): how many, how many
+   * abstained, and why (a prediction may have several causes; its reason names the first).
+   */
+  abstain: {
+    predictions: number;
+    abstained: number;
+    share: number;
+    resync: number;
+    gap: number;
+    mismatch: number;
+  };
+  /** Connections dropped (reconnectEveryMs). */
+  reconnects: number;
   wallS: number;
 }
 
@@ -119,15 +140,24 @@ export async function runBookCheck(o: BookCheckRunOptions): Promise<BookCheckRun
       BOOK_VERDICT_POLL_MS: '500',
       SNAPSHOT_INTERVAL_MS: '10000',
       METRICS_FLUSH_MS: '3600000',
+      LAKE_OBJECT_TICKS: '100', // 10 s objects: all but the last seconds are in the lake when the run ends
     },
     log: (line) => {
       if (line.startsWith('[supervisor]')) say(line);
     },
   });
+  const anchorUs = sim.timeUs(); // held there until the first subscribe
+  let reconnects = 0;
   try {
     const deadline = Date.now() + (o.marketMs / o.speed) * 2 + 120_000;
     while (!sim.ended()) {
       if (Date.now() > deadline) throw new BookCheckRunError('book-check run: the market never ended');
+      const every = o.reconnectEveryMs;
+      if (every && sim.timeUs() - anchorUs >= (reconnects + 1) * every * 1000) {
+        reconnects++;
+        say(`[verify] connections dropped at ${Math.round((sim.timeUs() - anchorUs) / 1e6)} s of market`);
+        sim.faults.dropConnections();
+      }
       await sleep(250);
     }
     // The last checks are judged once the worker's event time passes them by the skew window.
@@ -139,8 +169,9 @@ export async function runBookCheck(o: BookCheckRunOptions): Promise<BookCheckRun
     const { counts: resyncs, times } = resyncsByProduct(system.logs('ingestor'));
     const faults = sim.lostUpdates();
     const report = await judge(checks, faults, times, simLog, skewMs);
-    say(`[verify] ${checks.length} checks, ${faults.length} lost updates`);
-    return { ...report, resyncs, judged: checks, wallS: (Date.now() - started) / 1000 };
+    const abstain = await abstentions(system.env, anchorUs + MAX_LOOKBACK_S * 1e6);
+    say(`[verify] ${checks.length} checks, ${faults.length} lost updates, ${abstain.abstained} abstained`);
+    return { ...report, resyncs, judged: checks, abstain, reconnects, wallS: (Date.now() - started) / 1000 };
   } finally {
     await system.stop();
     await sim.close();
@@ -214,7 +245,7 @@ async function judge(
   resyncs: ReadonlyMap<string, readonly number[]>,
   simLog: string,
   skewMs: number,
-): Promise<Omit<BookCheckRunReport, 'resyncs' | 'wallS' | 'judged'>> {
+): Promise<Omit<BookCheckRunReport, 'resyncs' | 'wallS' | 'judged' | 'abstain' | 'reconnects'>> {
   // When each level changed on the exchange: the simulator's log holds every change it sent.
   const changes = new Map<string, number[]>();
   for (const [product, sent] of await readSimulatorLog(simLog)) {
@@ -298,4 +329,27 @@ async function judge(
 
 function maxOf(xs: readonly number[]): number | null {
   return xs.length ? Math.max(...xs) : null;
+}
+
+/** The lake's predictions from `fromUs` on: how many abstained, and why. */
+async function abstentions(
+  env: Record<string, string | undefined>,
+  fromUs: number,
+): Promise<BookCheckRunReport['abstain']> {
+  const s3 = s3Client(env);
+  const { lakeBucket } = readResourceNames(env);
+  const keys = await listLakeObjects(s3, lakeBucket, 'predictions');
+  const rows = (await readLakeObjects(s3, lakeBucket, keys, decodePredictionRows))
+    .flat()
+    .filter((r) => r.tsUs >= fromUs);
+  const out = { predictions: rows.length, abstained: 0, share: 0, resync: 0, gap: 0, mismatch: 0 };
+  for (const r of rows) {
+    if (!r.abstain) continue;
+    out.abstained++;
+    if (r.windowResyncs) out.resync++;
+    if (r.windowGap) out.gap++;
+    if (r.verification === 'mismatch') out.mismatch++;
+  }
+  out.share = rows.length ? out.abstained / rows.length : Number.NaN;
+  return out;
 }
