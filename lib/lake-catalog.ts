@@ -50,6 +50,21 @@ export const LAKE_COLUMNS: Record<'raw' | 'features' | 'labels' | 'predictions',
     col('target', 'string'),
     col('model_version', 'string'),
     col('probability', 'float'),
+    col(
+      'abstain',
+      'string',
+      "why not to act on it ('' when it can): a mismatch not yet repaired, a resync or a data gap in its window",
+    ),
+    col('window_s', 'int', "the model's lookback: the longest window of its inputs, s"),
+    col('since_resync_s', 'double', "s since the product's last resync (NaN: none lately)"),
+    col('window_resyncs', 'int', "resyncs inside the model's window"),
+    col('window_gap', 'int', "1: a data gap inside the model's window"),
+    col(
+      'verification',
+      'string',
+      "the last book check's result at the tick ('' in files from before lineage)",
+    ),
+    col('verification_age_s', 'double', 'age of that check, s (NaN: none yet)'),
   ],
 };
 
