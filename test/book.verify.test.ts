@@ -28,7 +28,8 @@ const ASKS: Level[] = [
 describe('compareBooks', () => {
   it('finds nothing when the exchange holds our book (prices normalized)', () => {
     const cmp = compareBooks(book(BIDS, ASKS), { bids: BIDS, asks: ASKS }, 50, none);
-    expect(cmp).toEqual({ compared: 7, inFlight: 0, differences: [], through: {} });
+    expect(cmp).toMatchObject({ compared: 7, inFlight: 0, differences: [], through: {} });
+    expect(cmp.equal).toHaveLength(7);
   });
 
   it('compares only within the depth the exchange returned', () => {

@@ -33,5 +33,14 @@ describe('the book checked against the exchange, whole system', () => {
       if (mismatches === 0) expect(resyncs, p).toBe(0);
       else expect(resyncs, p).toBeGreaterThanOrEqual(1);
     }
+    // Each mismatch marked the predictions since the book was last known right as suspect, in the lake: the span
+    // of every detected fault covers its moment.
+    expect(r.suspectMarks.length).toBe(r.checks.mismatch);
+    for (const f of r.faults.filter((x) => x.fate === 'detected')) {
+      const covering = r.suspectMarks.filter(
+        (m) => m.product === f.fault.product && m.fromUs <= f.fault.timeUs && f.fault.timeUs < m.toUs,
+      );
+      expect(covering.length, JSON.stringify(f.fault)).toBeGreaterThanOrEqual(1);
+    }
   }, 180_000);
 });

@@ -132,6 +132,32 @@ describe('book verification stage', () => {
     expect(s.m.verifier.drain().at(-1)).toMatchObject({ result: 'match', inFlight: 1 });
   });
 
+  it('says since when a differing level was last known right: its last equal check, else the book start', async () => {
+    const s = stage();
+    await s.snapshot(ms(0));
+    // The check at 500 ms compares the asks only as deep as 101 (depth 1): 102 is not verified there.
+    await s.check(ms(500), BIDS, [ASKS[0]!], { depth: 1 });
+    await s.heartbeat(ms(800));
+    await s.check(ms(1000), BIDS, ASKS);
+    await s.heartbeat(ms(1300));
+    expect(s.m.verifier.drain().map((o) => o.result)).toEqual(['match', 'match']);
+    await s.check(ms(2000), [['100', '5'], ...BIDS.slice(1)], [ASKS[0]!, ['102', '9'], ASKS[2]!]);
+    await s.heartbeat(ms(2300));
+    // 102 was right at 1000 ms, 100 at 1000 ms too: predictions from then to 2000 ms are suspect.
+    expect(s.m.verifier.drain()[0]).toMatchObject({
+      result: 'mismatch',
+      cleanSinceUs: ms(1000),
+      atUs: ms(2000),
+    });
+    await s.resync(ms(2400));
+    await s.snapshot(ms(2500));
+    // A periodic copy of the running book does not make it clean; the exchange's snapshot after a resync does.
+    await s.snapshot(ms(2600));
+    await s.check(ms(3000), BIDS, [ASKS[0]!, ['102', '9'], ASKS[2]!]);
+    await s.heartbeat(ms(3300));
+    expect(s.m.verifier.drain()[0]).toMatchObject({ result: 'mismatch', cleanSinceUs: ms(2500) });
+  });
+
   it('refuses a check that arrives long after its time', async () => {
     const s = stage();
     await s.snapshot(ms(0));

@@ -34,6 +34,8 @@ export interface BookComparison {
   differences: LevelDifference[];
   /** Per side, the worst price compared: the exchange's last returned level (absent: the whole side was). */
   through: { bid?: string; ask?: string };
+  /** The levels (side, price in units) compared and found equal. */
+  equal: [Side, number][];
 }
 
 /** A REST book that cannot be compared (unparsable or unsorted levels): the check is unavailable, not a mismatch. */
@@ -49,7 +51,7 @@ export function compareBooks(
   depth: number,
   inFlight: (side: Side, priceUnits: number) => boolean,
 ): BookComparison {
-  const out: BookComparison = { compared: 0, inFlight: 0, differences: [], through: {} };
+  const out: BookComparison = { compared: 0, inFlight: 0, differences: [], through: {}, equal: [] };
   compareSide(book, 'bid', exchange.bids, depth, inFlight, out);
   compareSide(book, 'ask', exchange.asks, depth, inFlight, out);
   return out;
@@ -90,6 +92,7 @@ function compareSide(
     const b = theirs.get(price) ?? 0;
     if (a === b) {
       out.compared++;
+      out.equal.push([side, price]);
       continue;
     }
     if (inFlight(side, price)) {

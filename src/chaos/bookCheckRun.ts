@@ -25,7 +25,7 @@ import { startSystem } from '../local/supervisor.js';
 import { productSpecs } from '../simulator/exchange.js';
 import { type LostUpdateRecord, startSimulator } from '../simulator/server.js';
 import { listLakeObjects, readLakeObjects } from '../storage/lakeReader.js';
-import { decodePredictionRows } from '../storage/parquet.js';
+import { type CorrectionRow, decodeCorrectionRows, decodePredictionRows } from '../storage/parquet.js';
 
 export class BookCheckRunError extends QuoteWatchError {}
 
@@ -108,6 +108,8 @@ export interface BookCheckRunReport {
   };
   /** Connections dropped (reconnectEveryMs). */
   reconnects: number;
+  /** The suspect marks the worker put into the lake's corrections zone. */
+  suspectMarks: CorrectionRow[];
   wallS: number;
 }
 
@@ -164,14 +166,29 @@ export async function runBookCheck(o: BookCheckRunOptions): Promise<BookCheckRun
     await sleep(Math.max(3000, (skewMs / o.speed) * 4));
     await system.kill('ingestor', 'SIGTERM');
     await sleep(2000);
+    // Each mismatch's suspect mark is written in the batch that logged it: let the last batch finish.
+    const mismatches = () =>
+      judgedChecks(system.logs('worker')).filter((c) => c.result === 'mismatch').length;
+    for (const stop = Date.now() + 15_000; Date.now() < stop; await sleep(250)) {
+      if ((await corrections(system.env)).length >= mismatches()) break;
+    }
     await system.kill('worker', 'SIGTERM');
     const checks = judgedChecks(system.logs('worker'));
     const { counts: resyncs, times } = resyncsByProduct(system.logs('ingestor'));
     const faults = sim.lostUpdates();
     const report = await judge(checks, faults, times, simLog, skewMs);
     const abstain = await abstentions(system.env, anchorUs + MAX_LOOKBACK_S * 1e6);
+    const suspectMarks = await corrections(system.env);
     say(`[verify] ${checks.length} checks, ${faults.length} lost updates, ${abstain.abstained} abstained`);
-    return { ...report, resyncs, judged: checks, abstain, reconnects, wallS: (Date.now() - started) / 1000 };
+    return {
+      ...report,
+      resyncs,
+      judged: checks,
+      abstain,
+      reconnects,
+      suspectMarks,
+      wallS: (Date.now() - started) / 1000,
+    };
   } finally {
     await system.stop();
     await sim.close();
@@ -245,7 +262,9 @@ async function judge(
   resyncs: ReadonlyMap<string, readonly number[]>,
   simLog: string,
   skewMs: number,
-): Promise<Omit<BookCheckRunReport, 'resyncs' | 'wallS' | 'judged' | 'abstain' | 'reconnects'>> {
+): Promise<
+  Omit<BookCheckRunReport, 'resyncs' | 'wallS' | 'judged' | 'abstain' | 'reconnects' | 'suspectMarks'>
+> {
   // When each level changed on the exchange: the simulator's log holds every change it sent.
   const changes = new Map<string, number[]>();
   for (const [product, sent] of await readSimulatorLog(simLog)) {
@@ -352,4 +371,12 @@ async function abstentions(
   }
   out.share = rows.length ? out.abstained / rows.length : Number.NaN;
   return out;
+}
+
+/** Every mark in the lake's corrections zone. */
+async function corrections(env: Record<string, string | undefined>): Promise<CorrectionRow[]> {
+  const s3 = s3Client(env);
+  const { lakeBucket } = readResourceNames(env);
+  const keys = await listLakeObjects(s3, lakeBucket, 'corrections');
+  return (await readLakeObjects(s3, lakeBucket, keys, decodeCorrectionRows)).flat();
 }

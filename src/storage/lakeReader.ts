@@ -24,7 +24,7 @@ export const LAKE_READ_CONCURRENCY = 8;
 export async function listLakeObjects(
   s3: S3Client,
   bucket: string,
-  kind: LakeKind,
+  kind: LakeKind | 'corrections',
   { pageSize }: { pageSize?: number } = {},
 ): Promise<string[]> {
   const keys: string[] = [];

@@ -67,6 +67,22 @@ export const PREDICTION_LINEAGE_FIELDS = [
   'verificationAgeS',
 ] as const;
 
+/**
+ * A span of one product's predictions marked after the fact (#17, the lake's `corrections/` zone, append-only):
+ * `suspect` = made on a book that a later check found different from the exchange's, between the last check that
+ * matched (or the book's first tick) and that check.
+ */
+export interface CorrectionRow {
+  product: string;
+  /** The span [fromUs, toUs) of tick times, epoch µs. */
+  fromUs: number;
+  toUs: number;
+  mark: 'suspect';
+  /** The book_check event that found it. */
+  checkId: string;
+  reason: string;
+}
+
 type Kind = 'STRING' | 'TIMESTAMP_US' | 'INT64' | 'INT32' | 'DOUBLE' | 'FLOAT';
 interface Column {
   name: string;
@@ -121,6 +137,15 @@ const PREDICTION_COLUMNS: readonly ColumnDef<PredictionRow>[] = [
   // '' marks a row without lineage: every lineage has a result, 'pending' at least.
   { name: 'verification', kind: 'STRING', field: 'verification', empty: '' },
   { name: 'verification_age_s', kind: 'DOUBLE', field: 'verificationAgeS', empty: Number.NaN },
+];
+
+const CORRECTION_COLUMNS: readonly ColumnDef<CorrectionRow>[] = [
+  { name: 'product', kind: 'STRING', field: 'product' },
+  { name: 'from_ts', kind: 'TIMESTAMP_US', field: 'fromUs' },
+  { name: 'to_ts', kind: 'TIMESTAMP_US', field: 'toUs' },
+  { name: 'mark', kind: 'STRING', field: 'mark' },
+  { name: 'check_id', kind: 'STRING', field: 'checkId' },
+  { name: 'reason', kind: 'STRING', field: 'reason' },
 ];
 
 const RAW_COLUMNS: readonly ColumnDef<RawRow>[] = [
@@ -289,6 +314,14 @@ export async function decodeFeatureRows(
 
 export async function decodeLabelRows(bytes: Uint8Array): Promise<LabelRow[]> {
   return (await readParquetObjects(bytes)).map((o) => rowOf(LABEL_COLUMNS, o));
+}
+
+export function encodeCorrectionRows(rows: readonly CorrectionRow[]): Uint8Array {
+  return encode(columnsOf(CORRECTION_COLUMNS, rows), { 'quotewatch.kind': 'corrections' });
+}
+
+export async function decodeCorrectionRows(bytes: Uint8Array): Promise<CorrectionRow[]> {
+  return (await readParquetObjects(bytes)).map((o) => rowOf(CORRECTION_COLUMNS, o));
 }
 
 export async function decodePredictionRows(bytes: Uint8Array): Promise<PredictionRow[]> {

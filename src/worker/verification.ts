@@ -42,6 +42,12 @@ export interface CheckOutcome extends Verification {
   differences: LevelDifference[];
   /** Per side, the worst price compared (absent: the whole side). */
   through: BookComparison['through'];
+  /**
+   * Since when the book may have been wrong unseen: for a mismatch, the earliest of its differing levels' last
+   * check found equal, or the snapshot that started this book where a level never was (null: unknown, no book
+   * start seen). A mismatch's suspect span starts here.
+   */
+  cleanSinceUs: number | null;
 }
 
 export interface VerificationOptions {
@@ -53,6 +59,8 @@ export interface VerificationOptions {
 
 export const DEFAULT_SKEW_MS = 1000;
 const MAX_DIFFERENCES = 10;
+/** Levels per side whose last equal check is remembered before those older than an hour are forgotten. */
+const MAX_VERIFIED_LEVELS = 20_000;
 
 interface Pending {
   check: BookCheckEvent & { id: string };
@@ -67,6 +75,10 @@ class ProductChecks {
   private readonly order: { us: number; side: Side; price: number }[] = [];
   private head = 0;
   pending: Pending[] = [];
+  /** The time of the exchange snapshot that (re)started the book (null: not seen). */
+  bookStartUs: number | null = null;
+  /** Per side and price (units): the book time of the last check that compared the level and found it equal. */
+  readonly verifiedAt = { bid: new Map<number, number>(), ask: new Map<number, number>() };
   last: Verification = { result: 'pending', atUs: null, reason: 'no check judged yet' };
 
   mark(side: Side, price: number, us: number): void {
@@ -126,6 +138,12 @@ export class BookVerifier {
         break;
       case 'book_snapshot':
         if (book) markSnapshotChanges(p, book, e, ready);
+        // A book rebuilt from the exchange's snapshot starts clean (a periodic copy of a running one does not).
+        if (!ready) {
+          p.bookStartUs = e.exchUs;
+          p.verifiedAt.bid.clear();
+          p.verifiedAt.ask.clear();
+        }
         break;
       case 'resync':
         for (const { check } of p.pending)
@@ -242,8 +260,27 @@ export class BookVerifier {
       inFlight: cmp?.inFlight ?? 0,
       differences: cmp?.differences.slice(0, MAX_DIFFERENCES) ?? [],
       through: cmp?.through ?? {},
+      cleanSinceUs: cmp ? cleanSince(p, cmp) : null,
     });
+    for (const [side, price] of cmp?.equal ?? []) p.verifiedAt[side].set(price, check.exchUs);
+    // Prices the market left long ago: forgetting them only widens a later suspect span to the book's start.
+    for (const side of ['bid', 'ask'] as const) {
+      const m = p.verifiedAt[side];
+      if (m.size > MAX_VERIFIED_LEVELS)
+        for (const [price, at] of m) if (at < check.exchUs - 3_600_000_000) m.delete(price);
+    }
   }
+}
+
+/** The earliest moment a differing level was last known right (its last equal check, else the book's start). */
+function cleanSince(p: ProductChecks, cmp: BookComparison): number | null {
+  let since: number | null = null;
+  for (const d of cmp.differences) {
+    const at = p.verifiedAt[d.side].get(parseUnits(d.price)) ?? p.bookStartUs;
+    if (at === null) return null;
+    since = since === null ? at : Math.min(since, at);
+  }
+  return since;
 }
 
 /** A snapshot replacing the book changes every level it does not hold as the book did: each is marked changed. */

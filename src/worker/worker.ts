@@ -16,6 +16,7 @@ import { featureColumns, selectColumns } from '../features/spec.js';
 import type { FeatureRow } from '../features/types.js';
 import type { Logger } from '../log.js';
 import type { LoadedModel } from '../model/types.js';
+import { putCorrection } from '../storage/corrections.js';
 import { LakeWriter } from '../storage/lake.js';
 import type { PredictionRow, RawRow } from '../storage/parquet.js';
 import type { StreamEvent } from '../stream/record.js';
@@ -352,7 +353,22 @@ export class Worker {
       this.opts.log('warn', 'book check: our book differs from the exchange', {
         ...fields,
         differences: o.differences,
+        cleanSinceUs: o.cleanSinceUs,
       });
+      // The predictions since the book was last known right may have been made on the wrong book: marked
+      // suspect in the lake, beside them (append-only; the name is the check's, so a replay rewrites it).
+      if (o.cleanSinceUs !== null && o.cleanSinceUs < o.atUs) {
+        const { s3, lakeBucket } = this.opts;
+        const mark = {
+          product: o.product,
+          fromUs: o.cleanSinceUs,
+          toUs: o.atUs,
+          mark: 'suspect' as const,
+          checkId: o.checkId,
+          reason: o.reason ?? 'book differs from the exchange',
+        };
+        await this.retry('suspect mark write', () => putCorrection(s3, lakeBucket, mark));
+      }
       const send = this.opts.onMismatch;
       if (send) await this.retry('book verdict write', () => send(o));
     }

@@ -1,0 +1,33 @@
+/**
+ * The lake's `corrections/` zone (#17): append-only marks on spans of predictions already written, one object per
+ * mark, `corrections/product=<p>/date=YYYY-MM-DD/hour=HH/<toMs>-<hash of the check id>.parquet` (the hour of the
+ * span's end). A lost update is unknown until a check finds it, so the predictions made on that book since its last
+ * matching check are marked `suspect` then, beside them rather than by rewriting them. The name comes from the check
+ * alone: a replay after a restart writes the same object again, never a second one.
+ */
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { QuoteWatchError } from '../errors.js';
+import { fnv1a } from '../stream/record.js';
+import { type CorrectionRow, encodeCorrectionRows } from './parquet.js';
+
+export class CorrectionWriteError extends QuoteWatchError {}
+
+export function correctionKey(c: CorrectionRow): string {
+  const iso = new Date(Math.floor(c.toUs / 1000)).toISOString();
+  return `corrections/product=${c.product}/date=${iso.slice(0, 10)}/hour=${iso.slice(11, 13)}/${Math.floor(c.toUs / 1000)}-${fnv1a(c.checkId)}.parquet`;
+}
+
+/** Stores one mark; an S3 failure is a CorrectionWriteError (the caller retries: the put is idempotent). */
+export async function putCorrection(
+  s3: Pick<S3Client, 'send'>,
+  bucket: string,
+  c: CorrectionRow,
+): Promise<string> {
+  const key = correctionKey(c);
+  try {
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: encodeCorrectionRows([c]) }));
+  } catch (cause) {
+    throw new CorrectionWriteError(`writing s3://${bucket}/${key} failed`, { cause });
+  }
+  return key;
+}
