@@ -665,6 +665,8 @@ export interface TrainingConfig {
   minRows: number;
   /** The learner: the logistic regression on the whole row, or the gradient-boosted trees on the l2 inputs. */
   algorithm: 'logistic' | 'gbdt';
+  /** Keep rows the lake's corrections mark suspect (a book later found wrong); default: leave them out. */
+  keepSuspect: boolean;
 }
 
 export function readTrainingConfig(env: Env = process.env): TrainingConfig {
@@ -692,6 +694,7 @@ export function readTrainingConfig(env: Env = process.env): TrainingConfig {
     ),
     minRows: read(env, 'TRAIN_MIN_ROWS', z.coerce.number().int('expected a whole number').min(2), '100'),
     algorithm: read(env, 'TRAIN_ALGORITHM', z.enum(['logistic', 'gbdt']), 'logistic'),
+    keepSuspect: read(env, 'TRAIN_KEEP_SUSPECT', z.enum(['true', 'false']), 'false') === 'true',
   };
 }
 

@@ -219,7 +219,10 @@ describe('training config', () => {
       l2: DEFAULT_TRAIN_L2.quote_change_500ms,
       minRows: 100,
       algorithm: 'logistic',
+      keepSuspect: false,
     });
+    expect(readTrainingConfig({ ...base, TRAIN_KEEP_SUSPECT: 'true' }).keepSuspect).toBe(true);
+    expect(() => readTrainingConfig({ ...base, TRAIN_KEEP_SUSPECT: 'yes' })).toThrow(/TRAIN_KEEP_SUSPECT/);
     const vol = readTrainingConfig({ ...base, TARGET: 'vol_spike_60s' });
     expect(vol.l2).toBe(DEFAULT_TRAIN_L2.vol_spike_60s);
     expect(vol.l2).not.toBe(DEFAULT_TRAIN_L2.quote_change_500ms);

@@ -50,6 +50,7 @@ describe('run report and listing', () => {
         l2: 0.3,
         minRows: 100,
         algorithm: 'logistic',
+        keepSuspect: false,
       },
     },
     error: { step: 'train', name: 'DatasetError', message: 'all 10 labels are 0 & <none> positive' },

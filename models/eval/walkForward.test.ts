@@ -66,6 +66,7 @@ describe('walkForward on the simulated market', () => {
           l2: 1e-3,
           minRows: 100,
           algorithm: 'gbdt',
+          keepSuspect: false,
         },
       },
       walkForward: report,

@@ -63,7 +63,7 @@ export async function train(
     return { version, published: false };
   }
   const spec = featureSpec(tickMs);
-  const lake = await loadLakeExamples(env, target, spec);
+  const lake = await loadLakeExamples(env, target, spec, { keepSuspect: cfg.keepSuspect });
   if (lake.examples.length < cfg.minRows) {
     throw new DatasetError(
       `only ${lake.examples.length} labelled rows of ${target} in the lake; TRAIN_MIN_ROWS is ${cfg.minRows}`,
@@ -99,6 +99,7 @@ export async function train(
       bucket: readResourceNames(env).lakeBucket,
       featureObjects: lake.featureObjects,
       labelObjects: lake.labelObjects,
+      suspect: lake.suspect,
       from: new Date(Math.floor(trainRows[0]!.tsUs / 1000)).toISOString(),
       to: new Date(Math.floor(split.holdoutWindow.toUs / 1000)).toISOString(),
     },
