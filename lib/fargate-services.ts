@@ -437,6 +437,7 @@ export const WORKER_LAKE_PREFIXES = {
     LAKE_PREFIXES.features,
     LAKE_PREFIXES.labels,
     LAKE_PREFIXES.predictions,
+    LAKE_PREFIXES.corrections,
     LAKE_PREFIXES.deadletter,
   ],
   reads: [LAKE_PREFIXES.snapshots],

@@ -201,7 +201,7 @@ export class TrainingPipeline extends Construct {
       },
     });
     const role = this.taskDefinition.taskRole;
-    for (const zone of [LAKE_PREFIXES.features, LAKE_PREFIXES.labels]) {
+    for (const zone of [LAKE_PREFIXES.features, LAKE_PREFIXES.labels, LAKE_PREFIXES.corrections]) {
       grantReadObjects(
         role,
         this.taskDefinition,

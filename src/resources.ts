@@ -138,6 +138,8 @@ export const LAKE_PREFIXES = {
   features: 'features/',
   labels: 'labels/',
   predictions: 'predictions/',
+  /** Worker: append-only marks on predictions already written (src/storage/corrections.ts); training reads them. */
+  corrections: 'corrections/',
   /** Worker: records it could not decode (containers/worker/main.ts). */
   deadletter: 'deadletter/',
 } as const;

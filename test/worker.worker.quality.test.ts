@@ -73,7 +73,11 @@ describe('live quality', () => {
       q.addLabel('qc', 'A', t * s, t % 2);
     }
     expect(q.of('qc', 'v1', 'A').all).toMatchObject({ n: 40, auc: 1, coverage: 0.8 });
-    expect(qualityRecord(q, 'A', new Map([['qc', 'v1']]))!.qc).toMatchObject({ n: 40, auc: 1, coverage: 0.8 });
+    expect(qualityRecord(q, 'A', new Map([['qc', 'v1']]))!.qc).toMatchObject({
+      n: 40,
+      auc: 1,
+      coverage: 0.8,
+    });
   });
 
   it('counts a label equal to τ as negative, strictly above as positive (the training rule)', () => {

@@ -68,11 +68,9 @@ const QualityFigures = {
   brier: z.number().nullable(),
   baseRate: z.number().nullable(),
   ece: z.number().nullable().optional().meta({ description: 'expected calibration error (10 bins)' }),
-  coverage: z
-    .number()
-    .nullable()
-    .optional()
-    .meta({ description: "share of the window's predictions that did not abstain: the figures are over those" }),
+  coverage: z.number().nullable().optional().meta({
+    description: "share of the window's predictions that did not abstain: the figures are over those",
+  }),
 };
 
 export const Quality = z

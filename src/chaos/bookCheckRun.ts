@@ -119,6 +119,8 @@ export async function runBookCheck(o: BookCheckRunOptions): Promise<BookCheckRun
   const dataDir = mkdtempSync(join(tmpdir(), 'qw-bookcheck-'));
   const simLog = join(dataDir, 'simulator.ndjson');
   const skewMs = o.skewMs ?? 1000;
+  const workerLines: string[] = [];
+  const ingestorLines: string[] = [];
   const sim = await startSimulator({
     port: await freePort(),
     seed: o.seed,
@@ -144,8 +146,11 @@ export async function runBookCheck(o: BookCheckRunOptions): Promise<BookCheckRun
       METRICS_FLUSH_MS: '3600000',
       LAKE_OBJECT_TICKS: '100', // 10 s objects: all but the last seconds are in the lake when the run ends
     },
+    // Every line of the check and resync records is kept (logs() holds only a component's last few hundred).
     log: (line) => {
       if (line.startsWith('[supervisor]')) say(line);
+      else if (line.startsWith('[worker] ') && line.includes('book check')) workerLines.push(line);
+      else if (line.startsWith('[ingestor] ') && line.includes('book resync')) ingestorLines.push(line);
     },
   });
   const anchorUs = sim.timeUs(); // held there until the first subscribe
@@ -167,14 +172,13 @@ export async function runBookCheck(o: BookCheckRunOptions): Promise<BookCheckRun
     await system.kill('ingestor', 'SIGTERM');
     await sleep(2000);
     // Each mismatch's suspect mark is written in the batch that logged it: let the last batch finish.
-    const mismatches = () =>
-      judgedChecks(system.logs('worker')).filter((c) => c.result === 'mismatch').length;
+    const mismatches = () => judgedChecks(workerLines).filter((c) => c.result === 'mismatch').length;
     for (const stop = Date.now() + 15_000; Date.now() < stop; await sleep(250)) {
       if ((await corrections(system.env)).length >= mismatches()) break;
     }
     await system.kill('worker', 'SIGTERM');
-    const checks = judgedChecks(system.logs('worker'));
-    const { counts: resyncs, times } = resyncsByProduct(system.logs('ingestor'));
+    const checks = judgedChecks(workerLines);
+    const { counts: resyncs, times } = resyncsByProduct(ingestorLines);
     const faults = sim.lostUpdates();
     const report = await judge(checks, faults, times, simLog, skewMs);
     const abstain = await abstentions(system.env, anchorUs + MAX_LOOKBACK_S * 1e6);
@@ -282,7 +286,9 @@ async function judge(
     c.differences.some((d) => d.side === f.side && Number(d.price) === Number(f.price));
   const fates: FaultFate[] = faults.map((fault) => {
     const times = changes.get(`${fault.product}|${fault.side}|${Number(fault.price)}`) ?? [];
-    const healUs = times.find((t) => t > fault.timeUs) ?? Number.POSITIVE_INFINITY;
+    // A change of that price in the same batch as the lost one counts as healing it: the frame may well have
+    // set the level again after the update it lost (the simulator's log does not say their order).
+    const healUs = times.find((t) => t >= fault.timeUs) ?? Number.POSITIVE_INFINITY;
     const mine = checks.filter((c) => c.product === fault.product && c.bookTimeUs >= fault.timeUs);
     // The check that had to see it: the first after it that compared its price with the level quiet inside its
     // skew window. A change of that price after the fault and before that window's end heals it first.

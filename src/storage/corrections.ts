@@ -7,6 +7,7 @@
  */
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { QuoteWatchError } from '../errors.js';
+import { LAKE_PREFIXES } from '../resources.js';
 import { fnv1a } from '../stream/record.js';
 import { type CorrectionRow, encodeCorrectionRows } from './parquet.js';
 
@@ -14,7 +15,7 @@ export class CorrectionWriteError extends QuoteWatchError {}
 
 export function correctionKey(c: CorrectionRow): string {
   const iso = new Date(Math.floor(c.toUs / 1000)).toISOString();
-  return `corrections/product=${c.product}/date=${iso.slice(0, 10)}/hour=${iso.slice(11, 13)}/${Math.floor(c.toUs / 1000)}-${fnv1a(c.checkId)}.parquet`;
+  return `${LAKE_PREFIXES.corrections}product=${c.product}/date=${iso.slice(0, 10)}/hour=${iso.slice(11, 13)}/${Math.floor(c.toUs / 1000)}-${fnv1a(c.checkId)}.parquet`;
 }
 
 /** Stores one mark; an S3 failure is a CorrectionWriteError (the caller retries: the put is idempotent). */

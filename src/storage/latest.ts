@@ -179,21 +179,22 @@ const RESULTS = ['pending', 'match', 'mismatch', 'unavailable'] as const;
  */
 type StoredLineage = [
   windowS: number,
-  sinceResyncS: number,
+  sinceResyncS: number | null,
   resyncs: number,
   gap: 0 | 1,
   result: number,
-  ageS: number,
+  /** Negative when a tick before the check's time was emitted after its verdict (a quiet product). */
+  ageS: number | null,
 ];
 
 function packLineage(l: PredictionLineage): StoredLineage {
   return [
     l.windowS,
-    l.sinceResyncS ?? -1,
+    l.sinceResyncS,
     l.resyncs,
     l.gap ? 1 : 0,
     RESULTS.indexOf(l.verification.result),
-    l.verification.ageS ?? -1,
+    l.verification.ageS,
   ];
 }
 
@@ -202,10 +203,10 @@ function unpackLineage(p: StoredLineage, book: PredictionLineage['book']): Predi
   return {
     book,
     windowS,
-    sinceResyncS: sinceResyncS < 0 ? null : sinceResyncS,
+    sinceResyncS,
     resyncs,
     gap: gap === 1,
-    verification: { result: RESULTS[result] ?? 'pending', ageS: ageS < 0 ? null : ageS },
+    verification: { result: RESULTS[result] ?? 'pending', ageS },
   };
 }
 

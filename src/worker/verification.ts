@@ -82,6 +82,8 @@ class ProductChecks {
   last: Verification = { result: 'pending', atUs: null, reason: 'no check judged yet' };
 
   mark(side: Side, price: number, us: number): void {
+    // A late event (below the product's clock) must not make a newer change look older.
+    if ((this.changed[side].get(price) ?? Number.NEGATIVE_INFINITY) > us) return;
     this.changed[side].set(price, us);
     this.order.push({ us, side, price });
   }
@@ -113,7 +115,8 @@ export class BookVerifier {
   constructor(opts: VerificationOptions) {
     if (!(opts.skewMs >= 0)) throw new RangeError(`bad skewMs ${opts.skewMs}`);
     this.skewUs = opts.skewMs * 1000;
-    this.retainUs = (opts.retainMs ?? 30_000) * 1000;
+    // Change times must outlive every check's window: at least twice the skew and a REST answer's lateness.
+    this.retainUs = Math.max(opts.retainMs ?? 30_000, 2 * opts.skewMs + 10_000) * 1000;
   }
 
   private of(product: string): ProductChecks {
@@ -131,18 +134,27 @@ export class BookVerifier {
    */
   beforeApply(e: MarketEvent, book: OrderBook | undefined, ready: boolean): void {
     const p = this.of(e.product);
-    this.settle(e.product, p, e.exchUs, book, ready);
+    // A resync's time is the ingestor's newest sighting across the feed, not this product's clock: it never
+    // makes a check due (its pending checks become unavailable below).
+    if (e.type !== 'resync') this.settle(e.product, p, e.exchUs, book, ready);
     switch (e.type) {
       case 'book_changes':
         for (const c of e.changes) p.mark(c.side, parseUnits(c.price), e.exchUs);
         break;
       case 'book_snapshot':
-        if (book) markSnapshotChanges(p, book, e, ready);
-        // A book rebuilt from the exchange's snapshot starts clean (a periodic copy of a running one does not).
+        markSnapshotChanges(p, book, e, ready);
+        // A book rebuilt from the exchange's snapshot starts clean (a periodic copy of a running one does not),
+        // and a mismatch found on the book it replaces is repaired: the next check will say.
         if (!ready) {
           p.bookStartUs = e.exchUs;
           p.verifiedAt.bid.clear();
           p.verifiedAt.ask.clear();
+          if (p.last.result === 'mismatch')
+            p.last = {
+              result: 'pending',
+              atUs: p.last.atUs,
+              reason: 'book rebuilt after a mismatch; awaiting the next check',
+            };
         }
         break;
       case 'resync':
@@ -286,7 +298,7 @@ function cleanSince(p: ProductChecks, cmp: BookComparison): number | null {
 /** A snapshot replacing the book changes every level it does not hold as the book did: each is marked changed. */
 function markSnapshotChanges(
   p: ProductChecks,
-  book: OrderBook,
+  book: OrderBook | undefined,
   e: Extract<MarketEvent, { type: 'book_snapshot' }>,
   ready: boolean,
 ): void {
@@ -294,7 +306,7 @@ function markSnapshotChanges(
     const next = new Map<number, number>();
     for (const [price, size] of side === 'bid' ? e.bids : e.asks)
       next.set(parseUnits(price), parseUnits(size));
-    if (ready) {
+    if (ready && book) {
       for (let i = 0; i < book.depth(side); i++) {
         const price = book.priceAt(side, i);
         if (next.get(price) !== book.sizeAt(side, i)) p.mark(side, price, e.exchUs);

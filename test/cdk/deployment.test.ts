@@ -224,6 +224,7 @@ describe('least privilege: every role names only the resources it needs', () => 
         `${lake}/features/*`,
         `${lake}/labels/*`,
         `${lake}/predictions/*`,
+        `${lake}/corrections/*`,
         `${lake}/deadletter/*`,
         `${lake}/snapshots/*`,
         `${models}/registry/*`,
@@ -241,11 +242,12 @@ describe('least privilege: every role names only the resources it needs', () => 
     expect(actions(s3).filter((a) => /Delete|\*/.test(a))).toEqual([]);
   });
 
-  it('trainer: reads features/ and labels/ and the registry; writes version rows, never the active pointer', () => {
+  it('trainer: reads features/, labels/, corrections/ and the registry; writes version rows, never the active pointer', () => {
     const role = s.id(st.training.taskDefinition.taskRole);
     expectResources(role, [
       `${lake}/features/*`,
       `${lake}/labels/*`,
+      `${lake}/corrections/*`,
       lake,
       `${models}/registry/*`,
       models,
