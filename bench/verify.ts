@@ -53,6 +53,7 @@ export const verifyGroup: BenchGroup = {
         checks: clean.checks,
         resyncs: clean.resyncs,
         unavailable: clean.unavailableReasons,
+        abstainOnceWarm: clean.abstain,
         wallS: clean.wallS,
       },
       faulty: {
