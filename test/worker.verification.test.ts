@@ -158,6 +158,19 @@ describe('book verification stage', () => {
     expect(s.m.verifier.drain()[0]).toMatchObject({ result: 'mismatch', cleanSinceUs: ms(2500) });
   });
 
+  it('does not judge a level against a book rebuilt after the REST book was taken, even one the rebuild removed', async () => {
+    const s = stage();
+    await s.snapshot(ms(0));
+    // The exchange removed bid 98 at 1.1 s; our feed lost data, resynced, and rebuilt the book at 1.2 s. The REST
+    // book taken at 1 s (it still has 98) reaches the stream only after the rebuild (a slow answer).
+    await s.resync(ms(1150));
+    await s.snapshot(ms(1200), BIDS.slice(0, 2), ASKS);
+    await s.check(ms(1000), BIDS, ASKS);
+    await s.heartbeat(ms(1500));
+    const [outcome] = s.m.verifier.drain();
+    expect(outcome).toMatchObject({ result: 'match', inFlight: 1 });
+  });
+
   it('refuses a check that arrives long after its time', async () => {
     const s = stage();
     await s.snapshot(ms(0));

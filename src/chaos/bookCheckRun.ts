@@ -52,6 +52,8 @@ export interface JudgedCheck {
   product: string;
   result: 'match' | 'mismatch' | 'unavailable';
   bookTimeUs: number;
+  /** The product's event time when the worker judged it (≥ bookTimeUs + skew). */
+  judgedUs: number;
   through: { bid?: string; ask?: string };
   differences: { side: 'bid' | 'ask'; price: string }[];
   reason?: string;
@@ -80,6 +82,8 @@ export interface BookCheckRunReport {
   mismatchesByProduct: Record<string, number>;
   /** Checks per product that mismatched with no lost update behind any differing level. */
   falseMismatches: number;
+  /** Those checks, for the story. */
+  falseChecks: JudgedCheck[];
   faults: FaultFate[];
   detected: number;
   /** Faults still wrong at a check that compared their level (detected + missed). */
@@ -227,6 +231,7 @@ export function judgedChecks(lines: readonly string[]): JudgedCheck[] {
       product: String(r.product),
       result,
       bookTimeUs: Number(r.bookTimeUs),
+      judgedUs: Number(r.judgedUs ?? Number(r.bookTimeUs)),
       through: (r.through ?? {}) as JudgedCheck['through'],
       differences: (r.differences ?? []) as JudgedCheck['differences'],
       ...(typeof r.reason === 'string' ? { reason: r.reason } : {}),
@@ -296,12 +301,14 @@ async function judge(
     let healedFirst = false;
     for (const c of mine) {
       if (c.result === 'unavailable' || !covers(c, fault.side, fault.price)) continue;
-      if (healUs <= c.bookTimeUs + skewUs) {
+      // The level is in flight at this check if it changed from T − skew up to when the check was judged.
+      const untilUs = Math.max(c.bookTimeUs + skewUs, c.judgedUs);
+      if (healUs <= untilUs) {
         healedFirst = true;
         due = c;
         break;
       }
-      if (times.some((t) => t >= c.bookTimeUs - skewUs && t <= c.bookTimeUs + skewUs)) continue;
+      if (times.some((t) => t >= c.bookTimeUs - skewUs && t <= untilUs)) continue;
       due = c;
       break;
     }
@@ -315,7 +322,8 @@ async function judge(
     if (healedFirst) return { fault, fate: 'healed', ...at };
     const resyncUs = resyncs.get(fault.product)?.find((t) => t > fault.timeUs) ?? Number.POSITIVE_INFINITY;
     // A resync's snapshot inside the check's skew window changes the level there too: the check cannot judge it.
-    if (resyncUs <= due.bookTimeUs + skewUs) return { fault, fate: 'repaired', ...at };
+    if (resyncUs <= Math.max(due.bookTimeUs + skewUs, due.judgedUs))
+      return { fault, fate: 'repaired', ...at };
     const found = mine.find((c) => c.result === 'mismatch' && c.bookTimeUs <= healUs && lists(c, fault));
     return found
       ? { fault, fate: 'detected', detectS: (found.bookTimeUs - fault.timeUs) / 1e6, ...at }
@@ -341,6 +349,7 @@ async function judge(
       ]),
     ),
     falseMismatches: checks.filter((c) => c.result === 'mismatch' && !explained(c)).length,
+    falseChecks: checks.filter((c) => c.result === 'mismatch' && !explained(c)),
     faults: fates,
     detected: detected.length,
     wrongAtACheck: fates.filter((f) => f.fate === 'detected' || f.fate === 'missed').length,

@@ -10,7 +10,9 @@
  *   that was lost);
  * - a data gap lies inside it: the state is stale at the tick (data_gap_now), or one of the row's trailing windows
  *   that the model's lookback covers has seconds with no known quote (data_gap_{W}s; windows shorter than the
- *   smallest one are seen only through data_gap_now).
+ *   smallest one are seen only through data_gap_now) — except while the product's first window fills after its
+ *   first event: that is history not yet seen, not data lost (training leaves such rows out all the same,
+ *   isCompleteRow; live quality keeps them).
  * Rows exist only while the book is usable, so a book being resynced yields no prediction to mark.
  */
 import { MAX_LOOKBACK_S } from './pipeline.js';
@@ -64,7 +66,10 @@ export function judgeLineage(row: FeatureRow, spec: FeatureSpec): JudgedLineage 
   const lastResyncUs = t.resyncsUs.at(-1);
   const resyncs = t.resyncsUs.filter((us) => us > fromUs).length;
   const v = row.values;
-  const gap = v[DATA_GAP_NOW] === 1 || WINDOW_GAP.some(({ w, i }) => w + 1 <= windowS && v[i] === 1);
+  // While the product's first window fills, its unknown seconds are history not yet seen, not data lost.
+  const filling = row.tsUs - t.startUs < windowS * 1e6;
+  const gap =
+    v[DATA_GAP_NOW] === 1 || (!filling && WINDOW_GAP.some(({ w, i }) => w + 1 <= windowS && v[i] === 1));
   const check = t.verification;
   const lineage: PredictionLineage = {
     book: v[SOURCE_IS_TICKER] === 1 ? 'ticker' : 'synced',

@@ -132,6 +132,9 @@ export class FeaturePipeline {
       return;
     }
     if (Number.isNaN(s.nextTickUs)) {
+      // On the second grid, as the windows are: what another connection's first event shifts by a few
+      // milliseconds (the features do not move) must not move the lineage either.
+      s.firstUs = Math.floor(e / 1e6) * 1e6;
       s.nextTickUs = Math.floor(e / this.tickUs) * this.tickUs + this.tickUs;
       s.seconds.start(Math.floor(e / 1e6));
     }
@@ -296,7 +299,11 @@ export class FeaturePipeline {
     if (this.opts.lineage) {
       while (s.resyncsUs.length > 0 && s.resyncsUs[0]! < t - MAX_LOOKBACK_S * 1e6) s.resyncsUs.shift();
       const verification = this.opts.lineage.verification?.(s.product);
-      row.lineage = { resyncsUs: [...s.resyncsUs], ...(verification ? { verification } : {}) };
+      row.lineage = {
+        startUs: s.firstUs,
+        resyncsUs: [...s.resyncsUs],
+        ...(verification ? { verification } : {}),
+      };
     }
     if (this.topLevels > 0) {
       row.top = s.hasL2

@@ -52,6 +52,8 @@ export class ProductState {
   readonly volLabeler: VolSpikeLabeler;
   /** A snapshot has been applied since the start or the last resync. */
   ready = false;
+  /** The second its first event fell in, µs (lineage: windows reaching before it are filling, not broken). */
+  firstUs = Number.NaN;
   /** Event times of the resyncs that reached it, pruned to MAX_LOOKBACK_S behind the newest tick (lineage). */
   readonly resyncsUs: number[] = [];
   /** The product has had L2 data: the book is the quote source from then on, the ticker is ignored. */

@@ -45,6 +45,8 @@ export interface FeatureRow {
 
 /** The state of a product's data at a tick, as of the events before it (a prediction's lineage is made from it). */
 export interface TickLineage {
+  /** The product's first event (µs): windows reaching before it are filling, not broken. */
+  startUs: number;
   /** Event times (µs) of the resyncs that reached the book in the last MAX_LOOKBACK_S before the tick, oldest first. */
   resyncsUs: number[];
   /** The last check of the book against the exchange's, as it stood at the tick (src/worker/verification.ts). */

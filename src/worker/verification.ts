@@ -48,6 +48,11 @@ export interface CheckOutcome extends Verification {
    * start seen). A mismatch's suspect span starts here.
    */
   cleanSinceUs: number | null;
+  /**
+   * The product's event time when it was judged: T + skew, or later when the REST book reached the stream later
+   * (a slow answer); every change up to then is in our book, and the ones from T − skew on are in flight.
+   */
+  judgedUs: number;
 }
 
 export interface VerificationOptions {
@@ -77,6 +82,8 @@ class ProductChecks {
   pending: Pending[] = [];
   /** The time of the exchange snapshot that (re)started the book (null: not seen). */
   bookStartUs: number | null = null;
+  /** The same as a change time of every level: a check whose window holds it cannot judge any level. */
+  rebuiltUs = Number.NEGATIVE_INFINITY;
   /** Per side and price (units): the book time of the last check that compared the level and found it equal. */
   readonly verifiedAt = { bid: new Map<number, number>(), ask: new Map<number, number>() };
   last: Verification = { result: 'pending', atUs: null, reason: 'no check judged yet' };
@@ -104,6 +111,8 @@ export class BookVerifier {
   private readonly skewUs: number;
   private readonly retainUs: number;
   private readonly products = new Map<string, ProductChecks>();
+  /** The product's event time when the checks being settled are judged (absent: judged on arrival). */
+  private judgingUs: number | undefined;
   /** Judged checks not yet taken by the caller (metrics, logs, the verdict channel). */
   private outcomes: CheckOutcome[] = [];
   readonly counts: Record<Exclude<VerificationResult, 'pending'>, number> = {
@@ -147,6 +156,8 @@ export class BookVerifier {
         // and a mismatch found on the book it replaces is repaired: the next check will say.
         if (!ready) {
           p.bookStartUs = e.exchUs;
+          // Every level may differ from the book before, the ones the snapshot left out too.
+          p.rebuiltUs = e.exchUs;
           p.verifiedAt.bid.clear();
           p.verifiedAt.ask.clear();
           if (p.last.result === 'mismatch')
@@ -208,6 +219,7 @@ export class BookVerifier {
     book: OrderBook | undefined,
     ready: boolean,
   ) {
+    this.judgingUs = nowUs;
     while (p.pending.length > 0 && p.pending[0]!.dueUs <= nowUs) {
       const { check } = p.pending.shift()!;
       if (!book || !ready) {
@@ -221,7 +233,7 @@ export class BookVerifier {
           book,
           check,
           check.depth,
-          (side, price) => (p.changed[side].get(price) ?? -Infinity) >= from,
+          (side, price) => Math.max(p.changed[side].get(price) ?? -Infinity, p.rebuiltUs) >= from,
         );
       } catch (err) {
         if (!(err instanceof ExchangeBookError)) throw err;
@@ -253,6 +265,7 @@ export class BookVerifier {
         this.judge(p, check, { result: 'match' }, cmp);
       }
     }
+    this.judgingUs = undefined;
   }
 
   private judge(
@@ -273,6 +286,7 @@ export class BookVerifier {
       differences: cmp?.differences.slice(0, MAX_DIFFERENCES) ?? [],
       through: cmp?.through ?? {},
       cleanSinceUs: cmp ? cleanSince(p, cmp) : null,
+      judgedUs: this.judgingUs ?? check.exchUs,
     });
     for (const [side, price] of cmp?.equal ?? []) p.verifiedAt[side].set(price, check.exchUs);
     // Prices the market left long ago: forgetting them only widens a later suspect span to the book's start.

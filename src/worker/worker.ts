@@ -342,6 +342,7 @@ export class Worker {
         compared: o.compared,
         inFlight: o.inFlight,
         through: o.through,
+        judgedUs: o.judgedUs,
         ...(o.reason ? { reason: o.reason } : {}),
       };
       // One line per check (BOOK_CHECK_S apart per product): the record of what was compared, and how far.
