@@ -80,10 +80,12 @@ class ProductChecks {
   private readonly order: { us: number; side: Side; price: number }[] = [];
   private head = 0;
   pending: Pending[] = [];
-  /** The time of the exchange snapshot that (re)started the book (null: not seen). */
+  /**
+   * The time of the exchange snapshot that (re)started the book (null: not seen). It is a change time of every
+   * level too (the snapshot may differ from the book before anywhere, in levels it left out as well): a check
+   * whose window holds it cannot judge any level.
+   */
   bookStartUs: number | null = null;
-  /** The same as a change time of every level: a check whose window holds it cannot judge any level. */
-  rebuiltUs = Number.NEGATIVE_INFINITY;
   /** Per side and price (units): the book time of the last check that compared the level and found it equal. */
   readonly verifiedAt = { bid: new Map<number, number>(), ask: new Map<number, number>() };
   last: Verification = { result: 'pending', atUs: null, reason: 'no check judged yet' };
@@ -151,13 +153,12 @@ export class BookVerifier {
         for (const c of e.changes) p.mark(c.side, parseUnits(c.price), e.exchUs);
         break;
       case 'book_snapshot':
-        markSnapshotChanges(p, book, e, ready);
-        // A book rebuilt from the exchange's snapshot starts clean (a periodic copy of a running one does not),
-        // and a mismatch found on the book it replaces is repaired: the next check will say.
-        if (!ready) {
+        // A periodic copy of a running book changes only the levels where it differs from it. A book rebuilt
+        // from the exchange's snapshot starts clean, every level changed at once, and a mismatch found on the
+        // book it replaces is repaired: the next check will say.
+        if (ready && book) markSnapshotChanges(p, book, e);
+        else {
           p.bookStartUs = e.exchUs;
-          // Every level may differ from the book before, the ones the snapshot left out too.
-          p.rebuiltUs = e.exchUs;
           p.verifiedAt.bid.clear();
           p.verifiedAt.ask.clear();
           if (p.last.result === 'mismatch')
@@ -233,7 +234,11 @@ export class BookVerifier {
           book,
           check,
           check.depth,
-          (side, price) => Math.max(p.changed[side].get(price) ?? -Infinity, p.rebuiltUs) >= from,
+          (side, price) =>
+            Math.max(
+              p.changed[side].get(price) ?? Number.NEGATIVE_INFINITY,
+              p.bookStartUs ?? Number.NEGATIVE_INFINITY,
+            ) >= from,
         );
       } catch (err) {
         if (!(err instanceof ExchangeBookError)) throw err;
@@ -309,23 +314,20 @@ function cleanSince(p: ProductChecks, cmp: BookComparison): number | null {
   return since;
 }
 
-/** A snapshot replacing the book changes every level it does not hold as the book did: each is marked changed. */
+/** A periodic snapshot replacing a running book: the levels where it differs from the book are marked changed. */
 function markSnapshotChanges(
   p: ProductChecks,
-  book: OrderBook | undefined,
+  book: OrderBook,
   e: Extract<MarketEvent, { type: 'book_snapshot' }>,
-  ready: boolean,
 ): void {
   for (const side of ['bid', 'ask'] as const) {
     const next = new Map<number, number>();
     for (const [price, size] of side === 'bid' ? e.bids : e.asks)
       next.set(parseUnits(price), parseUnits(size));
-    if (ready && book) {
-      for (let i = 0; i < book.depth(side); i++) {
-        const price = book.priceAt(side, i);
-        if (next.get(price) !== book.sizeAt(side, i)) p.mark(side, price, e.exchUs);
-        next.delete(price);
-      }
+    for (let i = 0; i < book.depth(side); i++) {
+      const price = book.priceAt(side, i);
+      if (next.get(price) !== book.sizeAt(side, i)) p.mark(side, price, e.exchUs);
+      next.delete(price);
     }
     for (const price of next.keys()) p.mark(side, price, e.exchUs);
   }
