@@ -9,6 +9,7 @@
  */
 import type { LatestSnapshot } from '../storage/latest.js';
 import { feedVerdict } from './feedVerdict.js';
+import { bookAsRead } from './latest.js';
 import type { HealthReportView } from './schemas.js';
 
 export type HealthReport = HealthReportView;
@@ -34,8 +35,7 @@ export async function checkHealth(deps: HealthDeps): Promise<HealthReport> {
   }
   const products = items.map((i) => {
     const ageMs = Math.max(0, checkedAtMs - i.updatedAtMs);
-    const book: HealthReport['products'][number]['book'] =
-      i.book && ageMs > deps.staleAfterMs ? 'stale' : i.book;
+    const book = bookAsRead(i, ageMs, deps.staleAfterMs);
     return {
       product: i.product,
       ageMs,

@@ -25,8 +25,18 @@ export function toView(item: LatestSnapshot, nowMs: number, staleAfterMs?: numbe
   const { pk: _pk, sk: _sk, ...rest } = item;
   const ageMs = Math.max(0, nowMs - item.updatedAtMs);
   const view: LatestView = { ...rest, ageMs };
-  if (view.book && staleAfterMs !== undefined && ageMs > staleAfterMs) view.book = 'stale';
+  const book = bookAsRead(item, ageMs, staleAfterMs);
+  if (book) view.book = book;
   return view;
+}
+
+/** The product's book as a reader sees it: the worker's state, or `stale` once its item is older than the limit. */
+export function bookAsRead(
+  item: Pick<LatestSnapshot, 'book'>,
+  ageMs: number,
+  staleAfterMs: number | undefined,
+): LatestView['book'] {
+  return item.book && staleAfterMs !== undefined && ageMs > staleAfterMs ? 'stale' : item.book;
 }
 
 /** The newest snapshot of one product; NotFoundError when the worker has not written one. */
