@@ -7,7 +7,7 @@
 import { s3Client } from '../../src/aws/clients.js';
 import { readResourceNames } from '../../src/config.js';
 import type { FeatureSpec } from '../../src/features/types.js';
-import { listLakeObjects, readLakeObjects } from '../../src/storage/lakeReader.js';
+import { listLakeObjects, readLakeObjects, readLakeZone } from '../../src/storage/lakeReader.js';
 import {
   type CorrectionRow,
   decodeCorrectionRows,
@@ -82,12 +82,9 @@ export async function loadLakeExamples(
     decodeOrExplain(key, () => decodeLabelRows(bytes)),
   );
   checkSpecs(featureFiles, spec);
-  const correctionKeys = await listLakeObjects(s3, bucket, 'corrections');
-  const marks = (
-    await readLakeObjects(s3, bucket, correctionKeys, (bytes, key) =>
-      decodeOrExplain(key, () => decodeCorrectionRows(bytes)),
-    )
-  ).flat();
+  const marks = await readLakeZone(s3, bucket, 'corrections', (bytes, key) =>
+    decodeOrExplain(key, () => decodeCorrectionRows(bytes)),
+  );
   const joined = joinLabels(
     featureFiles.flatMap((f) => f.rows),
     labelFiles.flat(),

@@ -25,7 +25,7 @@ type Env = Record<string, string | undefined>;
 import { QuoteWatchError } from '../errors.js';
 import { mapAdvancedTradeFrame } from '../marketdata/advancedTrade.js';
 import type { LevelChange } from '../marketdata/events.js';
-import { listLakeObjects, readLakeObjects } from '../storage/lakeReader.js';
+import { readLakeZone } from '../storage/lakeReader.js';
 import { getLatest } from '../storage/latest.js';
 import {
   decodeFeatureRows,
@@ -234,10 +234,10 @@ export async function audit(options: AuditOptions): Promise<AuditReport> {
   const products = options.products ?? symbols;
   const s3 = s3Client(env);
   const [sentBy, stream] = await Promise.all([readSimulatorLog(options.simLog), readStream(env)]);
-  const zone = async <T>(
+  const zone = <T>(
     kind: 'raw' | 'features' | 'labels' | 'predictions',
     decode: (b: Uint8Array) => Promise<T[]>,
-  ) => (await readLakeObjects(s3, lakeBucket, await listLakeObjects(s3, lakeBucket, kind), decode)).flat();
+  ) => readLakeZone(s3, lakeBucket, kind, decode);
   const raw = await zone('raw', decodeRawRows);
   const features = await zone('features', async (b) => (await decodeFeatureRows(b)).rows);
   const labels = await zone('labels', decodeLabelRows);

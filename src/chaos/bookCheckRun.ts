@@ -24,7 +24,7 @@ import { freePort } from '../local/ports.js';
 import { startSystem } from '../local/supervisor.js';
 import { productSpecs } from '../simulator/exchange.js';
 import { type LostUpdateRecord, startSimulator } from '../simulator/server.js';
-import { listLakeObjects, readLakeObjects } from '../storage/lakeReader.js';
+import { readLakeZone } from '../storage/lakeReader.js';
 import { type CorrectionRow, decodeCorrectionRows, decodePredictionRows } from '../storage/parquet.js';
 
 export class BookCheckRunError extends QuoteWatchError {}
@@ -370,12 +370,9 @@ async function abstentions(
   env: Record<string, string | undefined>,
   fromUs: number,
 ): Promise<BookCheckRunReport['abstain']> {
-  const s3 = s3Client(env);
-  const { lakeBucket } = readResourceNames(env);
-  const keys = await listLakeObjects(s3, lakeBucket, 'predictions');
-  const rows = (await readLakeObjects(s3, lakeBucket, keys, decodePredictionRows))
-    .flat()
-    .filter((r) => r.tsUs >= fromUs);
+  const rows = (
+    await readLakeZone(s3Client(env), readResourceNames(env).lakeBucket, 'predictions', decodePredictionRows)
+  ).filter((r) => r.tsUs >= fromUs);
   const out = { predictions: rows.length, abstained: 0, share: 0, resync: 0, gap: 0, mismatch: 0 };
   for (const r of rows) {
     if (!r.abstain) continue;
@@ -390,8 +387,5 @@ async function abstentions(
 
 /** Every mark in the lake's corrections zone. */
 async function corrections(env: Record<string, string | undefined>): Promise<CorrectionRow[]> {
-  const s3 = s3Client(env);
-  const { lakeBucket } = readResourceNames(env);
-  const keys = await listLakeObjects(s3, lakeBucket, 'corrections');
-  return (await readLakeObjects(s3, lakeBucket, keys, decodeCorrectionRows)).flat();
+  return readLakeZone(s3Client(env), readResourceNames(env).lakeBucket, 'corrections', decodeCorrectionRows);
 }

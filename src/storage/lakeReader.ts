@@ -74,3 +74,13 @@ export function readLakeObjects<T>(
 ): Promise<T[]> {
   return mapLimited(keys, concurrency, async (key) => decode(await readLakeObject(s3, bucket, key), key));
 }
+
+/** Every row of a zone: its objects listed, read and decoded (as readLakeObjects), in key order. */
+export async function readLakeZone<T>(
+  s3: S3Client,
+  bucket: string,
+  kind: LakeKind | 'corrections',
+  decode: (bytes: Uint8Array, key: string) => Promise<T[]> | T[],
+): Promise<T[]> {
+  return (await readLakeObjects(s3, bucket, await listLakeObjects(s3, bucket, kind), decode)).flat();
+}
