@@ -64,7 +64,8 @@ export function judgeLineage(row: FeatureRow, spec: FeatureSpec): JudgedLineage 
   const windowS = windowOf(spec);
   const fromUs = row.tsUs - windowS * 1e6;
   const lastResyncUs = t.resyncsUs.at(-1);
-  const resyncs = t.resyncsUs.filter((us) => us > fromUs).length;
+  let resyncs = 0;
+  for (const us of t.resyncsUs) if (us > fromUs) resyncs++;
   const v = row.values;
   // While the product's first window fills, its unknown seconds are history not yet seen, not data lost.
   const filling = row.tsUs - t.startUs < windowS * 1e6;

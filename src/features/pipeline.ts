@@ -124,7 +124,8 @@ export class FeaturePipeline {
       // Only a resync that broke a book in use is one in its lineage (a connection's first resync comes before
       // any book; several lines' resyncs of a book already being rebuilt are one break). Its time is the stream's
       // position (the watermark), for the reason above.
-      if (this.opts.lineage && s.ready) s.resyncsUs.push(Number.isFinite(s.watermarkUs) ? s.watermarkUs : e);
+      if (this.opts.lineage && s.ready)
+        s.resyncsUs = [...s.resyncsUs, Number.isFinite(s.watermarkUs) ? s.watermarkUs : e];
       s.ready = false;
       s.book.clear();
       s.tickerBid = Number.NaN;
@@ -297,11 +298,14 @@ export class FeaturePipeline {
       values,
     };
     if (this.opts.lineage) {
-      while (s.resyncsUs.length > 0 && s.resyncsUs[0]! < t - MAX_LOOKBACK_S * 1e6) s.resyncsUs.shift();
+      // Replaced, never changed in place: every row of the stretch shares one list (no copy per tick).
+      const fromUs = t - MAX_LOOKBACK_S * 1e6;
+      if ((s.resyncsUs[0] ?? Number.POSITIVE_INFINITY) < fromUs)
+        s.resyncsUs = s.resyncsUs.filter((us) => us >= fromUs);
       const verification = this.opts.lineage.verification?.(s.product);
       row.lineage = {
         startUs: s.firstUs,
-        resyncsUs: [...s.resyncsUs],
+        resyncsUs: s.resyncsUs,
         ...(verification ? { verification } : {}),
       };
     }

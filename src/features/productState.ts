@@ -55,7 +55,7 @@ export class ProductState {
   /** The second its first event fell in, µs (lineage: windows reaching before it are filling, not broken). */
   firstUs = Number.NaN;
   /** Event times of the resyncs that reached it, pruned to MAX_LOOKBACK_S behind the newest tick (lineage). */
-  readonly resyncsUs: number[] = [];
+  resyncsUs: readonly number[] = [];
   /** The product has had L2 data: the book is the quote source from then on, the ticker is ignored. */
   hasL2 = false;
   /** Last ticker quote in units (NaN = unknown), the quote source of a product without L2 data. */

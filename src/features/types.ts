@@ -48,7 +48,7 @@ export interface TickLineage {
   /** The product's first event (µs): windows reaching before it are filling, not broken. */
   startUs: number;
   /** Event times (µs) of the resyncs that reached the book in the last MAX_LOOKBACK_S before the tick, oldest first. */
-  resyncsUs: number[];
+  resyncsUs: readonly number[];
   /** The last check of the book against the exchange's, as it stood at the tick (src/worker/verification.ts). */
   verification?: { result: 'match' | 'mismatch' | 'unavailable' | 'pending'; atUs: number | null };
 }

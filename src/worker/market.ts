@@ -50,10 +50,8 @@ export class MarketStage {
       topLevels: 3,
       gapLimitMs: opts.gapLimitMs,
       lineage: {
-        verification: (p) => {
-          const { result, atUs } = this.verifier.state(p);
-          return { result, atUs };
-        },
+        // The verifier's state object itself: it is replaced, never changed, so a row may keep it.
+        verification: (p) => this.verifier.state(p),
       },
     });
     this.verifier = new BookVerifier({ skewMs: opts.bookCheckSkewMs ?? DEFAULT_SKEW_MS });

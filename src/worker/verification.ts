@@ -64,6 +64,12 @@ export interface VerificationOptions {
 
 export const DEFAULT_SKEW_MS = 1000;
 const MAX_DIFFERENCES = 10;
+/** A product's verification before any check came (states are replaced, never changed in place: shared). */
+const NO_CHECK: Verification = Object.freeze({
+  result: 'pending',
+  atUs: null,
+  reason: 'no check received yet',
+});
 /** Levels per side whose last equal check is remembered before those older than an hour are forgotten. */
 const MAX_VERIFIED_LEVELS = 20_000;
 
@@ -201,9 +207,7 @@ export class BookVerifier {
 
   /** The product's last verdict (result 'pending' until a check is judged). */
   state(product: string): Verification {
-    return (
-      this.products.get(product)?.last ?? { result: 'pending', atUs: null, reason: 'no check received yet' }
-    );
+    return this.products.get(product)?.last ?? NO_CHECK;
   }
 
   /** The checks judged since the last call, in order. */
