@@ -10,6 +10,7 @@
  * Published as metrics (QualityPublisher, through the telemetry kit) and in the latest snapshot.
  */
 import { averagePrecision, brierScore, calibrationError, rocAuc } from '../model/metrics.js';
+import { Queue } from '../queue.js';
 import type { LatestSnapshot } from '../storage/latest.js';
 import { WORKER } from '../telemetry/catalog.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
@@ -48,32 +49,6 @@ interface Pending {
   version: string;
   /** τ of the model that made the prediction (continuous labels), fixed when it was made. */
   threshold: number | undefined;
-}
-
-/** Items consumed from the head by an index (compacted now and then), never shifted one by one. */
-class Queue<T> {
-  items: T[] = [];
-  head = 0;
-
-  get length(): number {
-    return this.items.length - this.head;
-  }
-
-  at(i: number): T | undefined {
-    return this.items[this.head + i];
-  }
-
-  push(item: T): void {
-    this.items.push(item);
-  }
-
-  drop(n: number): void {
-    this.head += n;
-    if (this.head > 1024 && this.head * 2 > this.items.length) {
-      this.items = this.items.slice(this.head);
-      this.head = 0;
-    }
-  }
 }
 
 /**

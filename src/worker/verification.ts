@@ -24,6 +24,7 @@ import {
   type LevelDifference,
 } from '../book/verify.js';
 import type { MarketEvent, Side } from '../marketdata/events.js';
+import { Queue } from '../queue.js';
 import type { Verification } from '../storage/latest.js';
 import type { BookCheckEvent } from '../stream/record.js';
 
@@ -83,8 +84,7 @@ class ProductChecks {
   /** Last change time (µs) per price (units), per side. */
   readonly changed = { bid: new Map<number, number>(), ask: new Map<number, number>() };
   /** The same changes in time order, to prune the maps. */
-  private readonly order: { us: number; side: Side; price: number }[] = [];
-  private head = 0;
+  private readonly order = new Queue<{ us: number; side: Side; price: number }>();
   pending: Pending[] = [];
   /**
    * The time of the exchange snapshot that (re)started the book (null: not seen). It is a change time of every
@@ -104,14 +104,11 @@ class ProductChecks {
   }
 
   prune(beforeUs: number): void {
-    while (this.head < this.order.length && this.order[this.head]!.us < beforeUs) {
-      const { side, price, us } = this.order[this.head++]!;
-      if (this.changed[side].get(price) === us) this.changed[side].delete(price);
+    let n = 0;
+    for (let c = this.order.at(0); c !== undefined && c.us < beforeUs; c = this.order.at(++n)) {
+      if (this.changed[c.side].get(c.price) === c.us) this.changed[c.side].delete(c.price);
     }
-    if (this.head > 1024 && this.head * 2 > this.order.length) {
-      this.order.splice(0, this.head);
-      this.head = 0;
-    }
+    this.order.drop(n);
   }
 }
 
