@@ -20,12 +20,11 @@ import { sleep } from '../clock.js';
 import { readResourceNames } from '../config.js';
 import { QuoteWatchError } from '../errors.js';
 import { MAX_LOOKBACK_S } from '../features/pipeline.js';
-import { freePort } from '../local/ports.js';
 import { startSystem } from '../local/supervisor.js';
-import { productSpecs } from '../simulator/exchange.js';
-import { type LostUpdateRecord, startSimulator } from '../simulator/server.js';
+import type { LostUpdateRecord } from '../simulator/server.js';
 import { readLakeZone } from '../storage/lakeReader.js';
 import { type CorrectionRow, decodeCorrectionRows, decodePredictionRows } from '../storage/parquet.js';
+import { startRunMarket } from './chaos.js';
 
 export class BookCheckRunError extends QuoteWatchError {}
 
@@ -125,17 +124,11 @@ export async function runBookCheck(o: BookCheckRunOptions): Promise<BookCheckRun
   const skewMs = o.skewMs ?? 1000;
   const workerLines: string[] = [];
   const ingestorLines: string[] = [];
-  const sim = await startSimulator({
-    port: await freePort(),
-    seed: o.seed,
-    mode: 'realtime',
-    speed: o.speed,
-    holdUntilSubscribed: true,
-    durationMs: o.marketMs,
-    products: productSpecs(o.products),
-    logPath: simLog,
-    ...(o.lostEveryMs ? { lostUpdates: { everyMs: o.lostEveryMs } } : {}),
-  });
+  const sim = await startRunMarket(
+    o,
+    simLog,
+    o.lostEveryMs ? { lostUpdates: { everyMs: o.lostEveryMs } } : {},
+  );
   const system = await startSystem({
     dataDir,
     freePorts: true,

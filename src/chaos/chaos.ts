@@ -25,7 +25,7 @@ import { startSystem } from '../local/supervisor.js';
 import { TARGETS } from '../model/types.js';
 import { productSpecs } from '../simulator/exchange.js';
 import { Rng } from '../simulator/rng.js';
-import { startSimulator } from '../simulator/server.js';
+import { type SimulatorOptions, type SimulatorServer, startSimulator } from '../simulator/server.js';
 import { listLatest } from '../storage/latest.js';
 
 export class ChaosError extends QuoteWatchError {}
@@ -88,6 +88,28 @@ export interface ChaosReport {
   wallS: number;
 }
 
+/**
+ * The simulator of a run (chaos, book check): realtime at `speed`, held until the first subscribe so the run starts
+ * at the market's start, ending after `marketMs`, logging every frame to `logPath` (what the audit reads).
+ */
+export async function startRunMarket(
+  o: { seed: number; speed: number; marketMs: number; products: readonly string[] },
+  logPath: string,
+  extra: Partial<SimulatorOptions> = {},
+): Promise<SimulatorServer> {
+  return startSimulator({
+    port: await freePort(),
+    seed: o.seed,
+    mode: 'realtime',
+    speed: o.speed,
+    holdUntilSubscribed: true,
+    durationMs: o.marketMs,
+    products: productSpecs(o.products),
+    logPath,
+    ...extra,
+  });
+}
+
 /** Runs the chaos run; throws ChaosError when the system never processes the market's end. */
 export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   const say = o.log ?? (() => {});
@@ -96,16 +118,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   const simLog = join(dataDir, 'simulator.ndjson');
   const rng = Rng.derive(o.seed, 'chaos');
   const steadyLagMs = o.steadyLagMs ?? Math.max(3000, 2000 * o.speed);
-  const sim = await startSimulator({
-    port: await freePort(),
-    seed: o.seed,
-    mode: 'realtime',
-    speed: o.speed,
-    holdUntilSubscribed: true,
-    durationMs: o.marketMs,
-    products: productSpecs(o.products),
-    logPath: simLog,
-  });
+  const sim = await startRunMarket(o, simLog);
   const anchorUs = sim.timeUs(); // held there until the first subscribe
   const kinesisPort = await freePort();
   const proxy = await startFaultProxy({ target: `http://127.0.0.1:${kinesisPort}` });
