@@ -1,6 +1,6 @@
 /**
  * A FIFO consumed from the head by an index, compacted now and then: dropping n items is O(n) in total, never a
- * shift of the whole array per item. For the worker's event-time windows (live quality, book-check change times).
+ * shift of the whole array per item. For the worker's event-time windows (live quality).
  */
 export class Queue<T> {
   items: T[] = [];

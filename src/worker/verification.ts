@@ -24,7 +24,6 @@ import {
   type LevelDifference,
 } from '../book/verify.js';
 import type { MarketEvent, Side } from '../marketdata/events.js';
-import { Queue } from '../queue.js';
 import type { Verification } from '../storage/latest.js';
 import type { BookCheckEvent } from '../stream/record.js';
 
@@ -83,8 +82,8 @@ interface Pending {
 class ProductChecks {
   /** Last change time (µs) per price (units), per side. */
   readonly changed = { bid: new Map<number, number>(), ask: new Map<number, number>() };
-  /** The same changes in time order, to prune the maps. */
-  private readonly order = new Queue<{ us: number; side: Side; price: number }>();
+  /** Event time of the next sweep of `changed` (prune). */
+  private sweepAtUs = Number.NEGATIVE_INFINITY;
   pending: Pending[] = [];
   /**
    * The time of the exchange snapshot that (re)started the book (null: not seen). It is a change time of every
@@ -100,15 +99,18 @@ class ProductChecks {
     // A late event (below the product's clock) must not make a newer change look older.
     if ((this.changed[side].get(price) ?? Number.NEGATIVE_INFINITY) > us) return;
     this.changed[side].set(price, us);
-    this.order.push({ us, side, price });
   }
 
-  prune(beforeUs: number): void {
-    let n = 0;
-    for (let c = this.order.at(0); c !== undefined && c.us < beforeUs; c = this.order.at(++n)) {
-      if (this.changed[c.side].get(c.price) === c.us) this.changed[c.side].delete(c.price);
-    }
-    this.order.drop(n);
+  /**
+   * Forgets change times older than `beforeUs`, in one sweep every `everyUs` of event time rather than per change:
+   * a change then costs one map write and no allocation (this runs on every level change of the feed). A time
+   * kept past `beforeUs` is older than any check's window, so it judges exactly as a forgotten one.
+   */
+  prune(beforeUs: number, everyUs: number): void {
+    if (beforeUs < this.sweepAtUs) return;
+    this.sweepAtUs = beforeUs + everyUs;
+    for (const side of [this.changed.bid, this.changed.ask])
+      for (const [price, us] of side) if (us < beforeUs) side.delete(price);
   }
 }
 
@@ -181,7 +183,7 @@ export class BookVerifier {
         p.pending = [];
         break;
     }
-    p.prune(e.exchUs - this.retainUs);
+    p.prune(e.exchUs - this.retainUs, this.retainUs / 2);
   }
 
   /** A book_check from the stream: judged once the product's event time passes its time by the skew window. */
