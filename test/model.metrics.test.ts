@@ -1,6 +1,13 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { averagePrecision, baseRate, brierScore, logLoss, rocAuc } from '../src/model/metrics.js';
+import {
+  averagePrecision,
+  baseRate,
+  brierScore,
+  logLoss,
+  rankingMetrics,
+  rocAuc,
+} from '../src/model/metrics.js';
 
 /** AUC by definition: P(score of a random positive > score of a random negative), ties count half. */
 function pairwiseAuc(scores: number[], labels: number[]): number {
@@ -166,6 +173,21 @@ describe('averagePrecision (PR-AUC)', () => {
         const b = averagePrecision(scores, labels);
         if (Number.isNaN(b)) expect(a).toBeNaN();
         else expect(a).toBe(b);
+      }),
+    );
+  });
+});
+
+describe('rankingMetrics', () => {
+  it('gives what rocAuc and averagePrecision give, from one sort', () => {
+    fc.assert(
+      fc.property(rows, (r) => {
+        const scores = r.map(([s]) => s / 7);
+        const labels = r.map(([, l]) => l);
+        const both = rankingMetrics(scores, labels);
+        expect(Object.is(both.rocAuc, rocAuc(scores, labels))).toBe(true);
+        expect(Object.is(both.averagePrecision, averagePrecision(scores, labels))).toBe(true);
+        if (labels.includes(1)) expect(both.averagePrecision).toBeCloseTo(referenceAp(scores, labels), 12);
       }),
     );
   });

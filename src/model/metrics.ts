@@ -26,26 +26,37 @@ export function baseRate(labels: ArrayLike<number>): number {
   return positives / labels.length;
 }
 
-/**
- * Area under the ROC curve: the Mann-Whitney U statistic, ties counting one half. Each class's scores are sorted
- * on their own as typed arrays (a native numeric sort, no comparator calls), then one merge counts, for each
- * positive, the negatives below it and tied with it. U is a sum of halves, exact in a double. NaN when only one
- * class is present: AUC is undefined then. `n` evaluates the first n rows (a ring buffer's filled part).
- */
-export function rocAuc(scores: ArrayLike<number>, labels: ArrayLike<number>, n = scores.length): number {
+/** Each class's scores, sorted ascending as typed arrays (a native numeric sort, no comparator calls). */
+function classScores(
+  scores: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  n: number,
+): { pos: Float64Array; neg: Float64Array } {
   check(scores, labels, n);
   let positives = 0;
   for (let i = 0; i < n; i++) positives += labels[i]!;
-  const negatives = n - positives;
-  if (positives === 0 || negatives === 0) return Number.NaN;
   const pos = new Float64Array(positives);
-  const neg = new Float64Array(negatives);
+  const neg = new Float64Array(n - positives);
   for (let i = 0, a = 0, b = 0; i < n; i++) {
     if (labels[i]) pos[a++] = scores[i]!;
     else neg[b++] = scores[i]!;
   }
-  pos.sort();
-  neg.sort();
+  return { pos: pos.sort(), neg: neg.sort() };
+}
+
+/**
+ * Area under the ROC curve: the Mann-Whitney U statistic, ties counting one half. One merge of the sorted classes
+ * counts, for each positive, the negatives below it and tied with it. U is a sum of halves, exact in a double. NaN
+ * when only one class is present: AUC is undefined then. `n` evaluates the first n rows (a ring buffer's filled part).
+ */
+export function rocAuc(scores: ArrayLike<number>, labels: ArrayLike<number>, n = scores.length): number {
+  return aucOf(classScores(scores, labels, n));
+}
+
+function aucOf({ pos, neg }: { pos: Float64Array; neg: Float64Array }): number {
+  const positives = pos.length;
+  const negatives = neg.length;
+  if (positives === 0 || negatives === 0) return Number.NaN;
   let u = 0;
   let below = 0; // negatives strictly below the current positive score
   for (let i = 0; i < positives; ) {
@@ -71,24 +82,38 @@ export function averagePrecision(
   labels: ArrayLike<number>,
   n = scores.length,
 ): number {
-  check(scores, labels, n);
-  let positives = 0;
-  for (let i = 0; i < n; i++) positives += labels[i]!;
+  return apOf(classScores(scores, labels, n));
+}
+
+/** Thresholds from the highest score down, by one merge of the sorted classes. */
+function apOf({ pos, neg }: { pos: Float64Array; neg: Float64Array }): number {
+  const positives = pos.length;
   if (positives === 0) return Number.NaN;
-  const order = new Uint32Array(n);
-  for (let i = 0; i < n; i++) order[i] = i;
-  order.sort((a, b) => scores[b]! - scores[a]!);
   let ap = 0;
   let truePositives = 0;
-  for (let start = 0; start < n; ) {
-    let end = start;
-    let hits = labels[order[start]!]!;
-    while (end + 1 < n && scores[order[end + 1]!] === scores[order[start]!]) hits += labels[order[++end]!]!;
+  let above = 0; // rows scored at or above the current threshold
+  let i = positives - 1;
+  let j = neg.length - 1;
+  while (i >= 0) {
+    const v = j >= 0 && neg[j]! > pos[i]! ? neg[j]! : pos[i]!;
+    let hits = 0;
+    for (; i >= 0 && pos[i] === v; i--) hits++;
+    for (; j >= 0 && neg[j] === v; j--) above++;
+    above += hits;
     truePositives += hits;
-    ap += (hits / positives) * (truePositives / (end + 1));
-    start = end + 1;
+    if (hits > 0) ap += (hits / positives) * (truePositives / above);
   }
   return ap;
+}
+
+/** ROC-AUC and average precision from one sort (live quality computes both over the same window). */
+export function rankingMetrics(
+  scores: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  n = scores.length,
+): { rocAuc: number; averagePrecision: number } {
+  const classes = classScores(scores, labels, n);
+  return { rocAuc: aucOf(classes), averagePrecision: apOf(classes) };
 }
 
 /** Mean squared error between probabilities and 0/1 outcomes. */

@@ -9,7 +9,7 @@
  * metric). A new version starts new windows, so a drifting model shows up as its own series.
  * Published as metrics (QualityPublisher, through the telemetry kit) and in the latest snapshot.
  */
-import { averagePrecision, brierScore, calibrationError, rocAuc } from '../model/metrics.js';
+import { brierScore, calibrationError, rankingMetrics } from '../model/metrics.js';
 import { Queue } from '../queue.js';
 import type { LatestSnapshot } from '../storage/latest.js';
 import { WORKER } from '../telemetry/catalog.js';
@@ -100,6 +100,7 @@ class EventWindow {
     }
     const enough = n >= minLabels && n > 0;
     const nan = Number.NaN;
+    const ranking = enough ? rankingMetrics(p, y) : { rocAuc: nan, averagePrecision: nan };
     this.stats = {
       target: this.target,
       modelVersion: this.version,
@@ -108,8 +109,8 @@ class EventWindow {
       enough,
       baseRate: enough ? positives / n : nan,
       brier: enough ? brierScore(p, y) : nan,
-      auc: enough ? rocAuc(p, y) : nan,
-      prAuc: enough ? averagePrecision(p, y) : nan,
+      auc: ranking.rocAuc,
+      prAuc: ranking.averagePrecision,
       ece: enough ? calibrationError(p, y) : nan,
       coverage: total > 0 ? n / total : nan,
     };
