@@ -65,6 +65,11 @@ export const LAKE_COLUMNS: Record<'raw' | 'features' | 'labels' | 'predictions',
       "the last book check's result at the tick ('' in files from before lineage)",
     ),
     col('verification_age_s', 'double', 'age of that check, s (NaN: none yet)'),
+    col(
+      'feed_latency_ms',
+      'double',
+      "exchange -> ingest latency of the product's newest event before the tick, ms (NaN: none yet)",
+    ),
   ],
 };
 

@@ -6,8 +6,9 @@
  *   up to 7 events per frame (other frame boundaries, other sequence numbers), each connection losing frames in
  *   its own windows of market time (each ingestor sees a gap, resyncs and resubscribes; the other covers it),
  * each through a fresh Kinesis stream -> KinesisConsumer -> Worker (wired as containers/worker/main.ts) -> lake.
- * The PAIR's features, labels and predictions objects are byte-identical to CLEAN's (names differ only by the
- * Kinesis sequence numbers they carry), and its raw zone holds every trade once, exactly CLEAN's trades.
+ * The PAIR's features and labels objects are byte-identical to CLEAN's (names differ only by the Kinesis sequence
+ * numbers they carry), its predictions too but for the one lineage figure measured per connection (the feed's
+ * latency), and its raw zone holds every trade once, exactly CLEAN's trades.
  */
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -28,7 +29,7 @@ import { KinesisProducer } from '../src/ingest/producer.js';
 import { BUCKETS } from '../src/resources.js';
 import { productSpecs } from '../src/simulator/exchange.js';
 import { startSimulator } from '../src/simulator/server.js';
-import { decodeRawRows } from '../src/storage/parquet.js';
+import { decodePredictionRows, decodeRawRows } from '../src/storage/parquet.js';
 import { SnapshotStore } from '../src/stream/claimCheck.js';
 import type { ArbiterCounters } from '../src/worker/arbiter.js';
 import { drainInto, liveWorker, servedBaseline } from './support/determinism.js';
@@ -192,13 +193,27 @@ describe('two ingestors on separate connections give the lake of one clean conne
     expect([clean.lateResyncs, pair.lateResyncs]).toEqual([0, 0]);
   });
 
-  it('features, labels and predictions: the same objects, byte for byte', () => {
+  it('features and labels: the same objects, byte for byte; predictions: the same rows but for the feed latency', async () => {
     const zones = (r: Run) => [...r.objects.keys()].sort();
     expect(zones(pair)).toEqual(zones(clean));
     for (const zone of ['features/', 'labels/', 'predictions/']) {
       expect(zones(clean).filter((k) => k.startsWith(zone)).length, zone).toBeGreaterThanOrEqual(2);
     }
-    for (const [key, bytes] of clean.objects) expect(pair.objects.get(key)?.equals(bytes), key).toBe(true);
+    let latencies = 0;
+    for (const [key, bytes] of clean.objects) {
+      if (!key.startsWith('predictions/')) {
+        expect(pair.objects.get(key)?.equals(bytes), key).toBe(true);
+        continue;
+      }
+      // Exchange -> ingest latency is the receiving connection's: the one lineage figure a second line changes.
+      const rows = async (b: Buffer | undefined) =>
+        (await decodePredictionRows(b ?? Buffer.alloc(0))).map(({ feedLatencyMs, ...rest }) => {
+          if (Number.isFinite(feedLatencyMs)) latencies++;
+          return rest;
+        });
+      expect(await rows(pair.objects.get(key)), key).toEqual(await rows(bytes));
+    }
+    expect(latencies).toBeGreaterThan(1000);
   });
 
   it("the raw zone holds every trade once: the clean connection's trades", () => {

@@ -87,6 +87,9 @@ describe('the whole path, locally', () => {
       expect(p.probability).toBeGreaterThanOrEqual(0);
       expect(p.probability).toBeLessThanOrEqual(1);
       expect(p.modelVersion).toMatch(/\S/);
+      // Exchange -> ingest latency of the newest event (the realtime simulator's exchange clock is this machine's).
+      expect(p.lineage?.feedLatencyMs).toBeGreaterThanOrEqual(0);
+      expect(p.lineage!.feedLatencyMs!).toBeLessThan(10_000);
       expect(snap.tsUs % 100_000).toBe(0);
     }
 

@@ -24,9 +24,15 @@ function run(
     deltaMs: 500,
     lineage: { verification: () => check?.(now) },
   });
-  const base = (t: number) => ({ product: P, exchUs: s(t), recvUs: s(t), seq: -1 });
+  // Received 40 ms after their exchange time; trades 25 ms (the Exchange feed's snapshots carry no time of their own).
+  const base = (t: number, lateMs = 40) => ({
+    product: P,
+    exchUs: s(t),
+    recvUs: s(t) + lateMs * 1000,
+    seq: -1,
+  });
   const snapshot = (t: number): MarketEvent => ({
-    ...base(t),
+    ...base(t, 0),
     type: 'book_snapshot',
     bids: [
       ['100', '1'],
@@ -59,7 +65,7 @@ function run(
       changes: [{ side: 'bid', price: bid, size: String(1 + (i % 7)) }],
     });
     push({
-      ...base(t + 0.001),
+      ...base(t + 0.001, 25),
       type: 'trade',
       tradeId: String(i),
       price: '101',
@@ -101,8 +107,12 @@ describe('prediction lineage', () => {
       sinceResyncS: null,
       resyncs: 0,
       gap: false,
+      feedLatencyMs: 25,
       verification: { result: 'pending', ageS: null },
     });
+    // Each tick reads the newest event before it (the trade 1 ms after each change), never a snapshot's.
+    expect(new Set(warm.map((j) => j.lineage.feedLatencyMs))).toEqual(new Set([25]));
+    expect(judgeLineage(at(rows, 0.1), L2)!.lineage.feedLatencyMs).toBeNull();
   });
 
   it('abstains for exactly the window after a resync, and only for the models whose window holds it', () => {

@@ -44,6 +44,7 @@ const LINEAGE: PredictionLineage = {
   sinceResyncS: 123.4,
   resyncs: 2,
   gap: true,
+  feedLatencyMs: 1234,
   verification: { result: 'unavailable', ageS: 45.6 },
 };
 

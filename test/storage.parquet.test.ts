@@ -83,6 +83,7 @@ describe('Parquet encoding', () => {
       windowGap: 0,
       verification: 'match',
       verificationAgeS: 40.5,
+      feedLatencyMs: 37,
     };
     const clean = {
       ...abstained,
@@ -90,6 +91,7 @@ describe('Parquet encoding', () => {
       abstain: '',
       sinceResyncS: Number.NaN,
       windowResyncs: 0,
+      feedLatencyMs: Number.NaN,
     };
     const none = { ...base, tsUs: T + 200_000 };
     expect(await decodePredictionRows(encodePredictionRows([abstained, clean, none]))).toEqual([

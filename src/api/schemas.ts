@@ -36,6 +36,10 @@ export const Lineage = z
       .meta({ description: "s since the product's last resync; null: none lately" }),
     resyncs: z.number().meta({ description: "resyncs inside the model's window" }),
     gap: z.boolean().meta({ description: "a data gap inside the model's window" }),
+    feedLatencyMs: z.number().nullable().meta({
+      description:
+        "exchange -> ingest latency of the product's newest event before the tick, ms (measured: a replay gives its own); null: none yet",
+    }),
     verification: z.object({
       result: z.enum(['match', 'mismatch', 'unavailable', 'pending']),
       ageS: z.number().nullable(),

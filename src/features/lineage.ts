@@ -31,6 +31,12 @@ export interface PredictionLineage {
   resyncs: number;
   /** A data gap inside the model's window. */
   gap: boolean;
+  /**
+   * Exchange → ingest latency of the product's newest event before the tick, ms (null: none yet). Measured, not
+   * derived from the exchange's data, so a replay or another connection gives another value; it never abstains (a
+   * fast simulator's or an old capture's exchange clock is far from ours).
+   */
+  feedLatencyMs: number | null;
   /** The last book check at the tick: its result and age (s; null before any check). */
   verification: { result: 'match' | 'mismatch' | 'unavailable' | 'pending'; ageS: number | null };
 }
@@ -78,6 +84,7 @@ export function judgeLineage(row: FeatureRow, spec: FeatureSpec): JudgedLineage 
     sinceResyncS: lastResyncUs === undefined ? null : round1((row.tsUs - lastResyncUs) / 1e6),
     resyncs,
     gap,
+    feedLatencyMs: t.feedLatencyUs === null ? null : Math.round(t.feedLatencyUs / 1000),
     verification: {
       result: check?.result ?? 'pending',
       ageS: check?.atUs == null ? null : round1((row.tsUs - check.atUs) / 1e6),

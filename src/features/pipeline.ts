@@ -306,6 +306,7 @@ export class FeaturePipeline {
       row.lineage = {
         startUs: s.firstUs,
         resyncsUs: s.resyncsUs,
+        feedLatencyUs: Number.isNaN(s.feedLatencyUs) ? null : s.feedLatencyUs,
         ...(verification ? { verification } : {}),
       };
     }
@@ -334,6 +335,8 @@ export class FeaturePipeline {
     // and closed seconds never change, and the trailing windows stay in time order.
     const at = Math.max(e, s.watermarkUs);
     s.lastEventUs = at;
+    // The Exchange feed's snapshots carry no time (the mapper stamps the receive time): no latency to read.
+    if (ev.type !== 'book_snapshot') s.feedLatencyUs = ev.recvUs - e;
     try {
       switch (ev.type) {
         case 'book_snapshot':

@@ -56,6 +56,8 @@ export class ProductState {
   firstUs = Number.NaN;
   /** Event times of the resyncs that reached it, pruned to MAX_LOOKBACK_S behind the newest tick (lineage). */
   resyncsUs: readonly number[] = [];
+  /** Receive time less exchange time of its newest event that has an exchange time of its own, µs (lineage). */
+  feedLatencyUs = Number.NaN;
   /** The product has had L2 data: the book is the quote source from then on, the ticker is ignored. */
   hasL2 = false;
   /** Last ticker quote in units (NaN = unknown), the quote source of a product without L2 data. */

@@ -49,6 +49,12 @@ export interface TickLineage {
   startUs: number;
   /** Event times (µs) of the resyncs that reached the book in the last MAX_LOOKBACK_S before the tick, oldest first. */
   resyncsUs: readonly number[];
+  /**
+   * Exchange → ingest latency of the product's newest event before the tick (its receive time less its exchange
+   * time), µs; null before any event with an exchange time of its own. The one lineage figure that is measured, not
+   * derived from what the exchange sent: another connection, or a capture replayed today, gives another value.
+   */
+  feedLatencyUs: number | null;
   /** The last check of the book against the exchange's, as it stood at the tick (src/worker/verification.ts). */
   verification?: { result: 'match' | 'mismatch' | 'unavailable' | 'pending'; atUs: number | null };
 }

@@ -174,8 +174,9 @@ function featureIndex(): Map<string, number> {
 const RESULTS = ['pending', 'match', 'mismatch', 'unavailable'] as const;
 
 /**
- * A prediction's lineage in the item: six numbers instead of named fields (a latest item must stay under one write
- * unit); the abstain reason is not stored, it follows from the lineage (abstainCause).
+ * A prediction's lineage in the item: seven numbers instead of named fields (a latest item must stay under one write
+ * unit); the abstain reason is not stored, it follows from the lineage (abstainCause). An item from before the feed
+ * latency has six.
  */
 type StoredLineage = [
   windowS: number,
@@ -185,6 +186,7 @@ type StoredLineage = [
   result: number,
   /** Negative when a tick before the check's time was emitted after its verdict (a quiet product). */
   ageS: number | null,
+  feedLatencyMs?: number | null,
 ];
 
 function packLineage(l: PredictionLineage): StoredLineage {
@@ -195,17 +197,19 @@ function packLineage(l: PredictionLineage): StoredLineage {
     l.gap ? 1 : 0,
     RESULTS.indexOf(l.verification.result),
     l.verification.ageS,
+    l.feedLatencyMs,
   ];
 }
 
 function unpackLineage(p: StoredLineage, book: PredictionLineage['book']): PredictionLineage {
-  const [windowS, sinceResyncS, resyncs, gap, result, ageS] = p;
+  const [windowS, sinceResyncS, resyncs, gap, result, ageS, feedLatencyMs = null] = p;
   return {
     book,
     windowS,
     sinceResyncS,
     resyncs,
     gap: gap === 1,
+    feedLatencyMs,
     verification: { result: RESULTS[result] ?? 'pending', ageS },
   };
 }

@@ -45,7 +45,7 @@ export interface PredictionRow {
   /**
    * Its lineage (src/features/lineage.ts; absent in files from before it): why it abstains ('' when it does not), the
    * model's window (s), seconds since the last resync (NaN: none), resyncs and a data gap (1) inside the window, the
-   * last book check's result and age (s; NaN before any).
+   * last book check's result and age (s; NaN before any), the feed's exchange → ingest latency (ms; NaN: none).
    */
   abstain?: string;
   windowS?: number;
@@ -54,6 +54,7 @@ export interface PredictionRow {
   windowGap?: number;
   verification?: string;
   verificationAgeS?: number;
+  feedLatencyMs?: number;
 }
 
 /** PredictionRow's lineage fields (all present or all absent). */
@@ -65,6 +66,7 @@ export const PREDICTION_LINEAGE_FIELDS = [
   'windowGap',
   'verification',
   'verificationAgeS',
+  'feedLatencyMs',
 ] as const;
 
 /**
@@ -137,6 +139,7 @@ const PREDICTION_COLUMNS: readonly ColumnDef<PredictionRow>[] = [
   // '' marks a row without lineage: every lineage has a result, 'pending' at least.
   { name: 'verification', kind: 'STRING', field: 'verification', empty: '' },
   { name: 'verification_age_s', kind: 'DOUBLE', field: 'verificationAgeS', empty: Number.NaN },
+  { name: 'feed_latency_ms', kind: 'DOUBLE', field: 'feedLatencyMs', empty: Number.NaN },
 ];
 
 const CORRECTION_COLUMNS: readonly ColumnDef<CorrectionRow>[] = [

@@ -39,6 +39,7 @@ function lineageFields(judged: JudgedLineage | undefined): Partial<PredictionRow
     windowGap: l.gap ? 1 : 0,
     verification: l.verification.result,
     verificationAgeS: l.verification.ageS ?? Number.NaN,
+    feedLatencyMs: l.feedLatencyMs ?? Number.NaN,
   };
 }
 
