@@ -434,6 +434,106 @@ describe('Ingestor on the legacy Exchange feed (scripted server)', () => {
   });
 });
 
+describe('Exchange snapshots carry no time', () => {
+  it('take the time of the next book update or heartbeat (not a stale ticker or last_match), in feed order', async () => {
+    // Without a time of its own a snapshot used to take the receive time: the wall clock, which a replay of an
+    // old recording does not share with its frames' exchange times (the worker's clock jumped years ahead).
+    const us = (ms: number) => ms * 1000;
+    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    await new Promise((resolve) => wss.once('listening', resolve));
+    cleanups.push(() => new Promise((r) => wss.close(r)));
+    wss.on('connection', (ws) => {
+      const send = (frame: unknown) => ws.send(JSON.stringify(frame));
+      const snap = (product: string, bid: string, ask: string) =>
+        send({ type: 'snapshot', product_id: product, bids: [[bid, '1.0']], asks: [[ask, '2.0']] });
+      const l2 = (product: string, ms: number, price: string) =>
+        send({ type: 'l2update', product_id: product, time: iso(ms), changes: [['buy', price, '1.5']] });
+      let subscribes = 0;
+      ws.on('message', (data) => {
+        const msg = JSON.parse(data.toString()) as { type: string };
+        if (msg.type !== 'subscribe') return;
+        if (++subscribes === 1) {
+          send({ type: 'subscriptions', channels: [{ name: 'level2_batch', product_ids: PRODUCTS }] });
+          snap('BTC-USD', '100.10', '100.20');
+          snap('ETH-USD', '10.10', '10.20');
+          // A connection's first ticker and last_match repeat the last trade: its time may be minutes old.
+          const old = T0 - 100_000;
+          send({
+            type: 'ticker',
+            sequence: 5,
+            product_id: 'BTC-USD',
+            price: '100.15',
+            best_bid: '100.10',
+            best_ask: '100.20',
+            time: iso(old),
+          });
+          send({
+            type: 'last_match',
+            trade_id: 7,
+            side: 'sell',
+            size: '0.1',
+            price: '100.15',
+            product_id: 'BTC-USD',
+            sequence: 4,
+            time: iso(old),
+          });
+          l2('ETH-USD', T0 + 5, '10.11');
+          l2('BTC-USD', T0 + 7, '100.11');
+          l2('BTC-USD', T0 + 9, '100.25'); // crosses the ask: BTC-USD alone is resubscribed
+        } else {
+          snap('BTC-USD', '100.00', '100.30');
+          send({
+            type: 'ticker',
+            sequence: 6,
+            product_id: 'BTC-USD',
+            price: '100.15',
+            best_bid: '100.00',
+            best_ask: '100.30',
+            time: iso(T0 + 2),
+          });
+          send({
+            type: 'heartbeat',
+            product_id: 'ETH-USD',
+            sequence: 1,
+            last_trade_id: 7,
+            time: iso(T0 + 50),
+          });
+          l2('BTC-USD', T0 + 60, '100.01');
+        }
+      });
+    });
+    const { port } = wss.address() as { port: number };
+    const ingestor = startIngestor(`ws://127.0.0.1:${port}`, { feedKind: 'exchange', bookStaleMs: 60_000 });
+    await until('both snapshots of BTC-USD published', () => ingestor.counters.exchangeSnapshots >= 3);
+    await until(
+      'every frame handled',
+      async () => (await eventsOf(local.env, ingestor.session, 'BTC-USD')).length >= 9,
+    );
+    await ingestor.stop();
+
+    const btc = await eventsOf(local.env, ingestor.session, 'BTC-USD');
+    // Feed order kept: the frames after a snapshot waited with it.
+    expect(btc.map((e) => (e.type === 'resync' ? `resync:${e.reason.split(':')[0]}` : e.type))).toEqual([
+      'resync:connect',
+      'snapshot_ref',
+      'ticker',
+      'trade',
+      'book_changes',
+      'book_changes',
+      'resync:crossed',
+      'snapshot_ref',
+      'ticker',
+      'book_changes',
+    ]);
+    const refs = btc.filter((e) => e.type === 'snapshot_ref');
+    // The first: the first book update after it (ETH-USD's, the exchange's clock is one for every product).
+    // After the resubscribe: the next heartbeat, not the ticker between (a ticker's time can be old).
+    expect(refs.map((e) => e.exchUs)).toEqual([us(T0 + 5), us(T0 + 50)]);
+    const eth = await eventsOf(local.env, ingestor.session, 'ETH-USD');
+    expect(eth.find((e) => e.type === 'snapshot_ref')?.exchUs).toBe(us(T0 + 5));
+  });
+});
+
 describe('Sequence regression', () => {
   it('a counter that goes backwards triggers a resync and a level2 resubscribe on the same connection', async () => {
     const exchange = await startExchange({

@@ -20,12 +20,21 @@ describe('mapExchangeFrame', () => {
     expect(snap).toEqual({
       type: 'book_snapshot',
       product: 'BTC-USD',
-      exchUs: RECV, // a snapshot has no time: the receive time stands in
+      exchUs: RECV, // a snapshot has no time: the receive time stands in, and the frame says so
       recvUs: RECV,
       seq: -1,
       bids: [['8442.65', '1.5']],
       asks: [['8443.1', '0.2']],
     });
+    const snapshot = { type: 'snapshot', product_id: 'BTC-USD', bids: [], asks: [] };
+    expect(mapExchangeFrame(JSON.stringify(snapshot), RECV).untimedSnapshot).toBe(true);
+    // One with a time of its own is timed by it; other frames are never untimed snapshots.
+    const timed = mapExchangeFrame(
+      JSON.stringify({ ...snapshot, time: '2021-04-17T16:43:37.075687Z' }),
+      RECV,
+    );
+    expect(timed.untimedSnapshot).toBeUndefined();
+    expect(timed.events[0]!.exchUs).toBe(Date.UTC(2021, 3, 17, 16, 43, 37) * 1000 + 75_687);
     const [upd] = one({
       type: 'l2update',
       product_id: 'BTC-USD',

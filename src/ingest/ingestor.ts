@@ -12,6 +12,9 @@
  * every snapshotIntervalMs a copy of the ingestor's book (source 'periodic'), published between two frames so
  * a consumer can start at any snapshot_ref and rebuild the book without the exchange.
  * The periodic clock is EXCHANGE time (exchangeClock.ts), so replays put them exactly where the live run did.
+ * An Exchange snapshot carries no time of its own: it takes the time of the next frame with a book update or a
+ * heartbeat (bookUpdateTime; the frames in between wait with it, in order), never the receive time, which a replay
+ * does not share with the frames it plays.
  * Every frame can also go, as received, to a raw archive (archive.ts) that `quotewatch replay` reads back.
  * Heartbeats only feed the watchdog, the staleness check and the stats. Every few seconds a FeedStatsEvent
  * (with the metrics) goes to the "_feed" partition; the metrics themselves go through the telemetry kit.
@@ -290,6 +293,27 @@ export class Ingestor {
       }
       throw err;
     }
+    // An Exchange snapshot carries no time: it and the frames after it wait (in order) for the next frame that
+    // tells the exchange's time (see bookUpdateTime), and it takes that time.
+    const timeUs = bookUpdateTime(mapped);
+    if (mapped.untimedSnapshot || (state.held.length > 0 && timeUs === undefined)) {
+      state.held.push({ frame, mapped });
+      return;
+    }
+    if (state.held.length > 0) {
+      const held = state.held.splice(0);
+      const stampUs = Math.max(timeUs!, this.clock.nowUs ?? Number.NEGATIVE_INFINITY);
+      for (const h of held) {
+        if (h.mapped.untimedSnapshot)
+          for (const e of h.mapped.events) if (e.type === 'book_snapshot') e.exchUs = stampUs;
+        await this.handleFrame(link, state, h.frame, h.mapped);
+      }
+    }
+    await this.handleFrame(link, state, frame, mapped);
+  }
+
+  /** One mapped frame, in feed order: the periodic snapshots it makes due, the sequence check, its events. */
+  private async handleFrame(link: FeedLink, state: ConnectionState, frame: Frame, mapped: MappedFrame) {
     const snapshotDue = this.clock.advance(mapped);
     if (!state.announced) {
       // Whatever consumers had of the books is stale until this connection's snapshots arrive. Published from
@@ -514,12 +538,30 @@ export function resyncReason(reason: string): string {
   return reason.split(':')[0]!.trim().replace(/\s+/g, '_');
 }
 
+/**
+ * When a frame tells the exchange's time as it is now, µs: the newest time of its book updates and heartbeats.
+ * Undefined for a frame without either: a ticker's or a trade's time may be old (an Exchange connection's first
+ * tickers and its `last_match` repeat the last trades'), a snapshot of the Exchange feed has none.
+ */
+export function bookUpdateTime(mapped: MappedFrame): number | undefined {
+  let us: number | undefined;
+  for (const e of mapped.events)
+    if ((e.type === 'book_changes' || e.type === 'heartbeat') && (us === undefined || e.exchUs > us))
+      us = e.exchUs;
+  return us;
+}
+
 /** What one connection needs to remember. */
 class ConnectionState {
   readonly sequence = new SequenceChecker();
   /** Products whose book changes are held back until their next snapshot. */
   readonly awaitingSnapshot: Set<string>;
   announced = false;
+  /**
+   * Frames from an untimed snapshot on, until one tells the exchange's time: not handled yet (a connection that
+   * closes first drops them, as it drops the frames queued in it; the next one starts from snapshots).
+   */
+  readonly held: { frame: Frame; mapped: MappedFrame }[] = [];
 
   constructor(
     readonly session: string,

@@ -65,6 +65,11 @@ export interface MappedFrame {
   /** Frame timestamp, epoch µs. */
   exchUs: number;
   events: MarketEvent[];
+  /**
+   * The frame's book snapshot carries no exchange time (the Exchange feed's): its exchUs is the receive time, which a
+   * replay does not share with the frames' exchange times. The ingestor gives it the exchange's time.
+   */
+  untimedSnapshot?: true;
 }
 
 /**

@@ -69,7 +69,7 @@ class ExchangeReader extends FrameReader {
     return o[key] === null ? undefined : super.optionalDecimal(o, key, path);
   }
 
-  /** `time` when present (snapshots and some first tickers have none), else the receive time. */
+  /** `time` when present (snapshots and some first tickers have none), else the receive time (see untimedSnapshot). */
   timeOr(o: Json, fallbackUs: number): number {
     return o.time === undefined || o.time === null ? fallbackUs : this.time(o, 'time');
   }
@@ -105,9 +105,11 @@ export function mapExchangeFrame(raw: string, recvUs: number): MappedFrame {
   const seq = -1;
   const events: MarketEvent[] = [];
   let exchUs = recvUs;
+  let untimed = false;
   switch (type) {
     case 'snapshot': {
       exchUs = r.timeOr(o, recvUs);
+      untimed = o.time === undefined || o.time === null;
       const e: BookSnapshotEvent = {
         type: 'book_snapshot',
         product: r.id(o, 'product_id'),
@@ -209,5 +211,5 @@ export function mapExchangeFrame(raw: string, recvUs: number): MappedFrame {
       // subscriptions, status, ...: acknowledged, nothing to normalize.
       break;
   }
-  return { channel: type, seq, exchUs, events };
+  return { channel: type, seq, exchUs, events, ...(untimed ? { untimedSnapshot: true as const } : {}) };
 }
