@@ -42,6 +42,11 @@ describe('the book checked against the exchange, whole system', () => {
     // Each mismatch marked the predictions since the book was last known right as suspect, in the lake: the span
     // of every detected fault covers its moment.
     expect(r.suspectMarks.length).toBe(r.checks.mismatch);
+    // Each runs up to its verdict, where abstaining takes over: no tick in between is left unmarked.
+    const verdicts = r.judged.filter((c) => c.result === 'mismatch');
+    expect(r.suspectMarks.map((m) => `${m.product}@${m.toUs}`).sort()).toEqual(
+      verdicts.map((c) => `${c.product}@${c.judgedUs}`).sort(),
+    );
     for (const f of r.faults.filter((x) => x.fate === 'detected')) {
       const covering = r.suspectMarks.filter(
         (m) => m.product === f.fault.product && m.fromUs <= f.fault.timeUs && f.fault.timeUs < m.toUs,

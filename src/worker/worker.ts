@@ -357,13 +357,15 @@ export class Worker {
         cleanSinceUs: o.cleanSinceUs,
       });
       // The predictions since the book was last known right may have been made on the wrong book: marked
-      // suspect in the lake, beside them (append-only; the name is the check's, so a replay rewrites it).
-      if (o.cleanSinceUs !== null && o.cleanSinceUs < o.atUs) {
+      // suspect in the lake, beside them (append-only; the name is the check's, so a replay rewrites it). Up to
+      // the verdict, not the REST book's time: the ticks in between were made on the same book, and from the
+      // verdict on they abstain until the resync.
+      if (o.cleanSinceUs !== null && o.cleanSinceUs < o.judgedUs) {
         const { s3, lakeBucket } = this.opts;
         const mark = {
           product: o.product,
           fromUs: o.cleanSinceUs,
-          toUs: o.atUs,
+          toUs: o.judgedUs,
           mark: 'suspect' as const,
           checkId: o.checkId,
           reason: o.reason ?? 'book differs from the exchange',
