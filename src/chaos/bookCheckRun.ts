@@ -54,6 +54,9 @@ export interface JudgedCheck {
   /** The product's event time when the worker judged it (≥ bookTimeUs + skew). */
   judgedUs: number;
   through: { bid?: string; ask?: string };
+  /** Levels compared, and levels left out as in flight. */
+  compared: number;
+  inFlight: number;
   differences: { side: 'bid' | 'ask'; price: string }[];
   reason?: string;
 }
@@ -226,6 +229,8 @@ export function judgedChecks(lines: readonly string[]): JudgedCheck[] {
       bookTimeUs: Number(r.bookTimeUs),
       judgedUs: Number(r.judgedUs ?? Number(r.bookTimeUs)),
       through: (r.through ?? {}) as JudgedCheck['through'],
+      compared: Number(r.compared ?? 0),
+      inFlight: Number(r.inFlight ?? 0),
       differences: (r.differences ?? []) as JudgedCheck['differences'],
       ...(typeof r.reason === 'string' ? { reason: r.reason } : {}),
     });

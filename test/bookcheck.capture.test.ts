@@ -1,0 +1,218 @@
+/**
+ * The book check on the real market (#17, "Done when"): each capture in ../shared replayed through the whole path —
+ * the replay server (src/replay/server.ts) as the exchange's WebSocket, the real ingestor and worker processes on the
+ * local emulators — with the exchange's REST book served by a reference computed here, independently of the
+ * system, from the frames the replay server has sent when each request comes in (test/support/referenceBook.ts).
+ * The claim: every check the worker judges matches, none mismatches, each capture gets many checks that really
+ * compared levels, and no check makes the ingestor resync.
+ */
+import { rmSync } from 'node:fs';
+import { expect, it } from 'vitest';
+import { type JudgedCheck, judgedChecks } from '../src/chaos/bookCheckRun.js';
+import { startSystem } from '../src/local/supervisor.js';
+import { recordingProducts } from '../src/replay/replay.js';
+import { type ReplaySpeed, startReplayServer } from '../src/replay/server.js';
+import { type Capture, describeCapture, receivedFrames } from './support/captures.js';
+import {
+  isoUs,
+  ReferenceBooks,
+  type ReferenceFeed,
+  type ReferenceRequest,
+  startReferenceServer,
+} from './support/referenceBook.js';
+import { tempDataDir } from './support/system.js';
+import { until } from './support/until.js';
+
+const SKEW_MS = 1000;
+
+interface Run {
+  /** The products subscribed and checked. */
+  products: string[];
+  requests: readonly ReferenceRequest[];
+  checks: JudgedCheck[];
+  /** The answered requests a judging event of their product followed in the capture: each must be judged. */
+  due: ReferenceRequest[];
+  /** Resyncs the ingestor logged, by reason. */
+  resyncs: Record<string, number>;
+  wallS: number;
+}
+
+/** Per product, the exchange times its frames carry (what moves the product's clock in the worker), by frame. */
+function productTimes(feed: ReferenceFeed, raw: string): [string, number][] {
+  const o = JSON.parse(raw) as Record<string, unknown>;
+  const out: [string, number][] = [];
+  if (feed === 'exchange') {
+    if (typeof o.product_id === 'string' && typeof o.time === 'string')
+      out.push([o.product_id, isoUs(o.time)]);
+    return out;
+  }
+  const events = Array.isArray(o.events) ? (o.events as Record<string, unknown>[]) : [];
+  for (const e of events) {
+    if (o.channel === 'l2_data') {
+      for (const u of e.updates as { event_time: string }[])
+        out.push([e.product_id as string, isoUs(u.event_time)]);
+    } else if (o.channel === 'ticker') {
+      for (const t of e.tickers as { product_id: string }[])
+        out.push([t.product_id, isoUs(o.timestamp as string)]);
+    } else if (o.channel === 'market_trades') {
+      for (const t of e.trades as { product_id: string; time: string }[])
+        out.push([t.product_id, isoUs(t.time)]);
+    }
+  }
+  return out;
+}
+
+async function run(
+  c: Capture,
+  o: { feed: ReferenceFeed; speed: ReplaySpeed; seed: number; products?: string[] },
+): Promise<Run> {
+  const started = Date.now();
+  const frames = await receivedFrames(c);
+  const products =
+    o.products ?? (await recordingProducts(c.path, o.feed === 'exchange' ? 'exchange' : 'cryptofeed'));
+  const replay = await startReplayServer({
+    frames: (async function* () {
+      yield* frames;
+    })(),
+    speed: o.speed,
+  });
+  const books = new ReferenceBooks(o.feed);
+  const rest = await startReferenceServer({ books, frames, sent: () => replay.sent, seed: o.seed });
+  const dataDir = tempDataDir('qw-bookcheck-capture-');
+  const workerLines: string[] = [];
+  const ingestorLines: string[] = [];
+  const system = await startSystem({
+    dataDir,
+    freePorts: true,
+    components: ['ingestor', 'worker'],
+    env: {
+      FEED_URL: replay.url,
+      FEED_KIND: o.feed,
+      SYMBOLS: products.join(','),
+      BOOK_REST_URL: rest.url,
+      BOOK_CHECK_S: '1',
+      BOOK_CHECK_SKEW_MS: String(SKEW_MS),
+      BOOK_VERDICT_POLL_MS: '500',
+      // The answers take up to 300 ms: a loaded machine must not turn one into a timeout.
+      BOOK_CHECK_TIMEOUT_MS: '10000',
+      // A recording ends: its silence afterwards is no reason to reconnect.
+      FEED_SILENCE_MS: '600000',
+      SNAPSHOT_INTERVAL_MS: '10000',
+      METRICS_FLUSH_MS: '3600000',
+    },
+    // Every check and resync line is kept (logs() holds only a component's last 500).
+    log: (line) => {
+      if (line.startsWith('[worker] ') && line.includes('book check')) workerLines.push(line);
+      else if (line.startsWith('[ingestor] ') && line.includes('book resync')) ingestorLines.push(line);
+    },
+  });
+  try {
+    await replay.done;
+    // Which answered requests some later event of their product (in the capture, after the answer left) passes by
+    // the skew window: the worker must judge each of those.
+    const times = frames.map((f) => productTimes(o.feed, f.frame));
+    const due = rest.requests.filter((r) => {
+      if (r.status !== 200 || r.product === undefined) return false;
+      for (let i = r.sentAtAnswer + 1; i < frames.length; i++)
+        for (const [p, us] of times[i]!)
+          if (p === r.product && us >= r.timeUs + (SKEW_MS + 200) * 1000) return true;
+      return false;
+    });
+    const key = (product: string | undefined, us: number) => `${product} ${us}`;
+    await until(
+      'the worker judged every check an event passed',
+      () => {
+        const judged = new Set(judgedChecks(workerLines).map((j) => key(j.product, j.bookTimeUs)));
+        return due.every((r) => judged.has(key(r.product, r.timeUs)));
+      },
+      { timeoutMs: 60_000, everyMs: 250 },
+    );
+    const resyncs: Record<string, number> = {};
+    for (const line of ingestorLines) {
+      const r = JSON.parse(line.slice(line.indexOf('{'))) as { reason?: string };
+      const why = String(r.reason).replace(/:.*$/, '');
+      resyncs[why] = (resyncs[why] ?? 0) + 1;
+    }
+    return {
+      products,
+      requests: rest.requests,
+      checks: judgedChecks(workerLines),
+      due,
+      resyncs,
+      wallS: (Date.now() - started) / 1000,
+    };
+  } finally {
+    await system.stop();
+    await rest.close();
+    await replay.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+/** What a run shows: counts by result, per product, levels compared and left in flight. */
+function summary(name: string, r: Run) {
+  const matches = r.checks.filter((c) => c.result === 'match');
+  const perProduct: Record<string, number> = {};
+  for (const c of matches) perProduct[c.product] = (perProduct[c.product] ?? 0) + 1;
+  const out = {
+    capture: name,
+    requests: r.requests.length,
+    due: r.due.length,
+    judged: r.checks.filter((c) => c.result !== 'unavailable').length,
+    match: matches.length,
+    mismatch: r.checks.filter((c) => c.result === 'mismatch').length,
+    unavailable: r.checks.filter((c) => c.result === 'unavailable').length,
+    perProduct,
+    levelsCompared: matches.reduce((n, c) => n + c.compared, 0),
+    levelsInFlight: matches.reduce((n, c) => n + c.inFlight, 0),
+    resyncs: r.resyncs,
+    wallS: r.wallS,
+  };
+  console.info(`book check on the ${name} capture: ${JSON.stringify(out)}`);
+  return out;
+}
+
+/**
+ * The claim for one capture: no check mismatched; every check some later event of its product passed was judged,
+ * and matched; the only unavailable ones are the answers without a book (its snapshot not sent yet); at least
+ * `minJudged` judged checks, `minPerProduct` of each product, almost all of their levels compared rather than left
+ * in flight; nothing resynced.
+ */
+function expectAllMatch(
+  r: Run,
+  o: { name: string; products: readonly string[]; minJudged: number; minPerProduct: number },
+) {
+  const s = summary(o.name, r);
+  expect(r.checks.filter((c) => c.result === 'mismatch')).toEqual([]);
+  const verdicts = new Map(r.checks.map((c) => [`${c.product} ${c.bookTimeUs}`, c]));
+  for (const q of r.due)
+    expect(verdicts.get(`${q.product} ${q.timeUs}`)?.result, `${q.product} at ${q.timeUs}`).toBe('match');
+  const unavailable = r.checks.filter((c) => c.result === 'unavailable');
+  for (const c of unavailable) expect(c.reason).toMatch(/^exchange book unavailable: HTTP 503: .*no book of/);
+  expect(unavailable.length).toBe(r.requests.filter((q) => q.status !== 200).length);
+  expect(s.judged).toBeGreaterThanOrEqual(o.minJudged);
+  for (const p of o.products) expect(s.perProduct[p] ?? 0, p).toBeGreaterThanOrEqual(o.minPerProduct);
+  expect(r.checks.filter((c) => c.result === 'match' && c.compared === 0)).toEqual([]);
+  expect(s.levelsCompared).toBeGreaterThan(0.7 * (s.levelsCompared + s.levelsInFlight));
+  // No check made the ingestor resync a product (nor did anything else).
+  expect(r.resyncs).toEqual({});
+}
+
+const AT_PRODUCTS = ['BTC-USD', 'ETH-USD'];
+
+describeCapture('advancedTrade', 'the book check on the replayed Advanced Trade capture', (c) => {
+  it('matches a reference book computed from the frames at every check', async () => {
+    // 25 s of market at its own pace: about 18 checks of each product (one a second, plus the answer's time).
+    const r = await run(c, { feed: 'advanced', speed: 1, seed: 17, products: AT_PRODUCTS });
+    expectAllMatch(r, { name: 'Advanced Trade', products: AT_PRODUCTS, minJudged: 24, minPerProduct: 10 });
+  }, 180_000);
+});
+
+describeCapture('exchange', 'the book check on the replayed Exchange capture', (c) => {
+  it('matches a reference book computed from the frames at every check', async () => {
+    // 31 s of market at twice its pace, ten products: the limiter's 8 requests a second, about 12 checks each.
+    const r = await run(c, { feed: 'exchange', speed: 2, seed: 18 });
+    expect(r.products).toHaveLength(10);
+    expectAllMatch(r, { name: 'Exchange', products: r.products, minJudged: 70, minPerProduct: 5 });
+  }, 180_000);
+});
