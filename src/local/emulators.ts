@@ -111,7 +111,7 @@ const SPECS: Record<EmulatorName, Spec> = {
     probe: (env, abortSignal) => dynamoClient(env).send(new ListTablesCommand({}), { abortSignal }),
   },
   s3: {
-    script: require.resolve('s3rver/bin/s3rver.js'),
+    script: here('./launch-s3rver.cjs'),
     args: (port, dir) => ['--address', '127.0.0.1', '--port', String(port), '--directory', dir, '--silent'],
     // s3rver's signature code needs OpenSSL's legacy provider on Node 17+ (paginated listings fail with 500
     // otherwise). Only its own environment gets it.
