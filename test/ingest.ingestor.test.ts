@@ -503,7 +503,9 @@ describe('Exchange snapshots carry no time', () => {
       });
     });
     const { port } = wss.address() as { port: number };
-    const ingestor = startIngestor(`ws://127.0.0.1:${port}`, { feedKind: 'exchange', bookStaleMs: 60_000 });
+    // No bookStaleMs: startIngestor passes it as undefined, which must keep the Ingestor's default (60 s), not
+    // make the book stale at every heartbeat.
+    const ingestor = startIngestor(`ws://127.0.0.1:${port}`, { feedKind: 'exchange' });
     await until('both snapshots of BTC-USD published', () => ingestor.counters.exchangeSnapshots >= 3);
     await until(
       'every frame handled',

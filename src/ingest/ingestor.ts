@@ -177,7 +177,8 @@ export class Ingestor {
       statsIntervalMs: 5000,
       snapshotIntervalMs: 30_000,
       bookStaleMs: 60_000,
-      ...options,
+      // An option given as undefined keeps its default (a caller passing a config field it did not set).
+      ...(Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as IngestorOptions),
     };
     this.session = this.o.session;
     options.producer.bindLine(this.session);
