@@ -37,6 +37,8 @@ export interface SimLevelChange {
 
 export interface SimTrade {
   tradeId: number;
+  /** The product's sequence number at this trade (Market.sequence): what the Exchange feed's match carries. */
+  sequence: number;
   priceTicks: number;
   sizeUnits: number;
   /** The taker's side; the protocol reports the maker's (the opposite). */
@@ -89,6 +91,13 @@ export class Market {
   /** Traded base volume since the start, units (the ticker adds it to a seed-derived 24 h volume). */
   volumeUnits = 0;
   lastTradeTicks: number;
+  /**
+   * The product's sequence number, as the Exchange feed numbers a product's messages (match, ticker, heartbeat and
+   * the REST book carry it): one per trade, then one per level change of each event. The exchange's own counter, so
+   * the same on every connection and in the REST book; it starts at a seed-derived number (a stream of its own, so
+   * the market's draws are untouched) and counts the warm-up too.
+   */
+  sequence: number;
 
   constructor(spec: ProductSpec, seed: number, startUs: number) {
     this.productId = spec.productId;
@@ -97,6 +106,7 @@ export class Market {
     this.tickUnits = Math.round(spec.profile.tick * UNITS_PER_ONE);
     this.rng = Rng.derive(seed, `market:${spec.productId}`);
     this.tradeId = 100_000_000 + this.rng.int(900_000_000);
+    this.sequence = 1_000_000_000 + Rng.derive(seed, `sequence:${spec.productId}`).int(4_000_000_000);
     this.width = Math.max(1, Math.round(2 * this.p.halfSpreadTicks));
     this.staleTol = 0.5 + 0.25 * this.p.halfSpreadTicks;
     this.farTol = 0.5 + 0.5 * this.p.halfSpreadTicks;
@@ -170,6 +180,7 @@ export class Market {
     else this.orderBurst();
     // A level created and cancelled within one event never shows on the wire (same for net no-ops).
     for (const [key, c] of this.touched) if (c.qtyUnits !== this.beforeBatch.get(key)) batch.changes.push(c);
+    this.sequence += batch.changes.length;
     this.scheduleEvent();
     return batch;
   }
@@ -341,6 +352,7 @@ export class Market {
     this.set(side, level.priceTicks, level.qtyUnits - qty);
     const trade: SimTrade = {
       tradeId: this.tradeId++,
+      sequence: ++this.sequence,
       priceTicks: level.priceTicks,
       sizeUnits: qty,
       aggressor,
