@@ -1,11 +1,16 @@
 /**
- * One client connection's view of the simulated exchange: its own SimExchange (same seed => same market
- * for every connection), its subscriptions, its ONE sequence counter across all channels and products,
- * and the frames due as simulated time advances. It produces text frames; the server decides when to send.
+ * One client connection's view of the simulated exchange: its own SimExchange (same seed => same market for every
+ * connection), its subscriptions, and the frames due as simulated time advances. It produces text frames; the
+ * server decides when to send.
+ *
+ * MarketSession is the part both protocols share — the market, the ticker statistics, the tops of book a client's
+ * book can be checked against, the lost-update fault — and one subclass per protocol serializes it: Session here
+ * (Advanced Trade: ONE sequence counter across all channels and products), ExchangeSession in exchangeSession.ts
+ * (the legacy Exchange feed). The same seed gives the same market events in both.
  */
 import type { BookLevel, BookSide } from './book.js';
 import { SimExchange } from './exchange.js';
-import type { Market, MarketBatch, ProductSpec } from './market.js';
+import type { Market, MarketBatch, ProductSpec, SimLevelChange } from './market.js';
 import {
   type Channel,
   ClientMessageError,
@@ -30,7 +35,10 @@ const HEARTBEAT_US = 1_000_000;
 export interface OutFrame {
   /** The exact text to send. */
   text: string;
-  /** Its sequence_num, or null for frames outside the sequence (errors). */
+  /**
+   * Its place in the connection's stream — Advanced Trade: its sequence_num; Exchange: the connection's frame
+   * count (that feed numbers no frames) — or null for frames outside it (errors, broken frames).
+   */
   seq: number | null;
 }
 
@@ -40,11 +48,11 @@ export interface LostUpdate {
   side: BookSide;
   price: string;
   size: string;
-  /** The change's exchange time (its batch's, the event_time of the frame that left it out). */
+  /** The change's exchange time (its market event's). */
   timeUs: number;
 }
 
-/** The simulator's top of book right after a l2_data frame was produced. */
+/** The simulator's top of book right after a level2 frame was produced. */
 export interface TopOfBook {
   seq: number;
   timeUs: number;
@@ -54,26 +62,25 @@ export interface TopOfBook {
   bestAskQuantity: string;
 }
 
-export class Session {
+/** The wire protocols the simulator speaks (per connection: server.ts). */
+export type SimProtocol = 'advanced' | 'exchange';
+
+export abstract class MarketSession {
   readonly exchange: SimExchange;
-  private readonly subs = new Map<Channel, Set<string>>();
-  private seq = 0;
-  private nowUs: number;
-  private nextTradeFlushUs: number;
-  private nextHeartbeatUs: number;
-  private readonly heartbeatBase: number;
-  private readonly startUs: number;
-  private readonly pendingTrades = new Map<string, ReturnType<typeof tradeJson>[]>();
-  private readonly stats = new Map<string, TickerStats>();
-  private readonly lastTop = new Map<string, string>();
-  /** Per product, the top of book after every recent l2_data frame, in sequence order (see keepTops). */
+  protected nowUs: number;
+  protected readonly startUs: number;
+  protected readonly seed: number;
+  /** Advanced Trade's heartbeat counter starts here (drawn for every session: the statistics' draws follow it). */
+  protected readonly heartbeatBase: number;
+  protected readonly stats = new Map<string, TickerStats>();
+  /** Per product, the top of book after every recent level2 frame, in frame order (see keepTops). */
   readonly tops = new Map<string, TopOfBook[]>();
   private readonly keepTops: number;
   /** Market batches produced since the anchor (every session of a seed counts the same ones). */
   batches = 0;
   /** Every level change a frame left out (loseUpdate, loseUpdatesEvery), oldest first. */
   readonly lostUpdates: LostUpdate[] = [];
-  /** Per product, level2 update frames still due to leave one change out. */
+  /** Per product, level2 updates still due to leave one change out. */
   private readonly toLose = new Map<string, number>();
   /** Which change a frame leaves out, and when the scheduled losses fall: streams of their own, never the market's. */
   private readonly lossPick: Rng;
@@ -88,6 +95,7 @@ export class Session {
    */
   constructor(products: readonly ProductSpec[], seed: number, startUs: number, keepTops = 100_000) {
     this.keepTops = keepTops;
+    this.seed = seed;
     this.startUs = startUs;
     this.lossPick = Rng.derive(seed, 'lost-update:pick');
     this.lossSchedule = Rng.derive(seed, 'lost-update:schedule');
@@ -95,8 +103,6 @@ export class Session {
     this.exchange = new SimExchange(products, seed, startUs);
     const rng = Rng.derive(seed, 'session');
     this.heartbeatBase = 10_000 + rng.int(90_000);
-    this.nextTradeFlushUs = startUs + TRADE_BATCH_US;
-    this.nextHeartbeatUs = startUs + HEARTBEAT_US;
     for (const m of this.exchange.markets) {
       const last = m.lastTradeTicks;
       const drift = (r: number) => Math.round(last * (1 + r));
@@ -110,13 +116,214 @@ export class Session {
         high52wTicks: drift(0.5 + 0.5 * rng.uniform()),
         open24Ticks: drift(0.004 * (rng.uniform() - 0.5)),
       });
-      this.pendingTrades.set(m.productId, []);
       this.tops.set(m.productId, []);
     }
   }
 
   get timeUs(): number {
     return this.nowUs;
+  }
+
+  /** The client has subscribed to something. */
+  abstract get subscribed(): boolean;
+
+  /** Handles one client text message at the current simulated time; returns the frames it answers with. */
+  abstract handleMessage(text: string): OutFrame[];
+
+  /** The connection's sequence jumps `n` ahead (fault injection: the client should see a gap). */
+  abstract skipSequence(n: number): void;
+
+  /**
+   * Fault injection: a level2 snapshot of `productId` in the stream, padded to about `levels` levels (a real BTC-USD
+   * snapshot is ~46k levels, ~5 MB); undefined when the client has no level2 of it.
+   */
+  abstract oversizedSnapshot(productId: string, levels: number): OutFrame | undefined;
+
+  /** A well-formed, empty level2 update of `productId` in this protocol (the malformed-frame fault cuts it). */
+  abstract emptyUpdateText(productId: string): string;
+
+  /** An error frame in this protocol. */
+  abstract errorText(message: string): string;
+
+  /** Whether the client has the level2 feed of `productId` (a lost update needs one). */
+  protected abstract hasBook(productId: string): boolean;
+
+  /** The next protocol timer (trade flushes, level2 batches, heartbeats) and what it does. */
+  protected abstract nextTimerUs(): number;
+  protected abstract onTimer(out: OutFrame[]): void;
+
+  /** Serializes one market batch (the statistics are already updated). */
+  protected abstract onBatch(batch: MarketBatch, out: OutFrame[]): void;
+
+  /**
+   * Fault injection, the lost update: the next level2 update of `productId` (one carrying at least two changes, so
+   * no frame goes out empty) leaves one change out, picked by a seeded stream. Nothing else shows: no sequence gap,
+   * and a client's book is silently wrong at that level until that price changes again.
+   */
+  loseUpdate(productId: string): void {
+    this.toLose.set(productId, (this.toLose.get(productId) ?? 0) + 1);
+  }
+
+  /**
+   * Scheduled lost updates (long runs): in every `everyUs` of simulated time from the start, one seeded moment and
+   * one seeded product (the same for every session of a seed); the product's next update frame from that moment
+   * loses a change, when this client has level2 of that product then (a moment it has not is skipped).
+   */
+  loseUpdatesEvery(everyUs: number): void {
+    this.lossEveryUs = everyUs;
+    this.lossWindow = 0;
+    this.nextLossUs = this.startUs + Math.floor(this.lossSchedule.uniform() * everyUs);
+  }
+
+  /** Advances simulated time to `timeUs`, returning every frame that became due, in time order. */
+  advanceTo(timeUs: number, out: OutFrame[] = []): OutFrame[] {
+    for (;;) {
+      const timer = this.nextTimerUs();
+      const next = Math.min(this.exchange.peekTimeUs(), timer);
+      if (next > timeUs) break;
+      this.nowUs = next;
+      // A timer due at the same instant as a market event goes first.
+      if (next === timer) this.onTimer(out);
+      else {
+        const batch = this.exchange.step();
+        if (batch) this.applyBatch(batch, out);
+      }
+    }
+    this.nowUs = Math.max(this.nowUs, timeUs);
+    return out;
+  }
+
+  /** Time of the next frame-producing (or state-changing) instant. */
+  peekTimeUs(): number {
+    return Math.min(this.exchange.peekTimeUs(), this.nextTimerUs());
+  }
+
+  /** The top of book the simulator had right after the last level2 frame with seq <= `seq`. */
+  topOfBookAt(productId: string, seq: number): TopOfBook | undefined {
+    return this.lastTopWhere(productId, (t) => t.seq <= seq);
+  }
+
+  /** The top of book after the last level2 frame with exchange time <= timeUs (tops are in time order). */
+  topOfBookAtTime(productId: string, timeUs: number): TopOfBook | undefined {
+    return this.lastTopWhere(productId, (t) => t.timeUs <= timeUs);
+  }
+
+  /** The last of a product's tops (in frame order, so seq and time both ascend) for which `upTo` holds. */
+  private lastTopWhere(productId: string, upTo: (t: TopOfBook) => boolean): TopOfBook | undefined {
+    const list = this.tops.get(productId);
+    if (!list) return undefined;
+    let lo = 0;
+    let hi = list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (upTo(list[mid]!)) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo > 0 ? list[lo - 1] : undefined;
+  }
+
+  /** Notes the market's top of book now, as the client's book holds it after level2 frame `seq`. */
+  protected recordTop(m: Market, seq: number): void {
+    if (this.keepTops === 0) return;
+    const b = m.bestBid();
+    const a = m.bestAsk();
+    const list = this.tops.get(m.productId)!;
+    if (list.length >= 2 * this.keepTops) list.splice(0, list.length - this.keepTops);
+    list.push({
+      seq,
+      timeUs: this.nowUs,
+      bestBid: b ? formatPrice(b.priceTicks, m.tickUnits) : '',
+      bestAsk: a ? formatPrice(a.priceTicks, m.tickUnits) : '',
+      bestBidQuantity: b ? formatQty(b.qtyUnits) : '',
+      bestAskQuantity: a ? formatQty(a.qtyUnits) : '',
+    });
+  }
+
+  /**
+   * The changes of a batch a level2 client gets: all of them, or all but one when a lost update is due for its
+   * product (and the batch has two or more). Call once per batch, only when the client has its level2.
+   */
+  protected deliveredChanges(batch: MarketBatch, m: Market): SimLevelChange[] {
+    const id = batch.productId;
+    const lose = batch.changes.length > 1 && (this.toLose.get(id) ?? 0) > 0;
+    if (!lose) return batch.changes;
+    const left = this.lossPick.int(batch.changes.length);
+    this.toLose.set(id, this.toLose.get(id)! - 1);
+    const c = batch.changes[left]!;
+    this.lostUpdates.push({
+      product: id,
+      side: c.side,
+      price: formatPrice(c.priceTicks, m.tickUnits),
+      size: formatQty(c.qtyUnits),
+      timeUs: batch.timeUs,
+    });
+    return batch.changes.filter((_, i) => i !== left);
+  }
+
+  private applyBatch(batch: MarketBatch, out: OutFrame[]): void {
+    this.batches++;
+    const s = this.stats.get(batch.productId)!;
+    for (const t of batch.trades) {
+      s.lastTicks = t.priceTicks;
+      s.volumeUnits += t.sizeUnits;
+      s.low24Ticks = Math.min(s.low24Ticks, t.priceTicks);
+      s.high24Ticks = Math.max(s.high24Ticks, t.priceTicks);
+    }
+    this.armScheduledLosses(batch.timeUs);
+    this.onBatch(batch, out);
+  }
+
+  /** Arms the scheduled losses whose moment has come (loseUpdatesEvery). */
+  private armScheduledLosses(timeUs: number): void {
+    while (timeUs >= this.nextLossUs) {
+      const markets = this.exchange.markets;
+      const product = markets[this.lossSchedule.int(markets.length)]!.productId;
+      if (this.hasBook(product)) this.loseUpdate(product);
+      this.lossWindow++;
+      this.nextLossUs =
+        this.startUs +
+        this.lossWindow * this.lossEveryUs +
+        Math.floor(this.lossSchedule.uniform() * this.lossEveryUs);
+    }
+  }
+
+  /**
+   * A padded copy of `m`'s book: the padding lies beyond the deepest real levels (bids below, asks above), so the
+   * top of book stays the simulator's.
+   */
+  protected paddedBook(
+    m: Market,
+    levels: number,
+  ): { bids: BookLevel[]; asks: BookLevel[]; padBids: BookLevel[]; padAsks: BookLevel[] } {
+    const bids = m.levels('bid');
+    const asks = m.levels('ask');
+    const pad = Math.max(0, levels - bids.length - asks.length);
+    const lowest = Math.min(...bids.map((l) => l.priceTicks), m.lastTradeTicks);
+    const highest = Math.max(...asks.map((l) => l.priceTicks), m.lastTradeTicks);
+    const padBids: BookLevel[] = [];
+    for (let i = 1; i <= Math.ceil(pad / 2) && lowest - i > 0; i++)
+      padBids.push({ priceTicks: lowest - i, qtyUnits: 1_000_000 });
+    const padAsks: BookLevel[] = [];
+    for (let i = 1; padBids.length + padAsks.length < pad; i++)
+      padAsks.push({ priceTicks: highest + i, qtyUnits: 1_000_000 });
+    return { bids, asks, padBids, padAsks };
+  }
+}
+
+/** The Advanced Trade serialization: one sequence_num counter across every channel and product of a connection. */
+export class Session extends MarketSession {
+  private readonly subs = new Map<Channel, Set<string>>();
+  private seq = 0;
+  private nextTradeFlushUs: number;
+  private nextHeartbeatUs: number;
+  private readonly pendingTrades = new Map<string, ReturnType<typeof tradeJson>[]>();
+  private readonly lastTop = new Map<string, string>();
+
+  constructor(products: readonly ProductSpec[], seed: number, startUs: number, keepTops = 100_000) {
+    super(products, seed, startUs, keepTops);
+    this.nextTradeFlushUs = startUs + TRADE_BATCH_US;
+    this.nextHeartbeatUs = startUs + HEARTBEAT_US;
+    for (const m of this.exchange.markets) this.pendingTrades.set(m.productId, []);
   }
 
   get subscribed(): boolean {
@@ -134,45 +341,10 @@ export class Session {
     this.seq += n;
   }
 
-  /**
-   * Fault injection, the lost update: the next level2 update frame of `productId` (one carrying at least two
-   * changes, so no frame goes out empty) leaves one change out, picked by a seeded stream. The frame keeps its
-   * sequence number: a client's book is silently wrong at that level until that price changes again.
-   */
-  loseUpdate(productId: string): void {
-    this.toLose.set(productId, (this.toLose.get(productId) ?? 0) + 1);
-  }
-
-  /**
-   * Scheduled lost updates (long runs): in every `everyUs` of simulated time from the start, one seeded moment and
-   * one seeded product (the same for every session of a seed); the product's next update frame from that moment
-   * loses a change, when this client has level2 of that product then (a moment it has not is skipped).
-   */
-  loseUpdatesEvery(everyUs: number): void {
-    this.lossEveryUs = everyUs;
-    this.lossWindow = 0;
-    this.nextLossUs = this.startUs + Math.floor(this.lossSchedule.uniform() * everyUs);
-  }
-
-  /**
-   * Fault injection: a level2 snapshot of `productId` in sequence, padded to about `levels` levels (a real
-   * BTC-USD snapshot is ~46k levels, ~5 MB). The padding lies beyond the deepest real levels (bids below,
-   * asks above), so the top of book stays the simulator's; undefined when the client has no level2 for it.
-   */
   oversizedSnapshot(productId: string, levels: number): OutFrame | undefined {
     const m = this.exchange.market(productId);
     if (!m || !this.has('level2', productId)) return undefined;
-    const bids = m.levels('bid');
-    const asks = m.levels('ask');
-    const pad = Math.max(0, levels - bids.length - asks.length);
-    const lowest = Math.min(...bids.map((l) => l.priceTicks), m.lastTradeTicks);
-    const highest = Math.max(...asks.map((l) => l.priceTicks), m.lastTradeTicks);
-    const padBids: BookLevel[] = [];
-    for (let i = 1; i <= Math.ceil(pad / 2) && lowest - i > 0; i++)
-      padBids.push({ priceTicks: lowest - i, qtyUnits: 1_000_000 });
-    const padAsks: BookLevel[] = [];
-    for (let i = 1; padBids.length + padAsks.length < pad; i++)
-      padAsks.push({ priceTicks: highest + i, qtyUnits: 1_000_000 });
+    const { bids, asks, padBids, padAsks } = this.paddedBook(m, levels);
     const event = l2SnapshotEvent(
       productId,
       this.nowUs,
@@ -185,7 +357,19 @@ export class Session {
     return f;
   }
 
-  /** Handles one client message at the current simulated time; returns the frames it answers with. */
+  emptyUpdateText(productId: string): string {
+    return JSON.stringify({
+      channel: 'l2_data',
+      timestamp: rfc3339Nano(this.nowUs),
+      sequence_num: 0,
+      events: [{ type: 'update', product_id: productId, updates: [] }],
+    });
+  }
+
+  errorText(message: string): string {
+    return JSON.stringify(errorFrame(message));
+  }
+
   handleMessage(text: string): OutFrame[] {
     try {
       const msg = parseClientMessage(text);
@@ -212,60 +396,27 @@ export class Session {
       out.push(this.frame('subscriptions', [{ subscriptions: this.subscriptionMap() }]));
       return out;
     } catch (err) {
-      if (err instanceof ClientMessageError)
-        return [{ text: JSON.stringify(errorFrame(err.message)), seq: null }];
+      if (err instanceof ClientMessageError) return [{ text: this.errorText(err.message), seq: null }];
       throw err;
     }
   }
 
-  /** Advances simulated time to `timeUs`, returning every frame that became due, in time order. */
-  advanceTo(timeUs: number, out: OutFrame[] = []): OutFrame[] {
-    for (;;) {
-      const next = Math.min(this.exchange.peekTimeUs(), this.nextTradeFlushUs, this.nextHeartbeatUs);
-      if (next > timeUs) break;
-      this.nowUs = next;
-      if (next === this.nextTradeFlushUs) {
-        this.flushTrades(out);
-        this.nextTradeFlushUs += TRADE_BATCH_US;
-      } else if (next === this.nextHeartbeatUs) {
-        this.heartbeat(out);
-        this.nextHeartbeatUs += HEARTBEAT_US;
-      } else {
-        const batch = this.exchange.step();
-        if (batch) this.onBatch(batch, out);
-      }
+  protected hasBook(productId: string): boolean {
+    return this.has('level2', productId);
+  }
+
+  protected nextTimerUs(): number {
+    return Math.min(this.nextTradeFlushUs, this.nextHeartbeatUs);
+  }
+
+  protected onTimer(out: OutFrame[]): void {
+    if (this.nowUs === this.nextTradeFlushUs) {
+      this.flushTrades(out);
+      this.nextTradeFlushUs += TRADE_BATCH_US;
+    } else {
+      this.heartbeat(out);
+      this.nextHeartbeatUs += HEARTBEAT_US;
     }
-    this.nowUs = Math.max(this.nowUs, timeUs);
-    return out;
-  }
-
-  /** Time of the next frame-producing (or state-changing) instant. */
-  peekTimeUs(): number {
-    return Math.min(this.exchange.peekTimeUs(), this.nextTradeFlushUs, this.nextHeartbeatUs);
-  }
-
-  /** The top of book the simulator had right after the last l2_data frame with sequence_num <= seq. */
-  topOfBookAt(productId: string, seq: number): TopOfBook | undefined {
-    return this.lastTopWhere(productId, (t) => t.seq <= seq);
-  }
-
-  /** The top of book after the last l2_data frame with exchange time <= timeUs (tops are in time order). */
-  topOfBookAtTime(productId: string, timeUs: number): TopOfBook | undefined {
-    return this.lastTopWhere(productId, (t) => t.timeUs <= timeUs);
-  }
-
-  /** The last of a product's tops (in frame order, so seq and time both ascend) for which `upTo` holds. */
-  private lastTopWhere(productId: string, upTo: (t: TopOfBook) => boolean): TopOfBook | undefined {
-    const list = this.tops.get(productId);
-    if (!list) return undefined;
-    let lo = 0;
-    let hi = list.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (upTo(list[mid]!)) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo > 0 ? list[lo - 1] : undefined;
   }
 
   private has(channel: Channel, productId: string): boolean {
@@ -311,51 +462,14 @@ export class Session {
     return tickerJson(m.productId, this.stats.get(m.productId)!, m.bestBid(), m.bestAsk(), m.tickUnits);
   }
 
-  private recordTop(m: Market, seq: number): void {
-    if (this.keepTops === 0) return;
-    const b = m.bestBid();
-    const a = m.bestAsk();
-    const list = this.tops.get(m.productId)!;
-    if (list.length >= 2 * this.keepTops) list.splice(0, list.length - this.keepTops);
-    list.push({
-      seq,
-      timeUs: this.nowUs,
-      bestBid: b ? formatPrice(b.priceTicks, m.tickUnits) : '',
-      bestAsk: a ? formatPrice(a.priceTicks, m.tickUnits) : '',
-      bestBidQuantity: b ? formatQty(b.qtyUnits) : '',
-      bestAskQuantity: a ? formatQty(a.qtyUnits) : '',
-    });
-  }
-
-  private onBatch(batch: MarketBatch, out: OutFrame[]): void {
-    this.batches++;
+  protected onBatch(batch: MarketBatch, out: OutFrame[]): void {
     const id = batch.productId;
     const m = this.exchange.market(id)!;
-    const s = this.stats.get(id)!;
-    for (const t of batch.trades) {
-      s.lastTicks = t.priceTicks;
-      s.volumeUnits += t.sizeUnits;
-      s.low24Ticks = Math.min(s.low24Ticks, t.priceTicks);
-      s.high24Ticks = Math.max(s.high24Ticks, t.priceTicks);
-      if (this.has('market_trades', id)) this.pendingTrades.get(id)!.push(tradeJson(id, t, m.tickUnits));
-    }
-    this.armScheduledLosses(batch.timeUs);
+    if (this.has('market_trades', id))
+      for (const t of batch.trades) this.pendingTrades.get(id)!.push(tradeJson(id, t, m.tickUnits));
     if (batch.changes.length > 0 && this.has('level2', id)) {
-      const lose = batch.changes.length > 1 && (this.toLose.get(id) ?? 0) > 0;
-      const left = lose ? this.lossPick.int(batch.changes.length) : -1;
-      const changes = lose ? batch.changes.filter((_, i) => i !== left) : batch.changes;
+      const changes = this.deliveredChanges(batch, m);
       const f = this.frame(FRAME_CHANNEL.level2, [l2UpdateEvent(id, batch.timeUs, changes, m.tickUnits)]);
-      if (lose) {
-        this.toLose.set(id, this.toLose.get(id)! - 1);
-        const c = batch.changes[left]!;
-        this.lostUpdates.push({
-          product: id,
-          side: c.side,
-          price: formatPrice(c.priceTicks, m.tickUnits),
-          size: formatQty(c.qtyUnits),
-          timeUs: batch.timeUs,
-        });
-      }
       this.recordTop(m, f.seq!);
       out.push(f);
     }
@@ -364,20 +478,6 @@ export class Session {
     this.lastTop.set(id, top);
     if ((topChanged || batch.trades.length > 0) && this.has('ticker', id)) {
       out.push(this.frame('ticker', [{ type: 'update', tickers: [this.ticker(m)] }]));
-    }
-  }
-
-  /** Arms the scheduled losses whose moment has come (loseUpdatesEvery). */
-  private armScheduledLosses(timeUs: number): void {
-    while (timeUs >= this.nextLossUs) {
-      const markets = this.exchange.markets;
-      const product = markets[this.lossSchedule.int(markets.length)]!.productId;
-      if (this.has('level2', product)) this.loseUpdate(product);
-      this.lossWindow++;
-      this.nextLossUs =
-        this.startUs +
-        this.lossWindow * this.lossEveryUs +
-        Math.floor(this.lossSchedule.uniform() * this.lossEveryUs);
     }
   }
 
