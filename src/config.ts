@@ -49,9 +49,18 @@ export const DEFAULT_PORTS = {
   websocket: 3001,
 } as const;
 
-/** The local exchange simulator's feed (FEED_URL's default). */
-export function simulatorFeedUrl(port: number = DEFAULT_PORTS.simulator): string {
-  return `ws://127.0.0.1:${port}`;
+/**
+ * The path of the local simulator's Exchange feed: one simulator (one market) speaks Advanced Trade at `/` and the
+ * legacy Exchange protocol here, as Coinbase serves the two from two hosts (src/simulator/server.ts).
+ */
+export const SIMULATOR_EXCHANGE_PATH = '/exchange';
+
+/** The local exchange simulator's feed (FEED_URL's default), in either protocol. */
+export function simulatorFeedUrl(
+  port: number = DEFAULT_PORTS.simulator,
+  kind: FeedKind = 'advanced',
+): string {
+  return `ws://127.0.0.1:${port}${kind === 'exchange' ? SIMULATOR_EXCHANGE_PATH : ''}`;
 }
 
 /** The market settings every component shares, as the stack passes them (SYMBOLS, TICK_MS, DELTA_MS). */
@@ -405,7 +414,10 @@ export type FeedKind = 'advanced' | 'exchange';
 /** Which feed protocol FEED_URL speaks, and the ingestor's book-keeping periods. */
 export interface FeedConfig {
   url: string;
-  /** FEED_KIND when set, else from the host: ws-feed.* is the legacy Exchange feed, anything else Advanced Trade. */
+  /**
+   * FEED_KIND when set, else from the URL: a ws-feed.* host (Coinbase) or the simulator's /exchange path is the legacy
+   * Exchange feed, anything else Advanced Trade.
+   */
   kind: FeedKind;
   /** Full-depth book snapshot to S3 (claim-checked into the stream) this often, per product; 0 disables. */
   snapshotIntervalMs: number;
@@ -417,17 +429,23 @@ export interface FeedConfig {
 
 export function feedKindOf(url: string): FeedKind {
   let host = '';
+  let path = '';
   try {
-    host = new URL(url).hostname;
+    ({ hostname: host, pathname: path } = new URL(url));
   } catch {
     // readFeedUrl already validated the scheme; an unparsable rest falls back to the default kind.
   }
-  return host.startsWith('ws-feed.') ? 'exchange' : 'advanced';
+  return host.startsWith('ws-feed.') || path === SIMULATOR_EXCHANGE_PATH ? 'exchange' : 'advanced';
+}
+
+/** FEED_KIND, when set (the supervisor points the ingestors at the simulator's feed of that protocol). */
+export function readFeedKind(env: Env = process.env): FeedKind | undefined {
+  return read(env, 'FEED_KIND', z.enum(['advanced', 'exchange']).optional());
 }
 
 export function readFeedConfig(env: Env = process.env): FeedConfig {
   const url = readFeedUrl(env);
-  const explicit = read(env, 'FEED_KIND', z.enum(['advanced', 'exchange']).optional());
+  const explicit = readFeedKind(env);
   const keyName = read(env, 'COINBASE_API_KEY_NAME', z.string().min(1, 'must not be empty').optional());
   const privateKey = read(env, 'COINBASE_API_PRIVATE_KEY', z.string().min(1, 'must not be empty').optional());
   if ((keyName === undefined) !== (privateKey === undefined)) {

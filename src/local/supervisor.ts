@@ -8,7 +8,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { COINBASE_FEEDS, DEFAULT_PORTS, simulatorFeedUrl } from '../config.js';
+import { COINBASE_FEEDS, DEFAULT_PORTS, readFeedKind, simulatorFeedUrl } from '../config.js';
 import { QuoteWatchError } from '../errors.js';
 import { BUCKETS, LOCAL_MODEL_URI, STREAM, TABLES } from '../resources.js';
 import { type Emulators, EXIT_WITH_PARENT, startEmulators } from './emulators.js';
@@ -328,7 +328,13 @@ export async function startSystem(options: SystemOptions): Promise<System> {
     });
   }
 
-  const feed = live ? COINBASE_FEEDS.advancedTrade : simulatorFeedUrl(simulatorPort);
+  // FEED_KIND=exchange: the legacy Exchange feed, Coinbase's or the simulator's (same market, its /exchange path).
+  const kind = readFeedKind({ ...process.env, ...options.env }) ?? 'advanced';
+  const feed = live
+    ? kind === 'exchange'
+      ? COINBASE_FEEDS.exchange
+      : COINBASE_FEEDS.advancedTrade
+    : simulatorFeedUrl(simulatorPort, kind);
   const env: Record<string, string> = {
     ...resourceEnv(),
     ...emulators.env,

@@ -1,14 +1,15 @@
 /**
- * The simulator's REST side: Coinbase Advanced Trade's public product book
- * (`GET /api/v3/brokerage/market/product_book?product_id=BTC-USD&limit=50`), the exchange's own book that a
- * client checks the book it built from the WebSocket feed against (#17).
+ * The simulator's REST side: the exchange's own book that a client checks the book it built from the WebSocket feed
+ * against (#17), in both of Coinbase's APIs — Advanced Trade's public product book
+ * (`GET /api/v3/brokerage/market/product_book?product_id=BTC-USD&limit=50`) and the Exchange's level-2 book
+ * (`GET /products/BTC-USD/book?level=2`).
  *
  * The book is the market's state at the instant the request is handled, not at a market batch: a SimExchange of
  * its own (same products, seed and start as every connection's Session, so the same market) is advanced to that
  * instant, and `pricebook.time` is the instant itself. It never touches a connection's Session, so no WebSocket
  * frame changes, and no connection's fault (a lost update) reaches it: it is the exchange's truth.
  *
- * Answers, shaped as Coinbase's (docs.cdp.coinbase.com, "Get Public Product Book"):
+ * Advanced Trade answers, shaped as Coinbase's (docs.cdp.coinbase.com, "Get Public Product Book"):
  *   200 `{"pricebook":{"product_id","bids":[{"price","size"}],"asks":[...],"time"},"last","mid_market",
  *        "spread_bps","spread_absolute"}`, levels best first, prices and sizes as the feed writes them;
  *   errors `{"error":"NOT_FOUND","error_details":"...","message":"..."}` (the gRPC-gateway style of Advanced Trade):
@@ -16,13 +17,32 @@
  * `limit`: default 250 levels per side, at most 250 (what third-party clients document; Coinbase's page gives no
  * figure); 0 means the default (a protobuf int32 left unset), anything not a whole number in 0..250 is a 400
  * rather than silently clamped, so a client never mistakes a cut answer for the whole side.
+ *
+ * Exchange answers, shaped as Coinbase's (docs.cdp.coinbase.com/exchange, "Get product book"):
+ *   200 `{"bids":[[price, size, num_orders]],"asks":[...],"sequence","auction_mode":false,"auction":null,"time"}`,
+ *   prices and sizes written as the Exchange feed writes them (exchangeProtocol.ts), `sequence` the product's
+ *   sequence at the book's time (the one its match, ticker and heartbeat messages carry); `level` 1 (the default)
+ *   is the best bid and ask, 2 the whole aggregated book; level 3 (every order) is not simulated (a 400);
+ *   errors `{"message":"..."}`: 404 unknown product (`NotFound`) or path, 400 a bad level, 405 a method other than GET.
+ * The simulator's books have no orders, only aggregated levels: num_orders is a plausible count that grows with the
+ * level's size (nothing compares it).
  */
-import type { BookSide } from './book.js';
+import type { BookLevel, BookSide } from './book.js';
 import { SimExchange } from './exchange.js';
+import { exchangePrice, exchangeSize, exchangeTime } from './exchangeProtocol.js';
 import type { Market, ProductSpec } from './market.js';
 import { formatNumber, formatPrice, formatQty, protoTime } from './protocol.js';
 
 export const PRODUCT_BOOK_PATH = '/api/v3/brokerage/market/product_book';
+/** The Exchange's book of one product: `/products/{product_id}/book`. */
+export const EXCHANGE_BOOK_PATH = /^\/products\/([^/]+)\/book$/;
+
+/** Which API a path's book belongs to (its error bodies differ); undefined: not a book. */
+export type RestDialect = 'advanced' | 'exchange';
+export function bookDialect(pathname: string): RestDialect | undefined {
+  if (pathname === PRODUCT_BOOK_PATH) return 'advanced';
+  return EXCHANGE_BOOK_PATH.test(pathname) ? 'exchange' : undefined;
+}
 export const DEFAULT_BOOK_LIMIT = 250;
 export const MAX_BOOK_LIMIT = 250;
 
@@ -43,14 +63,28 @@ export function restError(status: number, error: string, message: string): RestA
   return { status, headers: JSON_TYPE, body: JSON.stringify({ error, error_details: message, message }) };
 }
 
-/** The answer a REST fault gives instead of the book (`book` is the answer it replaces). */
-export function faultAnswer(kind: Exclude<RestFaultKind, 'timeout'>, book: RestAnswer): RestAnswer {
+/** An Exchange error answer. */
+export function exchangeRestError(status: number, message: string): RestAnswer {
+  return { status, headers: JSON_TYPE, body: JSON.stringify({ message }) };
+}
+
+/** The answer a REST fault gives instead of the book (`book` is the answer it replaces), in that book's API. */
+export function faultAnswer(
+  kind: Exclude<RestFaultKind, 'timeout'>,
+  book: RestAnswer,
+  dialect: RestDialect = 'advanced',
+): RestAnswer {
+  const exchange = dialect === 'exchange';
   switch (kind) {
     case 'error':
-      return restError(500, 'INTERNAL', 'simulated internal error');
+      return exchange
+        ? exchangeRestError(500, 'simulated internal error')
+        : restError(500, 'INTERNAL', 'simulated internal error');
     case 'throttle':
       return {
-        ...restError(429, 'RATE_LIMIT_EXCEEDED', 'Too many requests'),
+        ...(exchange
+          ? exchangeRestError(429, 'Public rate limit exceeded')
+          : restError(429, 'RATE_LIMIT_EXCEEDED', 'Too many requests')),
         headers: { ...JSON_TYPE, 'retry-after': '1' },
       };
     case 'malformed':
@@ -101,6 +135,42 @@ export function productBook(m: Market, timeUs: number, limit: number): ProductBo
   };
 }
 
+/** [price, size, num_orders] as the Exchange writes a level. */
+type ExchangeLevel = [string, string, number];
+
+export interface ExchangeBookResponse {
+  bids: ExchangeLevel[];
+  asks: ExchangeLevel[];
+  sequence: number;
+  auction_mode: boolean;
+  auction: null;
+  time: string;
+}
+
+/** A plausible order count for an aggregated level: 1 for the smallest, one more per doubling of 0.01 units. */
+const numOrders = (qtyUnits: number) => 1 + Math.floor(Math.log2(1 + qtyUnits / 1_000_000));
+
+/** The Exchange's book of `m` as it stands, taken at `timeUs`: level 1 the best bid and ask, level 2 every level. */
+export function exchangeBook(m: Market, timeUs: number, level: 1 | 2): ExchangeBookResponse {
+  const side = (s: BookSide): ExchangeLevel[] => {
+    const all: BookLevel[] =
+      level === 1 ? [s === 'bid' ? m.bestBid() : m.bestAsk()].flatMap((l) => l ?? []) : m.levels(s);
+    return all.map((l) => [
+      exchangePrice(l.priceTicks, m.tickUnits),
+      exchangeSize(l.qtyUnits),
+      numOrders(l.qtyUnits),
+    ]);
+  };
+  return {
+    bids: side('bid'),
+    asks: side('ask'),
+    sequence: m.sequence,
+    auction_mode: false,
+    auction: null,
+    time: exchangeTime(timeUs),
+  };
+}
+
 /**
  * The REST endpoint's market: its own SimExchange, made on the first request and advanced to each request's time
  * (never back: a request for an earlier time, as when the furthest fast-mode connection closed, gets the book at
@@ -130,6 +200,9 @@ export class RestMarket {
 
   /** The answer to one request handled at market time `timeUs` (before any delay or fault). */
   answer(method: string, url: URL, timeUs: number): RestAnswer {
+    const exchangeId = EXCHANGE_BOOK_PATH.exec(url.pathname)?.[1];
+    if (exchangeId !== undefined)
+      return this.exchangeAnswer(method, decodeURIComponent(exchangeId), url, timeUs);
     if (url.pathname !== PRODUCT_BOOK_PATH)
       return restError(404, 'NOT_FOUND', `no route for ${url.pathname}`);
     if (method !== 'GET')
@@ -152,10 +225,36 @@ export class RestMarket {
     }
     if (url.searchParams.has('aggregation_price_increment'))
       return restError(400, 'INVALID_ARGUMENT', 'aggregation_price_increment is not simulated');
+    const m = this.marketAt(productId, timeUs);
+    if (!m) return restError(404, 'NOT_FOUND', 'ProductID is invalid');
+    return { status: 200, headers: JSON_TYPE, body: JSON.stringify(productBook(m, this.nowUs, limit)) };
+  }
+
+  /** `GET /products/{id}/book?level=1|2`. */
+  private exchangeAnswer(method: string, productId: string, url: URL, timeUs: number): RestAnswer {
+    if (method !== 'GET')
+      return {
+        ...exchangeRestError(405, `${method} is not allowed, use GET`),
+        headers: { ...JSON_TYPE, allow: 'GET' },
+      };
+    const level = url.searchParams.get('level') ?? '1';
+    if (level === '3') return exchangeRestError(400, 'level 3 (every order) is not simulated');
+    if (level !== '1' && level !== '2')
+      return exchangeRestError(400, `Invalid level ${JSON.stringify(level)}: expected 1, 2 or 3`);
+    const m = this.marketAt(productId, timeUs);
+    if (!m) return exchangeRestError(404, 'NotFound');
+    return {
+      status: 200,
+      headers: JSON_TYPE,
+      body: JSON.stringify(exchangeBook(m, this.nowUs, level === '1' ? 1 : 2)),
+    };
+  }
+
+  /** The market of `productId` advanced to `timeUs` (undefined: no such product). */
+  private marketAt(productId: string, timeUs: number): Market | undefined {
     this.exchange ??= new SimExchange(this.products, this.seed, this.startUs);
     const m = this.exchange.market(productId.toUpperCase());
-    if (!m) return restError(404, 'NOT_FOUND', 'ProductID is invalid');
-    this.advanceTo(timeUs);
-    return { status: 200, headers: JSON_TYPE, body: JSON.stringify(productBook(m, this.nowUs, limit)) };
+    if (m) this.advanceTo(timeUs);
+    return m;
   }
 }

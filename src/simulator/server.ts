@@ -1,9 +1,14 @@
 /**
- * The exchange simulator's server (Coinbase Advanced Trade market data on 127.0.0.1): one HTTP server whose
- * upgrades are the WebSocket feed and whose plain GETs are the REST product book (rest.ts), on one port as
- * on the real exchange's host.
+ * The exchange simulator's server (Coinbase market data on 127.0.0.1): one HTTP server whose upgrades are the
+ * WebSocket feed and whose plain GETs are the REST books (rest.ts), on one port.
  *
- * Every connection gets its own Session, so one seed gives every client the same market. Modes:
+ * One market, two protocols, chosen per connection by the upgrade's path: `/` speaks Advanced Trade (session.ts), as
+ * wss://advanced-trade-ws.coinbase.com does, and SIMULATOR_EXCHANGE_PATH (`/exchange`) the legacy Exchange feed
+ * (exchangeSession.ts), as wss://ws-feed.exchange.coinbase.com does. Coinbase serves them from two hosts; a path is
+ * how one port stands in for both, and it lets one simulator feed both kinds of client the very same market at once.
+ * Both REST books answer on the same port whatever the connections speak.
+ *
+ * Every connection gets its own session, so one seed gives every client the same market. Modes:
  * - realtime: simulated time = anchor + wall time elapsed since start; frames go out when due, so
  *   receive-minus-exchange latency is meaningful;
  * - fast: simulated time runs as fast as the client reads (backpressure through ws send callbacks), from
@@ -15,15 +20,16 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { performance } from 'node:perf_hooks';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { sleep } from '../clock.js';
+import { SIMULATOR_EXCHANGE_PATH } from '../config.js';
 import { QuoteWatchError } from '../errors.js';
 import { DEFAULT_PRODUCTS, seedEpochUs } from './exchange.js';
+import { ExchangeSession } from './exchangeSession.js';
 import { Repacker } from './framing.js';
 import { type HostileKind, hostileFrame, inSequence, pickHostile, slowLoris } from './hostile.js';
 import type { ProductSpec } from './market.js';
-import { errorFrame, rfc3339Nano } from './protocol.js';
 import {
+  bookDialect,
   faultAnswer,
-  PRODUCT_BOOK_PATH,
   REST_FAULTS,
   type RestAnswer,
   type RestFaultKind,
@@ -31,7 +37,14 @@ import {
   restError,
 } from './rest.js';
 import { Rng } from './rng.js';
-import { type LostUpdate, type OutFrame, Session, type TopOfBook } from './session.js';
+import {
+  type LostUpdate,
+  type MarketSession,
+  type OutFrame,
+  Session,
+  type SimProtocol,
+  type TopOfBook,
+} from './session.js';
 
 /** A bad option or fault argument (an unknown product, a bad count, an impossible delay range). */
 export class SimulatorError extends QuoteWatchError {}
@@ -70,10 +83,14 @@ export interface SimulatorOptions {
   holdUntilSubscribed?: boolean;
   /**
    * Frame boundaries per connection (1, 2, ... in connection order): the most events one level2 or market_trades
-   * frame carries (framing.ts). Absent or 1: one frame per market batch, as produced.
+   * frame carries (framing.ts). Absent or 1: one frame per market batch, as produced. Advanced Trade connections
+   * only (the Exchange feed's frames carry one event each; its level2_batch is batched by time).
    */
   framing?: (conn: number) => number;
-  /** Hostile mode: a hostile frame (hostile.ts, seeded kind) on every connection every this many simulated ms. */
+  /**
+   * Hostile mode: a hostile frame (hostile.ts, seeded kind) on every connection every this many simulated ms (the
+   * frames are Advanced Trade's shapes: an Exchange connection gets only the slow-loris socket).
+   */
   hostileEveryMs?: number;
   /** The market ends after this much simulated time (every connection stops at the same instant); default never. */
   durationMs?: number;
@@ -100,15 +117,21 @@ export interface SimulatorFaults {
   /** Stops sending on every connection until resume() (or for `ms`); nothing is lost, only delayed. */
   goSilent(ms?: number): void;
   resume(): void;
-  /** The next frame on every connection jumps `n` sequence numbers ahead. */
+  /**
+   * The next frame on every connection jumps `n` sequence numbers ahead (Exchange: every product's sequence, seen on
+   * its next match, ticker or heartbeat).
+   */
   skipSequence(n?: number): void;
-  /** Sends a broken frame on every connection now, outside the sequence. */
+  /** Sends a broken frame (a level2 update cut in half, or garbage) on every connection now, outside the sequence. */
   sendMalformed(kind?: 'truncated' | 'garbage'): void;
-  /** Sends `{"type":"error","message"}` on every connection now. */
+  /** Sends an error frame (`{"type":"error","message"}`) on every connection now. */
   sendError(message: string): void;
   /** Sends an in-sequence level2 snapshot of `productId` padded to `levels` levels (~5 MB at 50k). */
   sendOversizedSnapshot(productId?: string, levels?: number): void;
-  /** Sends a hostile frame (hostile.ts) on every connection, or (`slowloris`) stalls them on a frame never finished. */
+  /**
+   * Sends a hostile frame (hostile.ts) on every Advanced Trade connection, or (`slowloris`) stalls every connection
+   * on a frame never finished.
+   */
   sendHostile(kind: HostileKind): void;
   /**
    * On every connection, the next level2 update frame of `productId` (default the first product) that carries
@@ -118,9 +141,9 @@ export interface SimulatorFaults {
    */
   loseUpdate(productId?: string): void;
   /**
-   * The next `count` REST answers of the product book: `error` a 500 with an error body, `timeout` none at all
-   * (the socket hangs until the client gives up or the server closes), `throttle` a 429 with Retry-After,
-   * `malformed` a 200 whose body is not JSON. Calls queue up in order.
+   * The next `count` REST answers of a book (either API's, each in its own error shape): `error` a 500 with an error
+   * body, `timeout` none at all (the socket hangs until the client gives up or the server closes), `throttle` a 429
+   * with Retry-After, `malformed` a 200 whose body is not JSON. Calls queue up in order.
    */
   rest(kind: RestFaultKind, count?: number): void;
   /** Only connection `conn` (the ones above act on every connection). */
@@ -134,9 +157,11 @@ export interface SimulatorFaults {
 }
 
 export interface SimulatorServer {
-  /** The WebSocket feed, `ws://host:port`. */
+  /** The Advanced Trade WebSocket feed, `ws://host:port`. */
   url: string;
-  /** The REST API on the same port, `http://host:port` (product book: rest.ts PRODUCT_BOOK_PATH). */
+  /** The legacy Exchange WebSocket feed, `ws://host:port/exchange`: the same market. */
+  exchangeUrl: string;
+  /** The REST API on the same port, `http://host:port` (both books: rest.ts). */
   restUrl: string;
   port: number;
   mode: SimulatorMode;
@@ -161,11 +186,15 @@ export interface SimulatorServer {
   restRequests(): number;
   /** Every level change a frame left out, by connection then time (closed connections included). */
   lostUpdates(): LostUpdateRecord[];
-  /** The simulator's top of book after the last l2_data frame with sequence_num <= seq on connection `conn` (default: the newest). */
+  /**
+   * The simulator's top of book after the last level2 frame with seq <= `seq` on connection `conn` (default: the
+   * newest): Advanced Trade's sequence_num, the Exchange feed's frame count (OutFrame.seq).
+   */
   topOfBookAt(productId: string, seq: number, conn?: number): TopOfBook | undefined;
   /**
-   * The simulator's top of book after its last l2_data frame with exchange time <= timeUs, on any connection (every
+   * The simulator's top of book after its last level2 frame with exchange time <= timeUs, on any connection (every
    * connection carries the same market): what a book built from any of them holds at that position (FeatureRow.seq).
+   * Connections of one protocol give the same answer; an Exchange book lags an Advanced Trade one by its batching.
    */
   topOfBookAtTime(productId: string, timeUs: number): TopOfBook | undefined;
   close(): Promise<void>;
@@ -174,7 +203,8 @@ export interface SimulatorServer {
 interface Conn {
   id: number;
   ws: WebSocket;
-  session: Session;
+  protocol: SimProtocol;
+  session: MarketSession;
   inflight: number;
   drained: (() => void) | null;
   pumping: boolean;
@@ -227,7 +257,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
   const log: WriteStream | null = options.logPath ? createWriteStream(options.logPath, { flags: 'a' }) : null;
 
   const conns = new Map<number, Conn>();
-  const finished = new Map<number, Session>(); // closed connections stay queryable by topOfBookAt
+  const finished = new Map<number, MarketSession>(); // closed connections stay queryable by topOfBookAt
   const sentBy = new Map<number, number>(); // and their frame counts
   let nextConnId = 1;
   let silent = false;
@@ -253,13 +283,14 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     } catch (err) {
       answer = restError(500, 'INTERNAL', `simulator failed: ${String(err)}`);
     }
-    const fault = url.pathname === PRODUCT_BOOK_PATH ? restFaults.shift() : undefined;
+    const dialect = bookDialect(url.pathname);
+    const fault = dialect ? restFaults.shift() : undefined;
     if (fault === 'timeout') {
       restHanging.add(res);
       res.on('close', () => restHanging.delete(res));
       return;
     }
-    const sent: RestAnswer = fault ? faultAnswer(fault, answer) : answer;
+    const sent: RestAnswer = fault ? faultAnswer(fault, answer, dialect) : answer;
     const delayMs = delayMin + restDelayRng.uniform() * (delayMax - delayMin);
     const timer = setTimeout(() => {
       restDelayed.delete(timer);
@@ -325,14 +356,16 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
 
   function sendHostile(c: Conn, kind: HostileKind): void {
     if (c.closed || c.stalled || c.ws.readyState !== c.ws.OPEN) return;
-    hostileSent[kind] = (hostileSent[kind] ?? 0) + 1;
     if (kind === 'slowloris') {
+      hostileSent[kind] = (hostileSent[kind] ?? 0) + 1;
       if (log) log.write(`{"conn":${c.id},"seq":null,"hostile":"slowloris"}\n`);
       c.stalled = true;
       // The half-written frame makes the socket useless: the client's watchdog closes it.
       slowLoris((c.ws as unknown as { _socket: import('node:net').Socket })._socket);
       return;
     }
+    if (!(c.session instanceof Session)) return; // Advanced Trade's shapes: nothing to an Exchange client
+    hostileSent[kind] = (hostileSent[kind] ?? 0) + 1;
     const product = products[hostileRng.int(products.length)]?.productId ?? 'BTC-USD';
     const seq = inSequence(kind) ? (c.packer ? c.packer.reserve() : c.session.reserveSeq()) : null;
     send(c, { text: hostileFrame(kind, seq ?? 0, c.session.timeUs, product), seq }, kind);
@@ -384,16 +417,22 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
         }, 10)
       : null;
 
-  wss.on('connection', (ws) => {
-    const session = new Session(products, options.seed, anchorUs);
+  wss.on('connection', (ws, req) => {
+    const path = new URL(req.url ?? '/', 'http://simulator').pathname;
+    const protocol: SimProtocol = path === SIMULATOR_EXCHANGE_PATH ? 'exchange' : 'advanced';
+    const session =
+      protocol === 'exchange'
+        ? new ExchangeSession(products, options.seed, anchorUs)
+        : new Session(products, options.seed, anchorUs);
     if (options.lostUpdates) session.loseUpdatesEvery(options.lostUpdates.everyMs * 1000);
     // A late realtime client joins the market where it is now; the catch-up sends nothing (no subscriptions).
     if (mode === 'realtime') session.advanceTo(simNow());
     const id = nextConnId++;
-    const maxEvents = options.framing?.(id) ?? 1;
+    const maxEvents = protocol === 'advanced' ? (options.framing?.(id) ?? 1) : 1;
     const c: Conn = {
       id,
       ws,
+      protocol,
       session,
       inflight: 0,
       drained: null,
@@ -440,12 +479,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     for (const c of conns.values()) fn(c);
   };
   const malformed = (c: Conn, kind: 'truncated' | 'garbage') => {
-    const whole = JSON.stringify({
-      channel: 'l2_data',
-      timestamp: rfc3339Nano(c.session.timeUs),
-      sequence_num: 0,
-      events: [{ type: 'update', product_id: products[0]?.productId ?? 'BTC-USD', updates: [] }],
-    });
+    const whole = c.session.emptyUpdateText(products[0]?.productId ?? 'BTC-USD');
     send(c, {
       text: kind === 'truncated' ? whole.slice(0, Math.floor(whole.length / 2)) : '}{not json',
       seq: null,
@@ -473,8 +507,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     },
     skipSequence: (n = 1) => everyConn((c) => skip(c, n)),
     sendMalformed: (kind = 'truncated') => everyConn((c) => malformed(c, kind)),
-    sendError: (message) =>
-      everyConn((c) => send(c, { text: JSON.stringify(errorFrame(message)), seq: null })),
+    sendError: (message) => everyConn((c) => send(c, { text: c.session.errorText(message), seq: null })),
     sendOversizedSnapshot: (productId = products[0]?.productId ?? 'BTC-USD', levels = 50_000) =>
       everyConn((c) => {
         const f = c.session.oversizedSnapshot(productId, levels);
@@ -515,6 +548,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
 
   return {
     url: `ws://${host}:${port}`,
+    exchangeUrl: `ws://${host}:${port}${SIMULATOR_EXCHANGE_PATH}`,
     restUrl: `http://${host}:${port}`,
     port,
     mode,
@@ -538,7 +572,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     hostileSent,
     restRequests: () => restCount,
     lostUpdates() {
-      const sessions = new Map<number, Session>([
+      const sessions = new Map<number, MarketSession>([
         ...finished,
         ...[...conns].map(([id, c]) => [id, c.session] as const),
       ]);
