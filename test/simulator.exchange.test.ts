@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readSimulatorLog } from '../src/audit/audit.js';
 import { OrderBook } from '../src/book/book.js';
 import { compareBooks } from '../src/book/verify.js';
 import { feedKindOf, simulatorFeedUrl } from '../src/config.js';
@@ -27,7 +28,7 @@ import { exchangePrice, exchangeTime, fixedDecimal } from '../src/simulator/exch
 import { ExchangeSession, LEVEL2_BATCH_US } from '../src/simulator/exchangeSession.js';
 import { RestMarket } from '../src/simulator/rest.js';
 import { type SimulatorServer, startSimulator } from '../src/simulator/server.js';
-import type { BookCheckEvent } from '../src/stream/record.js';
+import { type BookCheckEvent, levelKey } from '../src/stream/record.js';
 import { describeCapture, receivedFrames } from './support/captures.js';
 import { until } from './support/until.js';
 import { connect, type TestClient } from './support/wsClient.js';
@@ -651,6 +652,24 @@ describe('Exchange feed faults over the wire', () => {
       expect(sentTo1.length).toBe(a.received.length - broken.length - 1 + 3); // less the broken and error frames
       const got = new Set(frames(a).map((f) => JSON.stringify(f)));
       for (const l of lost) expect(got.has(JSON.stringify(l.frame))).toBe(false);
+      // The audit (and the book-check run) read what was sent from this log, Exchange frames too.
+      const sent = await readSimulatorLog(logPath);
+      for (const product of PRODUCTS) {
+        const matches = frames(b).filter((f) => f.type === 'match' && f.product_id === product);
+        expect(matches.length).toBeGreaterThan(10);
+        for (const m of matches)
+          expect(sent.get(product)!.trades.get(String(m.trade_id))).toBe(isoToMicros(m.time as string));
+        // Every level change connection 2 received, under the key the stream and the raw zone use.
+        const changes = frames(b).flatMap((f) =>
+          f.type === 'l2update' && f.product_id === product
+            ? mapped(f).flatMap((e) =>
+                e.type === 'book_changes' ? e.changes.map((c) => levelKey(product, c, e.exchUs)) : [],
+              )
+            : [],
+        );
+        expect(changes.length).toBeGreaterThan(100);
+        for (const k of changes) expect(sent.get(product)!.levels.has(k), k).toBe(true);
+      }
     } finally {
       await a.close();
       await b.close();

@@ -24,7 +24,8 @@ type Env = Record<string, string | undefined>;
 
 import { QuoteWatchError } from '../errors.js';
 import { mapAdvancedTradeFrame } from '../marketdata/advancedTrade.js';
-import type { LevelChange } from '../marketdata/events.js';
+import type { LevelChange, MarketEvent } from '../marketdata/events.js';
+import { mapExchangeFrame } from '../marketdata/exchange.js';
 import { readLakeZone } from '../storage/lakeReader.js';
 import { getLatest } from '../storage/latest.js';
 import {
@@ -102,7 +103,11 @@ interface Sent {
   tops: { us: number; bid: string; ask: string }[];
 }
 
-/** What the exchange sent, from its log: per connection, frames through the production mapper and book. */
+/**
+ * What the exchange sent, from its log: per connection, frames through the production mapper of the connection's
+ * protocol (an Exchange frame is `{"type"}`, an Advanced Trade one `{"channel"}`) and book. An Exchange snapshot has
+ * no time of its own: it stands at the newest exchange time its connection had sent (as the ingestor places it).
+ */
 export async function readSimulatorLog(path: string): Promise<Map<string, Sent>> {
   const byProduct = new Map<string, Sent>();
   const sent = (p: string) => {
@@ -114,6 +119,7 @@ export async function readSimulatorLog(path: string): Promise<Map<string, Sent>>
     return s;
   };
   const books = new Map<string, OrderBook>(); // `${conn} ${product}`
+  const connUs = new Map<number, number>(); // the newest exchange time each connection sent
   const lines = createInterface({ input: createReadStream(path), crlfDelay: Number.POSITIVE_INFINITY });
   let n = 0;
   for await (const line of lines) {
@@ -125,13 +131,18 @@ export async function readSimulatorLog(path: string): Promise<Map<string, Sent>>
     } catch (cause) {
       throw new AuditError(`${path}:${n}: not a simulator log line`, { cause });
     }
-    let events: ReturnType<typeof mapAdvancedTradeFrame>['events'];
+    let events: MarketEvent[];
+    const frame = entry.frame as Record<string, unknown> | null;
     try {
-      events = mapAdvancedTradeFrame(JSON.stringify(entry.frame), 0).events;
+      events =
+        frame && typeof frame === 'object' && 'type' in frame && !('channel' in frame)
+          ? mapExchangeFrame(JSON.stringify(frame), connUs.get(entry.conn) ?? 0).events
+          : mapAdvancedTradeFrame(JSON.stringify(frame), 0).events;
     } catch {
       continue; // an error frame, or a hostile one in sequence: nothing the market did
     }
     for (const e of events) {
+      if (e.type !== 'book_snapshot') connUs.set(entry.conn, Math.max(connUs.get(entry.conn) ?? 0, e.exchUs));
       const s = sent(e.product);
       const key = `${entry.conn} ${e.product}`;
       if (e.type === 'trade') s.trades.set(e.tradeId, e.exchUs);
