@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect } from 'vitest';
+import { type FeedKind, simulatorFeedUrl } from '../../src/config.js';
 import { type Emulators, startEmulators } from '../../src/local/emulators.js';
 import { freePort } from '../../src/local/ports.js';
 import { provision } from '../../src/local/provision.js';
@@ -88,13 +89,17 @@ export interface SimulatedSystemFixture extends SystemFixture {
 
 /**
  * The system fed by an exchange simulator running in the test's own process (realtime, on a free port), so a
- * test can ask its book at any sequence. The system's FEED_URL and SYMBOLS point at it; `options.env` adds more.
+ * test can ask its book at any sequence. The system's FEED_URL (the simulator's feed of `feed`: Advanced Trade by
+ * default, or the legacy Exchange feed) and SYMBOLS point at it; `options.env` adds more.
  */
 export async function withSimulatedSystem(
-  options: { simulator: { seed: number; products: readonly string[] } } & Omit<SystemOptions, 'dataDir'>,
+  options: { simulator: { seed: number; products: readonly string[]; feed?: FeedKind } } & Omit<
+    SystemOptions,
+    'dataDir'
+  >,
 ): Promise<SimulatedSystemFixture> {
   const {
-    simulator: { seed, products },
+    simulator: { seed, products, feed = 'advanced' },
     env,
     ...systemOptions
   } = options;
@@ -109,7 +114,7 @@ export async function withSimulatedSystem(
   });
   const fixture = withSystem({
     ...systemOptions,
-    env: { FEED_URL: `ws://127.0.0.1:${port}`, SYMBOLS: products.join(','), ...env },
+    env: { FEED_URL: simulatorFeedUrl(port, feed), FEED_KIND: feed, SYMBOLS: products.join(','), ...env },
   });
   return {
     get sim() {
