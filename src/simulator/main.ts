@@ -1,7 +1,8 @@
 /**
  * Simulator process: `node --import tsx src/simulator/main.ts`. Settings: SYMBOLS, SIM_PORT, SIM_SEED,
  * SIM_MODE (realtime | fast), SIM_LOG, SIM_PROFILE, SIM_SPEED, SIM_HOSTILE_MS, SIM_REST_DELAY_MS, SIM_LOST_UPDATE_MS
- * (see src/config.ts). The REST product book answers on the same port.
+ * (see src/config.ts). Advanced Trade on `/`, the legacy Exchange feed on `/exchange` (the same market), and both
+ * REST books, on the same port.
  */
 import { orExit, readCoreConfig, readSimulatorConfig } from '../config.js';
 import { componentLogger } from '../log.js';
@@ -23,7 +24,13 @@ const sim = await startSimulator({
   ...(cfg.lostUpdateEveryMs > 0 ? { lostUpdates: { everyMs: cfg.lostUpdateEveryMs } } : {}),
 });
 const log = componentLogger('simulator');
-log('info', 'simulator listening', { url: sim.url, restUrl: sim.restUrl, mode: cfg.mode, seed: cfg.seed });
+log('info', 'simulator listening', {
+  url: sim.url,
+  exchangeUrl: sim.exchangeUrl,
+  restUrl: sim.restUrl,
+  mode: cfg.mode,
+  seed: cfg.seed,
+});
 
 let stopping = false;
 const stop = async (signal: string) => {
