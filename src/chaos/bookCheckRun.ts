@@ -11,12 +11,14 @@
  * The checks are read from the worker's log lines (one per check, src/worker/worker.ts), the resyncs from the
  * ingestor's, the faults and the market from the simulator's own log.
  */
+
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readSimulatorLog } from '../audit/audit.js';
 import { s3Client } from '../aws/clients.js';
 import { sleep } from '../clock.js';
+import type { FeedKind } from '../config.js';
 import { readResourceNames } from '../config.js';
 import { QuoteWatchError } from '../errors.js';
 import { MAX_LOOKBACK_S } from '../features/pipeline.js';
@@ -30,6 +32,8 @@ export class BookCheckRunError extends QuoteWatchError {}
 
 export interface BookCheckRunOptions {
   seed: number;
+  /** The simulator's feed the ingestor reads: Advanced Trade (default) or the legacy Exchange feed. */
+  feed?: FeedKind;
   products: readonly string[];
   /** Simulated seconds per wall second. */
   speed: number;
@@ -137,7 +141,8 @@ export async function runBookCheck(o: BookCheckRunOptions): Promise<BookCheckRun
     freePorts: true,
     components: ['ingestor', 'worker'],
     env: {
-      FEED_URL: sim.url,
+      FEED_URL: o.feed === 'exchange' ? sim.exchangeUrl : sim.url,
+      FEED_KIND: o.feed ?? 'advanced',
       SYMBOLS: o.products.join(','),
       BOOK_CHECK_S: String(o.checkS),
       BOOK_CHECK_SKEW_MS: String(skewMs),
