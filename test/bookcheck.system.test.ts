@@ -42,7 +42,19 @@ describe('the book checked against the exchange, whole system', () => {
     // Each mismatch marked the predictions since the book was last known right as suspect, in the lake: the span
     // of every detected fault covers its moment.
     expect(r.suspectMarks.length).toBe(r.checks.mismatch);
-    // Each runs up to its verdict, where abstaining takes over: no tick in between is left unmarked.
+    // Each runs up to its verdict, where abstaining takes over: the product's first prediction after the verdict
+    // abstains (until the resync, and for the model's window after it), the last one before it did not abstain for
+    // that mismatch (it is the suspect mark's). No tick in between is left unmarked.
+    expect(r.aroundVerdicts.length).toBe(r.checks.mismatch);
+    for (const v of r.aroundVerdicts) {
+      expect(v.after?.abstain, JSON.stringify(v)).toMatch(/differed from the exchange's|resync/);
+      // (Unless an earlier mismatch of the product, not yet repaired, still holds it.)
+      const earlier = r.aroundVerdicts.some(
+        (w) => w.product === v.product && w.judgedUs < v.judgedUs && w.judgedUs > v.judgedUs - 30e6,
+      );
+      if (!earlier)
+        expect(v.before?.abstain ?? '', JSON.stringify(v)).not.toMatch(/differed from the exchange's/);
+    }
     const verdicts = r.judged.filter((c) => c.result === 'mismatch');
     expect(r.suspectMarks.map((m) => `${m.product}@${m.toUs}`).sort()).toEqual(
       verdicts.map((c) => `${c.product}@${c.judgedUs}`).sort(),

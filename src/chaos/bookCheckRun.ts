@@ -18,14 +18,18 @@ import { join } from 'node:path';
 import { readSimulatorLog } from '../audit/audit.js';
 import { s3Client } from '../aws/clients.js';
 import { sleep } from '../clock.js';
-import type { FeedKind } from '../config.js';
-import { readResourceNames } from '../config.js';
+import { type FeedKind, readResourceNames } from '../config.js';
 import { QuoteWatchError } from '../errors.js';
 import { MAX_LOOKBACK_S } from '../features/pipeline.js';
 import { startSystem } from '../local/supervisor.js';
 import type { LostUpdateRecord } from '../simulator/server.js';
 import { readLakeZone } from '../storage/lakeReader.js';
-import { type CorrectionRow, decodeCorrectionRows, decodePredictionRows } from '../storage/parquet.js';
+import {
+  type CorrectionRow,
+  decodeCorrectionRows,
+  decodePredictionRows,
+  type PredictionRow,
+} from '../storage/parquet.js';
 import { startRunMarket } from './chaos.js';
 
 export class BookCheckRunError extends QuoteWatchError {}
@@ -120,6 +124,16 @@ export interface BookCheckRunReport {
   reconnects: number;
   /** The suspect marks the worker put into the lake's corrections zone. */
   suspectMarks: CorrectionRow[];
+  /**
+   * Around each mismatch verdict, its product's predictions in the lake (one target's): the last made at or before
+   * the verdict's event time and the first after it, with why each abstained ('' when it did not).
+   */
+  aroundVerdicts: {
+    product: string;
+    judgedUs: number;
+    before?: { tsUs: number; abstain: string };
+    after?: { tsUs: number; abstain: string };
+  }[];
   wallS: number;
 }
 
@@ -186,7 +200,13 @@ export async function runBookCheck(o: BookCheckRunOptions): Promise<BookCheckRun
     const { counts: resyncs, times } = resyncsByProduct(ingestorLines);
     const faults = sim.lostUpdates();
     const report = await judge(checks, faults, times, simLog, skewMs);
-    const abstain = await abstentions(system.env, anchorUs + MAX_LOOKBACK_S * 1e6);
+    const predictions = await readLakeZone(
+      s3Client(system.env),
+      readResourceNames(system.env).lakeBucket,
+      'predictions',
+      decodePredictionRows,
+    );
+    const abstain = abstentions(predictions, anchorUs + MAX_LOOKBACK_S * 1e6);
     const suspectMarks = await corrections(system.env);
     say(`[verify] ${checks.length} checks, ${faults.length} lost updates, ${abstain.abstained} abstained`);
     return {
@@ -196,6 +216,7 @@ export async function runBookCheck(o: BookCheckRunOptions): Promise<BookCheckRun
       abstain,
       reconnects,
       suspectMarks,
+      aroundVerdicts: aroundVerdicts(checks, predictions),
       wallS: (Date.now() - started) / 1000,
     };
   } finally {
@@ -275,7 +296,10 @@ async function judge(
   simLog: string,
   skewMs: number,
 ): Promise<
-  Omit<BookCheckRunReport, 'resyncs' | 'wallS' | 'judged' | 'abstain' | 'reconnects' | 'suspectMarks'>
+  Omit<
+    BookCheckRunReport,
+    'resyncs' | 'wallS' | 'judged' | 'abstain' | 'reconnects' | 'suspectMarks' | 'aroundVerdicts'
+  >
 > {
   // When each level changed on the exchange: the simulator's log holds every change it sent.
   const changes = new Map<string, number[]>();
@@ -369,13 +393,8 @@ function maxOf(xs: readonly number[]): number | null {
 }
 
 /** The lake's predictions from `fromUs` on: how many abstained, and why. */
-async function abstentions(
-  env: Record<string, string | undefined>,
-  fromUs: number,
-): Promise<BookCheckRunReport['abstain']> {
-  const rows = (
-    await readLakeZone(s3Client(env), readResourceNames(env).lakeBucket, 'predictions', decodePredictionRows)
-  ).filter((r) => r.tsUs >= fromUs);
+function abstentions(predictions: readonly PredictionRow[], fromUs: number): BookCheckRunReport['abstain'] {
+  const rows = predictions.filter((r) => r.tsUs >= fromUs);
   const out = { predictions: rows.length, abstained: 0, share: 0, resync: 0, gap: 0, mismatch: 0 };
   for (const r of rows) {
     if (!r.abstain) continue;
@@ -386,6 +405,36 @@ async function abstentions(
   }
   out.share = rows.length ? out.abstained / rows.length : Number.NaN;
   return out;
+}
+
+/** Each mismatch verdict's product's predictions (quote change) just before and just after it. */
+function aroundVerdicts(
+  checks: readonly JudgedCheck[],
+  predictions: readonly PredictionRow[],
+): BookCheckRunReport['aroundVerdicts'] {
+  const byProduct = new Map<string, PredictionRow[]>();
+  for (const r of predictions) {
+    if (r.target !== 'quote_change_500ms') continue;
+    let rows = byProduct.get(r.product);
+    if (!rows) byProduct.set(r.product, (rows = []));
+    rows.push(r);
+  }
+  for (const rows of byProduct.values()) rows.sort((a, b) => a.tsUs - b.tsUs);
+  const at = (r: PredictionRow | undefined) => (r ? { tsUs: r.tsUs, abstain: r.abstain ?? '' } : undefined);
+  return checks
+    .filter((c) => c.result === 'mismatch')
+    .map((c) => {
+      const rows = byProduct.get(c.product) ?? [];
+      const i = rows.findIndex((r) => r.tsUs > c.judgedUs);
+      const before = at(i < 0 ? rows.at(-1) : rows[i - 1]);
+      const after = at(i < 0 ? undefined : rows[i]);
+      return {
+        product: c.product,
+        judgedUs: c.judgedUs,
+        ...(before ? { before } : {}),
+        ...(after ? { after } : {}),
+      };
+    });
 }
 
 /** Every mark in the lake's corrections zone. */
