@@ -364,6 +364,173 @@ describe('line arbitration', () => {
     for (const e of second) if (market_(e)) expect(ids.has(e.id)).toBe(true);
   });
 
+  it("a takeover that leaves a hole puts its resync where the passed stream breaks, not at its line's own time", () => {
+    // B loses frames 150-154 and gets its snapshot back only at 250; A, the primary, is killed at 200. B takes over
+    // with a hole (200-249): the resync it passes is B's own, published at 154. Before, it kept that time, so the
+    // hole's ticks (200-249) had no resync in them (the chaos audit's "holes no resync explains").
+    const events = market(21, 400);
+    const a = publish(events, { name: 'A', start: 0, gaps: [], killedAt: 200 });
+    const b = publish(events, { name: 'B', start: 0, gaps: [[150, 5, 95]] });
+    const { passed, arbiter } = arbitrate(
+      interleave(
+        [
+          { name: 'A', events: a },
+          { name: 'B', events: b },
+        ],
+        (line) => line * 40_000,
+      ),
+    );
+    expect(arbiter.counters.resyncs).toBe(2); // the connect, then the hole
+    const at = passed.findIndex((e, i) => i > 2 && e.type === 'resync');
+    const before = Math.max(
+      ...passed
+        .slice(0, at)
+        .filter(market_)
+        .map((e) => e.exchUs),
+    );
+    const snapshot = passed.slice(at).find((e) => e.type === 'book_snapshot')!;
+    expect(before).toBe(events[199]!.exchUs);
+    expect(passed[at]!.exchUs).toBe(before);
+    expect(snapshot.exchUs).toBe(events[249]!.exchUs);
+  });
+
+  it('a killed standby is not taken over with: the live line that resynced rebuilds at once and loses nothing', () => {
+    // B is killed at 100 (a killed ingestor publishes no resync: its line still looks continuous). A resyncs at 200
+    // and 230, each snapshot 10 events later. Before, A's first resync made the dead B primary; A's events after its
+    // snapshot were held for a takeover 2 s of exchange time later, and its second gap (< 2 s on) dropped them.
+    const events = market(22, 400);
+    const a = publish(events, {
+      name: 'A',
+      start: 0,
+      gaps: [
+        [198, 2, 10],
+        [228, 2, 10],
+      ],
+    });
+    const b = publish(events, { name: 'B', start: 0, gaps: [], killedAt: 100 });
+    const { passed, arbiter } = arbitrate(
+      interleave(
+        [
+          { name: 'A', events: a },
+          { name: 'B', events: b },
+        ],
+        (line) => line * 40_000,
+      ),
+    );
+    const ids = new Set(passed.map((e) => e.id));
+    expect(a.filter((e) => market_(e) && !ids.has(e.id)).map((e) => e.exchUs)).toEqual([]);
+    expect(arbiter.counters.resyncs).toBe(3); // the connect and A's two gaps: nobody else had them
+    expect(arbiter.primaryOf(P)).toBe('A');
+  });
+
+  it("both lines killed, two new sessions: the dying standby's last events are kept, the hole is the smallest the lines allow", () => {
+    // A (primary) is killed at 200 and B (its standby, 50 ms behind) at 230, before B held LINE_FAILOVER_MS of
+    // events: events 200-229 reached the stream only through B. Two new sessions: C from 300, and D from 290, 2 s
+    // late: its snapshot reaches the stream before C holds enough to take over, its events after C's.
+    const events = market(23, 600);
+    const lines = [
+      { name: 'A', events: publish(events, { name: 'A', start: 0, gaps: [], killedAt: 200 }) },
+      { name: 'B', events: publish(events, { name: 'B', start: 0, gaps: [], killedAt: 230 }) },
+      { name: 'C', events: publish(events, { name: 'C', start: 300, gaps: [] }) },
+      { name: 'D', events: publish(events, { name: 'D', start: 290, gaps: [] }) },
+    ];
+    const { passed, arbiter } = arbitrate(interleave(lines, (line) => [0, 50_000, 0, 2_000_000][line]!));
+    const ids = new Set(passed.map((e) => e.id));
+    const missing = (line: number, from: number) =>
+      lines[line]!.events.filter((e) => market_(e) && e.exchUs >= events[from]!.exchUs && !ids.has(e.id));
+    // Before, B's last events were dropped with its held queue, although the stream had them.
+    expect(missing(1, 200).map((e) => e.exchUs)).toEqual([]);
+    // Before, C took over with its own snapshot (at 299) and D's events 290-298 were lost: D's is the older one.
+    expect(missing(3, 290).map((e) => e.exchUs)).toEqual([]);
+    expect(arbiter.counters.resyncs).toBe(2); // the connect, then the hole 230-289 nobody had
+    const pipeline = new FeaturePipeline({ tickMs: 100, deltaMs: 500 });
+    for (const e of passed) if (isMarketEvent(e)) pipeline.push(e);
+    const book = pipeline.book(P)!;
+    expect({ bids: book.top('bid', book.depth('bid')), asks: book.top('ask', book.depth('ask')) }).toEqual(
+      bookAt(events, events.length),
+    );
+  });
+
+  it('a hole is announced even when the line taking over was first seen at its snapshot (a replay starts after its resync)', () => {
+    const events = market(24, 400);
+    const a = publish(events, { name: 'A', start: 0, gaps: [], killedAt: 200 });
+    // B's connect resync is before what this worker replays; it starts at 260.
+    const b = publish(events, { name: 'B', start: 260, gaps: [] }).filter((e) => e.type !== 'resync');
+    const { passed, arbiter } = arbitrate([
+      ...a.map((e): [string, StreamEvent] => ['A', e]),
+      ...b.map((e): [string, StreamEvent] => ['B', e]),
+    ]);
+    expect(arbiter.counters.resyncs).toBe(2);
+    const kinds = passed.map((e) => e.type);
+    const at = kinds.indexOf('resync', 1);
+    expect(kinds.slice(at, at + 2)).toEqual(['resync', 'book_snapshot']);
+    expect(passed[at]!.exchUs).toBe(events[199]!.exchUs);
+  });
+
+  it('a standby that loses frames while the primary is silent passes what it held first: nobody else will', () => {
+    // A is killed at 200; a new session C starts at 300 and loses frames 320-321 (its snapshot back at 330) before it
+    // held LINE_FAILOVER_MS of events. Before, its resync dropped what it held: events 300-319 were lost although
+    // the stream had them.
+    const events = market(25, 500);
+    const a = publish(events, { name: 'A', start: 0, gaps: [], killedAt: 200 });
+    const c = publish(events, { name: 'C', start: 300, gaps: [[320, 2, 8]] });
+    const { passed, arbiter } = arbitrate([
+      ...a.map((e): [string, StreamEvent] => ['A', e]),
+      ...c.map((e): [string, StreamEvent] => ['C', e]),
+    ]);
+    const ids = new Set(passed.map((e) => e.id));
+    const held = c.filter((e) => market_(e) && e.exchUs < events[320]!.exchUs);
+    expect(held.length).toBeGreaterThan(10);
+    expect(held.filter((e) => !ids.has(e.id)).map((e) => e.exchUs)).toEqual([]);
+    expect(arbiter.counters.resyncs).toBe(3); // the connect, the hole 200-298, C's gap
+  });
+
+  it("a standby's book changes from before the snapshot another line gave the book are never applied after it", () => {
+    const arbiter = new LineArbiter({ windowMs: 120_000, failoverMs: 2000 });
+    const out: StreamEvent[] = [];
+    const feed = (line: string, e: Omit<StreamEvent, 'id' | 'recvUs' | 'seq' | 'product'>, n = 0) => {
+      const event = { ...e, product: P, recvUs: e.exchUs, seq: 0 } as StreamEvent;
+      const id = eventKey(event as MarketEvent, line, n);
+      for (const r of arbiter.accept(line, { event: { ...event, id }, record: '1', index: 0 }))
+        out.push(r.event);
+    };
+    const snapshot = (ms: number, bids: Level[]) => ({
+      type: 'book_snapshot' as const,
+      exchUs: T0 + ms * 1000,
+      bids,
+      asks: [['101', '1']] as Level[],
+    });
+    const change = (ms: number, price: string, size: string) => ({
+      type: 'book_changes' as const,
+      exchUs: T0 + ms * 1000,
+      changes: [{ side: 'bid' as const, price, size }],
+    });
+    const resync = (ms: number) => ({ type: 'resync' as const, exchUs: T0 + ms * 1000, reason: 'gap' });
+    feed('A', snapshot(0, [['99', '1']]));
+    feed('A', change(10, '98', '1'));
+    feed('A', resync(20)); // no other line: the book breaks
+    // The exchange: 95 set at 600 and removed at 900; C's snapshot at 1000 (without 95) comes first.
+    feed('C', resync(30));
+    feed('C', snapshot(1000, [['99', '1']]));
+    feed('D', resync(40));
+    feed('D', snapshot(500, [['99', '1']]));
+    feed('D', change(600, '95', '3'));
+    feed('D', change(900, '95', '0'));
+    feed('C', change(1100, '97', '1'));
+    feed('D', change(1100, '97', '1'));
+    // C falls behind; D delivers first, 2 s and more after its oldest held change.
+    for (let ms = 1200; ms <= 3600; ms += 300) feed('D', change(ms, '96', String(ms)));
+    let snapshotUs = Number.NEGATIVE_INFINITY;
+    const applied: string[] = [];
+    for (const e of out) {
+      if (e.type === 'book_snapshot') snapshotUs = e.exchUs;
+      if (e.type !== 'book_changes') continue;
+      applied.push(`${e.changes[0]!.price}@${(e.exchUs - T0) / 1e6}`);
+      expect(e.exchUs, applied.join(' ')).toBeGreaterThanOrEqual(snapshotUs);
+    }
+    expect(applied).toContain('96@3.6');
+  });
+
   it('a book change is applied to a level only if newer than what the level holds, whatever the batching', () => {
     const arbiter = new LineArbiter({ windowMs: 120_000, failoverMs: 2000 });
     const ev = (line: string, changes: [string, string][], us: number, n = 0): [string, StreamEvent] => {

@@ -9,15 +9,26 @@
  * is the stream one clean connection would have given:
  * - a standby's copy of what the primary already passed is dropped (de-duplication by id, dedup.ts);
  * - when the primary loses data (its ingestor publishes a resync: a sequence gap, a reconnect, a crossed book)
- *   and a standby is continuous, the standby takes over: what it holds that was not passed yet is passed now, in
- *   its order, and the resync is absorbed — the book is never cleared for a gap the other line covered;
+ *   and a standby is continuous and alive (it delivered within `failoverMs` of the feed's time: a killed ingestor
+ *   publishes no resync, and a dead line made primary would hold back the live ones), the standby takes over: what
+ *   it holds that was not passed yet is passed now, in its order, and the resync is absorbed — the book is never
+ *   cleared for a gap the other line covered;
  * - when the primary falls silent (its ingestor was killed) or behind, a continuous standby whose oldest held
  *   event is `failoverMs` of exchange time older than its newest takes over the same way — at once if it
  *   continues what was passed, but if its snapshot is newer than that (a takeover would leave a hole: a resync)
  *   only once the primary has delivered nothing for `failoverMs` of the feed's time: a primary that is merely
- *   behind (a slow connection, a backlog) still has those events, and delivers them;
+ *   behind (a slow connection, a backlog) still has those events, and delivers them; and never while another
+ *   standby holds events that continue what was passed (that one takes over first); of the standbys that would
+ *   leave a hole, the one whose snapshot is oldest takes over (the smallest hole);
+ * - a standby that loses data while the primary is silent takes over first with what it holds (nobody else will
+ *   deliver it), then its resync is the primary's;
  * - only when no line is continuous does the resync reach the book (which then waits for the next snapshot, from
- *   whichever line brings it first: that line becomes the primary);
+ *   whichever line brings it first: that line becomes the primary). Before it, whatever a standby holds that
+ *   continues what was passed is passed (a killed standby's last events narrow the hole), and the resync is
+ *   placed where the passed stream breaks: its time becomes the newest exchange time passed (the line's own time
+ *   is its last sighting, or the wall clock for a connect, which can lie anywhere before the hole);
+ * - a snapshot passed from one line makes what the others hold from before its time obsolete: those book changes
+ *   are dropped (applied after the snapshot they would take levels back in time), their trades are not;
  * - a book change is applied to a level only if it is newer than what the level holds (two lines may batch the
  *   same changes into different events, so after a switch an event can be partly known): the level's exchange time,
  *   and at equal times the sizes already applied (a level changed twice to the same size within one microsecond is
@@ -75,6 +86,8 @@ interface LineState {
   held: Delivered[];
   /** Newest exchange time of its trades and book changes. */
   newestUs: number;
+  /** The feed's time when it last delivered a trade, a book change or a snapshot (a silent line is not a standby). */
+  pulseUs: number;
 }
 
 /** What one product (of one namespace) knows of its lines. */
@@ -89,6 +102,9 @@ class ProductArbiter {
   private passedSinceSweep = 0;
   /** The feed's time: the newest trade or book change of any line. */
   private feedUs = Number.NEGATIVE_INFINITY;
+  /** The last snapshot passed: its exchange time and its line (the book holds every change before it). */
+  private snapshotUs = Number.NEGATIVE_INFINITY;
+  private snapshotLine: string | undefined;
   /** The feed's time when the primary last delivered a trade or book change. */
   private primaryPulseUs = Number.NEGATIVE_INFINITY;
   /** Standbys' trades not passed yet, by id (see the header: passed late if the passed stream never brings them). */
@@ -111,6 +127,7 @@ class ProductArbiter {
         resync: undefined,
         held: [],
         newestUs: Number.NEGATIVE_INFINITY,
+        pulseUs: Number.NEGATIVE_INFINITY,
       };
       this.lines.set(line, ls);
     }
@@ -119,6 +136,13 @@ class ProductArbiter {
       this.feedUs = Math.max(this.feedUs, e.exchUs);
       if (line === this.primary) this.primaryPulseUs = this.feedUs;
     }
+    if (
+      e.type === 'trade' ||
+      e.type === 'book_changes' ||
+      e.type === 'snapshot_ref' ||
+      e.type === 'book_snapshot'
+    )
+      ls.pulseUs = this.feedUs;
     switch (e.type) {
       case 'resync':
         this.onResync(line, ls, d, out);
@@ -154,6 +178,16 @@ class ProductArbiter {
   }
 
   private onResync(line: string, ls: LineState, d: Delivered, out: Delivered[]): void {
+    const isStandby = this.primary !== line && this.primary !== undefined;
+    if (
+      isStandby &&
+      ls.continuous &&
+      this.trim(line, ls) &&
+      this.feedUs - this.primaryPulseUs > this.o.failoverMs * 1000
+    ) {
+      // The primary is silent and this line holds what it never delivered: that goes first, then its gap.
+      this.takeOver(line, out);
+    }
     ls.continuous = false;
     ls.snapshot = undefined;
     ls.held = [];
@@ -170,15 +204,53 @@ class ProductArbiter {
       return;
     }
     // No line has the book: it must be rebuilt from the next snapshot.
-    this.passResync(d, out);
+    this.passResync(d, out, line);
   }
 
-  private passResync(d: Delivered, out: Delivered[]): void {
+  /**
+   * The book breaks here. What standbys hold that continues the passed stream goes first (a line killed before it
+   * could take over), then the resync, at the passed stream's newest exchange time: where the hole begins.
+   * `except`: the line taking over (its events come after its snapshot, after the resync).
+   */
+  private passResync(d: Delivered, out: Delivered[], except: string): void {
     if (this.ids.check(d.event.id, d.event.exchUs, false) !== 'new') return;
+    if (this.bookOk) {
+      for (const [line, ls] of this.lines) {
+        if (line === except || !ls.continuous || ls.held.length === 0 || !this.gapless(ls)) continue;
+        const held = ls.held;
+        ls.held = [];
+        for (const h of held) this.passHeld(line, h, out);
+      }
+    }
     this.ids.pass(d.event.id, d.event.exchUs, false);
     this.bookOk = false;
     this.c.resyncs++;
-    out.push(d);
+    const at = this.passedUs();
+    out.push(Number.isFinite(at) && at !== d.event.exchUs ? { ...d, event: { ...d.event, exchUs: at } } : d);
+  }
+
+  /** How far the passed stream reaches in exchange time: its newest trade or book change, or its snapshot. */
+  private passedUs(): number {
+    return Math.max(this.ids.newestUs, this.snapshotUs);
+  }
+
+  /** A line that starts at or before what was passed continues it: taking over with it leaves no hole. */
+  private gapless(ls: LineState): boolean {
+    return !ls.snapshot || ls.snapshot.event.exchUs <= this.passedUs();
+  }
+
+  /** A book change of `line` from before the snapshot another line gave the passed stream: obsolete. */
+  private superseded(line: string, d: Delivered): boolean {
+    return d.event.type === 'book_changes' && line !== this.snapshotLine && d.event.exchUs < this.snapshotUs;
+  }
+
+  /** Passes one of a standby's held events, unless a snapshot passed since made it obsolete. */
+  private passHeld(line: string, d: Delivered, out: Delivered[]): void {
+    if (this.superseded(line, d)) {
+      this.c.covered++;
+      return;
+    }
+    this.pass(d, out);
   }
 
   private count(verdict: 'duplicate' | 'stale'): void {
@@ -200,24 +272,35 @@ class ProductArbiter {
       this.count(verdict);
       return;
     }
-    this.passSnapshot(d, out);
+    this.passSnapshot(line, d, out);
   }
 
-  private passSnapshot(d: Delivered, out: Delivered[]): void {
+  private passSnapshot(line: string, d: Delivered, out: Delivered[]): void {
     this.ids.pass(d.event.id, d.event.exchUs, false);
     this.bookOk = true;
     this.levels.clear(); // the snapshot holds every level now
+    this.snapshotUs = d.event.exchUs;
+    this.snapshotLine = line;
     out.push(d);
   }
 
-  /** The continuous standby furthest ahead. */
+  /**
+   * The continuous standby to take over with: among those that delivered within `failoverMs` of the feed's time (a
+   * killed ingestor publishes no resync, so its line stays "continuous"; one merely behind still delivers), one
+   * that continues what was passed (no hole) before one that does not, then the one furthest ahead.
+   */
   private bestStandby(): string | undefined {
     let best: string | undefined;
+    let bestRank = Number.NEGATIVE_INFINITY;
     let bestUs = Number.NEGATIVE_INFINITY;
+    const aliveUs = this.feedUs - this.o.failoverMs * 1000;
     for (const [line, ls] of this.lines) {
       if (line === this.primary || !ls.continuous) continue;
-      if (best === undefined || ls.newestUs > bestUs) {
+      if (ls.pulseUs < aliveUs) continue;
+      const rank = this.gapless(ls) ? 1 : 0;
+      if (rank > bestRank || (rank === bestRank && ls.newestUs > bestUs)) {
         best = line;
+        bestRank = rank;
         bestUs = ls.newestUs;
       }
     }
@@ -229,20 +312,38 @@ class ProductArbiter {
    * would leave a hole waits for the primary's silence (or for the window, which bounds what it holds).
    */
   private maybeTakeOver(line: string, ls: LineState, out: Delivered[]): void {
-    while (
-      ls.held.length > 0 &&
-      this.ids.check(ls.held[0]!.event.id, ls.held[0]!.event.exchUs, true) !== 'new'
-    ) {
-      ls.held.shift();
-    }
-    const oldest = ls.held[0];
+    const oldest = this.trim(line, ls);
     const failoverUs = this.o.failoverMs * 1000;
     if (!oldest || ls.newestUs - oldest.event.exchUs <= failoverUs) return;
-    const gapless = !ls.snapshot || ls.snapshot.event.exchUs <= this.ids.newestUs;
-    const primarySilent = this.feedUs - this.primaryPulseUs > failoverUs;
-    if (gapless || primarySilent || ls.newestUs - oldest.event.exchUs > this.o.windowMs * 1000) {
+    if (this.gapless(ls)) {
       this.takeOver(line, out);
+      return;
     }
+    const primarySilent = this.feedUs - this.primaryPulseUs > failoverUs;
+    if (!primarySilent && ls.newestUs - oldest.event.exchUs <= this.o.windowMs * 1000) return;
+    // A takeover here leaves a hole. A standby holding what continues the passed stream goes first; else the one
+    // whose snapshot is oldest (the smallest hole).
+    let best = line;
+    for (const [other, ols] of this.lines) {
+      if (other === line || other === this.primary || !ols.continuous || !this.trim(other, ols)) continue;
+      if (this.gapless(ols)) {
+        this.takeOver(other, out);
+        return;
+      }
+      const snapUs = (l: LineState) => l.snapshot?.event.exchUs ?? Number.NEGATIVE_INFINITY;
+      if (snapUs(ols) < snapUs(this.lines.get(best)!)) best = other;
+    }
+    this.takeOver(best, out);
+  }
+
+  /** Drops the head of a line's held events the passed stream has (or made obsolete); returns the new head. */
+  private trim(line: string, ls: LineState): Delivered | undefined {
+    while (ls.held.length > 0) {
+      const d = ls.held[0]!;
+      if (this.ids.check(d.event.id, d.event.exchUs, true) === 'new' && !this.superseded(line, d)) return d;
+      ls.held.shift();
+    }
+    return undefined;
   }
 
   /** `cause`: the primary's resync that made the switch, if any. */
@@ -254,15 +355,17 @@ class ProductArbiter {
     // already right and the held events continue it. Starting after what was passed means no line has the events
     // in between (the old primary lost them, the new one was not continuous yet): that is a resync after all.
     const snap = ls.snapshot;
-    if (snap && (!this.bookOk || snap.event.exchUs > this.ids.newestUs)) {
-      const resync = cause ?? ls.resync;
-      if (this.bookOk && resync) this.passResync(resync, out);
-      if (this.ids.check(snap.event.id, snap.event.exchUs, false) === 'new') this.passSnapshot(snap, out);
+    if (snap && (!this.bookOk || !this.gapless(ls))) {
+      // Its own resync, or (its resync was before what this worker has seen: a replay after a restart) one made
+      // here, named after the snapshot so that a replay makes the same.
+      if (this.bookOk) this.passResync(cause ?? ls.resync ?? holeBefore(snap), out, line);
+      if (this.ids.check(snap.event.id, snap.event.exchUs, false) === 'new')
+        this.passSnapshot(line, snap, out);
     }
     ls.resync = undefined;
     const held = ls.held;
     ls.held = [];
-    for (const d of held) this.pass(d, out);
+    for (const d of held) this.passHeld(line, d, out);
   }
 
   /** Passes a trade, book change, ticker or heartbeat unless it is a copy or stale. */
@@ -329,6 +432,21 @@ class ProductArbiter {
       if (line !== this.primary && ls.newestUs < horizon && ls.held.length === 0) this.lines.delete(line);
     }
   }
+}
+
+/** The resync of a hole no line published one for, just before `snap` (same record and namespace). */
+function holeBefore(snap: Delivered): Delivered {
+  const { product, exchUs, recvUs, id } = snap.event;
+  const event: StreamEvent = {
+    type: 'resync',
+    product,
+    exchUs,
+    recvUs,
+    seq: -1,
+    reason: 'no line has the events before this snapshot',
+    id: `${id}:hole`,
+  };
+  return { ...snap, event };
 }
 
 /** The arbitration stage: per (namespace, product), its lines' events in, the one clean stream out. */
