@@ -73,6 +73,26 @@ describe('book verification stage', () => {
     expect(s.m.verifier.state(P)).toEqual({ result: 'match', atUs: ms(150) });
   });
 
+  it('holds a verdict for the ticks after the event that reached it, not for those that event makes due', async () => {
+    const s = stage();
+    await s.snapshot(ms(0));
+    await s.check(ms(500), BIDS.slice(0, 2).concat([['98', '7']]), ASKS); // 98 differs: a mismatch
+    await s.heartbeat(ms(630));
+    s.m.drain();
+    // The event at 720 ms judges the check (720 >= 500 + 200), then makes the tick at 700 ms due.
+    await s.heartbeat(ms(720));
+    expect(s.m.verifier.drain().map((o) => [o.result, o.judgedUs])).toEqual([['mismatch', ms(720)]]);
+    await s.heartbeat(ms(860));
+    const ticks = s.m.drain().rows.map((r) => [(r.tsUs - T0) / 1000, r.lineage?.verification?.result]);
+    expect(ticks).toEqual([
+      [700, 'pending'],
+      [800, 'mismatch'],
+    ]);
+    expect(s.m.verifier.state(P, ms(720)).result).toBe('pending');
+    expect(s.m.verifier.state(P, ms(720) + 1).result).toBe('mismatch');
+    expect(s.m.verifier.state(P).result).toBe('mismatch');
+  });
+
   it('finds a level our book lost, with the differing sizes', async () => {
     const s = stage();
     await s.snapshot(ms(0));

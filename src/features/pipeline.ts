@@ -39,9 +39,10 @@ export interface PipelineOptions {
   gapLimitMs?: number;
   /**
    * Stamp each row with its TickLineage (the worker: predictions carry it); `verification` gives the product's
-   * last book check as it stands when the tick is emitted. Off by default (training does not need it).
+   * book check as it stood at the tick's time (a verdict reached later is not in force for it, though the tick is
+   * emitted after it). Off by default (training does not need it).
    */
-  lineage?: { verification?: (product: string) => TickLineage['verification'] };
+  lineage?: { verification?: (product: string, tsUs: number) => TickLineage['verification'] };
 }
 
 /** How far back a row's lineage keeps resyncs: the longest feature lookback (spec.ts lookbackS) and then some. */
@@ -302,7 +303,7 @@ export class FeaturePipeline {
       const fromUs = t - MAX_LOOKBACK_S * 1e6;
       if ((s.resyncsUs[0] ?? Number.POSITIVE_INFINITY) < fromUs)
         s.resyncsUs = s.resyncsUs.filter((us) => us >= fromUs);
-      const verification = this.opts.lineage.verification?.(s.product);
+      const verification = this.opts.lineage.verification?.(s.product, t);
       row.lineage = {
         startUs: s.firstUs,
         resyncsUs: s.resyncsUs,

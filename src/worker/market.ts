@@ -51,7 +51,7 @@ export class MarketStage {
       gapLimitMs: opts.gapLimitMs,
       lineage: {
         // The verifier's state object itself: it is replaced, never changed, so a row may keep it.
-        verification: (p) => this.verifier.state(p),
+        verification: (p, tsUs) => this.verifier.state(p, tsUs),
       },
     });
     this.verifier = new BookVerifier({ skewMs: opts.bookCheckSkewMs ?? DEFAULT_SKEW_MS });

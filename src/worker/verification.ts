@@ -93,7 +93,22 @@ class ProductChecks {
   bookStartUs: number | null = null;
   /** Per side and price (units): the book time of the last check that compared the level and found it equal. */
   readonly verifiedAt = { bid: new Map<number, number>(), ask: new Map<number, number>() };
-  last: Verification = { result: 'pending', atUs: null, reason: 'no check judged yet' };
+  last: Verification = NO_CHECK;
+  /** The product's event time from which `last` holds, and what held before it (a tick at or before it sees that). */
+  private sinceUs = Number.NEGATIVE_INFINITY;
+  private previous: Verification = NO_CHECK;
+
+  /** A new verdict, in force for the product's ticks after `fromUs`. */
+  set(v: Verification, fromUs: number): void {
+    if (fromUs !== this.sinceUs) this.previous = this.last;
+    this.sinceUs = fromUs;
+    this.last = v;
+  }
+
+  /** The verdict a tick at `tsUs` was made under (the newest without a time: /latest and /health). */
+  at(tsUs?: number): Verification {
+    return tsUs !== undefined && tsUs <= this.sinceUs ? this.previous : this.last;
+  }
 
   mark(side: Side, price: number, us: number): void {
     // A late event (below the product's clock) must not make a newer change look older.
@@ -167,11 +182,14 @@ export class BookVerifier {
           p.verifiedAt.bid.clear();
           p.verifiedAt.ask.clear();
           if (p.last.result === 'mismatch')
-            p.last = {
-              result: 'pending',
-              atUs: p.last.atUs,
-              reason: 'book rebuilt after a mismatch; awaiting the next check',
-            };
+            p.set(
+              {
+                result: 'pending',
+                atUs: p.last.atUs,
+                reason: 'book rebuilt after a mismatch; awaiting the next check',
+              },
+              e.exchUs,
+            );
         }
         break;
       case 'resync':
@@ -204,9 +222,13 @@ export class BookVerifier {
     p.pending.push({ check: e, dueUs: e.exchUs + this.skewUs });
   }
 
-  /** The product's last verdict (result 'pending' until a check is judged). */
-  state(product: string): Verification {
-    return this.products.get(product)?.last ?? NO_CHECK;
+  /**
+   * The product's last verdict (result 'pending' until a check is judged); with `tsUs`, the one a tick at that time
+   * was made under: a verdict reached at an event's time holds for the ticks after it, though the ticks before it
+   * are emitted once that event has arrived (stream order: the check is judged, then the ticks it passes are due).
+   */
+  state(product: string, tsUs?: number): Verification {
+    return this.products.get(product)?.at(tsUs) ?? NO_CHECK;
   }
 
   /** The checks judged since the last call, in order. */
@@ -283,7 +305,8 @@ export class BookVerifier {
     cmp?: BookComparison,
   ): void {
     this.counts[v.result]++;
-    p.last = { result: v.result, atUs: check.exchUs, ...(v.reason ? { reason: v.reason } : {}) };
+    const judgedUs = this.judgingUs ?? check.exchUs;
+    p.set({ result: v.result, atUs: check.exchUs, ...(v.reason ? { reason: v.reason } : {}) }, judgedUs);
     this.outcomes.push({
       ...p.last,
       atUs: check.exchUs,
@@ -294,7 +317,7 @@ export class BookVerifier {
       differences: cmp?.differences.slice(0, MAX_DIFFERENCES) ?? [],
       through: cmp?.through ?? {},
       cleanSinceUs: cmp ? cleanSince(p, cmp) : null,
-      judgedUs: this.judgingUs ?? check.exchUs,
+      judgedUs,
     });
     for (const [side, price] of cmp?.equal ?? []) p.verifiedAt[side].set(price, check.exchUs);
     // Prices the market left long ago: forgetting them only widens a later suspect span to the book's start.
