@@ -31,6 +31,7 @@ export const chaosGroup: BenchGroup = {
       faults: r.faults,
       wallS: r.wallS,
       explainedGapEvents: r.explainedGapEvents,
+      superseded: r.superseded,
       problems: r.audit.problems,
       products: r.audit.products.map((p) => ({
         product: p.product,

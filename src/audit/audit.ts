@@ -5,7 +5,12 @@
  * - trades and level changes: sent (distinct, over every connection), accepted (distinct in the stream), stored
  *   (the raw zone), DUPLICATED in the lake, LOST (sent, not stored) and of those the UNEXPLAINED ones: accepted
  *   (the stream had them: nothing accepted may be lost), or with no resync stored between the missing event's
- *   stored neighbours (a gap on the feed is explained only where the system said it lost data);
+ *   stored neighbours (a gap on the feed is explained only where the system said it lost data). One exception for
+ *   an accepted level change, SUPERSEDED: with two lines, one line's copy can reach the stream only after the book
+ *   was already rebuilt, after a resync, from the other line's snapshot taken later than the change (a book
+ *   change is an absolute size: the snapshot holds its effect, applied after it would take the level back in
+ *   time). It is not lost when a stored resync and then a stored snapshot at or after its time lie between its
+ *   stored neighbours, and every copy of it came later in the stream than everything stored up to that snapshot;
  * - ticks: the features zone's ticks without holes or repeats, one label per tick and target at most, one
  *   prediction per tick and target (model);
  * - the book: every feature row's best bid and ask equal the exchange's book after its last book event at or
@@ -33,6 +38,7 @@ import {
   decodeLabelRows,
   decodePredictionRows,
   decodeRawRows,
+  type RawRow,
 } from '../storage/parquet.js';
 import { decodeRecord, levelKey, type StreamEvent } from '../stream/record.js';
 
@@ -51,6 +57,12 @@ export interface EventAudit {
   lost: number;
   /** Lost although the stream had them: the system dropped what it had accepted. */
   lostAccepted: number;
+  /**
+   * Level changes lost although the stream had them, which reached it only after the book had been rebuilt (after
+   * a stored resync) from a snapshot at or after their time: not lost, their effect is in that snapshot (see the
+   * module comment). Trades: always 0.
+   */
+  superseded: number;
   /** Lost on the feed (never accepted) with no resync stored between their stored neighbours. */
   unexplained: number;
   /** Stored but never sent. */
@@ -96,7 +108,7 @@ export interface AuditOptions {
   targets: readonly string[];
 }
 
-interface Sent {
+export interface Sent {
   trades: Map<string, number>; // trade id -> exchange µs
   levels: Map<string, number>; // levelKey -> exchange µs
   /** Top of book after each book event, in exchange time, from every connection. */
@@ -186,14 +198,18 @@ function topAt(tops: Sent['tops'], us: number): { bid: string; ask: string } | u
 
 const sameDecimal = (a: string, b: string) => Number(a) === Number(b);
 
+/** A stream event and the Kinesis sequence number of its record (products keep to one shard: comparable). */
+export interface Accepted {
+  event: StreamEvent;
+  record: bigint;
+}
+
 /** Every record of every shard of the stream, from the trim horizon to the tip (an empty page is not the tip). */
-async function readStream(
-  env: Env,
-): Promise<{ events: StreamEvent[]; records: number; undecodable: number }> {
+async function readStream(env: Env): Promise<{ events: Accepted[]; records: number; undecodable: number }> {
   const kinesis = kinesisClient(env);
   const { streamName } = readResourceNames(env);
   const shards = (await kinesis.send(new ListShardsCommand({ StreamName: streamName }))).Shards ?? [];
-  const events: StreamEvent[] = [];
+  const events: Accepted[] = [];
   let records = 0;
   let undecodable = 0;
   for (const shard of shards) {
@@ -211,7 +227,8 @@ async function readStream(
       for (const r of page.Records ?? []) {
         records++;
         try {
-          events.push(...decodeRecord(r.Data!).events);
+          const record = recordNumber(r.SequenceNumber!);
+          for (const event of decodeRecord(r.Data!).events) events.push({ event, record });
         } catch {
           undecodable++;
         }
@@ -231,6 +248,7 @@ function emptyAudit(): EventAudit {
     duplicated: 0,
     lost: 0,
     lostAccepted: 0,
+    superseded: 0,
     unexplained: 0,
     invented: 0,
     outside: 0,
@@ -257,7 +275,7 @@ export async function audit(options: AuditOptions): Promise<AuditReport> {
   // The system started at its first accepted market event (in the stream), whichever the product: a product or a
   // lake window whose first minutes are missing is judged from there too.
   let firstAcceptedUs = Number.POSITIVE_INFINITY;
-  for (const e of stream.events) {
+  for (const { event: e } of stream.events) {
     if (e.type === 'trade' || e.type === 'book_changes')
       firstAcceptedUs = Math.min(firstAcceptedUs, e.exchUs);
   }
@@ -277,29 +295,9 @@ export async function audit(options: AuditOptions): Promise<AuditReport> {
       latest: { present: false, matches: undefined },
     };
 
-    // Stored events with their raw-zone position; accepted ones from the stream.
-    const storedTrades = new Map<string, { us: number; at: number[] }>();
-    const storedLevels = new Map<string, { us: number; at: number[] }>();
-    const resyncAt: number[] = [];
-    rows.forEach((r, i) => {
-      const e = JSON.parse(r.event) as StreamEvent;
-      if (e.type === 'resync') resyncAt.push(i);
-      if (e.type === 'trade') note(storedTrades, e.tradeId, e.exchUs, i);
-      if (e.type === 'book_changes') {
-        for (const c of e.changes as LevelChange[])
-          note(storedLevels, levelKey(product, c, e.exchUs), e.exchUs, i);
-      }
-    });
-    const acceptedTrades = new Set<string>();
-    const acceptedLevels = new Set<string>();
-    for (const e of stream.events) {
-      if (e.product !== product) continue;
-      if (e.type === 'trade') acceptedTrades.add(e.tradeId);
-      if (e.type === 'book_changes')
-        for (const c of e.changes) acceptedLevels.add(levelKey(product, c, e.exchUs));
-    }
-    judge(p.trades, sent.trades, acceptedTrades, storedTrades, resyncAt, firstAcceptedUs);
-    judge(p.levelChanges, sent.levels, acceptedLevels, storedLevels, resyncAt, firstAcceptedUs);
+    const judged = judgeEvents(product, sent, stream.events, rows, firstAcceptedUs);
+    p.trades = judged.trades;
+    p.levelChanges = judged.levelChanges;
 
     // Ticks, labels, predictions.
     const fr = features.filter((r) => r.product === product).sort((a, b) => a.tsUs - b.tsUs);
@@ -387,6 +385,79 @@ export async function audit(options: AuditOptions): Promise<AuditReport> {
   };
 }
 
+/**
+ * Trades and level changes of one product: what the exchange sent, what the stream accepted (each event with its
+ * record) and the product's raw rows, objects in any order; `fromUs`: the system's first accepted event.
+ */
+export function judgeEvents(
+  product: string,
+  sent: Pick<Sent, 'trades' | 'levels'>,
+  stream: readonly Accepted[],
+  rows: readonly RawRow[],
+  fromUs: number,
+): { trades: EventAudit; levelChanges: EventAudit } {
+  // Stored events with their raw-zone position; accepted ones from the stream.
+  const storedTrades = new Map<string, { us: number; at: number[] }>();
+  const storedLevels = new Map<string, { us: number; at: number[] }>();
+  const resyncAt: number[] = [];
+  const breaks: Break[] = [];
+  let throughRecord = 0n;
+  // In the order the worker applied them: lake objects are listed by name, not by window, and a row's stream time
+  // never goes back (a stable sort keeps each object's order).
+  [...rows]
+    .sort((a, b) => a.tsUs - b.tsUs)
+    .forEach((r, i) => {
+      const e = JSON.parse(r.event) as StreamEvent;
+      throughRecord = maxBig(throughRecord, recordNumber(r.record));
+      if (e.type === 'resync') {
+        resyncAt.push(i);
+        breaks.push({ resyncAt: i, snapshotAt: Number.POSITIVE_INFINITY, snapshotUs: 0, throughRecord: 0n });
+      }
+      const open = breaks.at(-1);
+      if (
+        (e.type === 'snapshot_ref' || e.type === 'book_snapshot') &&
+        open?.snapshotAt === Number.POSITIVE_INFINITY
+      )
+        Object.assign(open, { snapshotAt: i, snapshotUs: e.exchUs, throughRecord });
+      if (e.type === 'trade') note(storedTrades, e.tradeId, e.exchUs, i);
+      if (e.type === 'book_changes') {
+        for (const c of e.changes as LevelChange[])
+          note(storedLevels, levelKey(product, c, e.exchUs), e.exchUs, i);
+      }
+    });
+  // Accepted: the first record that carried each (trades are never superseded: first record "never").
+  const acceptedTrades = new Map<string, bigint>();
+  const acceptedLevels = new Map<string, bigint>();
+  for (const { event: e, record } of stream) {
+    if (e.product !== product) continue;
+    if (e.type === 'trade') acceptedTrades.set(e.tradeId, 0n);
+    if (e.type === 'book_changes')
+      for (const c of e.changes) {
+        const key = levelKey(product, c, e.exchUs);
+        const first = acceptedLevels.get(key);
+        if (first === undefined || record < first) acceptedLevels.set(key, record);
+      }
+  }
+  const trades = emptyAudit();
+  const levelChanges = emptyAudit();
+  judge(trades, sent.trades, acceptedTrades, storedTrades, resyncAt, [], fromUs);
+  judge(levelChanges, sent.levels, acceptedLevels, storedLevels, resyncAt, breaks, fromUs);
+  return { trades, levelChanges };
+}
+
+/** A resync stored at raw position `resyncAt`, and the first snapshot stored after it (if any). */
+interface Break {
+  resyncAt: number;
+  snapshotAt: number;
+  snapshotUs: number;
+  /** The newest record of what was stored up to that snapshot: the stream had reached at least this far. */
+  throughRecord: bigint;
+}
+
+const maxBig = (a: bigint, b: bigint) => (a > b ? a : b);
+/** A Kinesis sequence number as a number (0 for a row not read from Kinesis). */
+const recordNumber = (record: string) => (/^\d+$/.test(record) ? BigInt(record) : 0n);
+
 function note(m: Map<string, { us: number; at: number[] }>, key: string, us: number, at: number): void {
   const had = m.get(key);
   if (had) had.at.push(at);
@@ -395,14 +466,17 @@ function note(m: Map<string, { us: number; at: number[] }>, key: string, us: num
 
 /**
  * Fills `a` from what was sent, accepted and stored. A lost event is explained when a stored resync lies between
- * its stored neighbours in exchange time (in raw-zone order): the system said it lost data there.
+ * its stored neighbours in exchange time (in raw-zone order): the system said it lost data there. An accepted one
+ * (`accepted`: the first record that carried it) is superseded when one of `breaks` between its neighbours was
+ * rebuilt from a snapshot at or after its time before any copy of it reached the stream (module comment).
  */
 function judge(
   a: EventAudit,
   sent: Map<string, number>,
-  accepted: Set<string>,
+  accepted: Map<string, bigint>,
   stored: Map<string, { us: number; at: number[] }>,
   resyncAt: readonly number[],
+  breaks: readonly Break[],
   from: number,
 ): void {
   const byTime = [...stored.values()].sort((x, y) => x.us - y.us);
@@ -410,7 +484,7 @@ function judge(
   a.stored = stored.size;
   for (const s of stored.values()) a.duplicated += s.at.length - 1;
   for (const key of stored.keys()) if (!sent.has(key)) a.invented++;
-  for (const key of accepted) if (sent.has(key)) a.accepted++;
+  for (const key of accepted.keys()) if (sent.has(key)) a.accepted++;
   for (const [key, us] of sent) {
     if (us < from || us > to) {
       a.outside++;
@@ -430,8 +504,17 @@ function judge(
     const before = byTime[lo - 1]?.at[0] ?? -1;
     const after = byTime[lo]?.at[0] ?? Number.POSITIVE_INFINITY;
     const [min, max] = before < after ? [before, after] : [after, before];
-    if (accepted.has(key)) a.lostAccepted++;
-    else if (resyncAt.some((i) => i > min && i < max)) continue;
+    const firstRecord = accepted.get(key);
+    if (firstRecord !== undefined) {
+      const superseded = breaks.some(
+        (b) => b.resyncAt > min && b.snapshotAt < max && b.snapshotUs >= us && firstRecord > b.throughRecord,
+      );
+      if (superseded) {
+        a.superseded++;
+        continue;
+      }
+      a.lostAccepted++;
+    } else if (resyncAt.some((i) => i > min && i < max)) continue;
     else a.unexplained++;
     a.firstUnexplainedUs = Math.min(a.firstUnexplainedUs ?? us, us);
     a.examples ??= [];
@@ -443,7 +526,7 @@ function judge(
 export function formatAudit(r: AuditReport): string {
   const lines = [
     `stream: ${r.stream.records} records (${r.stream.undecodable} undecodable)`,
-    'product   kind           sent  accepted  stored  dup  lost  lost-accepted  unexplained  invented  outside',
+    'product   kind           sent  accepted  stored  dup  lost  lost-accepted  superseded  unexplained  invented  outside',
   ];
   for (const p of r.products) {
     for (const [kind, a] of [
@@ -458,11 +541,12 @@ export function formatAudit(r: AuditReport): string {
           a.duplicated,
           a.lost,
           a.lostAccepted,
+          a.superseded,
           a.unexplained,
           a.invented,
           a.outside,
         ]
-          .map((n, i) => String(n).padStart([5, 9, 7, 4, 5, 14, 12, 9, 8][i]!))
+          .map((n, i) => String(n).padStart([5, 9, 7, 4, 5, 14, 11, 12, 9, 8][i]!))
           .join(' ')}`,
       );
     }

@@ -80,11 +80,13 @@ export interface ChaosReport {
   recoveryS: number | undefined;
   audit: AuditReport;
   /** Totals over products: accepted by the stream but not stored; duplicated in the lake; lost on the feed with no
-   * resync; lost on the feed and explained (the resyncs' gaps). */
+   * resync; lost on the feed and explained (the resyncs' gaps); of those, level changes one line delivered only
+   * after the book was rebuilt from a later snapshot (the audit's `superseded`). */
   lost: number;
   duplicated: number;
   unexplainedGaps: number;
   explainedGapEvents: number;
+  superseded: number;
   wallS: number;
 }
 
@@ -246,6 +248,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
           p.trades.unexplained +
           (p.levelChanges.lost - p.levelChanges.lostAccepted - p.levelChanges.unexplained),
       ),
+      superseded: sum((p) => p.levelChanges.superseded),
       wallS: (Date.now() - started) / 1000,
     };
   } finally {
