@@ -461,6 +461,12 @@ export function readFeedConfig(env: Env = process.env): FeedConfig {
   };
 }
 
+/**
+ * BOOK_CHECK_DEPTH's bound (Advanced Trade's `limit` goes higher): a book check this deep still travels inline in
+ * one Kinesis record, far under its 1 MiB (test/stream.bookCheck.test.ts measures it), so it needs no claim-check.
+ */
+export const MAX_BOOK_CHECK_DEPTH = 1000;
+
 /** Coinbase's public REST bases: BOOK_REST_URL's default for each Coinbase feed (bookRestUrlFor). */
 export const COINBASE_REST = {
   advancedTrade: 'https://api.coinbase.com',
@@ -542,7 +548,7 @@ export function readBookCheckConfig(env: Env = process.env): BookCheckConfig {
         .number({ message: 'expected a whole number of levels' })
         .int('expected a whole number of levels')
         .min(1, 'must be >= 1')
-        .max(1000, 'must be <= 1000'),
+        .max(MAX_BOOK_CHECK_DEPTH, `must be <= ${MAX_BOOK_CHECK_DEPTH}`),
       '50',
     ),
     jitter: read(

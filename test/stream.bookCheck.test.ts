@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { MAX_BOOK_CHECK_DEPTH } from '../src/config.js';
 import {
   type BookCheckEvent,
   decodeRecord,
@@ -23,6 +24,23 @@ describe('book_check records', () => {
   it('round-trip through the codec', () => {
     const e = { ...check, id: eventKey(check, 'line-a') };
     expect(decodeRecord(encodeRecord('BTC-USD', [e], 'line-a')).events).toEqual([e]);
+  });
+
+  it('fit one Kinesis record inline at the deepest check allowed, with the longest decimals: no claim-check', () => {
+    const level = (i: number): [string, string] => [
+      `${1_000_000 + i}.12345678`,
+      `${100_000_000 + i}.12345678`,
+    ];
+    const deepest: BookCheckEvent = {
+      ...check,
+      depth: MAX_BOOK_CHECK_DEPTH,
+      bids: Array.from({ length: MAX_BOOK_CHECK_DEPTH }, (_, i) => level(-i)),
+      asks: Array.from({ length: MAX_BOOK_CHECK_DEPTH }, (_, i) => level(i + 1)),
+    };
+    const bytes = encodeRecord('BTC-USD', [{ ...deepest, id: eventKey(deepest, 'line-a') }], 'line-a').length;
+    // A tenth of Kinesis' 1 MiB record: inline is cheap, and the producer's limit is never near.
+    expect(bytes).toBeLessThan((1024 * 1024) / 10);
+    expect(bytes).toBeGreaterThan(MAX_BOOK_CHECK_DEPTH * 2 * 30);
   });
 
   it('get the same id from any ingestor for the same exchange book, their own for a failed fetch', () => {
