@@ -88,9 +88,36 @@ describe('book verification stage', () => {
       [700, 'pending'],
       [800, 'mismatch'],
     ]);
-    expect(s.m.verifier.state(P, ms(720)).result).toBe('pending');
-    expect(s.m.verifier.state(P, ms(720) + 1).result).toBe('mismatch');
+    expect(s.m.verifier.state(P, ms(720) - 1).result).toBe('pending');
+    expect(s.m.verifier.state(P, ms(720)).result).toBe('mismatch');
     expect(s.m.verifier.state(P).result).toBe('mismatch');
+  });
+
+  it('holds it from the tick at its own time when the judging event falls on one, and marks its span once repaired', async () => {
+    const s = stage();
+    await s.snapshot(ms(0));
+    await s.check(ms(500), BIDS.slice(0, 2).concat([['98', '7']]), ASKS);
+    await s.heartbeat(ms(690));
+    s.m.drain();
+    await s.heartbeat(ms(800)); // judges the check (800 >= 700) and makes the ticks at 700 and 800 due
+    const [verdict] = s.m.verifier.drain();
+    expect(verdict).toMatchObject({ result: 'mismatch', judgedUs: ms(800), cleanSinceUs: ms(0) });
+    await s.heartbeat(ms(950));
+    expect(s.m.drain().rows.map((r) => [(r.tsUs - T0) / 1000, r.lineage?.verification?.result])).toEqual([
+      [700, 'pending'],
+      [800, 'mismatch'],
+      [900, 'mismatch'],
+    ]);
+    // The suspect mark is [cleanSince, verdict): tick 700 is in it, tick 800 abstains. The rebuild ends the
+    // abstaining span [verdict, rebuild), reported once, for the mark training reads.
+    expect(s.m.verifier.drainRepairs()).toEqual([]);
+    await s.resync(ms(1000));
+    await s.snapshot(ms(1200), BIDS.slice(0, 2).concat([['98', '7']]), ASKS);
+    expect(s.m.verifier.drainRepairs()).toEqual([
+      { product: P, checkId: verdict!.checkId, fromUs: ms(800), toUs: ms(1200) },
+    ]);
+    await s.snapshot(ms(1300));
+    expect(s.m.verifier.drainRepairs()).toEqual([]);
   });
 
   it('finds a level our book lost, with the differing sizes', async () => {

@@ -125,14 +125,16 @@ export interface BookCheckRunReport {
   /** The suspect marks the worker put into the lake's corrections zone. */
   suspectMarks: CorrectionRow[];
   /**
-   * Around each mismatch verdict, its product's predictions in the lake (one target's): the last made at or before
-   * the verdict's event time and the first after it, with why each abstained ('' when it did not).
+   * Around each mismatch verdict, its product's predictions in the lake (one target's): the last made before the
+   * verdict's event time and the first from it on, with why each abstained ('' when it did not).
    */
   aroundVerdicts: {
     product: string;
     judgedUs: number;
     before?: { tsUs: number; abstain: string };
     after?: { tsUs: number; abstain: string };
+    /** A later prediction abstained for a resync: the book was rebuilt within the run. */
+    rebuilt: boolean;
   }[];
   wallS: number;
 }
@@ -407,7 +409,7 @@ function abstentions(predictions: readonly PredictionRow[], fromUs: number): Boo
   return out;
 }
 
-/** Each mismatch verdict's product's predictions (quote change) just before and just after it. */
+/** Each mismatch verdict's product's predictions (quote change) just before it and from it on. */
 function aroundVerdicts(
   checks: readonly JudgedCheck[],
   predictions: readonly PredictionRow[],
@@ -425,12 +427,14 @@ function aroundVerdicts(
     .filter((c) => c.result === 'mismatch')
     .map((c) => {
       const rows = byProduct.get(c.product) ?? [];
-      const i = rows.findIndex((r) => r.tsUs > c.judgedUs);
+      const i = rows.findIndex((r) => r.tsUs >= c.judgedUs);
       const before = at(i < 0 ? rows.at(-1) : rows[i - 1]);
       const after = at(i < 0 ? undefined : rows[i]);
+      const rebuilt = i >= 0 && rows.slice(i).some((r) => /resync/.test(r.abstain ?? ''));
       return {
         product: c.product,
         judgedUs: c.judgedUs,
+        rebuilt,
         ...(before ? { before } : {}),
         ...(after ? { after } : {}),
       };

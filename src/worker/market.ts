@@ -87,7 +87,12 @@ export class MarketStage {
     const event = e.type === 'snapshot_ref' ? await this.resolve(e) : e;
     if (event.type === 'book_snapshot') applied.snapshotUs = event.exchUs;
     const p = event.product;
-    this.verifier.beforeApply(event, this.pipeline.book(p), this.pipeline.bookState(p) === 'synced');
+    this.verifier.beforeApply(
+      event,
+      this.pipeline.book(p),
+      this.pipeline.bookState(p) === 'synced',
+      this.pipeline.watermarkUs(p),
+    );
     try {
       this.pipeline.push(event);
     } catch (err) {

@@ -55,6 +55,15 @@ export interface CheckOutcome extends Verification {
   judgedUs: number;
 }
 
+/** A mismatch repaired: the span [fromUs, toUs) from its verdict to the book's rebuild, of its product. */
+export interface Repair {
+  product: string;
+  /** The mismatch's check. */
+  checkId: string;
+  fromUs: number;
+  toUs: number;
+}
+
 export interface VerificationOptions {
   /** The in-flight window around the REST book's time (BOOK_CHECK_SKEW_MS). */
   skewMs: number;
@@ -94,11 +103,13 @@ class ProductChecks {
   /** Per side and price (units): the book time of the last check that compared the level and found it equal. */
   readonly verifiedAt = { bid: new Map<number, number>(), ask: new Map<number, number>() };
   last: Verification = NO_CHECK;
-  /** The product's event time from which `last` holds, and what held before it (a tick at or before it sees that). */
-  private sinceUs = Number.NEGATIVE_INFINITY;
+  /** The product's event time from which `last` holds, and what held before it (a tick before it sees that). */
+  sinceUs = Number.NEGATIVE_INFINITY;
   private previous: Verification = NO_CHECK;
+  /** The mismatch in force, until the book is rebuilt: its check and when it was judged. */
+  mismatch: { checkId: string; judgedUs: number } | undefined;
 
-  /** A new verdict, in force for the product's ticks after `fromUs`. */
+  /** A new verdict, in force for the product's ticks from `fromUs` on. */
   set(v: Verification, fromUs: number): void {
     if (fromUs !== this.sinceUs) this.previous = this.last;
     this.sinceUs = fromUs;
@@ -107,7 +118,7 @@ class ProductChecks {
 
   /** The verdict a tick at `tsUs` was made under (the newest without a time: /latest and /health). */
   at(tsUs?: number): Verification {
-    return tsUs !== undefined && tsUs <= this.sinceUs ? this.previous : this.last;
+    return tsUs !== undefined && tsUs < this.sinceUs ? this.previous : this.last;
   }
 
   mark(side: Side, price: number, us: number): void {
@@ -122,7 +133,8 @@ class ProductChecks {
    * kept past `beforeUs` is older than any check's window, so it judges exactly as a forgotten one.
    */
   prune(beforeUs: number, everyUs: number): void {
-    if (beforeUs < this.sweepAtUs) return;
+    // (A clock far behind the planned sweep: an event far in the future planned it; do not wait for that time.)
+    if (beforeUs < this.sweepAtUs && beforeUs > this.sweepAtUs - 2 * everyUs) return;
     this.sweepAtUs = beforeUs + everyUs;
     for (const side of [this.changed.bid, this.changed.ask])
       for (const [price, us] of side) if (us < beforeUs) side.delete(price);
@@ -137,6 +149,7 @@ export class BookVerifier {
   private judgingUs: number | undefined;
   /** Judged checks not yet taken by the caller (metrics, logs, the verdict channel). */
   private outcomes: CheckOutcome[] = [];
+  private repairs: Repair[] = [];
   readonly counts: Record<Exclude<VerificationResult, 'pending'>, number> = {
     match: 0,
     mismatch: 0,
@@ -161,9 +174,10 @@ export class BookVerifier {
 
   /**
    * Before `e` is applied to `book` (stream order): judges the checks whose time `e` passes, on the book as of
-   * every event before it, then notes what `e` changes.
+   * every event before it, then notes what `e` changes. `clockUs` is the product's event time before `e` (the
+   * pipeline's watermark): a verdict `e` forces without passing a check's time (a resync) holds from there.
    */
-  beforeApply(e: MarketEvent, book: OrderBook | undefined, ready: boolean): void {
+  beforeApply(e: MarketEvent, book: OrderBook | undefined, ready: boolean, clockUs?: number): void {
     const p = this.of(e.product);
     // A resync's time is the ingestor's newest sighting across the feed, not this product's clock: it never
     // makes a check due (its pending checks become unavailable below).
@@ -181,6 +195,16 @@ export class BookVerifier {
           p.bookStartUs = e.exchUs;
           p.verifiedAt.bid.clear();
           p.verifiedAt.ask.clear();
+          if (p.mismatch) {
+            // The predictions from the verdict to this rebuild abstained; marked too, for training.
+            this.repairs.push({
+              product: e.product,
+              checkId: p.mismatch.checkId,
+              fromUs: p.mismatch.judgedUs,
+              toUs: e.exchUs,
+            });
+            p.mismatch = undefined;
+          }
           if (p.last.result === 'mismatch')
             p.set(
               {
@@ -193,11 +217,13 @@ export class BookVerifier {
         }
         break;
       case 'resync':
+        this.judgingUs = clockUs;
         for (const { check } of p.pending)
           this.judge(p, check, {
             result: 'unavailable',
             reason: `our book resynced (${e.reason}) before the check was due`,
           });
+        this.judgingUs = undefined;
         p.pending = [];
         break;
     }
@@ -208,7 +234,10 @@ export class BookVerifier {
   check(e: BookCheckEvent & { id: string }, watermarkUs: number | undefined): void {
     const p = this.of(e.product);
     if (e.unavailable !== undefined) {
+      // Judged where it arrived: from the product's clock on (the REST time may be ahead of a quiet product's).
+      this.judgingUs = watermarkUs;
       this.judge(p, e, { result: 'unavailable', reason: `exchange book unavailable: ${e.unavailable}` });
+      this.judgingUs = undefined;
       return;
     }
     if (watermarkUs !== undefined && e.exchUs < watermarkUs - this.retainUs + this.skewUs) {
@@ -235,6 +264,13 @@ export class BookVerifier {
   drain(): CheckOutcome[] {
     const out = this.outcomes;
     this.outcomes = [];
+    return out;
+  }
+
+  /** The mismatches repaired (the book rebuilt) since the last call: the spans their predictions abstained. */
+  drainRepairs(): Repair[] {
+    const out = this.repairs;
+    this.repairs = [];
     return out;
   }
 
@@ -307,6 +343,7 @@ export class BookVerifier {
     this.counts[v.result]++;
     const judgedUs = this.judgingUs ?? check.exchUs;
     p.set({ result: v.result, atUs: check.exchUs, ...(v.reason ? { reason: v.reason } : {}) }, judgedUs);
+    if (v.result === 'mismatch' && !p.mismatch) p.mismatch = { checkId: check.id, judgedUs };
     this.outcomes.push({
       ...p.last,
       atUs: check.exchUs,

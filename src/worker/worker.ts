@@ -357,9 +357,9 @@ export class Worker {
         cleanSinceUs: o.cleanSinceUs,
       });
       // The predictions since the book was last known right may have been made on the wrong book: marked
-      // suspect in the lake, beside them (append-only; the name is the check's, so a replay rewrites it). Up to
-      // the verdict, not the REST book's time: the ticks in between were made on the same book, and from the
-      // verdict on they abstain until the resync.
+      // suspect in the lake, beside them (append-only, written once: a replay leaves it). Up to the verdict, not
+      // the REST book's time: the ticks in between were made on the same book; from the verdict on they abstain
+      // until the book is rebuilt, and that span is marked once it is (below).
       if (o.cleanSinceUs !== null && o.cleanSinceUs < o.judgedUs) {
         const { s3, lakeBucket } = this.opts;
         const mark = {
@@ -374,6 +374,19 @@ export class Worker {
       }
       const send = this.opts.onMismatch;
       if (send) await this.retry('book verdict write', () => send(o));
+    }
+    // Training leaves out what abstained for a mismatch too: from the verdict to the rebuild, marked the same way.
+    for (const r of this.market.verifier.drainRepairs()) {
+      const { s3, lakeBucket } = this.opts;
+      const mark = {
+        product: r.product,
+        fromUs: r.fromUs,
+        toUs: r.toUs,
+        mark: 'suspect' as const,
+        checkId: `${r.checkId}/repair`,
+        reason: 'made on a book found different from the exchange, before it was rebuilt',
+      };
+      await this.retry('suspect mark write', () => putCorrection(s3, lakeBucket, mark));
     }
   }
 
