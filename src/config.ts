@@ -462,8 +462,9 @@ export function readFeedConfig(env: Env = process.env): FeedConfig {
 }
 
 /**
- * BOOK_CHECK_DEPTH's bound (Advanced Trade's `limit` goes higher): a book check this deep still travels inline in
- * one Kinesis record, far under its 1 MiB (test/stream.bookCheck.test.ts measures it), so it needs no claim-check.
+ * BOOK_CHECK_DEPTH's bound: a book check this deep still travels inline in one Kinesis record, far under its 1 MiB
+ * (test/stream.bookCheck.test.ts measures it), so it needs no claim-check. (A PRODUCER_MAX_BYTES_PER_S under a deep
+ * check's size refuses it: that check is published as unavailable, 'too large to publish'.)
  */
 export const MAX_BOOK_CHECK_DEPTH = 1000;
 

@@ -18,6 +18,7 @@ import {
   parseRetryAfter,
   RequestLimiter,
 } from '../src/ingest/bookCheck.js';
+import { KinesisProducer } from '../src/ingest/producer.js';
 import type { Logger } from '../src/log.js';
 import type { BookCheckEvent } from '../src/stream/record.js';
 import { FEED } from '../src/telemetry/catalog.js';
@@ -322,6 +323,50 @@ describe('BookChecker against a REST server on loopback', () => {
     await clock.advance(1);
     expect(await outcome).toMatchObject({ kind: 'unavailable', failure: 'timeout' });
     expect(published[0]!.unavailable).toBe('no answer within 1500 ms');
+  });
+
+  it("a book over the producer's record limit: this check unavailable (too large), the checker goes on", async () => {
+    // 50 levels a side (about 2.4 KB as a record); the failure record says why in a few hundred bytes.
+    const level = (i: number) => ({ price: `${68_000 + i}.5`, size: '0.12345678' });
+    const { pricebook } = JSON.parse(AT_BODY) as { pricebook: object };
+    const deep = {
+      pricebook: {
+        ...pricebook,
+        bids: Array.from({ length: 50 }, (_, i) => level(-i)),
+        asks: Array.from({ length: 50 }, (_, i) => level(i + 1)),
+      },
+    };
+    const server = await serve(answer(200, JSON.stringify(deep)));
+    // The real producer's size check, with a limit under the book's size. The one stand-in of this file: a client
+    // acknowledging what the producer sends (the fault is the producer's own refusal, before any stream is asked).
+    const producer = new KinesisProducer({
+      client: {
+        send: async (command) => ({
+          FailedRecordCount: 0,
+          Records: (command.input.Records ?? []).map(() => ({ SequenceNumber: '1', ShardId: 'shardId-0' })),
+          $metadata: {},
+        }),
+      },
+      streamName: 'unused',
+      maxRecordBytes: 1000,
+    });
+    const { c, published } = checker({
+      restUrl: server.url,
+      depth: 50,
+      publish: async (e) => {
+        await producer.put({ ...e, id: 'x' });
+        published.push(e);
+      },
+    });
+    const outcome = await c.check('BTC-USD');
+    expect(outcome).toMatchObject({ kind: 'unavailable', failure: 'too_large' });
+    expect(published).toHaveLength(1);
+    expect(published[0]!.unavailable).toMatch(
+      /^too large to publish: event x \(book_check, BTC-USD\) is \d+ bytes/,
+    );
+    expect(published[0]!.bids).toEqual([]);
+    expect(await c.check('BTC-USD')).toMatchObject({ kind: 'unavailable', failure: 'too_large' });
+    await producer.close();
   });
 
   it('nothing listening: a network error, unavailable', async () => {

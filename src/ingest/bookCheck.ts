@@ -28,6 +28,7 @@ import { isoToMicros } from '../marketdata/events.js';
 import type { BookCheckEvent } from '../stream/record.js';
 import { FEED } from '../telemetry/catalog.js';
 import { Telemetry } from '../telemetry/telemetry.js';
+import { RecordTooLargeError } from './producer.js';
 import { SlidingWindow } from './rateLimit.js';
 
 export type BookSource = BookCheckEvent['source'];
@@ -232,7 +233,7 @@ export class RequestLimiter {
 }
 
 /** Why a fetch gave no book: the metric's Reason. */
-export type FailureKind = 'http' | 'throttled' | 'timeout' | 'malformed' | 'network';
+export type FailureKind = 'http' | 'throttled' | 'timeout' | 'malformed' | 'network' | 'too_large';
 
 /** What one check did. */
 export type CheckOutcome =
@@ -406,8 +407,13 @@ export class BookChecker {
         this.telemetry.count(FEED.bookChecks, 1, { Result: 'book' });
         return { kind: 'book', event };
       } catch (err) {
-        if (!(err instanceof BookParseError)) throw err;
-        failure = { kind: 'malformed', reason: `malformed answer: ${err.message}` };
+        // A book over the producer's record limit (PRODUCER_MAX_BYTES_PER_S can set it under a deep check's size):
+        // this check is unavailable, the next ones are tried all the same.
+        if (err instanceof RecordTooLargeError)
+          failure = { kind: 'too_large', reason: `too large to publish: ${err.message}` };
+        else if (err instanceof BookParseError)
+          failure = { kind: 'malformed', reason: `malformed answer: ${err.message}` };
+        else throw err;
       }
     }
     const recvUs = wallUs();
