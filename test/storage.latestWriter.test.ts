@@ -44,7 +44,8 @@ const LINEAGE: PredictionLineage = {
   sinceResyncS: 123.4,
   resyncs: 2,
   gap: true,
-  feedLatencyMs: 1234,
+  // A capture from 2021 replayed today: 12 digits, and negative when the exchange's clock runs ahead.
+  feedLatencyMs: -123_456_789_012,
   verification: { result: 'unavailable', ageS: 45.6 },
 };
 

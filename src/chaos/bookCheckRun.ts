@@ -417,9 +417,9 @@ function aroundVerdicts(
   const byProduct = new Map<string, PredictionRow[]>();
   for (const r of predictions) {
     if (r.target !== 'quote_change_500ms') continue;
-    let rows = byProduct.get(r.product);
-    if (!rows) byProduct.set(r.product, (rows = []));
-    rows.push(r);
+    const rows = byProduct.get(r.product);
+    if (rows) rows.push(r);
+    else byProduct.set(r.product, [r]);
   }
   for (const rows of byProduct.values()) rows.sort((a, b) => a.tsUs - b.tsUs);
   const at = (r: PredictionRow | undefined) => (r ? { tsUs: r.tsUs, abstain: r.abstain ?? '' } : undefined);

@@ -32,7 +32,8 @@ export interface PredictionLineage {
   /** A data gap inside the model's window. */
   gap: boolean;
   /**
-   * Exchange → ingest latency of the product's newest event before the tick, ms (null: none yet). Measured, not
+   * Exchange → ingest latency of the product's newest event before the tick that tells the exchange's time now
+   * (tellsExchangeNow; a ticker for a product without level2), ms (null: none yet). Measured, not
    * derived from the exchange's data, so a replay or another connection gives another value; it never abstains (a
    * fast simulator's or an old capture's exchange clock is far from ours).
    */

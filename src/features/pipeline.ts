@@ -17,7 +17,7 @@
 import { BookError, type OrderBook } from '../book/book.js';
 import { QuoteWatchError } from '../errors.js';
 import { fromUnits, toUnits } from '../marketdata/decimal.js';
-import type { MarketEvent } from '../marketdata/events.js';
+import { type MarketEvent, tellsExchangeNow } from '../marketdata/events.js';
 import { ProductState } from './productState.js';
 import { SECOND_RING } from './seconds.js';
 import { DEFAULT_GAP_LIMIT_MS, FEATURES, WINDOW_US } from './spec.js';
@@ -336,8 +336,9 @@ export class FeaturePipeline {
     // and closed seconds never change, and the trailing windows stay in time order.
     const at = Math.max(e, s.watermarkUs);
     s.lastEventUs = at;
-    // The Exchange feed's snapshots carry no time (the mapper stamps the receive time): no latency to read.
-    if (ev.type !== 'book_snapshot') s.feedLatencyUs = ev.recvUs - e;
+    // Latency from the events whose time is the exchange's now (a ticker or trade may repeat an old one after a
+    // connect); a product without level2 has only its tickers to tell it.
+    if (tellsExchangeNow(ev) || (ev.type === 'ticker' && !s.hasL2)) s.feedLatencyUs = ev.recvUs - e;
     try {
       switch (ev.type) {
         case 'book_snapshot':

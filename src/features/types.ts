@@ -50,8 +50,8 @@ export interface TickLineage {
   /** Event times (µs) of the resyncs that reached the book in the last MAX_LOOKBACK_S before the tick, oldest first. */
   resyncsUs: readonly number[];
   /**
-   * Exchange → ingest latency of the product's newest event before the tick (its receive time less its exchange
-   * time), µs; null before any event with an exchange time of its own. The one lineage figure that is measured, not
+   * Exchange → ingest latency of the product's newest event before the tick that tells the exchange's time now
+   * (tellsExchangeNow; a ticker for a product without level2): its receive time less its exchange time, µs; null before any event with an exchange time of its own. The one lineage figure that is measured, not
    * derived from what the exchange sent: another connection, or a capture replayed today, gives another value.
    */
   feedLatencyUs: number | null;

@@ -35,7 +35,13 @@ import { type FeedKind, feedKindOf } from '../config.js';
 import { describeError, type Logger } from '../log.js';
 import { FeedError, MalformedFrameError, type MappedFrame } from '../marketdata/advancedTrade.js';
 import { fromUnits } from '../marketdata/decimal.js';
-import type { BookSnapshotEvent, Level, MarketEvent, ResyncEvent } from '../marketdata/events.js';
+import {
+  type BookSnapshotEvent,
+  type Level,
+  type MarketEvent,
+  type ResyncEvent,
+  tellsExchangeNow,
+} from '../marketdata/events.js';
 import { type SnapshotStore, SnapshotStoreError } from '../stream/claimCheck.js';
 import {
   type BookCheckEvent,
@@ -540,15 +546,13 @@ export function resyncReason(reason: string): string {
 }
 
 /**
- * When a frame tells the exchange's time as it is now, µs: the newest time of its book updates and heartbeats.
- * Undefined for a frame without either: a ticker's or a trade's time may be old (an Exchange connection's first
- * tickers and its `last_match` repeat the last trades'), a snapshot of the Exchange feed has none.
+ * When a frame tells the exchange's time as it is now, µs: the newest time of its events that do
+ * (tellsExchangeNow: book updates and heartbeats); undefined for a frame without any.
  */
 export function bookUpdateTime(mapped: MappedFrame): number | undefined {
   let us: number | undefined;
   for (const e of mapped.events)
-    if ((e.type === 'book_changes' || e.type === 'heartbeat') && (us === undefined || e.exchUs > us))
-      us = e.exchUs;
+    if (tellsExchangeNow(e) && (us === undefined || e.exchUs > us)) us = e.exchUs;
   return us;
 }
 

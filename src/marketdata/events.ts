@@ -79,6 +79,15 @@ export type MarketEvent =
 
 export type MarketEventType = MarketEvent['type'];
 
+/**
+ * Whether an event's exchange time is the exchange's time as it is now: a book update's or a heartbeat's. A ticker's
+ * or a trade's may be old (an Exchange connection's first tickers and its `last_match` repeat the last trades'), and
+ * a snapshot of the Exchange feed has none (its mapped time is the receive time until the ingestor stamps it).
+ */
+export function tellsExchangeNow(e: MarketEvent): boolean {
+  return e.type === 'book_changes' || e.type === 'heartbeat';
+}
+
 /** Parses an ISO-8601 time with up to nanosecond precision ("2026-08-09T21:05:48.123456789Z") to epoch µs. */
 export function isoToMicros(iso: string): number {
   const m = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})$/.exec(iso);

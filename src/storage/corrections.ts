@@ -3,8 +3,9 @@
  * mark, `corrections/product=<p>/date=YYYY-MM-DD/hour=HH/<toMs>-<hash of the check id>.parquet` (the hour of the
  * span's end). A lost update is unknown until a check finds it, so the predictions made on that book since its last
  * matching check are marked `suspect` then, beside them rather than by rewriting them. The name comes from the check
- * alone, and a mark is written once: a replay after a restart finds it and leaves it (a restarted worker no longer
- * holds the history of which levels matched before its replay point, so its mark would be narrower).
+ * and its span's end (both from the stream, so a replay names it the same), and a mark is written once: a replay
+ * after a restart finds it and leaves it (a restarted worker no longer holds the history of which levels matched
+ * before its replay point, so its mark would be narrower).
  */
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { QuoteWatchError } from '../errors.js';
