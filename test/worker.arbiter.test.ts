@@ -349,6 +349,43 @@ describe('line arbitration', () => {
     expect(arbiter.counters.resyncs).toBe(3); // the connect, the hole 200-298, C's gap
   });
 
+  it("after a break, a lagging line's older snapshot does not rebuild the book: the changes passed since would be missing", () => {
+    // A loses frame 71 and gets its snapshot back at 102; B runs 1.7 s behind and connects at 40, so at A's resync
+    // B is not continuous yet (the resync breaks the book) and B's snapshot, from event 39, arrives before A's. Before,
+    // B became the primary with it: B's changes 40-70 were copies of what A had passed and were dropped, so the book
+    // missed them until B's next snapshot, and A's fresh one was not taken.
+    const events = market(41, 400);
+    const a = publish(events, { name: 'A', start: 5, gaps: [[71, 1, 30]] });
+    const b = publish(events, { name: 'B', start: 40, gaps: [] });
+    const { passed, arbiter } = arbitrate(
+      interleave(
+        [
+          { name: 'A', events: a },
+          { name: 'B', events: b },
+        ],
+        (line) => line * 1_700_000,
+      ),
+    );
+    // A's connect, A's gap before B was continuous, and B's connect while no line had the book.
+    expect(arbiter.counters.resyncs).toBe(3);
+    let changesUs = Number.NEGATIVE_INFINITY;
+    let broken = false;
+    for (const e of passed) {
+      if (e.type === 'resync') broken = true;
+      if (e.type === 'book_snapshot' && broken) {
+        expect(e.exchUs).toBeGreaterThanOrEqual(changesUs);
+        broken = false;
+      }
+      if (e.type === 'book_changes') changesUs = Math.max(changesUs, e.exchUs);
+    }
+    const pipeline = new FeaturePipeline({ tickMs: 100, deltaMs: 500 });
+    for (const e of passed) if (isMarketEvent(e)) pipeline.push(e);
+    const book = pipeline.book(P)!;
+    expect({ bids: book.top('bid', book.depth('bid')), asks: book.top('ask', book.depth('ask')) }).toEqual(
+      bookAt(events, events.length),
+    );
+  });
+
   it("a standby's book changes from before the snapshot another line gave the book are never applied after it", () => {
     const arbiter = new LineArbiter({ windowMs: 120_000, failoverMs: 2000 });
     const out: StreamEvent[] = [];
@@ -393,6 +430,64 @@ describe('line arbitration', () => {
       expect(e.exchUs, applied.join(' ')).toBeGreaterThanOrEqual(snapshotUs);
     }
     expect(applied).toContain('96@3.6');
+  });
+
+  it("any lines, gaps, kills and lags: each event passed once, and a book once rebuilt is the exchange's (property)", () => {
+    const plan = fc.record({
+      start: fc.integer({ min: 0, max: 300 }),
+      gaps: fc.array(
+        fc.tuple(
+          fc.integer({ min: 0, max: 390 }),
+          fc.integer({ min: 1, max: 4 }),
+          fc.integer({ min: 0, max: 15 }),
+        ),
+        { maxLength: 4 },
+      ),
+      killedAt: fc.option(fc.integer({ min: 20, max: 400 }), { nil: undefined }),
+      lagMs: fc.constantFrom(0, 300, 600, 1500, 2500),
+    });
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 2 ** 31 }),
+        fc.array(plan, { minLength: 2, maxLength: 4 }),
+        (seed, plans) => {
+          const events = market(seed, 400);
+          const lines = plans.map((p, i) => {
+            // Gaps in order and apart (an ingestor sees one at a time), after its start.
+            const gaps = p.gaps
+              .map(([k, n, d]): [number, number, number] => [p.start + 2 + k, n, d])
+              .sort((x, y) => x[0] - y[0])
+              .filter((g, j, all) => j === 0 || g[0] > all[j - 1]![0] + all[j - 1]![1] + all[j - 1]![2] + 2);
+            const name = `L${i}`;
+            const killedAt = p.killedAt === undefined ? undefined : p.start + p.killedAt;
+            return {
+              name,
+              events: publish(events, { name, start: p.start, gaps, ...(killedAt ? { killedAt } : {}) }),
+            };
+          });
+          const { passed } = arbitrate(
+            interleave(lines, (line, us) => plans[line]!.lagMs * 1000 + ((us / 500_000) % 3) * 1000),
+          );
+          const ids = passed.filter(market_).map((e) => e.id);
+          expect(new Set(ids).size).toBe(ids.length);
+          // The book as the pipeline keeps it; when it stands, it is the exchange's as of the newest change or
+          // snapshot passed.
+          const book = new FeaturePipeline({ tickMs: 100, deltaMs: 500 });
+          let newest = Number.NEGATIVE_INFINITY;
+          for (const e of passed) {
+            if (isMarketEvent(e)) book.push(e);
+            if (e.type === 'book_changes' || e.type === 'book_snapshot') newest = Math.max(newest, e.exchUs);
+          }
+          if (book.bookState(P) !== 'synced') return;
+          const b = book.book(P)!;
+          const through = events.filter((e) => e.exchUs <= newest).length;
+          expect({ bids: b.top('bid', b.depth('bid')), asks: b.top('ask', b.depth('ask')) }).toEqual(
+            bookAt(events, through),
+          );
+        },
+      ),
+      { numRuns: 200 },
+    );
   });
 
   it('a book change is applied to a level only if newer than what the level holds, whatever the batching', () => {

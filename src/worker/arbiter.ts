@@ -23,7 +23,8 @@
  * - a standby that loses data while the primary is silent takes over first with what it holds (nobody else will
  *   deliver it), then its resync is the primary's;
  * - only when no line is continuous does the resync reach the book (which then waits for the next snapshot, from
- *   whichever line brings it first: that line becomes the primary). Before it, whatever a standby holds that
+ *   whichever line brings it first: that line becomes the primary — if no book change passed is newer than it,
+ *   else a lagging line's older snapshot would miss the changes already passed, which are not passed twice). Before it, whatever a standby holds that
  *   continues what was passed is passed (a killed standby's last events narrow the hole), and the resync is
  *   placed where the passed stream breaks: its time becomes the newest exchange time passed (the line's own time
  *   is its last sighting, or the wall clock for a connect, which can lie anywhere before the hole);
@@ -105,6 +106,8 @@ class ProductArbiter {
   /** The last snapshot passed: its exchange time and its line (the book holds every change before it). */
   private snapshotUs = Number.NEGATIVE_INFINITY;
   private snapshotLine: string | undefined;
+  /** The newest exchange time of a book change passed. */
+  private changesUs = Number.NEGATIVE_INFINITY;
   /** The feed's time when the primary last delivered a trade or book change. */
   private primaryPulseUs = Number.NEGATIVE_INFINITY;
   /** Standbys' trades not passed yet, by id (see the header: passed late if the passed stream never brings them). */
@@ -259,7 +262,12 @@ class ProductArbiter {
   }
 
   private onSnapshot(line: string, ls: LineState, d: Delivered, out: Delivered[]): void {
-    if (this.primary === undefined) this.primary = line;
+    if (
+      this.primary === undefined &&
+      this.ids.check(d.event.id, d.event.exchUs, false) === 'new' &&
+      this.rebuilds(d)
+    )
+      this.primary = line;
     if (this.primary !== line) {
       // A standby's starting point (passed only if it takes over); a continuous one needs no new start.
       if (!ls.continuous) Object.assign(ls, { continuous: true, held: [], snapshot: d });
@@ -272,7 +280,19 @@ class ProductArbiter {
       this.count(verdict);
       return;
     }
+    if (!this.rebuilds(d)) {
+      this.c.covered++;
+      return;
+    }
     this.passSnapshot(line, d, out);
+  }
+
+  /**
+   * With the book broken, a snapshot rebuilds it only if no book change passed is newer: those would not be applied
+   * again on top of it (a copy is dropped), so a lagging line's older snapshot would give a wrong book until the next.
+   */
+  private rebuilds(d: Delivered): boolean {
+    return this.bookOk || d.event.exchUs >= this.changesUs;
   }
 
   private passSnapshot(line: string, d: Delivered, out: Delivered[]): void {
@@ -359,7 +379,7 @@ class ProductArbiter {
       // Its own resync, or (its resync was before what this worker has seen: a replay after a restart) one made
       // here, named after the snapshot so that a replay makes the same.
       if (this.bookOk) this.passResync(cause ?? ls.resync ?? holeBefore(snap), out, line);
-      if (this.ids.check(snap.event.id, snap.event.exchUs, false) === 'new')
+      if (this.ids.check(snap.event.id, snap.event.exchUs, false) === 'new' && this.rebuilds(snap))
         this.passSnapshot(line, snap, out);
     }
     ls.resync = undefined;
@@ -387,6 +407,7 @@ class ProductArbiter {
       if (changes.length < e.changes.length) passed = { ...d, event: { ...e, changes } };
     }
     this.ids.pass(e.id, e.exchUs, timed);
+    if (e.type === 'book_changes') this.changesUs = Math.max(this.changesUs, e.exchUs);
     out.push(passed);
     if (this.pendingTrades.size > 0) this.passOrphans(e.id, out);
     if (++this.passedSinceSweep >= 50_000) this.sweepLevels();
