@@ -258,6 +258,37 @@ describe('line arbitration', () => {
     expect(snapshot.exchUs).toBe(events[249]!.exchUs);
   });
 
+  it("a hole's resync is where the pipeline's clock stopped: after the dead primary's last heartbeat, not its last change", () => {
+    // A's last book change is at 100 ms, its last heartbeat at 900 ms (the pipeline emitted ticks up to it); then A
+    // is killed and B, started later, takes over with a hole. Before, the resync took the newest change's time (100
+    // ms): ticks 200-900 ms were written, so the hole after them held no resync (the audit's unexplained holes).
+    const arbiter = new LineArbiter({ windowMs: 120_000, failoverMs: 2000 });
+    const out: StreamEvent[] = [];
+    const feed = (line: string, e: Record<string, unknown> & { type: string; exchUs: number }, n = 0) => {
+      const event = { product: P, recvUs: e.exchUs, seq: 0, ...e } as StreamEvent;
+      const id = eventKey(event as MarketEvent, line, n);
+      for (const r of arbiter.accept(line, { event: { ...event, id }, record: '1', index: 0 }))
+        out.push(r.event);
+    };
+    const ms = (n: number) => T0 + n * 1000;
+    const book = { bids: [['99', '1']] as Level[], asks: [['101', '1']] as Level[] };
+    feed('A', { type: 'resync', exchUs: ms(0), reason: 'connect' });
+    feed('A', { type: 'book_snapshot', exchUs: ms(0), ...book });
+    feed('A', { type: 'book_changes', exchUs: ms(100), changes: [{ side: 'bid', price: '98', size: '1' }] });
+    feed('A', { type: 'heartbeat', exchUs: ms(900), counter: 1 });
+    feed('B', { type: 'resync', exchUs: ms(50), reason: 'connect' });
+    feed('B', { type: 'book_snapshot', exchUs: ms(4000), ...book });
+    for (let t = 4100; t <= 6500; t += 300)
+      feed('B', {
+        type: 'book_changes',
+        exchUs: ms(t),
+        changes: [{ side: 'bid', price: '97', size: String(t) }],
+      });
+    const resyncs = out.filter((e) => e.type === 'resync');
+    expect(resyncs.map((e) => e.exchUs)).toEqual([ms(0), ms(900)]);
+    expect(arbiter.primaryOf(P)).toBe('B');
+  });
+
   it('a killed standby is not taken over with: the live line that resynced rebuilds at once and loses nothing', () => {
     // B is killed at 100 (a killed ingestor publishes no resync: its line still looks continuous). A resyncs at 200
     // and 230, each snapshot 10 events later. Before, A's first resync made the dead B primary; A's events after its

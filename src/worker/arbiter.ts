@@ -26,8 +26,9 @@
  *   whichever line brings it first: that line becomes the primary — if no book change passed is newer than it,
  *   else a lagging line's older snapshot would miss the changes already passed, which are not passed twice). Before it, whatever a standby holds that
  *   continues what was passed is passed (a killed standby's last events narrow the hole), and the resync is
- *   placed where the passed stream breaks: its time becomes the newest exchange time passed (the line's own time
- *   is its last sighting, or the wall clock for a connect, which can lie anywhere before the hole);
+ *   placed where the passed stream breaks: its time becomes the newest time passed, tickers and heartbeats included
+ *   (the line's own time is its last sighting, or the wall clock for a connect, which can lie anywhere before the
+ *   hole);
  * - a snapshot passed from one line makes what the others hold from before its time obsolete: those book changes
  *   are dropped (applied after the snapshot they would take levels back in time), their trades are not;
  * - a book change is applied to a level only if it is newer than what the level holds (two lines may batch the
@@ -108,6 +109,8 @@ class ProductArbiter {
   private snapshotLine: string | undefined;
   /** The newest exchange time of a book change passed. */
   private changesUs = Number.NEGATIVE_INFINITY;
+  /** The newest time of anything passed that moves the feature pipeline's clock (its watermark): tickers too. */
+  private streamUs = Number.NEGATIVE_INFINITY;
   /** The feed's time when the primary last delivered a trade or book change. */
   private primaryPulseUs = Number.NEGATIVE_INFINITY;
   /** Standbys' trades not passed yet, by id (see the header: passed late if the passed stream never brings them). */
@@ -212,7 +215,8 @@ class ProductArbiter {
 
   /**
    * The book breaks here. What standbys hold that continues the passed stream goes first (a line killed before it
-   * could take over), then the resync, at the passed stream's newest exchange time: where the hole begins.
+   * could take over), then the resync, at the passed stream's newest time (the pipeline's clock, which tickers and
+   * heartbeats move too): where the hole in the ticks begins.
    * `except`: the line taking over (its events come after its snapshot, after the resync).
    */
   private passResync(d: Delivered, out: Delivered[], except: string): void {
@@ -228,7 +232,7 @@ class ProductArbiter {
     this.ids.pass(d.event.id, d.event.exchUs, false);
     this.bookOk = false;
     this.c.resyncs++;
-    const at = this.passedUs();
+    const at = Math.max(this.passedUs(), this.streamUs);
     out.push(Number.isFinite(at) && at !== d.event.exchUs ? { ...d, event: { ...d.event, exchUs: at } } : d);
   }
 
@@ -301,6 +305,7 @@ class ProductArbiter {
     this.levels.clear(); // the snapshot holds every level now
     this.snapshotUs = d.event.exchUs;
     this.snapshotLine = line;
+    this.streamUs = Math.max(this.streamUs, d.event.exchUs);
     out.push(d);
   }
 
@@ -408,6 +413,7 @@ class ProductArbiter {
     }
     this.ids.pass(e.id, e.exchUs, timed);
     if (e.type === 'book_changes') this.changesUs = Math.max(this.changesUs, e.exchUs);
+    if (e.type !== 'book_check' && e.type !== 'stats') this.streamUs = Math.max(this.streamUs, e.exchUs);
     out.push(passed);
     if (this.pendingTrades.size > 0) this.passOrphans(e.id, out);
     if (++this.passedSinceSweep >= 50_000) this.sweepLevels();
