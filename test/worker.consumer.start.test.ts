@@ -134,10 +134,13 @@ describe('start position', () => {
     );
     expect([...ids].sort()).toEqual([...inChildren].sort());
     const children = (await listShards(kinesis, stream)).filter((s) => s.ParentShardId);
-    const starts = logs
-      .filter((l) => l.msg === 'shard started')
-      .map((l) => [l.fields?.shardId, l.fields?.from]);
-    expect(starts.sort()).toEqual(children.map((s) => [s.ShardId, 'TRIM_HORIZON']).sort());
+    // Each child's first start (on a loaded machine a lease can lapse and the shard resume from its checkpoint:
+    // a later start, from a sequence number, is not what this is about).
+    const first = new Map<unknown, unknown>();
+    for (const l of logs)
+      if (l.msg === 'shard started' && !first.has(l.fields?.shardId))
+        first.set(l.fields?.shardId, l.fields?.from);
+    expect([...first].sort()).toEqual(children.map((s) => [s.ShardId, 'TRIM_HORIZON']).sort());
   }, 30_000);
 
   it('GetShardIterator and GetRecords failing on the server side (a restarting Kinesis) are waited out: every record handed over once', async () => {
