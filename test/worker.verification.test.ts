@@ -120,6 +120,27 @@ describe('book verification stage', () => {
     expect(s.m.verifier.drainRepairs()).toEqual([]);
   });
 
+  it('keeps a mismatch through a check that could not judge; a later match ends it, its span marked', async () => {
+    const s = stage();
+    await s.snapshot(ms(0));
+    await s.check(ms(500), BIDS.slice(0, 2).concat([['98', '7']]), ASKS);
+    await s.heartbeat(ms(800));
+    const [verdict] = s.m.verifier.drain();
+    expect(verdict?.result).toBe('mismatch');
+    await s.check(ms(900), [], [], { unavailable: 'HTTP 503' });
+    expect(s.m.verifier.drain().map((o) => o.result)).toEqual(['unavailable']);
+    expect(s.m.verifier.state(P).result).toBe('mismatch');
+    // The exchange sets 98 to what our book holds: the next check finds the book right again.
+    await s.changes(ms(1000), [{ side: 'bid', price: '98', size: '7' }]);
+    await s.check(ms(1500), BIDS.slice(0, 2).concat([['98', '7']]), ASKS);
+    await s.heartbeat(ms(1750));
+    expect(s.m.verifier.drain().map((o) => o.result)).toEqual(['match']);
+    expect(s.m.verifier.state(P).result).toBe('match');
+    expect(s.m.verifier.drainRepairs()).toEqual([
+      { product: P, checkId: verdict!.checkId, fromUs: ms(800), toUs: ms(1750) },
+    ]);
+  });
+
   it('finds a level our book lost, with the differing sizes', async () => {
     const s = stage();
     await s.snapshot(ms(0));

@@ -133,8 +133,8 @@ export interface BookCheckRunReport {
     judgedUs: number;
     before?: { tsUs: number; abstain: string };
     after?: { tsUs: number; abstain: string };
-    /** A later prediction abstained for a resync: the book was rebuilt within the run. */
-    rebuilt: boolean;
+    /** A later prediction no longer abstained for the mismatch: it ended (rebuilt, or found right) within the run. */
+    ended: boolean;
   }[];
   wallS: number;
 }
@@ -430,11 +430,12 @@ function aroundVerdicts(
       const i = rows.findIndex((r) => r.tsUs >= c.judgedUs);
       const before = at(i < 0 ? rows.at(-1) : rows[i - 1]);
       const after = at(i < 0 ? undefined : rows[i]);
-      const rebuilt = i >= 0 && rows.slice(i).some((r) => /resync/.test(r.abstain ?? ''));
+      const ended =
+        i >= 0 && rows.slice(i).some((r) => !/differed from the exchange's/.test(r.abstain ?? ''));
       return {
         product: c.product,
         judgedUs: c.judgedUs,
-        rebuilt,
+        ended,
         ...(before ? { before } : {}),
         ...(after ? { after } : {}),
       };

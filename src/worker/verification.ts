@@ -342,10 +342,18 @@ export class BookVerifier {
   ): void {
     this.counts[v.result]++;
     const judgedUs = this.judgingUs ?? check.exchUs;
-    p.set({ result: v.result, atUs: check.exchUs, ...(v.reason ? { reason: v.reason } : {}) }, judgedUs);
+    const verdict = { result: v.result, atUs: check.exchUs, ...(v.reason ? { reason: v.reason } : {}) };
+    // A check that could not judge leaves a mismatch standing: the book is known wrong until it is rebuilt, or a
+    // check finds it right again (the exchange set the level again), which ends the span that abstained.
+    if (!(p.mismatch && v.result === 'unavailable')) p.set(verdict, judgedUs);
     if (v.result === 'mismatch' && !p.mismatch) p.mismatch = { checkId: check.id, judgedUs };
+    if (v.result === 'match' && p.mismatch) {
+      const { checkId, judgedUs: fromUs } = p.mismatch;
+      this.repairs.push({ product: check.product, checkId, fromUs, toUs: judgedUs });
+      p.mismatch = undefined;
+    }
     this.outcomes.push({
-      ...p.last,
+      ...verdict,
       atUs: check.exchUs,
       product: check.product,
       checkId: check.id,
