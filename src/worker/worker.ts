@@ -360,34 +360,30 @@ export class Worker {
       // suspect in the lake, beside them (append-only, written once: a replay leaves it). Up to the verdict, not
       // the REST book's time: the ticks in between were made on the same book; from the verdict on they abstain
       // until the book is rebuilt, and that span is marked once it is (below).
-      if (o.cleanSinceUs !== null && o.cleanSinceUs < o.judgedUs) {
-        const { s3, lakeBucket } = this.opts;
-        const mark = {
-          product: o.product,
-          fromUs: o.cleanSinceUs,
-          toUs: o.judgedUs,
-          mark: 'suspect' as const,
-          checkId: o.checkId,
-          reason: o.reason ?? 'book differs from the exchange',
-        };
-        await this.retry('suspect mark write', () => putCorrection(s3, lakeBucket, mark));
-      }
+      if (o.cleanSinceUs !== null && o.cleanSinceUs < o.judgedUs)
+        await this.markSuspect(
+          { product: o.product, checkId: o.checkId, fromUs: o.cleanSinceUs, toUs: o.judgedUs },
+          o.reason ?? 'book differs from the exchange',
+        );
       const send = this.opts.onMismatch;
       if (send) await this.retry('book verdict write', () => send(o));
     }
     // Training leaves out what abstained for a mismatch too: from the verdict to the rebuild, marked the same way.
-    for (const r of this.market.verifier.drainRepairs()) {
-      const { s3, lakeBucket } = this.opts;
-      const mark = {
-        product: r.product,
-        fromUs: r.fromUs,
-        toUs: r.toUs,
-        mark: 'suspect' as const,
-        checkId: `${r.checkId}/repair`,
-        reason: 'made on a book found different from the exchange, before it was rebuilt',
-      };
-      await this.retry('suspect mark write', () => putCorrection(s3, lakeBucket, mark));
-    }
+    for (const r of this.market.verifier.drainRepairs())
+      await this.markSuspect(
+        { ...r, checkId: `${r.checkId}/repair` },
+        'made on a book found different from the exchange, before it was rebuilt or found right again',
+      );
+  }
+
+  /** One suspect mark in the lake's corrections zone (written once: src/storage/corrections.ts). */
+  private async markSuspect(
+    span: { product: string; checkId: string; fromUs: number; toUs: number },
+    reason: string,
+  ): Promise<void> {
+    const { s3, lakeBucket } = this.opts;
+    const mark = { ...span, mark: 'suspect' as const, reason };
+    await this.retry('suspect mark write', () => putCorrection(s3, lakeBucket, mark));
   }
 
   private async saveState(shardId: string, shard: ShardState): Promise<void> {
