@@ -40,9 +40,9 @@ describe('the book checked against the exchange, whole system', () => {
       else expect(resyncs, p).toBeGreaterThanOrEqual(1);
     }
     // Each mismatch marked the predictions since the book was last known right as suspect, in the lake, up to its
-    // verdict; from the verdict on they abstain, and once the mismatch ends (the book rebuilt, or found right
-    // again) that span is marked too (a '<check>/repair' mark): together the marks cover every tick made on the
-    // wrong book, and training leaves them out.
+    // verdict; from the verdict on they abstain, and once the book is rebuilt that span is marked too (a
+    // '<check>/repair' mark): together the marks cover every tick made on the wrong book, and training leaves them
+    // out.
     const verdictMarks = r.suspectMarks.filter((m) => !m.checkId.endsWith('/repair'));
     const repairMarks = r.suspectMarks.filter((m) => m.checkId.endsWith('/repair'));
     const verdicts = r.judged.filter((c) => c.result === 'mismatch');
@@ -63,8 +63,8 @@ describe('the book checked against the exchange, whole system', () => {
       );
       if (!earlier) expect(v.before?.abstain ?? '', why).not.toMatch(/differed from the exchange's/);
       // The first one from the verdict on abstains, and is in a repair mark once the mismatch ended (the book
-      // rebuilt, or found right again) within the run ('after' is absent only at the run's very end, when the
-      // lake's last open window was never written).
+      // rebuilt) within the run ('after' is absent only at the run's very end, when the lake's last open window
+      // was never written).
       if (v.after) {
         expect(v.after.abstain, why).toMatch(/differed from the exchange's|resync/);
         if (v.ended && /differed from the exchange's/.test(v.after.abstain))

@@ -189,7 +189,8 @@ describe('two ingestors on separate connections give the lake of one clean conne
     // the book.
     expect(pair.lines.absorbedResyncs, why).toBeGreaterThanOrEqual((gaps[0]! + gaps[1]!) * PRODUCTS.length);
     expect(pair.lines.failovers, why).toBeGreaterThan(0);
-    expect(pair.lines.duplicates, why).toBeGreaterThan(1000);
+    // About 1,000 copies on a quiet machine; fewer when one line lags far behind on a loaded one (732 seen).
+    expect(pair.lines.duplicates, why).toBeGreaterThan(300);
     expect([clean.lateResyncs, pair.lateResyncs]).toEqual([0, 0]);
   });
 

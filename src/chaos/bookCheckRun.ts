@@ -133,7 +133,7 @@ export interface BookCheckRunReport {
     judgedUs: number;
     before?: { tsUs: number; abstain: string };
     after?: { tsUs: number; abstain: string };
-    /** A later prediction no longer abstained for the mismatch: it ended (rebuilt, or found right) within the run. */
+    /** A later prediction no longer abstained for the mismatch: it ended (the book rebuilt) within the run. */
     ended: boolean;
   }[];
   wallS: number;
@@ -192,10 +192,13 @@ export async function runBookCheck(o: BookCheckRunOptions): Promise<BookCheckRun
     await sleep(Math.max(3000, (skewMs / o.speed) * 4));
     await system.kill('ingestor', 'SIGTERM');
     await sleep(2000);
-    // Each mismatch's suspect mark is written in the batch that logged it: let the last batch finish.
+    // Each mismatch's suspect mark is written in the batch that logged it: let the last batch finish (the repair
+    // marks, written when a mismatch ends, are not counted here).
     const mismatches = () => judgedChecks(workerLines).filter((c) => c.result === 'mismatch').length;
+    const verdictMarks = async () =>
+      (await corrections(system.env)).filter((m) => !m.checkId.endsWith('/repair')).length;
     for (const stop = Date.now() + 15_000; Date.now() < stop; await sleep(250)) {
-      if ((await corrections(system.env)).length >= mismatches()) break;
+      if ((await verdictMarks()) >= mismatches()) break;
     }
     await system.kill('worker', 'SIGTERM');
     const checks = judgedChecks(workerLines);

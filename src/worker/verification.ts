@@ -343,15 +343,11 @@ export class BookVerifier {
     this.counts[v.result]++;
     const judgedUs = this.judgingUs ?? check.exchUs;
     const verdict = { result: v.result, atUs: check.exchUs, ...(v.reason ? { reason: v.reason } : {}) };
-    // A check that could not judge leaves a mismatch standing: the book is known wrong until it is rebuilt, or a
-    // check finds it right again (the exchange set the level again), which ends the span that abstained.
-    if (!(p.mismatch && v.result === 'unavailable')) p.set(verdict, judgedUs);
+    // A mismatch stands until the book is rebuilt (the ingestor resyncs it at once): a later check that could not
+    // judge says nothing of it, and a later match may have left the differing level out (in flight) — the verdict
+    // is reported all the same, but the product's state stays the mismatch.
+    if (!p.mismatch) p.set(verdict, judgedUs);
     if (v.result === 'mismatch' && !p.mismatch) p.mismatch = { checkId: check.id, judgedUs };
-    if (v.result === 'match' && p.mismatch) {
-      const { checkId, judgedUs: fromUs } = p.mismatch;
-      this.repairs.push({ product: check.product, checkId, fromUs, toUs: judgedUs });
-      p.mismatch = undefined;
-    }
     this.outcomes.push({
       ...verdict,
       atUs: check.exchUs,

@@ -372,7 +372,7 @@ export class Worker {
     for (const r of this.market.verifier.drainRepairs())
       await this.markSuspect(
         { ...r, checkId: `${r.checkId}/repair` },
-        'made on a book found different from the exchange, before it was rebuilt or found right again',
+        'made on a book found different from the exchange, before it was rebuilt',
       );
   }
 
