@@ -32,9 +32,12 @@ async function latest(): Promise<LatestSnapshot[]> {
 }
 
 describe('the system on the Exchange feed, simulated', () => {
-  it('the ingestor speaks the Exchange protocol to the simulator`s /exchange feed', () => {
+  it('the ingestor speaks the Exchange protocol to the simulator`s /exchange feed', async () => {
     expect(fixture.system.env.FEED_URL).toBe(fixture.sim.exchangeUrl);
-    const started = ingestorLines.find((l) => l.includes('"book checks started"'));
+    // Logged once the ingestor holds the book-check lease, which may come after the system is up.
+    const started = await until('the book checks started', () =>
+      ingestorLines.find((l) => l.includes('"book checks started"')),
+    );
     expect(started).toMatch(/"source":"exchange"/);
   });
 
