@@ -63,10 +63,23 @@ describe('trainGbdt', () => {
   });
 
   it('is deterministic and does not depend on the number of threads', async () => {
+    // 5 features over 1, 2 and 3 threads: code words full, partly used and holding one feature.
     const a = await trainGbdt(train.x, train.y, { ...opts, rounds: 15, threads: 1 }, valid);
-    const b = await trainGbdt(train.x, train.y, { ...opts, rounds: 15, threads: 2 }, valid);
-    expect(b.model).toEqual(a.model);
-    expect(b.validationLoss).toEqual(a.validationLoss);
+    for (const threads of [2, 3]) {
+      const b = await trainGbdt(train.x, train.y, { ...opts, rounds: 15, threads }, valid);
+      expect(b.model).toEqual(a.model);
+      expect(b.validationLoss).toEqual(a.validationLoss);
+    }
+  });
+
+  it('a tree that cannot split is one leaf: the model stays at the base rate', async () => {
+    const r = await trainGbdt(train.x, train.y, { rounds: 3, minSplitGain: 1e12 }, valid);
+    expect(r.treesBuilt).toBe(3);
+    for (const t of r.model.trees) expect(Array.from(t.feature)).toEqual([-1]);
+    const rate = train.y.reduce((a, b) => a + b, 0) / train.y.length;
+    expect(predictGbdt(r.model, rowOf(test.x, 0))).toBeCloseTo(rate, 6);
+    // Every round saw the same margins on every row: the validation loss stays flat.
+    expect(Math.max(...r.validationLoss) - Math.min(...r.validationLoss)).toBeLessThan(1e-6);
   });
 
   it('stops early when the validation loss stops improving, keeping the best round', async () => {

@@ -3,14 +3,19 @@
  *
  * - Inputs are binned once: per feature at most `maxBins` (≤ 255) quantile bins whose edges are training
  *   values (so a split "x <= edge" is exact in float32, as onnxruntime compares), plus one bin for missing
- *   values (NaN). Bin codes are 8-bit, row-major: a node's rows, kept in ascending order by the stable
- *   partition, are read as a forward scan, each row's codes for every feature from one or two cache lines.
+ *   values (NaN). Bin codes are 8-bit, column-major in columns of 32-bit words that each hold four features'
+ *   codes of one row (`Layout`); gradient and hessian are interleaved float32. The rows of each node are kept
+ *   contiguous in one index array (`order`), partitioned in place by each split (stable, so ascending within a
+ *   node). The root's histogram reads the columns forward, one word per row for four features; another node's
+ *   rows are first gathered into contiguous scratch from per-row records (a worker's words + the row's
+ *   gradients: one memory access per row) — gbdtWorker.ts.
  * - Trees grow level by level to `maxDepth`. A node's gradient/hessian histogram is built over its rows only for
  *   the SMALLER child of each split; the larger child's is the parent's minus it (histogram subtraction).
- * - worker_threads build the histograms and search the splits, each for its share of the features, over shared
- *   memory (bin codes, gradients, the row order partitioned by node); the main thread partitions rows, sets
- *   leaves and updates the margins. Each feature's sums are made by one thread in one order, and ties go to the
- *   lowest feature, so the model does not depend on the number of threads.
+ * - worker_threads (both cores) do the work over shared memory: histograms and split search, each for its
+ *   share of the features; partitions, the margin update (each leaf's value added to the rows its range of
+ *   `order` holds, no tree traversal) and the next round's gradients, spread over them by rows. The main thread
+ *   only orchestrates. Each feature's and each leaf's sums are made by one thread in one order, and ties go to
+ *   the lowest feature, so the model does not depend on the number of threads.
  * - Split gain and leaf values are XGBoost's: gain = G_L²/(H_L+λ) + G_R²/(H_R+λ) - G²/(H+λ) (> `minSplitGain`),
  *   each child's hessian ≥ `minChildWeight`, leaf = -η G/(H+λ). Missing values go to the side that gains more.
  * - Early stopping on a validation fold: training stops `earlyStoppingRounds` rounds after the validation log
@@ -22,7 +27,6 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { QuoteWatchError } from '../../src/errors.js';
-import { binOf } from '../../src/model/inputs.js';
 import { histogramWorker } from './gbdtWorker.js';
 
 export class GbdtError extends QuoteWatchError {}
@@ -101,8 +105,9 @@ export interface GbdtResult {
 
 const MISSING = 255;
 
-/** A copy of `values` in shared memory (the workers bin it). */
+/** `values` in shared memory (the workers bin it): as is when it already is, else one copy. */
 function shared(values: Float32Array): Float32Array {
+  if (values.buffer instanceof SharedArrayBuffer) return values;
   const out = new Float32Array(new SharedArrayBuffer(values.length * 4));
   out.set(values);
   return out;
@@ -147,16 +152,66 @@ interface Split {
   rightH: number;
 }
 
+interface Partition {
+  start: number;
+  end: number;
+  feature: number;
+  bin: number;
+  missingLeft: number;
+  /** 1 for the root: its rows are 0..n-1 whatever `order` holds. */
+  identity: number;
+}
+
+interface LeafPart {
+  start: number;
+  end: number;
+  /** Added to the rows' margins. */
+  value: number;
+  identity: number;
+}
+
+/**
+ * Where each feature's codes live: feature f of row r is byte shift[f] / 8 of the 32-bit word
+ * word[f] * rows + r. Each thread's features (a contiguous range) fill their own words, four to a word.
+ */
+interface Layout {
+  ranges: [number, number][];
+  word: Int32Array;
+  shift: Int32Array;
+  words: number;
+}
+
+function layout(threads: number, features: number): Layout {
+  const t = Math.max(1, Math.min(threads, features));
+  const word = new Int32Array(new SharedArrayBuffer(features * 4));
+  const shift = new Int32Array(new SharedArrayBuffer(features * 4));
+  const ranges: [number, number][] = [];
+  let words = 0;
+  for (let w = 0; w < t; w++) {
+    const lo = Math.floor((w * features) / t);
+    const hi = Math.floor(((w + 1) * features) / t);
+    ranges.push([lo, hi]);
+    for (let f = lo; f < hi; f++) {
+      word[f] = words + ((f - lo) >> 2);
+      shift[f] = 8 * ((f - lo) & 3);
+    }
+    words += Math.ceil((hi - lo) / 4);
+  }
+  return { ranges, word, shift, words };
+}
+
+/** Codes of `rows` rows in a layout (filled by the workers' `bin` or `code`). */
+function codeBuffer(rows: number, l: Layout) {
+  const buffer = new SharedArrayBuffer(rows * l.words * 4);
+  return { words: new Int32Array(buffer), bytes: new Uint8Array(buffer) };
+}
+
 /** A pool of histogram workers, each owning a contiguous range of features. */
 class Pool {
   private readonly workers: Worker[] = [];
-  readonly ranges: [number, number][] = [];
 
-  constructor(threads: number, init: Record<string, unknown>, features: number) {
-    const n = Math.max(1, Math.min(threads, features));
-    for (let w = 0; w < n; w++) {
-      const lo = Math.floor((w * features) / n);
-      const hi = Math.floor(((w + 1) * features) / n);
+  constructor(ranges: [number, number][], init: Record<string, unknown>) {
+    for (const [lo, hi] of ranges) {
       // The worker's code is a self-contained function, sent as source: the same in tsx, vitest and the bundle
       // (whose transforms may wrap inner functions in __name(), a no-op here).
       const worker = new Worker(`var __name = (f) => f; (${histogramWorker.toString()})()`, {
@@ -165,7 +220,6 @@ class Pool {
       });
       worker.unref();
       this.workers.push(worker);
-      this.ranges.push([lo, hi]);
     }
   }
 
@@ -209,31 +263,49 @@ class Pool {
     return best;
   }
 
-  /** Stable partitions of node ranges, spread over the workers by size; the first right-hand index of each. */
-  async partition(
-    parts: { start: number; end: number; feature: number; bin: number; missingLeft: number }[],
-  ) {
+  /**
+   * Sends row ranges (`parts`, disjoint) to the workers, spread by size (largest first to the least loaded),
+   * and returns each part's reply in part order: `per` values of `key` per part.
+   */
+  private async spread(op: string, parts: { start: number; end: number }[], key: string, per: number) {
     const mine: number[][] = this.workers.map(() => []);
     const load = new Array<number>(this.workers.length).fill(0);
     const bySize = parts
       .map((_, i) => i)
       .sort((a, b) => parts[b]!.end - parts[b]!.start - (parts[a]!.end - parts[a]!.start));
     for (const i of bySize) {
-      const w = load.indexOf(Math.min(...load));
+      let w = 0;
+      for (let v = 1; v < load.length; v++) if (load[v]! < load[w]!) w = v;
       mine[w]!.push(i);
       load[w]! += parts[i]!.end - parts[i]!.start;
     }
-    const replies = await this.call<{ mids: number[] }>((w) => ({
-      op: 'partition',
+    const replies = await this.call<Record<string, number[]>>((w) => ({
+      op,
       parts: mine[w]!.map((i) => parts[i]),
     }));
-    const mids = new Array<number>(parts.length);
-    replies.forEach(({ mids: m }, w) => {
+    const out = new Array<number>(parts.length * per);
+    replies.forEach((reply, w) => {
+      const values = reply[key] ?? [];
       mine[w]!.forEach((i, k) => {
-        mids[i] = m[k]!;
+        for (let j = 0; j < per; j++) out[i * per + j] = values[k * per + j]!;
       });
     });
-    return mids;
+    return out;
+  }
+
+  /** Stable partitions of node ranges; the first right-hand index of each. */
+  partition(parts: Partition[]): Promise<number[]> {
+    return this.spread('partition', parts, 'mids', 1);
+  }
+
+  /** Margins += each part's value (a leaf's rows). */
+  async leaves(parts: LeafPart[]): Promise<void> {
+    await this.spread('leaves', parts, 'none', 0);
+  }
+
+  /** Gradients of row ranges; per range its sums G, H (in range order). */
+  gradients(parts: { start: number; end: number }[]): Promise<number[]> {
+    return this.spread('grad', parts, 'sums', 2);
   }
 
   async close(): Promise<void> {
@@ -263,26 +335,37 @@ export async function trainGbdt(
   if (!(o.learningRate > 0 && o.rounds >= 1)) throw new GbdtError('learningRate must be > 0 and rounds >= 1');
   const n = train.rows;
   const F = train.features;
-  const grad = new Float32Array(new SharedArrayBuffer(n * 4));
-  const hess = new Float32Array(new SharedArrayBuffer(n * 4));
+  const gh = new Float32Array(new SharedArrayBuffer(n * 8));
   const order = new Uint32Array(new SharedArrayBuffer(n * 4));
-  const codes = new Uint8Array(new SharedArrayBuffer(n * F));
   const threads = o.threads ?? Math.min(2, availableParallelism());
-  const pool = new Pool(
-    threads,
-    { codes, grad, hess, order, n, features: F, l2: o.l2, minChildWeight: o.minChildWeight },
-    F,
-  );
+  const lay = layout(threads, F);
+  const codes = codeBuffer(n, lay);
+  const margin = new Float64Array(new SharedArrayBuffer(n * 8));
+  const labels = new Uint8Array(new SharedArrayBuffer(n));
+  labels.set(y);
+  const pool = new Pool(lay.ranges, {
+    codes: codes.words,
+    word: lay.word,
+    shift: lay.shift,
+    gh,
+    order,
+    margin,
+    y: labels,
+    n,
+    l2: o.l2,
+    minChildWeight: o.minChildWeight,
+  });
   // Binning in the workers, each for its features: edges from a sample of the rows, then every row's codes.
   const step = Math.max(1, Math.floor(n / o.binSampleRows));
+  const values = shared(train.values);
   const binned = await pool
     .call<{ edges: Float32Array[] }>(() => ({
       op: 'bin',
-      values: shared(train.values),
+      values,
       rows: n,
       step,
       maxBins: o.maxBins,
-      out: codes,
+      out: codes.bytes,
     }))
     .catch(async (err: unknown) => {
       await pool.close();
@@ -291,11 +374,12 @@ export async function trainGbdt(
   const edges = binned.flatMap((b) => b.edges);
   let valCodes: Uint8Array | undefined;
   if (validation) {
-    valCodes = new Uint8Array(new SharedArrayBuffer(validation.x.rows * F));
+    valCodes = codeBuffer(validation.x.rows, lay).bytes;
     const out = valCodes;
+    const valValues = shared(validation.x.values);
     await pool.call(() => ({
       op: 'code',
-      values: shared(validation.x.values),
+      values: valValues,
       rows: validation.x.rows,
       out,
     }));
@@ -305,7 +389,7 @@ export async function trainGbdt(
   let positives = 0;
   for (let i = 0; i < n; i++) positives += y[i]!;
   const base = Math.log(positives / (n - positives));
-  const margin = new Float64Array(n).fill(base);
+  margin.fill(base);
   const valMargin = validation ? new Float64Array(validation.x.rows).fill(base) : undefined;
 
   const trees: Tree[] = [];
@@ -314,23 +398,33 @@ export async function trainGbdt(
   const validationLoss: number[] = [];
   let best = { round: 0, loss: Number.POSITIVE_INFINITY };
   try {
+    // Gradients in fixed chunks of rows: their sums do not depend on the number of threads.
+    const CHUNK = 1 << 16;
+    const chunks: { start: number; end: number }[] = [];
+    for (let s = 0; s < n; s += CHUNK) chunks.push({ start: s, end: Math.min(n, s + CHUNK) });
     for (let round = 0; round < o.rounds; round++) {
-      for (let i = 0; i < n; i++) {
-        const p = sigmoid(margin[i]!);
-        grad[i] = p - y[i]!;
-        hess[i] = Math.max(p * (1 - p), 1e-16);
-        order[i] = i;
+      const sums = await pool.gradients(chunks);
+      let G = 0;
+      let H = 0;
+      for (let i = 0; i < sums.length; i += 2) {
+        G += sums[i]!;
+        H += sums[i + 1]!;
       }
-      const tree = await growTree(pool, o, grad, hess, n, edges, gain, splitCount);
-      // Leaves: add each leaf's value to its rows' margins (the partition says which rows reached it).
-      for (const leaf of tree.leaves) {
-        const v = tree.tree.value[leaf.node]!;
-        for (let k = leaf.start; k < leaf.end; k++) margin[order[k]!]! += v;
-      }
+      const tree = await growTree(pool, o, n, G, H, edges, gain, splitCount);
+      // Leaves: each leaf's value goes to the rows its range of `order` holds (the partition says which rows
+      // reached it; a root that did not split holds every row).
+      await pool.leaves(
+        tree.leaves.map((leaf) => ({
+          start: leaf.start,
+          end: leaf.end,
+          value: tree.tree.value[leaf.node]!,
+          identity: leaf.node === 0 ? 1 : 0,
+        })),
+      );
       trees.push(tree.tree);
       if (validation && valCodes && valMargin) {
         const rows = validation.x.rows;
-        for (let r = 0; r < rows; r++) valMargin[r]! += leafValue(tree.tree, valCodes, F, r, edges);
+        for (let r = 0; r < rows; r++) valMargin[r]! += leafValue(tree, valCodes, lay, rows, r);
         const loss = logLossOf(valMargin, validation.y);
         validationLoss.push(loss);
         if (loss < best.loss - 1e-12) best = { round: round + 1, loss };
@@ -357,15 +451,13 @@ export async function trainGbdt(
   };
 }
 
-/** The leaf value of a binned row (validation margins during training). */
-function leafValue(tree: Tree, codes: Uint8Array, F: number, r: number, edges: Float32Array[]): number {
+/** The leaf value of a binned row (codes of `rows` rows in layout `l`; validation margins during training). */
+function leafValue({ tree, bins }: Grown, codes: Uint8Array, l: Layout, rows: number, r: number): number {
   let node = 0;
   while (tree.feature[node]! >= 0) {
     const f = tree.feature[node]!;
-    const code = codes[r * F + f]!;
-    // A threshold is an edge value, never NaN: its bin is the number of edges below it (the workers' rule).
-    const left =
-      code === MISSING ? tree.missingLeft[node] === 1 : code <= binOf(edges[f]!, tree.threshold[node]!);
+    const code = codes[(l.word[f]! * rows + r) * 4 + (l.shift[f]! >> 3)]!;
+    const left = code === MISSING ? tree.missingLeft[node] === 1 : code <= bins[node]!;
     node = left ? tree.left[node]! : tree.right[node]!;
   }
   return tree.value[node]!;
@@ -373,6 +465,8 @@ function leafValue(tree: Tree, codes: Uint8Array, F: number, r: number, edges: F
 
 interface Grown {
   tree: Tree;
+  /** Each split node's bin (its threshold is that bin's upper edge). */
+  bins: Int32Array;
   leaves: { node: number; start: number; end: number }[];
 }
 
@@ -380,9 +474,9 @@ interface Grown {
 async function growTree(
   pool: Pool,
   o: GbdtOptions,
-  grad: Float32Array,
-  hess: Float32Array,
   n: number,
+  G: number,
+  H: number,
   edges: Float32Array[],
   gain: Float64Array,
   splitCount: Uint32Array,
@@ -393,7 +487,9 @@ async function growTree(
   const right: number[] = [];
   const missingLeft: number[] = [];
   const value: number[] = [];
+  const bins: number[] = [];
   const add = () => {
+    bins.push(-1);
     feature.push(-1);
     threshold.push(0);
     left.push(-1);
@@ -402,15 +498,9 @@ async function growTree(
     value.push(0);
     return feature.length - 1;
   };
-  let G = 0;
-  let H = 0;
-  for (let i = 0; i < n; i++) {
-    G += grad[i]!;
-    H += hess[i]!;
-  }
   type Open = { node: number; start: number; end: number; G: number; H: number };
   let level: Open[] = [{ node: add(), start: 0, end: n, G, H }];
-  let tasks: unknown[] = [{ node: 0, start: 0, end: n }];
+  let tasks: unknown[] = [{ node: 0, start: 0, end: n, identity: 1 }];
   const leaves: Grown['leaves'] = [];
   const leaf = (o2: Open) => {
     value[o2.node] = Math.fround((-o.learningRate * o2.G) / (o2.H + o.l2));
@@ -438,12 +528,14 @@ async function growTree(
         feature: s.feature,
         bin: s.bin,
         missingLeft: s.missingLeft,
+        identity: depth === 0 ? 1 : 0,
       })),
     );
     splitting.forEach(({ open, s }, i) => {
       const l = mids[i]!;
       feature[open.node] = s.feature;
       threshold[open.node] = edges[s.feature]![s.bin]!;
+      bins[open.node] = s.bin;
       missingLeft[open.node] = s.missingLeft;
       gain[s.feature]! += s.gain;
       splitCount[s.feature]!++;
@@ -470,6 +562,7 @@ async function growTree(
       missingLeft: Uint8Array.from(missingLeft),
       value: Float32Array.from(value),
     },
+    bins: Int32Array.from(bins),
     leaves,
   };
 }
