@@ -103,13 +103,16 @@ describe('trainGbdt', () => {
     expect(r.splits.reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
   });
 
-  it('refuses one-class labels, mismatched shapes and non-0/1 labels', async () => {
+  it('refuses one-class labels, mismatched shapes, non-0/1 labels and more than 255 bins', async () => {
     const ones = new Uint8Array(train.x.rows).fill(1);
     await expect(trainGbdt(train.x, ones)).rejects.toThrow(/all 6000 labels are 1; need both classes/);
     await expect(trainGbdt(train.x, train.y.subarray(1))).rejects.toThrow(GbdtError);
     const bad = Uint8Array.from(train.y);
     bad[3] = 2;
     await expect(trainGbdt(train.x, bad)).rejects.toThrow(/label 3 must be 0 or 1/);
+    await expect(trainGbdt(train.x, train.y, { maxBins: 256 })).rejects.toThrow(
+      /maxBins must be an integer in \[2, 255\]/,
+    );
   });
 });
 

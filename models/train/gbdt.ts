@@ -333,6 +333,9 @@ export async function trainGbdt(
   if (!(o.maxDepth >= 1 && o.maxDepth <= 16))
     throw new GbdtError(`maxDepth must be in [1, 16], got ${o.maxDepth}`);
   if (!(o.learningRate > 0 && o.rounds >= 1)) throw new GbdtError('learningRate must be > 0 and rounds >= 1');
+  // Codes are 8-bit and 255 is the missing values' code: at most 255 bins (254 edges).
+  if (!(Number.isInteger(o.maxBins) && o.maxBins >= 2 && o.maxBins <= 255))
+    throw new GbdtError(`maxBins must be an integer in [2, 255], got ${o.maxBins}`);
   const n = train.rows;
   const F = train.features;
   const gh = new Float32Array(new SharedArrayBuffer(n * 8));
