@@ -425,7 +425,17 @@ export interface FeedConfig {
   bookStaleMs: number;
   /** CDP API key for Advanced Trade (both variables or neither). */
   auth: { keyName: string; privateKey: string } | undefined;
+  /**
+   * WATERMARK_LATENESS_MS: how late, after the exchange time the connection's newest book update or heartbeat
+   * extrapolates to, an event may still arrive; a quiet product's ticks are closed by a watermark that far behind
+   * (src/stream/record.ts WatermarkEvent). `off`: no watermarks (a tick waits for the product's next event).
+   * Defaults from the real captures (README, "Watermarks"): 300 ms on Advanced Trade, 100 ms on the Exchange feed.
+   */
+  watermarkLatenessMs: number | undefined;
 }
+
+/** WATERMARK_LATENESS_MS defaults per feed, measured on the captures in ../shared (README, "Watermarks"). */
+export const DEFAULT_WATERMARK_LATENESS_MS: Record<FeedKind, number> = { advanced: 300, exchange: 100 };
 
 export function feedKindOf(url: string): FeedKind {
   let host = '';
@@ -452,9 +462,17 @@ export function readFeedConfig(env: Env = process.env): FeedConfig {
     const missing = keyName === undefined ? 'COINBASE_API_KEY_NAME' : 'COINBASE_API_PRIVATE_KEY';
     throw new ConfigError(missing, 'required when the other COINBASE_API_* variable is set');
   }
+  const kind = explicit ?? feedKindOf(url);
+  const lateness = read(
+    env,
+    'WATERMARK_LATENESS_MS',
+    z.union([z.literal('off'), intMs(0, 10_000)]),
+    String(DEFAULT_WATERMARK_LATENESS_MS[kind]),
+  );
   return {
     url,
-    kind: explicit ?? feedKindOf(url),
+    kind,
+    watermarkLatenessMs: lateness === 'off' ? undefined : lateness,
     snapshotIntervalMs: read(env, 'SNAPSHOT_INTERVAL_MS', intMs(0, 3_600_000), '30000'),
     bookStaleMs: read(env, 'FEED_BOOK_STALE_MS', intMs(0, 3_600_000), '60000'),
     auth: keyName && privateKey ? { keyName, privateKey } : undefined,

@@ -9,11 +9,13 @@ import {
   DEFAULT_CORE,
   DEFAULT_PORTS,
   DEFAULT_TRAIN_L2,
+  DEFAULT_WATERMARK_LATENESS_MS,
   feedKindOf,
   PRODUCT_ID_PATTERN,
   readBookCheckConfig,
   readCoreConfig,
   readFeatureConfig,
+  readFeedConfig,
   readFeedUrl,
   readLocalConfig,
   readPromotionConfig,
@@ -128,6 +130,21 @@ describe('shared definitions', () => {
       'gateway',
     ]);
     expect(() => readLocalConfig({ WORKERS: '3' })).toThrow(/WORKERS: .*must be 1 or 2/);
+  });
+});
+
+describe('watermark config', () => {
+  it('defaults WATERMARK_LATENESS_MS per feed (measured on the captures), takes off and whole ms, refuses the rest', () => {
+    expect(readFeedConfig({}).watermarkLatenessMs).toBe(DEFAULT_WATERMARK_LATENESS_MS.advanced);
+    expect(readFeedConfig({ FEED_KIND: 'exchange' }).watermarkLatenessMs).toBe(
+      DEFAULT_WATERMARK_LATENESS_MS.exchange,
+    );
+    expect(DEFAULT_WATERMARK_LATENESS_MS.advanced).not.toBe(DEFAULT_WATERMARK_LATENESS_MS.exchange);
+    expect(readFeedConfig({ WATERMARK_LATENESS_MS: 'off' }).watermarkLatenessMs).toBeUndefined();
+    expect(readFeedConfig({ WATERMARK_LATENESS_MS: '0' }).watermarkLatenessMs).toBe(0);
+    expect(readFeedConfig({ WATERMARK_LATENESS_MS: '20' }).watermarkLatenessMs).toBe(20);
+    for (const bad of ['-1', '2.5', 'no', '10001'])
+      expect(() => readFeedConfig({ WATERMARK_LATENESS_MS: bad })).toThrow(/^WATERMARK_LATENESS_MS: /);
   });
 });
 

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
 import { OrderBook } from '../src/book/book.js';
 import type { FeedKind } from '../src/config.js';
+import { MAX_WATERMARK_EXTRAPOLATION_MS } from '../src/ingest/ingestor.js';
 import type { Logger } from '../src/log.js';
 import { fromUnits, normalizeDecimal } from '../src/marketdata/decimal.js';
 import type { SimulatorServer } from '../src/simulator/server.js';
@@ -562,5 +563,80 @@ describe('Sequence regression', () => {
       'connect',
       'regression: expected 3, got 1',
     ]);
+  });
+});
+
+describe('Watermarks for quiet products (issue 16)', () => {
+  it('on the tick grid, at least the lateness after their time, past every event before them, none after silence', async () => {
+    // An Exchange-feed server: two snapshots, one BTC update, then ETH heartbeats (time = now) for 1.2 s and
+    // silence. Heartbeats tell the exchange's time without being published: both products are quiet in the stream.
+    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    await new Promise((resolve) => wss.once('listening', resolve));
+    cleanups.push(() => new Promise((r) => wss.close(r)));
+    let lastHeartbeatUs = 0;
+    wss.on('connection', (ws) => {
+      const send = (frame: unknown) => ws.send(JSON.stringify(frame));
+      let timer: NodeJS.Timeout | undefined;
+      ws.on('close', () => clearInterval(timer));
+      ws.once('message', () => {
+        send({ type: 'subscriptions', channels: [{ name: 'level2_batch', product_ids: PRODUCTS }] });
+        send({ type: 'snapshot', product_id: 'BTC-USD', bids: [['100.10', '1']], asks: [['100.20', '2']] });
+        send({ type: 'snapshot', product_id: 'ETH-USD', bids: [['10.10', '1']], asks: [['10.20', '2']] });
+        const start = Date.now();
+        send({
+          type: 'l2update',
+          product_id: 'BTC-USD',
+          time: iso(start),
+          changes: [['buy', '100.11', '1']],
+        });
+        let n = 0;
+        timer = setInterval(() => {
+          if (Date.now() - start > 1200) return clearInterval(timer);
+          const now = Date.now();
+          lastHeartbeatUs = now * 1000;
+          send({ type: 'heartbeat', product_id: 'ETH-USD', sequence: n++, time: iso(now) });
+        }, 20);
+      });
+    });
+    const { port } = wss.address() as { port: number };
+    const LATENESS_MS = 30;
+    const ingestor = localIngestor(local.env, {
+      feedUrl: `ws://127.0.0.1:${port}`,
+      feedKind: 'exchange',
+      log,
+      session: `t${Math.random().toString(36).slice(2, 8)}`,
+      snapshotIntervalMs: 0,
+      watermarks: { tickMs: 100, latenessMs: LATENESS_MS },
+    });
+    ingestor.start();
+    cleanups.push(() => ingestor.stop());
+    // Past the heartbeats, their extrapolation (MAX_WATERMARK_EXTRAPOLATION_MS) and then some.
+    await new Promise((r) => setTimeout(r, 1200 + MAX_WATERMARK_EXTRAPOLATION_MS + 500));
+    await ingestor.stop();
+
+    for (const product of PRODUCTS) {
+      const events = await eventsOf(local.env, ingestor.session, product);
+      const marks = events.filter((e) => e.type === 'watermark');
+      expect(marks.length, product).toBeGreaterThan(5);
+      let newest = Number.NEGATIVE_INFINITY;
+      let mark = Number.NEGATIVE_INFINITY;
+      for (const e of events) {
+        if (e.type === 'resync') continue;
+        if (e.type !== 'watermark') {
+          expect(e.exchUs, `${product} ${e.type} after a watermark it precedes`).toBeGreaterThanOrEqual(mark);
+          newest = Math.max(newest, e.exchUs);
+          continue;
+        }
+        expect(e.exchUs % 100_000).toBe(0);
+        expect(e.exchUs).toBeGreaterThan(newest);
+        expect(e.exchUs).toBeGreaterThan(mark);
+        expect(e.id).toBe(`w:${product}:${e.exchUs}`);
+        // Published no sooner than the lateness after its time (the heartbeats' time is this machine's clock).
+        expect(e.recvUs - e.exchUs).toBeGreaterThanOrEqual(LATENESS_MS * 1000);
+        mark = e.exchUs;
+      }
+      // Silence: nothing past what the last heartbeat extrapolates to.
+      expect(mark).toBeLessThanOrEqual(lastHeartbeatUs + MAX_WATERMARK_EXTRAPOLATION_MS * 1000);
+    }
   });
 });

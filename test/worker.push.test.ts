@@ -20,6 +20,7 @@ import { simStream } from '../src/worker/simStream.js';
 import type { LatestSnapshotInput } from '../src/worker/sinks/latest.js';
 import { PushSink, type PushSinkOptions } from '../src/worker/sinks/push.js';
 import { Worker } from '../src/worker/worker.js';
+import { FakeClock } from './support/clock.js';
 import { type LocalGateway, snapshotAt, startLocalGateway } from './support/gateway.js';
 import { until } from './support/until.js';
 import { connect, type TestClient } from './support/wsClient.js';
@@ -110,6 +111,52 @@ describe('push sink', () => {
     expect(seen.filter((n) => n > 1000)).toEqual([...seen.filter((n) => n > 1000)].sort((a, b) => a - b));
     expect(pushes(eth).flatMap((p) => p.snapshots.map((e) => e.product))).not.toContain('BTC-USD');
     expect(s.posted).toBe(pushes(btc).length + pushes(eth).length + pushes(both).length);
+  });
+
+  it("posts go with ticks: an interval that ends mid-tick waits for every product's next tick (at most one)", async () => {
+    const c = await subscriber(['BTC-USD', 'ETH-USD']);
+    const clock = new FakeClock();
+    const s = sink({ minIntervalMs: 250, clock });
+    await s.refresh();
+    const both = async (n: number, at: number) => {
+      await clock.advanceTo(at);
+      s.offer(tick('BTC-USD', n, 65000 + n));
+      s.offer(tick('ETH-USD', n, 3000 + n));
+    };
+    await both(3001, 0);
+    await until('the first push', () => pushes(c).length === 1);
+    await both(3002, 100);
+    await both(3003, 200);
+    // The interval ends at 250 ms; the newest entries are 50 ms old: it waits for tick 3004 of both products.
+    await clock.advanceTo(280);
+    await clock.advanceTo(300);
+    s.offer(tick('BTC-USD', 3004, 70000));
+    await clock.advanceTo(310);
+    expect(pushes(c)).toHaveLength(1);
+    s.offer(tick('ETH-USD', 3004, 4000));
+    await until('the second push', () => pushes(c).length === 2);
+    expect(pushes(c)[1]!.snapshots.map((e) => [e.product, e.n])).toEqual([
+      ['BTC-USD', 3004],
+      ['ETH-USD', 3004],
+    ]);
+    // Next interval ends at 560 ms: ETH's next tick never comes; one tick later what there is goes.
+    await both(3005, 400);
+    await both(3006, 500);
+    await clock.advanceTo(600);
+    s.offer(tick('BTC-USD', 3007, 71000));
+    await clock.advanceTo(655);
+    expect(pushes(c)).toHaveLength(2);
+    await clock.advanceTo(670);
+    await until('the third push', () => pushes(c).length === 3);
+    expect(pushes(c)[2]!.snapshots.map((e) => [e.product, e.n])).toEqual([
+      ['BTC-USD', 3007],
+      ['ETH-USD', 3006],
+    ]);
+    // An interval that ends on a fresh tick of every product posts at once.
+    await both(3008, 910);
+    await clock.advanceTo(915);
+    await until('the fourth push', () => pushes(c).length === 4);
+    expect(pushes(c)[3]!.snapshots.map((e) => e.n)).toEqual([3008, 3008]);
   });
 
   it('sends nothing for a newer tick whose shown values are the same, nor an older tick', async () => {

@@ -34,7 +34,7 @@ import { componentLogger, describeError } from '../../src/log.js';
 import { SnapshotStore } from '../../src/stream/claimCheck.js';
 import { componentTelemetry } from '../../src/telemetry/setup.js';
 
-const { symbols } = orExit(() => readCoreConfig());
+const { symbols, tickMs } = orExit(() => readCoreConfig());
 const { streamName, lakeBucket } = orExit(() => readResourceNames());
 const feed = orExit(() => readFeedConfig());
 const tuning = orExit(() => readIngestConfig());
@@ -97,6 +97,8 @@ ingestor = new Ingestor({
   statsIntervalMs: tuning.statsIntervalMs,
   snapshotIntervalMs: feed.snapshotIntervalMs,
   bookStaleMs: feed.bookStaleMs,
+  watermarks:
+    feed.watermarkLatenessMs === undefined ? undefined : { tickMs, latenessMs: feed.watermarkLatenessMs },
   jwt,
   onFatal: (err) => {
     log('error', 'ingestor cannot publish: exiting', { error: describeError(err) });

@@ -145,6 +145,21 @@ export class FeaturePipeline {
     this.apply(s, event);
   }
 
+  /**
+   * A watermark (src/stream/record.ts WatermarkEvent): closes the product's ticks and seconds up to `exchUs` as an
+   * event of that time would, without one. It changes when ticks are emitted, never what they hold: no book, window
+   * or data-gap clock moves (a quiet product is not a live one). An event older than it is late, as after any event.
+   */
+  watermark(product: string, exchUs: number): void {
+    if (!Number.isSafeInteger(exchUs) || exchUs < 0) {
+      throw new FeatureInputError(`watermark of ${product} has bad exchUs ${String(exchUs)}`);
+    }
+    const s = this.products.get(product);
+    // Before the product's first event there is no tick grid to close.
+    if (!s || Number.isNaN(s.nextTickUs) || !(exchUs > s.watermarkUs)) return;
+    this.advance(s, exchUs);
+  }
+
   /** Rows and labels emitted since the last drain, in emission order. */
   drain(): { rows: FeatureRow[]; labels: LabelRow[] } {
     const out = { rows: this.rows, labels: this.labels };

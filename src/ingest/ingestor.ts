@@ -100,7 +100,18 @@ export interface IngestorOptions {
   archive?: FrameArchive;
   /** Called when the producer fails for good (the process should exit non-zero). */
   onFatal?: (err: unknown) => void;
+  /**
+   * Watermarks for quiet products (see publishWatermarks): the worker's tick grid (TICK_MS) and the lateness allowed
+   * (WATERMARK_LATENESS_MS). Absent: none.
+   */
+  watermarks?: { tickMs: number; latenessMs: number };
 }
+
+/**
+ * A watermark extrapolates the exchange's clock from the connection's newest book update or heartbeat at most this
+ * far: heartbeats come every second, so a connection silent for longer says nothing about the exchange's time.
+ */
+export const MAX_WATERMARK_EXTRAPOLATION_MS = 1500;
 
 export interface IngestorCounters {
   connections: number;
@@ -165,6 +176,11 @@ export class Ingestor {
   private readonly books = new Map<string, ProductBook>();
   private running = false;
   private statsTimer: NodeJS.Timeout | undefined;
+  private watermarkTimer: NodeJS.Timeout | undefined;
+  /** The newest connection's state (watermarks are published for it alone). */
+  private current: ConnectionState | undefined;
+  /** Frames in hand: the connection's pump hands them over one after another, watermarks wait until none is. */
+  private handling = 0;
   /** Exchange-time bucket (µs / snapshotIntervalMs) of the latest frame: entering a new one makes a periodic snapshot. */
   private readonly stats: FeedStats;
   /** Exchange time as the frames tell it: the periodic snapshots' clock and the resyncs' time. */
@@ -238,6 +254,7 @@ export class Ingestor {
     // A failing put is already logged and reported through onFatal.
     // Stats are about the process's health, so they (alone) run on the wall clock.
     this.statsTimer = setInterval(() => void this.publishStats().catch(() => {}), this.o.statsIntervalMs);
+    this.scheduleWatermarks(this.o.watermarks?.tickMs ?? 0);
   }
 
   /**
@@ -248,6 +265,7 @@ export class Ingestor {
     if (!this.running) return;
     this.running = false;
     clearInterval(this.statsTimer);
+    clearTimeout(this.watermarkTimer);
     await this.feed.stop();
     await this.publishStats().catch(() => {});
     try {
@@ -271,12 +289,22 @@ export class Ingestor {
     this.counters.connections++;
     if (link.number > 0) this.counters.reconnects++;
     const state = new ConnectionState(`${this.session}.${link.number}`, this.o.products, link.number > 0);
+    this.current = state;
     // A new connection starts every product from a fresh snapshot: nothing left to do for a verdict.
     this.verdictResyncs.clear();
     return (frame) => this.onFrame(link, state, frame);
   }
 
   private async onFrame(link: FeedLink, state: ConnectionState, frame: Frame): Promise<void> {
+    this.handling++;
+    try {
+      await this.frame(link, state, frame);
+    } finally {
+      this.handling--;
+    }
+  }
+
+  private async frame(link: FeedLink, state: ConnectionState, frame: Frame): Promise<void> {
     this.o.archive?.write(state.session, frame.raw, frame.recvUs);
     this.counters.frames++;
     this.telemetry.count(FEED.frames);
@@ -322,6 +350,9 @@ export class Ingestor {
   /** One mapped frame, in feed order: the periodic snapshots it makes due, the sequence check, its events. */
   private async handleFrame(link: FeedLink, state: ConnectionState, frame: Frame, mapped: MappedFrame) {
     const snapshotDue = this.clock.advance(mapped);
+    const told = bookUpdateTime(mapped);
+    if (told !== undefined && !(told <= (state.told?.exchUs ?? Number.NEGATIVE_INFINITY)))
+      state.told = { exchUs: told, recvUs: frame.recvUs };
     if (!state.announced) {
       // Whatever consumers had of the books is stale until this connection's snapshots arrive. Published from
       // the frame pump so it precedes every event of the connection.
@@ -391,6 +422,10 @@ export class Ingestor {
   }
 
   private async publishEvent(link: FeedLink, state: ConnectionState, event: MarketEvent) {
+    if (event.type !== 'heartbeat' && event.type !== 'resync') {
+      const last = state.lastUs.get(event.product);
+      if (last === undefined || event.exchUs > last) state.lastUs.set(event.product, event.exchUs);
+    }
     switch (event.type) {
       case 'heartbeat':
         this.counters.lastHeartbeatUs = event.recvUs;
@@ -518,6 +553,60 @@ export class Ingestor {
     }
   }
 
+  /**
+   * Watermarks (src/stream/record.ts WatermarkEvent), on the wall clock, between frames: for each product of the
+   * current connection whose book is in sync, the newest tick boundary at or before the exchange time extrapolated
+   * from the connection's newest book update or heartbeat less the allowed lateness — when that boundary is past
+   * everything the product published. A busy product never needs one (its own events move the worker's clock); a
+   * quiet one gets its ticks closed `latenessMs` after their time instead of at its next event.
+   * Never while frames are in hand or held (they may be older), nor past MAX_WATERMARK_EXTRAPOLATION_MS of silence.
+   */
+  private async publishWatermarks(): Promise<void> {
+    const w = this.o.watermarks;
+    const state = this.current;
+    if (!w || !state?.told || this.handling > 0 || state.held.length > 0) return;
+    if (this.feed.state !== 'subscribed') return;
+    const now = nowUs();
+    const sinceUs = now - state.told.recvUs;
+    if (sinceUs > MAX_WATERMARK_EXTRAPOLATION_MS * 1000) return;
+    const tickUs = w.tickMs * 1000;
+    const atUs = Math.floor((state.told.exchUs + sinceUs - w.latenessMs * 1000) / tickUs) * tickUs;
+    for (const product of this.o.products) {
+      const last = state.lastUs.get(product);
+      if (last === undefined || state.awaitingSnapshot.has(product)) continue;
+      if (!(atUs > last) || !(atUs > (state.watermarkUs.get(product) ?? Number.NEGATIVE_INFINITY))) continue;
+      state.watermarkUs.set(product, atUs);
+      const mark = { type: 'watermark' as const, product, exchUs: atUs, recvUs: now, seq: -1 };
+      await this.put({ ...mark, id: this.id(mark) });
+    }
+  }
+
+  /** The next watermark round: when the extrapolated exchange time crosses the next tick boundary. */
+  private scheduleWatermarks(delayMs: number): void {
+    const w = this.o.watermarks;
+    if (!w || !this.running) return;
+    // setImmediate: after a stall the timer fires before the socket's waiting frames are read; once they are, the
+    // pump has them in hand and the round is skipped — a watermark never overtakes a frame that has arrived.
+    this.watermarkTimer = setTimeout(
+      () =>
+        setImmediate(() => {
+          void this.publishWatermarks()
+            .catch(() => {}) // a failing put is already logged and reported through onFatal
+            .finally(() => this.scheduleWatermarks(this.nextWatermarkMs(w)));
+        }),
+      delayMs,
+    );
+  }
+
+  private nextWatermarkMs(w: { tickMs: number; latenessMs: number }): number {
+    const told = this.current?.told;
+    if (!told) return w.tickMs;
+    const tickUs = w.tickMs * 1000;
+    const estUs = told.exchUs + (nowUs() - told.recvUs) - w.latenessMs * 1000;
+    const nextUs = (Math.floor(estUs / tickUs) + 1) * tickUs;
+    return Math.min(w.tickMs, Math.max(1, Math.ceil((nextUs - estUs) / 1000)));
+  }
+
   private async publishStats(): Promise<void> {
     const stats = this.stats.next(nowUs(), this.feed.totals, this.counters, this.o.producer.stats());
     await this.put(stats);
@@ -567,6 +656,12 @@ class ConnectionState {
    * closes first drops them, as it drops the frames queued in it; the next one starts from snapshots).
    */
   readonly held: { frame: Frame; mapped: MappedFrame }[] = [];
+  /** The newest exchange time a frame told (a book update's or a heartbeat's) and when that frame arrived. */
+  told: { exchUs: number; recvUs: number } | undefined;
+  /** Per product: the newest exchange time of its events published from this connection. */
+  readonly lastUs = new Map<string, number>();
+  /** Per product: the last watermark published from this connection. */
+  readonly watermarkUs = new Map<string, number>();
 
   constructor(
     readonly session: string,

@@ -101,13 +101,35 @@ export interface BookCheckEvent {
   unavailable?: string;
 }
 
-export type StreamEvent = (MarketEvent | SnapshotRefEvent | FeedStatsEvent | BookCheckEvent) & {
+/**
+ * The ingestor's word that, as far as one connection can tell, the exchange has sent every event of `product` up to
+ * `exchUs` (a tick boundary): the feature pipeline may close the ticks before it without waiting for the next event
+ * (#16: a quiet product's tick would otherwise wait for it). Published only for a product quiet past that boundary,
+ * at the exchange time extrapolated from the connection's newest book update or heartbeat less an allowed lateness
+ * (WATERMARK_LATENESS_MS). It travels in the stream, so a replay of the stream or of the lake closes the same ticks
+ * at the same places; an event arriving after a watermark it precedes is late (applied at the watermark, counted).
+ */
+export interface WatermarkEvent {
+  type: 'watermark';
+  product: string;
+  exchUs: number;
+  recvUs: number;
+  seq: number;
+}
+
+export type StreamEvent = (
+  | MarketEvent
+  | SnapshotRefEvent
+  | FeedStatsEvent
+  | BookCheckEvent
+  | WatermarkEvent
+) & {
   id: string;
 };
 
-/** A market event, not one of the stream's own kinds (claim-check, stats, book check). */
+/** A market event, not one of the stream's own kinds (claim-check, stats, book check, watermark). */
 export function isMarketEvent(e: StreamEvent): e is MarketEvent & { id: string } {
-  return e.type !== 'snapshot_ref' && e.type !== 'stats' && e.type !== 'book_check';
+  return e.type !== 'snapshot_ref' && e.type !== 'stats' && e.type !== 'book_check' && e.type !== 'watermark';
 }
 
 export interface StreamRecord {
@@ -134,13 +156,14 @@ export class RecordFormatError extends QuoteWatchError {}
  *   last book event it holds>` — two ingestors with complete books write the same book there;
  * - `book_check` (the exchange's REST book): `v:<product>:<its time>:<hash of its levels>`; a failed fetch is a
  *   fact about one ingestor: `v:<line>:<product>:<n>`;
+ * - `watermark`: `w:<product>:<exchange µs>` (a tick boundary: two ingestors' watermarks of one boundary are one);
  * - an exchange snapshot (the answer to one connection's subscribe), `resync` and `stats` are facts about one
  *   connection: `x:<line>:<product>:<exchange µs>:<n>`, `r:<line>:<n>:<product>`, `s:<line>:<n>`, with `n` the
  *   line's own counter of them.
  * `line` is the ingestor's session; `n` is only read for the per-line kinds.
  */
 export function eventKey(
-  e: MarketEvent | SnapshotRefEvent | FeedStatsEvent | BookCheckEvent,
+  e: MarketEvent | SnapshotRefEvent | FeedStatsEvent | BookCheckEvent | WatermarkEvent,
   line: string,
   n = 0,
 ): string {
@@ -163,6 +186,8 @@ export function eventKey(
       return `r:${line}:${n}:${e.product}`;
     case 'stats':
       return `s:${line}:${n}`;
+    case 'watermark':
+      return `w:${e.product}:${e.exchUs}`;
     case 'book_check':
       return e.unavailable === undefined
         ? `v:${e.product}:${e.exchUs}:${fnv1a(JSON.stringify([e.bids, e.asks]))}`
@@ -279,6 +304,7 @@ const EventSchema = z.discriminatedUnion('type', [
     asks: z.array(Level),
     unavailable: z.string().max(1000).optional(),
   }),
+  z.looseObject({ ...base, type: z.literal('watermark') }),
 ]);
 
 const RecordSchema = z.looseObject({

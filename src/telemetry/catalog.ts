@@ -167,6 +167,13 @@ export const WORKER = {
     'how far the newest batch is behind the stream tip (GetRecords and SubscribeToShardEvent alike)',
   ),
   ticks: counter('WorkerTicks', [], 'feature rows computed (ticks x products)'),
+  lateEvents: local(
+    counter(
+      'WorkerLateEvents',
+      [],
+      "events older than their product's clock (a newer event or a watermark passed first): applied at the clock",
+    ),
+  ),
   bookChecks: local(
     counter('WorkerBookChecks', ['Result'], "books checked against the exchange's REST book, by result"),
   ),

@@ -41,7 +41,7 @@
  * once it has moved `failoverMs` past it (its line lost it, and the primary changed in between) is passed late.
  */
 import type { LevelChange } from '../marketdata/events.js';
-import { namespaceOf, type StreamEvent } from '../stream/record.js';
+import { eventKey, namespacedId, namespaceOf, type StreamEvent } from '../stream/record.js';
 import { Deduplicator } from './dedup.js';
 
 export interface ArbiterOptions {
@@ -90,6 +90,8 @@ interface LineState {
   newestUs: number;
   /** The feed's time when it last delivered a trade, a book change or a snapshot (a silent line is not a standby). */
   pulseUs: number;
+  /** Its newest watermark (src/stream/record.ts): it has delivered everything before that, it says. */
+  watermarkUs: number;
 }
 
 /** What one product (of one namespace) knows of its lines. */
@@ -134,6 +136,7 @@ class ProductArbiter {
         held: [],
         newestUs: Number.NEGATIVE_INFINITY,
         pulseUs: Number.NEGATIVE_INFINITY,
+        watermarkUs: Number.NEGATIVE_INFINITY,
       };
       this.lines.set(line, ls);
     }
@@ -162,6 +165,9 @@ class ProductArbiter {
         // ingestor fetches it, and it may be a standby): passed from any line, once.
         this.pass(d, out);
         return;
+      case 'watermark':
+        this.onWatermark(ls, d, out);
+        return;
     }
     if (this.primary === line || this.primary === undefined) {
       this.pass(d, out);
@@ -181,6 +187,40 @@ class ProductArbiter {
     }
     ls.held.push(d);
     this.maybeTakeOver(line, ls, out);
+  }
+
+  /**
+   * A line's watermark is its own word; the passed stream's is the newest time every line that could still add to
+   * it agrees on (as for any operator with several inputs): the primary's, held back by a continuous standby that is
+   * behind it by less than `failoverMs` (one further behind could not take over anyway; a standby's progress is its
+   * watermark, or its newest event if that is newer), and never past an event a standby holds or a trade pending,
+   * which may still be passed and must not arrive late. Passed (under its own key)
+   * only when it moves the passed stream's clock.
+   */
+  private onWatermark(ls: LineState, d: Delivered, out: Delivered[]): void {
+    ls.watermarkUs = Math.max(ls.watermarkUs, d.event.exchUs);
+    const primary = this.primary === undefined ? undefined : this.lines.get(this.primary);
+    if (!primary || !this.bookOk) return;
+    let us = primary.watermarkUs;
+    for (const [line, other] of this.lines) {
+      if (line === this.primary) continue;
+      for (const h of other.held) us = Math.min(us, h.event.exchUs);
+      // How far it has come: its watermark, or its newest event (a line without watermarks, or before its first).
+      const reached = Math.max(other.watermarkUs, other.newestUs);
+      if (other.continuous && primary.watermarkUs - reached <= this.o.failoverMs * 1000)
+        us = Math.min(us, reached);
+    }
+    for (const t of this.pendingTrades.values()) us = Math.min(us, t.event.exchUs);
+    if (!(us > this.streamUs)) return;
+    this.streamUs = us;
+    const mark = {
+      type: 'watermark' as const,
+      product: d.event.product,
+      exchUs: us,
+      recvUs: d.event.recvUs,
+      seq: -1,
+    };
+    out.push({ ...d, event: { ...mark, id: namespacedId(eventKey(mark, ''), namespaceOf(d.event.id)) } });
   }
 
   private onResync(line: string, ls: LineState, d: Delivered, out: Delivered[]): void {

@@ -84,6 +84,10 @@ export class MarketStage {
       this.verifier.check(e, this.pipeline.watermarkUs(e.product));
       return applied;
     }
+    if (e.type === 'watermark') {
+      this.pipeline.watermark(e.product, e.exchUs);
+      return applied;
+    }
     const event = e.type === 'snapshot_ref' ? await this.resolve(e) : e;
     if (event.type === 'book_snapshot') applied.snapshotUs = event.exchUs;
     const p = event.product;

@@ -178,6 +178,7 @@ export class Worker {
   async handleBatch(batch: ShardBatch): Promise<BatchResult> {
     const started = performance.now();
     const duplicates = this.arbiter.counters.duplicates;
+    const late = this.market.pipeline.stats().lateEvents;
     const shard = this.shard(batch.shardId);
     if (!shard.started) {
       shard.started = true;
@@ -197,6 +198,7 @@ export class Worker {
     );
     t.count(WORKER.duplicates, this.arbiter.counters.duplicates - duplicates);
     t.count(WORKER.ticks, result.rows);
+    t.count(WORKER.lateEvents, this.market.pipeline.stats().lateEvents - late);
     if (batch.millisBehindLatest !== undefined) t.gauge(WORKER.millisBehindLatest, batch.millisBehindLatest);
     const arrivalMs = batch.records.at(-1)?.arrivalMs;
     if (arrivalMs !== undefined) t.timing(WORKER.iteratorAgeMs, Math.max(0, Date.now() - arrivalMs));

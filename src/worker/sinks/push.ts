@@ -8,6 +8,11 @@
  * - Latest-value semantics: a connection has at most one post in flight and one message every PUSH_MIN_MS; when its
  *   turn comes, the message is built then from the newest entries of its products whose shown values changed since
  *   it was last sent them, so a newer snapshot replaces a pending one and stale data is never retried.
+ * - Posts go with ticks: when a connection's interval ends, it is sent at once only if its products' newest entries
+ *   are of one tick and fresh (offered within a quarter tick); otherwise it waits (at most one tick) until each of
+ *   its products has the next tick's entry. PUSH_MIN_MS is rarely a whole number of ticks (250 ms of 100 ms ticks)
+ *   and products' ticks close at different moments, so the interval would otherwise end mid-tick and ship entries
+ *   up to a tick stale when fresh ones were due within the tick.
  * - Posts run with bounded concurrency (PUSH_CONCURRENCY) in the order connections became due, each with a timeout,
  *   so a slow or dead connection holds one slot for at most that long and never delays the others.
  * - 410 Gone removes the connection (from memory and, giving back its counts, from the table); any other failure is
@@ -51,7 +56,12 @@ interface Subscriber {
   /** Per product: the shown key and tick number last sent. */
   sent: Map<string, { key: string; n: number; atMs: number }>;
   lastPostAt: number;
-  state: 'idle' | 'waiting' | 'queued' | 'posting';
+  /** 'ready': its interval has ended, it waits for the next tick's entry (at most a tick). */
+  state: 'idle' | 'waiting' | 'ready' | 'queued' | 'posting';
+  /** Which wait for the next tick is current (a later one makes an earlier one's timer moot). */
+  readyRound: number;
+  /** While 'ready': the tick number each of its products' entries must reach. */
+  readyTick: number;
   /** Set while waiting/posting when a newer entry arrives: check again afterwards. */
   dirty: boolean;
   removed: boolean;
@@ -60,7 +70,8 @@ interface Subscriber {
 export class PushSink {
   private readonly clock: Clock;
   private readonly now: () => number;
-  private readonly latest = new Map<string, { entry: PushEntry; key: string }>();
+  /** Per product: its newest entry, its shown key and when it was offered (clock ms). */
+  private readonly latest = new Map<string, { entry: PushEntry; key: string; atMs: number }>();
   private readonly subscribers = new Map<string, Subscriber>();
   private readonly byProduct = new Map<string, Set<Subscriber>>();
   private readonly queue: Subscriber[] = [];
@@ -104,7 +115,7 @@ export class PushSink {
     const entry = pushEntry(snapshot, this.opts.tickMs);
     const previous = this.latest.get(entry.product);
     if (previous && previous.entry.n > entry.n) return; // a replay's older tick
-    this.latest.set(entry.product, { entry, key: shownKey(entry) });
+    this.latest.set(entry.product, { entry, key: shownKey(entry), atMs: this.clock.now() });
     this.changed.add(entry.product);
     if (!this.fanOutScheduled) {
       this.fanOutScheduled = true;
@@ -147,6 +158,8 @@ export class PushSink {
           sent: new Map(),
           lastPostAt: -Infinity,
           state: 'idle',
+          readyRound: 0,
+          readyTick: 0,
           dirty: false,
           removed: false,
         };
@@ -195,6 +208,10 @@ export class PushSink {
   /** The connection has something new: post now, or when its minimum interval has passed. */
   private wake(sub: Subscriber): void {
     if (sub.removed || this.stopped) return;
+    if (sub.state === 'ready') {
+      if (!this.reached(sub, sub.readyTick)) return;
+      sub.state = 'idle'; // the tick it waited for
+    }
     if (sub.state !== 'idle') {
       sub.dirty = true;
       return;
@@ -205,13 +222,48 @@ export class PushSink {
       void this.clock.sleep(wait).then(() => {
         sub.state = 'idle';
         sub.dirty = false;
-        this.wake(sub);
+        this.slotOpened(sub);
       });
       return;
     }
     sub.state = 'queued';
     this.queue.push(sub);
     this.pump();
+  }
+
+  /** The interval has ended: post now if the newest entry is fresh, else with the next tick's (see the header). */
+  private slotOpened(sub: Subscriber): void {
+    if (sub.removed || this.stopped) return;
+    let newestAt = Number.NEGATIVE_INFINITY;
+    let tick = Number.NEGATIVE_INFINITY;
+    for (const p of sub.products) {
+      const l = this.latest.get(p);
+      if (!l) continue;
+      newestAt = Math.max(newestAt, l.atMs);
+      tick = Math.max(tick, l.entry.n);
+    }
+    const level = this.reached(sub, tick);
+    if (level && this.clock.now() - newestAt <= this.opts.tickMs / 4) {
+      this.wake(sub);
+      return;
+    }
+    sub.state = 'ready';
+    sub.readyTick = level ? tick + 1 : tick;
+    const round = ++sub.readyRound;
+    void this.clock.sleep(this.opts.tickMs).then(() => {
+      if (sub.state !== 'ready' || sub.readyRound !== round) return;
+      sub.state = 'idle';
+      this.wake(sub);
+    });
+  }
+
+  /** Every product of the connection that has an entry has one of tick `n` or later. */
+  private reached(sub: Subscriber, n: number): boolean {
+    for (const p of sub.products) {
+      const l = this.latest.get(p);
+      if (l && l.entry.n < n) return false;
+    }
+    return true;
   }
 
   private pump(): void {
