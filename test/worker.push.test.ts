@@ -139,24 +139,32 @@ describe('push sink', () => {
       ['BTC-USD', 3004],
       ['ETH-USD', 3004],
     ]);
-    // Next interval ends at 560 ms: ETH's next tick never comes; one tick later what there is goes.
+    // Next interval ends at 560 ms: ETH stalls at 3006; BTC's 3007 is not enough, its 3008 leaves ETH two behind.
     await both(3005, 400);
     await both(3006, 500);
     await clock.advanceTo(600);
     s.offer(tick('BTC-USD', 3007, 71000));
-    await clock.advanceTo(655);
+    await clock.advanceTo(700);
     expect(pushes(c)).toHaveLength(2);
-    await clock.advanceTo(670);
+    s.offer(tick('BTC-USD', 3008, 71001));
     await until('the third push', () => pushes(c).length === 3);
     expect(pushes(c)[2]!.snapshots.map((e) => [e.product, e.n])).toEqual([
-      ['BTC-USD', 3007],
+      ['BTC-USD', 3008],
       ['ETH-USD', 3006],
     ]);
-    // An interval that ends on a fresh tick of every product posts at once.
-    await both(3008, 910);
-    await clock.advanceTo(915);
+    // ETH comes back a tick behind and nothing follows: two ticks after the interval ends, what there is goes.
+    await clock.advanceTo(800);
+    s.offer(tick('ETH-USD', 3007, 4001));
+    await clock.advanceTo(950 + 2 * TICK_MS - 5);
+    expect(pushes(c)).toHaveLength(3);
+    await clock.advanceTo(950 + 2 * TICK_MS);
     await until('the fourth push', () => pushes(c).length === 4);
-    expect(pushes(c)[3]!.snapshots.map((e) => e.n)).toEqual([3008, 3008]);
+    expect(pushes(c)[3]!.snapshots.map((e) => [e.product, e.n])).toEqual([['ETH-USD', 3007]]);
+    // An interval that ends on a fresh tick of every product posts at once.
+    await both(3009, 1400);
+    await clock.advanceTo(1405);
+    await until('the fifth push', () => pushes(c).length === 5);
+    expect(pushes(c)[4]!.snapshots.map((e) => e.n)).toEqual([3009, 3009]);
   });
 
   it('sends nothing for a newer tick whose shown values are the same, nor an older tick', async () => {

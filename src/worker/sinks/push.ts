@@ -9,8 +9,9 @@
  *   turn comes, the message is built then from the newest entries of its products whose shown values changed since
  *   it was last sent them, so a newer snapshot replaces a pending one and stale data is never retried.
  * - Posts go with ticks: when a connection's interval ends, it is sent at once only if its products' newest entries
- *   are of one tick and fresh (offered within a quarter tick); otherwise it waits (at most one tick) until each of
- *   its products has the next tick's entry. PUSH_MIN_MS is rarely a whole number of ticks (250 ms of 100 ms ticks)
+ *   are of one tick and fresh (offered within a quarter tick); otherwise it waits until each of its products has the
+ *   next tick's entry — a product two ticks behind the others is stalled (resyncing, say) and not waited for, and
+ *   after two ticks what there is goes anyway. PUSH_MIN_MS is rarely a whole number of ticks (250 ms of 100 ms ticks)
  *   and products' ticks close at different moments, so the interval would otherwise end mid-tick and ship entries
  *   up to a tick stale when fresh ones were due within the tick.
  * - Posts run with bounded concurrency (PUSH_CONCURRENCY) in the order connections became due, each with a timeout,
@@ -250,18 +251,20 @@ export class PushSink {
     sub.state = 'ready';
     sub.readyTick = level ? tick + 1 : tick;
     const round = ++sub.readyRound;
-    void this.clock.sleep(this.opts.tickMs).then(() => {
+    void this.clock.sleep(2 * this.opts.tickMs).then(() => {
       if (sub.state !== 'ready' || sub.readyRound !== round) return;
       sub.state = 'idle';
       this.wake(sub);
     });
   }
 
-  /** Every product of the connection that has an entry has one of tick `n` or later. */
+  /** Every product of the connection that keeps up (not two ticks behind the newest) has an entry of tick `n`. */
   private reached(sub: Subscriber, n: number): boolean {
+    let newest = Number.NEGATIVE_INFINITY;
+    for (const p of sub.products) newest = Math.max(newest, this.latest.get(p)?.entry.n ?? newest);
     for (const p of sub.products) {
       const l = this.latest.get(p);
-      if (l && l.entry.n < n) return false;
+      if (l && l.entry.n < n && l.entry.n >= newest - 1) return false;
     }
     return true;
   }
