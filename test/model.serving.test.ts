@@ -200,6 +200,37 @@ describe('ActiveModels over the registry', () => {
     await models.release();
   });
 
+  it('the worker, with nothing to serve, waits out DynamoDB restarting and loads the model; /predict does not wait', async () => {
+    const target = 'quote_change_500ms';
+    await activate(target, await publish(target, 'qc-restart-1', {}), env);
+    const { lines, log } = recorder();
+    const worker = new ActiveModels({
+      source: registrySource(env),
+      log,
+      targets: [target],
+      waitOutTransient: true,
+    });
+    const api = new ActiveModels({ source: registrySource(env), log: () => {}, targets: [target] });
+    await local.emulators.kill('dynamodb');
+    let refreshed = false;
+    const refreshing = worker.refresh().then(() => {
+      refreshed = true;
+    });
+    try {
+      // /predict's cache gives up at once: nothing to serve while the pointer cannot be read.
+      await expect(api.get(target)).rejects.toThrow(ModelUnavailableError);
+      await new Promise((r) => setTimeout(r, 500));
+      expect(refreshed).toBe(false);
+    } finally {
+      await local.emulators.restart('dynamodb');
+    }
+    await refreshing;
+    expect(worker.served().map((m) => m.version)).toEqual(['qc-restart-1']);
+    expect(lines.some((l) => l.msg === 'model pointer failed; retrying')).toBe(true);
+    await worker.release();
+    await api.release();
+  });
+
   it('serves one model per target and feature set; a version activates its own set; rollback goes back', async () => {
     const target = 'quote_change_500ms';
     await activate(target, await publish(target, 'slot-l2-1', {}), env);

@@ -6,6 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import { dynamoClient, kinesisClient } from '../src/aws/clients.js';
 import { readConsumerConfig } from '../src/config.js';
+import { startFaultProxy } from '../src/local/faultProxy.js';
+import type { Logger } from '../src/log.js';
 import { CheckpointStore } from '../src/worker/checkpoints.js';
 import { consumerOptionsFrom } from '../src/worker/consumer.js';
 import { withEmulators } from './support/system.js';
@@ -91,4 +93,57 @@ describe('checkpoint cadence', () => {
     });
     await running.stop();
   }, 30_000);
+
+  it('a checkpoint write failing while DynamoDB restarts is waited out: the consumer reads on, the position lands', async () => {
+    // The fault proxy stands for dynalite restarting: its UpdateItem answers 500 for a while (more failures than the
+    // SDK's own 3 attempts). Before, the first failed write ended the consumer at its next batch.
+    const proxy = await startFaultProxy({ target: local.env.AWS_ENDPOINT_URL_DYNAMODB! });
+    try {
+      const kinesis = kinesisClient(local.env);
+      const store = new CheckpointStore(dynamoClient(local.env), TABLE, 'checkpoint-retry');
+      const [shard] = await createStream(kinesis, 'checkpoint-retry', 1);
+      const shardId = shard!.ShardId!;
+      const last = new Map<string, string>();
+      const handled: Handled[] = [];
+      const warnings: string[] = [];
+      const log: Logger = (level, message) => {
+        if (level === 'warn') warnings.push(message);
+      };
+      const consumer = localConsumer(
+        { ...local.env, AWS_ENDPOINT_URL_DYNAMODB: proxy.url },
+        'checkpoint-retry',
+        {
+          checkpointMs: 0,
+          log,
+        },
+      );
+      const running = runRecorded(consumer, handled, 'a');
+      const first = await putTrades(kinesis, 'checkpoint-retry', ['CC-USD'], [1], undefined, last);
+      await until('first round handled', () => handled.length === first.length);
+      await until(
+        'first checkpoint',
+        async () => (await store.read(shardId)).sequenceNumber === last.get(shardId),
+      );
+
+      const outage = proxy.add({
+        operation: 'UpdateItem',
+        times: 8,
+        action: { kind: 'error', status: 500, errorType: 'InternalFailure' },
+      });
+      let put = first.length;
+      for (const round of [[2], [3, 4], [5]]) {
+        put += (await putTrades(kinesis, 'checkpoint-retry', ['CC-USD'], round, undefined, last)).length;
+        await until('round handled during the outage', () => handled.length === put);
+      }
+      await until('the outage over', () => outage.hits === 8);
+      await until('the newest position written', async () => {
+        return (await store.read(shardId)).sequenceNumber === last.get(shardId);
+      });
+      expect(warnings).toContain('checkpoint write failed; retrying');
+      await running.stop();
+      expect(handled.map((h) => h.seq)).toEqual([1, 2, 3, 4, 5]);
+    } finally {
+      await proxy.close();
+    }
+  }, 60_000);
 });

@@ -61,7 +61,12 @@ const { telemetry, stop: stopTelemetry } = await componentTelemetry('worker', lo
 const latestWriter = new LatestWriter({ client: dynamo, table: names.latestTable, ...latestWrites });
 const wroteLatest = new Map<string, boolean>();
 // The registry's active versions, hot-reloaded; a model whose feature spec differs from the code is not served.
-const models = new ActiveModels({ source: registrySource(process.env, { tickMs: core.tickMs }), log });
+// The worker waits out the stores coming back before its first predictions (src/model/serving.ts).
+const models = new ActiveModels({
+  source: registrySource(process.env, { tickMs: core.tickMs }),
+  log,
+  waitOutTransient: true,
+});
 
 /** Exchange time -> DynamoDB ack latencies since the last report (logged every 10 s as p50/p99). */
 let latencies: number[] = [];

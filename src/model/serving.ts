@@ -9,8 +9,12 @@
  * - `refresh()` (the worker's timer) checks every target now; `served()` is what is loaded, in TARGETS order.
  * A pointer that cannot be read keeps the current model. A version that fails to load is retried only after
  * `retryFailedMs` (or as soon as the pointer names another version): a corrupt model is not downloaded on
- * every check, and a transient failure still heals.
+ * every check, and a transient failure still heals. With `waitOutTransient` (the worker) a slot with nothing to serve
+ * waits out a transient failure of the registry or the store (src/aws/retry.ts: S3 or DynamoDB restarting) instead of
+ * giving up until the next check or `retryFailedMs`: a worker restarted while the stores come back would otherwise
+ * emit its first ticks without predictions. /predict does not wait (a request has seconds, not a minute).
  */
+import { logRetries, retryTransient } from '../aws/retry.js';
 import type { Logger } from '../log.js';
 import { describeError } from '../log.js';
 import { ModelLoadError } from './runtime.js';
@@ -40,6 +44,8 @@ export interface ActiveModelsOptions {
   releaseAfterMs?: number;
   /** Clock for the periods above (ms). */
   now?: () => number;
+  /** A slot with no model waits out transient failures of the pointer read and the load (see the header). */
+  waitOutTransient?: boolean;
 }
 
 export class ModelUnavailableError extends ModelLoadError {}
@@ -138,7 +144,7 @@ export class ActiveModels {
     } else {
       let active: string | undefined;
       try {
-        active = await source.activeVersion(target, set);
+        active = await this.attempt(current, () => source.activeVersion(target, set), 'model pointer', slot);
       } catch (err) {
         // The registry being unreachable must not stop predictions with the model already in memory.
         log('warn', 'model pointer unreadable; keeping the current model', {
@@ -158,7 +164,7 @@ export class ActiveModels {
     if (failed?.version === attempt && this.now() - failed.atMs < (this.opts.retryFailedMs ?? 60_000)) return;
     let next: LoadedModel;
     try {
-      next = await source.load(target, set);
+      next = await this.attempt(current, () => source.load(target, set), 'model load', slot);
     } catch (error) {
       slot.failed = { version: attempt, atMs: this.now(), error };
       log('error', 'model not loaded; keeping the current one (if any)', {
@@ -180,6 +186,19 @@ export class ActiveModels {
       threshold: next.threshold,
     });
     if (current) this.releaseLater(current);
+  }
+
+  /** `fn`, with transient failures waited out when the slot has nothing to serve and the options ask for it. */
+  private attempt<T>(
+    current: LoadedModel | undefined,
+    fn: () => Promise<T>,
+    what: string,
+    slot: Slot,
+  ): Promise<T> {
+    if (current || !this.opts.waitOutTransient) return fn();
+    return retryTransient(fn, {
+      onRetry: logRetries(this.opts.log, `${what} failed; retrying`, { target: slot.target, set: slot.set }),
+    });
   }
 
   private releaseLater(model: LoadedModel): void {

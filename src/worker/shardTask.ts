@@ -1,8 +1,11 @@
 /**
  * Reading one shard for the consumer (consumer.ts): the delivery sink readShard calls, the shard's checkpoint
  * chain (written after handled batches, in order, off the batch path, at most once per `checkpointMs`), its end
- * (marked so children may start) and the release of its lease.
+ * (marked so children may start) and the release of its lease. A checkpoint write that fails transiently (DynamoDB
+ * restarting or throttling) is waited out (src/aws/retry.ts) without holding up the batches: only a lost lease or a
+ * failure that outlasts the retries ends the shard.
  */
+import { logRetries, retryTransient } from '../aws/retry.js';
 import type { Logger } from '../log.js';
 import type { CheckpointStore } from './checkpoints.js';
 import { LeaseLostError } from './checkpoints.js';
@@ -110,10 +113,20 @@ export class ShardTask {
     this.checkpoint = this.checkpoint.then(async () => {
       if (this.checkpointError !== undefined) return;
       try {
-        await this.consumer.store.write(this.shardId, sequenceNumber, { owner: this.consumer.owner });
+        await this.write(sequenceNumber);
       } catch (err) {
         this.checkpointError = err;
       }
+    });
+  }
+
+  private write(sequenceNumber: string | undefined, ended = false): Promise<void> {
+    const { store, owner, log } = this.consumer;
+    const options = ended ? { owner, ended } : { owner };
+    return retryTransient(() => store.write(this.shardId, sequenceNumber, options), {
+      ...(log
+        ? { onRetry: logRetries(log, 'checkpoint write failed; retrying', { shardId: this.shardId }) }
+        : {}),
     });
   }
 
@@ -133,7 +146,7 @@ export class ShardTask {
       const how = await readShard(this.run.source, shardId, start, signal, this.sink, { closed });
       await this.flush(); // every handled batch checkpointed before 'ended' or a release
       if (how === 'ended') {
-        await this.consumer.store.write(shardId, undefined, { owner: this.consumer.owner, ended: true });
+        await this.write(undefined, true);
         log?.('info', 'shard ended (read to its end; children may start)', { shardId });
         this.run.wake();
       }
