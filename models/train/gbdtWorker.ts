@@ -67,6 +67,8 @@ export function histogramWorker(): void {
   let records = new Int32Array(0);
   let recordsF = new Float32Array(0);
   let scratchCodes = new Int32Array(0);
+  // biome-ignore lint/correctness/noUnusedVariables: only written, so that build() keeps its prefetching loads
+  let touched = 0;
   let scratchF = new Float32Array(0);
 
   /**
@@ -242,18 +244,25 @@ export function histogramWorker(): void {
       }
       const from = records;
       const to = scratchCodes;
-      for (let k = 0; k < m; k++) {
-        const o = order[start + k]! * R;
-        const d = k * R;
-        // Four words per step: fewer instructions per row, so more rows' loads in flight at once.
-        let j = 0;
-        for (; j + 3 < R; j += 4) {
-          to[d + j] = from[o + j]!;
-          to[d + j + 1] = from[o + j + 1]!;
-          to[d + j + 2] = from[o + j + 2]!;
-          to[d + j + 3] = from[o + j + 3]!;
+      for (let k0 = 0; k0 < m; k0 += 64) {
+        const k1 = Math.min(m, k0 + 64);
+        // First touch the next 64 rows' records in a loop with almost nothing else in it, so that the CPU
+        // has many of their cache misses in flight at once (JavaScript has no prefetch); then copy them.
+        let touch = 0;
+        for (let k = k0; k < k1; k++) touch ^= from[order[start + k]! * R]!;
+        touched ^= touch;
+        for (let k = k0; k < k1; k++) {
+          const o = order[start + k]! * R;
+          const d = k * R;
+          let j = 0;
+          for (; j + 3 < R; j += 4) {
+            to[d + j] = from[o + j]!;
+            to[d + j + 1] = from[o + j + 1]!;
+            to[d + j + 2] = from[o + j + 2]!;
+            to[d + j + 3] = from[o + j + 3]!;
+          }
+          for (; j < R; j++) to[d + j] = from[o + j]!;
         }
-        for (; j < R; j++) to[d + j] = from[o + j]!;
       }
       src = scratchCodes;
       gs = scratchF;
