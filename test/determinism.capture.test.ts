@@ -4,8 +4,11 @@
  * simulator's Repacker: up to 5 level2 / market_trades events per frame, its own sequence numbers), connection 1
  * losing 3 frames a third of the way in (it resyncs; a recording sends no fresh snapshot, so it stays without the
  * book and connection 2 carries the rest) — into one stream, one worker, one lake. The claim: the book of every tick
- * equals one clean connection's. It does NOT hold yet (README "Open defects", 4): heartbeats and tickers move a
- * product's event-time clock, and their place among the book frames is one connection's.
+ * equals one clean connection's, and so does the lake (features and labels byte for byte, predictions but for the
+ * feed latency, which is the receiving connection's). It holds since a ticker of a product with a book no longer moves
+ * the event-time clock (its frame's time and its place among the book's events are one connection's), and a line
+ * starting while no line has the book no longer passes a second resync (it cleared the ticker quote one connection
+ * would have kept).
  */
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import {
@@ -22,7 +25,7 @@ import { KinesisProducer } from '../src/ingest/producer.js';
 import { startReplayServer } from '../src/replay/server.js';
 import { BUCKETS } from '../src/resources.js';
 import { Repacker } from '../src/simulator/framing.js';
-import { decodeFeatureRows } from '../src/storage/parquet.js';
+import { decodeFeatureRows, decodePredictionRows } from '../src/storage/parquet.js';
 import { SnapshotStore } from '../src/stream/claimCheck.js';
 import { describeCapture, receivedFrames } from './support/captures.js';
 import { drainInto, liveWorker, servedBaseline } from './support/determinism.js';
@@ -121,9 +124,7 @@ describeCapture('advancedTrade', 'two connections replaying the Advanced Trade c
     return objects;
   }
 
-  // A known defect (README "Open defects", 4): expected to fail until the event-time clock is driven by exchange-timed
-  // events only; `it.fails` turns into a failure the day it passes, so the claim gets restored then.
-  it.fails('KNOWN DEFECT: the book of every tick both runs have equals the clean connection’s', async () => {
+  it('the book of every tick equals the clean connection’s; features and labels byte for byte, predictions but for feed latency', async () => {
     const clean = await run('clean', [{ pack: 1 }]);
     const pair = await run('pair', [{ pack: 1, drop: [Math.floor(frames.length / 3), 3] }, { pack: 5 }]);
     const books = async (objects: Map<string, Buffer>) => {
@@ -137,11 +138,24 @@ describeCapture('advancedTrade', 'two connections replaying the Advanced Trade c
       return out;
     };
     const [a, b] = [await books(clean), await books(pair)];
-    const common = [...a.keys()].filter((k) => b.has(k));
-    // The first ticks of a product may differ (which connection's first snapshot came first); after that, all.
     expect(a.size).toBeGreaterThan(300);
-    expect(common.length).toBeGreaterThan(0.95 * a.size);
-    expect(b.size).toBeGreaterThan(0.95 * a.size);
-    for (const k of common) expect(b.get(k), k).toEqual(a.get(k));
+    expect([...b.keys()]).toEqual([...a.keys()]);
+    for (const [k, v] of a) expect(b.get(k), k).toEqual(v);
+    // The whole lake: the same objects; features and labels byte for byte; predictions the same rows but for the
+    // one lineage figure measured per connection (exchange -> ingest latency).
+    expect([...pair.keys()].sort()).toEqual([...clean.keys()].sort());
+    let predictions = 0;
+    for (const [key, bytes] of clean) {
+      if (!key.startsWith('predictions/')) {
+        expect(pair.get(key)?.equals(bytes), key).toBe(true);
+        continue;
+      }
+      const rows = async (x: Buffer | undefined) =>
+        (await decodePredictionRows(x ?? Buffer.alloc(0))).map(({ feedLatencyMs: _, ...rest }) => rest);
+      const got = await rows(pair.get(key));
+      expect(got, key).toEqual(await rows(bytes));
+      predictions += got.length;
+    }
+    expect(predictions).toBeGreaterThan(600);
   }, 120_000);
 });

@@ -140,6 +140,13 @@ export class FeaturePipeline {
       s.nextTickUs = Math.floor(e / this.tickUs) * this.tickUs + this.tickUs;
       s.seconds.start(Math.floor(e / 1e6));
     }
+    // A ticker of a product with a book carries its frame's time, which is one connection's: another connection
+    // frames it, and so places it among the book's events, differently. It does not move the clock (exchange-timed
+    // events and watermarks do) and is applied at the clock. A ticker-only product's tickers are its data: they do.
+    if (event.type === 'ticker' && s.hasL2) {
+      this.apply(s, event, Number.isFinite(s.watermarkUs) ? s.watermarkUs : e);
+      return;
+    }
     if (e < s.watermarkUs) this.counters.lateEvents++;
     this.advance(s, e);
     this.apply(s, event);
@@ -345,11 +352,11 @@ export class FeaturePipeline {
     s.volLabeler.addTick(t, s.lastSeq);
   }
 
-  private apply(s: ProductState, ev: MarketEvent): void {
+  private apply(s: ProductState, ev: MarketEvent, atUs?: number): void {
     const e = ev.exchUs;
     // Late data (below the watermark) is applied in stream order but counted at the watermark: emitted ticks
     // and closed seconds never change, and the trailing windows stay in time order.
-    const at = Math.max(e, s.watermarkUs);
+    const at = atUs ?? Math.max(e, s.watermarkUs);
     s.lastEventUs = at;
     // Latency from the events whose time is the exchange's now (a ticker or trade may repeat an old one after a
     // connect); a product without level2 has only its tickers to tell it.

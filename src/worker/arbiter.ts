@@ -100,6 +100,8 @@ class ProductArbiter {
   primary: string | undefined;
   /** The passed stream holds the product's book: a snapshot came after the last resync passed on. */
   bookOk = false;
+  /** A resync was passed on: the stream has started (its first resync is its start). */
+  private started = false;
   readonly ids: Deduplicator;
   /** Per level (`side|price`): exchange time of the change it holds, and the sizes applied at that time. */
   private readonly levels = new Map<string, { us: number; sizes: string[] }>();
@@ -128,6 +130,7 @@ class ProductArbiter {
   handle(line: string, d: Delivered, out: Delivered[]): void {
     const e = d.event;
     let ls = this.lines.get(line);
+    const fresh = ls === undefined;
     if (!ls) {
       ls = {
         continuous: false,
@@ -154,7 +157,7 @@ class ProductArbiter {
       ls.pulseUs = this.feedUs;
     switch (e.type) {
       case 'resync':
-        this.onResync(line, ls, d, out);
+        this.onResync(line, ls, d, out, fresh);
         return;
       case 'snapshot_ref':
       case 'book_snapshot':
@@ -223,7 +226,15 @@ class ProductArbiter {
     out.push({ ...d, event: { ...mark, id: namespacedId(eventKey(mark, ''), namespaceOf(d.event.id)) } });
   }
 
-  private onResync(line: string, ls: LineState, d: Delivered, out: Delivered[]): void {
+  private onResync(line: string, ls: LineState, d: Delivered, out: Delivered[], fresh: boolean): void {
+    if (fresh && this.primary === undefined && this.started) {
+      // A line whose first word is its resync is starting (a new connection, a new ingestor): with no line holding
+      // the book, the stream has already said it is broken, and a second break would only make this line's start
+      // a point of the stream (it clears the pipeline's ticker quote) that one connection would not have had.
+      ls.resync = d;
+      this.c.absorbedResyncs++;
+      return;
+    }
     const isStandby = this.primary !== line && this.primary !== undefined;
     if (
       isStandby &&
@@ -271,6 +282,7 @@ class ProductArbiter {
     }
     this.ids.pass(d.event.id, d.event.exchUs, false);
     this.bookOk = false;
+    this.started = true;
     this.c.resyncs++;
     const at = Math.max(this.passedUs(), this.streamUs);
     out.push(Number.isFinite(at) && at !== d.event.exchUs ? { ...d, event: { ...d.event, exchUs: at } } : d);
