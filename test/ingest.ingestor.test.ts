@@ -640,3 +640,68 @@ describe('Watermarks for quiet products (issue 16)', () => {
     }
   });
 });
+
+describe('Exchange feed trade ids', () => {
+  it('a skipped trade id resyncs that product before the trade that shows it, and resubscribes its level2 alone', async () => {
+    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    await new Promise((resolve) => wss.once('listening', resolve));
+    cleanups.push(() => new Promise((r) => wss.close(r)));
+    const received: { type: string; product_ids: string[]; channels: string[] }[] = [];
+    wss.on('connection', (ws) => {
+      const send = (frame: unknown) => ws.send(JSON.stringify(frame));
+      const match = (product: string, id: number, ms: number) =>
+        send({
+          type: 'match',
+          trade_id: id,
+          side: 'buy',
+          size: '0.1',
+          price: product === 'BTC-USD' ? '100.15' : '10.15',
+          product_id: product,
+          sequence: id,
+          time: iso(T0 + ms),
+        });
+      ws.on('message', (data) => {
+        const msg = JSON.parse(data.toString());
+        received.push(msg);
+        if (msg.type !== 'subscribe' || received.length > 1) return;
+        send({ type: 'subscriptions', channels: [{ name: 'level2_batch', product_ids: PRODUCTS }] });
+        send({ type: 'snapshot', product_id: 'BTC-USD', bids: [['100.10', '1']], asks: [['100.20', '2']] });
+        send({ type: 'snapshot', product_id: 'ETH-USD', bids: [['10.10', '1']], asks: [['10.20', '2']] });
+        send({ type: 'l2update', product_id: 'BTC-USD', time: iso(T0), changes: [['buy', '100.11', '1']] });
+        match('BTC-USD', 41, 1);
+        match('ETH-USD', 7, 2);
+        match('BTC-USD', 42, 3);
+        match('BTC-USD', 45, 4); // 43 and 44 lost on the way
+        match('ETH-USD', 8, 5);
+        match('BTC-USD', 45, 6); // a repeat is no gap
+        match('BTC-USD', 46, 7);
+      });
+    });
+    const { port } = wss.address() as { port: number };
+    const ingestor = startIngestor(`ws://127.0.0.1:${port}`, { feedKind: 'exchange' });
+    await until(
+      'the trade-gap resync',
+      () => ingestor.telemetry.value(FEED.resyncReasons, { Reason: 'trade_gap' }) >= 1,
+    );
+    await until('every trade published', async () => {
+      const btc = await eventsOf(local.env, ingestor.session, 'BTC-USD');
+      return btc.filter((e) => e.type === 'trade').length === 5;
+    });
+    await ingestor.stop();
+    expect(ingestor.telemetry.value(FEED.resyncReasons, { Reason: 'trade_gap' })).toBe(1);
+    expect(received.slice(1)).toEqual([
+      { type: 'unsubscribe', product_ids: ['BTC-USD'], channels: ['level2_batch'] },
+      { type: 'subscribe', product_ids: ['BTC-USD'], channels: ['level2_batch'] },
+    ]);
+    const btc = await eventsOf(local.env, ingestor.session, 'BTC-USD');
+    expect(
+      btc
+        .filter((e) => e.type === 'trade' || e.type === 'resync')
+        .map((e) => (e.type === 'trade' ? e.tradeId : `resync:${e.type === 'resync' && e.reason}`)),
+    ).toEqual(['resync:connect', '41', '42', 'resync:trade gap: expected 43, got 45', '45', '45', '46']);
+    const eth = await eventsOf(local.env, ingestor.session, 'ETH-USD');
+    expect(eth.filter((e) => e.type === 'resync').map((e) => e.type === 'resync' && e.reason)).toEqual([
+      'connect',
+    ]);
+  });
+});

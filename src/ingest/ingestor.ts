@@ -6,7 +6,8 @@
  * - Advanced Trade numbers every frame with ONE counter per connection: a gap or regression publishes a
  *   ResyncEvent per product, drops book changes until fresh snapshots, and resubscribes level2.
  * - The Exchange feed's level2 has no sequence: a product whose heartbeats flow but whose book has not moved
- *   for bookStaleMs is resynced, and so is any product whose book ends up crossed (both feeds).
+ *   for bookStaleMs is resynced, and so is any product whose book ends up crossed (both feeds), or whose trade ids
+ *   skip a number (a trade lost on the way).
  * The ingestor keeps a book per product (src/book), fed by exactly the events it publishes. Full-depth
  * snapshots go to S3 (claim-check) with a snapshot_ref in the stream in their place: the exchange's own, and
  * every snapshotIntervalMs a copy of the ingestor's book (source 'periodic'), published between two frames so
@@ -478,6 +479,23 @@ export class Ingestor {
         }
         return;
       }
+      case 'trade': {
+        // The Exchange feed numbers each product's trades one by one (trade_id), and its level2 has no sequence:
+        // a skipped number is a trade lost on the way, which nothing else would reveal. Its trade windows are wrong
+        // until the gap leaves them, so the product resyncs before this trade (its level2 resubscribed, as for a
+        // crossed book) and the predictions around it abstain. Advanced Trade's frame counter covers its trades.
+        if (!this.protocol.sequenced && /^\d{1,15}$/.test(event.tradeId)) {
+          const id = Number(event.tradeId);
+          const last = state.tradeIds.get(event.product);
+          if (last === undefined || id > last) state.tradeIds.set(event.product, id);
+          if (last !== undefined && id > last + 1) {
+            const reason = `trade gap: expected ${last + 1}, got ${id}`;
+            await this.resyncProduct(link, state, event.product, event.seq, reason);
+          }
+        }
+        await this.put({ ...event, id: this.id(event) });
+        return;
+      }
       default:
         await this.put({ ...event, id: this.id(event) });
     }
@@ -662,6 +680,8 @@ class ConnectionState {
   readonly lastUs = new Map<string, number>();
   /** Per product: the last watermark published from this connection. */
   readonly watermarkUs = new Map<string, number>();
+  /** Exchange feed, per product: the highest trade id seen on this connection. */
+  readonly tradeIds = new Map<string, number>();
 
   constructor(
     readonly session: string,
