@@ -269,12 +269,59 @@ export function histogramWorker(): void {
       gBase = G;
       gStride = R;
     }
+    const stride = identity ? 1 : R;
     for (let j = 0; j < G; j++) {
       const { column, features } = groups[j]!;
       // Word j of row k: codes[column * n + k] in place, scratchCodes[k * R + j] gathered.
       const col = identity ? column * n : j;
-      const stride = identity ? 1 : R;
-      if (features.length === 4) {
+      const next = groups[j + 1];
+      if (features.length === 4 && next?.features.length === 4) {
+        // Two words, eight features, per pass: half the passes over the rows and their gradients.
+        const d2 = identity ? (next.column - column) * n : 1;
+        const h0 = features[0]! * 512;
+        const h1 = features[1]! * 512;
+        const h2 = features[2]! * 512;
+        const h3 = features[3]! * 512;
+        const h4 = next.features[0]! * 512;
+        const h5 = next.features[1]! * 512;
+        const h6 = next.features[2]! * 512;
+        const h7 = next.features[3]! * 512;
+        let wi = col;
+        let gi = gBase;
+        for (let k = 0; k < m; k++) {
+          const w = src[wi]!;
+          const x = src[wi + d2]!;
+          const g = gs[gi]!;
+          const h = gs[gi + 1]!;
+          wi += stride;
+          gi += gStride;
+          const s0 = h0 + ((w & 255) << 1);
+          hist[s0]! += g;
+          hist[s0 + 1]! += h;
+          const s1 = h1 + ((w >>> 7) & 510);
+          hist[s1]! += g;
+          hist[s1 + 1]! += h;
+          const s2 = h2 + ((w >>> 15) & 510);
+          hist[s2]! += g;
+          hist[s2 + 1]! += h;
+          const s3 = h3 + ((w >>> 23) & 510);
+          hist[s3]! += g;
+          hist[s3 + 1]! += h;
+          const s4 = h4 + ((x & 255) << 1);
+          hist[s4]! += g;
+          hist[s4 + 1]! += h;
+          const s5 = h5 + ((x >>> 7) & 510);
+          hist[s5]! += g;
+          hist[s5 + 1]! += h;
+          const s6 = h6 + ((x >>> 15) & 510);
+          hist[s6]! += g;
+          hist[s6 + 1]! += h;
+          const s7 = h7 + ((x >>> 23) & 510);
+          hist[s7]! += g;
+          hist[s7 + 1]! += h;
+        }
+        j++;
+      } else if (features.length === 4) {
         // Histogram offsets of the four features; slot = offset + 2 * code.
         const ha = features[0]! * 512;
         const hb = features[1]! * 512;
