@@ -72,6 +72,33 @@ describe('trainGbdt', () => {
     }
   });
 
+  it('with many features (code words read in pairs, alone and part-filled) the threads give one model', async () => {
+    // 5 informative + 17 noise features: one thread reads 22 features as 2 pairs of words, a full word and a
+    // half-full one; two threads 11 each (a pair and a 3-feature word); three threads 7 or 8 each.
+    const wide = (x: Matrix): Matrix => {
+      const F = 22;
+      const values = new Float32Array(x.rows * F);
+      for (let r = 0; r < x.rows; r++) {
+        for (let f = 0; f < F; f++) {
+          values[r * F + f] = f < x.features ? x.values[r * x.features + f]! : Math.sin(r * (f + 1) * 0.7311);
+        }
+      }
+      return { rows: x.rows, features: F, values };
+    };
+    const x = wide(train.x);
+    const v = { x: wide(valid.x), y: valid.y };
+    const a = await trainGbdt(x, train.y, { ...opts, rounds: 8, threads: 1 }, v);
+    for (const threads of [2, 3]) {
+      const b = await trainGbdt(x, train.y, { ...opts, rounds: 8, threads }, v);
+      expect(b.model).toEqual(a.model);
+      expect(b.validationLoss).toEqual(a.validationLoss);
+    }
+    // The informative features carry the splits.
+    expect(a.gain.slice(0, 3).reduce((p, q) => p + q, 0)).toBeGreaterThan(
+      a.gain.slice(5).reduce((p, q) => p + q, 0),
+    );
+  });
+
   it('a tree that cannot split is one leaf: the model stays at the base rate', async () => {
     const r = await trainGbdt(train.x, train.y, { rounds: 3, minSplitGain: 1e12 }, valid);
     expect(r.treesBuilt).toBe(3);
