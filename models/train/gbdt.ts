@@ -6,9 +6,9 @@
  *   values (NaN). Bin codes are 8-bit, column-major in columns of 32-bit words that each hold four features'
  *   codes of one row (`Layout`); gradient and hessian are interleaved float32. The rows of each node are kept
  *   contiguous in one index array (`order`), partitioned in place by each split (stable, so ascending within a
- *   node). The root's histogram reads the columns forward, one word per row for four features; another node's
- *   rows are first gathered into contiguous scratch from per-row records (a worker's words + the row's
- *   gradients: one memory access per row) — gbdtWorker.ts.
+ *   node). The root's histogram reads the columns forward, one or two words per row for four or eight
+ *   features; another node's rows are first gathered into contiguous scratch from per-row records (a worker's
+ *   words + the row's gradients: one memory access per row) — gbdtWorker.ts.
  * - Trees grow level by level to `maxDepth`. A node's gradient/hessian histogram is built over its rows only for
  *   the SMALLER child of each split; the larger child's is the parent's minus it (histogram subtraction).
  * - worker_threads (both cores) do the work over shared memory: histograms and split search, each for its

@@ -22,8 +22,10 @@
  * partitioned by node, ascending within each node), margin, y. Codes are column-major in columns of 32-bit
  * words, each word four features' codes of one row: feature f of row r is byte shift[f] / 8 of word
  * codes[word[f] * n + r] (little-endian). A histogram pass over a node's rows reads one word per row for four
- * features. The root reads them in place; another node first gathers its rows' gradients and words (from a
- * row-major copy of the own words: one access per row) into contiguous scratch.
+ * features, or two for eight when two full words follow each other. The root reads the columns in place; another
+ * node first gathers its rows' records into contiguous scratch: each worker keeps one record per row (its own
+ * code words, then the row's gradient and hessian, filed at each root), so a row is one memory access, and the
+ * gather touches 64 rows ahead so that many of those misses are in flight at once.
  */
 export function histogramWorker(): void {
   // biome-ignore lint/suspicious/noExplicitAny: the worker's globals are reached by require (no imports allowed)
