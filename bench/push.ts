@@ -3,6 +3,7 @@ import WebSocket from 'ws';
 import type { PushEntry, ServerMessage } from '../src/api/push.js';
 import { DEFAULT_PORTS } from '../src/config.js';
 import { pushViewerCostPerMonth } from '../src/cost/model.js';
+import { LOCAL_TUNING } from '../src/local/supervisor.js';
 import { type BenchGroup, type BenchResult, machineContext, quantile } from './harness.js';
 import { childPid, cpuSeconds, rssAfterGc } from './procs.js';
 import { GATEWAY, startSystem } from './system.js';
@@ -45,12 +46,27 @@ function client(onEntry: (e: PushEntry, receivedAt: number, c: Client) => void):
   });
 }
 
-async function latencies(): Promise<{ push: number[]; poll: number[] }> {
+/** The worker's counters of events handled and late ones (its ops port's Prometheus text). */
+async function workerEvents(): Promise<{ events: number; late: number }> {
+  const text = await (await fetch(`http://127.0.0.1:${DEFAULT_PORTS.workerOps}/metrics`)).text();
+  const value = (name: string) => Number(new RegExp(`^${name}\\{[^}]*\\} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+  return {
+    events: value('quotewatch_worker_events_total'),
+    late: value('quotewatch_worker_late_events_total'),
+  };
+}
+
+async function latencies(): Promise<{ push: number[]; poll: number[]; close: number[] }> {
   const push: number[] = [];
   const poll: number[] = [];
+  // A tick's close: from its exchange time to the worker's snapshot of it (watermarks and the stream's path).
+  const close: number[] = [];
   const started = Date.now();
   const c = await client((e, at) => {
-    if (at - started > 2000) push.push(at - e.tsUs / 1000);
+    if (at - started > 2000) {
+      push.push(at - e.tsUs / 1000);
+      close.push(e.updatedAtMs - e.tsUs / 1000);
+    }
   });
   const seen = new Map<string, number>();
   const deadline = Date.now() + LATENCY_S * 1000;
@@ -68,7 +84,7 @@ async function latencies(): Promise<{ push: number[]; poll: number[] }> {
     await sleep(Math.max(0, next - Date.now()));
   }
   c.ws.close();
-  return { push, poll };
+  return { push, poll, close };
 }
 
 export const pushGroup: BenchGroup = {
@@ -86,7 +102,9 @@ export const pushGroup: BenchGroup = {
       await system.firstPrediction();
       const gateway = childPid('src/gateway/main.ts', system.pid);
       const worker = childPid('containers/worker/main.ts', system.pid);
-      const { push, poll } = await latencies();
+      const before = await workerEvents();
+      const { push, poll, close } = await latencies();
+      const after = await workerEvents();
 
       // Without subscribers: the worker's CPU over the window, memory after GC.
       const idleCpu0 = cpuSeconds(worker);
@@ -150,6 +168,11 @@ export const pushGroup: BenchGroup = {
         pushSamples: push.length,
         pollSamples: poll.length,
         pollMs: POLL_MS,
+        tickCloseMs: { p50: quantile(close, 0.5), p99: quantile(close, 0.99) },
+        watermarkLatenessMs: Number(process.env.WATERMARK_LATENESS_MS ?? LOCAL_TUNING.WATERMARK_LATENESS_MS),
+        // Stream events (watermarks included) the worker handled while latency was measured, and how many came late.
+        workerEvents: after.events - before.events,
+        lateEvents: after.late - before.late,
         fanoutClients: clients.length,
         fanoutWindowS: seconds,
         fanoutEntries: fanout.length,

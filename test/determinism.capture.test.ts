@@ -8,7 +8,9 @@
  * feed latency, which is the receiving connection's). It holds since a ticker of a product with a book no longer moves
  * the event-time clock (its frame's time and its place among the book's events are one connection's), and a line
  * starting while no line has the book no longer passes a second resync (it cleared the ticker quote one connection
- * would have kept).
+ * would have kept). The ingestors publish no watermarks here: a watermark closes the ticks after a stream's last
+ * event, so where each run's lake ends would depend on when its ingestors stopped (what watermarks change, and do not,
+ * is proven in test/features.watermark.test.ts and test/worker.arbiter.test.ts).
  */
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import {

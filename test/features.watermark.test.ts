@@ -155,6 +155,41 @@ describe('watermarks in the feature pipeline', () => {
     expect(plain.rows.filter((r) => r.values[gap] === 1).length).toBeGreaterThan(30);
   });
 
+  it('a periodic snapshot or a ticker inside a quiet spell neither hides the data gap nor counts as late', () => {
+    const t0 = 1_700_000_000_000_000;
+    const base = { product: 'BTC-USD', recvUs: t0, seq: 1 };
+    const book = { bids: [['100', '1']] as [string, string][], asks: [['101', '1']] as [string, string][] };
+    // The ingestor's periodic copy of the book carries the time of its last change (t0 + 10 ms), 7 s later.
+    const periodic: MarketEvent = { ...base, type: 'book_snapshot', exchUs: t0 + 10_000, ...book };
+    const ticker: MarketEvent = {
+      ...base,
+      type: 'ticker',
+      exchUs: t0 + 7_500_000,
+      price: '100.5',
+      bestBid: '100',
+      bestAsk: '101',
+    };
+    const first: MarketEvent = { ...base, type: 'book_snapshot', exchUs: t0 + 10_000, ...book };
+    const last: MarketEvent = {
+      ...base,
+      type: 'book_changes',
+      exchUs: t0 + 9_000_000,
+      changes: [{ side: 'bid', price: '100.5', size: '1' }],
+    };
+    const marks = (from: number, to: number): Item[] =>
+      Array.from({ length: to - from }, (_, i) => ({
+        type: 'watermark',
+        product: 'BTC-USD',
+        exchUs: t0 + (from + i) * TICK_US,
+      }));
+    const plain = run([first, periodic, ticker, last]);
+    const marked = run([first, ...marks(1, 70), periodic, ...marks(70, 75), ticker, ...marks(75, 89), last]);
+    expect(marked.rows).toEqual(plain.rows);
+    expect(marked.stats.lateEvents).toBe(plain.stats.lateEvents);
+    const gap = FEATURE_NAMES.indexOf('data_gap_now');
+    expect(marked.rows.filter((r) => r.values[gap] === 1).length).toBeGreaterThan(30);
+  });
+
   it('an event older than a watermark that passed is late: applied at the watermark and counted', () => {
     const p = new FeaturePipeline({ tickMs: TICK_MS, deltaMs: 500 });
     const t0 = 1_700_000_000_000_000;

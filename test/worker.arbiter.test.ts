@@ -163,6 +163,61 @@ describe('line arbitration', () => {
     );
   });
 
+  it('watermarks change nothing the arbitration passes, whatever the lag between the lines, past LINE_FAILOVER_MS too (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 2 ** 31 }),
+        fc.array(fc.integer({ min: 0, max: 40 }), { minLength: 50, maxLength: 50 }),
+        fc.integer({ min: 5, max: 40 }),
+        (seed, lag, gapLen) => {
+          const events = market(seed, 600);
+          const lines = {
+            A: publish(events, { name: 'A', start: 0, gaps: [[150, gapLen, 2]] }),
+            B: publish(events, { name: 'B', start: 5, gaps: [[330, gapLen, 2]] }),
+          };
+          // Up to 4 s apart: a standby that far behind can still take over (it delivers), so it holds them back.
+          const delay = (line: number, us: number) =>
+            lag[(Math.floor(us / 200_000) + line * 13) % lag.length]! * 100_000;
+          const input = (marked: boolean) => {
+            const x = interleave(
+              Object.entries(lines).map(([name, events]) => ({
+                name,
+                events: marked ? withWatermarks(name, events) : events,
+              })),
+              delay,
+            );
+            const connect = x.filter(([line]) => line === 'A').slice(0, 2);
+            return [...connect, ...x.filter((y) => !connect.includes(y))];
+          };
+          const plain = run(arbitrate(input(false)).passed);
+          const got = run(arbitrate(input(true)).passed);
+          expectSameRows(plain.rows, got.rows);
+          expect(got.stats.lateEvents).toBe(plain.stats.lateEvents);
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+
+  it("a standby 3 s behind that takes over at the primary's gap brings nothing late: the watermark waited for it", () => {
+    const events = market(5, 600);
+    const lines = (marked: boolean) =>
+      interleave(
+        [
+          { name: 'A', events: publish(events, { name: 'A', start: 0, gaps: [[150, 20, 2]] }) },
+          { name: 'B', events: publish(events, { name: 'B', start: 0, gaps: [] }) },
+        ].map((l) => ({ ...l, events: marked ? withWatermarks(l.name, l.events) : l.events })),
+        (line) => line * 3_000_000,
+      );
+    const plain = run(arbitrate(lines(false)).passed);
+    const marked = arbitrate(lines(true));
+    expect(marked.arbiter.counters.failovers).toBeGreaterThanOrEqual(1);
+    expect(marked.passed.filter((e) => e.type === 'watermark').length).toBeGreaterThan(10);
+    const got = run(marked.passed);
+    expectSameRows(plain.rows, got.rows);
+    expect(got.stats.lateEvents).toBe(plain.stats.lateEvents);
+  });
+
   it("the passed watermark is the older of the lines' (a standby within LINE_FAILOVER_MS holds the primary's back)", () => {
     const events = market(3, 300);
     const a = withWatermarks('A', publish(events, { name: 'A', start: 0, gaps: [] }));

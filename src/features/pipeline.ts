@@ -147,7 +147,8 @@ export class FeaturePipeline {
       this.apply(s, event, Number.isFinite(s.watermarkUs) ? s.watermarkUs : e);
       return;
     }
-    if (e < s.watermarkUs) this.counters.lateEvents++;
+    // A snapshot's time is its book's (a periodic one is the ingestor's copy as of its last change): not an arrival.
+    if (e < s.watermarkUs && event.type !== 'book_snapshot') this.counters.lateEvents++;
     this.advance(s, e);
     this.apply(s, event);
   }
@@ -357,7 +358,9 @@ export class FeaturePipeline {
     // Late data (below the watermark) is applied in stream order but counted at the watermark: emitted ticks
     // and closed seconds never change, and the trailing windows stay in time order.
     const at = atUs ?? Math.max(e, s.watermarkUs);
-    s.lastEventUs = at;
+    // The data-gap clock is the newest exchange time of an event that moves the clock (not a watermark's, not a
+    // ticker's applied at the clock): whether a product was live must not depend on when watermarks came.
+    if (atUs === undefined) s.lastEventUs = Number.isNaN(s.lastEventUs) ? e : Math.max(s.lastEventUs, e);
     // Latency from the events whose time is the exchange's now (a ticker or trade may repeat an old one after a
     // connect); a product without level2 has only its tickers to tell it.
     if (tellsExchangeNow(ev) || (ev.type === 'ticker' && !s.hasL2)) s.feedLatencyUs = ev.recvUs - e;

@@ -114,6 +114,12 @@ export interface IngestorOptions {
  */
 export const MAX_WATERMARK_EXTRAPOLATION_MS = 1500;
 
+/**
+ * No watermark while the last frame handled had waited longer than this since it arrived: the ingestor is behind
+ * (backpressure pauses the socket at 1,000 queued frames), and frames may still wait in the socket's buffer.
+ */
+export const WATERMARK_BACKLOG_MS = 100;
+
 export interface IngestorCounters {
   connections: number;
   reconnects: number;
@@ -182,6 +188,8 @@ export class Ingestor {
   private current: ConnectionState | undefined;
   /** Frames in hand: the connection's pump hands them over one after another, watermarks wait until none is. */
   private handling = 0;
+  /** How long the last frame handled had waited since it arrived, handling included (µs): a backlog's sign. */
+  private frameWaitUs = 0;
   /** Exchange-time bucket (µs / snapshotIntervalMs) of the latest frame: entering a new one makes a periodic snapshot. */
   private readonly stats: FeedStats;
   /** Exchange time as the frames tell it: the periodic snapshots' clock and the resyncs' time. */
@@ -302,6 +310,7 @@ export class Ingestor {
       await this.frame(link, state, frame);
     } finally {
       this.handling--;
+      this.frameWaitUs = nowUs() - frame.recvUs;
     }
   }
 
@@ -577,13 +586,24 @@ export class Ingestor {
    * from the connection's newest book update or heartbeat less the allowed lateness — when that boundary is past
    * everything the product published. A busy product never needs one (its own events move the worker's clock); a
    * quiet one gets its ticks closed `latenessMs` after their time instead of at its next event.
-   * Never while frames are in hand or held (they may be older), nor past MAX_WATERMARK_EXTRAPOLATION_MS of silence.
+   * Never while frames are in hand or held (they may be older), while the ingestor is behind (WATERMARK_BACKLOG_MS),
+   * nor past MAX_WATERMARK_EXTRAPOLATION_MS of silence. Rechecked before each product's: a frame may come meanwhile.
+   * An event the exchange sends more than the lateness behind the connection's clock, or a connection that stalls
+   * silently for longer than the lateness, still comes after a watermark it precedes: it is late (WorkerLateEvents).
    */
   private async publishWatermarks(): Promise<void> {
     const w = this.o.watermarks;
     const state = this.current;
-    if (!w || !state?.told || this.handling > 0 || state.held.length > 0) return;
-    if (this.feed.state !== 'subscribed') return;
+    // Between frames only, on the current connection, and not behind (see WATERMARK_BACKLOG_MS).
+    const between = () =>
+      this.running &&
+      state !== undefined &&
+      state === this.current &&
+      this.handling === 0 &&
+      state.held.length === 0 &&
+      this.feed.state === 'subscribed' &&
+      this.frameWaitUs <= WATERMARK_BACKLOG_MS * 1000;
+    if (!w || !state?.told || !between()) return;
     const now = nowUs();
     const sinceUs = now - state.told.recvUs;
     if (sinceUs > MAX_WATERMARK_EXTRAPOLATION_MS * 1000) return;
@@ -593,6 +613,7 @@ export class Ingestor {
       const last = state.lastUs.get(product);
       if (last === undefined || state.awaitingSnapshot.has(product)) continue;
       if (!(atUs > last) || !(atUs > (state.watermarkUs.get(product) ?? Number.NEGATIVE_INFINITY))) continue;
+      if (!between()) return; // a frame came while the previous product's watermark was put
       state.watermarkUs.set(product, atUs);
       const mark = { type: 'watermark' as const, product, exchUs: atUs, recvUs: now, seq: -1 };
       await this.put({ ...mark, id: this.id(mark) });
@@ -604,7 +625,7 @@ export class Ingestor {
     const w = this.o.watermarks;
     if (!w || !this.running) return;
     // setImmediate: after a stall the timer fires before the socket's waiting frames are read; once they are, the
-    // pump has them in hand and the round is skipped — a watermark never overtakes a frame that has arrived.
+    // pump has them in hand and the round is skipped.
     this.watermarkTimer = setTimeout(
       () =>
         setImmediate(() => {

@@ -100,7 +100,8 @@ export class ActiveModels {
 
   /** Follows every slot's pointer now (the worker calls this periodically). */
   async refresh(): Promise<void> {
-    for (const slot of this.slots.values()) await this.check(slot);
+    // Together: a slot waiting out a transient failure (waitOutTransient) must not hold the others back.
+    await Promise.all([...this.slots.values()].map((slot) => this.check(slot)));
   }
 
   /** Releases every model, the retiring ones too. */

@@ -102,6 +102,8 @@ class ProductArbiter {
   bookOk = false;
   /** A resync was passed on: the stream has started (its first resync is its start). */
   private started = false;
+  /** Ids of lines' first resyncs absorbed as their start (one per line: a copy of one must not pass later). */
+  private readonly absorbed = new Set<string>();
   readonly ids: Deduplicator;
   /** Per level (`side|price`): exchange time of the change it holds, and the sizes applied at that time. */
   private readonly levels = new Map<string, { us: number; sizes: string[] }>();
@@ -194,10 +196,11 @@ class ProductArbiter {
 
   /**
    * A line's watermark is its own word; the passed stream's is the newest time every line that could still add to
-   * it agrees on (as for any operator with several inputs): the primary's, held back by a continuous standby that is
-   * behind it by less than `failoverMs` (one further behind could not take over anyway; a standby's progress is its
-   * watermark, or its newest event if that is newer), and never past an event a standby holds or a trade pending,
-   * which may still be passed and must not arrive late. Passed (under its own key)
+   * it agrees on (as for any operator with several inputs): the primary's, held back by every standby that could take
+   * over (continuous, and delivered within `failoverMs` of the feed's time: bestStandby's test), however far behind
+   * (its progress is its watermark, or its newest event if that is newer), and never past an event a standby holds or
+   * a trade pending, which may still be passed and must not arrive late. A dead standby holds it back until the feed
+   * has moved `failoverMs` past its last delivery: in a quiet market, until then, ticks wait for events. Passed (under its own key)
    * only when it moves the passed stream's clock.
    */
   private onWatermark(ls: LineState, d: Delivered, out: Delivered[]): void {
@@ -205,13 +208,14 @@ class ProductArbiter {
     const primary = this.primary === undefined ? undefined : this.lines.get(this.primary);
     if (!primary || !this.bookOk) return;
     let us = primary.watermarkUs;
+    const aliveUs = this.feedUs - this.o.failoverMs * 1000;
     for (const [line, other] of this.lines) {
       if (line === this.primary) continue;
       for (const h of other.held) us = Math.min(us, h.event.exchUs);
+      // Any line that could take over (bestStandby's test), however far behind: what it brings then must not be late.
       // How far it has come: its watermark, or its newest event (a line without watermarks, or before its first).
-      const reached = Math.max(other.watermarkUs, other.newestUs);
-      if (other.continuous && primary.watermarkUs - reached <= this.o.failoverMs * 1000)
-        us = Math.min(us, reached);
+      if (other.continuous && other.pulseUs >= aliveUs)
+        us = Math.min(us, Math.max(other.watermarkUs, other.newestUs));
     }
     for (const t of this.pendingTrades.values()) us = Math.min(us, t.event.exchUs);
     if (!(us > this.streamUs)) return;
@@ -227,7 +231,12 @@ class ProductArbiter {
   }
 
   private onResync(line: string, ls: LineState, d: Delivered, out: Delivered[], fresh: boolean): void {
+    if (this.absorbed.has(d.event.id)) {
+      this.c.duplicates++; // a second copy of a line's start (Kinesis delivers at least once)
+      return;
+    }
     if (fresh && this.primary === undefined && this.started) {
+      this.absorbed.add(d.event.id);
       // A line whose first word is its resync is starting (a new connection, a new ingestor): with no line holding
       // the book, the stream has already said it is broken, and a second break would only make this line's start
       // a point of the stream (it clears the pipeline's ticker quote) that one connection would not have had.
