@@ -132,14 +132,14 @@ const LOG_TAIL = 500;
  * instead of 10 takes p50 from about 26 to 18 ms for about one more % of ingestor CPU (0 ms measured no better).
  * LATEST_WRITE_MS 0: the latest item every tick, since local writes cost nothing (deployed: every 300 ms, the
  * dashboard's poll, because DynamoDB bills each write).
- * WATERMARK_LATENESS_MS 20: the simulator sends each event as it happens, so on loopback an event arrives within a
+ * WATERMARK_LATENESS_MS 10: the simulator sends each event as it happens, so on loopback an event arrives within a
  * few ms of its time (the real feeds' defaults, 300 and 100 ms, come from their captures: README, "Watermarks").
  */
 export const LOCAL_TUNING: Readonly<Record<string, string>> = {
   POLL_IDLE_MS: '10',
   PRODUCER_LINGER_MS: '2',
   LATEST_WRITE_MS: '0',
-  WATERMARK_LATENESS_MS: '20',
+  WATERMARK_LATENESS_MS: '10',
 };
 /**
  * The local worker's lease owner id, the same across restarts: a lease held by the same id is the worker's own
