@@ -187,7 +187,7 @@ export const WORKER = {
   latencyMs: timing(
     'WorkerLatencyMs',
     [],
-    'exchange time of the newest event to the latest item acknowledged',
+    "how far the latest item is behind the exchange: from the time the product's stream has reached (its newest event, or a watermark) to the item acknowledged",
   ),
   predictions: counter(
     'WorkerPredictions',
