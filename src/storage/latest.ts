@@ -99,7 +99,7 @@ export interface LatestSnapshot
   book?: 'synced' | 'resyncing';
   /** The last check of that book against the exchange's own (src/worker/verification.ts). */
   verification?: Verification;
-  /** Wall-clock write time minus the exchange time of the newest event, ms. */
+  /** Wall-clock write time minus the time the product's stream has reached (its newest event or watermark), ms. */
   latencyMs: number;
   updatedAtMs: number;
 }
