@@ -351,18 +351,26 @@ export class Ingestor {
       for (const h of held) {
         if (h.mapped.untimedSnapshot)
           for (const e of h.mapped.events) if (e.type === 'book_snapshot') e.exchUs = stampUs;
-        await this.handleFrame(link, state, h.frame, h.mapped);
+        await this.handleFrame(link, state, h.frame, h.mapped, undefined); // held: it told no time
       }
     }
-    await this.handleFrame(link, state, frame, mapped);
+    await this.handleFrame(link, state, frame, mapped, timeUs);
   }
 
-  /** One mapped frame, in feed order: the periodic snapshots it makes due, the sequence check, its events. */
-  private async handleFrame(link: FeedLink, state: ConnectionState, frame: Frame, mapped: MappedFrame) {
+  /**
+   * One mapped frame, in feed order: the periodic snapshots it makes due, the sequence check, its events. `timeUs`:
+   * the exchange's time the frame tells (bookUpdateTime), the watermarks' reference.
+   */
+  private async handleFrame(
+    link: FeedLink,
+    state: ConnectionState,
+    frame: Frame,
+    mapped: MappedFrame,
+    timeUs: number | undefined,
+  ) {
     const snapshotDue = this.clock.advance(mapped);
-    const told = bookUpdateTime(mapped);
-    if (told !== undefined && !(told <= (state.told?.exchUs ?? Number.NEGATIVE_INFINITY)))
-      state.told = { exchUs: told, recvUs: frame.recvUs };
+    if (timeUs !== undefined && timeUs > (state.told?.exchUs ?? Number.NEGATIVE_INFINITY))
+      state.told = { exchUs: timeUs, recvUs: frame.recvUs };
     if (!state.announced) {
       // Whatever consumers had of the books is stale until this connection's snapshots arrive. Published from
       // the frame pump so it precedes every event of the connection.
@@ -605,10 +613,9 @@ export class Ingestor {
       this.frameWaitUs <= WATERMARK_BACKLOG_MS * 1000;
     if (!w || !state?.told || !between()) return;
     const now = nowUs();
-    const sinceUs = now - state.told.recvUs;
-    if (sinceUs > MAX_WATERMARK_EXTRAPOLATION_MS * 1000) return;
+    if (now - state.told.recvUs > MAX_WATERMARK_EXTRAPOLATION_MS * 1000) return;
     const tickUs = w.tickMs * 1000;
-    const atUs = Math.floor((state.told.exchUs + sinceUs - w.latenessMs * 1000) / tickUs) * tickUs;
+    const atUs = Math.floor(watermarkTimeUs(state.told, now, w.latenessMs) / tickUs) * tickUs;
     for (const product of this.o.products) {
       const last = state.lastUs.get(product);
       if (last === undefined || state.awaitingSnapshot.has(product)) continue;
@@ -641,7 +648,7 @@ export class Ingestor {
     const told = this.current?.told;
     if (!told) return w.tickMs;
     const tickUs = w.tickMs * 1000;
-    const estUs = told.exchUs + (nowUs() - told.recvUs) - w.latenessMs * 1000;
+    const estUs = watermarkTimeUs(told, nowUs(), w.latenessMs);
     const nextUs = (Math.floor(estUs / tickUs) + 1) * tickUs;
     return Math.min(w.tickMs, Math.max(1, Math.ceil((nextUs - estUs) / 1000)));
   }
@@ -671,6 +678,18 @@ function levels(book: OrderBook, side: 'bid' | 'ask'): Level[] {
 /** The metric dimension of a resync reason: "gap: expected 5, got 9" -> "gap", "bad snapshot" -> "bad_snapshot". */
 export function resyncReason(reason: string): string {
   return reason.split(':')[0]!.trim().replace(/\s+/g, '_');
+}
+
+/**
+ * The exchange's time at wall time `nowUs`, extrapolated from the newest frame that told it (its time plus the wall
+ * time since it arrived), less the lateness allowed: how far a watermark may reach.
+ */
+function watermarkTimeUs(
+  told: { exchUs: number; recvUs: number },
+  nowUs: number,
+  latenessMs: number,
+): number {
+  return told.exchUs + (nowUs - told.recvUs) - latenessMs * 1000;
 }
 
 /**

@@ -24,11 +24,11 @@
  *   deliver it), then its resync is the primary's;
  * - only when no line is continuous does the resync reach the book (which then waits for the next snapshot, from
  *   whichever line brings it first: that line becomes the primary — if no book change passed is newer than it,
- *   else a lagging line's older snapshot would miss the changes already passed, which are not passed twice). Before it, whatever a standby holds that
- *   continues what was passed is passed (a killed standby's last events narrow the hole), and the resync is
- *   placed where the passed stream breaks: its time becomes the newest time passed, tickers and heartbeats included
- *   (the line's own time is its last sighting, or the wall clock for a connect, which can lie anywhere before the
- *   hole);
+ *   else a lagging line's older snapshot would miss the changes already passed, which are not passed twice).
+ *   Before it, whatever a standby holds that continues what was passed is passed (a killed standby's last events
+ *   narrow the hole), and the resync is placed where the passed stream breaks: its time becomes the newest time
+ *   passed, tickers and heartbeats included (the line's own time is its last sighting, or the wall clock for a
+ *   connect, which can lie anywhere before the hole);
  * - a snapshot passed from one line makes what the others hold from before its time obsolete: those book changes
  *   are dropped (applied after the snapshot they would take levels back in time), their trades are not;
  * - a book change is applied to a level only if it is newer than what the level holds (two lines may batch the
@@ -197,25 +197,22 @@ class ProductArbiter {
   /**
    * A line's watermark is its own word; the passed stream's is the newest time every line that could still add to
    * it agrees on (as for any operator with several inputs): the primary's, held back by every standby that could take
-   * over (continuous, and delivered within `failoverMs` of the feed's time: bestStandby's test), however far behind
-   * (its progress is its watermark, or its newest event if that is newer), and never past an event a standby holds or
-   * a trade pending, which may still be passed and must not arrive late. A dead standby holds it back until the feed
-   * has moved `failoverMs` past its last delivery: in a quiet market, until then, ticks wait for events. Passed (under its own key)
-   * only when it moves the passed stream's clock.
+   * over (canTakeOver), however far behind (its progress is its watermark, or its newest event if that is newer), and
+   * never past an event a standby holds or a trade pending, which may still be passed and must not arrive late. A dead
+   * standby holds it back until the feed has moved `failoverMs` past its last delivery: in a quiet market, until
+   * then, ticks wait for events. Passed (under its own key) only when it moves the passed stream's clock.
    */
   private onWatermark(ls: LineState, d: Delivered, out: Delivered[]): void {
     ls.watermarkUs = Math.max(ls.watermarkUs, d.event.exchUs);
     const primary = this.primary === undefined ? undefined : this.lines.get(this.primary);
     if (!primary || !this.bookOk) return;
     let us = primary.watermarkUs;
-    const aliveUs = this.feedUs - this.o.failoverMs * 1000;
     for (const [line, other] of this.lines) {
       if (line === this.primary) continue;
       for (const h of other.held) us = Math.min(us, h.event.exchUs);
-      // Any line that could take over (bestStandby's test), however far behind: what it brings then must not be late.
+      // Any line that could take over, however far behind: what it brings then must not be late.
       // How far it has come: its watermark, or its newest event (a line without watermarks, or before its first).
-      if (other.continuous && other.pulseUs >= aliveUs)
-        us = Math.min(us, Math.max(other.watermarkUs, other.newestUs));
+      if (this.canTakeOver(other)) us = Math.min(us, Math.max(other.watermarkUs, other.newestUs));
     }
     for (const t of this.pendingTrades.values()) us = Math.min(us, t.event.exchUs);
     if (!(us > this.streamUs)) return;
@@ -379,10 +376,8 @@ class ProductArbiter {
     let best: string | undefined;
     let bestRank = Number.NEGATIVE_INFINITY;
     let bestUs = Number.NEGATIVE_INFINITY;
-    const aliveUs = this.feedUs - this.o.failoverMs * 1000;
     for (const [line, ls] of this.lines) {
-      if (line === this.primary || !ls.continuous) continue;
-      if (ls.pulseUs < aliveUs) continue;
+      if (line === this.primary || !this.canTakeOver(ls)) continue;
       const rank = this.gapless(ls) ? 1 : 0;
       if (rank > bestRank || (rank === bestRank && ls.newestUs > bestUs)) {
         best = line;
@@ -391,6 +386,11 @@ class ProductArbiter {
       }
     }
     return best;
+  }
+
+  /** A standby that could take over: continuous, and it delivered within `failoverMs` of the feed's time. */
+  private canTakeOver(ls: LineState): boolean {
+    return ls.continuous && ls.pulseUs >= this.feedUs - this.o.failoverMs * 1000;
   }
 
   /**
