@@ -51,7 +51,8 @@ export interface TickLineage {
   resyncsUs: readonly number[];
   /**
    * Exchange → ingest latency of the product's newest event before the tick that tells the exchange's time now
-   * (tellsExchangeNow; a ticker for a product without level2): its receive time less its exchange time, µs; null before any event with an exchange time of its own. The one lineage figure that is measured, not
+   * (tellsExchangeNow; a ticker for a product without level2): its receive time less its exchange time, µs; null
+   * before any event with an exchange time of its own. The one lineage figure that is measured, not
    * derived from what the exchange sent: another connection, or a capture replayed today, gives another value.
    */
   feedLatencyUs: number | null;

@@ -9,9 +9,9 @@
  *   turn comes, the message is built then from the newest entries of its products whose shown values changed since
  *   it was last sent them, so a newer snapshot replaces a pending one and stale data is never retried.
  * - Posts go with ticks: when a connection's interval ends, it is sent at once only if its products' newest entries
- *   are of one tick and fresh (offered within a twentieth of a tick); otherwise it waits until each of its products has the
- *   next tick's entry — a product two ticks behind the others is stalled (resyncing, say) and not waited for, and
- *   after two ticks what there is goes anyway. PUSH_MIN_MS is rarely a whole number of ticks (250 ms of 100 ms ticks)
+ *   are of one tick and fresh (offered within a twentieth of a tick); otherwise it waits until each of its products
+ *   has the next tick's entry — a product two ticks behind the others is stalled (resyncing, say) and not waited for,
+ *   and after two ticks what there is goes anyway. PUSH_MIN_MS is rarely a whole number of ticks (250 ms of 100 ms ticks)
  *   and products' ticks close at different moments, so the interval would otherwise end mid-tick and ship entries
  *   up to a tick stale when fresh ones were due within the tick.
  * - Posts run with bounded concurrency (PUSH_CONCURRENCY) in the order connections became due, each with a timeout,
@@ -62,7 +62,7 @@ interface Subscriber {
   /** Per product: the shown key and tick number last sent. */
   sent: Map<string, { key: string; n: number; atMs: number }>;
   lastPostAt: number;
-  /** 'ready': its interval has ended, it waits for the next tick's entry (at most a tick). */
+  /** 'ready': its interval has ended, it waits for the next tick's entries (at most two ticks). */
   state: 'idle' | 'waiting' | 'ready' | 'queued' | 'posting';
   /** Which wait for the next tick is current (a later one makes an earlier one's timer moot). */
   readyRound: number;
