@@ -114,8 +114,34 @@ export const REGISTRY_KEYS = {
     pk: `${ACTIVE_PARTITION_PREFIX}${set === 'l2' ? target : `${target}.${set}`}`,
     sk: 'active',
   }),
+  /**
+   * The version tag counter of a target's tag series (VERSION_TAGS): `n`, advanced by an atomic ADD. Claiming a
+   * tag takes the next n, then puts the tag's claim row on condition that it does not exist; a tag already
+   * claimed (by a run given that version by hand) is skipped by taking the next n again.
+   */
+  tagCounter: (target: string, series: string) => ({ pk: target, sk: `tagcounter#${series}` }),
+  /** The claim row of a version tag: written once by the run that uses the version. */
+  tagClaim: (target: string, tag: string) => ({ pk: target, sk: `tag#${tag}` }),
 } as const;
 export const ACTIVE_PARTITION_PREFIX = 'active#';
+
+/**
+ * Version tags, `qs-<feature version>.0.<n>` as the QuoteWatch design emits them: one series per feature
+ * version, n counting that series' runs from 1 per target. The ONE rule for the CLI's claim
+ * (src/model/registry.ts claimNextVersion) and the training state machine's (lib/training-pipeline.ts, which
+ * renders `tag(series, '{}')` as its States.Format template).
+ */
+export const VERSION_TAGS = {
+  series: (featureVersion: number) => `qs-${featureVersion}.0`,
+  tag: (series: string, n: number | string) => `${series}.${n}`,
+} as const;
+
+/**
+ * What the training state machine writes beside a run's files (`<prefix>/<target>/<version>/`) when the run
+ * failed: the error and cause it caught, whether or not the trainer got to write its own run record
+ * (models/runs.ts reads it back for `quotewatch runs`).
+ */
+export const EXECUTION_FAILURE_RECORD = 'failure.json';
 
 export const BUCKETS = {
   /** Parquet lake (raw / features / labels / predictions) and claim-checked book snapshots. */

@@ -13,14 +13,14 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GetObjectCommand, ListObjectsV2Command, NoSuchKey, PutObjectCommand } from '@aws-sdk/client-s3';
-import { GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { dynamoClient, s3Client } from '../aws/clients.js';
 import { isConditionFailure } from '../aws/errors.js';
 import { readCoreConfig, readResourceNames } from '../config.js';
 import { QuoteWatchError } from '../errors.js';
 import { FEATURE_VERSION } from '../features/spec.js';
 import type { FeatureSpec } from '../features/types.js';
-import { REGISTRY_KEYS } from '../resources.js';
+import { REGISTRY_KEYS, VERSION_TAGS } from '../resources.js';
 import { readActiveVersion } from './pointer.js';
 import {
   type FeatureSetName,
@@ -281,33 +281,34 @@ export async function versionsWithRecord(
 }
 
 /**
- * The next version tag of `target`, `qs-<feature version>.0.<n>` (n counts the runs of that feature version),
- * claimed by a conditional write of a claim row (pk=<target>, sk="tag#<tag>"; a put, as the trainer's role may
- * make): two runs starting at once cannot get the same tag, the loser takes the next one.
+ * The next version tag of `target`, `qs-<feature version>.0.<n>` (VERSION_TAGS in src/resources.ts): n comes
+ * from the tag series' counter row (an atomic ADD), then the tag's claim row is put on condition that it does
+ * not exist; a tag already claimed (a run given that version by hand) is skipped by taking the next n. Two runs
+ * starting at once cannot get the same tag. The training state machine claims a tag the same way, with the same
+ * keys (lib/training-pipeline.ts, the NextVersionTag and ClaimVersionTag states), so the CLI and scheduled runs
+ * draw from one series. It ends: every pass advances the counter past one of the finitely many claimed tags.
  */
 export async function claimNextVersion(target: string, env: Env = process.env): Promise<string> {
   checkTarget(target);
   const table = readResourceNames(env).registryTable;
   const db = dynamoClient(env);
-  const prefix = `qs-${FEATURE_VERSION}.0.`;
-  const claimed = await db.send(
-    new QueryCommand({
-      TableName: table,
-      KeyConditionExpression: 'pk = :t AND begins_with(sk, :p)',
-      ExpressionAttributeValues: { ':t': target, ':p': `tag#${prefix}` },
-    }),
-  );
-  let n = Math.max(
-    0,
-    ...(claimed.Items ?? []).map((i) => Number(String(i.sk).slice(4 + prefix.length)) || 0),
-  );
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const tag = `${prefix}${++n}`;
+  const series = VERSION_TAGS.series(FEATURE_VERSION);
+  for (;;) {
+    const counted = await db.send(
+      new UpdateCommand({
+        TableName: table,
+        Key: REGISTRY_KEYS.tagCounter(target, series),
+        UpdateExpression: 'ADD n :one',
+        ExpressionAttributeValues: { ':one': 1 },
+        ReturnValues: 'UPDATED_NEW',
+      }),
+    );
+    const tag = VERSION_TAGS.tag(series, Number(counted.Attributes?.n));
     try {
       await db.send(
         new PutCommand({
           TableName: table,
-          Item: { pk: target, sk: `tag#${tag}`, claimedAt: new Date().toISOString() },
+          Item: { ...REGISTRY_KEYS.tagClaim(target, tag), claimedAt: new Date().toISOString() },
           ConditionExpression: 'attribute_not_exists(sk)',
         }),
       );
@@ -316,7 +317,6 @@ export async function claimNextVersion(target: string, env: Env = process.env): 
       if (!isConditionFailure(err)) throw err;
     }
   }
-  throw new RegistryError(`${target}: could not claim a version tag after 20 attempts`);
 }
 
 /** One file of a version (a model file, or a record training left beside them); a RegistryError when absent. */
