@@ -1126,6 +1126,12 @@ export interface DeploymentSettings {
   featuresStream: boolean;
   /** The dashboard's push: the WebSocket API, its connections table and the worker's publisher. */
   push: PushSettings;
+  /**
+   * When the training state machine runs on its own: an EventBridge Scheduler expression (`rate(1 day)`,
+   * `cron(0 3 * * ? *)`, UTC) starting one execution per target; undefined (the default, or `off`) = no
+   * schedule, runs only on demand.
+   */
+  trainingSchedule: string | undefined;
 }
 
 /** The WebSocket API's choices (`-c push`, `-c maxConnections`, `-c maxConnectionsPerIp`). */
@@ -1181,7 +1187,56 @@ export const DEPLOYMENT_CONTEXT_KEYS = [
   'push',
   'maxConnections',
   'maxConnectionsPerIp',
+  'trainingSchedule',
 ] as const;
+
+const RATE_EXPRESSION = /^rate\((\d+) (minutes?|hours?|days?)\)$/;
+const CRON_EXPRESSION = /^cron\(([^()]*)\)$/;
+const CRON_FIELDS = ['minutes', 'hours', 'day-of-month', 'month', 'day-of-week', 'year'];
+
+/**
+ * What is wrong with a recurring EventBridge Scheduler expression, or undefined when it is one: `rate(<n>
+ * <unit>)` (the unit singular for 1, plural otherwise, as AWS requires) or `cron(<6 fields>)` with exactly one of
+ * day-of-month and day-of-week `?`. One-time `at(...)` expressions are not a schedule.
+ */
+export function scheduleExpressionProblem(expression: string): string | undefined {
+  const rate = RATE_EXPRESSION.exec(expression);
+  if (rate) {
+    const n = Number(rate[1]);
+    const unit = rate[2]!;
+    if (n < 1) return 'a rate needs a value of at least 1';
+    const singular = unit.replace(/s$/, '');
+    if ((n === 1) !== (unit === singular)) {
+      return `write rate(1 ${singular}) or rate(${n === 1 ? 2 : n} ${singular}s): singular for 1, plural otherwise`;
+    }
+    return undefined;
+  }
+  const cron = CRON_EXPRESSION.exec(expression);
+  if (cron) {
+    const fields = cron[1]!.trim().split(/\s+/).filter(Boolean);
+    if (fields.length !== CRON_FIELDS.length) {
+      return `cron(...) takes ${CRON_FIELDS.length} fields (${CRON_FIELDS.join(' ')}), got ${fields.length}`;
+    }
+    const bad = fields.findIndex((f) => !/^[0-9A-Za-z*?,/#-]+$/.test(f));
+    if (bad >= 0)
+      return `cron(...): the ${CRON_FIELDS[bad]} field ${JSON.stringify(fields[bad])} is not a cron field`;
+    if ((fields[2] === '?') === (fields[4] === '?')) {
+      return 'cron(...): exactly one of day-of-month and day-of-week must be ? (e.g. cron(0 3 * * ? *))';
+    }
+    return undefined;
+  }
+  return 'expected rate(<n> <minutes|hours|days>), cron(<minutes> <hours> <day-of-month> <month> <day-of-week> <year>) or off';
+}
+
+/** `-c trainingSchedule`: a recurring schedule expression, or `off` (= none, as when absent). */
+const trainingScheduleSetting = z
+  .string()
+  .superRefine((expression, ctx) => {
+    const problem = expression === 'off' ? undefined : scheduleExpressionProblem(expression);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  })
+  .transform((expression) => (expression === 'off' ? undefined : expression))
+  .optional();
 
 /**
  * Reads the deployment from CDK context values (`-c key=value` arrives as a string, cdk.json may hold JSON
@@ -1381,6 +1436,7 @@ export function readDeploymentContext(context: Readonly<Record<string, unknown>>
       maxConnections: get('maxConnections', whole(1, 1_000_000), '1000'),
       maxConnectionsPerIp: get('maxConnectionsPerIp', whole(1, 100_000), '20'),
     },
+    trainingSchedule: get('trainingSchedule', trainingScheduleSetting),
   };
 }
 

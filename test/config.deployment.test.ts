@@ -42,11 +42,41 @@ describe('deployment context', () => {
       baseImage: 'node:22-slim',
       prod: false,
       featuresStream: false,
+      trainingSchedule: undefined,
     });
     // cdk.json feature flags and CDK's own keys are not deployment settings, and not typos either.
     expect(() =>
       readDeploymentContext({ '@aws-cdk/core:checkSecretUsage': true, 'aws:cdk:bundling-stacks': [] }),
     ).not.toThrow();
+  });
+
+  it('reads -c trainingSchedule: a recurring rate or cron expression, off (none) when absent or `off`', () => {
+    const schedule = (v: string) => readDeploymentContext({ trainingSchedule: v }).trainingSchedule;
+    for (const ok of [
+      'rate(1 day)',
+      'rate(12 hours)',
+      'rate(30 minutes)',
+      'cron(0 3 * * ? *)',
+      'cron(15 2 ? * MON-FRI *)',
+    ]) {
+      expect(schedule(ok)).toBe(ok);
+    }
+    expect(schedule('off')).toBeUndefined();
+    const bad: [string, RegExp][] = [
+      ['daily', /expected rate\(<n> <minutes\|hours\|days>\), cron\(/],
+      ['rate(1 days)', /singular for 1, plural otherwise/],
+      ['rate(2 day)', /singular for 1, plural otherwise/],
+      ['rate(0 hours)', /at least 1/],
+      ['rate(1 week)', /expected rate/],
+      ['cron(0 3 * * *)', /takes 6 fields .* got 5/],
+      ['cron(0 3 * * 1 *)', /exactly one of day-of-month and day-of-week must be \?/],
+      ['cron(0 3 ? * ? *)', /exactly one of day-of-month and day-of-week must be \?/],
+      ['at(2030-01-01T00:00:00)', /expected rate/],
+    ];
+    for (const [value, why] of bad) {
+      expect(() => schedule(value), value).toThrow(`-c trainingSchedule: invalid value "${value}"`);
+      expect(() => schedule(value), value).toThrow(why);
+    }
   });
 
   it('takes JSON values from cdk.json as well as strings from -c', () => {
