@@ -6,15 +6,21 @@
  *
  *   ecs:runTask.sync        the trainer entry (models/train/main.ts <step>) as a child process, with the
  *                           container override's command and environment (what the Fargate task would get)
- *   aws-sdk:s3:getObject    GetObject on the local S3 (src/aws/clients.ts)
- *   dynamodb:putItem/updateItem  on the local DynamoDB, conditions included (the compare-and-set promotion)
+ *   aws-sdk:s3:getObject, aws-sdk:s3:putObject  on the local S3 (src/aws/clients.ts): evaluation.json read,
+ *                           a failed run's failure.json written
+ *   dynamodb:putItem/updateItem  on the local DynamoDB, conditions and returned values included (the version
+ *                           tag claim, the compare-and-set promotion)
+ *   sns:publish             NO emulator runs SNS locally: the notification is printed in the progress output and,
+ *                           given a file (`npm run train`: <QW_DATA_DIR>/training-notifications.jsonl), appended
+ *                           to it as one JSON line {topic, subject, attributes, message}
  *
- * Progress: each state as it is entered and left, and the trainer's log lines.
+ * Progress: each state as it is entered, retries, the trainer's log lines, and the notifications.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import {
@@ -22,13 +28,14 @@ import {
   ConditionalCheckFailedException,
   PutItemCommand,
   UpdateItemCommand,
+  type UpdateItemCommandInput,
 } from '@aws-sdk/client-dynamodb';
-import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { App, type CfnResource, Stack } from 'aws-cdk-lib';
 import { type RunOptions, StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
 import { QuoteWatchStack } from '../lib/quotewatch-stack.js';
 import { dynamoClient, s3Client } from '../src/aws/clients.js';
-import { readResourceNames } from '../src/config.js';
+import { readLocalConfig, readResourceNames } from '../src/config.js';
 import { QuoteWatchError } from '../src/errors.js';
 import { parseModelUri } from '../src/model/registry.js';
 
@@ -146,7 +153,23 @@ async function getObject(input: Json, env: Env): Promise<Json> {
   return { Body: await res.Body!.transformToString() };
 }
 
-/** PutItem or UpdateItem with the state's parameters (the SDK's names, as the service integration takes them). */
+async function putObject(input: Json, env: Env): Promise<Json> {
+  const res = await s3Client(env).send(
+    new PutObjectCommand({
+      Bucket: String(input.Bucket),
+      Key: String(input.Key),
+      // A JSON object given as the body is written as its JSON text, as Step Functions does.
+      Body: typeof input.Body === 'string' ? input.Body : JSON.stringify(input.Body),
+      ContentType: input.ContentType as string | undefined,
+    }),
+  );
+  return { ETag: res.ETag ?? null };
+}
+
+/**
+ * PutItem or UpdateItem with the state's parameters (the SDK's names, as the service integration takes them); the
+ * result is the API's response, as the optimized integration returns it (an UpdateItem's `Attributes`).
+ */
 async function writeItem(kind: 'put' | 'update', input: Json, env: Env): Promise<Json> {
   const common = {
     TableName: String(input.TableName),
@@ -157,20 +180,21 @@ async function writeItem(kind: 'put' | 'update', input: Json, env: Env): Promise
     const db = dynamoClient(env);
     if (kind === 'put') {
       await db.send(new PutItemCommand({ ...common, Item: input.Item as Record<string, AttributeValue> }));
-    } else {
-      await db.send(
-        new UpdateItemCommand({
-          ...common,
-          Key: input.Key as Record<string, AttributeValue>,
-          UpdateExpression: String(input.UpdateExpression),
-        }),
-      );
+      return {};
     }
-    return {};
+    const out = await db.send(
+      new UpdateItemCommand({
+        ...common,
+        Key: input.Key as Record<string, AttributeValue>,
+        UpdateExpression: String(input.UpdateExpression),
+        ReturnValues: input.ReturnValues as UpdateItemCommandInput['ReturnValues'],
+      }),
+    );
+    return out.Attributes ? { Attributes: out.Attributes } : {};
   } catch (err) {
     if (err instanceof ConditionalCheckFailedException) {
-      // The error name the state machine sees deployed.
-      const error = new Error('the active pointer moved since evaluation');
+      // The error name the state machine sees deployed (a taken version tag, a moved pointer).
+      const error = new Error(`${kind} on ${common.TableName}: ${common.ConditionExpression} did not hold`);
       error.name = 'DynamoDB.ConditionalCheckFailedException';
       throw error;
     }
@@ -178,11 +202,41 @@ async function writeItem(kind: 'put' | 'update', input: Json, env: Env): Promise
   }
 }
 
+/** A notification the state machine published (deployed: to its SNS topic). */
+export interface Notification {
+  topic: string;
+  subject: string | null;
+  /** The message attributes' string values (outcome, target). */
+  attributes: Record<string, string>;
+  /** The message: what a subscriber receives as JSON text. */
+  message: unknown;
+}
+
+/**
+ * sns:publish, locally: there is no SNS emulator, so the notification goes to the progress output and, with a
+ * file, one JSON line appended to it.
+ */
+function publish(input: Json, sink: (n: Notification) => void): Json {
+  const attributes = Object.fromEntries(
+    Object.entries((input.MessageAttributes ?? {}) as Record<string, { StringValue?: string }>).map(
+      ([name, v]) => [name, String(v.StringValue ?? '')],
+    ),
+  );
+  sink({
+    topic: String(input.TopicArn),
+    subject: typeof input.Subject === 'string' ? input.Subject : null,
+    attributes,
+    message: input.Message,
+  });
+  return { MessageId: randomUUID() };
+}
+
 /** The local binding of each Task state, by its resource. */
 export function taskHandlers(
   definition: Json,
   env: Env,
   progress: (line: string) => void,
+  notify: (n: Notification) => void = () => {},
 ): Record<string, (input: Json) => Promise<Json>> {
   const handlers: Record<string, (input: Json) => Promise<Json>> = {};
   for (const [name, state] of Object.entries(definition.States as Record<string, Json>)) {
@@ -191,9 +245,11 @@ export function taskHandlers(
     if (resource.endsWith(':ecs:runTask.sync'))
       handlers[name] = (input) => runTrainerTask(input, env, progress);
     else if (resource.endsWith(':aws-sdk:s3:getObject')) handlers[name] = (input) => getObject(input, env);
+    else if (resource.endsWith(':aws-sdk:s3:putObject')) handlers[name] = (input) => putObject(input, env);
     else if (resource.endsWith(':dynamodb:putItem')) handlers[name] = (input) => writeItem('put', input, env);
     else if (resource.endsWith(':dynamodb:updateItem'))
       handlers[name] = (input) => writeItem('update', input, env);
+    else if (resource.endsWith(':sns:publish')) handlers[name] = async (input) => publish(input, notify);
     else throw new LocalTrainingError(`state ${name}: no local binding for ${resource}`);
   }
   return handlers;
@@ -204,82 +260,133 @@ export interface LocalRun {
   status: 'SUCCEEDED' | 'FAILED';
   output?: unknown;
   error?: string;
+  /** The execution's name: the version given, else a UUID (as a scheduled execution's). */
+  execution: string;
+  /** The candidate version: the one given, or the tag the execution claimed; undefined if it got none. */
+  version?: string;
   /** States in the order they were entered. */
   states: string[];
   /** Task attempts retried after a failure (the definition's Retry). */
   retries: number;
+  /** What the execution published, in order. */
+  notifications: Notification[];
   definition: Json;
 }
 
-/** One execution of the training state machine for `target`, named `version` (the candidate version). */
+export interface LocalRunOptions {
+  /** A file each notification is appended to as one JSON line (created with its folder). @default none */
+  notificationsFile?: string;
+}
+
+/** Where `npm run train` appends the notifications: beside the local system's data. */
+export const localNotificationsFile = (env: Env) =>
+  join(readLocalConfig(env).dataDir, 'training-notifications.jsonl');
+
+/**
+ * One execution of the training state machine for `target`. With `version` its input is {target, version} and
+ * the execution is named after it; without, its input is {target} and its name a UUID, as a scheduled
+ * execution's: the state machine claims the next version tag itself.
+ */
 export async function runTrainingStateMachine(
   target: string,
-  version: string,
+  version: string | undefined,
   env: Env,
   progress: (line: string) => void = (line) => console.error(line),
   synth: SynthesizedDefinition = synthesizeTrainingDefinition(),
+  options: LocalRunOptions = {},
 ): Promise<LocalRun> {
   const definition = resolveDefinition(synth.parts, localBinding(synth, env));
   const machine = new StateMachine(definition as unknown as StateMachineDefinition, {
     validationOptions: { checkArn: false },
   });
   const startedAt = new Date().toISOString();
-  const execution = machine.run(
-    { target },
-    {
-      overrides: {
-        taskResourceLocalHandlers: taskHandlers(definition, env, progress) as NonNullable<
-          RunOptions['overrides']
-        >['taskResourceLocalHandlers'],
-        // Retry pauses are the deployed backoff's; locally a failed attempt is retried at once.
-        retryIntervalOverrides: Object.fromEntries(Object.keys(definition.States as Json).map((s) => [s, 0])),
-      },
-      context: {
-        Execution: { Name: version, Input: { target }, StartTime: startedAt },
-        State: { EnteredTime: startedAt },
-      },
+  const name = version ?? randomUUID();
+  const input: Record<string, string> = version === undefined ? { target } : { target, version };
+  let label = version ?? `${name} (claiming a version tag)`;
+  const notifications: Notification[] = [];
+  const notify = (n: Notification) => {
+    notifications.push(n);
+    progress(`[${target} ${label}] notification ${n.subject ?? ''}: ${JSON.stringify(n.message)}`);
+    if (options.notificationsFile) {
+      mkdirSync(dirname(options.notificationsFile), { recursive: true });
+      appendFileSync(options.notificationsFile, `${JSON.stringify(n)}\n`);
+    }
+  };
+  const execution = machine.run(input, {
+    overrides: {
+      taskResourceLocalHandlers: taskHandlers(definition, env, progress, notify) as NonNullable<
+        RunOptions['overrides']
+      >['taskResourceLocalHandlers'],
+      // Retry pauses are the deployed backoff's; locally a failed attempt is retried at once.
+      retryIntervalOverrides: Object.fromEntries(Object.keys(definition.States as Json).map((s) => [s, 0])),
     },
-  );
+    context: {
+      Execution: {
+        Id: `arn:aws:states:us-east-1:000000000000:execution:local-training:${name}`,
+        Name: name,
+        Input: input,
+        StartTime: startedAt,
+      },
+      State: { EnteredTime: startedAt },
+    },
+  });
   const states: string[] = [];
   let retries = 0;
+  let runVersion = version;
   const watch = (async () => {
     for await (const event of execution.eventLogs) {
-      const e = event as { type: string; state?: { name: string } };
+      const e = event as { type: string; state?: { name: string; output?: unknown } };
       if (e.type === 'StateEntered' && e.state) {
         states.push(e.state.name);
-        progress(`[${target} ${version}] ${e.state.name}`);
+        progress(`[${target} ${label}] ${e.state.name}`);
       } else if (e.type === 'StateRetried' && e.state) {
         retries++;
-        progress(`[${target} ${version}] ${e.state.name} failed: retrying`);
+        progress(`[${target} ${label}] ${e.state.name} failed: retrying`);
+      } else if (e.type === 'StateExited' && runVersion === undefined) {
+        // The claimed tag, once a state's output carries it (UseVersionTag).
+        const claimed = (e.state?.output as { version?: unknown } | undefined)?.version;
+        if (typeof claimed === 'string') {
+          runVersion = claimed;
+          label = claimed;
+          progress(`[${target} ${label}] claimed version ${claimed}`);
+        }
       }
     }
   })();
+  const run = { execution: name, states, notifications, definition };
   try {
     const output = await execution.result;
     await watch;
-    return { status: 'SUCCEEDED', output, states, retries, definition };
+    return { status: 'SUCCEEDED', output, version: runVersion, retries, ...run };
   } catch (err) {
     await watch.catch(() => {});
     return {
       status: 'FAILED',
       error: `${(err as Error).name}: ${(err as Error).message}`,
-      states,
+      version: runVersion,
       retries,
-      definition,
+      ...run,
     };
   }
 }
 
-/** `node --import tsx bin/localTraining.ts TARGET VERSION` (what `quotewatch pipeline` runs per target). */
+/**
+ * `node --import tsx bin/localTraining.ts TARGET [VERSION]` (what `quotewatch pipeline` runs per target): without
+ * a version the execution claims the next tag. Notifications are appended to localNotificationsFile(env).
+ */
 async function main(args: string[]): Promise<number> {
-  const [target, version] = args;
-  if (!target || !version) {
-    console.error('usage: node --import tsx bin/localTraining.ts TARGET VERSION');
+  const [target, version, ...rest] = args;
+  if (!target || rest.length > 0) {
+    console.error('usage: node --import tsx bin/localTraining.ts TARGET [VERSION]');
     return 2;
   }
-  const run = await runTrainingStateMachine(target, version, process.env);
-  console.log(`${target} ${version}: ${run.status} via ${run.states.join(' -> ')}`);
+  const notificationsFile = localNotificationsFile(process.env);
+  const run = await runTrainingStateMachine(target, version, process.env, undefined, undefined, {
+    notificationsFile,
+  });
+  console.log(`${target} ${run.version ?? run.execution}: ${run.status} via ${run.states.join(' -> ')}`);
   if (run.error) console.log(`  ${run.error}`);
+  if (run.notifications.length > 0) console.log(`  notified (locally: appended to ${notificationsFile})`);
   return run.status === 'SUCCEEDED' ? 0 : 1;
 }
 

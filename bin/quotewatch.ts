@@ -10,8 +10,8 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildDatasets } from '../models/baseline.js';
-import { formatRuns, listRuns } from '../models/eval/runRecord.js';
 import { formatWalkForward, walkForward } from '../models/eval/walkForward.js';
+import { formatListedRuns, listRunsWithFailures } from '../models/runs.js';
 import { TRAINING_STEPS } from '../models/train/steps.js';
 import { regionOf, type SmokeAuth, smokeCommand } from '../src/api/smoke.js';
 import { audit, formatAudit } from '../src/audit/audit.js';
@@ -27,7 +27,7 @@ import { DEFAULT_EMULATOR_PORTS, emulatorEnv, startEmulators } from '../src/loca
 import { provision } from '../src/local/provision.js';
 import { startSystem } from '../src/local/supervisor.js';
 import { componentLogger } from '../src/log.js';
-import { claimNextVersion, rollback } from '../src/model/registry.js';
+import { rollback } from '../src/model/registry.js';
 import { MODEL_SETS, TARGETS } from '../src/model/types.js';
 import { RECORDING_FORMATS } from '../src/replay/readers.js';
 import { runReplay } from '../src/replay/replay.js';
@@ -229,17 +229,17 @@ const COMMANDS: Record<string, Command> = {
   pipeline: defineCommand({
     usage: 'pipeline [--target T] [--version V]',
     summary:
-      "the training state machine (the CDK app's definition) run locally: train, evaluate, gate, promote or keep",
+      "the training state machine (the CDK app's definition) run locally: claim a version tag (without --version), train, evaluate, gate, promote or keep, notify (printed and appended to <QW_DATA_DIR>/training-notifications.jsonl)",
     options: { target: { type: 'string' }, version: { type: 'string' } },
     async run({ values }) {
       const targets = values.target === undefined ? TARGETS : [oneOf('--target', values.target, TARGETS)];
       const env = { MODEL_URI: LOCAL_MODEL_URI, ...awsEnv() };
       let failed = 0;
       for (const target of targets) {
-        // Without --version: the next qs-x.y.z tag, claimed in the registry table.
-        const version = values.version ?? (await claimNextVersion(target, env));
+        // Without --version the execution claims the next qs-x.y.z tag itself, as a scheduled one does.
+        const version = values.version === undefined ? [] : [values.version];
         // Its own process, as `train` does: the CDK app and the Step Functions interpreter load only here.
-        const child = spawn(process.execPath, ['--import', 'tsx', LOCAL_TRAINING_ENTRY, target, version], {
+        const child = spawn(process.execPath, ['--import', 'tsx', LOCAL_TRAINING_ENTRY, target, ...version], {
           env,
           stdio: 'inherit',
         });
@@ -305,8 +305,8 @@ const COMMANDS: Record<string, Command> = {
     options: { target: { type: 'string' }, json: { type: 'boolean', default: false } },
     async run({ values }) {
       const targets = values.target === undefined ? TARGETS : [oneOf('--target', values.target, TARGETS)];
-      const runs = await listRuns(awsEnv(), targets);
-      console.log(values.json ? JSON.stringify(runs, null, 2) : formatRuns(runs));
+      const runs = await listRunsWithFailures(awsEnv(), targets);
+      console.log(values.json ? JSON.stringify(runs, null, 2) : formatListedRuns(runs));
       return 0;
     },
   }),
