@@ -127,6 +127,8 @@ export class QuoteWatchStack extends Stack {
       modelBucket,
       registryTable,
       logRetentionDays: deployment.logRetentionDays,
+      schedule: deployment.trainingSchedule,
+      notificationEmails: props.alarmEmails,
     });
     this.observability = new Observability(this, 'Observability', {
       stream: this.marketStream,
@@ -144,6 +146,10 @@ export class QuoteWatchStack extends Stack {
     });
     new CfnOutput(this, 'ModelUri', { value: this.storage.modelUri });
     new CfnOutput(this, 'TrainingStateMachine', { value: this.training.stateMachine.stateMachineArn });
+    new CfnOutput(this, 'TrainingTopic', {
+      value: this.training.notificationTopic.topicArn,
+      description: "Each training run's end: promoted, kept or failed",
+    });
     new CfnOutput(this, 'LakeBucket', { value: lakeBucket.bucketName });
     new CfnOutput(this, 'ModelBucket', { value: modelBucket.bucketName });
     new CfnOutput(this, 'RegistryTable', { value: registryTable.tableName });

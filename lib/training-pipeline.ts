@@ -11,8 +11,13 @@ import {
   OperatingSystemFamily,
 } from 'aws-cdk-lib/aws-ecs';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { Alias } from 'aws-cdk-lib/aws-kms';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
+import { Schedule, ScheduleExpression, ScheduleTargetInput } from 'aws-cdk-lib/aws-scheduler';
+import { StepFunctionsStartExecution } from 'aws-cdk-lib/aws-scheduler-targets';
+import { Topic } from 'aws-cdk-lib/aws-sns';
+import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import {
   Choice,
   Condition,
@@ -24,19 +29,32 @@ import {
   Pass,
   StateMachine,
   Succeed,
+  TaskInput,
+  type TaskStateBase,
 } from 'aws-cdk-lib/aws-stepfunctions';
 import {
   CallAwsService,
   DynamoAttributeValue,
   DynamoPutItem,
+  DynamoReturnValues,
   DynamoUpdateItem,
   EcsFargateLaunchTarget,
   EcsRunTask,
+  SnsPublish,
 } from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
-import { MEASURED_TRAINING } from '../src/config.js';
+import { MEASURED_TRAINING, scheduleExpressionProblem } from '../src/config.js';
+import { FEATURE_VERSION } from '../src/features/spec.js';
 import { TARGETS } from '../src/model/types.js';
-import { ACTIVE_PARTITION_PREFIX, BUCKETS, LAKE_PREFIXES, REGISTRY_KEYS, TABLES } from '../src/resources.js';
+import {
+  ACTIVE_PARTITION_PREFIX,
+  BUCKETS,
+  EXECUTION_FAILURE_RECORD,
+  LAKE_PREFIXES,
+  REGISTRY_KEYS,
+  TABLES,
+  VERSION_TAGS,
+} from '../src/resources.js';
 import { ECR_AUTH_REASON } from './fargate-services.js';
 import { grantReadObjects } from './house-function.js';
 import { acknowledge, acknowledgeWildcardResource } from './nag.js';
@@ -112,7 +130,27 @@ export interface TrainingPipelineProps {
   readonly logRetentionDays?: RetentionDays;
   /** @default true */
   readonly alarmsEnabled?: boolean;
+  /**
+   * An EventBridge Scheduler expression (`rate(1 day)`, `cron(0 3 * * ? *)`) starting one execution per target
+   * with input {"target": ...}. @default no schedule: runs start on demand only
+   */
+  readonly schedule?: string;
+  /** Addresses subscribed to the notification topic. @default none */
+  readonly notificationEmails?: readonly string[];
 }
+
+/** How a training run ends; each end publishes one notification saying which (its `outcome`). */
+export const TRAINING_OUTCOMES = ['promoted', 'kept', 'failed'] as const;
+export type TrainingOutcome = (typeof TRAINING_OUTCOMES)[number];
+
+/** DynamoDB errors that mean the request was not applied: safe to send again. */
+const DYNAMO_THROTTLED = [
+  'DynamoDB.ProvisionedThroughputExceededException',
+  'DynamoDB.RequestLimitExceeded',
+  'DynamoDB.ThrottlingException',
+];
+/** The error a failed DynamoDB condition raises in a state (a taken version tag, a moved pointer). */
+const CONDITION_FAILED = 'DynamoDB.ConditionalCheckFailedException';
 
 /** Time for the state machine's own steps besides the two tasks: reading evaluation.json, promoting. */
 export const TRAINING_OVERHEAD = Duration.minutes(10);
@@ -145,9 +183,20 @@ export function trainerTaskTimeout(cpu: number, memoryMiB: number): Duration {
  * pointer (pk="active#<target>", sk="active", version, activatedAt) with a conditional DynamoDB write (PutItem
  * when there is no pointer yet, else UpdateItem keeping its history), the same compare-and-set as the trainer's
  * `promote` (registry activate with ifCurrent): if the pointer moved since
- * evaluation, the comparison is stale and the execution fails instead of overwriting it.
+ * evaluation, the comparison is stale and the execution fails instead of overwriting it. Promote and
+ * PromoteFirst are the only states that write the pointer.
  *
- * Start it with {"target": "<target>"}; the execution name becomes the candidate version.
+ * Start it with {"target": "<target>", "version": "<version>"} (on demand), or without `version` (on demand, or
+ * the schedule's executions): then the next version tag, qs-<feature version>.0.<n>, is claimed in the registry
+ * table as the CLI's claimNextVersion claims it. Every end publishes to the notification topic: promoted, kept
+ * with the gate's reasons, or failed with the error and cause, which the failure path first writes beside the
+ * run's files as failure.json (the trainer's run record exists only when the trainer itself got to write it).
+ *
+ *   HasVersion? -> Prepare -> ReserveVersion ----------------------------.
+ *              `-> NextVersionTag -> ClaimVersionTag -> UseVersionTag --+-> Train -> Evaluate -> ReadEvaluation
+ *                  ^ taken tag: next n ---------'                          -> PassesGate? -> Promote(First)
+ *   -> NotifyPromoted -> Promoted | NotifyKept -> KeptActive;  any failure: DescribeFailure -> RecordFailure
+ *   -> NotifyFailed -> TrainingFailed (a failed claim: DescribeClaimFailure -> NotifyFailed -> TrainingFailed)
  */
 export class TrainingPipeline extends Construct {
   readonly stateMachine: StateMachine;
@@ -156,6 +205,10 @@ export class TrainingPipeline extends Construct {
   readonly alarms: Alarm[] = [];
   readonly taskTimeout: Duration;
   readonly taskAttempts: number;
+  /** Every run's end: promoted, kept (with the gate's reasons) or failed (with the error and cause). */
+  readonly notificationTopic: Topic;
+  /** One per target when a schedule is given, else none. */
+  readonly schedules: Schedule[] = [];
 
   constructor(scope: Construct, id: string, props: TrainingPipelineProps) {
     const prefix = props.modelPrefix ?? 'registry';
@@ -174,6 +227,9 @@ export class TrainingPipeline extends Construct {
     requireInt('TrainingPipeline', 'taskTimeout (minutes)', timeout.toMinutes(), 1, 12 * 60);
     const attempts = requireInt('TrainingPipeline', 'taskAttempts', props.taskAttempts ?? 3, 1, 10);
     const retention = props.logRetentionDays ?? RetentionDays.ONE_MONTH;
+    const scheduleProblem =
+      props.schedule === undefined ? undefined : scheduleExpressionProblem(props.schedule);
+    if (scheduleProblem) throw new InvalidPropError('TrainingPipeline', 'schedule', scheduleProblem);
     super(scope, id);
     this.taskTimeout = timeout;
     this.taskAttempts = attempts;
@@ -270,18 +326,193 @@ export class TrainingPipeline extends Construct {
         taskTimeout: { seconds: timeout.toSeconds() },
       });
 
+    // The run's version: the input's `version` when it has one (an on-demand run given a version), else the next
+    // version tag, claimed here as the CLI's claimNextVersion claims it (src/model/registry.ts; the keys and the
+    // tag's form are src/resources.ts REGISTRY_KEYS and VERSION_TAGS): the series' counter advanced by an atomic
+    // ADD, then the tag's claim row put on condition that it does not exist, taking the next n when it does (a
+    // run given that version by hand claimed it). A scheduled execution (input {"target": ...}) claims its tag so.
+    const series = VERSION_TAGS.series(FEATURE_VERSION);
+    const targetKey = DynamoAttributeValue.fromString(JsonPath.stringAt('$.target'));
+    const claimKey = (tag: string) => ({
+      pk: targetKey,
+      sk: DynamoAttributeValue.fromString(JsonPath.format(REGISTRY_KEYS.tagClaim('', '{}').sk, tag)),
+    });
+    const enteredAt = DynamoAttributeValue.fromString(JsonPath.stringAt('$$.State.EnteredTime'));
+    const retryThrottled = (task: TaskStateBase) =>
+      task.addRetry({
+        errors: DYNAMO_THROTTLED,
+        interval: Duration.seconds(1),
+        backoffRate: 2,
+        maxAttempts: 3,
+      });
     const prepare = new Pass(this, 'Prepare', {
-      comment: 'The execution name is the candidate version.',
-      parameters: { 'target.$': '$.target', 'version.$': '$$.Execution.Name' },
+      comment: "The input's version is the candidate version.",
+      parameters: { 'target.$': '$.target', 'version.$': '$.version' },
+    });
+    // Unconditional: re-running a version by hand is allowed; the row only keeps claims from handing it out.
+    const reserveVersion = new DynamoUpdateItem(this, 'ReserveVersion', {
+      comment: 'The claim row of a version given by hand, so that no claimed tag takes it.',
+      table: props.registryTable,
+      key: claimKey(JsonPath.stringAt('$.version')),
+      updateExpression: 'SET claimedAt = if_not_exists(claimedAt, :at)',
+      expressionAttributeValues: { ':at': enteredAt },
+      resultPath: JsonPath.DISCARD,
+    });
+    const nextTag = new DynamoUpdateItem(this, 'NextVersionTag', {
+      comment: `The next n of the target's ${series}.<n> tags.`,
+      table: props.registryTable,
+      key: {
+        pk: targetKey,
+        sk: DynamoAttributeValue.fromString(REGISTRY_KEYS.tagCounter('', series).sk),
+      },
+      updateExpression: 'ADD n :one',
+      expressionAttributeValues: { ':one': DynamoAttributeValue.fromNumber(1) },
+      returnValues: DynamoReturnValues.UPDATED_NEW,
+      resultSelector: {
+        tag: JsonPath.format(VERSION_TAGS.tag(series, '{}'), JsonPath.stringAt('$.Attributes.n.N')),
+      },
+      resultPath: '$.claim',
+    });
+    const claimTag = new DynamoPutItem(this, 'ClaimVersionTag', {
+      table: props.registryTable,
+      item: {
+        ...claimKey(JsonPath.stringAt('$.claim.tag')),
+        claimedAt: enteredAt,
+        execution: DynamoAttributeValue.fromString(JsonPath.executionId),
+      },
+      conditionExpression: 'attribute_not_exists(sk)',
+      resultPath: JsonPath.DISCARD,
+    });
+    const useTag = new Pass(this, 'UseVersionTag', {
+      comment: 'The claimed tag is the candidate version.',
+      parameters: { 'target.$': '$.target', 'version.$': '$.claim.tag' },
     });
     const train = runTrainer('Train', 'train');
     const evaluate = runTrainer('Evaluate', 'evaluate');
-    // A failed task (the trainer exits 1 having written a failed run record; or ECS could not start it) is
-    // retried with backoff, up to taskAttempts in all; then the execution fails naming the error and cause.
+
+    // Every end notifies the topic: promoted, kept (with the gate's reasons) and failed (error and cause).
+    this.notificationTopic = new Topic(this, 'NotificationTopic', {
+      displayName: 'QuoteWatch training',
+      enforceSSL: true,
+      // Only the state machine publishes, with its role: the AWS-managed SNS key serves it (cdk-nag SNS2).
+      masterKey: Alias.fromAliasName(this, 'SnsKey', 'alias/aws/sns'),
+    });
+    for (const email of props.notificationEmails ?? []) {
+      this.notificationTopic.addSubscription(new EmailSubscription(email));
+    }
+    const notify = (stateId: string, outcome: TrainingOutcome, message: TaskInput, target: string) => {
+      const task = new SnsPublish(this, stateId, {
+        topic: this.notificationTopic,
+        subject: `QuoteWatch training: ${outcome}`,
+        message,
+        messageAttributes: { outcome: { value: outcome }, target: { value: target } },
+        resultPath: JsonPath.DISCARD,
+      });
+      task.addRetry({
+        errors: ['States.TaskFailed'],
+        interval: Duration.seconds(2),
+        backoffRate: 2,
+        maxAttempts: 3,
+      });
+      return task;
+    };
+    // What the gate decided, from evaluation.json (models/eval/gate.ts): both models' figures, the gain in the
+    // main metric with its interval, and the reasons the active model is kept (none when promoting).
+    const evaluated = (outcome: TrainingOutcome) =>
+      TaskInput.fromObject({
+        outcome,
+        target: JsonPath.stringAt('$.target'),
+        version: JsonPath.stringAt('$.version'),
+        execution: JsonPath.executionId,
+        candidate: JsonPath.objectAt('$.evaluation.result.candidate'),
+        active: JsonPath.objectAt('$.evaluation.result.active'),
+        mainMetric: JsonPath.stringAt('$.evaluation.result.decision.mainMetric'),
+        reference: JsonPath.stringAt('$.evaluation.result.decision.reference'),
+        gain: JsonPath.objectAt('$.evaluation.result.decision.gain'),
+        reasons: JsonPath.listAt('$.evaluation.result.decision.reasons'),
+      });
+    const targetPath = JsonPath.stringAt('$.target');
+    const notifyPromoted = notify('NotifyPromoted', 'promoted', evaluated('promoted'), targetPath);
+    const notifyKept = notify('NotifyKept', 'kept', evaluated('kept'), targetPath);
+    // A failure's notification is its record (below): outcome "failed", target, version (none when claiming a
+    // tag failed), execution, error and cause.
+    const notifyFailed = notify(
+      'NotifyFailed',
+      'failed',
+      TaskInput.fromJsonPathAt('$.record'),
+      JsonPath.stringAt('$.record.target'),
+    );
+
+    // A failure caught after the version is known (the trainer tasks after their retries: the trainer exited 1
+    // having written its failed run record, or ECS could not start the task, or it timed out; reading
+    // evaluation.json; the promotion's compare-and-set) is recorded beside the run's files as failure.json
+    // (`quotewatch runs` shows the run failed with it), then notified; then the execution fails naming it.
     const failed = new Fail(this, 'TrainingFailed', {
       errorPath: JsonPath.stringAt('$.failure.Error'),
       causePath: JsonPath.stringAt('$.failure.Cause'),
     });
+    // The record (models/runs.ts ExecutionFailure reads it): no version when claiming a tag failed.
+    const failureRecord = (version?: string) => ({
+      outcome: 'failed' satisfies TrainingOutcome,
+      target: JsonPath.stringAt('$.target'),
+      ...(version === undefined ? {} : { version }),
+      execution: JsonPath.executionId,
+      failedAt: JsonPath.stateEnteredTime,
+      error: JsonPath.stringAt('$.failure.Error'),
+      cause: JsonPath.stringAt('$.failure.Cause'),
+    });
+    const describeFailure = new Pass(this, 'DescribeFailure', {
+      parameters: failureRecord(JsonPath.stringAt('$.version')),
+      resultPath: '$.record',
+    });
+    const recordFailure = new CallAwsService(this, 'RecordFailure', {
+      service: 's3',
+      action: 'putObject',
+      parameters: {
+        Bucket: props.modelBucket.bucketName,
+        Key: JsonPath.format(
+          `${prefix}/{}/{}/${EXECUTION_FAILURE_RECORD}`,
+          JsonPath.stringAt('$.record.target'),
+          JsonPath.stringAt('$.record.version'),
+        ),
+        // The record as a JSON object: Step Functions writes it as its JSON text (so does the local binding).
+        // Not States.JsonToString: aws-local-stepfunctions 3.0.0 strips every backslash from an intrinsic
+        // function's result, which breaks the JSON of any string holding a quote (a cause always does).
+        Body: JsonPath.objectAt('$.record'),
+        ContentType: 'application/json',
+      },
+      iamResources: [props.modelBucket.arnForObjects(`${prefix}/*/${EXECUTION_FAILURE_RECORD}`)],
+      resultPath: JsonPath.DISCARD,
+    });
+    recordFailure.addRetry({
+      errors: ['States.TaskFailed', 'S3.SdkClientException'],
+      interval: Duration.seconds(5),
+      backoffRate: 2,
+      maxAttempts: 2,
+    });
+    // Not recorded, the failure is still notified and fails the execution.
+    recordFailure.addCatch(notifyFailed, { errors: ['States.ALL'], resultPath: '$.recordError' });
+    describeFailure.next(recordFailure).next(notifyFailed);
+    // A notification that cannot be sent does not hide the failure it was about.
+    notifyFailed.addCatch(failed, { errors: ['States.ALL'], resultPath: '$.notifyError' });
+    notifyFailed.next(failed);
+    // Claiming a tag failed (not a taken tag: that takes the next one): no version, so nothing to record beside.
+    const describeClaimFailure = new Pass(this, 'DescribeClaimFailure', {
+      parameters: failureRecord(),
+      resultPath: '$.record',
+    });
+    describeClaimFailure.next(notifyFailed);
+
+    retryThrottled(reserveVersion);
+    reserveVersion.addCatch(describeFailure, { errors: ['States.ALL'], resultPath: '$.failure' });
+    retryThrottled(nextTag);
+    nextTag.addCatch(describeClaimFailure, { errors: ['States.ALL'], resultPath: '$.failure' });
+    retryThrottled(claimTag);
+    claimTag.addCatch(nextTag, { errors: [CONDITION_FAILED], resultPath: JsonPath.DISCARD });
+    claimTag.addCatch(describeClaimFailure, { errors: ['States.ALL'], resultPath: '$.failure' });
+
+    // A failed task (the trainer exits 1 having written a failed run record; or ECS could not start it) is
+    // retried with backoff, up to taskAttempts in all; then the failure is recorded and notified.
     for (const task of [train, evaluate]) {
       if (attempts > 1) {
         task.addRetry({
@@ -291,7 +522,7 @@ export class TrainingPipeline extends Construct {
           maxAttempts: attempts - 1,
         });
       }
-      task.addCatch(failed, { errors: ['States.ALL'], resultPath: '$.failure' });
+      task.addCatch(describeFailure, { errors: ['States.ALL'], resultPath: '$.failure' });
     }
     const readEvaluation = new CallAwsService(this, 'ReadEvaluation', {
       service: 's3',
@@ -314,7 +545,7 @@ export class TrainingPipeline extends Construct {
       backoffRate: 2,
       maxAttempts: 2,
     });
-    readEvaluation.addCatch(failed, { errors: ['States.ALL'], resultPath: '$.failure' });
+    readEvaluation.addCatch(describeFailure, { errors: ['States.ALL'], resultPath: '$.failure' });
     // Compare-and-set on the pointer, as the registry's activate(ifCurrent) does.
     // REGISTRY_KEYS.active(target): the pointer's own partition, "active#<target>".
     const pointerKey = {
@@ -324,7 +555,6 @@ export class TrainingPipeline extends Construct {
       sk: DynamoAttributeValue.fromString(REGISTRY_KEYS.active('').sk),
     };
     const newVersion = DynamoAttributeValue.fromString(JsonPath.stringAt('$.version'));
-    const enteredAt = DynamoAttributeValue.fromString(JsonPath.stringAt('$$.State.EnteredTime'));
     // Compare-and-set on the pointer, as the registry's activate(ifCurrent) does, keeping its history (the
     // replaced version first in `previous`) so `quotewatch models rollback` can go back.
     const promoteFirst = new DynamoPutItem(this, 'PromoteFirst', {
@@ -355,7 +585,12 @@ export class TrainingPipeline extends Construct {
       },
       resultPath: JsonPath.DISCARD,
     });
-    const promoted = new Succeed(this, 'Promoted');
+    // The pointer moved since evaluation (a stale comparison): recorded and notified as a failure, not retried.
+    for (const task of [promoteFirst, promote]) {
+      retryThrottled(task);
+      task.addCatch(describeFailure, { errors: ['States.ALL'], resultPath: '$.failure' });
+    }
+    const promoted = notifyPromoted.next(new Succeed(this, 'Promoted'));
     // The promotion rule itself is the evaluate step's (models/eval/gate.ts): it writes the decision, with its
     // figures and reasons, into evaluation.json; this state only follows it.
     const passes = Condition.booleanEquals('$.evaluation.result.decision.promote', true);
@@ -366,16 +601,20 @@ export class TrainingPipeline extends Construct {
       )
       .when(passes, promote.next(promoted))
       .otherwise(
-        new Succeed(this, 'KeptActive', {
-          comment: 'The candidate stays registered but inactive; evaluation.json says why.',
-        }),
+        notifyKept.next(
+          new Succeed(this, 'KeptActive', {
+            comment: 'The candidate stays registered but inactive; evaluation.json says why.',
+          }),
+        ),
       );
+    const run = train.next(evaluate).next(readEvaluation).next(isBetter);
+    const hasVersion = new Choice(this, 'HasVersion?')
+      .when(Condition.isPresent('$.version'), prepare.next(reserveVersion).next(run))
+      .otherwise(nextTag.next(claimTag).next(useTag).next(train));
 
     this.stateMachine = new StateMachine(this, 'StateMachine', {
       comment: `Retrain and promote-if-better for targets: ${TARGETS.join(', ')}`,
-      definitionBody: DefinitionBody.fromChainable(
-        prepare.next(train).next(evaluate).next(readEvaluation).next(isBetter),
-      ),
+      definitionBody: DefinitionBody.fromChainable(hasVersion),
       // Both tasks at their timeout on every attempt, plus the steps around them.
       timeout: Duration.seconds(2 * attempts * timeout.toSeconds()).plus(TRAINING_OVERHEAD),
       tracingEnabled: true,
@@ -388,12 +627,33 @@ export class TrainingPipeline extends Construct {
       },
     });
 
+    // On a schedule (off unless given): one execution per target, whose input has no version, so it claims the
+    // next tag.
+    if (props.schedule !== undefined) {
+      for (const target of TARGETS) {
+        this.schedules.push(
+          new Schedule(this, `Schedule-${target}`, {
+            description: `QuoteWatch training of ${target}`,
+            schedule: ScheduleExpression.expression(props.schedule),
+            target: new StepFunctionsStartExecution(this.stateMachine, {
+              input: ScheduleTargetInput.fromObject({ target }),
+            }),
+          }),
+        );
+      }
+    }
+
     const smRole = this.stateMachine.role;
     acknowledge(smRole, 'AwsSolutions-IAM5[Resource::*]', STATE_MACHINE_WILDCARD_REASON);
     acknowledgeWildcardResource(
       smRole,
       props.modelBucket.arnForObjects(`${prefix}/*`),
       'GetObject of evaluation.json, whose key holds the run version.',
+    );
+    acknowledgeWildcardResource(
+      smRole,
+      props.modelBucket.arnForObjects(`${prefix}/*/${EXECUTION_FAILURE_RECORD}`),
+      `PutObject of a failed run's ${EXECUTION_FAILURE_RECORD} only, whose key holds the target and run version.`,
     );
     acknowledgeWildcardResource(
       smRole,

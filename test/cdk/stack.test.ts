@@ -18,13 +18,24 @@ import { resolveDefinition, trainingDefinition } from '../../bin/localTraining.j
 import { MarketStream } from '../../lib/market-stream.js';
 import { QuoteWatchStack } from '../../lib/quotewatch-stack.js';
 import { Storage } from '../../lib/storage.js';
+import { TRAINING_OUTCOMES, TrainingPipeline } from '../../lib/training-pipeline.js';
 import { InvalidPropError } from '../../lib/validate.js';
 import { DEPLOYED_ROUTES, ROUTES, routeKey } from '../../src/api/routes.js';
 import { DEFAULT_CORE } from '../../src/config.js';
+import { FEATURE_VERSION } from '../../src/features/spec.js';
 import { buildDashboard } from '../../src/gateway/dashboard/build.js';
 import { DASHBOARD_FILES } from '../../src/gateway/dashboard/files.js';
-import { BUCKETS, STREAM, TABLES, type TableDef } from '../../src/resources.js';
-import { containerEnv } from './support.js';
+import { TARGETS } from '../../src/model/types.js';
+import {
+  BUCKETS,
+  EXECUTION_FAILURE_RECORD,
+  REGISTRY_KEYS,
+  STREAM,
+  TABLES,
+  type TableDef,
+  VERSION_TAGS,
+} from '../../src/resources.js';
+import { containerEnv, nagFindings, unbundledApp } from './support.js';
 
 type Json = Record<string, unknown>;
 interface CfnResource {
@@ -451,8 +462,9 @@ describe('Training state machine', () => {
       States: Record<string, Json>;
     };
     const { States } = definition;
-    expect(definition.StartAt).toBe('Prepare');
-    expect(States.Prepare?.Next).toBe('Train');
+    expect(definition.StartAt).toBe('HasVersion?');
+    expect(States.Prepare?.Next).toBe('ReserveVersion');
+    expect(States.ReserveVersion?.Next).toBe('Train');
     expect(States.Train).toMatchObject({ Resource: 'arn:TOKEN:states:::ecs:runTask.sync', Next: 'Evaluate' });
     expect(States.Evaluate).toMatchObject({
       Resource: 'arn:TOKEN:states:::ecs:runTask.sync',
@@ -465,7 +477,7 @@ describe('Training state machine', () => {
       { And: [passes, { Variable: '$.evaluation.result.active', IsNull: true }], Next: 'PromoteFirst' },
       { ...passes, Next: 'Promote' },
     ]);
-    expect(choice.Default).toBe('KeptActive');
+    expect(choice.Default).toBe('NotifyKept');
   });
 
   it('`npm run train` runs this very definition: the one in the template, references aside', () => {
@@ -480,7 +492,7 @@ describe('Training state machine', () => {
     const states = deployed.States as Record<string, Json>;
     expect(states.Train).toMatchObject({
       Retry: [{ ErrorEquals: expect.arrayContaining(['States.TaskFailed']), MaxAttempts: 2, BackoffRate: 2 }],
-      Catch: [{ ErrorEquals: ['States.ALL'], Next: 'TrainingFailed', ResultPath: '$.failure' }],
+      Catch: [{ ErrorEquals: ['States.ALL'], Next: 'DescribeFailure', ResultPath: '$.failure' }],
     });
     expect(states.TrainingFailed).toMatchObject({ Type: 'Fail', ErrorPath: '$.failure.Error' });
   });
@@ -506,7 +518,7 @@ describe('Training state machine', () => {
           previous: { L: [] },
         },
       },
-      Next: 'Promoted',
+      Next: 'NotifyPromoted',
     });
     // The replaced version goes first in the pointer's history, as activate() keeps it (rollback reads it).
     const replaced = { 'S.$': '$.evaluation.result.active.version' };
@@ -523,8 +535,314 @@ describe('Training state machine', () => {
           ':new': { 'S.$': '$.version' },
         },
       },
-      Next: 'Promoted',
+      Next: 'NotifyPromoted',
     });
+    // Only the Promote states write the pointer's partition.
+    const pointerWriters = Object.entries(States)
+      .filter(([, st]) => JSON.stringify(st.Parameters ?? {}).includes('active#'))
+      .map(([name]) => name);
+    expect(pointerWriters.sort()).toEqual(['Promote', 'PromoteFirst']);
+  });
+
+  /** The definition with each reference as REF<i>; ref(i) is the reference. */
+  const definitionOf = () => {
+    const sm = resourceOf(stack.training.stateMachine).Properties;
+    const parts = (sm.DefinitionString as { 'Fn::Join': [string, unknown[]] })['Fn::Join'][1];
+    const refs = parts.filter((p) => typeof p !== 'string');
+    const definition = JSON.parse(
+      parts.map((p) => (typeof p === 'string' ? p : `REF${refs.indexOf(p)}`)).join(''),
+    ) as { StartAt: string; States: Record<string, Json> };
+    return { ...definition, ref: (i: number) => refs[i] };
+  };
+  /** The states a state may go to next: Next, a Choice's branches and default, its catchers. */
+  const successors = (st: Json): string[] => [
+    ...(typeof st.Next === 'string' ? [st.Next] : []),
+    ...((st.Choices as { Next: string }[] | undefined) ?? []).map((c) => c.Next),
+    ...(typeof st.Default === 'string' ? [st.Default] : []),
+    ...((st.Catch as { Next: string }[] | undefined) ?? []).map((c) => c.Next),
+  ];
+
+  it('without a version in its input, claims the next version tag as claimNextVersion does (same keys, same form)', () => {
+    const { StartAt, States } = definitionOf();
+    expect(StartAt).toBe('HasVersion?');
+    expect(States['HasVersion?']).toEqual({
+      Type: 'Choice',
+      Choices: [{ Variable: '$.version', IsPresent: true, Next: 'Prepare' }],
+      Default: 'NextVersionTag',
+    });
+    const series = VERSION_TAGS.series(FEATURE_VERSION);
+    expect(States.NextVersionTag).toMatchObject({
+      Resource: expect.stringMatching(/:states:::dynamodb:updateItem$/),
+      Parameters: {
+        Key: { pk: { 'S.$': '$.target' }, sk: { S: REGISTRY_KEYS.tagCounter('t', series).sk } },
+        UpdateExpression: 'ADD n :one',
+        ExpressionAttributeValues: { ':one': { N: '1' } },
+        ReturnValues: 'UPDATED_NEW',
+      },
+      ResultSelector: { 'tag.$': `States.Format('${VERSION_TAGS.tag(series, '{}')}', $.Attributes.n.N)` },
+      ResultPath: '$.claim',
+      Next: 'ClaimVersionTag',
+    });
+    expect(States.ClaimVersionTag).toMatchObject({
+      Resource: expect.stringMatching(/:states:::dynamodb:putItem$/),
+      Parameters: {
+        Item: {
+          pk: { 'S.$': '$.target' },
+          sk: { 'S.$': `States.Format('${REGISTRY_KEYS.tagClaim('t', '{}').sk}', $.claim.tag)` },
+        },
+        ConditionExpression: 'attribute_not_exists(sk)',
+      },
+      Next: 'UseVersionTag',
+    });
+    // A taken tag (a version given by hand) takes the next n; any other failure is a failed claim.
+    expect((States.ClaimVersionTag!.Catch as Json[])[0]).toEqual({
+      ErrorEquals: ['DynamoDB.ConditionalCheckFailedException'],
+      ResultPath: null,
+      Next: 'NextVersionTag',
+    });
+    // Its retries never swallow the condition failure (States.TaskFailed would match it first).
+    for (const name of ['NextVersionTag', 'ClaimVersionTag', 'ReserveVersion', 'Promote', 'PromoteFirst']) {
+      for (const retry of States[name]!.Retry as { ErrorEquals: string[] }[]) {
+        expect(retry.ErrorEquals, name).not.toContain('States.TaskFailed');
+        expect(retry.ErrorEquals, name).not.toContain('States.ALL');
+        expect(retry.ErrorEquals, name).not.toContain('DynamoDB.ConditionalCheckFailedException');
+      }
+    }
+    expect(States.UseVersionTag).toEqual({
+      Type: 'Pass',
+      Comment: expect.any(String),
+      Parameters: { 'target.$': '$.target', 'version.$': '$.claim.tag' },
+      Next: 'Train',
+    });
+    // A version given by hand is kept from the claims: its claim row, written whether or not it exists.
+    expect(States.ReserveVersion).toMatchObject({
+      Resource: expect.stringMatching(/:states:::dynamodb:updateItem$/),
+      Parameters: {
+        Key: {
+          pk: { 'S.$': '$.target' },
+          sk: { 'S.$': `States.Format('${REGISTRY_KEYS.tagClaim('t', '{}').sk}', $.version)` },
+        },
+        UpdateExpression: 'SET claimedAt = if_not_exists(claimedAt, :at)',
+      },
+    });
+    expect(States.ReserveVersion).not.toHaveProperty('Parameters.ConditionExpression');
+  });
+
+  it('every end publishes to the notification topic: promoted, kept with the reasons, failed with error and cause', () => {
+    const { States, ref } = definitionOf();
+    const topic = { Ref: logicalId(stack.training.notificationTopic) };
+    const terminals = Object.entries(States).filter(([, st]) => st.Type === 'Succeed' || st.Type === 'Fail');
+    expect(terminals.map(([n]) => n).sort()).toEqual(['KeptActive', 'Promoted', 'TrainingFailed']);
+    const publishers: Record<string, string[]> = {};
+    for (const [terminal] of terminals) {
+      publishers[terminal] = Object.entries(States)
+        .filter(([, st]) => successors(st).includes(terminal))
+        .map(([name]) => name);
+    }
+    expect(publishers).toEqual({
+      Promoted: ['NotifyPromoted'],
+      KeptActive: ['NotifyKept'],
+      TrainingFailed: ['NotifyFailed'],
+    });
+    for (const [name, outcome] of [
+      ['NotifyPromoted', 'promoted'],
+      ['NotifyKept', 'kept'],
+      ['NotifyFailed', 'failed'],
+    ] as const) {
+      const st = States[name]!;
+      expect(st.Resource, name).toMatch(/:states:::sns:publish$/);
+      const params = st.Parameters as Json;
+      expect(ref(Number(String(params.TopicArn).slice(3))), name).toEqual(topic);
+      expect(params.Subject).toBe(`QuoteWatch training: ${outcome}`);
+      expect(params.MessageAttributes).toMatchObject({
+        outcome: { DataType: 'String', StringValue: outcome },
+      });
+      expect(st.Retry, name).toBeDefined();
+    }
+    expect(TRAINING_OUTCOMES).toEqual(['promoted', 'kept', 'failed']);
+    for (const name of ['NotifyPromoted', 'NotifyKept']) {
+      expect((States[name]!.Parameters as Json).Message, name).toMatchObject({
+        'target.$': '$.target',
+        'version.$': '$.version',
+        'candidate.$': '$.evaluation.result.candidate',
+        'active.$': '$.evaluation.result.active',
+        'gain.$': '$.evaluation.result.decision.gain',
+        'reasons.$': '$.evaluation.result.decision.reasons',
+      });
+    }
+    // A failure's message is its record, the one written to failure.json.
+    expect((States.NotifyFailed!.Parameters as Json)['Message.$']).toBe('$.record');
+    // A notification that cannot be sent still fails the execution with the error it was about.
+    expect(States.NotifyFailed!.Catch).toEqual([
+      { ErrorEquals: ['States.ALL'], ResultPath: '$.notifyError', Next: 'TrainingFailed' },
+    ]);
+  });
+
+  it("every caught failure is recorded as failure.json beside the run's files, then notified", () => {
+    const { States, ref } = definitionOf();
+    const catchers = Object.entries(States).flatMap(([name, st]) =>
+      ((st.Catch as { ErrorEquals: string[]; Next: string }[] | undefined) ?? []).map((c) => ({
+        name,
+        ...c,
+      })),
+    );
+    const allCatchers = catchers.filter((c) => c.ErrorEquals.includes('States.ALL'));
+    // Every task but the notifications and the record itself: the version is known, so the record has a place.
+    const withVersion = allCatchers.filter((c) => c.Next === 'DescribeFailure').map((c) => c.name);
+    expect(withVersion.sort()).toEqual(
+      ['Evaluate', 'Promote', 'PromoteFirst', 'ReadEvaluation', 'ReserveVersion', 'Train'].sort(),
+    );
+    const claiming = allCatchers.filter((c) => c.Next === 'DescribeClaimFailure').map((c) => c.name);
+    expect(claiming.sort()).toEqual(['ClaimVersionTag', 'NextVersionTag']);
+    const tasks = Object.entries(States).filter(([, st]) => st.Type === 'Task');
+    for (const [name] of tasks) {
+      if (name.startsWith('Notify') && name !== 'NotifyFailed') continue;
+      expect(
+        allCatchers.map((c) => c.name),
+        name,
+      ).toContain(name);
+    }
+    expect(States.DescribeFailure).toEqual({
+      Type: 'Pass',
+      Parameters: {
+        outcome: 'failed',
+        'target.$': '$.target',
+        'version.$': '$.version',
+        'execution.$': '$$.Execution.Id',
+        'failedAt.$': '$$.State.EnteredTime',
+        'error.$': '$.failure.Error',
+        'cause.$': '$.failure.Cause',
+      },
+      ResultPath: '$.record',
+      Next: 'RecordFailure',
+    });
+    expect(States.DescribeClaimFailure).toMatchObject({ ResultPath: '$.record', Next: 'NotifyFailed' });
+    expect(States.DescribeClaimFailure).not.toHaveProperty('Parameters.version.$');
+    expect(States.RecordFailure).toMatchObject({
+      Resource: expect.stringMatching(/:states:::aws-sdk:s3:putObject$/),
+      Parameters: {
+        'Key.$': `States.Format('registry/{}/{}/${EXECUTION_FAILURE_RECORD}', $.record.target, $.record.version)`,
+        'Body.$': '$.record',
+        ContentType: 'application/json',
+      },
+      Next: 'NotifyFailed',
+      Catch: [{ ErrorEquals: ['States.ALL'], Next: 'NotifyFailed' }],
+    });
+    const bucket = (States.RecordFailure!.Parameters as Json).Bucket as string;
+    expect(ref(Number(bucket.slice(3)))).toEqual({ Ref: logicalId(stack.storage.modelBucket) });
+    expect(States.NotifyFailed!.Next).toBe('TrainingFailed');
+  });
+
+  it('the topic is encrypted and refuses requests without TLS; the state machine may publish to it, write failure.json, claim tags', () => {
+    const topicId = logicalId(stack.training.notificationTopic);
+    // The AWS-managed SNS key (its alias's ARN in this account and region).
+    expect(resources[topicId]!.Type).toBe('AWS::SNS::Topic');
+    expect(JSON.stringify(resources[topicId]!.Properties.KmsMasterKeyId)).toContain('":alias/aws/sns"');
+    const policies = ofType('AWS::SNS::TopicPolicy').filter(([, p]) =>
+      JSON.stringify(p.Properties.Topics).includes(`"${topicId}"`),
+    );
+    expect(policies).toHaveLength(1);
+    expect((policies[0]![1].Properties.PolicyDocument as { Statement: Json[] }).Statement).toContainEqual(
+      expect.objectContaining({
+        Effect: 'Deny',
+        Principal: '*',
+        Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+        Resource: { Ref: topicId },
+      }),
+    );
+    const statements = statementsOfRole(logicalId(stack.training.stateMachine.role));
+    const on = (action: string) => statements.filter((st) => [st.Action].flat().includes(action));
+    expect(on('sns:Publish').map((st) => st.Resource)).toEqual([{ Ref: topicId }]);
+    const models = logicalId(stack.storage.modelBucket);
+    expect(on('s3:putObject').map((st) => st.Resource)).toEqual([
+      { 'Fn::Join': ['', [{ 'Fn::GetAtt': [models, 'Arn'] }, `/registry/*/${EXECUTION_FAILURE_RECORD}`]] },
+    ]);
+    // The registry table only (the integration names it by an ARN built from its name): version tag claims and
+    // the Promote states.
+    const registry = `{"Ref":"${logicalId(stack.storage.registryTable)}"}`;
+    for (const action of ['dynamodb:PutItem', 'dynamodb:UpdateItem']) {
+      const onTables = on(action).flatMap((st) => [st.Resource].flat());
+      expect(onTables, action).toHaveLength(1);
+      expect(JSON.stringify(onTables[0]), action).toContain(`:table/",${registry}`);
+    }
+  });
+
+  it('has no schedule unless -c trainingSchedule gives one', () => {
+    template.resourceCountIs('AWS::Scheduler::Schedule', 0);
+    expect(stack.training.schedules).toEqual([]);
+    expect(stack.deployment.trainingSchedule).toBeUndefined();
+  });
+});
+
+describe('Training schedule (-c trainingSchedule)', () => {
+  const { app: scheduledApp, nag: scheduledNag } = unbundledApp('qw-cdk-schedule-');
+  scheduledApp.node.setContext('trainingSchedule', 'cron(0 3 * * ? *)');
+  const scheduled = new QuoteWatchStack(scheduledApp, 'Scheduled');
+  const t = Template.fromStack(scheduled);
+  const all = t.toJSON().Resources as Record<string, CfnResource>;
+  const id = (c: IConstruct) => scheduled.getLogicalId(c.node.defaultChild as CfnElement);
+
+  it('one schedule per target starts the state machine with {"target": ...} and no version', () => {
+    const schedules = Object.values(all).filter((r) => r.Type === 'AWS::Scheduler::Schedule');
+    expect(schedules).toHaveLength(TARGETS.length);
+    const sm = { Ref: id(scheduled.training.stateMachine) };
+    const inputs = schedules.map((r) => {
+      expect(r.Properties).toMatchObject({
+        ScheduleExpression: 'cron(0 3 * * ? *)',
+        State: 'ENABLED',
+        FlexibleTimeWindow: { Mode: 'OFF' },
+        Target: { Arn: sm },
+      });
+      return JSON.parse((r.Properties.Target as { Input: string }).Input) as Json;
+    });
+    expect(inputs).toEqual(TARGETS.map((target) => ({ target })));
+  });
+
+  it("the scheduler's role may only start this state machine", () => {
+    const [schedule] = Object.values(all).filter((r) => r.Type === 'AWS::Scheduler::Schedule');
+    const roleArn = (schedule!.Properties.Target as { RoleArn: { 'Fn::GetAtt': [string, string] } }).RoleArn;
+    const roleId = roleArn['Fn::GetAtt'][0];
+    expect(JSON.stringify(all[roleId]!.Properties.AssumeRolePolicyDocument)).toContain(
+      'scheduler.amazonaws.com',
+    );
+    const statements = Object.values(all)
+      .filter((r) => r.Type === 'AWS::IAM::Policy')
+      .filter((p) => JSON.stringify(p.Properties.Roles).includes(`"${roleId}"`))
+      .flatMap((p) => (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement);
+    expect(statements).toEqual([
+      {
+        Effect: 'Allow',
+        Action: 'states:StartExecution',
+        Resource: { Ref: id(scheduled.training.stateMachine) },
+      },
+    ]);
+  });
+
+  it('passes cdk-nag', () => {
+    expect(nagFindings(scheduledNag, scheduled)).toEqual([]);
+  });
+
+  it('a bad expression fails synth naming the key; `off` is no schedule', () => {
+    const { app: bad } = unbundledApp('qw-cdk-schedule-bad-');
+    bad.node.setContext('trainingSchedule', 'every day');
+    expect(() => new QuoteWatchStack(bad, 'Bad')).toThrow(/-c trainingSchedule: invalid value "every day"/);
+    const { app: off } = unbundledApp('qw-cdk-schedule-off-');
+    off.node.setContext('trainingSchedule', 'off');
+    const offStack = new QuoteWatchStack(off, 'Off');
+    Template.fromStack(offStack).resourceCountIs('AWS::Scheduler::Schedule', 0);
+    // The construct checks its prop with the same rule.
+    const props = {
+      cluster: scheduled.services.cluster,
+      image: scheduled.worker.image,
+      lakeBucket: scheduled.storage.lakeBucket,
+      modelBucket: scheduled.storage.modelBucket,
+      registryTable: scheduled.storage.registryTable,
+    };
+    expect(
+      () => new TrainingPipeline(scheduled, 'BadSchedule', { ...props, schedule: 'cron(0 3 * * 1 *)' }),
+    ).toThrow(
+      /TrainingPipeline: invalid prop 'schedule': cron\(\.\.\.\): exactly one of day-of-month and day-of-week must be \?/,
+    );
   });
 });
 
