@@ -20,17 +20,17 @@
  * show whether one stall decides the p99). See endToEnd() for how the samples are taken.
  */
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { exportLogisticOnnx } from '../models/export/onnx.js';
 import { featureSpec } from '../src/features/spec.js';
 import type { FeatureRow } from '../src/features/types.js';
 import { freePort } from '../src/local/ports.js';
+import { DEFAULT_BASELINE_DIR } from '../src/local/provision.js';
 import { LOCAL_TUNING, startSystem } from '../src/local/supervisor.js';
-import { loadModel } from '../src/model/runtime.js';
-import { type LoadedModel, TARGETS } from '../src/model/types.js';
+import { loadActive } from '../src/model/source.js';
+import { type LoadedModel, MODEL_SETS, slotKey, TARGETS } from '../src/model/types.js';
 import { productSpecs } from '../src/simulator/exchange.js';
 import { startSimulator } from '../src/simulator/server.js';
 import { encodeFeatureRows } from '../src/storage/parquet.js';
@@ -44,27 +44,22 @@ import { cpuByLabel } from './procs.js';
 
 const PRODUCTS = ['BTC-USD', 'ETH-USD'];
 
-/** One logistic model per target over the code's feature spec (what the trainer exports). */
+/**
+ * The shipped models (models/baseline, every slot: each target's l2 and ticker models), loaded as the worker
+ * loads a file:// registry: the figures are those of the models `npm start` serves (gradient-boosted trees).
+ */
 async function models(): Promise<LoadedModel[]> {
-  const spec = featureSpec(100);
-  const F = spec.features.length;
-  return Promise.all(
-    TARGETS.map((target) =>
-      loadModel(
-        exportLogisticOnnx(
-          {
-            weights: Array.from({ length: F }, (_, i) => ((i % 7) - 3) / 10),
-            bias: -1,
-            mean: Array(F).fill(0),
-            std: Array(F).fill(1),
-          },
-          spec,
-        ),
-        spec,
-        { target, version: `bench-${target}` },
-      ),
-    ),
-  );
+  const env = { MODEL_URI: `file://${DEFAULT_BASELINE_DIR}` };
+  const loaded: LoadedModel[] = [];
+  for (const target of TARGETS) {
+    for (const set of MODEL_SETS) {
+      if (!existsSync(join(DEFAULT_BASELINE_DIR, slotKey(target, set), 'model.onnx'))) continue;
+      loaded.push(await loadActive(target, env, { tickMs: 100, set }));
+    }
+  }
+  if (loaded.length === 0)
+    throw new Error(`no shipped models in ${DEFAULT_BASELINE_DIR}: run npm run baseline`);
+  return loaded;
 }
 
 /** An S3 client that accepts every put: the throughput figure is the worker's CPU work, not the emulator's. */

@@ -6,7 +6,15 @@ import { DatasetError, modelRows } from '../train/dataset.js';
 import { predictGbdt, trainGbdt } from '../train/gbdt.js';
 import { binarizeByProduct, fitThresholdsByProduct } from '../train/targets.js';
 import { renderReport } from './runRecord.js';
-import { embargoUs, formatWalkForward, MODELS, walkForward } from './walkForward.js';
+import {
+  concatPredictions,
+  embargoUs,
+  formatWalkForward,
+  MODELS,
+  summarizePredictions,
+  type TestPredictions,
+  walkForward,
+} from './walkForward.js';
 
 // 45 simulated minutes (~9 s to build), small trees: the figures of the real configuration come from the bench.
 const GBDT = { rounds: 30, maxDepth: 4, learningRate: 0.2, minChildWeight: 5, earlyStoppingRounds: 5 };
@@ -61,6 +69,7 @@ describe('walkForward on the simulated market', () => {
       parameters: {
         training: {
           target: 'quote_change_500ms',
+          set: 'l2',
           candidateVersion: 'wf-1',
           trainFraction: 0.7,
           l2: 1e-3,
@@ -144,5 +153,42 @@ describe('walkForward on the simulated market', () => {
     await expect(walkForward(narrow, { target: 'quote_change_500ms', set: 'l2' })).rejects.toThrow(
       DatasetError,
     );
+  });
+});
+
+describe('concatPredictions: several markets as one sample', () => {
+  const market = (startUs: number, n: number, seed: number): TestPredictions => {
+    const rng = new Rng(seed);
+    const y = Uint8Array.from({ length: n }, () => (rng.uniform() < 0.3 ? 1 : 0));
+    return {
+      tsUs: Float64Array.from({ length: n }, (_, i) => startUs + i * 100_000),
+      product: Array.from({ length: n }, (_, i) => (i % 2 ? 'ETH-USD' : 'BTC-USD')),
+      fold: Uint8Array.from({ length: n }, (_, i) => 1 + Math.floor((i * 3) / n)),
+      y,
+      p: Object.fromEntries(
+        MODELS.map((m) => [m, Float64Array.from(y, (v) => (m === 'gbdt' ? 0.2 + 0.5 * v : 0.3))]),
+      ) as TestPredictions['p'],
+      trainRate: new Float64Array(n).fill(0.3),
+    };
+  };
+
+  it('keeps every row and score, and puts each market after the previous one with the gap between', () => {
+    // Two markets over the SAME hours (seeds share no rows but may share times).
+    const a = market(1_000e6, 600, 1);
+    const b = market(1_000e6, 400, 2);
+    const gapUs = 120e6;
+    const pooled = concatPredictions([a, b], gapUs);
+    expect(pooled.y).toEqual(Uint8Array.from([...a.y, ...b.y]));
+    expect(pooled.p.gbdt).toEqual(Float64Array.from([...a.p.gbdt, ...b.p.gbdt]));
+    expect(pooled.product).toEqual([...a.product, ...b.product]);
+    expect(pooled.fold).toEqual(Uint8Array.from([...a.fold, ...b.fold]));
+    for (let i = 1; i < pooled.tsUs.length; i++) expect(pooled.tsUs[i]!).toBeGreaterThan(pooled.tsUs[i - 1]!);
+    // b starts one gap after a's last row, so no 60 s block holds rows of both markets.
+    expect(pooled.tsUs[600]! - pooled.tsUs[599]!).toBe(gapUs);
+    expect(pooled.tsUs[601]! - pooled.tsUs[600]!).toBe(100_000);
+    // The pooled figures are those of the concatenated rows: a perfect ranker's PR-AUC is 1 on both.
+    const summary = summarizePredictions(pooled, 'prAuc', { blockUs: 60e6, resamples: 50 });
+    expect(summary.overall.gbdt.prAuc.value).toBeCloseTo(1, 12);
+    expect(summary.gain.base_rate.lo).toBeGreaterThan(0);
   });
 });

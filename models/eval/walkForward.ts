@@ -229,7 +229,8 @@ export async function walkForward(
       logistic: Float64Array.from(test, (e) => predictLogistic(logistic.model, e.x)),
       gbdt: Float64Array.from(test, (e) => predictGbdt(gbdt.model, e.x)),
     };
-    for (const m of MODELS) pooled.p[m].push(...p[m]);
+    // Not push(...p[m]): a fold of a long market has more rows than a call has room for arguments.
+    for (const m of MODELS) for (const v of p[m]) pooled.p[m].push(v);
     for (const e of test) {
       pooled.rows.push(e);
       pooled.fold.push(fold.index);
@@ -286,6 +287,21 @@ export async function walkForward(
       blocks: new Set(Array.from(predictions.tsUs, (t) => Math.floor((t - predictions.tsUs[0]!) / blockUs)))
         .size,
     },
+    ...summarizePredictions(predictions, metric, bootstrap),
+    importance: features
+      .map((feature, f) => ({ feature, gain: gainByFeature[f]! }))
+      .sort((a, b) => b.gain - a.gain),
+  };
+  return { report, predictions };
+}
+
+/** The pooled figures of test predictions: each model's intervals, overall and per product, and the trees' gains. */
+export function summarizePredictions(
+  predictions: TestPredictions,
+  metric: MetricName,
+  bootstrap: Partial<BootstrapOptions> & Pick<BootstrapOptions, 'blockUs'>,
+): Pick<WalkForwardReport, 'overall' | 'perProduct' | 'gain'> {
+  return {
     overall: intervalsOf(predictions, undefined, bootstrap),
     perProduct: Object.fromEntries(
       [...new Set(predictions.product)]
@@ -295,11 +311,44 @@ export async function walkForward(
     gain: Object.fromEntries(
       BASELINES.map((b) => [b, mainGain(predictions, 'gbdt', b, metric, bootstrap)]),
     ) as WalkForwardReport['gain'],
-    importance: features
-      .map((feature, f) => ({ feature, gain: gainByFeature[f]! }))
-      .sort((a, b) => b.gain - a.gain),
   };
-  return { report, predictions };
+}
+
+/**
+ * The test predictions of several markets (seeds) as one sample, for figures pooled over them: each market's
+ * times are shifted to start `gapUs` after the previous one's end, so no bootstrap block holds rows of two
+ * markets (they are independent) and blocks stay whole stretches of one market. Fold indexes stay per market.
+ */
+export function concatPredictions(list: readonly TestPredictions[], gapUs: number): TestPredictions {
+  const n = list.reduce((k, p) => k + p.y.length, 0);
+  const out: TestPredictions = {
+    tsUs: new Float64Array(n),
+    product: [],
+    fold: new Uint8Array(n),
+    y: new Uint8Array(n),
+    p: Object.fromEntries(MODELS.map((m) => [m, new Float64Array(n)])) as Record<ModelName, Float64Array>,
+    trainRate: new Float64Array(n),
+  };
+  let at = 0;
+  let startUs = 0;
+  for (const pred of list) {
+    const k = pred.y.length;
+    if (k === 0) continue;
+    const first = pred.tsUs[0]!;
+    let last = first;
+    for (let i = 0; i < k; i++) {
+      out.tsUs[at + i] = startUs + (pred.tsUs[i]! - first);
+      if (pred.tsUs[i]! > last) last = pred.tsUs[i]!;
+    }
+    for (const product of pred.product) out.product.push(product);
+    out.fold.set(pred.fold, at);
+    out.y.set(pred.y, at);
+    out.trainRate.set(pred.trainRate, at);
+    for (const m of MODELS) out.p[m].set(pred.p[m], at);
+    at += k;
+    startUs += last - first + gapUs;
+  }
+  return out;
 }
 
 /** Scored rows of one model over the pooled predictions (or one product's). */
