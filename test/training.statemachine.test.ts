@@ -108,8 +108,9 @@ describe('the training state machine, run locally: version tags, notifications, 
     writer.addFeatures(data.rows);
     writer.addLabels(data.labels);
     await writer.close();
+    // The CDK app's synth (its Lambda functions bundled) and 20 simulated minutes: minutes on a loaded machine.
     synth = synthesizeTrainingDefinition();
-  }, 120_000);
+  }, 300_000);
 
   afterAll(async () => {
     await emulators?.stop();
