@@ -440,8 +440,10 @@ describe('POST /predict', () => {
     expect((await post('{"product":"ETH-USD"}')).status).toBe(200);
   });
 
-  it("scores each target with its own active model; vol_spike_60s carries τ from the model's metrics", async () => {
-    await publishAndActivate('vol-a', MODEL_VOL, 'vol_spike_60s', { threshold: 0.8125 });
+  it("scores each target with its own active model; vol_spike_60s carries the product's τ from the model's metrics", async () => {
+    await publishAndActivate('vol-a', MODEL_VOL, 'vol_spike_60s', {
+      thresholds: { 'BTC-USD': 0.5, 'ETH-USD': 0.8125 },
+    });
     const now = Date.now();
     const snap = snapshot('ETH-USD', 3206.5, now);
     await putLatest(snap);
@@ -457,6 +459,16 @@ describe('POST /predict', () => {
       tsUs: now * 1000,
     });
     expect(vol.body.probability).toBeCloseTo(predictLogistic(MODEL_VOL, x), 5);
+    // A product the model has no τ for: scored, and said to have none (never another product's τ).
+    await putLatest(snapshot('SOL-USD', 150.25, now));
+    const sol = await post('{"product":"SOL-USD","target":"vol_spike_60s"}');
+    expect(sol.status).toBe(200);
+    expect(sol.body).toMatchObject({ modelVersion: 'vol-a', product: 'SOL-USD', threshold: null });
+    expect(sol.body.probability).toBeGreaterThan(0);
+    // A caller's vector names no product: the answer gives τ per product.
+    const byVector = await post(JSON.stringify({ target: 'vol_spike_60s', features: snap.features }));
+    expect(byVector.body.thresholds).toEqual({ 'BTC-USD': 0.5, 'ETH-USD': 0.8125 });
+    expect(byVector.body).not.toHaveProperty('threshold');
 
     // Named explicitly or by default, quote_change_500ms is still the other model, without a threshold.
     for (const body of ['{"product":"ETH-USD","target":"quote_change_500ms"}', '{"product":"ETH-USD"}']) {
@@ -471,7 +483,7 @@ describe('POST /predict', () => {
     });
   });
 
-  it('serves the shipped vol_spike_60s baseline with the τ of its metrics.json', async () => {
+  it('serves the shipped vol_spike_60s baseline with the one τ of its metrics.json (from before τ per product)', async () => {
     const dir = join(import.meta.dirname, '../models/baseline/vol_spike_60s');
     const metrics = JSON.parse(readFileSync(join(dir, 'metrics.json'), 'utf8'));
     const spec: FeatureSpec = JSON.parse(readFileSync(join(dir, 'feature_spec.json'), 'utf8'));

@@ -56,8 +56,8 @@ beforeAll(async () => {
           { weights, bias: -0.5, mean: Array(F).fill(0), std: Array(F).fill(1) },
           spec,
         );
-        const threshold = target === 'quote_change_500ms' ? undefined : 1e-4;
-        return loadModel(onnx, spec, { target, version: `test-${target}`, threshold });
+        const thresholds = target === 'quote_change_500ms' ? undefined : { 'BTC-USD': 1e-4, 'ETH-USD': 1e-4 };
+        return loadModel(onnx, spec, { target, version: `test-${target}`, thresholds });
       },
     },
     log: () => {},

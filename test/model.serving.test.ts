@@ -122,7 +122,7 @@ describe('ActiveModels over the registry', () => {
 
   it('keeps serving the current model when a new version cannot be loaded, retrying it only after retryFailedMs', async () => {
     const target = 'vol_spike_60s';
-    await activate(target, await publish(target, 'vs-1', { threshold: 0.75 }), env);
+    await activate(target, await publish(target, 'vs-1', { thresholds: { 'BTC-USD': 0.75 } }), env);
     const { source, loads } = countingSource();
     const { lines, log } = recorder();
     let clock = 0;
@@ -134,10 +134,10 @@ describe('ActiveModels over the registry', () => {
       retryFailedMs: 60_000,
     });
     await models.refresh();
-    expect(models.served().map((m) => [m.version, m.threshold])).toEqual([['vs-1', 0.75]]);
+    expect(models.served().map((m) => [m.version, m.thresholds])).toEqual([['vs-1', { 'BTC-USD': 0.75 }]]);
 
     const garbage = new TextEncoder().encode('not an onnx model');
-    await activate(target, await publish(target, 'vs-2', { threshold: 0.8 }, garbage), env);
+    await activate(target, await publish(target, 'vs-2', { thresholds: { 'BTC-USD': 0.8 } }, garbage), env);
     await models.refresh();
     expect(models.served().map((m) => m.version)).toEqual(['vs-1']);
     const failure = lines.find((l) => l.msg.startsWith('model not loaded'));
@@ -154,9 +154,9 @@ describe('ActiveModels over the registry', () => {
     expect(lines.filter((l) => l.msg.startsWith('model not loaded'))).toHaveLength(2);
 
     // A fixed version under a new name is taken at once.
-    await activate(target, await publish(target, 'vs-3', { threshold: 0.9 }), env);
+    await activate(target, await publish(target, 'vs-3', { thresholds: { 'BTC-USD': 0.9 } }), env);
     await models.refresh();
-    expect(models.served().map((m) => [m.version, m.threshold])).toEqual([['vs-3', 0.9]]);
+    expect(models.served().map((m) => [m.version, m.thresholds])).toEqual([['vs-3', { 'BTC-USD': 0.9 }]]);
     expect(loads).toEqual(['vs-1', 'vs-3']);
     await models.release();
   });
@@ -168,7 +168,7 @@ describe('ActiveModels over the registry', () => {
     const err = await models.get(target).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ModelUnavailableError);
     expect(String((err as Error).message)).toMatch(
-      /metrics\.json has no "threshold" \(τ\), which vol_spike_60s needs/,
+      /metrics\.json has no "thresholds" \(τ per product\), which vol_spike_60s needs/,
     );
     expect(models.served()).toEqual([]);
     await models.release();

@@ -1,21 +1,40 @@
 /**
- * What differs between the targets when training, shared by the training job (main.ts) and the shipped
- * baselines (models/baseline.ts) so both follow one rule:
+ * What differs between the targets when training, shared by the training job (main.ts), the walk-forward
+ * evaluation (models/eval/walkForward.ts) and the shipped baselines (models/baseline.ts) so all follow one rule:
  *   quote_change_500ms  labels are already 0/1; horizon DELTA_MS.
- *   vol_spike_60s       labels are the continuous forward 60 s realized volatility (bps); the 0/1 outcome is
- *                       "value > τ", τ = nearest-rank VOL_SPIKE_QUANTILE of the TRAINING part's values, fixed
- *                       at training and stored with the model (metrics.json `threshold`, ONNX metadata
- *                       METADATA_KEYS.threshold). Horizon VOL_HORIZON_S + 1 s (the window starts at the next
- *                       whole second).
+ *   vol_spike_60s       the lake's labels are the continuous forward 60 s realized volatility (bps); a row's y
+ *                       becomes its spike value, that volatility over the row's trailing level
+ *                       (toSpikeValues: src/labels/volSpike.ts volSpikeValue, the one rule), and the 0/1 outcome
+ *                       is "spike value > τ", τ per product = nearest-rank VOL_SPIKE_QUANTILE of that product's
+ *                       TRAINING rows (fitThresholdsByProduct), fixed at training and stored with the model
+ *                       (metrics.json `thresholds`, ONNX metadata METADATA_KEYS.thresholds). Horizon
+ *                       VOL_HORIZON_S + 1 s (the window starts at the next whole second).
  */
 
-import { VOL_HORIZON_S, VOL_SPIKE_TARGET } from '../../src/labels/volSpike.js';
+import { FEATURE_NAMES } from '../../src/features/spec.js';
+import {
+  isSpikeValue,
+  VOL_HORIZON_S,
+  VOL_SPIKE_LEVEL_FEATURE,
+  VOL_SPIKE_LEVEL_FLOOR_BPS,
+  VOL_SPIKE_TARGET,
+  volSpikeValue,
+} from '../../src/labels/volSpike.js';
 import { MessageWriter } from '../export/protobuf.js';
 
 /** vol_spike_60s: τ is this quantile of the training part's forward volatility. */
 export const VOL_SPIKE_QUANTILE = 0.9;
 
-/** metrics.json `thresholdDefinition` of a vol_spike_60s model. */
+/** metrics.json `thresholdDefinition` of a vol_spike_60s model of the training job (τ per product, `thresholds`). */
+export const THRESHOLDS_DEFINITION =
+  `forward 60 s realized volatility (bps) / max(${VOL_SPIKE_LEVEL_FEATURE} at the tick, ${VOL_SPIKE_LEVEL_FLOOR_BPS} bps) > τ, ` +
+  `τ per product = nearest-rank ${VOL_SPIKE_QUANTILE} quantile of that product's training rows`;
+
+/**
+ * @deprecated The rule of the shipped baselines' files (models/baseline.ts, metrics.json `threshold`): forward
+ * volatility in bps above ONE pooled τ. It goes with fitThreshold and binarize once models/baseline.ts trains
+ * with toSpikeValues and fitThresholdsByProduct.
+ */
 export const THRESHOLD_DEFINITION = `forward 60 s realized volatility (bps) > τ = nearest-rank ${VOL_SPIKE_QUANTILE} quantile of the training part`;
 
 /** Whether the lake's labels of `target` are 0/1 already (else continuous, thresholded at training). */
@@ -35,7 +54,11 @@ export function nearestRankQuantile(values: readonly number[], q: number): numbe
   return sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)]!;
 }
 
-/** τ of `target` from the training rows' label values; undefined for a target whose labels are 0/1. */
+/**
+ * @deprecated One pooled τ on the forward volatility itself (the shipped baselines' rule, THRESHOLD_DEFINITION):
+ * the training job uses toSpikeValues and fitThresholdsByProduct. τ of `target` from the training rows' label
+ * values; undefined for a target whose labels are 0/1.
+ */
 export function fitThreshold(target: string, train: readonly { y: number }[]): number | undefined {
   if (isBinaryTarget(target)) return undefined;
   return nearestRankQuantile(
@@ -44,7 +67,7 @@ export function fitThreshold(target: string, train: readonly { y: number }[]): n
   );
 }
 
-/** The 0/1 outcome: `y > threshold` (strictly), or the rows unchanged when there is no threshold. */
+/** @deprecated With fitThreshold. The 0/1 outcome: `y > threshold` (strictly), or the rows unchanged when there is no threshold. */
 export function binarize<T extends { y: number }>(rows: readonly T[], threshold: number | undefined): T[] {
   if (threshold === undefined) return [...rows];
   return rows.map((e) => ({ ...e, y: e.y > threshold ? 1 : 0 }));
@@ -63,10 +86,34 @@ export function withOnnxMetadata(onnx: Uint8Array, entries: Record<string, strin
   return out;
 }
 
+const LEVEL_COLUMN = FEATURE_NAMES.indexOf(VOL_SPIKE_LEVEL_FEATURE);
+
 /**
- * vol_spike_60s, τ per product: the same quantile of each product's own training values. A pooled τ mostly
- * encodes which product a row is (measured on the simulated market: 0.807 bps pooled, 0.166 BTC, 1.043 ETH);
- * per product the label means "a spike for this product". Undefined for a target whose labels are 0/1.
+ * vol_spike_60s: each row's y (the lake's forward volatility, bps) replaced by its spike value, the forward
+ * volatility over the row's trailing level (volSpikeValue, src/labels/volSpike.ts). The rows must be whole lake
+ * rows (FEATURE_NAMES order; modelRows cuts them to a feature set afterwards). Rows of a 0/1 target pass
+ * through unchanged. A row whose level is NaN gets NaN, which modelRows refuses (a NaN feature).
+ */
+export function toSpikeValues<T extends { x: readonly number[]; y: number }>(
+  examples: readonly T[],
+  target: string = VOL_SPIKE_TARGET,
+): T[] {
+  if (isBinaryTarget(target)) return [...examples];
+  return examples.map((e) => {
+    if (e.x.length !== FEATURE_NAMES.length) {
+      throw new RangeError(
+        `toSpikeValues needs whole lake rows (${FEATURE_NAMES.length} values), got ${e.x.length}`,
+      );
+    }
+    return { ...e, y: volSpikeValue(e.y, e.x[LEVEL_COLUMN]!) };
+  });
+}
+
+/**
+ * vol_spike_60s, τ per product: the same quantile of each product's own training values (spike values, after
+ * toSpikeValues). A pooled τ mostly encodes which product a row is (measured on the simulated market's forward
+ * volatility: 0.807 bps pooled, 0.166 BTC, 1.043 ETH); per product the label means "a spike for this product".
+ * Undefined for a target whose labels are 0/1.
  */
 export function fitThresholdsByProduct(
   target: string,
@@ -98,7 +145,7 @@ export function binarizeByProduct<T extends { product: string; y: number }>(
   const out: T[] = [];
   for (const e of rows) {
     const tau = thresholds[e.product];
-    if (tau !== undefined) out.push({ ...e, y: e.y > tau ? 1 : 0 });
+    if (tau !== undefined) out.push({ ...e, y: isSpikeValue(e.y, tau) ? 1 : 0 });
   }
   return out;
 }

@@ -2,6 +2,7 @@
  * /predict: score either a product's latest features or caller-supplied features with the active model of
  * the requested target (default quote_change_500ms).
  */
+import { thresholdFor } from '../model/metadata.js';
 import { ModelUnavailableError } from '../model/serving.js';
 import type { FeatureSetName, LoadedModel, Target } from '../model/types.js';
 import type { LatestSnapshot } from '../storage/latest.js';
@@ -110,7 +111,7 @@ export async function predict(
     target: model.target,
     modelVersion: model.version,
     featureSet: model.featureSet,
-    ...(model.threshold !== undefined ? { threshold: model.threshold } : {}),
+    ...taus(model, snap?.product),
   };
   if ('vectors' in req) {
     const rows = new Float32Array(req.vectors.length * model.spec.features.length);
@@ -148,6 +149,22 @@ export async function predict(
     lineage: worker?.lineage ?? null,
     ...(worker?.abstain ? { abstain: worker.abstain } : {}),
   };
+}
+
+/**
+ * What the answer says of τ (vol_spike_60s): a product's prediction its product's τ (null: the model has none for
+ * it, the probability cannot be judged); a caller's vectors, which name no product, the model's τ per product.
+ */
+function taus(
+  model: LoadedModel,
+  product: string | undefined,
+): { threshold?: number | null; thresholds?: Readonly<Record<string, number>> } {
+  if (product !== undefined) {
+    const threshold = thresholdFor(model, product);
+    return threshold === undefined ? {} : { threshold };
+  }
+  if (model.thresholds !== undefined) return { thresholds: model.thresholds };
+  return model.pooledThreshold === undefined ? {} : { threshold: model.pooledThreshold };
 }
 
 async function score(model: LoadedModel, values: Record<string, number>, deps: PredictDeps): Promise<number> {

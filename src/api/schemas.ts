@@ -63,6 +63,10 @@ const Prediction = z.object({
     .boolean()
     .optional()
     .meta({ description: 'its inputs drifted out of the training distribution' }),
+  threshold: z.number().nullable().optional().meta({
+    description:
+      "vol_spike_60s: the model's τ for this product (a spike: forward 60 s volatility / max(rv_300s_bps, 0.05 bps) above it); null: the model has none for the product, its prediction is given but cannot be judged",
+  }),
 });
 
 const QualityFigures = {
@@ -85,6 +89,10 @@ export const Quality = z
       ...QualityFigures,
       windowS: z.number().optional().meta({ description: 'the window, seconds of event time' }),
       minLabels: z.number().optional().meta({ description: 'figures are null below this many labels' }),
+      unjudged: z.number().optional().meta({
+        description:
+          "this product's matured labels the version could not judge (it has no τ for the product); absent when none",
+      }),
       product: z
         .object({ ...QualityFigures, prAuc: z.number().nullable(), ece: z.number().nullable() })
         .optional()
@@ -242,7 +250,13 @@ const ModelAbout = {
     .enum(['l2', 'ticker'])
     .optional()
     .meta({ description: "the model's feature set: ticker for a ticker-only product, else l2" }),
-  threshold: z.number().optional().meta({ description: 'vol_spike_60s: τ in bps (a spike is above it)' }),
+  threshold: z.number().nullable().optional().meta({
+    description:
+      "vol_spike_60s, a product's prediction: the model's τ for the product (a spike: forward 60 s volatility / max(rv_300s_bps, 0.05 bps) above it); null: the model has none for the product, the probability cannot be judged",
+  }),
+  thresholds: z.record(z.string(), z.number()).optional().meta({
+    description: "vol_spike_60s, a caller's vectors (no product): the model's τ per product",
+  }),
 };
 export const PredictResponse = z
   .object({
@@ -294,7 +308,18 @@ export const HistoryRow = z
     spread: z.number(),
     predictions: z.record(
       z.string(),
-      z.object({ probability: z.number(), modelVersion: z.string(), threshold: z.number().optional() }),
+      z.object({
+        probability: z.number(),
+        modelVersion: z.string(),
+        threshold: z.number().nullable().optional().meta({
+          description:
+            "vol_spike_60s: the model's τ for the product; null: it has none (the prediction cannot be judged)",
+        }),
+        levelBps: z.number().optional().meta({
+          description:
+            'vol_spike_60s: the trailing level (rv_300s_bps) at the tick; a spike: forward volatility / max(level, 0.05) > τ',
+        }),
+      }),
     ),
     labels: z.record(z.string(), z.number()).optional().meta({ description: 'matured labels of this tick' }),
     quality: Quality.optional(),

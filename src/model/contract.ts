@@ -16,6 +16,14 @@ export const METADATA_KEYS = {
   featureSet: 'quotewatch.feature_set',
   target: 'quotewatch.target',
   version: 'quotewatch.model_version',
-  /** τ of a continuous label (vol_spike_60s): a positive is a label value above it. */
+  /**
+   * vol_spike_60s: τ per product, a JSON object {"<product>": τ} (the same as metrics.json `thresholds`): a
+   * positive is a spike value (src/labels/volSpike.ts volSpikeValue) above the product's τ.
+   */
+  thresholds: 'quotewatch.thresholds',
+  /**
+   * Models from before τ per product (the shipped baselines until regenerated): ONE τ on the forward volatility
+   * itself (bps), for every product. Read, never written by the training job.
+   */
   threshold: 'quotewatch.threshold',
 } as const;

@@ -18,8 +18,9 @@ export class PredictInputError extends QuoteWatchError {}
 export interface ModelMeta {
   target: Target;
   version: string;
-  /** τ of a continuous label (from the version's metadata, src/model/metadata.ts). */
-  threshold?: number;
+  /** vol_spike_60s: τ per product, or a model's one pooled τ (from the version's metadata, src/model/metadata.ts). */
+  thresholds?: Readonly<Record<string, number>>;
+  pooledThreshold?: number;
   rocAucLow?: number;
   inputs?: InputDistribution;
 }
@@ -60,7 +61,8 @@ export async function loadModel(bytes: Uint8Array, spec: FeatureSpec, meta: Mode
   return {
     target: meta.target,
     version: meta.version,
-    ...(meta.threshold !== undefined ? { threshold: meta.threshold } : {}),
+    ...(meta.thresholds !== undefined ? { thresholds: meta.thresholds } : {}),
+    ...(meta.pooledThreshold !== undefined ? { pooledThreshold: meta.pooledThreshold } : {}),
     ...(meta.rocAucLow !== undefined ? { rocAucLow: meta.rocAucLow } : {}),
     ...(meta.inputs !== undefined ? { inputs: meta.inputs } : {}),
     spec,

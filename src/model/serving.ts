@@ -184,7 +184,7 @@ export class ActiveModels {
       set,
       version: next.version,
       previous: current?.version,
-      threshold: next.threshold,
+      thresholds: next.thresholds ?? next.pooledThreshold,
     });
     if (current) this.releaseLater(current);
   }

@@ -95,12 +95,12 @@ export async function loadActive(
       `${target}@${version}: takes the ${spec.set ?? 'l2'} feature set, its slot is ${set}`,
     );
   }
-  const { threshold, rocAucLow, inputs } = readModelMetadata(
+  const { version: _named, ...meta } = readModelMetadata(
     files['metrics.json'],
     target,
     `${where}/metrics.json`,
   );
-  return loadModel(files['model.onnx'], spec, { target, version, threshold, rocAucLow, inputs });
+  return loadModel(files['model.onnx'], spec, { target, version, ...meta });
 }
 
 /**

@@ -32,10 +32,18 @@ export interface LoadedModel {
   /** The feature set it takes (its spec's; a spec without one takes the whole row, which needs L2 data). */
   featureSet: FeatureSetName;
   /**
-   * τ of a target with a continuous label (vol_spike_60s): a label above it is a positive, for live quality and
-   * for /predict's answer. Read from the version's metrics.json (src/model/metadata.ts), the one place.
+   * vol_spike_60s: τ per product, read from the version's metrics.json `thresholds` (src/model/metadata.ts, the
+   * one place). A label whose spike value (src/labels/volSpike.ts volSpikeValue) is above the product's τ is a
+   * positive, for live quality and /predict's answer; a product without a τ is scored but cannot be judged
+   * (spikeJudgeOf).
    */
-  threshold?: number;
+  thresholds?: Readonly<Record<string, number>>;
+  /**
+   * A vol_spike_60s model from before τ per product (metrics.json `threshold` only, e.g. the shipped baselines
+   * until regenerated): one τ on the forward volatility itself (bps), for every product, the rule it was
+   * trained with.
+   */
+  pooledThreshold?: number;
   /** The low end of its test ROC-AUC interval, when its metrics.json has one (the live-quality alarm's floor). */
   rocAucLow?: number;
   /** The training distribution of its inputs, when its metrics.json has one (feature drift is measured against it). */

@@ -30,7 +30,16 @@ export interface HistoryItem {
   spread: number;
   /** Where the quote came from: the L2 book, or the ticker before the first snapshot (no L2 data). */
   source: 'book' | 'ticker';
-  predictions: Record<string, { probability: number; modelVersion: string; threshold?: number }>;
+  /**
+   * Per target: the probability and the model. vol_spike_60s: `threshold`, the model's τ for this product (null:
+   * it has none, the prediction cannot be judged), and `levelBps`, the tick's trailing level a spike is measured
+   * against (absent for a model from before τ per product, whose τ is on the forward volatility itself):
+   * src/labels/volSpike.ts isSpike judges the matured label with both.
+   */
+  predictions: Record<
+    string,
+    { probability: number; modelVersion: string; threshold?: number | null; levelBps?: number }
+  >;
   quality?: LatestSnapshot['quality'];
   feed?: { messagesPerS: number; reconnects: number; resyncs: number; heartbeatAgeMs: number | null };
   latencyMs: number;
@@ -39,7 +48,7 @@ export interface HistoryItem {
 }
 
 /** A history row as read: with the matured labels of its tick, by target (the vol label is the forward
- * volatility in bps; a spike is above the row's τ). */
+ * volatility in bps; a spike: isSpike with the row's τ and level). */
 export type HistoryRowItem = HistoryItem & { labels?: Record<string, number> };
 
 /** Writes a history row. */

@@ -52,6 +52,11 @@ export interface LatestSnapshot
       lineage?: PredictionLineage;
       /** Why it should not be acted on (its probability stays); absent when it can. */
       abstain?: string;
+      /**
+       * vol_spike_60s: the model's τ for this product (a spike: forward volatility / trailing level above it,
+       * src/labels/volSpike.ts); null when the model has none for the product, so its prediction cannot be judged.
+       */
+      threshold?: number | null;
     }
   >;
   /**
@@ -74,6 +79,8 @@ export interface LatestSnapshot
       /** The window's span of event time and the count below which figures are null. */
       windowS?: number;
       minLabels?: number;
+      /** This product's matured labels the version could not judge: it has no τ for the product. */
+      unjudged?: number;
       /** The same figures over this product's own labels. */
       product?: {
         n: number;

@@ -1,15 +1,19 @@
 /**
  * Rolling live quality of the served models: each matured label is joined to the prediction made at its tick
- * (same product, same tick time) and judged with the τ stored with that prediction (a vol-spike label is 0/1 by
- * the τ of the model that predicted, strictly above it: isSpike, the training rule), so a hot swap never scores
- * old predictions with a new τ. Windows are by EVENT time (the labels' ticks, `windowMs`, 30 min by default):
+ * (same product, same tick time) and judged with what was stored with that prediction: for a vol spike the τ
+ * the predicting model has for the product and the tick's trailing level (src/labels/volSpike.ts isSpike, the
+ * training rule: forward volatility / trailing level > τ), so a hot swap never scores old predictions with a new
+ * τ. A vol prediction for a product its model has no τ for cannot be judged: its label is counted (`unjudged`)
+ * and left out of the figures. Windows are by EVENT time (the labels' ticks, `windowMs`, 30 min by default):
  * one per (target, model version) over all products and one per (target, model version, product). Each gives
  * ROC-AUC, PR-AUC, Brier, expected calibration error and base rate (src/model/metrics.ts, the metrics training
  * uses), shown only once the window holds `minLabels` pairs (fewer say too little: null in the snapshot, no
  * metric). A new version starts new windows, so a drifting model shows up as its own series.
  * Published as metrics (QualityPublisher, through the telemetry kit) and in the latest snapshot.
  */
+import { isSpike, type SpikeJudge } from '../labels/volSpike.js';
 import { brierScore, calibrationError, rankingMetrics } from '../model/metrics.js';
+import { THRESHOLD_TARGETS } from '../model/types.js';
 import { Queue } from '../queue.js';
 import type { LatestSnapshot } from '../storage/latest.js';
 import { WORKER } from '../telemetry/catalog.js';
@@ -47,17 +51,14 @@ interface Pending {
   /** Its lineage said not to act on it: left out of the figures, counted in coverage. */
   abstained: boolean;
   version: string;
-  /** τ of the model that made the prediction (continuous labels), fixed when it was made. */
-  threshold: number | undefined;
+  /**
+   * Continuous labels (vol spikes): how the label will be judged, fixed when the prediction was made (the
+   * model's τ for the product and the tick's trailing level); undefined when the model has none for the product.
+   */
+  judge: SpikeJudge | undefined;
 }
 
-/**
- * A vol spike is a value strictly above τ, as training defines it (models/train/targets.ts binarize:
- * `y > threshold`): a label equal to τ is negative, live as in training.
- */
-export function isSpike(value: number, tau: number): boolean {
-  return value > tau;
-}
+const isThresholdTarget = (target: string) => (THRESHOLD_TARGETS as readonly string[]).includes(target);
 
 /** (probability, label) pairs of the last `windowUs` of event time, oldest first. */
 class EventWindow {
@@ -143,6 +144,11 @@ export class LiveQuality {
   private readonly windows = new Map<string, EventWindow>();
   /** Labels that found no prediction of their tick (e.g. no model was served then). */
   unmatched = 0;
+  /**
+   * Vol labels whose prediction could not be judged (its model had no τ for the product), per
+   * "target|version|product", since the version was first served.
+   */
+  private readonly unjudgedCounts = new Map<string, number>();
 
   constructor(opts: LiveQualityOptions = {}) {
     this.windowUs = (opts.windowMs ?? 30 * 60_000) * 1000;
@@ -158,7 +164,7 @@ export class LiveQuality {
     tsUs: number,
     probability: number,
     version: string,
-    threshold?: number,
+    judge?: SpikeJudge,
     abstained = false,
   ): void {
     const key = `${target}|${product}`;
@@ -167,14 +173,14 @@ export class LiveQuality {
       q = new Queue<Pending>();
       this.pending.set(key, q);
     }
-    q.push({ tsUs, probability, version, threshold, abstained });
+    q.push({ tsUs, probability, version, judge, abstained });
     if (q.length > this.maxPending) q.drop(q.length - this.maxPending);
   }
 
   /**
-   * Joins a matured label to the prediction of its tick. The τ stored with that prediction turns a continuous
-   * label into 0/1 (isSpike: value > τ); without one the value must already be 0 or 1. Returns whether a pair
-   * was added.
+   * Joins a matured label to the prediction of its tick. A vol label is made 0/1 by the judge stored with that
+   * prediction (isSpike); without one it cannot be judged and is counted in `unjudged`. Other labels must be 0
+   * or 1. Returns whether a pair was added.
    */
   addLabel(target: string, product: string, tsUs: number, value: number): boolean {
     const q = this.pending.get(`${target}|${product}`);
@@ -188,9 +194,15 @@ export class LiveQuality {
       return false;
     }
     let y: 0 | 1;
-    if (hit.threshold !== undefined) y = isSpike(value, hit.threshold) ? 1 : 0;
-    else if (value === 0 || value === 1) y = value;
-    else return false; // continuous label and no τ: cannot be scored
+    if (isThresholdTarget(target)) {
+      if (hit.judge === undefined) {
+        const key = `${target}|${hit.version}|${product}`;
+        this.unjudgedCounts.set(key, (this.unjudgedCounts.get(key) ?? 0) + 1);
+        return false;
+      }
+      y = isSpike(value, hit.judge) ? 1 : 0;
+    } else if (value === 0 || value === 1) y = value;
+    else return false;
     for (const p of [undefined, product]) {
       this.window(target, hit.version, p).push(
         tsUs,
@@ -226,6 +238,11 @@ export class LiveQuality {
     return this.stats().filter((s) => versions.has(s.modelVersion));
   }
 
+  /** Matured vol labels of `product` that `version` could not judge (no τ for the product). */
+  unjudged(target: string, version: string, product: string): number {
+    return this.unjudgedCounts.get(`${target}|${version}|${product}`) ?? 0;
+  }
+
   /** The windows of one target and version: over all products, and of `product` (undefined when none yet). */
   of(target: string, version: string, product: string): { all?: QualityStats; product?: QualityStats } {
     const all = this.windows.get(`${target}|${version}`);
@@ -252,7 +269,8 @@ const figures = (s: QualityFigures) => ({
 /**
  * A product's latest snapshot `quality`: per target, the window over all products of the version that scored
  * the product's row, with the product's own window beside it; null where a figure is undefined or the window
- * holds fewer than the minimum count.
+ * holds fewer than the minimum count. `unjudged`: this product's matured labels the version could not judge
+ * (it has no τ for the product), when there are any.
  */
 export function qualityRecord(
   quality: LiveQuality,
@@ -262,14 +280,17 @@ export function qualityRecord(
   const out: NonNullable<LatestSnapshot['quality']> = {};
   for (const [target, version] of versions) {
     const { all, product: mine } = quality.of(target, version, product);
-    if (!all) continue;
+    const unjudged = quality.unjudged(target, version, product);
+    if (!all && unjudged === 0) continue;
+    const none = { n: 0, auc: null, prAuc: null, brier: null, baseRate: null, ece: null };
     out[target] = {
       modelVersion: version,
-      ...figures(all),
-      coverage: finite(all.coverage),
+      ...(all ? figures(all) : none),
+      coverage: all ? finite(all.coverage) : null,
       windowS: quality.windowUs / 1e6,
       minLabels: quality.minLabels,
       ...(mine ? { product: figures(mine) } : {}),
+      ...(unjudged > 0 ? { unjudged } : {}),
     };
   }
   return Object.keys(out).length ? out : undefined;

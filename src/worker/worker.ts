@@ -15,6 +15,7 @@ import { logRetries, retryTransient } from '../aws/retry.js';
 import { featureColumns, selectColumns } from '../features/spec.js';
 import type { FeatureRow } from '../features/types.js';
 import type { Logger } from '../log.js';
+import { SPIKE_LEVEL_COLUMN, spikeJudgeOf } from '../model/metadata.js';
 import type { LoadedModel } from '../model/types.js';
 import { putCorrection } from '../storage/corrections.js';
 import { LakeWriter } from '../storage/lake.js';
@@ -274,8 +275,8 @@ export class Worker {
       s.models.forEach((m, i) => {
         if (!m) return;
         const r = rows[i]!;
-        // Each prediction waits for its label with the τ of the model that made it: a model swapped in while
-        // it waits must not judge it by another τ.
+        // Each prediction waits for its label with the τ its model has for the product and the tick's trailing
+        // level: a model swapped in while it waits must not judge it by another τ.
         // An abstained prediction is judged too, but apart: quality is over the others, with their coverage.
         const abstained = s.judged[i]?.abstain !== undefined;
         this.quality.addPrediction(
@@ -284,7 +285,7 @@ export class Worker {
           r.tsUs,
           s.probabilities[i]!,
           m.version,
-          m.threshold,
+          spikeJudgeOf(m, r.product, r.values[SPIKE_LEVEL_COLUMN]!),
           abstained,
         );
         if (m.inputs)

@@ -18,6 +18,7 @@ import uPlot from 'uplot';
 import { feedVerdict } from '../../api/feedVerdict.js';
 import type { PushEntry, ServerMessage } from '../../api/push.js';
 import type { HistoryRowView, SnapshotView } from '../../api/schemas.js';
+import { isSpike } from '../../labels/volSpike.js';
 import type { DashboardSettings } from './assets.js';
 
 // The API's own answer types (type-only: erased from the browser bundle), so the page reads what the API serves.
@@ -166,12 +167,18 @@ function cardFor(product: string): Card {
   return card;
 }
 
-/** Labels as chart values: 0/1; the vol label is a forward volatility, a spike above the model's τ. */
+/**
+ * Labels as chart values: 0/1; the vol label is a forward volatility, a spike by the rule and τ of the model that
+ * predicted the row (isSpike: relative to the row's trailing level); none where the model had no τ for it.
+ */
 function labelValues(row: HistoryRow): { lq: number | null; lv: number | null } {
   const q = row.labels?.[QUOTE];
   const v = row.labels?.[VOL];
-  const tau = row.predictions[VOL]?.threshold;
-  return { lq: q ?? null, lv: v === undefined || tau === undefined ? null : v > tau ? 1 : 0 };
+  const p = row.predictions[VOL];
+  const tau = p?.threshold;
+  if (v === undefined || tau === undefined || tau === null) return { lq: q ?? null, lv: null };
+  const judge = p?.levelBps === undefined ? { tau } : { tau, levelBps: p.levelBps };
+  return { lq: q ?? null, lv: isSpike(v, judge) ? 1 : 0 };
 }
 
 function addHistory(product: string, rows: HistoryRow[]): void {

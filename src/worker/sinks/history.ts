@@ -1,7 +1,7 @@
 /**
  * History sink: the dashboard's time series (GET /history). Every tick on a HISTORY_WRITE_MS boundary of
  * exchange time becomes a compact row in the latest table (src/storage/latest.ts HistoryItem): its quote, each
- * model's probability (with τ for the vol target), live quality, feed health and latency. Labels mature later
+ * model's probability (with τ and the trailing level for the vol target), live quality, feed health and latency. Labels mature later
  * (500 ms, or 61 s for the vol target); so that a row tells whether its prediction was right, they are gathered
  * per bucket of LABEL_BUCKET_ROWS rows and written as one item once the bucket's last labels are due (`holdMs` of
  * the product's event time after the bucket): a tenth of a write per row instead of one per label.
@@ -10,6 +10,7 @@
 import { FEATURE_NAMES } from '../../features/spec.js';
 import type { FeatureRow, LabelRow } from '../../features/types.js';
 import { VOL_HORIZON_S } from '../../labels/volSpike.js';
+import { SPIKE_LEVEL_COLUMN, spikeJudgeOf, thresholdFor } from '../../model/metadata.js';
 import { type BucketLabels, type HistoryItem, historyKey, labelBucketMs } from '../../storage/history.js';
 import type { Scored } from '../score.js';
 import type { LatestContext } from './latest.js';
@@ -120,10 +121,13 @@ export class HistorySink {
       const model = s.models[i];
       if (!model) continue;
       versions.set(s.target, model.version);
+      const threshold = thresholdFor(model, row.product);
+      const levelBps = spikeJudgeOf(model, row.product, row.values[SPIKE_LEVEL_COLUMN]!)?.levelBps;
       predictions[s.target] = {
         probability: s.probabilities[i]!,
         modelVersion: model.version,
-        ...(model.threshold !== undefined ? { threshold: model.threshold } : {}),
+        ...(threshold !== undefined ? { threshold } : {}),
+        ...(levelBps !== undefined ? { levelBps } : {}),
       };
     }
     const feed = ctx.feed(row.product);

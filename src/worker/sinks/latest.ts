@@ -6,6 +6,7 @@
  */
 import { FEATURE_NAMES } from '../../features/spec.js';
 import type { FeatureRow } from '../../features/types.js';
+import { thresholdFor } from '../../model/metadata.js';
 import type { LoadedModel } from '../../model/types.js';
 import type { LatestSnapshot } from '../../storage/latest.js';
 import type { FeedHealth } from '../../stream/record.js';
@@ -59,10 +60,13 @@ export function latestSnapshot(
     const d = ctx.drift(row.product, model);
     if (d) drift[s.target] = d;
     const judged = s.judged[i];
+    // A vol model's τ for this product; null (said, not borrowed from another product) when it has none.
+    const threshold = thresholdFor(model, row.product);
     predictions[s.target] = {
       probability: s.probabilities[i]!,
       modelVersion: model.version,
       featureSet: model.featureSet,
+      ...(threshold !== undefined ? { threshold } : {}),
       // Inputs out of the training population: the probability is given, and said to be doubtful.
       ...(d?.flagged ? { drifted: true } : {}),
       ...(judged ? { lineage: judged.lineage } : {}),
