@@ -6,7 +6,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as z from 'zod';
 import { QuoteWatchError } from './errors.js';
-import { TARGETS, type Target } from './model/types.js';
+import { type FeatureSetName, MODEL_SETS, TARGETS, type Target } from './model/types.js';
 import { loadProfile, type Profile, ProfileError } from './simulator/profile.js';
 
 export class ConfigError extends QuoteWatchError {
@@ -698,6 +698,12 @@ export const DEFAULT_TRAIN_L2: Readonly<Record<Target, number>> = {
 /** The training job (models/train/main.ts), run by the training state machine or by hand. */
 export interface TrainingConfig {
   target: Target;
+  /**
+   * The feature set the model takes (TRAIN_SET, default l2): the registry's slot it is a candidate for is
+   * (target, set) (src/model/types.ts slotKey); its version lives with the target's others, the set in its
+   * feature_spec.json.
+   */
+  set: FeatureSetName;
   /** The version the run trains, evaluates and may promote (the state machine's execution name). */
   candidateVersion: string;
   /** Oldest share of the labelled rows used for training; the newer rest is held out. */
@@ -706,7 +712,7 @@ export interface TrainingConfig {
   l2: number;
   /** Fewer joined rows than this is an error, not a model. */
   minRows: number;
-  /** The learner: the logistic regression on the whole row, or the gradient-boosted trees on the l2 inputs. */
+  /** The learner on the set's inputs: the gradient-boosted trees (default) or the logistic regression. */
   algorithm: 'logistic' | 'gbdt';
   /** Keep rows the lake's corrections mark suspect (a book later found wrong); default: leave them out. */
   keepSuspect: boolean;
@@ -716,6 +722,7 @@ export function readTrainingConfig(env: Env = process.env): TrainingConfig {
   const target = read(env, 'TARGET', z.enum(TARGETS as [Target, ...Target[]]), 'quote_change_500ms');
   return {
     target,
+    set: read(env, 'TRAIN_SET', z.enum(MODEL_SETS as [FeatureSetName, ...FeatureSetName[]]), 'l2'),
     candidateVersion: read(
       env,
       'CANDIDATE_VERSION',
@@ -736,7 +743,7 @@ export function readTrainingConfig(env: Env = process.env): TrainingConfig {
       String(DEFAULT_TRAIN_L2[target]),
     ),
     minRows: read(env, 'TRAIN_MIN_ROWS', z.coerce.number().int('expected a whole number').min(2), '100'),
-    algorithm: read(env, 'TRAIN_ALGORITHM', z.enum(['logistic', 'gbdt']), 'logistic'),
+    algorithm: read(env, 'TRAIN_ALGORITHM', z.enum(['logistic', 'gbdt']), 'gbdt'),
     keepSuspect: read(env, 'TRAIN_KEEP_SUSPECT', z.enum(['true', 'false']), 'false') === 'true',
   };
 }
@@ -754,6 +761,11 @@ export interface PromotionConfig {
   /** Bootstrap block length, seconds (at least the label horizon is used). */
   blockS: number;
   resamples: number;
+  /**
+   * Consecutive time folds the held-out window is cut into (models/train/evaluate.ts): each must hold both
+   * classes, `minPositives` and `minHorizons`, so a window whose spikes all fall in one stretch is not enough.
+   */
+  folds: number;
 }
 
 export function readPromotionConfig(env: Env = process.env): PromotionConfig {
@@ -766,6 +778,7 @@ export function readPromotionConfig(env: Env = process.env): PromotionConfig {
     minPositives: read(env, 'PROMOTE_MIN_POSITIVES', count.min(1), '20'),
     blockS: read(env, 'PROMOTE_BLOCK_S', number.gt(0), '60'),
     resamples: read(env, 'PROMOTE_RESAMPLES', count.min(100).max(100_000), '1000'),
+    folds: read(env, 'PROMOTE_FOLDS', count.min(1).max(50), '5'),
   };
 }
 

@@ -231,13 +231,16 @@ describe('training config', () => {
   it('has the defaults, with the L2 penalty of the target', () => {
     expect(readTrainingConfig(base)).toEqual({
       target: 'quote_change_500ms',
+      set: 'l2',
       candidateVersion: 'v-1',
       trainFraction: 0.7,
       l2: DEFAULT_TRAIN_L2.quote_change_500ms,
       minRows: 100,
-      algorithm: 'logistic',
+      algorithm: 'gbdt',
       keepSuspect: false,
     });
+    expect(readTrainingConfig({ ...base, TRAIN_SET: 'ticker' }).set).toBe('ticker');
+    expect(readTrainingConfig({ ...base, TRAIN_ALGORITHM: 'logistic' }).algorithm).toBe('logistic');
     expect(readTrainingConfig({ ...base, TRAIN_KEEP_SUSPECT: 'true' }).keepSuspect).toBe(true);
     expect(() => readTrainingConfig({ ...base, TRAIN_KEEP_SUSPECT: 'yes' })).toThrow(/TRAIN_KEEP_SUSPECT/);
     const vol = readTrainingConfig({ ...base, TARGET: 'vol_spike_60s' });
@@ -260,6 +263,8 @@ describe('training config', () => {
     ['TRAIN_MIN_ROWS', '1'],
     ['TRAIN_MIN_ROWS', '10.5'],
     ['TRAIN_ALGORITHM', 'forest'],
+    ['TRAIN_SET', 'depth'],
+    ['TARGET', 'vol_spike_60s.ticker'],
   ])('rejects %s=%s with an error naming the variable', (variable, value) => {
     const read = () => readTrainingConfig({ ...base, [variable]: value });
     expect(read).toThrow(ConfigError);
@@ -280,6 +285,7 @@ describe('promotion config', () => {
       minPositives: 20,
       blockS: 60,
       resamples: 1000,
+      folds: 5,
     });
     expect(readPromotionConfig({ PROMOTE_MARGIN: '0.01' }).margin).toBe(0.01);
     for (const [variable, value] of [
@@ -289,6 +295,8 @@ describe('promotion config', () => {
       ['PROMOTE_MIN_POSITIVES', '0'],
       ['PROMOTE_BLOCK_S', 'long'],
       ['PROMOTE_RESAMPLES', '10'],
+      ['PROMOTE_FOLDS', '0'],
+      ['PROMOTE_FOLDS', '2.5'],
     ] as const) {
       expect(() => readPromotionConfig({ [variable]: value })).toThrow(
         new RegExp(`^${variable}: invalid value`),

@@ -10,14 +10,17 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import type { Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QuoteWatchStack } from '../lib/quotewatch-stack.js';
 import { exportLogisticOnnx } from '../models/export/onnx.js';
+import { s3Client } from '../src/aws/clients.js';
 import { USAGE } from '../src/cost/usage.js';
 import { featureSpec } from '../src/features/spec.js';
 import { activate, publishVersion } from '../src/model/registry.js';
+import { simulateWithEnv } from '../src/simulator/longrun.js';
 import { NAMESPACE } from '../src/telemetry/catalog.js';
 import type { EmfRecord } from '../src/telemetry/telemetry.js';
 import { resourcesOf, unbundledApp } from './cdk/support.js';
@@ -162,12 +165,26 @@ describe('metric contract', () => {
       90_000,
     );
 
-    // The training job on the lake the worker wrote: the train and evaluate steps, as the state machine runs them.
+    // The training job, the train and evaluate steps as the state machine runs them, on a lake of 8 simulated
+    // minutes (`quotewatch simulate`'s path): it learns from complete rows only, past the 300 s warm-up, which
+    // the running system's few minutes do not reach.
+    const lakeBucket = 'qw-contract-lake';
+    await s3Client(env).send(new CreateBucketCommand({ Bucket: lakeBucket }));
+    await simulateWithEnv(
+      { hours: 8 / 60, products: ['BTC-USD', 'ETH-USD'], seed: 3 },
+      { ...env, LAKE_BUCKET: lakeBucket },
+    );
     const trainer: EmfRecord[] = [];
     for (const step of ['train', 'evaluate']) {
       const run = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'models/train/main.ts'), step], {
         cwd: ROOT,
-        env: { ...env, CANDIDATE_VERSION: 'contract-2', TARGET: 'quote_change_500ms', TRAIN_MIN_ROWS: '50' },
+        env: {
+          ...env,
+          LAKE_BUCKET: lakeBucket,
+          CANDIDATE_VERSION: 'contract-2',
+          TARGET: 'quote_change_500ms',
+          TRAIN_MIN_ROWS: '50',
+        },
         encoding: 'utf8',
         timeout: 60_000,
       });

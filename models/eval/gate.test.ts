@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { PromotionConfig } from '../../src/config.js';
 import { Rng } from '../../src/simulator/rng.js';
-import { decidePromotion, type GateInput } from './gate.js';
+import { decidePromotion, type GateInput, timeFolds } from './gate.js';
 
 const CONFIG: PromotionConfig = {
   margin: 0,
@@ -10,6 +10,7 @@ const CONFIG: PromotionConfig = {
   minPositives: 20,
   blockS: 60,
   resamples: 300,
+  folds: 3,
 };
 
 /**
@@ -114,5 +115,51 @@ describe('decidePromotion', () => {
       minPositives: 10_000,
     });
     expect(few.reasons.join()).toMatch(/fold 1: \d+ positives, fewer than 10000/);
+  });
+});
+
+describe('the held-out window cut into consecutive time folds (timeFolds, as evaluate cuts it)', () => {
+  it('cuts the time span into equal stretches, oldest first; rows of one tick share a fold', () => {
+    const tsUs = [0, 0, 10, 49, 50, 50, 99];
+    expect(Array.from(timeFolds(tsUs, 2))).toEqual([1, 1, 1, 1, 2, 2, 2]);
+    expect(Array.from(timeFolds(tsUs, 4))).toEqual([1, 1, 1, 2, 3, 3, 4]);
+    expect(Array.from(timeFolds([5], 3))).toEqual([1]);
+    expect(() => timeFolds([2, 1], 2)).toThrow(/time order/);
+    expect(() => timeFolds([1], 0)).toThrow(RangeError);
+  });
+
+  it('keeps the active model when the last fold of the window has no positive, saying so', () => {
+    // The same rows as one window: promoted. The spikes of its last fifth gone: kept, with that fold as reason.
+    const m = market(3 * 3600, 4);
+    const fold = timeFolds(m.tsUs, 5);
+    const one: GateInput = { ...input(m, m.noisy(0.2, 1), m.noisy(1.5, 2)), fold, folds: 5 };
+    expect(decidePromotion(one, CONFIG)).toMatchObject({ promote: true, reasons: [] });
+    const y = Uint8Array.from(m.y, (v, i) => (fold[i] === 5 ? 0 : v));
+    const d = decidePromotion({ ...one, y }, CONFIG);
+    expect(d.promote).toBe(false);
+    expect(d.reasons).toContain(`fold 5: all ${fold.filter((f) => f === 5).length} test labels are 0`);
+    expect(d.folds.map((f) => f.ok)).toEqual([true, true, true, true, false]);
+  });
+
+  it('names a fold without rows (a gap in the data) when told how many folds there are', () => {
+    const m = market(3 * 3600, 4);
+    // Rows of the middle fifth left out: its stretch has none.
+    const fold = timeFolds(m.tsUs, 5);
+    const keep = Array.from(fold, (f, i) => (f === 3 ? -1 : i)).filter((i) => i >= 0);
+    const pick = <T extends Float64Array | Uint8Array>(a: T) => a.filter((_, i) => fold[i] !== 3) as T;
+    expect(keep.length).toBeLessThan(m.y.length);
+    const d = decidePromotion(
+      {
+        ...input(m, pick(m.noisy(0.2, 1)), pick(m.noisy(1.5, 2))),
+        tsUs: pick(m.tsUs),
+        y: pick(m.y),
+        fold: timeFolds(pick(m.tsUs), 5),
+        folds: 5,
+      },
+      CONFIG,
+    );
+    expect(d.promote).toBe(false);
+    expect(d.reasons).toContain('fold 3: no test rows');
+    expect(d.folds.find((f) => f.index === 3)).toMatchObject({ rows: 0, ok: false });
   });
 });

@@ -29,6 +29,11 @@ export interface GateInput {
   /** Test rows, in time order: event time, fold index, 0/1 outcome. */
   tsUs: Float64Array;
   fold: Uint8Array;
+  /**
+   * How many folds there are, numbered 1..folds (timeFolds): a fold without a row is then a reason too. Absent:
+   * the folds are the indices `fold` holds.
+   */
+  folds?: number;
   y: Uint8Array;
   candidate: Float64Array;
   /** The active model's probabilities on the same rows; absent when no model is active. */
@@ -62,6 +67,28 @@ export interface GateDecision {
   blockUs: number;
 }
 
+/**
+ * The promotion's folds of a held-out window (models/train/evaluate.ts): its time span [first, last row] cut
+ * into `folds` consecutive stretches of equal time, fold 1 the oldest. `tsUs` must be in time order; rows of one
+ * tick share a fold. A stretch without rows (a gap in the data) is a fold without rows, which decidePromotion
+ * names as a reason when told the fold count (GateInput.folds).
+ */
+export function timeFolds(tsUs: ArrayLike<number>, folds: number): Uint8Array {
+  if (!(Number.isInteger(folds) && folds >= 1 && folds <= 255)) {
+    throw new RangeError(`folds must be a whole number in [1, 255], got ${folds}`);
+  }
+  const n = tsUs.length;
+  const out = new Uint8Array(n);
+  if (n === 0) return out;
+  const from = tsUs[0]!;
+  const span = tsUs[n - 1]! - from + 1;
+  for (let i = 0; i < n; i++) {
+    if (i > 0 && tsUs[i]! < tsUs[i - 1]!) throw new RangeError('timeFolds needs rows in time order');
+    out[i] = 1 + Math.min(folds - 1, Math.floor(((tsUs[i]! - from) * folds) / span));
+  }
+  return out;
+}
+
 /** The bootstrap block of a target: at least its horizon and the configured block. */
 export const gateBlockUs = (horizonUs: number, config: PromotionConfig) =>
   Math.max(horizonUs, config.blockS * 1e6);
@@ -75,7 +102,11 @@ export function decidePromotion(input: GateInput, config: PromotionConfig): Gate
     throw new RangeError('active scores must cover the same rows');
   const reasons: string[] = [];
   const folds: FoldCheck[] = [];
-  for (const index of [...new Set(input.fold)].sort((a, b) => a - b)) {
+  const indices =
+    input.folds === undefined
+      ? [...new Set(input.fold)].sort((a, b) => a - b)
+      : Array.from({ length: input.folds }, (_, i) => i + 1);
+  for (const index of indices) {
     let rows = 0;
     let positives = 0;
     let from = Number.POSITIVE_INFINITY;
@@ -87,8 +118,14 @@ export function decidePromotion(input: GateInput, config: PromotionConfig): Gate
       from = Math.min(from, input.tsUs[i]!);
       to = Math.max(to, input.tsUs[i]!);
     }
-    const horizons = Math.floor((to - from + 1) / input.horizonUs);
+    const horizons = rows === 0 ? 0 : Math.floor((to - from + 1) / input.horizonUs);
     const check = { index, rows, positives, horizons, ok: true };
+    if (rows === 0) {
+      reasons.push(`fold ${index}: no test rows`);
+      check.ok = false;
+      folds.push(check);
+      continue;
+    }
     if (positives === 0 || positives === rows) {
       reasons.push(`fold ${index}: all ${rows} test labels are ${positives === 0 ? 0 : 1}`);
       check.ok = false;

@@ -45,6 +45,7 @@ describe('run report and listing', () => {
     parameters: {
       training: {
         target: 'vol_spike_60s',
+        set: 'l2',
         candidateVersion: 'v<9>',
         trainFraction: 0.7,
         l2: 0.3,

@@ -45,7 +45,8 @@ export interface RunRecord {
     window: { fromUs: number; toUs: number };
     rows: { train?: number; test: number };
     positives: number;
-    threshold?: number;
+    /** vol_spike_60s: the candidate's τ per product, which labelled the held-out rows. */
+    thresholds?: Record<string, number>;
   };
   /** Seconds the train step took (from its metrics.json). */
   trainingS?: number;
@@ -222,7 +223,17 @@ export function renderReport(r: RunRecord): string {
 <p>recorded ${escapeHtml(r.recordedAt)} · git ${escapeHtml(r.gitSha ?? 'unknown')} · feature spec ${escapeHtml(r.featureSpecHash ?? '—')}${r.trainingS === undefined ? '' : ` · trained in ${num(r.trainingS, 1)} s`}</p>
 ${r.error ? `<p><strong>failed in ${escapeHtml(r.error.step)}</strong>: ${escapeHtml(r.error.name)}: ${escapeHtml(r.error.message)}</p>` : ''}
 ${d ? `<h2>Decision: ${d.promote ? 'promote' : 'keep the active model'}</h2><p>${escapeHtml(d.mainMetric)} gain over ${d.reference === 'active' ? 'the active model' : 'the base rate'}: ${num(d.gain.value)} [${num(d.gain.lo)}, ${num(d.gain.hi)}] (paired block bootstrap, ${num(d.blockUs / 1e6, 1)} s blocks)</p>${d.reasons.length ? `<ul>${d.reasons.map((x) => `<li>${escapeHtml(x)}</li>`).join('')}</ul>` : ''}` : ''}
-${r.data ? `<p>held-out rows ${r.data.rows.test} (${r.data.positives} positive)${r.data.rows.train === undefined ? '' : `, training rows ${r.data.rows.train}`}, ${escapeHtml(new Date(r.data.window.fromUs / 1000).toISOString())} – ${escapeHtml(new Date(r.data.window.toUs / 1000).toISOString())}${r.data.threshold === undefined ? '' : `, τ ${num(r.data.threshold)}`}</p>` : ''}
+${
+  r.data
+    ? `<p>held-out rows ${r.data.rows.test} (${r.data.positives} positive)${r.data.rows.train === undefined ? '' : `, training rows ${r.data.rows.train}`}, ${escapeHtml(new Date(r.data.window.fromUs / 1000).toISOString())} – ${escapeHtml(new Date(r.data.window.toUs / 1000).toISOString())}${
+        r.data.thresholds === undefined
+          ? ''
+          : `, τ ${Object.entries(r.data.thresholds)
+              .map(([p, t]) => `${escapeHtml(p)} ${num(t)}`)
+              .join(', ')}`
+      }</p>`
+    : ''
+}
 ${r.candidate ? `<table><tr><th>model</th><th>PR-AUC</th><th>ROC-AUC</th><th>Brier</th><th>log loss</th><th>ECE</th></tr>${figures(r.candidate, 'candidate')}${figures(r.active, 'active')}</table>` : ''}
 ${
   r.curves

@@ -1,7 +1,7 @@
 /**
  * A candidate in the model registry, as the training job's steps see it: where its files are, whether it is
  * already published, the files train leaves for evaluate (model.onnx, feature_spec.json, and the held-out window
- * and τ in metrics.json) and the evaluation.json evaluate leaves for promote and the state machine.
+ * and τ per product in metrics.json) and the evaluation.json evaluate leaves for promote and the state machine.
  * Publishing and activation are the registry's (src/model/registry.ts).
  */
 
@@ -51,8 +51,10 @@ export interface Evaluation {
   rows: number;
   positives: number;
   window: TimeWindow;
-  /** vol_spike_60s: the candidate's τ, which made the held-out labels 0/1 for both models. */
-  threshold?: number;
+  /** The feature set of the candidate: its slot is (target, featureSet). */
+  featureSet: 'l2' | 'ticker';
+  /** vol_spike_60s: the candidate's τ per product, which made the held-out labels 0/1 for both models. */
+  thresholds?: Record<string, number>;
 }
 
 /** s3://bucket/prefix of the registry; training needs the S3 registry (a file:// MODEL_URI has no versions). */
@@ -85,8 +87,8 @@ export interface CandidateFiles {
   spec: FeatureSpec;
   /** The held-out window it was trained beside. */
   window: TimeWindow;
-  /** Thresholded targets (vol_spike_60s): τ, equal in metrics.json and the ONNX metadata. */
-  threshold: number | undefined;
+  /** Thresholded targets (vol_spike_60s): τ per product, equal in metrics.json and the ONNX metadata. */
+  thresholds: Record<string, number> | undefined;
   /** Positive rate of its training rows: the no-skill forecast the gate compares a first model with. */
   trainBaseRate: number;
   trainRows: number;
@@ -106,7 +108,7 @@ export async function readCandidate(env: Env, target: string, version: string): 
     readFile(env, target, version, 'metrics.json'),
   ]);
   const metrics = parseJson<
-    ModelMetrics & { split?: SplitRecord; threshold?: unknown; trainBaseRate?: unknown }
+    ModelMetrics & { split?: SplitRecord; thresholds?: unknown; trainBaseRate?: unknown }
   >(metricsBytes, `${target}/${version}/metrics.json`);
   const window = metrics.split?.holdout;
   if (!window || !Number.isSafeInteger(window.fromUs) || !Number.isSafeInteger(window.toUs)) {
@@ -129,26 +131,47 @@ export async function readCandidate(env: Env, target: string, version: string): 
     trainingS: (metrics.training as { durationS?: number } | undefined)?.durationS,
     walkForward: metrics.walkForward as CandidateFiles['walkForward'],
     importance: (metrics.training as { importance?: CandidateFiles['importance'] } | undefined)?.importance,
-    threshold: candidateThreshold(target, version, metrics.threshold, onnx),
+    thresholds: candidateThresholds(target, version, metrics.thresholds, onnx),
   };
 }
 
-/** τ of a thresholded target's candidate: metrics.json and the ONNX metadata must both hold it, equal. */
-function candidateThreshold(
+/** A τ map: an object of at least one product, each τ a finite number. */
+function isThresholdMap(value: unknown): value is Record<string, number> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const taus = Object.values(value);
+  return taus.length > 0 && taus.every((t) => typeof t === 'number' && Number.isFinite(t));
+}
+
+/**
+ * τ per product of a thresholded target's candidate: metrics.json `thresholds` and the ONNX metadata
+ * (METADATA_KEYS.thresholds, JSON) must both hold it, the same products with the same numbers.
+ */
+function candidateThresholds(
   target: string,
   version: string,
   inMetrics: unknown,
   onnx: Uint8Array,
-): number | undefined {
+): Record<string, number> | undefined {
   if (isBinaryTarget(target)) return undefined;
-  const inOnnx = readOnnxMetadata(onnx)[METADATA_KEYS.threshold];
-  if (typeof inMetrics !== 'number' || !Number.isFinite(inMetrics) || inOnnx !== String(inMetrics)) {
+  const raw = readOnnxMetadata(onnx)[METADATA_KEYS.thresholds];
+  let inOnnx: unknown;
+  try {
+    inOnnx = raw === undefined ? undefined : JSON.parse(raw);
+  } catch {
+    inOnnx = raw;
+  }
+  const same =
+    isThresholdMap(inMetrics) &&
+    isThresholdMap(inOnnx) &&
+    Object.keys(inMetrics).length === Object.keys(inOnnx).length &&
+    Object.entries(inMetrics).every(([product, tau]) => inOnnx[product] === tau);
+  if (!same) {
     throw new TrainingJobError(
-      `${target}/${version}: threshold ${JSON.stringify(inMetrics)} in metrics.json and ` +
-        `${JSON.stringify(inOnnx)} in the ONNX metadata (${METADATA_KEYS.threshold}) must be the same number`,
+      `${target}/${version}: thresholds ${JSON.stringify(inMetrics)} in metrics.json and ` +
+        `${JSON.stringify(raw)} in the ONNX metadata (${METADATA_KEYS.thresholds}) must be the same τ per product`,
     );
   }
-  return inMetrics;
+  return inMetrics as Record<string, number>;
 }
 
 /** <prefix>/<target>/<candidate version>/evaluation.json */

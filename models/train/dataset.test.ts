@@ -1,16 +1,25 @@
 import { describe, expect, it } from 'vitest';
-import { FEATURE_SPEC, featureSpec } from '../../src/features/spec.js';
+import { FEATURE_NAMES, FEATURE_SPEC, featureSpec, MODEL_FEATURES } from '../../src/features/spec.js';
 import type { FeatureRow, LabelRow } from '../../src/features/types.js';
 import {
   assertBothClasses,
   checkSpecs,
+  completeRows,
   DatasetError,
   type Example,
   joinLabels,
+  modelRows,
   selectWindow,
   splitByTime,
 } from './dataset.js';
-import { binarize, fitThreshold, labelHorizonUs } from './targets.js';
+import {
+  binarize,
+  binarizeByProduct,
+  fitThreshold,
+  fitThresholdsByProduct,
+  labelHorizonUs,
+  toSpikeValues,
+} from './targets.js';
 
 const TARGET = 'quote_change_500ms';
 
@@ -135,6 +144,33 @@ describe('checks', () => {
     expect(() => checkSpecs([{ key: 'k', spec: renamed }], FEATURE_SPEC)).toThrow(DatasetError);
   });
 
+  it('modelRows refuses a complete row with a NaN input or label, naming the row and feature', () => {
+    // A complete row: no gap flag set (zeros), every value finite.
+    const whole = (product: string, tsUs: number, y = 1): Example => ({
+      product,
+      tsUs,
+      x: new Array<number>(FEATURE_NAMES.length).fill(0),
+      y,
+    });
+    const rows = [whole('BTC-USD', 1), whole('ETH-USD', 1)];
+    expect(modelRows(rows, 'ticker')[0]!.x).toHaveLength(MODEL_FEATURES.ticker.length);
+    const input = MODEL_FEATURES.ticker[3]!;
+    const nan = whole('ETH-USD', 2);
+    nan.x[FEATURE_NAMES.indexOf(input)] = Number.NaN;
+    expect(() => modelRows([...rows, nan], 'ticker')).toThrow(DatasetError);
+    expect(() => modelRows([...rows, nan], 'ticker')).toThrow(
+      `the row of ETH-USD at 2 µs: feature ${input} is NaN, not a finite number`,
+    );
+    expect(() => completeRows([...rows, nan], 'l2')).toThrow(DatasetError);
+    expect(() => modelRows([whole('BTC-USD', 3, Number.NaN)], 'l2')).toThrow(/its label is NaN/);
+    // An incomplete row (a gap in its windows) is left out, whatever it holds: never checked, never learnt.
+    const gap = whole('BTC-USD', 4);
+    gap.x[FEATURE_NAMES.indexOf('data_gap_now')] = 1;
+    gap.x[FEATURE_NAMES.indexOf(input)] = Number.NaN;
+    expect(modelRows([...rows, gap], 'l2')).toHaveLength(2);
+    expect(completeRows([...rows, gap], 'l2')).toEqual(rows);
+  });
+
   it('assertBothClasses needs a 0 and a 1', () => {
     expect(() => assertBothClasses(examples(2), 'rows')).not.toThrow();
     const ones = examples(3).map((e) => ({ ...e, y: 1 }));
@@ -143,7 +179,7 @@ describe('checks', () => {
 });
 
 describe('targets', () => {
-  it('vol_spike_60s: τ is the nearest-rank 90th percentile of the training values, labels strictly above it', () => {
+  it("the shipped baselines' pooled rule (fitThreshold): τ the nearest-rank 90th percentile, labels strictly above it", () => {
     const train = Array.from({ length: 20 }, (_, i) => ({ y: (20 - i) / 10 })); // 2.0 .. 0.1
     const tau = fitThreshold('vol_spike_60s', train);
     expect(tau).toBe(1.8);
@@ -155,6 +191,33 @@ describe('targets', () => {
     const rows = examples(3);
     expect(fitThreshold(TARGET, rows)).toBeUndefined();
     expect(binarize(rows, undefined)).toEqual(rows);
+  });
+
+  it('vol_spike_60s: y becomes forward volatility / the trailing level, τ per product from its training rows', () => {
+    const level = FEATURE_NAMES.indexOf('rv_300s_bps');
+    const whole = (product: string, forward: number, levelBps: number) => {
+      const x = new Array<number>(FEATURE_NAMES.length).fill(0);
+      x[level] = levelBps;
+      return { product, tsUs: 0, x, y: forward };
+    };
+    // The same forward 2 bps: 4x a calm 0.5 bps level, 0.5x a busy 4 bps one; a frozen quote (0) divides by 0.05.
+    const values = toSpikeValues([whole('A', 2, 0.5), whole('A', 2, 4), whole('A', 0.1, 0)]).map((e) => e.y);
+    expect(values).toEqual([4, 0.5, 0.1 / 0.05]);
+    const quote = [whole('A', 1, 0.5)];
+    expect(toSpikeValues(quote, TARGET)).toEqual(quote);
+    expect(() => toSpikeValues([{ x: [1, 2], y: 1 }])).toThrow(/whole lake rows/);
+    // Two products of very different volatility: each gets its own τ over its own ratios.
+    const rows = Array.from({ length: 20 }, (_, i) => [
+      whole('BTC-USD', (i + 1) / 10, 1),
+      whole('ETH-USD', (i + 1) * 3, 2),
+    ]).flat();
+    const thresholds = fitThresholdsByProduct('vol_spike_60s', toSpikeValues(rows))!;
+    expect(thresholds).toEqual({ 'BTC-USD': 1.8, 'ETH-USD': 27 });
+    const spikes = binarizeByProduct(toSpikeValues(rows), thresholds);
+    for (const p of ['BTC-USD', 'ETH-USD'])
+      expect(spikes.filter((e) => e.product === p && e.y === 1)).toHaveLength(2);
+    // A product without τ (not in the training rows) is left out, not judged by another's.
+    expect(binarizeByProduct([{ product: 'SOL-USD', y: 99 }], thresholds)).toEqual([]);
   });
 
   it('label horizons: DELTA_MS for quote changes, 61 s for forward volatility (window from the next second)', () => {

@@ -13,7 +13,8 @@ export class DatasetError extends QuoteWatchError {}
 
 /**
  * One labelled tick: the features the model sees (spec order) and the label: the 0/1 outcome, or for a
- * thresholded target (vol_spike_60s) the continuous value until binarize() applies τ.
+ * thresholded target (vol_spike_60s) the continuous spike value (targets.ts toSpikeValues) until
+ * binarizeByProduct applies the product's τ.
  */
 export interface Example {
   product: string;
@@ -153,7 +154,10 @@ export function assertBothClasses(examples: readonly Example[], what: string): v
 
 /**
  * The rows a model of feature set `set` learns from and is evaluated on: complete rows only (fresh state,
- * full trailing windows: isCompleteRow), each cut to the set's inputs in spec order.
+ * full trailing windows: isCompleteRow), each cut to the set's inputs in spec order. A complete row with a
+ * value that is not a finite number among them, or a label that is not one (a NaN spike value), is bad data: a
+ * DatasetError naming the row and the feature (the feature code never produces one; NaN would train as
+ * "missing" and mean something else live).
  */
 export function modelRows(examples: readonly Example[], set: FeatureSet): Example[] {
   const columns = MODEL_FEATURES[set].map((name) => FEATURE_NAMES.indexOf(name));
@@ -164,9 +168,25 @@ export function modelRows(examples: readonly Example[], set: FeatureSet): Exampl
         `a row of ${e.product} has ${e.x.length} values; the spec has ${FEATURE_NAMES.length}`,
       );
     }
-    if (isCompleteRow(e.x)) out.push({ ...e, x: columns.map((c) => e.x[c]!) });
+    if (!isCompleteRow(e.x)) continue;
+    const x = columns.map((c) => e.x[c]!);
+    const bad = x.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0 || !Number.isFinite(e.y)) {
+      const what = bad >= 0 ? `feature ${MODEL_FEATURES[set][bad]} is ${x[bad]}` : `its label is ${e.y}`;
+      throw new DatasetError(`the row of ${e.product} at ${e.tsUs} µs: ${what}, not a finite number`);
+    }
+    out.push({ ...e, x });
   }
   return out;
+}
+
+/**
+ * The complete rows of `examples`, whole (evaluate scores them with models of different inputs, each cutting
+ * its own: inputsOf): the same rows modelRows keeps, with the same check of their values.
+ */
+export function completeRows(examples: readonly Example[], set: FeatureSet): Example[] {
+  modelRows(examples, set);
+  return examples.filter((e) => isCompleteRow(e.x));
 }
 
 /** A model's inputs from a lake row: its feature set's columns (spec.set), or the whole row for a set-less spec. */

@@ -1,8 +1,9 @@
 /**
- * The `evaluate` step: the held-out window the candidate was trained beside, scored with the candidate and with
- * the active model, and the promotion gate's decision on those rows (models/eval/gate.ts, PROMOTE_* settings),
- * written to <prefix>/<target>/<version>/evaluation.json (candidate.ts `Evaluation`) for promote and the state
- * machine's Choice state.
+ * The `evaluate` step: the held-out window the candidate was trained beside (its complete rows, as train chose
+ * them), scored with the candidate and with the active model of the candidate's slot (its target and feature
+ * set), and the promotion gate's decision on those rows cut into PROMOTE_FOLDS consecutive time folds
+ * (models/eval/gate.ts, PROMOTE_* settings), written to <prefix>/<target>/<version>/evaluation.json
+ * (candidate.ts `Evaluation`) for promote and the state machine's Choice state.
  */
 import { readCoreConfig, readPromotionConfig, readTrainingConfig } from '../../src/config.js';
 import { featureSpec } from '../../src/features/spec.js';
@@ -12,13 +13,20 @@ import { loadModel } from '../../src/model/runtime.js';
 import { loadActive } from '../../src/model/source.js';
 import type { LoadedModel } from '../../src/model/types.js';
 import { ScoredRows } from '../eval/bootstrap.js';
-import { decidePromotion } from '../eval/gate.js';
+import { decidePromotion, timeFolds } from '../eval/gate.js';
 import { curvesOf, gitSha, specHash, writeRunRecord } from '../eval/runRecord.js';
 import { mainMetric } from '../eval/walkForward.js';
 import { type EvaluatedModel, type Evaluation, readCandidate, writeEvaluation } from './candidate.js';
-import { assertBothClasses, DatasetError, type Example, inputsOf, selectWindow } from './dataset.js';
+import {
+  assertBothClasses,
+  completeRows,
+  DatasetError,
+  type Example,
+  inputsOf,
+  selectWindow,
+} from './dataset.js';
 import { loadLakeExamples } from './lakeDataset.js';
-import { binarize, labelHorizonUs } from './targets.js';
+import { binarizeByProduct, labelHorizonUs } from './targets.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -51,13 +59,20 @@ export async function evaluate(
 ): Promise<Evaluation> {
   const { target, candidateVersion: version } = readTrainingConfig(env);
   const { tickMs, deltaMs } = readCoreConfig(env);
+  const promotion = readPromotionConfig(env);
   const candidateFiles = await readCandidate(env, target, version);
+  // The slot the candidate is for: the feature set it was trained on (its feature_spec.json).
+  const set = candidateFiles.spec.set ?? 'l2';
   const lake = await loadLakeExamples(env, target, featureSpec(tickMs));
-  // The CANDIDATE's τ labels the held-out rows for both models: AUC only compares two models on the same 0/1
-  // labels, and the question the promotion answers is "which model ranks the spikes better that we would
-  // alarm on after promoting", i.e. spikes by the candidate's τ (fixed from its training rows, before these).
-  // Each model's own τ would give each its own labels, and AUCs on different labels do not compare.
-  const rows = binarize(selectWindow(lake.examples, candidateFiles.window), candidateFiles.threshold);
+  // The CANDIDATE's τ per product labels the held-out rows for both models: AUC only compares two models on the
+  // same 0/1 labels, and the question the promotion answers is "which model ranks the spikes better that we
+  // would alarm on after promoting", i.e. spikes by the candidate's τ (fixed from its training rows, before
+  // these). Each model's own τ would give each its own labels, and AUCs on different labels do not compare.
+  // Rows of a product the candidate has no τ for are left out, as train left them out.
+  const rows = binarizeByProduct(
+    completeRows(selectWindow(lake.examples, candidateFiles.window), set),
+    candidateFiles.thresholds,
+  );
   if (rows.length === 0) {
     throw new DatasetError(
       `no labelled rows of ${target} in the held-out window ${JSON.stringify(candidateFiles.window)} ` +
@@ -71,26 +86,31 @@ export async function evaluate(
     const candidate = await loadModel(candidateFiles.onnx, candidateFiles.spec, { target, version });
     models.push(candidate);
     // Loaded with the code's tick: an active model on other features cannot be compared (nor served).
-    const active = (await activeVersion(target, env)) ? await loadActive(target, env, { tickMs }) : undefined;
+    const active = (await activeVersion(target, env, set))
+      ? await loadActive(target, env, { tickMs, set })
+      : undefined;
     if (active) models.push(active);
     const y = Uint8Array.from(rows, (e) => e.y);
     const trainRate = candidateFiles.trainBaseRate;
     const pCandidate = await probabilities(candidate, rows);
     const pActive = active ? await probabilities(active, rows) : undefined;
-    // One held-out window = one fold of the gate (models/eval/gate.ts).
+    // The held-out window cut into PROMOTE_FOLDS consecutive time folds, each checked by the gate
+    // (models/eval/gate.ts): spikes all in one stretch of the window do not make a decision.
+    const tsUs = Float64Array.from(rows, (e) => e.tsUs);
     const decision = decidePromotion(
       {
         target,
         mainMetric: mainMetric(target),
         horizonUs: labelHorizonUs(target, deltaMs),
-        tsUs: Float64Array.from(rows, (e) => e.tsUs),
-        fold: new Uint8Array(rows.length).fill(1),
+        tsUs,
+        fold: timeFolds(tsUs, promotion.folds),
+        folds: promotion.folds,
         y,
         candidate: pCandidate,
         ...(pActive ? { active: pActive } : {}),
         trainRate,
       },
-      readPromotionConfig(env),
+      promotion,
     );
     const evaluation: Evaluation = {
       target,
@@ -100,7 +120,8 @@ export async function evaluate(
       rows: rows.length,
       positives: rows.reduce((n, e) => n + e.y, 0),
       window: candidateFiles.window,
-      ...(candidateFiles.threshold === undefined ? {} : { threshold: candidateFiles.threshold }),
+      featureSet: set,
+      ...(candidateFiles.thresholds === undefined ? {} : { thresholds: candidateFiles.thresholds }),
     };
     await writeEvaluation(env, evaluation);
     await writeRunRecord(
@@ -116,7 +137,7 @@ export async function evaluate(
           window: candidateFiles.window,
           rows: { train: candidateFiles.trainRows, test: rows.length },
           positives: evaluation.positives,
-          ...(candidateFiles.threshold === undefined ? {} : { threshold: candidateFiles.threshold }),
+          ...(candidateFiles.thresholds === undefined ? {} : { thresholds: candidateFiles.thresholds }),
         },
         ...(candidateFiles.trainingS === undefined ? {} : { trainingS: candidateFiles.trainingS }),
         ...(candidateFiles.walkForward === undefined ? {} : { walkForward: candidateFiles.walkForward }),

@@ -2,7 +2,9 @@
  * The training data as the lake holds it: every features/ and labels/ Parquet object of LAKE_BUCKET, decoded,
  * checked against the code's feature spec and joined into labelled examples (dataset.ts, the pure part), less the
  * rows inside a span the corrections/ zone marks suspect (made on a book later found wrong; TRAIN_KEEP_SUSPECT
- * keeps them). Rows whose windows hold a data gap are left out later, by isCompleteRow, as before.
+ * keeps them). vol_spike_60s examples get their spike value as y (targets.ts toSpikeValues: the forward
+ * volatility over the row's trailing level). Rows whose windows hold a data gap are left out later, by
+ * isCompleteRow (modelRows), as before.
  */
 import { s3Client } from '../../src/aws/clients.js';
 import { readResourceNames } from '../../src/config.js';
@@ -15,11 +17,12 @@ import {
   decodeLabelRows,
 } from '../../src/storage/parquet.js';
 import { checkSpecs, DatasetError, type Example, joinLabels } from './dataset.js';
+import { toSpikeValues } from './targets.js';
 
 type Env = Record<string, string | undefined>;
 
 export interface LakeExamples {
-  /** Labelled examples of the target, in time order. */
+  /** Labelled examples of the target, whole lake rows in time order; vol_spike_60s: y = the spike value. */
   examples: Example[];
   featureObjects: number;
   labelObjects: number;
@@ -92,7 +95,7 @@ export async function loadLakeExamples(
   );
   const { examples, suspectRows } = withoutSuspect(joined, marks, keepSuspect);
   return {
-    examples,
+    examples: toSpikeValues(examples, target),
     featureObjects: featureKeys.length,
     labelObjects: labelKeys.length,
     suspect: { rows: suspectRows, marks: marks.length, left: keepSuspect ? 'in' : 'out' },

@@ -1,9 +1,12 @@
 /**
- * The `train` step: the lake's labelled rows, split by time (the oldest TRAIN_FRACTION train, minus the rows
- * whose label horizon reaches the held-out part), a logistic regression, exported to ONNX and published to the
- * registry as CANDIDATE_VERSION, NOT active. metrics.json records the held-out window it left out, for evaluate.
- * vol_spike_60s: the labels are continuous; the model learns "value > τ", τ fixed from the training rows
- * (targets.ts, the baselines' rule) and stored in metrics.json `threshold` and the ONNX metadata.
+ * The `train` step: the lake's complete labelled rows of the feature set TRAIN_SET (l2 or ticker, cut to the
+ * set's inputs), split by time (the oldest TRAIN_FRACTION train, minus the rows whose label horizon reaches the
+ * held-out part), a model (TRAIN_ALGORITHM: the gradient-boosted trees by default, or the logistic regression),
+ * exported to ONNX and published to the registry as CANDIDATE_VERSION, NOT active; its feature_spec.json names
+ * the set, so promotion points the (target, set) slot at it. metrics.json records the held-out window it left
+ * out, for evaluate. vol_spike_60s: y is the spike value (forward volatility over the trailing level,
+ * targets.ts toSpikeValues); the model learns "spike value > τ", τ per product fixed from the training rows
+ * (fitThresholdsByProduct) and stored in metrics.json `thresholds` and the ONNX metadata.
  */
 
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -21,23 +24,22 @@ import { componentLogger, type Logger } from '../../src/log.js';
 import { METADATA_KEYS } from '../../src/model/contract.js';
 import { baseRate, brierScore, logLoss, rocAuc } from '../../src/model/metrics.js';
 import { isPublished, publishVersion } from '../../src/model/registry.js';
-import type { ModelMetrics } from '../../src/model/types.js';
+import type { FeatureSetName, ModelMetrics } from '../../src/model/types.js';
 import { FoldError } from '../eval/folds.js';
 import { DEFAULT_WALK_FORWARD, type WalkForwardReport, walkForward } from '../eval/walkForward.js';
 import { exportLogisticOnnx, exportTreeOnnx } from '../export/onnx.js';
 import { registryLocation, type SplitRecord } from './candidate.js';
-import {
-  assertBothClasses,
-  DatasetError,
-  type Example,
-  inputsOf,
-  modelRows,
-  splitByTime,
-} from './dataset.js';
+import { assertBothClasses, DatasetError, type Example, modelRows, splitByTime } from './dataset.js';
 import { predictGbdt, trainGbdt } from './gbdt.js';
 import { loadLakeExamples } from './lakeDataset.js';
 import { predictLogistic, trainLogisticRegression } from './logreg.js';
-import { binarize, fitThreshold, labelHorizonUs, THRESHOLD_DEFINITION, withOnnxMetadata } from './targets.js';
+import {
+  binarizeByProduct,
+  fitThresholdsByProduct,
+  labelHorizonUs,
+  THRESHOLDS_DEFINITION,
+  withOnnxMetadata,
+} from './targets.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -56,29 +58,33 @@ export async function train(
   const cfg = readTrainingConfig(env);
   const { tickMs, deltaMs } = readCoreConfig(env);
   registryLocation(env);
-  const { target, candidateVersion: version } = cfg;
+  const { target, set, candidateVersion: version } = cfg;
   // Versions are immutable: a retry of a finished run must not train a (slightly different) second model.
   if (await isPublished(target, version, env)) {
     log('info', 'candidate already published, not retraining', { target, version });
     return { version, published: false };
   }
-  const spec = featureSpec(tickMs);
-  const lake = await loadLakeExamples(env, target, spec, { keepSuspect: cfg.keepSuspect });
-  if (lake.examples.length < cfg.minRows) {
+  const lake = await loadLakeExamples(env, target, featureSpec(tickMs), { keepSuspect: cfg.keepSuspect });
+  // What the model learns from and is judged on: complete rows (no warm-up, no gap), the set's inputs only.
+  const rows = modelRows(lake.examples, set);
+  if (rows.length < cfg.minRows) {
     throw new DatasetError(
-      `only ${lake.examples.length} labelled rows of ${target} in the lake; TRAIN_MIN_ROWS is ${cfg.minRows}`,
+      `only ${rows.length} complete labelled rows of ${target} (of ${lake.examples.length} in the lake); ` +
+        `TRAIN_MIN_ROWS is ${cfg.minRows}`,
     );
   }
   const horizonUs = labelHorizonUs(target, deltaMs);
-  const split = splitByTime(lake.examples, cfg.trainFraction, horizonUs);
-  // vol_spike_60s: τ from the training rows only (the held-out ones must not shape the target), then
-  // "value > τ" on both parts. Other targets pass through unchanged.
-  const threshold = fitThreshold(target, split.train);
-  const trainRows = binarize(split.train, threshold);
-  const holdout = binarize(split.holdout, threshold);
+  const split = splitByTime(rows, cfg.trainFraction, horizonUs);
+  // vol_spike_60s: τ per product from the training rows only (the held-out ones must not shape the target),
+  // then "spike value > τ" on both parts (a held-out product without τ is left out). Other targets pass
+  // through unchanged.
+  const thresholds = fitThresholdsByProduct(target, split.train);
+  const trainRows = binarizeByProduct(split.train, thresholds);
+  const holdout = binarizeByProduct(split.holdout, thresholds);
   assertBothClasses(trainRows, 'training rows');
   assertBothClasses(holdout, 'held-out rows');
-  const fitted = await fitModel(cfg, trainRows, tickMs, horizonUs, { target, version });
+  const spec = featureSpec(tickMs, set);
+  const fitted = await fitModel(cfg, spec, trainRows, horizonUs, { target, version });
   const metrics = holdoutMetrics(cfg, trainRows, holdout, fitted.score);
   const splitRecord: SplitRecord = {
     trainFraction: cfg.trainFraction,
@@ -88,9 +94,10 @@ export async function train(
     holdout: split.holdoutWindow,
   };
   Object.assign(metrics, {
-    ...(threshold === undefined ? {} : { threshold, thresholdDefinition: THRESHOLD_DEFINITION }),
+    featureSet: set,
+    ...(thresholds === undefined ? {} : { thresholds, thresholdDefinition: THRESHOLDS_DEFINITION }),
     trainBaseRate: baseRate(trainRows.map((e) => e.y)),
-    walkForward: await walkForwardRecord(lake.examples, target, deltaMs, log),
+    walkForward: await walkForwardRecord(lake.examples, target, set, deltaMs, log),
   });
   Object.assign(metrics, {
     split: splitRecord,
@@ -111,11 +118,11 @@ export async function train(
     const onnx = fitted.onnx;
     await writeFile(
       join(dir, 'model.onnx'),
-      threshold === undefined
+      thresholds === undefined
         ? onnx
-        : withOnnxMetadata(onnx, { [METADATA_KEYS.threshold]: String(threshold) }),
+        : withOnnxMetadata(onnx, { [METADATA_KEYS.thresholds]: JSON.stringify(thresholds) }),
     );
-    await writeFile(join(dir, 'feature_spec.json'), `${JSON.stringify(fitted.spec, null, 2)}\n`);
+    await writeFile(join(dir, 'feature_spec.json'), `${JSON.stringify(spec, null, 2)}\n`);
     await writeFile(join(dir, 'metrics.json'), `${JSON.stringify(metrics, null, 2)}\n`);
     await publishVersion(dir, target, version, env);
   } finally {
@@ -123,10 +130,11 @@ export async function train(
   }
   log('info', 'candidate published (not active)', {
     target,
+    set,
     version,
     rows: metrics.rows,
     auc: metrics.auc,
-    threshold,
+    thresholds,
     holdout: splitRecord.holdout,
   });
   return { version, published: true, metrics };
@@ -163,11 +171,12 @@ function holdoutMetrics(
 async function walkForwardRecord(
   examples: readonly Example[],
   target: string,
+  set: FeatureSetName,
   deltaMs: number,
   log: Logger,
 ): Promise<WalkForwardReport | { notRun: string }> {
   try {
-    return (await walkForward(examples, { target, set: 'l2', deltaMs })).report;
+    return (await walkForward(examples, { target, set, deltaMs })).report;
   } catch (err) {
     if (!(err instanceof FoldError || err instanceof DatasetError)) throw err;
     log('info', 'walk-forward evaluation skipped', { target, reason: err.message });
@@ -176,11 +185,9 @@ async function walkForwardRecord(
 }
 
 interface Fitted {
-  /** Probability for a lake row (the whole row; the model picks its inputs). */
+  /** Probability for a row of the set's inputs. */
   score: (x: number[]) => number;
   onnx: Uint8Array;
-  /** The model's feature spec (feature_spec.json). */
-  spec: FeatureSpec;
   /** metrics.json `training`. */
   record: Record<string, unknown>;
 }
@@ -189,13 +196,14 @@ interface Fitted {
 const JOB_GBDT = DEFAULT_WALK_FORWARD.gbdt;
 
 /**
- * TRAIN_ALGORITHM=logistic: the regression on the whole row. gbdt: the trees on the l2 inputs of the complete
- * rows, early-stopped on the newest 20 % of the training rows (purged by the label horizon from the rest).
+ * The model on `trainRows` (complete rows cut to the inputs of `spec`'s set). TRAIN_ALGORITHM=gbdt (default):
+ * the trees, early-stopped on the newest 20 % of the training rows (purged by the label horizon from the rest).
+ * logistic: the regression, L2 penalty TRAIN_L2.
  */
 async function fitModel(
   cfg: TrainingConfig,
+  spec: FeatureSpec,
   trainRows: Example[],
-  tickMs: number,
   horizonUs: number,
   meta: { target: string; version: string },
 ): Promise<Fitted> {
@@ -205,20 +213,15 @@ async function fitModel(
       trainRows.map((e) => e.y),
       { l2: cfg.l2 },
     );
-    const spec = featureSpec(tickMs);
     return {
       score: (x) => predictLogistic(model, x),
       onnx: exportLogisticOnnx(model, spec, meta),
-      spec,
       record: { algorithm: 'logistic regression (Newton/IRLS, standardized features)', l2: cfg.l2 },
     };
   }
-  const spec = featureSpec(tickMs, 'l2');
-  const inputs = inputsOf(spec);
-  const rows = modelRows(trainRows, 'l2');
-  const cut = rows[Math.floor(rows.length * 0.8)]?.tsUs ?? Number.POSITIVE_INFINITY;
-  const fitPart = rows.filter((e) => e.tsUs + horizonUs < cut);
-  const validation = rows.filter((e) => e.tsUs >= cut);
+  const cut = trainRows[Math.floor(trainRows.length * 0.8)]?.tsUs ?? Number.POSITIVE_INFINITY;
+  const fitPart = trainRows.filter((e) => e.tsUs + horizonUs < cut);
+  const validation = trainRows.filter((e) => e.tsUs >= cut);
   assertBothClasses(fitPart, 'gbdt training rows');
   assertBothClasses(validation, 'gbdt validation rows');
   const matrix = (part: Example[]) => ({
@@ -233,9 +236,8 @@ async function fitModel(
   });
   const names = spec.features.map((f) => f.name);
   return {
-    score: (x) => predictGbdt(result.model, inputs(x)),
+    score: (x) => predictGbdt(result.model, x),
     onnx: exportTreeOnnx(result.model, spec, meta),
-    spec,
     record: {
       algorithm:
         'histogram gradient-boosted trees (log loss), early-stopped on the newest 20% of the training rows',
