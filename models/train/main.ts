@@ -7,8 +7,9 @@
  *   evaluate  evaluate.ts   scores the held-out rows with the candidate and the active model: evaluation.json
  *   promote   promote.ts    activates the candidate if it is better (deployed, the state machine does this)
  *
- * Settings: readTrainingConfig (TARGET, CANDIDATE_VERSION, TRAIN_FRACTION, TRAIN_L2, TRAIN_MIN_ROWS),
- * readCoreConfig (MODEL_URI, TICK_MS, DELTA_MS), readResourceNames (LAKE_BUCKET, REGISTRY_TABLE).
+ * Settings: readTrainingConfig (TARGET, TRAIN_SET, CANDIDATE_VERSION, TRAIN_FRACTION, TRAIN_L2, TRAIN_MIN_ROWS,
+ * TRAIN_ALGORITHM, TRAIN_KEEP_SUSPECT), readPromotionConfig (PROMOTE_*), readCoreConfig (MODEL_URI, TICK_MS,
+ * DELTA_MS), readResourceNames (LAKE_BUCKET, REGISTRY_TABLE).
  * Exit code 0 when the step is done, 1 when it failed (one JSON log line with the cause chain), 2 for a usage or
  * configuration error. Importing this module runs it: import the step modules instead.
  */
