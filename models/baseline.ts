@@ -42,6 +42,7 @@ import {
   fitThreshold,
   labelHorizonUs,
   THRESHOLD_DEFINITION,
+  toSpikeValues,
   withOnnxMetadata,
 } from './train/targets.js';
 
@@ -73,7 +74,7 @@ export const DEFAULT_OPTIONS: BaselineOptions = {
 export interface Datasets {
   /** quote_change_500ms examples, y in {0, 1}. */
   quoteChange: Example[];
-  /** vol_spike_60s examples, y = the continuous forward volatility (bps), before thresholding. */
+  /** vol_spike_60s examples, y = the spike value (targets.ts toSpikeValues), before τ. */
   volSpike: Example[];
 }
 
@@ -120,7 +121,8 @@ export function buildDatasets(opts: Pick<BaselineOptions, 'seed' | 'minutes'>): 
   const byTime = (a: Example, b: Example) => a.tsUs - b.tsUs || a.product.localeCompare(b.product);
   out.quoteChange.sort(byTime);
   out.volSpike.sort(byTime);
-  return out;
+  // The lake keeps the forward volatility; what is learnt is its spike value (as the training job's lake reader).
+  return { quoteChange: out.quoteChange, volSpike: toSpikeValues(out.volSpike) };
 }
 
 /** quote_change_500ms examples only (kept for callers of the single-target builder). */

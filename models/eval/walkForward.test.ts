@@ -52,12 +52,18 @@ describe('walkForward on the simulated market', () => {
       expect(prAuc.hi).toBeGreaterThanOrEqual(prAuc.value);
       expect(logLoss.value).toBeGreaterThan(0);
     }
-    // The gain is oriented "positive = gbdt better": for log loss, the baseline's minus the gbdt's.
-    const { base_rate, gbdt } = report.overall;
-    expect(report.gain.base_rate.value).toBeCloseTo(base_rate.logLoss.value - gbdt.logLoss.value, 12);
+    // The gain is oriented "positive = chosen better": for log loss, the baseline's minus the chosen model's.
+    const { base_rate, chosen } = report.overall;
+    expect(report.gain.base_rate.value).toBeCloseTo(base_rate.logLoss.value - chosen.logLoss.value, 12);
     expect(report.gain.base_rate.lo).toBeLessThanOrEqual(report.gain.base_rate.value);
     expect(report.gain.base_rate.hi).toBeGreaterThanOrEqual(report.gain.base_rate.value);
     expect(report.importance[0]!.gain).toBeGreaterThan(0);
+    // The chosen model is, fold by fold, the learner that did better on the validation part.
+    for (const f of report.folds) {
+      const { logistic, gbdt } = f.chosen.validation;
+      expect(f.chosen.learner).toBe(gbdt < logistic ? 'gbdt' : 'logistic'); // log loss: lower is better
+      expect(f.metrics.chosen).toEqual(f.metrics[f.chosen.learner]);
+    }
     // The run report shows it: every model's metrics with intervals, the folds, the trees' importances.
     const html = renderReport({
       target: 'quote_change_500ms',
@@ -84,8 +90,13 @@ describe('walkForward on the simulated market', () => {
     expect(html).toContain(`<td>${report.importance[0]!.feature}</td>`);
     expect(html.match(/<tr><td>\d<\/td>/g)).toHaveLength(4); // one row per fold
     const table = formatWalkForward([{ ...report, seed: 11 }]).split('\n');
-    expect(table[0]).toMatch(/^seed\s+target\s+set\s+folds\s+gbdt PR-AUC/);
-    expect(table[1]).toMatch(/^11\s+quote_change_500ms\s+l2\s+4\/4\s+0\.\d{4} \[0\.\d{4}, 0\.\d{4}\]/);
+    expect(table[0]).toMatch(/^seed\s+target\s+set\s+folds\s+chosen PR-AUC\s+learners/);
+    const learners = report.folds.map((f) => (f.chosen.learner === 'gbdt' ? 'T' : 'L')).join('');
+    expect(table[1]).toMatch(
+      new RegExp(
+        `^11\\s+quote_change_500ms\\s+l2\\s+4/4\\s+0\\.\\d{4} \\[0\\.\\d{4}, 0\\.\\d{4}\\]\\s+${learners}\\s`,
+      ),
+    );
   });
 
   it('a random split of overlapping vol windows scores higher than the walk-forward on the same rows', async () => {
@@ -166,7 +177,7 @@ describe('concatPredictions: several markets as one sample', () => {
       fold: Uint8Array.from({ length: n }, (_, i) => 1 + Math.floor((i * 3) / n)),
       y,
       p: Object.fromEntries(
-        MODELS.map((m) => [m, Float64Array.from(y, (v) => (m === 'gbdt' ? 0.2 + 0.5 * v : 0.3))]),
+        MODELS.map((m) => [m, Float64Array.from(y, (v) => (m === 'chosen' ? 0.2 + 0.5 * v : 0.3))]),
       ) as TestPredictions['p'],
       trainRate: new Float64Array(n).fill(0.3),
     };
@@ -188,7 +199,7 @@ describe('concatPredictions: several markets as one sample', () => {
     expect(pooled.tsUs[601]! - pooled.tsUs[600]!).toBe(100_000);
     // The pooled figures are those of the concatenated rows: a perfect ranker's PR-AUC is 1 on both.
     const summary = summarizePredictions(pooled, 'prAuc', { blockUs: 60e6, resamples: 50 });
-    expect(summary.overall.gbdt.prAuc.value).toBeCloseTo(1, 12);
+    expect(summary.overall.chosen.prAuc.value).toBeCloseTo(1, 12);
     expect(summary.gain.base_rate.lo).toBeGreaterThan(0);
   });
 });

@@ -4,19 +4,24 @@
  *
  *   base_rate    always the training part's positive rate (no skill: PR-AUC = base rate, ROC-AUC = 0.5)
  *   persistence  the design's one-feature rule, calibrated by a one-feature logistic regression on the training
- *                part: −time_since_quote_change_s for quote_change_500ms, rv_30s_bps for vol_spike_60s
+ *                part: −time_since_quote_change_s for quote_change_500ms, for vol_spike_60s the last 30 s's
+ *                volatility over the trailing level (persistenceInput)
  *   logistic     the logistic regression on the whole feature set, its L2 penalty chosen on the validation part
  *   gbdt         histogram gradient-boosted trees, early-stopped on the validation part
+ *   chosen       the candidate: per fold, whichever of logistic and gbdt does better in the main metric on the
+ *                validation part (ties: the regression), as the training job chooses (TRAIN_ALGORITHM=auto).
+ *                On the simulated market neither learner is better on every fold and target, so the choice
+ *                is part of the learner and is judged out of sample like the rest.
  *
  * Per fold (folds.ts): τ of vol_spike_60s per product from the training part only (targets.ts), each model
  * trained on the training part, settings chosen on the validation part, scored on the test part. The test rows of
  * all folds (each predicted by a model that never saw anything at or after its fold's embargo) are pooled; every
  * metric gets a block-bootstrap interval (bootstrap.ts; blocks ≥ the horizon) overall and per product, and the
- * gbdt's gain over each baseline in the target's main metric a paired interval.
+ * chosen model's gain over each baseline in the target's main metric a paired interval.
  */
 import { WINDOWS_S } from '../../src/features/seconds.js';
 import { type FeatureSet, MODEL_FEATURES } from '../../src/features/spec.js';
-import { VOL_SPIKE_TARGET } from '../../src/labels/volSpike.js';
+import { VOL_SPIKE_LEVEL_FEATURE, VOL_SPIKE_TARGET, volSpikeValue } from '../../src/labels/volSpike.js';
 import { DatasetError, type Example, modelRows } from '../train/dataset.js';
 import { type GbdtOptions, type Matrix, predictGbdt, trainGbdt } from '../train/gbdt.js';
 import { predictLogistic, trainLogisticRegression } from '../train/logreg.js';
@@ -35,7 +40,10 @@ import {
 } from './bootstrap.js';
 import { type FoldOptions, walkForwardFolds } from './folds.js';
 
-export const MODELS = ['base_rate', 'persistence', 'logistic', 'gbdt'] as const;
+export const MODELS = ['base_rate', 'persistence', 'logistic', 'gbdt', 'chosen'] as const;
+/** The learners a candidate can be: the one that does better on a fold's validation part is its `chosen`. */
+export const LEARNERS = ['logistic', 'gbdt'] as const satisfies readonly ModelName[];
+export type Learner = (typeof LEARNERS)[number];
 export type ModelName = (typeof MODELS)[number];
 export const BASELINES = ['base_rate', 'persistence', 'logistic'] as const satisfies readonly ModelName[];
 
@@ -44,9 +52,29 @@ export function mainMetric(target: string): MetricName {
   return target === VOL_SPIKE_TARGET ? 'prAuc' : 'logLoss';
 }
 
-/** The one feature the persistence baseline reads. */
-export function persistenceFeature(target: string): string {
-  return target === VOL_SPIKE_TARGET ? 'rv_30s_bps' : 'time_since_quote_change_s';
+/**
+ * The one input the persistence baseline reads, from a row of `features`: for quote changes the time since the
+ * last one (−time_since_quote_change_s after calibration); for vol spikes the last 30 s's realized volatility
+ * over the trailing level, the spike value's own rule looking back (volSpikeValue(rv_30s, level)): the
+ * volatility design's rule of a short window against a longer one, on the label's scale.
+ */
+export function persistenceInput(
+  target: string,
+  features: readonly string[],
+): (x: readonly number[]) => number {
+  const column = (name: string) => {
+    const k = features.indexOf(name);
+    if (k < 0)
+      throw new DatasetError(`the persistence baseline of ${target} needs ${name}, not in the feature set`);
+    return k;
+  };
+  if (target !== VOL_SPIKE_TARGET) {
+    const since = column('time_since_quote_change_s');
+    return (x) => x[since]!;
+  }
+  const short = column('rv_30s_bps');
+  const level = column(VOL_SPIKE_LEVEL_FEATURE);
+  return (x) => volSpikeValue(x[short]!, x[level]!);
 }
 
 /** The embargo the issue asks for: the longest feature window plus the label horizon. */
@@ -88,7 +116,14 @@ export interface FoldReport {
   thresholds?: Record<string, number>;
   /** Test metrics of each model (point estimates). */
   metrics: Record<ModelName, MetricValues>;
-  chosen: { logisticL2: number; gbdtTrees: number; gbdtTreesBuilt: number };
+  chosen: {
+    learner: Learner;
+    /** Each learner's main metric on the validation part, what the choice was made on. */
+    validation: Record<Learner, number>;
+    logisticL2: number;
+    gbdtTrees: number;
+    gbdtTreesBuilt: number;
+  };
 }
 
 export interface WalkForwardReport {
@@ -107,7 +142,7 @@ export interface WalkForwardReport {
   test: { rows: number; positives: number; baseRate: number; blocks: number };
   overall: Record<ModelName, MetricIntervals>;
   perProduct: Record<string, Record<ModelName, MetricIntervals>>;
-  /** gbdt minus each baseline in the main metric, oriented so that positive = gbdt better; paired bootstrap. */
+  /** The chosen model minus each baseline in the main metric (positive = chosen better); paired bootstrap. */
   gain: Record<(typeof BASELINES)[number], Interval>;
   /** Total split gain of the gbdt per feature, summed over folds, largest first. */
   importance: { feature: string; gain: number }[];
@@ -158,7 +193,7 @@ export async function walkForward(
   const o: WalkForwardOptions = { ...DEFAULT_WALK_FORWARD, ...options };
   const metric = mainMetric(o.target);
   const features = [...MODEL_FEATURES[o.set]];
-  const persistenceColumn = features.indexOf(persistenceFeature(o.target));
+  const persistenceOf = persistenceInput(o.target, features);
   const rows = modelRows(examples, o.set);
   if (rows.length === 0) throw new DatasetError(`no complete ${o.target} rows to evaluate`);
   const horizonUs = labelHorizonUs(o.target, o.deltaMs);
@@ -204,7 +239,7 @@ export async function walkForward(
     const y = train.map((e) => e.y);
 
     const persistence = trainLogisticRegression(
-      X.map((x) => [x[persistenceColumn]!]),
+      X.map((x) => [persistenceOf(x)]),
       y,
       { l2: 0 },
     );
@@ -223,11 +258,24 @@ export async function walkForward(
       gainByFeature[f]! += g;
     });
     const logistic = best!;
-    const p: Record<ModelName, Float64Array> = {
-      base_rate: new Float64Array(test.length).fill(rate),
-      persistence: Float64Array.from(test, (e) => predictLogistic(persistence, [e.x[persistenceColumn]!])),
+    const onValidation: Record<Learner, number> = {
+      logistic: logistic.value,
+      gbdt: score(
+        Float64Array.from(validation, (e) => predictGbdt(gbdt.model, e.x)),
+        validation,
+        rate,
+      )[metric],
+    };
+    const learner: Learner = better(metric, onValidation.logistic, onValidation.gbdt) ? 'gbdt' : 'logistic';
+    const learnt: Record<Learner, Float64Array> = {
       logistic: Float64Array.from(test, (e) => predictLogistic(logistic.model, e.x)),
       gbdt: Float64Array.from(test, (e) => predictGbdt(gbdt.model, e.x)),
+    };
+    const p: Record<ModelName, Float64Array> = {
+      base_rate: new Float64Array(test.length).fill(rate),
+      persistence: Float64Array.from(test, (e) => predictLogistic(persistence, [persistenceOf(e.x)])),
+      ...learnt,
+      chosen: learnt[learner],
     };
     // Not push(...p[m]): a fold of a long market has more rows than a call has room for arguments.
     for (const m of MODELS) for (const v of p[m]) pooled.p[m].push(v);
@@ -249,6 +297,8 @@ export async function walkForward(
         MetricValues
       >,
       chosen: {
+        learner,
+        validation: onValidation,
         logisticL2: logistic.l2,
         gbdtTrees: gbdt.model.trees.length,
         gbdtTreesBuilt: gbdt.treesBuilt,
@@ -309,7 +359,7 @@ export function summarizePredictions(
         .map((product) => [product, intervalsOf(predictions, product, bootstrap)]),
     ),
     gain: Object.fromEntries(
-      BASELINES.map((b) => [b, mainGain(predictions, 'gbdt', b, metric, bootstrap)]),
+      BASELINES.map((b) => [b, mainGain(predictions, 'chosen', b, metric, bootstrap)]),
     ) as WalkForwardReport['gain'],
   };
 }
@@ -404,7 +454,7 @@ export function mainGain(
   return HIGHER_IS_BETTER[metric] ? d : { value: -d.value, lo: -d.hi, hi: -d.lo };
 }
 
-/** One line per report: target, set, the trees' main metric and PR-AUC with intervals, the best baseline, gains. */
+/** One line per report: target, set, the chosen model's PR-AUC with its interval and learners, the best baseline, gains. */
 export function formatWalkForward(reports: readonly (WalkForwardReport & { seed?: number })[]): string {
   const f = (v: number) => (Number.isFinite(v) ? v.toFixed(4) : '—');
   const i = (x: Interval) => `${f(x.value)} [${f(x.lo)}, ${f(x.hi)}]`;
@@ -413,7 +463,8 @@ export function formatWalkForward(reports: readonly (WalkForwardReport & { seed?
     'target',
     'set',
     'folds',
-    'gbdt PR-AUC',
+    'chosen PR-AUC',
+    'learners',
     'best baseline PR-AUC',
     'Brier skill',
     'main gain vs each baseline (lo)',
@@ -425,9 +476,10 @@ export function formatWalkForward(reports: readonly (WalkForwardReport & { seed?
       r.target,
       r.set,
       `${r.folds.length}/${r.folds.length + r.skipped.length}`,
-      i(r.overall.gbdt.prAuc),
+      i(r.overall.chosen.prAuc),
+      r.folds.map((fold) => (fold.chosen.learner === 'gbdt' ? 'T' : 'L')).join(''),
       `${f(r.overall[best].prAuc.value)} (${best})`,
-      f(r.overall.gbdt.brierSkill.value),
+      f(r.overall.chosen.brierSkill.value),
       `${r.mainMetric}: ${BASELINES.map((b) => `${b} ${f(r.gain[b].lo)}`).join(', ')}`,
     ];
   });
