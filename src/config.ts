@@ -713,7 +713,7 @@ export interface TrainingConfig {
   /** Fewer joined rows than this is an error, not a model. */
   minRows: number;
   /** The learner on the set's inputs: the gradient-boosted trees (default) or the logistic regression. */
-  algorithm: 'logistic' | 'gbdt';
+  algorithm: 'logistic' | 'gbdt' | 'auto';
   /** Keep rows the lake's corrections mark suspect (a book later found wrong); default: leave them out. */
   keepSuspect: boolean;
 }
@@ -743,7 +743,7 @@ export function readTrainingConfig(env: Env = process.env): TrainingConfig {
       String(DEFAULT_TRAIN_L2[target]),
     ),
     minRows: read(env, 'TRAIN_MIN_ROWS', z.coerce.number().int('expected a whole number').min(2), '100'),
-    algorithm: read(env, 'TRAIN_ALGORITHM', z.enum(['logistic', 'gbdt']), 'gbdt'),
+    algorithm: read(env, 'TRAIN_ALGORITHM', z.enum(['logistic', 'gbdt', 'auto']), 'auto'),
     keepSuspect: read(env, 'TRAIN_KEEP_SUSPECT', z.enum(['true', 'false']), 'false') === 'true',
   };
 }

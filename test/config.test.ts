@@ -236,11 +236,12 @@ describe('training config', () => {
       trainFraction: 0.7,
       l2: DEFAULT_TRAIN_L2.quote_change_500ms,
       minRows: 100,
-      algorithm: 'gbdt',
+      algorithm: 'auto',
       keepSuspect: false,
     });
     expect(readTrainingConfig({ ...base, TRAIN_SET: 'ticker' }).set).toBe('ticker');
     expect(readTrainingConfig({ ...base, TRAIN_ALGORITHM: 'logistic' }).algorithm).toBe('logistic');
+    expect(readTrainingConfig({ ...base, TRAIN_ALGORITHM: 'gbdt' }).algorithm).toBe('gbdt');
     expect(readTrainingConfig({ ...base, TRAIN_KEEP_SUSPECT: 'true' }).keepSuspect).toBe(true);
     expect(() => readTrainingConfig({ ...base, TRAIN_KEEP_SUSPECT: 'yes' })).toThrow(/TRAIN_KEEP_SUSPECT/);
     const vol = readTrainingConfig({ ...base, TARGET: 'vol_spike_60s' });

@@ -12,14 +12,7 @@ import {
   selectWindow,
   splitByTime,
 } from './dataset.js';
-import {
-  binarize,
-  binarizeByProduct,
-  fitThreshold,
-  fitThresholdsByProduct,
-  labelHorizonUs,
-  toSpikeValues,
-} from './targets.js';
+import { binarizeByProduct, fitThresholdsByProduct, labelHorizonUs, toSpikeValues } from './targets.js';
 
 const TARGET = 'quote_change_500ms';
 
@@ -179,18 +172,10 @@ describe('checks', () => {
 });
 
 describe('targets', () => {
-  it("the shipped baselines' pooled rule (fitThreshold): τ the nearest-rank 90th percentile, labels strictly above it", () => {
-    const train = Array.from({ length: 20 }, (_, i) => ({ y: (20 - i) / 10 })); // 2.0 .. 0.1
-    const tau = fitThreshold('vol_spike_60s', train);
-    expect(tau).toBe(1.8);
-    expect(binarize([{ y: 1.8 }, { y: 1.81 }, { y: 0 }], tau).map((e) => e.y)).toEqual([0, 1, 0]);
-    expect(binarize(train, tau).filter((e) => e.y === 1)).toHaveLength(2);
-  });
-
   it('quote_change_500ms labels are 0/1 already: no threshold, rows unchanged', () => {
     const rows = examples(3);
-    expect(fitThreshold(TARGET, rows)).toBeUndefined();
-    expect(binarize(rows, undefined)).toEqual(rows);
+    expect(fitThresholdsByProduct(TARGET, rows)).toBeUndefined();
+    expect(binarizeByProduct(rows, undefined)).toEqual(rows);
   });
 
   it('vol_spike_60s: y becomes forward volatility / the trailing level, τ per product from its training rows', () => {

@@ -30,13 +30,6 @@ export const THRESHOLDS_DEFINITION =
   `forward 60 s realized volatility (bps) / max(${VOL_SPIKE_LEVEL_FEATURE} at the tick, ${VOL_SPIKE_LEVEL_FLOOR_BPS} bps) > τ, ` +
   `τ per product = nearest-rank ${VOL_SPIKE_QUANTILE} quantile of that product's training rows`;
 
-/**
- * @deprecated The rule of the shipped baselines' files (models/baseline.ts, metrics.json `threshold`): forward
- * volatility in bps above ONE pooled τ. It goes with fitThreshold and binarize once models/baseline.ts trains
- * with toSpikeValues and fitThresholdsByProduct.
- */
-export const THRESHOLD_DEFINITION = `forward 60 s realized volatility (bps) > τ = nearest-rank ${VOL_SPIKE_QUANTILE} quantile of the training part`;
-
 /** Whether the lake's labels of `target` are 0/1 already (else continuous, thresholded at training). */
 export const isBinaryTarget = (target: string): boolean => target !== VOL_SPIKE_TARGET;
 
@@ -52,25 +45,6 @@ export function labelHorizonUs(target: string, deltaMs: number): number {
 export function nearestRankQuantile(values: readonly number[], q: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)]!;
-}
-
-/**
- * @deprecated One pooled τ on the forward volatility itself (the shipped baselines' rule, THRESHOLD_DEFINITION):
- * the training job uses toSpikeValues and fitThresholdsByProduct. τ of `target` from the training rows' label
- * values; undefined for a target whose labels are 0/1.
- */
-export function fitThreshold(target: string, train: readonly { y: number }[]): number | undefined {
-  if (isBinaryTarget(target)) return undefined;
-  return nearestRankQuantile(
-    train.map((e) => e.y),
-    VOL_SPIKE_QUANTILE,
-  );
-}
-
-/** @deprecated With fitThreshold. The 0/1 outcome: `y > threshold` (strictly), or the rows unchanged when there is no threshold. */
-export function binarize<T extends { y: number }>(rows: readonly T[], threshold: number | undefined): T[] {
-  if (threshold === undefined) return [...rows];
-  return rows.map((e) => ({ ...e, y: e.y > threshold ? 1 : 0 }));
 }
 
 /** Appends metadata_props entries (ModelProto field 14) to ONNX bytes: fields of a message may come in any order. */

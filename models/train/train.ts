@@ -1,7 +1,7 @@
 /**
  * The `train` step: the lake's complete labelled rows of the feature set TRAIN_SET (l2 or ticker, cut to the
  * set's inputs), split by time (the oldest TRAIN_FRACTION train, minus the rows whose label horizon reaches the
- * held-out part), a model (TRAIN_ALGORITHM: the gradient-boosted trees by default, or the logistic regression),
+ * held-out part), a model (TRAIN_ALGORITHM: by default the better of the trees and the regression on validation rows),
  * exported to ONNX and published to the registry as CANDIDATE_VERSION, NOT active; its feature_spec.json names
  * the set, so promotion points the (target, set) slot at it. metrics.json records the held-out window it left
  * out, for evaluate. vol_spike_60s: y is the spike value (forward volatility over the trailing level,
@@ -9,6 +9,7 @@
  * (fitThresholdsByProduct) and stored in metrics.json `thresholds` and the ONNX metadata.
  */
 
+import { createHash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,9 +25,15 @@ import { componentLogger, type Logger } from '../../src/log.js';
 import { METADATA_KEYS } from '../../src/model/contract.js';
 import { baseRate, brierScore, logLoss, rocAuc } from '../../src/model/metrics.js';
 import { isPublished, publishVersion } from '../../src/model/registry.js';
-import type { FeatureSetName, ModelMetrics } from '../../src/model/types.js';
+import type { FeatureSetName, ModelMetrics, Target } from '../../src/model/types.js';
+import { HIGHER_IS_BETTER, ScoredRows } from '../eval/bootstrap.js';
 import { FoldError } from '../eval/folds.js';
-import { DEFAULT_WALK_FORWARD, type WalkForwardReport, walkForward } from '../eval/walkForward.js';
+import {
+  DEFAULT_WALK_FORWARD,
+  mainMetric,
+  type WalkForwardReport,
+  walkForward,
+} from '../eval/walkForward.js';
 import { exportLogisticOnnx, exportTreeOnnx } from '../export/onnx.js';
 import { registryLocation, type SplitRecord } from './candidate.js';
 import { assertBothClasses, DatasetError, type Example, modelRows, splitByTime } from './dataset.js';
@@ -50,6 +57,103 @@ export interface TrainResult {
   metrics?: ModelMetrics;
 }
 
+/** What trainCandidate needs besides the rows: the training job reads it from its settings, the baselines fix it. */
+export interface CandidateOptions {
+  target: Target;
+  set: FeatureSetName;
+  /**
+   * The candidate's version, or how to name it from a digest of the fitted model (the baselines: a retrained
+   * model with other weights is another version, which a registry that already holds the old one accepts).
+   */
+  version: string | ((modelDigest: string) => string);
+  algorithm: TrainingConfig['algorithm'];
+  /** The logistic regression's L2 penalty. */
+  l2: number;
+  trainFraction: number;
+  minRows: number;
+  deltaMs: number;
+  tickMs: number;
+  /** metrics.json `trainedAt`: the job's wall clock; the baselines' data end, so a rerun is byte-identical. */
+  trainedAt: string;
+  /** Run the walk-forward evaluation for the record (default true). */
+  walkForward?: boolean;
+}
+
+export interface Candidate {
+  version: string;
+  /** model.onnx, τ per product in its metadata for vol_spike_60s. */
+  onnx: Uint8Array;
+  spec: FeatureSpec;
+  /** metrics.json, but for what only the caller knows (`data`, the duration). */
+  metrics: ModelMetrics & Record<string, unknown>;
+  thresholds: Record<string, number> | undefined;
+  split: SplitRecord;
+  trainRows: Example[];
+}
+
+/**
+ * THE training of a candidate, shared by the training job (train, below: rows from the lake) and the shipped
+ * baselines (models/baseline.ts: rows from the simulated market): complete rows of the set, the purged time
+ * split, τ per product, the model, its held-out figures and the walk-forward record. `examples` are whole lake
+ * rows in time order (vol_spike_60s: y = the spike value, targets.ts toSpikeValues).
+ */
+export async function trainCandidate(
+  examples: readonly Example[],
+  o: CandidateOptions,
+  log: Logger,
+): Promise<Candidate> {
+  const { target, set } = o;
+  // What the model learns from and is judged on: complete rows (no warm-up, no gap), the set's inputs only.
+  const rows = modelRows(examples, set);
+  if (rows.length < o.minRows) {
+    throw new DatasetError(
+      `only ${rows.length} complete labelled rows of ${target} (of ${examples.length}); ` +
+        `TRAIN_MIN_ROWS is ${o.minRows}`,
+    );
+  }
+  const horizonUs = labelHorizonUs(target, o.deltaMs);
+  const split = splitByTime(rows, o.trainFraction, horizonUs);
+  // vol_spike_60s: τ per product from the training rows only (the held-out ones must not shape the target),
+  // then "spike value > τ" on both parts (a held-out product without τ is left out). Other targets pass
+  // through unchanged.
+  const thresholds = fitThresholdsByProduct(target, split.train);
+  const trainRows = binarizeByProduct(split.train, thresholds);
+  const holdout = binarizeByProduct(split.holdout, thresholds);
+  assertBothClasses(trainRows, 'training rows');
+  assertBothClasses(holdout, 'held-out rows');
+  const spec = featureSpec(o.tickMs, set);
+  const fitted = await fitModel(o, spec, trainRows, horizonUs, target);
+  const { version } = fitted;
+  const metrics: ModelMetrics & Record<string, unknown> = holdoutMetrics(
+    { ...o, version },
+    trainRows,
+    holdout,
+    fitted.score,
+  );
+  const splitRecord: SplitRecord = {
+    trainFraction: o.trainFraction,
+    trainRows: trainRows.length,
+    purgedRows: split.purged,
+    horizonUs,
+    holdout: split.holdoutWindow,
+  };
+  Object.assign(metrics, {
+    featureSet: set,
+    ...(thresholds === undefined ? {} : { thresholds, thresholdDefinition: THRESHOLDS_DEFINITION }),
+    trainBaseRate: baseRate(trainRows.map((e) => e.y)),
+    ...(o.walkForward === false
+      ? {}
+      : { walkForward: await walkForwardRecord(examples, target, set, o.deltaMs, log) }),
+    split: splitRecord,
+    training: fitted.record,
+  });
+  const onnx =
+    thresholds === undefined
+      ? fitted.onnx
+      : withOnnxMetadata(fitted.onnx, { [METADATA_KEYS.thresholds]: JSON.stringify(thresholds) });
+  return { version, onnx, spec, metrics, thresholds, split: splitRecord, trainRows };
+}
+
 export async function train(
   env: Env = process.env,
   log: Logger = componentLogger('trainer'),
@@ -65,42 +169,13 @@ export async function train(
     return { version, published: false };
   }
   const lake = await loadLakeExamples(env, target, featureSpec(tickMs), { keepSuspect: cfg.keepSuspect });
-  // What the model learns from and is judged on: complete rows (no warm-up, no gap), the set's inputs only.
-  const rows = modelRows(lake.examples, set);
-  if (rows.length < cfg.minRows) {
-    throw new DatasetError(
-      `only ${rows.length} complete labelled rows of ${target} (of ${lake.examples.length} in the lake); ` +
-        `TRAIN_MIN_ROWS is ${cfg.minRows}`,
-    );
-  }
-  const horizonUs = labelHorizonUs(target, deltaMs);
-  const split = splitByTime(rows, cfg.trainFraction, horizonUs);
-  // vol_spike_60s: τ per product from the training rows only (the held-out ones must not shape the target),
-  // then "spike value > τ" on both parts (a held-out product without τ is left out). Other targets pass
-  // through unchanged.
-  const thresholds = fitThresholdsByProduct(target, split.train);
-  const trainRows = binarizeByProduct(split.train, thresholds);
-  const holdout = binarizeByProduct(split.holdout, thresholds);
-  assertBothClasses(trainRows, 'training rows');
-  assertBothClasses(holdout, 'held-out rows');
-  const spec = featureSpec(tickMs, set);
-  const fitted = await fitModel(cfg, spec, trainRows, horizonUs, { target, version });
-  const metrics = holdoutMetrics(cfg, trainRows, holdout, fitted.score);
-  const splitRecord: SplitRecord = {
-    trainFraction: cfg.trainFraction,
-    trainRows: trainRows.length,
-    purgedRows: split.purged,
-    horizonUs,
-    holdout: split.holdoutWindow,
-  };
+  const candidate = await trainCandidate(
+    lake.examples,
+    { ...cfg, version, deltaMs, tickMs, trainedAt: new Date().toISOString() },
+    log,
+  );
+  const { metrics, thresholds, split: splitRecord, trainRows } = candidate;
   Object.assign(metrics, {
-    featureSet: set,
-    ...(thresholds === undefined ? {} : { thresholds, thresholdDefinition: THRESHOLDS_DEFINITION }),
-    trainBaseRate: baseRate(trainRows.map((e) => e.y)),
-    walkForward: await walkForwardRecord(lake.examples, target, set, deltaMs, log),
-  });
-  Object.assign(metrics, {
-    split: splitRecord,
     data: {
       source: 'lake',
       bucket: readResourceNames(env).lakeBucket,
@@ -108,21 +183,15 @@ export async function train(
       labelObjects: lake.labelObjects,
       suspect: lake.suspect,
       from: new Date(Math.floor(trainRows[0]!.tsUs / 1000)).toISOString(),
-      to: new Date(Math.floor(split.holdoutWindow.toUs / 1000)).toISOString(),
+      to: new Date(Math.floor(splitRecord.holdout.toUs / 1000)).toISOString(),
     },
-    training: { ...fitted.record, durationS: (performance.now() - started) / 1000 },
+    training: { ...(metrics.training as object), durationS: (performance.now() - started) / 1000 },
   });
 
   const dir = await mkdtemp(join(tmpdir(), 'qw-train-'));
   try {
-    const onnx = fitted.onnx;
-    await writeFile(
-      join(dir, 'model.onnx'),
-      thresholds === undefined
-        ? onnx
-        : withOnnxMetadata(onnx, { [METADATA_KEYS.thresholds]: JSON.stringify(thresholds) }),
-    );
-    await writeFile(join(dir, 'feature_spec.json'), `${JSON.stringify(spec, null, 2)}\n`);
+    await writeFile(join(dir, 'model.onnx'), candidate.onnx);
+    await writeFile(join(dir, 'feature_spec.json'), `${JSON.stringify(candidate.spec, null, 2)}\n`);
     await writeFile(join(dir, 'metrics.json'), `${JSON.stringify(metrics, null, 2)}\n`);
     await publishVersion(dir, target, version, env);
   } finally {
@@ -141,7 +210,7 @@ export async function train(
 }
 
 function holdoutMetrics(
-  cfg: TrainingConfig,
+  o: Pick<CandidateOptions, 'target' | 'trainedAt'> & { version: string },
   trainRows: Example[],
   holdout: Example[],
   score: (x: number[]) => number,
@@ -151,9 +220,9 @@ function holdoutMetrics(
   const trainRate = baseRate(trainRows.map((e) => e.y));
   const noSkill = y.map(() => trainRate);
   return {
-    target: cfg.target,
-    version: cfg.candidateVersion,
-    trainedAt: new Date().toISOString(),
+    target: o.target,
+    version: o.version,
+    trainedAt: o.trainedAt,
     rows: { train: trainRows.length, test: holdout.length },
     baseRate: baseRate(y),
     auc: rocAuc(p, y),
@@ -185,6 +254,7 @@ async function walkForwardRecord(
 }
 
 interface Fitted {
+  version: string;
   /** Probability for a row of the set's inputs. */
   score: (x: number[]) => number;
   onnx: Uint8Array;
@@ -196,29 +266,43 @@ interface Fitted {
 const JOB_GBDT = DEFAULT_WALK_FORWARD.gbdt;
 
 /**
- * The model on `trainRows` (complete rows cut to the inputs of `spec`'s set). TRAIN_ALGORITHM=gbdt (default):
- * the trees, early-stopped on the newest 20 % of the training rows (purged by the label horizon from the rest).
- * logistic: the regression, L2 penalty TRAIN_L2.
+ * The model on `trainRows` (complete rows cut to the inputs of `spec`'s set). The newest 20 % of the training rows
+ * validate (purged by the label horizon from the rest, `fit`):
+ *   gbdt      the trees on `fit`, early-stopped on the validation rows;
+ *   logistic  the regression on all the training rows, L2 penalty TRAIN_L2;
+ *   auto      (default) both on `fit`, and the one better in the target's main metric on the validation rows
+ *             (ties: the regression), as the walk-forward's `chosen` (models/eval/walkForward.ts): on the
+ *             simulated market neither learner wins every target and fold.
  */
 async function fitModel(
-  cfg: TrainingConfig,
+  o: Pick<CandidateOptions, 'algorithm' | 'l2' | 'version'>,
   spec: FeatureSpec,
   trainRows: Example[],
   horizonUs: number,
-  meta: { target: string; version: string },
+  target: Target,
 ): Promise<Fitted> {
-  if (cfg.algorithm === 'logistic') {
+  const metaOf = (model: unknown) => {
+    const version =
+      typeof o.version === 'string'
+        ? o.version
+        : o.version(createHash('sha256').update(JSON.stringify(model)).digest('hex').slice(0, 8));
+    return { target, version };
+  };
+  const logistic = (rows: Example[], extra: Record<string, unknown> = {}): Fitted => {
     const model = trainLogisticRegression(
-      trainRows.map((e) => e.x),
-      trainRows.map((e) => e.y),
-      { l2: cfg.l2 },
+      rows.map((e) => e.x),
+      rows.map((e) => e.y),
+      { l2: o.l2 },
     );
+    const meta = metaOf(model);
     return {
+      version: meta.version,
       score: (x) => predictLogistic(model, x),
       onnx: exportLogisticOnnx(model, spec, meta),
-      record: { algorithm: 'logistic regression (Newton/IRLS, standardized features)', l2: cfg.l2 },
+      record: { algorithm: 'logistic regression (Newton/IRLS, standardized features)', l2: o.l2, ...extra },
     };
-  }
+  };
+  if (o.algorithm === 'logistic') return logistic(trainRows);
   const cut = trainRows[Math.floor(trainRows.length * 0.8)]?.tsUs ?? Number.POSITIVE_INFINITY;
   const fitPart = trainRows.filter((e) => e.tsUs + horizonUs < cut);
   const validation = trainRows.filter((e) => e.tsUs >= cut);
@@ -235,7 +319,9 @@ async function fitModel(
     y: labels(validation),
   });
   const names = spec.features.map((f) => f.name);
-  return {
+  const meta = metaOf(result.model);
+  const trees: Fitted = {
+    version: meta.version,
     score: (x) => predictGbdt(result.model, x),
     onnx: exportTreeOnnx(result.model, spec, meta),
     record: {
@@ -249,6 +335,30 @@ async function fitModel(
         .map((feature, f) => ({ feature, gain: result.gain[f]! }))
         .filter((f) => f.gain > 0)
         .sort((a, b) => b.gain - a.gain),
+    },
+  };
+  if (o.algorithm === 'gbdt') return trees;
+  const regression = logistic(fitPart, { rows: { fit: fitPart.length, validation: validation.length } });
+  const metric = mainMetric(target);
+  const y = labels(validation);
+  const rate = baseRate(fitPart.map((e) => e.y));
+  const on = (f: Fitted) =>
+    new ScoredRows(
+      Float64Array.from(validation, (e) => f.score(e.x)),
+      y,
+      rate,
+      rate,
+    ).metrics()[metric];
+  const onValidation = { logistic: on(regression), gbdt: on(trees) };
+  const gbdtBetter = HIGHER_IS_BETTER[metric]
+    ? onValidation.gbdt > onValidation.logistic
+    : onValidation.gbdt < onValidation.logistic;
+  const chosen = gbdtBetter ? trees : regression;
+  return {
+    ...chosen,
+    record: {
+      ...chosen.record,
+      choice: { learner: gbdtBetter ? 'gbdt' : 'logistic', metric, validation: onValidation },
     },
   };
 }
