@@ -1,88 +1,112 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FEATURE_SPEC } from '../src/features/spec.js';
+import { FEATURE_SPEC, featureSpec } from '../src/features/spec.js';
 import { METADATA_KEYS } from '../src/model/contract.js';
 import { loadModel } from '../src/model/runtime.js';
-import { type ModelMetrics, TARGETS } from '../src/model/types.js';
+import { MODEL_SETS, type ModelMetrics, slotKey, TARGETS } from '../src/model/types.js';
 import {
   BASELINE_DIR,
   buildDataset,
   buildDatasets,
-  DEFAULT_OPTIONS,
   nearestRankQuantile,
+  REPRO_OPTIONS,
+  reproDigests,
   splitByTime,
-  trainBaseline,
   withOnnxMetadata,
 } from './baseline.js';
+import type { RunRecord } from './eval/runRecord.js';
 import { exportLogisticOnnx, readOnnxMetadata } from './export/onnx.js';
 
-type Metrics = ModelMetrics & { reference: { brier: number; logLoss: number }; threshold?: number };
+type Metrics = ModelMetrics & {
+  reference: { brier: number; logLoss: number };
+  thresholds?: Record<string, number>;
+  trainBaseRate: number;
+  featureSet: string;
+  data: { minutes: number; products: string[] };
+  training: { choice?: { learner: string } };
+};
 
 for (const target of TARGETS) {
-  const dir = join(BASELINE_DIR, target);
-  const shipped = existsSync(join(dir, 'feature_spec.json'));
-  if (!shipped)
-    console.warn(`skipping shipped-baseline checks: ${dir} has no baseline yet (run npm run baseline)`);
+  for (const set of MODEL_SETS) {
+    const slot = slotKey(target, set);
+    const dir = join(BASELINE_DIR, slot);
+    const shipped = existsSync(join(dir, 'feature_spec.json'));
+    if (!shipped)
+      console.warn(`skipping shipped-baseline checks: ${dir} has no baseline yet (run npm run baseline)`);
 
-  describe.skipIf(!shipped)(`shipped baseline model ${target}`, () => {
-    const read = (file: string) => readFileSync(join(dir, file));
-    const metrics = () => JSON.parse(read('metrics.json').toString('utf8')) as Metrics;
+    describe.skipIf(!shipped)(`shipped baseline model ${slot}`, () => {
+      const read = (file: string) => readFileSync(join(dir, file));
+      const metrics = () => JSON.parse(read('metrics.json').toString('utf8')) as Metrics;
+      const spec = featureSpec(FEATURE_SPEC.tickMs, set);
 
-    it("feature_spec.json equals the code's FEATURE_SPEC (rerun npm run baseline after changing features)", () => {
-      expect(JSON.parse(read('feature_spec.json').toString('utf8'))).toEqual(FEATURE_SPEC);
-    });
-
-    it('model.onnx carries the same feature names and loads under the model contract', async () => {
-      const bytes = new Uint8Array(read('model.onnx'));
-      const meta = readOnnxMetadata(bytes);
-      expect(JSON.parse(meta[METADATA_KEYS.featureNames]!)).toEqual(FEATURE_SPEC.features.map((f) => f.name));
-      expect(meta[METADATA_KEYS.featureSpecVersion]).toBe(String(FEATURE_SPEC.version));
-      expect(meta[METADATA_KEYS.target]).toBe(target);
-      expect(meta[METADATA_KEYS.version]).toBe(metrics().version);
-      const model = await loadModel(bytes, FEATURE_SPEC, { target, version: metrics().version });
-      const p = await model.predict(new Float32Array(FEATURE_SPEC.features.length), 1);
-      expect(p[0]).toBeGreaterThan(0);
-      expect(p[0]).toBeLessThan(1);
-      await model.release();
-    });
-
-    it('metrics.json describes a model that beats always predicting the base rate', () => {
-      const m = metrics();
-      expect(m.target).toBe(target);
-      expect(m.rows.train).toBeGreaterThan(m.rows.test);
-      expect(m.auc).toBeGreaterThan(0.5);
-      expect(m.brier).toBeLessThan(m.reference.brier);
-      expect(m.logLoss).toBeLessThan(m.reference.logLoss);
-    });
-
-    if (target === 'vol_spike_60s') {
-      it('stores τ in metrics.json and in the ONNX metadata, the same number', () => {
-        const m = metrics();
-        expect(m.threshold).toBeGreaterThan(0);
-        const meta = readOnnxMetadata(new Uint8Array(read('model.onnx')));
-        expect(Number(meta[METADATA_KEYS.threshold])).toBe(m.threshold);
-        // τ is the 90th percentile of the training part: about 10% of training rows are spikes.
-        expect(m.trainBaseRate).toBeGreaterThan(0.05);
-        expect(m.trainBaseRate).toBeLessThanOrEqual(0.1);
+      it("feature_spec.json equals the code's spec of the set (rerun npm run baseline after changing features)", () => {
+        expect(JSON.parse(read('feature_spec.json').toString('utf8'))).toEqual(spec);
+        expect(metrics().featureSet).toBe(set);
       });
-    }
-  });
+
+      it('model.onnx carries the same feature names, target, version and τ, and loads under the model contract', async () => {
+        const bytes = new Uint8Array(read('model.onnx'));
+        const meta = readOnnxMetadata(bytes);
+        const m = metrics();
+        expect(JSON.parse(meta[METADATA_KEYS.featureNames]!)).toEqual(spec.features.map((f) => f.name));
+        expect(meta[METADATA_KEYS.featureSpecVersion]).toBe(String(spec.version));
+        expect(meta[METADATA_KEYS.target]).toBe(target);
+        expect(meta[METADATA_KEYS.version]).toBe(m.version);
+        if (target === 'vol_spike_60s') {
+          // τ per product, the same numbers in the model and in metrics.json, for every simulated product.
+          expect(JSON.parse(meta[METADATA_KEYS.thresholds]!)).toEqual(m.thresholds);
+          expect(Object.keys(m.thresholds!).sort()).toEqual([...m.data.products].sort());
+          for (const tau of Object.values(m.thresholds!)) expect(tau).toBeGreaterThan(0);
+          // τ is each product's 90th percentile of the training part: about 10 % of training rows are spikes.
+          expect(m.trainBaseRate).toBeGreaterThan(0.05);
+          expect(m.trainBaseRate).toBeLessThanOrEqual(0.1);
+        } else {
+          expect(meta[METADATA_KEYS.thresholds]).toBeUndefined();
+        }
+        const model = await loadModel(bytes, spec, { target, version: m.version });
+        expect(model.featureSet).toBe(set);
+        const p = await model.predict(new Float32Array(spec.features.length), 1);
+        expect(p[0]).toBeGreaterThan(0);
+        expect(p[0]).toBeLessThan(1);
+        await model.release();
+      });
+
+      it('was trained on at least 24 simulated hours and beats always predicting the base rate', () => {
+        const m = metrics();
+        expect(m.target).toBe(target);
+        expect(m.data.minutes).toBeGreaterThanOrEqual(24 * 60);
+        expect(m.rows.train).toBeGreaterThan(m.rows.test);
+        expect(m.auc).toBeGreaterThan(0.5);
+        expect(m.brier).toBeLessThan(m.reference.brier);
+        expect(m.logLoss).toBeLessThan(m.reference.logLoss);
+      });
+
+      it('ships its run record: the same version, the gate of a first model, and a report page', () => {
+        const record = JSON.parse(read('run.json').toString('utf8')) as RunRecord;
+        const m = metrics();
+        expect(record.version).toBe(m.version);
+        expect(record.target).toBe(target);
+        expect(record.parameters.training.set).toBe(set);
+        expect(record.decision?.reference).toBe('base_rate');
+        expect(record.status).toBe(record.decision?.promote ? 'passed' : 'rejected');
+        expect(record.data?.rows.test).toBe(m.rows.test);
+        expect(read('report.html').toString('utf8')).toContain(m.version);
+      });
+    });
+  }
 }
 
-describe.skipIf(!TARGETS.every((t) => existsSync(join(BASELINE_DIR, t, 'model.onnx'))))(
-  'the shipped baselines are what `npm run baseline` produces',
+describe.skipIf(!existsSync(join(BASELINE_DIR, 'repro.json')))(
+  'the baseline pipeline is deterministic: a short retrain reproduces its committed bytes',
   () => {
-    it('retraining from the default seed gives the committed metrics and model bytes', () => {
-      const datasets = buildDatasets(DEFAULT_OPTIONS);
-      for (const target of TARGETS) {
-        const { metrics, onnx } = trainBaseline(DEFAULT_OPTIONS, target, datasets);
-        const dir = join(BASELINE_DIR, target);
-        const shipped = JSON.parse(readFileSync(join(dir, 'metrics.json'), 'utf8')) as Metrics;
-        expect(metrics, `${target}: rerun npm run baseline and commit models/baseline`).toEqual(shipped);
-        expect(Buffer.from(onnx).equals(readFileSync(join(dir, 'model.onnx')))).toBe(true);
-      }
-    }, 120_000);
+    it('retraining the short configuration gives the digests in models/baseline/repro.json', async () => {
+      // A short configuration of the same code: a change to the rows, the split, τ or the learners shows up
+      // here, not first in a 24-hour retrain.
+      const committed = JSON.parse(readFileSync(join(BASELINE_DIR, 'repro.json'), 'utf8'));
+      expect(committed.options).toEqual(REPRO_OPTIONS);
+      expect(await reproDigests(), 'rerun npm run baseline and commit models/baseline').toEqual(committed);
+    }, 180_000);
   },
 );
 
@@ -99,7 +123,7 @@ describe('buildDatasets', () => {
       for (const e of list) expect(e.x).toHaveLength(FEATURE_SPEC.features.length);
     }
     for (const e of a.quoteChange) expect([0, 1]).toContain(e.y);
-    // Continuous, non-negative forward volatility, not all equal.
+    // Continuous, non-negative spike values (forward volatility over the trailing level), not all equal.
     expect(a.volSpike.every((e) => e.y >= 0 && Number.isFinite(e.y))).toBe(true);
     expect(new Set(a.volSpike.map((e) => e.y)).size).toBeGreaterThan(10);
     expect(buildDatasets({ seed: 8, minutes: 2 }).quoteChange).not.toEqual(a.quoteChange);

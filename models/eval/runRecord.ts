@@ -273,23 +273,24 @@ function walkForwardSection(w: RunRecord['walkForward']): string {
   if ('notRun' in w) return `<h2>Walk-forward evaluation</h2><p>not run: ${escapeHtml(w.notRun)}</p>`;
   const cell = (i: { value: number; lo: number; hi: number }) =>
     `${num(i.value)} [${num(i.lo)}, ${num(i.hi)}]`;
-  const rows = MODELS.map(
-    (m) => `<tr><td>${m}</td>${METRICS.map((k) => `<td>${cell(w.overall[m][k])}</td>`).join('')}</tr>`,
-  ).join('');
+  // A record written before a model existed (the chosen one) has no figures for it.
+  const rows = MODELS.filter((m) => w.overall[m] !== undefined)
+    .map((m) => `<tr><td>${m}</td>${METRICS.map((k) => `<td>${cell(w.overall[m][k])}</td>`).join('')}</tr>`)
+    .join('');
   const folds = w.folds
     .map(
       (f) =>
-        `<tr><td>${f.index}</td><td>${f.rows.train}</td><td>${f.rows.validation}</td><td>${f.rows.test}</td><td>${f.positives.test}</td><td>${num(f.metrics.gbdt[w.mainMetric])}</td><td>${f.chosen.gbdtTrees}</td></tr>`,
+        `<tr><td>${f.index}</td><td>${f.rows.train}</td><td>${f.rows.validation}</td><td>${f.rows.test}</td><td>${f.positives.test}</td><td>${num(f.metrics.gbdt[w.mainMetric])}</td><td>${f.chosen.gbdtTrees}</td><td>${f.chosen.learner ?? 'gbdt'}</td><td>${num(f.metrics.chosen?.[w.mainMetric] ?? Number.NaN)}</td></tr>`,
     )
     .join('');
   const maxGain = Math.max(1e-12, ...w.importance.map((f) => f.gain));
   return `<h2>Walk-forward evaluation (${w.folds.length} folds, ${escapeHtml(w.set)})</h2>
 <p>pooled test rows ${w.test.rows} (${w.test.positives} positive, ${w.test.blocks} blocks of ${num(w.blockUs / 1e6, 0)} s), embargo ${num(w.embargoUs / 1e6, 1)} s${w.skipped.length ? `; skipped: ${escapeHtml(w.skipped.join('; '))}` : ''}</p>
 <table><tr><th>model</th>${METRICS.map((k) => `<th>${k}</th>`).join('')}</tr>${rows}</table>
-<p>gbdt gain in ${escapeHtml(w.mainMetric)}: ${Object.entries(w.gain)
+<p>the chosen model's gain in ${escapeHtml(w.mainMetric)}: ${Object.entries(w.gain)
     .map(([b, i]) => `vs ${escapeHtml(b)} ${cell(i)}`)
     .join(' · ')}</p>
-<table><tr><th>fold</th><th>train</th><th>validation</th><th>test</th><th>test positives</th><th>gbdt ${escapeHtml(w.mainMetric)}</th><th>trees</th></tr>${folds}</table>
+<table><tr><th>fold</th><th>train</th><th>validation</th><th>test</th><th>test positives</th><th>gbdt ${escapeHtml(w.mainMetric)}</th><th>trees</th><th>chosen</th><th>chosen ${escapeHtml(w.mainMetric)}</th></tr>${folds}</table>
 <h3>Feature importance of the trees (split gain, all folds)</h3><table>${w.importance
     .slice(0, 20)
     .map(

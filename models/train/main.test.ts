@@ -15,7 +15,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runTrainingStateMachine, synthesizeTrainingDefinition } from '../../bin/localTraining.js';
 import { s3Client } from '../../src/aws/clients.js';
 import { DEFAULT_TRAIN_L2 } from '../../src/config.js';
-import { FeaturePipeline } from '../../src/features/pipeline.js';
 import {
   FEATURE_NAMES,
   FEATURE_SPEC,
@@ -28,7 +27,6 @@ import type { FeatureRow, FeatureSpec, LabelRow } from '../../src/features/types
 import { VOL_SPIKE_LEVEL_FEATURE, volSpikeValue } from '../../src/labels/volSpike.js';
 import { type Emulators, startEmulators } from '../../src/local/emulators.js';
 import { provision } from '../../src/local/provision.js';
-import { FEED_PRODUCT, mapAdvancedTradeFrame } from '../../src/marketdata/advancedTrade.js';
 import { METADATA_KEYS } from '../../src/model/contract.js';
 import { rocAuc } from '../../src/model/metrics.js';
 import {
@@ -42,10 +40,9 @@ import {
 } from '../../src/model/registry.js';
 import { loadModel, ModelLoadError } from '../../src/model/runtime.js';
 import { BUCKETS, LOCAL_MODEL_URI } from '../../src/resources.js';
-import { DEFAULT_PRODUCTS, seedEpochUs } from '../../src/simulator/exchange.js';
 import { Rng } from '../../src/simulator/rng.js';
-import { Session } from '../../src/simulator/session.js';
 import { LakeWriter } from '../../src/storage/lake.js';
+import { simulateMarket } from '../baseline.js';
 import { formatRuns, listRuns, type RunRecord } from '../eval/runRecord.js';
 import { readOnnxMetadata } from '../export/onnx.js';
 import type { Evaluation } from './candidate.js';
@@ -69,30 +66,14 @@ const BASELINE_DIR = baselineDir(TARGET);
 const BASELINE_VERSION = baselineMetrics(TARGET).version;
 const SHUFFLED_LAKE = 'qw-test-lake-shuffled';
 
-/** Seeded market -> Advanced Trade frames -> production mapper -> feature pipeline (as models/baseline.ts). */
+/** The simulated market's feature rows and labels (models/baseline.ts simulateMarket). */
 function simulate(seed: number, minutes: number): { rows: FeatureRow[]; labels: LabelRow[] } {
-  const startUs = seedEpochUs(seed);
-  const session = new Session(DEFAULT_PRODUCTS, seed, startUs);
-  const pipeline = new FeaturePipeline({ tickMs: FEATURE_SPEC.tickMs, deltaMs: 500, topLevels: 0 });
   const rows: FeatureRow[] = [];
   const labels: LabelRow[] = [];
-  const feed = (text: string, recvUs: number) => {
-    for (const event of mapAdvancedTradeFrame(text, recvUs).events) {
-      if (event.product !== FEED_PRODUCT) pipeline.push(event);
-    }
-    const out = pipeline.drain();
-    rows.push(...out.rows);
-    labels.push(...out.labels);
-  };
-  const productIds = DEFAULT_PRODUCTS.map((p) => p.productId);
-  for (const channel of ['level2', 'market_trades']) {
-    const subscribe = JSON.stringify({ type: 'subscribe', channel, product_ids: productIds });
-    for (const f of session.handleMessage(subscribe)) feed(f.text, session.timeUs);
-  }
-  const endUs = startUs + minutes * 60_000_000;
-  for (let t = startUs; t < endUs; t += 1_000_000) {
-    for (const f of session.advanceTo(Math.min(t + 1_000_000, endUs))) feed(f.text, session.timeUs);
-  }
+  simulateMarket(seed, minutes, (out) => {
+    for (const r of out.rows) rows.push(r);
+    for (const l of out.labels) labels.push(l);
+  });
   return { rows, labels };
 }
 
@@ -209,12 +190,21 @@ describe('training job on the local emulators', () => {
     expect(await activeVersion(TARGET, env)).toBe(BASELINE_VERSION);
     const metrics = await readJson<{
       split: { holdout: { fromUs: number; toUs: number } };
-      training: { algorithm: string };
+      training: {
+        algorithm: string;
+        choice: { learner: string; metric: string; validation: { logistic: number; gbdt: number } };
+      };
       featureSet: string;
       thresholds?: unknown;
     }>(env, `registry/${TARGET}/noise-1/metrics.json`);
-    // The default learner: the trees, on the l2 set's inputs.
-    expect(metrics.training.algorithm).toMatch(/^histogram gradient-boosted trees/);
+    // The default learner (auto): the better of the trees and the regression on the validation rows, in the
+    // target's main metric (log loss: lower is better), on the l2 set's inputs.
+    const { choice } = metrics.training;
+    expect(choice.metric).toBe('logLoss');
+    expect(choice.learner).toBe(choice.validation.gbdt < choice.validation.logistic ? 'gbdt' : 'logistic');
+    expect(metrics.training.algorithm).toMatch(
+      choice.learner === 'gbdt' ? /^histogram gradient-boosted trees/ : /^logistic regression/,
+    );
     expect(metrics.featureSet).toBe('l2');
     expect(metrics.thresholds).toBeUndefined();
 
@@ -236,14 +226,14 @@ describe('training job on the local emulators', () => {
     expect(held.length / labelled.length).toBeGreaterThan(0.25);
     expect(held.length / labelled.length).toBeLessThan(0.31);
 
-    // Both AUCs recomputed on those rows with the two ONNX models, each on its own inputs (the candidate the l2
-    // set's, the baseline the whole row): the job scored exactly these rows.
+    // Both AUCs recomputed on those rows with the two ONNX models, each on the l2 set's inputs (the candidate and
+    // the shipped l2 baseline): the job scored exactly these rows.
     const rows = held.map((l) => x.get(`${l.product}@${l.tsUs}`)!);
     const y = held.map((l) => l.value);
     const candidateOnnx = await readBytes(env, `registry/${TARGET}/noise-1/model.onnx`);
     expect(evaluation.candidate.auc).toBe(await onnxAuc(candidateOnnx, TARGET, rows, y, L2_SPEC));
     expect(evaluation.active?.auc).toBe(
-      await onnxAuc(readFileSync(join(BASELINE_DIR, 'model.onnx')), TARGET, rows, y),
+      await onnxAuc(readFileSync(join(BASELINE_DIR, 'model.onnx')), TARGET, rows, y, L2_SPEC),
     );
 
     expect(evaluation.candidate.auc).toBeLessThan(evaluation.active!.auc);
@@ -355,8 +345,8 @@ describe('training job on the local emulators', () => {
     const onnx = await readBytes(env, `registry/${VOL}/vol-1/model.onnx`);
     expect(JSON.parse(readOnnxMetadata(onnx)[METADATA_KEYS.thresholds]!)).toEqual(tau);
 
-    // Evaluation against the active baseline (one pooled τ on the forward volatility, the rule it was trained
-    // with): both AUCs on the labels "spike value > the candidate's τ of the row's product".
+    // Evaluation against the active baseline: both AUCs on the same labels, "spike value > the candidate's τ of
+    // the row's product".
     const baseline = baselineMetrics(VOL);
     const evaluation = await evaluate(volEnv('vol-1'), silent);
     expect(evaluation.active?.version).toBe(baseline.version);
@@ -367,7 +357,7 @@ describe('training job on the local emulators', () => {
     const rows = held.map((l) => l.row);
     expect(evaluation.candidate.auc).toBe(await onnxAuc(onnx, VOL, rows, y, L2_SPEC));
     expect(evaluation.active?.auc).toBe(
-      await onnxAuc(readFileSync(join(baselineDir(VOL), 'model.onnx')), VOL, rows, y),
+      await onnxAuc(readFileSync(join(baselineDir(VOL), 'model.onnx')), VOL, rows, y, L2_SPEC),
     );
     // ~4 held-out minutes in 5 folds of ~50 s: no fold holds 30 independent 61 s horizons, and it says so.
     expect(evaluation.decision.folds).toHaveLength(5);
@@ -384,6 +374,7 @@ describe('training job on the local emulators', () => {
     const tickerEnv = {
       ...envFor('ticker-1'),
       TRAIN_SET: 'ticker',
+      TRAIN_ALGORITHM: 'gbdt',
       PROMOTE_BLOCK_S: '10',
       PROMOTE_MAX_ECE: '0.1',
     };
@@ -396,13 +387,20 @@ describe('training job on the local emulators', () => {
       await readBytes(env, `registry/${TARGET}/ticker-1/model.onnx`),
     );
     expect(onnx).toContain('TreeEnsemble');
-    // No ticker model is active (the shipped baselines are l2): a first model must beat the base rate.
+    // The candidate is judged against the ticker slot's active model (the shipped ticker baseline), never the l2 one.
+    const tickerBaseline = baselineMetrics(`${TARGET}.ticker`).version;
+    expect(await activeVersion(TARGET, env, 'ticker')).toBe(tickerBaseline);
     const evaluation = await evaluate(tickerEnv, silent);
-    expect(evaluation).toMatchObject({ featureSet: 'ticker', active: null });
-    expect(evaluation.decision).toMatchObject({ reference: 'base_rate', reasons: [], promote: true });
-    expect(evaluation.decision.folds.map((f) => f.ok)).toEqual([true, true, true, true, true]);
-    expect(await promote(tickerEnv, silent)).toMatchObject({ promoted: true, active: 'ticker-1' });
-    expect(await activeVersion(TARGET, env, 'ticker')).toBe('ticker-1');
+    expect(evaluation).toMatchObject({ featureSet: 'ticker', active: { version: tickerBaseline } });
+    expect(evaluation.decision.reference).toBe('active');
+    expect(evaluation.decision.reasons.length === 0).toBe(evaluation.decision.promote);
+    // Whichever way the gate went, only the ticker slot follows it; the l2 slot is untouched.
+    const promoted = evaluation.decision.promote;
+    expect(await promote(tickerEnv, silent)).toMatchObject({
+      promoted,
+      active: promoted ? 'ticker-1' : tickerBaseline,
+    });
+    expect(await activeVersion(TARGET, env, 'ticker')).toBe(promoted ? 'ticker-1' : tickerBaseline);
     expect(await activeVersion(TARGET, env)).toBe(l2Active);
     const record = await readJson<RunRecord>(env, `registry/${TARGET}/ticker-1/run.json`);
     expect(record.parameters.training).toMatchObject({ algorithm: 'gbdt', set: 'ticker' });
