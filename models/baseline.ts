@@ -1,50 +1,45 @@
 /**
- * `npm run baseline`: builds the shipped baseline models, reproducibly, for both targets:
- * quote_change_500ms and vol_spike_60s.
+ * `npm run baseline [-- --hours H]`: the shipped models, one per slot (each target's `l2` and `ticker` model),
+ * trained by THE training job's code on a simulated market, reproducibly:
  *
- * 1. Simulates a seeded market (src/simulator) and renders it as Advanced Trade WebSocket frames.
+ * 1. Simulates the default market (src/simulator, default profiles, seed 20240601, 24 hours) and renders it as
+ *    Advanced Trade WebSocket frames.
  * 2. Maps the frames with the production mapper and feeds them to THE feature pipeline (src/features), so the
- *    training rows are computed exactly as the worker computes live ones.
- * 3. Joins feature rows with their labels, splits by time (first 70% of ticks train, last 30% test; training
- *    rows whose label horizon reaches into the test part are purged), trains a logistic regression per target,
- *    evaluates it on the test part, and writes models/baseline/<target>/{model.onnx, feature_spec.json,
- *    metrics.json}.
- * vol_spike_60s labels are continuous (forward 60 s realized volatility, bps); the binary target is
- * "forward vol > τ" with τ the 90th percentile of the TRAINING part's values, stored in metrics.json
- * (`threshold`) and in the ONNX metadata (METADATA_KEYS.threshold) so serving and live quality use the same τ.
+ *    training rows are computed exactly as the worker computes live ones (buildDatasets).
+ * 3. For each slot, models/train/train.ts trainCandidate, as the training job runs it on the lake's rows: complete
+ *    rows of the set, the purged 70/30 time split, τ per product (vol_spike_60s), the learner chosen on the newest
+ *    training rows (TRAIN_ALGORITHM=auto), the held-out figures and the walk-forward record; then the gate of a
+ *    first model (models/eval/gate.ts: no active model, so the held-out rows must show skill over the base rate).
+ * 4. Writes models/baseline/<slot>/{model.onnx, feature_spec.json, metrics.json, run.json, report.html}.
  *
- * Same seed and code => byte-identical files (no wall clock: trainedAt is the simulated end of the data), so
- * re-running never produces a "new" version by accident; changing FEATURE_VERSION or the trained weights
- * (a short hash of them is part of the version) changes the version.
+ * Same seed, hours and code => byte-identical model.onnx, feature_spec.json and metrics.json (no wall clock:
+ * trainedAt is the simulated end of the data); the version carries a digest of the fitted model, so a retrained
+ * model with other weights is another version. run.json and report.html also name the commit they came from.
  */
 
 import { createHash } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_TRAIN_L2 } from '../src/config.js';
+import { parseArgs } from 'node:util';
+import { DEFAULT_TRAIN_L2, readPromotionConfig } from '../src/config.js';
 import { FeaturePipeline } from '../src/features/pipeline.js';
 import { FEATURE_SPEC, FEATURE_VERSION } from '../src/features/spec.js';
-import { QUOTE_CHANGE_TARGET } from '../src/labels/quoteChange.js';
+import type { FeatureRow, FeatureSpec, LabelRow } from '../src/features/types.js';
 import { VOL_HORIZON_S, VOL_SPIKE_TARGET } from '../src/labels/volSpike.js';
-import { componentLogger } from '../src/log.js';
+import { componentLogger, type Logger } from '../src/log.js';
 import { FEED_PRODUCT, mapAdvancedTradeFrame } from '../src/marketdata/advancedTrade.js';
-import { METADATA_KEYS } from '../src/model/contract.js';
-import { baseRate, brierScore, logLoss, rocAuc } from '../src/model/metrics.js';
-import type { ModelMetrics, Target } from '../src/model/types.js';
+import { loadModel } from '../src/model/runtime.js';
+import { MODEL_SETS, slotKey, TARGETS } from '../src/model/types.js';
 import { DEFAULT_PRODUCTS, seedEpochUs } from '../src/simulator/exchange.js';
 import { Session } from '../src/simulator/session.js';
-import { exportLogisticOnnx } from './export/onnx.js';
-import { type Example, splitByTime as purgedSplit } from './train/dataset.js';
-import { predictLogistic, trainLogisticRegression } from './train/logreg.js';
-import {
-  binarize,
-  fitThreshold,
-  labelHorizonUs,
-  THRESHOLD_DEFINITION,
-  toSpikeValues,
-  withOnnxMetadata,
-} from './train/targets.js';
+import { ScoredRows } from './eval/bootstrap.js';
+import { decidePromotion, timeFolds } from './eval/gate.js';
+import { curvesOf, gitSha, type RunRecord, renderReport, specHash } from './eval/runRecord.js';
+import { mainMetric } from './eval/walkForward.js';
+import { type Example, modelRows, splitByTime as purgedSplit } from './train/dataset.js';
+import { binarizeByProduct, labelHorizonUs, toSpikeValues } from './train/targets.js';
+import { trainCandidate } from './train/train.js';
 
 export { nearestRankQuantile, VOL_SPIKE_QUANTILE, withOnnxMetadata } from './train/targets.js';
 // The rules shared with the training job live in models/train/; re-exported for this module's callers.
@@ -58,17 +53,14 @@ export interface BaselineOptions {
   /** Simulated minutes of market data (all products). */
   minutes: number;
   trainFraction: number;
-  l2: number;
-  /** L2 penalty of the vol_spike_60s model (why it is stronger: DEFAULT_TRAIN_L2 in src/config.ts). */
-  l2Vol: number;
+  /** Run the walk-forward evaluation for each run record (default true; the reproducibility test skips it). */
+  walkForward?: boolean;
 }
 
 export const DEFAULT_OPTIONS: BaselineOptions = {
   seed: 20_240_601,
-  minutes: 60,
+  minutes: 24 * 60,
   trainFraction: 0.7,
-  l2: DEFAULT_TRAIN_L2.quote_change_500ms,
-  l2Vol: DEFAULT_TRAIN_L2.vol_spike_60s,
 };
 
 export interface Datasets {
@@ -79,20 +71,42 @@ export interface Datasets {
 }
 
 /** Simulated frames -> mapper -> feature pipeline -> (features, label) pairs per target, in time order. */
-export function buildDatasets(opts: Pick<BaselineOptions, 'seed' | 'minutes'>): Datasets {
-  const startUs = seedEpochUs(opts.seed);
-  const session = new Session(DEFAULT_PRODUCTS, opts.seed, startUs);
-  const productIds = DEFAULT_PRODUCTS.map((p) => p.productId);
+/**
+ * A seeded simulated market (default products) rendered as Advanced Trade frames, mapped by the production mapper
+ * and fed to THE feature pipeline, in one-second steps: `visit` gets each drain (feature rows and labels) and the
+ * receive time. The one way the baselines, the walk-forward and the training tests make market rows offline.
+ */
+export function simulateMarket(
+  seed: number,
+  minutes: number,
+  visit: (drained: { rows: FeatureRow[]; labels: LabelRow[] }, recvUs: number) => void,
+): void {
+  const startUs = seedEpochUs(seed);
+  const session = new Session(DEFAULT_PRODUCTS, seed, startUs);
   const pipeline = new FeaturePipeline({ tickMs: FEATURE_SPEC.tickMs, deltaMs: DELTA_MS, topLevels: 0 });
-  // Rows wait for both labels (the vol label comes ~60 s later); each label takes its own copy of x.
-  const rows = new Map<string, { x: number[]; pending: number }>();
-  const out: Datasets = { quoteChange: [], volSpike: [] };
-
   const feed = (text: string, recvUs: number) => {
     for (const event of mapAdvancedTradeFrame(text, recvUs).events) {
       if (event.product !== FEED_PRODUCT) pipeline.push(event);
     }
-    const drained = pipeline.drain();
+    visit(pipeline.drain(), recvUs);
+  };
+  const productIds = DEFAULT_PRODUCTS.map((p) => p.productId);
+  for (const channel of ['level2', 'market_trades']) {
+    const subscribe = JSON.stringify({ type: 'subscribe', channel, product_ids: productIds });
+    for (const f of session.handleMessage(subscribe)) feed(f.text, session.timeUs);
+  }
+  const endUs = startUs + minutes * 60_000_000;
+  for (let t = startUs; t < endUs; t += 1_000_000) {
+    for (const f of session.advanceTo(Math.min(t + 1_000_000, endUs))) feed(f.text, session.timeUs);
+  }
+}
+
+export function buildDatasets(opts: Pick<BaselineOptions, 'seed' | 'minutes'>): Datasets {
+  const products = DEFAULT_PRODUCTS.length;
+  // Rows wait for both labels (the vol label comes ~60 s later); each label takes its own copy of x.
+  const rows = new Map<string, { x: number[]; pending: number }>();
+  const out: Datasets = { quoteChange: [], volSpike: [] };
+  simulateMarket(opts.seed, opts.minutes, (drained, recvUs) => {
     for (const row of drained.rows)
       rows.set(`${row.product}@${row.tsUs}`, { x: Array.from(row.values), pending: 2 });
     for (const label of drained.labels) {
@@ -104,20 +118,11 @@ export function buildDatasets(opts: Pick<BaselineOptions, 'seed' | 'minutes'>): 
       if (--row.pending === 0) rows.delete(key);
     }
     // A row whose label was dropped (gap) would wait forever: forget rows older than any horizon.
-    if (rows.size > 4 * (VOL_HORIZON_S + 2) * 10 * productIds.length) {
+    if (rows.size > 4 * (VOL_HORIZON_S + 2) * 10 * products) {
       const oldest = recvUs - (VOL_HORIZON_S + 5) * 1e6;
       for (const key of rows.keys()) if (Number(key.slice(key.indexOf('@') + 1)) < oldest) rows.delete(key);
     }
-  };
-
-  for (const channel of ['level2', 'market_trades']) {
-    const subscribe = JSON.stringify({ type: 'subscribe', channel, product_ids: productIds });
-    for (const f of session.handleMessage(subscribe)) feed(f.text, session.timeUs);
-  }
-  const endUs = startUs + opts.minutes * 60_000_000;
-  for (let t = startUs; t < endUs; t += 1_000_000) {
-    for (const f of session.advanceTo(Math.min(t + 1_000_000, endUs))) feed(f.text, session.timeUs);
-  }
+  });
   const byTime = (a: Example, b: Example) => a.tsUs - b.tsUs || a.product.localeCompare(b.product);
   out.quoteChange.sort(byTime);
   out.volSpike.sort(byTime);
@@ -139,92 +144,208 @@ export function splitByTime(examples: readonly Example[], trainFraction: number,
   return { train, test: holdout };
 }
 
-export function trainBaseline(
+/** The models of the slots (target, set) on `datasets`, as the training job trains them, and their run records. */
+export async function trainBaselines(
   opts: BaselineOptions = DEFAULT_OPTIONS,
-  target: Target = QUOTE_CHANGE_TARGET,
   datasets: Datasets = buildDatasets(opts),
-) {
-  const isVol = target === VOL_SPIKE_TARGET;
-  const examples = isVol ? datasets.volSpike : datasets.quoteChange;
-  if (examples.length < 100)
-    throw new Error(`only ${examples.length} labelled ${target} rows; simulate more minutes`);
-  const split = splitByTime(examples, opts.trainFraction, labelHorizonUs(target, DELTA_MS));
-  // vol_spike_60s: τ from the training part only, then the binary target "forward vol > τ" on both parts.
-  const threshold = fitThreshold(target, split.train);
-  const train = binarize(split.train, threshold);
-  const test = binarize(split.test, threshold);
-  const model = trainLogisticRegression(
-    train.map((e) => e.x),
-    train.map((e) => e.y),
-    { l2: isVol ? opts.l2Vol : opts.l2 },
-  );
-  const yTest = test.map((e) => e.y);
-  const pTest = test.map((e) => predictLogistic(model, e.x));
-  const trainRate = baseRate(train.map((e) => e.y));
-
-  // The content hash makes a retrained model (new simulator, new code) a new version: the registry refuses
-  // to overwrite an existing version, so same name + different bytes would never reach a data dir.
-  const digest = createHash('sha256').update(JSON.stringify(model)).digest('hex').slice(0, 8);
-  const version = `baseline-fs${FEATURE_VERSION}-seed${opts.seed}-${digest}`;
-  const metrics: ModelMetrics = {
-    target,
-    version,
-    trainedAt: new Date(Math.floor(examples.at(-1)!.tsUs / 1000)).toISOString(),
-    rows: { train: train.length, test: test.length },
-    baseRate: baseRate(yTest),
-    auc: rocAuc(pTest, yTest),
-    brier: brierScore(pTest, yTest),
-    logLoss: logLoss(pTest, yTest),
-    // What "no skill" scores on the same test rows: always predicting the training base rate.
-    reference: {
-      brier: brierScore(
-        yTest.map(() => trainRate),
-        yTest,
-      ),
-      logLoss: logLoss(
-        yTest.map(() => trainRate),
-        yTest,
-      ),
-    },
-    ...(isVol
-      ? {
-          threshold,
-          thresholdDefinition: THRESHOLD_DEFINITION,
-          trainBaseRate: trainRate,
-        }
-      : {}),
-    data: {
-      source: 'simulator',
-      seed: opts.seed,
-      minutes: opts.minutes,
-      products: DEFAULT_PRODUCTS.map((p) => p.productId),
-      split: `time-ordered ${opts.trainFraction * 100}/${100 - opts.trainFraction * 100}, training rows with a label horizon past the cut purged`,
-    },
-    training: {
-      algorithm: 'logistic regression (Newton/IRLS, standardized features)',
-      l2: isVol ? opts.l2Vol : opts.l2,
-    },
-  };
-  const bare = exportLogisticOnnx(model, FEATURE_SPEC, { target, version });
-  const onnx =
-    threshold === undefined ? bare : withOnnxMetadata(bare, { [METADATA_KEYS.threshold]: String(threshold) });
-  return { model, metrics, onnx };
-}
-
-function main(): void {
-  const log = componentLogger('baseline');
-  const t0 = performance.now();
-  const datasets = buildDatasets(DEFAULT_OPTIONS);
-  for (const target of [QUOTE_CHANGE_TARGET, VOL_SPIKE_TARGET] as const) {
-    const { metrics, onnx } = trainBaseline(DEFAULT_OPTIONS, target, datasets);
-    const dir = join(BASELINE_DIR, target);
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, 'model.onnx'), onnx);
-    writeFileSync(join(dir, 'feature_spec.json'), `${JSON.stringify(FEATURE_SPEC, null, 2)}\n`);
-    writeFileSync(join(dir, 'metrics.json'), `${JSON.stringify(metrics, null, 2)}\n`);
-    const seconds = ((performance.now() - t0) / 1000).toFixed(1);
-    log('info', 'baseline written', { dir, seconds, ...metrics, data: undefined });
+  log: Logger = () => {},
+): Promise<BaselineFiles[]> {
+  const out: BaselineFiles[] = [];
+  for (const target of TARGETS) {
+    const examples = target === VOL_SPIKE_TARGET ? datasets.volSpike : datasets.quoteChange;
+    for (const set of MODEL_SETS) {
+      const started = performance.now();
+      const trainedAt = new Date(Math.floor(examples.at(-1)!.tsUs / 1000)).toISOString();
+      const candidate = await trainCandidate(
+        examples,
+        {
+          target,
+          set,
+          version: (digest) => `baseline-fs${FEATURE_VERSION}-${set}-seed${opts.seed}-${digest}`,
+          algorithm: 'auto',
+          l2: DEFAULT_TRAIN_L2[target],
+          trainFraction: opts.trainFraction,
+          minRows: 100,
+          deltaMs: DELTA_MS,
+          tickMs: FEATURE_SPEC.tickMs,
+          trainedAt,
+          walkForward: opts.walkForward,
+        },
+        log,
+      );
+      const { metrics, version } = candidate;
+      Object.assign(metrics, {
+        data: {
+          source: 'simulator',
+          seed: opts.seed,
+          minutes: opts.minutes,
+          products: DEFAULT_PRODUCTS.map((p) => p.productId),
+          split: `time-ordered ${opts.trainFraction * 100}/${Math.round(100 - opts.trainFraction * 100)}, training rows with a label horizon past the cut purged`,
+        },
+      });
+      // The first model of a slot passes the gate only by beating the base rate beyond noise on the held-out rows.
+      const model = await loadModel(candidate.onnx, candidate.spec, { target, version });
+      let pHoldout: Float64Array;
+      const holdout = binarizeByProduct(
+        modelRows(examples, set).filter(
+          (e) => e.tsUs >= candidate.split.holdout.fromUs && e.tsUs <= candidate.split.holdout.toUs,
+        ),
+        candidate.thresholds,
+      );
+      try {
+        const width = candidate.spec.features.length;
+        const packed = new Float32Array(holdout.length * width);
+        holdout.forEach((e, i) => {
+          packed.set(e.x, i * width);
+        });
+        pHoldout = Float64Array.from(await model.predict(packed, holdout.length));
+      } finally {
+        await model.release();
+      }
+      const y = Uint8Array.from(holdout, (e) => e.y);
+      const trainRate = metrics.trainBaseRate as number;
+      const promotion = readPromotionConfig({});
+      const horizonUs = labelHorizonUs(target, DELTA_MS);
+      const tsUs = Float64Array.from(holdout, (e) => e.tsUs);
+      const decision = decidePromotion(
+        {
+          target,
+          mainMetric: mainMetric(target),
+          horizonUs,
+          tsUs,
+          fold: timeFolds(tsUs, promotion.folds),
+          y,
+          candidate: pHoldout,
+          trainRate,
+        },
+        promotion,
+      );
+      const scored = new ScoredRows(pHoldout, y, trainRate, trainRate).metrics();
+      const record: RunRecord = {
+        target,
+        version,
+        status: decision.promote ? 'passed' : 'rejected',
+        recordedAt: trainedAt,
+        gitSha: gitSha(),
+        featureSpecHash: specHash(candidate.spec),
+        parameters: {
+          training: {
+            target,
+            set,
+            candidateVersion: version,
+            trainFraction: opts.trainFraction,
+            l2: DEFAULT_TRAIN_L2[target],
+            minRows: 100,
+            algorithm: 'auto',
+            keepSuspect: false,
+          },
+          promotion,
+        },
+        data: {
+          window: candidate.split.holdout,
+          rows: { train: candidate.split.trainRows, test: holdout.length },
+          positives: y.reduce((n, v) => n + v, 0),
+          ...(candidate.thresholds ? { thresholds: candidate.thresholds } : {}),
+        },
+        trainingS: (performance.now() - started) / 1000,
+        candidate: {
+          version,
+          auc: scored.rocAuc,
+          prAuc: scored.prAuc,
+          brier: scored.brier,
+          logLoss: scored.logLoss,
+          calibrationError: scored.calibrationError,
+        },
+        active: null,
+        decision,
+        curves: { candidate: curvesOf(pHoldout, y) },
+        ...(metrics.walkForward ? { walkForward: metrics.walkForward as RunRecord['walkForward'] } : {}),
+      };
+      out.push({ slot: slotKey(target, set), onnx: candidate.onnx, spec: candidate.spec, metrics, record });
+      log('info', 'baseline trained', {
+        slot: slotKey(target, set),
+        version,
+        seconds: record.trainingS,
+        learner: (metrics.training as { choice?: { learner: string } }).choice?.learner,
+        auc: metrics.auc,
+        gate: decision.promote ? 'passed' : decision.reasons,
+      });
+    }
   }
+  return out;
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) main();
+export interface BaselineFiles {
+  slot: string;
+  onnx: Uint8Array;
+  spec: FeatureSpec;
+  metrics: Record<string, unknown>;
+  record: RunRecord;
+}
+
+/** The files of one slot, as they are committed (and compared by the reproducibility test). */
+export function baselineFiles(b: BaselineFiles): Record<string, Uint8Array | string> {
+  return {
+    'model.onnx': b.onnx,
+    'feature_spec.json': `${JSON.stringify(b.spec, null, 2)}\n`,
+    'metrics.json': `${JSON.stringify(b.metrics, null, 2)}\n`,
+  };
+}
+
+/**
+ * The short configuration whose file digests are committed in models/baseline/repro.json: the reproducibility
+ * test of `npm test` retrains it (seconds, not the 24-hour run) and must get the same bytes.
+ */
+export const REPRO_OPTIONS: BaselineOptions = {
+  seed: 20_240_601,
+  minutes: 40,
+  trainFraction: 0.7,
+  walkForward: false,
+};
+
+/** repro.json: REPRO_OPTIONS and the sha256 of each slot's files trained with them. */
+export async function reproDigests(): Promise<{
+  options: BaselineOptions;
+  files: Record<string, Record<string, string>>;
+}> {
+  const files: Record<string, Record<string, string>> = {};
+  for (const b of await trainBaselines(REPRO_OPTIONS)) {
+    files[b.slot] = Object.fromEntries(
+      Object.entries(baselineFiles(b)).map(([file, bytes]) => [
+        file,
+        createHash('sha256').update(bytes).digest('hex'),
+      ]),
+    );
+  }
+  return { options: REPRO_OPTIONS, files };
+}
+
+async function main(): Promise<void> {
+  const log = componentLogger('baseline');
+  const { values } = parseArgs({
+    options: { hours: { type: 'string', default: String(DEFAULT_OPTIONS.minutes / 60) } },
+  });
+  const hours = Number(values.hours);
+  if (!(hours > 0)) throw new Error(`--hours: a positive number, got ${values.hours}`);
+  const opts = { ...DEFAULT_OPTIONS, minutes: Math.round(hours * 60) };
+  const t0 = performance.now();
+  log('info', 'simulating', { seed: opts.seed, hours });
+  const datasets = buildDatasets(opts);
+  log('info', 'rows built', {
+    seconds: (performance.now() - t0) / 1000,
+    quoteChange: datasets.quoteChange.length,
+  });
+  for (const b of await trainBaselines(opts, datasets, log)) {
+    const dir = join(BASELINE_DIR, b.slot);
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+    for (const [file, bytes] of Object.entries(baselineFiles(b))) writeFileSync(join(dir, file), bytes);
+    writeFileSync(join(dir, 'run.json'), `${JSON.stringify(b.record, null, 2)}\n`);
+    writeFileSync(join(dir, 'report.html'), renderReport(b.record));
+    log('info', 'baseline written', { dir, version: b.record.version });
+  }
+  writeFileSync(join(BASELINE_DIR, 'repro.json'), `${JSON.stringify(await reproDigests(), null, 2)}\n`);
+  log('info', 'repro.json written', { seconds: (performance.now() - t0) / 1000 });
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) await main();
