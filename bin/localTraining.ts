@@ -23,6 +23,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import {
   type AttributeValue,
   ConditionalCheckFailedException,
@@ -38,6 +39,7 @@ import { dynamoClient, s3Client } from '../src/aws/clients.js';
 import { readLocalConfig, readResourceNames } from '../src/config.js';
 import { QuoteWatchError } from '../src/errors.js';
 import { parseModelUri } from '../src/model/registry.js';
+import { type FeatureSetName, MODEL_SETS, slotKey } from '../src/model/types.js';
 
 type Env = Record<string, string | undefined>;
 type Json = Record<string, unknown>;
@@ -276,6 +278,11 @@ export interface LocalRun {
 export interface LocalRunOptions {
   /** A file each notification is appended to as one JSON line (created with its folder). @default none */
   notificationsFile?: string;
+  /**
+   * The input's `set`: the model slot to train and promote. @default none in the input, which the definition
+   * takes as l2
+   */
+  set?: FeatureSetName;
 }
 
 /** Where `npm run train` appends the notifications: beside the local system's data. */
@@ -285,7 +292,8 @@ export const localNotificationsFile = (env: Env) =>
 /**
  * One execution of the training state machine for `target`. With `version` its input is {target, version} and
  * the execution is named after it; without, its input is {target} and its name a UUID, as a scheduled
- * execution's: the state machine claims the next version tag itself.
+ * execution's: the state machine claims the next version tag itself. `options.set` adds {set} to the input (the
+ * slot; without it the definition trains the l2 slot). Progress lines name the slot (slotKey) and the version.
  */
 export async function runTrainingStateMachine(
   target: string,
@@ -301,12 +309,17 @@ export async function runTrainingStateMachine(
   });
   const startedAt = new Date().toISOString();
   const name = version ?? randomUUID();
-  const input: Record<string, string> = version === undefined ? { target } : { target, version };
+  const input: Record<string, string> = {
+    target,
+    ...(options.set === undefined ? {} : { set: options.set }),
+    ...(version === undefined ? {} : { version }),
+  };
+  const slot = slotKey(target, options.set);
   let label = version ?? `${name} (claiming a version tag)`;
   const notifications: Notification[] = [];
   const notify = (n: Notification) => {
     notifications.push(n);
-    progress(`[${target} ${label}] notification ${n.subject ?? ''}: ${JSON.stringify(n.message)}`);
+    progress(`[${slot} ${label}] notification ${n.subject ?? ''}: ${JSON.stringify(n.message)}`);
     if (options.notificationsFile) {
       mkdirSync(dirname(options.notificationsFile), { recursive: true });
       appendFileSync(options.notificationsFile, `${JSON.stringify(n)}\n`);
@@ -338,17 +351,17 @@ export async function runTrainingStateMachine(
       const e = event as { type: string; state?: { name: string; output?: unknown } };
       if (e.type === 'StateEntered' && e.state) {
         states.push(e.state.name);
-        progress(`[${target} ${label}] ${e.state.name}`);
+        progress(`[${slot} ${label}] ${e.state.name}`);
       } else if (e.type === 'StateRetried' && e.state) {
         retries++;
-        progress(`[${target} ${label}] ${e.state.name} failed: retrying`);
+        progress(`[${slot} ${label}] ${e.state.name} failed: retrying`);
       } else if (e.type === 'StateExited' && runVersion === undefined) {
         // The claimed tag, once a state's output carries it (UseVersionTag).
         const claimed = (e.state?.output as { version?: unknown } | undefined)?.version;
         if (typeof claimed === 'string') {
           runVersion = claimed;
           label = claimed;
-          progress(`[${target} ${label}] claimed version ${claimed}`);
+          progress(`[${slot} ${label}] claimed version ${claimed}`);
         }
       }
     }
@@ -371,20 +384,32 @@ export async function runTrainingStateMachine(
 }
 
 /**
- * `node --import tsx bin/localTraining.ts TARGET [VERSION]` (what `quotewatch pipeline` runs per target): without
- * a version the execution claims the next tag. Notifications are appended to localNotificationsFile(env).
+ * `node --import tsx bin/localTraining.ts TARGET [VERSION] [--set l2|ticker]` (what `quotewatch pipeline` runs
+ * per target): without a version the execution claims the next tag; without --set the input has no set (the l2
+ * slot). Notifications are appended to localNotificationsFile(env).
  */
 async function main(args: string[]): Promise<number> {
-  const [target, version, ...rest] = args;
-  if (!target || rest.length > 0) {
-    console.error('usage: node --import tsx bin/localTraining.ts TARGET [VERSION]');
+  const usage = `usage: node --import tsx bin/localTraining.ts TARGET [VERSION] [--set ${MODEL_SETS.join('|')}]`;
+  let parsed: { values: { set?: string }; positionals: string[] };
+  try {
+    parsed = parseArgs({ args, options: { set: { type: 'string' } }, allowPositionals: true, strict: true });
+  } catch (err) {
+    console.error(`${(err as Error).message}\n${usage}`);
+    return 2;
+  }
+  const [target, version, ...rest] = parsed.positionals;
+  const set = parsed.values.set;
+  if (!target || rest.length > 0 || (set !== undefined && !MODEL_SETS.includes(set as FeatureSetName))) {
+    console.error(usage);
     return 2;
   }
   const notificationsFile = localNotificationsFile(process.env);
   const run = await runTrainingStateMachine(target, version, process.env, undefined, undefined, {
     notificationsFile,
+    ...(set === undefined ? {} : { set: set as FeatureSetName }),
   });
-  console.log(`${target} ${run.version ?? run.execution}: ${run.status} via ${run.states.join(' -> ')}`);
+  const slot = slotKey(target, set as FeatureSetName | undefined);
+  console.log(`${slot} ${run.version ?? run.execution}: ${run.status} via ${run.states.join(' -> ')}`);
   if (run.error) console.log(`  ${run.error}`);
   if (run.notifications.length > 0) console.log(`  notified (locally: appended to ${notificationsFile})`);
   return run.status === 'SUCCEEDED' ? 0 : 1;

@@ -227,22 +227,22 @@ const COMMANDS: Record<string, Command> = {
     },
   }),
   pipeline: defineCommand({
-    usage: 'pipeline [--target T] [--version V]',
+    usage: 'pipeline [--target T] [--set l2|ticker] [--version V]',
     summary:
-      "the training state machine (the CDK app's definition) run locally: claim a version tag (without --version), train, evaluate, gate, promote or keep, notify (printed and appended to <QW_DATA_DIR>/training-notifications.jsonl)",
-    options: { target: { type: 'string' }, version: { type: 'string' } },
+      "the training state machine (the CDK app's definition) run locally: claim a version tag (without --version), train, evaluate, gate, promote or keep the slot's model (--set, in the input; absent, the l2 slot), notify (printed and appended to <QW_DATA_DIR>/training-notifications.jsonl)",
+    options: { target: { type: 'string' }, set: { type: 'string' }, version: { type: 'string' } },
     async run({ values }) {
       const targets = values.target === undefined ? TARGETS : [oneOf('--target', values.target, TARGETS)];
+      // Given, the input's `set`; absent, the input has none and the definition takes l2 (as a {target} input).
+      const set = values.set === undefined ? [] : ['--set', oneOf('--set', values.set, MODEL_SETS)];
       const env = { MODEL_URI: LOCAL_MODEL_URI, ...awsEnv() };
       let failed = 0;
       for (const target of targets) {
         // Without --version the execution claims the next qs-x.y.z tag itself, as a scheduled one does.
         const version = values.version === undefined ? [] : [values.version];
         // Its own process, as `train` does: the CDK app and the Step Functions interpreter load only here.
-        const child = spawn(process.execPath, ['--import', 'tsx', LOCAL_TRAINING_ENTRY, target, ...version], {
-          env,
-          stdio: 'inherit',
-        });
+        const args = ['--import', 'tsx', LOCAL_TRAINING_ENTRY, target, ...version, ...set];
+        const child = spawn(process.execPath, args, { env, stdio: 'inherit' });
         const [code] = (await once(child, 'exit')) as [number | null];
         if (code !== 0) failed++;
       }

@@ -45,9 +45,8 @@ import {
 import { Construct } from 'constructs';
 import { MEASURED_TRAINING, scheduleExpressionProblem } from '../src/config.js';
 import { FEATURE_VERSION } from '../src/features/spec.js';
-import { TARGETS } from '../src/model/types.js';
+import { MODEL_SETS, slotKey, TARGETS } from '../src/model/types.js';
 import {
-  ACTIVE_PARTITION_PREFIX,
   BUCKETS,
   EXECUTION_FAILURE_RECORD,
   LAKE_PREFIXES,
@@ -131,8 +130,9 @@ export interface TrainingPipelineProps {
   /** @default true */
   readonly alarmsEnabled?: boolean;
   /**
-   * An EventBridge Scheduler expression (`rate(1 day)`, `cron(0 3 * * ? *)`) starting one execution per target
-   * with input {"target": ...}. @default no schedule: runs start on demand only
+   * An EventBridge Scheduler expression (`rate(1 day)`, `cron(0 3 * * ? *)`) starting one execution per model
+   * slot (target x feature set, MODEL_SETS) with input {"target": ..., "set": ...}. @default no schedule: runs
+   * start on demand only
    */
   readonly schedule?: string;
   /** Addresses subscribed to the notification topic. @default none */
@@ -173,25 +173,31 @@ export function trainerTaskTimeout(cpu: number, memoryMiB: number): Duration {
  * training reads the Parquet lake and can outgrow a Lambda's 15 minutes and 10 GB, and one image keeps feature
  * code identical between serving and training. The contract with the trainer (models/train/main.ts bundled to
  * dist/train.mjs):
- *   env TARGET, CANDIDATE_VERSION, MODEL_URI, LAKE_BUCKET, REGISTRY_TABLE
+ *   env TARGET, TRAIN_SET, CANDIDATE_VERSION, MODEL_URI, LAKE_BUCKET, REGISTRY_TABLE
  *   `train`    writes <prefix>/<target>/<version>/{model.onnx,feature_spec.json,metrics.json} and
  *              publishes the candidate NOT active; its metrics.json records the held-out window
  *   `evaluate` scores the candidate and the active model on that same held-out window and writes
  *              <prefix>/<target>/<version>/evaluation.json =
  *              {"candidate":{"version":s,...},"active":{"version":s,...}|null,"decision":{"promote":b,...}, ...}
- * Promotion itself needs no code: the state machine reads evaluation.json and flips the registry's active
- * pointer (pk="active#<target>", sk="active", version, activatedAt) with a conditional DynamoDB write (PutItem
+ * Promotion itself needs no code: the state machine reads evaluation.json and flips the active pointer of the
+ * run's slot (REGISTRY_KEYS.active(target, set): pk="active#<target>" for l2, "active#<target>.ticker";
+ * sk="active", version, activatedAt) with a conditional DynamoDB write (PutItem
  * when there is no pointer yet, else UpdateItem keeping its history), the same compare-and-set as the trainer's
  * `promote` (registry activate with ifCurrent): if the pointer moved since
  * evaluation, the comparison is stale and the execution fails instead of overwriting it. Promote and
  * PromoteFirst are the only states that write the pointer.
  *
- * Start it with {"target": "<target>", "version": "<version>"} (on demand), or without `version` (on demand, or
- * the schedule's executions): then the next version tag, qs-<feature version>.0.<n>, is claimed in the registry
- * table as the CLI's claimNextVersion claims it. Every end publishes to the notification topic: promoted, kept
- * with the gate's reasons, or failed with the error and cause, which the failure path first writes beside the
- * run's files as failure.json (the trainer's run record exists only when the trainer itself got to write it).
+ * Start it with {"target": "<target>", "set": "<l2|ticker>", "version": "<version>"} (on demand), or without
+ * `version` (on demand, or the schedule's executions): then the next version tag, qs-<feature version>.0.<n>, is
+ * claimed in the registry table as the CLI's claimNextVersion claims it. `set` picks the model slot (the
+ * registry's slot per target and feature set, src/model/types.ts slotKey): absent, `l2`, as before sets
+ * existed; the trainer gets it as TRAIN_SET, and the Promote states write that slot's pointer. Another value
+ * fails the execution (notified) before anything is claimed or trained. Every end publishes to the notification
+ * topic: promoted, kept with the gate's reasons, or failed with the error and cause, which the failure path first
+ * writes beside the run's files as failure.json (the trainer's run record exists only when the trainer itself got
+ * to write it).
  *
+ *   WhichSlot? -> Slot-l2 | Slot-ticker (unknown set: UnknownSet -> DescribeClaimFailure ...) -> HasVersion?
  *   HasVersion? -> Prepare -> ReserveVersion ----------------------------.
  *              `-> NextVersionTag -> ClaimVersionTag -> UseVersionTag --+-> Train -> Evaluate -> ReadEvaluation
  *                  ^ taken tag: next n ---------'                          -> PassesGate? -> Promote(First)
@@ -207,7 +213,7 @@ export class TrainingPipeline extends Construct {
   readonly taskAttempts: number;
   /** Every run's end: promoted, kept (with the gate's reasons) or failed (with the error and cause). */
   readonly notificationTopic: Topic;
-  /** One per target when a schedule is given, else none. */
+  /** One per model slot (target x feature set) when a schedule is given, else none. */
   readonly schedules: Schedule[] = [];
 
   constructor(scope: Construct, id: string, props: TrainingPipelineProps) {
@@ -318,6 +324,7 @@ export class TrainingPipeline extends Construct {
             command: [...command, subcommand],
             environment: [
               { name: 'TARGET', value: JsonPath.stringAt('$.target') },
+              { name: 'TRAIN_SET', value: JsonPath.stringAt('$.slot.set') },
               { name: 'CANDIDATE_VERSION', value: JsonPath.stringAt('$.version') },
             ],
           },
@@ -330,7 +337,8 @@ export class TrainingPipeline extends Construct {
     // version tag, claimed here as the CLI's claimNextVersion claims it (src/model/registry.ts; the keys and the
     // tag's form are src/resources.ts REGISTRY_KEYS and VERSION_TAGS): the series' counter advanced by an atomic
     // ADD, then the tag's claim row put on condition that it does not exist, taking the next n when it does (a
-    // run given that version by hand claimed it). A scheduled execution (input {"target": ...}) claims its tag so.
+    // run given that version by hand claimed it). A scheduled execution (input {"target", "set"}) claims its tag
+    // so: one tag series per target, shared by its slots (their versions share the target's partition and files).
     const series = VERSION_TAGS.series(FEATURE_VERSION);
     const targetKey = DynamoAttributeValue.fromString(JsonPath.stringAt('$.target'));
     const claimKey = (tag: string) => ({
@@ -347,7 +355,7 @@ export class TrainingPipeline extends Construct {
       });
     const prepare = new Pass(this, 'Prepare', {
       comment: "The input's version is the candidate version.",
-      parameters: { 'target.$': '$.target', 'version.$': '$.version' },
+      parameters: { 'target.$': '$.target', 'slot.$': '$.slot', 'version.$': '$.version' },
     });
     // Unconditional: re-running a version by hand is allowed; the row only keeps claims from handing it out.
     const reserveVersion = new DynamoUpdateItem(this, 'ReserveVersion', {
@@ -385,7 +393,7 @@ export class TrainingPipeline extends Construct {
     });
     const useTag = new Pass(this, 'UseVersionTag', {
       comment: 'The claimed tag is the candidate version.',
-      parameters: { 'target.$': '$.target', 'version.$': '$.claim.tag' },
+      parameters: { 'target.$': '$.target', 'slot.$': '$.slot', 'version.$': '$.claim.tag' },
     });
     const train = runTrainer('Train', 'train');
     const evaluate = runTrainer('Evaluate', 'evaluate');
@@ -422,6 +430,7 @@ export class TrainingPipeline extends Construct {
       TaskInput.fromObject({
         outcome,
         target: JsonPath.stringAt('$.target'),
+        set: JsonPath.stringAt('$.slot.set'),
         version: JsonPath.stringAt('$.version'),
         execution: JsonPath.executionId,
         candidate: JsonPath.objectAt('$.evaluation.result.candidate'),
@@ -546,12 +555,10 @@ export class TrainingPipeline extends Construct {
       maxAttempts: 2,
     });
     readEvaluation.addCatch(describeFailure, { errors: ['States.ALL'], resultPath: '$.failure' });
-    // Compare-and-set on the pointer, as the registry's activate(ifCurrent) does.
-    // REGISTRY_KEYS.active(target): the pointer's own partition, "active#<target>".
+    // The pointer of the run's slot: its partition key as the Slot-<set> state computed it from
+    // REGISTRY_KEYS.active(target, set) (below), its sort key the same for every slot.
     const pointerKey = {
-      pk: DynamoAttributeValue.fromString(
-        JsonPath.format(`${ACTIVE_PARTITION_PREFIX}{}`, JsonPath.stringAt('$.target')),
-      ),
+      pk: DynamoAttributeValue.fromString(JsonPath.stringAt('$.slot.pointer')),
       sk: DynamoAttributeValue.fromString(REGISTRY_KEYS.active('').sk),
     };
     const newVersion = DynamoAttributeValue.fromString(JsonPath.stringAt('$.version'));
@@ -612,9 +619,43 @@ export class TrainingPipeline extends Construct {
       .when(Condition.isPresent('$.version'), prepare.next(reserveVersion).next(run))
       .otherwise(nextTag.next(claimTag).next(useTag).next(train));
 
+    // The run's model slot, from the input's `set` (absent: l2, so {"target"} inputs train the l2 slot as before):
+    // one state per feature set (MODEL_SETS) puts $.slot = {set, pointer}, where pointer is the partition key of
+    // the slot's active pointer rendered by the registry's own REGISTRY_KEYS.active(target, set) (the l2 key and
+    // the others differ in form: "active#<target>", "active#<target>.<set>"). The input cannot choose the key:
+    // $.slot is written here, after the input. Another set fails the run before anything is claimed.
+    const unknownSet = new Pass(this, 'UnknownSet', {
+      comment: `The input's set is none of ${MODEL_SETS.join(', ')}.`,
+      parameters: {
+        Error: 'QuoteWatch.UnknownSet',
+        Cause: `the input's set must be one of: ${MODEL_SETS.join(', ')} (absent: l2)`,
+      },
+      resultPath: '$.failure',
+    });
+    unknownSet.next(describeClaimFailure);
+    const whichSlot = new Choice(this, 'WhichSlot?', {
+      comment: 'The model slot (target, feature set) the run trains and promotes.',
+    });
+    const slots = MODEL_SETS.map((set) => {
+      const slot = new Pass(this, `Slot-${set}`, {
+        comment: `The ${slotKey('<target>', set)} slot: TRAIN_SET=${set}, its active pointer.`,
+        parameters: {
+          set,
+          pointer: JsonPath.format(REGISTRY_KEYS.active('{}', set).pk, JsonPath.stringAt('$.target')),
+        },
+        resultPath: '$.slot',
+      });
+      slot.next(hasVersion);
+      return { set, slot };
+    });
+    // Absent first: a comparison on a missing $.set would be a runtime error, not a mismatch.
+    whichSlot.when(Condition.not(Condition.isPresent('$.set')), slots.find((s) => s.set === 'l2')!.slot);
+    for (const { set, slot } of slots) whichSlot.when(Condition.stringEquals('$.set', set), slot);
+    whichSlot.otherwise(unknownSet);
+
     this.stateMachine = new StateMachine(this, 'StateMachine', {
-      comment: `Retrain and promote-if-better for targets: ${TARGETS.join(', ')}`,
-      definitionBody: DefinitionBody.fromChainable(hasVersion),
+      comment: `Retrain and promote-if-better for targets: ${TARGETS.join(', ')}; feature sets: ${MODEL_SETS.join(', ')}`,
+      definitionBody: DefinitionBody.fromChainable(whichSlot),
       // Both tasks at their timeout on every attempt, plus the steps around them.
       timeout: Duration.seconds(2 * attempts * timeout.toSeconds()).plus(TRAINING_OVERHEAD),
       tracingEnabled: true,
@@ -627,19 +668,21 @@ export class TrainingPipeline extends Construct {
       },
     });
 
-    // On a schedule (off unless given): one execution per target, whose input has no version, so it claims the
-    // next tag.
+    // On a schedule (off unless given): one execution per model slot (target x feature set), whose input has no
+    // version, so it claims the next tag. The l2 slots keep their schedules' construct ids from before sets.
     if (props.schedule !== undefined) {
       for (const target of TARGETS) {
-        this.schedules.push(
-          new Schedule(this, `Schedule-${target}`, {
-            description: `QuoteWatch training of ${target}`,
-            schedule: ScheduleExpression.expression(props.schedule),
-            target: new StepFunctionsStartExecution(this.stateMachine, {
-              input: ScheduleTargetInput.fromObject({ target }),
+        for (const set of MODEL_SETS) {
+          this.schedules.push(
+            new Schedule(this, `Schedule-${slotKey(target, set)}`, {
+              description: `QuoteWatch training of ${slotKey(target, set)}`,
+              schedule: ScheduleExpression.expression(props.schedule),
+              target: new StepFunctionsStartExecution(this.stateMachine, {
+                input: ScheduleTargetInput.fromObject({ target, set }),
+              }),
             }),
-          }),
-        );
+          );
+        }
       }
     }
 

@@ -5,7 +5,8 @@
  * machine (one series with the CLI's claimNextVersion, skipping a tag a run given by hand took), every end
  * publishes its notification (promoted, kept with the gate's reasons, failed with error and cause), and a failed
  * execution leaves failure.json beside the run's files, which `quotewatch runs` lists as failed even when the
- * trainer never wrote a run record.
+ * trainer never wrote a run record. The input's `set` picks the model slot: absent, l2; `ticker` trains with
+ * TRAIN_SET=ticker and moves only the ticker slot's pointer; another set fails the run before any claim.
  */
 
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -29,7 +30,8 @@ import type { FeatureRow, LabelRow } from '../src/features/types.js';
 import { type Emulators, startEmulators } from '../src/local/emulators.js';
 import { provision } from '../src/local/provision.js';
 import { FEED_PRODUCT, mapAdvancedTradeFrame } from '../src/marketdata/advancedTrade.js';
-import { activeVersion, claimNextVersion } from '../src/model/registry.js';
+import { activeVersion, claimNextVersion, readPointer } from '../src/model/registry.js';
+import type { FeatureSetName } from '../src/model/types.js';
 import {
   BUCKETS,
   EXECUTION_FAILURE_RECORD,
@@ -117,9 +119,14 @@ describe('the training state machine, run locally: version tags, notifications, 
     if (root) rmSync(root, { recursive: true, force: true });
   });
 
-  const run = (version: string | undefined, extra: Record<string, string> = {}): Promise<LocalRun> =>
+  const run = (
+    version: string | undefined,
+    extra: Record<string, string> = {},
+    set?: FeatureSetName,
+  ): Promise<LocalRun> =>
     runTrainingStateMachine(TARGET, version, { ...env, ...extra }, (l) => progress.push(l), synth, {
       notificationsFile,
+      ...(set === undefined ? {} : { set }),
     });
   const readRecord = async (version: string, file: string) => {
     const res = await s3Client(env).send(
@@ -155,6 +162,9 @@ describe('the training state machine, run locally: version tags, notifications, 
     // Named as a scheduled execution is (a UUID), not after the version.
     expect(first.execution).toMatch(/^[0-9a-f-]{36}$/);
     expect(first.states).toEqual([
+      // No set in the input: the l2 slot.
+      'WhichSlot?',
+      'Slot-l2',
       'HasVersion?',
       'NextVersionTag',
       'ClaimVersionTag',
@@ -196,7 +206,14 @@ describe('the training state machine, run locally: version tags, notifications, 
     const kept = await run(tag(3), { PROMOTE_MARGIN: '1000' });
     expect(kept.error).toBeUndefined();
     expect(kept.execution).toBe(tag(3));
-    expect(kept.states.slice(0, 4)).toEqual(['HasVersion?', 'Prepare', 'ReserveVersion', 'Train']);
+    expect(kept.states.slice(0, 6)).toEqual([
+      'WhichSlot?',
+      'Slot-l2',
+      'HasVersion?',
+      'Prepare',
+      'ReserveVersion',
+      'Train',
+    ]);
     expect(kept.states.slice(-3)).toEqual(['PassesGate?', 'NotifyKept', 'KeptActive']);
     expect(await claimRow(tag(3))).toBeDefined();
     expect(await activeVersion(TARGET, env)).toBe(tag(1));
@@ -220,7 +237,9 @@ describe('the training state machine, run locally: version tags, notifications, 
     expect(failing.status).toBe('FAILED');
     // tag(3) was taken by hand: its claim fails and the next n is taken.
     expect(failing.version).toBe(tag(4));
-    expect(failing.states.slice(0, 6)).toEqual([
+    expect(failing.states.slice(0, 8)).toEqual([
+      'WhichSlot?',
+      'Slot-l2',
       'HasVersion?',
       'NextVersionTag',
       'ClaimVersionTag',
@@ -278,10 +297,107 @@ describe('the training state machine, run locally: version tags, notifications, 
     );
   }, 240_000);
 
+  it("{target, set: 'ticker'}: trains the ticker slot (TRAIN_SET=ticker) and moves only its pointer, as the gate decided", async () => {
+    const l2Before = await readPointer(TARGET, 'l2', env);
+    expect(l2Before?.version).toBe(tag(1));
+    expect(await activeVersion(TARGET, env, 'ticker')).toBeUndefined();
+    const ticker = await run(undefined, {}, 'ticker');
+    expect(ticker.error).toBeUndefined();
+    expect(ticker.status).toBe('SUCCEEDED');
+    // One tag series per target, shared by its slots: tag(4) went to the failed run, broken-1 was given by hand.
+    expect(ticker.version).toBe(tag(5));
+    expect(ticker.states.slice(0, 8)).toEqual([
+      'WhichSlot?',
+      'Slot-ticker',
+      'HasVersion?',
+      'NextVersionTag',
+      'ClaimVersionTag',
+      'UseVersionTag',
+      'Train',
+      'Evaluate',
+    ]);
+    // The trainer got TRAIN_SET=ticker: a candidate of the ticker set, judged against the ticker slot (empty).
+    const spec = await readRecord(tag(5), 'feature_spec.json');
+    expect(spec.set).toBe('ticker');
+    const evaluation = (await readRecord(tag(5), 'evaluation.json')) as {
+      featureSet: string;
+      active: unknown;
+      decision: { promote: boolean; reasons: string[] };
+    };
+    expect(evaluation.featureSet).toBe('ticker');
+    expect(evaluation.active).toBeNull();
+    const promoted = evaluation.decision.promote;
+    const n = only(ticker);
+    if (promoted) {
+      expect(ticker.states.slice(-4)).toEqual(['PassesGate?', 'PromoteFirst', 'NotifyPromoted', 'Promoted']);
+      expect(await activeVersion(TARGET, env, 'ticker')).toBe(tag(5));
+      expect((await readPointer(TARGET, 'ticker', env))?.previous).toEqual([]);
+    } else {
+      expect(ticker.states.slice(-3)).toEqual(['PassesGate?', 'NotifyKept', 'KeptActive']);
+      expect(evaluation.decision.reasons.length).toBeGreaterThan(0);
+      expect(n.message).toMatchObject({ reasons: evaluation.decision.reasons });
+      expect(await activeVersion(TARGET, env, 'ticker')).toBeUndefined();
+    }
+    expect(n.attributes).toEqual({ outcome: promoted ? 'promoted' : 'kept', target: TARGET });
+    expect(n.message).toMatchObject({ target: TARGET, set: 'ticker', version: tag(5), active: null });
+    // The l2 slot's pointer is untouched, history and all.
+    expect(await readPointer(TARGET, 'l2', env)).toEqual(l2Before);
+    expect(progress).toContain(`[${TARGET}.ticker ${tag(5)}] claimed version ${tag(5)}`);
+  }, 240_000);
+
+  it('a ticker run given a version (Prepare carries the slot) is judged against the ticker slot, never the l2 one', async () => {
+    const tickerActive = await activeVersion(TARGET, env, 'ticker');
+    const kept = await run('ticker-kept', { PROMOTE_MARGIN: '1000' }, 'ticker');
+    expect(kept.error).toBeUndefined();
+    expect(kept.states.slice(0, 6)).toEqual([
+      'WhichSlot?',
+      'Slot-ticker',
+      'HasVersion?',
+      'Prepare',
+      'ReserveVersion',
+      'Train',
+    ]);
+    expect(kept.states.slice(-3)).toEqual(['PassesGate?', 'NotifyKept', 'KeptActive']);
+    const evaluation = (await readRecord('ticker-kept', 'evaluation.json')) as {
+      featureSet: string;
+      active: { version: string } | null;
+    };
+    expect(evaluation.featureSet).toBe('ticker');
+    expect(evaluation.active?.version).toBe(tickerActive);
+    expect(evaluation.active?.version).not.toBe(tag(1));
+    expect(await activeVersion(TARGET, env, 'ticker')).toBe(tickerActive);
+    expect(await activeVersion(TARGET, env)).toBe(tag(1));
+  }, 240_000);
+
+  it('an input whose set is none of the slots fails, notified, before a tag is claimed or anything trained', async () => {
+    const bad = await run(undefined, {}, 'depth' as FeatureSetName);
+    expect(bad.status).toBe('FAILED');
+    expect(bad.version).toBeUndefined();
+    expect(bad.states).toEqual([
+      'WhichSlot?',
+      'UnknownSet',
+      'DescribeClaimFailure',
+      'NotifyFailed',
+      'TrainingFailed',
+    ]);
+    expect(bad.error).toMatch(/set must be one of: l2, ticker/);
+    expect(only(bad).message).toMatchObject({
+      outcome: 'failed',
+      target: TARGET,
+      error: 'QuoteWatch.UnknownSet',
+      cause: expect.stringContaining('l2, ticker'),
+    });
+    expect(only(bad).message).not.toHaveProperty('version');
+    // Nothing claimed: the CLI's next tag is the one after the ticker run's.
+    expect(await claimNextVersion(TARGET, env)).toBe(tag(6));
+  }, 60_000);
+
   it('every notification was appended to the notifications file, one JSON line each, in order', () => {
     const lines = readFileSync(notificationsFile, 'utf8').trim().split('\n');
     const outcomes = lines.map((l) => (JSON.parse(l) as Notification).attributes.outcome);
-    expect(outcomes).toEqual(['promoted', 'kept', 'failed', 'failed']);
+    expect(outcomes.slice(0, 4)).toEqual(['promoted', 'kept', 'failed', 'failed']);
+    // The ticker runs' (the first as its gate decided), then the unknown set's.
+    expect(outcomes.slice(4)).toEqual([expect.stringMatching(/^(promoted|kept)$/), 'kept', 'failed']);
     expect(JSON.parse(lines[0]!)).toEqual(first.notifications[0]);
   });
 });

@@ -25,7 +25,7 @@ import { DEFAULT_CORE } from '../../src/config.js';
 import { FEATURE_VERSION } from '../../src/features/spec.js';
 import { buildDashboard } from '../../src/gateway/dashboard/build.js';
 import { DASHBOARD_FILES } from '../../src/gateway/dashboard/files.js';
-import { TARGETS } from '../../src/model/types.js';
+import { MODEL_SETS, slotKey, TARGETS } from '../../src/model/types.js';
 import {
   BUCKETS,
   EXECUTION_FAILURE_RECORD,
@@ -462,7 +462,7 @@ describe('Training state machine', () => {
       States: Record<string, Json>;
     };
     const { States } = definition;
-    expect(definition.StartAt).toBe('HasVersion?');
+    expect(definition.StartAt).toBe('WhichSlot?');
     expect(States.Prepare?.Next).toBe('ReserveVersion');
     expect(States.ReserveVersion?.Next).toBe('Train');
     expect(States.Train).toMatchObject({ Resource: 'arn:TOKEN:states:::ecs:runTask.sync', Next: 'Evaluate' });
@@ -503,10 +503,8 @@ describe('Training state machine', () => {
     const { States } = JSON.parse(parts.map((p) => (typeof p === 'string' ? p : 'TOKEN')).join('')) as {
       States: Record<string, Json>;
     };
-    const key = {
-      pk: { 'S.$': "States.Format('active#{}', $.target)" },
-      sk: { S: 'active' },
-    };
+    // The slot's pointer, as the Slot-<set> state computed it (below).
+    const key = { pk: { 'S.$': '$.slot.pointer' }, sk: { S: REGISTRY_KEYS.active('t').sk } };
     expect(States.PromoteFirst).toMatchObject({
       Resource: 'arn:TOKEN:states:::dynamodb:putItem',
       Parameters: {
@@ -537,11 +535,99 @@ describe('Training state machine', () => {
       },
       Next: 'NotifyPromoted',
     });
-    // Only the Promote states write the pointer's partition.
+    // Only the Promote states write the pointer: the only tasks naming it; the only states besides the Slot-<set>
+    // ones that compute it naming the pointer's partition at all.
+    const naming = (st: Json) => /active#|\$\.slot\.pointer/.test(JSON.stringify(st.Parameters ?? {}));
     const pointerWriters = Object.entries(States)
-      .filter(([, st]) => JSON.stringify(st.Parameters ?? {}).includes('active#'))
+      .filter(([, st]) => st.Type === 'Task' && naming(st))
       .map(([name]) => name);
     expect(pointerWriters.sort()).toEqual(['Promote', 'PromoteFirst']);
+    const namers = Object.entries(States).filter(([, st]) => naming(st));
+    expect(namers.map(([name]) => name).sort()).toEqual(
+      ['Promote', 'PromoteFirst', ...MODEL_SETS.map((set) => `Slot-${set}`)].sort(),
+    );
+  });
+
+  /** A States.Format('template', $.target) expression evaluated for `target`. */
+  const formatFor = (expression: string, target: string) => {
+    const m = /^States\.Format\('([^']*)', \$\.target\)$/.exec(expression);
+    if (!m) throw new Error(`not a Format of $.target: ${expression}`);
+    return m[1]!.replace('{}', target);
+  };
+
+  it("picks the run's slot from the input's set (absent: l2); the pointer key is the registry's own, per slot", () => {
+    const sm = resourceOf(stack.training.stateMachine).Properties;
+    const parts = (sm.DefinitionString as { 'Fn::Join': [string, unknown[]] })['Fn::Join'][1];
+    const { StartAt, States } = JSON.parse(
+      parts.map((p) => (typeof p === 'string' ? p : 'TOKEN')).join(''),
+    ) as { StartAt: string; States: Record<string, Json> };
+    expect(StartAt).toBe('WhichSlot?');
+    expect(States['WhichSlot?']).toMatchObject({
+      Type: 'Choice',
+      Choices: [
+        // Absent first: comparing a missing $.set would be a runtime error.
+        { Not: { Variable: '$.set', IsPresent: true }, Next: 'Slot-l2' },
+        ...MODEL_SETS.map((set) => ({ Variable: '$.set', StringEquals: set, Next: `Slot-${set}` })),
+      ],
+      Default: 'UnknownSet',
+    });
+    for (const set of MODEL_SETS) {
+      const slot = States[`Slot-${set}`]!;
+      expect(slot, set).toMatchObject({ Type: 'Pass', ResultPath: '$.slot', Next: 'HasVersion?' });
+      const params = slot.Parameters as { set: string; 'pointer.$': string };
+      expect(params.set).toBe(set);
+      // The registry's key for activate(target, version, env, set), for every target: one owner of the format.
+      for (const target of TARGETS) {
+        expect(formatFor(params['pointer.$'], target), `${target} ${set}`).toBe(
+          REGISTRY_KEYS.active(target, set).pk,
+        );
+      }
+    }
+    // The l2 key and the ticker key differ in form; both are handled.
+    expect((States['Slot-l2']!.Parameters as Json)['pointer.$']).toBe("States.Format('active#{}', $.target)");
+    expect((States['Slot-ticker']!.Parameters as Json)['pointer.$']).toBe(
+      "States.Format('active#{}.ticker', $.target)",
+    );
+    // Both ways to a version carry the slot; nothing downstream reads the input's own set.
+    for (const name of ['Prepare', 'UseVersionTag']) {
+      expect((States[name]!.Parameters as Json)['slot.$'], name).toBe('$.slot');
+    }
+    const afterSlot = Object.entries(States).filter(([name]) => !['WhichSlot?', 'UnknownSet'].includes(name));
+    for (const [name, st] of afterSlot) {
+      expect(JSON.stringify(st), name).not.toMatch(/"\$\.set"/);
+    }
+    // Another set fails the run, notified, before anything is claimed (no version: the claim failure's path).
+    expect(States.UnknownSet).toMatchObject({
+      Type: 'Pass',
+      Parameters: { Error: 'QuoteWatch.UnknownSet', Cause: expect.stringContaining(MODEL_SETS.join(', ')) },
+      ResultPath: '$.failure',
+      Next: 'DescribeClaimFailure',
+    });
+  });
+
+  it("passes the slot's set to both trainer tasks as TRAIN_SET in the container override", () => {
+    const sm = resourceOf(stack.training.stateMachine).Properties;
+    const parts = (sm.DefinitionString as { 'Fn::Join': [string, unknown[]] })['Fn::Join'][1];
+    const { States } = JSON.parse(parts.map((p) => (typeof p === 'string' ? p : 'TOKEN')).join('')) as {
+      States: Record<string, Json>;
+    };
+    for (const [name, step] of [
+      ['Train', 'train'],
+      ['Evaluate', 'evaluate'],
+    ] as const) {
+      const overrides = (
+        States[name]!.Parameters as {
+          Overrides: { ContainerOverrides: { Command: string[]; Environment: Json[] }[] };
+        }
+      ).Overrides.ContainerOverrides;
+      expect(overrides, name).toHaveLength(1);
+      expect(overrides[0]!.Command.at(-1)).toBe(step);
+      expect(overrides[0]!.Environment, name).toEqual([
+        { Name: 'TARGET', 'Value.$': '$.target' },
+        { Name: 'TRAIN_SET', 'Value.$': '$.slot.set' },
+        { Name: 'CANDIDATE_VERSION', 'Value.$': '$.version' },
+      ]);
+    }
   });
 
   /** The definition with each reference as REF<i>; ref(i) is the reference. */
@@ -564,7 +650,7 @@ describe('Training state machine', () => {
 
   it('without a version in its input, claims the next version tag as claimNextVersion does (same keys, same form)', () => {
     const { StartAt, States } = definitionOf();
-    expect(StartAt).toBe('HasVersion?');
+    expect(StartAt).toBe('WhichSlot?');
     expect(States['HasVersion?']).toEqual({
       Type: 'Choice',
       Choices: [{ Variable: '$.version', IsPresent: true, Next: 'Prepare' }],
@@ -611,7 +697,7 @@ describe('Training state machine', () => {
     expect(States.UseVersionTag).toEqual({
       Type: 'Pass',
       Comment: expect.any(String),
-      Parameters: { 'target.$': '$.target', 'version.$': '$.claim.tag' },
+      Parameters: { 'target.$': '$.target', 'slot.$': '$.slot', 'version.$': '$.claim.tag' },
       Next: 'Train',
     });
     // A version given by hand is kept from the claims: its claim row, written whether or not it exists.
@@ -663,6 +749,7 @@ describe('Training state machine', () => {
     for (const name of ['NotifyPromoted', 'NotifyKept']) {
       expect((States[name]!.Parameters as Json).Message, name).toMatchObject({
         'target.$': '$.target',
+        'set.$': '$.slot.set',
         'version.$': '$.version',
         'candidate.$': '$.evaluation.result.candidate',
         'active.$': '$.evaluation.result.active',
@@ -764,6 +851,8 @@ describe('Training state machine', () => {
       const onTables = on(action).flatMap((st) => [st.Resource].flat());
       expect(onTables, action).toHaveLength(1);
       expect(JSON.stringify(onTables[0]), action).toContain(`:table/",${registry}`);
+      // No leading-key condition: every slot's pointer ("active#<target>" and "active#<target>.ticker") is covered.
+      for (const st of on(action)) expect(st, action).not.toHaveProperty('Condition');
     }
   });
 
@@ -782,9 +871,10 @@ describe('Training schedule (-c trainingSchedule)', () => {
   const all = t.toJSON().Resources as Record<string, CfnResource>;
   const id = (c: IConstruct) => scheduled.getLogicalId(c.node.defaultChild as CfnElement);
 
-  it('one schedule per target starts the state machine with {"target": ...} and no version', () => {
+  it('one schedule per slot (target x set) starts the state machine with {"target", "set"} and no version', () => {
     const schedules = Object.values(all).filter((r) => r.Type === 'AWS::Scheduler::Schedule');
-    expect(schedules).toHaveLength(TARGETS.length);
+    expect(schedules).toHaveLength(TARGETS.length * MODEL_SETS.length);
+    expect(scheduled.training.schedules).toHaveLength(schedules.length);
     const sm = { Ref: id(scheduled.training.stateMachine) };
     const inputs = schedules.map((r) => {
       expect(r.Properties).toMatchObject({
@@ -795,7 +885,12 @@ describe('Training schedule (-c trainingSchedule)', () => {
       });
       return JSON.parse((r.Properties.Target as { Input: string }).Input) as Json;
     });
-    expect(inputs).toEqual(TARGETS.map((target) => ({ target })));
+    expect(inputs).toEqual(TARGETS.flatMap((target) => MODEL_SETS.map((set) => ({ target, set }))));
+    // The l2 slots' schedules keep their construct ids (so their logical ids) from before feature sets.
+    expect(scheduled.training.schedules.map((x) => x.node.id)).toEqual(
+      TARGETS.flatMap((target) => MODEL_SETS.map((set) => `Schedule-${slotKey(target, set)}`)),
+    );
+    expect(slotKey('t', 'l2')).toBe('t');
   });
 
   it("the scheduler's role may only start this state machine", () => {
