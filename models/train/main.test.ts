@@ -446,6 +446,8 @@ describe('training job on the local emulators', () => {
     );
     expect(good.error).toBeUndefined();
     expect(good.states).toEqual([
+      'WhichSlot?',
+      'Slot-l2',
       'HasVersion?',
       'Prepare',
       'ReserveVersion',
