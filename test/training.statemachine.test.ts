@@ -22,14 +22,13 @@ import {
   type SynthesizedDefinition,
   synthesizeTrainingDefinition,
 } from '../bin/localTraining.js';
+import { simulateMarket } from '../models/baseline.js';
 import { formatListedRuns, listRunsWithFailures } from '../models/runs.js';
 import { dynamoClient, s3Client } from '../src/aws/clients.js';
-import { FeaturePipeline } from '../src/features/pipeline.js';
-import { FEATURE_SPEC, FEATURE_VERSION } from '../src/features/spec.js';
+import { FEATURE_VERSION } from '../src/features/spec.js';
 import type { FeatureRow, LabelRow } from '../src/features/types.js';
 import { type Emulators, startEmulators } from '../src/local/emulators.js';
 import { provision } from '../src/local/provision.js';
-import { FEED_PRODUCT, mapAdvancedTradeFrame } from '../src/marketdata/advancedTrade.js';
 import { activeVersion, claimNextVersion, readPointer } from '../src/model/registry.js';
 import type { FeatureSetName } from '../src/model/types.js';
 import {
@@ -40,38 +39,20 @@ import {
   TABLES,
   VERSION_TAGS,
 } from '../src/resources.js';
-import { DEFAULT_PRODUCTS, seedEpochUs } from '../src/simulator/exchange.js';
-import { Session } from '../src/simulator/session.js';
 import { LakeWriter } from '../src/storage/lake.js';
 
 const TARGET = 'quote_change_500ms';
 const SERIES = VERSION_TAGS.series(FEATURE_VERSION);
 const tag = (n: number) => VERSION_TAGS.tag(SERIES, n);
 
-/** Seeded market -> Advanced Trade frames -> production mapper -> feature pipeline (as models/baseline.ts). */
+/** The simulated market's feature rows and labels (models/baseline.ts simulateMarket). */
 function simulate(seed: number, minutes: number): { rows: FeatureRow[]; labels: LabelRow[] } {
-  const startUs = seedEpochUs(seed);
-  const session = new Session(DEFAULT_PRODUCTS, seed, startUs);
-  const pipeline = new FeaturePipeline({ tickMs: FEATURE_SPEC.tickMs, deltaMs: 500, topLevels: 0 });
   const rows: FeatureRow[] = [];
   const labels: LabelRow[] = [];
-  const feed = (text: string, recvUs: number) => {
-    for (const event of mapAdvancedTradeFrame(text, recvUs).events) {
-      if (event.product !== FEED_PRODUCT) pipeline.push(event);
-    }
-    const out = pipeline.drain();
-    rows.push(...out.rows);
-    labels.push(...out.labels);
-  };
-  const productIds = DEFAULT_PRODUCTS.map((p) => p.productId);
-  for (const channel of ['level2', 'market_trades']) {
-    const subscribe = JSON.stringify({ type: 'subscribe', channel, product_ids: productIds });
-    for (const f of session.handleMessage(subscribe)) feed(f.text, session.timeUs);
-  }
-  const endUs = startUs + minutes * 60_000_000;
-  for (let t = startUs; t < endUs; t += 1_000_000) {
-    for (const f of session.advanceTo(Math.min(t + 1_000_000, endUs))) feed(f.text, session.timeUs);
-  }
+  simulateMarket(seed, minutes, (out) => {
+    for (const r of out.rows) rows.push(r);
+    for (const l of out.labels) labels.push(l);
+  });
   return { rows, labels };
 }
 
