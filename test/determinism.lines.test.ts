@@ -231,7 +231,8 @@ describe('the audit (src/audit/audit.ts) of both runs', () => {
     LAKE_BUCKET: `qw-lines-${name}`,
     SYMBOLS: PRODUCTS.join(','),
   });
-  const targets = () => served.models.served().map((m) => m.target);
+  // The targets served (each has an l2 and a ticker model; a row is scored once per target).
+  const targets = () => [...new Set(served.models.served().map((m) => m.target))];
   const run = (name: string) =>
     audit({ simLog: join(dir, `${name}.sim.ndjson`), env: env(name), targets: targets() });
 
@@ -290,7 +291,7 @@ describe('hostile mode (src/simulator/hostile.ts): one ingestor against an excha
         LAKE_BUCKET: 'qw-lines-hostile',
         SYMBOLS: PRODUCTS.join(','),
       },
-      targets: served.models.served().map((m) => m.target),
+      targets: [...new Set(served.models.served().map((m) => m.target))],
     });
     const g = hostile.ingestors[0]!.counters;
     // Hostile frames came (one every 7 s of market) and were refused or skipped; the connection carried on.

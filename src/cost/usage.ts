@@ -37,10 +37,12 @@ export const USAGE = {
    */
   // CloudWatch prorates custom metrics by the hour they receive data, so the tasks' series (sent every minute) are
   // billed for the month and the training job's only for the hours a run sends them. At steady state: feed 6
-  // (resyncs one series, their reasons local), worker 13 (book mismatches included), live quality 5 per target (one
-  // served version: after a promotion the old version's series stop), push's failed posts 1: 30 (/predict's model time is local: the
-  // function's own Duration is free). Training: its duration and its runs by decision, per target.
-  metrics: { series: 30, trainingSeriesPerTarget: 4 },
+  // (resyncs one series, their reasons local), the producer 2, worker 11 (book mismatches included), live quality 5
+  // per target (one served version scores a target's L2 rows: after a promotion the old version's series stop; a
+  // ticker model scores only ticker-only products) and its shortfall below the model's test interval 1 per target,
+  // push's failed posts 1: 32 (/predict's model time is local: the function's own Duration is free). Training: its
+  // duration and its runs by decision, per target.
+  metrics: { series: 32, trainingSeriesPerTarget: 4 },
   /** Rejected-traffic VPC flow logs (scanners knocking on the tasks' public IPs); an estimate. */
   flowLogBytesPerDay: 5_000_000,
   /** Both images in ECR (node:22-slim ~ 75 MB compressed each, the worker's onnxruntime 25 MB). */
