@@ -101,6 +101,17 @@ export function simulateMarket(
   }
 }
 
+/** Every feature row and label of a simulated market (simulateMarket), in the order the pipeline emitted them. */
+export function simulateRows(seed: number, minutes: number): { rows: FeatureRow[]; labels: LabelRow[] } {
+  const rows: FeatureRow[] = [];
+  const labels: LabelRow[] = [];
+  simulateMarket(seed, minutes, (out) => {
+    for (const r of out.rows) rows.push(r);
+    for (const l of out.labels) labels.push(l);
+  });
+  return { rows, labels };
+}
+
 export function buildDatasets(opts: Pick<BaselineOptions, 'seed' | 'minutes'>): Datasets {
   const products = DEFAULT_PRODUCTS.length;
   // Rows wait for both labels (the vol label comes ~60 s later); each label takes its own copy of x.

@@ -22,11 +22,10 @@ import {
   type SynthesizedDefinition,
   synthesizeTrainingDefinition,
 } from '../bin/localTraining.js';
-import { simulateMarket } from '../models/baseline.js';
+import { simulateRows } from '../models/baseline.js';
 import { formatListedRuns, listRunsWithFailures } from '../models/runs.js';
 import { dynamoClient, s3Client } from '../src/aws/clients.js';
 import { FEATURE_VERSION } from '../src/features/spec.js';
-import type { FeatureRow, LabelRow } from '../src/features/types.js';
 import { type Emulators, startEmulators } from '../src/local/emulators.js';
 import { provision } from '../src/local/provision.js';
 import { activeVersion, claimNextVersion, readPointer } from '../src/model/registry.js';
@@ -44,17 +43,6 @@ import { LakeWriter } from '../src/storage/lake.js';
 const TARGET = 'quote_change_500ms';
 const SERIES = VERSION_TAGS.series(FEATURE_VERSION);
 const tag = (n: number) => VERSION_TAGS.tag(SERIES, n);
-
-/** The simulated market's feature rows and labels (models/baseline.ts simulateMarket). */
-function simulate(seed: number, minutes: number): { rows: FeatureRow[]; labels: LabelRow[] } {
-  const rows: FeatureRow[] = [];
-  const labels: LabelRow[] = [];
-  simulateMarket(seed, minutes, (out) => {
-    for (const r of out.rows) rows.push(r);
-    for (const l of out.labels) labels.push(l);
-  });
-  return { rows, labels };
-}
 
 describe('the training state machine, run locally: version tags, notifications, failure records', () => {
   let root: string;
@@ -81,7 +69,7 @@ describe('the training state machine, run locally: version tags, notifications, 
     };
     await provision(env, { seed: false });
     // 20 minutes: enough held-out rows for the gate to tell a model from noise (as models/train/main.test.ts).
-    const data = simulate(11, 20);
+    const data = simulateRows(11, 20);
     const writer = new LakeWriter({
       s3: s3Client(env),
       bucket: BUCKETS.lake.localName,

@@ -42,7 +42,7 @@ import { loadModel, ModelLoadError } from '../../src/model/runtime.js';
 import { BUCKETS, LOCAL_MODEL_URI } from '../../src/resources.js';
 import { Rng } from '../../src/simulator/rng.js';
 import { LakeWriter } from '../../src/storage/lake.js';
-import { simulateMarket } from '../baseline.js';
+import { simulateRows } from '../baseline.js';
 import { formatRuns, listRuns, type RunRecord } from '../eval/runRecord.js';
 import { readOnnxMetadata } from '../export/onnx.js';
 import type { Evaluation } from './candidate.js';
@@ -65,17 +65,6 @@ const baselineMetrics = (target: string) =>
 const BASELINE_DIR = baselineDir(TARGET);
 const BASELINE_VERSION = baselineMetrics(TARGET).version;
 const SHUFFLED_LAKE = 'qw-test-lake-shuffled';
-
-/** The simulated market's feature rows and labels (models/baseline.ts simulateMarket). */
-function simulate(seed: number, minutes: number): { rows: FeatureRow[]; labels: LabelRow[] } {
-  const rows: FeatureRow[] = [];
-  const labels: LabelRow[] = [];
-  simulateMarket(seed, minutes, (out) => {
-    for (const r of out.rows) rows.push(r);
-    for (const l of out.labels) labels.push(l);
-  });
-  return { rows, labels };
-}
 
 async function writeLake(
   env: Record<string, string>,
@@ -164,7 +153,7 @@ describe('training job on the local emulators', () => {
     // for the promotion gate to tell a model from noise; vol_spike_60s labels cover all but the last ~61 s, and
     // its training part loses another 61 s to the purge. The held-out minutes hold only ~4 independent vol
     // horizons: seed 7's have spikes of both products (by the training part's τ), some seeds' have none.
-    data = simulate(7, 20);
+    data = simulateRows(7, 20);
     await writeLake(env, BUCKETS.lake.localName, data.rows, data.labels);
     await writeLake(env, SHUFFLED_LAKE, data.rows, shuffledLabels(data.labels));
   }, 60_000);
