@@ -138,15 +138,18 @@ async function throughput(loaded: LoadedModel[]): Promise<BenchResult> {
 }
 
 async function inference(loaded: LoadedModel[]): Promise<BenchResult[]> {
-  const F = featureSpec(100).features.length;
+  // A tick of L2 products runs each target's l2 model once (the ticker models score only ticker-only products).
+  const scoring = loaded.filter((m) => m.featureSet === 'l2');
   const perTick = async (ticks: number, iterations: number) => {
     const n = ticks * PRODUCTS.length;
-    const rows = Float32Array.from({ length: n * F }, (_, i) => Math.sin(i));
+    const inputs = scoring.map((m) =>
+      Float32Array.from({ length: n * m.spec.features.length }, (_, i) => Math.sin(i)),
+    );
     const sample = new Float64Array(iterations);
-    for (let i = 0; i < 200; i++) for (const m of loaded) await m.predict(rows, n); // warm-up
+    for (let i = 0; i < 200; i++) for (const [k, m] of scoring.entries()) await m.predict(inputs[k]!, n); // warm-up
     for (let i = 0; i < iterations; i++) {
       const t = performance.now();
-      for (const m of loaded) await m.predict(rows, n);
+      for (const [k, m] of scoring.entries()) await m.predict(inputs[k]!, n);
       sample[i] = ((performance.now() - t) * 1000) / ticks;
     }
     return sample;
@@ -155,9 +158,9 @@ async function inference(loaded: LoadedModel[]): Promise<BenchResult[]> {
   const batched = await perTick(100, 300);
   const context = {
     ...machineContext(),
-    models: loaded.map((m) => m.target),
+    models: scoring.map((m) => `${m.target}@${m.version}`),
     products: PRODUCTS.length,
-    features: F,
+    features: scoring.map((m) => m.spec.features.length),
   };
   return [
     {
