@@ -197,12 +197,7 @@ export async function trainBaselines(
       // The first model of a slot passes the gate only by beating the base rate beyond noise on the held-out rows.
       const model = await loadModel(candidate.onnx, candidate.spec, { target, version });
       let pHoldout: Float64Array;
-      const holdout = binarizeByProduct(
-        modelRows(examples, set).filter(
-          (e) => e.tsUs >= candidate.split.holdout.fromUs && e.tsUs <= candidate.split.holdout.toUs,
-        ),
-        candidate.thresholds,
-      );
+      const { holdout } = candidate;
       try {
         const width = candidate.spec.features.length;
         const packed = new Float32Array(holdout.length * width);

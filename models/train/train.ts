@@ -89,6 +89,8 @@ export interface Candidate {
   thresholds: Record<string, number> | undefined;
   split: SplitRecord;
   trainRows: Example[];
+  /** The held-out rows (the set's inputs), labelled with the candidate's τ: what its figures are of. */
+  holdout: Example[];
 }
 
 /**
@@ -151,7 +153,7 @@ export async function trainCandidate(
     thresholds === undefined
       ? fitted.onnx
       : withOnnxMetadata(fitted.onnx, { [METADATA_KEYS.thresholds]: JSON.stringify(thresholds) });
-  return { version, onnx, spec, metrics, thresholds, split: splitRecord, trainRows };
+  return { version, onnx, spec, metrics, thresholds, split: splitRecord, trainRows, holdout };
 }
 
 export async function train(
