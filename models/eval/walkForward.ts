@@ -183,8 +183,9 @@ function score(p: Float64Array, rows: readonly Example[], rate: number): MetricV
   return new ScoredRows(p, labels(rows), rate, rate).metrics();
 }
 
-/** Which of two values of `metric` is better (ties keep the first). */
-const better = (metric: MetricName, a: number, b: number) => (HIGHER_IS_BETTER[metric] ? b > a : b < a);
+/** Whether `b` is better than `a` in `metric` (ties keep `a`): the learner choice here and in the training job. */
+export const better = (metric: MetricName, a: number, b: number) =>
+  HIGHER_IS_BETTER[metric] ? b > a : b < a;
 
 export async function walkForward(
   examples: readonly Example[],

@@ -26,9 +26,10 @@ import { METADATA_KEYS } from '../../src/model/contract.js';
 import { baseRate, brierScore, logLoss, rocAuc } from '../../src/model/metrics.js';
 import { isPublished, publishVersion } from '../../src/model/registry.js';
 import type { FeatureSetName, ModelMetrics, Target } from '../../src/model/types.js';
-import { HIGHER_IS_BETTER, ScoredRows } from '../eval/bootstrap.js';
+import { ScoredRows } from '../eval/bootstrap.js';
 import { FoldError } from '../eval/folds.js';
 import {
+  better,
   DEFAULT_WALK_FORWARD,
   mainMetric,
   type WalkForwardReport,
@@ -352,9 +353,7 @@ async function fitModel(
       rate,
     ).metrics()[metric];
   const onValidation = { logistic: on(regression), gbdt: on(trees) };
-  const gbdtBetter = HIGHER_IS_BETTER[metric]
-    ? onValidation.gbdt > onValidation.logistic
-    : onValidation.gbdt < onValidation.logistic;
+  const gbdtBetter = better(metric, onValidation.logistic, onValidation.gbdt);
   const chosen = gbdtBetter ? trees : regression;
   return {
     ...chosen,
