@@ -8,13 +8,14 @@
  */
 import { rmSync } from 'node:fs';
 import { expect, it } from 'vitest';
+import { type Accepted, readStream } from '../src/audit/audit.js';
 import { type JudgedCheck, judgedChecks } from '../src/chaos/bookCheckRun.js';
 import { startSystem } from '../src/local/supervisor.js';
 import { recordingProducts } from '../src/replay/replay.js';
 import { type ReplaySpeed, startReplayServer } from '../src/replay/server.js';
+import { type BookCheckEvent, isMarketEvent } from '../src/stream/record.js';
 import { type Capture, describeCapture, receivedFrames } from './support/captures.js';
 import {
-  isoUs,
   ReferenceBooks,
   type ReferenceFeed,
   type ReferenceRequest,
@@ -25,41 +26,51 @@ import { until } from './support/until.js';
 
 const SKEW_MS = 1000;
 
+interface Due {
+  product: string;
+  timeUs: number;
+}
+
 interface Run {
   /** The products subscribed and checked. */
   products: string[];
   requests: readonly ReferenceRequest[];
   checks: JudgedCheck[];
-  /** The answered requests a judging event of their product followed in the capture: each must be judged. */
-  due: ReferenceRequest[];
+  /** The checks a judging event of their product followed in the stream: each must be judged. */
+  due: Due[];
   /** Resyncs the ingestor logged, by reason. */
   resyncs: Record<string, number>;
   wallS: number;
 }
 
-/** Per product, the exchange times its frames carry (what moves the product's clock in the worker), by frame. */
-function productTimes(feed: ReferenceFeed, raw: string): [string, number][] {
-  const o = JSON.parse(raw) as Record<string, unknown>;
-  const out: [string, number][] = [];
-  if (feed === 'exchange') {
-    if (typeof o.product_id === 'string' && typeof o.time === 'string')
-      out.push([o.product_id, isoUs(o.time)]);
-    return out;
-  }
-  const events = Array.isArray(o.events) ? (o.events as Record<string, unknown>[]) : [];
-  for (const e of events) {
-    if (o.channel === 'l2_data') {
-      for (const u of e.updates as { event_time: string }[])
-        out.push([e.product_id as string, isoUs(u.event_time)]);
-    } else if (o.channel === 'ticker') {
-      for (const t of e.tickers as { product_id: string }[])
-        out.push([t.product_id, isoUs(o.timestamp as string)]);
-    } else if (o.channel === 'market_trades') {
-      for (const t of e.trades as { product_id: string; time: string }[])
-        out.push([t.product_id, isoUs(t.time)]);
+/**
+ * The checks some later event of their product passes by the skew window in the STREAM's order (the verifier's own
+ * rule, src/worker/verification.ts): the worker must judge each of those. The stream's order, not the capture's: on a
+ * loaded machine the ingestor can put a REST answer into the stream after feed frames that left the server later.
+ */
+function dueChecks(events: readonly Accepted[]): Due[] {
+  const due: Due[] = [];
+  const waiting = new Map<string, BookCheckEvent[]>();
+  for (const { event: e } of events) {
+    if (e.type === 'book_check') {
+      if (e.unavailable === undefined) {
+        const list = waiting.get(e.product) ?? [];
+        list.push(e);
+        waiting.set(e.product, list);
+      }
+      continue;
     }
+    if (e.type === 'stats' || e.type === 'watermark') continue;
+    const list = waiting.get(e.product);
+    if (!list) continue;
+    const left = list.filter((c) => {
+      if (e.exchUs < c.exchUs + SKEW_MS * 1000) return true;
+      due.push({ product: c.product, timeUs: c.exchUs });
+      return false;
+    });
+    waiting.set(e.product, left);
   }
-  return out;
+  return due;
 }
 
 async function run(
@@ -108,24 +119,29 @@ async function run(
   });
   try {
     await replay.done;
-    // Which answered requests some later event of their product (in the capture, after the answer left) passes by
-    // the skew window: the worker must judge each of those.
-    const times = frames.map((f) => productTimes(o.feed, f.frame));
-    const due = rest.requests.filter((r) => {
-      if (r.status !== 200 || r.product === undefined) return false;
-      for (let i = r.sentAtAnswer + 1; i < frames.length; i++)
-        for (const [p, us] of times[i]!)
-          if (p === r.product && us >= r.timeUs + (SKEW_MS + 200) * 1000) return true;
-      return false;
-    });
     const key = (product: string | undefined, us: number) => `${product} ${us}`;
-    await until(
-      'the worker judged every check an event passed',
-      () => {
+    // Until the stream's market events have stopped growing (the ingestor has put everything) and every due check is judged.
+    let marketEvents = -1;
+    const due = await until(
+      'the worker judged every check an event passed in the stream',
+      async () => {
+        const stream = await readStream(system.env);
+        // (Book checks and stats go on after the recording ends; market events do not.)
+        const market = stream.events.filter(
+          ({ event: e }) => isMarketEvent(e) || e.type === 'snapshot_ref',
+        ).length;
+        const grew = market !== marketEvents;
+        marketEvents = market;
+        const checks = dueChecks(stream.events);
         const judged = new Set(judgedChecks(workerLines).map((j) => key(j.product, j.bookTimeUs)));
-        return due.every((r) => judged.has(key(r.product, r.timeUs)));
+        const missing = checks.filter((r) => !judged.has(key(r.product, r.timeUs)));
+        if (missing.length > 0)
+          throw new Error(
+            `${missing.length} of ${checks.length} due checks not judged: ${missing.slice(0, 5).map((r) => key(r.product, r.timeUs))}`,
+          );
+        return !grew && checks;
       },
-      { timeoutMs: 60_000, everyMs: 250 },
+      { timeoutMs: 60_000, everyMs: 1000 },
     );
     const resyncs: Record<string, number> = {};
     for (const line of ingestorLines) {

@@ -205,7 +205,9 @@ export interface Accepted {
 }
 
 /** Every record of every shard of the stream, from the trim horizon to the tip (an empty page is not the tip). */
-async function readStream(env: Env): Promise<{ events: Accepted[]; records: number; undecodable: number }> {
+export async function readStream(
+  env: Env,
+): Promise<{ events: Accepted[]; records: number; undecodable: number }> {
   const kinesis = kinesisClient(env);
   const { streamName } = readResourceNames(env);
   const shards = (await kinesis.send(new ListShardsCommand({ StreamName: streamName }))).Shards ?? [];
