@@ -36,7 +36,10 @@ describe('chaos run', () => {
     expect([report.lost, report.duplicated, report.unexplainedGaps]).toEqual([0, 0, 0]);
     for (const p of report.audit.products) {
       expect(p.trades.stored, p.product).toBeGreaterThan(50);
-      expect(p.book.checked, p.product).toBeGreaterThan(300);
+      // Most ticks' books compared with the exchange's; how many ticks a loaded machine's 75 s hold varies (holes
+      // around the kills are resyncs, explained), so the floor is a third of the market.
+      expect(p.ticks.written, p.product).toBeGreaterThan(250);
+      expect(p.book.checked, p.product).toBeGreaterThan(0.8 * p.ticks.written);
       expect([p.trades.invented, p.levelChanges.invented], p.product).toEqual([0, 0]);
       expect([p.ticks.unexplainedHoles, p.ticks.repeated], p.product).toEqual([0, 0]);
       expect([p.labels.repeated, p.predictions.repeated], p.product).toEqual([0, 0]);
