@@ -10,7 +10,14 @@ import {
   rocAuc,
 } from '../../src/model/metrics.js';
 import { Rng } from '../../src/simulator/rng.js';
-import { bootstrapMetrics, pairedDifferences, ScoredRows, timeBlocks } from './bootstrap.js';
+import {
+  bootstrapMetrics,
+  METRICS,
+  type MetricValues,
+  pairedDifferences,
+  ScoredRows,
+  timeBlocks,
+} from './bootstrap.js';
 
 /** Rows with both classes; scores from a few distinct values so ties occur. */
 const rowsArb = fc
@@ -20,6 +27,97 @@ const rowsArb = fc
   })
   .filter((rows) => rows.some((r) => r.y === 1) && rows.some((r) => r.y === 0))
   .map((rows) => ({ p: Float64Array.from(rows, (r) => r.p / 20), y: Uint8Array.from(rows, (r) => r.y) }));
+
+/**
+ * The metrics under per-row weights straight from their definitions, O(rows²) where that is plainest: average
+ * precision as each positive's precision among the rows scoring at least as high (ties enter together), ROC-AUC
+ * as the share of (positive, negative) pairs ordered right with ties counting one half, ECE over 10 equal bins.
+ */
+function referenceMetrics(
+  p: Float64Array,
+  y: Uint8Array,
+  w: ArrayLike<number>,
+  reference: number,
+  decision: number,
+): MetricValues {
+  let pos = 0;
+  let neg = 0;
+  let brier = 0;
+  let refBrier = 0;
+  let loss = 0;
+  let tp = 0;
+  let tn = 0;
+  const binW = new Array<number>(10).fill(0);
+  const binGap = new Array<number>(10).fill(0);
+  for (let i = 0; i < p.length; i++) {
+    const wi = w[i]!;
+    if (y[i] === 1) pos += wi;
+    else neg += wi;
+    brier += wi * (p[i]! - y[i]!) ** 2;
+    refBrier += wi * (reference - y[i]!) ** 2;
+    const q = Math.min(1 - 1e-15, Math.max(1e-15, p[i]!));
+    loss -= wi * (y[i] === 1 ? Math.log(q) : Math.log(1 - q));
+    const said = p[i]! >= decision ? 1 : 0;
+    if (said === 1 && y[i] === 1) tp += wi;
+    if (said === 0 && y[i] === 0) tn += wi;
+    const bin = Math.min(9, Math.floor(p[i]! * 10));
+    binW[bin]! += wi;
+    binGap[bin]! += wi * (p[i]! - y[i]!);
+  }
+  let ap = 0;
+  let pairs = 0;
+  for (let i = 0; i < p.length; i++) {
+    if (y[i] !== 1 || w[i] === 0) continue;
+    let above = 0;
+    let posAbove = 0;
+    for (let j = 0; j < p.length; j++) {
+      if (p[j]! >= p[i]!) {
+        above += w[j]!;
+        posAbove += w[j]! * y[j]!;
+      }
+      if (y[j] === 0) pairs += w[i]! * w[j]! * (p[i]! > p[j]! ? 1 : p[i] === p[j] ? 0.5 : 0);
+    }
+    ap += (w[i]! * posAbove) / above;
+  }
+  const total = pos + neg;
+  const both = pos > 0 && neg > 0;
+  return {
+    prAuc: pos > 0 ? ap / pos : Number.NaN,
+    rocAuc: both ? pairs / (pos * neg) : Number.NaN,
+    brier: brier / total,
+    brierSkill: refBrier > 0 ? 1 - brier / refBrier : Number.NaN,
+    logLoss: loss / total,
+    balancedAccuracy: both ? (tp / pos + tn / neg) / 2 : Number.NaN,
+    calibrationError: binW.reduce((s, bw, b) => s + (bw > 0 ? Math.abs(binGap[b]!) : 0), 0) / total,
+  };
+}
+
+/** Equal to 1e-9 relative (NaN and infinities: the same). */
+function expectClose(actual: MetricValues, expected: MetricValues) {
+  for (const m of METRICS) {
+    const [a, e] = [actual[m], expected[m]];
+    if (Number.isNaN(e)) expect(a, m).toBeNaN();
+    else if (!Number.isFinite(e)) expect(a, m).toBe(e);
+    else expect(Math.abs(a - e), m).toBeLessThanOrEqual(1e-9 * Math.max(Math.abs(a), Math.abs(e)) + 1e-12);
+  }
+}
+
+/** Rows on a grid of scores (ties, 0 and 1 included), their blocks, and a draw count per block. */
+const resampleArb = fc.integer({ min: 1, max: 8 }).chain((blocks) =>
+  fc.record({
+    rows: fc.array(
+      fc.record({
+        p: fc.integer({ min: 0, max: 20 }),
+        y: fc.integer({ min: 0, max: 1 }),
+        block: fc.integer({ min: 0, max: blocks - 1 }),
+      }),
+      { minLength: 1, maxLength: 60 },
+    ),
+    drawn: fc.array(fc.integer({ min: 0, max: 3 }), { minLength: blocks, maxLength: blocks }),
+    reference: fc.double({ min: 0, max: 1, noNaN: true }),
+    decision: fc.integer({ min: 0, max: 20 }).map((d) => d / 20),
+  }),
+);
 
 describe('ScoredRows', () => {
   it("at unit weights equals src/model/metrics.ts's definitions, ties included", () => {
@@ -64,9 +162,52 @@ describe('ScoredRows', () => {
     );
   });
 
+  it('per block weights equal the per-row definitions (to 1e-9), PR-AUC, ROC-AUC, balanced accuracy exactly', () => {
+    fc.assert(
+      fc.property(resampleArb, ({ rows, drawn, reference, decision }) => {
+        const p = Float64Array.from(rows, (r) => r.p / 20);
+        const y = Uint8Array.from(rows, (r) => r.y);
+        const block = Uint32Array.from(rows, (r) => r.block);
+        const w = Float64Array.from(rows, (r) => drawn[r.block]!);
+        const scored = new ScoredRows(p, y, reference, decision);
+        const fast = scored.byBlock(block)(Float64Array.from(drawn));
+        expectClose(fast, referenceMetrics(p, y, w, reference, decision));
+        const perRow = scored.metrics(w);
+        expectClose(perRow, referenceMetrics(p, y, w, reference, decision));
+        for (const m of ['prAuc', 'rocAuc', 'balancedAccuracy'] as const) expect(fast[m]).toBe(perRow[m]);
+      }),
+    );
+  });
+
+  it('any row weights (not only counts) and unit weights equal the per-row definitions', () => {
+    fc.assert(
+      fc.property(
+        resampleArb,
+        fc.array(
+          fc.integer({ min: 0, max: 5000 }).map((v) => v / 1000),
+          { minLength: 60, maxLength: 60 },
+        ),
+        ({ rows, reference, decision }, weights) => {
+          const p = Float64Array.from(rows, (r) => r.p / 20);
+          const y = Uint8Array.from(rows, (r) => r.y);
+          const w = Float64Array.from(rows, (_, i) => weights[i]!);
+          const scored = new ScoredRows(p, y, reference, decision);
+          expectClose(scored.metrics(w), referenceMetrics(p, y, w, reference, decision));
+          expectClose(
+            scored.metrics(),
+            referenceMetrics(p, y, new Float64Array(p.length).fill(1), reference, decision),
+          );
+        },
+      ),
+    );
+  });
+
   it('rejects a probability outside [0, 1] and mismatched lengths', () => {
     expect(() => new ScoredRows(Float64Array.of(1.5), Uint8Array.of(1), 0.5, 0.5)).toThrow(/not in \[0, 1\]/);
     expect(() => new ScoredRows(Float64Array.of(0.5), Uint8Array.of(1, 0), 0.5, 0.5)).toThrow(/labels/);
+    expect(() =>
+      new ScoredRows(Float64Array.of(0.5), Uint8Array.of(1), 0.5, 0.5).byBlock(Uint32Array.of(0, 0)),
+    ).toThrow(/blocks for 1 rows/);
   });
 });
 
