@@ -92,6 +92,29 @@ describe('windowed features over whole seconds (hand-made sequence with known an
     expect(f(41.8, 'signed_log_notional_volume_5s')).toBeCloseTo(Math.log1p(0.2 * row(41.8).mid), 12);
   });
 
+  it('quote change rates, and the recent market against the 300 s level', () => {
+    // A quote at every j + 0.5 s, each a new mid (the first is no change): seconds 10..39 hold 30 changes, the
+    // 300 s window (back to before the start) the 39 of seconds 1..39.
+    expect(f(40, 'quote_change_rate_30s')).toBeCloseTo(1, 12);
+    expect(f(40, 'quote_change_rate_300s')).toBeCloseTo(39 / 300, 12);
+    expect(f(40, 'trade_rate_300s')).toBeCloseTo(44 / 300, 12);
+    const ln = (a: number, b: number, floor: number) => Math.log((a + floor) / (b + floor));
+    const rv300 = f(40, 'rv_300s_bps');
+    for (const w of [30, 60])
+      expect(f(40, `log_rv_ratio_${w}s_300s`)).toBeCloseTo(ln(f(40, `rv_${w}s_bps`), rv300, 0.05), 5);
+    // Rates floored at one event per 300 s: [35.1, 40.1) holds 5 changes and 5 trades; seconds 0..39 hold 44
+    // trades (40 buys, sells at 0.75, 10.75, 20.75, 30.75).
+    expect(f(40.1, 'log_quote_rate_ratio_5s_300s')).toBeCloseTo(ln(5 / 5, 39 / 300, 1 / 300), 5);
+    expect(f(40, 'log_quote_rate_ratio_30s_300s')).toBeCloseTo(ln(1, 39 / 300, 1 / 300), 5);
+    expect(f(40.1, 'log_trade_rate_ratio_5s_300s')).toBeCloseTo(ln(1, 44 / 300, 1 / 300), 5);
+    expect(f(40, 'log_trade_rate_ratio_30s_300s')).toBeCloseTo(ln(33 / 30, 44 / 300, 1 / 300), 5);
+    expect(f(40, 'abs_return_1s_vs_rv_300s')).toBeCloseTo(
+      Math.abs(f(40, 'mid_log_return_1s_bps')) / Math.max(rv300, 0.05),
+      5,
+    );
+    expect(f(40, 'abs_return_1s_vs_rv_300s')).toBeGreaterThan(0);
+  });
+
   it('gap flags: set until a window is full of known returns', () => {
     expect(f(40, 'data_gap_30s')).toBe(0);
     expect(f(30, 'data_gap_30s')).toBe(1); // second 0 starts before the first quote

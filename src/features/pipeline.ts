@@ -456,6 +456,7 @@ export class FeaturePipeline {
       s.labeler.markChange(at);
       s.quoteChanges1s.push(at, 0);
       s.quoteChanges5s.push(at, 0);
+      s.seconds.addQuoteChange();
     }
     s.lastBid = bid;
     s.lastAsk = ask;

@@ -32,6 +32,8 @@ export interface WindowAggregates {
   /** Trades and traded base volume (1e-8 units) in the window. */
   trades: number;
   volumeUnits: number;
+  /** Best bid/ask price changes in the window. */
+  quoteChanges: number;
   /** Known 1 s returns in the window (W when complete). */
   knownReturns: number;
 }
@@ -45,6 +47,7 @@ function emptyAggregates(): WindowAggregates {
     meanImbalance: 0,
     trades: 0,
     volumeUnits: 0,
+    quoteChanges: 0,
     knownReturns: 0,
   };
 }
@@ -58,11 +61,13 @@ export class SecondSeries {
   private readonly imbalance = new Float64Array(SECOND_RING);
   private readonly trades = new Float64Array(SECOND_RING);
   private readonly volume = new Float64Array(SECOND_RING);
+  private readonly quoteChanges = new Float64Array(SECOND_RING);
   /** The next second to close; seconds before it are closed. NaN until the first event. */
   next = Number.NaN;
   private prevMid = Number.NaN;
   private openTrades = 0;
   private openVolume = 0;
+  private openQuoteChanges = 0;
   private dirty = true;
   readonly windows: WindowAggregates[] = WINDOWS_S.map(emptyAggregates);
 
@@ -74,6 +79,10 @@ export class SecondSeries {
   addTrade(units: number): void {
     this.openTrades++;
     this.openVolume += units;
+  }
+
+  addQuoteChange(): void {
+    this.openQuoteChanges++;
   }
 
   /**
@@ -91,8 +100,10 @@ export class SecondSeries {
     this.imbalance[i] = Number.isNaN(mid) ? Number.NaN : imbalance;
     this.trades[i] = this.openTrades;
     this.volume[i] = this.openVolume;
+    this.quoteChanges[i] = this.openQuoteChanges;
     this.openTrades = 0;
     this.openVolume = 0;
+    this.openQuoteChanges = 0;
     this.prevMid = mid;
     this.next = k + 1;
     this.dirty = true;
@@ -100,13 +111,14 @@ export class SecondSeries {
 
   /**
    * Skips `n` seconds without data (a jump longer than the ring): they hold nothing, so every window over
-   * them is incomplete. The open second's trades are kept in the first skipped second's place: dropped.
+   * them is incomplete. The open second's trades and quote changes would be in the first skipped second: dropped.
    */
   skip(n: number): void {
     this.next += n;
     this.prevMid = Number.NaN;
     this.openTrades = 0;
     this.openVolume = 0;
+    this.openQuoteChanges = 0;
     this.dirty = true;
   }
 
@@ -133,6 +145,7 @@ export class SecondSeries {
     let nQ = 0;
     let trades = 0;
     let volume = 0;
+    let quoteChanges = 0;
     let w = 0;
     // One pass from the newest second back, finishing each window (30, 60, 300) on the way.
     for (let back = 1; back <= MAX_WINDOW_S; back++) {
@@ -154,6 +167,7 @@ export class SecondSeries {
         }
         trades += this.trades[i]!;
         volume += this.volume[i]!;
+        quoteChanges += this.quoteChanges[i]!;
       }
       if (back === WINDOWS_S[w]) {
         const a = this.windows[w]!;
@@ -164,6 +178,7 @@ export class SecondSeries {
         a.meanImbalance = nQ > 0 ? sumI / nQ : 0;
         a.trades = trades;
         a.volumeUnits = volume;
+        a.quoteChanges = quoteChanges;
         a.knownReturns = nR;
         w++;
       }

@@ -6,10 +6,11 @@
 
 import type { OrderBook } from '../book/book.js';
 import { QuoteWatchError } from '../errors.js';
+import { VOL_SPIKE_LEVEL_FLOOR_BPS } from '../labels/volSpike.js';
 import { WINDOWS_S, type WindowAggregates } from './seconds.js';
 import type { FeatureDef, FeatureSpec } from './types.js';
 
-export const FEATURE_VERSION = 3;
+export const FEATURE_VERSION = 4;
 export const DEFAULT_TICK_MS = 100;
 /** Length of the short trailing windows: events with exchUs in [t - 1 s, t) and [t - 5 s, t). */
 export const WINDOW_US = 1_000_000;
@@ -289,6 +290,13 @@ const windowed: FeatureImpl[] = WINDOWS_S.flatMap((w, i): FeatureImpl[] => {
       compute: (c) => Math.log1p((a(c).volumeUnits / UNITS / w) * c.mid),
     },
     {
+      name: `quote_change_rate_${w}s`,
+      lookbackS: w + 1,
+      type: f32,
+      description: `best bid/ask price changes per second ${over}`,
+      compute: (c) => a(c).quoteChanges / w,
+    },
+    {
       name: `data_gap_${w}s`,
       lookbackS: w + 1,
       type: f32,
@@ -299,6 +307,77 @@ const windowed: FeatureImpl[] = WINDOWS_S.flatMap((w, i): FeatureImpl[] => {
     },
   ];
 });
+
+/** The window of WINDOWS_S a relative feature divides by: the product's own trailing level. */
+const LEVEL_S = 300;
+const LEVEL = WINDOWS_S.indexOf(LEVEL_S);
+/** Added to both rates of a ratio: one event per level window, so a quiet product's ratio stays finite. */
+const RATE_FLOOR = 1 / LEVEL_S;
+
+/** ln((a + floor) / (b + floor)): 0 when equal, symmetric for up and down, finite when either is 0. */
+function logRatio(a: number, b: number, floor: number): number {
+  return Math.log((a + floor) / (b + floor));
+}
+
+/**
+ * The recent market against the product's own level over the last 300 s: scale-free across products and hours,
+ * and what the vol-spike target compares (the forward 60 s volatility over rv_300s_bps, src/labels/volSpike.ts).
+ * Trees split on one input at a time, so a ratio of two inputs is one they cannot build; activity (quote changes,
+ * trades) rises with volatility in real markets and the simulator, and reacts within seconds where a 30 s realized
+ * volatility lags. Floors: the label's level floor for volatility, one event per 300 s for rates.
+ */
+const relative: FeatureImpl[] = [
+  ...([30, 60] as const).map(
+    (w): FeatureImpl => ({
+      name: `log_rv_ratio_${w}s_${LEVEL_S}s`,
+      lookbackS: LEVEL_S + 1,
+      type: f32,
+      description: `ln((rv_${w}s_bps + f) / (rv_${LEVEL_S}s_bps + f)), f = ${VOL_SPIKE_LEVEL_FLOOR_BPS} bps`,
+      compute: (c) =>
+        logRatio(
+          c.windows[WINDOWS_S.indexOf(w)]!.rv * BPS,
+          c.windows[LEVEL]!.rv * BPS,
+          VOL_SPIKE_LEVEL_FLOOR_BPS,
+        ),
+    }),
+  ),
+  ...(
+    [
+      ['quote', 5, (c) => c.quoteChanges5s / 5],
+      ['quote', 30, (c) => c.windows[WINDOWS_S.indexOf(30)]!.quoteChanges / 30],
+      ['trade', 5, (c) => c.tradeCount5s / 5],
+      ['trade', 30, (c) => c.windows[WINDOWS_S.indexOf(30)]!.trades / 30],
+    ] as const satisfies readonly (readonly ['quote' | 'trade', number, (c: TickContext) => number])[]
+  ).map(
+    ([kind, w, rate]): FeatureImpl => ({
+      name: `log_${kind}_rate_ratio_${w}s_${LEVEL_S}s`,
+      lookbackS: LEVEL_S + 1,
+      type: f32,
+      description:
+        `ln((${kind === 'quote' ? 'best bid/ask price changes' : 'trades'} per second over the last ${w} s + f) / ` +
+        `(the same over the ${LEVEL_S} whole seconds before the tick's last second boundary + f)), f = 1/${LEVEL_S}`,
+      compute: (c) => {
+        const level = c.windows[LEVEL]!;
+        return logRatio(
+          rate(c),
+          (kind === 'quote' ? level.quoteChanges : level.trades) / LEVEL_S,
+          RATE_FLOOR,
+        );
+      },
+    }),
+  ),
+  {
+    name: `abs_return_1s_vs_rv_${LEVEL_S}s`,
+    lookbackS: LEVEL_S + 1,
+    type: f32,
+    description: `|mid_log_return_1s_bps| / max(rv_${LEVEL_S}s_bps, ${VOL_SPIKE_LEVEL_FLOOR_BPS}): the last second's move in units of the level; 0 when that mid is unknown`,
+    compute: (c) =>
+      Number.isFinite(c.midOneSecondAgo)
+        ? (Math.abs(Math.log(c.mid / c.midOneSecondAgo)) * BPS) /
+          Math.max(c.windows[LEVEL]!.rv * BPS, VOL_SPIKE_LEVEL_FLOOR_BPS)
+        : 0,
+  },
+];
 
 const status: FeatureImpl[] = [
   {
@@ -334,7 +413,13 @@ const status: FeatureImpl[] = [
  * Model inputs, all scale-free. The row also carries best_bid, best_ask (exact decimals), mid and spread
  * (quote currency) as columns beside them (FeatureRow, the lake's features zone).
  */
-export const FEATURES: readonly FeatureImpl[] = [...topOfBook, ...tradeWindows, ...windowed, ...status];
+export const FEATURES: readonly FeatureImpl[] = [
+  ...topOfBook,
+  ...tradeWindows,
+  ...windowed,
+  ...relative,
+  ...status,
+];
 
 export const FEATURE_NAMES: readonly string[] = FEATURES.map((f) => f.name);
 
