@@ -37,8 +37,8 @@ import { ScoredRows } from './eval/bootstrap.js';
 import { decidePromotion, timeFolds } from './eval/gate.js';
 import { curvesOf, gitSha, type RunRecord, renderReport, specHash } from './eval/runRecord.js';
 import { mainMetric } from './eval/walkForward.js';
-import { type Example, modelRows, splitByTime as purgedSplit } from './train/dataset.js';
-import { binarizeByProduct, labelHorizonUs, toSpikeValues } from './train/targets.js';
+import { type Example, splitByTime as purgedSplit } from './train/dataset.js';
+import { labelHorizonUs, toSpikeValues } from './train/targets.js';
 import { trainCandidate } from './train/train.js';
 
 export { nearestRankQuantile, VOL_SPIKE_QUANTILE, withOnnxMetadata } from './train/targets.js';

@@ -23,7 +23,7 @@ import { WINDOWS_S } from '../../src/features/seconds.js';
 import { type FeatureSet, MODEL_FEATURES } from '../../src/features/spec.js';
 import { VOL_SPIKE_LEVEL_FEATURE, VOL_SPIKE_TARGET, volSpikeValue } from '../../src/labels/volSpike.js';
 import { DatasetError, type Example, modelRows } from '../train/dataset.js';
-import { type GbdtOptions, type Matrix, predictGbdt, trainGbdt } from '../train/gbdt.js';
+import { type GbdtOptions, type Matrix, predictGbdt, trainGbdtOnLogistic } from '../train/gbdt.js';
 import { predictLogistic, trainLogisticRegression } from '../train/logreg.js';
 import { binarizeByProduct, fitThresholdsByProduct, labelHorizonUs } from '../train/targets.js';
 import {
@@ -251,7 +251,7 @@ export async function walkForward(
       const value = score(pv, validation, rate)[metric];
       if (!best || better(metric, best.value, value)) best = { l2, value, model };
     }
-    const gbdt = await trainGbdt(matrix(train), labels(train), o.gbdt, {
+    const gbdt = await trainGbdtOnLogistic(best!.model, matrix(train), labels(train), o.gbdt, {
       x: matrix(validation),
       y: labels(validation),
     });

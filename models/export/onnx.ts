@@ -6,6 +6,7 @@
  *   features float32 [N, F] -> Sub(mean) -> Div(std) -> MatMul(W [F, 1]) -> Add(b) -> Sigmoid -> probability [N, 1]
  * Gradient-boosted trees (ai.onnx.ml opset 5 TreeEnsemble, default domain opset 21 for the Sigmoid; no ZipMap):
  *   features float32 [N, F] -> TreeEnsemble (sum of the trees' leaves = the margin) -> Sigmoid -> probability [N, 1]
+ *   boosted from a regression: Add(the regression's log-odds as above, the TreeEnsemble's sum) -> Sigmoid
  *
  * Field numbers below are from onnx/onnx.proto (IR version 8). Initializers are stored as raw_data,
  * little-endian float32, as the spec requires for raw tensor data.
@@ -92,37 +93,46 @@ function entry(key: string, value: string): MessageWriter {
   return new MessageWriter().string(1, key).string(2, value);
 }
 
-export function exportLogisticOnnx(
-  model: LogisticModel,
-  spec: FeatureSpec,
-  meta: ExportMeta = {},
-): Uint8Array {
-  const f = model.weights.length;
-  if (model.mean.length !== f || model.std.length !== f) {
+/**
+ * The regression's log-odds as graph nodes and initializers, `INPUT_NAME` -> `output`: Sub(mean) -> Div(std) ->
+ * MatMul(W) -> Add(b). Checks the parameters first.
+ */
+function logisticNodes(graph: MessageWriter, model: LogisticModel, f: number, output: string): MessageWriter {
+  if (model.weights.length !== f || model.mean.length !== f || model.std.length !== f) {
     throw new RangeError(
-      `model has ${f} weights but ${model.mean.length} means and ${model.std.length} stds`,
+      `model has ${model.weights.length} weights, ${model.mean.length} means and ${model.std.length} stds for ${f} features`,
     );
   }
   for (const [name, values] of Object.entries({ weights: model.weights, mean: model.mean, std: model.std })) {
     if (!values.every(Number.isFinite)) throw new RangeError(`model ${name} contain a non-finite value`);
   }
   if (!Number.isFinite(model.bias)) throw new RangeError(`model bias is not finite (${model.bias})`);
+  // GraphProto: node = 1, initializer = 5.
+  return graph
+    .message(1, node('Sub', [INPUT_NAME, 'mean'], 'centered'))
+    .message(1, node('Div', ['centered', 'std'], 'standardized'))
+    .message(1, node('MatMul', ['standardized', 'W'], 'logit_no_bias'))
+    .message(1, node('Add', ['logit_no_bias', 'b'], output))
+    .message(5, floatTensor('mean', [f], model.mean))
+    .message(5, floatTensor('std', [f], model.std))
+    .message(5, floatTensor('W', [f, 1], model.weights))
+    .message(5, floatTensor('b', [1], [model.bias]));
+}
+
+export function exportLogisticOnnx(
+  model: LogisticModel,
+  spec: FeatureSpec,
+  meta: ExportMeta = {},
+): Uint8Array {
+  const f = model.weights.length;
   if (spec.features.length !== f) {
     throw new RangeError(`feature spec has ${spec.features.length} features but the model has ${f} weights`);
   }
 
   // GraphProto: node = 1, name = 2, initializer = 5, input = 11, output = 12.
-  const graph = new MessageWriter()
-    .message(1, node('Sub', [INPUT_NAME, 'mean'], 'centered'))
-    .message(1, node('Div', ['centered', 'std'], 'standardized'))
-    .message(1, node('MatMul', ['standardized', 'W'], 'logit_no_bias'))
-    .message(1, node('Add', ['logit_no_bias', 'b'], 'logit'))
+  const graph = logisticNodes(new MessageWriter(), model, f, 'logit')
     .message(1, node('Sigmoid', ['logit'], OUTPUT_NAME))
     .string(2, 'quotewatch_logistic')
-    .message(5, floatTensor('mean', [f], model.mean))
-    .message(5, floatTensor('std', [f], model.std))
-    .message(5, floatTensor('W', [f, 1], model.weights))
-    .message(5, floatTensor('b', [1], [model.bias]))
     .message(11, floatValueInfo(INPUT_NAME, ['N', f]))
     .message(12, floatValueInfo(OUTPUT_NAME, ['N', 1]));
 
@@ -208,9 +218,11 @@ export function exportTreeOnnx(model: TreeModel, spec: FeatureSpec, meta: Export
       missingTrue.push(tree.missingLeft[i]!);
     }
   }
+  // Boosted from a regression: its log-odds and the trees' sum are added before the Sigmoid.
+  const treeOutput = model.linear ? 'tree_margin' : 'margin';
   const ensemble = new MessageWriter()
     .string(1, INPUT_NAME)
-    .string(2, 'margin')
+    .string(2, treeOutput)
     .string(3, 'tree_ensemble')
     .string(4, 'TreeEnsemble')
     .message(5, attribute.int('aggregate_function', 1))
@@ -237,8 +249,13 @@ export function exportTreeOnnx(model: TreeModel, spec: FeatureSpec, meta: Export
     .message(5, attribute.int('post_transform', 0))
     .message(5, attribute.ints('tree_roots', roots))
     .string(7, ML_DOMAIN);
-  const graph = new MessageWriter()
-    .message(1, ensemble)
+  let graph = new MessageWriter().message(1, ensemble);
+  if (model.linear)
+    graph = logisticNodes(graph, model.linear, f, 'linear_margin').message(
+      1,
+      node('Add', ['linear_margin', 'tree_margin'], 'margin'),
+    );
+  graph = graph
     .message(1, node('Sigmoid', ['margin'], OUTPUT_NAME))
     .string(2, 'quotewatch_gbdt')
     .message(11, floatValueInfo(INPUT_NAME, ['N', f]))

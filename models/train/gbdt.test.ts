@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { FeatureSpec } from '../../src/features/types.js';
 import { logLoss, rocAuc } from '../../src/model/metrics.js';
 import { exportTreeOnnx } from '../export/onnx.js';
-import { GbdtError, gbdtMargin, type Matrix, predictGbdt, trainGbdt } from './gbdt.js';
+import { GbdtError, gbdtMargin, type Matrix, predictGbdt, trainGbdt, trainGbdtOnLogistic } from './gbdt.js';
 import { predictLogistic, trainLogisticRegression } from './logreg.js';
 
 /** Seeded rows: y depends on x0 (threshold), x1² (non-linear), x0·x2 (interaction) and whether x3 is missing. */
@@ -143,7 +143,98 @@ describe('trainGbdt', () => {
   });
 });
 
+/** data() without missing values (a regression cannot take NaN; the project's rows are complete). */
+function complete(rows: number, seed: number) {
+  const d = data(rows, seed);
+  d.x.values.forEach((v, i) => {
+    if (Number.isNaN(v)) d.x.values[i] = 0;
+  });
+  return d;
+}
+const regressionOn = (d: { x: Matrix; y: Uint8Array }, l2 = 1e-3) =>
+  trainLogisticRegression(
+    Array.from({ length: d.x.rows }, (_, r) => Array.from(rowOf(d.x, r))),
+    Array.from(d.y),
+    { l2 },
+  );
+
+describe('trainGbdtOnLogistic', () => {
+  const train = complete(6000, 21);
+  const valid = complete(2000, 22);
+  const test = complete(3000, 23);
+  const y = Array.from(test.y);
+  const opts = { rounds: 80, maxDepth: 3, learningRate: 0.1, earlyStoppingRounds: 10 };
+
+  it("starts from the regression's margin and adds what it misses: better than the regression alone", async () => {
+    const lr = regressionOn(train);
+    const { model } = await trainGbdtOnLogistic(lr, train.x, train.y, opts, valid);
+    expect(model.linear).toBe(lr);
+    const pl = y.map((_, r) => predictLogistic(lr, Array.from(rowOf(test.x, r))));
+    const p = y.map((_, r) => predictGbdt(model, rowOf(test.x, r)));
+    expect(logLoss(p, y)).toBeLessThan(logLoss(pl, y) - 0.02);
+    expect(rocAuc(p, y)).toBeGreaterThan(rocAuc(pl, y));
+    // The margin is the regression's log-odds plus the trees' sum.
+    const x = rowOf(test.x, 0);
+    const trees = gbdtMargin({ features: model.features, trees: model.trees }, x);
+    const z = predictLogistic(lr, Array.from(x));
+    expect(gbdtMargin(model, x)).toBeCloseTo(Math.log(z / (1 - z)) + trees, 9);
+  });
+
+  it('where the regression is already right, the early-stopped trees stay close to it', async () => {
+    // y from a linear score only: nothing is left for the trees but noise.
+    const linear = (rows: number, seed: number) => {
+      const d = complete(rows, seed);
+      let s = seed * 7 + 1;
+      for (let r = 0; r < rows; r++) {
+        const z = 2 * d.x.values[r * 5]! - 1.5 * d.x.values[r * 5 + 1]! + 0.5;
+        s = (s * 1103515245 + 12345) % 2147483648;
+        d.y[r] = s / 2147483648 < 1 / (1 + Math.exp(-z)) ? 1 : 0;
+      }
+      return d;
+    };
+    const [tr, va, te] = [linear(6000, 31), linear(2000, 32), linear(3000, 33)];
+    const lr = regressionOn(tr);
+    const stacked = await trainGbdtOnLogistic(lr, tr.x, tr.y, opts, va);
+    const alone = await trainGbdt(tr.x, tr.y, opts, va);
+    const yt = Array.from(te.y);
+    const loss = (f: (x: Float32Array) => number) =>
+      logLoss(
+        yt.map((_, r) => f(rowOf(te.x, r))),
+        yt,
+      );
+    const lrLoss = loss((x) => predictLogistic(lr, Array.from(x)));
+    expect(loss((x) => predictGbdt(stacked.model, x))).toBeLessThan(lrLoss + 0.005);
+    // Trees alone rebuild a straight line from steps, and lose more.
+    expect(loss((x) => predictGbdt(alone.model, x))).toBeGreaterThan(
+      loss((x) => predictGbdt(stacked.model, x)),
+    );
+  });
+});
+
 describe('exportTreeOnnx', () => {
+  it('trees on a regression: onnxruntime (regression + TreeEnsemble, Add, Sigmoid) gives the TypeScript probabilities to 1e-6', async () => {
+    const train = complete(4000, 41);
+    const { model } = await trainGbdtOnLogistic(regressionOn(train), train.x, train.y, {
+      rounds: 20,
+      maxDepth: 4,
+    });
+    const test = complete(500, 42);
+    const session = await ort.InferenceSession.create(exportTreeOnnx(model, specOf(5)));
+    try {
+      const out = await session.run({ features: new ort.Tensor('float32', test.x.values, [test.x.rows, 5]) });
+      expect(out.probability?.dims).toEqual([test.x.rows, 1]);
+      let worst = 0;
+      for (let r = 0; r < test.x.rows; r++)
+        worst = Math.max(
+          worst,
+          Math.abs((out.probability!.data[r] as number) - predictGbdt(model, rowOf(test.x, r))),
+        );
+      expect(worst).toBeLessThan(1e-6);
+    } finally {
+      await session.release();
+    }
+  });
+
   it('onnxruntime (TreeEnsemble + Sigmoid) gives the TypeScript model probabilities to 1e-6, NaN included', async () => {
     const train = data(4000, 11);
     const { model } = await trainGbdt(train.x, train.y, { rounds: 30, maxDepth: 5 });

@@ -76,8 +76,8 @@ export function trainLogisticRegression(X: number[][], y: number[], opts: TrainO
   return { weights: theta.slice(0, f), bias: theta[f]!, mean, std };
 }
 
-/** Probability of the positive class for one raw (unstandardized) feature row. */
-export function predictLogistic(model: LogisticModel, x: number[]): number {
+/** The log-odds of one raw (unstandardized) feature row. */
+export function logisticMargin(model: LogisticModel, x: ArrayLike<number>): number {
   if (x.length !== model.weights.length) {
     throw new RangeError(`expected ${model.weights.length} features, got ${x.length}`);
   }
@@ -85,7 +85,12 @@ export function predictLogistic(model: LogisticModel, x: number[]): number {
   for (let j = 0; j < x.length; j++) {
     z += model.weights[j]! * ((x[j]! - model.mean[j]!) / model.std[j]!);
   }
-  return sigmoid(z);
+  return z;
+}
+
+/** Probability of the positive class for one raw (unstandardized) feature row. */
+export function predictLogistic(model: LogisticModel, x: ArrayLike<number>): number {
+  return sigmoid(logisticMargin(model, x));
 }
 
 function validate(X: number[][], y: number[], l2: number): void {

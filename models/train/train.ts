@@ -38,9 +38,9 @@ import {
 import { exportLogisticOnnx, exportTreeOnnx } from '../export/onnx.js';
 import { registryLocation, type SplitRecord } from './candidate.js';
 import { assertBothClasses, DatasetError, type Example, modelRows, splitByTime } from './dataset.js';
-import { predictGbdt, trainGbdt } from './gbdt.js';
+import { predictGbdt, trainGbdtOnLogistic } from './gbdt.js';
 import { loadLakeExamples } from './lakeDataset.js';
-import { predictLogistic, trainLogisticRegression } from './logreg.js';
+import { type LogisticModel, predictLogistic, trainLogisticRegression } from './logreg.js';
 import {
   binarizeByProduct,
   fitThresholdsByProduct,
@@ -271,7 +271,8 @@ const JOB_GBDT = DEFAULT_WALK_FORWARD.gbdt;
 /**
  * The model on `trainRows` (complete rows cut to the inputs of `spec`'s set). The newest 20 % of the training rows
  * validate (purged by the label horizon from the rest, `fit`):
- *   gbdt      the trees on `fit`, early-stopped on the validation rows;
+ *   gbdt      the regression on `fit` (TRAIN_L2), then trees boosted from its margin on `fit`, early-stopped on
+ *             the validation rows;
  *   logistic  the regression on all the training rows, L2 penalty TRAIN_L2;
  *   auto      (default) both on `fit`, and the one better in the target's main metric on the validation rows
  *             (ties: the regression), as the walk-forward's `chosen` (models/eval/walkForward.ts): on the
@@ -291,7 +292,10 @@ async function fitModel(
         : o.version(createHash('sha256').update(JSON.stringify(model)).digest('hex').slice(0, 8));
     return { target, version };
   };
-  const logistic = (rows: Example[], extra: Record<string, unknown> = {}): Fitted => {
+  const logistic = (
+    rows: Example[],
+    extra: Record<string, unknown> = {},
+  ): Fitted & { model: LogisticModel } => {
     const model = trainLogisticRegression(
       rows.map((e) => e.x),
       rows.map((e) => e.y),
@@ -299,13 +303,17 @@ async function fitModel(
     );
     const meta = metaOf(model);
     return {
+      model,
       version: meta.version,
       score: (x) => predictLogistic(model, x),
       onnx: exportLogisticOnnx(model, spec, meta),
       record: { algorithm: 'logistic regression (Newton/IRLS, standardized features)', l2: o.l2, ...extra },
     };
   };
-  if (o.algorithm === 'logistic') return logistic(trainRows);
+  if (o.algorithm === 'logistic') {
+    const { model: _, ...fitted } = logistic(trainRows);
+    return fitted;
+  }
   const cut = trainRows[Math.floor(trainRows.length * 0.8)]?.tsUs ?? Number.POSITIVE_INFINITY;
   const fitPart = trainRows.filter((e) => e.tsUs + horizonUs < cut);
   const validation = trainRows.filter((e) => e.tsUs >= cut);
@@ -317,7 +325,9 @@ async function fitModel(
     values: Float32Array.from(part.flatMap((e) => e.x)),
   });
   const labels = (part: Example[]) => Uint8Array.from(part, (e) => e.y);
-  const result = await trainGbdt(matrix(fitPart), labels(fitPart), JOB_GBDT, {
+  // The trees are boosted from the regression on the same rows (trainGbdtOnLogistic says why).
+  const regression = logistic(fitPart, { rows: { fit: fitPart.length, validation: validation.length } });
+  const result = await trainGbdtOnLogistic(regression.model, matrix(fitPart), labels(fitPart), JOB_GBDT, {
     x: matrix(validation),
     y: labels(validation),
   });
@@ -329,8 +339,9 @@ async function fitModel(
     onnx: exportTreeOnnx(result.model, spec, meta),
     record: {
       algorithm:
-        'histogram gradient-boosted trees (log loss), early-stopped on the newest 20% of the training rows',
+        "histogram gradient-boosted trees (log loss) on the logistic regression's margin, early-stopped on the newest 20% of the training rows",
       options: JOB_GBDT,
+      l2: o.l2,
       rows: { fit: fitPart.length, validation: validation.length },
       trees: result.model.trees.length,
       treesBuilt: result.treesBuilt,
@@ -341,7 +352,6 @@ async function fitModel(
     },
   };
   if (o.algorithm === 'gbdt') return trees;
-  const regression = logistic(fitPart, { rows: { fit: fitPart.length, validation: validation.length } });
   const metric = mainMetric(target);
   const y = labels(validation);
   const rate = baseRate(fitPart.map((e) => e.y));
@@ -354,7 +364,8 @@ async function fitModel(
     ).metrics()[metric];
   const onValidation = { logistic: on(regression), gbdt: on(trees) };
   const gbdtBetter = better(metric, onValidation.logistic, onValidation.gbdt);
-  const chosen = gbdtBetter ? trees : regression;
+  const { model: _, ...linear } = regression;
+  const chosen = gbdtBetter ? trees : linear;
   return {
     ...chosen,
     record: {
