@@ -11,6 +11,7 @@ import { type LogisticModel, predictLogistic } from '../models/train/logreg.js';
 import type { HttpApiEventV2, HttpApiResultV2 } from '../src/api/http.js';
 import { latestOf } from '../src/api/latest.js';
 import { type PredictResponse, parsePredictBody, predict } from '../src/api/predict.js';
+import { FEATURE_NAMES as ROW_FEATURES } from '../src/features/spec.js';
 import type { FeatureSpec } from '../src/features/types.js';
 import { type Emulators, startEmulators } from '../src/local/emulators.js';
 import { provision } from '../src/local/provision.js';
@@ -114,7 +115,14 @@ describe('GET /latest', () => {
     expect(btc.mid).toBe(65000.125);
     expect(btc.bestBid).toBe('65000.12');
     expect(btc.bestAsk).toBe('65000.13');
-    expect(btc.features).toEqual(snapshot('BTC-USD', 65000.125, 0).features);
+    // The spec's features as float32, what the lake and the models hold; a name outside the spec as written
+    // (src/storage/latest.ts packFeatures).
+    const written = snapshot('BTC-USD', 65000.125, 0).features;
+    expect(btc.features).toEqual(
+      Object.fromEntries(
+        Object.entries(written).map(([k, v]) => [k, ROW_FEATURES.includes(k) ? Math.fround(v) : v]),
+      ),
+    );
     expect(btc.ageMs).toBeGreaterThanOrEqual(0);
     // Table keys and the TTL attribute are storage details, not part of the API.
     expect(btc).not.toHaveProperty('pk');

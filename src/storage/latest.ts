@@ -119,7 +119,7 @@ type StoredSnapshot = Omit<
   LatestSnapshot,
   'features' | 'quality' | 'feed' | 'drift' | 'book' | 'verification'
 > & {
-  /** FEATURE_NAMES order, float64 little-endian; NaN where a feature is undefined. */
+  /** FEATURE_NAMES order, float32 little-endian; NaN where a feature is undefined. */
   f: Uint8Array;
   /** Features the spec does not name, by name (none from the worker). */
   fx?: Record<string, number>;
@@ -138,14 +138,16 @@ interface StatusItem {
 }
 
 /**
- * Packs features in FEATURE_NAMES order as float64 (absent or non-finite: NaN): 8 bytes a feature instead of its
- * name and a decimal, exact. Features the spec does not name (a model of another spec) go to the `extra` map.
+ * Packs features in FEATURE_NAMES order as float32 (absent or non-finite: NaN): 4 bytes a feature instead of its
+ * name and a decimal, so a latest item stays one write unit with the 57 features of feature version 4. float32 is
+ * what the lake's FLOAT columns and the models' inputs hold: /latest shows, and /predict scores, the values a model
+ * sees. Features the spec does not name (a model of another spec) go to the `extra` map.
  */
 export function packFeatures(features: Readonly<Record<string, number>>): {
   packed: Uint8Array;
   extra: Record<string, number>;
 } {
-  const values = new Float64Array(FEATURE_NAMES.length).fill(Number.NaN);
+  const values = new Float32Array(FEATURE_NAMES.length).fill(Number.NaN);
   const index = featureIndex();
   const extra: Record<string, number> = {};
   for (const [name, v] of Object.entries(features)) {
@@ -163,7 +165,7 @@ export function unpackFeatures(
   extra: Readonly<Record<string, number>> = {},
 ): Record<string, number> {
   const copy = new Uint8Array(bytes); // aligned, whatever the SDK handed us
-  const values = new Float64Array(copy.buffer, 0, Math.floor(copy.byteLength / 8));
+  const values = new Float32Array(copy.buffer, 0, Math.floor(copy.byteLength / 4));
   const features: Record<string, number> = {};
   FEATURE_NAMES.forEach((name, i) => {
     const v = values[i];
