@@ -108,7 +108,9 @@ export async function simulateToLake(o: SimulateOptions): Promise<SimulateSummar
           objectTicks: o.objectTicks,
           models: o.models,
           writeLatest: async () => {},
-          now: () => 0,
+          // No wall clock: simulated time is hours away from it, so a latency would be a huge negative number
+          // (WorkerLatencyMs skips non-finite timings; nothing else here reads the clock).
+          now: () => Number.NaN,
           log,
         }),
       },
