@@ -119,10 +119,12 @@ describe('decidePromotion', () => {
 });
 
 describe('the held-out window cut into consecutive time folds (timeFolds, as evaluate cuts it)', () => {
-  it('cuts the time span into equal stretches, oldest first; rows of one tick share a fold', () => {
-    const tsUs = [0, 0, 10, 49, 50, 50, 99];
-    expect(Array.from(timeFolds(tsUs, 2))).toEqual([1, 1, 1, 1, 2, 2, 2]);
-    expect(Array.from(timeFolds(tsUs, 4))).toEqual([1, 1, 1, 2, 3, 3, 4]);
+  it('cuts the rows into equal shares in time order, oldest first; rows of one tick share a fold', () => {
+    const tsUs = [0, 0, 10, 49, 50, 50, 99, 120];
+    expect(Array.from(timeFolds(tsUs, 2))).toEqual([1, 1, 1, 1, 2, 2, 2, 2]);
+    // Shares of 2: the tick at 50 has two rows, both in fold 3.
+    expect(Array.from(timeFolds(tsUs, 4))).toEqual([1, 1, 2, 2, 3, 3, 4, 4]);
+    expect(Array.from(timeFolds([0, 0, 0, 1], 2))).toEqual([1, 1, 1, 2]);
     expect(Array.from(timeFolds([5], 3))).toEqual([1]);
     expect(() => timeFolds([2, 1], 2)).toThrow(/time order/);
     expect(() => timeFolds([1], 0)).toThrow(RangeError);
@@ -141,25 +143,45 @@ describe('the held-out window cut into consecutive time folds (timeFolds, as eva
     expect(d.folds.map((f) => f.ok)).toEqual([true, true, true, true, false]);
   });
 
-  it('names a fold without rows (a gap in the data) when told how many folds there are', () => {
+  it('a gap in the data empties no fold; a window with fewer ticks than folds names the empty ones', () => {
     const m = market(3 * 3600, 4);
-    // Rows of the middle fifth left out: its stretch has none.
-    const fold = timeFolds(m.tsUs, 5);
-    const keep = Array.from(fold, (f, i) => (f === 3 ? -1 : i)).filter((i) => i >= 0);
-    const pick = <T extends Float64Array | Uint8Array>(a: T) => a.filter((_, i) => fold[i] !== 3) as T;
-    expect(keep.length).toBeLessThan(m.y.length);
+    // The middle fifth of the time span left out (an outage): each fold still holds a fifth of the rows.
+    const cut = (t: number) => t >= m.tsUs[0]! + 0.4 * 3 * 3600e6 && t < m.tsUs[0]! + 0.6 * 3 * 3600e6;
+    const pick = <T extends Float64Array | Uint8Array>(a: T) => a.filter((_, i) => !cut(m.tsUs[i]!)) as T;
+    const tsUs = pick(m.tsUs);
+    expect(tsUs.length).toBeLessThan(m.tsUs.length * 0.85);
+    const fold = timeFolds(tsUs, 5);
+    for (let k = 1; k <= 5; k++) expect(fold.filter((f) => f === k).length / tsUs.length).toBeCloseTo(0.2, 2);
     const d = decidePromotion(
       {
         ...input(m, pick(m.noisy(0.2, 1)), pick(m.noisy(1.5, 2))),
-        tsUs: pick(m.tsUs),
+        tsUs,
         y: pick(m.y),
-        fold: timeFolds(pick(m.tsUs), 5),
+        fold,
         folds: 5,
       },
       CONFIG,
     );
-    expect(d.promote).toBe(false);
-    expect(d.reasons).toContain('fold 3: no test rows');
-    expect(d.folds.find((f) => f.index === 3)).toMatchObject({ rows: 0, ok: false });
+    expect(d.folds.every((f) => f.rows > 0)).toBe(true);
+    expect(d.promote).toBe(true);
+    // Two ticks, five folds: folds 3 to 5 have no rows, and the gate says so.
+    const few = decidePromotion(
+      {
+        target: 'quote_change_500ms',
+        mainMetric: 'logLoss',
+        horizonUs: 30e6,
+        tsUs: Float64Array.of(0, 100_000),
+        fold: timeFolds([0, 100_000], 5),
+        folds: 5,
+        y: Uint8Array.of(0, 1),
+        candidate: Float64Array.of(0.2, 0.8),
+        active: Float64Array.of(0.5, 0.5),
+        trainRate: 0.5,
+      },
+      CONFIG,
+    );
+    expect(few.promote).toBe(false);
+    expect(few.reasons).toContain('fold 3: no test rows');
+    expect(few.folds.find((f) => f.index === 5)).toMatchObject({ rows: 0, ok: false });
   });
 });

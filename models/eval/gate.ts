@@ -68,10 +68,12 @@ export interface GateDecision {
 }
 
 /**
- * The promotion's folds of a held-out window (models/train/evaluate.ts): its time span [first, last row] cut
- * into `folds` consecutive stretches of equal time, fold 1 the oldest. `tsUs` must be in time order; rows of one
- * tick share a fold. A stretch without rows (a gap in the data) is a fold without rows, which decidePromotion
- * names as a reason when told the fold count (GateInput.folds).
+ * The promotion's folds of a held-out window (models/train/evaluate.ts): its rows, in time order, cut into `folds`
+ * consecutive stretches of about equal numbers of rows, fold 1 the oldest; rows of one tick share a fold. Equal
+ * shares of the rows, not of the time span: a gap in the data (an outage; a lake holding simulated days and the
+ * running system's hours, weeks apart) would otherwise leave a stretch with no row, and a fold without rows can
+ * never pass. Each fold is then the same amount of evidence, wherever it lies in time. A fold can still be empty
+ * when the window has fewer ticks than folds (decidePromotion names it when told the fold count, GateInput.folds).
  */
 export function timeFolds(tsUs: ArrayLike<number>, folds: number): Uint8Array {
   if (!(Number.isInteger(folds) && folds >= 1 && folds <= 255)) {
@@ -79,12 +81,12 @@ export function timeFolds(tsUs: ArrayLike<number>, folds: number): Uint8Array {
   }
   const n = tsUs.length;
   const out = new Uint8Array(n);
-  if (n === 0) return out;
-  const from = tsUs[0]!;
-  const span = tsUs[n - 1]! - from + 1;
+  let fold = 1;
   for (let i = 0; i < n; i++) {
     if (i > 0 && tsUs[i]! < tsUs[i - 1]!) throw new RangeError('timeFolds needs rows in time order');
-    out[i] = 1 + Math.min(folds - 1, Math.floor(((tsUs[i]! - from) * folds) / span));
+    // The next fold starts at the first new tick at or past its share of the rows.
+    if (i > 0 && tsUs[i]! !== tsUs[i - 1]! && fold < folds && i >= (fold * n) / folds) fold++;
+    out[i] = fold;
   }
   return out;
 }
