@@ -311,6 +311,7 @@ const windowed: FeatureImpl[] = WINDOWS_S.flatMap((w, i): FeatureImpl[] => {
 /** The window of WINDOWS_S a relative feature divides by: the product's own trailing level. */
 const LEVEL_S = 300;
 const LEVEL = WINDOWS_S.indexOf(LEVEL_S);
+const W30 = WINDOWS_S.indexOf(30);
 /** Added to both rates of a ratio: one event per level window, so a quiet product's ratio stays finite. */
 const RATE_FLOOR = 1 / LEVEL_S;
 
@@ -327,26 +328,23 @@ function logRatio(a: number, b: number, floor: number): number {
  * volatility lags. Floors: the label's level floor for volatility, one event per 300 s for rates.
  */
 const relative: FeatureImpl[] = [
-  ...([30, 60] as const).map(
-    (w): FeatureImpl => ({
+  ...([30, 60] as const).map((w): FeatureImpl => {
+    const short = WINDOWS_S.indexOf(w);
+    return {
       name: `log_rv_ratio_${w}s_${LEVEL_S}s`,
       lookbackS: LEVEL_S + 1,
       type: f32,
       description: `ln((rv_${w}s_bps + f) / (rv_${LEVEL_S}s_bps + f)), f = ${VOL_SPIKE_LEVEL_FLOOR_BPS} bps`,
       compute: (c) =>
-        logRatio(
-          c.windows[WINDOWS_S.indexOf(w)]!.rv * BPS,
-          c.windows[LEVEL]!.rv * BPS,
-          VOL_SPIKE_LEVEL_FLOOR_BPS,
-        ),
-    }),
-  ),
+        logRatio(c.windows[short]!.rv * BPS, c.windows[LEVEL]!.rv * BPS, VOL_SPIKE_LEVEL_FLOOR_BPS),
+    };
+  }),
   ...(
     [
       ['quote', 5, (c) => c.quoteChanges5s / 5],
-      ['quote', 30, (c) => c.windows[WINDOWS_S.indexOf(30)]!.quoteChanges / 30],
+      ['quote', 30, (c) => c.windows[W30]!.quoteChanges / 30],
       ['trade', 5, (c) => c.tradeCount5s / 5],
-      ['trade', 30, (c) => c.windows[WINDOWS_S.indexOf(30)]!.trades / 30],
+      ['trade', 30, (c) => c.windows[W30]!.trades / 30],
     ] as const satisfies readonly (readonly ['quote' | 'trade', number, (c: TickContext) => number])[]
   ).map(
     ([kind, w, rate]): FeatureImpl => ({
