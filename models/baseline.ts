@@ -37,7 +37,7 @@ import { ScoredRows } from './eval/bootstrap.js';
 import { decidePromotion, timeFolds } from './eval/gate.js';
 import { curvesOf, gitSha, type RunRecord, renderReport, specHash } from './eval/runRecord.js';
 import { mainMetric } from './eval/walkForward.js';
-import { type Example, splitByTime as purgedSplit } from './train/dataset.js';
+import { type Example, labelsOf, splitByTime as purgedSplit } from './train/dataset.js';
 import { labelHorizonUs, toSpikeValues } from './train/targets.js';
 import { trainCandidate } from './train/train.js';
 
@@ -208,7 +208,7 @@ export async function trainBaselines(
       } finally {
         await model.release();
       }
-      const y = Uint8Array.from(holdout, (e) => e.y);
+      const y = labelsOf(holdout);
       const trainRate = metrics.trainBaseRate as number;
       const promotion = readPromotionConfig({});
       const horizonUs = labelHorizonUs(target, DELTA_MS);

@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { rocAuc } from '../../src/model/metrics.js';
 import { Rng } from '../../src/simulator/rng.js';
 import { buildDatasets, type Datasets } from '../baseline.js';
-import { DatasetError, modelRows } from '../train/dataset.js';
+import { DatasetError, labelsOf, modelRows, toMatrix } from '../train/dataset.js';
 import { predictGbdt, trainGbdt } from '../train/gbdt.js';
 import { binarizeByProduct, fitThresholdsByProduct } from '../train/targets.js';
 import { renderReport } from './runRecord.js';
@@ -118,23 +118,13 @@ describe('walkForward on the simulated market', () => {
       .sort((a, b) => a.k - b.k)
       .map((r) => r.e);
     const cut = Math.floor(shuffled.length * 0.8);
-    const matrix = (part: typeof shuffled) => ({
-      rows: part.length,
-      features: part[0]!.x.length,
-      values: Float32Array.from(part.flatMap((e) => e.x)),
-    });
     const train = shuffled.slice(0, Math.floor(cut * 0.8));
     const validation = shuffled.slice(Math.floor(cut * 0.8), cut);
     const test = shuffled.slice(cut);
-    const { model } = await trainGbdt(
-      matrix(train),
-      Uint8Array.from(train, (e) => e.y),
-      GBDT,
-      {
-        x: matrix(validation),
-        y: Uint8Array.from(validation, (e) => e.y),
-      },
-    );
+    const { model } = await trainGbdt(toMatrix(train), labelsOf(train), GBDT, {
+      x: toMatrix(validation),
+      y: labelsOf(validation),
+    });
     const randomAuc = rocAuc(
       test.map((e) => predictGbdt(model, e.x)),
       test.map((e) => e.y),

@@ -22,8 +22,8 @@
 import { WINDOWS_S } from '../../src/features/seconds.js';
 import { type FeatureSet, MODEL_FEATURES } from '../../src/features/spec.js';
 import { VOL_SPIKE_LEVEL_FEATURE, VOL_SPIKE_TARGET, volSpikeValue } from '../../src/labels/volSpike.js';
-import { DatasetError, type Example, modelRows } from '../train/dataset.js';
-import { type GbdtOptions, type Matrix, predictGbdt, trainGbdtOnLogistic } from '../train/gbdt.js';
+import { DatasetError, type Example, labelsOf, modelRows, toMatrix } from '../train/dataset.js';
+import { type GbdtOptions, predictGbdt, trainGbdtOnLogistic } from '../train/gbdt.js';
 import { predictLogistic, trainLogisticRegression } from '../train/logreg.js';
 import { binarizeByProduct, fitThresholdsByProduct, labelHorizonUs } from '../train/targets.js';
 import {
@@ -159,16 +159,6 @@ export interface TestPredictions {
   trainRate: Float64Array;
 }
 
-function matrix(rows: readonly Example[]): Matrix {
-  const features = rows[0]?.x.length ?? 0;
-  const values = new Float32Array(rows.length * features);
-  rows.forEach((e, r) => {
-    values.set(e.x, r * features);
-  });
-  return { rows: rows.length, features, values };
-}
-
-const labels = (rows: readonly Example[]) => Uint8Array.from(rows, (e) => e.y);
 const positivesOf = (rows: readonly Example[]) => rows.reduce((n, e) => n + e.y, 0);
 
 /** Why `rows` cannot train or validate (one class only), or undefined. */
@@ -180,7 +170,7 @@ function oneClass(rows: readonly Example[], what: string): string | undefined {
 }
 
 function score(p: Float64Array, rows: readonly Example[], rate: number): MetricValues {
-  return new ScoredRows(p, labels(rows), rate, rate).metrics();
+  return new ScoredRows(p, labelsOf(rows), rate, rate).metrics();
 }
 
 /** Whether `b` is better than `a` in `metric` (ties keep `a`): the learner choice here and in the training job. */
@@ -251,9 +241,9 @@ export async function walkForward(
       const value = score(pv, validation, rate)[metric];
       if (!best || better(metric, best.value, value)) best = { l2, value, model };
     }
-    const gbdt = await trainGbdtOnLogistic(best!.model, matrix(train), labels(train), o.gbdt, {
-      x: matrix(validation),
-      y: labels(validation),
+    const gbdt = await trainGbdtOnLogistic(best!.model, toMatrix(train), labelsOf(train), o.gbdt, {
+      x: toMatrix(validation),
+      y: labelsOf(validation),
     });
     gbdt.gain.forEach((g, f) => {
       gainByFeature[f]! += g;
@@ -312,7 +302,7 @@ export async function walkForward(
     tsUs: Float64Array.from(pooled.rows, (e) => e.tsUs),
     product: pooled.rows.map((e) => e.product),
     fold: Uint8Array.from(pooled.fold),
-    y: labels(pooled.rows),
+    y: labelsOf(pooled.rows),
     p: Object.fromEntries(MODELS.map((m) => [m, Float64Array.from(pooled.p[m])])) as Record<
       ModelName,
       Float64Array

@@ -7,6 +7,7 @@
 import { QuoteWatchError } from '../../src/errors.js';
 import { FEATURE_NAMES, type FeatureSet, isCompleteRow, MODEL_FEATURES } from '../../src/features/spec.js';
 import type { FeatureRow, FeatureSpec, LabelRow } from '../../src/features/types.js';
+import type { Matrix } from './gbdt.js';
 import { isBinaryTarget } from './targets.js';
 
 export class DatasetError extends QuoteWatchError {}
@@ -22,6 +23,19 @@ export interface Example {
   x: number[];
   y: number;
 }
+
+/** Rows' inputs as the trees take them: one row-major float32 matrix, written in place (no interim array). */
+export function toMatrix(rows: readonly Example[]): Matrix {
+  const features = rows[0]?.x.length ?? 0;
+  const values = new Float32Array(rows.length * features);
+  rows.forEach((e, r) => {
+    values.set(e.x, r * features);
+  });
+  return { rows: rows.length, features, values };
+}
+
+/** Rows' 0/1 outcomes. */
+export const labelsOf = (rows: readonly Example[]): Uint8Array => Uint8Array.from(rows, (e) => e.y);
 
 /** The tick range a held-out part covers, inclusive: evaluation re-selects exactly these rows later. */
 export interface TimeWindow {

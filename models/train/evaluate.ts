@@ -23,6 +23,7 @@ import {
   DatasetError,
   type Example,
   inputsOf,
+  labelsOf,
   selectWindow,
 } from './dataset.js';
 import { loadLakeExamples } from './lakeDataset.js';
@@ -90,7 +91,7 @@ export async function evaluate(
       ? await loadActive(target, env, { tickMs, set })
       : undefined;
     if (active) models.push(active);
-    const y = Uint8Array.from(rows, (e) => e.y);
+    const y = labelsOf(rows);
     const trainRate = candidateFiles.trainBaseRate;
     const pCandidate = await probabilities(candidate, rows);
     const pActive = active ? await probabilities(active, rows) : undefined;

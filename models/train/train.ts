@@ -37,7 +37,15 @@ import {
 } from '../eval/walkForward.js';
 import { exportLogisticOnnx, exportTreeOnnx } from '../export/onnx.js';
 import { registryLocation, type SplitRecord } from './candidate.js';
-import { assertBothClasses, DatasetError, type Example, modelRows, splitByTime } from './dataset.js';
+import {
+  assertBothClasses,
+  DatasetError,
+  type Example,
+  labelsOf,
+  modelRows,
+  splitByTime,
+  toMatrix,
+} from './dataset.js';
 import { predictGbdt, trainGbdtOnLogistic } from './gbdt.js';
 import { loadLakeExamples } from './lakeDataset.js';
 import { type LogisticModel, predictLogistic, trainLogisticRegression } from './logreg.js';
@@ -319,17 +327,11 @@ async function fitModel(
   const validation = trainRows.filter((e) => e.tsUs >= cut);
   assertBothClasses(fitPart, 'gbdt training rows');
   assertBothClasses(validation, 'gbdt validation rows');
-  const matrix = (part: Example[]) => ({
-    rows: part.length,
-    features: spec.features.length,
-    values: Float32Array.from(part.flatMap((e) => e.x)),
-  });
-  const labels = (part: Example[]) => Uint8Array.from(part, (e) => e.y);
   // The trees are boosted from the regression on the same rows (trainGbdtOnLogistic says why).
   const regression = logistic(fitPart, { rows: { fit: fitPart.length, validation: validation.length } });
-  const result = await trainGbdtOnLogistic(regression.model, matrix(fitPart), labels(fitPart), JOB_GBDT, {
-    x: matrix(validation),
-    y: labels(validation),
+  const result = await trainGbdtOnLogistic(regression.model, toMatrix(fitPart), labelsOf(fitPart), JOB_GBDT, {
+    x: toMatrix(validation),
+    y: labelsOf(validation),
   });
   const names = spec.features.map((f) => f.name);
   const meta = metaOf(result.model);
@@ -353,7 +355,7 @@ async function fitModel(
   };
   if (o.algorithm === 'gbdt') return trees;
   const metric = mainMetric(target);
-  const y = labels(validation);
+  const y = labelsOf(validation);
   const rate = baseRate(fitPart.map((e) => e.y));
   const on = (f: Fitted) =>
     new ScoredRows(
