@@ -350,11 +350,13 @@ class ProductArbiter {
   }
 
   /**
-   * With the book broken, a snapshot rebuilds it only if no book change passed is newer: those would not be applied
-   * again on top of it (a copy is dropped), so a lagging line's older snapshot would give a wrong book until the next.
+   * A snapshot is passed only if no book change passed is newer: those would not be applied again on top of it (a
+   * copy is dropped), so a lagging line's older snapshot would give a wrong book until the next. That holds with the
+   * book whole too: a line that took over behind the other brings its own periodic snapshot, older than the changes
+   * the other passed; its book is the passed one already, and the snapshot is not needed.
    */
   private rebuilds(d: Delivered): boolean {
-    return this.bookOk || d.event.exchUs >= this.changesUs;
+    return d.event.exchUs >= this.changesUs;
   }
 
   private passSnapshot(line: string, d: Delivered, out: Delivered[]): void {

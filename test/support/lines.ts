@@ -75,6 +75,13 @@ export interface LinePlan {
   gaps: [number, number, number][];
   /** Killed before this event (publishes nothing from then on). */
   killedAt?: number;
+  /**
+   * The ingestor's periodic snapshots (src/ingest/ingestor.ts): a copy of its book when a frame enters a new
+   * `everyUs` bucket of exchange time, published before that frame. On a line whose frames batch several events, the
+   * frame that crosses holds events from before the boundary too: its copy stands for a moment up to `early` events
+   * sooner. Named by exchange time alone, as the real ones.
+   */
+  periodic?: { everyUs: number; early: number };
 }
 
 /** What an ingestor publishes for a line plan: resync + snapshot on connect, and on every gap, as the real one. */
@@ -99,11 +106,27 @@ export function publish(events: readonly MarketEvent[], plan: LinePlan): StreamE
     };
     out.push({ ...e, id: eventKey(e, plan.name, n++) });
   };
+  const periodic = (k: number) => {
+    const e = {
+      type: 'book_snapshot' as const,
+      product: P,
+      exchUs: at(k - 1),
+      recvUs: 0,
+      seq: 0,
+      ...bookAt(events, k),
+    };
+    out.push({ ...e, id: `p:${P}:${e.exchUs}` });
+  };
   resync(plan.start);
   snapshot(plan.start);
   let snapshotDue = -1;
+  const bucket = (k: number) => Math.floor(at(k) / (plan.periodic?.everyUs ?? 1));
   for (let k = plan.start; k < events.length && k < (plan.killedAt ?? Number.POSITIVE_INFINITY); k++) {
     const gap = plan.gaps.find(([first, count]) => k >= first && k < first + count);
+    const crossing = k + (plan.periodic?.early ?? 0);
+    // Only a book that is whole is copied.
+    if (plan.periodic && k > plan.start && bucket(crossing) !== bucket(crossing - 1) && !awaiting && !gap)
+      periodic(k);
     if (gap) {
       if (k === gap[0] + gap[1] - 1) {
         resync(k); // the next frame reveals the gap
