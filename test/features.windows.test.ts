@@ -115,6 +115,35 @@ describe('windowed features over whole seconds (hand-made sequence with known an
     expect(f(40, 'abs_return_1s_vs_rv_300s')).toBeGreaterThan(0);
   });
 
+  it("the book's activity against its 300 s level: level changes per second over 5 s and 30 s", () => {
+    // A book of its own (product B): one snapshot, then at j + 0.6 s one event changing deep levels, 2 changes
+    // before second 35 and 6 from it on. A snapshot is not activity.
+    const B = 'ETH-USD';
+    const book: MarketEvent[] = [{ ...quoteSnapshot(B, 100, at(0.5), ++seq) }];
+    for (let j = 0; j < 45; j++) {
+      const n = j < 35 ? 2 : 6;
+      book.push({
+        ...base(j + 0.6, B),
+        type: 'book_changes',
+        changes: Array.from({ length: n }, (_, k) => ({
+          side: 'bid' as const,
+          price: String(50 - k),
+          size: String(1 + (j % 3)),
+        })),
+      });
+    }
+    const b = run(book);
+    const ln = (a: number, level: number) => Math.log((a + 1 / 300) / (level + 1 / 300));
+    // At 40.1 s: [35.1, 40.1) holds the events of 35..39 (5 x 6 changes); seconds 0..39 before the boundary 40
+    // hold 35 x 2 + 5 x 6 = 100; seconds 10..39 hold 25 x 2 + 5 x 6 = 80.
+    expect(b.f(40.1, 'log_book_update_rate_ratio_5s_300s', B)).toBeCloseTo(ln(30 / 5, 100 / 300), 5);
+    expect(b.f(40.1, 'log_book_update_rate_ratio_30s_300s', B)).toBeCloseTo(ln(80 / 30, 100 / 300), 5);
+    // At 20.1 s the activity is steady: 2 changes a second against 40 in 300 s.
+    expect(b.f(20.1, 'log_book_update_rate_ratio_5s_300s', B)).toBeCloseTo(ln(2, 40 / 300), 5);
+    // The first row's only events are the snapshot: no activity anywhere, a ratio of 1.
+    expect(b.f(0.6, 'log_book_update_rate_ratio_30s_300s', B)).toBe(0);
+  });
+
   it('gap flags: set until a window is full of known returns', () => {
     expect(f(40, 'data_gap_30s')).toBe(0);
     expect(f(30, 'data_gap_30s')).toBe(1); // second 0 starts before the first quote

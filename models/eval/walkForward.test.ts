@@ -10,6 +10,7 @@ import {
   concatPredictions,
   embargoUs,
   formatWalkForward,
+  LEARNER_LETTER,
   MODELS,
   summarizePredictions,
   type TestPredictions,
@@ -91,7 +92,7 @@ describe('walkForward on the simulated market', () => {
     expect(html.match(/<tr><td>\d<\/td>/g)).toHaveLength(4); // one row per fold
     const table = formatWalkForward([{ ...report, seed: 11 }]).split('\n');
     expect(table[0]).toMatch(/^seed\s+target\s+set\s+folds\s+chosen PR-AUC\s+learners/);
-    const learners = report.folds.map((f) => (f.chosen.learner === 'gbdt' ? 'T' : 'L')).join('');
+    const learners = report.folds.map((f) => LEARNER_LETTER[f.chosen.learner]).join('');
     expect(table[1]).toMatch(
       new RegExp(
         `^11\\s+quote_change_500ms\\s+l2\\s+4/4\\s+0\\.\\d{4} \\[0\\.\\d{4}, 0\\.\\d{4}\\]\\s+${learners}\\s`,

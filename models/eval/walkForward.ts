@@ -8,8 +8,11 @@
  *                volatility over the trailing level (persistenceInput)
  *   logistic     the logistic regression on the whole feature set, its L2 penalty chosen on the validation part
  *   gbdt         histogram gradient-boosted trees, early-stopped on the validation part
- *   chosen       the candidate: per fold, whichever of logistic and gbdt does better in the main metric on the
- *                validation part (ties: the regression), as the training job chooses (TRAIN_ALGORITHM=auto).
+ *   focused      the focused regression (models/train/focused.ts): the target's own inputs, rates and volatilities
+ *                on a log scale, its L2 penalty chosen on the validation part; a target without a focus list
+ *                (quote_change_500ms) has none, and this column repeats the logistic regression's
+ *   chosen       the candidate: per fold, whichever of logistic, gbdt and focused does better in the main metric on
+ *                the validation part (ties: the earlier), as the training job chooses (TRAIN_ALGORITHM=auto).
  *                On the simulated market neither learner is better on every fold and target, so the choice
  *                is part of the learner and is judged out of sample like the rest.
  *
@@ -23,6 +26,7 @@ import { WINDOWS_S } from '../../src/features/seconds.js';
 import { type FeatureSet, MODEL_FEATURES } from '../../src/features/spec.js';
 import { VOL_SPIKE_LEVEL_FEATURE, VOL_SPIKE_TARGET, volSpikeValue } from '../../src/labels/volSpike.js';
 import { DatasetError, type Example, labelsOf, modelRows, toMatrix } from '../train/dataset.js';
+import { focusOf, trainFocusedRegression } from '../train/focused.js';
 import { type GbdtOptions, predictGbdt, trainGbdtOnLogistic } from '../train/gbdt.js';
 import { predictLogistic, trainLogisticRegression } from '../train/logreg.js';
 import { binarizeByProduct, fitThresholdsByProduct, labelHorizonUs } from '../train/targets.js';
@@ -40,10 +44,12 @@ import {
 } from './bootstrap.js';
 import { type FoldOptions, walkForwardFolds } from './folds.js';
 
-export const MODELS = ['base_rate', 'persistence', 'logistic', 'gbdt', 'chosen'] as const;
+export const MODELS = ['base_rate', 'persistence', 'logistic', 'gbdt', 'focused', 'chosen'] as const;
 /** The learners a candidate can be: the one that does better on a fold's validation part is its `chosen`. */
-export const LEARNERS = ['logistic', 'gbdt'] as const satisfies readonly ModelName[];
+export const LEARNERS = ['logistic', 'gbdt', 'focused'] as const satisfies readonly ModelName[];
 export type Learner = (typeof LEARNERS)[number];
+/** How a table of folds writes each fold's chosen learner: L(ogistic), T(rees), F(ocused). */
+export const LEARNER_LETTER: Readonly<Record<Learner, string>> = { logistic: 'L', gbdt: 'T', focused: 'F' };
 export type ModelName = (typeof MODELS)[number];
 export const BASELINES = ['base_rate', 'persistence', 'logistic'] as const satisfies readonly ModelName[];
 
@@ -121,6 +127,8 @@ export interface FoldReport {
     /** Each learner's main metric on the validation part, what the choice was made on. */
     validation: Record<Learner, number>;
     logisticL2: number;
+    /** The focused regression's L2 penalty; undefined for a target without one. */
+    focusedL2?: number;
     gbdtTrees: number;
     gbdtTreesBuilt: number;
   };
@@ -241,6 +249,14 @@ export async function walkForward(
       const value = score(pv, validation, rate)[metric];
       if (!best || better(metric, best.value, value)) best = { l2, value, model };
     }
+    const focus = focusOf(o.target, features);
+    let focused: typeof best;
+    for (const l2 of focus ? o.l2Grid : []) {
+      const model = trainFocusedRegression(X, y, focus!, { l2 });
+      const pv = Float64Array.from(validation, (e) => predictLogistic(model, e.x));
+      const value = score(pv, validation, rate)[metric];
+      if (!focused || better(metric, focused.value, value)) focused = { l2, value, model };
+    }
     const gbdt = await trainGbdtOnLogistic(best!.model, toMatrix(train), labelsOf(train), o.gbdt, {
       x: toMatrix(validation),
       y: labelsOf(validation),
@@ -256,11 +272,13 @@ export async function walkForward(
         validation,
         rate,
       )[metric],
+      focused: (focused ?? logistic).value,
     };
-    const learner: Learner = better(metric, onValidation.logistic, onValidation.gbdt) ? 'gbdt' : 'logistic';
+    const learner = LEARNERS.reduce((a, b) => (better(metric, onValidation[a], onValidation[b]) ? b : a));
     const learnt: Record<Learner, Float64Array> = {
       logistic: Float64Array.from(test, (e) => predictLogistic(logistic.model, e.x)),
       gbdt: Float64Array.from(test, (e) => predictGbdt(gbdt.model, e.x)),
+      focused: Float64Array.from(test, (e) => predictLogistic((focused ?? logistic).model, e.x)),
     };
     const p: Record<ModelName, Float64Array> = {
       base_rate: new Float64Array(test.length).fill(rate),
@@ -291,6 +309,7 @@ export async function walkForward(
         learner,
         validation: onValidation,
         logisticL2: logistic.l2,
+        ...(focused ? { focusedL2: focused.l2 } : {}),
         gbdtTrees: gbdt.model.trees.length,
         gbdtTreesBuilt: gbdt.treesBuilt,
       },
@@ -468,7 +487,7 @@ export function formatWalkForward(reports: readonly (WalkForwardReport & { seed?
       r.set,
       `${r.folds.length}/${r.folds.length + r.skipped.length}`,
       i(r.overall.chosen.prAuc),
-      r.folds.map((fold) => (fold.chosen.learner === 'gbdt' ? 'T' : 'L')).join(''),
+      r.folds.map((fold) => LEARNER_LETTER[fold.chosen.learner]).join(''),
       `${f(r.overall[best].prAuc.value)} (${best})`,
       f(r.overall.chosen.brierSkill.value),
       `${r.mainMetric}: ${BASELINES.map((b) => `${b} ${f(r.gain[b].lo)}`).join(', ')}`,

@@ -38,7 +38,13 @@ const modelAndRows = fc.integer({ min: 1, max: 8 }).chain((f) =>
 /** The model as ONNX stores it: every parameter rounded to float32. */
 function asFloat32(m: LogisticModel): LogisticModel {
   const round = (xs: number[]) => xs.map(Math.fround);
-  return { weights: round(m.weights), bias: Math.fround(m.bias), mean: round(m.mean), std: round(m.std) };
+  return {
+    weights: round(m.weights),
+    bias: Math.fround(m.bias),
+    mean: round(m.mean),
+    std: round(m.std),
+    ...(m.logFloor ? { logFloor: round(m.logFloor) } : {}),
+  };
 }
 
 describe('exportLogisticOnnx', () => {
@@ -64,6 +70,42 @@ describe('exportLogisticOnnx', () => {
       }),
       { numRuns: 40 },
     );
+  });
+
+  it('a model with inputs on a log scale (the focused regression): the same probabilities, negatives at the floor', async () => {
+    const withFloors = modelAndRows.chain(({ model, rows }) =>
+      fc
+        .array(fc.oneof(fc.constant(0), num(0.01, 2)), {
+          minLength: model.weights.length,
+          maxLength: model.weights.length,
+        })
+        .map((logFloor) => ({ model: { ...model, logFloor }, rows })),
+    );
+    await fc.assert(
+      fc.asyncProperty(withFloors, async ({ model, rows }) => {
+        const f = model.weights.length;
+        const session = await ort.InferenceSession.create(exportLogisticOnnx(model, specOf(f)));
+        try {
+          const input = Float32Array.from(rows.flat());
+          const out = await session.run({ features: new ort.Tensor('float32', input, [rows.length, f]) });
+          const reference = asFloat32(model);
+          rows.forEach((_, i) => {
+            const x = Array.from(input.subarray(i * f, (i + 1) * f));
+            expect(
+              Math.abs((out.probability!.data[i] as number) - predictLogistic(reference, x)),
+            ).toBeLessThan(1e-5);
+          });
+        } finally {
+          await session.release();
+        }
+      }),
+      { numRuns: 40 },
+    );
+    // A floor is what a log-scaled input adds before the log: 0 at a floor of 1 is ln 1, the same as no input.
+    const one: LogisticModel = { weights: [2], bias: 0.5, mean: [0], std: [1], logFloor: [1] };
+    expect(predictLogistic(one, [0])).toBeCloseTo(predictLogistic({ ...one, logFloor: [0] }, [0]), 12);
+    expect(predictLogistic(one, [-3])).toBe(predictLogistic(one, [0]));
+    expect(() => exportLogisticOnnx({ ...one, logFloor: [Number.NaN] }, specOf(1))).toThrow(/logFloor/);
   });
 
   it('records the feature spec and version in metadata_props', () => {

@@ -95,7 +95,8 @@ function entry(key: string, value: string): MessageWriter {
 
 /**
  * The regression's log-odds as graph nodes and initializers, `INPUT_NAME` -> `output`: Sub(mean) -> Div(std) ->
- * MatMul(W) -> Add(b). Checks the parameters first.
+ * MatMul(W) -> Add(b). Inputs on a log scale (`logFloor`) first become x * (1 - m) + ln(relu(x * m) + c) * m, m the
+ * 0/1 mask of those inputs and c their floor (1 elsewhere: ln 1 = 0). Checks the parameters first.
  */
 function logisticNodes(graph: MessageWriter, model: LogisticModel, f: number, output: string): MessageWriter {
   if (model.weights.length !== f || model.mean.length !== f || model.std.length !== f) {
@@ -107,9 +108,42 @@ function logisticNodes(graph: MessageWriter, model: LogisticModel, f: number, ou
     if (!values.every(Number.isFinite)) throw new RangeError(`model ${name} contain a non-finite value`);
   }
   if (!Number.isFinite(model.bias)) throw new RangeError(`model bias is not finite (${model.bias})`);
+  const floor = model.logFloor;
+  let input = INPUT_NAME;
+  if (floor && (floor.length !== f || !floor.every((c) => Number.isFinite(c) && c >= 0)))
+    throw new RangeError(`model logFloor must hold ${f} finite values >= 0`);
+  if (floor?.some((c) => c > 0)) {
+    const mask = floor.map((c) => (c > 0 ? 1 : 0));
+    graph
+      .message(1, node('Mul', [INPUT_NAME, 'log_mask'], 'log_part'))
+      .message(1, node('Relu', ['log_part'], 'log_part_pos'))
+      .message(1, node('Add', ['log_part_pos', 'log_floor'], 'log_arg'))
+      .message(1, node('Log', ['log_arg'], 'log_all'))
+      .message(1, node('Mul', ['log_all', 'log_mask'], 'logged'))
+      .message(1, node('Mul', [INPUT_NAME, 'linear_mask'], 'linear_part'))
+      .message(1, node('Add', ['linear_part', 'logged'], 'scaled'))
+      .message(5, floatTensor('log_mask', [f], mask))
+      .message(
+        5,
+        floatTensor(
+          'linear_mask',
+          [f],
+          mask.map((m) => 1 - m),
+        ),
+      )
+      .message(
+        5,
+        floatTensor(
+          'log_floor',
+          [f],
+          floor.map((c) => (c > 0 ? c : 1)),
+        ),
+      );
+    input = 'scaled';
+  }
   // GraphProto: node = 1, initializer = 5.
   return graph
-    .message(1, node('Sub', [INPUT_NAME, 'mean'], 'centered'))
+    .message(1, node('Sub', [input, 'mean'], 'centered'))
     .message(1, node('Div', ['centered', 'std'], 'standardized'))
     .message(1, node('MatMul', ['standardized', 'W'], 'logit_no_bias'))
     .message(1, node('Add', ['logit_no_bias', 'b'], output))

@@ -14,6 +14,11 @@ export interface LogisticModel {
   mean: number[];
   /** Per-feature training standard deviation (1 where a feature is constant), divided after the mean. */
   std: number[];
+  /**
+   * Inputs on a log scale (focused.ts): where floor[j] > 0 the input is ln(max(x, 0) + floor[j]) before the mean
+   * and std apply; 0 leaves it as it is. Absent: every input as it is.
+   */
+  logFloor?: number[];
 }
 
 export interface TrainOptions {
@@ -82,8 +87,11 @@ export function logisticMargin(model: LogisticModel, x: ArrayLike<number>): numb
     throw new RangeError(`expected ${model.weights.length} features, got ${x.length}`);
   }
   let z = model.bias;
+  const floor = model.logFloor;
   for (let j = 0; j < x.length; j++) {
-    z += model.weights[j]! * ((x[j]! - model.mean[j]!) / model.std[j]!);
+    const f = floor?.[j] ?? 0;
+    const v = f > 0 ? Math.log(Math.max(x[j]!, 0) + f) : x[j]!;
+    z += model.weights[j]! * ((v - model.mean[j]!) / model.std[j]!);
   }
   return z;
 }

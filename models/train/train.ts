@@ -31,6 +31,7 @@ import { FoldError } from '../eval/folds.js';
 import {
   better,
   DEFAULT_WALK_FORWARD,
+  type Learner,
   mainMetric,
   type WalkForwardReport,
   walkForward,
@@ -46,6 +47,7 @@ import {
   splitByTime,
   toMatrix,
 } from './dataset.js';
+import { focusOf, trainFocusedRegression } from './focused.js';
 import { predictGbdt, trainGbdtOnLogistic } from './gbdt.js';
 import { loadLakeExamples } from './lakeDataset.js';
 import { type LogisticModel, predictLogistic, trainLogisticRegression } from './logreg.js';
@@ -282,9 +284,10 @@ const JOB_GBDT = DEFAULT_WALK_FORWARD.gbdt;
  *   gbdt      the regression on `fit` (TRAIN_L2), then trees boosted from its margin on `fit`, early-stopped on
  *             the validation rows;
  *   logistic  the regression on all the training rows, L2 penalty TRAIN_L2;
- *   auto      (default) both on `fit`, and the one better in the target's main metric on the validation rows
- *             (ties: the regression), as the walk-forward's `chosen` (models/eval/walkForward.ts): on the
- *             simulated market neither learner wins every target and fold.
+ *   auto      (default) both on `fit`, and for a target with a focus list (focused.ts) the focused regression
+ *             (TRAIN_L2) too, and the one better in the target's main metric on the validation rows (ties: the
+ *             regression, then the trees), as the walk-forward's `chosen` (models/eval/walkForward.ts): on the
+ *             simulated market no learner wins every target and fold.
  */
 async function fitModel(
   o: Pick<CandidateOptions, 'algorithm' | 'l2' | 'version'>,
@@ -364,15 +367,42 @@ async function fitModel(
       rate,
       rate,
     ).metrics()[metric];
-  const onValidation = { logistic: on(regression), gbdt: on(trees) };
-  const gbdtBetter = better(metric, onValidation.logistic, onValidation.gbdt);
   const { model: _, ...linear } = regression;
-  const chosen = gbdtBetter ? trees : linear;
+  const fitted: Partial<Record<Learner, Fitted>> = { logistic: linear, gbdt: trees };
+  const focus = focusOf(
+    target,
+    spec.features.map((f) => f.name),
+  );
+  if (focus) {
+    const model = trainFocusedRegression(
+      fitPart.map((e) => e.x),
+      fitPart.map((e) => e.y),
+      focus,
+      { l2: o.l2 },
+    );
+    const meta = metaOf(model);
+    fitted.focused = {
+      version: meta.version,
+      score: (x) => predictLogistic(model, x),
+      onnx: exportLogisticOnnx(model, spec, meta),
+      record: {
+        algorithm:
+          "focused logistic regression (the target's own inputs, rates and volatilities on a log scale; Newton/IRLS, standardized)",
+        l2: o.l2,
+        inputs: focus.map((j) => spec.features[j]!.name),
+        rows: { fit: fitPart.length, validation: validation.length },
+      },
+    };
+  }
+  const onValidation = Object.fromEntries(
+    Object.entries(fitted).map(([learner, f]) => [learner, on(f)]),
+  ) as Partial<Record<Learner, number>>;
+  const learner = (Object.keys(fitted) as Learner[]).reduce((a, b) =>
+    better(metric, onValidation[a]!, onValidation[b]!) ? b : a,
+  );
+  const chosen = fitted[learner]!;
   return {
     ...chosen,
-    record: {
-      ...chosen.record,
-      choice: { learner: gbdtBetter ? 'gbdt' : 'logistic', metric, validation: onValidation },
-    },
+    record: { ...chosen.record, choice: { learner, metric, validation: onValidation } },
   };
 }

@@ -268,6 +268,7 @@ export class FeaturePipeline {
     s.quoteChanges1s.expire(t);
     s.quoteChanges5s.expire(t);
     s.bookUpdates.expire(t);
+    s.bookUpdates5s.expire(t);
 
     const valid = s.valid();
     const bidU = s.bid();
@@ -299,6 +300,7 @@ export class FeaturePipeline {
     c.quoteChanges1s = s.quoteChanges1s.count;
     c.quoteChanges5s = s.quoteChanges5s.count;
     c.bookUpdates1s = s.bookUpdates.pos;
+    c.bookUpdates5s = s.bookUpdates5s.pos;
     c.tradeCount1s = s.trades1s.count;
     c.buyUnits1s = s.trades1s.pos;
     c.sellUnits1s = s.trades1s.neg;
@@ -380,6 +382,8 @@ export class FeaturePipeline {
           }
           for (const ch of ev.changes) s.book.applyChange(ch.side, ch.price, ch.size);
           s.bookUpdates.push(at, ev.changes.length);
+          s.bookUpdates5s.push(at, ev.changes.length);
+          s.seconds.addBookUpdates(ev.changes.length);
           this.afterQuoteChange(s, at);
           break;
         case 'trade':

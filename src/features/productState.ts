@@ -82,6 +82,7 @@ export class ProductState {
   readonly quoteChanges1s = new TimeWindow(WINDOW_US);
   readonly quoteChanges5s = new TimeWindow(WINDOW_5S_US);
   readonly bookUpdates = new TimeWindow(WINDOW_US);
+  readonly bookUpdates5s = new TimeWindow(WINDOW_5S_US);
   readonly seconds = new SecondSeries();
   /** Mid per tick (NaN when invalid), a ring indexed by tick number, long enough to look 1 s back. */
   readonly midRing: Float64Array;
@@ -113,6 +114,7 @@ export class ProductState {
       quoteChanges1s: 0,
       quoteChanges5s: 0,
       bookUpdates1s: 0,
+      bookUpdates5s: 0,
       tradeCount1s: 0,
       buyUnits1s: 0,
       sellUnits1s: 0,

@@ -34,6 +34,8 @@ export interface WindowAggregates {
   volumeUnits: number;
   /** Best bid/ask price changes in the window. */
   quoteChanges: number;
+  /** Level changes (any depth) in the window: the order book's activity. */
+  bookUpdates: number;
   /** Known 1 s returns in the window (W when complete). */
   knownReturns: number;
 }
@@ -48,6 +50,7 @@ function emptyAggregates(): WindowAggregates {
     trades: 0,
     volumeUnits: 0,
     quoteChanges: 0,
+    bookUpdates: 0,
     knownReturns: 0,
   };
 }
@@ -62,12 +65,14 @@ export class SecondSeries {
   private readonly trades = new Float64Array(SECOND_RING);
   private readonly volume = new Float64Array(SECOND_RING);
   private readonly quoteChanges = new Float64Array(SECOND_RING);
+  private readonly bookUpdates = new Float64Array(SECOND_RING);
   /** The next second to close; seconds before it are closed. NaN until the first event. */
   next = Number.NaN;
   private prevMid = Number.NaN;
   private openTrades = 0;
   private openVolume = 0;
   private openQuoteChanges = 0;
+  private openBookUpdates = 0;
   private dirty = true;
   readonly windows: WindowAggregates[] = WINDOWS_S.map(emptyAggregates);
 
@@ -83,6 +88,10 @@ export class SecondSeries {
 
   addQuoteChange(): void {
     this.openQuoteChanges++;
+  }
+
+  addBookUpdates(n: number): void {
+    this.openBookUpdates += n;
   }
 
   /**
@@ -101,9 +110,11 @@ export class SecondSeries {
     this.trades[i] = this.openTrades;
     this.volume[i] = this.openVolume;
     this.quoteChanges[i] = this.openQuoteChanges;
+    this.bookUpdates[i] = this.openBookUpdates;
     this.openTrades = 0;
     this.openVolume = 0;
     this.openQuoteChanges = 0;
+    this.openBookUpdates = 0;
     this.prevMid = mid;
     this.next = k + 1;
     this.dirty = true;
@@ -111,7 +122,7 @@ export class SecondSeries {
 
   /**
    * Skips `n` seconds without data (a jump longer than the ring): they hold nothing, so every window over
-   * them is incomplete. The open second's trades and quote changes would be in the first skipped second: dropped.
+   * them is incomplete. The open second's trades, quote changes and book updates would be in the first skipped second: dropped.
    */
   skip(n: number): void {
     this.next += n;
@@ -119,6 +130,7 @@ export class SecondSeries {
     this.openTrades = 0;
     this.openVolume = 0;
     this.openQuoteChanges = 0;
+    this.openBookUpdates = 0;
     this.dirty = true;
   }
 
@@ -146,6 +158,7 @@ export class SecondSeries {
     let trades = 0;
     let volume = 0;
     let quoteChanges = 0;
+    let bookUpdates = 0;
     let w = 0;
     // One pass from the newest second back, finishing each window (30, 60, 300) on the way.
     for (let back = 1; back <= MAX_WINDOW_S; back++) {
@@ -168,6 +181,7 @@ export class SecondSeries {
         trades += this.trades[i]!;
         volume += this.volume[i]!;
         quoteChanges += this.quoteChanges[i]!;
+        bookUpdates += this.bookUpdates[i]!;
       }
       if (back === WINDOWS_S[w]) {
         const a = this.windows[w]!;
@@ -179,6 +193,7 @@ export class SecondSeries {
         a.trades = trades;
         a.volumeUnits = volume;
         a.quoteChanges = quoteChanges;
+        a.bookUpdates = bookUpdates;
         a.knownReturns = nR;
         w++;
       }
