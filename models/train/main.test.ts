@@ -359,6 +359,35 @@ describe('training job on the local emulators', () => {
     expect(await activeVersion(TARGET, env)).not.toBe('vol-1');
   }, 30_000);
 
+  it('vol_spike_60s by default (auto): the better of the regression, the trees and the focused regression on the validation rows; its ONNX scores as the trainer did', async () => {
+    const volEnv = { ...envFor('vol-auto'), TARGET: VOL };
+    expect((await train(volEnv, silent)).published).toBe(true);
+    const metrics = await readJson<{
+      auc: number;
+      training: {
+        algorithm: string;
+        inputs?: string[];
+        choice: { learner: string; metric: string; validation: Record<string, number> };
+      };
+    }>(env, `registry/${VOL}/vol-auto/metrics.json`);
+    const { choice, algorithm } = metrics.training;
+    expect(choice.metric).toBe('prAuc');
+    expect(Object.keys(choice.validation).sort()).toEqual(['focused', 'gbdt', 'logistic']);
+    // Higher PR-AUC wins; a tie keeps the earlier of logistic, gbdt, focused.
+    const order = ['logistic', 'gbdt', 'focused'];
+    const best = order.reduce((a, b) => (choice.validation[b]! > choice.validation[a]! ? b : a));
+    expect(choice.learner).toBe(best);
+    expect(algorithm).toMatch(
+      { logistic: /^logistic regression/, gbdt: /^histogram gradient-boosted trees/, focused: /^focused/ }[
+        best
+      ]!,
+    );
+    if (best === 'focused') expect(metrics.training.inputs).toContain('log_book_update_rate_ratio_5s_300s');
+    // The evaluation scores the held-out rows with the ONNX model in onnxruntime: the trainer's AUC (TypeScript).
+    const evaluation = await evaluate(volEnv, silent);
+    expect(evaluation.candidate.auc).toBeCloseTo(metrics.auc, 4);
+  }, 60_000);
+
   it('TRAIN_SET=ticker: the trees on the ticker inputs, a candidate for the ticker slot; promoting it leaves the l2 slot alone', async () => {
     const tickerEnv = {
       ...envFor('ticker-1'),

@@ -139,7 +139,7 @@ interface StatusItem {
 
 /**
  * Packs features in FEATURE_NAMES order as float32 (absent or non-finite: NaN): 4 bytes a feature instead of its
- * name and a decimal, so a latest item stays one write unit with the 57 features of feature version 4. float32 is
+ * name and a decimal, so a latest item stays one write unit with the 62 features of feature version 5. float32 is
  * what the lake's FLOAT columns and the models' inputs hold: /latest shows, and /predict scores, the values a model
  * sees. Features the spec does not name (a model of another spec) go to the `extra` map.
  */

@@ -95,7 +95,8 @@ export function publish(events: readonly MarketEvent[], plan: LinePlan): StreamE
     const e = { type: 'resync' as const, product: P, exchUs: at(k), recvUs: 0, seq: -1, reason: 'gap' };
     out.push({ ...e, id: eventKey(e, plan.name, resyncs++) });
   };
-  const snapshot = (k: number) => {
+  /** The line's book after the exchange's first k events: its own snapshot, or a periodic one (named by time). */
+  const snapshot = (k: number, periodic = false) => {
     const e = {
       type: 'book_snapshot' as const,
       product: P,
@@ -104,18 +105,7 @@ export function publish(events: readonly MarketEvent[], plan: LinePlan): StreamE
       seq: 0,
       ...bookAt(events, k),
     };
-    out.push({ ...e, id: eventKey(e, plan.name, n++) });
-  };
-  const periodic = (k: number) => {
-    const e = {
-      type: 'book_snapshot' as const,
-      product: P,
-      exchUs: at(k - 1),
-      recvUs: 0,
-      seq: 0,
-      ...bookAt(events, k),
-    };
-    out.push({ ...e, id: `p:${P}:${e.exchUs}` });
+    out.push({ ...e, id: periodic ? `p:${P}:${e.exchUs}` : eventKey(e, plan.name, n++) });
   };
   resync(plan.start);
   snapshot(plan.start);
@@ -126,7 +116,7 @@ export function publish(events: readonly MarketEvent[], plan: LinePlan): StreamE
     const crossing = k + (plan.periodic?.early ?? 0);
     // Only a book that is whole is copied.
     if (plan.periodic && k > plan.start && bucket(crossing) !== bucket(crossing - 1) && !awaiting && !gap)
-      periodic(k);
+      snapshot(k, true);
     if (gap) {
       if (k === gap[0] + gap[1] - 1) {
         resync(k); // the next frame reveals the gap
