@@ -212,7 +212,7 @@ describe('FeaturePipeline book validity', () => {
 
   it('the spec lists the features in the order of the row values', () => {
     expect(FEATURE_SPEC.features.map((f) => f.name)).toEqual(FEATURE_NAMES);
-    expect(FEATURE_SPEC.version).toBe(4);
+    expect(FEATURE_SPEC.version).toBe(5);
     expect(new Set(FEATURE_NAMES).size).toBe(FEATURE_NAMES.length);
   });
 });
