@@ -2,7 +2,7 @@
  * Training speed and model size (group `train`), and walk-forward quality on the simulated market (group
  * `quality`).
  *
- * train.gbdt_1m_rows_s     seconds to train the gradient-boosted trees on 1M rows × the l2 model inputs (52),
+ * train.gbdt_1m_rows_s     seconds to train the gradient-boosted trees on 1M rows × the l2 model inputs (57),
  *                          200 rounds, depth 6, both cores, no early stopping (every round is built); its
  *                          context adds the CPU seconds the run used (all threads) and the 1-minute load
  *                          average before and after: the machine is shared, and the wall time moves with it
@@ -38,7 +38,7 @@ import {
 import { exportTreeOnnx } from '../models/export/onnx.js';
 import { trainGbdt } from '../models/train/gbdt.js';
 import { trainLogisticRegression } from '../models/train/logreg.js';
-import { featureSpec } from '../src/features/spec.js';
+import { featureSpec, MODEL_FEATURES } from '../src/features/spec.js';
 import { loadModel } from '../src/model/runtime.js';
 import { MODEL_SETS, TARGETS } from '../src/model/types.js';
 import { Rng } from '../src/simulator/rng.js';
@@ -77,7 +77,7 @@ function syntheticRows(rows: number, features: number) {
 
 export const trainGroup: BenchGroup = {
   name: 'train',
-  description: 'gbdt and logistic regression on 1M rows × the l2 set (52 features), ONNX size and load time',
+  description: `gbdt and logistic regression on 1M rows × the l2 set (${MODEL_FEATURES.l2.length} features), ONNX size and load time`,
   async run() {
     const spec = featureSpec(100, 'l2');
     const F = spec.features.length;
