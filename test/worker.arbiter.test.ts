@@ -27,6 +27,26 @@ function arbitrate(
   return { passed, arbiter };
 }
 
+/**
+ * Lines A and B interleaved as they reach the stream (`delay`), A connected first (its connect resync and snapshot
+ * reach the stream before anything of B), through one arbiter.
+ */
+function arbitrateAB(
+  a: StreamEvent[],
+  b: StreamEvent[],
+  delay: (line: number, exchUs: number) => number,
+): ReturnType<typeof arbitrate> {
+  const input = interleave(
+    [
+      { name: 'A', events: a },
+      { name: 'B', events: b },
+    ],
+    delay,
+  );
+  const connect = input.filter(([line]) => line === 'A').slice(0, 2);
+  return arbitrate([...connect, ...input.filter((x) => !connect.includes(x))]);
+}
+
 const market_ = (e: StreamEvent) => e.type === 'trade' || e.type === 'book_changes';
 const comparable = (e: StreamEvent) => ({
   id: e.id,
@@ -104,16 +124,7 @@ describe('line arbitration', () => {
           // Each line reaches the stream 0-0.9 s after the exchange sent it, varying every 200 ms.
           const delay = (line: number, us: number) =>
             lag[(Math.floor(us / 200_000) + line * 13) % lag.length]! * 100_000;
-          const input = interleave(
-            [
-              { name: 'A', events: a },
-              { name: 'B', events: b },
-            ],
-            delay,
-          );
-          // A connected first: its connect resync and snapshot reach the stream before anything of B.
-          const connect = input.filter(([line]) => line === 'A').slice(0, 2);
-          const { passed, arbiter } = arbitrate([...connect, ...input.filter((x) => !connect.includes(x))]);
+          const { passed, arbiter } = arbitrateAB(a, b, delay);
           const reference = arbitrate(clean.map((e) => ['A', e])).passed;
           expect(passed.filter(market_).map(comparable)).toEqual(reference.filter(market_).map(comparable));
           expect(arbiter.counters.resyncs).toBe(1); // the connect, before any line had the book
@@ -154,15 +165,7 @@ describe('line arbitration', () => {
             2_000_000 +
             line * bBehindMs * 1000 +
             lag[(Math.floor(us / 200_000) + line * 13) % lag.length]! * 50_000;
-          const input = interleave(
-            [
-              { name: 'A', events: a },
-              { name: 'B', events: b },
-            ],
-            delay,
-          );
-          const connect = input.filter(([line]) => line === 'A').slice(0, 2);
-          const { passed } = arbitrate([...connect, ...input.filter((x) => !connect.includes(x))]);
+          const { passed } = arbitrateAB(a, b, delay);
           const reference = arbitrate(clean.map((e) => ['A', e])).passed;
           expectSameRows(rows(reference), rows(passed));
         },
@@ -188,15 +191,7 @@ describe('line arbitration', () => {
           );
           const delay = (line: number, us: number) =>
             lag[(Math.floor(us / 200_000) + line * 13) % lag.length]! * 100_000;
-          const input = interleave(
-            [
-              { name: 'A', events: a },
-              { name: 'B', events: b },
-            ],
-            delay,
-          );
-          const connect = input.filter(([line]) => line === 'A').slice(0, 2);
-          const { passed } = arbitrate([...connect, ...input.filter((x) => !connect.includes(x))]);
+          const { passed } = arbitrateAB(a, b, delay);
           const marks = passed.filter((e) => e.type === 'watermark');
           expect(marks.length).toBeGreaterThan(10);
           const reference = run(arbitrate(clean.map((e) => ['A', e])).passed);
