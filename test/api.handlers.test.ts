@@ -299,7 +299,11 @@ describe('GET /health', () => {
       'ETH-USD: book resyncing',
     ]);
     // /latest says the same per product; a book whose item stopped coming is stale there and in /health.
-    const one = await call(latest, v2('GET', '/latest', { query: { product: 'ETH-USD' } }));
+    // (A read of ETH-USD within LATEST_CACHE_MS before the write may still be served: /latest follows after it.)
+    const one = await until('/latest serving the resyncing ETH-USD book', async () => {
+      const got = await call(latest, v2('GET', '/latest', { query: { product: 'ETH-USD' } }));
+      return got.body.book === 'resyncing' ? got : undefined;
+    });
     expect(one.body).toMatchObject({ book: 'resyncing', verification: { result: 'pending', atUs: null } });
     await putLatest({ ...snapshot('ETH-USD', 3200.5, now - 60_000), book: 'synced' });
     const stale = async () =>
