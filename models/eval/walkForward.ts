@@ -28,7 +28,7 @@ import { VOL_SPIKE_LEVEL_FEATURE, VOL_SPIKE_TARGET, volSpikeValue } from '../../
 import { DatasetError, type Example, labelsOf, modelRows, toMatrix } from '../train/dataset.js';
 import { focusOf, trainFocusedRegression } from '../train/focused.js';
 import { type GbdtOptions, predictGbdt, trainGbdtOnLogistic } from '../train/gbdt.js';
-import { predictLogistic, trainLogisticRegression } from '../train/logreg.js';
+import { type LogisticModel, predictLogistic, trainLogisticRegression } from '../train/logreg.js';
 import { binarizeByProduct, fitThresholdsByProduct, labelHorizonUs } from '../train/targets.js';
 import {
   type BootstrapOptions,
@@ -242,29 +242,27 @@ export async function walkForward(
       y,
       { l2: 0 },
     );
-    let best: { l2: number; value: number; model: ReturnType<typeof trainLogisticRegression> } | undefined;
-    for (const l2 of o.l2Grid) {
-      const model = trainLogisticRegression(X, y, { l2 });
-      const pv = Float64Array.from(validation, (e) => predictLogistic(model, e.x));
-      const value = score(pv, validation, rate)[metric];
-      if (!best || better(metric, best.value, value)) best = { l2, value, model };
-    }
+    // Each regression with the L2 penalty of o.l2Grid that does best in the main metric on the validation part.
+    const onGrid = (trainWith: (l2: number) => LogisticModel) => {
+      let best: { l2: number; value: number; model: LogisticModel } | undefined;
+      for (const l2 of o.l2Grid) {
+        const model = trainWith(l2);
+        const pv = Float64Array.from(validation, (e) => predictLogistic(model, e.x));
+        const value = score(pv, validation, rate)[metric];
+        if (!best || better(metric, best.value, value)) best = { l2, value, model };
+      }
+      return best!;
+    };
+    const logistic = onGrid((l2) => trainLogisticRegression(X, y, { l2 }));
     const focus = focusOf(o.target, features);
-    let focused: typeof best;
-    for (const l2 of focus ? o.l2Grid : []) {
-      const model = trainFocusedRegression(X, y, focus!, { l2 });
-      const pv = Float64Array.from(validation, (e) => predictLogistic(model, e.x));
-      const value = score(pv, validation, rate)[metric];
-      if (!focused || better(metric, focused.value, value)) focused = { l2, value, model };
-    }
-    const gbdt = await trainGbdtOnLogistic(best!.model, toMatrix(train), labelsOf(train), o.gbdt, {
+    const focused = focus && onGrid((l2) => trainFocusedRegression(X, y, focus, { l2 }));
+    const gbdt = await trainGbdtOnLogistic(logistic.model, toMatrix(train), labelsOf(train), o.gbdt, {
       x: toMatrix(validation),
       y: labelsOf(validation),
     });
     gbdt.gain.forEach((g, f) => {
       gainByFeature[f]! += g;
     });
-    const logistic = best!;
     const onValidation: Record<Learner, number> = {
       logistic: logistic.value,
       gbdt: score(
@@ -275,10 +273,13 @@ export async function walkForward(
       focused: (focused ?? logistic).value,
     };
     const learner = LEARNERS.reduce((a, b) => (better(metric, onValidation[a], onValidation[b]) ? b : a));
+    const onTest = (model: LogisticModel) => Float64Array.from(test, (e) => predictLogistic(model, e.x));
+    const linear = onTest(logistic.model);
     const learnt: Record<Learner, Float64Array> = {
-      logistic: Float64Array.from(test, (e) => predictLogistic(logistic.model, e.x)),
+      logistic: linear,
       gbdt: Float64Array.from(test, (e) => predictGbdt(gbdt.model, e.x)),
-      focused: Float64Array.from(test, (e) => predictLogistic((focused ?? logistic).model, e.x)),
+      // Without a focus list the column repeats the regression's (the same scores, not scored again).
+      focused: focused ? onTest(focused.model) : linear,
     };
     const p: Record<ModelName, Float64Array> = {
       base_rate: new Float64Array(test.length).fill(rate),
