@@ -303,24 +303,29 @@ async function fitModel(
         : o.version(createHash('sha256').update(JSON.stringify(model)).digest('hex').slice(0, 8));
     return { target, version };
   };
-  const logistic = (
-    rows: Example[],
-    extra: Record<string, unknown> = {},
+  // A regression (the plain one or the focused one) as a candidate: scored, exported and recorded alike.
+  const linear = (
+    model: LogisticModel,
+    record: Record<string, unknown>,
   ): Fitted & { model: LogisticModel } => {
-    const model = trainLogisticRegression(
-      rows.map((e) => e.x),
-      rows.map((e) => e.y),
-      { l2: o.l2 },
-    );
     const meta = metaOf(model);
     return {
       model,
       version: meta.version,
       score: (x) => predictLogistic(model, x),
       onnx: exportLogisticOnnx(model, spec, meta),
-      record: { algorithm: 'logistic regression (Newton/IRLS, standardized features)', l2: o.l2, ...extra },
+      record,
     };
   };
+  const logistic = (rows: Example[], extra: Record<string, unknown> = {}) =>
+    linear(
+      trainLogisticRegression(
+        rows.map((e) => e.x),
+        rows.map((e) => e.y),
+        { l2: o.l2 },
+      ),
+      { algorithm: 'logistic regression (Newton/IRLS, standardized features)', l2: o.l2, ...extra },
+    );
   if (o.algorithm === 'logistic') {
     const { model: _, ...fitted } = logistic(trainRows);
     return fitted;
@@ -367,32 +372,26 @@ async function fitModel(
       rate,
       rate,
     ).metrics()[metric];
-  const { model: _, ...linear } = regression;
-  const fitted: Partial<Record<Learner, Fitted>> = { logistic: linear, gbdt: trees };
-  const focus = focusOf(
-    target,
-    spec.features.map((f) => f.name),
-  );
+  const { model: _, ...plain } = regression;
+  const fitted: Partial<Record<Learner, Fitted>> = { logistic: plain, gbdt: trees };
+  const focus = focusOf(target, names);
   if (focus) {
-    const model = trainFocusedRegression(
-      fitPart.map((e) => e.x),
-      fitPart.map((e) => e.y),
-      focus,
-      { l2: o.l2 },
-    );
-    const meta = metaOf(model);
-    fitted.focused = {
-      version: meta.version,
-      score: (x) => predictLogistic(model, x),
-      onnx: exportLogisticOnnx(model, spec, meta),
-      record: {
+    const { model: __, ...focused } = linear(
+      trainFocusedRegression(
+        fitPart.map((e) => e.x),
+        fitPart.map((e) => e.y),
+        focus,
+        { l2: o.l2 },
+      ),
+      {
         algorithm:
           "focused logistic regression (the target's own inputs, rates and volatilities on a log scale; Newton/IRLS, standardized)",
         l2: o.l2,
-        inputs: focus.map((j) => spec.features[j]!.name),
+        inputs: focus.map((j) => names[j]!),
         rows: { fit: fitPart.length, validation: validation.length },
       },
-    };
+    );
+    fitted.focused = focused;
   }
   const onValidation = Object.fromEntries(
     Object.entries(fitted).map(([learner, f]) => [learner, on(f)]),
