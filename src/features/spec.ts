@@ -329,6 +329,25 @@ function logRatio(a: number, b: number, floor: number): number {
   return Math.log((a + floor) / (b + floor));
 }
 
+/** Per kind of event: what it counts, its count in a whole-second window, and its count over the last 5 s. */
+const RATES = {
+  quote: {
+    what: 'best bid/ask price changes',
+    inWindow: (a: WindowAggregates) => a.quoteChanges,
+    last5s: (c: TickContext) => c.quoteChanges5s,
+  },
+  trade: {
+    what: 'trades',
+    inWindow: (a: WindowAggregates) => a.trades,
+    last5s: (c: TickContext) => c.tradeCount5s,
+  },
+  book_update: {
+    what: 'level changes (any depth)',
+    inWindow: (a: WindowAggregates) => a.bookUpdates,
+    last5s: (c: TickContext) => c.bookUpdates5s,
+  },
+} as const;
+
 /**
  * The recent market against the product's own level over the last 300 s: scale-free across products and hours,
  * and what the vol-spike target compares (the forward 60 s volatility over rv_300s_bps, src/labels/volSpike.ts).
@@ -339,12 +358,6 @@ function logRatio(a: number, b: number, floor: number): number {
  * 68 % of the simulator's latent log-volatility on later rows, all version-4 inputs together 57 % (l2 set only:
  * a ticker has no level changes). Floors: the label's level floor for volatility, one event per 300 s for rates.
  */
-const RATE_OF = {
-  quote: 'best bid/ask price changes',
-  trade: 'trades',
-  book_update: 'level changes (any depth)',
-} as const;
-
 const relative: FeatureImpl[] = [
   ...([30, 60] as const).map((w): FeatureImpl => {
     const short = WINDOWS_S.indexOf(w);
@@ -357,33 +370,18 @@ const relative: FeatureImpl[] = [
         logRatio(c.windows[short]!.rv * BPS, c.windows[LEVEL]!.rv * BPS, VOL_SPIKE_LEVEL_FLOOR_BPS),
     };
   }),
-  ...(
-    [
-      ['quote', 5, (c) => c.quoteChanges5s / 5],
-      ['quote', 30, (c) => c.windows[W30]!.quoteChanges / 30],
-      ['trade', 5, (c) => c.tradeCount5s / 5],
-      ['trade', 30, (c) => c.windows[W30]!.trades / 30],
-      ['book_update', 5, (c) => c.bookUpdates5s / 5],
-      ['book_update', 30, (c) => c.windows[W30]!.bookUpdates / 30],
-    ] as const satisfies readonly (readonly [
-      'quote' | 'trade' | 'book_update',
-      number,
-      (c: TickContext) => number,
-    ])[]
-  ).map(
-    ([kind, w, rate]): FeatureImpl => ({
-      name: `log_${kind}_rate_ratio_${w}s_${LEVEL_S}s`,
-      lookbackS: LEVEL_S + 1,
-      type: f32,
-      description:
-        `ln((${RATE_OF[kind]} per second over the last ${w} s + f) / ` +
-        `(the same over the ${LEVEL_S} whole seconds before the tick's last second boundary + f)), f = 1/${LEVEL_S}`,
-      compute: (c) => {
-        const level = c.windows[LEVEL]!;
-        const levelCount =
-          kind === 'quote' ? level.quoteChanges : kind === 'trade' ? level.trades : level.bookUpdates;
-        return logRatio(rate(c), levelCount / LEVEL_S, RATE_FLOOR);
-      },
+  ...Object.entries(RATES).flatMap(([kind, r]) =>
+    ([5, 30] as const).map((w): FeatureImpl => {
+      const recent = w === 5 ? r.last5s : (c: TickContext) => r.inWindow(c.windows[W30]!);
+      return {
+        name: `log_${kind}_rate_ratio_${w}s_${LEVEL_S}s`,
+        lookbackS: LEVEL_S + 1,
+        type: f32,
+        description:
+          `ln((${r.what} per second over the last ${w} s + f) / ` +
+          `(the same over the ${LEVEL_S} whole seconds before the tick's last second boundary + f)), f = 1/${LEVEL_S}`,
+        compute: (c) => logRatio(recent(c) / w, r.inWindow(c.windows[LEVEL]!) / LEVEL_S, RATE_FLOOR),
+      };
     }),
   ),
   {
