@@ -406,16 +406,15 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     }
   }
 
-  const ticker =
-    mode === 'realtime'
-      ? setInterval(() => {
-          if (silent) return;
-          const now = simNow();
-          for (const c of conns.values()) sendAll(c, c.session.advanceTo(now));
-          hostileDue(now);
-          restMarket.advanceTo(now);
-        }, 10)
-      : null;
+  /** Realtime: send what became due up to the simulated now. */
+  const round = () => {
+    if (silent) return;
+    const now = simNow();
+    for (const c of conns.values()) sendAll(c, c.session.advanceTo(now));
+    hostileDue(now);
+    restMarket.advanceTo(now);
+  };
+  const ticker = mode === 'realtime' ? setInterval(round, 10) : null;
 
   wss.on('connection', (ws, req) => {
     const path = new URL(req.url ?? '/', 'http://simulator').pathname;
@@ -560,6 +559,8 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
         wallStartMs = performance.now();
       }
       speed = next;
+      // What became due before the change goes out now: a stop (speed 0) leaves nothing pending behind it.
+      if (mode === 'realtime') round();
     },
     simulatedNowUs: () => simNow(),
     marketEvents() {
