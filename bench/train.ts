@@ -15,26 +15,24 @@
  * The rows are synthetic (seeded; counts, skewed and signed continuous features, some missing values, a
  * non-linear outcome): only their shape matters for speed. Quality is measured on the simulated market instead.
  *
- * quality.<target>.*       walk-forward (models/eval/walkForward.ts, 5 folds) on QUALITY_HOURS simulated hours of
- *                          the default market for each of QUALITY_SEEDS, the test rows of the five markets pooled
- *                          (concatPredictions): the chosen model's (per fold the better of the trees and the
- *                          regression on the validation part, as the training job chooses) test PR-AUC with its
- *                          block-bootstrap interval, Brier skill, the test base rate, and the best baseline's PR-AUC
- *                          (base rate, persistence, logistic regression), feature set l2; the ticker set's under
- *                          quality.<target>.ticker.*. Each seed's own figures are in the context.
+ * quality.<target>.*       the walk-forward on simulated markets (models/eval/markets.ts evaluateMarkets, as
+ *                          `quotewatch walkforward` runs it): MARKET_HOURS simulated hours of the default market for
+ *                          each of HELD_OUT_SEEDS, 5 folds, the test rows of the five markets pooled: the chosen
+ *                          model's (per fold the learner better on the validation part, as the training job
+ *                          chooses) test PR-AUC with its block-bootstrap interval, Brier skill, the test base rate,
+ *                          and the best baseline's PR-AUC (base rate, persistence, logistic regression), feature set
+ *                          l2; the ticker set's under quality.<target>.ticker.*. Each seed's own figures are in the
+ *                          context.
  */
 import { loadavg } from 'node:os';
-import { buildDatasets } from '../models/baseline.js';
-import { DEFAULT_BOOTSTRAP } from '../models/eval/bootstrap.js';
 import {
-  BASELINES,
-  concatPredictions,
-  formatWalkForward,
-  summarizePredictions,
-  type TestPredictions,
-  type WalkForwardReport,
-  walkForward,
-} from '../models/eval/walkForward.js';
+  evaluateMarkets,
+  formatPooled,
+  HELD_OUT_SEEDS,
+  MARKET_HOURS,
+  marketKey,
+} from '../models/eval/markets.js';
+import { BASELINES, formatWalkForward } from '../models/eval/walkForward.js';
 import { exportTreeOnnx } from '../models/export/onnx.js';
 import { trainGbdt } from '../models/train/gbdt.js';
 import { trainLogisticRegression } from '../models/train/logreg.js';
@@ -46,9 +44,6 @@ import { type BenchGroup, type BenchResult, machineContext } from './harness.js'
 
 const ROWS = 1_000_000;
 const GBDT = { rounds: 200, maxDepth: 6, learningRate: 0.1, earlyStoppingRounds: 1_000 };
-const QUALITY_HOURS = 6;
-/** Never used while developing the models or the market (the issue's rule). */
-const QUALITY_SEEDS = [101, 102, 103, 104, 105];
 
 function syntheticRows(rows: number, features: number) {
   const rng = new Rng(42);
@@ -132,77 +127,61 @@ export const trainGroup: BenchGroup = {
 
 export const qualityGroup: BenchGroup = {
   name: 'quality',
-  description: `walk-forward (5 folds, l2 and ticker) on ${QUALITY_HOURS} simulated hours of each of seeds ${QUALITY_SEEDS.join(', ')}: the chosen model vs baselines, both targets`,
+  description: `walk-forward (5 folds, l2 and ticker) on ${MARKET_HOURS} simulated hours of each of seeds ${HELD_OUT_SEEDS.join(', ')}: the chosen model vs baselines, both targets`,
   async run() {
     const started = performance.now();
-    type Runs = { report: WalkForwardReport; predictions: TestPredictions }[];
-    const runs = new Map<string, Runs>();
-    for (const seed of QUALITY_SEEDS) {
-      // One market at a time: its rows are released before the next one is simulated.
-      const data = buildDatasets({ seed, minutes: QUALITY_HOURS * 60 });
-      for (const target of TARGETS) {
-        const examples = target === 'vol_spike_60s' ? data.volSpike : data.quoteChange;
-        for (const set of MODEL_SETS) {
-          const run = await walkForward(examples, { target, set, l2Grid: [1e-2, 1] });
-          const key = `${target}/${set}`;
-          runs.set(key, [...(runs.get(key) ?? []), run]);
-          console.error(
-            `quality: seed ${seed} ${key}: ${formatWalkForward([{ ...run.report, seed }]).split('\n')[1]}`,
-          );
-        }
-      }
-    }
+    const { runs, pooled } = await evaluateMarkets({
+      seeds: HELD_OUT_SEEDS,
+      hours: MARKET_HOURS,
+      targets: TARGETS,
+      sets: MODEL_SETS,
+      onRun: ({ seed, report }) =>
+        console.error(
+          `quality: seed ${seed} ${marketKey(report.target, report.set)}: ${formatWalkForward([{ ...report, seed }]).split('\n')[1]}`,
+        ),
+    });
+    console.error(formatPooled(pooled));
     const out: BenchResult[] = [];
-    for (const target of TARGETS) {
-      for (const set of MODEL_SETS) {
-        const list = runs.get(`${target}/${set}`)!;
-        const { blockUs, mainMetric: metric } = list[0]!.report;
-        // The seeds' test rows pooled (each market its own stretch of blocks): one sample of 5 markets.
-        const pooled = concatPredictions(
-          list.map((r) => r.predictions),
-          blockUs,
-        );
-        const { overall, gain } = summarizePredictions(pooled, metric, { ...DEFAULT_BOOTSTRAP, blockUs });
-        const { chosen } = overall;
-        const best = BASELINES.reduce((a, b) => (overall[b].prAuc.value > overall[a].prAuc.value ? b : a));
-        const context = {
-          ...machineContext(),
-          seeds: QUALITY_SEEDS,
-          simulatedHoursPerSeed: QUALITY_HOURS,
-          set,
-          learners: list.map((r) => r.report.folds.map((f) => f.chosen.learner)),
-          testRows: pooled.y.length,
-          blockS: blockUs / 1e6,
-          embargoS: list[0]!.report.embargoUs / 1e6,
-          secondsAllGroups: (performance.now() - started) / 1000,
-          prAucInterval: [chosen.prAuc.lo, chosen.prAuc.hi],
-          brierSkillInterval: [chosen.brierSkill.lo, chosen.brierSkill.hi],
-          bestBaseline: best,
-          baselines: Object.fromEntries(BASELINES.map((b) => [b, overall[b].prAuc])),
-          gainInMainMetric: { metric, ...gain },
-          perSeed: list.map((r, k) => ({
-            seed: QUALITY_SEEDS[k],
-            folds: `${r.report.folds.length}/${r.report.folds.length + r.report.skipped.length}`,
-            prAuc: r.report.overall.chosen.prAuc,
-            bestBaselinePrAuc: Math.max(...BASELINES.map((b) => r.report.overall[b].prAuc.value)),
-            gainLo: Object.fromEntries(BASELINES.map((b) => [b, r.report.gain[b].lo])),
-          })),
-        };
-        // The issue's keys are the l2 set's; the ticker set's figures sit beside them under `.ticker.`.
-        const key = (k: string) => `quality.${target}.${set === 'l2' ? '' : `${set}.`}${k}`;
-        out.push(
-          { name: key('pr_auc'), value: chosen.prAuc.value, unit: 'AP', context },
-          { name: key('pr_auc_lo'), value: chosen.prAuc.lo, unit: 'AP', context },
-          { name: key('brier_skill'), value: chosen.brierSkill.value, unit: 'ratio', context },
-          {
-            name: key('base_rate'),
-            value: pooled.y.reduce((n, v) => n + v, 0) / pooled.y.length,
-            unit: 'ratio',
-            context,
-          },
-          { name: key('best_baseline_pr_auc'), value: overall[best].prAuc.value, unit: 'AP', context },
-        );
-      }
+    for (const p of pooled) {
+      const list = runs.get(marketKey(p.target, p.set))!;
+      const { chosen } = p.overall;
+      const context = {
+        ...machineContext(),
+        seeds: p.seeds,
+        simulatedHoursPerSeed: MARKET_HOURS,
+        set: p.set,
+        learners: list.map((r) => r.report.folds.map((f) => f.chosen.learner)),
+        testRows: p.testRows,
+        blockS: p.blockUs / 1e6,
+        embargoS: list[0]!.report.embargoUs / 1e6,
+        secondsAllGroups: (performance.now() - started) / 1000,
+        prAucInterval: [chosen.prAuc.lo, chosen.prAuc.hi],
+        brierSkillInterval: [chosen.brierSkill.lo, chosen.brierSkill.hi],
+        bestBaseline: p.bestBaseline,
+        baselines: Object.fromEntries(BASELINES.map((b) => [b, p.overall[b].prAuc])),
+        gainInMainMetric: { metric: p.mainMetric, ...p.gain },
+        perSeed: list.map((r) => ({
+          seed: r.seed,
+          folds: `${r.report.folds.length}/${r.report.folds.length + r.report.skipped.length}`,
+          prAuc: r.report.overall.chosen.prAuc,
+          bestBaselinePrAuc: Math.max(...BASELINES.map((b) => r.report.overall[b].prAuc.value)),
+          gainLo: Object.fromEntries(BASELINES.map((b) => [b, r.report.gain[b].lo])),
+        })),
+      };
+      // The issue's keys are the l2 set's; the ticker set's figures sit beside them under `.ticker.`.
+      const key = (k: string) => `quality.${p.target}.${p.set === 'l2' ? '' : `${p.set}.`}${k}`;
+      out.push(
+        { name: key('pr_auc'), value: chosen.prAuc.value, unit: 'AP', context },
+        { name: key('pr_auc_lo'), value: chosen.prAuc.lo, unit: 'AP', context },
+        { name: key('brier_skill'), value: chosen.brierSkill.value, unit: 'ratio', context },
+        { name: key('base_rate'), value: p.baseRate, unit: 'ratio', context },
+        {
+          name: key('best_baseline_pr_auc'),
+          value: p.overall[p.bestBaseline].prAuc.value,
+          unit: 'AP',
+          context,
+        },
+      );
     }
     return out;
   },

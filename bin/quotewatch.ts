@@ -9,8 +9,8 @@ import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildDatasets } from '../models/baseline.js';
-import { formatWalkForward, walkForward } from '../models/eval/walkForward.js';
+import { evaluateMarkets, formatPooled, HELD_OUT_SEEDS, MARKET_HOURS } from '../models/eval/markets.js';
+import { formatWalkForward } from '../models/eval/walkForward.js';
 import { formatListedRuns, listRunsWithFailures } from '../models/runs.js';
 import { TRAINING_STEPS } from '../models/train/steps.js';
 import { regionOf, type SmokeAuth, smokeCommand } from '../src/api/smoke.js';
@@ -269,10 +269,11 @@ const COMMANDS: Record<string, Command> = {
   }),
   walkforward: defineCommand({
     usage: 'walkforward [--hours H] [--seeds S,...] [--target T] [--set l2|ticker] [--json]',
-    summary: 'walk-forward evaluation of the trees against the baselines on simulated markets (models/eval)',
+    summary:
+      'walk-forward evaluation of the chosen learner against the baselines on simulated markets, each market and pooled (the quality bench, models/eval/markets.ts)',
     options: {
-      hours: { type: 'string', default: '3' },
-      seeds: { type: 'string', default: '101,102,103,104,105' },
+      hours: { type: 'string', default: String(MARKET_HOURS) },
+      seeds: { type: 'string', default: HELD_OUT_SEEDS.join(',') },
       target: { type: 'string' },
       set: { type: 'string' },
       json: { type: 'boolean', default: false },
@@ -281,20 +282,19 @@ const COMMANDS: Record<string, Command> = {
       const hours = wholeNumberArg('--hours', values.hours, 24 * 30);
       if (hours === 0) throw new UsageError('--hours: at least 1');
       const seeds = values.seeds.split(',').map(seedArg);
-      const targets = values.target === undefined ? TARGETS : [oneOf('--target', values.target, TARGETS)];
-      const sets = values.set === undefined ? MODEL_SETS : [oneOf('--set', values.set, MODEL_SETS)];
-      const reports = [];
-      for (const seed of seeds) {
-        const data = buildDatasets({ seed, minutes: hours * 60 });
-        for (const target of targets) {
-          const examples = target === 'vol_spike_60s' ? data.volSpike : data.quoteChange;
-          for (const set of sets) {
-            console.error(`seed ${seed}: ${target} ${set}...`);
-            reports.push({ seed, ...(await walkForward(examples, { target, set })).report });
-          }
-        }
-      }
-      console.log(values.json ? JSON.stringify(reports, null, 2) : formatWalkForward(reports));
+      const { runs, pooled } = await evaluateMarkets({
+        seeds,
+        hours,
+        targets: values.target === undefined ? TARGETS : [oneOf('--target', values.target, TARGETS)],
+        sets: values.set === undefined ? MODEL_SETS : [oneOf('--set', values.set, MODEL_SETS)],
+        onRun: ({ seed, report }) => console.error(`seed ${seed}: ${report.target} ${report.set} done`),
+      });
+      const reports = [...runs.values()].flat().map(({ seed, report }) => ({ seed, ...report }));
+      console.log(
+        values.json
+          ? JSON.stringify({ markets: reports, pooled }, null, 2)
+          : `${formatWalkForward(reports)}\n\n${formatPooled(pooled)}`,
+      );
       return 0;
     },
   }),

@@ -52,6 +52,7 @@ export type Learner = (typeof LEARNERS)[number];
 export const LEARNER_LETTER: Readonly<Record<Learner, string>> = { logistic: 'L', gbdt: 'T', focused: 'F' };
 export type ModelName = (typeof MODELS)[number];
 export const BASELINES = ['base_rate', 'persistence', 'logistic'] as const satisfies readonly ModelName[];
+export type BaselineName = (typeof BASELINES)[number];
 
 /** The metric a target's models are chosen and promoted on. */
 export function mainMetric(target: string): MetricName {
@@ -151,7 +152,7 @@ export interface WalkForwardReport {
   overall: Record<ModelName, MetricIntervals>;
   perProduct: Record<string, Record<ModelName, MetricIntervals>>;
   /** The chosen model minus each baseline in the main metric (positive = chosen better); paired bootstrap. */
-  gain: Record<(typeof BASELINES)[number], Interval>;
+  gain: Record<BaselineName, Interval>;
   /** Total split gain of the gbdt per feature, summed over folds, largest first. */
   importance: { feature: string; gain: number }[];
 }
@@ -494,6 +495,11 @@ export function formatWalkForward(reports: readonly (WalkForwardReport & { seed?
       `${r.mainMetric}: ${BASELINES.map((b) => `${b} ${f(r.gain[b].lo)}`).join(', ')}`,
     ];
   });
+  return textTable(header, rows);
+}
+
+/** Columns padded to their widest cell, two spaces apart: the walk-forward's printed tables. */
+export function textTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
   const widths = header.map((h, k) => Math.max(h.length, ...rows.map((row) => row[k]!.length)));
   return [header, ...rows]
     .map((row) =>
