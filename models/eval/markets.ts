@@ -7,7 +7,13 @@ import type { FeatureSet } from '../../src/features/spec.js';
 import { VOL_SPIKE_TARGET } from '../../src/labels/volSpike.js';
 import type { Target } from '../../src/model/types.js';
 import { buildDatasets } from '../baseline.js';
-import { DEFAULT_BOOTSTRAP, type Interval, type MetricIntervals, type MetricName } from './bootstrap.js';
+import {
+  type BootstrapOptions,
+  DEFAULT_BOOTSTRAP,
+  type Interval,
+  type MetricIntervals,
+  type MetricName,
+} from './bootstrap.js';
 import {
   BASELINES,
   type BaselineName,
@@ -85,20 +91,30 @@ export async function evaluateMarkets(
   }
   const pooled: PooledMarkets[] = [];
   for (const target of o.targets)
-    for (const set of o.sets) pooled.push(poolMarkets(target, set, runs.get(marketKey(target, set))!));
+    for (const set of o.sets)
+      pooled.push(poolMarkets(target, set, runs.get(marketKey(target, set))!, o.walkForward?.bootstrap));
   return { runs, pooled };
 }
 
 export const marketKey = (target: string, set: FeatureSet) => `${target}/${set}`;
 
 /** The markets' test rows of one target and set as one sample, every model's intervals and the chosen one's gains. */
-export function poolMarkets(target: Target, set: FeatureSet, list: readonly MarketRun[]): PooledMarkets {
+export function poolMarkets(
+  target: Target,
+  set: FeatureSet,
+  list: readonly MarketRun[],
+  bootstrap: Partial<Omit<BootstrapOptions, 'blockUs'>> = {},
+): PooledMarkets {
   const { blockUs, mainMetric } = list[0]!.report;
   const predictions = concatPredictions(
     list.map((r) => r.predictions),
     blockUs,
   );
-  const { overall, gain } = summarizePredictions(predictions, mainMetric, { ...DEFAULT_BOOTSTRAP, blockUs });
+  const { overall, gain } = summarizePredictions(predictions, mainMetric, {
+    ...DEFAULT_BOOTSTRAP,
+    ...bootstrap,
+    blockUs,
+  });
   const positives = predictions.y.reduce((n, v) => n + v, 0);
   return {
     target,
