@@ -13,8 +13,7 @@
  * the trees, better than both on every fold. A target without a focus list (quote_change_500ms) has no focused
  * learner: its regression is the baseline's.
  */
-import type { LogisticModel, TrainOptions } from './logreg.js';
-import { trainLogisticRegression } from './logreg.js';
+import { type LogisticModel, onLogScale, type TrainOptions, trainLogisticRegression } from './logreg.js';
 
 /** Per target, the inputs the focused regression takes (by name, any feature set's subset). */
 export const FOCUS_INPUTS: Readonly<Record<string, RegExp>> = {
@@ -61,8 +60,7 @@ export function trainFocusedRegression(
     const sorted = Float64Array.from(positive).sort();
     logFloor[j] = sorted.length > 0 ? sorted[Math.floor(FLOOR_QUANTILE * (sorted.length - 1))]! : 1;
   }
-  const scaled = (row: readonly number[]) =>
-    inputs.map((j) => (logFloor[j]! > 0 ? Math.log(Math.max(row[j]!, 0) + logFloor[j]!) : row[j]!));
+  const scaled = (row: readonly number[]) => inputs.map((j) => onLogScale(row[j]!, logFloor[j]!));
   const fitted = trainLogisticRegression(X.map(scaled), y, opts);
   const model: LogisticModel = {
     weights: new Array<number>(f).fill(0),

@@ -81,6 +81,11 @@ export function trainLogisticRegression(X: number[][], y: number[], opts: TrainO
   return { weights: theta.slice(0, f), bias: theta[f]!, mean, std };
 }
 
+/** An input as a model with a log floor reads it (LogisticModel.logFloor): ln(max(x, 0) + floor), or x for floor 0. */
+export function onLogScale(x: number, floor: number): number {
+  return floor > 0 ? Math.log(Math.max(x, 0) + floor) : x;
+}
+
 /** The log-odds of one raw (unstandardized) feature row. */
 export function logisticMargin(model: LogisticModel, x: ArrayLike<number>): number {
   if (x.length !== model.weights.length) {
@@ -89,8 +94,7 @@ export function logisticMargin(model: LogisticModel, x: ArrayLike<number>): numb
   let z = model.bias;
   const floor = model.logFloor;
   for (let j = 0; j < x.length; j++) {
-    const f = floor?.[j] ?? 0;
-    const v = f > 0 ? Math.log(Math.max(x[j]!, 0) + f) : x[j]!;
+    const v = onLogScale(x[j]!, floor?.[j] ?? 0);
     z += model.weights[j]! * ((v - model.mean[j]!) / model.std[j]!);
   }
   return z;
