@@ -70,6 +70,11 @@ export interface Datasets {
   volSpike: Example[];
 }
 
+/** The examples of `target` in `datasets`. */
+export function examplesOf(datasets: Datasets, target: string): Example[] {
+  return target === VOL_SPIKE_TARGET ? datasets.volSpike : datasets.quoteChange;
+}
+
 /** Simulated frames -> mapper -> feature pipeline -> (features, label) pairs per target, in time order. */
 /**
  * A seeded simulated market (default products) rendered as Advanced Trade frames, mapped by the production mapper
@@ -124,7 +129,7 @@ export function buildDatasets(opts: Pick<BaselineOptions, 'seed' | 'minutes'>): 
       const key = `${label.product}@${label.tsUs}`;
       const row = rows.get(key);
       if (!row) continue; // no valid feature row at that tick
-      const list = label.target === VOL_SPIKE_TARGET ? out.volSpike : out.quoteChange;
+      const list = examplesOf(out, label.target);
       list.push({ product: label.product, tsUs: label.tsUs, x: row.x, y: label.value });
       if (--row.pending === 0) rows.delete(key);
     }
@@ -163,7 +168,7 @@ export async function trainBaselines(
 ): Promise<BaselineFiles[]> {
   const out: BaselineFiles[] = [];
   for (const target of TARGETS) {
-    const examples = target === VOL_SPIKE_TARGET ? datasets.volSpike : datasets.quoteChange;
+    const examples = examplesOf(datasets, target);
     for (const set of MODEL_SETS) {
       const started = performance.now();
       const trainedAt = new Date(Math.floor(examples.at(-1)!.tsUs / 1000)).toISOString();

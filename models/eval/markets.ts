@@ -4,9 +4,8 @@
  * One function for both, so a figure from the command line is the bench's figure for the same seeds and hours.
  */
 import type { FeatureSet } from '../../src/features/spec.js';
-import { VOL_SPIKE_TARGET } from '../../src/labels/volSpike.js';
 import type { Target } from '../../src/model/types.js';
-import { buildDatasets } from '../baseline.js';
+import { buildDatasets, examplesOf } from '../baseline.js';
 import {
   type BootstrapOptions,
   DEFAULT_BOOTSTRAP,
@@ -77,7 +76,7 @@ export async function evaluateMarkets(
   for (const seed of o.seeds) {
     const data = buildDatasets({ seed, minutes: o.hours * 60 });
     for (const target of o.targets) {
-      const examples = target === VOL_SPIKE_TARGET ? data.volSpike : data.quoteChange;
+      const examples = examplesOf(data, target);
       for (const set of o.sets) {
         const run = {
           seed,
