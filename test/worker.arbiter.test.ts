@@ -47,6 +47,12 @@ function arbitrateAB(
   return arbitrate([...connect, ...input.filter((x) => !connect.includes(x))]);
 }
 
+/** A line's delay to the stream: `lag` (a table of 0-9) times `unitUs`, changing every 200 ms, each line its own. */
+const varyingDelay =
+  (lag: readonly number[], unitUs: number) =>
+  (line: number, us: number): number =>
+    lag[(Math.floor(us / 200_000) + line * 13) % lag.length]! * unitUs;
+
 const market_ = (e: StreamEvent) => e.type === 'trade' || e.type === 'book_changes';
 const comparable = (e: StreamEvent) => ({
   id: e.id,
@@ -122,8 +128,7 @@ describe('line arbitration', () => {
           });
           const b = publish(events, { name: 'B', start: bStart, gaps: [[280, gapLen, snapDelay]] });
           // Each line reaches the stream 0-0.9 s after the exchange sent it, varying every 200 ms.
-          const delay = (line: number, us: number) =>
-            lag[(Math.floor(us / 200_000) + line * 13) % lag.length]! * 100_000;
+          const delay = varyingDelay(lag, 100_000);
           const { passed, arbiter } = arbitrateAB(a, b, delay);
           const reference = arbitrate(clean.map((e) => ['A', e])).passed;
           expect(passed.filter(market_).map(comparable)).toEqual(reference.filter(market_).map(comparable));
@@ -161,10 +166,8 @@ describe('line arbitration', () => {
             periodic: periodic(early),
           });
           // B reaches the stream up to 1.5 s behind or ahead of A, give or take 0.45 s.
-          const delay = (line: number, us: number) =>
-            2_000_000 +
-            line * bBehindMs * 1000 +
-            lag[(Math.floor(us / 200_000) + line * 13) % lag.length]! * 50_000;
+          const jitter = varyingDelay(lag, 50_000);
+          const delay = (line: number, us: number) => 2_000_000 + line * bBehindMs * 1000 + jitter(line, us);
           const { passed } = arbitrateAB(a, b, delay);
           const reference = arbitrate(clean.map((e) => ['A', e])).passed;
           expectSameRows(rows(reference), rows(passed));
@@ -189,8 +192,7 @@ describe('line arbitration', () => {
             'B',
             publish(events, { name: 'B', start: bStart, gaps: [[330, gapLen, 2]] }),
           );
-          const delay = (line: number, us: number) =>
-            lag[(Math.floor(us / 200_000) + line * 13) % lag.length]! * 100_000;
+          const delay = varyingDelay(lag, 100_000);
           const { passed } = arbitrateAB(a, b, delay);
           const marks = passed.filter((e) => e.type === 'watermark');
           expect(marks.length).toBeGreaterThan(10);
@@ -217,8 +219,7 @@ describe('line arbitration', () => {
             B: publish(events, { name: 'B', start: 5, gaps: [[330, gapLen, 2]] }),
           };
           // Up to 4 s apart: a standby that far behind can still take over (it delivers), so it holds them back.
-          const delay = (line: number, us: number) =>
-            lag[(Math.floor(us / 200_000) + line * 13) % lag.length]! * 100_000;
+          const delay = varyingDelay(lag, 100_000);
           const input = (marked: boolean) => {
             const x = interleave(
               Object.entries(lines).map(([name, events]) => ({
